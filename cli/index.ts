@@ -1,0 +1,127 @@
+/**
+ * `engram` — the command line. Every command has --help; errors are one line and a
+ * non-zero exit.
+ */
+import { Command, CommanderError, Option } from "commander";
+import { Auth } from "../core/auth";
+import { config, setConfig, VERSION } from "../core/config";
+import { closeDb } from "../core/db";
+import { isConnectionError } from "../core/db/errors";
+import { EngramError } from "../core/error";
+import { Tenant } from "../core/tenant";
+import { LOCAL_TENANT, openLocalDb } from "./local";
+import { registerDataCommands } from "./data";
+
+const program = new Command("engram")
+  .description("Engram: memory and retrieval-augmented chat on Postgres + pgvector")
+  .version(VERSION)
+  .showHelpAfterError("(run with --help for usage)")
+  .exitOverride();
+
+program
+  .command("start")
+  .description("run the local server (embedded PGlite unless DATABASE_URL is set)")
+  .addOption(new Option("-p, --port <port>", "port to listen on (default: PORT or 3000)").argParser(parsePort))
+  .option("--host <host>", "interface to listen on", "127.0.0.1")
+  .action(async (options: { port?: number; host: string }) => {
+    if (options.port !== undefined) setConfig({ PORT: String(options.port) });
+    const { start } = await import("./start");
+    await start({ host: options.host });
+  });
+
+program
+  .command("migrate")
+  .description("apply pending database migrations")
+  .action(async () => {
+    const db = await openLocalDb();
+    void db;
+    console.log(`database is up to date (${config().database.driver})`);
+  });
+
+const keys = program.command("keys").description("manage API keys");
+keys
+  .command("create")
+  .description("create an API key; prints the key alone (shown once, never stored)")
+  .option("--tenant <name>", "tenant the key belongs to (created if missing)", LOCAL_TENANT)
+  .option("--name <name>", "a label for the key")
+  .option("--json", "print JSON with the key, prefix and tenant")
+  .action(async (options: { tenant: string; name?: string; json?: boolean }) => {
+    const db = await openLocalDb();
+    const created = await Auth.createKey(db, options.tenant, options.name);
+    console.log(options.json ? JSON.stringify(created) : created.key);
+  });
+keys
+  .command("list")
+  .description("list a tenant's keys (prefixes only)")
+  .option("--tenant <name>", "tenant", LOCAL_TENANT)
+  .option("--json", "print JSON")
+  .action(async (options: { tenant: string; json?: boolean }) => {
+    const db = await openLocalDb();
+    const list = await Auth.listKeys(db, options.tenant);
+    if (options.json) return console.log(JSON.stringify(list));
+    if (!list.length) return console.log(`no keys for tenant ${options.tenant}`);
+    for (const k of list) {
+      const state = k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active";
+      const used = k.lastUsedAt ? `last used ${k.lastUsedAt.toISOString()}` : "never used";
+      console.log(`${k.prefix}  ${state.padEnd(33)} ${used.padEnd(35)} ${k.name ?? ""}`.trimEnd());
+    }
+  });
+keys
+  .command("revoke")
+  .description("revoke a key by its prefix (effective at once)")
+  .argument("<prefix>", "the key's prefix, e.g. egm_AbCdEfGh")
+  .action(async (prefix: string) => {
+    const db = await openLocalDb();
+    const revoked = await Auth.revokeKey(db, prefix);
+    console.log(`revoked ${revoked.prefix} (tenant ${revoked.tenant})`);
+  });
+
+const tenants = program.command("tenants").description("manage tenants");
+tenants
+  .command("create")
+  .description("create a tenant (no-op when it exists)")
+  .argument("<name>", "tenant name")
+  .action(async (name: string) => {
+    const db = await openLocalDb();
+    const tenant = await Tenant.ensure(db, name);
+    console.log(`tenant ${tenant.name} (${tenant.id})`);
+  });
+
+registerDataCommands(program);
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommanderError(1, "engram.port", `invalid port: ${value}`);
+  return port;
+}
+
+/** One line for a person, never a stack. */
+function describe(error: unknown): string {
+  if (error instanceof EngramError) return error.code === "database.unavailable" ? databaseLine(error) : error.message;
+  if (isConnectionError(error)) return databaseLine(error);
+  return error instanceof Error ? error.message : String(error);
+}
+
+function databaseLine(error: unknown): string {
+  let host = "the database";
+  try {
+    const url = config().database.url;
+    if (url) host = new URL(url).host || host;
+  } catch {}
+  const cause = (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
+  return `cannot reach the database at ${host}${cause?.code ? ` (${cause.code})` : cause?.message ? ` (${cause.message})` : ""}`;
+}
+
+try {
+  await program.parseAsync(process.argv);
+  if (program.args[0] !== "start") await closeDb();
+} catch (error) {
+  if (error instanceof CommanderError) {
+    // --help and --version exit 0; usage errors were already printed by commander.
+    process.exitCode = error.exitCode;
+  } else {
+    console.error(`engram: ${describe(error)}`);
+    process.exitCode = 1;
+  }
+  await closeDb().catch(() => {});
+}

@@ -1,0 +1,97 @@
+/**
+ * What the CLI and the local server share: opening the configured database (migrated), the
+ * PGlite single-process guard, and the `local` tenant's key kept in the data folder.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Auth } from "../core/auth";
+import { type Config, config } from "../core/config";
+import { type Db, openDb, useDb } from "../core/db";
+import { migrate } from "../core/db/migrate";
+import { EngramError } from "../core/error";
+
+export const LOCAL_TENANT = "local";
+
+export interface ServerLock {
+  pid: number;
+  url: string;
+}
+
+const lockPath = (cfg: Config) => join(cfg.database.dataDir, "server.json");
+const keyPath = (cfg: Config) => join(cfg.database.dataDir, "local-key");
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** The running local server that owns the embedded data folder, if any. */
+export function runningServer(cfg: Config = config()): ServerLock | undefined {
+  if (cfg.database.driver !== "pglite" || !existsSync(lockPath(cfg))) return undefined;
+  try {
+    const lock = JSON.parse(readFileSync(lockPath(cfg), "utf8")) as ServerLock;
+    return lock.pid !== process.pid && alive(lock.pid) ? lock : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function writeServerLock(url: string, cfg: Config = config()) {
+  if (cfg.database.driver !== "pglite") return;
+  writeFileSync(lockPath(cfg), JSON.stringify({ pid: process.pid, url } satisfies ServerLock));
+}
+
+export function removeServerLock(cfg: Config = config()) {
+  if (cfg.database.driver === "pglite") rmSync(lockPath(cfg), { force: true });
+}
+
+/** Opens and migrates the configured database, refusing an embedded folder a server holds. */
+export async function openLocalDb(cfg: Config = config()): Promise<Db> {
+  const server = runningServer(cfg);
+  if (server) {
+    throw new EngramError(
+      "conflict",
+      "data.in_use",
+      `${cfg.database.dataDir} is in use by the local server (pid ${server.pid}, ${server.url}); stop it or run this against the server`,
+    );
+  }
+  if (cfg.database.driver === "pglite") mkdirSync(cfg.database.dataDir, { recursive: true });
+  const db = await openDb(cfg.database);
+  try {
+    await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig });
+  } catch (error) {
+    await db.close().catch(() => {});
+    throw error;
+  }
+  useDb(db);
+  return db;
+}
+
+/** The local tenant's key: the one kept in the data folder if it still works, else a new one. */
+export async function ensureLocalKey(db: Db, cfg: Config = config()): Promise<{ key: string; created: boolean }> {
+  const path = keyPath(cfg);
+  if (existsSync(path)) {
+    const key = readFileSync(path, "utf8").trim();
+    try {
+      await Auth.authenticate(db, `Bearer ${key}`);
+      return { key, created: false };
+    } catch {
+      // revoked or from another database: make a new one below
+    }
+  }
+  const { key } = await Auth.createKey(db, LOCAL_TENANT, "local server");
+  mkdirSync(cfg.database.dataDir, { recursive: true });
+  writeFileSync(path, `${key}\n`, { mode: 0o600 });
+  chmodSync(path, 0o600);
+  return { key, created: true };
+}
+
+/** The local key if one was kept (the CLI uses it to talk to a running server). */
+export function storedLocalKey(cfg: Config = config()): string | undefined {
+  const path = keyPath(cfg);
+  return existsSync(path) ? readFileSync(path, "utf8").trim() : undefined;
+}

@@ -1,0 +1,141 @@
+/**
+ * The local server: Node's http server turning each request into the API Gateway v2 event
+ * Lambda receives, running the same function handlers, and writing their results back.
+ */
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
+import { errorResponse, MAX_BODY_BYTES } from "../core/api/http";
+import { type FunctionName, match, routeKey } from "../core/api/routes";
+import { EngramError } from "../core/error";
+
+type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+
+const loaders: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
+  api: () => import("../functions/http/api") as Promise<{ handler: Handler }>,
+  ingest: () => import("../functions/http/ingest") as Promise<{ handler: Handler }>,
+  search: () => import("../functions/http/search") as Promise<{ handler: Handler }>,
+  chat: () => import("../functions/http/chat") as Promise<{ handler: Handler }>,
+};
+
+/** A Lambda-like context; `getRemainingTimeInMillis` mirrors API Gateway's 30 s limit. */
+function lambdaContext(fn: string, requestId: string, timeoutMs = 30_000): Context {
+  const deadline = Date.now() + timeoutMs;
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName: `engram-local-${fn}`,
+    functionVersion: "$LATEST",
+    invokedFunctionArn: `arn:aws:lambda:local:000000000000:function:engram-local-${fn}`,
+    memoryLimitInMB: "1024",
+    awsRequestId: requestId,
+    logGroupName: "local",
+    logStreamName: "local",
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  };
+}
+
+async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) return "too_large";
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** Builds the API Gateway v2 (HTTP API, payload 2.0) event for a Node request. */
+export function toEvent(req: IncomingMessage, body: Buffer, requestId: string): { event: APIGatewayProxyEventV2; fn: FunctionName } {
+  const url = new URL(req.url ?? "/", "http://localhost");
+  const method = (req.method ?? "GET").toUpperCase();
+  const found = match(method, url.pathname);
+  const headers: Record<string, string> = {};
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
+  }
+  const query: Record<string, string> = {};
+  for (const [name, value] of url.searchParams) query[name] = name in query ? `${query[name]},${value}` : value;
+  const now = new Date();
+  const event: APIGatewayProxyEventV2 = {
+    version: "2.0",
+    routeKey: found.kind === "route" ? routeKey(found.route) : "$default",
+    rawPath: url.pathname,
+    rawQueryString: url.search.slice(1),
+    headers,
+    queryStringParameters: Object.keys(query).length ? query : undefined,
+    pathParameters: found.kind === "route" && Object.keys(found.params).length ? found.params : undefined,
+    body: body.length ? body.toString("utf8") : undefined,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: "local",
+      apiId: "local",
+      domainName: headers.host ?? "localhost",
+      domainPrefix: "localhost",
+      http: {
+        method,
+        path: url.pathname,
+        protocol: `HTTP/${req.httpVersion}`,
+        sourceIp: req.socket.remoteAddress ?? "127.0.0.1",
+        userAgent: headers["user-agent"] ?? "",
+      },
+      requestId,
+      routeKey: found.kind === "route" ? routeKey(found.route) : "$default",
+      stage: "$default",
+      time: now.toISOString(),
+      timeEpoch: now.getTime(),
+    },
+  };
+  return { event, fn: found.kind === "route" ? found.route.fn : "api" };
+}
+
+function write(res: ServerResponse, result: APIGatewayProxyStructuredResultV2) {
+  const headers: Record<string, string | number | boolean> = { ...(result.headers ?? {}) };
+  res.writeHead(result.statusCode ?? 200, headers as Record<string, string>);
+  res.end(result.isBase64Encoded && result.body ? Buffer.from(result.body, "base64") : (result.body ?? ""));
+}
+
+export type Extra = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+/** Starts the server; `extra` may answer a request first (the console's static files). */
+export async function startServer(options: { port: number; host?: string; extra?: Extra }): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+  const server = createServer(async (req, res) => {
+    const requestId = randomUUID();
+    try {
+      if (options.extra && (await options.extra(req, res))) return;
+      const body = await readBody(req);
+      if (body === "too_large") {
+        write(res, {
+          ...errorResponse(new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."), { requestId }),
+        });
+        req.destroy();
+        return;
+      }
+      const { event, fn } = toEvent(req, body, requestId);
+      const { handler } = await loaders[fn]();
+      const result = await handler(event, lambdaContext(fn, requestId));
+      write(res, result);
+    } catch (error) {
+      if (!res.headersSent) write(res, errorResponse(error, { requestId }));
+      else res.destroy();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  const port = typeof address === "object" && address ? address.port : options.port;
+  return {
+    server,
+    url: `http://localhost:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

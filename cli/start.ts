@@ -1,0 +1,42 @@
+import { config } from "../core/config";
+import { closeDb } from "../core/db";
+import { ensureLocalKey, openLocalDb, removeServerLock, writeServerLock } from "./local";
+import { startServer } from "./server";
+
+/** `engram start`: migrate, make sure the local key exists, serve, shut down cleanly. */
+export async function start(options: { host: string }): Promise<void> {
+  const cfg = config();
+  const db = await openLocalDb(cfg);
+  const { key, created } = await ensureLocalKey(db, cfg);
+  const server = await startServer({ port: cfg.port, host: options.host });
+  writeServerLock(server.url, cfg);
+
+  const where = cfg.database.driver === "pglite" ? `embedded PGlite in ${cfg.database.dataDir}/` : `${cfg.database.driver} (DATABASE_URL)`;
+  const offline = cfg.embedding.provider === "offline" ? " (offline: no OPENAI_API_KEY)" : "";
+  const answers = cfg.chat.provider === "extractive" ? "extractive answers (no chat model configured)" : `chat model ${cfg.chat.model}`;
+  console.log(
+    [
+      `Engram ${cfg.version} listening on ${server.url}`,
+      `  database:  ${where}`,
+      `  embedder:  ${cfg.embedding.provider} ${cfg.embedding.provider === "offline" ? "engram-offline-v1" : cfg.embedding.model}, ${cfg.embedding.dimensions} dims${offline}`,
+      `  answers:   ${answers}`,
+      `  local key: ${key}${created ? " (new; kept in " + cfg.database.dataDir + "/local-key)" : ""}`,
+      "",
+      `  curl ${server.url}/v1/health`,
+      `  curl -H "Authorization: Bearer ${key}" ${server.url}/v1/documents`,
+    ].join("\n"),
+  );
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: shutting down`);
+    await server.close();
+    removeServerLock(cfg);
+    await closeDb();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+}

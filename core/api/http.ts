@@ -1,0 +1,98 @@
+/**
+ * Transport helpers shared by the Lambda middleware chain and the local server: the one
+ * mapping from errors to HTTP responses, body parsing, CORS, request ids.
+ */
+import { randomUUID } from "node:crypto";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { ZodError } from "zod";
+import { EngramError, statusOf } from "../error";
+import { log } from "../log";
+
+export const MAX_BODY_BYTES = 6 * 1024 * 1024;
+
+export interface Reply {
+  status?: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+export const JSON_TYPE = "application/json; charset=utf-8";
+
+export function toResult(reply: Reply): APIGatewayProxyStructuredResultV2 {
+  return {
+    statusCode: reply.status ?? 200,
+    headers: { "content-type": JSON_TYPE, ...reply.headers },
+    body: reply.body === undefined ? "" : JSON.stringify(reply.body),
+  };
+}
+
+/** The request id: API Gateway's, or a fresh one when invoked another way. */
+export function requestIdOf(event: APIGatewayProxyEventV2): string {
+  return event.requestContext?.requestId || randomUUID();
+}
+
+export function corsHeaders(event: APIGatewayProxyEventV2): Record<string, string> {
+  const origin = event.headers?.origin;
+  return {
+    "access-control-allow-origin": origin ?? "*",
+    "access-control-expose-headers": "x-request-id, ratelimit, ratelimit-policy, retry-after",
+    ...(origin ? { vary: "origin" } : {}),
+  };
+}
+
+/** Parses a JSON body with the 6 MB limit; an empty body is `undefined`. */
+export function parseBody(event: APIGatewayProxyEventV2): unknown {
+  if (event.body === undefined || event.body === null || event.body === "") return undefined;
+  const raw = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+  if (Buffer.byteLength(raw, "utf8") > MAX_BODY_BYTES) {
+    throw new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB.");
+  }
+  try {
+    return JSON.parse(raw);
+  } catch {
+    throw new EngramError("input", "request.invalid_json", "The request body is not valid JSON.");
+  }
+}
+
+/** zod issues as `{ path, message }`, paths dotted (`documents.0.content`). */
+export function zodDetails(error: ZodError) {
+  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message, code: issue.code }));
+}
+
+/** A zod issue may carry its own product code and status (e.g. `document.too_large`, 413). */
+function fromZod(error: ZodError): EngramError {
+  const coded = error.issues.find((issue) => issue.code === "custom" && typeof issue.params?.code === "string");
+  const params = coded?.code === "custom" ? (coded.params as { code: string; kind?: "too_large" }) : undefined;
+  const first = error.issues[0];
+  const where = first?.path.length ? ` at ${first.path.map(String).join(".")}` : "";
+  return new EngramError(
+    params?.kind ?? "input",
+    params?.code ?? "request.invalid",
+    coded?.message ?? `Invalid request${where}: ${first?.message ?? "invalid input"}`,
+    { details: zodDetails(error) },
+  );
+}
+
+/** The one place errors become responses. Unknown errors are 500 `internal`, logged, never leaked. */
+export function errorResponse(
+  error: unknown,
+  context: { requestId: string; route?: string },
+): APIGatewayProxyStructuredResultV2 {
+  const known = error instanceof ZodError ? fromZod(error) : error instanceof EngramError ? error : undefined;
+  if (!known) {
+    log.error("request failed", { requestId: context.requestId, route: context.route, error });
+    return toResult({
+      status: 500,
+      body: { error: { code: "internal", message: `Something went wrong on our side (request ${context.requestId}).` } },
+    });
+  }
+  const status = statusOf(known.kind);
+  if (status >= 500) {
+    log.warn("request failed upstream", { requestId: context.requestId, route: context.route, code: known.code, error: known.cause ?? known });
+  }
+  const headers: Record<string, string> = { ...known.headers };
+  if (known.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(0, Math.ceil(known.retryAfterSeconds)));
+  const body: { code: string; message: string; details?: unknown } = { code: known.code, message: known.message };
+  if (known.details !== undefined) body.details = known.details;
+  return toResult({ status, headers, body: { error: body } });
+}

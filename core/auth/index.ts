@@ -1,0 +1,115 @@
+export * as Auth from "./index";
+
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Db } from "../db";
+import { EngramError } from "../error";
+import { Tenant } from "../tenant";
+
+/** Who is calling: the tenant from the key, the end user from `X-User-Id` ('' = shared space). */
+export interface Caller {
+  tenantId: string;
+  tenantName: string;
+  keyPrefix: string;
+  userId: string;
+  rateLimits: Record<string, string>;
+}
+
+const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+const KEY = /^egm_[0-9A-Za-z]{32}$/;
+export const USER_ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+
+/** 32 base62 characters: about 190 bits of entropy. */
+function randomToken(length = 32): string {
+  const bytes = randomBytes(length * 2);
+  let out = "";
+  for (let i = 0; i < bytes.length && out.length < length; i++) {
+    const b = bytes[i] as number;
+    if (b < 248) out += ALPHABET[b % 62]; // 248 = 4 * 62: rejection keeps it unbiased
+  }
+  return out.length === length ? out : randomToken(length);
+}
+
+const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
+const prefixOf = (key: string) => key.slice(0, 12);
+
+export interface CreatedKey {
+  key: string;
+  prefix: string;
+  tenant: string;
+  name: string | null;
+}
+
+/** Creates a key for a tenant (creating the tenant if needed). The key is returned once, never stored. */
+export async function createKey(db: Db, tenantName: string, name?: string): Promise<CreatedKey> {
+  const tenant = await Tenant.ensure(db, tenantName);
+  const key = `egm_${randomToken()}`;
+  const prefix = prefixOf(key);
+  await db.query(
+    sql`insert into api_keys (tenant_id, prefix, hash, name) values (${tenant.id}, ${prefix}, ${hashKey(key)}, ${name ?? null})`,
+  );
+  return { key, prefix, tenant: tenant.name, name: name ?? null };
+}
+
+export interface KeyInfo {
+  prefix: string;
+  name: string | null;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+  revokedAt: Date | null;
+}
+
+export async function listKeys(db: Db, tenantName: string): Promise<KeyInfo[]> {
+  const tenant = await Tenant.get(db, tenantName);
+  return db.query<KeyInfo>(sql`
+    select prefix, name, created_at as "createdAt", last_used_at as "lastUsedAt", revoked_at as "revokedAt"
+    from api_keys where tenant_id = ${tenant.id} order by created_at`);
+}
+
+/** Revokes by display prefix; effective for the next request. Returns the tenant it belonged to. */
+export async function revokeKey(db: Db, prefix: string): Promise<{ prefix: string; tenant: string }> {
+  const rows = await db.query<{ prefix: string; tenant: string }>(sql`
+    update api_keys k set revoked_at = coalesce(k.revoked_at, now())
+    from tenants t where t.id = k.tenant_id and k.prefix = ${prefix}
+    returning k.prefix, t.name as tenant`);
+  const row = rows[0];
+  if (!row) throw new EngramError("not_found", "key.not_found", `No API key with prefix ${prefix}.`);
+  return row;
+}
+
+/**
+ * Resolves `Authorization: Bearer egm_...` to a tenant in one round trip (and records use at
+ * most once a minute). The stored hash is compared in constant time.
+ */
+export async function authenticate(db: Db, authorization: string | undefined): Promise<Omit<Caller, "userId">> {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
+  const key = match?.[1];
+  if (!key) throw new EngramError("auth", "auth.missing_key", "Send your API key as 'Authorization: Bearer egm_...'.");
+  if (!KEY.test(key)) throw new EngramError("auth", "auth.invalid_key", "The API key is not valid.");
+  const prefix = prefixOf(key);
+  const rows = await db.query<{ hash: string; tenantId: string; tenantName: string; rateLimits: Record<string, string> }>(sql`
+    with k as (
+      select k.id, k.hash, k.tenant_id from api_keys k where k.prefix = ${prefix} and k.revoked_at is null
+    ), touched as (
+      update api_keys set last_used_at = now()
+      where id in (select id from k) and (last_used_at is null or last_used_at < now() - interval '1 minute')
+    )
+    select k.hash, t.id as "tenantId", t.name as "tenantName", t.rate_limits as "rateLimits"
+    from k join tenants t on t.id = k.tenant_id`);
+  const row = rows[0];
+  const expected = Buffer.from(row?.hash ?? "0".repeat(64), "hex");
+  const actual = Buffer.from(hashKey(key), "hex");
+  if (!row || !timingSafeEqual(expected, actual)) {
+    throw new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
+  }
+  return { tenantId: row.tenantId, tenantName: row.tenantName, keyPrefix: prefix, rateLimits: row.rateLimits ?? {} };
+}
+
+/** Validates the optional `X-User-Id`; '' means the tenant's shared space. */
+export function userIdFrom(header: string | undefined): string {
+  if (header === undefined) return "";
+  if (!USER_ID.test(header)) {
+    throw new EngramError("input", "user.invalid_id", "X-User-Id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
+  }
+  return header;
+}

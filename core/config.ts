@@ -1,0 +1,154 @@
+/**
+ * The one place that reads the environment and SST's linked resources. Validated with zod
+ * once, on first use; a bad or missing value fails with a message naming the variable.
+ * On Lambda a missing secret becomes a 503 `config.missing` instead of a crash loop.
+ */
+import { Resource } from "sst/resource";
+import { z } from "zod";
+import { EngramError } from "./error";
+
+export const VERSION = "0.1.0";
+
+const rate = z
+  .string()
+  .regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"');
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const schema = z.object({
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL").optional(),
+  DATABASE_DRIVER: z.enum(["pg", "neon-http", "pglite"]).optional(),
+  NEON_FETCH_ENDPOINT: z.string().url().optional(),
+  ENGRAM_DATA_DIR: z.string().min(1).default(".engram"),
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  OPENAI_BASE_URL: z.string().url().optional(),
+  EMBEDDING_PROVIDER: z.enum(["openai", "offline"]).optional(),
+  EMBEDDING_MODEL: z.string().min(1).default("text-embedding-3-small"),
+  EMBEDDING_DIMENSIONS: int(2, 16000).default(1536),
+  CHAT_PROVIDER: z.enum(["openai", "extractive"]).optional(),
+  CHAT_MODEL: z.string().min(1).default("gpt-4o-mini"),
+  OPENAI_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
+  SOFT_DELETE_RETENTION_DAYS: int(0, 3650).default(30),
+  RATE_LIMIT_FAIL_MODE: z.enum(["open", "closed"]).default("closed"),
+  RATE_LIMIT_CHAT: rate.default("20/min"),
+  RATE_LIMIT_SEARCH: rate.default("120/min"),
+  RATE_LIMIT_INGEST: rate.default("30/min"),
+  RATE_LIMIT_DEFAULT: rate.default("300/min"),
+  CHUNK_MAX_TOKENS: int(32, 8000).default(400),
+  CHUNK_OVERLAP_TOKENS: int(0, 1000).default(50),
+  SEARCH_TEXT_CONFIG: z
+    .string()
+    .regex(/^[a-z_]+$/, "expected a text search configuration name like english")
+    .default("english"),
+  HNSW_EF_SEARCH: int(10, 1000).default(100),
+  AWS_LAMBDA_FUNCTION_NAME: z.string().optional(),
+});
+
+export type Env = z.infer<typeof schema>;
+
+export interface Config {
+  version: string;
+  onLambda: boolean;
+  database: { url: string | undefined; driver: "pg" | "neon-http" | "pglite"; fetchEndpoint: string | undefined; dataDir: string };
+  openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
+  embedding: { provider: "openai" | "offline"; model: string; dimensions: number };
+  chat: { provider: "openai" | "extractive"; model: string };
+  port: number;
+  logLevel: Env["LOG_LEVEL"];
+  softDeleteRetentionDays: number;
+  rateLimit: {
+    failMode: "open" | "closed";
+    defaults: { chat: string; search: string; ingest: string; default: string };
+  };
+  chunk: { maxTokens: number; overlapTokens: number };
+  search: { textConfig: string; efSearch: number };
+}
+
+/** A linked SST secret's value, or undefined when not linked (local runs). */
+function linked(name: string): string | undefined {
+  try {
+    const resources = Resource as unknown as Record<string, { value?: string } | undefined>;
+    if (!(name in resources)) return undefined;
+    const value = resources[name]?.value;
+    return value ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  const source: Record<string, string | undefined> = {};
+  for (const [key, value] of Object.entries(env)) if (value !== "") source[key] = value;
+  const parsed = schema.safeParse(source);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue?.path[0] ?? "configuration");
+    throw new EngramError("unavailable", "config.invalid", `${variable}: ${issue?.message ?? "invalid"}`);
+  }
+  const e = parsed.data;
+  const onLambda = Boolean(e.AWS_LAMBDA_FUNCTION_NAME);
+  const databaseUrl = e.DATABASE_URL ?? linked("DatabaseUrl");
+  const apiKey = e.OPENAI_API_KEY ?? linked("OpenAiApiKey");
+  if (onLambda && !databaseUrl) {
+    throw new EngramError("unavailable", "config.missing", "DATABASE_URL is not set (link the DatabaseUrl secret)");
+  }
+  // An OpenAI-compatible server without auth (Ollama, vLLM) needs only a base URL.
+  const openaiReachable = Boolean(apiKey || e.OPENAI_BASE_URL);
+  return {
+    version: VERSION,
+    onLambda,
+    database: {
+      url: databaseUrl,
+      driver: e.DATABASE_DRIVER ?? driverFor(databaseUrl),
+      fetchEndpoint: e.NEON_FETCH_ENDPOINT,
+      dataDir: e.ENGRAM_DATA_DIR,
+    },
+    openai: { apiKey, baseURL: e.OPENAI_BASE_URL, timeoutMs: e.OPENAI_TIMEOUT_MS },
+    embedding: {
+      provider: e.EMBEDDING_PROVIDER ?? (openaiReachable ? "openai" : "offline"),
+      model: e.EMBEDDING_MODEL,
+      dimensions: e.EMBEDDING_DIMENSIONS,
+    },
+    chat: { provider: e.CHAT_PROVIDER ?? (openaiReachable ? "openai" : "extractive"), model: e.CHAT_MODEL },
+    port: e.PORT,
+    logLevel: e.LOG_LEVEL,
+    softDeleteRetentionDays: e.SOFT_DELETE_RETENTION_DAYS,
+    rateLimit: {
+      failMode: e.RATE_LIMIT_FAIL_MODE,
+      defaults: {
+        chat: e.RATE_LIMIT_CHAT,
+        search: e.RATE_LIMIT_SEARCH,
+        ingest: e.RATE_LIMIT_INGEST,
+        default: e.RATE_LIMIT_DEFAULT,
+      },
+    },
+    chunk: { maxTokens: e.CHUNK_MAX_TOKENS, overlapTokens: e.CHUNK_OVERLAP_TOKENS },
+    search: { textConfig: e.SEARCH_TEXT_CONFIG, efSearch: e.HNSW_EF_SEARCH },
+  };
+}
+
+/** Neon URLs go through Neon's HTTP driver; other Postgres URLs through `pg`; none means PGlite. */
+function driverFor(url: string | undefined): "pg" | "neon-http" | "pglite" {
+  if (!url) return "pglite";
+  const host = url.replace(/^postgres(ql)?:\/\/([^@/]*@)?/, "").split(/[/:?]/)[0] ?? "";
+  return /\.neon\.(tech|build)$/.test(host) ? "neon-http" : "pg";
+}
+
+let current: Config | undefined;
+
+/** The process's configuration, parsed from the environment on first use. */
+export function config(): Config {
+  current ??= parseConfig(process.env);
+  return current;
+}
+
+/** Replaces the configuration (tests, and the CLI after reading its flags). */
+export function setConfig(overrides: Record<string, string | undefined>): Config {
+  current = parseConfig({ ...process.env, ...overrides });
+  return current;
+}
+
+/** Whether output should be pretty for a person (a terminal) — read here so nothing else touches the environment. */
+export const isCI = (): boolean => Boolean(process.env.CI);

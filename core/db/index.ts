@@ -1,0 +1,56 @@
+/**
+ * The database handle, made once per process (warm Lambda invocations reuse it). The driver
+ * follows `DATABASE_URL`: Neon HTTP for Neon, `pg` for other Postgres, PGlite when unset.
+ */
+import { type Config, config } from "../config";
+import type { Db } from "./types";
+
+export type { Db, DriverName, Query, Row, Statement } from "./types";
+export { arr, compile, vectorLiteral } from "./sql";
+export { isUniqueViolation, isConnectionError, sqlState } from "./errors";
+
+/** Opens a database for a configuration; pg and PGlite are loaded only when used. */
+export async function openDb(cfg: Config["database"]): Promise<Db> {
+  switch (cfg.driver) {
+    case "neon-http": {
+      const { createNeonDb } = await import("./neon");
+      return createNeonDb(requireUrl(cfg), { fetchEndpoint: cfg.fetchEndpoint });
+    }
+    case "pg": {
+      const { createPgDb } = await import("./pg");
+      return createPgDb(requireUrl(cfg));
+    }
+    case "pglite": {
+      const { createPgliteDb } = await import("./pglite");
+      return createPgliteDb(cfg.dataDir.startsWith("memory://") ? cfg.dataDir : `${cfg.dataDir}/pgdata`);
+    }
+  }
+}
+
+function requireUrl(cfg: Config["database"]): string {
+  if (!cfg.url) throw new Error("DATABASE_URL is required for the pg and neon-http drivers");
+  return cfg.url;
+}
+
+let shared: Promise<Db> | undefined;
+
+/** The process's database. */
+export function db(): Promise<Db> {
+  shared ??= openDb(config().database).catch((error) => {
+    shared = undefined;
+    throw error;
+  });
+  return shared;
+}
+
+/** Installs an already-open database as the process's (local server, CLI, tests). */
+export function useDb(instance: Db): void {
+  shared = Promise.resolve(instance);
+}
+
+/** Closes the process's database, if one was opened. */
+export async function closeDb(): Promise<void> {
+  const current = shared;
+  shared = undefined;
+  if (current) await (await current).close();
+}

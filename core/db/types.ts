@@ -1,0 +1,27 @@
+import type { SQL } from "drizzle-orm";
+
+export type Row = Record<string, unknown>;
+export type DriverName = "pglite" | "pg" | "neon-http";
+
+/** A statement ready for a driver: `$n` placeholders and their values. */
+export interface Statement {
+  text: string;
+  params: unknown[];
+}
+
+export type Query = SQL | Statement;
+
+/**
+ * The one database API every core module uses, shaped by the weakest driver (Neon's HTTP
+ * driver): single statements, and atomic non-interactive batches. There is deliberately no
+ * interactive transaction: a write is one statement (CTEs, ON CONFLICT) or one batch.
+ */
+export interface Db {
+  readonly driver: DriverName;
+  query<T = Row>(query: Query): Promise<T[]>;
+  /** Runs the statements in order inside one transaction; all or nothing. */
+  batch(queries: Query[]): Promise<Row[][]>;
+  /** Pings the database; resolves false instead of throwing. */
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+}

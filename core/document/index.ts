@@ -1,0 +1,181 @@
+export * as Document from "./index";
+
+import { sql } from "drizzle-orm";
+import type { Caller } from "../auth";
+import type { Db } from "../db";
+import { EngramError, inputError } from "../error";
+import { Ingest } from "../ingest";
+import type { DocumentInput, ListQuery, PatchRequest } from "./schema";
+
+export interface DocumentView {
+  id: string;
+  scope: "user" | "shared";
+  title: string | null;
+  source: string | null;
+  metadata: Record<string, unknown>;
+  importance: number;
+  conversationId: string | null;
+  chunks: number;
+  contentLength: number;
+  accessCount: number;
+  lastAccessedAt: Date | null;
+  expiresAt: Date | null;
+  deletedAt: Date | null;
+  createdAt: Date;
+  updatedAt: Date;
+  content?: string;
+}
+
+const LIVE = sql`(d.expires_at is null or d.expires_at > now())`;
+
+const columns = (withContent: boolean) => sql`
+  d.id, case when d.owner = '' then 'shared' else 'user' end as scope, d.title, d.source, d.metadata,
+  d.importance::int as importance, d.conversation_id as "conversationId", d.chunk_count as chunks,
+  length(d.content) as "contentLength", d.access_count as "accessCount", d.last_accessed_at as "lastAccessedAt",
+  d.expires_at as "expiresAt", d.deleted_at as "deletedAt", d.created_at as "createdAt", d.updated_at as "updatedAt"
+  ${withContent ? sql`, d.content` : sql``}`;
+
+const notFound = (id: string) => new EngramError("not_found", "document.not_found", `No document with id ${JSON.stringify(id)}.`);
+
+function encodeCursor(row: { createdAt: Date; key: number }) {
+  return Buffer.from(`${row.createdAt.toISOString()}|${row.key}`).toString("base64url");
+}
+
+function decodeCursor(cursor: string): { createdAt: string; key: number } {
+  const [createdAt, key] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
+  if (!createdAt || !key || Number.isNaN(Date.parse(createdAt)) || !/^\d+$/.test(key)) {
+    throw inputError("request.invalid_cursor", "The cursor is not one this API returned.");
+  }
+  return { createdAt, key: Number(key) };
+}
+
+/** The caller's own documents, newest first, in keyset pages. */
+export async function list(db: Db, caller: Caller, query: ListQuery) {
+  const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+  const rows = await db.query<DocumentView & { key: number }>(sql`
+    select d.key, ${columns(false)} from documents d
+    where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId}
+      ${query.includeDeleted ? sql`` : sql`and d.deleted_at is null and ${LIVE}`}
+      ${query.conversationId ? sql`and d.conversation_id = ${query.conversationId}` : sql``}
+      ${after ? sql`and (d.created_at, d.key) < (${after.createdAt}::timestamptz, ${after.key})` : sql``}
+    order by d.created_at desc, d.key desc
+    limit ${query.limit + 1}`);
+  const page = rows.slice(0, query.limit);
+  const last = page[page.length - 1];
+  return {
+    documents: page.map(({ key: _key, ...doc }) => doc),
+    nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+  };
+}
+
+/** The caller's own document of that id, else the shared one; counts an access unless `track` is false. */
+export async function get(db: Db, caller: Caller, id: string, options: { track: boolean }): Promise<DocumentView> {
+  const target = sql`
+    select d.key from documents d
+    where d.tenant_id = ${caller.tenantId} and d.owner in (${caller.userId}, '') and d.id = ${id}
+      and d.deleted_at is null and ${LIVE}
+    order by d.owner = ${caller.userId} desc limit 1`;
+  const rows = options.track
+    ? await db.query<DocumentView>(sql`
+        update documents d set access_count = d.access_count + 1, last_accessed_at = now()
+        where d.key = (${target}) returning ${columns(true)}`)
+    : await db.query<DocumentView>(sql`select ${columns(true)} from documents d where d.key = (${target})`);
+  const doc = rows[0];
+  if (!doc) throw notFound(id);
+  return doc;
+}
+
+/** Changes a document of the caller's own; changed content is re-chunked, unchanged chunks keep their embeddings. */
+export async function patch(db: Db, caller: Caller, id: string, change: PatchRequest, signal?: AbortSignal) {
+  const current = (
+    await db.query<DocumentView & { content: string }>(sql`
+      select ${columns(true)} from documents d
+      where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}
+        and d.deleted_at is null and ${LIVE}`)
+  )[0];
+  if (!current) throw notFound(id);
+  const ttl = change.ttlSeconds === null ? undefined : (change.ttlSeconds ?? undefined);
+  const result = await Ingest.run(
+    db,
+    caller,
+    [
+      {
+        id,
+        content: change.content ?? current.content,
+        title: change.title === null ? undefined : (change.title ?? current.title ?? undefined),
+        source: current.source ?? undefined,
+        metadata: change.metadata ?? (current.metadata as DocumentInput["metadata"]),
+        importance: change.importance ?? current.importance,
+        conversationId: current.conversationId ?? undefined,
+        ttlSeconds: ttl,
+      },
+    ],
+    { signal },
+  );
+  if (change.ttlSeconds === null) {
+    await db.query(sql`update documents set expires_at = null where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}`);
+  }
+  const doc = await get(db, caller, id, { track: false });
+  return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };
+}
+
+/** Soft delete (hidden at once, purged after retention) or, with `hard`, removal with its chunks now. */
+export async function remove(db: Db, caller: Caller, id: string, options: { hard: boolean }) {
+  const rows = options.hard
+    ? await db.query<{ id: string }>(sql`
+        delete from documents d where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}
+        returning d.id`)
+    : await db.query<{ id: string }>(sql`
+        update documents d set deleted_at = now(), updated_at = now()
+        where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id} and d.deleted_at is null
+        returning d.id`);
+  if (!rows[0]) throw notFound(id);
+  return { id, deleted: true, hard: options.hard };
+}
+
+export interface Stats {
+  documents: { total: number; deleted: number };
+  chunks: number;
+  byConversation: { conversationId: string; documents: number }[];
+  averageImportance: number | null;
+  totalAccessCount: number;
+  lastIngestAt: Date | null;
+}
+
+/** Counts for the caller's own space, in one query. */
+export async function stats(db: Db, caller: Caller): Promise<Stats> {
+  const rows = await db.query<{
+    total: number;
+    deleted: number;
+    chunks: number;
+    byConversation: { conversationId: string; documents: number }[] | null;
+    averageImportance: number | null;
+    totalAccessCount: number;
+    lastIngestAt: Date | null;
+  }>(sql`
+    with mine as (
+      select d.* from documents d where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId}
+    ), live as (
+      select * from mine d where d.deleted_at is null and ${LIVE}
+    )
+    select
+      (select count(*)::int from live) as total,
+      (select count(*)::int from mine where deleted_at is not null) as deleted,
+      (select coalesce(sum(chunk_count), 0)::int from live) as chunks,
+      (select json_agg(json_build_object('conversationId', conversation_id, 'documents', n) order by n desc, conversation_id)
+         from (select conversation_id, count(*)::int as n from live where conversation_id is not null group by conversation_id) c)
+        as "byConversation",
+      (select round(avg(importance)::numeric, 2)::float8 from live) as "averageImportance",
+      (select coalesce(sum(access_count), 0)::int from live) as "totalAccessCount",
+      (select max(created_at) from ingestions where tenant_id = ${caller.tenantId} and owner = ${caller.userId}) as "lastIngestAt"`);
+  const row = rows[0];
+  if (!row) throw new EngramError("internal", "internal", "stats query returned nothing");
+  return {
+    documents: { total: row.total, deleted: row.deleted },
+    chunks: row.chunks,
+    byConversation: row.byConversation ?? [],
+    averageImportance: row.averageImportance,
+    totalAccessCount: row.totalAccessCount,
+    lastIngestAt: row.lastIngestAt ? new Date(row.lastIngestAt) : null,
+  };
+}

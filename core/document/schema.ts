@@ -1,0 +1,116 @@
+/** Request schemas for documents and ingest; the same schemas feed the OpenAPI document. */
+import { z } from "zod";
+
+export const MAX_DOCUMENTS = 100;
+export const MAX_CONTENT_CHARS = 1_000_000;
+export const MAX_METADATA_BYTES = 8 * 1024;
+
+/** 1-256 printable characters (no control characters, not only spaces). */
+export const Id = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^(?!\s*$)[^\p{Cc}\p{Cs}\p{Co}\p{Cn}]+$/u, "must be 1-256 printable characters");
+
+const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });
+
+export const Content = z.string().superRefine((value, ctx) => {
+  if (value.length > MAX_CONTENT_CHARS) {
+    ctx.addIssue({
+      code: "custom",
+      message: `content is ${value.length} characters; the limit is ${MAX_CONTENT_CHARS}`,
+      ...coded("document.too_large", "too_large"),
+    });
+  } else if (value.trim() === "") {
+    ctx.addIssue({ code: "custom", message: "content is empty", ...coded("document.empty_content") });
+  }
+});
+
+export const Metadata = z
+  .record(z.string(), z.json())
+  .superRefine((value, ctx) => {
+    const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
+    if (bytes > MAX_METADATA_BYTES) {
+      ctx.addIssue({
+        code: "custom",
+        message: `metadata is ${bytes} bytes of JSON; the limit is ${MAX_METADATA_BYTES}`,
+        ...coded("document.metadata_too_large"),
+      });
+    }
+  })
+  .describe("A JSON object (flat or nested), at most 8 KB");
+
+export const Importance = z.number().int().min(1).max(10);
+export const TtlSeconds = z.number().int().min(1).max(10 * 365 * 24 * 3600);
+
+export const DocumentInput = z.object({
+  id: Id.optional().describe("Without it, the id is derived from the content hash"),
+  content: Content,
+  title: z.string().max(1000).optional(),
+  source: z.string().max(2048).optional(),
+  metadata: Metadata.optional(),
+  importance: Importance.optional(),
+  conversationId: Id.optional(),
+  ttlSeconds: TtlSeconds.optional(),
+});
+export type DocumentInput = z.infer<typeof DocumentInput>;
+
+export const IngestRequest = z.object({
+  documents: z.array(DocumentInput).superRefine((docs, ctx) => {
+    if (docs.length === 0) {
+      ctx.addIssue({ code: "custom", message: "send at least one document", ...coded("ingest.no_documents") });
+    } else if (docs.length > MAX_DOCUMENTS) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${docs.length} documents in one request; the limit is ${MAX_DOCUMENTS}`,
+        ...coded("ingest.too_many_documents"),
+      });
+    }
+    const seen = new Set<string>();
+    docs.forEach((doc, index) => {
+      if (doc.id === undefined) return;
+      if (seen.has(doc.id)) {
+        ctx.addIssue({
+          code: "custom",
+          path: [index, "id"],
+          message: `document id ${JSON.stringify(doc.id)} appears twice in this request`,
+          ...coded("ingest.duplicate_id"),
+        });
+      }
+      seen.add(doc.id);
+    });
+  }),
+});
+export type IngestRequest = z.infer<typeof IngestRequest>;
+
+export const PatchRequest = z
+  .object({
+    content: Content.optional(),
+    title: z.string().max(1000).nullable().optional(),
+    metadata: Metadata.optional(),
+    importance: Importance.optional(),
+    ttlSeconds: TtlSeconds.nullable().optional(),
+  })
+  .strict();
+export type PatchRequest = z.infer<typeof PatchRequest>;
+
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+export const ListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().max(200).optional(),
+  conversationId: Id.optional(),
+  includeDeleted: bool.default(false),
+});
+export type ListQuery = z.infer<typeof ListQuery>;
+
+export const GetQuery = z.object({ track: bool.default(true) });
+export const DeleteQuery = z.object({ hard: bool.default(false) });
+
+/** The Digital Twin API's body: `{documents:[{id,content,title}]}`. */
+export const CompatIngestRequest = z.object({
+  documents: z
+    .array(z.object({ id: Id.optional(), content: Content, title: z.string().max(1000).optional() }).passthrough())
+    .min(1)
+    .max(MAX_DOCUMENTS),
+});

@@ -1,0 +1,98 @@
+/**
+ * The one error hierarchy. Core throws `EngramError`s with a `kind` (which maps to an HTTP
+ * status in exactly one place, `statusOf`) and a dotted `code` clients can switch on.
+ */
+export type ErrorKind =
+  | "input"
+  | "auth"
+  | "forbidden"
+  | "not_found"
+  | "method_not_allowed"
+  | "conflict"
+  | "too_large"
+  | "rate_limited"
+  | "upstream"
+  | "unavailable"
+  | "internal";
+
+const STATUS: Record<ErrorKind, number> = {
+  input: 400,
+  auth: 401,
+  forbidden: 403,
+  not_found: 404,
+  method_not_allowed: 405,
+  conflict: 409,
+  too_large: 413,
+  rate_limited: 429,
+  upstream: 502,
+  unavailable: 503,
+  internal: 500,
+};
+
+export class EngramError extends Error {
+  readonly kind: ErrorKind;
+  readonly code: string;
+  readonly details: unknown;
+  /** Seconds the client should wait before retrying (becomes `Retry-After`). */
+  readonly retryAfterSeconds: number | undefined;
+  /** Extra response headers, e.g. rate-limit state on a 429. */
+  readonly headers: Record<string, string> | undefined;
+
+  constructor(
+    kind: ErrorKind,
+    code: string,
+    message: string,
+    options: {
+      cause?: unknown;
+      details?: unknown;
+      retryAfterSeconds?: number;
+      headers?: Record<string, string>;
+    } = {},
+  ) {
+    super(message, { cause: options.cause });
+    this.name = "EngramError";
+    this.kind = kind;
+    this.code = code;
+    this.details = options.details;
+    this.retryAfterSeconds = options.retryAfterSeconds;
+    this.headers = options.headers;
+  }
+
+  get status(): number {
+    return STATUS[this.kind];
+  }
+}
+
+export const statusOf = (kind: ErrorKind): number => STATUS[kind];
+
+export const inputError = (code: string, message: string, details?: unknown) =>
+  new EngramError("input", code, message, { details });
+export const notFound = (code: string, message: string) => new EngramError("not_found", code, message);
+export const tooLarge = (code: string, message: string) => new EngramError("too_large", code, message);
+export const unavailable = (code: string, message: string, cause?: unknown, retryAfterSeconds = 1) =>
+  new EngramError("unavailable", code, message, { cause, retryAfterSeconds });
+
+export function isEngramError(error: unknown): error is EngramError {
+  return error instanceof EngramError;
+}
+
+/**
+ * An embedding or chat model failure (after the client's own retries) as a 502, or a 503 when
+ * the upstream was rate limiting us; keeps the upstream's `Retry-After`.
+ */
+export function upstreamError(error: unknown, what: "embedding" | "chat"): unknown {
+  if (error instanceof EngramError) return error;
+  if ((error as { name?: string })?.name === "AbortError") return error;
+  const e = error as { status?: number; retryAfterSeconds?: number; message?: string };
+  const label = what === "embedding" ? "The embedding service" : "The chat model";
+  if (e?.status === 429) {
+    return new EngramError("unavailable", `${what}.rate_limited`, `${label} is rate limiting requests; try again later.`, {
+      cause: error,
+      retryAfterSeconds: e.retryAfterSeconds ?? 5,
+    });
+  }
+  return new EngramError("upstream", `${what}.failed`, `${label} failed: ${e?.message ?? "unknown error"}`, {
+    cause: error,
+    retryAfterSeconds: e?.retryAfterSeconds,
+  });
+}

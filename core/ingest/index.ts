@@ -1,0 +1,246 @@
+export * as Ingest from "./index";
+
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Caller } from "../auth";
+import { contentHash, splitIntoChunks } from "../chunk/split";
+import { config } from "../config";
+import { arr, type Db, type Query, vectorLiteral } from "../db";
+import { sqlState } from "../db/errors";
+import type { DocumentInput } from "../document/schema";
+import { type Embedder, embedder as defaultEmbedder } from "../embedding";
+import { upstreamError } from "../error";
+
+export type DocumentStatus = "created" | "updated" | "unchanged";
+
+export interface IngestResult {
+  ingestionId: string;
+  documents: { id: string; status: DocumentStatus; chunks: number }[];
+  totals: { documents: number; chunks: number; embedded: number; reused: number };
+  usage: { embeddingTokens: number };
+}
+
+interface Existing {
+  id: string;
+  contentHash: string;
+  title: string | null;
+  source: string | null;
+  metadata: Record<string, unknown>;
+  importance: number;
+  conversationId: string | null;
+  chunkCount: number;
+  live: boolean;
+}
+
+interface Planned {
+  id: string;
+  input: DocumentInput;
+  hash: string;
+  status: DocumentStatus;
+  /** Chunks to store; undefined when the content did not change. */
+  chunks?: { ordinal: number; content: string; hash: string; tokens: number }[];
+  chunkCount: number;
+}
+
+/** The id a document gets without one: the same text always gets the same id. */
+export const derivedId = (content: string) => `doc_${contentHash(content).slice(0, 32)}`;
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/**
+ * Adds or replaces documents in the caller's space: chunks them, embeds only chunk texts this
+ * tenant has not embedded with this model before, then stores everything in one atomic batch.
+ * Sending the same request again changes nothing and embeds nothing.
+ */
+export async function run(
+  db: Db,
+  caller: Caller,
+  documents: DocumentInput[],
+  options: { embedder?: Embedder; signal?: AbortSignal } = {},
+): Promise<IngestResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await attemptRun(db, caller, documents, options);
+    } catch (error) {
+      // A chunk we meant to reuse was purged between planning and writing: plan again.
+      if (attempt < 3 && sqlState(error) === "23502") continue;
+      throw error;
+    }
+  }
+}
+
+async function attemptRun(
+  db: Db,
+  caller: Caller,
+  documents: DocumentInput[],
+  options: { embedder?: Embedder; signal?: AbortSignal },
+): Promise<IngestResult> {
+  const cfg = config();
+  const embedder = options.embedder ?? defaultEmbedder();
+  const owner = caller.userId;
+
+  // Same text without an id twice in one request is one document.
+  const inputs = new Map<string, DocumentInput>();
+  for (const doc of documents) inputs.set(doc.id ?? derivedId(doc.content), doc);
+  const ids = [...inputs.keys()];
+
+  const existing = new Map(
+    (
+      await db.query<Existing>(sql`
+        select id, content_hash as "contentHash", title, source, metadata, importance,
+               conversation_id as "conversationId", chunk_count as "chunkCount",
+               (deleted_at is null and (expires_at is null or expires_at > now())) as live
+        from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`)
+    ).map((row) => [row.id, row]),
+  );
+
+  const plans: Planned[] = ids.map((id) => {
+    const input = inputs.get(id) as DocumentInput;
+    const hash = contentHash(input.content);
+    const old = existing.get(id);
+    const contentSame = old?.live && old.contentHash === hash;
+    const fieldsSame =
+      old?.live &&
+      same(old.title, input.title ?? null) &&
+      same(old.source, input.source ?? null) &&
+      same(old.metadata, input.metadata ?? {}) &&
+      old.importance === (input.importance ?? 5) &&
+      same(old.conversationId, input.conversationId ?? null) &&
+      input.ttlSeconds === undefined;
+    if (contentSame && fieldsSame) return { id, input, hash, status: "unchanged", chunkCount: old.chunkCount };
+    const status: DocumentStatus = old?.live ? "updated" : "created";
+    if (contentSame && old) return { id, input, hash, status, chunkCount: old.chunkCount };
+    const chunks = splitIntoChunks(input.content, {
+      maxTokens: cfg.chunk.maxTokens,
+      overlapTokens: cfg.chunk.overlapTokens,
+    }).map((c) => ({ ordinal: c.ordinal, content: c.content, hash: contentHash(c.content), tokens: c.tokens }));
+    return { id, input, hash, status, chunks, chunkCount: chunks.length };
+  });
+
+  const changed = plans.filter((p) => p.status !== "unchanged");
+  const rechunked = changed.filter((p) => p.chunks);
+  const allChunks = rechunked.flatMap((p) => p.chunks ?? []);
+
+  // Embed each distinct chunk text this tenant has no embedding for yet (with this model).
+  const wanted = [...new Set(allChunks.map((c) => c.hash))];
+  const known = new Set(
+    wanted.length
+      ? (
+          await db.query<{ h: string }>(sql`
+            select distinct content_hash as h from chunks
+            where tenant_id = ${caller.tenantId} and embedding_model = ${embedder.model} and content_hash = any(${arr(wanted)})`)
+        ).map((r) => r.h)
+      : [],
+  );
+  const toEmbed = new Map<string, string>();
+  for (const c of allChunks) if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, c.content);
+  const vectors = new Map<string, string>();
+  let embeddingTokens = 0;
+  if (toEmbed.size) {
+    const texts = [...toEmbed.values()];
+    const result = await embedder.embed(texts, { signal: options.signal }).catch((error) => {
+      throw upstreamError(error, "embedding");
+    });
+    embeddingTokens = result.tokens;
+    [...toEmbed.keys()].forEach((hash, i) => vectors.set(hash, vectorLiteral(result.vectors[i] as Float32Array)));
+  }
+
+  const ingestionId = `ing_${randomUUID().replaceAll("-", "")}`;
+  const results = plans.map((p) => ({ id: p.id, status: p.status, chunks: p.chunkCount }));
+  const totals = {
+    documents: plans.length,
+    chunks: plans.reduce((n, p) => n + p.chunkCount, 0),
+    embedded: toEmbed.size,
+    reused: allChunks.length - allChunks.filter((c) => toEmbed.has(c.hash)).length,
+  };
+
+  const statements: Query[] = [];
+  if (changed.length) {
+    if (owner) {
+      statements.push(sql`insert into users (tenant_id, id) values (${caller.tenantId}, ${owner}) on conflict do nothing`);
+    }
+    const conversations = [...new Set(changed.map((p) => p.input.conversationId).filter((c): c is string => !!c))];
+    if (conversations.length) {
+      statements.push(sql`
+        insert into conversations (tenant_id, owner, id)
+        select ${caller.tenantId}, ${owner}, c from unnest(${arr(conversations)}::text[]) c
+        on conflict do nothing`);
+    }
+    statements.push(upsertDocuments(caller.tenantId, owner, changed));
+    if (rechunked.length) statements.push(...replaceChunks(caller.tenantId, owner, embedder.model, rechunked, vectors));
+  }
+  statements.push(sql`
+    insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
+    values (${ingestionId}, ${caller.tenantId}, ${owner}, ${JSON.stringify(results)}::jsonb, ${totals.documents},
+            ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`);
+  await db.batch(statements);
+
+  return { ingestionId, documents: results, totals, usage: { embeddingTokens } };
+}
+
+function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Query {
+  const col = <T>(f: (p: Planned) => T) => arr(plans.map(f));
+  // A revived (soft-deleted or expired) document starts over: new created_at, no access history.
+  return sql`
+    insert into documents as d (tenant_id, owner, id, title, source, metadata, content, content_hash, importance,
+                                conversation_id, chunk_count, expires_at)
+    select ${tenantId}, ${owner}, t.id, t.title, t.source, t.metadata::jsonb, t.content, t.hash, t.importance,
+           t.conversation_id, t.chunk_count, case when t.ttl is null then null else now() + make_interval(secs => t.ttl) end
+    from unnest(${col((p) => p.id)}::text[], ${col((p) => p.input.title ?? null)}::text[],
+                ${col((p) => p.input.source ?? null)}::text[], ${col((p) => JSON.stringify(p.input.metadata ?? {}))}::text[],
+                ${col((p) => p.input.content)}::text[], ${col((p) => p.hash)}::text[], ${col((p) => p.input.importance ?? 5)}::int[],
+                ${col((p) => p.input.conversationId ?? null)}::text[], ${col((p) => p.chunkCount)}::int[],
+                ${col((p) => p.input.ttlSeconds ?? null)}::int[])
+      as t(id, title, source, metadata, content, hash, importance, conversation_id, chunk_count, ttl)
+    on conflict (tenant_id, owner, id) do update set
+      title = excluded.title, source = excluded.source, metadata = excluded.metadata, content = excluded.content,
+      content_hash = excluded.content_hash, importance = excluded.importance, conversation_id = excluded.conversation_id,
+      chunk_count = excluded.chunk_count,
+      expires_at = case when d.deleted_at is not null or (d.expires_at is not null and d.expires_at <= now())
+                        then excluded.expires_at else coalesce(excluded.expires_at, d.expires_at) end,
+      access_count = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.access_count else 0 end,
+      last_accessed_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.last_accessed_at end,
+      created_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.created_at else now() end,
+      deleted_at = null,
+      updated_at = now()`;
+}
+
+/**
+ * Swaps the chunks of re-chunked documents inside the same batch: inserts the (ordinal, text)
+ * pairs that are new, taking reused embeddings from the tenant's existing chunks, then deletes
+ * the pairs that are gone. Unchanged chunks are not rewritten (no index churn).
+ */
+function replaceChunks(
+  tenantId: string,
+  owner: string,
+  model: string,
+  plans: Planned[],
+  vectors: Map<string, string>,
+): Query[] {
+  const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
+  const docIds = arr(rows.map((r) => r.doc));
+  const ordinals = arr(rows.map((r) => r.ordinal));
+  const hashes = arr(rows.map((r) => r.hash));
+  return [
+    sql`
+      insert into chunks (tenant_id, document_key, owner, ordinal, content, content_hash, tokens, embedding, embedding_model)
+      select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.hash, t.tokens,
+             coalesce(t.embedding::vector, (
+               select c.embedding from chunks c
+               where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
+             ${model}
+      from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[], ${hashes}::text[],
+                  ${arr(rows.map((r) => r.tokens))}::int[], ${arr(rows.map((r) => vectors.get(r.hash) ?? null))}::text[])
+        as t(doc, ordinal, content, hash, tokens, embedding)
+      join documents d on d.tenant_id = ${tenantId} and d.owner = ${owner} and d.id = t.doc
+      where not exists (
+        select 1 from chunks c where c.document_key = d.key and c.ordinal = t.ordinal and c.content_hash = t.hash)`,
+    sql`
+      delete from chunks c using documents d
+      where d.key = c.document_key and d.tenant_id = ${tenantId} and d.owner = ${owner}
+        and d.id = any(${arr(plans.map((p) => p.id))}::text[])
+        and not exists (
+          select 1 from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[]) as t(doc, ordinal, hash)
+          where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash)`,
+  ];
+}

@@ -1,0 +1,49 @@
+export * as Tenant from "./index";
+
+import { sql } from "drizzle-orm";
+import type { Db } from "../db";
+import { EngramError, inputError } from "../error";
+
+export interface TenantRow {
+  id: string;
+  name: string;
+  rateLimits: Record<string, string>;
+}
+
+export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function checkName(name: string) {
+  if (!NAME.test(name)) {
+    throw inputError("tenant.invalid_name", "Tenant names are 1-64 characters of letters, digits, '.', '_' and '-'.");
+  }
+}
+
+/** Finds a tenant by name, creating it when missing (idempotent). */
+export async function ensure(db: Db, name: string): Promise<TenantRow> {
+  checkName(name);
+  const rows = await db.query<TenantRow>(sql`
+    with ins as (
+      insert into tenants (name) values (${name}) on conflict (name) do nothing
+      returning id, name, rate_limits
+    )
+    select id, name, rate_limits as "rateLimits" from ins
+    union all
+    select id, name, rate_limits from tenants where name = ${name}
+    limit 1`);
+  const row = rows[0];
+  if (!row) throw new EngramError("internal", "tenant.ensure_failed", `Could not create tenant ${name}`);
+  return row;
+}
+
+export async function byName(db: Db, name: string): Promise<TenantRow | undefined> {
+  const rows = await db.query<TenantRow>(
+    sql`select id, name, rate_limits as "rateLimits" from tenants where name = ${name}`,
+  );
+  return rows[0];
+}
+
+export async function get(db: Db, name: string): Promise<TenantRow> {
+  const tenant = await byName(db, name);
+  if (!tenant) throw new EngramError("not_found", "tenant.not_found", `No tenant named ${name}.`);
+  return tenant;
+}

@@ -1,0 +1,34 @@
+/** Health, OpenAPI, document reads and deletes, stats, conversations, and the catch-all 404/405. */
+import { OpenApi } from "../../core/api/openapi";
+import { match } from "../../core/api/routes";
+import { db } from "../../core/db";
+import { Document } from "../../core/document";
+import { DeleteQuery, GetQuery, ListQuery } from "../../core/document/schema";
+import { EngramError } from "../../core/error";
+import { Health } from "../../core/health";
+import { http } from "./chain";
+
+export const handler = http({
+  "GET /v1/health": async () => {
+    const report = await Health.check();
+    return { status: report.database === "ok" ? 200 : 503, body: report };
+  },
+  "GET /v1/openapi.json": async () => ({ body: OpenApi.document() }),
+  "GET /v1/documents": async ({ caller, query }) => ({ body: await Document.list(await db(), caller, ListQuery.parse(query)) }),
+  "GET /v1/documents/{id}": async ({ caller, params, query }) => ({
+    body: await Document.get(await db(), caller, params.id ?? "", GetQuery.parse(query)),
+  }),
+  "DELETE /v1/documents/{id}": async ({ caller, params, query }) => ({
+    body: await Document.remove(await db(), caller, params.id ?? "", DeleteQuery.parse(query)),
+  }),
+  "GET /v1/stats": async ({ caller }) => ({ body: await Document.stats(await db(), caller) }),
+  $default: async ({ method, path }) => {
+    const found = match(method, path);
+    if (found.kind === "method_not_allowed") {
+      throw new EngramError("method_not_allowed", "route.method_not_allowed", `${method} is not allowed on ${path}.`, {
+        headers: { allow: found.allow.join(", ") },
+      });
+    }
+    throw new EngramError("not_found", "route.not_found", `No route for ${method} ${path}.`);
+  },
+});

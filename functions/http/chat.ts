@@ -1,0 +1,3 @@
+import { http } from "./chain";
+
+export const handler = http({});

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The one test command (`npm test`): install what the tests need, then typecheck, lint, test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -d node_modules ] || npm ci --no-audit --no-fund
+bash scripts/test-setup.sh
+npx tsc --noEmit
+npx biome check .
+npx vitest run "$@"
