@@ -1,4 +1,102 @@
-import type { Command } from "commander";
+/** `ingest`, `search`, `chat`, `stats`, `cleanup`: the API from the command line. */
+import { resolve } from "node:path";
+import { SingleBar } from "cli-progress";
+import { type Command, Option } from "commander";
+import { Document } from "../core/document";
+import type { IngestResult } from "../core/ingest";
+import { Ingest } from "../core/ingest";
+import { type Client, connect, request, type Target } from "./client";
+import { LOCAL_TENANT } from "./local";
+import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
 
-/** ingest, search, chat, stats, cleanup (filled in as those features land). */
-export function registerDataCommands(_program: Command): void {}
+const MAX_BATCH_DOCS = 100;
+// Keeps each request well under the 6 MB body limit.
+const MAX_BATCH_CHARS = 4_000_000;
+
+type TargetOptions = { tenant: string; user?: string; key?: string; json?: boolean };
+
+function withTarget(command: Command): Command {
+  return command
+    .option("--tenant <name>", "tenant", LOCAL_TENANT)
+    .option("--user <id>", "end user (X-User-Id); without it, the tenant's shared space")
+    .option("--key <key>", "API key, when a running local server serves another tenant")
+    .option("--json", "print JSON");
+}
+
+const targetOf = (o: TargetOptions): Target => ({ tenant: o.tenant, user: o.user, key: o.key });
+
+async function ingestBatch(client: Client, documents: FileDocument[]): Promise<IngestResult> {
+  if (client.kind === "http") return request<IngestResult>(client, "POST", "/v1/ingest", { documents });
+  return Ingest.run(client.db, client.caller, documents);
+}
+
+export function registerDataCommands(program: Command): void {
+  withTarget(
+    program
+      .command("ingest")
+      .description("ingest files and folders of .md, .txt, .html, .json and .jsonl")
+      .argument("<paths...>", "files or folders"),
+  ).action(async (paths: string[], options: TargetOptions) => {
+    const started = Date.now();
+    const client = await connect(targetOf(options));
+    const { files, skipped } = await collectFiles(paths);
+    const root = resolve(".");
+    const totals = { files: files.length, documents: 0, chunks: 0, embedded: 0, reused: 0, created: 0, updated: 0, unchanged: 0 };
+    const tty = process.stderr.isTTY && !options.json;
+    const bar = tty ? new SingleBar({ format: "ingest [{bar}] {value}/{total} files | {documents} documents | {eta_formatted}", stream: process.stderr, hideCursor: true }) : undefined;
+    bar?.start(files.length, 0, { documents: 0 });
+
+    let batch: FileDocument[] = [];
+    let batchChars = 0;
+    let done = 0;
+    let pendingFiles = 0;
+    const flush = async () => {
+      if (!batch.length) return;
+      const result = await ingestBatch(client, batch);
+      totals.documents += result.totals.documents;
+      totals.chunks += result.totals.chunks;
+      totals.embedded += result.totals.embedded;
+      totals.reused += result.totals.reused;
+      for (const d of result.documents) totals[d.status]++;
+      done += pendingFiles;
+      pendingFiles = 0;
+      batch = [];
+      batchChars = 0;
+      if (bar) bar.update(done, { documents: totals.documents });
+      else if (!options.json) console.error(`ingested ${done}/${files.length} files (${totals.documents} documents)`);
+    };
+
+    for (const file of files) {
+      const read = await readDocuments(file, root);
+      skipped.push(...read.skipped);
+      for (const doc of read.documents) {
+        if (batch.length >= MAX_BATCH_DOCS || batchChars + doc.content.length > MAX_BATCH_CHARS) await flush();
+        batch.push(doc);
+        batchChars += doc.content.length;
+      }
+      pendingFiles++;
+    }
+    await flush();
+    bar?.update(files.length);
+    bar?.stop();
+
+    const seconds = (Date.now() - started) / 1000;
+    const summary = { ...totals, skipped: skipped as Skipped[], seconds: Number(seconds.toFixed(2)) };
+    if (options.json) return console.log(JSON.stringify(summary));
+    console.log(
+      `${totals.files} files, ${totals.documents} documents (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +
+        `${totals.chunks} chunks (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length} skipped, ${seconds.toFixed(1)}s`,
+    );
+    for (const s of skipped) console.log(`  skipped ${s.path}: ${s.reason}`);
+  });
+
+  withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(
+    async (options: TargetOptions) => {
+      const client = await connect(targetOf(options));
+      const stats = client.kind === "http" ? await request(client, "GET", "/v1/stats") : await Document.stats(client.db, client.caller);
+      console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
+    },
+  );
+
+  void Option;
+}

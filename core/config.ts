@@ -28,6 +28,11 @@ const schema = z.object({
   CHAT_PROVIDER: z.enum(["openai", "extractive"]).optional(),
   CHAT_MODEL: z.string().min(1).default("gpt-4o-mini"),
   OPENAI_TIMEOUT_MS: int(100, 600_000).default(30_000),
+  CHAT_BASE_URL: z.string().url().optional(),
+  CHAT_TIMEOUT_MS: int(100, 600_000).default(60_000),
+  CHAT_MAX_RETRIES: int(0, 10).default(2),
+  CHAT_PROMPT_TOKENS: int(1_000, 1_000_000).default(12_000),
+  CHAT_MAX_ANSWER_TOKENS: int(16, 100_000).default(1_024),
   PORT: int(0, 65535).default(3000),
   LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
   SOFT_DELETE_RETENTION_DAYS: int(0, 3650).default(30),
@@ -54,7 +59,18 @@ export interface Config {
   database: { url: string | undefined; driver: "pg" | "neon-http" | "pglite"; fetchEndpoint: string | undefined; dataDir: string };
   openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
   embedding: { provider: "openai" | "offline"; model: string; dimensions: number };
-  chat: { provider: "openai" | "extractive"; model: string };
+  chat: {
+    provider: "openai" | "extractive";
+    model: string;
+    /** The chat endpoint; defaults to OPENAI_BASE_URL (so embeddings and chat can live on different servers). */
+    baseURL: string | undefined;
+    /** Per attempt; for streams, the longest wait for the first and for each next token. */
+    timeoutMs: number;
+    maxRetries: number;
+    /** Budget for the whole prompt (instructions, sources, history, question), in estimated tokens. */
+    promptTokens: number;
+    maxAnswerTokens: number;
+  };
   port: number;
   logLevel: Env["LOG_LEVEL"];
   softDeleteRetentionDays: number;
@@ -111,7 +127,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       model: e.EMBEDDING_MODEL,
       dimensions: e.EMBEDDING_DIMENSIONS,
     },
-    chat: { provider: e.CHAT_PROVIDER ?? (openaiReachable ? "openai" : "extractive"), model: e.CHAT_MODEL },
+    chat: {
+      provider: e.CHAT_PROVIDER ?? (openaiReachable || e.CHAT_BASE_URL ? "openai" : "extractive"),
+      model: e.CHAT_MODEL,
+      baseURL: e.CHAT_BASE_URL ?? e.OPENAI_BASE_URL,
+      timeoutMs: e.CHAT_TIMEOUT_MS,
+      maxRetries: e.CHAT_MAX_RETRIES,
+      promptTokens: e.CHAT_PROMPT_TOKENS,
+      maxAnswerTokens: e.CHAT_MAX_ANSWER_TOKENS,
+    },
     port: e.PORT,
     logLevel: e.LOG_LEVEL,
     softDeleteRetentionDays: e.SOFT_DELETE_RETENTION_DAYS,

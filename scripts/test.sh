@@ -4,6 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -d node_modules ] || npm ci --no-audit --no-fund
 bash scripts/test-setup.sh
-npx tsc --noEmit
+bash scripts/typecheck.sh
 npx biome check .
 npx vitest run "$@"

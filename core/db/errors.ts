@@ -30,7 +30,8 @@ export function isConnectionError(error: unknown): boolean {
     // Class 08: connection exceptions; 57P0x: server shutting down / cannot connect now; 53: resources.
     if (state && (state.startsWith("08") || state.startsWith("57P") || state.startsWith("53"))) return true;
     if (e.name === "TypeError" && /fetch failed/i.test(e.message ?? "")) return true;
-    if (/Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(e.message ?? ""))
+    // Neon's HTTP endpoint answers 5xx (no SQLSTATE) when it cannot reach the compute.
+    if (/Server error \(HTTP status 5\d\d\)|Couldn't connect to compute node|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(e.message ?? ""))
       return true;
     current = e.cause;
   }

@@ -2,12 +2,22 @@
  * The middleware chain every HTTP function shares, on @middy/core: request id, CORS, the one
  * error handler, API-key auth with the optional end user, rate limiting by the route table's
  * class, and JSON body parsing with Lambda's 6 MB limit. Operations get parsed input and
- * return `{ status, body, headers }`.
+ * return `{ status, body, headers }`, or `{ status, headers, stream }` for a body written as it
+ * is produced (server-sent events).
+ *
+ * Streams. A function made by `http()` has two faces. Called as a Lambda handler (API Gateway,
+ * which cannot stream) it collects a stream and answers with the whole body. Its `live()` face
+ * keeps the stream a stream and takes the transport's abort signal (the client went away):
+ * the local server writes such a body as it comes, and `streamingHandler()` pipes it into
+ * Lambda response streaming for a function URL. Errors raised before the stream starts are
+ * ordinary JSON error responses on every path.
  */
+import { Readable, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import middy, { type MiddlewareObj, type Request } from "@middy/core";
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { corsHeaders, errorResponse, parseBody, type Reply, requestIdOf, toResult } from "../../core/api/http";
-import { type Route, routeKey, routes } from "../../core/api/routes";
+import { match, type Route, routeKey, routes } from "../../core/api/routes";
 import { Auth, type Caller } from "../../core/auth";
 import { db } from "../../core/db";
 import { EngramError } from "../../core/error";
@@ -32,11 +42,54 @@ export interface HttpInput {
   signal: AbortSignal;
 }
 
-export type Operation = (input: HttpInput) => Promise<Reply | Result>;
+/** A reply whose body is written as it is produced. */
+export interface StreamReply {
+  status?: number;
+  headers?: Record<string, string>;
+  stream: AsyncIterable<string>;
+}
+
+export type Operation = (input: HttpInput) => Promise<Reply | StreamReply | Result>;
+
+/** A result whose body is still being produced (only from `live()`). */
+export type StreamingResult = Omit<Result, "body"> & { body: AsyncIterable<string> };
+export type LiveResult = Result | StreamingResult;
+
+export interface HttpHandler {
+  /** Lambda behind API Gateway: the whole response at once (a streamed body is collected first). */
+  (event: Event, context: Context): Promise<Result>;
+  /**
+   * The local server and Lambda response streaming: a streamed body stays a stream. `signal`
+   * aborts the operation's work when the client goes away.
+   */
+  live(event: Event, context: Context, signal?: AbortSignal): Promise<LiveResult>;
+}
+
+export const isStreaming = (result: LiveResult): result is StreamingResult =>
+  typeof result.body === "object" && result.body !== null && Symbol.asyncIterator in result.body;
+
+/** Server-sent events: one `event:` and one JSON `data:` line each. */
+export function sse(events: AsyncIterable<{ event: string; data: unknown }>): StreamReply {
+  async function* frames() {
+    for await (const { event, data } of events) yield `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  }
+  return {
+    headers: {
+      "content-type": "text/event-stream; charset=utf-8",
+      "cache-control": "no-cache, no-transform",
+      "x-accel-buffering": "no",
+    },
+    stream: frames(),
+  };
+}
 
 interface State {
   requestId: string;
+  routeKey: string;
   route: Route | undefined;
+  params: Record<string, string>;
+  /** Aborted when the client goes away (set by the transport through `live()`). */
+  transport: AbortSignal | undefined;
   caller?: Caller;
   body?: unknown;
   headers: Record<string, string>;
@@ -44,19 +97,43 @@ interface State {
 
 const byKey = new Map(routes.map((route) => [routeKey(route), route]));
 const states = new WeakMap<Event, State>();
-const stateOf = (request: Request<Event, Result>): State => {
+const transports = new WeakMap<Event, AbortSignal>();
+
+/**
+ * API Gateway names the route; a function URL sends every request as `$default`, so the route
+ * is found from the method and path the way API Gateway would.
+ */
+function routeOf(event: Event): { key: string; route: Route | undefined; params: Record<string, string> } {
+  const route = byKey.get(event.routeKey);
+  if (route || (event.routeKey && event.routeKey !== "$default")) {
+    return { key: event.routeKey, route, params: (event.pathParameters ?? {}) as Record<string, string> };
+  }
+  const found = match(event.requestContext?.http?.method ?? "GET", event.rawPath ?? "/");
+  if (found.kind !== "route") return { key: "$default", route: undefined, params: {} };
+  return { key: routeKey(found.route), route: found.route, params: found.params };
+}
+
+const stateOf = (request: Request<Event, LiveResult>): State => {
   let state = states.get(request.event);
   if (!state) {
-    state = { requestId: requestIdOf(request.event), route: byKey.get(request.event.routeKey), headers: {} };
+    const { key, route, params } = routeOf(request.event);
+    state = {
+      requestId: requestIdOf(request.event),
+      routeKey: key,
+      route,
+      params,
+      transport: transports.get(request.event),
+      headers: {},
+    };
     states.set(request.event, state);
   }
   return state;
 };
 
-type Middleware = MiddlewareObj<Event, Result>;
+type Middleware = MiddlewareObj<Event, LiveResult>;
 
 const requestId = (): Middleware => {
-  const stamp = (request: Request<Event, Result>) => {
+  const stamp = (request: Request<Event, LiveResult>) => {
     const state = stateOf(request);
     if (request.response) {
       request.response.headers = { ...request.response.headers, ...state.headers, "x-request-id": state.requestId };
@@ -66,7 +143,7 @@ const requestId = (): Middleware => {
 };
 
 const cors = (): Middleware => {
-  const add = (request: Request<Event, Result>) => {
+  const add = (request: Request<Event, LiveResult>) => {
     if (request.response) request.response.headers = { ...request.response.headers, ...corsHeaders(request.event) };
   };
   return { after: add, onError: add };
@@ -75,7 +152,16 @@ const cors = (): Middleware => {
 /** Registered after the header middlewares so its onError runs before theirs. */
 const errors = (): Middleware => ({
   onError: (request) => {
-    request.response = errorResponse(request.error, { requestId: stateOf(request).requestId, route: request.event.routeKey });
+    const state = stateOf(request);
+    // The client is gone: nobody reads this answer, and it is not a failure worth a log line.
+    if (state.transport?.aborted) {
+      request.response = toResult({
+        status: 499,
+        body: { error: { code: "request.cancelled", message: "The client closed the request." } },
+      });
+      return;
+    }
+    request.response = errorResponse(request.error, { requestId: state.requestId, route: state.routeKey });
   },
 });
 
@@ -110,29 +196,86 @@ const noCaller = new Proxy({} as Caller, {
 });
 
 /** Wraps a function's operations (keyed by API Gateway route key, `$default` for the rest) in the chain. */
-export function http(operations: Record<string, Operation>) {
-  return middy<Event, Result>()
+export function http(operations: Record<string, Operation>): HttpHandler {
+  const chain = middy<Event, LiveResult>()
     .use(requestId())
     .use(cors())
     .use(errors())
     .use(auth())
     .use(rateLimit())
     .use(body())
-    .handler(async (event, _context, { signal }) => {
+    .handler(async (event, _context, { signal }): Promise<LiveResult> => {
       const state = states.get(event);
-      const operation = operations[event.routeKey] ?? operations.$default;
+      const operation = (state && operations[state.routeKey]) ?? operations.$default;
       if (!state || !operation) throw new EngramError("not_found", "route.not_found", `No route for ${event.routeKey}.`);
       const result = await operation({
         caller: state.caller ?? noCaller,
-        params: (event.pathParameters ?? {}) as Record<string, string>,
+        params: state.params,
         query: event.queryStringParameters ?? {},
         body: state.body,
         headers: event.headers ?? {},
         requestId: state.requestId,
         method: event.requestContext?.http?.method ?? "GET",
         path: event.rawPath ?? "/",
-        signal,
+        signal: state.transport ? AbortSignal.any([signal, state.transport]) : signal,
       });
+      if ("stream" in result) return { statusCode: result.status ?? 200, headers: result.headers, body: result.stream };
       return "statusCode" in result ? (result as Result) : toResult(result as Reply);
     });
+
+  const handler = (async (event: Event, context: Context): Promise<Result> => {
+    const result = await chain(event, context);
+    if (!isStreaming(result)) return result;
+    let text = "";
+    for await (const piece of result.body) text += piece;
+    return { ...result, body: text };
+  }) as HttpHandler;
+  handler.live = (event, context, signal) => {
+    if (signal) transports.set(event, signal);
+    return chain(event, context);
+  };
+  return handler;
+}
+
+/** What Lambda's Node.js runtime provides as the global `awslambda` (for response streaming). */
+export interface LambdaStreaming {
+  streamifyResponse(
+    handler: (event: Event, responseStream: Writable, context: Context) => Promise<void>,
+  ): (event: Event, context: Context) => Promise<void>;
+  HttpResponseStream: {
+    from(responseStream: Writable, prelude: { statusCode?: number; headers?: Record<string, string>; cookies?: string[] }): Writable;
+  };
+}
+
+/**
+ * The handler for a function URL with `invokeMode: RESPONSE_STREAM` (SST: `url: true,
+ * streaming: true`): status and headers first, then the body as it is produced. When the
+ * client goes away the response stream closes, which aborts the operation's signal (stopping
+ * the model). Outside Lambda (no `awslambda` global) pass `runtime` to test it.
+ */
+export function streamingHandler(handler: HttpHandler, runtime: Pick<LambdaStreaming, "HttpResponseStream">) {
+  return async (event: Event, responseStream: Writable, context: Context): Promise<void> => {
+    const controller = new AbortController();
+    const gone = () => {
+      if (!responseStream.writableFinished) controller.abort(new DOMException("The client disconnected.", "AbortError"));
+    };
+    responseStream.once("close", gone);
+    responseStream.once("error", gone);
+    const result = await handler.live(event, context, controller.signal);
+    const out = runtime.HttpResponseStream.from(responseStream, {
+      statusCode: result.statusCode ?? 200,
+      headers: Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)])),
+      cookies: result.cookies,
+    });
+    const body = isStreaming(result) ? result.body : [result.body ?? ""];
+    // A failed write (client gone) destroys the source, which ends the operation's generator.
+    await pipeline(Readable.from(body, { objectMode: false }), out).catch((error) => {
+      if (!controller.signal.aborted) throw error;
+    });
+  };
+}
+
+/** `awslambda` when running on Lambda's Node.js runtime, else undefined. */
+export function lambdaStreaming(): LambdaStreaming | undefined {
+  return (globalThis as { awslambda?: LambdaStreaming }).awslambda;
 }

@@ -1,0 +1,171 @@
+/** The write path on every driver: idempotent, atomic, re-embedding only what changed. */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import type { Caller } from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { Document } from "../../core/document";
+import { Ingest } from "../../core/ingest";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { type CountingEmbedder, countingEmbedder, prose } from "../support/factories";
+
+setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+
+describe.each(DRIVERS)("ingest on %s", (driver) => {
+  let t: TestDb;
+  let alice: Caller;
+  let embedder: CountingEmbedder;
+  const ingest = (caller: Caller, documents: Parameters<typeof Ingest.run>[2]) => Ingest.run(t.db, caller, documents, { embedder });
+  const chunkRows = (id: string) =>
+    t.db.query<{ ordinal: number; id: number; hash: string }>(
+      sql`select c.ordinal, c.id, c.content_hash as hash from chunks c join documents d on d.key = c.document_key where d.id = ${id} order by c.ordinal`,
+    );
+
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    alice = await callerFor(t.db, "acme", "alice");
+  });
+  afterAll(() => t?.close());
+  beforeEach(() => {
+    embedder = countingEmbedder();
+  });
+
+  it("creates documents, then the same request again is unchanged and embeds nothing", async () => {
+    const docs = [
+      { id: "handbook", content: prose(1, 12, 8), title: "Handbook" },
+      { id: "faq", content: prose(2, 2, 3) },
+    ];
+    const first = await ingest(alice, docs);
+    expect(first.documents.map((d) => d.status)).toEqual(["created", "created"]);
+    expect(first.totals.chunks).toBeGreaterThan(2);
+    expect(first.totals.embedded).toBe(first.totals.chunks);
+    const calls = embedder.calls;
+
+    const again = await ingest(alice, docs);
+    expect(again.documents.map((d) => d.status)).toEqual(["unchanged", "unchanged"]);
+    expect(again.totals.embedded).toBe(0);
+    expect(embedder.calls).toBe(calls);
+  });
+
+  it("re-embeds only the chunks whose text changed and keeps the others' rows", async () => {
+    const paragraphs = prose(3, 30, 6).split("\n\n");
+    await ingest(alice, [{ id: "long", content: paragraphs.join("\n\n") }]);
+    const before = await chunkRows("long");
+    expect(before.length).toBeGreaterThan(4);
+
+    paragraphs[paragraphs.length - 1] = "A brand new closing paragraph about warranty claims and refunds.";
+    embedder = countingEmbedder();
+    const result = await ingest(alice, [{ id: "long", content: paragraphs.join("\n\n") }]);
+    expect(result.documents[0]?.status).toBe("updated");
+    expect(result.totals.embedded).toBeGreaterThanOrEqual(1);
+    expect(result.totals.embedded).toBeLessThanOrEqual(2);
+    expect(result.totals.reused).toBe(result.totals.chunks - result.totals.embedded);
+
+    const after = await chunkRows("long");
+    const kept = after.filter((a) => before.some((b) => b.id === a.id));
+    expect(kept.length).toBe(after.length - result.totals.embedded);
+    expect(new Set(after.map((c) => c.ordinal)).size).toBe(after.length);
+  });
+
+  it("derives the id from the content so the same text is stored once", async () => {
+    const result = await ingest(alice, [{ content: "Derived ids come from the content hash." }, { content: "Derived ids come from the content hash." }]);
+    expect(result.documents).toHaveLength(1);
+    expect(result.documents[0]?.id).toMatch(/^doc_[0-9a-f]{32}$/);
+  });
+
+  it("leaves the previous version intact when embedding fails", async () => {
+    await ingest(alice, [{ id: "atomic", content: "Version one of the atomic document." }]);
+    embedder.failNext(1);
+    await expect(
+      ingest(alice, [
+        { id: "atomic", content: "Version two, never stored." },
+        { id: "atomic-new", content: "A new document that must not appear." },
+      ]),
+    ).rejects.toMatchObject({ code: "embedding.failed", status: 502 });
+    const doc = await Document.get(t.db, alice, "atomic", { track: false });
+    expect(doc.content).toBe("Version one of the atomic document.");
+    await expect(Document.get(t.db, alice, "atomic-new", { track: false })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("leaves the previous version intact when the database fails mid-write", async () => {
+    await ingest(alice, [{ id: "dbfail", content: "Original content survives a failed write." }]);
+    // A trigger makes the chunk insert fail after the document row was already upserted in the batch.
+    await t.db.query(sql`create or replace function fail_chunks() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`);
+    await t.db.query(sql`create trigger fail_chunks before insert on chunks for each row execute function fail_chunks()`);
+    try {
+      await expect(ingest(alice, [{ id: "dbfail", content: "Replacement content that must roll back." }])).rejects.toThrow(/injected failure/);
+    } finally {
+      await t.db.query(sql`drop trigger fail_chunks on chunks`);
+    }
+    const doc = await Document.get(t.db, alice, "dbfail", { track: false });
+    expect(doc.content).toBe("Original content survives a failed write.");
+    const chunks = await chunkRows("dbfail");
+    expect(chunks.length).toBe(doc.chunks);
+  });
+
+  it("leaves exactly one consistent version after concurrent ingests of the same document", async () => {
+    const content = prose(9, 6, 6);
+    const runs = driver === "pglite" ? 10 : 50;
+    await Promise.all(Array.from({ length: runs }, () => ingest(alice, [{ id: "race", content }])));
+    const [row] = await t.db.query<{ docs: number; chunks: number; distinct: number; count: number }>(sql`
+      select (select count(*)::int from documents where id = 'race') as docs,
+             (select chunk_count from documents where id = 'race') as count,
+             (select count(*)::int from chunks c join documents d on d.key = c.document_key where d.id = 'race') as chunks,
+             (select count(distinct c.ordinal)::int from chunks c join documents d on d.key = c.document_key where d.id = 'race') as distinct`);
+    expect(row?.docs).toBe(1);
+    expect(row?.chunks).toBe(row?.count);
+    expect(row?.distinct).toBe(row?.count);
+  });
+
+  it("keeps users' and tenants' documents apart", async () => {
+    const bob = await callerFor(t.db, "acme", "bob");
+    const other = await callerFor(t.db, "globex", "alice");
+    await ingest(alice, [{ id: "private", content: "Alice's private note about the merger." }]);
+    await expect(Document.get(t.db, bob, "private", { track: true })).rejects.toMatchObject({ status: 404 });
+    await expect(Document.get(t.db, other, "private", { track: true })).rejects.toMatchObject({ status: 404 });
+    await expect(Document.remove(t.db, bob, "private", { hard: true })).rejects.toMatchObject({ status: 404 });
+    expect((await Document.list(t.db, bob, { limit: 100, includeDeleted: true })).documents).toEqual([]);
+    expect((await Document.stats(t.db, other)).documents.total).toBe(0);
+  });
+
+  it("lets users read shared documents but not change them", async () => {
+    const shared = await callerFor(t.db, "acme");
+    await ingest(shared, [{ id: "policy", content: "The shared refund policy is 30 days." }]);
+    const doc = await Document.get(t.db, alice, "policy", { track: true });
+    expect(doc.scope).toBe("shared");
+    expect(doc.accessCount).toBe(1);
+    await expect(Document.remove(t.db, alice, "policy", { hard: false })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("hides a soft-deleted document at once, then hard delete removes its chunks", async () => {
+    await ingest(alice, [{ id: "gone", content: prose(4, 3, 4) }]);
+    await Document.remove(t.db, alice, "gone", { hard: false });
+    await expect(Document.get(t.db, alice, "gone", { track: false })).rejects.toMatchObject({ status: 404 });
+    const listed = await Document.list(t.db, alice, { limit: 100, includeDeleted: false });
+    expect(listed.documents.some((d) => d.id === "gone")).toBe(false);
+    const withDeleted = await Document.list(t.db, alice, { limit: 100, includeDeleted: true });
+    expect(withDeleted.documents.find((d) => d.id === "gone")?.deletedAt).not.toBeNull();
+    expect((await chunkRows("gone")).length).toBeGreaterThan(0);
+
+    await Document.remove(t.db, alice, "gone", { hard: true });
+    expect(await chunkRows("gone")).toEqual([]);
+  });
+
+  it("hides documents whose TTL has passed", async () => {
+    await ingest(alice, [{ id: "ephemeral", content: "This memory expires.", ttlSeconds: 60 }]);
+    expect((await Document.get(t.db, alice, "ephemeral", { track: false })).expiresAt).not.toBeNull();
+    await t.db.query(sql`update documents set expires_at = now() - interval '1 second' where id = 'ephemeral'`);
+    await expect(Document.get(t.db, alice, "ephemeral", { track: false })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("lists newest first in cursor pages", async () => {
+    const carol = await callerFor(t.db, "acme", "carol");
+    for (let i = 0; i < 5; i++) await ingest(carol, [{ id: `page-${i}`, content: `Document number ${i} for paging.` }]);
+    const first = await Document.list(t.db, carol, { limit: 2, includeDeleted: false });
+    expect(first.documents.map((d) => d.id)).toEqual(["page-4", "page-3"]);
+    const second = await Document.list(t.db, carol, { limit: 2, includeDeleted: false, cursor: first.nextCursor ?? undefined });
+    expect(second.documents.map((d) => d.id)).toEqual(["page-2", "page-1"]);
+    const third = await Document.list(t.db, carol, { limit: 2, includeDeleted: false, cursor: second.nextCursor ?? undefined });
+    expect(third.documents.map((d) => d.id)).toEqual(["page-0"]);
+    expect(third.nextCursor).toBeNull();
+  });
+});
