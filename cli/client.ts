@@ -40,22 +40,41 @@ export async function connect(target: Target): Promise<Client> {
   return {
     kind: "local",
     db,
-    caller: { tenantId: tenant.id, tenantName: tenant.name, keyPrefix: "cli", userId: target.user ?? "", rateLimits: {} },
+    caller: {
+      tenantId: tenant.id,
+      tenantName: tenant.name,
+      keyPrefix: "cli",
+      userId: target.user ?? "",
+      rateLimits: {},
+    },
   };
 }
 
 /** Calls the server's API; an error answer becomes one EngramError line. */
-export async function request<T>(client: Extract<Client, { kind: "http" }>, method: string, path: string, body?: unknown): Promise<T> {
+export async function request<T>(
+  client: Extract<Client, { kind: "http" }>,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<T> {
   const res = await fetch(`${client.url}${path}`, {
     method,
     headers: client.headers,
     body: body === undefined ? undefined : JSON.stringify(body),
   }).catch((error) => {
-    throw new EngramError("unavailable", "server.unreachable", `cannot reach the local server at ${client.url}: ${error.message}`);
+    throw new EngramError(
+      "unavailable",
+      "server.unreachable",
+      `cannot reach the local server at ${client.url}: ${error.message}`,
+    );
   });
   const payload = (await res.json().catch(() => ({}))) as T & { error?: { code: string; message: string } };
   if (!res.ok) {
-    throw new EngramError("upstream", payload.error?.code ?? "server.error", payload.error?.message ?? `HTTP ${res.status}`);
+    throw new EngramError(
+      "upstream",
+      payload.error?.code ?? "server.error",
+      payload.error?.message ?? `HTTP ${res.status}`,
+    );
   }
   return payload;
 }

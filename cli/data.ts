@@ -6,8 +6,8 @@ import { Document } from "../core/document";
 import type { IngestResult } from "../core/ingest";
 import { Ingest } from "../core/ingest";
 import { type Client, connect, request, type Target } from "./client";
-import { LOCAL_TENANT } from "./local";
 import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
+import { LOCAL_TENANT } from "./local";
 
 const MAX_BATCH_DOCS = 100;
 // Keeps each request well under the 6 MB body limit.
@@ -41,9 +41,24 @@ export function registerDataCommands(program: Command): void {
     const client = await connect(targetOf(options));
     const { files, skipped } = await collectFiles(paths);
     const root = resolve(".");
-    const totals = { files: files.length, documents: 0, chunks: 0, embedded: 0, reused: 0, created: 0, updated: 0, unchanged: 0 };
+    const totals = {
+      files: files.length,
+      documents: 0,
+      chunks: 0,
+      embedded: 0,
+      reused: 0,
+      created: 0,
+      updated: 0,
+      unchanged: 0,
+    };
     const tty = process.stderr.isTTY && !options.json;
-    const bar = tty ? new SingleBar({ format: "ingest [{bar}] {value}/{total} files | {documents} documents | {eta_formatted}", stream: process.stderr, hideCursor: true }) : undefined;
+    const bar = tty
+      ? new SingleBar({
+          format: "ingest [{bar}] {value}/{total} files | {documents} documents | {eta_formatted}",
+          stream: process.stderr,
+          hideCursor: true,
+        })
+      : undefined;
     bar?.start(files.length, 0, { documents: 0 });
 
     let batch: FileDocument[] = [];
@@ -93,7 +108,10 @@ export function registerDataCommands(program: Command): void {
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(
     async (options: TargetOptions) => {
       const client = await connect(targetOf(options));
-      const stats = client.kind === "http" ? await request(client, "GET", "/v1/stats") : await Document.stats(client.db, client.caller);
+      const stats =
+        client.kind === "http"
+          ? await request(client, "GET", "/v1/stats")
+          : await Document.stats(client.db, client.caller);
       console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
     },
   );

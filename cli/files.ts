@@ -26,7 +26,8 @@ export async function collectFiles(paths: string[]): Promise<{ files: string[]; 
     if (info.isDirectory()) {
       const entries = await readdir(path).catch(() => undefined);
       if (!entries) return void skipped.push({ path, reason: "unreadable folder" });
-      for (const entry of entries.sort()) if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry));
+      for (const entry of entries.sort())
+        if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry));
     } else if (EXTENSIONS.has(extname(path).toLowerCase())) {
       files.push(path);
     } else if (paths.includes(path)) {
@@ -48,7 +49,10 @@ function decode(buffer: Buffer): string | undefined {
 const firstHeading = (text: string) => /^#\s+(.+)$/m.exec(text)?.[1]?.trim();
 
 /** Reads one file into documents (a .json/.jsonl file may hold many). */
-export async function readDocuments(path: string, root: string): Promise<{ documents: FileDocument[]; skipped: Skipped[] }> {
+export async function readDocuments(
+  path: string,
+  root: string,
+): Promise<{ documents: FileDocument[]; skipped: Skipped[] }> {
   const buffer = await readFile(path).catch(() => undefined);
   if (!buffer) return { documents: [], skipped: [{ path, reason: "unreadable" }] };
   const text = decode(buffer);
@@ -79,19 +83,25 @@ export async function readDocuments(path: string, root: string): Promise<{ docum
     } else {
       try {
         const parsed = JSON.parse(text) as unknown;
-        const list = Array.isArray(parsed) ? parsed : (parsed as { documents?: unknown[] }).documents ?? [parsed];
+        const list = Array.isArray(parsed) ? parsed : ((parsed as { documents?: unknown[] }).documents ?? [parsed]);
         records.push(...list);
       } catch {
         return { documents: [], skipped: [{ path, reason: "invalid JSON" }] };
       }
     }
-    records.forEach((record, i) => {
+    for (const [i, record] of records.entries()) {
       const r = (record ?? {}) as Record<string, unknown>;
       const content = typeof r?.content === "string" ? r.content : typeof r?.text === "string" ? r.text : undefined;
-      if (content === undefined) return void skipped.push({ path: `${path}#${i}`, reason: "no content field" });
+      if (content === undefined) {
+        skipped.push({ path: `${path}#${i}`, reason: "no content field" });
+        continue;
+      }
       const { text: _text, ...rest } = r;
-      add({ ...rest, id: typeof r.id === "string" ? r.id : `${id}#${i}`, content, source: r.source ?? id }, `${path}#${i}`);
-    });
+      add(
+        { ...rest, id: typeof r.id === "string" ? r.id : `${id}#${i}`, content, source: r.source ?? id },
+        `${path}#${i}`,
+      );
+    }
   } else if (ext === ".html" || ext === ".htm") {
     const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
     add({ id, content: htmlToText(text), title: title || undefined, source: id });

@@ -9,8 +9,8 @@ import { closeDb } from "../core/db";
 import { isConnectionError } from "../core/db/errors";
 import { EngramError } from "../core/error";
 import { Tenant } from "../core/tenant";
-import { LOCAL_TENANT, openLocalDb } from "./local";
 import { registerDataCommands } from "./data";
+import { LOCAL_TENANT, openLocalDb } from "./local";
 
 const program = new Command("engram")
   .description("Engram: memory and retrieval-augmented chat on Postgres + pgvector")
@@ -91,7 +91,8 @@ registerDataCommands(program);
 
 function parsePort(value: string): number {
   const port = Number(value);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CommanderError(1, "engram.port", `invalid port: ${value}`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CommanderError(1, "engram.port", `invalid port: ${value}`);
   return port;
 }
 
@@ -108,7 +109,8 @@ function databaseLine(error: unknown): string {
     const url = config().database.url;
     if (url) host = new URL(url).host || host;
   } catch {}
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
+  const cause =
+    (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
   return `cannot reach the database at ${host}${cause?.code ? ` (${cause.code})` : cause?.message ? ` (${cause.message})` : ""}`;
 }
 

@@ -1,6 +1,8 @@
 /**
  * The local server: Node's http server turning each request into the API Gateway v2 event
  * Lambda receives, running the same function handlers, and writing their results back.
+ * Streamed bodies (server-sent events) are written as they are produced; a client that goes
+ * away aborts the handler's signal, which stops upstream work such as a model's answer.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
@@ -8,8 +10,10 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { errorResponse, MAX_BODY_BYTES } from "../core/api/http";
 import { type FunctionName, match, routeKey } from "../core/api/routes";
 import { EngramError } from "../core/error";
+import type { HttpHandler, LiveResult } from "../functions/http/chain";
 
-type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
+type Handler = ((event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>) &
+  Partial<Pick<HttpHandler, "live">>;
 
 const loaders: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
   api: () => import("../functions/http/api") as Promise<{ handler: Handler }>,
@@ -49,7 +53,11 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
 }
 
 /** Builds the API Gateway v2 (HTTP API, payload 2.0) event for a Node request. */
-export function toEvent(req: IncomingMessage, body: Buffer, requestId: string): { event: APIGatewayProxyEventV2; fn: FunctionName } {
+export function toEvent(
+  req: IncomingMessage,
+  body: Buffer,
+  requestId: string,
+): { event: APIGatewayProxyEventV2; fn: FunctionName } {
   const url = new URL(req.url ?? "/", "http://localhost");
   const method = (req.method ?? "GET").toUpperCase();
   const found = match(method, url.pathname);
@@ -98,10 +106,29 @@ function write(res: ServerResponse, result: APIGatewayProxyStructuredResultV2) {
   res.end(result.isBase64Encoded && result.body ? Buffer.from(result.body, "base64") : (result.body ?? ""));
 }
 
+/** Writes each piece as it comes, waiting for the socket when it is full; stops when the client is gone. */
+async function writeStream(res: ServerResponse, result: LiveResult & { body: AsyncIterable<string> }) {
+  res.writeHead(result.statusCode ?? 200, (result.headers ?? {}) as Record<string, string>);
+  res.flushHeaders();
+  // Leaving the loop early (client gone) returns the iterator, which ends the handler's generator.
+  for await (const piece of result.body) {
+    if (res.destroyed) break;
+    if (!res.write(piece)) await new Promise((resolve) => res.once("drain", resolve).once("close", resolve));
+  }
+  res.end();
+}
+
+const isStream = (result: LiveResult): result is LiveResult & { body: AsyncIterable<string> } =>
+  typeof result.body === "object" && result.body !== null && Symbol.asyncIterator in result.body;
+
 export type Extra = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 /** Starts the server; `extra` may answer a request first (the console's static files). */
-export async function startServer(options: { port: number; host?: string; extra?: Extra }): Promise<{ server: Server; url: string; close(): Promise<void> }> {
+export async function startServer(options: {
+  port: number;
+  host?: string;
+  extra?: Extra;
+}): Promise<{ server: Server; url: string; close(): Promise<void> }> {
   const server = createServer(async (req, res) => {
     const requestId = randomUUID();
     try {
@@ -109,15 +136,24 @@ export async function startServer(options: { port: number; host?: string; extra?
       const body = await readBody(req);
       if (body === "too_large") {
         write(res, {
-          ...errorResponse(new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."), { requestId }),
+          ...errorResponse(new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."), {
+            requestId,
+          }),
         });
         req.destroy();
         return;
       }
       const { event, fn } = toEvent(req, body, requestId);
       const { handler } = await loaders[fn]();
-      const result = await handler(event, lambdaContext(fn, requestId));
-      write(res, result);
+      const client = new AbortController();
+      res.once("close", () => {
+        if (!res.writableFinished) client.abort(new DOMException("The client disconnected.", "AbortError"));
+      });
+      const result = handler.live
+        ? await handler.live(event, lambdaContext(fn, requestId), client.signal)
+        : await handler(event, lambdaContext(fn, requestId));
+      if (isStream(result)) await writeStream(res, result);
+      else write(res, result as APIGatewayProxyStructuredResultV2);
     } catch (error) {
       if (!res.headersSent) write(res, errorResponse(error, { requestId }));
       else res.destroy();

@@ -11,16 +11,22 @@ export async function start(options: { host: string }): Promise<void> {
   const server = await startServer({ port: cfg.port, host: options.host });
   writeServerLock(server.url, cfg);
 
-  const where = cfg.database.driver === "pglite" ? `embedded PGlite in ${cfg.database.dataDir}/` : `${cfg.database.driver} (DATABASE_URL)`;
+  const where =
+    cfg.database.driver === "pglite"
+      ? `embedded PGlite in ${cfg.database.dataDir}/`
+      : `${cfg.database.driver} (DATABASE_URL)`;
   const offline = cfg.embedding.provider === "offline" ? " (offline: no OPENAI_API_KEY)" : "";
-  const answers = cfg.chat.provider === "extractive" ? "extractive answers (no chat model configured)" : `chat model ${cfg.chat.model}`;
+  const answers =
+    cfg.chat.provider === "extractive"
+      ? "extractive answers (no chat model configured)"
+      : `chat model ${cfg.chat.model}`;
   console.log(
     [
       `Engram ${cfg.version} listening on ${server.url}`,
       `  database:  ${where}`,
       `  embedder:  ${cfg.embedding.provider} ${cfg.embedding.provider === "offline" ? "engram-offline-v1" : cfg.embedding.model}, ${cfg.embedding.dimensions} dims${offline}`,
       `  answers:   ${answers}`,
-      `  local key: ${key}${created ? " (new; kept in " + cfg.database.dataDir + "/local-key)" : ""}`,
+      `  local key: ${key}${created ? ` (new; kept in ${cfg.database.dataDir}/local-key)` : ""}`,
       "",
       `  curl ${server.url}/v1/health`,
       `  curl -H "Authorization: Bearer ${key}" ${server.url}/v1/documents`,

@@ -9,14 +9,15 @@ import { EngramError } from "./error";
 
 export const VERSION = "0.1.0";
 
-const rate = z
-  .string()
-  .regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"');
+const rate = z.string().regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"');
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
 const schema = z.object({
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL").optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL")
+    .optional(),
   DATABASE_DRIVER: z.enum(["pg", "neon-http", "pglite"]).optional(),
   NEON_FETCH_ENDPOINT: z.string().url().optional(),
   ENGRAM_DATA_DIR: z.string().min(1).default(".engram"),
@@ -48,6 +49,9 @@ const schema = z.object({
     .regex(/^[a-z_]+$/, "expected a text search configuration name like english")
     .default("english"),
   HNSW_EF_SEARCH: int(10, 1000).default(100),
+  SEARCH_RRF_K: int(1, 1000).default(60),
+  SEARCH_EXACT_SCAN_CHUNKS: int(0, 1_000_000).default(2500),
+  SEARCH_QUERY_CACHE_TTL_SECONDS: int(0, 365 * 24 * 3600).default(7 * 24 * 3600),
   AWS_LAMBDA_FUNCTION_NAME: z.string().optional(),
 });
 
@@ -56,7 +60,12 @@ export type Env = z.infer<typeof schema>;
 export interface Config {
   version: string;
   onLambda: boolean;
-  database: { url: string | undefined; driver: "pg" | "neon-http" | "pglite"; fetchEndpoint: string | undefined; dataDir: string };
+  database: {
+    url: string | undefined;
+    driver: "pg" | "neon-http" | "pglite";
+    fetchEndpoint: string | undefined;
+    dataDir: string;
+  };
   openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
   embedding: { provider: "openai" | "offline"; model: string; dimensions: number };
   chat: {
@@ -79,7 +88,16 @@ export interface Config {
     defaults: { chat: string; search: string; ingest: string; default: string };
   };
   chunk: { maxTokens: number; overlapTokens: number };
-  search: { textConfig: string; efSearch: number };
+  search: {
+    textConfig: string;
+    efSearch: number;
+    /** Reciprocal rank fusion constant: a result at rank r adds 1 / (rrfK + r). */
+    rrfK: number;
+    /** Scopes with at most this many candidate chunks (more on large tables, see core/search) are scanned exactly. */
+    exactScanChunks: number;
+    /** How long a query's embedding stays cached; 0 turns the cache off. */
+    queryCacheTtlSeconds: number;
+  };
 }
 
 /** A linked SST secret's value, or undefined when not linked (local runs). */
@@ -149,7 +167,13 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       },
     },
     chunk: { maxTokens: e.CHUNK_MAX_TOKENS, overlapTokens: e.CHUNK_OVERLAP_TOKENS },
-    search: { textConfig: e.SEARCH_TEXT_CONFIG, efSearch: e.HNSW_EF_SEARCH },
+    search: {
+      textConfig: e.SEARCH_TEXT_CONFIG,
+      efSearch: e.HNSW_EF_SEARCH,
+      rrfK: e.SEARCH_RRF_K,
+      exactScanChunks: e.SEARCH_EXACT_SCAN_CHUNKS,
+      queryCacheTtlSeconds: e.SEARCH_QUERY_CACHE_TTL_SECONDS,
+    },
   };
 }
 

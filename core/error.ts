@@ -86,10 +86,15 @@ export function upstreamError(error: unknown, what: "embedding" | "chat"): unkno
   const e = error as { status?: number; retryAfterSeconds?: number; message?: string };
   const label = what === "embedding" ? "The embedding service" : "The chat model";
   if (e?.status === 429) {
-    return new EngramError("unavailable", `${what}.rate_limited`, `${label} is rate limiting requests; try again later.`, {
-      cause: error,
-      retryAfterSeconds: e.retryAfterSeconds ?? 5,
-    });
+    return new EngramError(
+      "unavailable",
+      `${what}.rate_limited`,
+      `${label} is rate limiting requests; try again later.`,
+      {
+        cause: error,
+        retryAfterSeconds: e.retryAfterSeconds ?? 5,
+      },
+    );
   }
   return new EngramError("upstream", `${what}.failed`, `${label} failed: ${e?.message ?? "unknown error"}`, {
     cause: error,

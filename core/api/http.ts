@@ -56,7 +56,11 @@ export function parseBody(event: APIGatewayProxyEventV2): unknown {
 
 /** zod issues as `{ path, message }`, paths dotted (`documents.0.content`). */
 export function zodDetails(error: ZodError) {
-  return error.issues.map((issue) => ({ path: issue.path.map(String).join("."), message: issue.message, code: issue.code }));
+  return error.issues.map((issue) => ({
+    path: issue.path.map(String).join("."),
+    message: issue.message,
+    code: issue.code,
+  }));
 }
 
 /** A zod issue may carry its own product code and status (e.g. `document.too_large`, 413). */
@@ -83,15 +87,23 @@ export function errorResponse(
     log.error("request failed", { requestId: context.requestId, route: context.route, error });
     return toResult({
       status: 500,
-      body: { error: { code: "internal", message: `Something went wrong on our side (request ${context.requestId}).` } },
+      body: {
+        error: { code: "internal", message: `Something went wrong on our side (request ${context.requestId}).` },
+      },
     });
   }
   const status = statusOf(known.kind);
   if (status >= 500) {
-    log.warn("request failed upstream", { requestId: context.requestId, route: context.route, code: known.code, error: known.cause ?? known });
+    log.warn("request failed upstream", {
+      requestId: context.requestId,
+      route: context.route,
+      code: known.code,
+      error: known.cause ?? known,
+    });
   }
   const headers: Record<string, string> = { ...known.headers };
-  if (known.retryAfterSeconds !== undefined) headers["retry-after"] = String(Math.max(0, Math.ceil(known.retryAfterSeconds)));
+  if (known.retryAfterSeconds !== undefined)
+    headers["retry-after"] = String(Math.max(0, Math.ceil(known.retryAfterSeconds)));
   const body: { code: string; message: string; details?: unknown } = { code: known.code, message: known.message };
   if (known.details !== undefined) body.details = known.details;
   return toResult({ status, headers, body: { error: body } });

@@ -87,7 +87,12 @@ export async function authenticate(db: Db, authorization: string | undefined): P
   if (!key) throw new EngramError("auth", "auth.missing_key", "Send your API key as 'Authorization: Bearer egm_...'.");
   if (!KEY.test(key)) throw new EngramError("auth", "auth.invalid_key", "The API key is not valid.");
   const prefix = prefixOf(key);
-  const rows = await db.query<{ hash: string; tenantId: string; tenantName: string; rateLimits: Record<string, string> }>(sql`
+  const rows = await db.query<{
+    hash: string;
+    tenantId: string;
+    tenantName: string;
+    rateLimits: Record<string, string>;
+  }>(sql`
     with k as (
       select k.id, k.hash, k.tenant_id from api_keys k where k.prefix = ${prefix} and k.revoked_at is null
     ), touched as (

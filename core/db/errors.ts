@@ -31,7 +31,11 @@ export function isConnectionError(error: unknown): boolean {
     if (state && (state.startsWith("08") || state.startsWith("57P") || state.startsWith("53"))) return true;
     if (e.name === "TypeError" && /fetch failed/i.test(e.message ?? "")) return true;
     // Neon's HTTP endpoint answers 5xx (no SQLSTATE) when it cannot reach the compute.
-    if (/Server error \(HTTP status 5\d\d\)|Couldn't connect to compute node|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(e.message ?? ""))
+    if (
+      /Server error \(HTTP status 5\d\d\)|Couldn't connect to compute node|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(
+        e.message ?? "",
+      )
+    )
       return true;
     current = e.cause;
   }

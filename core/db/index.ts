@@ -5,9 +5,9 @@
 import { type Config, config } from "../config";
 import type { Db } from "./types";
 
+export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
+export { arr, binaryRealArray, compile, vectorLiteral } from "./sql";
 export type { Db, DriverName, Query, Row, Statement } from "./types";
-export { arr, compile, vectorLiteral } from "./sql";
-export { isUniqueViolation, isConnectionError, sqlState } from "./errors";
 
 /** Opens a database for a configuration; pg and PGlite are loaded only when used. */
 export async function openDb(cfg: Config["database"]): Promise<Db> {

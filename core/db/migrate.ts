@@ -49,9 +49,7 @@ export async function migrate(db: Db, settings: MigrationSettings): Promise<stri
   await db.query(
     sql`create table if not exists engram_migrations (id text primary key, applied_at timestamptz not null default now())`,
   );
-  const done = new Set(
-    (await db.query<{ id: string }>(sql`select id from engram_migrations`)).map((row) => row.id),
-  );
+  const done = new Set((await db.query<{ id: string }>(sql`select id from engram_migrations`)).map((row) => row.id));
   const applied: string[] = [];
   for (const migration of loadMigrations(settings)) {
     if (done.has(migration.id)) continue;

@@ -24,3 +24,28 @@ export function vectorLiteral(vector: ArrayLike<number>): string {
   }
   return `${out}]`;
 }
+
+/**
+ * Many vectors as one binary `real[]` parameter (Postgres array wire format). `pg` sends a
+ * Buffer parameter in binary, which skips formatting 1,536 floats as text per vector, the
+ * bottleneck of every text path (see shared/MEASURED.md). Slice row i with
+ * `(p::real[])[(i - 1) * d + 1 : i * d]::vector`.
+ */
+export function binaryRealArray(vectors: ArrayLike<number>[], dimensions: number): Buffer {
+  const count = vectors.length * dimensions;
+  const buffer = Buffer.allocUnsafe(20 + count * 8);
+  buffer.writeInt32BE(1, 0); // one dimension
+  buffer.writeInt32BE(0, 4); // no nulls
+  buffer.writeUInt32BE(700, 8); // float4
+  buffer.writeInt32BE(count, 12);
+  buffer.writeInt32BE(1, 16); // lower bound
+  let offset = 20;
+  for (const vector of vectors) {
+    for (let i = 0; i < dimensions; i++) {
+      buffer.writeInt32BE(4, offset);
+      buffer.writeFloatBE(vector[i] as number, offset + 4);
+      offset += 8;
+    }
+  }
+  return buffer;
+}

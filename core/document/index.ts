@@ -35,7 +35,8 @@ const columns = (withContent: boolean) => sql`
   d.expires_at as "expiresAt", d.deleted_at as "deletedAt", d.created_at as "createdAt", d.updated_at as "updatedAt"
   ${withContent ? sql`, d.content` : sql``}`;
 
-const notFound = (id: string) => new EngramError("not_found", "document.not_found", `No document with id ${JSON.stringify(id)}.`);
+const notFound = (id: string) =>
+  new EngramError("not_found", "document.not_found", `No document with id ${JSON.stringify(id)}.`);
 
 function encodeCursor(row: { createdAt: Date; key: number }) {
   return Buffer.from(`${row.createdAt.toISOString()}|${row.key}`).toString("base64url");
@@ -113,7 +114,9 @@ export async function patch(db: Db, caller: Caller, id: string, change: PatchReq
     { signal },
   );
   if (change.ttlSeconds === null) {
-    await db.query(sql`update documents set expires_at = null where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}`);
+    await db.query(
+      sql`update documents set expires_at = null where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}`,
+    );
   }
   const doc = await get(db, caller, id, { track: false });
   return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };

@@ -41,7 +41,11 @@ export const Metadata = z
   .describe("A JSON object (flat or nested), at most 8 KB");
 
 export const Importance = z.number().int().min(1).max(10);
-export const TtlSeconds = z.number().int().min(1).max(10 * 365 * 24 * 3600);
+export const TtlSeconds = z
+  .number()
+  .int()
+  .min(1)
+  .max(10 * 365 * 24 * 3600);
 
 export const DocumentInput = z.object({
   id: Id.optional().describe("Without it, the id is derived from the content hash"),

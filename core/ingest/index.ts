@@ -5,10 +5,10 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
-import { arr, type Db, type Query, vectorLiteral } from "../db";
+import { arr, binaryRealArray, type Db, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import type { DocumentInput } from "../document/schema";
-import { type Embedder, embedder as defaultEmbedder } from "../embedding";
+import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { upstreamError } from "../error";
 
 export type DocumentStatus = "created" | "updated" | "unchanged";
@@ -134,7 +134,7 @@ async function attemptRun(
   );
   const toEmbed = new Map<string, string>();
   for (const c of allChunks) if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, c.content);
-  const vectors = new Map<string, string>();
+  const vectors = new Map<string, Float32Array>();
   let embeddingTokens = 0;
   if (toEmbed.size) {
     const texts = [...toEmbed.values()];
@@ -142,7 +142,7 @@ async function attemptRun(
       throw upstreamError(error, "embedding");
     });
     embeddingTokens = result.tokens;
-    [...toEmbed.keys()].forEach((hash, i) => vectors.set(hash, vectorLiteral(result.vectors[i] as Float32Array)));
+    for (const [i, hash] of [...toEmbed.keys()].entries()) vectors.set(hash, result.vectors[i] as Float32Array);
   }
 
   const ingestionId = `ing_${randomUUID().replaceAll("-", "")}`;
@@ -157,7 +157,9 @@ async function attemptRun(
   const statements: Query[] = [];
   if (changed.length) {
     if (owner) {
-      statements.push(sql`insert into users (tenant_id, id) values (${caller.tenantId}, ${owner}) on conflict do nothing`);
+      statements.push(
+        sql`insert into users (tenant_id, id) values (${caller.tenantId}, ${owner}) on conflict do nothing`,
+      );
     }
     const conversations = [...new Set(changed.map((p) => p.input.conversationId).filter((c): c is string => !!c))];
     if (conversations.length) {
@@ -167,7 +169,9 @@ async function attemptRun(
         on conflict do nothing`);
     }
     statements.push(upsertDocuments(caller.tenantId, owner, changed));
-    if (rechunked.length) statements.push(...replaceChunks(caller.tenantId, owner, embedder.model, rechunked, vectors));
+    if (rechunked.length) {
+      statements.push(...replaceChunks(db, caller.tenantId, owner, embedder, rechunked, vectors));
+    }
   }
   statements.push(sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
@@ -211,27 +215,43 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Que
  * the pairs that are gone. Unchanged chunks are not rewritten (no index churn).
  */
 function replaceChunks(
+  db: Db,
   tenantId: string,
   owner: string,
-  model: string,
+  embedder: Embedder,
   plans: Planned[],
-  vectors: Map<string, string>,
+  vectors: Map<string, Float32Array>,
 ): Query[] {
+  const model = embedder.model;
   const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
   const docIds = arr(rows.map((r) => r.doc));
   const ordinals = arr(rows.map((r) => r.ordinal));
   const hashes = arr(rows.map((r) => r.hash));
+  // Each row names its new vector by position (null: reuse an existing embedding).
+  const order = [...vectors.keys()];
+  const position = new Map(order.map((hash, i) => [hash, i + 1]));
+  const slot = arr(rows.map((r) => position.get(r.hash) ?? null));
+  const d = embedder.dimensions;
+  const newVector =
+    db.driver === "pg"
+      ? sql`(${sql.param(
+          binaryRealArray(
+            order.map((h) => vectors.get(h) as Float32Array),
+            d,
+          ),
+        )}::real[])[(t.slot - 1) * ${d} + 1 : t.slot * ${d}]::vector`
+      : sql`(${arr(order.map((h) => vectorLiteral(vectors.get(h) as Float32Array)))}::text[])[t.slot]::vector`;
   return [
     sql`
       insert into chunks (tenant_id, document_key, owner, ordinal, content, content_hash, tokens, embedding, embedding_model)
       select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.hash, t.tokens,
-             coalesce(t.embedding::vector, (
+             coalesce(case when t.slot is null then null else ${newVector} end, (
                select c.embedding from chunks c
                where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
              ${model}
       from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[], ${hashes}::text[],
-                  ${arr(rows.map((r) => r.tokens))}::int[], ${arr(rows.map((r) => vectors.get(r.hash) ?? null))}::text[])
-        as t(doc, ordinal, content, hash, tokens, embedding)
+                  ${arr(rows.map((r) => r.tokens))}::int[], ${slot}::int[])
+        as t(doc, ordinal, content, hash, tokens, slot)
       join documents d on d.tenant_id = ${tenantId} and d.owner = ${owner} and d.id = t.doc
       where not exists (
         select 1 from chunks c where c.document_key = d.key and c.ordinal = t.ordinal and c.content_hash = t.hash)`,

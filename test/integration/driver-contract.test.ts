@@ -12,7 +12,9 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
   let t: TestDb;
   beforeAll(async () => {
     t = await freshDb(driver);
-    await t.db.query(sql`create table contract (id int primary key, v vector(3), doc jsonb, at timestamptz, tags text[])`);
+    await t.db.query(
+      sql`create table contract (id int primary key, v vector(3), doc jsonb, at timestamptz, tags text[])`,
+    );
   });
   afterAll(() => t?.close());
 
@@ -76,7 +78,10 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
   });
 
   it("keeps SET LOCAL inside the batch that issued it", async () => {
-    const [, shown] = await t.db.batch([sql`set local statement_timeout = '1234ms'`, sql`select current_setting('statement_timeout') as s`]);
+    const [, shown] = await t.db.batch([
+      sql`set local statement_timeout = '1234ms'`,
+      sql`select current_setting('statement_timeout') as s`,
+    ]);
     expect(shown?.[0]).toEqual({ s: "1234ms" });
     const [after] = await t.db.query<{ s: string }>(sql`select current_setting('statement_timeout') as s`);
     expect(after?.s).not.toBe("1234ms");

@@ -48,7 +48,11 @@ describe("auth", () => {
   });
 
   it("answers 401 for a well-formed key that does not exist", async () => {
-    const res = await invoke({ method: "GET", path: "/v1/documents", headers: { authorization: `Bearer egm_${"A".repeat(32)}` } });
+    const res = await invoke({
+      method: "GET",
+      path: "/v1/documents",
+      headers: { authorization: `Bearer egm_${"A".repeat(32)}` },
+    });
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe("auth.invalid_key");
   });
@@ -69,7 +73,10 @@ describe("auth", () => {
   });
 
   it("stores only a hash and a display prefix of each key", async () => {
-    const rows = await t.db.query<{ hash: string; prefix: string }>({ text: "select hash, prefix from api_keys", params: [] });
+    const rows = await t.db.query<{ hash: string; prefix: string }>({
+      text: "select hash, prefix from api_keys",
+      params: [],
+    });
     for (const row of rows) {
       expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
       expect(key.includes(row.hash)).toBe(false);
@@ -77,11 +84,14 @@ describe("auth", () => {
     }
   });
 
-  it.each(["", "a b", "x".repeat(129), "ünïcode", "semi;colon"])("answers 400 user.invalid_id for X-User-Id %j", async (userId) => {
-    const res = await invoke({ method: "GET", path: "/v1/documents", headers: { ...auth(), "x-user-id": userId } });
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe("user.invalid_id");
-  });
+  it.each(["", "a b", "x".repeat(129), "ünïcode", "semi;colon"])(
+    "answers 400 user.invalid_id for X-User-Id %j",
+    async (userId) => {
+      const res = await invoke({ method: "GET", path: "/v1/documents", headers: { ...auth(), "x-user-id": userId } });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("user.invalid_id");
+    },
+  );
 });
 
 describe("errors", () => {
@@ -92,7 +102,12 @@ describe("errors", () => {
   });
 
   it("answers 413 request.too_large for a body over 6 MB", async () => {
-    const res = await invoke({ method: "POST", path: "/v1/ingest", headers: auth(), rawBody: `"${"x".repeat(6 * 1024 * 1024)}"` });
+    const res = await invoke({
+      method: "POST",
+      path: "/v1/ingest",
+      headers: auth(),
+      rawBody: `"${"x".repeat(6 * 1024 * 1024)}"`,
+    });
     expect(res.status).toBe(413);
     expect(res.body.error.code).toBe("request.too_large");
   });
@@ -111,7 +126,12 @@ describe("errors", () => {
   });
 
   it("answers 400 with zod paths in details for a bad body", async () => {
-    const res = await invoke({ method: "POST", path: "/v1/ingest", headers: auth(), body: { documents: [{ content: 5 }] } });
+    const res = await invoke({
+      method: "POST",
+      path: "/v1/ingest",
+      headers: auth(),
+      body: { documents: [{ content: 5 }] },
+    });
     expect(res.status).toBe(400);
     expect(res.body.error.details).toContainEqual(expect.objectContaining({ path: "documents.0.content" }));
   });

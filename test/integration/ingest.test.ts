@@ -14,7 +14,8 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
   let t: TestDb;
   let alice: Caller;
   let embedder: CountingEmbedder;
-  const ingest = (caller: Caller, documents: Parameters<typeof Ingest.run>[2]) => Ingest.run(t.db, caller, documents, { embedder });
+  const ingest = (caller: Caller, documents: Parameters<typeof Ingest.run>[2]) =>
+    Ingest.run(t.db, caller, documents, { embedder });
   const chunkRows = (id: string) =>
     t.db.query<{ ordinal: number; id: number; hash: string }>(
       sql`select c.ordinal, c.id, c.content_hash as hash from chunks c join documents d on d.key = c.document_key where d.id = ${id} order by c.ordinal`,
@@ -67,7 +68,10 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
   });
 
   it("derives the id from the content so the same text is stored once", async () => {
-    const result = await ingest(alice, [{ content: "Derived ids come from the content hash." }, { content: "Derived ids come from the content hash." }]);
+    const result = await ingest(alice, [
+      { content: "Derived ids come from the content hash." },
+      { content: "Derived ids come from the content hash." },
+    ]);
     expect(result.documents).toHaveLength(1);
     expect(result.documents[0]?.id).toMatch(/^doc_[0-9a-f]{32}$/);
   });
@@ -89,10 +93,16 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
   it("leaves the previous version intact when the database fails mid-write", async () => {
     await ingest(alice, [{ id: "dbfail", content: "Original content survives a failed write." }]);
     // A trigger makes the chunk insert fail after the document row was already upserted in the batch.
-    await t.db.query(sql`create or replace function fail_chunks() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`);
-    await t.db.query(sql`create trigger fail_chunks before insert on chunks for each row execute function fail_chunks()`);
+    await t.db.query(
+      sql`create or replace function fail_chunks() returns trigger language plpgsql as $$ begin raise exception 'injected failure'; end $$`,
+    );
+    await t.db.query(
+      sql`create trigger fail_chunks before insert on chunks for each row execute function fail_chunks()`,
+    );
     try {
-      await expect(ingest(alice, [{ id: "dbfail", content: "Replacement content that must roll back." }])).rejects.toThrow(/injected failure/);
+      await expect(
+        ingest(alice, [{ id: "dbfail", content: "Replacement content that must roll back." }]),
+      ).rejects.toThrow(/injected failure/);
     } finally {
       await t.db.query(sql`drop trigger fail_chunks on chunks`);
     }
@@ -162,9 +172,17 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     for (let i = 0; i < 5; i++) await ingest(carol, [{ id: `page-${i}`, content: `Document number ${i} for paging.` }]);
     const first = await Document.list(t.db, carol, { limit: 2, includeDeleted: false });
     expect(first.documents.map((d) => d.id)).toEqual(["page-4", "page-3"]);
-    const second = await Document.list(t.db, carol, { limit: 2, includeDeleted: false, cursor: first.nextCursor ?? undefined });
+    const second = await Document.list(t.db, carol, {
+      limit: 2,
+      includeDeleted: false,
+      cursor: first.nextCursor ?? undefined,
+    });
     expect(second.documents.map((d) => d.id)).toEqual(["page-2", "page-1"]);
-    const third = await Document.list(t.db, carol, { limit: 2, includeDeleted: false, cursor: second.nextCursor ?? undefined });
+    const third = await Document.list(t.db, carol, {
+      limit: 2,
+      includeDeleted: false,
+      cursor: second.nextCursor ?? undefined,
+    });
     expect(third.documents.map((d) => d.id)).toEqual(["page-0"]);
     expect(third.nextCursor).toBeNull();
   });

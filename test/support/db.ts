@@ -6,15 +6,19 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { Caller } from "../../core/auth";
 import type { Db, DriverName } from "../../core/db";
+import { migrate } from "../../core/db/migrate";
 import { createNeonDb } from "../../core/db/neon";
 import { createPgDb } from "../../core/db/pg";
 import { createPgliteDb } from "../../core/db/pglite";
-import { migrate } from "../../core/db/migrate";
 import { Tenant } from "../../core/tenant";
 import { type NeonServer, neonConnectionString, startNeonServer } from "./neon-server";
 
 export const DRIVERS: DriverName[] = ["pg", "neon-http", "pglite"];
-export const PG = { host: process.env.PGHOST ?? "127.0.0.1", port: Number(process.env.PGPORT ?? 5432), user: "postgres" };
+export const PG = {
+  host: process.env.PGHOST ?? "127.0.0.1",
+  port: Number(process.env.PGPORT ?? 5432),
+  user: "postgres",
+};
 export const pgUrl = (database: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${database}`;
 export const DIMENSIONS = 1536;
 
