@@ -9,7 +9,7 @@ import { arr, binaryRealArray, type Db, type Query, vectorLiteral } from "../db"
 import { sqlState } from "../db/errors";
 import type { DocumentInput } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
-import { upstreamError } from "../error";
+import { EngramError, upstreamError } from "../error";
 
 export type DocumentStatus = "created" | "updated" | "unchanged";
 
@@ -134,6 +134,7 @@ async function attemptRun(
   );
   const toEmbed = new Map<string, string>();
   for (const c of allChunks) if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, c.content);
+  if (db.driver === "neon-http") checkNeonBatchSize(changed, toEmbed.size, embedder.dimensions);
   const vectors = new Map<string, Float32Array>();
   let embeddingTokens = 0;
   if (toEmbed.size) {
@@ -180,6 +181,25 @@ async function attemptRun(
   await db.batch(statements);
 
   return { ingestionId, documents: results, totals, usage: { embeddingTokens } };
+}
+
+// Neon's HTTP endpoint refuses request bodies over 10 MB, and a batch is one request.
+const NEON_BATCH_LIMIT = 9.5 * 1024 * 1024;
+
+/** Refuses, before embedding anything is wasted on it, a write too big for one Neon batch. */
+function checkNeonBatchSize(changed: Planned[], newVectors: number, dimensions: number): void {
+  let bytes = newVectors * dimensions * 11; // "-0.0123456," per float as JSON text
+  for (const p of changed) {
+    bytes += p.input.content.length * 1.1 + JSON.stringify(p.input.metadata ?? {}).length;
+    for (const c of p.chunks ?? []) bytes += c.content.length * 1.1 + 100;
+  }
+  if (bytes > NEON_BATCH_LIMIT) {
+    throw new EngramError(
+      "too_large",
+      "ingest.batch_too_large",
+      `This request would send about ${(bytes / 1048576).toFixed(1)} MB to the database in one atomic batch; Neon's limit is 10 MB. Send fewer or smaller documents per request.`,
+    );
+  }
 }
 
 function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Query {

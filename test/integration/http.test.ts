@@ -136,3 +136,72 @@ describe("errors", () => {
     expect(res.body.error.details).toContainEqual(expect.objectContaining({ path: "documents.0.content" }));
   });
 });
+
+describe("ingest input limits", () => {
+  const post = (body: unknown) => invoke({ method: "POST", path: "/v1/ingest", headers: auth(), body });
+  const cases: [string, unknown, number, string][] = [
+    ["no documents", { documents: [] }, 400, "ingest.no_documents"],
+    [
+      "101 documents",
+      { documents: Array.from({ length: 101 }, (_, i) => ({ content: `doc ${i}` })) },
+      400,
+      "ingest.too_many_documents",
+    ],
+    ["whitespace content", { documents: [{ content: " \n\t " }] }, 400, "document.empty_content"],
+    [
+      "content over 1,000,000 characters",
+      { documents: [{ content: "x".repeat(1_000_001) }] },
+      413,
+      "document.too_large",
+    ],
+    [
+      "metadata over 8 KB",
+      { documents: [{ content: "a", metadata: { blob: "y".repeat(9000) } }] },
+      400,
+      "document.metadata_too_large",
+    ],
+    ["metadata that is not an object", { documents: [{ content: "a", metadata: [1, 2] }] }, 400, "request.invalid"],
+    ["importance 11", { documents: [{ content: "a", importance: 11 }] }, 400, "request.invalid"],
+    ["importance 0", { documents: [{ content: "a", importance: 0 }] }, 400, "request.invalid"],
+    ["an empty id", { documents: [{ id: "", content: "a" }] }, 400, "request.invalid"],
+    ["an id of 257 characters", { documents: [{ id: "i".repeat(257), content: "a" }] }, 400, "request.invalid"],
+    ["an id with a control character", { documents: [{ id: "a\u0001b", content: "a" }] }, 400, "request.invalid"],
+    [
+      "duplicate ids",
+      {
+        documents: [
+          { id: "same", content: "a" },
+          { id: "same", content: "b" },
+        ],
+      },
+      400,
+      "ingest.duplicate_id",
+    ],
+  ];
+
+  it.each(cases)("refuses %s with %i %s and stores nothing", async (_name, body, status, code) => {
+    const before = await invoke({ method: "GET", path: "/v1/stats", headers: auth() });
+    const res = await post(body);
+    expect(res.status).toBe(status);
+    expect(res.body.error.code).toBe(code);
+    const after = await invoke({ method: "GET", path: "/v1/stats", headers: auth() });
+    expect(after.body.documents).toEqual(before.body.documents);
+  });
+
+  it("accepts the Digital Twin body on POST /api/ingest", async () => {
+    const res = await invoke({
+      method: "POST",
+      path: "/api/ingest",
+      headers: { ...auth(), "x-user-id": "twin-user" },
+      body: { documents: [{ id: "twin-1", content: "Digital twin memory.", title: "Twin" }] },
+    });
+    expect(res.status).toBe(200);
+    expect(res.body.documents).toEqual([{ id: "twin-1", status: "created", chunks: 1 }]);
+    const doc = await invoke({
+      method: "GET",
+      path: "/v1/documents/twin-1",
+      headers: { ...auth(), "x-user-id": "twin-user" },
+    });
+    expect(doc.body.title).toBe("Twin");
+  });
+});

@@ -187,3 +187,23 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(third.nextCursor).toBeNull();
   });
 });
+
+describe("ingest limits", () => {
+  let t: TestDb;
+  let caller: Caller;
+  beforeAll(async () => {
+    t = await freshDb("neon-http");
+    caller = await callerFor(t.db, "acme");
+  });
+  afterAll(() => t?.close());
+
+  it("refuses, before embedding, a write larger than one Neon batch can carry", async () => {
+    const embedder = countingEmbedder();
+    const documents = Array.from({ length: 100 }, (_, i) => ({ id: `big-${i}`, content: prose(i, 40, 8) }));
+    await expect(Ingest.run(t.db, caller, documents, { embedder })).rejects.toMatchObject({
+      code: "ingest.batch_too_large",
+      status: 413,
+    });
+    expect(embedder.calls).toBe(0);
+  });
+});
