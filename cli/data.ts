@@ -5,6 +5,7 @@ import { type Command, Option } from "commander";
 import { Document } from "../core/document";
 import type { IngestResult } from "../core/ingest";
 import { Ingest } from "../core/ingest";
+import { Search, type SearchInput, type SearchResponse } from "../core/search";
 import { type Client, connect, request, type Target } from "./client";
 import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
@@ -105,6 +106,30 @@ export function registerDataCommands(program: Command): void {
     for (const s of skipped) console.log(`  skipped ${s.path}: ${s.reason}`);
   });
 
+  withTarget(
+    program
+      .command("search")
+      .description("search a tenant's (or end user's) documents")
+      .argument("<query...>", "what to look for")
+      .addOption(new Option("--mode <mode>", "search mode").choices(["hybrid", "vector", "keyword"]).default("hybrid"))
+      .option("-k, --top-k <n>", "how many results", "5"),
+  ).action(async (words: string[], options: TargetOptions & { mode: string; topK: string }) => {
+    const client = await connect(targetOf(options));
+    const input = { query: words.join(" "), mode: options.mode, topK: Number(options.topK) };
+    const response: SearchResponse =
+      client.kind === "http"
+        ? await request<SearchResponse>(client, "POST", "/v1/search", input)
+        : await Search.query(client.db, client.caller, input as SearchInput);
+    if (options.json) return console.log(JSON.stringify(response));
+    if (!response.results.length) return console.log("no results");
+    for (const [i, r] of response.results.entries()) {
+      const snippet = r.content.replace(/\s+/g, " ").slice(0, 160);
+      console.log(
+        `${i + 1}. ${r.title ?? r.documentId}  (${r.documentId}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
+      );
+    }
+  });
+
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(
     async (options: TargetOptions) => {
       const client = await connect(targetOf(options));
@@ -115,6 +140,4 @@ export function registerDataCommands(program: Command): void {
       console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
     },
   );
-
-  void Option;
 }

@@ -4,10 +4,12 @@
  */
 import { Command, CommanderError, Option } from "commander";
 import { Auth } from "../core/auth";
+import { Cleanup } from "../core/cleanup";
 import { config, setConfig, VERSION } from "../core/config";
 import { closeDb } from "../core/db";
 import { isConnectionError } from "../core/db/errors";
 import { EngramError } from "../core/error";
+import { RateLimit } from "../core/ratelimit";
 import { Tenant } from "../core/tenant";
 import { registerDataCommands } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
@@ -85,6 +87,48 @@ tenants
     const db = await openLocalDb();
     const tenant = await Tenant.ensure(db, name);
     console.log(`tenant ${tenant.name} (${tenant.id})`);
+  });
+
+tenants
+  .command("set-limits")
+  .description("override a tenant's rate limits per route class (e.g. --chat 20/min); 'default' removes an override")
+  .argument("<name>", "tenant name")
+  .option("--chat <rate>", "chat requests, e.g. 20/min")
+  .option("--search <rate>", "search requests, e.g. 120/min")
+  .option("--ingest <rate>", "ingest requests, e.g. 30/min")
+  .option("--default <rate>", "every other route, e.g. 300/min")
+  .action(async (name: string, options: Record<string, string | undefined>) => {
+    const db = await openLocalDb();
+    const limits = Object.fromEntries(
+      ["chat", "search", "ingest", "default"]
+        .filter((c) => options[c] !== undefined)
+        .map((c) => [c, options[c] === "default" ? null : options[c]]),
+    );
+    if (!Object.keys(limits).length) throw new Error("give at least one of --chat, --search, --ingest, --default");
+    await Tenant.get(db, name);
+    const now = await RateLimit.setLimits(db, name, limits);
+    console.log(
+      `tenant ${name} limits: ${
+        Object.entries(now)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(", ") || "defaults"
+      }`,
+    );
+  });
+
+program
+  .command("cleanup")
+  .description("delete expired rate-limit rows, cache entries, ingestion records and documents past TTL or retention")
+  .option("--json", "print JSON")
+  .action(async (options: { json?: boolean }) => {
+    const db = await openLocalDb();
+    const report = await Cleanup.run(db);
+    if (options.json) return console.log(JSON.stringify(report));
+    const r = report.removed;
+    console.log(
+      `removed ${r.rateLimits} rate-limit rows, ${r.cache} cache entries, ${r.ingestions} ingestion records, ` +
+        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents (${report.tookMs} ms${report.complete ? "" : ", more left for the next run"})`,
+    );
   });
 
 registerDataCommands(program);

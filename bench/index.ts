@@ -1,0 +1,50 @@
+/**
+ * `npm run bench [-- --quick]`: every scenario, one after another on the local Postgres, with
+ * baselines measured in the same run. Writes bench/results/latest.json and latest.md.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { setConfig } from "../core/config";
+import { table } from "./support";
+
+const quick = process.argv.includes("--quick");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+setConfig({ LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" });
+
+type Scenario = { name: string; run: (opts: { quick: boolean }) => Promise<Record<string, unknown>[]> };
+const scenarios: Scenario[] = [
+  { name: "ingest", run: async (o) => (await import("./ingest")).benchIngest(o) },
+  { name: "search", run: async (o) => (await import("./search")).benchSearch(o) },
+  { name: "chat", run: async (o) => (await import("./chat")).benchChat(o) },
+  { name: "ratelimit", run: async (o) => (await import("./ratelimit")).benchRateLimit(o) },
+  { name: "coldstart", run: async (o) => (await import("./coldstart")).benchColdStart(o) },
+];
+
+const started = Date.now();
+const results: Record<string, Record<string, unknown>[]> = {};
+const markdown: string[] = [
+  `# Engram benchmarks${quick ? " (quick)" : ""}`,
+  "",
+  `Run ${new Date().toISOString()} on this machine.`,
+  "",
+];
+for (const scenario of scenarios) {
+  if (only && !only.split(",").includes(scenario.name)) continue;
+  const t0 = Date.now();
+  process.stderr.write(`bench: ${scenario.name}...\n`);
+  try {
+    results[scenario.name] = await scenario.run({ quick });
+  } catch (error) {
+    results[scenario.name] = [{ error: (error as Error).message }];
+  }
+  const rows = results[scenario.name] ?? [];
+  const section = `## ${scenario.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n\n${table(rows)}\n`;
+  console.log(section);
+  markdown.push(section);
+}
+const seconds = (Date.now() - started) / 1000;
+markdown.push(`Total: ${seconds.toFixed(1)} s.`);
+console.log(`Total: ${seconds.toFixed(1)} s`);
+mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
+writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify({ quick, seconds, results }, null, 2));
+writeFileSync(new URL("./results/latest.md", import.meta.url), `${markdown.join("\n")}\n`);
+process.exit(0);

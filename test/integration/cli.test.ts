@@ -1,0 +1,125 @@
+/** The `engram` command as a person runs it: real processes, real Postgres. */
+import { execFile } from "node:child_process";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createDatabase, dropDatabase, pgUrl } from "../support/db";
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, "../../bin/engram.js");
+
+let database: string;
+let env: NodeJS.ProcessEnv;
+
+async function engram(args: string[], extra: NodeJS.ProcessEnv = {}) {
+  try {
+    const { stdout, stderr } = await run("node", [BIN, ...args], { env: { ...env, ...extra }, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+beforeAll(async () => {
+  database = await createDatabase();
+  env = {
+    ...process.env,
+    DATABASE_URL: pgUrl(database),
+    LOG_LEVEL: "silent",
+    EMBEDDING_PROVIDER: "offline",
+    CHAT_PROVIDER: "extractive",
+  };
+  delete env.OPENAI_API_KEY;
+});
+afterAll(() => dropDatabase(database));
+
+describe("engram keys", () => {
+  it("create prints the new key alone on stdout", async () => {
+    const res = await engram(["keys", "create", "--tenant", "acme"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
+  });
+
+  it("create --json prints the key with its prefix and tenant", async () => {
+    const res = await engram(["keys", "create", "--tenant", "acme", "--json"]);
+    const json = JSON.parse(res.stdout);
+    expect(json).toMatchObject({ key: expect.stringMatching(/^egm_/), prefix: json.key.slice(0, 12), tenant: "acme" });
+  });
+
+  it("list shows prefixes, never keys, and revoke marks one revoked", async () => {
+    const created = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
+    const revoked = await engram(["keys", "revoke", created.prefix]);
+    expect(revoked.stdout).toContain(`revoked ${created.prefix}`);
+    const list = await engram(["keys", "list", "--tenant", "globex"]);
+    expect(list.stdout).toContain(created.prefix);
+    expect(list.stdout).toContain("revoked");
+    expect(list.stdout).not.toContain(created.key);
+  });
+
+  it("revoking an unknown prefix fails with one line and a non-zero exit", async () => {
+    const res = await engram(["keys", "revoke", "egm_nonexist"]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr.trim().split("\n")).toHaveLength(1);
+    expect(res.stderr).toContain("No API key with prefix egm_nonexist");
+  });
+});
+
+describe("engram errors and help", () => {
+  it.each([
+    ["--help"],
+    ["keys", "--help"],
+    ["ingest", "--help"],
+    ["search", "--help"],
+    ["tenants", "set-limits", "--help"],
+  ])("%s prints usage and exits 0", async (...args) => {
+    const res = await engram(args);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toContain("Usage:");
+  });
+
+  it("names the host in one line when DATABASE_URL points nowhere", async () => {
+    const res = await engram(["keys", "list"], { DATABASE_URL: "postgres://postgres@127.0.0.1:1/nowhere" });
+    expect(res.code).not.toBe(0);
+    expect(res.stderr.trim().split("\n")).toHaveLength(1);
+    expect(res.stderr).toContain("127.0.0.1:1");
+  });
+
+  it("rejects a malformed rate limit with the reason", async () => {
+    await engram(["tenants", "create", "acme"]);
+    const res = await engram(["tenants", "set-limits", "acme", "--chat", "lots"]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/chat/i);
+  });
+});
+
+describe("engram ingest", () => {
+  it("ingests a folder, skips what it cannot read with a reason, and prints a summary", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-cli-"));
+    mkdirSync(join(dir, "sub"));
+    writeFileSync(join(dir, "a.md"), "# Refunds\n\nRefunds are issued within 14 days.");
+    writeFileSync(join(dir, "sub", "b.txt"), "Store credit never expires.");
+    writeFileSync(
+      join(dir, "c.html"),
+      "<html><head><title>Hours</title></head><body><p>Open 9 to 5.</p><script>x()</script></body></html>",
+    );
+    writeFileSync(
+      join(dir, "d.jsonl"),
+      '{"id":"j1","content":"First line doc"}\nnot json\n{"id":"j2","content":"Second line doc"}\n',
+    );
+    writeFileSync(join(dir, "e.md"), Buffer.from([0x00, 0x01, 0x02, 0xff]));
+    writeFileSync(join(dir, "f.png"), "not supported");
+
+    const res = await engram(["ingest", dir, "--tenant", "acme"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/5 files, 5 documents \(5 created, 0 updated, 0 unchanged\)/);
+    expect(res.stdout).toContain("binary file");
+    expect(res.stdout).toContain("invalid JSON line");
+
+    const again = await engram(["ingest", dir, "--tenant", "acme", "--json"]);
+    const summary = JSON.parse(again.stdout);
+    expect(summary).toMatchObject({ documents: 5, unchanged: 5, embedded: 0 });
+  });
+});
