@@ -4,7 +4,7 @@
  * On Lambda a missing secret becomes a 503 `config.missing` instead of a crash loop.
  */
 import { Resource } from "sst/resource";
-import { z } from "zod";
+import * as z from "zod";
 import { EngramError } from "./error";
 
 export const VERSION = "0.1.0";

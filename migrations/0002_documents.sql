@@ -69,10 +69,11 @@ create index if not exists chunks_reuse on chunks (tenant_id, embedding_model, c
 create index if not exists chunks_tsv on chunks using gin (tsv);
 --> statement-breakpoint
 -- HNSW needs no training data, so it is right from an empty table (unlike IVFFlat). Skipped on
--- embedded PGlite, where inserting into it costs ~50 ms a row and exact scans are fast enough.
+-- embedded PGlite, where inserting into it costs ~50 ms a row and exact scans are fast enough,
+-- and above pgvector's 2,000-dimension HNSW limit (such databases search by exact scan).
 do $$
 begin
-  if coalesce(current_setting('engram.embedded', true), '') <> 'on' then
+  if coalesce(current_setting('engram.embedded', true), '') <> 'on' and {{EMBEDDING_DIMENSIONS}} <= 2000 then
     create index if not exists chunks_embedding on chunks using hnsw (embedding vector_cosine_ops)
       with (m = 16, ef_construction = 64);
   end if;

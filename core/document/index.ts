@@ -4,8 +4,7 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
 import { EngramError, inputError } from "../error";
-import { Ingest } from "../ingest";
-import type { DocumentInput, ListQuery, PatchRequest } from "./schema";
+import type { ListQuery } from "./schema";
 
 export interface DocumentView {
   id: string;
@@ -86,8 +85,8 @@ export async function get(db: Db, caller: Caller, id: string, options: { track: 
   return doc;
 }
 
-/** Changes a document of the caller's own; changed content is re-chunked, unchanged chunks keep their embeddings. */
-export async function patch(db: Db, caller: Caller, id: string, change: PatchRequest, signal?: AbortSignal) {
+/** The caller's own live document with its content, for a change (not counted as an access). */
+export async function own(db: Db, caller: Caller, id: string): Promise<DocumentView & { content: string }> {
   const current = (
     await db.query<DocumentView & { content: string }>(sql`
       select ${columns(true)} from documents d
@@ -95,31 +94,7 @@ export async function patch(db: Db, caller: Caller, id: string, change: PatchReq
         and d.deleted_at is null and ${LIVE}`)
   )[0];
   if (!current) throw notFound(id);
-  const ttl = change.ttlSeconds === null ? undefined : (change.ttlSeconds ?? undefined);
-  const result = await Ingest.run(
-    db,
-    caller,
-    [
-      {
-        id,
-        content: change.content ?? current.content,
-        title: change.title === null ? undefined : (change.title ?? current.title ?? undefined),
-        source: current.source ?? undefined,
-        metadata: change.metadata ?? (current.metadata as DocumentInput["metadata"]),
-        importance: change.importance ?? current.importance,
-        conversationId: current.conversationId ?? undefined,
-        ttlSeconds: ttl,
-      },
-    ],
-    { signal },
-  );
-  if (change.ttlSeconds === null) {
-    await db.query(
-      sql`update documents set expires_at = null where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}`,
-    );
-  }
-  const doc = await get(db, caller, id, { track: false });
-  return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };
+  return current;
 }
 
 /** Soft delete (hidden at once, purged after retention) or, with `hard`, removal with its chunks now. */

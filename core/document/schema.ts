@@ -1,5 +1,5 @@
 /** Request schemas for documents and ingest; the same schemas feed the OpenAPI document. */
-import { z } from "zod";
+import * as z from "zod";
 
 export const MAX_DOCUMENTS = 100;
 export const MAX_CONTENT_CHARS = 1_000_000;

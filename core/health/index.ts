@@ -2,7 +2,7 @@ export * as Health from "./index";
 
 import { config } from "../config";
 import { db } from "../db";
-import { embedder } from "../embedding";
+import { OFFLINE_MODEL } from "../embedding/offline";
 
 export interface HealthReport {
   status: "ok" | "degraded";
@@ -19,7 +19,8 @@ export async function check(): Promise<HealthReport> {
   const reachable = await db()
     .then((d) => d.ping())
     .catch(() => false);
-  const e = embedder();
+  // Described from configuration: building the embedder would pull the OpenAI SDK into functions that never embed.
+  const e = cfg.embedding.provider === "openai" ? cfg.embedding : { ...cfg.embedding, model: OFFLINE_MODEL };
   return {
     status: reachable ? "ok" : "degraded",
     database: reachable ? "ok" : "unreachable",

@@ -7,7 +7,8 @@ import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryRealArray, type Db, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
-import type { DocumentInput } from "../document/schema";
+import { Document } from "../document";
+import type { DocumentInput, PatchRequest } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { EngramError, upstreamError } from "../error";
 
@@ -283,4 +284,36 @@ function replaceChunks(
           select 1 from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[]) as t(doc, ordinal, hash)
           where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash)`,
   ];
+}
+
+/**
+ * Changes a document of the caller's own through the same write path as ingest: changed content
+ * is re-chunked and only changed chunks are embedded again.
+ */
+export async function patch(db: Db, caller: Caller, id: string, change: PatchRequest, signal?: AbortSignal) {
+  const current = await Document.own(db, caller, id);
+  const result = await run(
+    db,
+    caller,
+    [
+      {
+        id,
+        content: change.content ?? current.content,
+        title: change.title === null ? undefined : (change.title ?? current.title ?? undefined),
+        source: current.source ?? undefined,
+        metadata: change.metadata ?? (current.metadata as DocumentInput["metadata"]),
+        importance: change.importance ?? current.importance,
+        conversationId: current.conversationId ?? undefined,
+        ttlSeconds: change.ttlSeconds ?? undefined,
+      },
+    ],
+    { signal },
+  );
+  if (change.ttlSeconds === null) {
+    await db.query(
+      sql`update documents set expires_at = null where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}`,
+    );
+  }
+  const doc = await Document.get(db, caller, id, { track: false });
+  return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };
 }

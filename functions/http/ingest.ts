@@ -1,6 +1,5 @@
 /** The write path: ingest, document changes, and the Digital Twin ingest route. */
 import { db } from "../../core/db";
-import { Document } from "../../core/document";
 import { CompatIngestRequest, IngestRequest, PatchRequest } from "../../core/document/schema";
 import { Ingest } from "../../core/ingest";
 import { http } from "./chain";
@@ -11,7 +10,7 @@ export const handler = http({
     return { body: await Ingest.run(await db(), caller, documents, { signal }) };
   },
   "PATCH /v1/documents/{id}": async ({ caller, params, body, signal }) => {
-    return { body: await Document.patch(await db(), caller, params.id ?? "", PatchRequest.parse(body), signal) };
+    return { body: await Ingest.patch(await db(), caller, params.id ?? "", PatchRequest.parse(body), signal) };
   },
   "POST /api/ingest": async ({ caller, body, signal }) => {
     const { documents } = CompatIngestRequest.parse(body);

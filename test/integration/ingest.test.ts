@@ -167,6 +167,32 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     await expect(Document.get(t.db, alice, "ephemeral", { track: false })).rejects.toMatchObject({ status: 404 });
   });
 
+  it("patches title and importance without embedding, and content by re-embedding only what changed", async () => {
+    await ingest(alice, [{ id: "patchme", content: prose(21, 8, 6), title: "Old", ttlSeconds: 3600 }]);
+    embedder = countingEmbedder();
+    const retitled = await Ingest.patch(t.db, alice, "patchme", { title: "New", importance: 9 });
+    expect(retitled).toMatchObject({ title: "New", importance: 9, status: "updated" });
+    expect(embedder.calls).toBe(0);
+
+    const content = `${prose(21, 8, 6)}\n\nOne more paragraph about shipping invoices.`;
+    const changed = await Ingest.patch(t.db, alice, "patchme", { content });
+    expect(changed.totals.embedded).toBeGreaterThan(0);
+    expect(changed.totals.embedded).toBeLessThan(changed.totals.chunks);
+    expect(changed.expiresAt).not.toBeNull();
+
+    const forever = await Ingest.patch(t.db, alice, "patchme", { ttlSeconds: null });
+    expect(forever.expiresAt).toBeNull();
+  });
+
+  it("refuses to patch another user's or the shared space's document", async () => {
+    const bob = await callerFor(t.db, "acme", "bob");
+    await ingest(alice, [{ id: "alice-only", content: "Only Alice may change this." }]);
+    await expect(Ingest.patch(t.db, bob, "alice-only", { title: "Hijacked" })).rejects.toMatchObject({ status: 404 });
+    const shared = await callerFor(t.db, "acme");
+    await ingest(shared, [{ id: "shared-doc", content: "Everyone reads this." }]);
+    await expect(Ingest.patch(t.db, alice, "shared-doc", { title: "Mine now" })).rejects.toMatchObject({ status: 404 });
+  });
+
   it("lists newest first in cursor pages", async () => {
     const carol = await callerFor(t.db, "acme", "carol");
     for (let i = 0; i < 5; i++) await ingest(carol, [{ id: `page-${i}`, content: `Document number ${i} for paging.` }]);
