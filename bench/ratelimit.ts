@@ -1,0 +1,217 @@
+/**
+ * Rate-limit decisions on local PostgreSQL through `pg`: decisions/s and p50/p99 latency with
+ * 1 and 16 concurrent clients, over 10,000 keys and over one hot key, for Engram's limiter
+ * (`RateLimit.enforce`, the path every request takes) and, in the same run, for
+ * rate-limiter-flexible's RateLimiterPostgres on its own logged table and on an UNLOGGED copy.
+ * Every limiter also gets 200 concurrent requests on one key with a limit of 20, and each case
+ * counts admissions beyond what the policy allows (there must be none).
+ *
+ *   node bin/run-ts.js bench/ratelimit.ts [--quick]
+ */
+import pg from "pg";
+import type { Caller } from "../core/auth";
+import { setConfig } from "../core/config";
+import { migrate } from "../core/db/migrate";
+import { createPgDb } from "../core/db/pg";
+import { EngramError } from "../core/error";
+import { RateLimit } from "../core/ratelimit";
+import { Tenant } from "../core/tenant";
+import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../test/support/db";
+import { percentile, round } from "./support";
+
+/** One decision: resolves whether the request was admitted. */
+type Decide = (key: string) => Promise<boolean>;
+
+interface Limiter {
+  name: string;
+  /** A decider for a policy of `limit` requests per `windowSeconds`. */
+  make(limit: number, windowSeconds: number): Promise<Decide>;
+}
+
+const CLIENTS = [1, 16];
+const MANY_KEYS = 10_000;
+// The policy under load: generous enough that 10,000 keys are always admitted, so the hot
+// key is the case that mostly refuses.
+const LIMIT = 100;
+const WINDOW = 1;
+
+const UNITS: Record<number, string> = { 1: "s", 60: "min", 3600: "h" };
+let run = 0;
+
+function engram(db: ReturnType<typeof createPgDb>, tenantId: string): Limiter {
+  return {
+    name: "engram (GCRA, one statement, UNLOGGED)",
+    async make(limit, windowSeconds) {
+      const base: Caller = {
+        tenantId,
+        tenantName: "bench",
+        keyPrefix: "egm_bench000",
+        userId: "",
+        rateLimits: { default: `${limit}/${UNITS[windowSeconds]}` },
+      };
+      const callers = new Map<string, Caller>();
+      const prefix = `r${run++}-`;
+      return async (key) => {
+        let caller = callers.get(key);
+        if (!caller) {
+          caller = { ...base, userId: prefix + key };
+          callers.set(key, caller);
+        }
+        try {
+          await RateLimit.enforce(db, caller, "default");
+          return true;
+        } catch (error) {
+          if (error instanceof EngramError && error.code === "ratelimit.exceeded") return false;
+          throw error;
+        }
+      };
+    },
+  };
+}
+
+async function flexible(pool: pg.Pool, unlogged: boolean): Promise<Limiter | undefined> {
+  let mod: typeof import("rate-limiter-flexible");
+  try {
+    mod = await import("rate-limiter-flexible");
+  } catch {
+    return undefined;
+  }
+  const { RateLimiterPostgres, RateLimiterRes } = (mod as { default?: typeof mod }).default ?? mod;
+  const tableName = unlogged ? "rlflx_unlogged" : "rlflx";
+  if (unlogged) {
+    // The library's own table definition, UNLOGGED.
+    await pool.query(
+      `create unlogged table if not exists ${tableName} (key varchar(255) primary key, points integer not null default 0, expire bigint)`,
+    );
+  }
+  return {
+    name: `rate-limiter-flexible RateLimiterPostgres (${unlogged ? "UNLOGGED table" : "its own logged table"})`,
+    async make(limit, windowSeconds) {
+      let limiter: InstanceType<typeof RateLimiterPostgres> | undefined;
+      // The callback may run inside the constructor (when the table exists), before it returns.
+      await new Promise<void>((resolve, reject) => {
+        limiter = new RateLimiterPostgres(
+          {
+            storeClient: pool,
+            storeType: "pool",
+            tableName,
+            tableCreated: unlogged,
+            clearExpiredByTimeout: false,
+            points: limit,
+            duration: windowSeconds,
+            keyPrefix: `r${run++}`,
+          },
+          (error) => (error ? reject(error) : resolve()),
+        );
+      });
+      const ready = limiter as InstanceType<typeof RateLimiterPostgres>;
+      return async (key) => {
+        try {
+          await ready.consume(key);
+          return true;
+        } catch (error) {
+          if (error instanceof RateLimiterRes) return false;
+          throw error;
+        }
+      };
+    },
+  };
+}
+
+interface Measured {
+  decisions: number;
+  admitted: number;
+  seconds: number;
+  latencies: number[];
+}
+
+async function load(decide: Decide, clients: number, keys: number, seconds: number): Promise<Measured> {
+  const latencies: number[] = [];
+  let admitted = 0;
+  let next = 0;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (performance.now() < end) {
+        const key = keys === 1 ? "hot" : `k${next++ % keys}`;
+        const t0 = performance.now();
+        if (await decide(key)) admitted++;
+        latencies.push(performance.now() - t0);
+      }
+    }),
+  );
+  return { decisions: latencies.length, admitted, seconds: (performance.now() - started) / 1000, latencies };
+}
+
+/** The most a correct limiter may admit on one key in `seconds`: a full burst plus the refill. */
+const allowed = (seconds: number) => Math.floor(LIMIT * (1 + seconds / WINDOW));
+
+export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<string, unknown>[]> {
+  setConfig({ LOG_LEVEL: "warn", RATE_LIMIT_FAIL_MODE: "closed" });
+  const seconds = opts.quick ? 2 : 10;
+  const database = await createDatabase();
+  const db = createPgDb(pgUrl(database), { max: 16 });
+  const pool = new pg.Pool({ connectionString: pgUrl(database), max: 16 });
+  pool.on("error", () => {}); // idle clients closed by the final drop database
+  try {
+    await migrate(db, { embeddingDimensions: DIMENSIONS, searchTextConfig: "english" });
+    const tenant = await Tenant.ensure(db, "bench");
+    const limiters = [engram(db, tenant.id), await flexible(pool, false), await flexible(pool, true)].filter(
+      (l): l is Limiter => l !== undefined,
+    );
+    if (limiters.length === 1)
+      console.error("rate-limiter-flexible is not installed: measuring Engram's limiter alone");
+
+    const rows: Record<string, unknown>[] = [];
+    const bursts = new Map<string, number>();
+    for (const limiter of limiters) {
+      const burst = await limiter.make(20, 60);
+      const admitted = await Promise.all(Array.from({ length: 200 }, () => burst("burst")));
+      bursts.set(limiter.name, admitted.filter(Boolean).length);
+      await load(await limiter.make(LIMIT, WINDOW), 16, MANY_KEYS, opts.quick ? 0.3 : 1); // warm up
+    }
+    // Scenario by scenario, every limiter in turn: the machine's load drifts, the ratios should not.
+    for (const keys of [MANY_KEYS, 1]) {
+      for (const clients of CLIENTS) {
+        const scenario: Record<string, unknown>[] = [];
+        for (const limiter of limiters) {
+          const m = await load(await limiter.make(LIMIT, WINDOW), clients, keys, seconds);
+          const sorted = m.latencies.sort((a, b) => a - b);
+          scenario.push({
+            limiter: limiter.name,
+            keys: keys === 1 ? "one hot key" : keys.toLocaleString("en"),
+            clients,
+            "decisions/s": Math.round(m.decisions / m.seconds),
+            "p50 ms": round(percentile(sorted, 50), 3),
+            "p99 ms": round(percentile(sorted, 99), 3),
+            admitted: m.admitted,
+            // Over many keys every request is within its key's budget; the hot key is the test.
+            "over-admitted": keys === 1 ? Math.max(0, m.admitted - allowed(m.seconds)) : "",
+            "200 at once, limit 20: admitted": bursts.get(limiter.name),
+          });
+        }
+        const [ours, theirs] = scenario;
+        if (ours && theirs) {
+          ours["x rate-limiter-flexible"] = round(
+            (ours["decisions/s"] as number) / (theirs["decisions/s"] as number),
+            2,
+          );
+        }
+        rows.push(...scenario);
+      }
+    }
+    return rows;
+  } finally {
+    await pool.end();
+    await db.close();
+    await dropDatabase(database);
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { table } = await import("./support");
+  console.log(`policy under load: ${LIMIT} per ${WINDOW} s; ${process.argv.includes("--quick") ? 2 : 10} s per case`);
+  console.log(table(await benchRateLimit({ quick: process.argv.includes("--quick") })));
+  process.exit(0);
+}

@@ -1,0 +1,100 @@
+export * as Cleanup from "./index";
+
+import { type SQL, sql } from "drizzle-orm";
+import { config } from "../config";
+import type { Db } from "../db";
+import { log } from "../log";
+
+export interface Options {
+  /** Days a soft-deleted document is kept before it is purged; default SOFT_DELETE_RETENTION_DAYS. */
+  retentionDays?: number;
+  /** Rows deleted per statement (each its own short transaction). */
+  batchSize?: number;
+  /** Stop starting new batches after this long; what is left waits for the next run. */
+  budgetMs?: number;
+}
+
+export interface Report {
+  removed: {
+    rateLimits: number;
+    cache: number;
+    ingestions: number;
+    expiredDocuments: number;
+    deletedDocuments: number;
+  };
+  /** False when the time budget ran out with work left. */
+  complete: boolean;
+  tookMs: number;
+}
+
+type Kind = keyof Report["removed"];
+
+/**
+ * One bounded batch of each kind. Rows are picked with `FOR UPDATE SKIP LOCKED`, so two runs
+ * at once split the work instead of queueing on each other, and a row a request is writing
+ * right now is left for the next run. Every condition uses the database clock and matches
+ * what readers treat as gone (a document is live while `expires_at > now()`), so nothing live
+ * is touched. Chunks go with their documents (ON DELETE CASCADE).
+ */
+const batches: Record<Kind, (limit: number, retentionDays: number) => SQL> = {
+  rateLimits: (limit) => sql`
+    delete from rate_limits where (tenant_id, key) in (
+      select tenant_id, key from rate_limits where tat < now() limit ${limit} for update skip locked)`,
+  cache: (limit) => sql`
+    delete from cache where (tenant_id, key) in (
+      select tenant_id, key from cache where expires_at <= now() limit ${limit} for update skip locked)`,
+  ingestions: (limit) => sql`
+    delete from ingestions where id in (
+      select id from ingestions where expires_at <= now() limit ${limit} for update skip locked)`,
+  expiredDocuments: (limit) => sql`
+    delete from documents where key in (
+      select key from documents where expires_at <= now() limit ${limit} for update skip locked)`,
+  deletedDocuments: (limit, retentionDays) => sql`
+    delete from documents where key in (
+      select key from documents where deleted_at < now() - ${retentionDays}::int * interval '1 day'
+      limit ${limit} for update skip locked)`,
+};
+
+/**
+ * Deletes expired rate-limit buckets, cache entries and ingestion records, documents past
+ * their TTL, and soft-deleted documents past the retention, in bounded batches (taking turns,
+ * so one large backlog cannot starve the others) until done or out of time. Idempotent and
+ * safe to run concurrently. Logs one structured line and returns the counts.
+ */
+export async function run(db: Db, options: Options = {}): Promise<Report> {
+  const retentionDays = options.retentionDays ?? config().softDeleteRetentionDays;
+  const batchSize = options.batchSize ?? 1000;
+  const budgetMs = options.budgetMs ?? 60_000;
+  if (!Number.isInteger(retentionDays) || retentionDays < 0)
+    throw new RangeError("retentionDays must be an integer >= 0");
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError("batchSize must be an integer >= 1");
+
+  const started = performance.now();
+  const removed: Report["removed"] = {
+    rateLimits: 0,
+    cache: 0,
+    ingestions: 0,
+    expiredDocuments: 0,
+    deletedDocuments: 0,
+  };
+  let pending = Object.keys(batches) as Kind[];
+  while (pending.length > 0 && performance.now() - started < budgetMs) {
+    const next: Kind[] = [];
+    for (const kind of pending) {
+      if (performance.now() - started >= budgetMs) {
+        next.push(kind);
+        continue;
+      }
+      const [row] = await db.query<{ n: number }>(
+        sql`with gone as (${batches[kind](batchSize, retentionDays)} returning 1) select count(*)::int as n from gone`,
+      );
+      const n = row?.n ?? 0;
+      removed[kind] += n;
+      if (n === batchSize) next.push(kind);
+    }
+    pending = next;
+  }
+  const report: Report = { removed, complete: pending.length === 0, tookMs: Math.round(performance.now() - started) };
+  log.info("cleanup", { ...removed, complete: report.complete, tookMs: report.tookMs });
+  return report;
+}

@@ -1,0 +1,190 @@
+/** Scheduled cleanup through every driver: rows just past and just before each expiry. */
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { Cleanup } from "../../core/cleanup";
+import { setConfig } from "../../core/config";
+import { type Db, useDb } from "../../core/db";
+import { handler } from "../../functions/cron/cleanup";
+import { callerFor, freshDb, type TestDb } from "../support/db";
+import { lambdaContext } from "../support/events";
+
+const GONE = 5;
+const LIVE = 3;
+// Live rows sit this far on the safe side of their expiry: far enough for a slow run, close
+// enough that a cleanup using the wrong comparison or clock would take them.
+const MARGIN = "interval '20 seconds'";
+
+const run = (db: Db, text: string, params: unknown[] = []) => db.query({ text, params });
+
+/** `GONE` rows just past and `LIVE` rows just before the expiry of every kind cleanup handles. */
+async function seed(db: Db, tenantId: string, retentionDays = 30) {
+  const series = (prefix: string, n: number) => `select '${prefix}-' || i as name from generate_series(1, ${n}) i`;
+  for (const [prefix, n, tat] of [
+    ["gone", GONE, "now() - interval '1 second'"],
+    ["live", LIVE, `now() + ${MARGIN}`],
+  ] as const) {
+    await run(
+      db,
+      `insert into rate_limits (tenant_id, key, tat) select $1, name, ${tat} from (${series(prefix, n)}) s`,
+      [tenantId],
+    );
+    await run(
+      db,
+      `insert into cache (tenant_id, key, value, expires_at) select $1, name, '{"v":1}'::jsonb, ${tat} from (${series(prefix, n)}) s`,
+      [tenantId],
+    );
+    await run(
+      db,
+      `insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens, expires_at)
+       select 'ing-' || name, $1, '', '[]'::jsonb, 0, 0, 0, 0, 0, ${tat} from (${series(prefix, n)}) s`,
+      [tenantId],
+    );
+  }
+  const retention = `interval '${retentionDays} days'`;
+  const documents: [string, number, string, string][] = [
+    ["ttl-gone", GONE, "now() - interval '1 second'", "null"],
+    ["ttl-live", LIVE, `now() + ${MARGIN}`, "null"],
+    ["deleted-gone", GONE, "null", `now() - ${retention} - interval '1 second'`],
+    ["deleted-live", LIVE, "null", `now() - ${retention} + ${MARGIN}`],
+    ["plain", 2, "null", "null"],
+  ];
+  for (const [prefix, n, expiresAt, deletedAt] of documents) {
+    await run(
+      db,
+      `insert into documents (tenant_id, owner, id, content, content_hash, chunk_count, expires_at, deleted_at)
+       select $1, '', name, 'text of ' || name, md5(name), 1, ${expiresAt}, ${deletedAt} from (${series(prefix, n)}) s`,
+      [tenantId],
+    );
+  }
+  await run(
+    db,
+    `insert into chunks (tenant_id, document_key, owner, ordinal, content, content_hash, tokens, embedding, embedding_model)
+     select tenant_id, key, owner, 0, content, content_hash, 3, array_fill(0.1::real, array[1536])::vector, 'test'
+     from documents where tenant_id = $1`,
+    [tenantId],
+  );
+}
+
+async function remaining(db: Db) {
+  const names = async (text: string) =>
+    (await db.query<{ name: string }>({ text, params: [] })).map((r) => r.name).sort();
+  return {
+    rateLimits: await names("select key as name from rate_limits"),
+    cache: await names("select key as name from cache"),
+    ingestions: await names("select substr(id, 5) as name from ingestions"),
+    documents: await names("select id as name from documents"),
+    chunks: await names("select d.id as name from chunks c join documents d on d.key = c.document_key"),
+  };
+}
+
+const live = (prefix: string) => Array.from({ length: LIVE }, (_, i) => `${prefix}-${i + 1}`);
+const liveDocuments = [...live("deleted-live"), "plain-1", "plain-2", ...live("ttl-live")].sort();
+const expected = {
+  rateLimits: live("live"),
+  cache: live("live"),
+  ingestions: live("live"),
+  documents: liveDocuments,
+  chunks: liveDocuments,
+};
+const allGone = { rateLimits: GONE, cache: GONE, ingestions: GONE, expiredDocuments: GONE, deletedDocuments: GONE };
+const nothing = { rateLimits: 0, cache: 0, ingestions: 0, expiredDocuments: 0, deletedDocuments: 0 };
+
+beforeAll(() => {
+  setConfig({ LOG_LEVEL: "silent" });
+});
+
+describe.each(["pg", "neon-http", "pglite"] as const)("cleanup on %s", (driver) => {
+  let t: TestDb;
+  let tenantId: string;
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    tenantId = (await callerFor(t.db, "acme")).tenantId;
+  });
+  beforeEach(async () => {
+    for (const table of ["rate_limits", "cache", "ingestions", "documents"]) await run(t.db, `delete from ${table}`);
+  });
+  afterAll(() => t?.close());
+
+  it("removes only what has expired, in bounded batches, and counts each kind", async () => {
+    await seed(t.db, tenantId);
+
+    const report = await Cleanup.run(t.db, { retentionDays: 30, batchSize: 2, budgetMs: 30_000 });
+
+    expect(report.removed).toEqual(allGone);
+    expect(report.complete).toBe(true);
+    expect(await remaining(t.db)).toEqual(expected);
+  });
+
+  it("removes nothing more when run again", async () => {
+    await seed(t.db, tenantId);
+    await Cleanup.run(t.db, { retentionDays: 30, batchSize: 100 });
+
+    const again = await Cleanup.run(t.db, { retentionDays: 30, batchSize: 100 });
+
+    expect(again).toMatchObject({ removed: nothing, complete: true });
+    expect(await remaining(t.db)).toEqual(expected);
+  });
+
+  it("splits the work between two runs at once without removing anything twice or anything live", async () => {
+    await seed(t.db, tenantId);
+
+    const [a, b] = await Promise.all([
+      Cleanup.run(t.db, { retentionDays: 30, batchSize: 1 }),
+      Cleanup.run(t.db, { retentionDays: 30, batchSize: 1 }),
+    ]);
+
+    for (const kind of Object.keys(allGone) as (keyof typeof allGone)[]) {
+      expect(a.removed[kind] + b.removed[kind]).toBe(GONE);
+    }
+    expect(await remaining(t.db)).toEqual(expected);
+  });
+
+  it("stops when its time budget is spent and finishes on the next run", async () => {
+    await seed(t.db, tenantId);
+
+    const starved = await Cleanup.run(t.db, { retentionDays: 30, budgetMs: 0 });
+    const next = await Cleanup.run(t.db, { retentionDays: 30 });
+
+    expect(starved).toMatchObject({ removed: nothing, complete: false });
+    expect(next).toMatchObject({ removed: allGone, complete: true });
+  });
+
+  it("keeps soft-deleted documents for SOFT_DELETE_RETENTION_DAYS by default", async () => {
+    setConfig({ LOG_LEVEL: "silent", SOFT_DELETE_RETENTION_DAYS: "7" });
+    await seed(t.db, tenantId, 7);
+
+    const report = await Cleanup.run(t.db).finally(() => setConfig({ LOG_LEVEL: "silent" }));
+
+    expect(report.removed.deletedDocuments).toBe(GONE);
+    expect((await remaining(t.db)).documents).toEqual(liveDocuments);
+  });
+});
+
+describe("the cleanup cron function", () => {
+  let t: TestDb;
+  beforeAll(async () => {
+    t = await freshDb("pg");
+    useDb(t.db);
+  });
+  afterAll(() => t?.close());
+
+  it("runs cleanup with the configured retention and logs one structured line with the counts", async () => {
+    setConfig({ LOG_LEVEL: "info", SOFT_DELETE_RETENTION_DAYS: "30" });
+    await seed(t.db, (await callerFor(t.db, "acme")).tenantId);
+    const lines: string[] = [];
+    const write = process.stdout.write;
+    process.stdout.write = ((chunk: string) => lines.push(String(chunk)) > 0) as typeof process.stdout.write;
+
+    const report = await handler({}, lambdaContext()).finally(() => {
+      process.stdout.write = write;
+      setConfig({ LOG_LEVEL: "silent" });
+    });
+
+    expect(report).toMatchObject({ removed: allGone, complete: true });
+    const logged = lines
+      .flatMap((line) => (line.startsWith("{") ? [JSON.parse(line)] : []))
+      .filter((l) => l.message === "cleanup");
+    expect(logged).toEqual([
+      expect.objectContaining({ level: "info", ...allGone, complete: true, tookMs: expect.any(Number) }),
+    ]);
+  });
+});

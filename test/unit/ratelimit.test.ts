@@ -1,0 +1,140 @@
+/** Rate-limit arithmetic: parsing rates, GCRA state to header values, header text. */
+import { afterEach, describe, expect, it } from "vitest";
+import { setConfig } from "../../core/config";
+import { EngramError } from "../../core/error";
+import { RateLimit } from "../../core/ratelimit";
+
+describe("parseRate", () => {
+  it.each([
+    ["20/min", { limit: 20, windowSeconds: 60 }],
+    ["5/s", { limit: 5, windowSeconds: 1 }],
+    ["5/sec", { limit: 5, windowSeconds: 1 }],
+    ["5/second", { limit: 5, windowSeconds: 1 }],
+    ["120/m", { limit: 120, windowSeconds: 60 }],
+    ["120/minute", { limit: 120, windowSeconds: 60 }],
+    ["1000/h", { limit: 1000, windowSeconds: 3600 }],
+    ["1000/hour", { limit: 1000, windowSeconds: 3600 }],
+    ["0/min", { limit: 0, windowSeconds: 60 }],
+    [" 30/min ", { limit: 30, windowSeconds: 60 }],
+  ])("reads %j as a limit and a window", (text, expected) => {
+    const rate = RateLimit.parseRate(text);
+
+    expect(rate).toEqual(expected);
+  });
+
+  it.each([
+    "",
+    "20",
+    "20/",
+    "/min",
+    "20/day",
+    "20/mins",
+    "-1/min",
+    "1.5/min",
+    "20 per min",
+    "20/MIN",
+    "twenty/min",
+    "99999999999999999999/s",
+    "20/constructor",
+  ])("rejects %j with an input error that quotes it", (text) => {
+    const error = (() => {
+      try {
+        RateLimit.parseRate(text);
+      } catch (e) {
+        return e;
+      }
+    })();
+
+    expect(error).toBeInstanceOf(EngramError);
+    expect(error).toMatchObject({ kind: "input", code: "ratelimit.invalid_rate" });
+    expect((error as Error).message).toContain(JSON.stringify(text));
+  });
+});
+
+describe("outcome", () => {
+  const rate = { limit: 20, windowSeconds: 60 }; // one request every 3 s
+
+  it("leaves limit - 1 remaining and 3 s to full after the first request on an empty bucket", () => {
+    expect(RateLimit.outcome(rate, true, 3)).toEqual({
+      admitted: true,
+      remaining: 19,
+      resetSeconds: 3,
+      retryAfterSeconds: 0,
+    });
+  });
+
+  it("leaves nothing remaining after the limit-th request of a burst", () => {
+    expect(RateLimit.outcome(rate, true, 59.9995)).toEqual({
+      admitted: true,
+      remaining: 0,
+      resetSeconds: 60,
+      retryAfterSeconds: 0,
+    });
+  });
+
+  it("counts a request as regained once its emission interval has passed", () => {
+    // TAT 41 s ahead: 19 s of the 60 s window are free, which is 6 whole requests of 3 s.
+    expect(RateLimit.outcome(rate, true, 41)).toMatchObject({ remaining: 6, resetSeconds: 41 });
+  });
+
+  it("does not lose a request to microsecond rounding", () => {
+    expect(RateLimit.outcome({ limit: 3, windowSeconds: 1 }, true, 0.333333)).toMatchObject({ remaining: 2 });
+  });
+
+  it("tells a refused caller when the next request fits and when the budget is full", () => {
+    // TAT 59 s ahead: the next request fits once it is at most 57 s ahead, in 2 s.
+    expect(RateLimit.outcome(rate, false, 59)).toEqual({
+      admitted: false,
+      remaining: 0,
+      resetSeconds: 59,
+      retryAfterSeconds: 2,
+    });
+  });
+
+  it("never tells a refused caller to retry in less than a second", () => {
+    expect(RateLimit.outcome(rate, false, 57.2).retryAfterSeconds).toBe(1);
+    expect(RateLimit.outcome({ limit: 1000, windowSeconds: 1 }, false, 1.0001).retryAfterSeconds).toBe(1);
+  });
+});
+
+describe("headers", () => {
+  it("formats RateLimit-Policy and RateLimit in the IETF draft's form", () => {
+    const headers = RateLimit.headers("default", { limit: 20, windowSeconds: 60 }, { remaining: 7, resetSeconds: 41 });
+
+    expect(headers).toEqual({ "ratelimit-policy": '"default";q=20;w=60', ratelimit: '"default";r=7;t=41' });
+  });
+});
+
+describe("bucketKey", () => {
+  it("counts per end user when there is one, else per API key, within the class", () => {
+    const key = { keyPrefix: "egm_AbCdEfGh", userId: "" };
+
+    expect(RateLimit.bucketKey(key, "chat")).toBe("chat/k:egm_AbCdEfGh");
+    expect(RateLimit.bucketKey({ ...key, userId: "alice" }, "chat")).toBe("chat/u:alice");
+    expect(RateLimit.bucketKey({ ...key, userId: "alice" }, "search")).toBe("search/u:alice");
+  });
+});
+
+describe("policyFor", () => {
+  afterEach(() => {
+    setConfig({ LOG_LEVEL: "silent" });
+  });
+
+  it("uses the tenant's override for the class, else the configured default", () => {
+    setConfig({ LOG_LEVEL: "silent", RATE_LIMIT_SEARCH: "7/s" });
+    const caller = { tenantId: "t", rateLimits: { chat: "2/min" } };
+
+    expect(RateLimit.policyFor(caller, "chat")).toEqual({ limit: 2, windowSeconds: 60 });
+    expect(RateLimit.policyFor(caller, "search")).toEqual({ limit: 7, windowSeconds: 1 });
+    expect(RateLimit.policyFor(caller, "default")).toEqual({ limit: 300, windowSeconds: 60 });
+  });
+
+  it("falls back to the default when a stored override is malformed", () => {
+    setConfig({ LOG_LEVEL: "silent" });
+
+    expect(RateLimit.policyFor({ tenantId: "t", rateLimits: { ingest: "lots" } }, "ingest")).toEqual({
+      limit: 30,
+      windowSeconds: 60,
+    });
+  });
+});
