@@ -1,0 +1,325 @@
+export * as Search from "./index";
+
+import { createHash } from "node:crypto";
+import { type SQL, sql } from "drizzle-orm";
+import type { Caller } from "../auth";
+import { Cache } from "../cache";
+import { config } from "../config";
+import { arr, type Db, vectorLiteral } from "../db";
+import { embedder as defaultEmbedder, type Embedder } from "../embedding";
+import { upstreamError } from "../error";
+import { log } from "../log";
+import { type Mode, type Scope, type SearchFilter, type SearchInput, SearchRequest } from "./schema";
+
+export type { Mode, Scope, SearchInput } from "./schema";
+export { SearchFilter, SearchRequest } from "./schema";
+
+/**
+ * What `score` means, per mode:
+ * - `cosine_similarity` (vector): 1 - cosine distance, in [-1, 1], higher is closer.
+ * - `ts_rank_cd` (keyword): Postgres' cover density rank with normalization 32 (rank / (rank + 1)), in [0, 1).
+ * - `rrf` (hybrid): reciprocal rank fusion, sum of 1 / (k + rank) over the vector and keyword lists, divided by
+ *   its maximum 2 / (k + 1): 1 is first in both lists, 0.5 first in one and absent from the other.
+ */
+export type Scale = "cosine_similarity" | "ts_rank_cd" | "rrf";
+const SCALE: Record<Mode, Scale> = { vector: "cosine_similarity", keyword: "ts_rank_cd", hybrid: "rrf" };
+
+export interface SearchResult {
+  documentId: string;
+  chunkId: string;
+  ordinal: number;
+  content: string;
+  score: number;
+  title: string | null;
+  source: string | null;
+  metadata: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface SearchResponse {
+  results: SearchResult[];
+  mode: Mode;
+  /** Which scale `score` is on. */
+  scale: Scale;
+  tookMs: number;
+  usage: { embeddingTokens: number };
+}
+
+export interface SearchOptions {
+  signal?: AbortSignal;
+  /** Defaults to the process's configured embedder. */
+  embedder?: Embedder;
+  /**
+   * How vector candidates are found: `auto` (default) picks by the candidates' count (see `vectorCandidates`);
+   * `index` and `exact` force one strategy (tests and benchmarks compare them).
+   */
+  strategy?: "auto" | "index" | "exact";
+}
+
+/** Candidates each list contributes to hybrid fusion, per requested result. */
+const CANDIDATES_PER_RESULT = 4;
+const MIN_CANDIDATES = 20;
+
+/**
+ * Searches the caller's scope: their own space and/or the tenant's shared space (never another user's or
+ * tenant's), live documents only, in one SQL statement (plus, for vector work, the `SET LOCAL`s of the same
+ * atomic batch). The query's embedding is cached per tenant, model and text, so a repeated query embeds nothing.
+ */
+export async function query(
+  db: Db,
+  caller: Caller,
+  input: SearchInput,
+  options: SearchOptions = {},
+): Promise<SearchResponse> {
+  const started = performance.now();
+  const request = SearchRequest.parse(input);
+  const cfg = config().search;
+  const k = request.topK;
+  const n = request.mode === "hybrid" ? Math.min(Math.max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES), 200) : k;
+  const where = scopeAndFilters(caller, request.scope, request.filter);
+
+  let embeddingTokens = 0;
+  let remember: (() => Promise<void>) | undefined;
+  let vector: string | undefined;
+  if (request.mode !== "keyword") {
+    const embedded = await embedQuery(db, caller.tenantId, request.query, options);
+    vector = embedded.literal;
+    embeddingTokens = embedded.tokens;
+    remember = embedded.remember;
+  }
+  options.signal?.throwIfAborted();
+
+  const tsquery = sql`websearch_to_tsquery(${cfg.textConfig}::regconfig, ${request.query})`;
+  const ctes: SQL[] = [];
+  if (vector !== undefined) {
+    const strategy = db.driver === "pglite" ? "exact" : (options.strategy ?? "auto");
+    ctes.push(...vectorCandidates(vector, where, n, strategy, cfg.exactScanChunks));
+  }
+  if (request.mode !== "vector") ctes.push(keywordCandidates(tsquery, where, n));
+  const statement = sql`with ${sql.join(ctes, sql`, `)} ${finalSelect(request.mode, k, request.minScore, cfg.rrfK)}`;
+
+  // Settings ride in the same transaction (Neon's pooler forbids session settings). PGlite has neither
+  // the HNSW index nor JIT.
+  const search =
+    db.driver !== "pglite"
+      ? db.batch([settings(Math.max(cfg.efSearch, n)), statement]).then((results) => results[1] ?? [])
+      : db.query(statement);
+  const [rows] = await Promise.all([search, remember?.()]);
+
+  return {
+    results: (rows as unknown as ResultRow[]).map(toResult),
+    mode: request.mode,
+    scale: SCALE[request.mode],
+    tookMs: Math.round((performance.now() - started) * 10) / 10,
+    usage: { embeddingTokens },
+  };
+}
+
+interface ResultRow extends Omit<SearchResult, "createdAt" | "score"> {
+  score: number | string;
+  createdAt: Date | string;
+}
+
+const toResult = (row: ResultRow): SearchResult => ({
+  documentId: row.documentId,
+  chunkId: String(row.chunkId),
+  ordinal: Number(row.ordinal),
+  content: row.content,
+  score: Number(row.score),
+  title: row.title ?? null,
+  source: row.source ?? null,
+  metadata: row.metadata ?? {},
+  createdAt: new Date(row.createdAt).toISOString(),
+});
+
+/** The owners a scope reads: '' is the tenant's shared space; a caller without an end user *is* the shared space. */
+export function owners(userId: string, scope: Scope): string[] {
+  if (scope === "shared") return [""];
+  if (scope === "user") return [userId];
+  return userId ? [userId, ""] : [""];
+}
+
+interface Where {
+  /** On chunks `c`: tenant and owner (denormalized from the document, served by `chunks_scope`). */
+  chunks: SQL;
+  /** On documents `d`: liveness and the request's filters. */
+  documents: SQL;
+  /** Whether the request filters documents beyond scope and liveness. */
+  narrowed: boolean;
+}
+
+function scopeAndFilters(caller: Caller, scope: Scope, filter: SearchFilter): Where {
+  const who = owners(caller.userId, scope);
+  const conditions: SQL[] = [];
+  if (filter.metadata) conditions.push(sql`d.metadata @> ${JSON.stringify(filter.metadata)}::jsonb`);
+  if (filter.documentIds) conditions.push(sql`d.id = any(${arr(filter.documentIds)}::text[])`);
+  if (filter.conversationId !== undefined) conditions.push(sql`d.conversation_id = ${filter.conversationId}`);
+  if (filter.minImportance !== undefined) conditions.push(sql`d.importance >= ${filter.minImportance}`);
+  if (filter.createdAfter) conditions.push(sql`d.created_at >= ${filter.createdAfter}::timestamptz`);
+  if (filter.createdBefore) conditions.push(sql`d.created_at < ${filter.createdBefore}::timestamptz`);
+  // Document ids and conversations name few documents: find their keys once through documents' unique and
+  // conversation indexes, then their chunks through `chunks_document`. Documents are otherwise joined by
+  // key alone: without statistics (PGlite never autovacuums) the planner matched a tenant/owner condition on
+  // documents to `documents_recent` inside a nested loop and read every document once per chunk (1.8 s for
+  // 2,000 chunks); by key, the worst case is one primary key lookup a chunk.
+  const named: SQL[] = [];
+  if (filter.documentIds) named.push(sql`k.id = any(${arr(filter.documentIds)}::text[])`);
+  if (filter.conversationId !== undefined) named.push(sql`k.conversation_id = ${filter.conversationId}`);
+  const keys = named.length
+    ? sql` and c.document_key = any(array(
+        select k.key from documents k
+        where k.tenant_id = ${caller.tenantId} and k.owner = any(${arr(who)}::text[]) and ${sql.join(named, sql` and `)}))`
+    : sql``;
+  return {
+    chunks: sql`c.tenant_id = ${caller.tenantId} and c.owner = any(${arr(who)}::text[])${keys}`,
+    documents: sql.join(
+      [sql`d.deleted_at is null and (d.expires_at is null or d.expires_at > now())`, ...conditions],
+      sql` and `,
+    ),
+    narrowed: conditions.length > 0,
+  };
+}
+
+/**
+ * Transaction-local settings for the search statement. JIT off: the exact and fallback branches are planned
+ * with the whole table's cost even when never run, which crosses `jit_above_cost` and spent 80-250 ms
+ * compiling here.
+ */
+function settings(efSearch: number): SQL {
+  return sql`select set_config('hnsw.ef_search', ${String(Math.min(efSearch, 1000))}, true),
+                    set_config('hnsw.iterative_scan', 'relaxed_order', true),
+                    set_config('jit', 'off', true)`;
+}
+
+/**
+ * The `vec(id, distance)` CTE: the `n` chunks nearest the query vector, exactly ordered.
+ *
+ * Two strategies, chosen inside the statement from a bounded count of the candidate chunks:
+ * - exact: compute the distance of every candidate and sort (recall 1). Cost grows with the candidates:
+ *   about 2 µs a chunk here (measured: 1,000 chunks 2.7 ms, 2,000 4.0 ms, 5,000 18 ms, 10,000 40 ms).
+ * - HNSW: `ORDER BY embedding <=> q LIMIT n` on the index, with pgvector 0.8's iterative scan (relaxed order,
+ *   re-sorted here) so that filters applied during the scan still fill `n`. Its cost grows as the filter
+ *   narrows (measured at 100,000 chunks, ef_search 100-200: 20% of rows 6 ms, 10% 13 ms, 5% 15 ms, 2% 12-19 ms,
+ *   1% 20-23 ms, 0.5% 42-77 ms) and its recall drops (0.5%: 0.90).
+ * They cross near 2,400 candidates at 100,000 chunks; as HNSW's cost follows the selectivity s = m / N and the
+ * exact scan's the count m, the crossing m* = sqrt(c * N) with c ~ 60 (1M chunks: ~7,700; 10M: ~24,000).
+ * So: exact when the candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)), N from pg_class.
+ * Counting stops at that bound (an index-only scan of `chunks_scope`, ~0.2 µs an entry). Should the index
+ * scan still come back short (stale statistics, `hnsw.max_scan_tuples` reached), an exact scan fills in.
+ * PGlite has no HNSW index (see migrations/0002): always exact there.
+ */
+function vectorCandidates(
+  literal: string,
+  where: Where,
+  n: number,
+  strategy: "auto" | "index" | "exact",
+  minExact: number,
+): SQL[] {
+  const q = sql`q as materialized (select ${literal}::vector as v)`;
+  const all = sql`
+    select c.id, c.embedding <=> (select v from q) as distance
+    from chunks c join documents d on d.key = c.document_key
+    where ${where.chunks} and ${where.documents}`;
+  // `offset 0` keeps the sort above the distances: the HNSW index cannot serve it, so this stays exact.
+  const exactly = (gate: SQL) => sql`
+    select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${n}`;
+  if (strategy === "exact") return [q, sql`vec as materialized (${exactly(sql`true`)})`];
+
+  const probe = where.narrowed
+    ? sql`select 1 from chunks c join documents d on d.key = c.document_key
+          where ${where.chunks} and ${where.documents}`
+    : sql`select 1 from chunks c where ${where.chunks}`;
+  const approxCount = sql`(select count(*) from approx)`;
+  return [
+    q,
+    sql`bound as materialized (
+      select greatest(${minExact}, sqrt(60 * greatest(reltuples, 0)))::int as t from pg_class where oid = 'chunks'::regclass)`,
+    strategy === "index"
+      ? sql`probe as materialized (select true as large)`
+      : sql`probe as materialized (
+          select (select count(*) from (${probe} limit (select t from bound) + 1) x) > (select t from bound) as large)`,
+    sql`approx as materialized (
+      select c.id, c.embedding <=> (select v from q) as distance
+      from chunks c
+      where (select large from probe) and ${where.chunks}
+        and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
+      order by c.embedding <=> (select v from q)
+      limit ${n})`,
+    // Runs when the scope is small (approx is then empty) or when the index scan came back short.
+    sql`exact as materialized (${exactly(sql`${approxCount} < ${n}`)})`,
+    sql`vec as (
+      select id, distance from exact
+      union all select id, distance from approx where ${approxCount} >= ${n})`,
+  ];
+}
+
+/** The `kw(id, rank)` CTE: the `n` best full-text matches by cover density rank (GIN on the generated `tsv`). */
+function keywordCandidates(tsquery: SQL, where: Where, n: number): SQL {
+  return sql`kw as materialized (
+    select c.id, ts_rank_cd(c.tsv, ${tsquery}, 32) as rank
+    from chunks c
+    where c.tsv @@ ${tsquery} and ${where.chunks}
+      and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
+    order by rank desc, c.id
+    limit ${n})`;
+}
+
+function finalSelect(mode: Mode, k: number, minScore: number | undefined, rrfK: number): SQL {
+  const ranked =
+    mode === "vector"
+      ? sql`select id, 1 - distance as score from vec`
+      : mode === "keyword"
+        ? sql`select id, rank::float8 as score from kw`
+        : // Each list ranked exactly (relaxed index results are re-sorted by the window), fused per chunk.
+          sql`select id, sum(w) * ${(rrfK + 1) / 2}::float8 as score from (
+              select id, 1.0::float8 / (${rrfK} + row_number() over (order by distance, id)) as w from vec
+              union all
+              select id, 1.0::float8 / (${rrfK} + row_number() over (order by rank desc, id)) as w from kw
+            ) u group by id`;
+  return sql`
+    select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
+           d.title, d.source, d.metadata, d.created_at as "createdAt"
+    from (${ranked}) r
+    join chunks c on c.id = r.id
+    join documents d on d.key = c.document_key
+    ${minScore === undefined ? sql`` : sql`where r.score >= ${minScore}`}
+    order by r.score desc, c.id
+    limit ${k}`;
+}
+
+/** The query text as embedded and cached: Unicode NFC, trimmed, whitespace runs collapsed. */
+export const normalizeQuery = (text: string) => text.normalize("NFC").trim().replace(/\s+/g, " ");
+
+async function embedQuery(
+  db: Db,
+  tenantId: string,
+  text: string,
+  options: SearchOptions,
+): Promise<{ literal: string; tokens: number; remember?: () => Promise<void> }> {
+  const embedder = options.embedder ?? defaultEmbedder();
+  const normalized = normalizeQuery(text);
+  const ttl = config().search.queryCacheTtlSeconds;
+  const digest = createHash("sha256").update(normalized).digest("hex");
+  const key = `search:embedding:${embedder.model}:${embedder.dimensions}:${digest}`;
+  if (ttl > 0) {
+    const cached = await Cache.get<unknown>(db, tenantId, key);
+    if (typeof cached === "string" && cached.startsWith("[")) return { literal: cached, tokens: 0 };
+  }
+  const result = await embedder.embed([normalized], { signal: options.signal }).catch((error) => {
+    throw upstreamError(error, "embedding");
+  });
+  const vector = result.vectors[0];
+  if (!vector || vector.length !== embedder.dimensions) {
+    throw upstreamError(new Error(`expected one ${embedder.dimensions}-dimension vector`), "embedding");
+  }
+  const literal = vectorLiteral(vector);
+  // Stored beside the search, not before it; a failed write only costs a later embedding call.
+  const remember =
+    ttl > 0
+      ? () =>
+          Cache.set(db, tenantId, key, literal, ttl).catch((error) => {
+            log.warn("search: could not cache the query embedding", { error });
+          })
+      : undefined;
+  return { literal, tokens: result.tokens, remember };
+}

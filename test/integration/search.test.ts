@@ -1,0 +1,415 @@
+/** `POST /v1/search` and `Search.query` through every driver: modes, scope, filters, cache, bad input. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Auth, type Caller } from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { type Db, useDb } from "../../core/db";
+import { Document } from "../../core/document";
+import type { DocumentInput } from "../../core/document/schema";
+import { type Embedder, useEmbedder } from "../../core/embedding";
+import { createOfflineEmbedder } from "../../core/embedding/offline";
+import { EngramError } from "../../core/error";
+import { Ingest } from "../../core/ingest";
+import { Search } from "../../core/search";
+import { documents, questions } from "../fixtures/retrieval/corpus";
+import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { invoke } from "../support/events";
+
+/** The offline embedder, counting the texts it is asked to embed. */
+function counting(dimensions: number): Embedder & { calls: number; fail: boolean } {
+  const inner = createOfflineEmbedder({ dimensions });
+  const wrapper = {
+    provider: inner.provider,
+    model: inner.model,
+    dimensions: inner.dimensions,
+    calls: 0,
+    fail: false,
+    async embed(texts: string[], opts?: { signal?: AbortSignal }) {
+      wrapper.calls += 1;
+      if (wrapper.fail) throw Object.assign(new Error("upstream down"), { status: 500 });
+      return inner.embed(texts, opts);
+    },
+  };
+  return wrapper;
+}
+
+const doc = (id: string, content: string, extra: Partial<DocumentInput> = {}): DocumentInput => ({
+  id,
+  content,
+  ...extra,
+});
+
+beforeAll(() => {
+  setConfig({ LOG_LEVEL: "silent" });
+});
+
+describe.each(DRIVERS)("search on %s", (driver) => {
+  let t: TestDb;
+  let db: Db;
+  let embedder: ReturnType<typeof counting>;
+  let shared: Caller;
+  let alice: Caller;
+  let bob: Caller;
+  let other: Caller;
+  let key: string;
+
+  const search = (caller: Caller, request: Parameters<typeof Search.query>[2], options = {}) =>
+    Search.query(db, caller, request, { embedder, ...options });
+  const post = (body: unknown, user?: string) =>
+    invoke({
+      method: "POST",
+      path: "/v1/search",
+      headers: { authorization: `Bearer ${key}`, ...(user ? { "x-user-id": user } : {}) },
+      body,
+    });
+
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    db = t.db;
+    useDb(db);
+    embedder = counting(DIMENSIONS);
+    useEmbedder(embedder);
+    shared = await callerFor(db, "acme");
+    alice = { ...shared, userId: "alice" };
+    bob = { ...shared, userId: "bob" };
+    other = await callerFor(db, "globex", "alice");
+    key = (await Auth.createKey(db, "acme")).key;
+    await Ingest.run(db, shared, documents, { embedder });
+    await Ingest.run(
+      db,
+      alice,
+      [
+        doc("alice-notes", "Alice's private note: the ERR-4021 retry budget is three attempts.", {
+          metadata: { team: "payments", tags: ["retry"] },
+          importance: 8,
+          conversationId: "conv-1",
+        }),
+        doc("alice-diary", "Alice's diary: bake banana bread on Sunday.", {
+          metadata: { team: "home" },
+          importance: 2,
+        }),
+      ],
+      { embedder },
+    );
+    await Ingest.run(db, bob, [doc("bob-notes", "Bob's private note: ERR-4021 happened twice today.")], { embedder });
+    await Ingest.run(db, other, [doc("globex-notes", "Globex: ERR-4021 is our code too.")], { embedder });
+  });
+  afterAll(async () => {
+    useEmbedder(undefined);
+    await t?.close();
+  });
+
+  it("finds the expected document in the top 5 for at least 90% of the labelled questions (hybrid)", async () => {
+    const misses: string[] = [];
+    for (const { question, expected } of questions) {
+      const { results } = await search(shared, { query: question, topK: 5 });
+      if (!results.some((r) => r.documentId === expected)) misses.push(`${question} -> ${expected}`);
+    }
+    const hitRate = 1 - misses.length / questions.length;
+    const alone: string[] = [];
+    for (const mode of ["vector", "keyword"] as const) {
+      let hits = 0;
+      for (const { question, expected } of questions) {
+        const { results } = await search(shared, { query: question, topK: 5, mode });
+        if (results.some((r) => r.documentId === expected)) hits++;
+      }
+      alone.push(`${mode} ${((hits / questions.length) * 100).toFixed(1)}%`);
+    }
+
+    console.log(
+      `[${driver}] hybrid hit rate@5: ${(hitRate * 100).toFixed(1)}% of ${questions.length} (alone: ${alone.join(", ")})`,
+      misses,
+    );
+    expect(hitRate).toBeGreaterThanOrEqual(0.9);
+  });
+
+  it("answers each mode with the documented shape and names the score's scale", async () => {
+    const vector = await search(shared, { query: "return a product for a full refund", mode: "vector", topK: 3 });
+    const keyword = await search(shared, { query: "refund", mode: "keyword", topK: 3 });
+    const hybrid = await search(shared, { query: "refund", topK: 3 });
+
+    expect(vector).toMatchObject({ mode: "vector", scale: "cosine_similarity" });
+    expect(keyword).toMatchObject({ mode: "keyword", scale: "ts_rank_cd" });
+    expect(hybrid).toMatchObject({ mode: "hybrid", scale: "rrf" });
+    for (const response of [vector, keyword, hybrid]) {
+      expect(response.results.length).toBeGreaterThan(0);
+      expect(response.tookMs).toBeGreaterThanOrEqual(0);
+      expect(response.results[0]).toEqual({
+        documentId: "policy-refunds",
+        chunkId: expect.stringMatching(/^\d+$/),
+        ordinal: 0,
+        content: expect.stringContaining("full refund"),
+        score: expect.any(Number),
+        title: "Refund policy",
+        source: null,
+        metadata: {},
+        createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+      });
+      const scores = response.results.map((r) => r.score);
+      expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    }
+    for (const r of vector.results) expect(r.score).toBeGreaterThanOrEqual(-1);
+    for (const r of vector.results) expect(r.score).toBeLessThanOrEqual(1);
+    for (const r of [...keyword.results, ...hybrid.results]) expect(r.score).toBeGreaterThan(0);
+    for (const r of [...keyword.results, ...hybrid.results]) expect(r.score).toBeLessThanOrEqual(1);
+  });
+
+  it("serves POST /v1/search through the middleware chain", async () => {
+    const response = await post({ query: "ERR-4021 retry budget", topK: 5 }, "alice");
+
+    expect(response.status).toBe(200);
+    expect(response.body.scale).toBe("rrf");
+    expect(response.body.results.map((r: { documentId: string }) => r.documentId)).toContain("alice-notes");
+  });
+
+  it("reads the caller's own space plus the shared one, and never another user's or tenant's", async () => {
+    const ids = async (caller: Caller, scope?: "all" | "user" | "shared") =>
+      (await search(caller, { query: "ERR-4021", mode: "keyword", topK: 50, scope })).results.map((r) => r.documentId);
+
+    const all = await ids(alice);
+    const mine = await ids(alice, "user");
+    const sharedOnly = await ids(alice, "shared");
+    const anonymous = await ids(shared);
+
+    expect(all.sort()).toEqual(["alice-notes", "eng-err-4021"]);
+    expect(mine).toEqual(["alice-notes"]);
+    expect(sharedOnly).toEqual(["eng-err-4021"]);
+    expect(anonymous).toEqual(["eng-err-4021"]);
+    expect(await ids(bob)).not.toContain("alice-notes");
+    expect(await ids(other)).toEqual(["globex-notes"]);
+  });
+
+  it("never returns another user's or tenant's chunks in vector or hybrid mode either", async () => {
+    for (const mode of ["vector", "hybrid"] as const) {
+      const { results } = await search(bob, { query: "Alice's private note ERR-4021", mode, topK: 50 });
+      const ids = new Set(results.map((r) => r.documentId));
+      expect(ids.has("bob-notes")).toBe(true);
+      expect(ids.has("alice-notes")).toBe(false);
+      expect(ids.has("globex-notes")).toBe(false);
+    }
+  });
+
+  it("filters by metadata containment, document ids, conversation, importance and creation time", async () => {
+    const ids = async (filter: Record<string, unknown>) =>
+      (await search(alice, { query: "note diary bread ERR-4021", mode: "vector", topK: 50, filter })).results
+        .map((r) => r.documentId)
+        .sort();
+    const future = new Date(Date.now() + 3_600_000).toISOString();
+
+    expect(await ids({ metadata: { team: "payments" } })).toEqual(["alice-notes"]);
+    expect(await ids({ metadata: { tags: ["retry"] } })).toEqual(["alice-notes"]);
+    expect(await ids({ documentIds: ["alice-diary", "policy-refunds"] })).toEqual(["alice-diary", "policy-refunds"]);
+    expect(await ids({ conversationId: "conv-1" })).toEqual(["alice-notes"]);
+    expect(await ids({ minImportance: 6 })).toEqual(["alice-notes"]);
+    expect(await ids({ createdAfter: future })).toEqual([]);
+    expect((await ids({ createdBefore: future })).length).toBe(documents.length + 2);
+    expect(await ids({ metadata: { team: "payments" }, minImportance: 9 })).toEqual([]);
+  });
+
+  it("keeps hostile metadata filter strings as data: quotes, backslashes, $$ and SQL", async () => {
+    const hostile = { 'we\'ird "key"': 'it\'s "quoted" \\ back\\slash $$ dollar $$; drop table chunks; --' };
+    await Ingest.run(db, bob, [doc("bob-hostile", "A note with hostile metadata.", { metadata: hostile })], {
+      embedder,
+    });
+
+    const found = await search(bob, {
+      query: "hostile metadata",
+      mode: "hybrid",
+      topK: 5,
+      filter: { metadata: hostile },
+    });
+    const partial = await search(bob, {
+      query: "hostile metadata",
+      topK: 5,
+      filter: { metadata: { 'we\'ird "key"': "it's" } },
+    });
+
+    expect(found.results.map((r) => r.documentId)).toEqual(["bob-hostile"]);
+    expect(found.results[0]?.metadata).toEqual(hostile);
+    expect(partial.results).toEqual([]);
+  });
+
+  it("answers 400 naming the field for a NUL in a metadata filter or the query, never 500", async () => {
+    const nulValue = await post({ query: "x", filter: { metadata: { team: "a\u0000b" } } });
+    const nulKey = await post({ query: "x", filter: { metadata: { "a\u0000": "b" } } });
+    const nulQuery = await post({ query: "a\u0000b" });
+
+    expect(nulValue.status).toBe(400);
+    expect(nulValue.body.error.details[0].path).toBe("filter.metadata.team");
+    expect(nulKey.status).toBe(400);
+    expect(nulKey.body.error.details[0].path).toMatch(/^filter\.metadata/);
+    expect(nulQuery.status).toBe(400);
+    expect(nulQuery.body.error.details[0].path).toBe("query");
+  });
+
+  it("hides soft-deleted documents at once", async () => {
+    await Ingest.run(db, bob, [doc("bob-temp", "Zanzibar quokka itinerary")], { embedder });
+    const before = await search(bob, { query: "Zanzibar quokka", topK: 5 });
+
+    await Document.remove(db, bob, "bob-temp", { hard: false });
+    const after = await search(bob, { query: "Zanzibar quokka", topK: 5 });
+    const vectorAfter = await search(bob, { query: "Zanzibar quokka", mode: "vector", topK: 50 });
+
+    expect(before.results[0]?.documentId).toBe("bob-temp");
+    expect(after.results.map((r) => r.documentId)).not.toContain("bob-temp");
+    expect(vectorAfter.results.map((r) => r.documentId)).not.toContain("bob-temp");
+  });
+
+  it("drops results below minScore on the mode's scale", async () => {
+    const all = await search(shared, { query: "refund policy", mode: "vector", topK: 10 });
+    const threshold = all.results[2]?.score ?? 1;
+
+    const some = await search(shared, { query: "refund policy", mode: "vector", topK: 10, minScore: threshold });
+    const none = await search(shared, { query: "refund policy", mode: "keyword", topK: 10, minScore: 0.999 });
+
+    expect(some.results.length).toBe(3);
+    for (const r of some.results) expect(r.score).toBeGreaterThanOrEqual(threshold);
+    expect(none.results).toEqual([]);
+  });
+
+  it("makes no embedding call in keyword mode, and none for a repeated query", async () => {
+    const before = embedder.calls;
+    await search(shared, { query: "keyword only refund", mode: "keyword" });
+    const afterKeyword = embedder.calls;
+
+    await search(shared, { query: "a question asked twice", mode: "hybrid" });
+    const afterFirst = embedder.calls;
+    const second = await search(shared, { query: "  a question   asked twice ", mode: "vector" });
+    const afterSecond = embedder.calls;
+
+    expect(afterKeyword).toBe(before);
+    expect(afterFirst).toBe(afterKeyword + 1);
+    expect(afterSecond).toBe(afterFirst);
+    expect(second.usage.embeddingTokens).toBe(0);
+  });
+
+  it("answers 502 when the query cannot be embedded, while keyword mode still works", async () => {
+    embedder.fail = true;
+    try {
+      const failed = await search(shared, { query: "an uncached question about refunds", mode: "hybrid" }).catch(
+        (e: unknown) => e,
+      );
+      const keyword = await search(shared, { query: "refunds", mode: "keyword" });
+      const viaHttp = await post({ query: "another uncached question", mode: "vector" });
+
+      expect(failed).toBeInstanceOf(EngramError);
+      expect((failed as EngramError).status).toBe(502);
+      expect(keyword.results[0]?.documentId).toBe("policy-refunds");
+      expect(viaHttp.status).toBe(502);
+      expect(viaHttp.body.error.code).toBe("embedding.failed");
+    } finally {
+      embedder.fail = false;
+    }
+  });
+
+  it.each([
+    [{ query: "" }, "query"],
+    [{ query: "   " }, "query"],
+    [{ query: "x".repeat(2001) }, "query"],
+    [{ query: "x", topK: 0 }, "topK"],
+    [{ query: "x", topK: 51 }, "topK"],
+    [{ query: "x", topK: 2.5 }, "topK"],
+    [{ query: "x", mode: "fuzzy" }, "mode"],
+    [{ query: "x", scope: "everyone" }, "scope"],
+    [{ query: "x", filter: "team=sales" }, "filter"],
+    [{ query: "x", filter: { metadata: "sales" } }, "filter.metadata"],
+    [{ query: "x", filter: { metadata: ["sales"] } }, "filter.metadata"],
+    [{ query: "x", filter: { documentIds: "doc-1" } }, "filter.documentIds"],
+    [{ query: "x", filter: { minImportance: 11 } }, "filter.minImportance"],
+    [{ query: "x", filter: { createdAfter: "yesterday" } }, "filter.createdAfter"],
+    [{ query: "x", filter: { createdBefore: "2026-13-01T00:00:00Z" } }, "filter.createdBefore"],
+    [{ query: "x", filter: { team: "sales" } }, "filter"],
+    [{ query: "x", mode: "vector", minScore: 1.5 }, "minScore"],
+    [{ query: "x", mode: "keyword", minScore: -0.1 }, "minScore"],
+    [{ query: "x", mode: "hybrid", minScore: 2 }, "minScore"],
+  ])("answers 400 naming the field for %j", async (body, field) => {
+    const response = await post(body);
+
+    expect(response.status).toBe(400);
+    expect(response.body.error.code).toBe("request.invalid");
+    expect(response.body.error.details.map((d: { path: string }) => d.path)).toContain(field);
+  });
+});
+
+describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver) => {
+  // Small vectors keep 2,000 inserts into an HNSW index quick; the plans are the same.
+  const dims = 64;
+  let t: TestDb;
+  let caller: Caller;
+  const embedder = createOfflineEmbedder({ dimensions: dims });
+  const topics = ["invoice", "shipment", "warranty", "refund", "payroll", "laptop", "recipe", "deploy"];
+
+  beforeAll(async () => {
+    t = await freshDb(driver, { dimensions: dims });
+    caller = await callerFor(t.db, "bulk", "u1");
+    const docs: DocumentInput[] = [];
+    for (let i = 0; i < 2000; i++) {
+      const topic = topics[i % topics.length];
+      docs.push(
+        doc(`d${i}`, `Note ${i} about the ${topic} number ${i % 97} and item ${i % 13}.`, {
+          // 1% of the documents: every 100th.
+          metadata: { rare: i % 100 === 7, bucket: i % 100 },
+        }),
+      );
+    }
+    for (let i = 0; i < docs.length; i += 500) await Ingest.run(t.db, caller, docs.slice(i, i + 500), { embedder });
+    if (driver !== "pglite") await t.db.query({ text: "analyze chunks", params: [] });
+  }, 180_000);
+  afterAll(() => t?.close());
+
+  it.each(["auto", "index", "exact"] as const)(
+    "returns a full topK when 1% of the chunks match, using the %s strategy",
+    async (strategy) => {
+      const request = { query: "a note about the refund", mode: "vector" as const, topK: 10 };
+      const exact = await Search.query(
+        t.db,
+        caller,
+        { ...request, filter: { metadata: { rare: true } } },
+        {
+          embedder,
+          strategy: "exact",
+        },
+      );
+
+      const { results } = await Search.query(
+        t.db,
+        caller,
+        { ...request, filter: { metadata: { rare: true } } },
+        {
+          embedder,
+          strategy,
+        },
+      );
+
+      expect(results).toHaveLength(10);
+      for (const r of results) expect(r.metadata.rare).toBe(true);
+      // The index path re-sorts its relaxed-order results exactly, so it ranks like the exact scan.
+      const overlap = results.filter((r) => exact.results.some((e) => e.chunkId === r.chunkId)).length;
+      expect(overlap).toBeGreaterThanOrEqual(9);
+    },
+  );
+
+  it("returns every match when fewer than topK chunks match the filter", async () => {
+    for (const strategy of ["auto", "index"] as const) {
+      const { results } = await Search.query(
+        t.db,
+        caller,
+        { query: "note", mode: "vector", topK: 10, filter: { documentIds: ["d1", "d2", "d3"] } },
+        { embedder, strategy },
+      );
+      expect(results.map((r) => r.documentId).sort()).toEqual(["d1", "d2", "d3"]);
+    }
+  });
+
+  it("fills topK in hybrid mode when exactly topK chunks match the filter", async () => {
+    const { results } = await Search.query(
+      t.db,
+      caller,
+      { query: "shipment", topK: 20, filter: { metadata: { bucket: 42 } } },
+      { embedder },
+    );
+    const wide = await Search.query(t.db, caller, { query: "shipment", topK: 50, mode: "vector" }, { embedder });
+
+    expect(results).toHaveLength(20);
+    expect(wide.results).toHaveLength(50);
+  });
+});

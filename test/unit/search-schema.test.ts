@@ -1,0 +1,63 @@
+/** The search request schema: defaults, the score range per mode, and inputs Postgres could not take. */
+import { describe, expect, it } from "vitest";
+import { owners } from "../../core/search";
+import { SearchRequest } from "../../core/search/schema";
+
+const paths = (body: unknown) => {
+  const result = SearchRequest.safeParse(body);
+  return result.success ? [] : result.error.issues.map((issue) => issue.path.join("."));
+};
+
+describe("the search request", () => {
+  it("fills in topK 5, hybrid mode, all scopes and no filter", () => {
+    expect(SearchRequest.parse({ query: "refunds" })).toEqual({
+      query: "refunds",
+      topK: 5,
+      mode: "hybrid",
+      filter: {},
+      scope: "all",
+    });
+  });
+
+  it("accepts minScore only within the chosen mode's scale", () => {
+    expect(paths({ query: "x", mode: "vector", minScore: -1 })).toEqual([]);
+    expect(paths({ query: "x", mode: "vector", minScore: -1.01 })).toEqual(["minScore"]);
+    expect(paths({ query: "x", mode: "keyword", minScore: 0.5 })).toEqual([]);
+    expect(paths({ query: "x", mode: "keyword", minScore: 1.5 })).toEqual(["minScore"]);
+    expect(paths({ query: "x", minScore: 0.2 })).toEqual([]);
+    expect(paths({ query: "x", minScore: -0.2 })).toEqual(["minScore"]);
+  });
+
+  it("takes ISO timestamps with a zone and refuses anything else", () => {
+    expect(paths({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00Z" } })).toEqual([]);
+    expect(paths({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00+02:00" } })).toEqual([]);
+    expect(paths({ query: "x", filter: { createdAfter: "2026-01-01" } })).toEqual(["filter.createdAfter"]);
+    expect(paths({ query: "x", filter: { createdBefore: 1767225600000 } })).toEqual(["filter.createdBefore"]);
+  });
+
+  it("refuses NUL characters and unpaired surrogates anywhere in a metadata filter, naming where", () => {
+    expect(paths({ query: "x", filter: { metadata: { a: { b: ["ok", "n\u0000"] } } } })).toEqual([
+      "filter.metadata.a.b.1",
+    ]);
+    expect(paths({ query: "x", filter: { metadata: { "\uD800": 1 } } })).toEqual(["filter.metadata.\uD800"]);
+    expect(paths({ query: "x", filter: { metadata: { emoji: "\uD83D\uDE00", q: "'\"\\$$" } } })).toEqual([]);
+  });
+
+  it("refuses unknown fields instead of silently searching more widely", () => {
+    expect(paths({ query: "x", filters: {} })).toEqual([""]);
+    expect(paths({ query: "x", filter: { metdata: {} } })).toEqual(["filter"]);
+  });
+});
+
+describe("the owners a scope reads", () => {
+  it("is the user's space and the shared one for all, either alone otherwise", () => {
+    expect(owners("alice", "all")).toEqual(["alice", ""]);
+    expect(owners("alice", "user")).toEqual(["alice"]);
+    expect(owners("alice", "shared")).toEqual([""]);
+  });
+
+  it("is the shared space alone for a caller without an end user", () => {
+    expect(owners("", "all")).toEqual([""]);
+    expect(owners("", "user")).toEqual([""]);
+  });
+});
