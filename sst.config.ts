@@ -1,33 +1,25 @@
 /// <reference path="./.sst/platform/config.d.ts" />
 /**
- * The whole cloud picture: one HTTP API whose routes come from core/api/routes.ts, one Lambda
- * per function group sharing core/, the cleanup cron, and the two secrets linked to all.
+ * The whole cloud picture: one HTTP API whose routes come from core/api/routes.ts, one Lambda per
+ * function group sharing core/, the chat function's streaming URL, the hourly cleanup, and the
+ * two secrets linked to every function. Settings and their reasons: infra/functions.ts.
  */
 export default $config({
   app(input) {
-    return {
-      name: "engram",
-      home: "aws",
-      removal: input?.stage === "production" || input?.stage === "prod" ? "retain" : "remove",
-      protect: input?.stage === "production" || input?.stage === "prod",
-    };
+    const production = ["production", "prod"].includes(input?.stage ?? "");
+    return { name: "engram", home: "aws", removal: production ? "retain" : "remove", protect: production };
   },
   async run() {
     const { routes, routeKey, functionNames } = await import("./core/api/routes");
-    const { functionSettings } = await import("./infra/functions");
+    const { functionSettings, cors } = await import("./infra/functions");
 
-    const databaseUrl = new sst.Secret("DatabaseUrl");
-    const openAiApiKey = new sst.Secret("OpenAiApiKey");
-    const link = [databaseUrl, openAiApiKey];
-
-    const api = new sst.aws.ApiGatewayV2("Api", {
-      cors: { allowOrigins: ["*"], allowHeaders: ["authorization", "content-type", "x-user-id"], exposeHeaders: ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"] },
-    });
+    const link = [new sst.Secret("DatabaseUrl"), new sst.Secret("OpenAiApiKey")];
+    const capital = (name: string) => `${name[0]?.toUpperCase()}${name.slice(1)}`;
 
     const functions = Object.fromEntries(
       functionNames.map((name) => [
         name,
-        new sst.aws.Function(`${name[0]?.toUpperCase()}${name.slice(1)}Function`, {
+        new sst.aws.Function(`${capital(name)}Function`, {
           handler: `functions/http/${name}.handler`,
           link,
           ...functionSettings[name],
@@ -35,15 +27,26 @@ export default $config({
       ]),
     );
 
+    const api = new sst.aws.ApiGatewayV2("Api", { cors, accessLog: { retention: "1 month" } });
     for (const route of routes) api.route(routeKey(route), functions[route.fn]!.arn);
-    // Unknown routes reach the api function, which answers 404/405 in the product's error shape.
+    // Anything else reaches the api function, which answers 404/405 in the product's error shape.
     api.route("$default", functions.api!.arn);
+
+    // API Gateway's HTTP API cannot stream: `stream: true` chats are served live from this URL
+    // (same file, the `awslambda.streamifyResponse` export; the key is checked by the handler).
+    const chatStream = new sst.aws.Function("ChatStreamFunction", {
+      handler: "functions/http/chat.streamHandler",
+      link,
+      url: { cors },
+      streaming: true,
+      ...functionSettings.chatStream,
+    });
 
     new sst.aws.CronV2("Cleanup", {
       schedule: "rate(1 hour)",
       function: { handler: "functions/cron/cleanup.handler", link, ...functionSettings.cleanup },
     });
 
-    return { api: api.url };
+    return { api: api.url, chatStream: chatStream.url };
   },
 });

@@ -1,24 +1,54 @@
 /**
- * Per-function Lambda settings, each with its reason. API Gateway's HTTP API gives up at 30 s,
- * so no HTTP function may run longer than that.
+ * Lambda settings per function, each with its reason, and the CORS policy both HTTP entry points
+ * share. Plain data (no SST globals) so the unit tests and `npm run build` can read it too.
+ * API Gateway's HTTP API gives up at 30 s, so no function behind it may run longer than 29 s.
  */
+// Node.js 22 LTS, matching the bundles' esbuild target (node22); nodejs24.x is a one-line change.
+export const runtime = "nodejs22.x" as const;
+
 const common = {
-  runtime: "nodejs22.x" as const,
+  runtime,
+  // Graviton: 20% cheaper per GB-second than x86, and the bundles hold no native code to rebuild.
   architecture: "arm64" as const,
   logging: { retention: "1 month" as const, format: "json" as const },
-  // Lambda bundles hold the Neon HTTP driver only; pg and PGlite stay out (see scripts/build.ts).
-  nodejs: { format: "esm" as const, minify: true, sourcemap: true, esbuild: { external: ["pg", "@electric-sql/pglite", "@electric-sql/pglite-pgvector"] } },
+  nodejs: {
+    format: "esm" as const,
+    minify: true,
+    // No maps in the zip: they are 8x the bundle, and Node parses them at start with
+    // --enable-source-maps. keepNames (SST's default) keeps function names in stack traces.
+    sourcemap: false,
+    // Lambda bundles hold the Neon HTTP driver only (pg and PGlite stubbed out) and zod without
+    // its locales; `npm run build` uses the same plugins and checks the result.
+    plugins: "infra/esbuild-plugins.mjs",
+  },
 };
 
 export const functionSettings = {
-  // Reads and small writes: one or two Neon round trips; 512 MB buys enough CPU for JSON work.
-  api: { ...common, memory: "512 MB" as const, timeout: "10 seconds" as const },
-  // Chunking and JSON-encoding up to 6 MB of text and its vectors is CPU-bound: more memory, more CPU.
-  ingest: { ...common, memory: "1024 MB" as const, timeout: "29 seconds" as const },
-  // One embedding call (or a cache hit) and one SQL statement.
-  search: { ...common, memory: "512 MB" as const, timeout: "10 seconds" as const },
-  // Waits on the chat model; streaming via the function URL may run past API Gateway's limit.
+  // Reads and small writes: one or two Neon round trips. 1024 MB because Lambda's CPU scales with
+  // memory, and a cold start's import is CPU-bound.
+  api: { ...common, memory: "1024 MB" as const, timeout: "10 seconds" as const },
+  // Chunking, hashing and JSON-encoding up to 6 MB plus the embedding calls: one full vCPU
+  // (1769 MB), and the most API Gateway allows.
+  ingest: { ...common, memory: "1769 MB" as const, timeout: "29 seconds" as const },
+  // One embedding call (or a cache hit) and one SQL statement; leaves room for one upstream retry.
+  search: { ...common, memory: "1024 MB" as const, timeout: "15 seconds" as const },
+  // Mostly waiting on the chat model, which is billed per millisecond: less memory; API Gateway's limit.
   chat: { ...common, memory: "512 MB" as const, timeout: "29 seconds" as const },
-  // Bounded batches within a time budget well under the timeout.
+  // The function URL has no 30 s gateway in front: long answers, with the model's retries, may stream for minutes.
+  chatStream: { ...common, memory: "512 MB" as const, timeout: "3 minutes" as const },
+  // Bounded batches within the time it has left (functions/cron/cleanup.ts); an hourly job needs no speed.
   cleanup: { ...common, memory: "256 MB" as const, timeout: "5 minutes" as const },
+};
+
+/**
+ * CORS for the HTTP API and the chat function URL: any origin, bearer keys (no cookies). Both
+ * answer preflight requests themselves; function URLs take at most six methods of at most six
+ * letters (so no OPTIONS here).
+ */
+export const cors = {
+  allowOrigins: ["*"],
+  allowMethods: ["GET", "POST", "PATCH", "DELETE"] as ("GET" | "POST" | "PATCH" | "DELETE")[],
+  allowHeaders: ["authorization", "content-type", "x-user-id"],
+  exposeHeaders: ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"],
+  maxAge: "1 day" as const,
 };

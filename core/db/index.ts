@@ -3,6 +3,10 @@
  * follows `DATABASE_URL`: Neon HTTP for Neon, `pg` for other Postgres, PGlite when unset.
  */
 import { type Config, config } from "../config";
+// Static on purpose: Lambda's driver. esbuild cannot tree-shake what sits behind a dynamic
+// import (drizzle's whole pg-core would ship, +55 KB per bundle); pg and PGlite stay lazy and
+// are left out of Lambda bundles (infra/esbuild-plugins.mjs).
+import { createNeonDb } from "./neon";
 import type { Db } from "./types";
 
 export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
@@ -12,10 +16,8 @@ export type { Db, DriverName, Query, Row, Statement } from "./types";
 /** Opens a database for a configuration; pg and PGlite are loaded only when used. */
 export async function openDb(cfg: Config["database"]): Promise<Db> {
   switch (cfg.driver) {
-    case "neon-http": {
-      const { createNeonDb } = await import("./neon");
+    case "neon-http":
       return createNeonDb(requireUrl(cfg), { fetchEndpoint: cfg.fetchEndpoint });
-    }
     case "pg": {
       const { createPgDb } = await import("./pg");
       return createPgDb(requireUrl(cfg));

@@ -1,0 +1,112 @@
+/** GET /v1/openapi.json: generated from the route table and the zod schemas that validate requests. */
+import { describe, expect, it } from "vitest";
+import { OpenApi } from "../../core/api/openapi";
+import { routeKey, routes } from "../../core/api/routes";
+import { routeSchemas } from "../../core/api/schemas";
+import { DocumentInput, IngestRequest, ListQuery } from "../../core/document/schema";
+import { invoke } from "../support/events";
+
+type Json = Record<string, any>;
+const doc = OpenApi.document() as Json;
+
+/** Follows a local `$ref` (`#/components/...`). */
+function resolve(ref: string): Json {
+  const target = ref
+    .replace(/^#\//, "")
+    .split("/")
+    .reduce<Json | undefined>((node, key) => node?.[key], doc);
+  if (!target) throw new Error(`unresolved $ref ${ref}`);
+  return target;
+}
+const deref = (node: Json): Json => (node.$ref ? resolve(node.$ref) : node);
+
+function refs(node: unknown, found: string[] = []): string[] {
+  if (Array.isArray(node)) for (const item of node) refs(item, found);
+  else if (node && typeof node === "object") {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "$ref" && typeof value === "string") found.push(value);
+      else refs(value, found);
+    }
+  }
+  return found;
+}
+
+const op = (method: string, path: string): Json => doc.paths[path][method.toLowerCase()];
+
+describe("the OpenAPI document", () => {
+  it("is OpenAPI 3.1 with bearer-key security", () => {
+    expect(doc.openapi).toBe("3.1.0");
+    expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
+  });
+
+  it("documents every route of the route table, and its schemas cover exactly those routes", () => {
+    for (const route of routes) {
+      const operation = op(route.method, route.path);
+      expect(operation, routeKey(route)).toBeDefined();
+      expect(operation.summary).toBe(route.summary);
+      expect(operation.security).toEqual(route.auth ? [{ bearer: [] }] : []);
+      expect(operation.responses["200"], routeKey(route)).toBeDefined();
+    }
+    expect(Object.keys(routeSchemas().schemas).sort()).toEqual(routes.map(routeKey).sort());
+    const documented = Object.entries(doc.paths as Json).flatMap(([path, ops]) =>
+      Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
+    );
+    expect(documented.sort()).toEqual(routes.map(routeKey).sort());
+  });
+
+  it("describes the ingest body with the zod schema's fields, required fields and limits", () => {
+    const body = deref(op("POST", "/v1/ingest").requestBody.content["application/json"].schema);
+    expect(body.required).toEqual(["documents"]);
+    const document = deref(body.properties.documents.items);
+    expect(Object.keys(document.properties).sort()).toEqual(Object.keys(DocumentInput.shape).sort());
+    expect(document.required).toEqual(["content"]);
+    expect(document.properties.importance).toMatchObject({ type: "integer", minimum: 1, maximum: 10 });
+    expect(document.properties.id).toMatchObject({ type: "string", minLength: 1, maxLength: 256 });
+    // The example from the API reference passes the very schema the document was made from.
+    const example = { documents: [{ id: "doc-1", content: "Refunds take 14 days.", importance: 7 }] };
+    expect(IngestRequest.safeParse(example).success).toBe(true);
+  });
+
+  it("lists path and query parameters with their types and defaults", () => {
+    const params = op("GET", "/v1/documents/{id}").parameters as Json[];
+    expect(params).toContainEqual({ name: "id", in: "path", required: true, schema: { type: "string" } });
+    const list = (op("GET", "/v1/documents").parameters as Json[]).filter((p) => p.in === "query");
+    expect(list.map((p) => p.name).sort()).toEqual(Object.keys(ListQuery.shape).sort());
+    expect(list.find((p) => p.name === "limit")).toMatchObject({
+      required: false,
+      schema: { type: "integer", minimum: 1, maximum: 100, default: 20 },
+    });
+  });
+
+  it("answers errors in the one error shape, with 401 and 429 on keyed routes", () => {
+    const error = resolve("#/components/schemas/Error");
+    expect(error.required).toEqual(["error"]);
+    expect(error.properties.error.required).toEqual(["code", "message"]);
+    const ingest = op("POST", "/v1/ingest").responses;
+    for (const status of ["400", "401", "413", "429", "500", "503"]) {
+      expect(ingest[status].content["application/json"].schema, status).toEqual({
+        $ref: "#/components/schemas/Error",
+      });
+    }
+    expect(ingest["429"].headers["Retry-After"]).toBeDefined();
+    expect(op("GET", "/v1/health").responses["401"]).toBeUndefined();
+  });
+
+  it("offers server-sent events for chat", () => {
+    expect(op("POST", "/v1/chat").responses["200"].content["text/event-stream"]).toBeDefined();
+  });
+
+  it("resolves every $ref inside the document", () => {
+    for (const ref of new Set(refs(doc))) expect(() => resolve(ref), ref).not.toThrow();
+  });
+
+  it("is built once per process", () => {
+    expect(OpenApi.document()).toBe(doc);
+  });
+
+  it("is served at GET /v1/openapi.json without a key", async () => {
+    const res = await invoke({ method: "GET", path: "/v1/openapi.json" });
+    expect(res.status).toBe(200);
+    expect(res.body).toEqual(JSON.parse(JSON.stringify(doc)));
+  });
+});
