@@ -1,5 +1,6 @@
 import { config } from "../core/config";
 import { closeDb } from "../core/db";
+import { consoleSite } from "./console";
 import { ensureLocalKey, openLocalDb, removeServerLock, writeServerLock } from "./local";
 import { startServer } from "./server";
 
@@ -8,7 +9,8 @@ export async function start(options: { host: string }): Promise<void> {
   const cfg = config();
   const db = await openLocalDb(cfg);
   const { key, created } = await ensureLocalKey(db, cfg);
-  const server = await startServer({ port: cfg.port, host: options.host });
+  const site = await consoleSite({ key });
+  const server = await startServer({ port: cfg.port, host: options.host, extra: site.extra });
   writeServerLock(server.url, cfg);
 
   const where =
@@ -27,6 +29,7 @@ export async function start(options: { host: string }): Promise<void> {
       `  embedder:  ${cfg.embedding.provider} ${cfg.embedding.provider === "offline" ? "engram-offline-v1" : cfg.embedding.model}, ${cfg.embedding.dimensions} dims${offline}`,
       `  answers:   ${answers}`,
       `  local key: ${key}${created ? ` (new; kept in ${cfg.database.dataDir}/local-key)` : ""}`,
+      `  console:   ${site.error ? `unavailable: ${site.error}` : `${server.url}/`}`,
       "",
       `  curl ${server.url}/v1/health`,
       `  curl -H "Authorization: Bearer ${key}" ${server.url}/v1/documents`,

@@ -68,3 +68,11 @@ PGOPTIONS="-c client_min_messages=warning" psql -Xq -d postgres -c "drop databas
 psql -Xq -d postgres -c "create database \"$TEST_DB\"" >/dev/null
 psql -Xq -d "$TEST_DB" -c "create extension if not exists vector" >/dev/null
 log "ready: postgres://$PGUSER@$PGHOST:$PGPORT/$TEST_DB with pgvector $v"
+
+# The console's browser tests drive Debian's Chromium through playwright-core (test/e2e).
+if [ ! -x /usr/bin/chromium ]; then
+  log "installing Chromium from Debian (console browser tests)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
+log "ready: $(/usr/bin/chromium --version 2>/dev/null | head -n1)"

@@ -1,0 +1,161 @@
+/** One document in a dialog: content, metadata, counts; edit title/metadata/importance; soft or hard delete. */
+import { ApiError, describeError, get, request } from "./api";
+import { field, fmtDate, fmtNumber, h, replace } from "./dom";
+import { session } from "./session";
+import type { DocumentView } from "./types";
+import { busy, confirmAction, emit, errorDetails, modal, notify, notifyError } from "./ui";
+
+const path = (id: string) => `/v1/documents/${encodeURIComponent(id)}`;
+
+function facts(doc: DocumentView): HTMLElement {
+  const row = (label: string, value: string | Node) => h("div", null, h("dt", null, label), h("dd", null, value));
+  return h(
+    "dl",
+    { class: "facts" },
+    row("Id", h("code", null, doc.id)),
+    row("Space", doc.scope === "shared" ? "shared" : `private (${session.userId ?? "end user"})`),
+    row("Source", doc.source ?? "—"),
+    row("Conversation", doc.conversationId ?? "—"),
+    row("Importance", String(doc.importance)),
+    row("Chunks", fmtNumber(doc.chunks)),
+    row("Length", `${fmtNumber(doc.contentLength)} characters`),
+    row("Access count", fmtNumber(doc.accessCount)),
+    row("Last accessed", fmtDate(doc.lastAccessedAt)),
+    row("Created", fmtDate(doc.createdAt)),
+    row("Updated", fmtDate(doc.updatedAt)),
+    doc.expiresAt ? row("Expires", fmtDate(doc.expiresAt)) : null,
+  );
+}
+
+/** Can the current caller change it? Listing, PATCH and DELETE act on the caller's own space only. */
+const editable = (doc: DocumentView) => doc.scope === (session.userId ? "user" : "shared");
+
+function editor(doc: DocumentView, done: (doc: DocumentView) => void): HTMLFormElement {
+  const title = h("input", { type: "text", value: doc.title ?? "", maxlength: 1000 });
+  const importance = h("input", { type: "number", min: 1, max: 10, step: 1, value: doc.importance, required: true });
+  const metadata = h("textarea", { rows: 4, spellcheck: "false" }, JSON.stringify(doc.metadata ?? {}, null, 2));
+  const save = h("button", { type: "submit", class: "primary" }, "Save changes");
+  const problem = h("p", { class: "problem", role: "alert", hidden: true });
+  const form = h(
+    "form",
+    { class: "editor", "aria-label": "Edit document" },
+    h("h3", null, "Edit"),
+    field("Title", title),
+    field("Importance (1–10)", importance),
+    field("Metadata (JSON object)", metadata),
+    problem,
+    h("div", { class: "actions" }, save),
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    problem.hidden = true;
+    const change: Record<string, unknown> = {};
+    const newTitle = title.value.trim();
+    if (newTitle !== (doc.title ?? "")) change.title = newTitle === "" ? null : newTitle;
+    const n = Number(importance.value);
+    if (!Number.isInteger(n) || n < 1 || n > 10) {
+      problem.textContent = "Importance must be a whole number from 1 to 10.";
+      problem.hidden = false;
+      importance.focus();
+      return;
+    }
+    if (n !== doc.importance) change.importance = n;
+    let meta: unknown;
+    try {
+      meta = JSON.parse(metadata.value || "{}");
+      if (typeof meta !== "object" || meta === null || Array.isArray(meta)) throw new Error();
+    } catch {
+      problem.textContent = 'Metadata must be a JSON object, like {"team": "sales"}.';
+      problem.hidden = false;
+      metadata.focus();
+      return;
+    }
+    if (JSON.stringify(meta) !== JSON.stringify(doc.metadata ?? {})) change.metadata = meta;
+    if (!Object.keys(change).length) {
+      notify("Nothing changed.");
+      return;
+    }
+    void busy(save, "Saving…", async () => {
+      const updated = await request<DocumentView>("PATCH", path(doc.id), { body: change });
+      notify(`Saved ${doc.id}.`);
+      emit("documents");
+      done(updated);
+    });
+  });
+  return form;
+}
+
+/** Soft delete (hidden at once, purged after retention) or hard delete (gone now), each after a confirmation. */
+export async function deleteDocument(id: string, hard: boolean): Promise<boolean> {
+  const ok = await confirmAction(
+    hard
+      ? {
+          title: "Delete permanently?",
+          message: `“${id}” and its chunks will be removed now. This cannot be undone.`,
+          confirm: "Delete permanently",
+        }
+      : {
+          title: "Delete this document?",
+          message: `“${id}” will be hidden from listing, search and chat at once, and purged after the retention period.`,
+          confirm: "Delete",
+        },
+  );
+  if (!ok) return false;
+  try {
+    await request("DELETE", path(id), { query: hard ? { hard: true } : undefined });
+    notify(hard ? `Deleted ${id} permanently.` : `Deleted ${id}.`);
+    emit("documents");
+    return true;
+  } catch (error) {
+    notifyError(error, "Delete");
+    return false;
+  }
+}
+
+export function openDocument(id: string): void {
+  const { dialog, body, open } = modal(`Document ${id}`, "document-dialog");
+  dialog.setAttribute("data-testid", "document-dialog");
+  replace(body, h("p", { class: "loading" }, "Loading…"));
+  open();
+
+  const render = (doc: DocumentView) => {
+    const heading = dialog.querySelector(".dialog-title");
+    if (heading) heading.textContent = doc.title || doc.id;
+    const actions = editable(doc)
+      ? (() => {
+          const soft = h("button", { type: "button" }, "Delete…");
+          const hard = h("button", { type: "button", class: "danger" }, "Delete permanently…");
+          soft.addEventListener("click", async () => {
+            if (await deleteDocument(doc.id, false)) dialog.close();
+          });
+          hard.addEventListener("click", async () => {
+            if (await deleteDocument(doc.id, true)) dialog.close();
+          });
+          return h("div", { class: "actions danger-zone" }, soft, hard);
+        })()
+      : h(
+          "p",
+          { class: "note" },
+          `This is a shared document: end user ${session.userId} can read it but not change it. Clear the end user to edit it.`,
+        );
+    replace(
+      body,
+      facts(doc),
+      h("h3", null, "Metadata"),
+      h("pre", { class: "json", tabindex: 0, "aria-label": "Metadata" }, JSON.stringify(doc.metadata ?? {}, null, 2)),
+      h("h3", null, "Content"),
+      h("pre", { class: "content", tabindex: 0, "aria-label": "Content" }, doc.content ?? ""),
+      editable(doc) ? editor(doc, render) : null,
+      actions,
+    );
+  };
+
+  get<DocumentView>(path(id)).then(render, (error) => {
+    const api = describeError(error);
+    replace(
+      body,
+      h("p", { class: "problem" }, api.status === 404 ? `No document “${id}” in this space.` : api.message),
+      errorDetails(api instanceof ApiError ? api : describeError(api)),
+    );
+  });
+}

@@ -1,0 +1,281 @@
+/**
+ * Dropped files and folders into documents, the way `engram ingest` reads them: .md/.txt as
+ * one document each (title from the first heading), .html as its text (title from <title>),
+ * .json/.jsonl as records with `content` (or `text`). Unsupported, binary and oversized files
+ * are skipped with a reason and never sent. Documents are then packed into requests under the
+ * API's limits.
+ */
+import type { DocumentInput } from "./types";
+
+export const SUPPORTED = [".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl"];
+/** The API's limits (../shared/API.md): per document and per request. */
+export const MAX_CONTENT_CHARS = 1_000_000;
+export const MAX_DOCUMENTS_PER_REQUEST = 100;
+/** A request's body is at most 6 MB; batches stay well under it. */
+export const BATCH_BYTES = 4 * 1024 * 1024;
+const MAX_REQUEST_BYTES = 6 * 1024 * 1024 - 64 * 1024;
+/** Larger .json/.jsonl files hold many documents; larger text files cannot fit the content limit. */
+const MAX_RECORDS_FILE_BYTES = 64 * 1024 * 1024;
+const MAX_TEXT_FILE_BYTES = MAX_CONTENT_CHARS * 4;
+
+export interface Picked {
+  file: File;
+  /** The path within what was dropped, e.g. `notes/a.md`; it becomes the document id. */
+  path: string;
+}
+
+export interface FilePlan {
+  path: string;
+  size: number;
+  documents: DocumentInput[];
+  /** Why the whole file is not sent. */
+  skipped?: string;
+  /** Records of a .json/.jsonl file that were left out, with reasons. */
+  notes: string[];
+}
+
+export const extensionOf = (path: string) => {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  return dot > 0 ? name.slice(dot).toLowerCase() : "";
+};
+
+const hidden = (name: string) => name.startsWith(".") || name === "node_modules";
+
+/** The files of a drop, folders walked (hidden entries and node_modules left out). */
+export async function filesFromDrop(transfer: DataTransfer): Promise<Picked[]> {
+  // Entries must be taken synchronously, while the drop event is being handled.
+  const entries: FileSystemEntry[] = [];
+  const loose: File[] = [];
+  for (const item of Array.from(transfer.items)) {
+    if (item.kind !== "file") continue;
+    const entry = item.webkitGetAsEntry?.();
+    if (entry) entries.push(entry);
+    else {
+      const file = item.getAsFile();
+      if (file) loose.push(file);
+    }
+  }
+  const picked: Picked[] = loose.map((file) => ({ file, path: file.name }));
+  for (const entry of entries) await walk(entry, picked);
+  return picked;
+}
+
+async function walk(entry: FileSystemEntry, out: Picked[]): Promise<void> {
+  if (entry.isFile) {
+    const file = await new Promise<File>((resolve, reject) => (entry as FileSystemFileEntry).file(resolve, reject));
+    out.push({ file, path: entry.fullPath.replace(/^\/+/, "") || file.name });
+    return;
+  }
+  if (!entry.isDirectory || hidden(entry.name)) return;
+  const reader = (entry as FileSystemDirectoryEntry).createReader();
+  const children: FileSystemEntry[] = [];
+  for (;;) {
+    const batch = await new Promise<FileSystemEntry[]>((resolve, reject) => reader.readEntries(resolve, reject));
+    if (!batch.length) break;
+    children.push(...batch);
+  }
+  children.sort((a, b) => a.name.localeCompare(b.name));
+  for (const child of children) if (!(child.isFile && hidden(child.name))) await walk(child, out);
+}
+
+/** The files of an `<input type=file>` (with `webkitdirectory`, paths keep their folders). */
+export function filesFromInput(list: FileList): Picked[] {
+  return Array.from(list)
+    .filter((file) => !(file.webkitRelativePath || file.name).split("/").some(hidden))
+    .map((file) => ({ file, path: file.webkitRelativePath || file.name }));
+}
+
+function decode(buffer: ArrayBuffer): string | undefined {
+  const bytes = new Uint8Array(buffer);
+  if (bytes.includes(0)) return undefined;
+  const text = new TextDecoder("utf-8").decode(bytes);
+  const bad = text.match(/\uFFFD/g)?.length ?? 0;
+  return bad > text.length / 100 ? undefined : text;
+}
+
+const firstHeading = (text: string) => /^#\s+(.+)$/m.exec(text)?.[1]?.trim() || undefined;
+
+const BLOCKS = new Set(
+  "address article aside blockquote br dd div dl dt figcaption figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table td th tr ul".split(
+    " ",
+  ),
+);
+
+/** An HTML page's readable text and title, parsed inertly (DOMParser runs no scripts, loads nothing). */
+export function htmlText(html: string): { text: string; title?: string } {
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  const title = doc.title.trim() || undefined;
+  for (const el of Array.from(doc.querySelectorAll("script, style, noscript, template, head"))) el.remove();
+  const parts: string[] = [];
+  const visit = (node: Node) => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      parts.push((node.textContent ?? "").replace(/\s+/g, " "));
+      return;
+    }
+    const block = node.nodeType === Node.ELEMENT_NODE && BLOCKS.has((node as Element).localName);
+    if (block) parts.push("\n");
+    for (const child of Array.from(node.childNodes)) visit(child);
+    if (block) parts.push("\n");
+  };
+  visit(doc.body ?? doc.documentElement);
+  const text = parts
+    .join("")
+    .split("\n")
+    .map((line) => line.trim())
+    .join("\n")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim();
+  return { text, title };
+}
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+/** Checks a record the way the API would, so a bad one is reported here instead of failing its batch. */
+export function problemOf(doc: DocumentInput): string | undefined {
+  if (typeof doc.content !== "string" || doc.content.trim() === "") return "content is empty";
+  if (doc.content.length > MAX_CONTENT_CHARS)
+    return `too large: ${doc.content.length.toLocaleString("en")} characters (the limit is ${MAX_CONTENT_CHARS.toLocaleString("en")})`;
+  if (doc.id !== undefined && (typeof doc.id !== "string" || doc.id.trim() === "" || doc.id.length > 256))
+    return "id must be 1-256 characters";
+  if (doc.title !== undefined && (typeof doc.title !== "string" || doc.title.length > 1000))
+    return "title must be text of at most 1000 characters";
+  if (
+    doc.importance !== undefined &&
+    !(Number.isInteger(doc.importance) && doc.importance >= 1 && doc.importance <= 10)
+  )
+    return "importance must be a whole number from 1 to 10";
+  if (doc.metadata !== undefined && !isObject(doc.metadata)) return "metadata must be a JSON object";
+  if (doc.metadata && new TextEncoder().encode(JSON.stringify(doc.metadata)).length > 8 * 1024)
+    return "metadata is larger than 8 KB";
+  return undefined;
+}
+
+function record(raw: unknown, fallbackId: string, path: string): DocumentInput | string {
+  if (!isObject(raw)) return "not a JSON object";
+  const content = typeof raw.content === "string" ? raw.content : typeof raw.text === "string" ? raw.text : undefined;
+  if (content === undefined) return "no content field";
+  const doc: DocumentInput = {
+    id: typeof raw.id === "string" ? raw.id : fallbackId,
+    content,
+    source: typeof raw.source === "string" ? raw.source : path,
+  };
+  if (raw.title !== undefined) doc.title = raw.title as string;
+  if (raw.metadata !== undefined) doc.metadata = raw.metadata as Record<string, unknown>;
+  if (raw.importance !== undefined) doc.importance = raw.importance as number;
+  if (typeof raw.conversationId === "string") doc.conversationId = raw.conversationId;
+  if (typeof raw.ttlSeconds === "number") doc.ttlSeconds = raw.ttlSeconds;
+  return doc;
+}
+
+/** Reads one file into its documents, or the reason it is skipped. */
+export async function planFile({ file, path }: Picked): Promise<FilePlan> {
+  const plan: FilePlan = { path, size: file.size, documents: [], notes: [] };
+  const ext = extensionOf(path);
+  if (!SUPPORTED.includes(ext)) return { ...plan, skipped: `unsupported file type ${ext || "(none)"}` };
+  const records = ext === ".json" || ext === ".jsonl";
+  const limit = records ? MAX_RECORDS_FILE_BYTES : MAX_TEXT_FILE_BYTES;
+  if (file.size > limit) {
+    const mb = (file.size / 1024 / 1024).toFixed(1);
+    return {
+      ...plan,
+      skipped: records
+        ? `too large: ${mb} MB (limit ${limit / 1024 / 1024} MB per file)`
+        : `too large: ${mb} MB (a document holds at most ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`,
+    };
+  }
+  if (file.size === 0) return { ...plan, skipped: "empty file" };
+  let text: string | undefined;
+  try {
+    text = decode(await file.arrayBuffer());
+  } catch {
+    return { ...plan, skipped: "unreadable" };
+  }
+  if (text === undefined) return { ...plan, skipped: "not a text file" };
+
+  if (records) {
+    const raws: { raw: unknown; where: string }[] = [];
+    if (ext === ".jsonl") {
+      text.split("\n").forEach((line, i) => {
+        if (!line.trim()) return;
+        try {
+          raws.push({ raw: JSON.parse(line), where: `line ${i + 1}` });
+        } catch {
+          plan.notes.push(`line ${i + 1}: invalid JSON`);
+        }
+      });
+    } else {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        return { ...plan, skipped: "invalid JSON" };
+      }
+      const list = Array.isArray(parsed)
+        ? parsed
+        : isObject(parsed) && Array.isArray(parsed.documents)
+          ? parsed.documents
+          : [parsed];
+      list.forEach((raw, i) => void raws.push({ raw, where: `record ${i + 1}` }));
+    }
+    raws.forEach(({ raw, where }, i) => {
+      const doc = record(raw, `${path}#${i}`, path);
+      const problem = typeof doc === "string" ? doc : problemOf(doc);
+      if (problem) plan.notes.push(`${where}: ${problem}`);
+      else plan.documents.push(doc as DocumentInput);
+    });
+    if (!plan.documents.length) return { ...plan, skipped: plan.notes[0] ?? "no documents in it" };
+    return plan;
+  }
+
+  const doc: DocumentInput =
+    ext === ".html" || ext === ".htm"
+      ? (() => {
+          const { text: content, title } = htmlText(text);
+          return { id: path, content, title, source: path };
+        })()
+      : { id: path, content: text, title: firstHeading(text), source: path };
+  if (doc.title === undefined) delete doc.title;
+  const problem = problemOf(doc);
+  if (problem) return { ...plan, skipped: problem };
+  plan.documents.push(doc);
+  return plan;
+}
+
+export interface Batch<T> {
+  items: T[];
+  bytes: number;
+}
+
+const encoder = new TextEncoder();
+export const jsonBytes = (value: unknown) => encoder.encode(JSON.stringify(value)).length;
+
+/**
+ * Packs documents into requests of at most `maxDocs` documents and about `maxBytes` of JSON,
+ * in order. A document too large for any request comes back in `tooLarge`.
+ */
+export function batches<T extends { document: DocumentInput }>(
+  items: T[],
+  maxDocs = MAX_DOCUMENTS_PER_REQUEST,
+  maxBytes = BATCH_BYTES,
+): { batches: Batch<T>[]; tooLarge: T[] } {
+  const out: Batch<T>[] = [];
+  const tooLarge: T[] = [];
+  let current: Batch<T> = { items: [], bytes: 0 };
+  for (const item of items) {
+    const bytes = jsonBytes(item.document) + 1;
+    if (bytes > MAX_REQUEST_BYTES) {
+      tooLarge.push(item);
+      continue;
+    }
+    if (current.items.length && (current.items.length >= maxDocs || current.bytes + bytes > maxBytes)) {
+      out.push(current);
+      current = { items: [], bytes: 0 };
+    }
+    current.items.push(item);
+    current.bytes += bytes;
+  }
+  if (current.items.length) out.push(current);
+  return { batches: out, tooLarge };
+}

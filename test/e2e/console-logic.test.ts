@@ -1,0 +1,104 @@
+/** The console's pure parts, in Node: SSE parsing, request packing, file reading, highlighting. */
+import { describe, expect, it } from "vitest";
+import { batches, MAX_DOCUMENTS_PER_REQUEST, planFile } from "../../console/src/files";
+import { queryTerms, segments } from "../../console/src/highlight";
+import { SseParser } from "../../console/src/sse";
+import { describeRateLimit } from "../../console/src/status";
+
+describe("console SSE parsing", () => {
+  const stream =
+    'event: citations\ndata: {"citations":[]}\n\nevent: delta\ndata: {"text":"Hi [1]."}\n\n: keep-alive\n\nevent: done\ndata: {"model":"x"}\n\n';
+
+  it("yields the same events however the bytes are split", () => {
+    const whole = new SseParser().push(stream);
+    expect(whole.map((e) => e.event)).toEqual(["citations", "delta", "done"]);
+    for (const size of [1, 2, 3, 7, 13]) {
+      const parser = new SseParser();
+      const events = [];
+      for (let i = 0; i < stream.length; i += size) events.push(...parser.push(stream.slice(i, i + size)));
+      events.push(...parser.end());
+      expect(events).toEqual(whole);
+    }
+  });
+
+  it("accepts CRLF line ends and joins multi-line data", () => {
+    expect(new SseParser().push("event: delta\r\ndata: a\r\ndata: b\r\n\r\n")).toEqual([
+      { event: "delta", data: "a\nb" },
+    ]);
+  });
+
+  it("drops an event whose blank line never came", () => {
+    const parser = new SseParser();
+    expect(parser.push("event: delta\ndata: {}")).toEqual([]);
+    expect(parser.end()).toEqual([]);
+  });
+});
+
+describe("console ingest batching", () => {
+  const doc = (id: string, chars = 10) => ({ document: { id, content: "x".repeat(chars) } });
+
+  it("packs at most 100 documents into one request", () => {
+    const { batches: packed } = batches(Array.from({ length: 250 }, (_, i) => doc(`d${i}`)));
+    expect(packed.map((b) => b.items.length)).toEqual([MAX_DOCUMENTS_PER_REQUEST, MAX_DOCUMENTS_PER_REQUEST, 50]);
+  });
+
+  it("starts a new request before the byte budget is passed, keeping order", () => {
+    const { batches: packed } = batches([doc("a", 600_000), doc("b", 600_000), doc("c", 600_000)], 100, 1_300_000);
+    expect(packed.map((b) => b.items.map((i) => i.document.id))).toEqual([["a", "b"], ["c"]]);
+    expect(packed.every((b) => b.bytes <= 1_300_000)).toBe(true);
+  });
+
+  it("sets aside a document too large for any request", () => {
+    const { batches: packed, tooLarge } = batches([doc("big", 7_000_000), doc("small")]);
+    expect(tooLarge.map((i) => i.document.id)).toEqual(["big"]);
+    expect(packed).toHaveLength(1);
+  });
+});
+
+describe("console file reading", () => {
+  const pick = (name: string, content: string | ArrayBuffer) => ({
+    file: new File([content], name),
+    path: `notes/${name}`,
+  });
+
+  it("reads a markdown file as one document titled by its first heading", async () => {
+    const plan = await planFile(pick("a.md", "intro\n# Refunds\n\nWithin 14 days."));
+    expect(plan.documents).toEqual([
+      { id: "notes/a.md", content: "intro\n# Refunds\n\nWithin 14 days.", title: "Refunds", source: "notes/a.md" },
+    ]);
+  });
+
+  it("reads JSONL records and reports the lines it leaves out", async () => {
+    const plan = await planFile(
+      pick("r.jsonl", '{"id":"1","content":"one"}\n{"text":"two","importance":11}\nnot json\n{"title":"no content"}\n'),
+    );
+    expect(plan.documents.map((d) => d.id)).toEqual(["1"]);
+    expect(plan.notes).toEqual([
+      "line 3: invalid JSON",
+      "line 2: importance must be a whole number from 1 to 10",
+      "line 4: no content field",
+    ]);
+  });
+
+  it("skips unsupported and binary files with a reason", async () => {
+    expect((await planFile(pick("logo.png", "png"))).skipped).toBe("unsupported file type .png");
+    expect((await planFile(pick("data.txt", new Uint8Array([104, 0, 105]).buffer))).skipped).toBe("not a text file");
+  });
+});
+
+describe("console highlighting and status", () => {
+  it("marks inflected forms of the query's words and leaves stop words alone", () => {
+    const terms = queryTerms("How do refunds work?");
+    expect(terms).toEqual(["refund", "work"]);
+    const parts = segments("Refunded items: the refund works.", terms);
+    expect(parts.filter((p) => p.match).map((p) => p.text)).toEqual(["Refunded", "refund", "works"]);
+    expect(parts.map((p) => p.text).join("")).toBe("Refunded items: the refund works.");
+  });
+
+  it("describes the RateLimit headers in words", () => {
+    expect(describeRateLimit({ rateLimit: '"search";r=119;t=1', rateLimitPolicy: '"search";q=120;w=60' })).toBe(
+      "search: 119 of 120 left per 60 s, resets in 1 s",
+    );
+    expect(describeRateLimit({ rateLimit: null, rateLimitPolicy: null })).toBeUndefined();
+  });
+});

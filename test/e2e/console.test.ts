@@ -1,0 +1,534 @@
+/**
+ * The console in a real headless Chromium (Debian's package, driven by playwright-core),
+ * against the local server started in this process on a fresh embedded database. One person's
+ * session, in order: load, add files, browse, search, chat, switch end users, delete; then
+ * the faults (429, a lost server). Screenshots of the main screens go to docs/screenshots/.
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { type Browser, type BrowserContext, type ConsoleMessage, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { consoleSite } from "../../cli/console";
+import { ensureLocalKey, openLocalDb } from "../../cli/local";
+import { startServer } from "../../cli/server";
+import { Auth } from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { closeDb, type Db } from "../../core/db";
+import { RateLimit } from "../../core/ratelimit";
+import { Tenant } from "../../core/tenant";
+
+const CHROMIUM = "/usr/bin/chromium";
+const SCREENSHOTS = resolve(dirname(fileURLToPath(import.meta.url)), "../../docs/screenshots");
+
+let dataDir: string;
+let db: Db;
+let key: string;
+let extra: Awaited<ReturnType<typeof consoleSite>>["extra"];
+let server: Awaited<ReturnType<typeof startServer>>;
+let port: number;
+let browser: Browser;
+let context: BrowserContext;
+let page: Page;
+/** Console errors, uncaught exceptions and failed loads of the main page, as they happen. */
+const problems: string[] = [];
+
+function watch(p: Page, sink: string[]) {
+  p.on("console", (message: ConsoleMessage) => {
+    if (message.type() === "error" || message.type() === "warning") sink.push(`${message.type()}: ${message.text()}`);
+  });
+  p.on("pageerror", (error) => sink.push(`pageerror: ${error.message}`));
+}
+
+const files = (...list: [name: string, content: string | Buffer][]) =>
+  list.map(([name, content]) => ({
+    name,
+    mimeType: name.endsWith(".png") ? "image/png" : "text/plain",
+    buffer: Buffer.isBuffer(content) ? content : Buffer.from(content),
+  }));
+
+const HASH: Record<string, string> = { Add: "#ingest", Documents: "#documents", Search: "#search", Chat: "#chat" };
+
+async function go(section: keyof typeof HASH) {
+  await page.getByRole("link", { name: section, exact: true }).click();
+  await expect.poll(() => page.evaluate(() => location.hash)).toBe(HASH[section]);
+}
+
+async function switchUser(p: Page, user: string) {
+  await p.getByTestId("user-input").fill(user);
+  await p.getByRole("button", { name: "Switch" }).click();
+  await p
+    .getByTestId("space-label")
+    .filter({ hasText: user ? `${user} (private) + shared` : "shared (no end user)" })
+    .waitFor();
+}
+
+/** A screenshot for docs/screenshots without the passing "saved"/"deleted" notes over the content. */
+async function shot(p: Page, name: string, fullPage = true) {
+  await p.evaluate(() => {
+    document.querySelectorAll(".toast.info").forEach((toast) => {
+      toast.remove();
+    });
+  });
+  await p.screenshot({ path: join(SCREENSHOTS, name), fullPage, animations: "disabled" });
+}
+
+async function search(p: Page, query: string, mode = "Hybrid") {
+  await p.getByTestId("search-query").fill(query);
+  await p.locator("fieldset.segmented label").filter({ hasText: mode }).click();
+  await p.getByRole("button", { name: "Search", exact: true }).click();
+  await p
+    .getByTestId("search-summary")
+    .filter({ hasText: /\d+ results? ·/ })
+    .waitFor();
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), "engram-console-"));
+  const cfg = setConfig({
+    ENGRAM_DATA_DIR: dataDir,
+    DATABASE_URL: "",
+    DATABASE_DRIVER: "pglite",
+    OPENAI_API_KEY: "",
+    OPENAI_BASE_URL: "",
+    EMBEDDING_PROVIDER: "offline",
+    CHAT_PROVIDER: "extractive",
+    LOG_LEVEL: "silent",
+  });
+  const [opened, launched] = await Promise.all([
+    openLocalDb(cfg),
+    chromium.launch({
+      executablePath: CHROMIUM,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    }),
+  ]);
+  db = opened;
+  browser = launched;
+  key = (await ensureLocalKey(db, cfg)).key;
+  extra = (await consoleSite({ key })).extra;
+  server = await startServer({ port: 0, extra });
+  port = Number(new URL(server.url).port);
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  context = await browser.newContext({ viewport: { width: 1280, height: 900 }, colorScheme: "light" });
+  context.setDefaultTimeout(10_000);
+  page = await context.newPage();
+  watch(page, problems);
+}, 90_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  await closeDb();
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe("the console", () => {
+  it("loads with the local key and the server's status, with zero console errors", async () => {
+    await page.goto(server.url);
+    await expect.poll(() => page.getByTestId("key-label").textContent()).toContain(`local key ${key.slice(0, 12)}`);
+    const status = page.getByRole("definition");
+    await status.filter({ hasText: "pglite · healthy" }).waitFor();
+    await status.filter({ hasText: "offline engram-offline-v1 · 1536 dims" }).waitFor();
+    await status.filter({ hasText: "extractive (no chat model)" }).waitFor();
+    await page.getByRole("heading", { name: "Add documents" }).waitFor();
+    expect(problems).toEqual([]);
+  });
+
+  it("serves the page under a same-origin Content-Security-Policy with immutable hashed assets", async () => {
+    const index = await fetch(server.url);
+    expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
+    expect(index.headers.get("cache-control")).toBe("no-cache");
+    expect(index.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(index.headers.get("content-security-policy")).toBe(
+      "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
+    );
+    const html = await index.text();
+    const script = /src="(\/console\/assets\/app-[A-Z0-9]+\.js)"/.exec(html)?.[1];
+    const style = /href="(\/console\/assets\/style-[A-Z0-9]+\.css)"/.exec(html)?.[1];
+    expect(script && style).toBeTruthy();
+    const js = await fetch(`${server.url}${script}`);
+    expect(js.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect(js.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+    const css = await fetch(`${server.url}${style}`);
+    expect(css.headers.get("content-type")).toBe("text/css; charset=utf-8");
+    const revalidated = await fetch(server.url, { headers: { "if-none-match": index.headers.get("etag") ?? "" } });
+    expect(revalidated.status).toBe(304);
+    expect((await fetch(`${server.url}/console/assets/nope.js`)).status).toBe(404);
+  });
+
+  it("hands the local key only to a page opened on this machine by a local name", async () => {
+    const local = await fetch(`http://127.0.0.1:${port}/console/config.json`);
+    expect(local.headers.get("cache-control")).toBe("no-store");
+    expect(await local.json()).toEqual({ key });
+    // A DNS-rebinding page reaches the same socket under its own host name.
+    const rebound = await new Promise<string>((done, fail) => {
+      import("node:http").then(({ request }) =>
+        request(
+          { host: "127.0.0.1", port, path: "/console/config.json", headers: { host: `evil.example:${port}` } },
+          (res) => {
+            let body = "";
+            res.on("data", (chunk) => (body += chunk));
+            res.on("end", () => done(body));
+          },
+        )
+          .on("error", fail)
+          .end(),
+      );
+    });
+    expect(JSON.parse(rebound)).toEqual({ key: null });
+  });
+
+  it("adds dropped files with per-file progress, and lists unsupported and oversized files as skipped", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-drop-"));
+    const handbook = join(folder, "handbook");
+    mkdirSync(handbook);
+    writeFileSync(
+      join(handbook, "refunds.md"),
+      "# Refund policy\n\nRefunds are issued within 14 days of a return. Store credit never expires.\n",
+    );
+    writeFileSync(
+      join(handbook, "shipping.html"),
+      "<html><head><title>Shipping</title><script>alert(1)</script></head><body><h1>Shipping</h1><p>Orders ship within two business days. Express shipping arrives overnight.</p></body></html>",
+    );
+    writeFileSync(join(handbook, "logo.png"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0]));
+    await go("Add");
+    await page.getByTestId("folder-input").setInputFiles(handbook);
+    await page.getByTestId("ingest-totals").filter({ hasText: "2 created" }).waitFor();
+    const rows = page.getByTestId("ingest-files").locator("tbody tr");
+    await expect.poll(() => rows.count()).toBe(3);
+    expect(await page.locator('tr[data-path="handbook/refunds.md"] .state').textContent()).toBe("created · 1 chunk");
+    expect(await page.locator('tr[data-path="handbook/logo.png"] .state').textContent()).toBe(
+      "skipped: unsupported file type .png",
+    );
+
+    await page
+      .getByTestId("file-input")
+      .setInputFiles(
+        files(
+          [
+            "faq.jsonl",
+            `${JSON.stringify({ id: "faq-1", title: "Warranty", content: "The warranty lasts two years.", metadata: { team: "support" } })}\n${JSON.stringify({ id: "faq-2", title: "Gift cards", content: "Gift cards never expire and cannot be refunded.", metadata: { team: "sales" } })}\n{broken\n`,
+          ],
+          [
+            "markup.txt",
+            'Clearance rules: <b>final sale</b> items <img src=x onerror="globalThis.__xss=1"> cannot be returned.',
+          ],
+          ["long.txt", "word ".repeat(200_001)],
+          ["huge.txt", Buffer.alloc(5 * 1024 * 1024, "x")],
+          ["empty.md", ""],
+        ),
+      );
+    await page.getByTestId("ingest-totals").filter({ hasText: "3 created" }).waitFor();
+    const state = (path: string) => page.locator(`tr[data-path="${path}"] .state`).textContent();
+    expect(await state("faq.jsonl")).toBe("2 created · 2 chunks; left out line 3: invalid JSON");
+    expect(await state("long.txt")).toBe("skipped: too large: 1,000,005 characters (the limit is 1,000,000)");
+    expect(await state("huge.txt")).toBe("skipped: too large: 5.0 MB (a document holds at most 1,000,000 characters)");
+    expect(await state("empty.md")).toBe("skipped: empty file");
+    expect(await page.getByTestId("ingest-totals").textContent()).toContain("3 files skipped");
+    for (const progress of await page.locator("tbody progress").all()) {
+      expect(await progress.getAttribute("max")).toBe("3");
+      expect(await progress.evaluate((el: HTMLProgressElement) => el.value)).toBe(3);
+    }
+    await shot(page, "ingest.png");
+
+    // A dropped file (not through the input), then the same file again: stored once.
+    const refunds = "# Refund policy\n\nRefunds are issued within 14 days of a return. Store credit never expires.\n";
+    const dataTransfer = await page.evaluateHandle((text) => {
+      const transfer = new DataTransfer();
+      transfer.items.add(new File([text], "refunds.md", { type: "text/markdown" }));
+      return transfer;
+    }, refunds);
+    await page.getByTestId("dropzone").dispatchEvent("drop", { dataTransfer });
+    await page.getByTestId("ingest-totals").filter({ hasText: "1 created" }).waitFor();
+    await page.getByTestId("file-input").setInputFiles(files(["refunds.md", refunds]));
+    await page.getByTestId("ingest-totals").filter({ hasText: "1 unchanged" }).waitFor();
+    expect(await state("refunds.md")).toBe("unchanged · 1 chunk");
+    rmSync(folder, { recursive: true, force: true });
+    expect(problems).toEqual([]);
+  });
+
+  it("lists documents newest first, opens one with its content and access count, and edits it", async () => {
+    await go("Documents");
+    const table = page.getByTestId("documents-table");
+    await table.locator("tbody tr").first().waitFor();
+    const ids = await table.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-id")));
+    expect(ids[0]).toBe("refunds.md");
+    expect(ids).toEqual(expect.arrayContaining(["handbook/refunds.md", "faq-1", "faq-2", "markup.txt"]));
+    await expect.poll(() => page.getByTestId("documents-stats").textContent()).toContain("Shared space: 6 documents");
+
+    await table.getByRole("button", { name: "Warranty", exact: true }).click();
+    const dialog = page.getByTestId("document-dialog");
+    await dialog.getByText("The warranty lasts two years.").waitFor();
+    const fact = (label: string) =>
+      dialog
+        .locator(".facts div")
+        .filter({ has: page.locator(`dt:text-is("${label}")`) })
+        .locator("dd");
+    expect(await fact("Access count").textContent()).toBe("1");
+    expect(await fact("Chunks").textContent()).toBe("1");
+    expect(await dialog.locator("pre.json").textContent()).toContain('"team": "support"');
+    await shot(page, "document.png", false);
+
+    await dialog.getByLabel("Title").fill("Warranty terms");
+    await dialog.getByLabel("Importance (1–10)").fill("8");
+    await dialog.getByRole("button", { name: "Save changes" }).click();
+    await dialog.getByRole("heading", { name: "Warranty terms" }).waitFor();
+    expect(await fact("Importance").textContent()).toBe("8");
+    await dialog.getByRole("button", { name: "Close" }).click();
+    await table.getByRole("button", { name: "Warranty terms", exact: true }).waitFor();
+    await shot(page, "documents.png");
+
+    // Cursor pages, newest first: 6 documents at 5 a page.
+    await page.getByLabel("Per page").selectOption("5");
+    await expect.poll(() => table.locator("tbody tr").count()).toBe(5);
+    await page.getByRole("button", { name: "Older →" }).click();
+    await expect
+      .poll(() => table.locator("tbody tr").evaluateAll((rows) => rows.map((r) => r.getAttribute("data-id"))))
+      .toEqual(["handbook/refunds.md"]);
+    expect(await page.getByRole("button", { name: "Older →" }).isDisabled()).toBe(true);
+    await page.getByRole("button", { name: "← Newer" }).click();
+    await expect.poll(() => table.locator("tbody tr").count()).toBe(5);
+    await page.getByLabel("Per page").selectOption("20");
+    expect(problems).toEqual([]);
+  });
+
+  it("searches in each mode, shows the score's scale and highlights query terms without running markup", async () => {
+    await go("Search");
+    await search(page, "refund window");
+    const results = page.getByTestId("search-results");
+    expect(await page.getByTestId("search-summary").textContent()).toContain("hybrid · score: reciprocal rank fusion");
+    const marks = await results.locator("mark").allTextContents();
+    expect(marks.map((m) => m.toLowerCase())).toContain("refunds");
+    await shot(page, "search.png");
+
+    // A passage with markup shows it as text: no element was made from it.
+    await search(page, "final sale");
+    const passage = results.locator('li[data-document-id="markup.txt"] blockquote');
+    expect(await passage.textContent()).toContain("<b>final sale</b>");
+    expect(await passage.locator("b, img").count()).toBe(0);
+    expect(await page.evaluate(() => (window as { __xss?: number }).__xss)).toBeUndefined();
+
+    await search(page, "refund window", "Keyword");
+    expect(await page.getByTestId("search-summary").textContent()).toContain("keyword · score: keyword rank");
+    await search(page, "warranty", "Vector");
+    expect(await page.getByTestId("search-summary").textContent()).toContain("vector · score: cosine similarity");
+    expect(await results.locator("li").first().getAttribute("data-document-id")).toBe("faq-1");
+
+    await page.getByText("Filters").click();
+    await page.getByLabel("Metadata key").fill("team");
+    await page.getByLabel("Metadata value").fill("sales");
+    await search(page, "expire", "Hybrid");
+    const filtered = await results
+      .locator("li")
+      .evaluateAll((items) => items.map((li) => li.getAttribute("data-document-id")));
+    expect(filtered).toEqual(["faq-2"]);
+    await page.getByLabel("Metadata key").fill("");
+    expect(problems).toEqual([]);
+  });
+
+  it("streams a chat answer whose [n] markers open the cited passage", async () => {
+    await go("Chat");
+    await page.getByTestId("chat-input").fill("What is the refund window?");
+    await page.getByTestId("chat-input").press("Enter");
+    const answer = page.locator(".msg.assistant").last();
+    await answer.locator(".sources").waitFor();
+    expect(await answer.locator(".text").textContent()).toContain("14 days");
+    await answer.locator("button.cite").first().click();
+    const citation = page.getByTestId("citation-dialog");
+    await citation.getByText("Refunds are issued within 14 days").waitFor();
+    await shot(page, "citation.png", false);
+    await citation.getByRole("button", { name: "Open the document" }).click();
+    await page.getByTestId("document-dialog").getByText("Store credit never expires.").first().waitFor();
+    await page.getByTestId("document-dialog").getByRole("button", { name: "Close" }).click();
+    await page
+      .getByTestId("conversations")
+      .getByRole("button", { name: /^What is the refund window\?/ })
+      .waitFor();
+
+    // A follow-up in the same conversation, remembered as a document of it.
+    await page.getByLabel("Remember this message").check();
+    await page.getByTestId("chat-input").fill("Do gift cards expire?");
+    await page.getByRole("button", { name: "Send" }).click();
+    await expect.poll(() => page.locator(".msg.assistant .sources").count()).toBe(2);
+    await page
+      .getByTestId("conversations")
+      .getByRole("button", { name: /^What is the refund window\? 4 messages/ })
+      .waitFor();
+    await shot(page, "chat.png");
+
+    // The remembered question is a document of that conversation.
+    await go("Documents");
+    const conversationFilter = page.getByLabel("Conversation", { exact: true });
+    await conversationFilter.locator("option").nth(1).waitFor({ state: "attached" });
+    await conversationFilter.selectOption({ index: 1 });
+    const rows = page.getByTestId("documents-table").locator("tbody tr");
+    await expect.poll(() => rows.count()).toBe(1);
+    expect(await rows.first().textContent()).toContain("Do gift cards expire?");
+    await conversationFilter.selectOption("");
+    await expect.poll(() => rows.count()).toBe(7);
+    expect(problems).toEqual([]);
+  });
+
+  it("scopes data to the end user: one user's private document is invisible to another", async () => {
+    await switchUser(page, "alice");
+    await go("Add");
+    await page
+      .getByTestId("file-input")
+      .setInputFiles(files(["alice-secret.md", "# Alice's note\n\nThe launch codename is Bluebird."]));
+    await page.getByTestId("ingest-totals").filter({ hasText: "1 created" }).waitFor();
+
+    await go("Search");
+    await search(page, "launch codename");
+    expect(await page.getByTestId("search-results").locator("li").first().getAttribute("data-document-id")).toBe(
+      "alice-secret.md",
+    );
+
+    await switchUser(page, "bob");
+    await search(page, "launch codename Bluebird");
+    const seen = await page
+      .getByTestId("search-results")
+      .locator("li[data-document-id]")
+      .evaluateAll((items) => items.map((li) => li.getAttribute("data-document-id")));
+    expect(seen).not.toContain("alice-secret.md");
+    await go("Documents");
+    await page.getByText("No documents in this space yet.").waitFor();
+
+    await switchUser(page, "");
+    await page.getByTestId("documents-table").locator("tbody tr").first().waitFor();
+    expect(await page.locator('tr[data-id="alice-secret.md"]').count()).toBe(0);
+    expect(problems).toEqual([]);
+  });
+
+  it("deletes a document after a confirmation, softly and then for good", async () => {
+    await go("Documents");
+    const row = page.locator('tr[data-id="markup.txt"]');
+    await row.getByRole("button", { name: /^Delete/ }).click();
+    const confirm = page.getByRole("dialog", { name: "Delete this document?" });
+    await confirm.getByRole("button", { name: "Delete", exact: true }).click();
+    await row.waitFor({ state: "detached" });
+
+    await page.getByLabel("Include deleted").check();
+    await row.locator(".badge", { hasText: "deleted" }).waitFor();
+    await row.getByRole("button", { name: /^Purge/ }).click();
+    await page
+      .getByRole("dialog", { name: "Delete permanently?" })
+      .getByRole("button", { name: "Delete permanently" })
+      .click();
+    await row.waitFor({ state: "detached" });
+    await page.getByLabel("Include deleted").uncheck();
+    expect(problems).toEqual([]);
+  });
+
+  it("can be used with the keyboard alone", async () => {
+    await page.goto(`${server.url}/#search`);
+    await page.getByRole("heading", { name: "Search" }).waitFor();
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement as HTMLElement | null;
+        return `${el?.tagName.toLowerCase()}|${el?.getAttribute("data-testid") ?? ""}|${el?.textContent?.trim() ?? ""}`;
+      });
+    const tabTo = async (want: (f: string) => boolean) => {
+      for (let i = 0; i < 40; i++) {
+        await page.keyboard.press("Tab");
+        if (want(await focused())) return;
+      }
+      throw new Error(`not reachable by Tab; stopped at ${await focused()}`);
+    };
+    await tabTo((f) => f.startsWith("input|search-query"));
+    await page.keyboard.type("gift cards");
+    await page.keyboard.press("Enter");
+    await page
+      .getByTestId("search-summary")
+      .filter({ hasText: /\d+ results? ·/ })
+      .waitFor();
+    await tabTo((f) => f.startsWith("button||Gift cards"));
+    await page.keyboard.press("Enter");
+    const dialog = page.getByTestId("document-dialog");
+    await dialog.getByText("Gift cards never expire").waitFor();
+    await page.keyboard.press("Escape");
+    await dialog.waitFor({ state: "detached" });
+    expect(await focused()).toBe("button||Gift cards");
+    expect(problems).toEqual([]);
+  });
+
+  it("stays readable at 200% zoom and follows the system's dark theme", async () => {
+    const zoomed = await browser.newContext({
+      viewport: { width: 640, height: 450 },
+      deviceScaleFactor: 2,
+      colorScheme: "dark",
+    });
+    const p = await zoomed.newPage();
+    const errors: string[] = [];
+    watch(p, errors);
+    for (const section of ["ingest", "documents", "search", "chat"]) {
+      await p.goto(`${server.url}/#${section}`);
+      await p.locator("h1:visible").waitFor();
+      const overflow = await p.evaluate(
+        () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+      );
+      expect(overflow, `horizontal scrolling on #${section}`).toBeLessThanOrEqual(0);
+    }
+    const background = await p.evaluate(() => getComputedStyle(document.documentElement).backgroundColor);
+    expect(background).toBe("rgb(17, 19, 24)");
+    await p.goto(`${server.url}/#search`);
+    await search(p, "refund");
+    await shot(p, "search-dark-200.png");
+    await zoomed.close();
+    expect(errors).toEqual([]);
+  });
+
+  it("shows a 429's message, request id and retry time with another key, and keeps working", async () => {
+    await Tenant.ensure(db, "tight");
+    await RateLimit.setLimits(db, "tight", { search: "2/min" });
+    const tight = await Auth.createKey(db, "tight", "console test");
+    const p = await context.newPage();
+    await p.goto(`${server.url}/#search`);
+    await p.getByRole("button", { name: "Use another key" }).click();
+    await p.getByTestId("key-input").fill(tight.key);
+    await p.getByRole("button", { name: "Use key" }).click();
+    await expect.poll(() => p.getByTestId("key-label").textContent()).toContain(`your key ${tight.key.slice(0, 12)}`);
+    await search(p, "anything");
+    await search(p, "anything");
+    await expect
+      .poll(() => p.getByRole("definition").filter({ hasText: "search: 0 of 2 left per 60 s" }).count())
+      .toBe(1);
+    await p.getByTestId("search-query").fill("once more");
+    await p.getByRole("button", { name: "Search", exact: true }).click();
+    const toast = p.locator(".toast.error").filter({ hasText: "Rate limited" });
+    await toast.waitFor();
+    expect(await toast.locator(".meta").textContent()).toMatch(
+      /^429 · ratelimit\.exceeded · request id [0-9a-f-]{36} · Retry in \d+ s \(at .+\)\.$/,
+    );
+    await shot(p, "rate-limited.png", false);
+    // The key lives in this tab's session storage only; the local key works again at once.
+    expect(await p.evaluate(() => sessionStorage.getItem("engram.console.key"))).toBe(tight.key);
+    await p.getByRole("button", { name: "Use the local key" }).click();
+    await search(p, "gift cards");
+    expect(await p.getByTestId("search-results").locator("li[data-document-id]").count()).toBeGreaterThan(0);
+    await p.close();
+  });
+
+  it("shows a banner while the server is gone and recovers when it returns", async () => {
+    await page.goto(`${server.url}/#documents`);
+    await page.getByTestId("documents-table").locator("tbody tr").first().waitFor();
+    await server.close();
+    await page.getByRole("button", { name: "Refresh" }).click();
+    const banner = page.locator(".banner");
+    await banner.filter({ hasText: "Lost the Engram server" }).waitFor();
+    await shot(page, "server-lost.png", false);
+    server = await startServer({ port, extra });
+    await banner.waitFor({ state: "hidden", timeout: 10_000 });
+    await page.getByText("Reconnected to the Engram server.").waitFor();
+    await page.getByTestId("documents-table").locator("tbody tr").first().waitFor();
+  });
+});
