@@ -6,7 +6,7 @@
  * Corpus: synthetic clustered vectors with a low intrinsic dimension, like text embeddings. 100 cluster
  * centres are drawn in a 32-dimension latent space (standard normal); a chunk is a centre plus latent noise
  * (sigma 0.6), mapped to 1,536 dimensions by one fixed random Gaussian matrix, plus isotropic noise of 30% of
- * that norm, then L2-normalized. Queries are drawn the same way. Text: `topic<cluster> word<a> word<b>
+ * that norm, then L2-normalized. Queries are drawn the same way (same centres and projection, other noise). Text: `topic<cluster> word<a> word<b>
  * code-<row>`, so keyword queries have both common and rare terms. Five chunks a document; 2% of the
  * documents belong to `user-1` (2,000 chunks at 100,000), the rest to the shared space; `metadata.team`
  * cycles through 100 values, so `{"team":"team-3"}` matches 1%. Loaded with a binary `vector[]` parameter,
@@ -46,10 +46,12 @@ function random(seed: number) {
 }
 
 /** The generator described at the top of this file. */
-function corpus(seed: number) {
-  const { uniform, gauss } = random(seed);
-  const projection = Float32Array.from({ length: LATENT * DIMS }, () => gauss() / Math.sqrt(LATENT));
-  const centres = Array.from({ length: CLUSTERS }, () => Float32Array.from({ length: LATENT }, gauss));
+function corpus(seed: number, noiseSeed = seed) {
+  // Centres and projection come from the corpus seed, so queries (another noise seed) live in the same space.
+  const space = random(seed);
+  const projection = Float32Array.from({ length: LATENT * DIMS }, () => space.gauss() / Math.sqrt(LATENT));
+  const centres = Array.from({ length: CLUSTERS }, () => Float32Array.from({ length: LATENT }, space.gauss));
+  const { uniform, gauss } = noiseSeed === seed ? space : random(noiseSeed);
   const vector = (cluster: number) => {
     const centre = centres[cluster] as Float32Array;
     const z = centre.map((c) => c + 0.6 * gauss());
@@ -81,7 +83,7 @@ interface Query {
 }
 
 function queries(count: number): Query[] {
-  const { uniform, vector } = corpus(7);
+  const { uniform, vector } = corpus(42, 7);
   return Array.from({ length: count }, (_, i) => {
     const cluster = Math.floor(uniform() * CLUSTERS);
     const v = vector(cluster);

@@ -19,9 +19,9 @@ export function countingDb(db: Db): Db & { roundTrips: number } {
   const counted = {
     driver: db.driver,
     roundTrips: 0,
-    query: ((q) => {
+    query: ((q, options) => {
       counted.roundTrips++;
-      return db.query(q);
+      return db.query(q, options);
     }) as Db["query"],
     batch: ((qs) => {
       counted.roundTrips++;

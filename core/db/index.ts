@@ -11,7 +11,7 @@ import type { Db } from "./types";
 
 export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
 export { arr, binaryRealArray, compile, vectorLiteral } from "./sql";
-export type { Db, DriverName, Query, Row, Statement } from "./types";
+export type { Db, DriverName, Query, QueryOptions, Row, Statement } from "./types";
 
 /** Opens a database for a configuration; pg and PGlite are loaded only when used. */
 export async function openDb(cfg: Config["database"]): Promise<Db> {

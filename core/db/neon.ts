@@ -1,7 +1,7 @@
 import { type NeonQueryFunction, neon, neonConfig } from "@neondatabase/serverless";
 import { mapDbError } from "./errors";
 import { compile } from "./sql";
-import type { Db, Query, Row } from "./types";
+import type { Db, Query, QueryOptions, Row } from "./types";
 
 /**
  * Neon's HTTP driver: one HTTPS round trip per statement or per batch, no connection to set
@@ -22,8 +22,17 @@ export function createNeonDb(url: string, options: { fetchEndpoint?: string } = 
 
   return {
     driver: "neon-http",
-    async query<T = Row>(query: Query): Promise<T[]> {
+    async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       try {
+        if (options?.settings) {
+          const results = await sql.transaction([
+            ...Object.entries(options.settings).map(([name, value]) =>
+              sql.query("select set_config($1, $2, true)", [name, value]),
+            ),
+            run(query),
+          ]);
+          return results[results.length - 1] as T[];
+        }
         return (await run(query)) as T[];
       } catch (error) {
         throw mapDbError(error);

@@ -1,10 +1,23 @@
 import pg from "pg";
 import { mapDbError } from "./errors";
 import { compile } from "./sql";
-import type { Db, Query, Row } from "./types";
+import type { Db, Query, QueryOptions, Row } from "./types";
 
 // int8 (counts, sums) as numbers: every value we store fits in 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
+
+const applied = new WeakMap<pg.PoolClient, Map<string, string>>();
+
+/** Session settings on a pooled connection, sent only when they differ from what it already has. */
+async function applySettings(client: pg.PoolClient, settings: Record<string, string>): Promise<void> {
+  let current = applied.get(client);
+  if (!current) applied.set(client, (current = new Map()));
+  const changed = Object.entries(settings).filter(([name, value]) => current.get(name) !== value);
+  if (!changed.length) return;
+  const calls = changed.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
+  await client.query(`select ${calls}`, changed.flat());
+  for (const [name, value] of changed) current.set(name, value);
+}
 
 /** Plain Postgres over TCP with a small pool (the local server, the CLI, tests, benchmarks). */
 export function createPgDb(url: string, options: { max?: number } = {}): Db {
@@ -14,11 +27,17 @@ export function createPgDb(url: string, options: { max?: number } = {}): Db {
 
   return {
     driver: "pg",
-    async query<T = Row>(query: Query): Promise<T[]> {
+    async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       const { text, params } = compile(query);
       try {
-        const result = await pool.query(text, params);
-        return result.rows as T[];
+        if (!options?.settings) return (await pool.query(text, params)).rows as T[];
+        const client = await pool.connect();
+        try {
+          await applySettings(client, options.settings);
+          return (await client.query(text, params)).rows as T[];
+        } finally {
+          client.release();
+        }
       } catch (error) {
         throw mapDbError(error);
       }

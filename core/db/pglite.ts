@@ -3,7 +3,7 @@ import { PGlite, types } from "@electric-sql/pglite";
 import { vector } from "@electric-sql/pglite-pgvector";
 import { mapDbError } from "./errors";
 import { compile } from "./sql";
-import type { Db, Query, Row } from "./types";
+import type { Db, Query, QueryOptions, Row } from "./types";
 
 /**
  * Embedded Postgres (WASM) persisted in a folder; `memory://` for tests. Single process:
@@ -21,9 +21,13 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
 
   return {
     driver: "pglite",
-    async query<T = Row>(query: Query): Promise<T[]> {
+    async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       const { text, params } = compile(query);
       try {
+        // One connection, one process: session settings are as good as transaction-local ones.
+        for (const [name, value] of Object.entries(options?.settings ?? {})) {
+          await db.query("select set_config($1, $2, false)", [name, value]);
+        }
         return (await db.query<T>(text, params)).rows;
       } catch (error) {
         throw mapDbError(error);

@@ -11,6 +11,16 @@ export interface Statement {
 
 export type Query = SQL | Statement;
 
+export interface QueryOptions {
+  /**
+   * Settings (GUCs) the statement needs, e.g. `hnsw.ef_search`. Neon's pooler forbids session
+   * settings, so there they ride in the same transaction (`set_config(..., true)`); `pg` keeps
+   * them on the pooled connection and sets them only when they differ (no extra round trip in
+   * the steady state).
+   */
+  settings?: Record<string, string>;
+}
+
 /**
  * The one database API every core module uses, shaped by the weakest driver (Neon's HTTP
  * driver): single statements, and atomic non-interactive batches. There is deliberately no
@@ -18,7 +28,7 @@ export type Query = SQL | Statement;
  */
 export interface Db {
   readonly driver: DriverName;
-  query<T = Row>(query: Query): Promise<T[]>;
+  query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]>;
   /** Runs the statements in order inside one transaction; all or nothing. */
   batch(queries: Query[]): Promise<Row[][]>;
   /** Pings the database; resolves false instead of throwing. */

@@ -98,11 +98,10 @@ export async function query(
   if (request.mode !== "vector") ctes.push(keywordCandidates(tsquery, where, n));
   const statement = sql`with ${sql.join(ctes, sql`, `)} ${finalSelect(request.mode, k, request.minScore, cfg.rrfK)}`;
 
-  // Settings ride in the same transaction (Neon's pooler forbids session settings). PGlite has neither
-  // the HNSW index nor JIT.
+  // PGlite has neither the HNSW index nor JIT.
   const search =
     db.driver !== "pglite"
-      ? db.batch([settings(Math.max(cfg.efSearch, n)), statement]).then((results) => results[1] ?? [])
+      ? db.query(statement, { settings: settings(Math.max(cfg.efSearch, n)) })
       : db.query(statement);
   const [rows] = await Promise.all([search, remember?.()]);
 
@@ -185,10 +184,8 @@ function scopeAndFilters(caller: Caller, scope: Scope, filter: SearchFilter): Wh
  * with the whole table's cost even when never run, which crosses `jit_above_cost` and spent 80-250 ms
  * compiling here.
  */
-function settings(efSearch: number): SQL {
-  return sql`select set_config('hnsw.ef_search', ${String(Math.min(efSearch, 1000))}, true),
-                    set_config('hnsw.iterative_scan', 'relaxed_order', true),
-                    set_config('jit', 'off', true)`;
+function settings(efSearch: number): Record<string, string> {
+  return { "hnsw.ef_search": String(Math.min(efSearch, 1000)), "hnsw.iterative_scan": "relaxed_order", jit: "off" };
 }
 
 /**

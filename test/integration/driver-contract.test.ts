@@ -87,6 +87,17 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
     expect(after?.s).not.toBe("1234ms");
   });
 
+  it("applies the settings a statement asks for", async () => {
+    const [first] = await t.db.query<{ s: string }>(sql`select current_setting('work_mem') as s`, {
+      settings: { work_mem: "5MB" },
+    });
+    expect(first?.s).toBe("5MB");
+    const [second] = await t.db.query<{ s: string }>(sql`select current_setting('work_mem') as s`, {
+      settings: { work_mem: "6MB" },
+    });
+    expect(second?.s).toBe("6MB");
+  });
+
   it("surfaces SQLSTATE codes for constraint violations", async () => {
     const error = await t.db.query(sql`insert into contract (id) values (1)`).catch((e) => e);
     expect(isUniqueViolation(error)).toBe(true);
