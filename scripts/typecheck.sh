@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 npx tsc --noEmit
+npx tsc --noEmit -p console/tsconfig.json
 if [ ! -f .sst/platform/config.d.ts ]; then
   SST_STAGE=${SST_STAGE:-ci} SST_SKIP_DEPENDENCY_CHECK=1 SST_NO_BUN=1 SST_TELEMETRY_DISABLED=1 npx sst install >/dev/null
 fi
