@@ -1,6 +1,8 @@
 /** Health, OpenAPI, document reads and deletes, stats, conversations, and the catch-all 404/405. */
 import { OpenApi } from "../../core/api/openapi";
 import { match } from "../../core/api/routes";
+import { Conversation } from "../../core/conversation";
+import { ConversationListQuery } from "../../core/conversation/schema";
 import { db } from "../../core/db";
 import { Document } from "../../core/document";
 import { DeleteQuery, GetQuery, ListQuery } from "../../core/document/schema";
@@ -14,7 +16,9 @@ export const handler = http({
     return { status: report.database === "ok" ? 200 : 503, body: report };
   },
   "GET /v1/openapi.json": async () => ({ body: OpenApi.document() }),
-  "GET /v1/documents": async ({ caller, query }) => ({ body: await Document.list(await db(), caller, ListQuery.parse(query)) }),
+  "GET /v1/documents": async ({ caller, query }) => ({
+    body: await Document.list(await db(), caller, ListQuery.parse(query)),
+  }),
   "GET /v1/documents/{id}": async ({ caller, params, query }) => ({
     body: await Document.get(await db(), caller, params.id ?? "", GetQuery.parse(query)),
   }),
@@ -22,6 +26,15 @@ export const handler = http({
     body: await Document.remove(await db(), caller, params.id ?? "", DeleteQuery.parse(query)),
   }),
   "GET /v1/stats": async ({ caller }) => ({ body: await Document.stats(await db(), caller) }),
+  "GET /v1/conversations": async ({ caller, query }) => ({
+    body: await Conversation.list(await db(), caller, ConversationListQuery.parse(query)),
+  }),
+  "GET /v1/conversations/{id}": async ({ caller, params }) => ({
+    body: await Conversation.get(await db(), caller, params.id ?? ""),
+  }),
+  "DELETE /v1/conversations/{id}": async ({ caller, params }) => ({
+    body: await Conversation.remove(await db(), caller, params.id ?? ""),
+  }),
   $default: async ({ method, path }) => {
     const found = match(method, path);
     if (found.kind === "method_not_allowed") {

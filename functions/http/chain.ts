@@ -20,7 +20,9 @@ import { corsHeaders, errorResponse, parseBody, type Reply, requestIdOf, toResul
 import { match, type Route, routeKey, routes } from "../../core/api/routes";
 import { Auth, type Caller } from "../../core/auth";
 import { db } from "../../core/db";
+import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
+import { log } from "../../core/log";
 import { RateLimit } from "../../core/ratelimit";
 
 type Event = APIGatewayProxyEventV2;
@@ -153,8 +155,9 @@ const cors = (): Middleware => {
 const errors = (): Middleware => ({
   onError: (request) => {
     const state = stateOf(request);
-    // The client is gone: nobody reads this answer, and it is not a failure worth a log line.
+    // The client is gone: nobody reads this answer, and it is no failure of ours.
     if (state.transport?.aborted) {
+      log.info("request cancelled by the client", { requestId: state.requestId, route: state.routeKey });
       request.response = toResult({
         status: 499,
         body: { error: { code: "request.cancelled", message: "The client closed the request." } },
@@ -183,9 +186,24 @@ const rateLimit = (): Middleware => ({
   },
 });
 
+/** Path ids are compared with stored text, which never holds NUL or unpaired surrogates (a 500 from Postgres). */
+function checkParams(params: Record<string, string>): void {
+  for (const [name, value] of Object.entries(params)) {
+    if (UNSTORABLE.test(value)) {
+      throw new EngramError(
+        "input",
+        "request.invalid_path",
+        `The path's ${name} contains a NUL character or an unpaired surrogate, which no ${name} can.`,
+      );
+    }
+  }
+}
+
 const body = (): Middleware => ({
   before: (request) => {
-    stateOf(request).body = parseBody(request.event);
+    const state = stateOf(request);
+    checkParams(state.params);
+    state.body = parseBody(request.event);
   },
 });
 
@@ -195,30 +213,74 @@ const noCaller = new Proxy({} as Caller, {
   },
 });
 
+/** Time kept back from Lambda's deadline to answer 503 instead of being cut off. */
+const DEADLINE_MARGIN_MS = 100;
+
+/**
+ * Lambda's deadline for one request: its signal stops the operation's work (an embedding, the
+ * model), and `race` answers 503 `request.timeout` when the deadline comes first. Per request on
+ * purpose: middy's own early timeout (off below) aborts one signal shared by every request in the
+ * process, so on the local server one request's deadline cut short all the others, and it
+ * answered 500.
+ */
+function deadline(context: Context | undefined) {
+  const controller = new AbortController();
+  const remaining = context?.getRemainingTimeInMillis?.();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    if (remaining === undefined || !Number.isFinite(remaining)) return;
+    timer = setTimeout(
+      () => {
+        const error = new EngramError(
+          "unavailable",
+          "request.timeout",
+          "The request ran out of time before it finished; it may or may not have taken effect.",
+          { retryAfterSeconds: 1 },
+        );
+        controller.abort(error);
+        reject(error);
+      },
+      Math.max(0, remaining - DEADLINE_MARGIN_MS),
+    );
+  });
+  return {
+    signal: controller.signal,
+    race: <T>(work: Promise<T>): Promise<T> => Promise.race([work, expired]),
+    clear: () => clearTimeout(timer),
+  };
+}
+
 /** Wraps a function's operations (keyed by API Gateway route key, `$default` for the rest) in the chain. */
 export function http(operations: Record<string, Operation>): HttpHandler {
-  const chain = middy<Event, LiveResult>()
+  const chain = middy<Event, LiveResult>({ timeoutEarlyInMillis: 0 })
     .use(requestId())
     .use(cors())
     .use(errors())
     .use(auth())
     .use(rateLimit())
     .use(body())
-    .handler(async (event, _context, { signal }): Promise<LiveResult> => {
+    .handler(async (event, context): Promise<LiveResult> => {
       const state = states.get(event);
       const operation = (state && operations[state.routeKey]) ?? operations.$default;
-      if (!state || !operation) throw new EngramError("not_found", "route.not_found", `No route for ${event.routeKey}.`);
-      const result = await operation({
-        caller: state.caller ?? noCaller,
-        params: state.params,
-        query: event.queryStringParameters ?? {},
-        body: state.body,
-        headers: event.headers ?? {},
-        requestId: state.requestId,
-        method: event.requestContext?.http?.method ?? "GET",
-        path: event.rawPath ?? "/",
-        signal: state.transport ? AbortSignal.any([signal, state.transport]) : signal,
-      });
+      if (!state || !operation) {
+        throw new EngramError("not_found", "route.not_found", `No route for ${event.routeKey}.`);
+      }
+      const time = deadline(context);
+      const result = await time
+        .race(
+          operation({
+            caller: state.caller ?? noCaller,
+            params: state.params,
+            query: event.queryStringParameters ?? {},
+            body: state.body,
+            headers: event.headers ?? {},
+            requestId: state.requestId,
+            method: event.requestContext?.http?.method ?? "GET",
+            path: event.rawPath ?? "/",
+            signal: state.transport ? AbortSignal.any([time.signal, state.transport]) : time.signal,
+          }),
+        )
+        .finally(time.clear);
       if ("stream" in result) return { statusCode: result.status ?? 200, headers: result.headers, body: result.stream };
       return "statusCode" in result ? (result as Result) : toResult(result as Reply);
     });
@@ -237,27 +299,24 @@ export function http(operations: Record<string, Operation>): HttpHandler {
   return handler;
 }
 
-/** What Lambda's Node.js runtime provides as the global `awslambda` (for response streaming). */
-export interface LambdaStreaming {
-  streamifyResponse(
-    handler: (event: Event, responseStream: Writable, context: Context) => Promise<void>,
-  ): (event: Event, context: Context) => Promise<void>;
-  HttpResponseStream: {
-    from(responseStream: Writable, prelude: { statusCode?: number; headers?: Record<string, string>; cookies?: string[] }): Writable;
-  };
+/** The part of Lambda's `awslambda` global that response streaming uses (a fake in tests). */
+export interface ResponseStreamRuntime {
+  HttpResponseStream: { from(stream: Writable, prelude: Record<string, unknown>): Writable };
 }
 
 /**
  * The handler for a function URL with `invokeMode: RESPONSE_STREAM` (SST: `url: true,
  * streaming: true`): status and headers first, then the body as it is produced. When the
  * client goes away the response stream closes, which aborts the operation's signal (stopping
- * the model). Outside Lambda (no `awslambda` global) pass `runtime` to test it.
+ * the model). On Lambda, `runtime` is the `awslambda` global and the result is wrapped in
+ * `awslambda.streamifyResponse`; tests pass a fake runtime and stream.
  */
-export function streamingHandler(handler: HttpHandler, runtime: Pick<LambdaStreaming, "HttpResponseStream">) {
+export function streamingHandler(handler: HttpHandler, runtime: ResponseStreamRuntime) {
   return async (event: Event, responseStream: Writable, context: Context): Promise<void> => {
     const controller = new AbortController();
     const gone = () => {
-      if (!responseStream.writableFinished) controller.abort(new DOMException("The client disconnected.", "AbortError"));
+      if (responseStream.writableFinished) return;
+      controller.abort(new DOMException("The client disconnected.", "AbortError"));
     };
     responseStream.once("close", gone);
     responseStream.once("error", gone);
@@ -273,9 +332,4 @@ export function streamingHandler(handler: HttpHandler, runtime: Pick<LambdaStrea
       if (!controller.signal.aborted) throw error;
     });
   };
-}
-
-/** `awslambda` when running on Lambda's Node.js runtime, else undefined. */
-export function lambdaStreaming(): LambdaStreaming | undefined {
-  return (globalThis as { awslambda?: LambdaStreaming }).awslambda;
 }

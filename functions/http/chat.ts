@@ -1,3 +1,45 @@
-import { http } from "./chain";
+/**
+ * Chat: `POST /v1/chat` and the Digital Twin's `POST /api/chat`.
+ *
+ * `handler` serves API Gateway, which cannot stream: a `stream: true` answer arrives as one
+ * complete server-sent-events body. `streamHandler` serves the chat function's URL with
+ * response streaming (events as they are produced); it exists only on Lambda's runtime.
+ */
+import { Chat } from "../../core/chat";
+import { ChatRequest, CompatChatRequest } from "../../core/chat/schema";
+import { db } from "../../core/db";
+import { type HttpInput, http, type StreamReply, sse, streamingHandler } from "./chain";
 
-export const handler = http({});
+async function chat({ caller, signal, requestId }: HttpInput, request: ChatRequest) {
+  const options = { signal, requestId };
+  if (request.stream) return sse(await Chat.stream(await db(), caller, request, options));
+  return Chat.answer(await db(), caller, request, options);
+}
+
+export const handler = http({
+  "POST /v1/chat": async (input) => {
+    const result = await chat(input, ChatRequest.parse(input.body));
+    return "stream" in result ? result : { body: result };
+  },
+  "POST /api/chat": async (input) => {
+    const result: StreamReply | Chat.ChatResponse = await chat(input, CompatChatRequest.parse(input.body));
+    if ("stream" in result) return result;
+    // The seed answered `{ success, response, sources }`; the v1 fields ride along for newer clients.
+    return {
+      body: {
+        success: true,
+        response: result.message.content,
+        sources: result.citations.map((c) => ({
+          id: c.documentId,
+          title: c.title,
+          content: c.snippet,
+          score: c.score,
+        })),
+        ...result,
+      },
+    };
+  },
+});
+
+export const streamHandler =
+  typeof awslambda === "undefined" ? undefined : awslambda.streamifyResponse(streamingHandler(handler, awslambda));

@@ -20,7 +20,10 @@ import { RateLimit } from "../../core/ratelimit";
 import { Tenant } from "../../core/tenant";
 
 const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = resolve(dirname(fileURLToPath(import.meta.url)), "../../docs/screenshots");
+// The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs keep theirs out of the tree.
+const SCREENSHOTS = process.env.UPDATE_SCREENSHOTS
+  ? resolve(dirname(fileURLToPath(import.meta.url)), "../../docs/screenshots")
+  : join(tmpdir(), "engram-screenshots");
 
 let dataDir: string;
 let db: Db;

@@ -1,0 +1,120 @@
+/**
+ * Citation markers: `[n]` in an answer points at the n-th source of the prompt. Markers that
+ * point at no source are dropped (streamed text included); the final answer's markers are
+ * renumbered in order of first use, and its citations are exactly the sources it used.
+ */
+import type { Source } from "./prompt";
+
+export interface Citation {
+  index: number;
+  documentId: string;
+  chunkId: string;
+  title: string | null;
+  source: string | null;
+  snippet: string;
+  score: number;
+}
+
+/** `[1]`, `[2, 3]`, with the whitespace before it (dropped along with an invalid marker). */
+const MARKER = /(\s*)\[(\d{1,4}(?:\s*,\s*\d{1,4})*)\]/g;
+/** What may still become a marker once more text arrives. */
+const PARTIAL = /\s*\[[\d,\s]*$|\s+$/;
+/** Longer than any marker we keep: past it a held `[` is plain text. */
+const MAX_PARTIAL = 40;
+
+/** Rewrites markers in complete text: invalid numbers go, `[2, 3]` becomes `[2][3]`. */
+function rewrite(text: string, valid: (n: number) => boolean): string {
+  return text.replace(MARKER, (_match, space: string, list: string) => {
+    const kept = list
+      .split(",")
+      .map((n) => Number(n.trim()))
+      .filter(valid);
+    return kept.length ? `${space}${kept.map((n) => `[${n}]`).join("")}` : "";
+  });
+}
+
+/**
+ * Drops invalid markers from text that arrives in pieces: holds back a tail that may still turn
+ * into a marker (`[1` or trailing spaces), so a marker split across deltas is judged whole.
+ */
+export class MarkerFilter {
+  private held = "";
+
+  constructor(private readonly valid: (n: number) => boolean) {}
+
+  /** Text that is safe to emit now. */
+  push(text: string): string {
+    const buffer = this.held + text;
+    const tail = PARTIAL.exec(buffer);
+    const cut = tail && buffer.length - tail.index <= MAX_PARTIAL ? tail.index : buffer.length;
+    this.held = buffer.slice(cut);
+    return rewrite(buffer.slice(0, cut), this.valid);
+  }
+
+  /** The rest, at the end of the stream. */
+  flush(): string {
+    const rest = rewrite(this.held, this.valid);
+    this.held = "";
+    return rest;
+  }
+}
+
+/** Drops invalid markers from a whole answer (what the streaming filter yields, in one go). */
+export function dropInvalidMarkers(text: string, sourceCount: number): string {
+  const filter = new MarkerFilter((n) => n >= 1 && n <= sourceCount);
+  return filter.push(text) + filter.flush();
+}
+
+/** The sources an answer (already filtered) cites, in order of first use, by prompt number. */
+export function usedSources(text: string, sources: readonly Source[]): Source[] {
+  const used: Source[] = [];
+  const seen = new Set<number>();
+  for (const match of text.matchAll(/\[(\d+)\]/g)) {
+    const n = Number(match[1]);
+    const source = sources[n - 1];
+    if (source && !seen.has(n)) {
+      seen.add(n);
+      used.push(source);
+    }
+  }
+  return used;
+}
+
+/**
+ * The final form of an answer: invalid markers dropped, the rest renumbered 1..k in order of
+ * first use, and the k citations in that order.
+ */
+export function finalize(raw: string, sources: readonly Source[]): { content: string; citations: Citation[] } {
+  const text = dropInvalidMarkers(raw, sources.length);
+  const used = usedSources(text, sources);
+  const renumber = new Map(used.map((source, i) => [source.index, i + 1]));
+  const content = text.replace(/\[(\d+)\]/g, (marker, n: string) => {
+    const to = renumber.get(Number(n));
+    return to === undefined ? marker : `[${to}]`;
+  });
+  return { content: content.trim(), citations: used.map((source, i) => citationOf(source, i + 1)) };
+}
+
+/** A source as a citation with the given number. */
+export function citationOf(source: Source, index: number): Citation {
+  return {
+    index,
+    documentId: source.documentId,
+    chunkId: source.chunkId,
+    title: source.title,
+    source: source.source,
+    snippet: snippet(source.content),
+    score: source.score,
+  };
+}
+
+const SNIPPET_CHARS = 280;
+
+/** The start of a passage, whitespace collapsed, cut at a word boundary. */
+export function snippet(content: string, max = SNIPPET_CHARS): string {
+  const flat = content.replace(/\s+/g, " ").trim();
+  if (flat.length <= max) return flat;
+  const cut = flat.slice(0, max);
+  const space = cut.lastIndexOf(" ");
+  return `${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[\s,;:.-]+$/, "")}…`;
+}

@@ -1,0 +1,127 @@
+/**
+ * Answers without a chat model: the retrieved passages are split into sentences, each scored by
+ * how much of the question's weighted terms it covers, and the best few are returned in source
+ * order with their markers. Deterministic: the same question and sources give the same answer.
+ */
+import type { Source } from "./prompt";
+
+export const MODEL = "extractive";
+export const NOT_FOUND = "The sources do not contain an answer to this question.";
+
+/** Sentences an answer is made of, at most. */
+const MAX_SENTENCES = 3;
+/** A sentence must cover this share of the question's term weight to count as relevant. */
+const MIN_COVERAGE = 0.2;
+/** …and score at least this share of the best sentence's score to join it. */
+const RELATIVE_CUTOFF = 0.5;
+const MIN_WORDS = 4;
+const MAX_SENTENCE_CHARS = 400;
+
+const STOPWORDS = new Set(
+  (
+    "a about above after again against all am an and any are as at be because been before being below between both but by " +
+    "can could did do does doing down during each few for from further had has have having he her here hers herself him " +
+    "himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other " +
+    "our ours ourselves out over own same she should so some such than that the their theirs them themselves then there " +
+    "these they this those through to too under until up very was we were what when where which while who whom why will " +
+    "with would you your yours yourself yourselves tell know please give show explain describe much many also us"
+  ).split(" "),
+);
+
+/** A light suffix stripper: it only has to map the question's and the sentence's forms alike. */
+function stem(word: string): string {
+  let w = word;
+  if (w.length > 4 && w.endsWith("ies")) w = `${w.slice(0, -3)}y`;
+  else if (w.endsWith("sses")) w = w.slice(0, -2);
+  else if (w.length > 3 && w.endsWith("s") && !/(ss|us|is)$/.test(w)) w = w.slice(0, -1);
+  if (w.length > 5 && w.endsWith("ing")) w = w.slice(0, -3);
+  else if (w.length > 4 && w.endsWith("ed")) w = w.slice(0, -2);
+  else if (w.length > 4 && w.endsWith("ly")) w = w.slice(0, -2);
+  return w;
+}
+
+export function terms(text: string): string[] {
+  const out: string[] = [];
+  for (const match of text.toLowerCase().matchAll(/[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu)) {
+    const word = match[0].replace(/['’].*$/, "");
+    if (word.length < 2 || STOPWORDS.has(word)) continue;
+    out.push(stem(word));
+  }
+  return out;
+}
+
+/** Sentences of a passage: blocks split on blank lines, list items and headings, then on sentence ends. */
+export function sentences(text: string): string[] {
+  const out: string[] = [];
+  const blocks = text.split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
+  for (const block of blocks) {
+    const flat = block
+      .replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, "")
+      .replace(/\s+/g, " ")
+      .trim();
+    if (!flat) continue;
+    for (const piece of flat.split(/(?<=[.!?])["')\]]*\s+(?=["'([]?[\p{Lu}\p{N}])/u)) {
+      const sentence = piece.trim();
+      if (sentence.split(" ").length < MIN_WORDS) continue;
+      out.push(sentence.length > MAX_SENTENCE_CHARS ? `${sentence.slice(0, MAX_SENTENCE_CHARS).trimEnd()}…` : sentence);
+    }
+  }
+  return out;
+}
+
+interface Candidate {
+  text: string;
+  source: number;
+  position: number;
+  terms: Set<string>;
+  score: number;
+}
+
+/** The marker goes before the sentence's closing punctuation: `... 30 days [2].` */
+function withMarker(sentence: string, index: number): string {
+  const end = /[.!?…]+["')\]]*$/.exec(sentence);
+  return end ? `${sentence.slice(0, end.index)} [${index}]${end[0]}` : `${sentence} [${index}].`;
+}
+
+/** The answer text with markers numbered as `sources` are (finalize() renumbers them). */
+export function answer(question: string, sources: readonly Source[]): string {
+  const wanted = [...new Set(terms(question))];
+  if (!wanted.length || !sources.length) return NOT_FOUND;
+
+  const seen = new Set<string>();
+  const candidates: Candidate[] = [];
+  for (const source of sources) {
+    sentences(source.content).forEach((text, position) => {
+      const key = text.toLowerCase();
+      if (seen.has(key)) return; // overlapping chunks repeat sentences
+      seen.add(key);
+      candidates.push({ text, source: source.index, position, terms: new Set(terms(text)), score: 0 });
+    });
+  }
+
+  // Rarer terms weigh more (idf over the candidate sentences).
+  const weight = new Map(
+    wanted.map((term) => {
+      const df = candidates.reduce((n, c) => n + (c.terms.has(term) ? 1 : 0), 0);
+      return [term, Math.log(1 + candidates.length / (1 + df))];
+    }),
+  );
+  const total = [...weight.values()].reduce((a, b) => a + b, 0);
+  for (const c of candidates) {
+    const covered = wanted.reduce((sum, term) => sum + (c.terms.has(term) ? (weight.get(term) ?? 0) : 0), 0);
+    const coverage = total > 0 ? covered / total : 0;
+    // Long sentences match by accident more often; a better-ranked source wins ties.
+    c.score = coverage < MIN_COVERAGE ? 0 : coverage / (1 + Math.max(0, c.terms.size - 20) / 40) + 0.01 / c.source;
+  }
+
+  const ranked = candidates
+    .filter((c) => c.score > 0)
+    .sort((a, b) => b.score - a.score || a.source - b.source || a.position - b.position);
+  const best = ranked[0]?.score ?? 0;
+  if (best === 0) return NOT_FOUND;
+  const chosen = ranked
+    .filter((c) => c.score >= best * RELATIVE_CUTOFF)
+    .slice(0, MAX_SENTENCES)
+    .sort((a, b) => a.source - b.source || a.position - b.position);
+  return chosen.map((c) => withMarker(c.text, c.source)).join(" ");
+}

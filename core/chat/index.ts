@@ -1,0 +1,404 @@
+export * as Chat from "./index";
+
+import { createHash } from "node:crypto";
+import type { Caller } from "../auth";
+import { type Config, config } from "../config";
+import { Conversation, type NewMessage } from "../conversation";
+import type { Db } from "../db";
+import { UpstreamError } from "../embedding/openai";
+import { EngramError, upstreamError } from "../error";
+import { Ingest } from "../ingest";
+import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
+import { log } from "../log";
+import { Search } from "../search";
+import { MAX_QUERY_CHARS } from "../search/schema";
+import { type Citation, citationOf, dropInvalidMarkers, finalize, MarkerFilter, usedSources } from "./citations";
+import * as Extractive from "./extractive";
+import { buildPrompt, type Passage, type Source } from "./prompt";
+import type { ChatRequest } from "./schema";
+
+export type { Citation } from "./citations";
+export type { Source } from "./prompt";
+
+export interface ChatUsage {
+  promptTokens: number;
+  completionTokens: number;
+  embeddingTokens: number;
+}
+
+export interface ChatResponse {
+  conversationId: string;
+  message: { role: "assistant"; content: string };
+  citations: Citation[];
+  model: string;
+  usage: ChatUsage;
+}
+
+/** What a streamed answer sends, in this order: citations, deltas, then done (or error). */
+export type ChatEvent =
+  | { event: "citations"; data: { citations: Citation[] } }
+  | { event: "delta"; data: { text: string } }
+  | { event: "done"; data: Omit<ChatResponse, "message"> }
+  | { event: "error"; data: { error: { code: string; message: string } } };
+
+export interface ChatOptions {
+  signal?: AbortSignal;
+  /** For log lines about failures that happen after the response has started. */
+  requestId?: string;
+}
+
+/** Everything an answer needs before the model is asked: the prompt is ready. */
+export interface Prepared {
+  conversationId: string;
+  question: string;
+  /** Sources offered to the model, numbered as in the prompt. */
+  sources: Source[];
+  prompt: ChatMessage[];
+  /** Messages of this request to store with the answer (not yet part of the conversation). */
+  newMessages: NewMessage[];
+  /** Title for a conversation this turn creates. */
+  title: string;
+  embeddingTokens: number;
+}
+
+let client: { cfg: Config; model: ChatModel } | undefined;
+
+/** The configured chat model, made once per configuration; undefined in extractive mode. */
+export function chatModel(): ChatModel | undefined {
+  const cfg = config();
+  if (cfg.chat.provider !== "openai") return undefined;
+  if (client?.cfg !== cfg) {
+    client = {
+      cfg,
+      model: createChatModel({
+        apiKey: cfg.openai.apiKey ?? "not-needed",
+        baseURL: cfg.chat.baseURL,
+        model: cfg.chat.model,
+        timeoutMs: cfg.chat.timeoutMs,
+        maxRetries: cfg.chat.maxRetries,
+      }),
+    };
+  }
+  return client.model;
+}
+
+const sameMessage = (a: { role: string; content: string }, b: { role: string; content: string }) =>
+  a.role === b.role && a.content === b.content;
+
+/** How many of `sent`'s first messages repeat the end of `stored` (clients that resend history). */
+function overlap(stored: readonly ChatMessage[], sent: readonly ChatMessage[]): number {
+  for (let k = Math.min(stored.length, sent.length); k > 0; k--) {
+    const tail = stored.slice(stored.length - k);
+    if (tail.every((message, i) => sameMessage(message, sent[i] as ChatMessage))) return k;
+  }
+  return 0;
+}
+
+/** The search query: a long message's start says what it is about (never half a surrogate pair). */
+function queryOf(question: string): string {
+  const text = question.trim();
+  if (text.length <= MAX_QUERY_CHARS) return text;
+  const cut = /[\uD800-\uDBFF]/.test(text[MAX_QUERY_CHARS - 1] ?? "") ? MAX_QUERY_CHARS - 1 : MAX_QUERY_CHARS;
+  return text.slice(0, cut);
+}
+
+async function retrieve(db: Db, caller: Caller, request: ChatRequest, question: string, signal?: AbortSignal) {
+  const result = await Search.query(
+    db,
+    caller,
+    {
+      query: queryOf(question),
+      topK: request.topK,
+      mode: "hybrid",
+      filter: request.filter,
+      scope: "all",
+    },
+    { signal },
+  );
+  const passages: Passage[] = result.results.map((r) => ({
+    documentId: r.documentId,
+    chunkId: r.chunkId,
+    ordinal: r.ordinal,
+    title: r.title,
+    source: r.source,
+    content: r.content,
+    score: r.score,
+  }));
+  return { passages, embeddingTokens: result.usage.embeddingTokens };
+}
+
+/**
+ * Retrieval plus assembly: loads the conversation's earlier turns (the caller's own only) and
+ * searches the caller's scope with the question, together, then builds the prompt within the
+ * configured token budget.
+ */
+export async function prepare(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  options: ChatOptions = {},
+): Promise<Prepared> {
+  const messages = request.messages;
+  const last = messages[messages.length - 1];
+  if (last?.role !== "user") {
+    throw new EngramError("input", "chat.last_not_user", "The last message must be the user's question.");
+  }
+  const question = last.content;
+
+  const [stored, found] = await Promise.allSettled([
+    request.conversationId ? Conversation.history(db, caller, request.conversationId) : Promise.resolve([]),
+    retrieve(db, caller, request, question, options.signal),
+  ]);
+  // A conversation that is not the caller's is the answer, whatever search did.
+  if (stored.status === "rejected") throw stored.reason;
+  if (found.status === "rejected") throw found.reason;
+
+  const earlier = stored.value.filter((m) => m.role !== "system") as ChatMessage[];
+  const sent = messages.slice(0, -1).filter((m) => m.role !== "system");
+  const fresh = sent.slice(overlap(earlier, sent));
+  const prompt = buildPrompt({
+    question,
+    history: [...earlier, ...fresh],
+    passages: found.value.passages,
+    appInstructions: messages.filter((m) => m.role === "system").map((m) => m.content),
+    budget: config().chat.promptTokens,
+  });
+
+  return {
+    conversationId: request.conversationId ?? Conversation.newId(),
+    question,
+    sources: prompt.sources,
+    prompt: prompt.messages,
+    newMessages: [...fresh, last].map((m) => ({ role: m.role, content: m.content })),
+    title: Conversation.titleOf((fresh.find((m) => m.role === "user") ?? last).content),
+    embeddingTokens: found.value.embeddingTokens,
+  };
+}
+
+/** The answer as one response: retrieval, the model (or the extractive answerer), citations, then the turn is stored. */
+export async function answer(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  options: ChatOptions = {},
+): Promise<ChatResponse> {
+  const prepared = await prepare(db, caller, request, options);
+  const model = chatModel();
+  if (!model) {
+    const final = finalize(Extractive.answer(prepared.question, prepared.sources), prepared.sources);
+    return commit(
+      db,
+      caller,
+      request,
+      prepared,
+      { ...final, model: Extractive.MODEL, promptTokens: 0, completionTokens: 0 },
+      options,
+    );
+  }
+  const reply = await model
+    .complete(prepared.prompt, { signal: options.signal, maxTokens: config().chat.maxAnswerTokens })
+    .catch((error) => {
+      throw upstreamError(error, "chat");
+    });
+  const final = finalize(reply.content, prepared.sources);
+  return commit(db, caller, request, prepared, { ...final, model: model.model, ...reply.usage }, options);
+}
+
+/**
+ * The answer as events. Resolves once the first token is in hand, so that every failure before
+ * it (a conversation that is not the caller's, search, the model after its retries) is an
+ * ordinary error response. Later failures end the stream with an `error` event; either way
+ * nothing is stored unless the answer is complete. Stopping the iteration or aborting `signal`
+ * stops the model.
+ */
+export async function stream(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  options: ChatOptions = {},
+): Promise<AsyncIterable<ChatEvent>> {
+  const prepared = await prepare(db, caller, request, options);
+  const model = chatModel();
+  if (!model) {
+    const final = finalize(Extractive.answer(prepared.question, prepared.sources), prepared.sources);
+    const done = { ...final, model: Extractive.MODEL, promptTokens: 0, completionTokens: 0 };
+    return extractiveEvents(db, caller, request, prepared, done, options);
+  }
+  const upstream = model
+    .stream(prepared.prompt, { signal: options.signal, maxTokens: config().chat.maxAnswerTokens })
+    [Symbol.asyncIterator]();
+  let first: IteratorResult<ChatStreamEvent>;
+  try {
+    first = await upstream.next();
+  } catch (error) {
+    throw upstreamError(error, "chat");
+  }
+  return modelEvents(db, caller, request, prepared, { model: model.model, upstream, first }, options);
+}
+
+async function* modelEvents(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  prepared: Prepared,
+  model: { model: string; upstream: AsyncIterator<ChatStreamEvent>; first: IteratorResult<ChatStreamEvent> },
+  options: ChatOptions,
+): AsyncGenerator<ChatEvent> {
+  const { sources } = prepared;
+  const filter = new MarkerFilter((n) => n >= 1 && n <= sources.length);
+  try {
+    // The stream's numbering is the prompt's: the client gets every source now, `done` says which were used.
+    yield { event: "citations", data: { citations: sources.map((s) => citationOf(s, s.index)) } };
+    let raw = "";
+    let usage = { promptTokens: 0, completionTokens: 0 };
+    for (let next = model.first; !next.done; next = await model.upstream.next()) {
+      const event = next.value;
+      if (event.type === "done") {
+        usage = event.usage;
+        continue;
+      }
+      raw += event.text;
+      const text = filter.push(event.text);
+      if (text) yield { event: "delta", data: { text } };
+    }
+    const tail = filter.flush();
+    if (tail) yield { event: "delta", data: { text: tail } };
+
+    const response = await commit(
+      db,
+      caller,
+      request,
+      prepared,
+      { ...finalize(raw, sources), model: model.model, ...usage },
+      options,
+    );
+    const used = usedSources(dropInvalidMarkers(raw, sources.length), sources);
+    yield {
+      event: "done",
+      data: {
+        conversationId: response.conversationId,
+        citations: used.map((s) => citationOf(s, s.index)),
+        model: response.model,
+        usage: response.usage,
+      },
+    };
+  } catch (error) {
+    // A client that went away gets no more events; the turn is not stored.
+    if (options.signal?.aborted) {
+      log.info("chat stream cancelled", { requestId: options.requestId, reason: String(options.signal.reason) });
+      throw error;
+    }
+    yield { event: "error", data: { error: streamFailure(error, options.requestId) } };
+  } finally {
+    await model.upstream.return?.();
+  }
+}
+
+async function* extractiveEvents(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  prepared: Prepared,
+  final: Answered,
+  options: ChatOptions,
+): AsyncGenerator<ChatEvent> {
+  // The whole answer is known: the citations are already the final ones, in order of use.
+  yield { event: "citations", data: { citations: final.citations } };
+  for (const piece of final.content.split(/(?<=[.!?…]\s)/)) {
+    yield { event: "delta", data: { text: piece } };
+  }
+  try {
+    const { message: _message, ...done } = await commit(db, caller, request, prepared, final, options);
+    yield { event: "done", data: done };
+  } catch (error) {
+    if (options.signal?.aborted) throw error;
+    yield { event: "error", data: { error: streamFailure(error, options.requestId) } };
+  }
+}
+
+function streamFailure(error: unknown, requestId: string | undefined): { code: string; message: string } {
+  const known = error instanceof UpstreamError ? upstreamError(error, "chat") : error;
+  if (known instanceof EngramError) {
+    log.warn("chat stream failed", { requestId, code: known.code, error: known.cause ?? known });
+    return { code: known.code, message: known.message };
+  }
+  log.error("chat stream failed", { requestId, error });
+  return {
+    code: "internal",
+    message: `Something went wrong on our side${requestId ? ` (request ${requestId})` : ""}.`,
+  };
+}
+
+interface Answered {
+  content: string;
+  citations: Citation[];
+  model: string;
+  promptTokens: number;
+  completionTokens: number;
+}
+
+/** Stable per conversation and text: remembering the same message twice stores it once. */
+const memoryId = (conversationId: string, content: string) =>
+  `mem_${createHash("sha256").update(`${conversationId}\n${content}`).digest("hex").slice(0, 32)}`;
+
+/**
+ * Stores a complete answer: with `remember`, the question becomes a memory document of the
+ * conversation first (its own atomic ingest); then the turn's messages, in one atomic batch.
+ */
+async function commit(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  prepared: Prepared,
+  answered: Answered,
+  options: ChatOptions,
+): Promise<ChatResponse> {
+  options.signal?.throwIfAborted();
+  let embeddingTokens = prepared.embeddingTokens;
+  if (request.remember) {
+    const remembered = await Ingest.run(
+      db,
+      caller,
+      [
+        {
+          id: memoryId(prepared.conversationId, prepared.question),
+          content: prepared.question,
+          title: Conversation.titleOf(prepared.question),
+          conversationId: prepared.conversationId,
+          metadata: { kind: "chat_memory", role: "user" },
+        },
+      ],
+      { signal: options.signal },
+    );
+    embeddingTokens += remembered.usage.embeddingTokens;
+  }
+  const usage: ChatUsage = {
+    promptTokens: answered.promptTokens,
+    completionTokens: answered.completionTokens,
+    embeddingTokens,
+  };
+  options.signal?.throwIfAborted();
+  await db.batch(
+    Conversation.saveTurn(caller, {
+      conversationId: prepared.conversationId,
+      title: prepared.title,
+      messages: [
+        ...prepared.newMessages,
+        {
+          role: "assistant",
+          content: answered.content,
+          citations: answered.citations,
+          model: answered.model,
+          usage: { ...usage },
+        },
+      ],
+    }),
+  );
+  return {
+    conversationId: prepared.conversationId,
+    message: { role: "assistant", content: answered.content },
+    citations: answered.citations,
+    model: answered.model,
+    usage,
+  };
+}

@@ -1,0 +1,88 @@
+/** Request schemas for chat; the same schemas feed the OpenAPI document. */
+import { z } from "zod";
+import { UNSTORABLE } from "../db/text";
+import { Id } from "../document/schema";
+import { SearchFilter } from "../search/schema";
+
+export const MAX_MESSAGES = 50;
+export const MAX_MESSAGE_CHARS = 32_000;
+export const ROLES = ["user", "assistant", "system"] as const;
+export type Role = (typeof ROLES)[number];
+
+const coded = (code: string) => ({ params: { code } });
+
+const RoleSchema = z
+  .string()
+  .superRefine((role, ctx) => {
+    if (!(ROLES as readonly string[]).includes(role)) {
+      ctx.addIssue({
+        code: "custom",
+        message: `role ${JSON.stringify(role)} is not one of user, assistant, system`,
+        ...coded("chat.invalid_role"),
+      });
+    }
+  })
+  .pipe(z.enum(ROLES));
+
+export const ChatMessageInput = z.object({
+  role: RoleSchema,
+  content: z.string().superRefine((content, ctx) => {
+    if (content.length > MAX_MESSAGE_CHARS) {
+      ctx.addIssue({
+        code: "custom",
+        message: `a message is ${content.length} characters; the limit is ${MAX_MESSAGE_CHARS}`,
+        ...coded("chat.message_too_long"),
+      });
+    } else if (content.trim() === "") {
+      ctx.addIssue({ code: "custom", message: "a message is empty", ...coded("chat.empty_message") });
+    } else if (UNSTORABLE.test(content)) {
+      ctx.addIssue({
+        code: "custom",
+        message: "a message cannot contain NUL characters or unpaired surrogates",
+        ...coded("chat.invalid_text"),
+      });
+    }
+  }),
+});
+export type ChatMessageInput = z.infer<typeof ChatMessageInput>;
+
+const Messages = z
+  .array(ChatMessageInput)
+  .default([])
+  .superRefine((messages, ctx) => {
+    if (messages.length === 0) {
+      ctx.addIssue({ code: "custom", message: "send at least one message", ...coded("chat.no_messages") });
+    } else if (messages.length > MAX_MESSAGES) {
+      ctx.addIssue({
+        code: "custom",
+        message: `${messages.length} messages in one request; the limit is ${MAX_MESSAGES}`,
+        ...coded("chat.too_many_messages"),
+      });
+    } else if (messages[messages.length - 1]?.role !== "user") {
+      ctx.addIssue({
+        code: "custom",
+        path: [messages.length - 1, "role"],
+        message: "the last message must be the user's question",
+        ...coded("chat.last_not_user"),
+      });
+    }
+  })
+  .describe(`1-${MAX_MESSAGES} messages, the last one from the user; each at most ${MAX_MESSAGE_CHARS} characters`);
+
+const fields = {
+  messages: Messages,
+  conversationId: Id.optional().describe("Continue this conversation of the caller's; without it one is created"),
+  topK: z.number().int().min(1).max(50).default(5).describe("Passages retrieved for the answer"),
+  filter: SearchFilter.optional().describe("The same filter as POST /v1/search"),
+  stream: z.boolean().default(false).describe("Answer as server-sent events: citations, deltas, done"),
+  remember: z.boolean().default(false).describe("Also store the user's message as a memory document"),
+};
+
+export const ChatRequest = z.object(fields);
+export type ChatRequest = z.infer<typeof ChatRequest>;
+
+/**
+ * The Digital Twin API's body is the same `{messages}` (extra fields on its messages, such as ids
+ * or timestamps, are ignored), with the same optional fields as `/v1/chat`.
+ */
+export const CompatChatRequest = ChatRequest;

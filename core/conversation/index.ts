@@ -1,0 +1,181 @@
+export * as Conversation from "./index";
+
+import { randomBytes } from "node:crypto";
+import { sql } from "drizzle-orm";
+import type { Caller } from "../auth";
+import { arr, type Db, type Query } from "../db";
+import { EngramError, inputError } from "../error";
+
+export type MessageRole = "user" | "assistant" | "system";
+
+export interface StoredMessage {
+  role: MessageRole;
+  content: string;
+  citations: unknown[];
+  model: string | null;
+  usage: Record<string, number> | null;
+  createdAt: Date;
+}
+
+export interface ConversationSummary {
+  id: string;
+  title: string | null;
+  messageCount: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface ConversationView extends ConversationSummary {
+  messages: StoredMessage[];
+}
+
+/** A message to store with a turn. */
+export interface NewMessage {
+  role: MessageRole;
+  content: string;
+  citations?: unknown[];
+  model?: string | null;
+  usage?: Record<string, number> | null;
+}
+
+/** Earlier turns loaded for a new question, at most. The prompt budget keeps fewer still. */
+export const HISTORY_LIMIT = 100;
+const TITLE_CHARS = 80;
+
+export const newId = () => `conv_${randomBytes(12).toString("hex")}`;
+
+export const notFound = (id: string) =>
+  new EngramError("not_found", "conversation.not_found", `No conversation with id ${JSON.stringify(id)}.`);
+
+/** A title from the first question: its first line, shortened at a word. */
+export function titleOf(question: string): string {
+  const line = question.trim().split("\n")[0]?.replace(/\s+/g, " ").trim() ?? "";
+  if (line.length <= TITLE_CHARS) return line;
+  const cut = line.slice(0, TITLE_CHARS);
+  const space = cut.lastIndexOf(" ");
+  return `${space > TITLE_CHARS / 2 ? cut.slice(0, space) : cut}…`;
+}
+
+/**
+ * The newest earlier turns of one of the caller's own conversations, oldest first. A
+ * conversation of another user or tenant is a plain 404, like one that does not exist.
+ */
+export async function history(db: Db, caller: Caller, id: string): Promise<{ role: MessageRole; content: string }[]> {
+  const rows = await db.query<{ role: MessageRole | null; content: string | null }>(sql`
+    select m.role, m.content from conversations c
+    left join lateral (
+      select id, role, content from messages
+      where tenant_id = c.tenant_id and owner = c.owner and conversation_id = c.id
+      order by id desc limit ${HISTORY_LIMIT}
+    ) m on true
+    where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId} and c.id = ${id}
+    order by m.id`);
+  if (!rows.length) throw notFound(id);
+  return rows.flatMap((row) => (row.role && row.content !== null ? [{ role: row.role, content: row.content }] : []));
+}
+
+/**
+ * The statements that store a finished turn, for one atomic batch: the end user, the
+ * conversation (created, or its `updated_at` moved), and the turn's messages in order.
+ */
+export function saveTurn(
+  caller: Caller,
+  turn: { conversationId: string; title: string; messages: NewMessage[] },
+): Query[] {
+  const { tenantId, userId: owner } = caller;
+  const statements: Query[] = [];
+  if (owner)
+    statements.push(sql`insert into users (tenant_id, id) values (${tenantId}, ${owner}) on conflict do nothing`);
+  statements.push(sql`
+    insert into conversations as c (tenant_id, owner, id, title) values (${tenantId}, ${owner}, ${turn.conversationId}, ${turn.title})
+    on conflict (tenant_id, owner, id) do update set updated_at = now(), title = coalesce(c.title, excluded.title)`);
+  const col = <T>(f: (m: NewMessage) => T) => arr(turn.messages.map(f));
+  statements.push(sql`
+    insert into messages (tenant_id, owner, conversation_id, role, content, citations, model, usage)
+    select ${tenantId}, ${owner}, ${turn.conversationId}, t.role, t.content, t.citations::jsonb, t.model, t.usage::jsonb
+    from unnest(${col((m) => m.role)}::text[], ${col((m) => m.content)}::text[],
+                ${col((m) => JSON.stringify(m.citations ?? []))}::text[], ${col((m) => m.model ?? null)}::text[],
+                ${col((m) => (m.usage ? JSON.stringify(m.usage) : null))}::text[])
+      with ordinality as t(role, content, citations, model, usage, n)
+    order by t.n`);
+  return statements;
+}
+
+function encodeCursor(row: { cursorAt: string; id: string }): string {
+  return Buffer.from(JSON.stringify([row.cursorAt, row.id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): { at: string; id: string } {
+  try {
+    const [at, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
+    if (typeof at === "string" && typeof id === "string" && !Number.isNaN(Date.parse(at))) return { at, id };
+  } catch {
+    // falls through to the error below
+  }
+  throw inputError("request.invalid_cursor", "The cursor is not one this API returned.");
+}
+
+const summaryColumns = sql`
+  c.id, c.title, c.created_at as "createdAt", c.updated_at as "updatedAt",
+  (select count(*)::int from messages m
+    where m.tenant_id = c.tenant_id and m.owner = c.owner and m.conversation_id = c.id) as "messageCount"`;
+
+/** The caller's own conversations, most recently active first, in keyset pages. */
+export async function list(
+  db: Db,
+  caller: Caller,
+  query: { limit: number; cursor?: string | undefined },
+): Promise<{ conversations: ConversationSummary[]; nextCursor: string | null }> {
+  const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+  // The cursor keeps the timestamp to the microsecond (a JS Date would round it to the millisecond).
+  const rows = await db.query<ConversationSummary & { cursorAt: string }>(sql`
+    select ${summaryColumns},
+           to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "cursorAt"
+    from conversations c
+    where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId}
+      ${after ? sql`and (c.updated_at, c.id) < (${after.at}::timestamptz, ${after.id})` : sql``}
+    order by c.updated_at desc, c.id desc
+    limit ${query.limit + 1}`);
+  const page = rows.slice(0, query.limit);
+  const last = page[page.length - 1];
+  return {
+    conversations: page.map(({ cursorAt: _cursor, ...conversation }) => normalizeSummary(conversation)),
+    nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+  };
+}
+
+/** One of the caller's own conversations with all its messages, oldest first. */
+export async function get(db: Db, caller: Caller, id: string): Promise<ConversationView> {
+  const rows = await db.query<ConversationSummary & { messages: StoredMessage[] | null }>(sql`
+    select ${summaryColumns},
+      (select json_agg(json_build_object('role', m.role, 'content', m.content, 'citations', m.citations,
+                                         'model', m.model, 'usage', m.usage, 'createdAt', m.created_at) order by m.id)
+         from messages m where m.tenant_id = c.tenant_id and m.owner = c.owner and m.conversation_id = c.id) as messages
+    from conversations c
+    where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId} and c.id = ${id}`);
+  const row = rows[0];
+  if (!row) throw notFound(id);
+  return {
+    ...normalizeSummary(row),
+    messages: (row.messages ?? []).map((m) => ({ ...m, createdAt: new Date(m.createdAt) })),
+  };
+}
+
+/** Deletes one of the caller's own conversations and its messages. Memory documents stay documents. */
+export async function remove(db: Db, caller: Caller, id: string): Promise<{ id: string; deleted: true }> {
+  const rows = await db.query<{ id: string }>(sql`
+    delete from conversations where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}
+    returning id`);
+  if (!rows[0]) throw notFound(id);
+  return { id, deleted: true };
+}
+
+function normalizeSummary(row: ConversationSummary): ConversationSummary {
+  return {
+    id: row.id,
+    title: row.title,
+    messageCount: Number(row.messageCount),
+    createdAt: new Date(row.createdAt),
+    updatedAt: new Date(row.updatedAt),
+  };
+}

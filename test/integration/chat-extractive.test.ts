@@ -1,0 +1,130 @@
+/** Chat without a model (the local default) on every driver: extractive answers, citations, stored turns. */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Auth, type Caller } from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { useDb } from "../../core/db";
+import { useEmbedder } from "../../core/embedding";
+import { createOfflineEmbedder } from "../../core/embedding/offline";
+import { Ingest } from "../../core/ingest";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { invoke } from "../support/events";
+
+setConfig({
+  EMBEDDING_PROVIDER: "offline",
+  CHAT_PROVIDER: "extractive",
+  RATE_LIMIT_CHAT: "100000/min",
+  RATE_LIMIT_DEFAULT: "100000/min",
+  LOG_LEVEL: "silent",
+});
+useEmbedder(createOfflineEmbedder({ dimensions: 1536 }));
+
+const CORPUS = [
+  {
+    id: "refunds",
+    title: "Refund policy",
+    content:
+      "Refund policy.\n\nCustomers can request a refund within 30 days of purchase. Refunds are paid back to the original card within five business days. Gift cards cannot be refunded.",
+  },
+  {
+    id: "office",
+    title: "Company facts",
+    content: "Our office is in Lisbon. The team has twelve people and a dog named Pixel who guards the coffee machine.",
+  },
+];
+
+function parseEvents(body: string): { event: string; data: any }[] {
+  return body
+    .split("\n\n")
+    .filter((frame) => frame.trim())
+    .map((frame) => ({
+      event: /^event: (.*)$/m.exec(frame)?.[1] ?? "",
+      data: JSON.parse(/^data: (.*)$/m.exec(frame)?.[1] ?? "null"),
+    }));
+}
+
+describe.each(DRIVERS)("extractive chat on %s", (driver) => {
+  let t: TestDb;
+  let key: string;
+  let alice: Caller;
+  const ask = (body: Record<string, unknown>) =>
+    invoke({
+      method: "POST",
+      path: "/v1/chat",
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "alice" },
+      body,
+    });
+
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    useDb(t.db);
+    key = (await Auth.createKey(t.db, "acme")).key;
+    alice = await callerFor(t.db, "acme", "alice");
+    await Ingest.run(t.db, alice, CORPUS);
+  });
+  afterAll(() => t?.close());
+
+  it("answers with the best sentences, cited, and stores the turn", async () => {
+    const res = await ask({
+      messages: [{ role: "user", content: "Within how many days can customers request a refund?" }],
+    });
+
+    expect(res.status).toBe(200);
+    expect(res.body.model).toBe("extractive");
+    expect(res.body.message.content).toContain("Customers can request a refund within 30 days of purchase [1].");
+    expect(res.body.message.content).not.toContain("Lisbon");
+    expect(res.body.citations).toEqual([
+      {
+        index: 1,
+        documentId: "refunds",
+        chunkId: expect.any(String),
+        title: "Refund policy",
+        source: null,
+        snippet: expect.stringContaining("Customers can request a refund"),
+        score: expect.any(Number),
+      },
+    ]);
+    expect(res.body.usage).toEqual({ promptTokens: 0, completionTokens: 0, embeddingTokens: expect.any(Number) });
+
+    const rows = await t.db.query<{ role: string; model: string | null }>(
+      sql`select role, model from messages where conversation_id = ${res.body.conversationId} order by id`,
+    );
+    expect(rows).toEqual([
+      { role: "user", model: null },
+      { role: "assistant", model: "extractive" },
+    ]);
+  });
+
+  it("gives the same answer to the same question", async () => {
+    const body = { messages: [{ role: "user", content: "Where is the office and who guards the coffee?" }] };
+    const first = await ask(body);
+    const second = await ask(body);
+
+    expect(second.body.message).toEqual(first.body.message);
+    expect(second.body.citations).toEqual(first.body.citations);
+  });
+
+  it("says the sources do not contain the answer when nothing relevant was found", async () => {
+    const res = await ask({ messages: [{ role: "user", content: "What is the boiling point of mercury?" }] });
+
+    expect(res.status).toBe(200);
+    expect(res.body.message.content).toBe("The sources do not contain an answer to this question.");
+    expect(res.body.citations).toEqual([]);
+  });
+
+  it("streams the same answer as events", async () => {
+    const res = await ask({ messages: [{ role: "user", content: "Where is the office?" }], stream: true });
+
+    expect(res.status).toBe(200);
+    const events = parseEvents(res.body);
+    expect(events.map((e) => e.event)).toEqual(["citations", ...events.slice(1, -1).map(() => "delta"), "done"]);
+    expect(
+      events
+        .slice(1, -1)
+        .map((e) => e.data.text)
+        .join(""),
+    ).toBe("Our office is in Lisbon [1].");
+    expect(events[0]?.data.citations.map((c: { documentId: string }) => c.documentId)).toEqual(["office"]);
+    expect(events.at(-1)?.data).toMatchObject({ model: "extractive", conversationId: expect.stringMatching(/^conv_/) });
+  });
+});
