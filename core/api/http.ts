@@ -40,6 +40,25 @@ export function corsHeaders(event: APIGatewayProxyEventV2): Record<string, strin
   };
 }
 
+/**
+ * JSON nested deeper than this is refused: no request needs it, and the recursive validators
+ * (zod's JSON schema, JSON.stringify) overflow the stack on a few thousand levels, a 500.
+ */
+export const MAX_JSON_DEPTH = 64;
+
+/** Whether arrays and objects nest deeper than `max` levels (iteratively: deep input must not recurse). */
+function nestsDeeper(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 1]];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const [node, depth] = item;
+    if (depth > max) return true;
+    for (const child of Array.isArray(node) ? node : Object.values(node as object)) {
+      if (child !== null && typeof child === "object") stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
+
 /** Parses a JSON body with the 6 MB limit; an empty body is `undefined`. */
 export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
@@ -47,11 +66,20 @@ export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (Buffer.byteLength(raw, "utf8") > MAX_BODY_BYTES) {
     throw new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB.");
   }
+  let body: unknown;
   try {
-    return JSON.parse(raw);
+    body = JSON.parse(raw);
   } catch {
     throw new EngramError("input", "request.invalid_json", "The request body is not valid JSON.");
   }
+  if (body !== null && typeof body === "object" && nestsDeeper(body, MAX_JSON_DEPTH)) {
+    throw new EngramError(
+      "input",
+      "request.too_deep",
+      `The request body nests JSON deeper than ${MAX_JSON_DEPTH} levels.`,
+    );
+  }
+  return body;
 }
 
 /** zod issues as `{ path, message }`, paths dotted (`documents.0.content`). */

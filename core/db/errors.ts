@@ -1,4 +1,5 @@
 import { EngramError } from "../error";
+import { log } from "../log";
 
 const CONNECTION_CODES = new Set([
   "ECONNREFUSED",
@@ -24,25 +25,37 @@ export const isUniqueViolation = (error: unknown) => sqlState(error) === "23505"
 export function isConnectionError(error: unknown): boolean {
   let current: unknown = error;
   for (let depth = 0; current && depth < 5; depth++) {
-    const e = current as { code?: unknown; name?: string; message?: string; cause?: unknown };
+    const e = current as { code?: unknown; name?: string; message?: string; cause?: unknown; sourceError?: unknown };
     if (typeof e.code === "string" && CONNECTION_CODES.has(e.code)) return true;
     const state = sqlState(current);
     // Class 08: connection exceptions; 57P0x: server shutting down / cannot connect now; 53: resources.
     if (state && (state.startsWith("08") || state.startsWith("57P") || state.startsWith("53"))) return true;
     if (e.name === "TypeError" && /fetch failed/i.test(e.message ?? "")) return true;
-    // Neon's HTTP endpoint answers 5xx (no SQLSTATE) when it cannot reach the compute.
+    // Neon's HTTP endpoint answers 5xx (no SQLSTATE) when it cannot reach the compute; when the endpoint
+    // itself cannot be reached, the driver throws "Error connecting to database" with the fetch failure
+    // as `sourceError` (not `cause`).
     if (
-      /Server error \(HTTP status 5\d\d\)|Couldn't connect to compute node|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(
+      /Server error \(HTTP status 5\d\d\)|Couldn't connect to compute node|Error connecting to database|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(
         e.message ?? "",
       )
     )
       return true;
-    current = e.cause;
+    current = e.cause ?? e.sourceError;
   }
   return false;
 }
 
-/** Turns driver failures into the product's errors: unreachable database is a 503. */
+/**
+ * SQLSTATEs of a value Postgres refused: bad text (22P02, 22P05, 22021), out of range (22003,
+ * 22008, 22009), malformed (22007), too long (22001). They come from request values validation let
+ * through, so they are the client's 400, not our 500 (PostgREST maps them the same way).
+ */
+const REFUSED_VALUE = new Set(["22P02", "22P05", "22021", "22003", "22007", "22008", "22009", "22001"]);
+
+/**
+ * Turns driver failures into the product's errors: unreachable database is a 503, a value the
+ * database refused a 400 (logged: each one is a gap in validation to close).
+ */
 export function mapDbError(error: unknown): unknown {
   if (error instanceof EngramError) return error;
   if (isConnectionError(error)) {
@@ -50,6 +63,13 @@ export function mapDbError(error: unknown): unknown {
       cause: error,
       retryAfterSeconds: 2,
     });
+  }
+  const state = sqlState(error);
+  if (state && REFUSED_VALUE.has(state)) {
+    const reason = (error as Error).message;
+    log.warn("the database refused a request value", { sqlState: state, error: reason });
+    const message = `The database refused a value in this request: ${reason}.`;
+    return new EngramError("input", "request.invalid_value", message, { cause: error });
   }
   return error;
 }

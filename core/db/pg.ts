@@ -1,5 +1,5 @@
 import pg from "pg";
-import { mapDbError } from "./errors";
+import { isConnectionError, mapDbError } from "./errors";
 import { compile } from "./sql";
 import type { Db, Query, QueryOptions, Row } from "./types";
 
@@ -10,13 +10,36 @@ const applied = new WeakMap<pg.PoolClient, Map<string, string>>();
 
 /** Session settings on a pooled connection, sent only when they differ from what it already has. */
 async function applySettings(client: pg.PoolClient, settings: Record<string, string>): Promise<void> {
-  let current = applied.get(client);
-  if (!current) applied.set(client, (current = new Map()));
+  const current = applied.get(client) ?? new Map<string, string>();
+  applied.set(client, current);
   const changed = Object.entries(settings).filter(([name, value]) => current.get(name) !== value);
   if (!changed.length) return;
   const calls = changed.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
   await client.query(`select ${calls}`, changed.flat());
   for (const [name, value] of changed) current.set(name, value);
+}
+
+/**
+ * Runs `work` on a client of its own. A checked-out client has no error listener (the pool's is
+ * for idle ones), so a backend dying under it (terminated, a failover) threw "Connection terminated
+ * unexpectedly" from the socket as an uncaught exception, which ends the process; and released
+ * without its error, the dead client went back to the pool and failed the next request too.
+ */
+async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  // The statement in flight fails with the same error; this only keeps it from being thrown again.
+  const ignore = () => {};
+  client.on("error", ignore);
+  let broken: Error | undefined;
+  try {
+    return await work(client);
+  } catch (error) {
+    if (isConnectionError(error)) broken = error as Error;
+    throw error;
+  } finally {
+    client.off("error", ignore);
+    client.release(broken);
+  }
 }
 
 /** Plain Postgres over TCP with a small pool (the local server, the CLI, tests, benchmarks). */
@@ -29,36 +52,36 @@ export function createPgDb(url: string, options: { max?: number } = {}): Db {
     driver: "pg",
     async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       const { text, params } = compile(query);
+      const settings = options?.settings;
       try {
-        if (!options?.settings) return (await pool.query(text, params)).rows as T[];
-        const client = await pool.connect();
-        try {
-          await applySettings(client, options.settings);
+        if (!settings) return (await pool.query(text, params)).rows as T[];
+        return await withClient(pool, async (client) => {
+          await applySettings(client, settings);
           return (await client.query(text, params)).rows as T[];
-        } finally {
-          client.release();
-        }
+        });
       } catch (error) {
         throw mapDbError(error);
       }
     },
     async batch(queries) {
-      let client: pg.PoolClient | undefined;
       try {
-        client = await pool.connect();
-        await client.query("BEGIN");
-        const results: Row[][] = [];
-        for (const query of queries) {
-          const { text, params } = compile(query);
-          results.push((await client.query(text, params)).rows);
-        }
-        await client.query("COMMIT");
-        return results;
+        return await withClient(pool, async (client) => {
+          await client.query("BEGIN");
+          try {
+            const results: Row[][] = [];
+            for (const query of queries) {
+              const { text, params } = compile(query);
+              results.push((await client.query(text, params)).rows);
+            }
+            await client.query("COMMIT");
+            return results;
+          } catch (error) {
+            await client.query("ROLLBACK").catch(() => {});
+            throw error;
+          }
+        });
       } catch (error) {
-        await client?.query("ROLLBACK").catch(() => {});
         throw mapDbError(error);
-      } finally {
-        client?.release();
       }
     },
     async ping() {

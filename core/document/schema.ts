@@ -1,5 +1,6 @@
 /** Request schemas for documents and ingest; the same schemas feed the OpenAPI document. */
 import * as z from "zod";
+import { UNSTORABLE, unstorableAt } from "../db/text";
 
 export const MAX_DOCUMENTS = 100;
 export const MAX_CONTENT_CHARS = 1_000_000;
@@ -14,6 +15,15 @@ export const Id = z
 
 const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });
 
+const UNSTORABLE_MESSAGE = "cannot contain NUL characters or unpaired surrogates";
+
+/** Text Postgres stores exactly (see core/db/text.ts), at most `max` characters. */
+const StoredText = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((value) => !UNSTORABLE.test(value), { message: UNSTORABLE_MESSAGE, ...coded("request.invalid_text") });
+
 export const Content = z.string().superRefine((value, ctx) => {
   if (value.length > MAX_CONTENT_CHARS) {
     ctx.addIssue({
@@ -23,12 +33,24 @@ export const Content = z.string().superRefine((value, ctx) => {
     });
   } else if (value.trim() === "") {
     ctx.addIssue({ code: "custom", message: "content is empty", ...coded("document.empty_content") });
+  } else if (UNSTORABLE.test(value)) {
+    ctx.addIssue({ code: "custom", message: `content ${UNSTORABLE_MESSAGE}`, ...coded("request.invalid_text") });
   }
 });
 
 export const Metadata = z
   .record(z.string(), z.json())
   .superRefine((value, ctx) => {
+    const path = unstorableAt(value);
+    if (path) {
+      ctx.addIssue({
+        code: "custom",
+        path,
+        message: `metadata strings and keys ${UNSTORABLE_MESSAGE}`,
+        ...coded("request.invalid_text"),
+      });
+      return;
+    }
     const bytes = Buffer.byteLength(JSON.stringify(value), "utf8");
     if (bytes > MAX_METADATA_BYTES) {
       ctx.addIssue({
@@ -50,8 +72,8 @@ export const TtlSeconds = z
 export const DocumentInput = z.object({
   id: Id.optional().describe("Without it, the id is derived from the content hash"),
   content: Content,
-  title: z.string().max(1000).optional(),
-  source: z.string().max(2048).optional(),
+  title: StoredText(1000).optional(),
+  source: StoredText(2048).optional(),
   metadata: Metadata.optional(),
   importance: Importance.optional(),
   conversationId: Id.optional(),
@@ -90,7 +112,7 @@ export type IngestRequest = z.infer<typeof IngestRequest>;
 export const PatchRequest = z
   .object({
     content: Content.optional(),
-    title: z.string().max(1000).nullable().optional(),
+    title: StoredText(1000).nullable().optional(),
     metadata: Metadata.optional(),
     importance: Importance.optional(),
     ttlSeconds: TtlSeconds.nullable().optional(),
@@ -111,10 +133,11 @@ export type ListQuery = z.infer<typeof ListQuery>;
 export const GetQuery = z.object({ track: bool.default(true) });
 export const DeleteQuery = z.object({ hard: bool.default(false) });
 
-/** The Digital Twin API's body: `{documents:[{id,content,title}]}`. */
+/**
+ * The Digital Twin API's body: `{documents:[{id,content,title}]}`. Other fields of a document are
+ * validated like `/v1/ingest`'s when they are ours and dropped otherwise: passed through unchecked,
+ * they reached the database (an `importance` of "high" was a 500).
+ */
 export const CompatIngestRequest = z.object({
-  documents: z
-    .array(z.object({ id: Id.optional(), content: Content, title: z.string().max(1000).optional() }).passthrough())
-    .min(1)
-    .max(MAX_DOCUMENTS),
+  documents: z.array(DocumentInput).min(1).max(MAX_DOCUMENTS),
 });

@@ -48,6 +48,13 @@ export const derivedId = (content: string) => `doc_${contentHash(content).slice(
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
+export interface RunOptions {
+  embedder?: Embedder;
+  signal?: AbortSignal;
+  /** Also remove the documents' TTL, in the same atomic batch (a PATCH with `ttlSeconds: null`). */
+  clearExpiry?: boolean;
+}
+
 /**
  * Adds or replaces documents in the caller's space: chunks them, embeds only chunk texts this
  * tenant has not embedded with this model before, then stores everything in one atomic batch.
@@ -57,7 +64,7 @@ export async function run(
   db: Db,
   caller: Caller,
   documents: DocumentInput[],
-  options: { embedder?: Embedder; signal?: AbortSignal } = {},
+  options: RunOptions = {},
 ): Promise<IngestResult> {
   for (let attempt = 1; ; attempt++) {
     try {
@@ -74,7 +81,7 @@ async function attemptRun(
   db: Db,
   caller: Caller,
   documents: DocumentInput[],
-  options: { embedder?: Embedder; signal?: AbortSignal },
+  options: RunOptions,
 ): Promise<IngestResult> {
   const cfg = config();
   const embedder = options.embedder ?? defaultEmbedder();
@@ -174,6 +181,11 @@ async function attemptRun(
     if (rechunked.length) {
       statements.push(...replaceChunks(db, caller.tenantId, owner, embedder, rechunked, vectors));
     }
+  }
+  if (options.clearExpiry) {
+    statements.push(sql`
+      update documents set expires_at = null
+      where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)}::text[])`);
   }
   statements.push(sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
@@ -307,13 +319,9 @@ export async function patch(db: Db, caller: Caller, id: string, change: PatchReq
         ttlSeconds: change.ttlSeconds ?? undefined,
       },
     ],
-    { signal },
+    // One batch: the new content and the removed TTL land together or not at all.
+    { signal, clearExpiry: change.ttlSeconds === null },
   );
-  if (change.ttlSeconds === null) {
-    await db.query(
-      sql`update documents set expires_at = null where tenant_id = ${caller.tenantId} and owner = ${caller.userId} and id = ${id}`,
-    );
-  }
   const doc = await Document.get(db, caller, id, { track: false });
   return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };
 }

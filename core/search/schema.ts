@@ -19,44 +19,17 @@ export const SCORE_RANGE: Record<Mode, [min: number, max: number]> = {
   hybrid: [0, 1],
 };
 
-// Postgres text cannot hold NUL, and jsonb rejects "\u0000" and unpaired surrogates: refuse them here
-// (400) instead of letting the database fail the query (500).
-// biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is exactly what this finds
-const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-function findUnstorable(value: unknown, path: (string | number)[]): (string | number)[] | undefined {
-  if (typeof value === "string") return UNSTORABLE.test(value) ? path : undefined;
-  if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) {
-      const found = findUnstorable(value[i], [...path, i]);
-      if (found) return found;
-    }
-    return undefined;
-  }
-  if (value && typeof value === "object") {
-    for (const [key, item] of Object.entries(value)) {
-      if (UNSTORABLE.test(key)) return [...path, key];
-      const found = findUnstorable(item, [...path, key]);
-      if (found) return found;
-    }
-  }
-  return undefined;
-}
-
-const Timestamp = z.iso.datetime({ offset: true }).describe("ISO 8601 date and time with Z or an offset");
+/** Postgres refuses year 0000 and offsets beyond ±15:59 (each was a 500), which the ISO format allows. */
+const Timestamp = z.iso
+  .datetime({ offset: true })
+  .refine((value) => !value.startsWith("0000") && !/[+-](1[6-9]|2\d)(:?\d\d)?$/.test(value), {
+    message: "must be a time from year 0001 with an offset within ±15:59",
+  })
+  .describe("ISO 8601 date and time with Z or an offset");
 
 export const SearchFilter = z
   .object({
-    metadata: Metadata.superRefine((value, ctx) => {
-      const path = findUnstorable(value, []);
-      if (path) {
-        ctx.addIssue({
-          code: "custom",
-          path,
-          message: "metadata filter strings cannot contain NUL characters or unpaired surrogates",
-        });
-      }
-    }).describe("Documents whose metadata contains this JSON object (jsonb containment)"),
+    metadata: Metadata.describe("Documents whose metadata contains this JSON object (jsonb containment)"),
     documentIds: z.array(Id).min(1).max(MAX_FILTER_DOCUMENT_IDS),
     conversationId: Id,
     minImportance: Importance,
