@@ -17,6 +17,7 @@ const scenarios: Scenario[] = [
   { name: "chat", run: async (o) => (await import("./chat")).benchChat(o) },
   { name: "ratelimit", run: async (o) => (await import("./ratelimit")).benchRateLimit(o) },
   { name: "coldstart", run: async (o) => (await import("./coldstart")).benchColdStart(o) },
+  { name: "load", run: async (o) => (await import("./load")).benchLoad(o) },
 ];
 
 const started = Date.now();

@@ -125,7 +125,10 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     expect(refused.ok).toBe(false);
     if (refused.ok) return;
     expect(refused.error).toMatchObject({ kind: "rate_limited", code: "ratelimit.exceeded", retryAfterSeconds: 3 });
-    expect(refused.error.headers).toEqual({ "ratelimit-policy": '"default";q=20;w=60', ratelimit: '"default";r=0;t=60' });
+    expect(refused.error.headers).toEqual({
+      "ratelimit-policy": '"default";q=20;w=60',
+      ratelimit: '"default";r=0;t=60',
+    });
   });
 
   it("writes nothing when it refuses", async () => {
@@ -154,7 +157,10 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     expect(search.ok).toBe(false);
     if (!search.ok) {
       expect(search.error).toMatchObject({ status: 429, code: "ratelimit.exceeded", retryAfterSeconds: 60 });
-      expect(search.error.headers).toEqual({ "ratelimit-policy": '"default";q=0;w=60', ratelimit: '"default";r=0;t=60' });
+      expect(search.error.headers).toEqual({
+        "ratelimit-policy": '"default";q=0;w=60',
+        ratelimit: '"default";r=0;t=60',
+      });
     }
     expect(chat.ok).toBe(true);
     expect(other.ok).toBe(true);

@@ -12,7 +12,6 @@ export interface LoggedRequest {
   path: string;
   headers: Record<string, string | string[] | undefined>;
   /** Parsed JSON body (undefined for GET or an unparsable body). Loosely typed for assertions. */
-  // biome-ignore lint/suspicious/noExplicitAny: a log of arbitrary JSON that tests drill into
   body: any;
 }
 
