@@ -2,7 +2,7 @@
 # The one test command (`npm test`): install what the tests need, then typecheck, lint, test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -d node_modules ] || npm ci --no-audit --no-fund
+[ -d node_modules ] || npm install --no-audit --no-fund
 bash scripts/test-setup.sh
 bash scripts/typecheck.sh
 npx biome check .
