@@ -2,6 +2,8 @@
 import { resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
+import { Chat, type ChatResponse } from "../core/chat";
+import { ChatRequest } from "../core/chat/schema";
 import { Document } from "../core/document";
 import type { IngestResult } from "../core/ingest";
 import { Ingest } from "../core/ingest";
@@ -128,6 +130,28 @@ export function registerDataCommands(program: Command): void {
         `${i + 1}. ${r.title ?? r.documentId}  (${r.documentId}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
       );
     }
+  });
+
+  withTarget(
+    program
+      .command("chat")
+      .description("ask a question answered from a tenant's (or end user's) documents, with citations")
+      .argument("<question...>", "the question")
+      .option("--conversation <id>", "continue a conversation"),
+  ).action(async (words: string[], options: TargetOptions & { conversation?: string }) => {
+    const client = await connect(targetOf(options));
+    const input = {
+      messages: [{ role: "user" as const, content: words.join(" ") }],
+      conversationId: options.conversation,
+    };
+    const response: ChatResponse =
+      client.kind === "http"
+        ? await request<ChatResponse>(client, "POST", "/v1/chat", input)
+        : await Chat.answer(client.db, client.caller, ChatRequest.parse(input));
+    if (options.json) return console.log(JSON.stringify(response));
+    console.log(response.message.content);
+    for (const c of response.citations) console.log(`  [${c.index}] ${c.title ?? c.documentId} (${c.documentId})`);
+    console.log(`  conversation ${response.conversationId} · ${response.model}`);
   });
 
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(

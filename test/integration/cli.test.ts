@@ -121,5 +121,13 @@ describe("engram ingest", () => {
     const again = await engram(["ingest", dir, "--tenant", "acme", "--json"]);
     const summary = JSON.parse(again.stdout);
     expect(summary).toMatchObject({ documents: 5, unchanged: 5, embedded: 0 });
+
+    const search = await engram(["search", "how", "long", "are", "refunds", "--tenant", "acme"]);
+    expect(search.stdout).toMatch(/^1\. Refunds/);
+
+    const chat = await engram(["chat", "When are refunds issued?", "--tenant", "acme"]);
+    expect(chat.code).toBe(0);
+    expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
+    expect(chat.stdout).toMatch(/\[1\] Refunds/);
   });
 });
