@@ -121,6 +121,12 @@ async function writeStream(res: ServerResponse, result: LiveResult & { body: Asy
 const isStream = (result: LiveResult): result is LiveResult & { body: AsyncIterable<string> } =>
   typeof result.body === "object" && result.body !== null && Symbol.asyncIterator in result.body;
 
+/** An error the server answers itself (before or around the handler), with the same shape and request id. */
+function failLocally(res: ServerResponse, error: unknown, requestId: string) {
+  const result = errorResponse(error, { requestId });
+  write(res, { ...result, headers: { ...result.headers, "x-request-id": requestId } });
+}
+
 export type Extra = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 /** Starts the server; `extra` may answer a request first (the console's static files). */
@@ -135,11 +141,11 @@ export async function startServer(options: {
       if (options.extra && (await options.extra(req, res))) return;
       const body = await readBody(req);
       if (body === "too_large") {
-        write(res, {
-          ...errorResponse(new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."), {
-            requestId,
-          }),
-        });
+        failLocally(
+          res,
+          new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."),
+          requestId,
+        );
         req.destroy();
         return;
       }
@@ -155,7 +161,7 @@ export async function startServer(options: {
       if (isStream(result)) await writeStream(res, result);
       else write(res, result as APIGatewayProxyStructuredResultV2);
     } catch (error) {
-      if (!res.headersSent) write(res, errorResponse(error, { requestId }));
+      if (!res.headersSent) failLocally(res, error, requestId);
       else res.destroy();
     }
   });
