@@ -197,6 +197,3 @@ export function setConfig(overrides: Record<string, string | undefined>): Config
   current = parseConfig({ ...process.env, ...overrides });
   return current;
 }
-
-/** Whether output should be pretty for a person (a terminal) — read here so nothing else touches the environment. */
-export const isCI = (): boolean => Boolean(process.env.CI);

@@ -67,14 +67,8 @@ export const statusOf = (kind: ErrorKind): number => STATUS[kind];
 
 export const inputError = (code: string, message: string, details?: unknown) =>
   new EngramError("input", code, message, { details });
-export const notFound = (code: string, message: string) => new EngramError("not_found", code, message);
-export const tooLarge = (code: string, message: string) => new EngramError("too_large", code, message);
 export const unavailable = (code: string, message: string, cause?: unknown, retryAfterSeconds = 1) =>
   new EngramError("unavailable", code, message, { cause, retryAfterSeconds });
-
-export function isEngramError(error: unknown): error is EngramError {
-  return error instanceof EngramError;
-}
 
 /**
  * An embedding or chat model failure (after the client's own retries) as a 502, or a 503 when
