@@ -342,8 +342,9 @@ const memoryId = (conversationId: string, content: string) =>
   `mem_${createHash("sha256").update(`${conversationId}\n${content}`).digest("hex").slice(0, 32)}`;
 
 /**
- * Stores a complete answer: with `remember`, the question becomes a memory document of the
- * conversation first (its own atomic ingest); then the turn's messages, in one atomic batch.
+ * Stores a complete answer in one atomic batch: the turn's messages and, with `remember`, the
+ * question as a memory document of the conversation. Either both land or neither, so a client's
+ * retry after a failure finds the state before its first try.
  */
 async function commit(
   db: Db,
@@ -354,46 +355,49 @@ async function commit(
   options: ChatOptions,
 ): Promise<ChatResponse> {
   options.signal?.throwIfAborted();
-  let embeddingTokens = prepared.embeddingTokens;
-  if (request.remember) {
-    const remembered = await Ingest.run(
-      db,
-      caller,
-      [
-        {
-          id: memoryId(prepared.conversationId, prepared.question),
-          content: prepared.question,
-          title: Conversation.titleOf(prepared.question),
-          conversationId: prepared.conversationId,
-          metadata: { kind: "chat_memory", role: "user" },
-        },
-      ],
-      { signal: options.signal },
-    );
-    embeddingTokens += remembered.usage.embeddingTokens;
-  }
-  const usage: ChatUsage = {
-    promptTokens: answered.promptTokens,
-    completionTokens: answered.completionTokens,
-    embeddingTokens,
-  };
-  options.signal?.throwIfAborted();
-  await db.batch(
-    Conversation.saveTurn(caller, {
-      conversationId: prepared.conversationId,
-      title: prepared.title,
-      messages: [
-        ...prepared.newMessages,
-        {
-          role: "assistant",
-          content: answered.content,
-          citations: answered.citations,
-          model: answered.model,
-          usage: { ...usage },
-        },
-      ],
-    }),
-  );
+  const usage = await Ingest.withReplanning(async () => {
+    const memory = request.remember
+      ? await Ingest.prepare(
+          db,
+          caller,
+          [
+            {
+              id: memoryId(prepared.conversationId, prepared.question),
+              content: prepared.question,
+              title: Conversation.titleOf(prepared.question),
+              conversationId: prepared.conversationId,
+              metadata: { kind: "chat_memory", role: "user" },
+            },
+          ],
+          { signal: options.signal },
+        )
+      : undefined;
+    const usage: ChatUsage = {
+      promptTokens: answered.promptTokens,
+      completionTokens: answered.completionTokens,
+      embeddingTokens: prepared.embeddingTokens + (memory?.result.usage.embeddingTokens ?? 0),
+    };
+    options.signal?.throwIfAborted();
+    // The memory first: the turn's conversation row is then already there, as in any later turn.
+    await db.batch([
+      ...(memory?.statements ?? []),
+      ...Conversation.saveTurn(caller, {
+        conversationId: prepared.conversationId,
+        title: prepared.title,
+        messages: [
+          ...prepared.newMessages,
+          {
+            role: "assistant",
+            content: answered.content,
+            citations: answered.citations,
+            model: answered.model,
+            usage: { ...usage },
+          },
+        ],
+      }),
+    ]);
+    return usage;
+  });
   return {
     conversationId: prepared.conversationId,
     message: { role: "assistant", content: answered.content },

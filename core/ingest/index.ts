@@ -66,23 +66,46 @@ export async function run(
   documents: DocumentInput[],
   options: RunOptions = {},
 ): Promise<IngestResult> {
+  return withReplanning(async () => {
+    const planned = await prepare(db, caller, documents, options);
+    await db.batch(planned.statements);
+    return planned.result;
+  });
+}
+
+/**
+ * Runs `write` (which plans an ingest and stores it) again when a chunk it meant to reuse was
+ * purged between planning and writing; callers that add statements of their own to an ingest's
+ * batch (chat's `remember`) wrap their write in it too.
+ */
+export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await attemptRun(db, caller, documents, options);
+      return await write();
     } catch (error) {
-      // A chunk we meant to reuse was purged between planning and writing: plan again.
       if (attempt < 3 && sqlState(error) === "23502") continue;
       throw error;
     }
   }
 }
 
-async function attemptRun(
+/** An ingest planned and embedded but not yet stored: its statements form one atomic batch. */
+export interface PreparedIngest {
+  statements: Query[];
+  result: IngestResult;
+}
+
+/**
+ * Plans an ingest (reads what is stored, chunks, embeds what is new) and returns the statements
+ * that store it, without running them: `run` sends them as one batch, and chat sends them in the
+ * same batch as the turn they belong to.
+ */
+export async function prepare(
   db: Db,
   caller: Caller,
   documents: DocumentInput[],
-  options: RunOptions,
-): Promise<IngestResult> {
+  options: RunOptions = {},
+): Promise<PreparedIngest> {
   const cfg = config();
   const embedder = options.embedder ?? defaultEmbedder();
   const owner = caller.userId;
@@ -191,9 +214,7 @@ async function attemptRun(
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
     values (${ingestionId}, ${caller.tenantId}, ${owner}, ${JSON.stringify(results)}::jsonb, ${totals.documents},
             ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`);
-  await db.batch(statements);
-
-  return { ingestionId, documents: results, totals, usage: { embeddingTokens } };
+  return { statements, result: { ingestionId, documents: results, totals, usage: { embeddingTokens } } };
 }
 
 // Neon's HTTP endpoint refuses request bodies over 10 MB, and a batch is one request.

@@ -583,11 +583,9 @@ describe("the chat model failing", () => {
     expect(await snapshot(pgT.db)).toEqual(before);
   });
 
-  // KNOWN BUG (core/chat, reported): with `remember`, the memory document is one atomic batch and the turn
-  // another, so the database failing between them leaves the memory (and an empty conversation) without the
-  // turn, and the client's retry remembers it again under a new conversation. `it.fails` passes while the bug
-  // is there; once core/chat stores both in one batch it fails, and this should become a plain `it`.
-  it.fails("the database failing between remembering and storing the turn leaves the state before", async () => {
+  // With `remember`, the memory document and the turn are one batch: the database failing under it leaves the
+  // state before (no memory, no empty conversation), so the client's retry starts from scratch.
+  it("the database failing while storing a remembered turn leaves the state before", async () => {
     offline();
     let batches = 0;
     const inner = pgT.db;
@@ -596,8 +594,8 @@ describe("the chat model failing", () => {
       driver: inner.driver,
       query: (q, o) => inner.query(q, o),
       batch: async (queries) => {
-        if (++batches === 2) throw mapDbError(new Error("Connection terminated unexpectedly"));
-        return inner.batch(queries);
+        batches++;
+        throw mapDbError(new Error("Connection terminated unexpectedly"));
       },
     };
     useDb(flaky);
@@ -605,7 +603,15 @@ describe("the chat model failing", () => {
     const failed = await ask({ ...question("Remember that my parcel is blue"), remember: true });
     useDb(pgT.db);
     expectError(failed, 503, "database.unavailable", "any");
+    expect(batches).toBe(1);
     expect(await snapshot(pgT.db)).toEqual(before);
+    // The retry stores the memory and the turn together.
+    const retried = await ask({ ...question("Remember that my parcel is blue"), remember: true });
+    expect(retried.status, JSON.stringify(retried.body)).toBe(200);
+    const after = await snapshot(pgT.db);
+    const memories = (s: typeof before) => s.documents.filter((d) => String(d.id).startsWith("mem_"));
+    expect(memories(after)).toHaveLength(memories(before).length + 1);
+    expect(after.messages).toHaveLength(before.messages.length + 2);
   });
 });
 
