@@ -593,7 +593,7 @@ describe("the chat model failing", () => {
       ...inner,
       driver: inner.driver,
       query: (q, o) => inner.query(q, o),
-      batch: async (queries) => {
+      batch: async () => {
         batches++;
         throw mapDbError(new Error("Connection terminated unexpectedly"));
       },
