@@ -33,19 +33,18 @@ export function vectorLiteral(vector: ArrayLike<number>): string {
  */
 export function binaryRealArray(vectors: ArrayLike<number>[], dimensions: number): Buffer {
   const count = vectors.length * dimensions;
-  const buffer = Buffer.allocUnsafe(20 + count * 8);
-  buffer.writeInt32BE(1, 0); // one dimension
-  buffer.writeInt32BE(0, 4); // no nulls
-  buffer.writeUInt32BE(700, 8); // float4
-  buffer.writeInt32BE(count, 12);
-  buffer.writeInt32BE(1, 16); // lower bound
-  let offset = 20;
+  // Built little-endian as 32-bit words (each element: its length 4, then its float's bits), then byte-swapped
+  // in one native pass: about 20x faster than writing 3 million big-endian floats one by one.
+  const words = new Uint32Array(5 + count * 2);
+  words.set([1, 0, 700, count, 1]); // one dimension, no nulls, float4, element count, lower bound 1
+  const floats = new Float32Array(words.buffer);
+  let at = 5;
   for (const vector of vectors) {
     for (let i = 0; i < dimensions; i++) {
-      buffer.writeInt32BE(4, offset);
-      buffer.writeFloatBE(vector[i] as number, offset + 4);
-      offset += 8;
+      words[at] = 4;
+      floats[at + 1] = vector[i] as number;
+      at += 2;
     }
   }
-  return buffer;
+  return Buffer.from(words.buffer).swap32();
 }
