@@ -118,7 +118,9 @@ tenants
 
 program
   .command("cleanup")
-  .description("delete expired rate-limit rows, cache entries, ingestion records and documents past TTL or retention")
+  .description(
+    "delete expired rate-limit rows, cache entries, ingestion records and documents past TTL or retention; index waiting chunks",
+  )
   .option("--json", "print JSON")
   .action(async (options: { json?: boolean }) => {
     const db = await openLocalDb();
@@ -127,7 +129,8 @@ program
     const r = report.removed;
     console.log(
       `removed ${r.rateLimits} rate-limit rows, ${r.cache} cache entries, ${r.ingestions} ingestion records, ` +
-        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents (${report.tookMs} ms${report.complete ? "" : ", more left for the next run"})`,
+        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents; indexed ${report.indexed} chunks ` +
+        `(${report.tookMs} ms${report.complete ? "" : ", more left for the next run"})`,
     );
   });
 

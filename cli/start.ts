@@ -1,5 +1,6 @@
 import { config } from "../core/config";
 import { closeDb } from "../core/db";
+import { Indexer } from "../core/search/indexer";
 import { consoleSite } from "./console";
 import { ensureLocalKey, openLocalDb, removeServerLock, writeServerLock } from "./local";
 import { startServer } from "./server";
@@ -12,6 +13,7 @@ export async function start(options: { host: string }): Promise<void> {
   const site = await consoleSite({ key });
   const server = await startServer({ port: cfg.port, host: options.host, extra: site.extra });
   writeServerLock(server.url, cfg);
+  const indexer = Indexer.inBackground(db);
 
   const where =
     cfg.database.driver === "pglite"
@@ -42,6 +44,7 @@ export async function start(options: { host: string }): Promise<void> {
     stopping = true;
     console.log(`\n${signal}: shutting down`);
     await server.close();
+    await indexer.stop();
     removeServerLock(cfg);
     await closeDb();
     process.exit(0);

@@ -52,6 +52,7 @@ const schema = z.object({
   SEARCH_RRF_K: int(1, 1000).default(60),
   SEARCH_EXACT_SCAN_CHUNKS: int(0, 1_000_000).default(2500),
   SEARCH_QUERY_CACHE_TTL_SECONDS: int(0, 365 * 24 * 3600).default(7 * 24 * 3600),
+  INDEX_BACKLOG_MAX: int(0, 10_000_000).default(10_000),
   AWS_LAMBDA_FUNCTION_NAME: z.string().optional(),
 });
 
@@ -97,6 +98,8 @@ export interface Config {
     exactScanChunks: number;
     /** How long a query's embedding stays cached; 0 turns the cache off. */
     queryCacheTtlSeconds: number;
+    /** Chunks a tenant may have waiting for the HNSW index before ingests index their own (core/search/indexer.ts). */
+    indexBacklogMax: number;
   };
 }
 
@@ -173,6 +176,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rrfK: e.SEARCH_RRF_K,
       exactScanChunks: e.SEARCH_EXACT_SCAN_CHUNKS,
       queryCacheTtlSeconds: e.SEARCH_QUERY_CACHE_TTL_SECONDS,
+      indexBacklogMax: e.INDEX_BACKLOG_MAX,
     },
   };
 }

@@ -4,6 +4,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";
 import { log } from "../log";
+import { Indexer } from "../search/indexer";
 
 export interface Options {
   /** Days a soft-deleted document is kept before it is purged; default SOFT_DELETE_RETENTION_DAYS. */
@@ -22,6 +23,8 @@ export interface Report {
     expiredDocuments: number;
     deletedDocuments: number;
   };
+  /** Chunks moved into the HNSW index (core/search/indexer.ts), after the deletions, in the time left. */
+  indexed: number;
   /** False when the time budget ran out with work left. */
   complete: boolean;
   tookMs: number;
@@ -94,7 +97,15 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
     }
     pending = next;
   }
-  const report: Report = { removed, complete: pending.length === 0, tookMs: Math.round(performance.now() - started) };
-  log.info("cleanup", { ...removed, complete: report.complete, tookMs: report.tookMs });
+  const index = await Indexer.catchUp(db, {
+    budgetMs: pending.length ? 0 : Math.max(0, budgetMs - (performance.now() - started)),
+  });
+  const report: Report = {
+    removed,
+    indexed: index.indexed,
+    complete: pending.length === 0 && index.complete,
+    tookMs: Math.round(performance.now() - started),
+  };
+  log.info("cleanup", { ...removed, indexed: index.indexed, complete: report.complete, tookMs: report.tookMs });
   return report;
 }

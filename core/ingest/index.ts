@@ -11,6 +11,7 @@ import { Document } from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { EngramError, upstreamError } from "../error";
+import { Indexer } from "../search/indexer";
 
 export type DocumentStatus = "created" | "updated" | "unchanged";
 
@@ -66,11 +67,27 @@ export async function run(
   documents: DocumentInput[],
   options: RunOptions = {},
 ): Promise<IngestResult> {
-  return withReplanning(async () => {
+  const max = config().search.indexBacklogMax;
+  const staged = await Indexer.enabled(db);
+  const { result, waiting } = await withReplanning(async () => {
     const planned = await prepare(db, caller, documents, options);
-    await db.batch(planned.statements);
-    return planned.result;
+    const stored = planned.result.totals.embedded + planned.result.totals.reused;
+    if (!staged || stored === 0) {
+      await db.batch(planned.statements);
+      return { result: planned.result, waiting: 0 };
+    }
+    // The tenant's backlog, counted (up to the bound) in the same batch: no extra round trip.
+    const results = await db.batch([...planned.statements, Indexer.backlogQuery(caller.tenantId, max)]);
+    return { result: planned.result, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
   });
+  // New chunks wait outside the HNSW index (core/search/indexer.ts) and every search scans the waiting ones
+  // exactly (~2 µs a chunk), so past INDEX_BACKLOG_MAX an ingest indexes as many chunks as it added before it
+  // answers: bursts are stored at full speed, a sustained stream slows to the index's own pace.
+  if (waiting > max) {
+    const added = result.totals.embedded + result.totals.reused;
+    await Indexer.catchUp(db, { tenantId: caller.tenantId, limit: added, budgetMs: Number.POSITIVE_INFINITY });
+  }
+  return result;
 }
 
 /**

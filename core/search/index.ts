@@ -203,6 +203,8 @@ function settings(efSearch: number): Record<string, string> {
  * So: exact when the candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)), N from pg_class.
  * Counting stops at that bound (an index-only scan of `chunks_scope`, ~0.2 µs an entry). Should the index
  * scan still come back short (stale statistics, `hnsw.max_scan_tuples` reached), an exact scan fills in.
+ * Chunks the indexer has not reached yet (`indexed = false`) are always scanned exactly beside the index scan;
+ * a large backlog of them makes searches slower (about 2 µs a pending chunk in scope) until it catches up.
  * PGlite has no HNSW index (see migrations/0002): always exact there.
  */
 function vectorCandidates(
@@ -235,18 +237,31 @@ function vectorCandidates(
       ? sql`probe as materialized (select true as large)`
       : sql`probe as materialized (
           select (select count(*) from (${probe} limit (select t from bound) + 1) x) > (select t from bound) as large)`,
+    // Indexed chunks through the (partial) HNSW index; chunks not yet indexed (migrations/0005) by exact scan
+    // through `chunks_pending`, so a chunk is found from the moment its ingest commits.
     sql`approx as materialized (
       select c.id, c.embedding <=> (select v from q) as distance
       from chunks c
-      where (select large from probe) and ${where.chunks}
+      where (select large from probe) and c.indexed and ${where.chunks}
         and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
       order by c.embedding <=> (select v from q)
+      limit ${n})`,
+    sql`pending as materialized (
+      select c.id, c.embedding <=> (select v from q) as distance
+      from chunks c
+      where (select large from probe) and not c.indexed and ${where.chunks}
+        and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
+      order by distance, c.id
       limit ${n})`,
     // Runs when the scope is small (approx is then empty) or when the index scan came back short.
     sql`exact as materialized (${exactly(sql`${approxCount} < ${n}`)})`,
     sql`vec as (
       select id, distance from exact
-      union all select id, distance from approx where ${approxCount} >= ${n})`,
+      union all (
+        select id, distance from (select id, distance from approx union all select id, distance from pending) s
+        where ${approxCount} >= ${n}
+        order by distance, id
+        limit ${n}))`,
   ];
 }
 

@@ -1,0 +1,108 @@
+export * as Indexer from "./indexer";
+
+import { sql } from "drizzle-orm";
+import type { Db, Query } from "../db";
+import { log } from "../log";
+
+/**
+ * Moves chunks into the HNSW index (migrations/0005): new chunks are stored `indexed = false`,
+ * outside the partial index, so an ingest does not pay the index's insert cost (milliseconds a
+ * 1,536-dimension row); search scans them exactly until this flips them, which inserts them into
+ * the graph. Run by the local server in the background, by the cleanup cron, by `engram index`,
+ * and by an ingest that would leave its tenant more than INDEX_BACKLOG_MAX chunks behind.
+ */
+
+export interface Options {
+  /** Only this tenant's chunks (an ingest catching up on its own backlog). */
+  tenantId?: string;
+  /** Stop after this many chunks. */
+  limit?: number;
+  /** Chunks per transaction: each batch commits on its own, so the work done survives an interruption. */
+  batchSize?: number;
+  /** Stop starting new batches after this long. */
+  budgetMs?: number;
+}
+
+export interface Report {
+  indexed: number;
+  /** False when the limit or the time budget stopped it with chunks left. */
+  complete: boolean;
+}
+
+const hasIndex = new WeakMap<Db, Promise<boolean>>();
+
+/** Whether this database has the HNSW index (not on PGlite, nor above 2,000 dimensions: search is exact there). */
+export function enabled(db: Db): Promise<boolean> {
+  let known = hasIndex.get(db);
+  if (!known) {
+    known = db
+      .query<{ yes: boolean }>(sql`
+        select exists (select 1 from pg_indexes where schemaname = current_schema() and indexname = 'chunks_embedding') as yes`)
+      .then(([row]) => row?.yes === true);
+    known.catch(() => hasIndex.delete(db));
+    hasIndex.set(db, known);
+  }
+  return known;
+}
+
+/**
+ * Indexes pending chunks in batches until none are left, the limit is reached or the time is up.
+ * Rows are claimed with `FOR UPDATE SKIP LOCKED`, so concurrent runs split the work; flipping an
+ * already indexed row is impossible (the claim reads `not indexed`), so running twice is harmless.
+ */
+export async function catchUp(db: Db, options: Options = {}): Promise<Report> {
+  if (!(await enabled(db))) return { indexed: 0, complete: true };
+  const batchSize = options.batchSize ?? 200;
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  const budgetMs = options.budgetMs ?? 30_000;
+  const tenant = options.tenantId === undefined ? sql`true` : sql`tenant_id = ${options.tenantId}`;
+  const started = performance.now();
+  let indexed = 0;
+  while (indexed < limit && performance.now() - started < budgetMs) {
+    const want = Math.min(batchSize, limit - indexed);
+    const [row] = await db.query<{ n: number }>(sql`
+      with claimed as (
+        select id from chunks where not indexed and ${tenant} limit ${want} for update skip locked),
+      done as (
+        update chunks c set indexed = true from claimed where c.id = claimed.id returning 1)
+      select count(*)::int as n from done`);
+    const n = row?.n ?? 0;
+    indexed += n;
+    if (n < want) return { indexed, complete: true };
+  }
+  return { indexed, complete: false };
+}
+
+/** Counts the tenant's chunks waiting for the index, up to `atMost + 1`: one row, `n`. */
+export function backlogQuery(tenantId: string, atMost: number): Query {
+  return sql`
+    select count(*)::int as n from (
+      select 1 from chunks where not indexed and tenant_id = ${tenantId} limit ${atMost + 1}) p`;
+}
+
+/**
+ * Keeps catching up while the process lives (the local server; Lambdas rely on the cron and on
+ * ingests): a pass every `everyMs`, each within `budgetMs`. `stop` waits for the pass under way.
+ */
+export function inBackground(db: Db, options: { everyMs?: number; budgetMs?: number } = {}) {
+  const everyMs = options.everyMs ?? 2_000;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const pass = () => {
+    running = catchUp(db, { budgetMs: options.budgetMs ?? 5_000 })
+      .then(() => undefined)
+      .catch((error) => log.warn("indexer: pass failed; retrying later", { error }))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(pass, everyMs).unref();
+      });
+  };
+  timer = setTimeout(pass, 0).unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}
