@@ -6,6 +6,12 @@ import type { Db, Query, QueryOptions, Row } from "./types";
 // int8 (counts, sums) as numbers: every value we store fits in 2^53.
 pg.types.setTypeParser(20, (v) => Number(v));
 
+/** pg's query config: a named statement is parsed once per connection, then only bound and run. */
+function toPg(query: Query): pg.QueryConfig {
+  const { name, text, params } = compile(query);
+  return name ? { name, text, values: params } : { text, values: params };
+}
+
 const applied = new WeakMap<pg.PoolClient, Map<string, string>>();
 
 /** Session settings on a pooled connection, sent only when they differ from what it already has. */
@@ -51,13 +57,13 @@ export function createPgDb(url: string, options: { max?: number } = {}): Db {
   return {
     driver: "pg",
     async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
-      const { text, params } = compile(query);
+      const statement = toPg(query);
       const settings = options?.settings;
       try {
-        if (!settings) return (await pool.query(text, params)).rows as T[];
+        if (!settings) return (await pool.query(statement)).rows as T[];
         return await withClient(pool, async (client) => {
           await applySettings(client, settings);
-          return (await client.query(text, params)).rows as T[];
+          return (await client.query(statement)).rows as T[];
         });
       } catch (error) {
         throw mapDbError(error);
@@ -69,10 +75,7 @@ export function createPgDb(url: string, options: { max?: number } = {}): Db {
           await client.query("BEGIN");
           try {
             const results: Row[][] = [];
-            for (const query of queries) {
-              const { text, params } = compile(query);
-              results.push((await client.query(text, params)).rows);
-            }
+            for (const query of queries) results.push((await client.query(toPg(query))).rows);
             await client.query("COMMIT");
             return results;
           } catch (error) {

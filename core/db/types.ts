@@ -7,6 +7,12 @@ export type DriverName = "pglite" | "pg" | "neon-http";
 export interface Statement {
   text: string;
   params: unknown[];
+  /**
+   * Names a hot statement whose text never changes, so `pg` prepares it once per connection
+   * and later sends only its parameters: no parse or plan on the server per call. One name,
+   * one text. The Neon HTTP driver and PGlite ignore it.
+   */
+  name?: string;
 }
 
 export type Query = SQL | Statement;

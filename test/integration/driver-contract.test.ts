@@ -98,6 +98,13 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
     expect(second?.s).toBe("6MB");
   });
 
+  it("runs a named statement again with new values, alone and in a batch", async () => {
+    const doubled = (n: number) => ({ name: "contract_double", text: "select $1::int * 2 as n", params: [n] });
+    expect(await t.db.query(doubled(1))).toEqual([{ n: 2 }]);
+    expect(await t.db.query(doubled(2))).toEqual([{ n: 4 }]);
+    expect(await t.db.batch([doubled(3), doubled(4)])).toEqual([[{ n: 6 }], [{ n: 8 }]]);
+  });
+
   it("surfaces SQLSTATE codes for constraint violations", async () => {
     const error = await t.db.query(sql`insert into contract (id) values (1)`).catch((e) => e);
     expect(isUniqueViolation(error)).toBe(true);
@@ -105,6 +112,27 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
 
   it("answers ping", async () => {
     expect(await t.db.ping()).toBe(true);
+  });
+});
+
+describe("named statements on pg", () => {
+  it("are prepared once per connection and then only bound", async () => {
+    const { createPgDb } = await import("../../core/db/pg");
+    const t = await freshDb("pg");
+    // One connection, so every query below shares its session's prepared statements.
+    const db = createPgDb(t.url as string, { max: 1 });
+    try {
+      const tripled = (n: number) => ({ name: "contract_triple", text: "select $1::int * 3 as n", params: [n] });
+      for (const n of [1, 2, 3]) expect(await db.query(tripled(n))).toEqual([{ n: 3 * n }]);
+
+      const prepared = await db.query<{ statement: string; runs: number }>(
+        sql`select statement, generic_plans + custom_plans as runs from pg_prepared_statements where name = 'contract_triple'`,
+      );
+      expect(prepared).toEqual([{ statement: "select $1::int * 3 as n", runs: 3 }]);
+    } finally {
+      await db.close();
+      await t.close();
+    }
   });
 });
 
