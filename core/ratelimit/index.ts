@@ -113,7 +113,12 @@ const DECIDE = "select admitted, ahead from rate_limit_take($1, $2, $3, $4)";
 /** Counts one request against a bucket (`key` within the tenant). Needs `rate.limit >= 1`. */
 export async function decide(db: Db, tenantId: string, key: string, rate: Rate): Promise<Outcome> {
   const interval = rate.windowSeconds / rate.limit;
-  const statement: Statement = { text: DECIDE, params: [tenantId, key, interval, rate.windowSeconds - interval] };
+  // Named: `pg` prepares it once per connection, the server then only binds and runs it.
+  const statement: Statement = {
+    name: "rate_limit_take",
+    text: DECIDE,
+    params: [tenantId, key, interval, rate.windowSeconds - interval],
+  };
   const [row] = await db.query<{ admitted: boolean; ahead: number | null }>(statement);
   // No TAT after a refusal: cleanup removed the bucket in between; a refusal implies at least this.
   return outcome(rate, row?.admitted ?? false, row?.ahead ?? rate.windowSeconds - interval);
