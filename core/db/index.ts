@@ -10,7 +10,7 @@ import { createNeonDb } from "./neon";
 import type { Db } from "./types";
 
 export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
-export { arr, binaryRealArray, compile, vectorLiteral } from "./sql";
+export { arr, binaryVectorArray, compile, vectorLiteral } from "./sql";
 export type { Db, DriverName, Query, QueryOptions, Row, Statement } from "./types";
 
 /** Opens a database for a configuration; pg and PGlite are loaded only when used. */

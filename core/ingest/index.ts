@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
-import { arr, binaryRealArray, type Db, type Query, vectorLiteral } from "../db";
+import { arr, binaryVectorArray, type Db, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import { Document } from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
@@ -69,26 +69,34 @@ export async function run(
 ): Promise<IngestResult> {
   const max = config().search.indexBacklogMax;
   const staged = await Indexer.enabled(db);
-  const { result, waiting } = await withReplanning(async () => {
+  const tenant = caller.tenantId;
+  const { result, added, waiting } = await withReplanning(async () => {
     const planned = await prepare(db, caller, documents, options);
-    const stored = planned.result.totals.embedded + planned.result.totals.reused;
-    if (!staged || stored === 0) {
+    const added = (uncounted.get(tenant) ?? 0) + planned.result.totals.embedded + planned.result.totals.reused;
+    if (!staged || added < Math.max(1, Math.floor(max / 10))) {
       await db.batch(planned.statements);
-      return { result: planned.result, waiting: 0 };
+      return { result: planned.result, added, waiting: undefined };
     }
     // The tenant's backlog, counted (up to the bound) in the same batch: no extra round trip.
-    const results = await db.batch([...planned.statements, Indexer.backlogQuery(caller.tenantId, max)]);
-    return { result: planned.result, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
+    const results = await db.batch([...planned.statements, Indexer.backlogQuery(tenant, max)]);
+    return { result: planned.result, added, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
   });
+  if (staged) uncounted.set(tenant, waiting === undefined ? added : 0);
   // New chunks wait outside the HNSW index (core/search/indexer.ts) and every search scans the waiting ones
-  // exactly (~2 µs a chunk), so past INDEX_BACKLOG_MAX an ingest indexes as many chunks as it added before it
-  // answers: bursts are stored at full speed, a sustained stream slows to the index's own pace.
-  if (waiting > max) {
-    const added = result.totals.embedded + result.totals.reused;
-    await Indexer.catchUp(db, { tenantId: caller.tenantId, limit: added, budgetMs: Number.POSITIVE_INFINITY });
+  // exactly (~2 µs a chunk), so past INDEX_BACKLOG_MAX an ingest indexes as many chunks as were added since the
+  // last count before it answers: bursts are stored at full speed, a sustained stream slows to the index's pace.
+  if (waiting !== undefined && waiting > max) {
+    await Indexer.catchUp(db, { tenantId: tenant, limit: added, budgetMs: Number.POSITIVE_INFINITY });
   }
   return result;
 }
+
+/**
+ * Chunks this process added per tenant since it last counted the tenant's backlog. Counting costs a scan of
+ * up to INDEX_BACKLOG_MAX entries, so it happens once per tenth of the bound added (every ingest when the
+ * bound is under 10); several processes may each add that much before one of them counts.
+ */
+const uncounted = new Map<string, number>();
 
 /**
  * Runs `write` (which plans an ingest and stores it) again when a chunk it meant to reuse was
@@ -219,7 +227,7 @@ export async function prepare(
     }
     statements.push(upsertDocuments(caller.tenantId, owner, changed));
     if (rechunked.length) {
-      statements.push(...replaceChunks(db, caller.tenantId, owner, embedder, rechunked, vectors));
+      statements.push(...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db)));
     }
   }
   if (options.clearExpiry) {
@@ -280,18 +288,32 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Que
       updated_at = now()`;
 }
 
+const vectorOids = new WeakMap<Db, Promise<number>>();
+
+/** On `pg`, the database's oid of pgvector's `vector` type (for binary parameters); elsewhere undefined. */
+function vectorOidOf(db: Db): Promise<number> | undefined {
+  if (db.driver !== "pg") return undefined;
+  let oid = vectorOids.get(db);
+  if (!oid) {
+    oid = db.query<{ oid: number }>(sql`select 'vector'::regtype::oid::int as oid`).then(([row]) => Number(row?.oid));
+    oid.catch(() => vectorOids.delete(db));
+    vectorOids.set(db, oid);
+  }
+  return oid;
+}
+
 /**
  * Swaps the chunks of re-chunked documents inside the same batch: inserts the (ordinal, text)
  * pairs that are new, taking reused embeddings from the tenant's existing chunks, then deletes
  * the pairs that are gone. Unchanged chunks are not rewritten (no index churn).
  */
 function replaceChunks(
-  db: Db,
   tenantId: string,
   owner: string,
   embedder: Embedder,
   plans: Planned[],
   vectors: Map<string, Float32Array>,
+  vectorOid: number | undefined,
 ): Query[] {
   const model = embedder.model;
   const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
@@ -302,21 +324,17 @@ function replaceChunks(
   const order = [...vectors.keys()];
   const position = new Map(order.map((hash, i) => [hash, i + 1]));
   const slot = arr(rows.map((r) => position.get(r.hash) ?? null));
-  const d = embedder.dimensions;
-  const newVector =
-    db.driver === "pg"
-      ? sql`(${sql.param(
-          binaryRealArray(
-            order.map((h) => vectors.get(h) as Float32Array),
-            d,
-          ),
-        )}::real[])[(t.slot - 1) * ${d} + 1 : t.slot * ${d}]::vector`
-      : sql`(${arr(order.map((h) => vectorLiteral(vectors.get(h) as Float32Array)))}::text[])[t.slot]::vector`;
+  const ordered = order.map((h) => vectors.get(h) as Float32Array);
+  // On `pg` the new vectors travel as one binary vector[] (no float formatting); elsewhere as text.
+  const newVectors =
+    vectorOid === undefined
+      ? sql`unnest(${arr(ordered.map(vectorLiteral))}::text[]::vector[])`
+      : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
   return [
     sql`
       insert into chunks (tenant_id, document_key, owner, ordinal, content, content_hash, tokens, embedding, embedding_model)
       select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.hash, t.tokens,
-             coalesce(case when t.slot is null then null else ${newVector} end, (
+             coalesce(nv.embedding, (
                select c.embedding from chunks c
                where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
              ${model}
@@ -324,8 +342,11 @@ function replaceChunks(
                   ${arr(rows.map((r) => r.tokens))}::int[], ${slot}::int[])
         as t(doc, ordinal, content, hash, tokens, slot)
       join documents d on d.tenant_id = ${tenantId} and d.owner = ${owner} and d.id = t.doc
+      left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot
       where not exists (
         select 1 from chunks c where c.document_key = d.key and c.ordinal = t.ordinal and c.content_hash = t.hash)`,
+    // Documents new to this request have no chunks to remove, but another request may have stored the same
+    // document since this one planned: the delete runs anyway and leaves this request's version whole.
     sql`
       delete from chunks c using documents d
       where d.key = c.document_key and d.tenant_id = ${tenantId} and d.owner = ${owner}

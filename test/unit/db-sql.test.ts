@@ -1,46 +1,52 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { binaryRealArray, vectorLiteral } from "../../core/db/sql";
+import { binaryVectorArray, vectorLiteral } from "../../core/db/sql";
 
-/** The wire format written the slow, obvious way: big-endian header, then (length 4, float) per element. */
+const OID = 16_385;
+
+/** The wire format written the slow, obvious way: big-endian array header, then per element its length and
+ * pgvector's binary vector (int16 dimensions, int16 unused, float4s). */
 function reference(vectors: number[][], dimensions: number): Buffer {
-  const count = vectors.length * dimensions;
-  const view = new DataView(new ArrayBuffer(20 + count * 8));
-  [1, 0, 700, count, 1].forEach((word, i) => view.setUint32(4 * i, word));
+  const each = 4 + 4 * dimensions;
+  const view = new DataView(new ArrayBuffer(20 + vectors.length * (4 + each)));
+  [1, 0, OID, vectors.length, 1].forEach((word, i) => view.setUint32(4 * i, word));
   let offset = 20;
   for (const vector of vectors) {
-    for (let i = 0; i < dimensions; i++) {
-      view.setInt32(offset, 4);
-      view.setFloat32(offset + 4, vector[i] as number);
-      offset += 8;
-    }
+    view.setInt32(offset, each);
+    view.setInt16(offset + 4, dimensions);
+    view.setInt16(offset + 6, 0);
+    for (let i = 0; i < dimensions; i++) view.setFloat32(offset + 8 + 4 * i, vector[i] as number);
+    offset += 4 + each;
   }
   return Buffer.from(view.buffer);
 }
 
-describe("binaryRealArray", () => {
-  it("writes Postgres' binary real[] format, byte for byte", () => {
+describe("binaryVectorArray", () => {
+  it("writes Postgres' binary array of pgvector vectors, byte for byte", () => {
     fc.assert(
       fc.property(
-        fc.integer({ min: 1, max: 8 }).chain((d) =>
-          fc.tuple(
-            fc.constant(d),
-            fc.array(fc.array(fc.float({ noNaN: true }), { minLength: d, maxLength: d }), { maxLength: 5 }),
+        fc
+          .integer({ min: 1, max: 8 })
+          .chain((d) =>
+            fc.tuple(
+              fc.constant(d),
+              fc.array(fc.array(fc.float({ noNaN: true }), { minLength: d, maxLength: d }), { maxLength: 5 }),
+            ),
           ),
-        ),
         ([dimensions, vectors]) => {
-          expect(binaryRealArray(vectors, dimensions).equals(reference(vectors, dimensions))).toBe(true);
+          expect(binaryVectorArray(vectors, dimensions, OID).equals(reference(vectors, dimensions))).toBe(true);
         },
       ),
     );
   });
 
   it("reads each vector's floats back in order", () => {
-    const vectors = [Float32Array.of(0.5, -1.25, 3), Float32Array.of(1e-3, 0, -0)];
-    const buffer = binaryRealArray(vectors, 3);
-    expect(buffer.readInt32BE(12)).toBe(6);
-    const floats = Array.from({ length: 6 }, (_, i) => buffer.readFloatBE(20 + 8 * i + 4));
-    expect(floats).toEqual([0.5, -1.25, 3, Math.fround(1e-3), 0, -0]);
+    const buffer = binaryVectorArray([Float32Array.of(0.5, -1.25, 3), Float32Array.of(1e-3, 0, -0)], 3, OID);
+    expect([buffer.readInt32BE(8), buffer.readInt32BE(12)]).toEqual([OID, 2]);
+    const second = 20 + 4 + 16;
+    expect([buffer.readInt32BE(second), buffer.readInt16BE(second + 4)]).toEqual([16, 3]);
+    const floats = [0, 1, 2].map((i) => buffer.readFloatBE(second + 8 + 4 * i));
+    expect(floats).toEqual([Math.fround(1e-3), 0, -0]);
   });
 });
 
