@@ -104,16 +104,23 @@ export function headers(name: string, rate: Rate, state: Pick<Outcome, "remainin
 
 /**
  * The whole decision is one statement, `INSERT ... ON CONFLICT DO UPDATE ... WHERE ...
- * RETURNING`, in the database function `rate_limit_take` (migrations/0003_ratelimit_cache.sql,
- * with why it is a function): atomic under any concurrency, the database's clock, and a
- * refusal writes nothing.
+ * RETURNING`, in the database function `rate_limit_take` (migrations/0003_ratelimit_cache.sql):
+ * atomic under any concurrency, the database's clock, and a refusal writes nothing.
+ *
+ * Named, so `pg` prepares the call once per connection: about 30% less server time a
+ * decision than parsing and planning it each time. It stays a function because a refusal's headers need the bucket's TAT as it is once
+ * the row lock is granted, and only a second statement in a fresh snapshot reads that (a plain
+ * statement sees its start-time snapshot, which under a hot key is already stale); inside the
+ * function it costs no round trip. Plain-SQL shapes that keep this (a data-modifying CTE with a
+ * `FOR UPDATE` read, or calling a function only on refusal) measured no faster. No
+ * `synchronous_commit = off` either: a transaction that wrote only UNLOGGED tables already
+ * commits without waiting for a WAL flush.
  */
 const DECIDE = "select admitted, ahead from rate_limit_take($1, $2, $3, $4)";
 
 /** Counts one request against a bucket (`key` within the tenant). Needs `rate.limit >= 1`. */
 export async function decide(db: Db, tenantId: string, key: string, rate: Rate): Promise<Outcome> {
   const interval = rate.windowSeconds / rate.limit;
-  // Named: `pg` prepares it once per connection, the server then only binds and runs it.
   const statement: Statement = {
     name: "rate_limit_take",
     text: DECIDE,

@@ -194,6 +194,30 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
   });
 });
 
+describe("the limiter on one pg connection", () => {
+  it("prepares its decision once and then only binds it, admitting and refusing as before", async () => {
+    const t = await freshDb("pg");
+    // One connection: every decision below runs in the session whose prepared statements are read.
+    const db = createPgDb(t.url as string, { max: 1 });
+    try {
+      const caller = await callerWith(db, "prepared", { chat: "2/h" });
+
+      const attempts = [];
+      for (let i = 0; i < 3; i++) attempts.push(await attempt(db, caller, "chat"));
+      const prepared = await db.query<{ runs: number }>({
+        text: "select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'rate_limit_take'",
+        params: [],
+      });
+
+      expect(attempts.map((a) => a.ok)).toEqual([true, true, false]);
+      expect(prepared).toEqual([{ runs: 3 }]);
+    } finally {
+      await db.close();
+      await t.close();
+    }
+  });
+});
+
 /** A Db whose store cannot be reached: the Neon endpoint down, or pg pointed at a closed port. */
 describe.each(["pg", "neon-http"] as const)("with the store unreachable on %s", (driver) => {
   let t: TestDb;
