@@ -4,56 +4,53 @@
  * On Lambda a missing secret becomes a 503 `config.missing` instead of a crash loop.
  */
 import { Resource } from "sst/resource";
-import * as z from "zod";
 import { EngramError } from "./error";
+import * as z from "./zod";
 
 export const VERSION = "0.1.0";
 
-const rate = z.string().regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"');
+const rate = z.string().check(z.regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"'));
 
-const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const int = (min: number, max: number) => z.coerce.number().check(z.int(), z.gte(min), z.lte(max));
 
 const schema = z.object({
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL")
-    .optional(),
-  DATABASE_DRIVER: z.enum(["pg", "neon-http", "pglite"]).optional(),
-  NEON_FETCH_ENDPOINT: z.string().url().optional(),
-  ENGRAM_DATA_DIR: z.string().min(1).default(".engram"),
-  OPENAI_API_KEY: z.string().min(1).optional(),
-  OPENAI_BASE_URL: z.string().url().optional(),
-  EMBEDDING_PROVIDER: z.enum(["openai", "offline"]).optional(),
-  EMBEDDING_MODEL: z.string().min(1).default("text-embedding-3-small"),
-  EMBEDDING_DIMENSIONS: int(2, 16000).default(1536),
-  CHAT_PROVIDER: z.enum(["openai", "extractive"]).optional(),
-  CHAT_MODEL: z.string().min(1).default("gpt-4o-mini"),
-  OPENAI_TIMEOUT_MS: int(100, 600_000).default(30_000),
-  CHAT_BASE_URL: z.string().url().optional(),
-  CHAT_TIMEOUT_MS: int(100, 600_000).default(60_000),
-  CHAT_MAX_RETRIES: int(0, 10).default(2),
-  CHAT_PROMPT_TOKENS: int(1_000, 1_000_000).default(12_000),
-  CHAT_MAX_ANSWER_TOKENS: int(16, 100_000).default(1_024),
-  PORT: int(0, 65535).default(3000),
-  LOG_LEVEL: z.enum(["debug", "info", "warn", "error", "silent"]).default("info"),
-  SOFT_DELETE_RETENTION_DAYS: int(0, 3650).default(30),
-  RATE_LIMIT_FAIL_MODE: z.enum(["open", "closed"]).default("closed"),
-  RATE_LIMIT_CHAT: rate.default("20/min"),
-  RATE_LIMIT_SEARCH: rate.default("120/min"),
-  RATE_LIMIT_INGEST: rate.default("30/min"),
-  RATE_LIMIT_DEFAULT: rate.default("300/min"),
-  CHUNK_MAX_TOKENS: int(32, 8000).default(400),
-  CHUNK_OVERLAP_TOKENS: int(0, 1000).default(50),
-  SEARCH_TEXT_CONFIG: z
-    .string()
-    .regex(/^[a-z_]+$/, "expected a text search configuration name like english")
-    .default("english"),
-  HNSW_EF_SEARCH: int(10, 1000).default(100),
-  SEARCH_RRF_K: int(1, 1000).default(60),
-  SEARCH_EXACT_SCAN_CHUNKS: int(0, 1_000_000).default(2500),
-  SEARCH_QUERY_CACHE_TTL_SECONDS: int(0, 365 * 24 * 3600).default(7 * 24 * 3600),
-  INDEX_BACKLOG_MAX: int(0, 10_000_000).default(10_000),
-  AWS_LAMBDA_FUNCTION_NAME: z.string().optional(),
+  DATABASE_URL: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL"))),
+  DATABASE_DRIVER: z.optional(z.enum(["pg", "neon-http", "pglite"])),
+  NEON_FETCH_ENDPOINT: z.optional(z.string().check(z.url())),
+  ENGRAM_DATA_DIR: z._default(z.string().check(z.minLength(1)), ".engram"),
+  OPENAI_API_KEY: z.optional(z.string().check(z.minLength(1))),
+  OPENAI_BASE_URL: z.optional(z.string().check(z.url())),
+  EMBEDDING_PROVIDER: z.optional(z.enum(["openai", "offline"])),
+  EMBEDDING_MODEL: z._default(z.string().check(z.minLength(1)), "text-embedding-3-small"),
+  EMBEDDING_DIMENSIONS: z._default(int(2, 16000), 1536),
+  CHAT_PROVIDER: z.optional(z.enum(["openai", "extractive"])),
+  CHAT_MODEL: z._default(z.string().check(z.minLength(1)), "gpt-4o-mini"),
+  OPENAI_TIMEOUT_MS: z._default(int(100, 600_000), 30_000),
+  CHAT_BASE_URL: z.optional(z.string().check(z.url())),
+  CHAT_TIMEOUT_MS: z._default(int(100, 600_000), 60_000),
+  CHAT_MAX_RETRIES: z._default(int(0, 10), 2),
+  CHAT_PROMPT_TOKENS: z._default(int(1_000, 1_000_000), 12_000),
+  CHAT_MAX_ANSWER_TOKENS: z._default(int(16, 100_000), 1_024),
+  PORT: z._default(int(0, 65535), 3000),
+  LOG_LEVEL: z._default(z.enum(["debug", "info", "warn", "error", "silent"]), "info"),
+  SOFT_DELETE_RETENTION_DAYS: z._default(int(0, 3650), 30),
+  RATE_LIMIT_FAIL_MODE: z._default(z.enum(["open", "closed"]), "closed"),
+  RATE_LIMIT_CHAT: z._default(rate, "20/min"),
+  RATE_LIMIT_SEARCH: z._default(rate, "120/min"),
+  RATE_LIMIT_INGEST: z._default(rate, "30/min"),
+  RATE_LIMIT_DEFAULT: z._default(rate, "300/min"),
+  CHUNK_MAX_TOKENS: z._default(int(32, 8000), 400),
+  CHUNK_OVERLAP_TOKENS: z._default(int(0, 1000), 50),
+  SEARCH_TEXT_CONFIG: z._default(
+    z.string().check(z.regex(/^[a-z_]+$/, "expected a text search configuration name like english")),
+    "english",
+  ),
+  HNSW_EF_SEARCH: z._default(int(10, 1000), 100),
+  SEARCH_RRF_K: z._default(int(1, 1000), 60),
+  SEARCH_EXACT_SCAN_CHUNKS: z._default(int(0, 1_000_000), 2500),
+  SEARCH_QUERY_CACHE_TTL_SECONDS: z._default(int(0, 365 * 24 * 3600), 7 * 24 * 3600),
+  INDEX_BACKLOG_MAX: z._default(int(0, 10_000_000), 10_000),
+  AWS_LAMBDA_FUNCTION_NAME: z.optional(z.string()),
 });
 
 export type Env = z.infer<typeof schema>;

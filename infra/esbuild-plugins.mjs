@@ -4,14 +4,12 @@
  * this file with `node`, outside TypeScript. SST's plugin bridge tests `filter` against something
  * other than the import path, so each filter matches everything and the callback decides.
  */
-import { readFile } from "node:fs/promises";
-import { dirname, join, sep } from "node:path";
+import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const stub = join(root, "infra", "no-local-drivers.ts");
 const dbIndex = join(root, "core", "db", "index.ts");
-const sources = [join(root, "core") + sep, join(root, "functions") + sep];
 
 /**
  * core/db's lazy `./pg` and `./pglite` imports become infra/no-local-drivers.ts, so a bundle holds
@@ -29,24 +27,4 @@ export const neonOnly = {
   },
 };
 
-const namedZ = /import\s*\{\s*z\s*\}\s*from\s*(["'])zod\1/g;
-
-/**
- * `import { z } from "zod"` makes esbuild keep all of zod 4, every locale included (about
- * 360 KB minified); `import * as z from "zod"` lets it keep only what is used. Same binding, same
- * behaviour: this rewrites the first form into the second in our own sources.
- * @type {import("esbuild").Plugin}
- */
-export const zodNamespace = {
-  name: "engram-zod-namespace",
-  setup(build) {
-    build.onLoad({ filter: /.*/ }, async (args) => {
-      if (!args.path.endsWith(".ts") || !sources.some((dir) => args.path.startsWith(dir))) return undefined;
-      const text = await readFile(args.path, "utf8");
-      const contents = text.replace(namedZ, 'import * as z from "zod"');
-      return contents === text ? undefined : { contents, loader: "ts" };
-    });
-  },
-};
-
-export default [neonOnly, zodNamespace];
+export default [neonOnly];

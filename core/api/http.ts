@@ -4,7 +4,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import { ZodError } from "zod";
+import { $ZodError } from "zod/v4/core";
 import { EngramError, statusOf } from "../error";
 import { log } from "../log";
 
@@ -83,7 +83,7 @@ export function parseBody(event: APIGatewayProxyEventV2): unknown {
 }
 
 /** zod issues as `{ path, message }`, paths dotted (`documents.0.content`). */
-export function zodDetails(error: ZodError) {
+export function zodDetails(error: $ZodError) {
   return error.issues.map((issue) => ({
     path: issue.path.map(String).join("."),
     message: issue.message,
@@ -92,7 +92,7 @@ export function zodDetails(error: ZodError) {
 }
 
 /** A zod issue may carry its own product code and status (e.g. `document.too_large`, 413). */
-function fromZod(error: ZodError): EngramError {
+function fromZod(error: $ZodError): EngramError {
   const coded = error.issues.find((issue) => issue.code === "custom" && typeof issue.params?.code === "string");
   const params = coded?.code === "custom" ? (coded.params as { code: string; kind?: "too_large" }) : undefined;
   const first = error.issues[0];
@@ -110,7 +110,7 @@ export function errorResponse(
   error: unknown,
   context: { requestId: string; route?: string },
 ): APIGatewayProxyStructuredResultV2 {
-  const known = error instanceof ZodError ? fromZod(error) : error instanceof EngramError ? error : undefined;
+  const known = error instanceof $ZodError ? fromZod(error) : error instanceof EngramError ? error : undefined;
   if (!known) {
     log.error("request failed", { requestId: context.requestId, route: context.route, error });
     return toResult({

@@ -1,8 +1,8 @@
 export * as OpenApi from "./openapi";
 
-import * as z from "zod";
 import { USER_ID } from "../auth";
 import { VERSION } from "../config";
+import * as z from "../zod";
 import { type Route, routeKey, routes } from "./routes";
 import { type RouteSchemas, routeSchemas } from "./schemas";
 
@@ -15,9 +15,9 @@ const SHARED = `${COMPONENTS}__shared#/$defs/`;
  * Every named schema as a JSON Schema (2020-12, request schemas as clients send them), with
  * references between them; definitions zod shares (recursive JSON values) become components too.
  */
-function componentSchemas(): { components: Record<string, Json>; refOf: Map<z.ZodType, string> } {
+function componentSchemas(): { components: Record<string, Json>; refOf: Map<z.ZodMiniType, string> } {
   const registry = z.registry<{ id: string }>();
-  const refOf = new Map<z.ZodType, string>();
+  const refOf = new Map<z.ZodMiniType, string>();
   for (const [id, schema] of Object.entries(routeSchemas().named)) {
     if (refOf.has(schema)) continue;
     registry.add(schema, { id });
@@ -54,7 +54,7 @@ function relink(value: unknown): unknown {
   return out;
 }
 
-function schemaFor(schema: z.ZodType, refOf: Map<z.ZodType, string>): Json {
+function schemaFor(schema: z.ZodMiniType, refOf: Map<z.ZodMiniType, string>): Json {
   const ref = refOf.get(schema);
   if (ref) return { $ref: ref };
   const { $schema: _schema, ...body } = z.toJSONSchema(schema, {
@@ -65,7 +65,7 @@ function schemaFor(schema: z.ZodType, refOf: Map<z.ZodType, string>): Json {
   return relink(body) as Json;
 }
 
-function queryParameters(query: z.ZodObject): Json[] {
+function queryParameters(query: z.ZodMiniObject): Json[] {
   const object = schemaFor(query, new Map()) as { properties?: Record<string, Json>; required?: string[] };
   return Object.entries(object.properties ?? {}).map(([name, schema]) => {
     const { description, ...rest } = schema;
@@ -117,7 +117,7 @@ function rateLimitHeaders(refused = false): Record<string, Json> {
   };
 }
 
-function operation(route: Route, refOf: Map<z.ZodType, string>): Json {
+function operation(route: Route, refOf: Map<z.ZodMiniType, string>): Json {
   const s = routeSchemas().schemas[routeKey(route)] ?? {};
   const parameters = [
     ...pathParameters(route.path),

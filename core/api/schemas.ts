@@ -4,7 +4,7 @@
  * core returns (type-checked against its types below). core/api/openapi.ts turns them into
  * OpenAPI 3.1.
  */
-import * as z from "zod";
+
 import type { ChatResponse as ChatResult } from "../chat";
 import { ChatMessageInput, ChatRequest, CompatChatRequest } from "../chat/schema";
 import { ConversationListQuery } from "../conversation/schema";
@@ -21,52 +21,57 @@ import {
 import type { IngestResult } from "../ingest";
 import type { SearchResponse as SearchResult } from "../search";
 import { SearchFilter, SearchRequest } from "../search/schema";
+import * as z from "../zod";
 
 /** The answers, built on first use: they cost only the request that reads the OpenAPI document. */
 function responseSchemas() {
   const ErrorBody = z
     .object({
       error: z.object({
-        code: z.string().describe("Dotted and stable, e.g. ratelimit.exceeded; switch on this"),
-        message: z.string().describe("A sentence for people"),
-        details: z.unknown().optional().describe("For 400s: the failing paths, e.g. documents.0.content"),
+        code: z.string().check(z.describe("Dotted and stable, e.g. ratelimit.exceeded; switch on this")),
+        message: z.string().check(z.describe("A sentence for people")),
+        details: z.optional(z.unknown()).check(z.describe("For 400s: the failing paths, e.g. documents.0.content")),
       }),
     })
-    .describe("Every error has this shape");
+    .check(z.describe("Every error has this shape"));
 
-  const timestamp = z.string().describe("ISO 8601");
+  const timestamp = z.string().check(z.describe("ISO 8601"));
 
   const HealthResponse = z.object({
     status: z.enum(["ok", "degraded"]),
     database: z.enum(["ok", "unreachable"]),
     driver: z.string(),
     version: z.string(),
-    embedder: z.object({ provider: z.string(), model: z.string(), dimensions: z.number().int() }),
+    embedder: z.object({ provider: z.string(), model: z.string(), dimensions: z.number().check(z.int()) }),
     chat: z.object({ provider: z.string(), model: z.string() }),
   });
 
   const IngestResponse = z.object({
     ingestionId: z.string(),
     documents: z.array(
-      z.object({ id: z.string(), status: z.enum(["created", "updated", "unchanged"]), chunks: z.number().int() }),
+      z.object({
+        id: z.string(),
+        status: z.enum(["created", "updated", "unchanged"]),
+        chunks: z.number().check(z.int()),
+      }),
     ),
     totals: z.object({
-      documents: z.number().int(),
-      chunks: z.number().int(),
-      embedded: z.number().int().describe("Chunks embedded by this request"),
-      reused: z.number().int().describe("Chunks whose text did not change and kept their embeddings"),
+      documents: z.number().check(z.int()),
+      chunks: z.number().check(z.int()),
+      embedded: z.number().check(z.int(), z.describe("Chunks embedded by this request")),
+      reused: z.number().check(z.int(), z.describe("Chunks whose text did not change and kept their embeddings")),
     }),
-    usage: z.object({ embeddingTokens: z.number().int() }),
+    usage: z.object({ embeddingTokens: z.number().check(z.int()) }),
   });
 
   const SearchHit = z.object({
     documentId: z.string(),
     chunkId: z.string(),
-    ordinal: z.number().int(),
+    ordinal: z.number().check(z.int()),
     content: z.string(),
     score: z.number(),
-    title: z.string().nullable(),
-    source: z.string().nullable(),
+    title: z.nullable(z.string()),
+    source: z.nullable(z.string()),
     metadata: z.record(z.string(), z.unknown()),
     createdAt: timestamp,
   });
@@ -76,17 +81,19 @@ function responseSchemas() {
     mode: z.enum(["vector", "keyword", "hybrid"]),
     scale: z
       .enum(["cosine_similarity", "ts_rank_cd", "rrf"])
-      .describe("What `score` means: cosine similarity in [-1, 1], keyword rank in [0, 1), fused rank in (0, 1]"),
+      .check(
+        z.describe("What `score` means: cosine similarity in [-1, 1], keyword rank in [0, 1), fused rank in (0, 1]"),
+      ),
     tookMs: z.number(),
-    usage: z.object({ embeddingTokens: z.number().int() }),
+    usage: z.object({ embeddingTokens: z.number().check(z.int()) }),
   });
 
   const Citation = z.object({
-    index: z.number().int().describe("The n of the [n] markers in the answer"),
+    index: z.number().check(z.int(), z.describe("The n of the [n] markers in the answer")),
     documentId: z.string(),
     chunkId: z.string(),
-    title: z.string().nullable(),
-    source: z.string().nullable(),
+    title: z.nullable(z.string()),
+    source: z.nullable(z.string()),
     snippet: z.string(),
     score: z.number(),
   });
@@ -95,52 +102,52 @@ function responseSchemas() {
     conversationId: z.string(),
     message: z.object({ role: z.literal("assistant"), content: z.string() }),
     citations: z.array(Citation),
-    model: z.string().describe('"extractive" when no chat model is configured'),
+    model: z.string().check(z.describe('"extractive" when no chat model is configured')),
     usage: z.object({
-      promptTokens: z.number().int(),
-      completionTokens: z.number().int(),
-      embeddingTokens: z.number().int(),
+      promptTokens: z.number().check(z.int()),
+      completionTokens: z.number().check(z.int()),
+      embeddingTokens: z.number().check(z.int()),
     }),
   });
 
   const DocumentView = z.object({
     id: z.string(),
     scope: z.enum(["user", "shared"]),
-    title: z.string().nullable(),
-    source: z.string().nullable(),
+    title: z.nullable(z.string()),
+    source: z.nullable(z.string()),
     metadata: z.record(z.string(), z.unknown()),
-    importance: z.number().int(),
-    conversationId: z.string().nullable(),
-    chunks: z.number().int(),
-    contentLength: z.number().int(),
-    accessCount: z.number().int(),
-    lastAccessedAt: timestamp.nullable(),
-    expiresAt: timestamp.nullable(),
-    deletedAt: timestamp.nullable(),
+    importance: z.number().check(z.int()),
+    conversationId: z.nullable(z.string()),
+    chunks: z.number().check(z.int()),
+    contentLength: z.number().check(z.int()),
+    accessCount: z.number().check(z.int()),
+    lastAccessedAt: z.nullable(timestamp),
+    expiresAt: z.nullable(timestamp),
+    deletedAt: z.nullable(timestamp),
     createdAt: timestamp,
     updatedAt: timestamp,
-    content: z.string().optional().describe("Only when reading one document"),
+    content: z.optional(z.string()).check(z.describe("Only when reading one document")),
   });
 
-  const page = <T extends z.ZodType>(key: string, item: T) =>
-    z.object({ [key]: z.array(item), nextCursor: z.string().nullable().describe("null on the last page") });
+  const page = <T extends z.ZodMiniType>(key: string, item: T) =>
+    z.object({ [key]: z.array(item), nextCursor: z.nullable(z.string()).check(z.describe("null on the last page")) });
 
   const ConversationSummary = z.object({
     id: z.string(),
-    title: z.string().nullable(),
-    messageCount: z.number().int(),
+    title: z.nullable(z.string()),
+    messageCount: z.number().check(z.int()),
     createdAt: timestamp,
     updatedAt: timestamp,
   });
 
-  const ConversationView = ConversationSummary.extend({
+  const ConversationView = z.extend(ConversationSummary, {
     messages: z.array(
       z.object({
         role: z.enum(["user", "assistant", "system"]),
         content: z.string(),
         citations: z.array(z.unknown()),
-        model: z.string().nullable(),
-        usage: z.record(z.string(), z.number()).nullable(),
+        model: z.nullable(z.string()),
+        usage: z.nullable(z.record(z.string(), z.number())),
         createdAt: timestamp,
       }),
     ),
@@ -148,24 +155,24 @@ function responseSchemas() {
 
   const StatsResponse = z.object({
     documents: z.object({
-      total: z.number().int().describe("Live documents"),
-      deleted: z.number().int().describe("Soft-deleted, awaiting purge"),
+      total: z.number().check(z.int(), z.describe("Live documents")),
+      deleted: z.number().check(z.int(), z.describe("Soft-deleted, awaiting purge")),
     }),
-    chunks: z.number().int(),
-    byConversation: z.array(z.object({ conversationId: z.string(), documents: z.number().int() })),
-    averageImportance: z.number().nullable(),
-    totalAccessCount: z.number().int(),
-    lastIngestAt: timestamp.nullable(),
+    chunks: z.number().check(z.int()),
+    byConversation: z.array(z.object({ conversationId: z.string(), documents: z.number().check(z.int()) })),
+    averageImportance: z.nullable(z.number()),
+    totalAccessCount: z.number().check(z.int()),
+    lastIngestAt: z.nullable(timestamp),
   });
 
   const DocumentList = page("documents", DocumentView);
   const ConversationList = page("conversations", ConversationSummary);
-  const Deleted = z.object({ id: z.string(), deleted: z.literal(true) }).catchall(z.unknown());
-  const CompatIngestResponse = IngestResponse.extend({ success: z.literal(true) });
-  const CompatChatResponse = ChatResponse.extend({
-    response: z.string().describe("The answer (the Digital Twin API's field)"),
+  const Deleted = z.catchall(z.object({ id: z.string(), deleted: z.literal(true) }), z.unknown());
+  const CompatIngestResponse = z.extend(IngestResponse, { success: z.literal(true) });
+  const CompatChatResponse = z.extend(ChatResponse, {
+    response: z.string().check(z.describe("The answer (the Digital Twin API's field)")),
     sources: z.array(
-      z.object({ id: z.string(), title: z.string().nullable(), content: z.string(), score: z.number() }),
+      z.object({ id: z.string(), title: z.nullable(z.string()), content: z.string(), score: z.number() }),
     ),
   });
 
@@ -189,10 +196,10 @@ function responseSchemas() {
 }
 
 export interface RouteSchemas {
-  query?: z.ZodObject;
-  body?: z.ZodType;
+  query?: z.ZodMiniObject;
+  body?: z.ZodMiniType;
   /** The 200 answer; undefined for the OpenAPI document itself. */
-  response?: z.ZodType;
+  response?: z.ZodMiniType;
   /** `stream: true` in the body answers server-sent events. */
   streams?: boolean;
 }
@@ -220,8 +227,8 @@ function build() {
   };
 
   /** Every body and answer, and what they share, by its name in `components.schemas`. */
-  const named: Record<string, z.ZodType> = {
-    JsonValue: Metadata.valueType,
+  const named: Record<string, z.ZodMiniType> = {
+    JsonValue: Metadata.def.valueType,
     IngestRequest,
     DocumentInput,
     CompatIngestRequest,
@@ -256,7 +263,7 @@ let built: ReturnType<typeof build> | undefined;
  * The schemas by route key, and the named ones (`components.schemas`). The response schemas are
  * made on the first call, so a cold start that never serves the OpenAPI document skips them.
  */
-export function routeSchemas(): { schemas: Record<string, RouteSchemas>; named: Record<string, z.ZodType> } {
+export function routeSchemas(): { schemas: Record<string, RouteSchemas>; named: Record<string, z.ZodMiniType> } {
   built ??= build();
   return built;
 }

@@ -1,8 +1,9 @@
 /** Request schemas for chat; the same schemas feed the OpenAPI document. */
-import { z } from "zod";
+
 import { UNSTORABLE } from "../db/text";
 import { Id } from "../document/schema";
 import { SearchFilter } from "../search/schema";
+import * as z from "../zod";
 
 export const MAX_MESSAGES = 50;
 export const MAX_MESSAGE_CHARS = 32_000;
@@ -11,45 +12,47 @@ export type Role = (typeof ROLES)[number];
 
 const coded = (code: string) => ({ params: { code } });
 
-const RoleSchema = z
-  .string()
-  .superRefine((role, ctx) => {
-    if (!(ROLES as readonly string[]).includes(role)) {
-      ctx.addIssue({
-        code: "custom",
-        message: `role ${JSON.stringify(role)} is not one of user, assistant, system`,
-        ...coded("chat.invalid_role"),
-      });
-    }
-  })
-  .pipe(z.enum(ROLES));
+const RoleSchema = z.pipe(
+  z.string().check(
+    z.superRefine((role, ctx) => {
+      if (!(ROLES as readonly string[]).includes(role)) {
+        ctx.addIssue({
+          code: "custom",
+          message: `role ${JSON.stringify(role)} is not one of user, assistant, system`,
+          ...coded("chat.invalid_role"),
+        });
+      }
+    }),
+  ),
+  z.enum(ROLES),
+);
 
 export const ChatMessageInput = z.object({
   role: RoleSchema,
-  content: z.string().superRefine((content, ctx) => {
-    if (content.length > MAX_MESSAGE_CHARS) {
-      ctx.addIssue({
-        code: "custom",
-        message: `a message is ${content.length} characters; the limit is ${MAX_MESSAGE_CHARS}`,
-        ...coded("chat.message_too_long"),
-      });
-    } else if (content.trim() === "") {
-      ctx.addIssue({ code: "custom", message: "a message is empty", ...coded("chat.empty_message") });
-    } else if (UNSTORABLE.test(content)) {
-      ctx.addIssue({
-        code: "custom",
-        message: "a message cannot contain NUL characters or unpaired surrogates",
-        ...coded("chat.invalid_text"),
-      });
-    }
-  }),
+  content: z.string().check(
+    z.superRefine((content, ctx) => {
+      if (content.length > MAX_MESSAGE_CHARS) {
+        ctx.addIssue({
+          code: "custom",
+          message: `a message is ${content.length} characters; the limit is ${MAX_MESSAGE_CHARS}`,
+          ...coded("chat.message_too_long"),
+        });
+      } else if (content.trim() === "") {
+        ctx.addIssue({ code: "custom", message: "a message is empty", ...coded("chat.empty_message") });
+      } else if (UNSTORABLE.test(content)) {
+        ctx.addIssue({
+          code: "custom",
+          message: "a message cannot contain NUL characters or unpaired surrogates",
+          ...coded("chat.invalid_text"),
+        });
+      }
+    }),
+  ),
 });
 export type ChatMessageInput = z.infer<typeof ChatMessageInput>;
 
-const Messages = z
-  .array(ChatMessageInput)
-  .default([])
-  .superRefine((messages, ctx) => {
+const Messages = z._default(z.array(ChatMessageInput), []).check(
+  z.superRefine((messages, ctx) => {
     if (messages.length === 0) {
       ctx.addIssue({ code: "custom", message: "send at least one message", ...coded("chat.no_messages") });
     } else if (messages.length > MAX_MESSAGES) {
@@ -66,16 +69,21 @@ const Messages = z
         ...coded("chat.last_not_user"),
       });
     }
-  })
-  .describe(`1-${MAX_MESSAGES} messages, the last one from the user; each at most ${MAX_MESSAGE_CHARS} characters`);
+  }),
+  z.describe(`1-${MAX_MESSAGES} messages, the last one from the user; each at most ${MAX_MESSAGE_CHARS} characters`),
+);
 
 const fields = {
   messages: Messages,
-  conversationId: Id.optional().describe("Continue this conversation of the caller's; without it one is created"),
-  topK: z.number().int().min(1).max(50).default(5).describe("Passages retrieved for the answer"),
-  filter: SearchFilter.optional().describe("The same filter as POST /v1/search"),
-  stream: z.boolean().default(false).describe("Answer as server-sent events: citations, deltas, done"),
-  remember: z.boolean().default(false).describe("Also store the user's message as a memory document"),
+  conversationId: z
+    .optional(Id)
+    .check(z.describe("Continue this conversation of the caller's; without it one is created")),
+  topK: z
+    ._default(z.number().check(z.int(), z.gte(1), z.lte(50)), 5)
+    .check(z.describe("Passages retrieved for the answer")),
+  filter: z.optional(SearchFilter).check(z.describe("The same filter as POST /v1/search")),
+  stream: z._default(z.boolean(), false).check(z.describe("Answer as server-sent events: citations, deltas, done")),
+  remember: z._default(z.boolean(), false).check(z.describe("Also store the user's message as a memory document")),
 };
 
 export const ChatRequest = z.object(fields);

@@ -1,8 +1,8 @@
 /** Query schemas for the conversation routes. */
-import { z } from "zod";
+import * as z from "../zod";
 
 export const ConversationListQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(200).optional(),
+  limit: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(100)), 20),
+  cursor: z.optional(z.string().check(z.maxLength(200))),
 });
 export type ConversationListQuery = z.infer<typeof ConversationListQuery>;

@@ -1,6 +1,7 @@
 /** Request schemas for documents and ingest; the same schemas feed the OpenAPI document. */
-import * as z from "zod";
+
 import { UNSTORABLE, unstorableAt } from "../db/text";
+import * as z from "../zod";
 
 export const MAX_DOCUMENTS = 100;
 export const MAX_CONTENT_CHARS = 1_000_000;
@@ -9,9 +10,11 @@ export const MAX_METADATA_BYTES = 8 * 1024;
 /** 1-256 printable characters (no control characters, not only spaces). */
 export const Id = z
   .string()
-  .min(1)
-  .max(256)
-  .regex(/^(?!\s*$)[^\p{Cc}\p{Cs}\p{Co}\p{Cn}]+$/u, "must be 1-256 printable characters");
+  .check(
+    z.minLength(1),
+    z.maxLength(256),
+    z.regex(/^(?!\s*$)[^\p{Cc}\p{Cs}\p{Co}\p{Cn}]+$/u, "must be 1-256 printable characters"),
+  );
 
 const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });
 
@@ -19,28 +22,29 @@ const UNSTORABLE_MESSAGE = "cannot contain NUL characters or unpaired surrogates
 
 /** Text Postgres stores exactly (see core/db/text.ts), at most `max` characters. */
 const StoredText = (max: number) =>
-  z
-    .string()
-    .max(max)
-    .refine((value) => !UNSTORABLE.test(value), { message: UNSTORABLE_MESSAGE, ...coded("request.invalid_text") });
+  z.string().check(
+    z.maxLength(max),
+    z.refine((value) => !UNSTORABLE.test(value), { message: UNSTORABLE_MESSAGE, ...coded("request.invalid_text") }),
+  );
 
-export const Content = z.string().superRefine((value, ctx) => {
-  if (value.length > MAX_CONTENT_CHARS) {
-    ctx.addIssue({
-      code: "custom",
-      message: `content is ${value.length} characters; the limit is ${MAX_CONTENT_CHARS}`,
-      ...coded("document.too_large", "too_large"),
-    });
-  } else if (value.trim() === "") {
-    ctx.addIssue({ code: "custom", message: "content is empty", ...coded("document.empty_content") });
-  } else if (UNSTORABLE.test(value)) {
-    ctx.addIssue({ code: "custom", message: `content ${UNSTORABLE_MESSAGE}`, ...coded("request.invalid_text") });
-  }
-});
+export const Content = z.string().check(
+  z.superRefine((value, ctx) => {
+    if (value.length > MAX_CONTENT_CHARS) {
+      ctx.addIssue({
+        code: "custom",
+        message: `content is ${value.length} characters; the limit is ${MAX_CONTENT_CHARS}`,
+        ...coded("document.too_large", "too_large"),
+      });
+    } else if (value.trim() === "") {
+      ctx.addIssue({ code: "custom", message: "content is empty", ...coded("document.empty_content") });
+    } else if (UNSTORABLE.test(value)) {
+      ctx.addIssue({ code: "custom", message: `content ${UNSTORABLE_MESSAGE}`, ...coded("request.invalid_text") });
+    }
+  }),
+);
 
-export const Metadata = z
-  .record(z.string(), z.json())
-  .superRefine((value, ctx) => {
+export const Metadata = z.record(z.string(), z.json()).check(
+  z.superRefine((value, ctx) => {
     const path = unstorableAt(value);
     if (path) {
       ctx.addIssue({
@@ -59,79 +63,79 @@ export const Metadata = z
         ...coded("document.metadata_too_large"),
       });
     }
-  })
-  .describe("A JSON object (flat or nested), at most 8 KB");
+  }),
+  z.describe("A JSON object (flat or nested), at most 8 KB"),
+);
 
-export const Importance = z.number().int().min(1).max(10);
-export const TtlSeconds = z
-  .number()
-  .int()
-  .min(1)
-  .max(10 * 365 * 24 * 3600);
+export const Importance = z.number().check(z.int(), z.gte(1), z.lte(10));
+export const TtlSeconds = z.number().check(z.int(), z.gte(1), z.lte(10 * 365 * 24 * 3600));
 
 export const DocumentInput = z.object({
-  id: Id.optional().describe("Without it, the id is derived from the content hash"),
+  id: z.optional(Id).check(z.describe("Without it, the id is derived from the content hash")),
   content: Content,
-  title: StoredText(1000).optional(),
-  source: StoredText(2048).optional(),
-  metadata: Metadata.optional(),
-  importance: Importance.optional(),
-  conversationId: Id.optional(),
-  ttlSeconds: TtlSeconds.optional(),
+  title: z.optional(StoredText(1000)),
+  source: z.optional(StoredText(2048)),
+  metadata: z.optional(Metadata),
+  importance: z.optional(Importance),
+  conversationId: z.optional(Id),
+  ttlSeconds: z.optional(TtlSeconds),
 });
 export type DocumentInput = z.infer<typeof DocumentInput>;
 
 export const IngestRequest = z.object({
-  documents: z.array(DocumentInput).superRefine((docs, ctx) => {
-    if (docs.length === 0) {
-      ctx.addIssue({ code: "custom", message: "send at least one document", ...coded("ingest.no_documents") });
-    } else if (docs.length > MAX_DOCUMENTS) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${docs.length} documents in one request; the limit is ${MAX_DOCUMENTS}`,
-        ...coded("ingest.too_many_documents"),
-      });
-    }
-    const seen = new Set<string>();
-    docs.forEach((doc, index) => {
-      if (doc.id === undefined) return;
-      if (seen.has(doc.id)) {
+  documents: z.array(DocumentInput).check(
+    z.superRefine((docs, ctx) => {
+      if (docs.length === 0) {
+        ctx.addIssue({ code: "custom", message: "send at least one document", ...coded("ingest.no_documents") });
+      } else if (docs.length > MAX_DOCUMENTS) {
         ctx.addIssue({
           code: "custom",
-          path: [index, "id"],
-          message: `document id ${JSON.stringify(doc.id)} appears twice in this request`,
-          ...coded("ingest.duplicate_id"),
+          message: `${docs.length} documents in one request; the limit is ${MAX_DOCUMENTS}`,
+          ...coded("ingest.too_many_documents"),
         });
       }
-      seen.add(doc.id);
-    });
-  }),
+      const seen = new Set<string>();
+      docs.forEach((doc, index) => {
+        if (doc.id === undefined) return;
+        if (seen.has(doc.id)) {
+          ctx.addIssue({
+            code: "custom",
+            path: [index, "id"],
+            message: `document id ${JSON.stringify(doc.id)} appears twice in this request`,
+            ...coded("ingest.duplicate_id"),
+          });
+        }
+        seen.add(doc.id);
+      });
+    }),
+  ),
 });
 export type IngestRequest = z.infer<typeof IngestRequest>;
 
-export const PatchRequest = z
-  .object({
-    content: Content.optional(),
-    title: StoredText(1000).nullable().optional(),
-    metadata: Metadata.optional(),
-    importance: Importance.optional(),
-    ttlSeconds: TtlSeconds.nullable().optional(),
-  })
-  .strict();
+export const PatchRequest = z.strictObject({
+  content: z.optional(Content),
+  title: z.optional(z.nullable(StoredText(1000))),
+  metadata: z.optional(Metadata),
+  importance: z.optional(Importance),
+  ttlSeconds: z.optional(z.nullable(TtlSeconds)),
+});
 export type PatchRequest = z.infer<typeof PatchRequest>;
 
-const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+const bool = z.pipe(
+  z.enum(["true", "false", "1", "0"]),
+  z.transform((v) => v === "true" || v === "1"),
+);
 
 export const ListQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().max(200).optional(),
-  conversationId: Id.optional(),
-  includeDeleted: bool.default(false),
+  limit: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(100)), 20),
+  cursor: z.optional(z.string().check(z.maxLength(200))),
+  conversationId: z.optional(Id),
+  includeDeleted: z._default(bool, false),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
-export const GetQuery = z.object({ track: bool.default(true) });
-export const DeleteQuery = z.object({ hard: bool.default(false) });
+export const GetQuery = z.object({ track: z._default(bool, true) });
+export const DeleteQuery = z.object({ hard: z._default(bool, false) });
 
 /**
  * The Digital Twin API's body: `{documents:[{id,content,title}]}`. Other fields of a document are
@@ -139,5 +143,5 @@ export const DeleteQuery = z.object({ hard: bool.default(false) });
  * they reached the database (an `importance` of "high" was a 500).
  */
 export const CompatIngestRequest = z.object({
-  documents: z.array(DocumentInput).min(1).max(MAX_DOCUMENTS),
+  documents: z.array(DocumentInput).check(z.minLength(1), z.maxLength(MAX_DOCUMENTS)),
 });

@@ -1,6 +1,7 @@
 /** The `POST /v1/search` request; the same schema feeds the OpenAPI document and the chat route's filter. */
-import * as z from "zod";
+
 import { Id, Importance, Metadata } from "../document/schema";
+import * as z from "../zod";
 
 export const MAX_QUERY_CHARS = 2000;
 export const MAX_TOP_K = 50;
@@ -20,51 +21,51 @@ export const SCORE_RANGE: Record<Mode, [min: number, max: number]> = {
 };
 
 /** Postgres refuses year 0000 and offsets beyond ±15:59 (each was a 500), which the ISO format allows. */
-const Timestamp = z.iso
-  .datetime({ offset: true })
-  .refine((value) => !value.startsWith("0000") && !/[+-](1[6-9]|2\d)(:?\d\d)?$/.test(value), {
+const Timestamp = z.iso.datetime({ offset: true }).check(
+  z.refine((value) => !value.startsWith("0000") && !/[+-](1[6-9]|2\d)(:?\d\d)?$/.test(value), {
     message: "must be a time from year 0001 with an offset within ±15:59",
-  })
-  .describe("ISO 8601 date and time with Z or an offset");
+  }),
+  z.describe("ISO 8601 date and time with Z or an offset"),
+);
 
-export const SearchFilter = z
-  .object({
-    metadata: Metadata.describe("Documents whose metadata contains this JSON object (jsonb containment)"),
-    documentIds: z.array(Id).min(1).max(MAX_FILTER_DOCUMENT_IDS),
-    conversationId: Id,
-    minImportance: Importance,
-    createdAfter: Timestamp.describe("Documents created at or after this time"),
-    createdBefore: Timestamp.describe("Documents created before this time"),
-  })
-  .partial()
-  .strict();
+export const SearchFilter = z.strictObject({
+  metadata: z.optional(
+    Metadata.check(z.describe("Documents whose metadata contains this JSON object (jsonb containment)")),
+  ),
+  documentIds: z.optional(z.array(Id).check(z.minLength(1), z.maxLength(MAX_FILTER_DOCUMENT_IDS))),
+  conversationId: z.optional(Id),
+  minImportance: z.optional(Importance),
+  createdAfter: z.optional(Timestamp.check(z.describe("Documents created at or after this time"))),
+  createdBefore: z.optional(Timestamp.check(z.describe("Documents created before this time"))),
+});
 export type SearchFilter = z.infer<typeof SearchFilter>;
 
 export const SearchRequest = z
-  .object({
-    query: z
-      .string()
-      .max(MAX_QUERY_CHARS)
-      .refine((q) => q.trim() !== "", "query is empty")
+  .strictObject({
+    query: z.string().check(
+      z.maxLength(MAX_QUERY_CHARS),
+      z.refine((q) => q.trim() !== "", "query is empty"),
       // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL cannot be sent to Postgres
-      .refine((q) => !/\u0000/.test(q), "query cannot contain NUL characters"),
-    topK: z.number().int().min(1).max(MAX_TOP_K).default(5),
-    mode: Mode.default("hybrid"),
-    filter: SearchFilter.default({}),
-    minScore: z.number().optional(),
-    scope: Scope.default("all"),
+      z.refine((q) => !/\u0000/.test(q), "query cannot contain NUL characters"),
+    ),
+    topK: z._default(z.number().check(z.int(), z.gte(1), z.lte(MAX_TOP_K)), 5),
+    mode: z._default(Mode, "hybrid"),
+    filter: z._default(SearchFilter, {}),
+    minScore: z.optional(z.number()),
+    scope: z._default(Scope, "all"),
   })
-  .strict()
-  .superRefine((request, ctx) => {
-    const [min, max] = SCORE_RANGE[request.mode];
-    if (request.minScore !== undefined && (request.minScore < min || request.minScore > max)) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["minScore"],
-        message: `minScore must be between ${min} and ${max} in ${request.mode} mode`,
-      });
-    }
-  });
+  .check(
+    z.superRefine((request, ctx) => {
+      const [min, max] = SCORE_RANGE[request.mode];
+      if (request.minScore !== undefined && (request.minScore < min || request.minScore > max)) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["minScore"],
+          message: `minScore must be between ${min} and ${max} in ${request.mode} mode`,
+        });
+      }
+    }),
+  );
 export type SearchRequest = z.infer<typeof SearchRequest>;
 /** What callers of `Search.query` may pass: defaults filled in by the schema are optional. */
 export type SearchInput = z.input<typeof SearchRequest>;
