@@ -17,8 +17,8 @@ const common = {
     // No maps in the zip: they are 8x the bundle, and Node parses them at start with
     // --enable-source-maps. keepNames (SST's default) keeps function names in stack traces.
     sourcemap: false,
-    // Lambda bundles hold the Neon HTTP driver only (pg and PGlite stubbed out); `npm run build`
-    // uses the same plugins and checks the result.
+    // Lambda bundles hold the Neon HTTP driver only (pg and PGlite stubbed out) and of the OpenAI
+    // SDK only the resources Engram calls; `npm run build` uses the same plugins and checks the result.
     plugins: "infra/esbuild-plugins.mjs",
   },
 };

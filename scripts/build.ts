@@ -13,7 +13,8 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build, type Metafile } from "esbuild";
-import plugins from "../infra/esbuild-plugins.mjs";
+import { OPENAI_RESOURCES } from "../core/llm/retry";
+import plugins, { openaiResourcesCalled } from "../infra/esbuild-plugins.mjs";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -110,8 +111,22 @@ function largestParts(metafile: Metafile, outfile: string): BundleReport["larges
   return [...parts].map(([part, bytes]) => ({ part, bytes })).sort((a, b) => b.bytes - a.bytes);
 }
 
+/**
+ * The bundles keep the OpenAI resources `openaiSlim` (infra/esbuild-plugins.mjs) is told Engram
+ * calls; the client's type (core/llm/retry.ts) lets code reach no others. They must agree.
+ */
+export function checkOpenAiResources(kept = openaiResourcesCalled, typed: readonly string[] = OPENAI_RESOURCES): void {
+  const sorted = (list: readonly string[]) => [...list].sort().join(", ");
+  if (sorted(kept) !== sorted(typed)) {
+    throw new Error(
+      `infra/esbuild-plugins.mjs keeps the OpenAI resources ${sorted(kept)}, but core/llm/retry.ts lets code call ${sorted(typed)}`,
+    );
+  }
+}
+
 /** Bundles every entry into `outDir/<name>/index.mjs`. */
 export async function buildLambdas(outDir = join(root, "dist", "lambda"), entries = ENTRIES): Promise<BundleReport[]> {
+  checkOpenAiResources();
   rmSync(outDir, { recursive: true, force: true });
   return Promise.all(
     entries.map(async (entry) => {

@@ -21,11 +21,19 @@ import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from "openai"
 export const OPENAI_BASE_URL = "https://api.openai.com/v1";
 
 /**
+ * The SDK resources Engram calls. Lambda bundles hold only these (`openaiSlim` in
+ * infra/esbuild-plugins.mjs, whose list `npm run build` checks against this one), so the client's
+ * type offers nothing else.
+ */
+export const OPENAI_RESOURCES = ["chat", "embeddings"] as const;
+export type UpstreamClient = Pick<OpenAI, (typeof OPENAI_RESOURCES)[number]>;
+
+/**
  * An `openai` SDK client with its own retries off and every setting passed explicitly,
  * so the SDK does not fall back to OPENAI_* environment variables (config comes from
  * options only). The SDK timeout is a backstop; the per-attempt timer below is the real one.
  */
-export function createUpstreamClient(opts: { apiKey: string; baseURL?: string; timeoutMs: number }): OpenAI {
+export function createUpstreamClient(opts: { apiKey: string; baseURL?: string; timeoutMs: number }): UpstreamClient {
   return new OpenAI({
     apiKey: opts.apiKey,
     baseURL: opts.baseURL ?? OPENAI_BASE_URL,

@@ -1,13 +1,21 @@
-/** `npm run build`: Lambda bundles as SST makes them, with the Neon HTTP driver only. */
+/** `npm run build`: Lambda bundles as SST makes them, with the Neon HTTP driver only and a trimmed OpenAI SDK. */
 import { execFile } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { build, type Metafile } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type BundleReport, buildLambdas, ENTRIES, esbuildOptions, findForbidden } from "../../scripts/build";
+import { openaiStandIns } from "../../infra/esbuild-plugins.mjs";
+import {
+  type BundleReport,
+  buildLambdas,
+  checkOpenAiResources,
+  ENTRIES,
+  esbuildOptions,
+  findForbidden,
+} from "../../scripts/build";
 import { apiEvent, type EventInput } from "../support/events";
 
 const run = promisify(execFile);
@@ -26,6 +34,14 @@ async function metafileOf(source: string, extra: { external?: string[] } = {}): 
   const nodePaths = [join(process.cwd(), "node_modules")];
   const result = await build({ ...esbuildOptions(entry, `${entry}.mjs`), nodePaths, ...extra, write: false });
   return result.metafile as Metafile;
+}
+
+/** A directory laid out like the `openai` package, holding only this client.mjs. */
+function fakeOpenAi(client: string): string {
+  const dir = join(work, `sdk-${Math.random().toString(36).slice(2)}`, "node_modules", "openai");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "client.mjs"), client);
+  return dir;
 }
 
 /** Imports a bundle in a fresh node process, as Lambda would, and invokes it once. */
@@ -73,6 +89,46 @@ describe("npm run build", () => {
     expect(findForbidden(external)).toEqual(["pg (left external: Lambda has no node_modules)"]);
   });
 
+  it("keeps of the OpenAI SDK only what embeddings.create and chat.completions.create need", async () => {
+    const meta = await metafileOf(
+      `export { createOpenAIEmbedder } from ${JSON.stringify(join(process.cwd(), "core/embedding/openai"))};
+       export { createChatModel } from ${JSON.stringify(join(process.cwd(), "core/llm"))};`,
+    );
+    const output = Object.values(meta.outputs).find((o) => o.entryPoint) as Metafile["outputs"][string];
+    const sdk = Object.entries(output.inputs).filter(([path]) => path.includes("node_modules/openai/"));
+    const bytes = (suffix: string) => sdk.find(([path]) => path.endsWith(suffix))?.[1].bytesInOutput ?? 0;
+    expect(bytes("openai/client.mjs")).toBeGreaterThan(10_000);
+    expect(bytes("openai/resources/embeddings.mjs")).toBeGreaterThan(200);
+    expect(bytes("openai/resources/chat/completions/completions.mjs")).toBeGreaterThan(500);
+    // Every other resource is an empty class; the chat helpers (stream, runTools, parse) are gone.
+    expect(bytes("openai/resources/beta/beta.mjs")).toBeLessThan(200);
+    expect(sdk.filter(([path]) => /resources\/beta\/threads|\/lib\//.test(path))).toEqual([]);
+    expect(sdk.reduce((sum, [, input]) => sum + input.bytesInOutput, 0)).toBeLessThan(60 * 1024);
+  });
+
+  it("fails the build when the OpenAI SDK's client no longer reads the way the trimming expects", () => {
+    expect(() => openaiStandIns(fakeOpenAi("export class OpenAI {}\n"))).toThrow(/found 0 resources/);
+    const resources = Array.from({ length: 12 }, (_, i) => `R${i}`);
+    const client = (chatModule: string) =>
+      [
+        ...resources.map((r) => `import { ${r} } from "./resources/${r.toLowerCase()}.mjs";`),
+        'import { Embeddings } from "./resources/embeddings.mjs";',
+        `import { Chat } from "./resources/${chatModule}.mjs";`,
+        ...resources.map((r) => `this.${r.toLowerCase()} = new API.${r}(this)`),
+        "this.embeddings = new API.Embeddings(this)",
+        "this.chat = new API.Chat(this)",
+      ].join("\n");
+    expect(openaiStandIns(fakeOpenAi(client("chat/chat"))).size).toBe(12);
+    expect(() => openaiStandIns(fakeOpenAi(client("r3")))).toThrow(/`chat` shares a module/);
+  });
+
+  it("fails the build when the trimmed SDK and the client's type disagree on the resources Engram calls", () => {
+    expect(() => checkOpenAiResources()).not.toThrow();
+    expect(() => checkOpenAiResources(["chat", "embeddings"], ["chat", "embeddings", "responses"])).toThrow(
+      /keeps the OpenAI resources chat, embeddings, but core\/llm\/retry.ts lets code call chat, embeddings, responses/,
+    );
+  });
+
   it("applies the same plugins inside SST's deploy, through SST's own esbuild plugin bridge", async () => {
     // SST's Go bundler runs `nodejs.plugins` in this node process and talks JSON lines to it.
     const bridge = ".sst/platform/functions/nodejs-runtime/plugin.mjs";
@@ -80,12 +136,25 @@ describe("npm run build", () => {
       true,
     );
     const root = process.cwd();
+    const openai = join(root, "node_modules/openai");
+    const changedSdk = fakeOpenAi("export class OpenAI {}\n");
     const messages = [
       { command: "resolve", value: { path: "./pg", importer: join(root, "core/db/index.ts"), kind: "dynamic-import" } },
       {
         command: "resolve",
         value: { path: "./neon", importer: join(root, "core/db/index.ts"), kind: "import-statement" },
       },
+      { command: "load", value: { path: join(openai, "resources/beta/beta.mjs"), namespace: "file" } },
+      { command: "load", value: { path: join(openai, "resources/embeddings.mjs"), namespace: "file" } },
+      {
+        command: "resolve",
+        value: {
+          path: "../../../lib/ChatCompletionStream.mjs",
+          importer: join(openai, "resources/chat/completions/completions.mjs"),
+          kind: "import-statement",
+        },
+      },
+      { command: "load", value: { path: join(changedSdk, "resources/beta/beta.mjs"), namespace: "file" } },
     ];
     const child = execFile(process.execPath, [bridge, join(root, "infra/esbuild-plugins.mjs")]);
     const replies = new Promise<string>((resolve) => {
@@ -106,6 +175,11 @@ describe("npm run build", () => {
     child.kill();
     expect(byId.get(0)).toEqual({ path: join(root, "infra/no-local-drivers.ts") });
     expect(byId.get(1)).toEqual({});
+    expect(byId.get(2)?.contents).toContain("export class Beta");
+    expect(byId.get(3)).toEqual({});
+    expect(byId.get(4)).toEqual({ path: join(root, "infra/openai-chat-helpers.mjs") });
+    // SST fails the deploy on `{ error }` (a throw would leave it waiting for an answer).
+    expect(byId.get(5)?.error).toMatch(/openai's client.mjs changed/);
   });
 
   it("starts without the DatabaseUrl secret, logs one line naming it, and answers 503 config.missing", async () => {

@@ -1,0 +1,104 @@
+/**
+ * The Lambda bundles themselves, run as Lambda runs them (a fresh `node` process, no
+ * node_modules in reach of the bundle's code paths, a Neon URL): the OpenAI SDK they carry is
+ * trimmed to the resources Engram calls (infra/esbuild-plugins.mjs), and still embeds, answers
+ * and streams against the fake OpenAI server.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Auth } from "../../core/auth";
+import { buildLambdas, ENTRIES } from "../../scripts/build";
+import { freshDb, type TestDb } from "../support/db";
+import { apiEvent, type EventInput } from "../support/events";
+import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
+
+const run = promisify(execFile);
+const work = mkdtempSync(join(tmpdir(), "engram-bundles-test-"));
+let test: TestDb;
+let openai: FakeOpenAI;
+let key: string;
+let env: Record<string, string>;
+const bundles: Record<string, string> = {};
+
+beforeAll(async () => {
+  const reports = await buildLambdas(
+    join(work, "lambda"),
+    ENTRIES.filter((e) => e.name === "ingest" || e.name === "chat"),
+  );
+  for (const r of reports) bundles[r.name] = r.file;
+  [test, openai] = await Promise.all([freshDb("neon-http"), startOpenAIServer()]);
+  key = (await Auth.createKey(test.db, "bundles")).key;
+  const neon = test.neon as NonNullable<TestDb["neon"]>;
+  env = {
+    PATH: process.env.PATH ?? "",
+    AWS_LAMBDA_FUNCTION_NAME: "engram-test-bundle",
+    // A Neon host, as on AWS, so the config picks the Neon HTTP driver; fetches go to the local server.
+    DATABASE_URL: `postgresql://postgres@ep-test-000000.us-east-2.aws.neon.tech:${neon.port}/${test.database}`,
+    NEON_FETCH_ENDPOINT: neon.url,
+    OPENAI_API_KEY: "sk-test",
+    OPENAI_BASE_URL: openai.url,
+  };
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([test?.close(), openai?.close()]);
+  rmSync(work, { recursive: true, force: true });
+});
+
+/** Imports a bundle in a fresh node process and answers one request with it. */
+async function invokeBundle(name: string, input: EventInput) {
+  const event = apiEvent({ ...input, headers: { authorization: `Bearer ${key}`, ...input.headers } });
+  const script = `
+    const { handler } = await import(${JSON.stringify(pathToFileURL(bundles[name] as string).href)});
+    const result = await handler(${JSON.stringify(event)}, { getRemainingTimeInMillis: () => 20000 });
+    process.stdout.write("RESULT " + JSON.stringify(result) + "\\n");`;
+  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { env, cwd: work });
+  const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
+  const result = JSON.parse(line?.slice(7) ?? "null") as { statusCode: number; body: string };
+  return { status: result.statusCode, text: result.body };
+}
+
+describe("a Lambda bundle with the trimmed OpenAI SDK", () => {
+  it("embeds the documents it ingests through the OpenAI API", async () => {
+    const before = openai.stats.embeddingRequests;
+    const res = await invokeBundle("ingest", {
+      method: "POST",
+      path: "/v1/ingest",
+      body: { documents: [{ id: "refunds", content: "Refunds are accepted within 30 days of purchase." }] },
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).totals).toMatchObject({ documents: 1, embedded: 1 });
+    expect(openai.stats.embeddingRequests).toBeGreaterThan(before);
+  });
+
+  it("answers a chat from the ingested document with the chat model", async () => {
+    const res = await invokeBundle("chat", {
+      method: "POST",
+      path: "/v1/chat",
+      body: { messages: [{ role: "user", content: "How long do I have to ask for a refund?" }] },
+    });
+    expect(res.status).toBe(200);
+    const answer = JSON.parse(res.text);
+    expect(answer.message.content).toContain("How long do I have to ask for a refund?");
+    expect(answer.citations.map((c: { documentId: string }) => c.documentId)).toContain("refunds");
+    expect(answer.model).not.toBe("extractive");
+  });
+
+  it("streams a chat answer as server-sent events", async () => {
+    const res = await invokeBundle("chat", {
+      method: "POST",
+      path: "/v1/chat",
+      body: { messages: [{ role: "user", content: "Refund window?" }], stream: true },
+    });
+    expect(res.status).toBe(200);
+    const events = [...res.text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+    expect(events[0]).toBe("citations");
+    expect(events).toContain("delta");
+    expect(events.at(-1)).toBe("done");
+  });
+});
