@@ -1,5 +1,5 @@
 import { type SQL, sql } from "drizzle-orm";
-import { PgDialect } from "drizzle-orm/pg-core";
+import { PgDialect } from "./dialect";
 import type { Query, Statement } from "./types";
 
 const dialect = new PgDialect();
