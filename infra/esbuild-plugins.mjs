@@ -5,6 +5,7 @@
  * other than the import path, so each filter matches everything and the callback decides.
  */
 import { readFileSync } from "node:fs";
+import { isBuiltin } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -124,4 +125,26 @@ export const openaiSlim = {
   },
 };
 
-export default [neonOnly, openaiSlim];
+/**
+ * Node's own modules through `require` (which SST's banner defines) instead of `import`. An ESM
+ * import of a built-in module makes a module facade of all its exports, and for `process` that
+ * reads every lazy property (stdout, stderr, stdin: loading tty and net), for `fs` its promises
+ * API: several milliseconds of each cold start, for sst/resource's `import { env } from "process"`
+ * and its like. Only imports change; dynamic `import()` of a built-in stays as written.
+ * @type {import("esbuild").Plugin}
+ */
+export const builtinsViaRequire = {
+  name: "engram-builtins-via-require",
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) => {
+      if (args.kind !== "import-statement" || !isBuiltin(args.path)) return undefined;
+      return { path: args.path, namespace: "engram-builtin" };
+    });
+    build.onLoad({ filter: /.*/ }, (args) => {
+      if (args.namespace !== "engram-builtin") return undefined;
+      return { contents: `module.exports = require(${JSON.stringify(args.path)});`, loader: "js" };
+    });
+  },
+};
+
+export default [neonOnly, openaiSlim, builtinsViaRequire];

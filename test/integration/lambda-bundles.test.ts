@@ -50,12 +50,26 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 });
 
-/** Imports a bundle in a fresh node process and answers one request with it. */
-async function invokeBundle(name: string, input: EventInput) {
+/**
+ * Imports a bundle in a fresh node process and answers one request with it: through `handler`
+ * (API Gateway), or through `streamHandler` (the function URL, with a stand-in for Lambda's
+ * `awslambda` global that collects what is written).
+ */
+async function invokeBundle(name: string, input: EventInput, face: "handler" | "streamHandler" = "handler") {
   const event = apiEvent({ ...input, headers: { authorization: `Bearer ${key}`, ...input.headers } });
   const script = `
-    const { handler } = await import(${JSON.stringify(pathToFileURL(bundles[name] as string).href)});
-    const result = await handler(${JSON.stringify(event)}, { getRemainingTimeInMillis: () => 20000 });
+    const { Writable } = await import("node:stream");
+    let prelude; let body = "";
+    globalThis.awslambda = {
+      streamifyResponse: (f) => f,
+      HttpResponseStream: { from: (stream, p) => { prelude = p; return stream; } },
+    };
+    const sink = new Writable({ write(chunk, _encoding, done) { body += chunk; done(); } });
+    const module = await import(${JSON.stringify(pathToFileURL(bundles[name] as string).href)});
+    const context = { getRemainingTimeInMillis: () => 20000 };
+    const result = ${JSON.stringify(face)} === "handler"
+      ? await module.handler(${JSON.stringify(event)}, context)
+      : (await module.streamHandler(${JSON.stringify(event)}, sink, context), { ...prelude, body });
     process.stdout.write("RESULT " + JSON.stringify(result) + "\\n");`;
   const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { env, cwd: work });
   const line = stdout.split("\n").find((l) => l.startsWith("RESULT "));
@@ -100,5 +114,15 @@ describe("a Lambda bundle with the trimmed OpenAI SDK", () => {
     expect(events[0]).toBe("citations");
     expect(events).toContain("delta");
     expect(events.at(-1)).toBe("done");
+  });
+
+  it("streams through the function URL's response-streaming handler", async () => {
+    const res = await invokeBundle(
+      "chat",
+      { method: "POST", path: "/v1/chat", body: { messages: [{ role: "user", content: "Refunds?" }], stream: true } },
+      "streamHandler",
+    );
+    expect(res.status).toBe(200);
+    expect([...res.text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]).at(-1)).toBe("done");
   });
 });

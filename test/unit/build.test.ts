@@ -129,6 +129,15 @@ describe("npm run build", () => {
     );
   });
 
+  it("loads Node's own modules with require, not import, which would build a facade of each at cold start", () => {
+    for (const report of reports) {
+      const source = readFileSync(report.file, "utf8");
+      // Only SST's banner imports (module, url) remain.
+      const imports = [...source.matchAll(/(?:^|[;\n])import\s*[^;'"()]*?from\s*["']([^"']+)["']/g)].map((m) => m[1]);
+      expect(imports, report.name).toEqual(["module", "url"]);
+    }
+  });
+
   it("applies the same plugins inside SST's deploy, through SST's own esbuild plugin bridge", async () => {
     // SST's Go bundler runs `nodejs.plugins` in this node process and talks JSON lines to it.
     const bridge = ".sst/platform/functions/nodejs-runtime/plugin.mjs";
@@ -155,6 +164,11 @@ describe("npm run build", () => {
         },
       },
       { command: "load", value: { path: join(changedSdk, "resources/beta/beta.mjs"), namespace: "file" } },
+      {
+        command: "resolve",
+        value: { path: "process", importer: join(root, "core/config.ts"), kind: "import-statement" },
+      },
+      { command: "load", value: { path: "process", namespace: "engram-builtin" } },
     ];
     const child = execFile(process.execPath, [bridge, join(root, "infra/esbuild-plugins.mjs")]);
     const replies = new Promise<string>((resolve) => {
@@ -180,6 +194,8 @@ describe("npm run build", () => {
     expect(byId.get(4)).toEqual({ path: join(root, "infra/openai-chat-helpers.mjs") });
     // SST fails the deploy on `{ error }` (a throw would leave it waiting for an answer).
     expect(byId.get(5)?.error).toMatch(/openai's client.mjs changed/);
+    expect(byId.get(6)).toEqual({ path: "process", namespace: "engram-builtin" });
+    expect(byId.get(7)).toEqual({ contents: 'module.exports = require("process");', loader: "js" });
   });
 
   it("starts without the DatabaseUrl secret, logs one line naming it, and answers 503 config.missing", async () => {
