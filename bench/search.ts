@@ -207,7 +207,10 @@ function request(scenario: Scenario, q: Query): Parameters<typeof Search.query>[
   }
 }
 
-/** What a competent engineer would hand-write for each case, run through `pg` with nothing around it. */
+/**
+ * What a competent engineer would hand-write for each case, run through `pg` with nothing around it. The
+ * corpus is fully indexed, so the vector lists name `c.indexed`, the partial HNSW index's predicate.
+ */
 function rawSql(scenario: Scenario, tenantId: string, efSearch: number): { settings: string[]; text: string } {
   const select = `select c.id::text, d.id as document_id, c.ordinal, c.content, d.title, d.source, d.metadata, d.created_at`;
   const live = `d.deleted_at is null and (d.expires_at is null or d.expires_at > now())`;
@@ -221,7 +224,7 @@ function rawSql(scenario: Scenario, tenantId: string, efSearch: number): { setti
       return {
         settings,
         text: `${select}, 1 - (c.embedding <=> $1::vector) as score from chunks c join documents d on d.key = c.document_key
-               where c.tenant_id = '${tenantId}' and c.owner = any('{user-1,""}') and ${live}
+               where c.tenant_id = '${tenantId}' and c.owner = any('{user-1,""}') and c.indexed and ${live}
                order by c.embedding <=> $1::vector limit ${K}`,
       };
     case "metadata 1%":
@@ -241,7 +244,7 @@ function rawSql(scenario: Scenario, tenantId: string, efSearch: number): { setti
       return {
         settings,
         text: `with v as (select c.id, row_number() over (order by c.embedding <=> $1::vector) as r from chunks c
-                          where c.tenant_id = '${tenantId}' and c.owner = any('{user-1,""}')
+                          where c.tenant_id = '${tenantId}' and c.owner = any('{user-1,""}') and c.indexed
                           order by c.embedding <=> $1::vector limit ${4 * K}),
                     k as (select c.id, row_number() over (order by ts_rank_cd(c.tsv, websearch_to_tsquery('english', $2)) desc) as r
                           from chunks c where c.tsv @@ websearch_to_tsquery('english', $2)
