@@ -27,11 +27,11 @@ import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../test/s
 import { neonConnectionString } from "../test/support/neon-server";
 import { round, summarize } from "./support";
 
-const DIMS = 1536;
+export const DIMS = 1536;
 const LATENT = 32;
-const CLUSTERS = 100;
+export const CLUSTERS = 100;
 const PER_DOC = 5;
-const K = 10;
+export const K = 10;
 
 function random(seed: number) {
   let a = seed >>> 0;
@@ -47,7 +47,7 @@ function random(seed: number) {
 }
 
 /** The generator described at the top of this file. */
-function corpus(seed: number, noiseSeed = seed) {
+export function corpus(seed: number, noiseSeed = seed) {
   // Centres and projection come from the corpus seed, so queries (another noise seed) live in the same space.
   const space = random(seed);
   const projection = Float32Array.from({ length: LATENT * DIMS }, () => space.gauss() / Math.sqrt(LATENT));
@@ -77,13 +77,13 @@ function corpus(seed: number, noiseSeed = seed) {
   return { uniform, vector };
 }
 
-interface Query {
+export interface Query {
   text: string;
   vector: Float32Array;
   literal: string;
 }
 
-function queries(count: number): Query[] {
+export function queries(count: number): Query[] {
   const { uniform, vector } = corpus(42, 7);
   return Array.from({ length: count }, (_, i) => {
     const cluster = Math.floor(uniform() * CLUSTERS);
@@ -93,7 +93,7 @@ function queries(count: number): Query[] {
 }
 
 /** An embedder that knows the benchmark's query vectors (a real one would make the figures about the model). */
-function knownEmbedder(qs: Query[]): Embedder {
+export function knownEmbedder(qs: Query[]): Embedder {
   const byText = new Map(qs.map((q) => [q.text, q.vector]));
   return {
     provider: "offline",
@@ -108,7 +108,7 @@ function knownEmbedder(qs: Query[]): Embedder {
   };
 }
 
-async function loadPg(
+export async function loadPg(
   url: string,
   chunks: number,
 ): Promise<{ tenantId: string; loadSeconds: number; indexSeconds: number }> {
@@ -263,7 +263,13 @@ interface Timed {
   ids: string[][];
 }
 
-async function timeEngram(db: Db, caller: Caller, scenario: Scenario, qs: Query[], embedder: Embedder): Promise<Timed> {
+export async function timeEngram(
+  db: Db,
+  caller: Caller,
+  scenario: Scenario,
+  qs: Query[],
+  embedder: Embedder,
+): Promise<Timed> {
   for (const q of qs) await Search.query(db, caller, request(scenario, q), { embedder }); // warm cache and buffers
   const samples: number[] = [];
   const ids: string[][] = [];
@@ -300,7 +306,7 @@ async function timeRaw(url: string, tenantId: string, scenario: Scenario, qs: Qu
 }
 
 /** Exact top-k chunk ids (the index switched off), per query. */
-async function truth(db: Db, caller: Caller, scenario: Scenario, qs: Query[], embedder: Embedder) {
+export async function truth(db: Db, caller: Caller, scenario: Scenario, qs: Query[], embedder: Embedder) {
   const out: string[][] = [];
   for (const q of qs) {
     const { results } = await Search.query(db, caller, request(scenario, q), { embedder, strategy: "exact" });
@@ -309,7 +315,7 @@ async function truth(db: Db, caller: Caller, scenario: Scenario, qs: Query[], em
   return out;
 }
 
-function recall(got: string[][], expected: string[][]) {
+export function recall(got: string[][], expected: string[][]) {
   let hit = 0;
   let total = 0;
   got.forEach((ids, i) => {
