@@ -141,6 +141,8 @@ export function owners(userId: string, scope: Scope): string[] {
 interface Where {
   /** On chunks `c`: tenant and owner (denormalized from the document, served by `chunks_scope`). */
   chunks: SQL;
+  /** On documents `d`: tenant and owner. */
+  scope: SQL;
   /** On documents `d`: liveness and the request's filters. */
   documents: SQL;
   /** Whether the request filters documents beyond scope and liveness. */
@@ -171,6 +173,7 @@ function scopeAndFilters(caller: Caller, scope: Scope, filter: SearchFilter): Wh
     : sql``;
   return {
     chunks: sql`c.tenant_id = ${caller.tenantId} and c.owner = any(${arr(who)}::text[])${keys}`,
+    scope: sql`d.tenant_id = ${caller.tenantId} and d.owner = any(${arr(who)}::text[])`,
     documents: sql.join(
       [sql`d.deleted_at is null and (d.expires_at is null or d.expires_at > now())`, ...conditions],
       sql` and `,
@@ -201,7 +204,8 @@ function settings(efSearch: number): Record<string, string> {
  * They cross near 2,400 candidates at 100,000 chunks; as HNSW's cost follows the selectivity s = m / N and the
  * exact scan's the count m, the crossing m* = sqrt(c * N) with c ~ 60 (1M chunks: ~7,700; 10M: ~24,000).
  * So: exact when the candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)), N from pg_class.
- * Counting stops at that bound (an index-only scan of `chunks_scope`, ~0.2 µs an entry). Should the index
+ * Counting stops at that bound (an index-only scan of `chunks_scope`, ~0.2 µs an entry; with filters, the
+ * matching documents' chunk counts). Should the index
  * scan still come back short (stale statistics, `hnsw.max_scan_tuples` reached), an exact scan fills in.
  * Chunks the indexer has not reached yet (`indexed = false`) are always scanned exactly beside the index scan;
  * a large backlog of them makes searches slower (about 2 µs a pending chunk in scope) until it catches up.
@@ -224,10 +228,13 @@ function vectorCandidates(
     select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${n}`;
   if (strategy === "exact") return [q, sql`vec as materialized (${exactly(sql`true`)})`];
 
-  const probe = where.narrowed
-    ? sql`select 1 from chunks c join documents d on d.key = c.document_key
-          where ${where.chunks} and ${where.documents}`
-    : sql`select 1 from chunks c where ${where.chunks}`;
+  // Filtered: the matching documents' chunk counts (documents carry them), so a 1% filter walks 1% of the
+  // documents instead of joining their chunks; unfiltered: an index-only count of `chunks_scope`.
+  const candidates = where.narrowed
+    ? sql`(select coalesce(sum(chunk_count), 0) from (
+          select d.chunk_count from documents d where ${where.scope} and ${where.documents}
+          limit (select t from bound) + 1) x)`
+    : sql`(select count(*) from (select 1 from chunks c where ${where.chunks} limit (select t from bound) + 1) x)`;
   const approxCount = sql`(select count(*) from approx)`;
   return [
     q,
@@ -235,8 +242,7 @@ function vectorCandidates(
       select greatest(${minExact}, sqrt(60 * greatest(reltuples, 0)))::int as t from pg_class where oid = 'chunks'::regclass)`,
     strategy === "index"
       ? sql`probe as materialized (select true as large)`
-      : sql`probe as materialized (
-          select (select count(*) from (${probe} limit (select t from bound) + 1) x) > (select t from bound) as large)`,
+      : sql`probe as materialized (select ${candidates} > (select t from bound) as large)`,
     // Indexed chunks through the (partial) HNSW index; chunks not yet indexed (migrations/0005) by exact scan
     // through `chunks_pending`, so a chunk is found from the moment its ingest commits.
     sql`approx as materialized (
