@@ -143,7 +143,8 @@ async function benchIngestSideBySide(chunks: number, dense: boolean): Promise<Ro
   );
   const embeddings = new Precomputed(vectors);
   const rows: Row[] = [];
-  const scenario = `ingest, store only: ${dense ? "dense vectors" : "offline embedder's vectors"} (${nonzero} of ${DIMS} nonzero)`;
+  const kind = dense ? "dense vectors" : "offline embedder's vectors";
+  const scenario = `ingest, store only: ${kind} (${nonzero} of ${DIMS} nonzero)`;
   const row = (system: string, how: string, stored: number, seconds: number) => {
     rows.push(entry({ scenario, system, how, chunks: stored, "chunks/s": Math.round(stored / seconds) }));
   };
