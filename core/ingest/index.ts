@@ -182,9 +182,17 @@ export async function prepare(
   const known = new Set(
     wanted.length
       ? (
+          // One probe of `chunks_reuse` per hash. A join, or an EXISTS Postgres may hash (`offset 0` forbids it), was
+          // planned under stale statistics (a fast-growing table) as a read of all the tenant's chunks: 39 ms at 5,000.
           await db.query<{ h: string }>(sql`
-            select distinct content_hash as h from chunks
-            where tenant_id = ${caller.tenantId} and embedding_model = ${embedder.model} and content_hash = any(${arr(wanted)})`)
+            select h from (
+              select h, exists (
+                select 1 from chunks c
+                where c.tenant_id = ${caller.tenantId} and c.embedding_model = ${embedder.model} and c.content_hash = h
+                offset 0
+              ) as known
+              from unnest(${arr(wanted)}::text[]) h) x
+            where known`)
         ).map((r) => r.h)
       : [],
   );
