@@ -19,7 +19,7 @@ import { sql } from "drizzle-orm";
 import { startServer } from "../cli/server";
 import { Auth } from "../core/auth";
 import { setConfig } from "../core/config";
-import { closeDb, db } from "../core/db";
+import { db, useDb } from "../core/db";
 import { RateLimit } from "../core/ratelimit";
 import { freshDb } from "../test/support/db";
 import { prose } from "../test/support/factories";
@@ -63,7 +63,9 @@ export async function benchLoad(opts: { quick: boolean }): Promise<Record<string
     EMBEDDING_PROVIDER: "offline",
     CHAT_PROVIDER: "extractive",
   });
-  await closeDb();
+  // The server's handlers use this process's database; an earlier scenario may have installed (and since
+  // closed) its own.
+  useDb(t.db);
   const server = await startServer({ port: 0 });
   try {
     const database = await db();
@@ -263,7 +265,6 @@ export async function benchLoad(opts: { quick: boolean }): Promise<Record<string
     return rows;
   } finally {
     await server.close();
-    await closeDb();
     await t.close();
   }
 }
