@@ -116,14 +116,14 @@ async function one({ driver, chunks, storeOnly = false, concurrency = 1, indexNo
 
 export async function benchIngest(opts: { quick: boolean }): Promise<Record<string, unknown>[]> {
   const rows: Record<string, unknown>[] = [];
-  const big = opts.quick ? 2_000 : 10_000;
-  const small = opts.quick ? 500 : 2_000;
+  const big = opts.quick ? 1_000 : 10_000;
+  const small = opts.quick ? 300 : 2_000;
   for (const driver of ["pg", "neon-http"] as DriverName[]) {
     rows.push(await one({ driver, chunks: big, drain: true }));
     rows.push(await one({ driver, chunks: big, concurrency: 4 }));
     rows.push(await one({ driver, chunks: big, storeOnly: true }));
     // What every ingest paid before staging: the HNSW insert of each new chunk.
-    rows.push(await one({ driver, chunks: opts.quick ? 500 : 2_000, indexNow: true }));
+    rows.push(await one({ driver, chunks: opts.quick ? 200 : 2_000, indexNow: true }));
   }
   rows.push(await one({ driver: "pglite", chunks: small }));
   rows.push(await one({ driver: "pglite", chunks: small, storeOnly: true }));

@@ -384,9 +384,9 @@ async function benchPglite(chunks: number, qs: Query[], embedder: Embedder) {
 
 export async function benchSearch(opts: { quick: boolean }): Promise<Record<string, unknown>[]> {
   setConfig({ LOG_LEVEL: "silent" });
-  const chunks = opts.quick ? 10_000 : 100_000;
-  const count = opts.quick ? 50 : 200;
-  const pgliteChunks = opts.quick ? 2_000 : 20_000;
+  const chunks = opts.quick ? 5_000 : 100_000;
+  const count = opts.quick ? 30 : 200;
+  const pgliteChunks = opts.quick ? 1_000 : 20_000;
   const efSearch = Number(process.env.HNSW_EF_SEARCH ?? 100);
   const qs = queries(count);
   const embedder = knownEmbedder(qs);
