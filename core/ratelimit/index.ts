@@ -103,18 +103,22 @@ export function headers(name: string, rate: Rate, state: Pick<Outcome, "remainin
 }
 
 /**
- * The whole decision is one statement, `INSERT ... ON CONFLICT DO UPDATE ... WHERE ...
- * RETURNING`, in the database function `rate_limit_take` (migrations/0003_ratelimit_cache.sql):
- * atomic under any concurrency, the database's clock, and a refusal writes nothing.
+ * The whole decision is one call of the database function `rate_limit_take`
+ * (migrations/0003_ratelimit_cache.sql, refusals revised in 0007): one round trip, the
+ * database's clock, and a refusal writes nothing. Every admission is the one
+ * `INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING`, atomic under the bucket's row
+ * lock; a bucket whose committed TAT is already past the slack is refused by a plain read,
+ * without queueing for that lock (a TAT only grows, so the refusal stands), which is what
+ * keeps a hot key from serialising on its refusals.
  *
  * Named, so `pg` prepares the call once per connection: about 30% less server time a
- * decision than parsing and planning it each time. It stays a function because a refusal's headers need the bucket's TAT as it is once
- * the row lock is granted, and only a second statement in a fresh snapshot reads that (a plain
- * statement sees its start-time snapshot, which under a hot key is already stale); inside the
- * function it costs no round trip. Plain-SQL shapes that keep this (a data-modifying CTE with a
- * `FOR UPDATE` read, or calling a function only on refusal) measured no faster. No
- * `synchronous_commit = off` either: a transaction that wrote only UNLOGGED tables already
- * commits without waiting for a WAL flush.
+ * decision than parsing and planning it each time. It stays a function because a refusal's
+ * headers need the TAT as committed when it is decided, which only a statement in a fresh
+ * snapshot reads (a plain statement keeps its start-time snapshot, stale under a hot key);
+ * inside the function that costs no round trip. Plain-SQL shapes that keep this (a
+ * data-modifying CTE with a `FOR UPDATE` read, or calling a function only on refusal)
+ * measured no faster. No `synchronous_commit = off` either: a transaction that wrote only
+ * UNLOGGED tables already commits without waiting for a WAL flush.
  */
 const DECIDE = "select admitted, ahead from rate_limit_take($1, $2, $3, $4)";
 

@@ -1,4 +1,5 @@
 /** The limiter against the real PostgreSQL through every driver, and through the HTTP chain. */
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RateClass } from "../../core/api/routes";
 import { Auth, type Caller } from "../../core/auth";
@@ -194,9 +195,14 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
   });
 });
 
-describe("the limiter on one pg connection", () => {
-  it("prepares its decision once and then only binds it, admitting and refusing as before", async () => {
-    const t = await freshDb("pg");
+describe("the limiter on pg", () => {
+  let t: TestDb;
+  beforeAll(async () => {
+    t = await freshDb("pg");
+  });
+  afterAll(() => t?.close());
+
+  it("prepares its decision once per connection and then only binds it", async () => {
     // One connection: every decision below runs in the session whose prepared statements are read.
     const db = createPgDb(t.url as string, { max: 1 });
     try {
@@ -213,7 +219,24 @@ describe("the limiter on one pg connection", () => {
       expect(prepared).toEqual([{ runs: 3 }]);
     } finally {
       await db.close();
-      await t.close();
+    }
+  });
+
+  it("refuses a full bucket at once, without queueing for its row lock", async () => {
+    const caller = await callerWith(t.db, "locked", { ingest: "1/h" });
+    await attempt(t.db, caller, "ingest"); // spends the budget
+    // Another transaction holds the bucket's row lock, as a concurrent decision would.
+    const holder = new pg.Client({ connectionString: t.url });
+    await holder.connect();
+    await holder.query("begin");
+    await holder.query("select 1 from rate_limits where tenant_id = $1 for update", [caller.tenantId]);
+    try {
+      const refused = await Promise.race([attempt(t.db, caller, "ingest"), sleep(2_000).then(() => "still waiting")]);
+
+      expect(refused).toMatchObject({ ok: false, error: { code: "ratelimit.exceeded", retryAfterSeconds: 3600 } });
+    } finally {
+      await holder.query("rollback");
+      await holder.end();
     }
   });
 });
