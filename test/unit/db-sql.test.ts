@@ -9,7 +9,7 @@ const OID = 16_385;
 function reference(vectors: number[][], dimensions: number): Buffer {
   const each = 4 + 4 * dimensions;
   const view = new DataView(new ArrayBuffer(20 + vectors.length * (4 + each)));
-  [1, 0, OID, vectors.length, 1].forEach((word, i) => view.setUint32(4 * i, word));
+  for (const [i, word] of [1, 0, OID, vectors.length, 1].entries()) view.setUint32(4 * i, word);
   let offset = 20;
   for (const vector of vectors) {
     view.setInt32(offset, each);
