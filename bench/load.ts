@@ -51,7 +51,7 @@ type Op = {
 };
 
 export async function benchLoad(opts: { quick: boolean }): Promise<Record<string, unknown>[]> {
-  const seconds = opts.quick ? 10 : 60;
+  const seconds = opts.quick ? 5 : 60;
   const corpus = opts.quick ? 300 : 2000;
   const log = (line: string) => process.stderr.write(`${line}\n`);
 

@@ -156,7 +156,7 @@ const allowed = (seconds: number) => Math.floor(LIMIT * (1 + seconds / WINDOW));
 
 export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<string, unknown>[]> {
   setConfig({ LOG_LEVEL: "warn", RATE_LIMIT_FAIL_MODE: "closed" });
-  const seconds = opts.quick ? 2 : 10;
+  const seconds = opts.quick ? 1 : 10;
   const database = await createDatabase();
   const db = createPgDb(pgUrl(database), { max: 16 });
   const pool = new pg.Pool({ connectionString: pgUrl(database), max: 16 });
