@@ -22,7 +22,6 @@ import { PGVectorStore } from "@langchain/community/vectorstores/pgvector";
 import { Document } from "@langchain/core/documents";
 import { Embeddings } from "@langchain/core/embeddings";
 import pg from "pg";
-import type { Caller } from "../core/auth";
 import { splitIntoChunks } from "../core/chunk/split";
 import { setConfig } from "../core/config";
 import type { Embedder } from "../core/embedding";
@@ -31,6 +30,7 @@ import { Ingest } from "../core/ingest";
 import { callerFor, freshDb } from "../test/support/db";
 import { prose } from "../test/support/factories";
 import {
+  benchCaller,
   CLUSTERS,
   corpus,
   DIMS,
@@ -220,13 +220,7 @@ async function benchSearchSideBySide(chunks: number, count: number): Promise<Row
   const rows: Row[] = [];
   try {
     const loaded = await loadPg(url, chunks);
-    const caller: Caller = {
-      tenantId: loaded.tenantId,
-      tenantName: "bench",
-      keyPrefix: "bench",
-      userId: "user-1",
-      rateLimits: {},
-    };
+    const caller = benchCaller(loaded.tenantId);
     const exact = await truth(t.db, caller, "unfiltered", qs, embedder);
     const engram = await timeEngram(t.db, caller, "unfiltered", qs, embedder);
 

@@ -108,6 +108,15 @@ export function knownEmbedder(qs: Query[]): Embedder {
   };
 }
 
+/** The benchmark tenant's end user `user-1`, as the auth middleware would produce. */
+export const benchCaller = (tenantId: string): Caller => ({
+  tenantId,
+  tenantName: "bench",
+  keyPrefix: "bench",
+  userId: "user-1",
+  rateLimits: {},
+});
+
 export async function loadPg(
   url: string,
   chunks: number,
@@ -364,7 +373,7 @@ async function benchPglite(chunks: number, qs: Query[], embedder: Embedder) {
   }
   const loadSeconds = (performance.now() - started) / 1000;
   await db.query({ text: "analyze", params: [] });
-  const caller: Caller = { tenantId, tenantName: "bench", keyPrefix: "bench", userId: "user-1", rateLimits: {} };
+  const caller = benchCaller(tenantId);
   const rows: Record<string, unknown>[] = [];
   for (const scenario of ["unfiltered", "hybrid"] as const) {
     const timed = await timeEngram(db, caller, scenario, qs, embedder);
@@ -406,13 +415,7 @@ export async function benchSearch(opts: { quick: boolean }): Promise<Record<stri
       scenario: "load",
       note: `${round(chunks / loaded.loadSeconds, 0)} rows/s; HNSW build ${round(loaded.indexSeconds, 1)} s; ef_search ${efSearch}`,
     });
-    const caller: Caller = {
-      tenantId: loaded.tenantId,
-      tenantName: "bench",
-      keyPrefix: "bench",
-      userId: "user-1",
-      rateLimits: {},
-    };
+    const caller = benchCaller(loaded.tenantId);
     for (const scenario of SCENARIOS) {
       const exact = await truth(pgDb, caller, scenario, qs, embedder);
       const engram = await timeEngram(pgDb, caller, scenario, qs, embedder);
