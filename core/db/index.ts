@@ -13,6 +13,23 @@ export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
 export { arr, binaryVectorArray, compile, vectorLiteral } from "./sql";
 export type { Db, DriverName, Query, QueryOptions, Row, Statement } from "./types";
 
+/**
+ * A fact about a database, asked once per handle and remembered (a failed ask is forgotten, so
+ * the next call asks again): the type oid or index a driver or module depends on.
+ */
+export function perDb<T>(ask: (db: Db) => Promise<T>): (db: Db) => Promise<T> {
+  const known = new WeakMap<Db, Promise<T>>();
+  return (db) => {
+    let answer = known.get(db);
+    if (!answer) {
+      answer = ask(db);
+      answer.catch(() => known.delete(db));
+      known.set(db, answer);
+    }
+    return answer;
+  };
+}
+
 /** Opens a database for a configuration; pg and PGlite are loaded only when used. */
 export async function openDb(cfg: Config["database"]): Promise<Db> {
   switch (cfg.driver) {

@@ -5,7 +5,7 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
-import { arr, binaryVectorArray, type Db, type Query, vectorLiteral } from "../db";
+import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import { Document } from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
@@ -296,19 +296,12 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Que
       updated_at = now()`;
 }
 
-const vectorOids = new WeakMap<Db, Promise<number>>();
+const vectorOid = perDb((db) =>
+  db.query<{ oid: number }>(sql`select 'vector'::regtype::oid::int as oid`).then(([row]) => Number(row?.oid)),
+);
 
 /** On `pg`, the database's oid of pgvector's `vector` type (for binary parameters); elsewhere undefined. */
-function vectorOidOf(db: Db): Promise<number> | undefined {
-  if (db.driver !== "pg") return undefined;
-  let oid = vectorOids.get(db);
-  if (!oid) {
-    oid = db.query<{ oid: number }>(sql`select 'vector'::regtype::oid::int as oid`).then(([row]) => Number(row?.oid));
-    oid.catch(() => vectorOids.delete(db));
-    vectorOids.set(db, oid);
-  }
-  return oid;
-}
+const vectorOidOf = (db: Db): Promise<number> | undefined => (db.driver === "pg" ? vectorOid(db) : undefined);
 
 /**
  * Swaps the chunks of re-chunked documents inside the same batch: inserts the (ordinal, text)

@@ -1,7 +1,7 @@
 export * as Indexer from "./indexer";
 
 import { sql } from "drizzle-orm";
-import type { Db, Query } from "../db";
+import { type Db, perDb, type Query } from "../db";
 import { log } from "../log";
 
 /**
@@ -29,21 +29,13 @@ export interface Report {
   complete: boolean;
 }
 
-const hasIndex = new WeakMap<Db, Promise<boolean>>();
-
 /** Whether this database has the HNSW index (not on PGlite, nor above 2,000 dimensions: search is exact there). */
-export function enabled(db: Db): Promise<boolean> {
-  let known = hasIndex.get(db);
-  if (!known) {
-    known = db
-      .query<{ yes: boolean }>(sql`
-        select exists (select 1 from pg_indexes where schemaname = current_schema() and indexname = 'chunks_embedding') as yes`)
-      .then(([row]) => row?.yes === true);
-    known.catch(() => hasIndex.delete(db));
-    hasIndex.set(db, known);
-  }
-  return known;
-}
+export const enabled = perDb((db) =>
+  db
+    .query<{ yes: boolean }>(sql`
+      select exists (select 1 from pg_indexes where schemaname = current_schema() and indexname = 'chunks_embedding') as yes`)
+    .then(([row]) => row?.yes === true),
+);
 
 /**
  * Indexes pending chunks in batches until none are left, the limit is reached or the time is up.
