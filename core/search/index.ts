@@ -204,8 +204,7 @@ function settings(efSearch: number): Record<string, string> {
  * They cross near 2,400 candidates at 100,000 chunks; as HNSW's cost follows the selectivity s = m / N and the
  * exact scan's the count m, the crossing m* = sqrt(c * N) with c ~ 60 (1M chunks: ~7,700; 10M: ~24,000).
  * So: exact when the candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)), N from pg_class.
- * Counting stops at that bound (an index-only scan of `chunks_scope`, ~0.2 µs an entry; with filters, the
- * matching documents' chunk counts). Should the index
+ * Counting stops at that bound (the matching documents' chunk counts, see below). Should the index
  * scan still come back short (stale statistics, `hnsw.max_scan_tuples` reached), an exact scan fills in.
  * Chunks the indexer has not reached yet (`indexed = false`) are always scanned exactly beside the index scan;
  * a large backlog of them makes searches slower (about 2 µs a pending chunk in scope) until it catches up.
@@ -222,19 +221,21 @@ function vectorCandidates(
   const all = sql`
     select c.id, c.embedding <=> (select v from q) as distance
     from chunks c join documents d on d.key = c.document_key
-    where ${where.chunks} and ${where.documents}`;
+    where ${where.chunks} and ${where.scope} and ${where.documents}`;
   // `offset 0` keeps the sort above the distances: the HNSW index cannot serve it, so this stays exact.
   const exactly = (gate: SQL) => sql`
     select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${n}`;
   if (strategy === "exact") return [q, sql`vec as materialized (${exactly(sql`true`)})`];
 
-  // Filtered: the matching documents' chunk counts (documents carry them), so a 1% filter walks 1% of the
-  // documents instead of joining their chunks; unfiltered: an index-only count of `chunks_scope`.
-  const candidates = where.narrowed
-    ? sql`(select coalesce(sum(chunk_count), 0) from (
-          select d.chunk_count from documents d where ${where.scope} and ${where.documents}
-          limit (select t from bound) + 1) x)`
-    : sql`(select count(*) from (select 1 from chunks c where ${where.chunks} limit (select t from bound) + 1) x)`;
+  // Counted from the matching documents, which carry their chunk counts: each document stands for its
+  // chunk_count rows (generate_series), so the scan stops as soon as the bound is passed, after about
+  // bound / (chunks a document) narrow document rows. Counting chunks instead reads a heap page per chunk
+  // wherever the visibility map is not yet set (a vector row fills a page): 2,500 pages, 3.9 ms, on a
+  // freshly loaded corpus of one-chunk documents, against 1.1 ms through documents.
+  const candidates = sql`(select count(*) from (
+      select 1 from documents d, generate_series(1, d.chunk_count)
+      where ${where.scope} and ${where.documents}
+      limit (select t from bound) + 1) x)`;
   const approxCount = sql`(select count(*) from approx)`;
   return [
     q,
@@ -308,6 +309,36 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, rrfK: 
 /** The query text as embedded and cached: Unicode NFC, trimmed, whitespace runs collapsed. */
 export const normalizeQuery = (text: string) => text.normalize("NFC").trim().replace(/\s+/g, " ");
 
+/**
+ * The last few hundred query embeddings of this process, in front of the database cache: a warm Lambda or the
+ * local server answers a repeated query without the cache's round trip (0.5 ms, and 18 KB of vector text, at
+ * 1,536 dimensions). Keyed by tenant like the database cache; entries live no longer than the cache's TTL.
+ * Only what the same (model, dimensions, text) always embeds to is kept, so no instance can hold a stale one.
+ */
+const recentQueries = (() => {
+  const MAX = 256;
+  const entries = new Map<string, { literal: string; until: number }>();
+  return {
+    get(key: string): string | undefined {
+      const entry = entries.get(key);
+      if (!entry) return undefined;
+      entries.delete(key);
+      if (entry.until <= Date.now()) return undefined;
+      entries.set(key, entry); // most recently used last
+      return entry.literal;
+    },
+    set(key: string, literal: string, ttlSeconds: number): void {
+      entries.delete(key);
+      entries.set(key, { literal, until: Date.now() + ttlSeconds * 1000 });
+      if (entries.size > MAX) entries.delete(entries.keys().next().value as string);
+    },
+    clear: () => entries.clear(),
+  };
+})();
+
+/** Empties this process's query-embedding memory (tests of the database cache underneath). */
+export const forgetRecentQueries = (): void => recentQueries.clear();
+
 async function embedQuery(
   db: Db,
   tenantId: string,
@@ -319,9 +350,15 @@ async function embedQuery(
   const ttl = config().search.queryCacheTtlSeconds;
   const digest = createHash("sha256").update(normalized).digest("hex");
   const key = `search:embedding:${embedder.model}:${embedder.dimensions}:${digest}`;
+  const local = `${tenantId}/${key}`;
   if (ttl > 0) {
+    const recent = recentQueries.get(local);
+    if (recent) return { literal: recent, tokens: 0 };
     const cached = await Cache.get<unknown>(db, tenantId, key);
-    if (typeof cached === "string" && cached.startsWith("[")) return { literal: cached, tokens: 0 };
+    if (typeof cached === "string" && cached.startsWith("[")) {
+      recentQueries.set(local, cached, ttl);
+      return { literal: cached, tokens: 0 };
+    }
   }
   const result = await embedder.embed([normalized], { signal: options.signal }).catch((error) => {
     throw upstreamError(error, "embedding");
@@ -331,6 +368,7 @@ async function embedQuery(
     throw upstreamError(new Error(`expected one ${embedder.dimensions}-dimension vector`), "embedding");
   }
   const literal = vectorLiteral(vector);
+  if (ttl > 0) recentQueries.set(local, literal, ttl);
   // Stored beside the search, not before it; a failed write only costs a later embedding call.
   const remember =
     ttl > 0

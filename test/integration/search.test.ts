@@ -283,6 +283,28 @@ describe.each(DRIVERS)("search on %s", (driver) => {
     expect(second.usage.embeddingTokens).toBe(0);
   });
 
+  it("serves a repeated query from the database cache when this process has forgotten it, and from memory when the cache row is gone", async () => {
+    const query = "a question remembered in two places";
+    await search(shared, { query, mode: "vector" });
+    const afterFirst = embedder.calls;
+
+    Search.forgetRecentQueries(); // a fresh Lambda instance: only the database cache knows it
+    const fromDb = await search(shared, { query, mode: "vector" });
+    expect(embedder.calls).toBe(afterFirst);
+
+    await db.query({ text: "delete from cache where tenant_id = $1", params: [shared.tenantId] });
+    const fromMemory = await search(shared, { query, mode: "vector" });
+    expect(embedder.calls).toBe(afterFirst);
+    expect(fromMemory.results.map((r) => r.chunkId)).toEqual(fromDb.results.map((r) => r.chunkId));
+
+    Search.forgetRecentQueries(); // and neither: embedded again
+    await search(shared, { query, mode: "vector" });
+    expect(embedder.calls).toBe(afterFirst + 1);
+    // Another tenant asking the same text embeds it itself: nothing is shared across tenants.
+    await search(other, { query, mode: "vector" });
+    expect(embedder.calls).toBe(afterFirst + 2);
+  });
+
   it("answers 502 when the query cannot be embedded, while keyword mode still works", async () => {
     embedder.fail = true;
     try {
