@@ -76,7 +76,7 @@ function zipfWord(u: number): string {
 }
 
 /** Document n's text: 60-90 Zipf-distributed words in sentences of 8-15. */
-function documentText(n: number): string {
+export function documentText(n: number): string {
   const next = random(n + 1);
   const length = 60 + Math.floor(next() * 30);
   const out: string[] = [];
@@ -93,7 +93,7 @@ function documentText(n: number): string {
   return out.join(" ");
 }
 
-function questions(corpus: number): string[] {
+export function questions(corpus: number): string[] {
   const next = random(42);
   const seen = new Set<string>();
   while (seen.size < QUESTIONS) {
@@ -108,7 +108,7 @@ function questions(corpus: number): string[] {
   return [...seen];
 }
 
-async function load(t: TestDb, caller: Caller, chunks: number, log: (line: string) => void) {
+export async function load(t: TestDb, caller: Caller, chunks: number, log: (line: string) => void) {
   const embedder = createOfflineEmbedder({ dimensions: 1536 });
   // The bulk load skips the index and the indexer: chunks are stored already marked indexed, then the (partial,
   // migrations/0005) HNSW index is built once over them, the state the indexer reaches once it has caught up.

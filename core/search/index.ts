@@ -95,7 +95,9 @@ export async function query(
     const strategy = db.driver === "pglite" ? "exact" : (options.strategy ?? "auto");
     ctes.push(...vectorCandidates(vector, where, n, strategy, cfg.exactScanChunks));
   }
-  if (request.mode !== "vector") ctes.push(keywordCandidates(tsquery, where, n));
+  if (request.mode !== "vector") {
+    ctes.push(keywordCandidates(tsquery, where, n, request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : undefined));
+  }
   const statement = sql`with ${sql.join(ctes, sql`, `)} ${finalSelect(request.mode, k, request.minScore, cfg.rrfK)}`;
 
   // PGlite has neither the HNSW index nor JIT.
@@ -185,10 +187,16 @@ function scopeAndFilters(caller: Caller, scope: Scope, filter: SearchFilter): Wh
 /**
  * Transaction-local settings for the search statement. JIT off: the exact and fallback branches are planned
  * with the whole table's cost even when never run, which crosses `jit_above_cost` and spent 80-250 ms
- * compiling here.
+ * compiling here. No parallel workers: the keyword list of a common-word query was planned as a parallel bitmap
+ * heap scan, and starting a worker costs a few milliseconds of a statement meant to take a few.
  */
 function settings(efSearch: number): Record<string, string> {
-  return { "hnsw.ef_search": String(Math.min(efSearch, 1000)), "hnsw.iterative_scan": "relaxed_order", jit: "off" };
+  return {
+    "hnsw.ef_search": String(Math.min(efSearch, 1000)),
+    "hnsw.iterative_scan": "relaxed_order",
+    jit: "off",
+    max_parallel_workers_per_gather: "0",
+  };
 }
 
 /**
@@ -272,14 +280,28 @@ function vectorCandidates(
   ];
 }
 
-/** The `kw(id, rank)` CTE: the `n` best full-text matches by cover density rank (GIN on the generated `tsv`). */
-function keywordCandidates(tsquery: SQL, where: Where, n: number): SQL {
-  return sql`kw as materialized (
-    select c.id, ts_rank_cd(c.tsv, ${tsquery}, 32) as rank
-    from chunks c
+/**
+ * Matches hybrid mode ranks at most. Ranking costs about 7 µs a match (the chunk's tsvector read and scored), and
+ * a question of common words matches a large share of the corpus: in the chat benchmark (100,000 chunks of Zipf
+ * prose) one question in ten matched over 100 chunks and one in twenty over 3,000, up to 40,000 (300 ms). Such a
+ * match list says little about relevance, and the vector list carries the fusion; rare names and codes, what the
+ * keyword list is in hybrid for, match far fewer. Keyword mode, where the ranking is the answer, ranks every match.
+ */
+export const HYBRID_KEYWORD_MATCHES = 500;
+
+/**
+ * The `kw(id, rank)` CTE: the `n` best full-text matches by cover density rank (GIN on the generated `tsv`),
+ * among the first `cap` matches in index order when a cap is given.
+ */
+function keywordCandidates(tsquery: SQL, where: Where, n: number, cap?: number): SQL {
+  const matches = sql`
+    select c.id, c.tsv from chunks c
     where c.tsv @@ ${tsquery} and ${where.chunks}
-      and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
-    order by rank desc, c.id
+      and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})`;
+  return sql`kw as materialized (
+    select m.id, ts_rank_cd(m.tsv, ${tsquery}, 32) as rank
+    from (${matches}${cap === undefined ? sql`` : sql` limit ${cap}`}) m
+    order by rank desc, m.id
     limit ${n})`;
 }
 

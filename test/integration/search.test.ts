@@ -383,6 +383,19 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
   }, 180_000);
   afterAll(() => t?.close());
 
+  it("ranks every keyword match in keyword mode and fills topK in hybrid when a word matches more than hybrid ranks", async () => {
+    // "note" is in all 2,000 chunks, more than the matches hybrid ranks; the best of them is stored last.
+    expect(2000).toBeGreaterThan(Search.HYBRID_KEYWORD_MATCHES);
+    await Ingest.run(t.db, caller, [doc("noted", "Note: note this note, a note on notes.")], { embedder });
+
+    const keyword = await Search.query(t.db, caller, { query: "note", mode: "keyword", topK: 5 }, { embedder });
+    const hybrid = await Search.query(t.db, caller, { query: "note", mode: "hybrid", topK: 5 }, { embedder });
+
+    expect(keyword.results[0]?.documentId).toBe("noted");
+    expect(keyword.results).toHaveLength(5);
+    expect(hybrid.results).toHaveLength(5);
+  });
+
   it.each(["auto", "index", "exact"] as const)(
     "returns a full topK when 1% of the chunks match, using the %s strategy",
     async (strategy) => {
