@@ -383,6 +383,42 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
   }, 180_000);
   afterAll(() => t?.close());
 
+  it("gives exact results when the remembered size of a scope has gone stale, either way", async () => {
+    setConfig({ LOG_LEVEL: "silent", SEARCH_EXACT_SCAN_CHUNKS: "100" });
+    Search.forgetRecentQueries();
+    try {
+      const request = { query: "a note about the warranty", mode: "vector" as const, topK: 10, scope: "user" as const };
+      const exact = (who: Caller) => Search.query(t.db, who, request, { embedder, strategy: "exact" });
+      const auto = (who: Caller) => Search.query(t.db, who, request, { embedder });
+      const docs = (prefix: string, count: number) =>
+        Array.from({ length: count }, (_, i) =>
+          doc(`${prefix}${i}`, `A note ${i} about the warranty of item ${i % 7}.`),
+        );
+
+      // Remembered as large (500 chunks, over the bound), then all but three deleted: the index path comes
+      // back short and the exact scan fills in.
+      const shrinking = { ...caller, userId: "shrinking" };
+      await Ingest.run(t.db, shrinking, docs("s", 500), { embedder });
+      await auto(shrinking);
+      await t.db.query({
+        text: "update documents set deleted_at = now() where tenant_id = $1 and owner = 'shrinking' and id not in ('s1', 's2', 's3')",
+        params: [shrinking.tenantId],
+      });
+      const shrunk = await auto(shrinking);
+      expect(shrunk.results.map((r) => r.documentId).sort()).toEqual(["s1", "s2", "s3"]);
+
+      // Remembered as small (20 chunks), then grown past the bound: still the exact ranking.
+      const growing = { ...caller, userId: "growing" };
+      await Ingest.run(t.db, growing, docs("g", 20), { embedder });
+      await auto(growing);
+      await Ingest.run(t.db, growing, docs("h", 480), { embedder });
+      const grown = await auto(growing);
+      expect(grown.results.map((r) => r.chunkId)).toEqual((await exact(growing)).results.map((r) => r.chunkId));
+    } finally {
+      setConfig({ LOG_LEVEL: "silent" });
+    }
+  });
+
   it("ranks every keyword match in keyword mode and fills topK in hybrid when a word matches more than hybrid ranks", async () => {
     // "note" is in all 2,000 chunks, more than the matches hybrid ranks; the best of them is stored last.
     expect(2000).toBeGreaterThan(Search.HYBRID_KEYWORD_MATCHES);
