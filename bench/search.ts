@@ -15,7 +15,7 @@
  */
 import pg from "pg";
 import type { Caller } from "../core/auth";
-import { setConfig } from "../core/config";
+import { config, setConfig } from "../core/config";
 import { type Db, vectorLiteral } from "../core/db";
 import { migrate } from "../core/db/migrate";
 import { createNeonDb } from "../core/db/neon";
@@ -396,7 +396,7 @@ export async function benchSearch(opts: { quick: boolean }): Promise<Record<stri
   const chunks = opts.quick ? 5_000 : 100_000;
   const count = opts.quick ? 30 : 200;
   const pgliteChunks = opts.quick ? 1_000 : 20_000;
-  const efSearch = Number(process.env.HNSW_EF_SEARCH ?? 100);
+  const efSearch = config().search.efSearch; // the same ef_search for Engram and the raw SQL
   const qs = queries(count);
   const embedder = knownEmbedder(qs);
   const rows: Record<string, unknown>[] = [];
