@@ -5,11 +5,13 @@ import type { RateClass } from "../../core/api/routes";
 import { Auth, type Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
+import { createNeonDb } from "../../core/db/neon";
 import { createPgDb } from "../../core/db/pg";
 import { EngramError } from "../../core/error";
 import { RateLimit } from "../../core/ratelimit";
 import { callerFor, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
+import { neonConnectionString } from "../support/neon-server";
 
 type Attempt = { ok: true; headers: Record<string, string> } | { ok: false; error: EngramError };
 
@@ -31,6 +33,20 @@ async function callerWith(db: Db, tenant: string, limits: Record<string, string>
 
 const admitted = (attempts: Attempt[]) => attempts.filter((a) => a.ok).length;
 
+/** The `RateLimit` header of an attempt, admitted or refused. */
+const limitHeader = (a: Attempt) => (a.ok ? a.headers.ratelimit : a.error.headers?.ratelimit);
+
+/** The same database handle, counting its statements (each one round trip). */
+function counting(db: Db): Db & { statements: number } {
+  const counted = Object.create(db) as Db & { statements: number };
+  counted.statements = 0;
+  counted.query = (query, options) => {
+    counted.statements++;
+    return db.query(query, options);
+  };
+  return counted;
+}
+
 beforeAll(() => {
   setConfig({ LOG_LEVEL: "silent", RATE_LIMIT_FAIL_MODE: "closed" });
 });
@@ -50,6 +66,93 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
 
     expect(admitted(attempts)).toBe(20);
     for (const a of attempts) if (!a.ok) expect(a.error.code).toBe("ratelimit.exceeded");
+  });
+
+  it("decides a request on its own in exactly one round trip", async () => {
+    const db = counting(t.db);
+    const caller = await callerWith(t.db, "lone", { chat: "20/min" });
+
+    const result = await attempt(db, caller, "chat");
+
+    expect(result).toEqual({
+      ok: true,
+      headers: { "ratelimit-policy": '"default";q=20;w=60', ratelimit: '"default";r=19;t=3' },
+    });
+    expect(db.statements).toBe(1);
+  });
+
+  it("decides queued duplicates of one key together, admitting what fits with one-by-one headers", async () => {
+    const caller = await callerWith(t.db, "dupes", { chat: "20/min" }); // one request every 3 s
+    for (let i = 0; i < 15; i++) await attempt(t.db, caller, "chat");
+    const db = counting(t.db);
+
+    const attempts = await Promise.all(Array.from({ length: 12 }, () => attempt(db, caller, "chat")));
+
+    // Two go out on their own; the ten queued behind them share one statement. Those three
+    // run concurrently, so which requests get the five places is theirs to race for.
+    expect(db.statements).toBe(3);
+    expect(admitted(attempts)).toBe(5);
+    expect(
+      attempts
+        .filter((a) => a.ok)
+        .map(limitHeader)
+        .sort(),
+    ).toEqual([
+      '"default";r=0;t=60',
+      '"default";r=1;t=57',
+      '"default";r=2;t=54',
+      '"default";r=3;t=51',
+      '"default";r=4;t=48',
+    ]);
+    for (const a of attempts) {
+      if (a.ok) continue;
+      expect(a.error).toMatchObject({ code: "ratelimit.exceeded", retryAfterSeconds: 3 });
+      expect(a.error.headers?.ratelimit).toBe('"default";r=0;t=60');
+    }
+  });
+
+  it("decides a batch of many keys, tenants and rates as one-by-one decisions would", async () => {
+    const a = await callerWith(t.db, "mixed-1", { chat: "2/min", search: "5/min" }, "alice");
+    const b = await callerWith(t.db, "mixed-2", { chat: "1/min" }, "alice");
+    const db = counting(t.db);
+    const requests: [Caller, RateClass][] = [
+      [a, "chat"],
+      [b, "chat"],
+      [a, "chat"],
+      [a, "search"],
+      [b, "chat"],
+      [a, "chat"],
+      [a, "search"],
+    ];
+
+    const attempts = await Promise.all(requests.map(([caller, rateClass]) => attempt(db, caller, rateClass)));
+
+    expect(db.statements).toBeLessThan(requests.length);
+    // Statements run concurrently (two in flight), so within a bucket the places may go to any
+    // of its requests: compare each bucket's headers as a set.
+    const bucket = (...at: number[]) => at.map((i) => limitHeader(attempts[i] as Attempt)).sort();
+    expect(bucket(0, 2, 5)).toEqual(['"default";r=0;t=60', '"default";r=0;t=60', '"default";r=1;t=30']);
+    expect(admitted([0, 2, 5].map((i) => attempts[i] as Attempt))).toBe(2);
+    expect(bucket(1, 4)).toEqual(['"default";r=0;t=60', '"default";r=0;t=60']);
+    expect(admitted([1, 4].map((i) => attempts[i] as Attempt))).toBe(1);
+    expect(bucket(3, 6)).toEqual(['"default";r=3;t=24', '"default";r=4;t=12']);
+  });
+
+  it("decides a bucket asked for under two rates at once in separate statements", async () => {
+    const before = await callerWith(t.db, "two-rates", { chat: "2/min" });
+    const after = { ...before, rateLimits: { chat: "3/min" } }; // the tenant's override changed meanwhile
+    const plug = await callerWith(t.db, "two-rates", { chat: "2/min" }, "plug");
+    const db = counting(t.db);
+
+    const attempts = await Promise.all(
+      [plug, plug, before, after, before, after].map((caller) => attempt(db, caller, "chat")),
+    );
+
+    // One statement may decide a bucket only once, under one rate: never an error instead.
+    for (const a of attempts) if (!a.ok) expect(a.error.code).toBe("ratelimit.exceeded");
+    expect(admitted(attempts.slice(2))).toBeGreaterThanOrEqual(2);
+    expect(admitted(attempts.slice(2))).toBeLessThanOrEqual(3);
+    expect(db.statements).toBe(4);
   });
 
   it("gives the budget back at the documented rate, one request per window/limit, up to the limit", async () => {
@@ -211,7 +314,7 @@ describe("the limiter on pg", () => {
       const attempts = [];
       for (let i = 0; i < 3; i++) attempts.push(await attempt(db, caller, "chat"));
       const prepared = await db.query<{ runs: number }>({
-        text: "select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'rate_limit_take'",
+        text: "select generic_plans + custom_plans as runs from pg_prepared_statements where name = 'rate_limit_decide'",
         params: [],
       });
 
@@ -238,6 +341,53 @@ describe("the limiter on pg", () => {
       await holder.query("rollback");
       await holder.end();
     }
+  });
+});
+
+describe.each(["pg", "neon-http"] as const)("batched decisions from two pools on %s", (driver) => {
+  let t: TestDb;
+  let other: Db;
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    const database = t.database as string;
+    other =
+      driver === "pg"
+        ? createPgDb(t.url as string)
+        : createNeonDb(neonConnectionString(database, t.neon?.port as number), { fetchEndpoint: t.neon?.url });
+  });
+  afterAll(async () => {
+    await other?.close();
+    await t?.close();
+  });
+
+  it("never admit beyond the limit together, with each admission's headers given once, and never deadlock", async () => {
+    // A hot key and 30 others, asked for in opposite orders by the two pools: batches that
+    // locked their rows in request order would wait on each other in a cycle.
+    const hot = await callerWith(t.db, "pools", { chat: "20/h" }, "hot"); // one request every 180 s
+    const others = await Promise.all(
+      Array.from({ length: 30 }, (_, i) => callerWith(t.db, "pools", { chat: "20/h" }, `u${i}`)),
+    );
+    const requests = [...Array(100).fill(hot), ...others.flatMap((c) => [c, c, c, c, c])] as Caller[];
+    const mixed = requests.map((_, i) => requests[(i * 7) % requests.length] as Caller);
+    const counted = [counting(t.db), counting(other)] as const;
+
+    const [first, second] = await Promise.all([
+      Promise.all(mixed.map((caller) => attempt(counted[0], caller, "chat"))),
+      Promise.all(mixed.toReversed().map((caller) => attempt(counted[1], caller, "chat"))),
+    ]);
+
+    const all = [...first, ...second.toReversed()];
+    const callers = [...mixed, ...mixed];
+    const hotAttempts = all.filter((_, i) => callers[i] === hot);
+    expect(hotAttempts).toHaveLength(200);
+    expect(admitted(hotAttempts)).toBe(20);
+    expect(admitted(all)).toBe(20 + 30 * 10);
+    expect(counted[0].statements + counted[1].statements).toBeLessThan(all.length / 10);
+    const remaining = hotAttempts.flatMap((a) =>
+      a.ok ? [Number(/r=(\d+)/.exec(a.headers.ratelimit ?? "")?.[1])] : [],
+    );
+    expect(remaining.sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+    for (const a of hotAttempts) if (!a.ok) expect(a.error.code).toBe("ratelimit.exceeded");
   });
 });
 
