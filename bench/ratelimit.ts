@@ -46,7 +46,7 @@ let run = 0;
 
 function engram(db: ReturnType<typeof createPgDb>, tenantId: string): Limiter {
   return {
-    name: "engram (GCRA, one statement, UNLOGGED)",
+    name: "engram (GCRA, one statement a request or a queued batch, UNLOGGED)",
     async make(limit, windowSeconds) {
       const base: Caller = {
         tenantId,
