@@ -4,7 +4,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Db } from "../db";
 import { EngramError } from "../error";
-import { Tenant } from "../tenant";
+import * as Tenant from "../tenant";
 
 /** Who is calling: the tenant from the key, the end user from `X-User-Id` ('' = shared space). */
 export interface Caller {

@@ -4,7 +4,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";
 import { log } from "../log";
-import { Indexer } from "../search/indexer";
+import * as Indexer from "../search/indexer";
 
 export interface Options {
   /** Days a soft-deleted document is kept before it is purged; default SOFT_DELETE_RETENTION_DAYS. */

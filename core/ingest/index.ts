@@ -7,11 +7,11 @@ import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
-import { Document } from "../document";
+import * as Document from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { EngramError, upstreamError } from "../error";
-import { Indexer } from "../search/indexer";
+import * as Indexer from "../search/indexer";
 
 export type DocumentStatus = "created" | "updated" | "unchanged";
 

@@ -3,7 +3,7 @@ export * as Search from "./index";
 import { createHash } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
 import type { Caller } from "../auth";
-import { Cache } from "../cache";
+import * as Cache from "../cache";
 import { config } from "../config";
 import { arr, compile, type Db, type Statement, vectorLiteral } from "../db";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";

@@ -1,6 +1,6 @@
 /** Hourly (EventBridge schedule): removes what has expired, within the invocation's time. */
 import type { Context } from "aws-lambda";
-import { Cleanup } from "../../core/cleanup";
+import * as Cleanup from "../../core/cleanup";
 import { config } from "../../core/config";
 import { db } from "../../core/db";
 

@@ -1,13 +1,13 @@
 /** Health, OpenAPI, document reads and deletes, stats, conversations, and the catch-all 404/405. */
-import { OpenApi } from "../../core/api/openapi";
+import * as OpenApi from "../../core/api/openapi";
 import { match } from "../../core/api/routes";
-import { Conversation } from "../../core/conversation";
+import * as Conversation from "../../core/conversation";
 import { ConversationListQuery } from "../../core/conversation/schema";
 import { db } from "../../core/db";
-import { Document } from "../../core/document";
+import * as Document from "../../core/document";
 import { DeleteQuery, GetQuery, ListQuery } from "../../core/document/schema";
 import { EngramError } from "../../core/error";
-import { Health } from "../../core/health";
+import * as Health from "../../core/health";
 import { http } from "./chain";
 
 export const handler = http({

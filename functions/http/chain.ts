@@ -18,12 +18,13 @@ import middy, { type MiddlewareObj, type Request } from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { corsHeaders, errorResponse, parseBody, type Reply, requestIdOf, toResult } from "../../core/api/http";
 import { match, type Route, routeKey, routes } from "../../core/api/routes";
-import { Auth, type Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
+import { type Caller } from "../../core/auth";
 import { db } from "../../core/db";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
 import { log } from "../../core/log";
-import { RateLimit } from "../../core/ratelimit";
+import * as RateLimit from "../../core/ratelimit";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;

@@ -5,7 +5,7 @@
  * complete server-sent-events body. `streamHandler` serves the chat function's URL with
  * response streaming (events as they are produced); it exists only on Lambda's runtime.
  */
-import { Chat } from "../../core/chat";
+import * as Chat from "../../core/chat";
 import { ChatRequest, CompatChatRequest } from "../../core/chat/schema";
 import { db } from "../../core/db";
 import { type HttpInput, http, type StreamReply, sse, streamingHandler } from "./chain";

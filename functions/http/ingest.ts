@@ -1,7 +1,7 @@
 /** The write path: ingest, document changes, and the Digital Twin ingest route. */
 import { db } from "../../core/db";
 import { CompatIngestRequest, IngestRequest, PatchRequest } from "../../core/document/schema";
-import { Ingest } from "../../core/ingest";
+import * as Ingest from "../../core/ingest";
 import { http } from "./chain";
 
 export const handler = http({

@@ -1,6 +1,7 @@
 /** `POST /v1/search`: hybrid, vector or keyword search over the caller's scope. */
 import { db } from "../../core/db";
-import { Search, SearchRequest } from "../../core/search";
+import * as Search from "../../core/search";
+import { SearchRequest } from "../../core/search";
 import { http } from "./chain";
 
 export const handler = http({
