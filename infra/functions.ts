@@ -23,15 +23,18 @@ const common = {
   },
 };
 
+// Functions that embed but never chat also leave out openai's chat resource and streaming.
+const embeds = { ...common.nodejs, plugins: "infra/esbuild-plugins-embeddings.mjs" };
+
 export const functionSettings = {
   // Reads and small writes: one or two Neon round trips. 1024 MB because Lambda's CPU scales with
   // memory, and a cold start's import is CPU-bound.
   api: { ...common, memory: "1024 MB" as const, timeout: "10 seconds" as const },
   // Chunking, hashing and JSON-encoding up to 6 MB plus the embedding calls: one full vCPU
   // (1769 MB), and the most API Gateway allows.
-  ingest: { ...common, memory: "1769 MB" as const, timeout: "29 seconds" as const },
+  ingest: { ...common, memory: "1769 MB" as const, timeout: "29 seconds" as const, nodejs: embeds },
   // One embedding call (or a cache hit) and one SQL statement; leaves room for one upstream retry.
-  search: { ...common, memory: "1024 MB" as const, timeout: "15 seconds" as const },
+  search: { ...common, memory: "1024 MB" as const, timeout: "15 seconds" as const, nodejs: embeds },
   // Mostly waiting on the chat model, which is billed per millisecond: less memory; API Gateway's limit.
   chat: { ...common, memory: "512 MB" as const, timeout: "29 seconds" as const },
   // The function URL has no 30 s gateway in front: long answers, with the model's retries, may stream for minutes.

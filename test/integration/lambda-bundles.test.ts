@@ -28,7 +28,7 @@ const bundles: Record<string, string> = {};
 beforeAll(async () => {
   const reports = await buildLambdas(
     join(work, "lambda"),
-    ENTRIES.filter((e) => e.name === "ingest" || e.name === "chat"),
+    ENTRIES.filter((e) => e.name === "ingest" || e.name === "search" || e.name === "chat"),
   );
   for (const r of reports) bundles[r.name] = r.file;
   [test, openai] = await Promise.all([freshDb("neon-http"), startOpenAIServer()]);
@@ -88,6 +88,18 @@ describe("a Lambda bundle with the trimmed OpenAI SDK", () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text).totals).toMatchObject({ documents: 1, embedded: 1 });
     expect(openai.stats.embeddingRequests).toBeGreaterThan(before);
+  });
+
+  it("embeds a search's query through the OpenAI API, with chat and streaming left out of its bundle", async () => {
+    const before = openai.stats.embeddingRequests;
+    const res = await invokeBundle("search", {
+      method: "POST",
+      path: "/v1/search",
+      body: { query: "how long do refunds take", mode: "vector", topK: 3 },
+    });
+    expect(res.status).toBe(200);
+    expect(JSON.parse(res.text).results.map((r: { documentId: string }) => r.documentId)).toContain("refunds");
+    expect(openai.stats.embeddingRequests).toBe(before + 1);
   });
 
   it("answers a chat from the ingested document with the chat model", async () => {

@@ -2,12 +2,13 @@
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
-import { build, type Metafile } from "esbuild";
+import { build, type Metafile, type Plugin } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openaiStandIns } from "../../infra/esbuild-plugins.mjs";
+import chatPlugins, { openaiInternalStandIns, openaiInternals, openaiStandIns } from "../../infra/esbuild-plugins.mjs";
+import embeddingPlugins from "../../infra/esbuild-plugins-embeddings.mjs";
 import {
   type BundleReport,
   buildLambdas,
@@ -15,6 +16,7 @@ import {
   ENTRIES,
   esbuildOptions,
   findForbidden,
+  pluginsOf,
 } from "../../scripts/build";
 import { apiEvent, type EventInput } from "../support/events";
 
@@ -28,7 +30,7 @@ beforeAll(async () => {
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-async function metafileOf(source: string, extra: { external?: string[] } = {}): Promise<Metafile> {
+async function metafileOf(source: string, extra: { external?: string[]; plugins?: Plugin[] } = {}): Promise<Metafile> {
   const entry = join(work, `${Math.random().toString(36).slice(2)}.ts`);
   writeFileSync(entry, source);
   const nodePaths = [join(process.cwd(), "node_modules")];
@@ -104,6 +106,75 @@ describe("npm run build", () => {
     expect(bytes("openai/resources/beta/beta.mjs")).toBeLessThan(200);
     expect(sdk.filter(([path]) => /resources\/beta\/threads|\/lib\//.test(path))).toEqual([]);
     expect(sdk.reduce((sum, [, input]) => sum + input.bytesInOutput, 0)).toBeLessThan(60 * 1024);
+  });
+
+  it("leaves chat and server-sent events out of the bundles that only embed", async () => {
+    const embedder = `export { createOpenAIEmbedder } from ${JSON.stringify(join(process.cwd(), "core/embedding/openai"))};`;
+    const sdkOf = async (plugins: Plugin[]) => {
+      const meta = await metafileOf(embedder, { plugins });
+      const output = Object.values(meta.outputs).find((o) => o.entryPoint) as Metafile["outputs"][string];
+      return Object.entries(output.inputs).filter(([path]) => path.includes("node_modules/openai/"));
+    };
+    const bytes = (sdk: [string, { bytesInOutput: number }][], suffix: string) =>
+      sdk.find(([path]) => path.endsWith(suffix))?.[1].bytesInOutput ?? 0;
+    const [chats, embeds] = await Promise.all([sdkOf(chatPlugins), sdkOf(embeddingPlugins)]);
+    expect(bytes(chats, "openai/core/streaming.mjs")).toBeGreaterThan(2_000);
+    expect(bytes(embeds, "openai/core/streaming.mjs")).toBeLessThan(400);
+    expect(bytes(embeds, "openai/internal/decoders/line.mjs")).toBe(0);
+    expect(bytes(embeds, "openai/resources/chat/chat.mjs")).toBeLessThan(
+      bytes(chats, "openai/resources/chat/chat.mjs"),
+    );
+    expect(bytes(embeds, "openai/resources/embeddings.mjs")).toBeGreaterThan(200);
+    for (const sdk of [chats, embeds]) {
+      expect(bytes(sdk, "openai/internal/qs/stringify.mjs")).toBe(0);
+      expect(bytes(sdk, "openai/auth/workload-identity-auth.mjs")).toBeLessThan(300);
+    }
+    expect(ENTRIES.map((e) => [e.name, pluginsOf(e.name) === embeddingPlugins])).toEqual([
+      ["api", false],
+      ["ingest", true],
+      ["search", true],
+      ["chat", false],
+      ["cleanup", false],
+    ]);
+  });
+
+  it("gives the SDK's left-out machinery stand-ins that keep flat query strings and name what is missing", async () => {
+    const dir = join(process.cwd(), "node_modules/openai");
+    const standIns = openaiInternals(dir, false);
+    expect([...standIns.keys()].map((path) => path.slice(dir.length + 1)).sort()).toEqual([
+      "auth/workload-identity-auth.mjs",
+      "core/pagination.mjs",
+      "core/streaming.mjs",
+      "internal/detect-platform.mjs",
+      "internal/to-file.mjs",
+      "internal/uploads.mjs",
+      "internal/utils/query.mjs",
+    ]);
+    const load = (relative: string) =>
+      import(`data:text/javascript,${encodeURIComponent(standIns.get(join(dir, relative)) ?? "")}`);
+    const { stringifyQuery } = await load("internal/utils/query.mjs");
+    const { stringifyQuery: original } = await import(pathToFileURL(join(dir, "internal/utils/query.mjs")).href);
+    for (const query of [
+      { limit: 5, after: "a b&c", skip: undefined },
+      { ids: ["x", "y"], order: "asc", n: null },
+    ]) {
+      expect(stringifyQuery(query)).toBe(original(query));
+    }
+    expect(() => stringifyQuery({ filter: { a: 1 } })).toThrow(/query string with nested values is left out/);
+    const { toFile } = await load("internal/to-file.mjs");
+    await expect(toFile("x")).rejects.toThrow(/toFile\(\) is left out of Engram's Lambda bundles/);
+    const { WorkloadIdentityAuth } = await load("auth/workload-identity-auth.mjs");
+    expect(() => new WorkloadIdentityAuth()).toThrow(/workload identity auth is left out/);
+  });
+
+  it("fails the build when a module the trimming replaces no longer exports what its stand-in offers", () => {
+    const dir = fakeOpenAi("");
+    expect(() => openaiInternals(dir)).toThrow(/openai has no .* any more/);
+    for (const relative of Object.keys(openaiInternalStandIns)) {
+      mkdirSync(dirname(join(dir, relative)), { recursive: true });
+      writeFileSync(join(dir, relative), "export const somethingElse = 1;\n");
+    }
+    expect(() => openaiInternals(dir)).toThrow(/no longer exports \w+; revisit its stand-in/);
   });
 
   it("fails the build when the OpenAI SDK's client no longer reads the way the trimming expects", () => {
