@@ -50,31 +50,46 @@ export async function connect(target: Target): Promise<Client> {
   };
 }
 
-/** Calls the server's API; an error answer becomes one EngramError line. */
+/** How often one call waits out a 429 before giving up (the server names the wait in Retry-After). */
+const RATE_LIMIT_RETRIES = 20;
+
+/**
+ * Calls the server's API; an error answer becomes one EngramError line. A 429 (the server's rate
+ * limit: nothing was done) is waited out as its Retry-After says and sent again, so a folder
+ * bigger than a minute's ingest allowance arrives whole, slower; `onWait` hears each wait.
+ */
 export async function request<T>(
   client: Extract<Client, { kind: "http" }>,
   method: string,
   path: string,
   body?: unknown,
+  onWait?: (seconds: number) => void,
 ): Promise<T> {
-  const res = await fetch(`${client.url}${path}`, {
-    method,
-    headers: client.headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-  }).catch((error) => {
-    throw new EngramError(
-      "unavailable",
-      "server.unreachable",
-      `cannot reach the local server at ${client.url}: ${error.message}`,
-    );
-  });
-  const payload = (await res.json().catch(() => ({}))) as T & { error?: { code: string; message: string } };
-  if (!res.ok) {
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(`${client.url}${path}`, {
+      method,
+      headers: client.headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    }).catch((error) => {
+      throw new EngramError(
+        "unavailable",
+        "server.unreachable",
+        `cannot reach the local server at ${client.url}: ${error.message}`,
+      );
+    });
+    const payload = (await res.json().catch(() => ({}))) as T & { error?: { code: string; message: string } };
+    if (res.ok) return payload;
+    const retryAfter = Number(res.headers.get("retry-after") ?? Number.NaN);
+    if (res.status === 429 && attempt < RATE_LIMIT_RETRIES && Number.isFinite(retryAfter) && retryAfter >= 0) {
+      const seconds = Math.max(retryAfter, 0.1);
+      onWait?.(seconds);
+      await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
+      continue;
+    }
     throw new EngramError(
       "upstream",
       payload.error?.code ?? "server.error",
       payload.error?.message ?? `HTTP ${res.status}`,
     );
   }
-  return payload;
 }

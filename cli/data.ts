@@ -28,8 +28,12 @@ function withTarget(command: Command): Command {
 
 const targetOf = (o: TargetOptions): Target => ({ tenant: o.tenant, user: o.user, key: o.key });
 
-async function ingestBatch(client: Client, documents: FileDocument[]): Promise<IngestResult> {
-  if (client.kind === "http") return request<IngestResult>(client, "POST", "/v1/ingest", { documents });
+async function ingestBatch(
+  client: Client,
+  documents: FileDocument[],
+  onWait: (seconds: number) => void,
+): Promise<IngestResult> {
+  if (client.kind === "http") return request<IngestResult>(client, "POST", "/v1/ingest", { documents }, onWait);
   return Ingest.run(client.db, client.caller, documents);
 }
 
@@ -70,7 +74,10 @@ export function registerDataCommands(program: Command): void {
     let pendingFiles = 0;
     const flush = async () => {
       if (!batch.length) return;
-      const result = await ingestBatch(client, batch);
+      const result = await ingestBatch(client, batch, (seconds) => {
+        // The bar's ETA absorbs the pause; plain output says why it stalls.
+        if (!bar && !options.json) console.error(`rate limited by the server: waiting ${seconds} s`);
+      });
       totals.documents += result.totals.documents;
       totals.chunks += result.totals.chunks;
       totals.embedded += result.totals.embedded;
