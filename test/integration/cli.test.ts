@@ -130,4 +130,17 @@ describe("engram ingest", () => {
     expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
     expect(chat.stdout).toMatch(/\[1\] Refunds/);
   });
+
+  it("stores a folder of many batches, several at once, and counts every file once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-cli-many-"));
+    for (let i = 0; i < 730; i++) writeFileSync(join(dir, `n${i}.txt`), `Note ${i} about widget ${i % 13}.`);
+    const res = await engram(["ingest", dir, "--tenant", "many"]);
+    expect(res.code).toBe(0);
+    expect(res.stdout).toMatch(/^730 files, 730 documents \(730 created, 0 updated, 0 unchanged\), 730 chunks/);
+    const progress = res.stderr.trim().split("\n");
+    expect(progress).toHaveLength(8);
+    expect(progress.at(-1)).toBe("ingested 730/730 files (730 documents)");
+    const stats = JSON.parse((await engram(["stats", "--tenant", "many", "--json"])).stdout);
+    expect(stats.documents.total).toBe(730);
+  });
 });
