@@ -1,0 +1,295 @@
+/**
+ * `npm run docs:api`: writes docs/api.md (every route with its parameters, body fields, answers and
+ * a curl command) and the README's curl block, from the route table, the OpenAPI document (the zod
+ * schemas that validate requests) and the examples below. test/unit/api-docs.test.ts fails when
+ * either file is out of date, when an example would not pass its route's validation, and runs every
+ * example against the handlers.
+ *
+ *   npm run docs:api [-- --check]     (--check: exit 1 when a file would change, write nothing)
+ */
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { OpenApi } from "../core/api/openapi";
+import { type Route, routeKey, routes } from "../core/api/routes";
+
+/** The parts of a JSON Schema node (as the OpenAPI document writes them) this page reads. */
+interface Schema {
+  $ref?: string;
+  type?: string | string[];
+  enum?: unknown[];
+  anyOf?: Schema[];
+  items?: Schema;
+  properties?: Record<string, Schema>;
+  required?: string[];
+  description?: string;
+  default?: unknown;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  minItems?: number;
+  maxItems?: number;
+}
+interface Parameter {
+  $ref?: string;
+  name: string;
+  in: string;
+  description?: string;
+  schema?: Schema;
+}
+interface Operation {
+  parameters?: Parameter[];
+  requestBody?: { content: Record<string, { schema?: Schema }> };
+  responses: Record<string, { description: string; content?: Record<string, { schema?: Schema }> }>;
+}
+interface Document {
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, Schema> };
+}
+
+export interface Example {
+  /** The path as sent: parameters filled in, with any query string. */
+  path: string;
+  body?: unknown;
+  /** Header lines beyond the key, e.g. X-User-Id. */
+  headers?: Record<string, string>;
+}
+
+/**
+ * One example per route, by route key. Ordered as a session would go (ingest before reading, delete
+ * last), which is the order test/unit/api-docs.test.ts runs them in; docs/api.md lists routes in
+ * the route table's order.
+ */
+export const EXAMPLES: Record<string, Example> = {
+  "GET /v1/health": { path: "/v1/health" },
+  "GET /v1/openapi.json": { path: "/v1/openapi.json" },
+  "POST /v1/ingest": {
+    path: "/v1/ingest",
+    body: {
+      documents: [
+        {
+          id: "refunds",
+          title: "Refund policy",
+          content: "# Refunds\n\nRefunds are issued within 14 days of a return. Store credit never expires.",
+          metadata: { team: "support" },
+          importance: 7,
+        },
+        // A memory of a conversation: ingesting it opens conversation support-1, which the chat below continues.
+        { id: "note-1042", content: "The customer asked about refunds for order 1042.", conversationId: "support-1" },
+      ],
+    },
+  },
+  "GET /v1/documents": { path: "/v1/documents?limit=10" },
+  "GET /v1/documents/{id}": { path: "/v1/documents/refunds" },
+  "PATCH /v1/documents/{id}": { path: "/v1/documents/refunds", body: { importance: 9, ttlSeconds: null } },
+  "GET /v1/stats": { path: "/v1/stats" },
+  "POST /v1/search": {
+    path: "/v1/search",
+    body: { query: "how long do refunds take", topK: 3, filter: { metadata: { team: "support" } } },
+  },
+  "POST /v1/chat": {
+    path: "/v1/chat",
+    body: { messages: [{ role: "user", content: "What is the refund window?" }], conversationId: "support-1" },
+  },
+  "GET /v1/conversations": { path: "/v1/conversations" },
+  "GET /v1/conversations/{id}": { path: "/v1/conversations/support-1" },
+  "DELETE /v1/conversations/{id}": { path: "/v1/conversations/support-1" },
+  "POST /api/ingest": {
+    path: "/api/ingest",
+    body: { documents: [{ id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." }] },
+  },
+  "POST /api/chat": { path: "/api/chat", body: { messages: [{ role: "user", content: "When are you open?" }] } },
+  "DELETE /v1/documents/{id}": { path: "/v1/documents/refunds?hard=true" },
+};
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+export const API_DOCS = "docs/api.md";
+const README = "README.md";
+const CURL_BEGIN = "<!-- curl:begin (npm run docs:api writes this block) -->";
+const CURL_END = "<!-- curl:end -->";
+
+/** The shell command for a route's example; `$API` and `$KEY` are set once above the commands. */
+export function curlOf(route: Route, example: Example): string {
+  const parts = [`curl -s${route.method === "GET" ? "" : ` -X ${route.method}`} "$API${example.path}"`];
+  if (route.auth) parts.push(`-H "Authorization: Bearer $KEY"`);
+  for (const [name, value] of Object.entries(example.headers ?? {})) parts.push(`-H '${name}: ${value}'`);
+  if (example.body !== undefined) {
+    parts.push(`-H 'content-type: application/json'`);
+    parts.push(`-d '${JSON.stringify(example.body).replaceAll("'", "'\\''")}'`);
+  }
+  return parts.join(" ");
+}
+
+const anchor = (route: Route) =>
+  `${route.method} ${route.path}`
+    .toLowerCase()
+    .replace(/[^a-z0-9 -]/g, "")
+    .replaceAll(" ", "-");
+const cell = (text: unknown) =>
+  String(text ?? "")
+    .replaceAll("|", "\\|")
+    .replaceAll("\n", " ");
+
+/** A JSON Schema node as a short type: `string`, `integer 1-10`, `array of Document`, `"a" \| "b"`. */
+function typeOf(node: Schema, doc: Document): string {
+  if (node.$ref)
+    return `[${String(node.$ref).split("/").at(-1)}](#${String(node.$ref).split("/").at(-1)?.toLowerCase()})`;
+  if (node.enum) return node.enum.map((v) => JSON.stringify(v)).join(" \\| ");
+  if (node.anyOf) return node.anyOf.map((n) => typeOf(n, doc)).join(" or ");
+  if (node.type === "array") return `array of ${node.items ? typeOf(node.items, doc) : "anything"}`;
+  if (Array.isArray(node.type)) return node.type.join(" or ");
+  return node.type ?? "any JSON";
+}
+
+/** Limits a JSON Schema node states: lengths, ranges, counts, patterns, defaults. */
+function limitsOf(node: Schema): string[] {
+  const out: string[] = [];
+  const range = (lo: unknown, hi: unknown, unit: string) => {
+    if (lo !== undefined && hi !== undefined) out.push(`${lo}-${hi}${unit}`);
+    else if (lo !== undefined) out.push(`at least ${lo}${unit}`);
+    else if (hi !== undefined) out.push(`at most ${hi}${unit}`);
+  };
+  range(node.minLength, node.maxLength, " characters");
+  range(node.minimum, node.maximum, "");
+  range(node.minItems, node.maxItems, " items");
+  for (const member of node.anyOf ?? []) out.push(...limitsOf(member));
+  if (node.default !== undefined) out.push(`default ${JSON.stringify(node.default)}`);
+  return out;
+}
+
+function fieldsTable(schema: Schema, doc: Document): string[] {
+  const target = schema.$ref ? deref(schema, doc) : schema;
+  const required = new Set<string>(target.required ?? []);
+  const lines = ["| field | type | required | notes |", "| --- | --- | --- | --- |"];
+  for (const [name, raw] of Object.entries(target.properties ?? {})) {
+    const node = raw.$ref ? { ...deref(raw, doc), $ref: raw.$ref } : raw;
+    const notes = [node.description, ...limitsOf(node)].filter(Boolean).join("; ");
+    lines.push(`| \`${name}\` | ${typeOf(raw, doc)} | ${required.has(name) ? "yes" : ""} | ${cell(notes)} |`);
+  }
+  return lines;
+}
+
+function deref(node: Schema, doc: Document): Schema {
+  const path = String(node.$ref).replace(/^#\//, "").split("#")[0]?.split("/") ?? [];
+  let at: unknown = doc;
+  for (const key of path) at = (at as Record<string, unknown> | undefined)?.[key];
+  return (at as Schema | undefined) ?? {};
+}
+
+function section(route: Route, doc: Document): string[] {
+  const op = doc.paths[route.path]?.[route.method.toLowerCase()] as Operation;
+  const example = EXAMPLES[routeKey(route)] as Example;
+  const out = [`### ${route.method} ${route.path}`, ""];
+  const who = route.auth
+    ? `Needs a key; counted in the \`${route.rateClass}\` rate class.`
+    : "Open: no key, no rate limit.";
+  out.push(`${route.summary}. Served by the \`${route.fn}\` function. ${who}`, "");
+  const params = (op.parameters ?? []).filter((p) => !p.$ref && p.in !== "header");
+  if (params.length) {
+    out.push("| parameter | in | type | notes |", "| --- | --- | --- | --- |");
+    for (const p of params) {
+      const notes = [p.description, ...limitsOf(p.schema ?? {})].filter(Boolean).join("; ");
+      out.push(`| \`${p.name}\` | ${p.in} | ${typeOf(p.schema ?? {}, doc)} | ${cell(notes)} |`);
+    }
+    out.push("");
+  }
+  const body = op.requestBody?.content["application/json"]?.schema;
+  if (body) {
+    out.push(`Body: ${typeOf(body, doc)}`, "", ...fieldsTable(body, doc), "");
+  }
+  out.push("Answers:", "");
+  for (const [status, r] of Object.entries(op.responses)) {
+    const schema = r.content?.["application/json"]?.schema;
+    out.push(`- \`${status}\` ${r.description}${status === "200" && schema ? `: ${typeOf(schema, doc)}` : ""}`);
+  }
+  out.push("", "```sh", curlOf(route, example), "```", "");
+  return out;
+}
+
+/** docs/api.md's text. */
+export function renderApiDocs(): string {
+  const doc = OpenApi.document() as unknown as Document;
+  const out = [
+    "# HTTP API reference",
+    "",
+    "<!-- Written by `npm run docs:api` (scripts/api-docs.ts); `npm test` fails when it is out of date. -->",
+    "",
+    "Every route of Engram's HTTP API, generated from the route table (`core/api/routes.ts`) and the zod",
+    "schemas that validate each request (`core/api/schemas.ts`), the same source as `GET /v1/openapi.json`.",
+    "Every example below runs in `npm test` against the handlers. The contract is",
+    "[`../shared/API.md`](../../shared/API.md).",
+    "",
+    'Errors are `{ "error": { "code", "message", "details"? } }`; switch on `code`. `X-User-Id` (optional',
+    "on every route that needs a key) names the end user: writes go to their private space, reads see it",
+    "plus the tenant's shared space.",
+    "",
+    "```sh",
+    "API=http://localhost:3000          # or your stage's URL (npx sst deploy prints it)",
+    "KEY=$(cat .engram/local-key)       # or a key from: npx engram keys create --tenant NAME",
+    "```",
+    "",
+    "| route | summary |",
+    "| --- | --- |",
+    ...routes.map((r) => `| [\`${r.method} ${r.path}\`](#${anchor(r)}) | ${r.summary} |`),
+    "",
+    "## Routes",
+    "",
+    ...routes.flatMap((r) => section(r, doc)),
+    "## Schemas",
+    "",
+  ];
+  const schemas = doc.components.schemas;
+  for (const name of Object.keys(schemas)
+    .filter((n) => !n.startsWith("__"))
+    .sort()) {
+    const schema = schemas[name] as Schema;
+    out.push(`### ${name}`, "");
+    if (schema.description) out.push(schema.description, "");
+    if (schema.properties) out.push(...fieldsTable(schema, doc), "");
+    else out.push(`${typeOf(schema, doc)}`, "");
+  }
+  return `${out.join("\n").trimEnd()}\n`;
+}
+
+/** The README's block of one curl per route, in the examples' order, so it runs top to bottom. */
+export function renderCurlBlock(): string {
+  const lines = [
+    CURL_BEGIN,
+    "<details><summary>curl for every route (top to bottom: ingest first, delete last)</summary>",
+    "",
+    "```sh",
+    "API=http://localhost:3000; KEY=$(cat .engram/local-key)",
+    ...Object.entries(EXAMPLES).map(([k, example]) => curlOf(routes.find((r) => routeKey(r) === k) as Route, example)),
+    "```",
+    "",
+    "</details>",
+    CURL_END,
+  ];
+  return lines.join("\n");
+}
+
+/** The README with its curl block replaced by `block`. */
+export function withCurlBlock(readme: string, block = renderCurlBlock()): string {
+  const start = readme.indexOf(CURL_BEGIN);
+  const end = readme.indexOf(CURL_END);
+  if (start < 0 || end < start) throw new Error(`${README} has no ${CURL_BEGIN} ... ${CURL_END} block`);
+  return readme.slice(0, start) + block + readme.slice(end + CURL_END.length);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const check = process.argv.includes("--check");
+  const files: [string, string][] = [
+    [API_DOCS, renderApiDocs()],
+    [README, withCurlBlock(readFileSync(`${root}${README}`, "utf8"))],
+  ];
+  let stale = 0;
+  for (const [file, text] of files) {
+    const current = existsSync(`${root}${file}`) ? readFileSync(`${root}${file}`, "utf8") : "";
+    if (current === text) continue;
+    stale++;
+    if (check) console.error(`${file} is out of date: run npm run docs:api`);
+    else writeFileSync(`${root}${file}`, text);
+  }
+  if (!check) console.log(stale ? `wrote ${stale} file(s)` : "up to date");
+  process.exit(check && stale ? 1 : 0);
+}

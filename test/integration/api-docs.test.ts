@@ -1,0 +1,94 @@
+/**
+ * docs/api.md and the README's curl block: up to date with the route table and the schemas, and
+ * every example is a request the API accepts, sent to the local server the way its curl sends it.
+ */
+import { readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer } from "../../cli/server";
+import { match, routeKey, routes } from "../../core/api/routes";
+import { routeSchemas } from "../../core/api/schemas";
+import { Auth } from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { useDb } from "../../core/db";
+import {
+  API_DOCS,
+  curlOf,
+  EXAMPLES,
+  type Example,
+  renderApiDocs,
+  renderCurlBlock,
+  withCurlBlock,
+} from "../../scripts/api-docs";
+import { freshDb, type TestDb } from "../support/db";
+
+let t: TestDb;
+let key: string;
+let server: Awaited<ReturnType<typeof startServer>>;
+
+beforeAll(async () => {
+  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+  t = await freshDb("pg");
+  useDb(t.db);
+  key = (await Auth.createKey(t.db, "docs")).key;
+  server = await startServer({ port: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+  await t?.close();
+});
+
+const routeOf = (k: string) => routes.find((r) => routeKey(r) === k) as (typeof routes)[number];
+
+describe("docs/api.md and the README's curl block", () => {
+  it("are what npm run docs:api writes from the current routes and schemas", () => {
+    expect(readFileSync(API_DOCS, "utf8")).toBe(renderApiDocs());
+    const readme = readFileSync("README.md", "utf8");
+    expect(readme).toContain(renderCurlBlock());
+    expect(withCurlBlock(readme)).toBe(readme);
+  });
+
+  it("document every route, each with one example that passes the route's own validation", () => {
+    expect(Object.keys(EXAMPLES).sort()).toEqual(routes.map(routeKey).sort());
+    const doc = readFileSync(API_DOCS, "utf8");
+    for (const [k, example] of Object.entries(EXAMPLES)) {
+      const route = routeOf(k);
+      const [path, query = ""] = example.path.split("?");
+      const found = match(route.method, path ?? "");
+      expect(found.kind === "route" && routeKey(found.route), k).toBe(k);
+      const schemas = routeSchemas().schemas[k] ?? {};
+      if (example.body !== undefined) expect(schemas.body?.safeParse(example.body).success, k).toBe(true);
+      if (query) expect(schemas.query?.safeParse(Object.fromEntries(new URLSearchParams(query))).success, k).toBe(true);
+      expect(doc).toContain(`### ${k}`);
+      expect(doc).toContain(curlOf(route, example));
+    }
+  });
+
+  it("quote each body so the shell hands the server the example's JSON", () => {
+    const tricky: Example = { path: "/v1/ingest", body: { documents: [{ id: "it's", content: "don't 'quote' me" }] } };
+    const command = curlOf(routeOf("POST /v1/ingest"), tricky);
+    const quoted = /-d '((?:[^']|'\\'')*)'$/.exec(command)?.[1] ?? "";
+    expect(JSON.parse(quoted.replaceAll("'\\''", "'"))).toEqual(tricky.body);
+  });
+
+  it("run one after another against the local server, each answered 2xx", async () => {
+    for (const [k, example] of Object.entries(EXAMPLES)) {
+      const route = routeOf(k);
+      const headers: Record<string, string> = { ...example.headers };
+      if (route.auth) headers.authorization = `Bearer ${key}`;
+      if (example.body !== undefined) headers["content-type"] = "application/json";
+      const res = await fetch(`${server.url}${example.path}`, {
+        method: route.method,
+        headers,
+        body: example.body === undefined ? undefined : JSON.stringify(example.body),
+      });
+      const text = await res.text();
+      expect(res.status, `${k}: ${text.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
+      expect(res.status, `${k}: ${text.slice(0, 300)}`).toBeLessThan(300);
+      if (k === "POST /v1/search") expect(JSON.parse(text).results[0]?.documentId).toBe("refunds");
+      if (k === "DELETE /v1/documents/{id}") {
+        const gone = await fetch(`${server.url}/v1/documents/refunds`, { headers: { authorization: `Bearer ${key}` } });
+        expect(gone.status).toBe(404);
+      }
+    }
+  });
+});
