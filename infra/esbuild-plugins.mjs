@@ -86,8 +86,9 @@ const leftOut = (what) =>
  * Parts of the SDK's own machinery that serve only features Engram never uses, each replaced by a
  * stand-in with the same exports: query strings with nested values (qs, 6.5 KB: Engram's calls
  * send no query; flat values still work), list pagination, file uploads, workload-identity auth
- * (Engram authenticates with an API key) and runtime detection beyond Node. Keyed by path inside the package; each stand-in
- * names the exports it must offer, and the build fails when the SDK's module no longer has them.
+ * (Engram authenticates with an API key) and runtime detection beyond Node. Keyed by path inside
+ * the package; each stand-in names the exports it must offer, and the build fails when the SDK's
+ * module no longer has them.
  * @type {Record<string, { exports: string[]; source: string }>}
  */
 export const openaiInternalStandIns = {
@@ -182,8 +183,8 @@ export async function* _iterSSEMessages() { ${leftOut("streaming")} }
 
 /**
  * `openaiInternalStandIns` (and, for a bundle that never `streams`, `openaiStreamingStandIn`) as
- * module path (in `dir`) -> stand-in source. Throws (failing the build)
- * when a module is gone or no longer exports a name its stand-in offers.
+ * module path (in `dir`) -> stand-in source. Throws (failing the build) when a module is gone or
+ * no longer exports a name its stand-in offers.
  * @param {string} dir
  * @param {boolean} [streams]
  * @returns {Map<string, string>}

@@ -163,6 +163,15 @@ describe("npm run build", () => {
     expect(() => stringifyQuery({ filter: { a: 1 } })).toThrow(/query string with nested values is left out/);
     const { toFile } = await load("internal/to-file.mjs");
     await expect(toFile("x")).rejects.toThrow(/toFile\(\) is left out of Engram's Lambda bundles/);
+    const { VERSION } = await import(pathToFileURL(join(dir, "version.mjs")).href);
+    const platform = (standIns.get(join(dir, "internal/detect-platform.mjs")) ?? "").replace(
+      /^import \{ VERSION \} from "\.\.\/version\.mjs";/,
+      `const VERSION = ${JSON.stringify(VERSION)};`,
+    );
+    const ours = await import(`data:text/javascript,${encodeURIComponent(platform)}`);
+    const sdk = await import(pathToFileURL(join(dir, "internal/detect-platform.mjs")).href);
+    expect(ours.getPlatformHeaders()).toEqual(sdk.getPlatformHeaders());
+    expect(ours.isRunningInBrowser()).toBe(false);
     const { WorkloadIdentityAuth } = await load("auth/workload-identity-auth.mjs");
     expect(() => new WorkloadIdentityAuth()).toThrow(/workload identity auth is left out/);
   });
