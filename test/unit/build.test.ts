@@ -60,6 +60,31 @@ async function coldStart(bundle: string, env: Record<string, string>, event: Eve
   return { result, body: JSON.parse(result.body), logs: lines.filter((l) => !l.startsWith("RESULT ")) };
 }
 
+/** Sends `messages` to SST's esbuild plugin bridge running `pluginsFile`, and returns its answers by message id. */
+async function throughBridge(pluginsFile: string, messages: { command: string; value: object }[]) {
+  // SST's Go bundler runs `nodejs.plugins` in this node process and talks JSON lines to it.
+  const bridge = ".sst/platform/functions/nodejs-runtime/plugin.mjs";
+  expect(existsSync(bridge), `${bridge} (run \`bash scripts/typecheck.sh\`, which installs SST's platform)`).toBe(true);
+  const child = execFile(process.execPath, [bridge, join(process.cwd(), pluginsFile)]);
+  const replies = new Promise<string>((resolve) => {
+    let out = "";
+    child.stdout?.on("data", (chunk) => {
+      out += chunk;
+      if (out.split("\n").filter(Boolean).length === messages.length) resolve(out);
+    });
+  });
+  child.stdin?.write(messages.map((m, id) => `${JSON.stringify({ id, ...m })}\n`).join(""));
+  const byId = new Map(
+    (await replies)
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { id: number; value: Record<string, string> })
+      .map((r) => [r.id, r.value]),
+  );
+  child.kill();
+  return byId;
+}
+
 describe("npm run build", () => {
   it("bundles every function with no forbidden module and nothing left for a node_modules Lambda lacks", () => {
     expect(reports.map((r) => r.name)).toEqual(ENTRIES.map((e) => e.name));
@@ -220,10 +245,6 @@ describe("npm run build", () => {
 
   it("applies the same plugins inside SST's deploy, through SST's own esbuild plugin bridge", async () => {
     // SST's Go bundler runs `nodejs.plugins` in this node process and talks JSON lines to it.
-    const bridge = ".sst/platform/functions/nodejs-runtime/plugin.mjs";
-    expect(existsSync(bridge), `${bridge} (run \`bash scripts/typecheck.sh\`, which installs SST's platform)`).toBe(
-      true,
-    );
     const root = process.cwd();
     const openai = join(root, "node_modules/openai");
     const changedSdk = fakeOpenAi("export class OpenAI {}\n");
@@ -250,23 +271,7 @@ describe("npm run build", () => {
       },
       { command: "load", value: { path: "process", namespace: "engram-builtin" } },
     ];
-    const child = execFile(process.execPath, [bridge, join(root, "infra/esbuild-plugins.mjs")]);
-    const replies = new Promise<string>((resolve) => {
-      let out = "";
-      child.stdout?.on("data", (chunk) => {
-        out += chunk;
-        if (out.split("\n").filter(Boolean).length === messages.length) resolve(out);
-      });
-    });
-    child.stdin?.write(messages.map((m, id) => `${JSON.stringify({ id, ...m })}\n`).join(""));
-    const byId = new Map(
-      (await replies)
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as { id: number; value: Record<string, string> })
-        .map((r) => [r.id, r.value]),
-    );
-    child.kill();
+    const byId = await throughBridge("infra/esbuild-plugins.mjs", messages);
     expect(byId.get(0)).toEqual({ path: join(root, "infra/no-local-drivers.ts") });
     expect(byId.get(1)).toEqual({});
     expect(byId.get(2)?.contents).toContain("export class Beta");
@@ -276,6 +281,22 @@ describe("npm run build", () => {
     expect(byId.get(5)?.error).toMatch(/openai's client.mjs changed/);
     expect(byId.get(6)).toEqual({ path: "process", namespace: "engram-builtin" });
     expect(byId.get(7)).toEqual({ contents: 'module.exports = require("process");', loader: "js" });
+  });
+
+  it("leaves chat and streaming out of the embedding functions inside SST's deploy too", async () => {
+    const openai = join(process.cwd(), "node_modules/openai");
+    const messages = ["core/streaming.mjs", "resources/chat/chat.mjs", "resources/embeddings.mjs"].map((path) => ({
+      command: "load",
+      value: { path: join(openai, path), namespace: "file" },
+    }));
+    const [embeds, chats] = await Promise.all([
+      throughBridge("infra/esbuild-plugins-embeddings.mjs", messages),
+      throughBridge("infra/esbuild-plugins.mjs", messages),
+    ]);
+    expect(embeds.get(0)?.contents).toContain("streaming is left out of Engram's Lambda bundles");
+    expect(embeds.get(1)?.contents).toContain("export class Chat");
+    expect(embeds.get(2)).toEqual({});
+    expect([chats.get(0), chats.get(1), chats.get(2)]).toEqual([{}, {}, {}]);
   });
 
   it("starts without the DatabaseUrl secret, logs one line naming it, and answers 503 config.missing", async () => {
