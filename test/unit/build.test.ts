@@ -244,7 +244,6 @@ describe("npm run build", () => {
   });
 
   it("applies the same plugins inside SST's deploy, through SST's own esbuild plugin bridge", async () => {
-    // SST's Go bundler runs `nodejs.plugins` in this node process and talks JSON lines to it.
     const root = process.cwd();
     const openai = join(root, "node_modules/openai");
     const changedSdk = fakeOpenAi("export class OpenAI {}\n");
