@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import type { Caller } from "../auth";
 import { type Config, config } from "../config";
 import * as Conversation from "../conversation";
-import { type NewMessage } from "../conversation";
+import type { NewMessage } from "../conversation";
 import type { Db } from "../db";
 import { UpstreamError } from "../embedding/openai";
 import { EngramError, upstreamError } from "../error";

@@ -19,7 +19,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context
 import { corsHeaders, errorResponse, parseBody, type Reply, requestIdOf, toResult } from "../../core/api/http";
 import { match, type Route, routeKey, routes } from "../../core/api/routes";
 import * as Auth from "../../core/auth";
-import { type Caller } from "../../core/auth";
+import type { Caller } from "../../core/auth";
 import { db } from "../../core/db";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
