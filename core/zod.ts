@@ -12,3 +12,9 @@ import en from "zod/v4/locales/en.js";
 config(en());
 
 export * from "zod/mini";
+
+/**
+ * Metadata marking a field that its schema defaults only to answer a missing value with a code of
+ * its own: the OpenAPI document lists it as required, without the default (core/api/openapi.ts).
+ */
+export const REQUIRED_IN_DOCS = "x-engram-required";

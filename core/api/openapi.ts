@@ -40,7 +40,8 @@ function componentSchemas(): { components: Record<string, Json>; refOf: Map<z.Zo
 
 /**
  * Tidies zod's output for OpenAPI: `#/components/schemas/__shared#/$defs/x` (its registry form)
- * becomes a plain component reference, and the safe-integer bounds of every `.int()` go.
+ * becomes a plain component reference, the safe-integer bounds of every `.int()` go, and a
+ * property marked `REQUIRED_IN_DOCS` becomes required, without its default.
  */
 function relink(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(relink);
@@ -48,8 +49,15 @@ function relink(value: unknown): unknown {
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) {
     if ((k === "minimum" || k === "maximum") && Math.abs(v as number) === Number.MAX_SAFE_INTEGER) continue;
+    if (k === z.REQUIRED_IN_DOCS) continue;
     out[k] =
       k === "$ref" && typeof v === "string" && v.startsWith(SHARED) ? COMPONENTS + v.slice(SHARED.length) : relink(v);
+  }
+  const properties = (value as Json).properties as Record<string, Json> | undefined;
+  const marked = Object.keys(properties ?? {}).filter((name) => properties?.[name]?.[z.REQUIRED_IN_DOCS] === true);
+  if (marked.length) {
+    out.required = [...new Set([...((out.required as string[]) ?? []), ...marked])];
+    for (const name of marked) delete (out.properties as Record<string, Json>)[name]?.default;
   }
   return out;
 }

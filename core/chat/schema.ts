@@ -51,6 +51,7 @@ export const ChatMessageInput = z.object({
 });
 export type ChatMessageInput = z.infer<typeof ChatMessageInput>;
 
+// Defaulted only so that a missing list gets its own code (chat.no_messages); the OpenAPI document marks it required.
 const Messages = z._default(z.array(ChatMessageInput), []).check(
   z.superRefine((messages, ctx) => {
     if (messages.length === 0) {
@@ -71,6 +72,7 @@ const Messages = z._default(z.array(ChatMessageInput), []).check(
     }
   }),
   z.describe(`1-${MAX_MESSAGES} messages, the last one from the user; each at most ${MAX_MESSAGE_CHARS} characters`),
+  z.meta({ [z.REQUIRED_IN_DOCS]: true }),
 );
 
 const fields = {

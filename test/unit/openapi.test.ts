@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import { OpenApi } from "../../core/api/openapi";
 import { routeKey, routes } from "../../core/api/routes";
 import { routeSchemas } from "../../core/api/schemas";
+import { ChatRequest } from "../../core/chat/schema";
 import { DocumentInput, IngestRequest, ListQuery } from "../../core/document/schema";
 import { invoke } from "../support/events";
 
@@ -52,6 +53,14 @@ describe("the OpenAPI document", () => {
       Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
     );
     expect(documented.sort()).toEqual(routes.map(routeKey).sort());
+  });
+
+  it("lists chat's messages as required, as the API treats them, with no default and no internal marker", () => {
+    const body = deref(op("POST", "/v1/chat").requestBody.content["application/json"].schema);
+    expect(body.required).toEqual(["messages"]);
+    expect(body.properties.messages.default).toBeUndefined();
+    expect(JSON.stringify(doc)).not.toContain("x-engram-required");
+    expect(ChatRequest.safeParse({}).error?.issues[0]).toMatchObject({ params: { code: "chat.no_messages" } });
   });
 
   it("describes the ingest body with the zod schema's fields, required fields and limits", () => {
