@@ -18,16 +18,17 @@
  */
 import { sql } from "drizzle-orm";
 import { startServer } from "../cli/server";
-import { Auth, type Caller } from "../core/auth";
-import { Chat } from "../core/chat";
+import type { Caller } from "../core/auth";
+import * as Auth from "../core/auth";
+import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
 import { setConfig } from "../core/config";
-import { Conversation } from "../core/conversation";
+import * as Conversation from "../core/conversation";
 import { useDb } from "../core/db";
 import { useEmbedder } from "../core/embedding";
 import { createOfflineEmbedder } from "../core/embedding/offline";
-import { Ingest } from "../core/ingest";
-import { Search } from "../core/search";
+import * as Ingest from "../core/ingest";
+import * as Search from "../core/search";
 import { callerFor, freshDb, type TestDb } from "../test/support/db";
 import { startOpenAIServer } from "../test/support/openai-server";
 import { round, summarize } from "./support";

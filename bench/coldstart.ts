@@ -23,7 +23,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { build } from "esbuild";
-import { Auth } from "../core/auth";
+import * as Auth from "../core/auth";
 import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
 import { buildLambdas, esbuildOptions } from "../scripts/build";

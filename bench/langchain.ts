@@ -26,7 +26,7 @@ import { splitIntoChunks } from "../core/chunk/split";
 import { setConfig } from "../core/config";
 import type { Embedder } from "../core/embedding";
 import { createOfflineEmbedder } from "../core/embedding/offline";
-import { Ingest } from "../core/ingest";
+import * as Ingest from "../core/ingest";
 import { callerFor, freshDb } from "../test/support/db";
 import { prose } from "../test/support/factories";
 import {

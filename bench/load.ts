@@ -17,10 +17,10 @@
 import { fileURLToPath } from "node:url";
 import { sql } from "drizzle-orm";
 import { startServer } from "../cli/server";
-import { Auth } from "../core/auth";
+import * as Auth from "../core/auth";
 import { setConfig } from "../core/config";
 import { db, useDb } from "../core/db";
-import { RateLimit } from "../core/ratelimit";
+import * as RateLimit from "../core/ratelimit";
 import { freshDb } from "../test/support/db";
 import { prose } from "../test/support/factories";
 import { round, summarize, table } from "./support";

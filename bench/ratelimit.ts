@@ -20,8 +20,8 @@ import { setConfig } from "../core/config";
 import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
 import { EngramError } from "../core/error";
-import { RateLimit } from "../core/ratelimit";
-import { Tenant } from "../core/tenant";
+import * as RateLimit from "../core/ratelimit";
+import * as Tenant from "../core/tenant";
 import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../test/support/db";
 import { percentile, round } from "./support";
 

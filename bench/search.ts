@@ -22,7 +22,7 @@ import { createNeonDb } from "../core/db/neon";
 import { createPgDb } from "../core/db/pg";
 import { createPgliteDb } from "../core/db/pglite";
 import type { Embedder } from "../core/embedding";
-import { Search } from "../core/search";
+import * as Search from "../core/search";
 import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../test/support/db";
 import { neonConnectionString } from "../test/support/neon-server";
 import { round, summarize } from "./support";

@@ -6,7 +6,7 @@ import type { Caller } from "../core/auth";
 import { config } from "../core/config";
 import type { Db } from "../core/db";
 import { EngramError } from "../core/error";
-import { Tenant } from "../core/tenant";
+import * as Tenant from "../core/tenant";
 import { LOCAL_TENANT, openLocalDb, runningServer, storedLocalKey } from "./local";
 
 export interface Target {

@@ -2,12 +2,14 @@
 import { resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
-import { Chat, type ChatResponse } from "../core/chat";
+import type { ChatResponse } from "../core/chat";
+import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
-import { Document } from "../core/document";
+import * as Document from "../core/document";
 import type { IngestResult } from "../core/ingest";
-import { Ingest } from "../core/ingest";
-import { Search, type SearchInput, type SearchResponse } from "../core/search";
+import * as Ingest from "../core/ingest";
+import type { SearchInput, SearchResponse } from "../core/search";
+import * as Search from "../core/search";
 import { type Client, connect, request, type Target } from "./client";
 import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";

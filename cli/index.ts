@@ -3,14 +3,14 @@
  * non-zero exit.
  */
 import { Command, CommanderError, Option } from "commander";
-import { Auth } from "../core/auth";
-import { Cleanup } from "../core/cleanup";
+import * as Auth from "../core/auth";
+import * as Cleanup from "../core/cleanup";
 import { config, setConfig, VERSION } from "../core/config";
 import { closeDb } from "../core/db";
 import { isConnectionError } from "../core/db/errors";
 import { EngramError } from "../core/error";
-import { RateLimit } from "../core/ratelimit";
-import { Tenant } from "../core/tenant";
+import * as RateLimit from "../core/ratelimit";
+import * as Tenant from "../core/tenant";
 import { registerDataCommands } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
 

@@ -4,7 +4,7 @@
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Auth } from "../core/auth";
+import * as Auth from "../core/auth";
 import { type Config, config } from "../core/config";
 import { type Db, openDb, useDb } from "../core/db";
 import { migrate } from "../core/db/migrate";

@@ -1,6 +1,6 @@
 import { config } from "../core/config";
 import { closeDb } from "../core/db";
-import { Indexer } from "../core/search/indexer";
+import * as Indexer from "../core/search/indexer";
 import { consoleSite } from "./console";
 import { ensureLocalKey, openLocalDb, removeServerLock, writeServerLock } from "./local";
 import { startServer } from "./server";

@@ -9,7 +9,7 @@
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { OpenApi } from "../core/api/openapi";
+import * as OpenApi from "../core/api/openapi";
 import { type Route, routeKey, routes } from "../core/api/routes";
 
 /** The parts of a JSON Schema node (as the OpenAPI document writes them) this page reads. */

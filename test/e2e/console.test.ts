@@ -13,11 +13,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { consoleSite } from "../../cli/console";
 import { ensureLocalKey, openLocalDb } from "../../cli/local";
 import { startServer } from "../../cli/server";
-import { Auth } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { closeDb, type Db } from "../../core/db";
-import { RateLimit } from "../../core/ratelimit";
-import { Tenant } from "../../core/tenant";
+import * as RateLimit from "../../core/ratelimit";
+import * as Tenant from "../../core/tenant";
 
 const CHROMIUM = "/usr/bin/chromium";
 // The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs keep theirs out of the tree.

@@ -17,7 +17,7 @@ import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { match, routeKey, routes } from "../../core/api/routes";
-import { Auth } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";

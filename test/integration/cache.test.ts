@@ -1,6 +1,6 @@
 /** The Postgres cache through every driver: TTL from the database clock, tenant isolation. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Cache } from "../../core/cache";
+import * as Cache from "../../core/cache";
 import { setConfig } from "../../core/config";
 import { callerFor, freshDb, type TestDb } from "../support/db";
 

@@ -1,11 +1,12 @@
 /** The conversation routes: list, read and delete the caller's own conversations, and nobody else's. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Auth, type Caller } from "../../core/auth";
+import type { Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
-import { Ingest } from "../../core/ingest";
+import * as Ingest from "../../core/ingest";
 import { callerFor, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 

@@ -1,12 +1,13 @@
 /** Chat without a model (the local default) on every driver: extractive answers, citations, stored turns. */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Auth, type Caller } from "../../core/auth";
+import type { Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
-import { Ingest } from "../../core/ingest";
+import * as Ingest from "../../core/ingest";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 

@@ -2,12 +2,13 @@
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
-import { Auth, type Caller } from "../../core/auth";
+import type { Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
-import { Ingest } from "../../core/ingest";
+import * as Ingest from "../../core/ingest";
 import { callerFor, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 import { type ChatRequestBody, type FakeOpenAI, startOpenAIServer } from "../support/openai-server";

@@ -1,6 +1,6 @@
 /** Scheduled cleanup through every driver: rows just past and just before each expiry. */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { Cleanup } from "../../core/cleanup";
+import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
 import { handler } from "../../functions/cron/cleanup";

@@ -12,7 +12,7 @@ import type { APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { sql } from "drizzle-orm";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { Auth } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
 import { mapDbError } from "../../core/db/errors";

@@ -1,6 +1,6 @@
 /** The HTTP surface every route shares: auth, errors, request ids, routing. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Auth } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { freshDb, type TestDb } from "../support/db";

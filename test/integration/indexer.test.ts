@@ -6,13 +6,13 @@
 import { sql } from "drizzle-orm";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
-import { Cleanup } from "../../core/cleanup";
+import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
-import { Ingest } from "../../core/ingest";
-import { Search } from "../../core/search";
-import { Indexer } from "../../core/search/indexer";
+import * as Ingest from "../../core/ingest";
+import * as Search from "../../core/search";
+import * as Indexer from "../../core/search/indexer";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
 
 const DIMS = 64;

@@ -3,8 +3,8 @@ import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
-import { Document } from "../../core/document";
-import { Ingest } from "../../core/ingest";
+import * as Document from "../../core/document";
+import * as Ingest from "../../core/ingest";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
 import { type CountingEmbedder, countingEmbedder, prose } from "../support/factories";
 

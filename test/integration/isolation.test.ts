@@ -11,7 +11,7 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Auth } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { type Db, type DriverName, useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Auth } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { buildLambdas, ENTRIES } from "../../scripts/build";
 import { freshDb, type TestDb } from "../support/db";
 import { apiEvent, type EventInput } from "../support/events";

@@ -2,13 +2,14 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RateClass } from "../../core/api/routes";
-import { Auth, type Caller } from "../../core/auth";
+import type { Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
 import { createNeonDb } from "../../core/db/neon";
 import { createPgDb } from "../../core/db/pg";
 import { EngramError } from "../../core/error";
-import { RateLimit } from "../../core/ratelimit";
+import * as RateLimit from "../../core/ratelimit";
 import { callerFor, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 import { neonConnectionString } from "../support/neon-server";

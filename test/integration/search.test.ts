@@ -1,16 +1,17 @@
 /** `POST /v1/search` and `Search.query` through every driver: modes, scope, filters, cache, bad input. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { Auth, type Caller } from "../../core/auth";
+import type { Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
-import { Document } from "../../core/document";
+import * as Document from "../../core/document";
 import type { DocumentInput } from "../../core/document/schema";
 import { type Embedder, useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import { EngramError } from "../../core/error";
-import { Ingest } from "../../core/ingest";
-import { Search } from "../../core/search";
-import { Indexer } from "../../core/search/indexer";
+import * as Ingest from "../../core/ingest";
+import * as Search from "../../core/search";
+import * as Indexer from "../../core/search/indexer";
 import { documents, questions } from "../fixtures/retrieval/corpus";
 import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";

@@ -10,7 +10,7 @@ import { migrate } from "../../core/db/migrate";
 import { createNeonDb } from "../../core/db/neon";
 import { createPgDb } from "../../core/db/pg";
 import { createPgliteDb } from "../../core/db/pglite";
-import { Tenant } from "../../core/tenant";
+import * as Tenant from "../../core/tenant";
 import { type NeonServer, neonConnectionString, startNeonServer } from "./neon-server";
 
 export const DRIVERS: DriverName[] = ["pg", "neon-http", "pglite"];

@@ -1,6 +1,6 @@
 /** GET /v1/openapi.json: generated from the route table and the zod schemas that validate requests. */
 import { describe, expect, it } from "vitest";
-import { OpenApi } from "../../core/api/openapi";
+import * as OpenApi from "../../core/api/openapi";
 import { routeKey, routes } from "../../core/api/routes";
 import { routeSchemas } from "../../core/api/schemas";
 import { ChatRequest } from "../../core/chat/schema";

@@ -2,7 +2,7 @@
 import { afterEach, describe, expect, it } from "vitest";
 import { setConfig } from "../../core/config";
 import { EngramError } from "../../core/error";
-import { RateLimit } from "../../core/ratelimit";
+import * as RateLimit from "../../core/ratelimit";
 
 describe("parseRate", () => {
   it.each([
