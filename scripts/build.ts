@@ -10,12 +10,11 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { isBuiltin } from "node:module";
 import { join, relative, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
 import { OPENAI_RESOURCES } from "../core/llm/retry";
 import chatPlugins, { openaiResourcesCalled } from "../infra/esbuild-plugins.mjs";
-import embeddingPlugins from "../infra/esbuild-plugins-embeddings.mjs";
 import { functionSettings } from "../infra/functions";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -54,18 +53,9 @@ const BANNER = [
   `const __dirname = topLevelFileUrlToPath(new topLevelURL(".", import.meta.url))`,
 ].join("\n");
 
-/** Each plugins file SST may be told to load (`nodejs.plugins` in infra/functions.ts), loaded. */
-const PLUGIN_FILES: Record<string, Plugin[]> = {
-  "infra/esbuild-plugins.mjs": chatPlugins,
-  "infra/esbuild-plugins-embeddings.mjs": embeddingPlugins,
-};
-
-/** The plugins infra/functions.ts gives the function `name` at deploy. */
-export function pluginsOf(name: keyof typeof functionSettings): Plugin[] {
-  const file = functionSettings[name].nodejs.plugins;
-  const plugins = PLUGIN_FILES[file];
-  if (!plugins) throw new Error(`scripts/build.ts: no plugins loaded for ${file} (${name}); add it to PLUGIN_FILES`);
-  return plugins;
+/** The plugins infra/functions.ts gives the function `name` at deploy: its `nodejs.plugins` file, loaded as SST does. */
+export async function pluginsOf(name: keyof typeof functionSettings): Promise<Plugin[]> {
+  return (await import(pathToFileURL(join(root, functionSettings[name].nodejs.plugins)).href)).default;
 }
 
 export const esbuildOptions = (entry: string, outfile: string, plugins = chatPlugins): BuildOptions => ({
@@ -148,7 +138,8 @@ export async function buildLambdas(outDir = join(root, "dist", "lambda"), entrie
     entries.map(async (entry) => {
       const file = join(outDir, entry.name, "index.mjs");
       mkdirSync(join(outDir, entry.name), { recursive: true });
-      const result = await build({ ...esbuildOptions(entry.source, file, pluginsOf(entry.name)), write: false });
+      const plugins = await pluginsOf(entry.name);
+      const result = await build({ ...esbuildOptions(entry.source, file, plugins), write: false });
       let bytes = 0;
       let gzipBytes = 0;
       for (const out of result.outputFiles ?? []) {

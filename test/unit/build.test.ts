@@ -154,7 +154,8 @@ describe("npm run build", () => {
       expect(bytes(sdk, "openai/internal/qs/stringify.mjs")).toBe(0);
       expect(bytes(sdk, "openai/auth/workload-identity-auth.mjs")).toBeLessThan(300);
     }
-    expect(ENTRIES.map((e) => [e.name, pluginsOf(e.name) === embeddingPlugins])).toEqual([
+    const loaded = await Promise.all(ENTRIES.map((e) => pluginsOf(e.name)));
+    expect(ENTRIES.map((e, i) => [e.name, loaded[i] === embeddingPlugins])).toEqual([
       ["api", false],
       ["ingest", true],
       ["search", true],
