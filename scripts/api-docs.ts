@@ -130,18 +130,20 @@ const cell = (text: unknown) =>
     .replaceAll("|", "\\|")
     .replaceAll("\n", " ");
 
-/** A JSON Schema node as a short type: `string`, `integer 1-10`, `array of Document`, `"a" \| "b"`. */
-function typeOf(node: Schema, doc: Document): string {
-  if (node.$ref)
-    return `[${String(node.$ref).split("/").at(-1)}](#${String(node.$ref).split("/").at(-1)?.toLowerCase()})`;
+/** A JSON Schema node as a short type: `string`, `array of [Document](#document)`, `"a" \| "b"`. */
+function typeOf(node: Schema): string {
+  if (node.$ref) {
+    const name = node.$ref.split("/").at(-1) ?? "";
+    return `[${name}](#${name.toLowerCase()})`;
+  }
   if (node.enum) return node.enum.map((v) => JSON.stringify(v)).join(" \\| ");
-  if (node.anyOf) return node.anyOf.map((n) => typeOf(n, doc)).join(" or ");
-  if (node.type === "array") return `array of ${node.items ? typeOf(node.items, doc) : "anything"}`;
+  if (node.anyOf) return node.anyOf.map(typeOf).join(" or ");
+  if (node.type === "array") return `array of ${node.items ? typeOf(node.items) : "anything"}`;
   if (Array.isArray(node.type)) return node.type.join(" or ");
   return node.type ?? "any JSON";
 }
 
-/** Limits a JSON Schema node states: lengths, ranges, counts, patterns, defaults. */
+/** Limits a JSON Schema node states: lengths, ranges, counts, defaults. */
 function limitsOf(node: Schema): string[] {
   const out: string[] = [];
   const range = (lo: unknown, hi: unknown, unit: string) => {
@@ -164,7 +166,7 @@ function fieldsTable(schema: Schema, doc: Document): string[] {
   for (const [name, raw] of Object.entries(target.properties ?? {})) {
     const node = raw.$ref ? { ...deref(raw, doc), $ref: raw.$ref } : raw;
     const notes = [node.description, ...limitsOf(node)].filter(Boolean).join("; ");
-    lines.push(`| \`${name}\` | ${typeOf(raw, doc)} | ${required.has(name) ? "yes" : ""} | ${cell(notes)} |`);
+    lines.push(`| \`${name}\` | ${typeOf(raw)} | ${required.has(name) ? "yes" : ""} | ${cell(notes)} |`);
   }
   return lines;
 }
@@ -189,18 +191,18 @@ function section(route: Route, doc: Document): string[] {
     out.push("| parameter | in | type | notes |", "| --- | --- | --- | --- |");
     for (const p of params) {
       const notes = [p.description, ...limitsOf(p.schema ?? {})].filter(Boolean).join("; ");
-      out.push(`| \`${p.name}\` | ${p.in} | ${typeOf(p.schema ?? {}, doc)} | ${cell(notes)} |`);
+      out.push(`| \`${p.name}\` | ${p.in} | ${typeOf(p.schema ?? {})} | ${cell(notes)} |`);
     }
     out.push("");
   }
   const body = op.requestBody?.content["application/json"]?.schema;
   if (body) {
-    out.push(`Body: ${typeOf(body, doc)}`, "", ...fieldsTable(body, doc), "");
+    out.push(`Body: ${typeOf(body)}`, "", ...fieldsTable(body, doc), "");
   }
   out.push("Answers:", "");
   for (const [status, r] of Object.entries(op.responses)) {
     const schema = r.content?.["application/json"]?.schema;
-    out.push(`- \`${status}\` ${r.description}${status === "200" && schema ? `: ${typeOf(schema, doc)}` : ""}`);
+    out.push(`- \`${status}\` ${r.description}${status === "200" && schema ? `: ${typeOf(schema)}` : ""}`);
   }
   out.push("", "```sh", curlOf(route, example), "```", "");
   return out;
@@ -246,7 +248,7 @@ export function renderApiDocs(): string {
     out.push(`### ${name}`, "");
     if (schema.description) out.push(schema.description, "");
     if (schema.properties) out.push(...fieldsTable(schema, doc), "");
-    else out.push(`${typeOf(schema, doc)}`, "");
+    else out.push(`${typeOf(schema)}`, "");
   }
   return `${out.join("\n").trimEnd()}\n`;
 }
