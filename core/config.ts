@@ -49,6 +49,13 @@ const schema = z.object({
   // the next, at 150 0.999 at +0.3-0.8 ms; 120 keeps the worst builds above 0.98 for a fraction of that.
   HNSW_EF_SEARCH: z._default(int(10, 1000), 120),
   SEARCH_RRF_K: z._default(int(1, 1000), 60),
+  SEARCH_FUSION: z._default(z.enum(["rrf", "score"]), "rrf"),
+  SEARCH_KEYWORD_WEIGHT: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.5),
+  RERANK_URL: z.optional(z.url()),
+  RERANK_MODEL: z.optional(z.string()),
+  RERANK_API_KEY: z.optional(z.string()),
+  RERANK_TIMEOUT_MS: z._default(int(50, 60_000), 2_000),
+  RERANK_CANDIDATES: z._default(int(1, 200), 30),
   SEARCH_EXACT_SCAN_CHUNKS: z._default(int(0, 1_000_000), 2500),
   SEARCH_QUERY_CACHE_TTL_SECONDS: z._default(int(0, 365 * 24 * 3600), 7 * 24 * 3600),
   INDEX_BACKLOG_MAX: z._default(int(0, 10_000_000), 10_000),
@@ -93,6 +100,12 @@ export interface Config {
     efSearch: number;
     /** Reciprocal rank fusion constant: a result at rank r adds 1 / (rrfK + r). */
     rrfK: number;
+    /** How hybrid fuses its legs (docs/search.md): reciprocal rank or normalized score. */
+    fusion: "rrf" | "score";
+    /** The keyword leg's share of the fused score, in [0, 1]; the vector leg has the rest. */
+    keywordWeight: number;
+    /** The optional re-rank stage; undefined when RERANK_URL is unset. */
+    rerank: { url: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number; candidates: number } | undefined;
     /** Scopes with at most this many candidate chunks (more on large tables, see core/search) are scanned exactly. */
     exactScanChunks: number;
     /** How long a query's embedding stays cached; 0 turns the cache off. */
@@ -173,6 +186,17 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       textConfig: e.SEARCH_TEXT_CONFIG,
       efSearch: e.HNSW_EF_SEARCH,
       rrfK: e.SEARCH_RRF_K,
+      fusion: e.SEARCH_FUSION,
+      keywordWeight: e.SEARCH_KEYWORD_WEIGHT,
+      rerank: e.RERANK_URL
+        ? {
+            url: e.RERANK_URL,
+            model: e.RERANK_MODEL,
+            apiKey: e.RERANK_API_KEY,
+            timeoutMs: e.RERANK_TIMEOUT_MS,
+            candidates: e.RERANK_CANDIDATES,
+          }
+        : undefined,
       exactScanChunks: e.SEARCH_EXACT_SCAN_CHUNKS,
       queryCacheTtlSeconds: e.SEARCH_QUERY_CACHE_TTL_SECONDS,
       indexBacklogMax: e.INDEX_BACKLOG_MAX,

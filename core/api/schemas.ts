@@ -80,10 +80,17 @@ function responseSchemas() {
     results: z.array(SearchHit),
     mode: z.enum(["vector", "keyword", "hybrid"]),
     scale: z
-      .enum(["cosine_similarity", "ts_rank_cd", "rrf"])
+      .enum(["cosine_similarity", "bm25", "fused", "rerank"])
       .check(
-        z.describe("What `score` means: cosine similarity in [-1, 1], keyword rank in [0, 1), fused rank in (0, 1]"),
+        z.describe(
+          "What `score` means: cosine similarity in [-1, 1]; BM25 as a share of the question's best possible, in [0, 1); fused score in [0, 1]; or the re-ranking model's relevance score",
+        ),
       ),
+    rerank: z.optional(
+      z
+        .enum(["applied", "failed"])
+        .check(z.describe("With a re-rank stage configured: whether it ordered the results (failed: fused order)")),
+    ),
     tookMs: z.number(),
     usage: z.object({ embeddingTokens: z.number().check(z.int()) }),
   });

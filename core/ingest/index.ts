@@ -3,6 +3,7 @@ export * as Ingest from "./index";
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
+import { contexts, embeddingText } from "../chunk/context";
 import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
@@ -39,13 +40,22 @@ interface Planned {
   input: DocumentInput;
   hash: string;
   status: DocumentStatus;
-  /** Chunks to store; undefined when the content did not change. */
-  chunks?: { ordinal: number; content: string; hash: string; tokens: number }[];
+  /** Chunks to store; undefined when neither the content nor the title changed. */
+  chunks?: { ordinal: number; content: string; context: string; hash: string; tokens: number }[];
   chunkCount: number;
 }
 
 /** The id a document gets without one: the same text always gets the same id. */
 export const derivedId = (content: string) => `doc_${contentHash(content).slice(0, 32)}`;
+
+/**
+ * What a document's chunks are made from: its content, its title (every chunk's context starts with it) and the
+ * chunking scheme. Raise CHUNKING when chunks or their context are made differently: the next ingest of each
+ * document then re-chunks it, still reusing every embedding whose text did not change.
+ */
+const CHUNKING = "2";
+const documentHash = (content: string, title: string | undefined) =>
+  contentHash(`${CHUNKING}\u0000${title ?? ""}\u0000${content}`);
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
@@ -152,7 +162,7 @@ export async function prepare(
 
   const plans: Planned[] = ids.map((id) => {
     const input = inputs.get(id) as DocumentInput;
-    const hash = contentHash(input.content);
+    const hash = documentHash(input.content, input.title);
     const old = existing.get(id);
     const contentSame = old?.live && old.contentHash === hash;
     const fieldsSame =
@@ -166,10 +176,17 @@ export async function prepare(
     if (contentSame && fieldsSame) return { id, input, hash, status: "unchanged", chunkCount: old.chunkCount };
     const status: DocumentStatus = old?.live ? "updated" : "created";
     if (contentSame && old) return { id, input, hash, status, chunkCount: old.chunkCount };
-    const chunks = splitIntoChunks(input.content, {
+    const split = splitIntoChunks(input.content, {
       maxTokens: cfg.chunk.maxTokens,
       overlapTokens: cfg.chunk.overlapTokens,
-    }).map((c) => ({ ordinal: c.ordinal, content: c.content, hash: contentHash(c.content), tokens: c.tokens }));
+    });
+    const context = contexts(input.title, input.content, split.map((c) => c.start));
+    // A chunk's hash names the text it is embedded as (context and content), so embeddings are reused only for
+    // exactly that text.
+    const chunks = split.map((c, i) => {
+      const ctx = context[i] ?? "";
+      return { ordinal: c.ordinal, content: c.content, context: ctx, hash: contentHash(embeddingText(ctx, c.content)), tokens: c.tokens };
+    });
     return { id, input, hash, status, chunks, chunkCount: chunks.length };
   });
 
@@ -197,7 +214,9 @@ export async function prepare(
       : [],
   );
   const toEmbed = new Map<string, string>();
-  for (const c of allChunks) if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, c.content);
+  for (const c of allChunks) {
+    if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, embeddingText(c.context, c.content));
+  }
   if (db.driver === "neon-http") checkNeonBatchSize(changed, toEmbed.size, embedder.dimensions);
   const vectors = new Map<string, Float32Array>();
   let embeddingTokens = 0;
@@ -333,15 +352,16 @@ function replaceChunks(
       : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
   return [
     sql`
-      insert into chunks (tenant_id, document_key, owner, ordinal, content, content_hash, tokens, embedding, embedding_model)
-      select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.hash, t.tokens,
+      insert into chunks (tenant_id, document_key, owner, ordinal, content, context, content_hash, tokens, embedding, embedding_model)
+      select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.context, t.hash, t.tokens,
              coalesce(nv.embedding, (
                select c.embedding from chunks c
                where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
              ${model}
-      from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[], ${hashes}::text[],
-                  ${arr(rows.map((r) => r.tokens))}::int[], ${slot}::int[])
-        as t(doc, ordinal, content, hash, tokens, slot)
+      from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[],
+                  ${arr(rows.map((r) => r.context))}::text[], ${hashes}::text[], ${arr(rows.map((r) => r.tokens))}::int[],
+                  ${slot}::int[])
+        as t(doc, ordinal, content, context, hash, tokens, slot)
       join documents d on d.tenant_id = ${tenantId} and d.owner = ${owner} and d.id = t.doc
       left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot
       where not exists (

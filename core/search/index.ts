@@ -9,6 +9,8 @@ import { arr, compile, type Db, type Statement, vectorLiteral } from "../db";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { upstreamError } from "../error";
 import { log } from "../log";
+import * as Keyword from "./keyword";
+import * as Rerank from "./rerank";
 import { type Mode, type Scope, type SearchFilter, type SearchInput, SearchRequest } from "./schema";
 
 export type { Mode, Scope, SearchInput } from "./schema";
@@ -17,12 +19,13 @@ export { SearchFilter, SearchRequest } from "./schema";
 /**
  * What `score` means, per mode:
  * - `cosine_similarity` (vector): 1 - cosine distance, in [-1, 1], higher is closer.
- * - `ts_rank_cd` (keyword): Postgres' cover density rank with normalization 32 (rank / (rank + 1)), in [0, 1).
- * - `rrf` (hybrid): reciprocal rank fusion, sum of 1 / (k + rank) over the vector and keyword lists, divided by
- *   its maximum 2 / (k + 1): 1 is first in both lists, 0.5 first in one and absent from the other.
+ * - `bm25` (keyword): the chunk's Okapi BM25 over the question's informative words, divided by the most any chunk
+ *   could score for that question (every word present, saturated), in [0, 1).
+ * - `fused` (hybrid): both legs fused (docs/search.md), in [0, 1]; 1 is first in both lists.
+ * - `rerank`: the re-ranking model's relevance score for the query and passage (hybrid with RERANK_URL set).
  */
-export type Scale = "cosine_similarity" | "ts_rank_cd" | "rrf";
-const SCALE: Record<Mode, Scale> = { vector: "cosine_similarity", keyword: "ts_rank_cd", hybrid: "rrf" };
+export type Scale = "cosine_similarity" | "bm25" | "fused" | "rerank";
+const SCALE: Record<Mode, Scale> = { vector: "cosine_similarity", keyword: "bm25", hybrid: "fused" };
 
 export interface SearchResult {
   documentId: string;
@@ -41,6 +44,8 @@ export interface SearchResponse {
   mode: Mode;
   /** Which scale `score` is on. */
   scale: Scale;
+  /** Present when a re-rank stage is configured (RERANK_URL): whether it ordered these results. */
+  rerank?: Rerank.Outcome;
   tookMs: number;
   usage: { embeddingTokens: number };
 }
@@ -64,6 +69,7 @@ const MIN_CANDIDATES = 20;
  * Searches the caller's scope: their own space and/or the tenant's shared space (never another user's or
  * tenant's), live documents only, in one SQL statement (plus, for vector work, the `SET LOCAL`s of the same
  * atomic batch). The query's embedding is cached per tenant, model and text, so a repeated query embeds nothing.
+ * With a re-rank stage configured, hybrid results are then re-ordered by it (falling back to the fused order).
  */
 export async function query(
   db: Db,
@@ -74,8 +80,11 @@ export async function query(
   const started = performance.now();
   const request = SearchRequest.parse(input);
   const cfg = config().search;
-  const k = request.topK;
+  const reranking = request.mode === "hybrid" && cfg.rerank !== undefined;
+  // With a re-rank stage the statement returns its candidates, cut to topK after re-ranking.
+  const k = reranking ? Math.max(request.topK, cfg.rerank?.candidates ?? 0) : request.topK;
   const n = request.mode === "hybrid" ? Math.min(Math.max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES), 200) : k;
+  const who = owners(caller.userId, request.scope);
   const where = scopeAndFilters(caller, request.scope, request.filter);
 
   let embeddingTokens = 0;
@@ -89,13 +98,12 @@ export async function query(
   }
   options.signal?.throwIfAborted();
 
-  const tsquery = sql`websearch_to_tsquery(${cfg.textConfig}::regconfig, ${request.query})`;
   const ctes: SQL[] = [];
   let probed: string | undefined; // the scope-size memo's key, when this statement probes the scope
   if (vector !== undefined) {
     let strategy = db.driver === "pglite" ? "exact" : (options.strategy ?? "auto");
     if (strategy === "auto") {
-      const key = `${caller.tenantId}/${owners(caller.userId, request.scope).join(",")}/${JSON.stringify(request.filter)}`;
+      const key = `${caller.tenantId}/${who.join(",")}/${JSON.stringify(request.filter)}`;
       const large = scopeSizes.get(key);
       if (large === undefined) probed = key;
       else strategy = large ? "index" : "exact";
@@ -103,9 +111,11 @@ export async function query(
     ctes.push(...vectorCandidates(vector, where, n, strategy, cfg.exactScanChunks));
   }
   if (request.mode !== "vector") {
-    ctes.push(keywordCandidates(tsquery, where, n, request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : undefined));
+    const cap = request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
+    ctes.push(...Keyword.candidates({ text: request.query, textConfig: cfg.textConfig, tenantId: caller.tenantId, owners: who, where, n, cap }));
   }
-  const final = finalSelect(request.mode, k, request.minScore, cfg.rrfK, probed !== undefined);
+  const fusion = { kind: cfg.fusion, keywordWeight: cfg.keywordWeight, rrfK: cfg.rrfK };
+  const final = finalSelect(request.mode, k, reranking ? undefined : request.minScore, fusion, probed !== undefined);
   const statement = sql`with ${sql.join(ctes, sql`, `)} ${final}`;
 
   // PGlite has neither the HNSW index nor JIT.
@@ -117,10 +127,25 @@ export async function query(
   const large = (rows[0] as { scopeLarge?: boolean } | undefined)?.scopeLarge;
   if (probed !== undefined && typeof large === "boolean") scopeSizes.set(probed, large, SCOPE_SIZE_TTL_SECONDS);
 
+  let results = (rows as unknown as ResultRow[]).map(toResult);
+  let scale = SCALE[request.mode];
+  let rerank: Rerank.Outcome | undefined;
+  if (reranking && cfg.rerank) {
+    const reranked = await Rerank.apply(cfg.rerank, request.query, results, options.signal);
+    rerank = reranked.outcome;
+    if (reranked.outcome === "applied") scale = "rerank";
+    results = reranked.results;
+    if (request.minScore !== undefined && reranked.outcome !== "applied") {
+      results = results.filter((r) => r.score >= (request.minScore as number));
+    }
+    results = results.slice(0, request.topK);
+  }
+
   return {
-    results: (rows as unknown as ResultRow[]).map(toResult),
+    results,
     mode: request.mode,
-    scale: SCALE[request.mode],
+    scale,
+    ...(rerank ? { rerank } : {}),
     tookMs: Math.round((performance.now() - started) * 10) / 10,
     usage: { embeddingTokens },
   };
@@ -150,7 +175,7 @@ export function owners(userId: string, scope: Scope): string[] {
   return userId ? [userId, ""] : [""];
 }
 
-interface Where {
+export interface Where {
   /** On chunks `c`: tenant and owner (denormalized from the document, served by `chunks_scope`). */
   chunks: SQL;
   /** On documents `d`: tenant and owner. */
@@ -309,42 +334,39 @@ function vectorCandidates(
 }
 
 /**
- * Matches hybrid mode ranks at most. Ranking costs about 7 µs a match (the chunk's tsvector read and scored), and
- * a question of common words matches a large share of the corpus: in the chat benchmark (100,000 chunks of Zipf
- * prose) one question in ten matched over 100 chunks and one in twenty over 3,000, up to 40,000 (300 ms). Such a
- * match list says little about relevance, and the vector list carries the fusion; rare names and codes, what the
- * keyword list is in hybrid for, match far fewer. Keyword mode, where the ranking is the answer, ranks every match.
+ * Keyword matches ranked per search: hybrid ranks fewer (its vector leg carries part of the answer), keyword
+ * mode more. Matches come from the question's rarest words first (see `Keyword.candidates`), so the cap cuts
+ * the common-word tail, where BM25 gives least.
  */
-export const HYBRID_KEYWORD_MATCHES = 500;
+export const HYBRID_KEYWORD_MATCHES = 1000;
+export const KEYWORD_MATCHES = 5000;
 
-/**
- * The `kw(id, rank)` CTE: the `n` best full-text matches by cover density rank (GIN on the generated `tsv`),
- * among the first `cap` matches in index order when a cap is given.
- */
-function keywordCandidates(tsquery: SQL, where: Where, n: number, cap?: number): SQL {
-  const matches = sql`
-    select c.id, c.tsv from chunks c
-    where c.tsv @@ ${tsquery} and ${where.chunks}
-      and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})`;
-  return sql`kw as materialized (
-    select m.id, ts_rank_cd(m.tsv, ${tsquery}, 32) as rank
-    from (${matches}${cap === undefined ? sql`` : sql` limit ${cap}`}) m
-    order by rank desc, m.id
-    limit ${n})`;
+interface Fusion {
+  kind: "rrf" | "score";
+  keywordWeight: number;
+  rrfK: number;
 }
 
-function finalSelect(mode: Mode, k: number, minScore: number | undefined, rrfK: number, probed: boolean): SQL {
+function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion: Fusion, probed: boolean): SQL {
+  const kw = fusion.keywordWeight;
   const ranked =
     mode === "vector"
       ? sql`select id, 1 - distance as score from vec`
       : mode === "keyword"
-        ? sql`select id, rank::float8 as score from kw`
-        : // Each list ranked exactly (relaxed index results are re-sorted by the window), fused per chunk.
-          sql`select id, sum(w) * ${(rrfK + 1) / 2}::float8 as score from (
-              select id, 1.0::float8 / (${rrfK} + row_number() over (order by distance, id)) as w from vec
-              union all
-              select id, 1.0::float8 / (${rrfK} + row_number() over (order by rank desc, id)) as w from kw
-            ) u group by id`;
+        ? sql`select id, rank / (select top from kwmax) as score from kw`
+        : fusion.kind === "rrf"
+          ? // Weighted reciprocal rank fusion, scaled so that first in both lists is 1.
+            sql`select id, sum(w) * ${fusion.rrfK + 1}::float8 as score from (
+                select id, ${1 - kw}::float8 / (${fusion.rrfK} + row_number() over (order by distance, id)) as w from vec
+                union all
+                select id, ${kw}::float8 / (${fusion.rrfK} + row_number() over (order by rank desc, id)) as w from kw
+              ) u group by id`
+          : // Convex combination of each list's scores, min-max normalized within the list (absent: 0).
+            sql`select id, sum(w) as score from (
+                select id, ${1 - kw}::float8 * coalesce((max(distance) over () - distance) / nullif(max(distance) over () - min(distance) over (), 0), 1) as w from vec
+                union all
+                select id, ${kw}::float8 * coalesce((rank - min(rank) over ()) / nullif(max(rank) over () - min(rank) over (), 0), 1) as w from kw
+              ) u group by id`;
   return sql`
     select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
            d.title, d.source, d.metadata, d.created_at as "createdAt"${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}

@@ -11,10 +11,11 @@ import type { View } from "./view";
 /** What a score means in each mode, and the range it lies in. */
 export const SCALES: Record<string, { label: string; min: number; max: number }> = {
   cosine_similarity: { label: "cosine similarity, −1 to 1, higher is closer", min: -1, max: 1 },
-  ts_rank_cd: { label: "keyword rank (ts_rank_cd), 0 to 1", min: 0, max: 1 },
-  rrf: { label: "reciprocal rank fusion, 0 to 1 (1 = first in both lists)", min: 0, max: 1 },
+  bm25: { label: "keyword BM25, 0 to 1 (share of the best possible for this query)", min: 0, max: 1 },
+  fused: { label: "fused score, 0 to 1 (1 = first in both lists)", min: 0, max: 1 },
+  rerank: { label: "re-ranking model's relevance score", min: 0, max: 1 },
 };
-const SCALE_OF_MODE: Record<Mode, string> = { vector: "cosine_similarity", keyword: "ts_rank_cd", hybrid: "rrf" };
+const SCALE_OF_MODE: Record<Mode, string> = { vector: "cosine_similarity", keyword: "bm25", hybrid: "fused" };
 
 const MODES: { value: Mode; label: string }[] = [
   { value: "hybrid", label: "Hybrid" },

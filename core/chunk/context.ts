@@ -1,0 +1,93 @@
+/**
+ * Where a chunk sits in its document: the document's title and the Markdown headings above the chunk's
+ * start. Search indexes this context beside the chunk (keyword and vector), so a passage is found by the name
+ * of its page or section even when its own text never says it (docs/search.md).
+ */
+
+export interface Heading {
+  /** UTF-16 offset of the heading line's first character. */
+  offset: number;
+  /** 1 (`#`) to 6 (`######`); setext headings: 1 (`===`) or 2 (`---`). */
+  level: number;
+  text: string;
+}
+
+/** Longest context kept: a title or heading path longer than this says little more and would crowd the chunk. */
+export const MAX_CONTEXT_CHARS = 300;
+const SEPARATOR = " > ";
+
+/**
+ * The Markdown headings of a text, in order: ATX (`## Title`) and setext (a line underlined with `===` or
+ * `---`), outside fenced code blocks.
+ */
+export function headings(text: string): Heading[] {
+  const found: Heading[] = [];
+  let fence: string | undefined;
+  let offset = 0;
+  let previous: { offset: number; text: string } | undefined;
+  for (const line of text.split("\n")) {
+    const lineOffset = offset;
+    offset += line.length + 1;
+    const trimmed = line.trim();
+    const marker = /^(`{3,}|~{3,})/.exec(trimmed)?.[1];
+    if (marker) {
+      if (fence === undefined) fence = marker[0];
+      else if (marker[0] === fence) fence = undefined;
+      previous = undefined;
+      continue;
+    }
+    if (fence !== undefined) continue;
+    const atx = /^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$/.exec(line);
+    if (atx) {
+      const title = clean(atx[2] ?? "");
+      if (title) found.push({ offset: lineOffset, level: (atx[1] ?? "#").length, text: title });
+      previous = undefined;
+      continue;
+    }
+    if (previous && /^ {0,3}(=+|-+)[ \t]*$/.test(line)) {
+      const title = clean(previous.text);
+      if (title) found.push({ offset: previous.offset, level: trimmed.startsWith("=") ? 1 : 2, text: title });
+      previous = undefined;
+      continue;
+    }
+    // A setext heading is one line of text directly above its underline (a list item or quote is not).
+    previous = trimmed && !/^([-*+>]|\d+[.)])\s/.test(trimmed) ? { offset: lineOffset, text: trimmed } : undefined;
+  }
+  return found;
+}
+
+/** Inline Markdown a heading may carry (emphasis, code, links) reduced to its words. */
+function clean(heading: string): string {
+  return heading
+    .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
+    .replace(/[*_`]+/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
+}
+
+/**
+ * The context of each chunk starting at `starts[i]`: the title, then the path of headings in force at that
+ * offset (a heading starting the chunk included), joined by " > ", without repeating the title as the first
+ * heading. Empty when there is neither.
+ */
+export function contexts(title: string | null | undefined, text: string, starts: number[]): string[] {
+  const all = headings(text);
+  const base = title?.replace(/\s+/g, " ").trim() ?? "";
+  const path: Heading[] = [];
+  let next = 0;
+  return starts.map((start) => {
+    while (next < all.length && (all[next] as Heading).offset <= start) {
+      const heading = all[next++] as Heading;
+      while (path.length && (path.at(-1) as Heading).level >= heading.level) path.pop();
+      path.push(heading);
+    }
+    const parts = path.map((h) => h.text);
+    if (base && parts[0]?.toLowerCase() === base.toLowerCase()) parts.shift();
+    const joined = [base, ...parts].filter(Boolean).join(SEPARATOR);
+    return joined.length > MAX_CONTEXT_CHARS ? `${joined.slice(0, MAX_CONTEXT_CHARS - 1).trimEnd()}…` : joined;
+  });
+}
+
+/** The text a chunk is embedded as: its context on the first line, then its content. */
+export const embeddingText = (context: string, content: string): string =>
+  context ? `${context}\n\n${content}` : content;
