@@ -5,9 +5,10 @@
  * OpenAPI 3.1.
  */
 
-import type { ChatResponse as ChatResult } from "../chat";
+import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
 import { ChatMessageInput, ChatRequest, CompatChatRequest } from "../chat/schema";
 import { ConversationListQuery } from "../conversation/schema";
+import type { DocumentView as DocumentResult } from "../document";
 import {
   CompatIngestRequest,
   DeleteQuery,
@@ -18,7 +19,7 @@ import {
   Metadata,
   PatchRequest,
 } from "../document/schema";
-import type { IngestResult } from "../ingest";
+import type { IngestResult, patch } from "../ingest";
 import type { SearchResponse as SearchResult } from "../search";
 import { SearchFilter, SearchRequest } from "../search/schema";
 import * as z from "../zod";
@@ -117,6 +118,19 @@ function responseSchemas() {
     }),
   });
 
+  // The server-sent events of a streamed answer (`stream: true`), in order: citations, deltas, done or error.
+  const ChatCitationsEvent = z.object({ citations: z.array(Citation) });
+  const ChatDeltaEvent = z.object({ text: z.string().check(z.describe("The next piece of the answer")) });
+  const ChatDoneEvent = z.object({
+    conversationId: z.string(),
+    citations: z.array(Citation).check(z.describe("The sources the answer used, numbered as its [n] markers")),
+    model: z.string(),
+    usage: ChatResponse.shape.usage,
+  });
+  const ChatErrorEvent = z
+    .object({ error: z.object({ code: z.string(), message: z.string() }) })
+    .check(z.describe("A failure after the answer started; the stream ends"));
+
   const DocumentView = z.object({
     id: z.string(),
     scope: z.enum(["user", "shared"]),
@@ -136,8 +150,16 @@ function responseSchemas() {
     content: z.optional(z.string()).check(z.describe("Only when reading one document")),
   });
 
-  const page = <T extends z.ZodMiniType>(key: string, item: T) =>
-    z.object({ [key]: z.array(item), nextCursor: z.nullable(z.string()).check(z.describe("null on the last page")) });
+  const PatchResponse = z.extend(DocumentView, {
+    status: IngestResponse.shape.documents.def.element.shape.status.check(z.describe("What the change did")),
+    totals: IngestResponse.shape.totals,
+  });
+
+  const page = <K extends string, T extends z.ZodMiniType>(key: K, item: T) =>
+    z.object({
+      [key]: z.array(item),
+      nextCursor: z.nullable(z.string()).check(z.describe("null on the last page")),
+    } as { [P in K]: z.ZodMiniArray<T> } & { nextCursor: z.ZodMiniNullable<z.ZodMiniString> });
 
   const ConversationSummary = z.object({
     id: z.string(),
@@ -177,6 +199,7 @@ function responseSchemas() {
   const Deleted = z.catchall(z.object({ id: z.string(), deleted: z.literal(true) }), z.unknown());
   const CompatIngestResponse = z.extend(IngestResponse, { success: z.literal(true) });
   const CompatChatResponse = z.extend(ChatResponse, {
+    success: z.literal(true),
     response: z.string().check(z.describe("The answer (the Digital Twin API's field)")),
     sources: z.array(
       z.object({ id: z.string(), title: z.nullable(z.string()), content: z.string(), score: z.number() }),
@@ -190,7 +213,12 @@ function responseSchemas() {
     SearchResponse,
     Citation,
     ChatResponse,
+    ChatCitationsEvent,
+    ChatDeltaEvent,
+    ChatDoneEvent,
+    ChatErrorEvent,
     DocumentView,
+    PatchResponse,
     ConversationSummary,
     ConversationView,
     StatsResponse,
@@ -221,7 +249,7 @@ function build() {
     "POST /v1/ingest": { body: IngestRequest, response: r.IngestResponse },
     "GET /v1/documents": { query: ListQuery, response: r.DocumentList },
     "GET /v1/documents/{id}": { query: GetQuery, response: r.DocumentView },
-    "PATCH /v1/documents/{id}": { body: PatchRequest, response: r.DocumentView },
+    "PATCH /v1/documents/{id}": { body: PatchRequest, response: r.PatchResponse },
     "DELETE /v1/documents/{id}": { query: DeleteQuery, response: r.Deleted },
     "GET /v1/stats": { response: r.StatsResponse },
     "POST /v1/search": { body: SearchRequest, response: r.SearchResponse },
@@ -251,6 +279,7 @@ function build() {
     ChatResponse: r.ChatResponse,
     Citation: r.Citation,
     Document: r.DocumentView,
+    PatchResponse: r.PatchResponse,
     DocumentList: r.DocumentList,
     Deleted: r.Deleted,
     ConversationSummary: r.ConversationSummary,
@@ -278,9 +307,24 @@ export function routeSchemas(): { schemas: Record<string, RouteSchemas>; named: 
 // The documented answers must stay what the core returns: this fails to compile when they drift.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Expect<T extends true> = T;
-type Responses = ReturnType<typeof responseSchemas>;
+/** What JSON makes of a value: dates become ISO strings. */
+type Wire<T> = T extends Date
+  ? string
+  : T extends (infer U)[]
+    ? Wire<U>[]
+    : T extends object
+      ? { [K in keyof T]: Wire<T[K]> }
+      : T;
+/** Every response schema by name: the typed client (client/) takes its answer types from these. */
+export type Responses = ReturnType<typeof responseSchemas>;
+type StreamEvents = {
+  [K in ChatEventResult["event"]]: z.output<Responses[`Chat${Capitalize<K>}Event`]>;
+};
 export type ResponsesMatchCore = [
+  Expect<Same<{ [E in ChatEventResult as E["event"]]: E["data"] }, StreamEvents>>,
   Expect<Same<z.output<Responses["IngestResponse"]>, IngestResult>>,
   Expect<Same<z.output<Responses["SearchResponse"]>, SearchResult>>,
   Expect<Same<z.output<Responses["ChatResponse"]>, ChatResult>>,
+  Expect<Same<z.output<Responses["DocumentView"]>, Wire<DocumentResult>>>,
+  Expect<Same<z.output<Responses["PatchResponse"]>, Wire<Awaited<ReturnType<typeof patch>>>>>,
 ];
