@@ -3,6 +3,8 @@
  * share. Plain data (no SST globals) so the unit tests and `npm run build` can read it too.
  * API Gateway's HTTP API gives up at 30 s, so no function behind it may run longer than 29 s.
  */
+import { CORS } from "../core/api/cors";
+
 // Node.js 22 LTS, matching the bundles' esbuild target (node22); nodejs24.x is a one-line change.
 export const runtime = "nodejs22.x" as const;
 
@@ -44,14 +46,14 @@ export const functionSettings = {
 };
 
 /**
- * CORS for the HTTP API and the chat function URL: any origin, bearer keys (no cookies). Both
- * answer preflight requests themselves; function URLs take at most six methods of at most six
- * letters (so no OPTIONS here).
+ * CORS for the HTTP API and the chat function URL, from the one policy in core/api/cors.ts that
+ * the handlers and the local server's preflight answers also read. Both AWS entry points answer
+ * preflight requests themselves.
  */
 export const cors = {
-  allowOrigins: ["*"],
-  allowMethods: ["GET", "POST", "PATCH", "DELETE"] as ("GET" | "POST" | "PATCH" | "DELETE")[],
-  allowHeaders: ["authorization", "content-type", "x-user-id"],
-  exposeHeaders: ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"],
-  maxAge: "1 day" as const,
+  allowOrigins: CORS.allowOrigins,
+  allowMethods: CORS.allowMethods,
+  allowHeaders: CORS.allowHeaders,
+  exposeHeaders: CORS.exposeHeaders,
+  maxAge: `${CORS.maxAgeSeconds} seconds` as const,
 };

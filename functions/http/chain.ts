@@ -16,7 +16,15 @@ import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import middy, { type MiddlewareObj, type Request } from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { corsHeaders, errorResponse, parseBody, type Reply, requestIdOf, toResult } from "../../core/api/http";
+import {
+  corsHeaders,
+  errorResponse,
+  parseBody,
+  type Reply,
+  requestIdOf,
+  SECURITY_HEADERS,
+  toResult,
+} from "../../core/api/http";
 import { match, type Route, routeKey, routes } from "../../core/api/routes";
 import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
@@ -139,7 +147,12 @@ const requestId = (): Middleware => {
   const stamp = (request: Request<Event, LiveResult>) => {
     const state = stateOf(request);
     if (request.response) {
-      request.response.headers = { ...request.response.headers, ...state.headers, "x-request-id": state.requestId };
+      request.response.headers = {
+        ...request.response.headers,
+        ...state.headers,
+        ...SECURITY_HEADERS,
+        "x-request-id": state.requestId,
+      };
     }
   };
   return { before: (request) => void stateOf(request), after: stamp, onError: stamp };
