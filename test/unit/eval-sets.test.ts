@@ -1,9 +1,10 @@
 /** The labelled retrieval evaluation sets in eval/sets: corpora and questions stay consistent with each other. */
 import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
-const ROOT = join(import.meta.dirname, "..", "..", "eval", "sets");
+const ROOT = fileURLToPath(new URL("../../eval/sets", import.meta.url));
 const SETS = ["python", "git", "conversations"] as const;
 const MANUALS = ["python", "git"] as const;
 const KINDS = ["keyword", "paraphrase", "identifier"] as const;
