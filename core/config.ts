@@ -39,6 +39,13 @@ const schema = z.object({
   RATE_LIMIT_SEARCH: z._default(rate, "120/min"),
   RATE_LIMIT_INGEST: z._default(rate, "30/min"),
   RATE_LIMIT_DEFAULT: z._default(rate, "300/min"),
+  // Tenant-wide ceilings, shared by all of a tenant's end users: five users at their full rate.
+  RATE_LIMIT_TENANT_CHAT: z._default(rate, "100/min"),
+  RATE_LIMIT_TENANT_SEARCH: z._default(rate, "600/min"),
+  RATE_LIMIT_TENANT_INGEST: z._default(rate, "150/min"),
+  RATE_LIMIT_TENANT_DEFAULT: z._default(rate, "1500/min"),
+  RATE_LIMIT_AUTH_FAILURES: z._default(rate, "30/min"),
+  KEYLESS_TENANT: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "expected a tenant name"))),
   CHUNK_MAX_TOKENS: z._default(int(32, 8000), 400),
   CHUNK_OVERLAP_TOKENS: z._default(int(0, 1000), 50),
   SEARCH_TEXT_CONFIG: z._default(
@@ -93,7 +100,13 @@ export interface Config {
   rateLimit: {
     failMode: "open" | "closed";
     defaults: { chat: string; search: string; ingest: string; default: string };
+    /** Tenant-wide ceilings per class, shared by all of a tenant's end users. */
+    ceilings: { chat: string; search: string; ingest: string; default: string };
+    /** Failed authentications allowed per client address. */
+    authFailures: string;
   };
+  /** The tenant whose /api/* routes take requests without a key (the Digital Twin's clients); off when undefined. */
+  keylessTenant: string | undefined;
   chunk: { maxTokens: number; overlapTokens: number };
   search: {
     textConfig: string;
@@ -105,7 +118,9 @@ export interface Config {
     /** The keyword leg's share of the fused score, in [0, 1]; the vector leg has the rest. */
     keywordWeight: number;
     /** The optional re-rank stage; undefined when RERANK_URL is unset. */
-    rerank: { url: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number; candidates: number } | undefined;
+    rerank:
+      | { url: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number; candidates: number }
+      | undefined;
     /** Scopes with at most this many candidate chunks (more on large tables, see core/search) are scanned exactly. */
     exactScanChunks: number;
     /** How long a query's embedding stays cached; 0 turns the cache off. */
@@ -180,7 +195,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         ingest: e.RATE_LIMIT_INGEST,
         default: e.RATE_LIMIT_DEFAULT,
       },
+      ceilings: {
+        chat: e.RATE_LIMIT_TENANT_CHAT,
+        search: e.RATE_LIMIT_TENANT_SEARCH,
+        ingest: e.RATE_LIMIT_TENANT_INGEST,
+        default: e.RATE_LIMIT_TENANT_DEFAULT,
+      },
+      authFailures: e.RATE_LIMIT_AUTH_FAILURES,
     },
+    keylessTenant: e.KEYLESS_TENANT,
     chunk: { maxTokens: e.CHUNK_MAX_TOKENS, overlapTokens: e.CHUNK_OVERLAP_TOKENS },
     search: {
       textConfig: e.SEARCH_TEXT_CONFIG,

@@ -13,6 +13,11 @@ export interface Caller {
   keyPrefix: string;
   userId: string;
   rateLimits: Record<string, string>;
+  /**
+   * The client's address, when its requests are limited by it: keyless requests (KEYLESS_TENANT),
+   * whose user id anyone may choose.
+   */
+  clientAddress?: string;
 }
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";

@@ -182,12 +182,24 @@ const errors = (): Middleware => ({
   },
 });
 
+/**
+ * The caller from the API key and `X-User-Id`. Failed authentications count against the client's
+ * address (API Gateway's source IP, the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are
+ * 429, and the address is refused before its key is even looked at until Retry-After.
+ */
 const auth = (): Middleware => ({
   before: async (request) => {
     const state = stateOf(request);
     if (!state.route?.auth) return;
     const headers = request.event.headers ?? {};
-    const key = await Auth.authenticate(await db(), headers.authorization);
+    const address = request.event.requestContext?.http?.sourceIp || "unknown";
+    RateLimit.refuseBlockedAddress(address);
+    const database = await db();
+    const key = await Auth.authenticate(database, headers.authorization).catch((error: unknown) =>
+      error instanceof EngramError && error.kind === "auth"
+        ? RateLimit.countFailedAuth(database, address, error)
+        : Promise.reject(error),
+    );
     state.caller = { ...key, userId: Auth.userIdFrom(headers["x-user-id"]) };
   },
 });
