@@ -23,6 +23,7 @@ const loaders: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
   ingest: () => import("../functions/http/ingest") as Promise<{ handler: Handler }>,
   search: () => import("../functions/http/search") as Promise<{ handler: Handler }>,
   chat: () => import("../functions/http/chat") as Promise<{ handler: Handler }>,
+  mcp: () => import("../functions/http/mcp") as Promise<{ handler: Handler }>,
 };
 
 /** A Lambda-like context; `getRemainingTimeInMillis` mirrors API Gateway's 30 s limit. */

@@ -27,6 +27,8 @@ const common = {
 
 // Functions that embed but never chat also leave out openai's chat resource and streaming.
 const embeds = { ...common.nodejs, plugins: "infra/esbuild-plugins-embeddings.mjs" };
+// The MCP server also leaves out the SDK's Zod 3 support and ajv, which its tools never reach.
+const mcpPlugins = { ...common.nodejs, plugins: "infra/esbuild-plugins-mcp.mjs" };
 
 export const functionSettings = {
   // Reads and small writes: one or two Neon round trips. 1024 MB because Lambda's CPU scales with
@@ -39,6 +41,8 @@ export const functionSettings = {
   search: { ...common, memory: "1024 MB" as const, timeout: "15 seconds" as const, nodejs: embeds },
   // Mostly waiting on the chat model, which is billed per millisecond: less memory; API Gateway's limit.
   chat: { ...common, memory: "512 MB" as const, timeout: "29 seconds" as const },
+  // MCP tools (POST /mcp): each call is one ingest, search, chat or read; `ask` waits on the chat model.
+  mcp: { ...common, memory: "1024 MB" as const, timeout: "29 seconds" as const, nodejs: mcpPlugins },
   // The function URL has no 30 s gateway in front: long answers, with the model's retries, may stream for minutes.
   chatStream: { ...common, memory: "512 MB" as const, timeout: "3 minutes" as const },
   // Bounded batches within the time it has left (functions/cron/cleanup.ts); an hourly job needs no speed.

@@ -99,6 +99,16 @@ export const EXAMPLES: Record<string, Example> = {
     body: { documents: [{ id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." }] },
   },
   "POST /api/chat": { path: "/api/chat", body: { messages: [{ role: "user", content: "When are you open?" }] } },
+  "POST /mcp": {
+    path: "/mcp",
+    headers: { accept: "application/json, text/event-stream" },
+    body: {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "search_memory", arguments: { query: "refund window" } },
+    },
+  },
   "DELETE /v1/documents/{id}": { path: "/v1/documents/refunds?hard=true" },
 };
 

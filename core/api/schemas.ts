@@ -206,7 +206,35 @@ function responseSchemas() {
     ),
   });
 
+  const JsonRpcId = z.union([z.string(), z.number()]);
+  const McpMessage = z
+    .object({
+      jsonrpc: z.literal("2.0"),
+      id: z.optional(JsonRpcId).check(z.describe("Absent on notifications")),
+      method: z.string().check(z.describe("initialize, tools/list, tools/call, ...")),
+      params: z.optional(z.record(z.string(), z.unknown())),
+    })
+    .check(
+      z.describe(
+        "A Model Context Protocol message (JSON-RPC 2.0). Tools: remember, search_memory, ask, list_memories, forget; each also counts in its own rate class (ingest, search, chat)",
+      ),
+    );
+  const McpResponse = z
+    .object({
+      jsonrpc: z.literal("2.0"),
+      id: z.nullable(JsonRpcId),
+      result: z.optional(z.record(z.string(), z.unknown())),
+      error: z.optional(
+        z.object({ code: z.number().check(z.int()), message: z.string(), data: z.optional(z.unknown()) }),
+      ),
+    })
+    .check(
+      z.describe("The JSON-RPC answer; a failed tool call is a result with isError and the API's code and message"),
+    );
+
   return {
+    McpMessage,
+    McpResponse,
     ErrorBody,
     HealthResponse,
     IngestResponse,
@@ -259,6 +287,7 @@ function build() {
     "DELETE /v1/conversations/{id}": { response: r.Deleted },
     "POST /api/ingest": { body: CompatIngestRequest, response: r.CompatIngestResponse },
     "POST /api/chat": { body: CompatChatRequest, response: r.CompatChatResponse, streams: true },
+    "POST /mcp": { body: r.McpMessage, response: r.McpResponse },
   };
 
   /** Every body and answer, and what they share, by its name in `components.schemas`. */
@@ -288,6 +317,8 @@ function build() {
     Stats: r.StatsResponse,
     CompatIngestResponse: r.CompatIngestResponse,
     CompatChatResponse: r.CompatChatResponse,
+    McpMessage: r.McpMessage,
+    McpResponse: r.McpResponse,
   };
 
   return { schemas, named };
