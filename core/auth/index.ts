@@ -123,3 +123,26 @@ export function userIdFrom(header: string | undefined): string {
   }
   return header;
 }
+
+/**
+ * The caller of a request without a key on a Digital Twin route (`/api/*`) when KEYLESS_TENANT
+ * names a tenant: that tenant (created on first use), the end user from `x-user-id`, and its
+ * rate limits counted per client address, since anyone can claim any user id.
+ */
+export async function keyless(
+  db: Db,
+  tenantName: string,
+  userIdHeader: string | undefined,
+  clientAddress: string,
+): Promise<Caller> {
+  const userId = userIdFrom(userIdHeader);
+  const tenant = (await Tenant.byName(db, tenantName)) ?? (await Tenant.ensure(db, tenantName));
+  return {
+    tenantId: tenant.id,
+    tenantName: tenant.name,
+    keyPrefix: "keyless",
+    userId,
+    rateLimits: tenant.rateLimits ?? {},
+    clientAddress,
+  };
+}

@@ -28,6 +28,7 @@ import {
 import { match, type Route, routeKey, routes } from "../../core/api/routes";
 import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
+import { config } from "../../core/config";
 import { db } from "../../core/db";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
@@ -182,8 +183,16 @@ const errors = (): Middleware => ({
   },
 });
 
+let keylessWarned = false;
+function warnKeylessOnce(tenant: string) {
+  if (keylessWarned) return;
+  keylessWarned = true;
+  log.warn("KEYLESS_TENANT is set: /api/* routes accept requests without a key", { tenant });
+}
+
 /**
- * The caller from the API key and `X-User-Id`. Failed authentications count against the client's
+ * The caller from the API key and `X-User-Id`; on `/api/*` without a key, the KEYLESS_TENANT's
+ * caller when that is set (the Digital Twin's clients send only `x-user-id`), limited per address. Failed authentications count against the client's
  * address (API Gateway's source IP, the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are
  * 429, and the address is refused before its key is even looked at until Retry-After.
  */
@@ -195,6 +204,12 @@ const auth = (): Middleware => ({
     const address = request.event.requestContext?.http?.sourceIp || "unknown";
     RateLimit.refuseBlockedAddress(address);
     const database = await db();
+    const keylessTenant = config().keylessTenant;
+    if (keylessTenant && headers.authorization === undefined && state.route.path.startsWith("/api/")) {
+      warnKeylessOnce(keylessTenant);
+      state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
+      return;
+    }
     const key = await Auth.authenticate(database, headers.authorization).catch((error: unknown) =>
       error instanceof EngramError && error.kind === "auth"
         ? RateLimit.countFailedAuth(database, address, error)
