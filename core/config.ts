@@ -18,6 +18,11 @@ const schema = z.object({
   DATABASE_DRIVER: z.optional(z.enum(["pg", "neon-http", "pglite"])),
   NEON_FETCH_ENDPOINT: z.optional(z.string().check(z.url())),
   ENGRAM_DATA_DIR: z._default(z.string().check(z.minLength(1)), ".engram"),
+  DATABASE_POOL_MAX: z._default(int(1, 1000), 10),
+  DATABASE_POOL_RESERVED: z._default(int(0, 999), 3),
+  DATABASE_CONNECT_WAIT_MS: z._default(int(1, 60_000), 2_000),
+  INGEST_CONCURRENCY_PER_TENANT: z._default(int(1, 1000), 4),
+  INGEST_BYTES_PER_TENANT: z._default(int(1, 1024 * 1024 * 1024), 24 * 1024 * 1024),
   OPENAI_API_KEY: z.optional(z.string().check(z.minLength(1))),
   OPENAI_BASE_URL: z.optional(z.string().check(z.url())),
   EMBEDDING_PROVIDER: z.optional(z.enum(["openai", "offline"])),
@@ -79,7 +84,13 @@ export interface Config {
     driver: "pg" | "neon-http" | "pglite";
     fetchEndpoint: string | undefined;
     dataDir: string;
+    /** `pg` only: pool size, connections ingests can never take, and the longest wait for one. */
+    poolMax: number;
+    poolReserved: number;
+    connectWaitMs: number;
   };
+  /** Per tenant, across processes (core/admission): ingests, and request bytes of ingests, in flight at once. */
+  ingestAdmission: { concurrency: number; bytes: number };
   openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
   embedding: { provider: "openai" | "offline"; model: string; dimensions: number };
   chat: {
@@ -168,7 +179,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       driver: e.DATABASE_DRIVER ?? driverFor(databaseUrl),
       fetchEndpoint: e.NEON_FETCH_ENDPOINT,
       dataDir: e.ENGRAM_DATA_DIR,
+      poolMax: e.DATABASE_POOL_MAX,
+      poolReserved: Math.min(e.DATABASE_POOL_RESERVED, e.DATABASE_POOL_MAX - 1),
+      connectWaitMs: e.DATABASE_CONNECT_WAIT_MS,
     },
+    ingestAdmission: { concurrency: e.INGEST_CONCURRENCY_PER_TENANT, bytes: e.INGEST_BYTES_PER_TENANT },
     openai: { apiKey, baseURL: e.OPENAI_BASE_URL, timeoutMs: e.OPENAI_TIMEOUT_MS },
     embedding: {
       provider: e.EMBEDDING_PROVIDER ?? (openaiReachable ? "openai" : "offline"),

@@ -77,6 +77,18 @@ function sizeRefusal(error: unknown): EngramError | undefined {
  */
 export function mapDbError(error: unknown): unknown {
   if (error instanceof EngramError) return error;
+  // pg's pool waited connectionTimeoutMillis for a connection: the database is fine, only busy.
+  if (/timeout exceeded when trying to connect/i.test((error as Error | null)?.message ?? "")) {
+    return new EngramError(
+      "unavailable",
+      "database.busy",
+      "Every database connection is busy; try again in a moment.",
+      {
+        cause: error,
+        retryAfterSeconds: 1,
+      },
+    );
+  }
   const refused = sizeRefusal(error);
   if (refused) return refused;
   if (isConnectionError(error)) {
