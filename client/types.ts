@@ -5,7 +5,7 @@
  * reaches a bundle of the client.
  */
 import type { Responses } from "../core/api/schemas";
-import type { ChatMessageInput, ChatRequest as ChatRequestSchema } from "../core/chat/schema";
+import type { ChatMessageInput, ChatRequest as ChatRequestSchema, Role } from "../core/chat/schema";
 import type { ConversationListQuery } from "../core/conversation/schema";
 import type {
   DeleteQuery,
@@ -28,8 +28,9 @@ export type IngestRequest = z.input<typeof IngestRequestSchema>;
 export type PatchRequest = z.input<typeof PatchRequestSchema>;
 export type SearchFilter = z.input<typeof SearchFilterSchema>;
 export type SearchRequest = z.input<typeof SearchRequestSchema>;
-export type ChatMessage = z.input<typeof ChatMessageInput>;
-export type ChatRequest = z.input<typeof ChatRequestSchema>;
+/** A message; its role is checked as text (for its own error code), but only these three pass. */
+export type ChatMessage = Omit<z.input<typeof ChatMessageInput>, "role"> & { role: Role };
+export type ChatRequest = Omit<z.input<typeof ChatRequestSchema>, "messages"> & { messages?: ChatMessage[] };
 /** Query strings, as the values they mean (numbers and booleans are sent as text). */
 export type ListDocumentsQuery = Partial<z.output<typeof ListQuery>>;
 export type GetDocumentQuery = Partial<z.output<typeof GetQuery>>;

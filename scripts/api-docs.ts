@@ -39,12 +39,12 @@ interface Parameter {
 }
 interface Operation {
   parameters?: Parameter[];
-  requestBody?: { content: Record<string, { schema?: Schema }> };
+  requestBody?: { $ref?: string; content: Record<string, { schema?: Schema }> };
   responses: Record<string, { description: string; content?: Record<string, { schema?: Schema }> }>;
 }
 interface Document {
   paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Schema> };
+  components: { schemas: Record<string, Schema>; requestBodies: Record<string, Operation["requestBody"]> };
 }
 
 export interface Example {
@@ -205,9 +205,13 @@ function section(route: Route, doc: Document): string[] {
     }
     out.push("");
   }
-  const body = op.requestBody?.content["application/json"]?.schema;
+  const requestBody = op.requestBody?.$ref
+    ? (deref(op.requestBody as Schema, doc) as Operation["requestBody"])
+    : op.requestBody;
+  const body = requestBody?.content["application/json"]?.schema;
   if (body) {
-    out.push(`Body: ${typeOf(body)}`, "", ...fieldsTable(body, doc), "");
+    const name = op.requestBody?.$ref?.split("/").at(-1);
+    out.push(`Body: ${name ? `\`${name}\`` : typeOf(body)}`, "", ...fieldsTable(body, doc), "");
   }
   out.push("Answers:", "");
   for (const [status, r] of Object.entries(op.responses)) {

@@ -38,6 +38,14 @@ function responseSchemas() {
 
   const timestamp = z.string().check(z.describe("ISO 8601"));
 
+  const OpenApiDocument = z
+    .looseObject({
+      openapi: z.string(),
+      info: z.looseObject({ title: z.string(), version: z.string() }),
+      paths: z.record(z.string(), z.unknown()),
+    })
+    .check(z.describe("This document"));
+
   const HealthResponse = z.object({
     status: z.enum(["ok", "degraded"]),
     database: z.enum(["ok", "unreachable"]),
@@ -233,6 +241,7 @@ function responseSchemas() {
     );
 
   return {
+    OpenApiDocument,
     McpMessage,
     McpResponse,
     ErrorBody,
@@ -261,19 +270,28 @@ function responseSchemas() {
 export interface RouteSchemas {
   query?: z.ZodMiniObject;
   body?: z.ZodMiniType;
-  /** The 200 answer; undefined for the OpenAPI document itself. */
+  /** The 200 answer. */
   response?: z.ZodMiniType;
-  /** `stream: true` in the body answers server-sent events. */
-  streams?: boolean;
+  /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
+  streams?: Record<string, z.ZodMiniType>;
+  /** Answers beyond those every route of its kind gives: status -> [description, schema (default: the error shape)]. */
+  more?: Record<string, [string, z.ZodMiniType?]>;
 }
 
 function build() {
   const r = responseSchemas();
+  const events = {
+    citations: r.ChatCitationsEvent,
+    delta: r.ChatDeltaEvent,
+    done: r.ChatDoneEvent,
+    error: r.ChatErrorEvent,
+  };
+  const conversation: [string] = ["No such conversation in the caller's space (`conversation.not_found`)"];
 
   /** By route key (`METHOD /path`, as in core/api/routes.ts); the OpenAPI test checks every route has one. */
   const schemas: Record<string, RouteSchemas> = {
     "GET /v1/health": { response: r.HealthResponse },
-    "GET /v1/openapi.json": {},
+    "GET /v1/openapi.json": { response: r.OpenApiDocument },
     "POST /v1/ingest": { body: IngestRequest, response: r.IngestResponse },
     "GET /v1/documents": { query: ListQuery, response: r.DocumentList },
     "GET /v1/documents/{id}": { query: GetQuery, response: r.DocumentView },
@@ -281,17 +299,34 @@ function build() {
     "DELETE /v1/documents/{id}": { query: DeleteQuery, response: r.Deleted },
     "GET /v1/stats": { response: r.StatsResponse },
     "POST /v1/search": { body: SearchRequest, response: r.SearchResponse },
-    "POST /v1/chat": { body: ChatRequest, response: r.ChatResponse, streams: true },
+    "POST /v1/chat": { body: ChatRequest, response: r.ChatResponse, streams: events, more: { "404": conversation } },
     "GET /v1/conversations": { query: ConversationListQuery, response: r.ConversationList },
     "GET /v1/conversations/{id}": { response: r.ConversationView },
     "DELETE /v1/conversations/{id}": { response: r.Deleted },
     "POST /api/ingest": { body: CompatIngestRequest, response: r.CompatIngestResponse },
-    "POST /api/chat": { body: CompatChatRequest, response: r.CompatChatResponse, streams: true },
-    "POST /mcp": { body: r.McpMessage, response: r.McpResponse },
+    "POST /api/chat": {
+      body: CompatChatRequest,
+      response: r.CompatChatResponse,
+      streams: events,
+      more: { "404": conversation },
+    },
+    "POST /mcp": {
+      body: r.McpMessage,
+      response: r.McpResponse,
+      more: {
+        "202": ["A notification or a response: accepted, no body", z.undefined()],
+        "406": ["Accept must name application/json and text/event-stream (a JSON-RPC error)", r.McpResponse],
+        "415": ["Content-Type must be application/json (a JSON-RPC error)", r.McpResponse],
+      },
+    },
   };
 
-  /** Every body and answer, and what they share, by its name in `components.schemas`. */
-  const named: Record<string, z.ZodMiniType> = {
+  /**
+   * What clients send, and what the bodies share, by component name: request bodies go to
+   * `components.requestBodies` (so generators leave fields with defaults optional), the rest to
+   * `components.schemas`, as sent (zod's input).
+   */
+  const requests: Record<string, z.ZodMiniType> = {
     JsonValue: Metadata.def.valueType,
     IngestRequest,
     DocumentInput,
@@ -301,6 +336,10 @@ function build() {
     SearchFilter,
     ChatRequest,
     ChatMessageInput,
+    McpMessage: r.McpMessage,
+  };
+  /** Every answer and what they share, as answered (zod's output), by its name in `components.schemas`. */
+  const responses: Record<string, z.ZodMiniType> = {
     Error: r.ErrorBody,
     HealthResponse: r.HealthResponse,
     IngestResponse: r.IngestResponse,
@@ -317,11 +356,10 @@ function build() {
     Stats: r.StatsResponse,
     CompatIngestResponse: r.CompatIngestResponse,
     CompatChatResponse: r.CompatChatResponse,
-    McpMessage: r.McpMessage,
     McpResponse: r.McpResponse,
   };
 
-  return { schemas, named };
+  return { schemas, requests, responses };
 }
 
 let built: ReturnType<typeof build> | undefined;
@@ -330,7 +368,7 @@ let built: ReturnType<typeof build> | undefined;
  * The schemas by route key, and the named ones (`components.schemas`). The response schemas are
  * made on the first call, so a cold start that never serves the OpenAPI document skips them.
  */
-export function routeSchemas(): { schemas: Record<string, RouteSchemas>; named: Record<string, z.ZodMiniType> } {
+export function routeSchemas(): ReturnType<typeof build> {
   built ??= build();
   return built;
 }

@@ -40,9 +40,14 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
   });
   await mcp.connect(transport);
   try {
-    const headers = Object.entries(request.headers).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined,
-    );
+    const headers = new Headers();
+    for (const [name, value] of Object.entries(request.headers)) {
+      try {
+        if (value !== undefined) headers.append(name, value);
+      } catch {
+        // A value fetch's Headers cannot carry (not Latin-1): left out, as if never sent.
+      }
+    }
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
     const response = await transport.handleRequest(web, { parsedBody: request.body });
     return { statusCode: response.status, headers: headersOf(response), body: await response.text() };

@@ -1,7 +1,9 @@
+import { Ajv2020 } from "ajv/dist/2020.js";
 import { createClient, EngramApiError, type EngramClient } from "engram/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
-import { match, routeKey } from "../../core/api/routes";
+import * as OpenApi from "../../core/api/openapi";
+import { match, routeKey, routes } from "../../core/api/routes";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
@@ -107,6 +109,26 @@ describe("engram/client against the local server", () => {
     await expect(badUser.stats()).rejects.toMatchObject({ status: 400, code: "user.invalid_id" });
   });
 
+  it("reaches the MCP endpoint through send()", async () => {
+    const mcp = (body: object) =>
+      engram.send("POST", "/mcp", { body, accept: "application/json, text/event-stream" }).then((r) => r.json());
+    const listed = await mcp({ jsonrpc: "2.0", id: 1, method: "tools/list" });
+    expect(listed.result.tools).toHaveLength(5);
+    const called = await mcp({
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "search_memory", arguments: { query: "refund" } },
+    });
+    expect(called.result.structuredContent.mode).toBe("hybrid");
+    await engram
+      .send("POST", "/mcp", { body: { jsonrpc: "2.0", method: "notifications/initialized" } })
+      .catch(() => {});
+    await engram
+      .send("POST", "/mcp", { body: { jsonrpc: "2.0", id: 3, method: "tools/list" }, accept: "text/html" })
+      .catch((error) => expect(error.status).toBe(406));
+  });
+
   it("scopes to the end user it names", async () => {
     const alice = createClient({ baseUrl: server.url, apiKey: key, userId: "alice", fetch: recording });
     const bob = createClient({ baseUrl: server.url, apiKey: key, userId: "bob", fetch: recording });
@@ -114,5 +136,68 @@ describe("engram/client against the local server", () => {
     expect((await alice.search({ query: "tulips", scope: "user" })).results).toHaveLength(1);
     expect((await bob.search({ query: "tulips", scope: "user" })).results).toHaveLength(0);
     await expect(bob.documents.get("diary")).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe("the OpenAPI document", () => {
+  it("describes every answer the routes gave, status and body", () => {
+    const doc = OpenApi.document() as {
+      paths: Record<string, Record<string, { responses: Record<string, Response> }>>;
+    };
+    interface Response {
+      content?: Record<string, { schema?: unknown }>;
+      "x-events"?: Record<string, unknown>;
+    }
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    ajv.addSchema({ ...doc, $id: "engram" });
+    const failures: string[] = [];
+    for (const answer of seen) {
+      const route = routes.find((r) => routeKey(r) === answer.route);
+      if (!route) continue;
+      const responses = doc.paths[route.path]?.[route.method.toLowerCase()]?.responses ?? {};
+      const documented = responses[String(answer.status)];
+      if (!documented) {
+        failures.push(`${answer.route} ${answer.status}: not documented`);
+        continue;
+      }
+      const mediaType = answer.type.split(";")[0] ?? "";
+      if (mediaType === "text/event-stream") {
+        for (const [, name, data] of String(answer.body).matchAll(/^event: (\w+)\ndata: (.*)$/gm)) {
+          const schema = documented["x-events"]?.[name ?? ""];
+          if (!schema) failures.push(`${answer.route} event ${name}: not documented`);
+          else if (!ajv.validate(schema as object, JSON.parse(data ?? "null"))) {
+            failures.push(`${answer.route} event ${name}: ${ajv.errorsText(ajv.errors)}`);
+          }
+        }
+        continue;
+      }
+      if (answer.status === 202 && !answer.body) continue;
+      if (!documented.content?.[mediaType]) {
+        failures.push(`${answer.route} ${answer.status}: ${mediaType} not documented`);
+        continue;
+      }
+      if (mediaType !== "application/json") continue;
+      if (!documented.content[mediaType]?.schema) {
+        failures.push(`${answer.route} ${answer.status}: no schema`);
+        continue;
+      }
+      const pointer = [
+        "paths",
+        route.path,
+        route.method.toLowerCase(),
+        "responses",
+        String(answer.status),
+        "content",
+        mediaType,
+        "schema",
+      ]
+        .map((part) => part.replaceAll("~", "~0").replaceAll("/", "~1"))
+        .join("/");
+      const validate = ajv.compile({ $ref: `engram#/${pointer}` });
+      if (!validate(answer.body)) failures.push(`${answer.route} ${answer.status}: ${ajv.errorsText(validate.errors)}`);
+    }
+    expect(failures).toEqual([]);
+    const covered = new Set(seen.map((s) => s.route));
+    expect(routes.map(routeKey).filter((k) => !covered.has(k))).toEqual([]);
   });
 });
