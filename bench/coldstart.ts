@@ -27,7 +27,7 @@ import * as Auth from "../core/auth";
 import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
 import { buildLambdas, esbuildOptions } from "../scripts/build";
-import { createDatabase, DIMENSIONS, dropDatabase, PG, pgUrl } from "../test/support/db";
+import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../test/support/db";
 import { apiEvent } from "../test/support/events";
 import { startNeonServer } from "../test/support/neon-server";
 import { startOpenAIServer } from "../test/support/openai-server";
@@ -114,7 +114,7 @@ export async function benchColdStart(opts: { quick: boolean }): Promise<Record<s
   const samples = opts.quick ? 5 : 20;
   const work = mkdtempSync(join(tmpdir(), "engram-coldstart-"));
   const database = await createDatabase();
-  const neon = await startNeonServer({ pgHost: PG.host, pgPort: PG.port });
+  const neon = await startNeonServer();
   const openai = await startOpenAIServer();
   try {
     const setup = createPgDb(pgUrl(database));

@@ -2,9 +2,11 @@ import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from "@neondata
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../support/neon-server";
+// Not ../support/db: it loads core/db/pg, whose int8 parser would change what `direct` returns.
+import { createDatabase, databaseUrl, dropDatabase } from "../support/postgres";
 
-const DATABASE = process.env.ENGRAM_TEST_DB ?? "engram_test";
-// Files run in parallel against the same database: everything lives in this file's own schema.
+// This file's own database on the test server, dropped at the end.
+let DATABASE: string;
 const SCHEMA = `neon_server_test_${process.pid}_${Math.random().toString(36).slice(2, 8)}`;
 
 let server: NeonServer;
@@ -23,11 +25,13 @@ async function neonError(promise: Promise<unknown>): Promise<NeonDbError> {
 }
 
 beforeAll(async () => {
+  DATABASE = await createDatabase();
   server = await startNeonServer();
   neonConfig.fetchEndpoint = localFetchEndpoint;
   sql = neon(neonConnectionString(DATABASE, server.port));
-  direct = new pg.Client({ host: "127.0.0.1", port: 5432, user: "postgres", database: DATABASE });
+  direct = new pg.Client({ connectionString: databaseUrl(DATABASE) });
   await direct.connect();
+  await direct.query("create extension if not exists vector");
   await direct.query(`create schema ${SCHEMA}`);
   await direct.query(`create table ${SCHEMA}.items (
     id int primary key,
@@ -44,6 +48,7 @@ afterAll(async () => {
   await direct?.query(`drop schema if exists ${SCHEMA} cascade`);
   await direct?.end();
   await server?.close();
+  if (DATABASE) await dropDatabase(DATABASE);
 });
 
 describe("neon() against the local Neon HTTP server", () => {

@@ -1,9 +1,8 @@
 /**
  * Fresh, migrated databases for tests, on each driver Engram ships: `pg` and the Neon HTTP
  * driver on a new database of the real PostgreSQL (one per call), PGlite in memory.
+ * The server is test/support/postgres.ts's.
  */
-import { randomBytes } from "node:crypto";
-import pg from "pg";
 import type { Caller } from "../../core/auth";
 import type { Db, DriverName } from "../../core/db";
 import { migrate } from "../../core/db/migrate";
@@ -12,41 +11,29 @@ import { createPgDb } from "../../core/db/pg";
 import { createPgliteDb } from "../../core/db/pglite";
 import * as Tenant from "../../core/tenant";
 import { type NeonServer, neonConnectionString, startNeonServer } from "./neon-server";
+import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./postgres";
+
+export { createDatabase, dropDatabase };
 
 export const DRIVERS: DriverName[] = ["pg", "neon-http", "pglite"];
+/** A database on the test server (test/support/postgres.ts: TEST_DATABASE_URL or the rig's cluster). */
+export const pgUrl = (database: string) => databaseUrl(database);
+/** The test server's host and port, for callers that take them apart. */
 export const PG = {
-  host: process.env.PGHOST ?? "127.0.0.1",
-  port: Number(process.env.PGPORT ?? 5432),
-  user: "postgres",
+  get host() {
+    return new URL(serverUrl()).hostname;
+  },
+  get port() {
+    return Number(new URL(serverUrl()).port || 5432);
+  },
 };
-export const pgUrl = (database: string) => `postgres://${PG.user}@${PG.host}:${PG.port}/${database}`;
 export const DIMENSIONS = 1536;
 
 let neonServer: Promise<NeonServer> | undefined;
-/** One Neon-protocol server per test file (worker), started on first use. */
+/** One Neon-protocol server per test file (worker), started on first use, in front of the test server. */
 export function sharedNeonServer(): Promise<NeonServer> {
-  neonServer ??= startNeonServer({ pgHost: PG.host, pgPort: PG.port });
+  neonServer ??= startNeonServer();
   return neonServer;
-}
-
-async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: pgUrl("postgres") });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.end();
-  }
-}
-
-export async function createDatabase(): Promise<string> {
-  const name = `engram_t_${randomBytes(6).toString("hex")}`;
-  await admin((c) => c.query(`create database ${name}`));
-  return name;
-}
-
-export async function dropDatabase(name: string): Promise<void> {
-  await admin((c) => c.query(`drop database if exists ${name} with (force)`));
 }
 
 export interface TestDb {

@@ -1,21 +1,31 @@
 /**
- * Runs once before the suites: the real PostgreSQL with pgvector must be there. `npm test`
- * installs and starts it (scripts/test-setup.sh); a bare `vitest` without it fails here,
- * loudly, instead of skipping anything.
+ * Runs once before the suites: the real PostgreSQL with pgvector >= 0.8 must be there
+ * (test/support/postgres.ts says which one). `npm test` provides it (scripts/test-setup.sh);
+ * a bare `vitest` without one fails here, loudly, with what to do, instead of skipping anything.
  */
 import pg from "pg";
-import { pgUrl } from "./db";
+import { needsPostgres, serverUrl, shown } from "./postgres";
+
+const atLeast = (version: string, minimum: number[]) => {
+  const parts = version.split(".").map(Number);
+  for (const [i, want] of minimum.entries()) {
+    const have = parts[i] ?? 0;
+    if (have !== want) return have > want;
+  }
+  return true;
+};
 
 export default async function setup() {
-  const client = new pg.Client({ connectionString: pgUrl("postgres"), connectionTimeoutMillis: 3000 });
+  const url = serverUrl();
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 });
   try {
     await client.connect();
     const { rows } = await client.query("select default_version from pg_available_extensions where name = 'vector'");
-    if (!rows[0]) throw new Error("pgvector is not installed in this PostgreSQL");
+    const version: string | undefined = rows[0]?.default_version;
+    if (!version) throw new Error("pgvector is not installed there");
+    if (!atLeast(version, [0, 8])) throw new Error(`its pgvector is ${version}`);
   } catch (error) {
-    throw new Error(
-      `The integration suites need PostgreSQL with pgvector on ${pgUrl("postgres")}: ${(error as Error).message}. Run \`npm test\` (it runs scripts/test-setup.sh).`,
-    );
+    throw new Error(needsPostgres(`The suites cannot use PostgreSQL at ${shown(url)}: ${(error as Error).message}.`));
   } finally {
     await client.end().catch(() => {});
   }

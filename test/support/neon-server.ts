@@ -38,11 +38,16 @@ import { createServer, type IncomingMessage, type ServerResponse } from "node:ht
 import type { AddressInfo } from "node:net";
 import type { CustomTypesConfig, FieldDef, PoolClient, QueryArrayConfig, QueryArrayResult } from "pg";
 import pg from "pg";
+import { serverUrl } from "./postgres";
 
 export interface NeonServerOptions {
-  /** Postgres host; default PGHOST or 127.0.0.1. */
+  /**
+   * The PostgreSQL to forward to, as a URL: its host, port, password and options are used, each
+   * request's connection string picks the user and database. Default: the test server.
+   */
+  server?: string;
+  /** Overrides of the server URL's host and port. */
   pgHost?: string;
-  /** Postgres port; default PGPORT or 5432. */
   pgPort?: number;
   /** HTTP port to listen on (127.0.0.1); default: a free port. */
   port?: number;
@@ -70,8 +75,15 @@ export interface NeonServer {
   setDown(down: boolean): void;
 }
 
-/** A connection string the driver accepts; the server reads only the user and database from it. */
-export function neonConnectionString(database: string, port: number, user = "postgres"): string {
+/**
+ * A connection string the driver accepts; the server reads only the user and database from it.
+ * The user defaults to the test server's.
+ */
+export function neonConnectionString(
+  database: string,
+  port: number,
+  user = decodeURIComponent(new URL(serverUrl()).username) || "postgres",
+): string {
   return `postgresql://${encodeURIComponent(user)}@localhost:${port}/${encodeURIComponent(database)}`;
 }
 
@@ -126,8 +138,7 @@ class HttpFailure extends Error {
 }
 
 export async function startNeonServer(opts: NeonServerOptions = {}): Promise<NeonServer> {
-  const pgHost = opts.pgHost ?? process.env.PGHOST ?? "127.0.0.1";
-  const pgPort = opts.pgPort ?? (process.env.PGPORT ? Number(process.env.PGPORT) : 5432);
+  const postgres = opts.server ?? serverUrl();
   const maxConnections = opts.maxConnectionsPerDatabase ?? 10;
   const maxRequestBytes = opts.maxRequestBytes ?? 10 * MIB;
   const maxResponseBytes = opts.maxResponseBytes ?? 10 * MIB;
@@ -151,12 +162,14 @@ export async function startNeonServer(opts: NeonServerOptions = {}): Promise<Neo
     const key = `${user}\0${password ?? ""}\0${name}`;
     let entry = databases.get(key);
     if (!entry) {
+      const target = new URL(postgres);
+      if (opts.pgHost) target.hostname = opts.pgHost;
+      if (opts.pgPort) target.port = String(opts.pgPort);
+      target.username = user;
+      if (password !== undefined) target.password = password;
+      target.pathname = `/${name}`;
       const pool = new pg.Pool({
-        host: pgHost,
-        port: pgPort,
-        user,
-        password,
-        database: name,
+        connectionString: target.href,
         max: maxConnections,
         allowExitOnIdle: true,
       });
