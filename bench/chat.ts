@@ -188,7 +188,7 @@ async function firstByte(t: TestDb, corpus: number) {
     EMBEDDING_PROVIDER: "offline",
     CHAT_PROVIDER: "openai",
     OPENAI_BASE_URL: fake.url,
-    OPENAI_API_KEY: "bench",
+    OPENAI_API_KEY: fake.apiKey,
     RATE_LIMIT_CHAT: "1000000/min",
     LOG_LEVEL: "silent",
   });

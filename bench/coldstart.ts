@@ -115,7 +115,7 @@ export async function benchColdStart(opts: { quick: boolean }): Promise<Record<s
   const work = mkdtempSync(join(tmpdir(), "engram-coldstart-"));
   const database = await createDatabase();
   const neon = await startNeonServer();
-  const openai = await startOpenAIServer();
+  const openai = await startOpenAIServer({ apiKey: "sk-bench" });
   try {
     const setup = createPgDb(pgUrl(database));
     await migrate(setup, { embeddingDimensions: DIMENSIONS, searchTextConfig: "english" });

@@ -23,6 +23,8 @@ const scenarios: Scenario[] = [
 
 const started = Date.now();
 const results: Record<string, Record<string, unknown>[]> = {};
+/** Scenarios that threw or reported an error: the run still writes its report, then exits 1. */
+const failed: string[] = [];
 const markdown: string[] = [
   `# Engram benchmarks${quick ? " (quick)" : ""}`,
   "",
@@ -37,8 +39,10 @@ for (const scenario of scenarios) {
     results[scenario.name] = await scenario.run({ quick });
   } catch (error) {
     results[scenario.name] = [{ error: (error as Error).message }];
+    process.stderr.write(`bench: ${scenario.name} failed: ${(error as Error).stack ?? error}\n`);
   }
   const rows = results[scenario.name] ?? [];
+  if (rows.some((row) => row.error !== undefined && row.error !== null && row.error !== 0)) failed.push(scenario.name);
   const section = `## ${scenario.name} (${((Date.now() - t0) / 1000).toFixed(1)} s)\n\n${table(rows)}\n`;
   console.log(section);
   markdown.push(section);
@@ -51,4 +55,5 @@ console.log(`Total: ${seconds.toFixed(1)} s${over}`);
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
 writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify({ quick, seconds, results }, null, 2));
 writeFileSync(new URL("./results/latest.md", import.meta.url), `${markdown.join("\n")}\n`);
-process.exit(0);
+if (failed.length) console.error(`bench: failed: ${failed.join(", ")}`);
+process.exit(failed.length ? 1 : 0);

@@ -36,7 +36,7 @@ const UPSTREAM_TIMEOUT_MS = 400;
 /** The embedder production builds from OPENAI_BASE_URL, with a faster retry policy for tests. */
 const openAiEmbedder = (): Embedder =>
   createOpenAIEmbedder({
-    apiKey: "test",
+    apiKey: fake.apiKey,
     baseURL: fake.url,
     model: "text-embedding-3-small",
     dimensions: 1536,
@@ -48,7 +48,7 @@ const openAiEmbedder = (): Embedder =>
 function configure() {
   setConfig({
     LOG_LEVEL: "silent",
-    OPENAI_API_KEY: "test",
+    OPENAI_API_KEY: fake.apiKey,
     OPENAI_BASE_URL: fake.url,
     EMBEDDING_PROVIDER: "openai",
     CHAT_PROVIDER: "openai",
@@ -457,7 +457,7 @@ describe("Lambda's deadline arriving mid-request", () => {
     const { request } = await ingestCase(pgT.db);
     const before = await snapshot(pgT.db);
     useEmbedder(
-      createOpenAIEmbedder({ apiKey: "test", baseURL: fake.url, model: "text-embedding-3-small", dimensions: 1536 }),
+      createOpenAIEmbedder({ apiKey: fake.apiKey, baseURL: fake.url, model: "text-embedding-3-small", dimensions: 1536 }),
     );
     fake.delayMs = 5_000;
     const started = Date.now();

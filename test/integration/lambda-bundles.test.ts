@@ -40,7 +40,7 @@ beforeAll(async () => {
     // A Neon host, as on AWS, so the config picks the Neon HTTP driver; fetches go to the local server.
     DATABASE_URL: `postgresql://postgres@ep-test-000000.us-east-2.aws.neon.tech:${neon.port}/${test.database}`,
     NEON_FETCH_ENDPOINT: neon.url,
-    OPENAI_API_KEY: "sk-test",
+    OPENAI_API_KEY: openai.apiKey,
     OPENAI_BASE_URL: openai.url,
   };
 }, 120_000);

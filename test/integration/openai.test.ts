@@ -363,3 +363,100 @@ describe("chat model", () => {
     expect(completed.usage).toEqual({ promptTokens: 5, completionTokens: 2 });
   });
 });
+
+describe("the fake OpenAI server, as strict as the real API", () => {
+  /**
+   * Sends the SDK's requests for https://api.openai.com to the fake while `work` runs (the SDK
+   * takes the global fetch when a client is made), so the official-API code path is exercised.
+   */
+  async function asOfficialApi<T>(work: () => Promise<T>): Promise<T> {
+    const original = globalThis.fetch;
+    globalThis.fetch = (input, init) => {
+      const url = input instanceof Request ? input.url : String(input);
+      const target = url.replace("https://api.openai.com/v1", server.url);
+      return original(input instanceof Request ? new Request(target, input) : target, init);
+    };
+    try {
+      return await work();
+    } finally {
+      globalThis.fetch = original;
+    }
+  }
+
+  it("answers 401 invalid_api_key to a request without the configured key", async () => {
+    const wrong = await rejection(chat({ apiKey: "sk-other", maxRetries: 0 }).complete(question));
+    const wrongEmbedding = await rejection(embedder({ apiKey: "sk-other", maxRetries: 0 }).embed(["refunds"]));
+    const none = await fetch(`${server.url}/embeddings`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "text-embedding-3-small", input: "refunds" }),
+    });
+
+    expect(wrong).toMatchObject({ status: 401 });
+    expect(wrongEmbedding).toMatchObject({ status: 401 });
+    expect(none.status).toBe(401);
+    expect((await none.json()).error.code).toBe("invalid_api_key");
+    expect(server.requests.every((r) => r.headers.authorization !== `Bearer ${server.apiKey}`)).toBe(true);
+  });
+
+  it("refuses max_tokens and a temperature for reasoning models, as OpenAI does", async () => {
+    const maxTokens = await rejection(chat({ model: "o3-mini", maxRetries: 0 }).complete(question, { maxTokens: 50 }));
+    const temperature = await rejection(
+      chat({ model: "gpt-5-mini", maxRetries: 0 }).complete(question, { temperature: 0.2 }),
+    );
+
+    expect(maxTokens).toMatchObject({ status: 400, message: expect.stringContaining("max_completion_tokens") });
+    expect(temperature).toMatchObject({ status: 400, message: expect.stringContaining("temperature") });
+  });
+
+  it("refuses arguments OpenAI does not know and inputs over its embedding limits", async () => {
+    const longInput = await rejection(embedder({ maxRetries: 0 }).embed(["word ".repeat(8_000)]));
+
+    expect(longInput).toMatchObject({ status: 400, message: expect.stringContaining("8192") });
+    const unknown = await fetch(`${server.url}/embeddings`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${server.apiKey}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "text-embedding-3-small", input: "x", truncate: true }),
+    });
+    expect(unknown.status).toBe(400);
+    expect((await unknown.json()).error.param).toBe("truncate");
+  });
+
+  it("is what api.openai.com's code path talks to: max_completion_tokens for a reasoning model, with the key", async () => {
+    const result = await asOfficialApi(() =>
+      createChatModel({ apiKey: server.apiKey, model: "gpt-5-mini", maxRetries: 0 }).complete(question, {
+        maxTokens: 64,
+      }),
+    );
+    const streamed = await asOfficialApi(() =>
+      collect(
+        createChatModel({ apiKey: server.apiKey, model: "o4-mini", maxRetries: 0 }).stream(question, { maxTokens: 32 }),
+      ),
+    );
+    const vectors = await asOfficialApi(() =>
+      createOpenAIEmbedder({
+        apiKey: server.apiKey,
+        model: "text-embedding-3-small",
+        dimensions: 8,
+        maxRetries: 0,
+      }).embed(["refunds"]),
+    );
+
+    expect(result.content).toContain("Answer based on [1]");
+    expect(streamed.length).toBeGreaterThan(0);
+    expect(vectors.vectors).toHaveLength(1);
+    const chats = server.requests.filter((r) => r.path === "/v1/chat/completions");
+    expect(chats.map((r) => [r.body.max_completion_tokens, r.body.max_tokens])).toEqual([
+      [64, undefined],
+      [32, undefined],
+    ]);
+    for (const r of server.requests) expect(r.headers.authorization).toBe(`Bearer ${server.apiKey}`);
+  });
+
+  it("takes max_tokens from a compatible server's code path for a model that accepts it", async () => {
+    await chat({ model: "gpt-4o-mini" }).complete(question, { maxTokens: 64 });
+
+    expect(server.requests.at(-1)?.body).toMatchObject({ max_tokens: 64 });
+    expect(server.requests.at(-1)?.body.max_completion_tokens).toBeUndefined();
+  });
+});

@@ -2,6 +2,14 @@
  * A local OpenAI-compatible server for tests. The real `openai` SDK talks to it via
  * `baseURL: server.url`. Deterministic embeddings, scriptable chat replies (plain and
  * SSE streaming), fault injection, and a log of what was asked.
+ *
+ * As strict as the real API where a mistake of ours would pass a kinder fake: every request
+ * needs `Authorization: Bearer <the configured key>` (401 `invalid_api_key` otherwise), and the
+ * parameters are checked against what OpenAI accepts: unknown arguments, `max_tokens` for
+ * reasoning models (o-series, gpt-5: `max_completion_tokens` only) or a temperature other than
+ * 1 for them, both token limits at once, `stream_options` without `stream`, message roles,
+ * and the embedding limits (8,192 tokens an input, 300,000 a request). Each refusal is the 400
+ * OpenAI answers, with its `param`.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -58,6 +66,8 @@ export interface FakeOpenAIStats {
 export interface FakeOpenAI {
   /** Base URL for the SDK, including `/v1`. */
   readonly url: string;
+  /** The API key every request must carry as `Authorization: Bearer <apiKey>`. */
+  readonly apiKey: string;
   readonly stats: FakeOpenAIStats;
   readonly requests: LoggedRequest[];
   /** Chat reply script; default: "Answer based on [1]. " + first line of the last user message. */
@@ -161,7 +171,113 @@ function errorJson(message: string, type: string, param: string | null = null, c
   return JSON.stringify({ error: { message, type, param, code } });
 }
 
-export async function startOpenAIServer(): Promise<FakeOpenAI> {
+/** The key `startOpenAIServer` requires unless given another. */
+export const FAKE_OPENAI_KEY = "test-key";
+
+const CHAT_PARAMS = new Set([
+  "model",
+  "messages",
+  "stream",
+  "stream_options",
+  "max_tokens",
+  "max_completion_tokens",
+  "temperature",
+  "top_p",
+  "n",
+  "stop",
+  "presence_penalty",
+  "frequency_penalty",
+  "logit_bias",
+  "logprobs",
+  "top_logprobs",
+  "user",
+  "seed",
+  "tools",
+  "tool_choice",
+  "parallel_tool_calls",
+  "response_format",
+  "reasoning_effort",
+  "store",
+  "metadata",
+  "modalities",
+  "audio",
+  "prediction",
+  "service_tier",
+  "verbosity",
+  "web_search_options",
+  "prompt_cache_key",
+  "safety_identifier",
+]);
+const EMBEDDING_PARAMS = new Set(["model", "input", "dimensions", "encoding_format", "user"]);
+const ROLES = new Set(["system", "developer", "user", "assistant", "tool"]);
+/** Models that take only `max_completion_tokens` and the default temperature. */
+export const isReasoningModel = (model: string) => /^(o\d|gpt-5)/.test(model);
+
+function unknownArgument(body: Record<string, unknown>, allowed: Set<string>): void {
+  const unknown = Object.keys(body).find((key) => !allowed.has(key));
+  if (unknown) throw new HttpError(400, `Unrecognized request argument supplied: ${unknown}`, undefined, unknown);
+}
+
+function checkTokenLimit(body: ChatRequestBody, name: "max_tokens" | "max_completion_tokens"): void {
+  const value = body[name];
+  if (value === undefined || value === null) return;
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1) {
+    throw new HttpError(400, `Invalid '${name}': expected an integer of at least 1.`, undefined, name);
+  }
+}
+
+/** The 400s OpenAI answers to a chat request it does not accept. */
+function checkChatRequest(body: ChatRequestBody): void {
+  unknownArgument(body, CHAT_PARAMS);
+  for (const [i, m] of body.messages.entries()) {
+    if (!m || typeof m !== "object" || !ROLES.has(m.role)) {
+      throw new HttpError(400, `Invalid value for 'messages[${i}].role'.`, undefined, `messages[${i}].role`);
+    }
+    const content = m.content;
+    if (!(typeof content === "string" || Array.isArray(content) || (content === null && m.role === "assistant"))) {
+      throw new HttpError(400, `Invalid type for 'messages[${i}].content'.`, undefined, `messages[${i}].content`);
+    }
+  }
+  checkTokenLimit(body, "max_tokens");
+  checkTokenLimit(body, "max_completion_tokens");
+  if (body.max_tokens != null && body.max_completion_tokens != null) {
+    throw new HttpError(
+      400,
+      "max_tokens and max_completion_tokens cannot both be set; use max_completion_tokens.",
+      undefined,
+      "max_tokens",
+    );
+  }
+  if (isReasoningModel(body.model)) {
+    if (body.max_tokens != null) {
+      throw new HttpError(
+        400,
+        "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.",
+        undefined,
+        "max_tokens",
+      );
+    }
+    if (body.temperature != null && body.temperature !== 1) {
+      throw new HttpError(
+        400,
+        `Unsupported value: 'temperature' does not support ${body.temperature} with this model. Only the default (1) value is supported.`,
+        undefined,
+        "temperature",
+      );
+    }
+  }
+  if (body.stream_options != null && body.stream !== true) {
+    throw new HttpError(
+      400,
+      "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+      undefined,
+      "stream_options",
+    );
+  }
+}
+
+export async function startOpenAIServer(options: { apiKey?: string } = {}): Promise<FakeOpenAI> {
+  const apiKey = options.apiKey ?? FAKE_OPENAI_KEY;
   let failures: Array<FailOptions> = [];
   let malformed = 0;
   let drops: number[] = [];
@@ -178,6 +294,7 @@ export async function startOpenAIServer(): Promise<FakeOpenAI> {
 
   const fake = {
     url: "",
+    apiKey,
     stats,
     requests,
     reply: defaultReply,
@@ -291,6 +408,23 @@ export async function startOpenAIServer(): Promise<FakeOpenAI> {
 
     if (!(await wait(fake.delayMs, res))) return;
 
+    if (req.headers.authorization !== `Bearer ${apiKey}`) {
+      const shown = /^Bearer (.*)$/.exec(req.headers.authorization ?? "")?.[1];
+      sendJson(
+        res,
+        401,
+        errorJson(
+          shown
+            ? `Incorrect API key provided: ${shown.slice(0, 3)}***${shown.slice(-4)}.`
+            : "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+          "invalid_request_error",
+          null,
+          "invalid_api_key",
+        ),
+      );
+      return;
+    }
+
     const failure = failures.shift();
     if (failure) {
       const headers: Record<string, string> = {};
@@ -337,6 +471,7 @@ export async function startOpenAIServer(): Promise<FakeOpenAI> {
   }
 
   function handleEmbeddings(body: EmbeddingRequestBody, res: ServerResponse) {
+    unknownArgument(body, EMBEDDING_PARAMS);
     const model = body.model;
     if (typeof model !== "string" || model === "")
       throw new HttpError(400, "you must provide a model parameter", undefined, "model");
@@ -364,6 +499,19 @@ export async function startOpenAIServer(): Promise<FakeOpenAI> {
     }
     if ((inputs as string[]).some((x) => x === "")) {
       throw new HttpError(400, "'$.input' is invalid: empty strings are not allowed", undefined, "input");
+    }
+    const longest = Math.max(...(inputs as string[]).map(estimateTokens));
+    if (longest > 8192) {
+      throw new HttpError(
+        400,
+        `This model's maximum context length is 8192 tokens, however you requested ${longest} tokens in the input.`,
+        undefined,
+        "input",
+      );
+    }
+    const requested = (inputs as string[]).reduce((n, t) => n + estimateTokens(t), 0);
+    if (requested > 300_000) {
+      throw new HttpError(400, `Requested ${requested} tokens, max 300000 tokens per request`, undefined, "input");
     }
     const native = fake.modelDimensions[model] ?? 1536;
     let dims = native;
@@ -405,6 +553,7 @@ export async function startOpenAIServer(): Promise<FakeOpenAI> {
     if (!Array.isArray(body.messages) || body.messages.length === 0) {
       throw new HttpError(400, "'messages' must be a non-empty array", undefined, "messages");
     }
+    checkChatRequest(body);
     const reply = fake.reply(body);
     const promptTokens = body.messages.reduce((n, m) => n + estimateTokens(contentText(m.content)), 0);
     const usage = {
