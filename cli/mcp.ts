@@ -26,7 +26,7 @@ export function remoteMemory(api: EngramClient): Memory {
   return {
     remember: (document) => api.ingest({ documents: [document] }),
     search: (request) => api.search(request),
-    ask: (request) => api.chat({ ...request, stream: false }),
+    ask: (request) => api.chat({ ...request, stream: false, format: undefined }),
     list: (query) => api.documents.list(query),
     forget: (id, hard) => api.documents.delete(id, { hard }),
   };

@@ -225,7 +225,7 @@ export function createClient(options: ClientOptions) {
     stats: (call?: CallOptions) => json<T.Stats>("GET", "/v1/stats", call),
     search: (body: T.SearchRequest, call?: CallOptions) =>
       json<T.SearchResponse>("POST", "/v1/search", { ...call, body }),
-    chat: (body: T.ChatRequest & { stream?: false }, call?: CallOptions) =>
+    chat: (body: T.ChatRequest & { stream?: false; format?: undefined }, call?: CallOptions) =>
       json<T.ChatResponse>("POST", "/v1/chat", { ...call, body: { ...body, stream: false } }),
     /** The answer as it is written: `citations`, `delta`s, then `done` (or an `error` event). */
     chatStream: async function* (body: T.ChatRequest, call?: CallOptions): AsyncGenerator<T.ChatEvent> {
@@ -248,7 +248,7 @@ export function createClient(options: ClientOptions) {
     compat: {
       ingest: (body: T.IngestRequest, call?: CallOptions) =>
         json<T.CompatIngestResponse>("POST", "/api/ingest", { ...call, body }),
-      chat: (body: T.ChatRequest & { stream?: false }, call?: CallOptions) =>
+      chat: (body: T.ChatRequest & { stream?: false; format?: undefined }, call?: CallOptions) =>
         json<T.CompatChatResponse>("POST", "/api/chat", { ...call, body: { ...body, stream: false } }),
     },
   };

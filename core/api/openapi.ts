@@ -204,7 +204,7 @@ function operation(route: Route, refOf: Map<z.ZodMiniType, string>, requestBodie
     responses: {
       "200": {
         description: s.streams
-          ? "OK. With `stream: true` the answer is `text/event-stream` instead: one `citations` event, `delta`s, then `done` (or `error`); `x-events` gives each event's data schema. Only JSON is listed under content, so generated clients type the JSON answer."
+          ? "OK. With `stream: true` the answer is `text/event-stream` instead: one `citations` event, `delta`s, then `done` (or `error`); `x-events` gives each event's data schema. With `format: \"ui-message-stream\"` it is the Vercel AI SDK's UI message stream protocol (for useChat). Only JSON is listed under content, so generated clients type the JSON answer."
           : "OK",
         headers: {
           "X-Request-Id": header("This request's id (also in logs)"),

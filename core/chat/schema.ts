@@ -86,6 +86,13 @@ const fields = {
     .check(z.describe("Passages retrieved for the answer")),
   filter: z.optional(SearchFilter).check(z.describe("The same filter as POST /v1/search")),
   stream: z._default(z.boolean(), false).check(z.describe("Answer as server-sent events: citations, deltas, done")),
+  format: z
+    .optional(z.enum(["ui-message-stream"]))
+    .check(
+      z.describe(
+        "Stream the answer in the Vercel AI SDK's UI message stream protocol instead (for useChat); implies stream",
+      ),
+    ),
   remember: z._default(z.boolean(), false).check(z.describe("Also store the user's message as a memory document")),
 };
 

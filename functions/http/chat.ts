@@ -7,11 +7,16 @@
  */
 import * as Chat from "../../core/chat";
 import { ChatRequest, CompatChatRequest } from "../../core/chat/schema";
+import * as UiStream from "../../core/chat/ui-stream";
 import { db } from "../../core/db";
 import { type HttpInput, http, type StreamReply, sse, streamingHandler } from "./chain";
 
 async function chat({ caller, signal, requestId }: HttpInput, request: ChatRequest) {
   const options = { signal, requestId };
+  if (request.format === "ui-message-stream") {
+    const events = await Chat.stream(await db(), caller, request, options);
+    return { headers: UiStream.UI_MESSAGE_STREAM_HEADERS, stream: UiStream.frames(events) } satisfies StreamReply;
+  }
   if (request.stream) return sse(await Chat.stream(await db(), caller, request, options));
   return Chat.answer(await db(), caller, request, options);
 }

@@ -1,0 +1,52 @@
+/**
+ * `engram/langchain`: Engram as a LangChain.js retriever. Each search result becomes a `Document`
+ * whose metadata is Engram's (the document's own metadata, plus its ids, title, source and score).
+ *
+ *   const retriever = new EngramRetriever({ client: createClient({ baseUrl, apiKey }), topK: 4 });
+ *   const docs = await retriever.invoke("refund window");
+ */
+import type { CallbackManagerForRetrieverRun } from "@langchain/core/callbacks/manager";
+import { Document } from "@langchain/core/documents";
+import { BaseRetriever, type BaseRetrieverInput } from "@langchain/core/retrievers";
+import type { EngramClient, SearchRequest } from "./index";
+
+export interface EngramRetrieverInput extends BaseRetrieverInput, Omit<SearchRequest, "query"> {
+  client: EngramClient;
+}
+
+export class EngramRetriever extends BaseRetriever {
+  static lc_name() {
+    return "EngramRetriever";
+  }
+  lc_namespace = ["engram", "retrievers"];
+  private readonly client: EngramClient;
+  private readonly search: Omit<SearchRequest, "query">;
+
+  constructor({ client, callbacks, tags, metadata, verbose, ...search }: EngramRetrieverInput) {
+    super({ callbacks, tags, metadata, verbose });
+    this.client = client;
+    this.search = search;
+  }
+
+  async _getRelevantDocuments(query: string, _run?: CallbackManagerForRetrieverRun): Promise<Document[]> {
+    const found = await this.client.search({ ...this.search, query });
+    return found.results.map(
+      (r) =>
+        new Document({
+          id: r.chunkId,
+          pageContent: r.content,
+          metadata: {
+            ...r.metadata,
+            documentId: r.documentId,
+            chunkId: r.chunkId,
+            ordinal: r.ordinal,
+            title: r.title,
+            source: r.source,
+            createdAt: r.createdAt,
+            score: r.score,
+            scale: found.scale,
+          },
+        }),
+    );
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * The adapters against the real libraries and the local server: the AI SDK's generateText (with a
+ * model from its own mock provider) calling Engram's tools, useChat's transport reading Engram's
+ * UI message stream with the AI SDK's own reader, and LangChain's retriever.
+ */
+import type { LanguageModelV3GenerateResult } from "@ai-sdk/provider";
+import { Document } from "@langchain/core/documents";
+import { generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
+import { MockLanguageModelV3 } from "ai/test";
+import { type EngramMessageMetadata, engramChatTransport, engramTools } from "engram/ai";
+import { createClient, type EngramClient } from "engram/client";
+import { EngramRetriever } from "engram/langchain";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer } from "../../cli/server";
+import * as Auth from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { useDb } from "../../core/db";
+import { freshDb, type TestDb } from "../support/db";
+
+let t: TestDb;
+let server: Awaited<ReturnType<typeof startServer>>;
+let key: string;
+let engram: EngramClient;
+
+beforeAll(async () => {
+  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+  t = await freshDb("pg");
+  useDb(t.db);
+  key = (await Auth.createKey(t.db, "adapters")).key;
+  server = await startServer({ port: 0 });
+  engram = createClient({ baseUrl: server.url, apiKey: key, userId: "ada" });
+  await engram.ingest({
+    documents: [
+      {
+        id: "refunds",
+        title: "Refund policy",
+        content: "Refunds are issued within 14 days of a return.",
+        metadata: { team: "support" },
+      },
+      { id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." },
+    ],
+  });
+});
+afterAll(async () => {
+  await server?.close();
+  await t?.close();
+});
+
+const usage = {
+  inputTokens: { total: 10, noCache: 10, cacheRead: undefined, cacheWrite: undefined },
+  outputTokens: { total: 5, text: 5, reasoning: undefined },
+};
+const toolCall = (toolName: string, input: object): LanguageModelV3GenerateResult => ({
+  content: [{ type: "tool-call", toolCallId: `call-${toolName}`, toolName, input: JSON.stringify(input) }],
+  finishReason: { unified: "tool-calls", raw: "tool_calls" },
+  usage,
+  warnings: [],
+});
+const text = (value: string): LanguageModelV3GenerateResult => ({
+  content: [{ type: "text", text: value }],
+  finishReason: { unified: "stop", raw: "stop" },
+  usage,
+  warnings: [],
+});
+
+describe("Vercel AI SDK", () => {
+  it("lets generateText's model search Engram and remember through the tools", async () => {
+    const replies = [
+      toolCall("searchMemory", { query: "how long do refunds take" }),
+      toolCall("remember", { content: "Ada prefers refunds to store credit.", title: "Ada's preference" }),
+      text("Refunds take 14 days."),
+    ];
+    const model = new MockLanguageModelV3({ doGenerate: async () => replies.shift() ?? text("done") });
+    const result = await generateText({
+      model,
+      tools: engramTools(engram),
+      stopWhen: stepCountIs(5),
+      prompt: "How long do refunds take? Remember that I prefer refunds.",
+    });
+    expect(result.text).toBe("Refunds take 14 days.");
+    const [searched, remembered] = result.steps.flatMap((s) => s.toolResults);
+    expect((searched?.output as { documentId: string }[] | undefined)?.[0]?.documentId).toBe("refunds");
+    const id = (remembered?.output as { id: string } | undefined)?.id ?? "";
+    expect((await engram.documents.get(id)).content).toBe("Ada prefers refunds to store credit.");
+    // The model saw the tools with their JSON schemas.
+    const tools = model.doGenerateCalls[0]?.tools ?? [];
+    expect(tools.map((tool) => tool.name).sort()).toEqual(["remember", "searchMemory"]);
+  });
+
+  it("streams chat to useChat's transport in the UI message stream protocol, read by the AI SDK's own reader", async () => {
+    const transport = engramChatTransport({ baseUrl: server.url, apiKey: key, userId: "ada" });
+    const ask = async (messages: UIMessage<EngramMessageMetadata>[]) => {
+      const stream = await transport.sendMessages({
+        chatId: "chat-1",
+        messages,
+        trigger: "submit-message",
+        messageId: undefined,
+        abortSignal: undefined,
+      });
+      let last: UIMessage<EngramMessageMetadata> | undefined;
+      for await (const message of readUIMessageStream<UIMessage<EngramMessageMetadata>>({ stream })) last = message;
+      return last as UIMessage<EngramMessageMetadata>;
+    };
+    const question = (id: string, value: string): UIMessage<EngramMessageMetadata> => ({
+      id,
+      role: "user",
+      parts: [{ type: "text", text: value }],
+    });
+    const first = await ask([question("u1", "How long do refunds take?")]);
+    const answer = first.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("");
+    expect(answer).toMatch(/14 days.*\[1\]/s);
+    const sources = first.parts.filter((p) => p.type === "source-document");
+    expect(sources[0]).toMatchObject({ sourceId: "1", title: "Refund policy" });
+    expect(sources[0]?.providerMetadata?.engram).toMatchObject({ documentId: "refunds" });
+    expect(first.metadata?.conversationId).toEqual(expect.any(String));
+
+    // The next question continues the same conversation on Engram's side.
+    const second = await ask([
+      question("u1", "How long do refunds take?"),
+      first,
+      question("u2", "When are you open?"),
+    ]);
+    expect(second.metadata?.conversationId).toBe(first.metadata?.conversationId);
+    const conversation = await engram.conversations.get(first.metadata?.conversationId ?? "");
+    expect(conversation.messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
+  });
+});
+
+describe("LangChain.js", () => {
+  it("retrieves Engram's passages as Documents with its metadata and score", async () => {
+    const retriever = new EngramRetriever({ client: engram, topK: 2, filter: { metadata: { team: "support" } } });
+    const docs = await retriever.invoke("refund window");
+    expect(docs[0]).toBeInstanceOf(Document);
+    expect(docs).toHaveLength(1);
+    expect(docs[0]?.pageContent).toContain("14 days");
+    expect(docs[0]?.metadata).toMatchObject({ documentId: "refunds", team: "support", title: "Refund policy" });
+    expect(docs[0]?.metadata.score).toEqual(expect.any(Number));
+    expect(docs[0]?.id).toBe(docs[0]?.metadata.chunkId);
+  });
+});
