@@ -19,163 +19,166 @@ setConfig({
 });
 useEmbedder(createOfflineEmbedder({ dimensions: 1536 }));
 
-let t: TestDb;
-let key: string;
-let otherTenantKey: string;
-let shared: Caller;
-
-beforeAll(async () => {
-  t = await freshDb("pg");
-  useDb(t.db);
-  key = (await Auth.createKey(t.db, "acme")).key;
-  otherTenantKey = (await Auth.createKey(t.db, "globex")).key;
-  shared = await callerFor(t.db, "acme");
-  await Ingest.run(t.db, shared, [
-    { id: "refunds", title: "Refund policy", content: "Customers can request a refund within 30 days of purchase." },
-  ]);
-});
-afterAll(() => t?.close());
-
-const as = (userId?: string, tenantKey = key) => ({
-  authorization: `Bearer ${tenantKey}`,
-  ...(userId ? { "x-user-id": userId } : {}),
-});
-const ask = async (content: string, userId = "alice", conversationId?: string) => {
-  const res = await invoke({
-    method: "POST",
-    path: "/v1/chat",
-    headers: as(userId),
-    body: { messages: [{ role: "user", content }], ...(conversationId ? { conversationId } : {}) },
-  });
-  expect(res.status).toBe(200);
-  return res.body.conversationId as string;
-};
-
-describe("conversations", () => {
-  let ids: string[] = [];
+// Production runs the Neon HTTP driver; the local server and the CLI run pg.
+describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
+  let t: TestDb;
+  let key: string;
+  let otherTenantKey: string;
+  let shared: Caller;
 
   beforeAll(async () => {
-    ids = [];
-    for (const q of ["First: refund window?", "Second: refund window?", "Third: refund window?"])
-      ids.push(await ask(q, "carol"));
-  });
-
-  it("lists the caller's conversations newest first, in pages", async () => {
-    const first = await invoke({
-      method: "GET",
-      path: "/v1/conversations",
-      headers: as("carol"),
-      query: { limit: "2" },
-    });
-
-    expect(first.status).toBe(200);
-    expect(first.body.conversations.map((c: { id: string }) => c.id)).toEqual([ids[2], ids[1]]);
-    expect(first.body.conversations[0]).toEqual({
-      id: ids[2],
-      title: "Third: refund window?",
-      messageCount: 2,
-      createdAt: expect.any(String),
-      updatedAt: expect.any(String),
-    });
-    expect(first.body.nextCursor).toEqual(expect.any(String));
-
-    const second = await invoke({
-      method: "GET",
-      path: "/v1/conversations",
-      headers: as("carol"),
-      query: { limit: "2", cursor: first.body.nextCursor },
-    });
-    expect(second.body.conversations.map((c: { id: string }) => c.id)).toEqual([ids[0]]);
-    expect(second.body.nextCursor).toBeNull();
-  });
-
-  it("moves a conversation to the top when it gets a new turn", async () => {
-    await ask("Fourth: refund window again?", "carol", ids[0]);
-
-    const res = await invoke({ method: "GET", path: "/v1/conversations", headers: as("carol") });
-
-    expect(res.body.conversations.map((c: { id: string }) => c.id)).toEqual([ids[0], ids[2], ids[1]]);
-    expect(res.body.conversations[0]).toMatchObject({ title: "First: refund window?", messageCount: 4 });
-  });
-
-  it("reads one conversation with its messages and their citations", async () => {
-    const res = await invoke({ method: "GET", path: `/v1/conversations/${ids[2]}`, headers: as("carol") });
-
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({ id: ids[2], title: "Third: refund window?", messageCount: 2 });
-    expect(res.body.messages).toEqual([
-      {
-        role: "user",
-        content: "Third: refund window?",
-        citations: [],
-        model: null,
-        usage: null,
-        createdAt: expect.any(String),
-      },
-      {
-        role: "assistant",
-        content: expect.stringContaining("[1]"),
-        citations: [expect.objectContaining({ index: 1, documentId: "refunds", chunkId: expect.any(String) })],
-        model: "extractive",
-        usage: { promptTokens: 0, completionTokens: 0, embeddingTokens: expect.any(Number) },
-        createdAt: expect.any(String),
-      },
+    t = await freshDb(driver);
+    useDb(t.db);
+    key = (await Auth.createKey(t.db, "acme")).key;
+    otherTenantKey = (await Auth.createKey(t.db, "globex")).key;
+    shared = await callerFor(t.db, "acme");
+    await Ingest.run(t.db, shared, [
+      { id: "refunds", title: "Refund policy", content: "Customers can request a refund within 30 days of purchase." },
     ]);
   });
+  afterAll(() => t?.close());
 
-  it("shows no one else's conversations, in lists or by id", async () => {
-    const dave = await invoke({ method: "GET", path: "/v1/conversations", headers: as("dave") });
-    const shared = await invoke({ method: "GET", path: "/v1/conversations", headers: as() });
-    const tenant = await invoke({ method: "GET", path: "/v1/conversations", headers: as("carol", otherTenantKey) });
-    for (const res of [dave, shared, tenant]) expect(res.body).toEqual({ conversations: [], nextCursor: null });
-
-    for (const headers of [as("dave"), as(), as("carol", otherTenantKey)]) {
-      const get = await invoke({ method: "GET", path: `/v1/conversations/${ids[1]}`, headers });
-      const del = await invoke({ method: "DELETE", path: `/v1/conversations/${ids[1]}`, headers });
-      expect([get.status, get.body.error.code]).toEqual([404, "conversation.not_found"]);
-      expect([del.status, del.body.error.code]).toEqual([404, "conversation.not_found"]);
-    }
+  const as = (userId?: string, tenantKey = key) => ({
+    authorization: `Bearer ${tenantKey}`,
+    ...(userId ? { "x-user-id": userId } : {}),
   });
-
-  it("keeps the shared space's conversations apart from the users'", async () => {
-    const sharedId = await invoke({
-      method: "POST",
-      path: "/v1/chat",
-      headers: as(),
-      body: { messages: [{ role: "user", content: "Shared: refund window?" }] },
-    }).then((res) => res.body.conversationId as string);
-
-    const shared = await invoke({ method: "GET", path: "/v1/conversations", headers: as() });
-    const carol = await invoke({ method: "GET", path: `/v1/conversations/${sharedId}`, headers: as("carol") });
-
-    expect(shared.body.conversations.map((c: { id: string }) => c.id)).toEqual([sharedId]);
-    expect(carol.status).toBe(404);
-  });
-
-  it("deletes a conversation with its messages", async () => {
-    const res = await invoke({ method: "DELETE", path: `/v1/conversations/${ids[1]}`, headers: as("carol") });
-
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ id: ids[1], deleted: true });
-    const again = await invoke({ method: "GET", path: `/v1/conversations/${ids[1]}`, headers: as("carol") });
-    expect(again.status).toBe(404);
-    const chat = await invoke({
-      method: "POST",
-      path: "/v1/chat",
-      headers: as("carol"),
-      body: { messages: [{ role: "user", content: "more?" }], conversationId: ids[1] },
-    });
-    expect(chat.status).toBe(404);
-  });
-
-  it("refuses a cursor it did not make", async () => {
+  const ask = async (content: string, userId = "alice", conversationId?: string) => {
     const res = await invoke({
-      method: "GET",
-      path: "/v1/conversations",
-      headers: as("carol"),
-      query: { cursor: "nonsense" },
+      method: "POST",
+      path: "/v1/chat",
+      headers: as(userId),
+      body: { messages: [{ role: "user", content }], ...(conversationId ? { conversationId } : {}) },
     });
-    expect(res.status).toBe(400);
-    expect(res.body.error.code).toBe("request.invalid_cursor");
+    expect(res.status).toBe(200);
+    return res.body.conversationId as string;
+  };
+
+  describe("conversations", () => {
+    let ids: string[] = [];
+
+    beforeAll(async () => {
+      ids = [];
+      for (const q of ["First: refund window?", "Second: refund window?", "Third: refund window?"])
+        ids.push(await ask(q, "carol"));
+    });
+
+    it("lists the caller's conversations newest first, in pages", async () => {
+      const first = await invoke({
+        method: "GET",
+        path: "/v1/conversations",
+        headers: as("carol"),
+        query: { limit: "2" },
+      });
+
+      expect(first.status).toBe(200);
+      expect(first.body.conversations.map((c: { id: string }) => c.id)).toEqual([ids[2], ids[1]]);
+      expect(first.body.conversations[0]).toEqual({
+        id: ids[2],
+        title: "Third: refund window?",
+        messageCount: 2,
+        createdAt: expect.any(String),
+        updatedAt: expect.any(String),
+      });
+      expect(first.body.nextCursor).toEqual(expect.any(String));
+
+      const second = await invoke({
+        method: "GET",
+        path: "/v1/conversations",
+        headers: as("carol"),
+        query: { limit: "2", cursor: first.body.nextCursor },
+      });
+      expect(second.body.conversations.map((c: { id: string }) => c.id)).toEqual([ids[0]]);
+      expect(second.body.nextCursor).toBeNull();
+    });
+
+    it("moves a conversation to the top when it gets a new turn", async () => {
+      await ask("Fourth: refund window again?", "carol", ids[0]);
+
+      const res = await invoke({ method: "GET", path: "/v1/conversations", headers: as("carol") });
+
+      expect(res.body.conversations.map((c: { id: string }) => c.id)).toEqual([ids[0], ids[2], ids[1]]);
+      expect(res.body.conversations[0]).toMatchObject({ title: "First: refund window?", messageCount: 4 });
+    });
+
+    it("reads one conversation with its messages and their citations", async () => {
+      const res = await invoke({ method: "GET", path: `/v1/conversations/${ids[2]}`, headers: as("carol") });
+
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({ id: ids[2], title: "Third: refund window?", messageCount: 2 });
+      expect(res.body.messages).toEqual([
+        {
+          role: "user",
+          content: "Third: refund window?",
+          citations: [],
+          model: null,
+          usage: null,
+          createdAt: expect.any(String),
+        },
+        {
+          role: "assistant",
+          content: expect.stringContaining("[1]"),
+          citations: [expect.objectContaining({ index: 1, documentId: "refunds", chunkId: expect.any(String) })],
+          model: "extractive",
+          usage: { promptTokens: 0, completionTokens: 0, embeddingTokens: expect.any(Number) },
+          createdAt: expect.any(String),
+        },
+      ]);
+    });
+
+    it("shows no one else's conversations, in lists or by id", async () => {
+      const dave = await invoke({ method: "GET", path: "/v1/conversations", headers: as("dave") });
+      const shared = await invoke({ method: "GET", path: "/v1/conversations", headers: as() });
+      const tenant = await invoke({ method: "GET", path: "/v1/conversations", headers: as("carol", otherTenantKey) });
+      for (const res of [dave, shared, tenant]) expect(res.body).toEqual({ conversations: [], nextCursor: null });
+
+      for (const headers of [as("dave"), as(), as("carol", otherTenantKey)]) {
+        const get = await invoke({ method: "GET", path: `/v1/conversations/${ids[1]}`, headers });
+        const del = await invoke({ method: "DELETE", path: `/v1/conversations/${ids[1]}`, headers });
+        expect([get.status, get.body.error.code]).toEqual([404, "conversation.not_found"]);
+        expect([del.status, del.body.error.code]).toEqual([404, "conversation.not_found"]);
+      }
+    });
+
+    it("keeps the shared space's conversations apart from the users'", async () => {
+      const sharedId = await invoke({
+        method: "POST",
+        path: "/v1/chat",
+        headers: as(),
+        body: { messages: [{ role: "user", content: "Shared: refund window?" }] },
+      }).then((res) => res.body.conversationId as string);
+
+      const shared = await invoke({ method: "GET", path: "/v1/conversations", headers: as() });
+      const carol = await invoke({ method: "GET", path: `/v1/conversations/${sharedId}`, headers: as("carol") });
+
+      expect(shared.body.conversations.map((c: { id: string }) => c.id)).toEqual([sharedId]);
+      expect(carol.status).toBe(404);
+    });
+
+    it("deletes a conversation with its messages", async () => {
+      const res = await invoke({ method: "DELETE", path: `/v1/conversations/${ids[1]}`, headers: as("carol") });
+
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ id: ids[1], deleted: true });
+      const again = await invoke({ method: "GET", path: `/v1/conversations/${ids[1]}`, headers: as("carol") });
+      expect(again.status).toBe(404);
+      const chat = await invoke({
+        method: "POST",
+        path: "/v1/chat",
+        headers: as("carol"),
+        body: { messages: [{ role: "user", content: "more?" }], conversationId: ids[1] },
+      });
+      expect(chat.status).toBe(404);
+    });
+
+    it("refuses a cursor it did not make", async () => {
+      const res = await invoke({
+        method: "GET",
+        path: "/v1/conversations",
+        headers: as("carol"),
+        query: { cursor: "nonsense" },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("request.invalid_cursor");
+    });
   });
 });

@@ -5,142 +5,156 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, dropDatabase, pgUrl } from "../support/db";
+import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../support/db";
+import { neonConnectionString } from "../support/neon-server";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/engram.js");
 
-let database: string;
-let env: NodeJS.ProcessEnv;
+// Production runs the Neon HTTP driver; a CLI pointed at Neon must work as it does on pg.
+describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
+  let database: string;
+  let env: NodeJS.ProcessEnv;
 
-async function engram(args: string[], extra: NodeJS.ProcessEnv = {}) {
-  try {
-    const { stdout, stderr } = await run("node", [BIN, ...args], { env: { ...env, ...extra }, timeout: 60_000 });
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const e = error as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  async function engram(args: string[], extra: NodeJS.ProcessEnv = {}) {
+    try {
+      const { stdout, stderr } = await run("node", [BIN, ...args], { env: { ...env, ...extra }, timeout: 60_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
   }
-}
 
-beforeAll(async () => {
-  database = await createDatabase();
-  env = {
-    ...process.env,
-    DATABASE_URL: pgUrl(database),
-    LOG_LEVEL: "silent",
-    EMBEDDING_PROVIDER: "offline",
-    CHAT_PROVIDER: "extractive",
-  };
-  delete env.OPENAI_API_KEY;
-});
-afterAll(() => dropDatabase(database));
+  beforeAll(async () => {
+    database = await createDatabase();
+    // On neon-http the CLI's own process talks to this process's Neon-protocol server.
+    const neon = driver === "neon-http" ? await sharedNeonServer() : undefined;
+    env = {
+      ...process.env,
+      DATABASE_URL: neon ? neonConnectionString(database, neon.port) : pgUrl(database),
+      ...(neon ? { DATABASE_DRIVER: "neon-http", NEON_FETCH_ENDPOINT: neon.url } : {}),
+      LOG_LEVEL: "silent",
+      EMBEDDING_PROVIDER: "offline",
+      CHAT_PROVIDER: "extractive",
+    };
+    delete env.OPENAI_API_KEY;
+  });
+  afterAll(() => dropDatabase(database));
 
-describe("engram keys", () => {
-  it("create prints the new key alone on stdout", async () => {
-    const res = await engram(["keys", "create", "--tenant", "acme"]);
-    expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
+  describe("engram keys", () => {
+    it("create prints the new key alone on stdout", async () => {
+      const res = await engram(["keys", "create", "--tenant", "acme"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
+    });
+
+    it("create --json prints the key with its prefix and tenant", async () => {
+      const res = await engram(["keys", "create", "--tenant", "acme", "--json"]);
+      const json = JSON.parse(res.stdout);
+      expect(json).toMatchObject({
+        key: expect.stringMatching(/^egm_/),
+        prefix: json.key.slice(0, 12),
+        tenant: "acme",
+      });
+    });
+
+    it("list shows prefixes, never keys, and revoke marks one revoked", async () => {
+      const created = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
+      const revoked = await engram(["keys", "revoke", created.prefix]);
+      expect(revoked.stdout).toContain(`revoked ${created.prefix}`);
+      const list = await engram(["keys", "list", "--tenant", "globex"]);
+      expect(list.stdout).toContain(created.prefix);
+      expect(list.stdout).toContain("revoked");
+      expect(list.stdout).not.toContain(created.key);
+    });
+
+    it("revoking an unknown prefix fails with one line and a non-zero exit", async () => {
+      const res = await engram(["keys", "revoke", "egm_nonexist"]);
+      expect(res.code).not.toBe(0);
+      expect(res.stderr.trim().split("\n")).toHaveLength(1);
+      expect(res.stderr).toContain("No API key with prefix egm_nonexist");
+    });
   });
 
-  it("create --json prints the key with its prefix and tenant", async () => {
-    const res = await engram(["keys", "create", "--tenant", "acme", "--json"]);
-    const json = JSON.parse(res.stdout);
-    expect(json).toMatchObject({ key: expect.stringMatching(/^egm_/), prefix: json.key.slice(0, 12), tenant: "acme" });
+  describe("engram errors and help", () => {
+    it.each([
+      ["--help"],
+      ["keys", "--help"],
+      ["ingest", "--help"],
+      ["search", "--help"],
+      ["tenants", "set-limits", "--help"],
+    ])("%s prints usage and exits 0", async (...args) => {
+      const res = await engram(args);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toContain("Usage:");
+    });
+
+    it("names the host in one line when DATABASE_URL points nowhere", async () => {
+      const res = await engram(["keys", "list"], {
+        DATABASE_URL: "postgres://postgres@127.0.0.1:1/nowhere",
+        DATABASE_DRIVER: "pg",
+      });
+      expect(res.code).not.toBe(0);
+      expect(res.stderr.trim().split("\n")).toHaveLength(1);
+      expect(res.stderr).toContain("127.0.0.1:1");
+    });
+
+    it("rejects a malformed rate limit with the reason", async () => {
+      await engram(["tenants", "create", "acme"]);
+      const res = await engram(["tenants", "set-limits", "acme", "--chat", "lots"]);
+      expect(res.code).not.toBe(0);
+      expect(res.stderr).toMatch(/chat/i);
+    });
   });
 
-  it("list shows prefixes, never keys, and revoke marks one revoked", async () => {
-    const created = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
-    const revoked = await engram(["keys", "revoke", created.prefix]);
-    expect(revoked.stdout).toContain(`revoked ${created.prefix}`);
-    const list = await engram(["keys", "list", "--tenant", "globex"]);
-    expect(list.stdout).toContain(created.prefix);
-    expect(list.stdout).toContain("revoked");
-    expect(list.stdout).not.toContain(created.key);
-  });
+  describe("engram ingest", () => {
+    it("ingests a folder, skips what it cannot read with a reason, and prints a summary", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-"));
+      mkdirSync(join(dir, "sub"));
+      writeFileSync(join(dir, "a.md"), "# Refunds\n\nRefunds are issued within 14 days.");
+      writeFileSync(join(dir, "sub", "b.txt"), "Store credit never expires.");
+      writeFileSync(
+        join(dir, "c.html"),
+        "<html><head><title>Hours</title></head><body><p>Open 9 to 5.</p><script>x()</script></body></html>",
+      );
+      writeFileSync(
+        join(dir, "d.jsonl"),
+        '{"id":"j1","content":"First line doc"}\nnot json\n{"id":"j2","content":"Second line doc"}\n',
+      );
+      writeFileSync(join(dir, "e.md"), Buffer.from([0x00, 0x01, 0x02, 0xff]));
+      writeFileSync(join(dir, "f.png"), "not supported");
 
-  it("revoking an unknown prefix fails with one line and a non-zero exit", async () => {
-    const res = await engram(["keys", "revoke", "egm_nonexist"]);
-    expect(res.code).not.toBe(0);
-    expect(res.stderr.trim().split("\n")).toHaveLength(1);
-    expect(res.stderr).toContain("No API key with prefix egm_nonexist");
-  });
-});
+      const res = await engram(["ingest", dir, "--tenant", "acme"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/5 files, 5 documents \(5 created, 0 updated, 0 unchanged\)/);
+      expect(res.stdout).toContain("binary file");
+      expect(res.stdout).toContain("invalid JSON line");
 
-describe("engram errors and help", () => {
-  it.each([
-    ["--help"],
-    ["keys", "--help"],
-    ["ingest", "--help"],
-    ["search", "--help"],
-    ["tenants", "set-limits", "--help"],
-  ])("%s prints usage and exits 0", async (...args) => {
-    const res = await engram(args);
-    expect(res.code).toBe(0);
-    expect(res.stdout).toContain("Usage:");
-  });
+      const again = await engram(["ingest", dir, "--tenant", "acme", "--json"]);
+      const summary = JSON.parse(again.stdout);
+      expect(summary).toMatchObject({ documents: 5, unchanged: 5, embedded: 0 });
 
-  it("names the host in one line when DATABASE_URL points nowhere", async () => {
-    const res = await engram(["keys", "list"], { DATABASE_URL: "postgres://postgres@127.0.0.1:1/nowhere" });
-    expect(res.code).not.toBe(0);
-    expect(res.stderr.trim().split("\n")).toHaveLength(1);
-    expect(res.stderr).toContain("127.0.0.1:1");
-  });
+      const search = await engram(["search", "how", "long", "are", "refunds", "--tenant", "acme"]);
+      expect(search.stdout).toMatch(/^1\. Refunds/);
 
-  it("rejects a malformed rate limit with the reason", async () => {
-    await engram(["tenants", "create", "acme"]);
-    const res = await engram(["tenants", "set-limits", "acme", "--chat", "lots"]);
-    expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/chat/i);
-  });
-});
+      const chat = await engram(["chat", "When are refunds issued?", "--tenant", "acme"]);
+      expect(chat.code).toBe(0);
+      expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
+      expect(chat.stdout).toMatch(/\[1\] Refunds/);
+    });
 
-describe("engram ingest", () => {
-  it("ingests a folder, skips what it cannot read with a reason, and prints a summary", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "engram-cli-"));
-    mkdirSync(join(dir, "sub"));
-    writeFileSync(join(dir, "a.md"), "# Refunds\n\nRefunds are issued within 14 days.");
-    writeFileSync(join(dir, "sub", "b.txt"), "Store credit never expires.");
-    writeFileSync(
-      join(dir, "c.html"),
-      "<html><head><title>Hours</title></head><body><p>Open 9 to 5.</p><script>x()</script></body></html>",
-    );
-    writeFileSync(
-      join(dir, "d.jsonl"),
-      '{"id":"j1","content":"First line doc"}\nnot json\n{"id":"j2","content":"Second line doc"}\n',
-    );
-    writeFileSync(join(dir, "e.md"), Buffer.from([0x00, 0x01, 0x02, 0xff]));
-    writeFileSync(join(dir, "f.png"), "not supported");
-
-    const res = await engram(["ingest", dir, "--tenant", "acme"]);
-    expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/5 files, 5 documents \(5 created, 0 updated, 0 unchanged\)/);
-    expect(res.stdout).toContain("binary file");
-    expect(res.stdout).toContain("invalid JSON line");
-
-    const again = await engram(["ingest", dir, "--tenant", "acme", "--json"]);
-    const summary = JSON.parse(again.stdout);
-    expect(summary).toMatchObject({ documents: 5, unchanged: 5, embedded: 0 });
-
-    const search = await engram(["search", "how", "long", "are", "refunds", "--tenant", "acme"]);
-    expect(search.stdout).toMatch(/^1\. Refunds/);
-
-    const chat = await engram(["chat", "When are refunds issued?", "--tenant", "acme"]);
-    expect(chat.code).toBe(0);
-    expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
-    expect(chat.stdout).toMatch(/\[1\] Refunds/);
-  });
-
-  it("stores a folder of many batches, several at once, and counts every file once", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "engram-cli-many-"));
-    for (let i = 0; i < 730; i++) writeFileSync(join(dir, `n${i}.txt`), `Note ${i} about widget ${i % 13}.`);
-    const res = await engram(["ingest", dir, "--tenant", "many"]);
-    expect(res.code).toBe(0);
-    expect(res.stdout).toMatch(/^730 files, 730 documents \(730 created, 0 updated, 0 unchanged\), 730 chunks/);
-    const progress = res.stderr.trim().split("\n");
-    expect(progress).toHaveLength(8);
-    expect(progress.at(-1)).toBe("ingested 730/730 files (730 documents)");
-    const stats = JSON.parse((await engram(["stats", "--tenant", "many", "--json"])).stdout);
-    expect(stats.documents.total).toBe(730);
+    it("stores a folder of many batches, several at once, and counts every file once", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-many-"));
+      for (let i = 0; i < 730; i++) writeFileSync(join(dir, `n${i}.txt`), `Note ${i} about widget ${i % 13}.`);
+      const res = await engram(["ingest", dir, "--tenant", "many"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/^730 files, 730 documents \(730 created, 0 updated, 0 unchanged\), 730 chunks/);
+      const progress = res.stderr.trim().split("\n");
+      expect(progress).toHaveLength(8);
+      expect(progress.at(-1)).toBe("ingested 730/730 files (730 documents)");
+      const stats = JSON.parse((await engram(["stats", "--tenant", "many", "--json"])).stdout);
+      expect(stats.documents.total).toBe(730);
+    });
   });
 });

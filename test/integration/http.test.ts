@@ -6,202 +6,217 @@ import { useDb } from "../../core/db";
 import { freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 
-let t: TestDb;
-let key: string;
+// Production runs the Neon HTTP driver; the local server and the CLI run pg.
+describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) => {
+  let t: TestDb;
+  let key: string;
 
-beforeAll(async () => {
-  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
-  t = await freshDb("pg");
-  useDb(t.db);
-  key = (await Auth.createKey(t.db, "acme")).key;
-});
-afterAll(() => t?.close());
+  beforeAll(async () => {
+    setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+    t = await freshDb(driver);
+    useDb(t.db);
+    key = (await Auth.createKey(t.db, "acme")).key;
+  });
+  afterAll(() => t?.close());
 
-const auth = () => ({ authorization: `Bearer ${key}` });
+  const auth = () => ({ authorization: `Bearer ${key}` });
 
-describe("health", () => {
-  it("answers 200 with the database, embedder and chat model", async () => {
-    const res = await invoke({ method: "GET", path: "/v1/health" });
-    expect(res.status).toBe(200);
-    expect(res.body).toMatchObject({
-      status: "ok",
-      database: "ok",
-      version: expect.any(String),
-      embedder: { provider: "offline", model: "engram-offline-v1", dimensions: 1536 },
-      chat: { provider: "extractive", model: "extractive" },
+  describe("health", () => {
+    it("answers 200 with the database, embedder and chat model", async () => {
+      const res = await invoke({ method: "GET", path: "/v1/health" });
+      expect(res.status).toBe(200);
+      expect(res.body).toMatchObject({
+        status: "ok",
+        database: "ok",
+        version: expect.any(String),
+        embedder: { provider: "offline", model: "engram-offline-v1", dimensions: 1536 },
+        chat: { provider: "extractive", model: "extractive" },
+      });
+      expect(res.headers["x-request-id"]).toMatch(/\S+/);
     });
-    expect(res.headers["x-request-id"]).toMatch(/\S+/);
-  });
-});
-
-describe("auth", () => {
-  it("admits a request with a fresh key", async () => {
-    const res = await invoke({ method: "GET", path: "/v1/documents", headers: auth() });
-    expect(res.status).toBe(200);
-    expect(res.body).toEqual({ documents: [], nextCursor: null });
   });
 
-  it("answers 401 auth.missing_key without a key", async () => {
-    const res = await invoke({ method: "GET", path: "/v1/documents" });
-    expect(res.status).toBe(401);
-    expect(res.body.error.code).toBe("auth.missing_key");
-  });
-
-  it("answers 401 for a well-formed key that does not exist", async () => {
-    const res = await invoke({
-      method: "GET",
-      path: "/v1/documents",
-      headers: { authorization: `Bearer egm_${"A".repeat(32)}` },
+  describe("auth", () => {
+    it("admits a request with a fresh key", async () => {
+      const res = await invoke({ method: "GET", path: "/v1/documents", headers: auth() });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual({ documents: [], nextCursor: null });
     });
-    expect(res.status).toBe(401);
-    expect(res.body.error.code).toBe("auth.invalid_key");
-  });
 
-  it("answers 401 for a key with the right prefix but the wrong secret", async () => {
-    const forged = `${key.slice(0, 20)}${"z".repeat(key.length - 20)}`;
-    const res = await invoke({ method: "GET", path: "/v1/documents", headers: { authorization: `Bearer ${forged}` } });
-    expect(res.status).toBe(401);
-  });
-
-  it("refuses a revoked key at once", async () => {
-    const created = await Auth.createKey(t.db, "acme", "short-lived");
-    const ok = await invoke({ method: "GET", path: "/v1/stats", headers: { authorization: `Bearer ${created.key}` } });
-    expect(ok.status).toBe(200);
-    await Auth.revokeKey(t.db, created.prefix);
-    const res = await invoke({ method: "GET", path: "/v1/stats", headers: { authorization: `Bearer ${created.key}` } });
-    expect(res.status).toBe(401);
-  });
-
-  it("stores only a hash and a display prefix of each key", async () => {
-    const rows = await t.db.query<{ hash: string; prefix: string }>({
-      text: "select hash, prefix from api_keys",
-      params: [],
+    it("answers 401 auth.missing_key without a key", async () => {
+      const res = await invoke({ method: "GET", path: "/v1/documents" });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe("auth.missing_key");
     });
-    for (const row of rows) {
-      expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
-      expect(key.includes(row.hash)).toBe(false);
-      expect(row.prefix).toHaveLength(12);
-    }
-  });
 
-  it.each(["", "a b", "x".repeat(129), "ünïcode", "semi;colon"])(
-    "answers 400 user.invalid_id for X-User-Id %j",
-    async (userId) => {
-      const res = await invoke({ method: "GET", path: "/v1/documents", headers: { ...auth(), "x-user-id": userId } });
-      expect(res.status).toBe(400);
-      expect(res.body.error.code).toBe("user.invalid_id");
-    },
-  );
-});
-
-describe("errors", () => {
-  it("answers 400 request.invalid_json for malformed JSON", async () => {
-    const res = await invoke({ method: "POST", path: "/v1/ingest", headers: auth(), rawBody: '{"documents": [' });
-    expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: { code: "request.invalid_json", message: expect.any(String) } });
-  });
-
-  it("answers 413 request.too_large for a body over 6 MB", async () => {
-    const res = await invoke({
-      method: "POST",
-      path: "/v1/ingest",
-      headers: auth(),
-      rawBody: `"${"x".repeat(6 * 1024 * 1024)}"`,
+    it("answers 401 for a well-formed key that does not exist", async () => {
+      const res = await invoke({
+        method: "GET",
+        path: "/v1/documents",
+        headers: { authorization: `Bearer egm_${"A".repeat(32)}` },
+      });
+      expect(res.status).toBe(401);
+      expect(res.body.error.code).toBe("auth.invalid_key");
     });
-    expect(res.status).toBe(413);
-    expect(res.body.error.code).toBe("request.too_large");
-  });
 
-  it("answers 404 route.not_found for an unknown route", async () => {
-    const res = await invoke({ method: "GET", path: "/v1/nope" });
-    expect(res.status).toBe(404);
-    expect(res.body.error.code).toBe("route.not_found");
-  });
-
-  it("answers 405 with Allow for a wrong method", async () => {
-    const res = await invoke({ method: "PUT", path: "/v1/documents/abc", headers: auth() });
-    expect(res.status).toBe(405);
-    expect(res.headers.allow).toBe("GET, PATCH, DELETE");
-    expect(res.body.error.code).toBe("route.method_not_allowed");
-  });
-
-  it("answers 400 with zod paths in details for a bad body", async () => {
-    const res = await invoke({
-      method: "POST",
-      path: "/v1/ingest",
-      headers: auth(),
-      body: { documents: [{ content: 5 }] },
+    it("answers 401 for a key with the right prefix but the wrong secret", async () => {
+      const forged = `${key.slice(0, 20)}${"z".repeat(key.length - 20)}`;
+      const res = await invoke({
+        method: "GET",
+        path: "/v1/documents",
+        headers: { authorization: `Bearer ${forged}` },
+      });
+      expect(res.status).toBe(401);
     });
-    expect(res.status).toBe(400);
-    expect(res.body.error.details).toContainEqual(expect.objectContaining({ path: "documents.0.content" }));
-  });
-});
 
-describe("ingest input limits", () => {
-  const post = (body: unknown) => invoke({ method: "POST", path: "/v1/ingest", headers: auth(), body });
-  const cases: [string, unknown, number, string][] = [
-    ["no documents", { documents: [] }, 400, "ingest.no_documents"],
-    [
-      "101 documents",
-      { documents: Array.from({ length: 101 }, (_, i) => ({ content: `doc ${i}` })) },
-      400,
-      "ingest.too_many_documents",
-    ],
-    ["whitespace content", { documents: [{ content: " \n\t " }] }, 400, "document.empty_content"],
-    [
-      "content over 1,000,000 characters",
-      { documents: [{ content: "x".repeat(1_000_001) }] },
-      413,
-      "document.too_large",
-    ],
-    [
-      "metadata over 8 KB",
-      { documents: [{ content: "a", metadata: { blob: "y".repeat(9000) } }] },
-      400,
-      "document.metadata_too_large",
-    ],
-    ["metadata that is not an object", { documents: [{ content: "a", metadata: [1, 2] }] }, 400, "request.invalid"],
-    ["importance 11", { documents: [{ content: "a", importance: 11 }] }, 400, "request.invalid"],
-    ["importance 0", { documents: [{ content: "a", importance: 0 }] }, 400, "request.invalid"],
-    ["an empty id", { documents: [{ id: "", content: "a" }] }, 400, "request.invalid"],
-    ["an id of 257 characters", { documents: [{ id: "i".repeat(257), content: "a" }] }, 400, "request.invalid"],
-    ["an id with a control character", { documents: [{ id: "a\u0001b", content: "a" }] }, 400, "request.invalid"],
-    [
-      "duplicate ids",
-      {
-        documents: [
-          { id: "same", content: "a" },
-          { id: "same", content: "b" },
-        ],
+    it("refuses a revoked key at once", async () => {
+      const created = await Auth.createKey(t.db, "acme", "short-lived");
+      const ok = await invoke({
+        method: "GET",
+        path: "/v1/stats",
+        headers: { authorization: `Bearer ${created.key}` },
+      });
+      expect(ok.status).toBe(200);
+      await Auth.revokeKey(t.db, created.prefix);
+      const res = await invoke({
+        method: "GET",
+        path: "/v1/stats",
+        headers: { authorization: `Bearer ${created.key}` },
+      });
+      expect(res.status).toBe(401);
+    });
+
+    it("stores only a hash and a display prefix of each key", async () => {
+      const rows = await t.db.query<{ hash: string; prefix: string }>({
+        text: "select hash, prefix from api_keys",
+        params: [],
+      });
+      for (const row of rows) {
+        expect(row.hash).toMatch(/^[0-9a-f]{64}$/);
+        expect(key.includes(row.hash)).toBe(false);
+        expect(row.prefix).toHaveLength(12);
+      }
+    });
+
+    it.each(["", "a b", "x".repeat(129), "ünïcode", "semi;colon"])(
+      "answers 400 user.invalid_id for X-User-Id %j",
+      async (userId) => {
+        const res = await invoke({ method: "GET", path: "/v1/documents", headers: { ...auth(), "x-user-id": userId } });
+        expect(res.status).toBe(400);
+        expect(res.body.error.code).toBe("user.invalid_id");
       },
-      400,
-      "ingest.duplicate_id",
-    ],
-  ];
-
-  it.each(cases)("refuses %s with %i %s and stores nothing", async (_name, body, status, code) => {
-    const before = await invoke({ method: "GET", path: "/v1/stats", headers: auth() });
-    const res = await post(body);
-    expect(res.status).toBe(status);
-    expect(res.body.error.code).toBe(code);
-    const after = await invoke({ method: "GET", path: "/v1/stats", headers: auth() });
-    expect(after.body.documents).toEqual(before.body.documents);
+    );
   });
 
-  it("accepts the Digital Twin body on POST /api/ingest", async () => {
-    const res = await invoke({
-      method: "POST",
-      path: "/api/ingest",
-      headers: { ...auth(), "x-user-id": "twin-user" },
-      body: { documents: [{ id: "twin-1", content: "Digital twin memory.", title: "Twin" }] },
+  describe("errors", () => {
+    it("answers 400 request.invalid_json for malformed JSON", async () => {
+      const res = await invoke({ method: "POST", path: "/v1/ingest", headers: auth(), rawBody: '{"documents": [' });
+      expect(res.status).toBe(400);
+      expect(res.body).toEqual({ error: { code: "request.invalid_json", message: expect.any(String) } });
     });
-    expect(res.status).toBe(200);
-    expect(res.body.documents).toEqual([{ id: "twin-1", status: "created", chunks: 1 }]);
-    const doc = await invoke({
-      method: "GET",
-      path: "/v1/documents/twin-1",
-      headers: { ...auth(), "x-user-id": "twin-user" },
+
+    it("answers 413 request.too_large for a body over 6 MB", async () => {
+      const res = await invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: auth(),
+        rawBody: `"${"x".repeat(6 * 1024 * 1024)}"`,
+      });
+      expect(res.status).toBe(413);
+      expect(res.body.error.code).toBe("request.too_large");
     });
-    expect(doc.body.title).toBe("Twin");
+
+    it("answers 404 route.not_found for an unknown route", async () => {
+      const res = await invoke({ method: "GET", path: "/v1/nope" });
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).toBe("route.not_found");
+    });
+
+    it("answers 405 with Allow for a wrong method", async () => {
+      const res = await invoke({ method: "PUT", path: "/v1/documents/abc", headers: auth() });
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe("GET, PATCH, DELETE");
+      expect(res.body.error.code).toBe("route.method_not_allowed");
+    });
+
+    it("answers 400 with zod paths in details for a bad body", async () => {
+      const res = await invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: auth(),
+        body: { documents: [{ content: 5 }] },
+      });
+      expect(res.status).toBe(400);
+      expect(res.body.error.details).toContainEqual(expect.objectContaining({ path: "documents.0.content" }));
+    });
+  });
+
+  describe("ingest input limits", () => {
+    const post = (body: unknown) => invoke({ method: "POST", path: "/v1/ingest", headers: auth(), body });
+    const cases: [string, unknown, number, string][] = [
+      ["no documents", { documents: [] }, 400, "ingest.no_documents"],
+      [
+        "101 documents",
+        { documents: Array.from({ length: 101 }, (_, i) => ({ content: `doc ${i}` })) },
+        400,
+        "ingest.too_many_documents",
+      ],
+      ["whitespace content", { documents: [{ content: " \n\t " }] }, 400, "document.empty_content"],
+      [
+        "content over 1,000,000 characters",
+        { documents: [{ content: "x".repeat(1_000_001) }] },
+        413,
+        "document.too_large",
+      ],
+      [
+        "metadata over 8 KB",
+        { documents: [{ content: "a", metadata: { blob: "y".repeat(9000) } }] },
+        400,
+        "document.metadata_too_large",
+      ],
+      ["metadata that is not an object", { documents: [{ content: "a", metadata: [1, 2] }] }, 400, "request.invalid"],
+      ["importance 11", { documents: [{ content: "a", importance: 11 }] }, 400, "request.invalid"],
+      ["importance 0", { documents: [{ content: "a", importance: 0 }] }, 400, "request.invalid"],
+      ["an empty id", { documents: [{ id: "", content: "a" }] }, 400, "request.invalid"],
+      ["an id of 257 characters", { documents: [{ id: "i".repeat(257), content: "a" }] }, 400, "request.invalid"],
+      ["an id with a control character", { documents: [{ id: "a\u0001b", content: "a" }] }, 400, "request.invalid"],
+      [
+        "duplicate ids",
+        {
+          documents: [
+            { id: "same", content: "a" },
+            { id: "same", content: "b" },
+          ],
+        },
+        400,
+        "ingest.duplicate_id",
+      ],
+    ];
+
+    it.each(cases)("refuses %s with %i %s and stores nothing", async (_name, body, status, code) => {
+      const before = await invoke({ method: "GET", path: "/v1/stats", headers: auth() });
+      const res = await post(body);
+      expect(res.status).toBe(status);
+      expect(res.body.error.code).toBe(code);
+      const after = await invoke({ method: "GET", path: "/v1/stats", headers: auth() });
+      expect(after.body.documents).toEqual(before.body.documents);
+    });
+
+    it("accepts the Digital Twin body on POST /api/ingest", async () => {
+      const res = await invoke({
+        method: "POST",
+        path: "/api/ingest",
+        headers: { ...auth(), "x-user-id": "twin-user" },
+        body: { documents: [{ id: "twin-1", content: "Digital twin memory.", title: "Twin" }] },
+      });
+      expect(res.status).toBe(200);
+      expect(res.body.documents).toEqual([{ id: "twin-1", status: "created", chunks: 1 }]);
+      const doc = await invoke({
+        method: "GET",
+        path: "/v1/documents/twin-1",
+        headers: { ...auth(), "x-user-id": "twin-user" },
+      });
+      expect(doc.body.title).toBe("Twin");
+    });
   });
 });

@@ -73,9 +73,12 @@ const readsDocuments = (reader: Pick<Party, "tenant" | "user">, owner: Party) =>
   (reader.tenant === owner.tenant && owner.user === "" && reader.user !== "");
 
 // Every party attacks on pg; on the Neon HTTP driver (slower, one HTTP round trip a statement) two of them.
+// Every party attacks on every driver: production runs the Neon HTTP driver, `npm start` PGlite.
+const EVERY_PARTY = PARTIES.map(([tenant, user]) => `${tenant}/${user}`);
 describe.each<[DriverName, string[]]>([
-  ["pg", PARTIES.map(([tenant, user]) => `${tenant}/${user}`)],
-  ["neon-http", ["acme/alice", "globex/shared"]],
+  ["pg", EVERY_PARTY],
+  ["neon-http", EVERY_PARTY],
+  ["pglite", EVERY_PARTY],
 ])("isolation on %s", (driver, attackers) => {
   let t: TestDb;
   let db: Db;
