@@ -16,6 +16,7 @@ const scenarios: Scenario[] = [
   { name: "search", run: async (o) => (await import("./search")).benchSearch(o) },
   { name: "langchain", run: async (o) => (await import("./langchain")).benchLangChain(o) },
   { name: "chat", run: async (o) => (await import("./chat")).benchChat(o) },
+  { name: "mcp", run: async (o) => (await import("./mcp")).benchMcp(o) },
   { name: "ratelimit", run: async (o) => (await import("./ratelimit")).benchRateLimit(o) },
   { name: "coldstart", run: async (o) => (await import("./coldstart")).benchColdStart(o) },
   { name: "load", run: async (o) => (await import("./load")).benchLoad(o) },

@@ -9,6 +9,7 @@ export * as Mcp from "./index";
  */
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import type * as Api from "../../client/types";
 import { VERSION } from "../config";
 import * as z from "../zod";
@@ -25,23 +26,78 @@ export interface Memory {
 /** An error as the API would answer it: `{ code, message }`. */
 export type Describe = (error: unknown) => { code: string; message: string };
 
+/**
+ * The SDK validates JSON Schemas (elicitation answers, tool output schemas) with ajv, which it would
+ * build for every server, that is every HTTP request (half a millisecond and much garbage). Engram's
+ * tools declare neither, so nothing is ever validated this way.
+ */
+const noJsonSchemaValidation: jsonSchemaValidator = {
+  getValidator: () => {
+    throw new Error("Engram's MCP server validates no JSON Schemas (no elicitation, no output schemas).");
+  },
+};
+
 const text = (value: string) => z.string().check(z.describe(value));
 const optional = <T extends z.ZodMiniType>(schema: T, description: string) =>
   z.optional(schema).check(z.describe(description));
 const int = (description: string) => z.optional(z.number().check(z.int())).check(z.describe(description));
-const json = z.record(z.string(), z.json());
 
-const filter = optional(
-  z.object({
-    metadata: optional(json, "Only memories whose metadata contains this JSON object"),
-    documentIds: optional(z.array(z.string()), "Only these memory ids"),
-    conversationId: optional(z.string(), "Only memories of this conversation"),
-    minImportance: int("Only memories at least this important (1-10)"),
-    createdAfter: optional(z.string(), "ISO 8601 time: only memories stored at or after it"),
-    createdBefore: optional(z.string(), "ISO 8601 time: only memories stored before it"),
-  }),
-  "Narrow the memories searched",
-);
+/** The tools' argument schemas, built once per process (a server is built per HTTP request). */
+function argumentSchemas() {
+  const json = z.record(z.string(), z.json());
+  const filter = optional(
+    z.object({
+      metadata: optional(json, "Only memories whose metadata contains this JSON object"),
+      documentIds: optional(z.array(z.string()), "Only these memory ids"),
+      conversationId: optional(z.string(), "Only memories of this conversation"),
+      minImportance: int("Only memories at least this important (1-10)"),
+      createdAfter: optional(z.string(), "ISO 8601 time: only memories stored at or after it"),
+      createdBefore: optional(z.string(), "ISO 8601 time: only memories stored before it"),
+    }),
+    "Narrow the memories searched",
+  );
+  return {
+    remember: z.object({
+      content: text("The text to remember, in full (up to 1,000,000 characters)"),
+      title: optional(z.string(), "A short title"),
+      id: optional(
+        z.string(),
+        "Your id for it; reuse it to replace the memory. Without one it is derived from the text",
+      ),
+      metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
+      importance: int("1 (trivia) to 10 (critical); default 5"),
+      conversationId: optional(z.string(), "Group it with a conversation"),
+      ttlSeconds: int("Forget it automatically after this many seconds"),
+    }),
+    search: z.object({
+      query: text("What to look for"),
+      topK: int("How many passages (1-50, default 5)"),
+      mode: optional(z.enum(["hybrid", "vector", "keyword"]), "hybrid (default), vector (meaning) or keyword"),
+      scope: optional(
+        z.enum(["all", "user", "shared"]),
+        "all (default): the user's memories and shared ones; user or shared: only those",
+      ),
+      filter,
+    }),
+    ask: z.object({
+      question: text("The question"),
+      conversationId: optional(z.string(), "Continue this conversation"),
+      topK: int("Passages to read for the answer (1-50, default 5)"),
+      filter,
+      remember: optional(z.boolean(), "Also store the question as a memory"),
+    }),
+    list: z.object({
+      limit: int("How many (1-100, default 20)"),
+      cursor: optional(z.string(), "nextCursor of the previous page"),
+      conversationId: optional(z.string(), "Only this conversation's memories"),
+    }),
+    forget: z.object({
+      id: text("The memory's id"),
+      hard: optional(z.boolean(), "Erase now, beyond recovery"),
+    }),
+  };
+}
+let schemas: ReturnType<typeof argumentSchemas> | undefined;
 
 function ok(summary: string, data: object): CallToolResult {
   return { content: [{ type: "text", text: summary }], structuredContent: data as Record<string, unknown> };
@@ -52,11 +108,14 @@ const cite = (c: Api.Citation) =>
 
 /** Builds the server with its tools; one per request on HTTP (stateless), one per process on stdio. */
 export function server(memory: Memory, describe: Describe): McpServer {
+  schemas ??= argumentSchemas();
+  const args = schemas;
   const mcp = new McpServer(
     { name: "engram", title: "Engram memory", version: VERSION },
     {
       instructions:
         "Engram is the user's long-term memory. Search it (search_memory) or ask it (ask) before answering from what you remember; store facts, decisions and preferences worth keeping with remember; forget removes one by id.",
+      jsonSchemaValidator: noJsonSchemaValidation,
     },
   );
   /** Runs a tool; an error becomes a tool error with the API's code and message, never a crash. */
@@ -77,18 +136,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
       title: "Remember",
       description:
         "Store a piece of text in long-term memory so it can be found later by meaning or keywords. Storing the same text again changes nothing; giving an existing id replaces that memory.",
-      inputSchema: {
-        content: text("The text to remember, in full (up to 1,000,000 characters)"),
-        title: optional(z.string(), "A short title"),
-        id: optional(
-          z.string(),
-          "Your id for it; reuse it to replace the memory. Without one it is derived from the text",
-        ),
-        metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
-        importance: int("1 (trivia) to 10 (critical); default 5"),
-        conversationId: optional(z.string(), "Group it with a conversation"),
-        ttlSeconds: int("Forget it automatically after this many seconds"),
-      },
+      inputSchema: args.remember,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
     },
     tool(async (args) => {
@@ -104,16 +152,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
       title: "Search memory",
       description:
         "Find the stored passages most relevant to a query, best first, each with its memory id, title and score. Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
-      inputSchema: {
-        query: text("What to look for"),
-        topK: int("How many passages (1-50, default 5)"),
-        mode: optional(z.enum(["hybrid", "vector", "keyword"]), "hybrid (default), vector (meaning) or keyword"),
-        scope: optional(
-          z.enum(["all", "user", "shared"]),
-          "all (default): the user's memories and shared ones; user or shared: only those",
-        ),
-        filter,
-      },
+      inputSchema: args.search,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     tool(async (args) => {
@@ -132,13 +171,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
       title: "Ask memory",
       description:
         "Answer a question from stored memories only, with [n] citations naming the memories used. Pass conversationId to continue an earlier exchange.",
-      inputSchema: {
-        question: text("The question"),
-        conversationId: optional(z.string(), "Continue this conversation"),
-        topK: int("Passages to read for the answer (1-50, default 5)"),
-        filter,
-        remember: optional(z.boolean(), "Also store the question as a memory"),
-      },
+      inputSchema: args.ask,
       annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
     },
     tool(async ({ question, ...rest }) => {
@@ -156,11 +189,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
     {
       title: "List memories",
       description: "List stored memories, newest first, with ids and titles (not their text). Page with cursor.",
-      inputSchema: {
-        limit: int("How many (1-100, default 20)"),
-        cursor: optional(z.string(), "nextCursor of the previous page"),
-        conversationId: optional(z.string(), "Only this conversation's memories"),
-      },
+      inputSchema: args.list,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
     tool(async (args) => {
@@ -179,10 +208,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
       title: "Forget",
       description:
         "Delete one memory by id. It disappears from search at once; with hard it is erased now instead of after the retention period.",
-      inputSchema: {
-        id: text("The memory's id"),
-        hard: optional(z.boolean(), "Erase now, beyond recovery"),
-      },
+      inputSchema: args.forget,
       annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
     },
     tool(async ({ id, hard }) => ok(`Forgot ${id}.`, await memory.forget(id, hard ?? false))),
