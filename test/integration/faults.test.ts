@@ -239,7 +239,8 @@ async function settled(t: TestDb) {
 // The embedder fails
 // ---------------------------------------------------------------------------------------------------------------
 
-describe("the embedder failing during ingest", () => {
+describe.each(["pg", "neon-http"] as const)("the embedder failing during ingest on %s", (driver) => {
+  const T = () => (driver === "pg" ? pgT : neonT);
   const cases: { name: string; arm: () => void; status: number; code: string; retryAfter?: string }[] = [
     {
       name: "500s on every attempt",
@@ -280,21 +281,21 @@ describe("the embedder failing during ingest", () => {
   it.each(cases)(
     "$name: $status $code, nothing written, the retry is safe",
     async ({ arm, status, code, retryAfter }) => {
-      useDb(pgT.db);
-      const { request } = await ingestCase(pgT.db);
-      const before = await snapshot(pgT.db);
+      useDb(T().db);
+      const { request } = await ingestCase(T().db);
+      const before = await snapshot(T().db);
       arm();
       const failed = await invoke(request);
       fake.reset();
       expectError(failed, status, code, retryAfter);
-      const { middle } = await expectBeforeOrAfter(pgT.db, request, before);
+      const { middle } = await expectBeforeOrAfter(T().db, request, before);
       expect(middle).toEqual(before);
     },
   );
 
   it("retries a transient 500 itself and succeeds", async () => {
-    useDb(pgT.db);
-    const { request } = await ingestCase(pgT.db);
+    useDb(T().db);
+    const { request } = await ingestCase(T().db);
     fake.reset();
     fake.failNext(1, { status: 500 });
     const res = await invoke(request);
@@ -303,12 +304,12 @@ describe("the embedder failing during ingest", () => {
   });
 
   it("fails a search with 502 or 503 and Retry-After, and writes no cache entry", async () => {
-    useDb(pgT.db);
+    useDb(T().db);
     const cached = async () =>
-      Number((await pgT.db.query<{ n: number }>(sql`select count(*)::int as n from cache`))[0]?.n);
+      Number((await T().db.query<{ n: number }>(sql`select count(*)::int as n from cache`))[0]?.n);
     const before = await cached();
     const search = (query: string) =>
-      invoke({ method: "POST", path: "/v1/search", headers: headers(pgT.db, "searcher"), body: { query } });
+      invoke({ method: "POST", path: "/v1/search", headers: headers(T().db, "searcher"), body: { query } });
 
     fake.failNext(2, { status: 500 });
     expectError(await search("refunds after a failure"), 502, "embedding.failed");
@@ -451,13 +452,19 @@ describe("the database going away mid-request", () => {
 // Lambda's deadline
 // ---------------------------------------------------------------------------------------------------------------
 
-describe("Lambda's deadline arriving mid-request", () => {
+describe.each(["pg", "neon-http"] as const)("Lambda's deadline arriving mid-request on %s", (driver) => {
+  const T = () => (driver === "pg" ? pgT : neonT);
   it("during the embedding: 503 request.timeout with Retry-After, the upstream call stopped, nothing written", async () => {
-    useDb(pgT.db);
-    const { request } = await ingestCase(pgT.db);
-    const before = await snapshot(pgT.db);
+    useDb(T().db);
+    const { request } = await ingestCase(T().db);
+    const before = await snapshot(T().db);
     useEmbedder(
-      createOpenAIEmbedder({ apiKey: fake.apiKey, baseURL: fake.url, model: "text-embedding-3-small", dimensions: 1536 }),
+      createOpenAIEmbedder({
+        apiKey: fake.apiKey,
+        baseURL: fake.url,
+        model: "text-embedding-3-small",
+        dimensions: 1536,
+      }),
     );
     fake.delayMs = 5_000;
     const started = Date.now();
@@ -468,27 +475,27 @@ describe("Lambda's deadline arriving mid-request", () => {
     expectError(failed, 503, "request.timeout", "any");
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(fake.stats.requestsAborted).toBe(1);
-    const { middle } = await expectBeforeOrAfter(pgT.db, request, before);
+    const { middle } = await expectBeforeOrAfter(T().db, request, before);
     expect(middle).toEqual(before);
   });
 
   it("during the atomic write: 503 request.timeout, and the write that finishes later is whole", async () => {
-    useDb(pgT.db);
-    const { request, user } = await ingestCase(pgT.db);
-    const before = await snapshot(pgT.db);
-    const lock = await lockDocument(pgT, user, "a");
+    useDb(T().db);
+    const { request, user } = await ingestCase(T().db);
+    const before = await snapshot(T().db);
+    const lock = await lockDocument(T(), user, "a");
     const pending = invokeWithin(1_500, request);
     await lock.waiter(); // the write's transaction is open and waits: the deadline comes inside it
     expectError(await pending, 503, "request.timeout", "any");
     await lock.release();
-    const { middle, after } = await expectBeforeOrAfter(pgT.db, request, before, () => settled(pgT));
+    const { middle, after } = await expectBeforeOrAfter(T().db, request, before, () => settled(T()));
     expect(middle).toEqual(after);
   });
 
   it("one request's deadline does not cut short another request running beside it", async () => {
-    useDb(pgT.db);
-    const slow = await ingestCase(pgT.db);
-    const short = await ingestCase(pgT.db);
+    useDb(T().db);
+    const slow = await ingestCase(T().db);
+    const short = await ingestCase(T().db);
     // Slower than the short deadline, well within the embedder's timeout.
     fake.delayMs = 300;
     const [patient, hurried] = await Promise.all([
@@ -504,17 +511,18 @@ describe("Lambda's deadline arriving mid-request", () => {
 // The chat model fails
 // ---------------------------------------------------------------------------------------------------------------
 
-describe("the chat model failing", () => {
+describe.each(["pg", "neon-http"] as const)("the chat model failing on %s", (driver) => {
+  const T = () => (driver === "pg" ? pgT : neonT);
   const ask = (body: Record<string, unknown>, user = "chatter") =>
-    invoke({ method: "POST", path: "/v1/chat", headers: headers(pgT.db, user), body });
+    invoke({ method: "POST", path: "/v1/chat", headers: headers(T().db, user), body });
   const question = (content: string) => ({ messages: [{ role: "user", content }] });
 
   beforeAll(async () => {
-    useDb(pgT.db);
+    useDb(T().db);
     const seeded = await invoke({
       method: "POST",
       path: "/v1/ingest",
-      headers: headers(pgT.db, "chatter"),
+      headers: headers(T().db, "chatter"),
       body: { documents: [{ id: "refunds", content: "Refunds are issued within 14 days of a return." }] },
     });
     expect(seeded.status).toBe(200);
@@ -549,26 +557,26 @@ describe("the chat model failing", () => {
   ];
 
   it.each(cases)("$name: $status $code, no turn and no memory stored, the retry answers", async (c) => {
-    useDb(pgT.db);
+    useDb(T().db);
     offline();
     const streams = c.name.includes("stream");
     const body = { ...question(`What is the refund window? (${c.name})`), remember: true, stream: streams };
-    const before = await snapshot(pgT.db);
+    const before = await snapshot(T().db);
     c.arm();
     const failed = await ask(body);
     fake.reset();
     expectError(failed, c.status, c.code, c.retryAfter);
-    expect(await snapshot(pgT.db)).toEqual(before);
+    expect(await snapshot(T().db)).toEqual(before);
     const retried = await ask(body);
     expect(retried.status).toBe(200);
-    const after = await snapshot(pgT.db);
+    const after = await snapshot(T().db);
     expect(after.messages.length).toBe(before.messages.length + 2);
   });
 
   it("drops the stream after the first tokens: the answer ends with an error event and nothing is stored", async () => {
-    useDb(pgT.db);
+    useDb(T().db);
     offline();
-    const before = await snapshot(pgT.db);
+    const before = await snapshot(T().db);
     fake.dropNextStreams(1, 2);
     const res = await ask({ ...question("What is the refund window? (dropped)"), remember: true, stream: true });
     expect(res.status).toBe(200);
@@ -580,7 +588,7 @@ describe("the chat model failing", () => {
     expect(events).toContain("delta");
     expect(events.at(-1)).toBe("error");
     expect(String(res.body)).toMatch(/"code":"chat\.failed"/);
-    expect(await snapshot(pgT.db)).toEqual(before);
+    expect(await snapshot(T().db)).toEqual(before);
   });
 
   // With `remember`, the memory document and the turn are one batch: the database failing under it leaves the
@@ -588,7 +596,7 @@ describe("the chat model failing", () => {
   it("the database failing while storing a remembered turn leaves the state before", async () => {
     offline();
     let batches = 0;
-    const inner = pgT.db;
+    const inner = T().db;
     const flaky: Db = {
       ...inner,
       driver: inner.driver,
@@ -599,16 +607,16 @@ describe("the chat model failing", () => {
       },
     };
     useDb(flaky);
-    const before = await snapshot(pgT.db);
+    const before = await snapshot(T().db);
     const failed = await ask({ ...question("Remember that my parcel is blue"), remember: true });
-    useDb(pgT.db);
+    useDb(T().db);
     expectError(failed, 503, "database.unavailable", "any");
     expect(batches).toBe(1);
-    expect(await snapshot(pgT.db)).toEqual(before);
+    expect(await snapshot(T().db)).toEqual(before);
     // The retry stores the memory and the turn together.
     const retried = await ask({ ...question("Remember that my parcel is blue"), remember: true });
     expect(retried.status, JSON.stringify(retried.body)).toBe(200);
-    const after = await snapshot(pgT.db);
+    const after = await snapshot(T().db);
     const memories = (s: typeof before) => s.documents.filter((d) => String(d.id).startsWith("mem_"));
     expect(memories(after)).toHaveLength(memories(before).length + 1);
     expect(after.messages).toHaveLength(before.messages.length + 2);
@@ -619,27 +627,28 @@ describe("the chat model failing", () => {
 // PATCH's two steps
 // ---------------------------------------------------------------------------------------------------------------
 
-describe("PATCH with the database failing after its write", () => {
+describe.each(["pg", "neon-http"] as const)("PATCH with the database failing after its write on %s", (driver) => {
+  const T = () => (driver === "pg" ? pgT : neonT);
   it("changes content and clears the TTL together, or neither", async () => {
-    useDb(pgT.db);
+    useDb(T().db);
     useEmbedder(createOfflineEmbedder({ dimensions: 1536 }));
     const user = `patcher${++scenario}`;
     const created = await invoke({
       method: "POST",
       path: "/v1/ingest",
-      headers: headers(pgT.db, user),
+      headers: headers(T().db, user),
       body: { documents: [{ id: "p", content: "Expiring text.", ttlSeconds: 3600 }] },
     });
     expect(created.status).toBe(200);
     const request: EventInput = {
       method: "PATCH",
       path: "/v1/documents/p",
-      headers: headers(pgT.db, user),
+      headers: headers(T().db, user),
       body: { content: "Kept for good.", ttlSeconds: null },
     };
     // Fail the first statement after the write's batch (the old code's separate TTL update).
     let armed = false;
-    const inner = pgT.db;
+    const inner = T().db;
     const flaky: Db = {
       ...inner,
       driver: inner.driver,
@@ -656,16 +665,16 @@ describe("PATCH with the database failing after its write", () => {
         return result;
       },
     };
-    const before = await snapshot(pgT.db);
+    const before = await snapshot(T().db);
     useDb(flaky);
     const failed = await invoke(request);
-    useDb(pgT.db);
+    useDb(T().db);
     expectError(failed, 503, "database.unavailable", "any");
-    const middle = await snapshot(pgT.db);
+    const middle = await snapshot(T().db);
     const retried = await invoke(request);
     expect(retried.status).toBe(200);
     expect(retried.body).toMatchObject({ expiresAt: null, content: "Kept for good." });
-    const after = await snapshot(pgT.db);
+    const after = await snapshot(T().db);
     expect([before, after]).toContainEqual(middle);
   });
 });
