@@ -160,6 +160,7 @@ describe("npm run build", () => {
       ["ingest", true],
       ["search", true],
       ["chat", false],
+      ["mcp", false],
       ["cleanup", false],
     ]);
   });
