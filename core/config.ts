@@ -51,7 +51,6 @@ const schema = z.object({
   SEARCH_RRF_K: z._default(int(1, 1000), 60),
   SEARCH_FUSION: z._default(z.enum(["rrf", "score"]), "rrf"),
   SEARCH_KEYWORD_WEIGHT: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.5),
-  SEARCH_DOCUMENT_DECAY: z._default(z.coerce.number().check(z.gt(0), z.lte(1)), 1),
   RERANK_URL: z.optional(z.url()),
   RERANK_MODEL: z.optional(z.string()),
   RERANK_API_KEY: z.optional(z.string()),
@@ -105,8 +104,6 @@ export interface Config {
     fusion: "rrf" | "score";
     /** The keyword leg's share of the fused score, in [0, 1]; the vector leg has the rest. */
     keywordWeight: number;
-    /** Hybrid: each further passage of a document already listed counts this much less (1: not at all). */
-    documentDecay: number;
     /** The optional re-rank stage; undefined when RERANK_URL is unset. */
     rerank: { url: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number; candidates: number } | undefined;
     /** Scopes with at most this many candidate chunks (more on large tables, see core/search) are scanned exactly. */
@@ -191,7 +188,6 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       rrfK: e.SEARCH_RRF_K,
       fusion: e.SEARCH_FUSION,
       keywordWeight: e.SEARCH_KEYWORD_WEIGHT,
-      documentDecay: e.SEARCH_DOCUMENT_DECAY,
       rerank: e.RERANK_URL
         ? {
             url: e.RERANK_URL,

@@ -117,8 +117,8 @@ async function main() {
   if (args.includes("--grid")) {
     const grid = (option("grid") ?? "rrf:0.5,rrf:0.7,score:0.7").split(",");
     for (const cell of grid) {
-      const [fusion = "rrf", w = "0.5", decay = "1"] = cell.split(":");
-      variants[`${fusion} w${w} d${decay}`] = { SEARCH_FUSION: fusion, SEARCH_KEYWORD_WEIGHT: w, SEARCH_DOCUMENT_DECAY: decay };
+      const [fusion = "rrf", w = "0.5"] = cell.split(":");
+      variants[`${fusion} w${w}`] = { SEARCH_FUSION: fusion, SEARCH_KEYWORD_WEIGHT: w };
     }
   }
 

@@ -114,7 +114,7 @@ export async function query(
     const cap = request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
     ctes.push(...Keyword.candidates({ text: request.query, textConfig: cfg.textConfig, tenantId: caller.tenantId, owners: who, where, n, cap }));
   }
-  const fusion = { kind: cfg.fusion, keywordWeight: cfg.keywordWeight, rrfK: cfg.rrfK, documentDecay: cfg.documentDecay };
+  const fusion = { kind: cfg.fusion, keywordWeight: cfg.keywordWeight, rrfK: cfg.rrfK };
   const final = finalSelect(request.mode, k, reranking ? undefined : request.minScore, fusion, probed !== undefined);
   const statement = sql`with ${sql.join(ctes, sql`, `)} ${final}`;
 
@@ -345,7 +345,6 @@ interface Fusion {
   kind: "rrf" | "score";
   keywordWeight: number;
   rrfK: number;
-  documentDecay: number;
 }
 
 function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion: Fusion, probed: boolean): SQL {
@@ -368,17 +367,10 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
                 union all
                 select id, ${kw}::float8 * coalesce((rank - min(rank) over ()) / nullif(max(rank) over () - min(rank) over (), 0), 1) as w from kw
               ) u group by id`;
-  const decay = mode === "hybrid" && fusion.documentDecay < 1;
-  // Hybrid lists more documents by counting a document's further passages for less (`documentDecay`).
-  const scored = decay
-    ? sql`select r.id, c.document_key, r.score * power(${fusion.documentDecay}::float8,
-            row_number() over (partition by c.document_key order by r.score desc, r.id) - 1) as score
-          from (${ranked}) r join chunks c on c.id = r.id`
-    : ranked;
   return sql`
     select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
            d.title, d.source, d.metadata, d.created_at as "createdAt"${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
-    from (${scored}) r
+    from (${ranked}) r
     join chunks c on c.id = r.id
     join documents d on d.key = c.document_key
     ${minScore === undefined ? sql`` : sql`where r.score >= ${minScore}`}
