@@ -2,15 +2,14 @@
 import { resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
-import type { ChatResponse } from "../core/chat";
 import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
 import * as Document from "../core/document";
 import type { IngestResult } from "../core/ingest";
 import * as Ingest from "../core/ingest";
-import type { SearchInput, SearchResponse } from "../core/search";
+import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
-import { type Client, connect, request, type Target } from "./client";
+import { type Client, connect, type Target } from "./client";
 import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
 
@@ -37,12 +36,8 @@ function withTarget(command: Command): Command {
 
 const targetOf = (o: TargetOptions): Target => ({ tenant: o.tenant, user: o.user, key: o.key });
 
-async function ingestBatch(
-  client: Client,
-  documents: FileDocument[],
-  onWait: (seconds: number) => void,
-): Promise<IngestResult> {
-  if (client.kind === "http") return request<IngestResult>(client, "POST", "/v1/ingest", { documents }, onWait);
+async function ingestBatch(client: Client, documents: FileDocument[]): Promise<IngestResult> {
+  if (client.kind === "http") return client.api.ingest({ documents });
   return Ingest.run(client.db, client.caller, documents);
 }
 
@@ -54,7 +49,11 @@ export function registerDataCommands(program: Command): void {
       .argument("<paths...>", "files or folders"),
   ).action(async (paths: string[], options: TargetOptions) => {
     const started = Date.now();
-    const client = await connect(targetOf(options));
+    let bar: SingleBar | undefined;
+    const client = await connect(targetOf(options), (seconds) => {
+      // The bar's ETA absorbs the pause; plain output says why it stalls.
+      if (!bar && !options.json) console.error(`rate limited by the server: waiting ${seconds} s`);
+    });
     const { files, skipped } = await collectFiles(paths);
     const root = resolve(".");
     const totals = {
@@ -68,7 +67,7 @@ export function registerDataCommands(program: Command): void {
       unchanged: 0,
     };
     const tty = process.stderr.isTTY && !options.json;
-    const bar = tty
+    bar = tty
       ? new SingleBar({
           format: "ingest [{bar}] {value}/{total} files | {documents} documents | {eta_formatted}",
           stream: process.stderr,
@@ -85,10 +84,7 @@ export function registerDataCommands(program: Command): void {
     const limit = client.kind === "local" && client.db.driver !== "pglite" ? DIRECT_BATCHES_IN_FLIGHT : 1;
     let failure: unknown;
     const store = async (documents: FileDocument[], fileCount: number) => {
-      const result = await ingestBatch(client, documents, (seconds) => {
-        // The bar's ETA absorbs the pause; plain output says why it stalls.
-        if (!bar && !options.json) console.error(`rate limited by the server: waiting ${seconds} s`);
-      });
+      const result = await ingestBatch(client, documents);
       totals.documents += result.totals.documents;
       totals.chunks += result.totals.chunks;
       totals.embedded += result.totals.embedded;
@@ -155,9 +151,9 @@ export function registerDataCommands(program: Command): void {
   ).action(async (words: string[], options: TargetOptions & { mode: string; topK: string }) => {
     const client = await connect(targetOf(options));
     const input = { query: words.join(" "), mode: options.mode, topK: Number(options.topK) };
-    const response: SearchResponse =
+    const response =
       client.kind === "http"
-        ? await request<SearchResponse>(client, "POST", "/v1/search", input)
+        ? await client.api.search(input as SearchInput)
         : await Search.query(client.db, client.caller, input as SearchInput);
     if (options.json) return console.log(JSON.stringify(response));
     if (!response.results.length) return console.log("no results");
@@ -181,9 +177,9 @@ export function registerDataCommands(program: Command): void {
       messages: [{ role: "user" as const, content: words.join(" ") }],
       conversationId: options.conversation,
     };
-    const response: ChatResponse =
+    const response =
       client.kind === "http"
-        ? await request<ChatResponse>(client, "POST", "/v1/chat", input)
+        ? await client.api.chat(input)
         : await Chat.answer(client.db, client.caller, ChatRequest.parse(input));
     if (options.json) return console.log(JSON.stringify(response));
     console.log(response.message.content);
@@ -194,10 +190,7 @@ export function registerDataCommands(program: Command): void {
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(
     async (options: TargetOptions) => {
       const client = await connect(targetOf(options));
-      const stats =
-        client.kind === "http"
-          ? await request(client, "GET", "/v1/stats")
-          : await Document.stats(client.db, client.caller);
+      const stats = client.kind === "http" ? await client.api.stats() : await Document.stats(client.db, client.caller);
       console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
     },
   );

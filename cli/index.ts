@@ -91,20 +91,33 @@ tenants
 
 tenants
   .command("set-limits")
-  .description("override a tenant's rate limits per route class (e.g. --chat 20/min); 'default' removes an override")
+  .description(
+    "override a tenant's rate limits per route class: each end user's (--chat 20/min) and the tenant-wide ceiling all its users share (--tenant-chat 100/min); 'default' removes an override",
+  )
   .argument("<name>", "tenant name")
   .option("--chat <rate>", "chat requests, e.g. 20/min")
   .option("--search <rate>", "search requests, e.g. 120/min")
   .option("--ingest <rate>", "ingest requests, e.g. 30/min")
   .option("--default <rate>", "every other route, e.g. 300/min")
+  .option("--tenant-chat <rate>", "the tenant's chat ceiling, shared by all its end users, e.g. 100/min")
+  .option("--tenant-search <rate>", "the tenant's search ceiling, e.g. 600/min")
+  .option("--tenant-ingest <rate>", "the tenant's ingest ceiling, e.g. 150/min")
+  .option("--tenant-default <rate>", "the tenant's ceiling for every other route, e.g. 1500/min")
   .action(async (name: string, options: Record<string, string | undefined>) => {
     const db = await openLocalDb();
+    // Commander camel-cases --tenant-chat to tenantChat; stored as "tenant.chat".
+    const flags = ["chat", "search", "ingest", "default"].flatMap((c) => [
+      [c, c],
+      [`tenant${c[0]?.toUpperCase()}${c.slice(1)}`, `tenant.${c}`],
+    ]);
     const limits = Object.fromEntries(
-      ["chat", "search", "ingest", "default"]
-        .filter((c) => options[c] !== undefined)
-        .map((c) => [c, options[c] === "default" ? null : options[c]]),
+      flags
+        .filter(([flag]) => options[flag as string] !== undefined)
+        .map(([flag, key]) => [key, options[flag as string] === "default" ? null : options[flag as string]]),
     );
-    if (!Object.keys(limits).length) throw new Error("give at least one of --chat, --search, --ingest, --default");
+    if (!Object.keys(limits).length) {
+      throw new Error("give at least one of --chat, --search, --ingest, --default or their --tenant-* ceilings");
+    }
     await Tenant.get(db, name);
     const now = await RateLimit.setLimits(db, name, limits);
     console.log(
@@ -135,6 +148,18 @@ program
   });
 
 registerDataCommands(program);
+
+program
+  .command("mcp")
+  .description("serve Engram's memory tools to an MCP client on stdio (local store, or ENGRAM_URL)")
+  .addOption(new Option("--url <url>", "a remote Engram to talk to (default: the local store)").env("ENGRAM_URL"))
+  .addOption(new Option("--key <key>", "its API key").env("ENGRAM_API_KEY"))
+  .addOption(new Option("--user <id>", "the end user whose memory this is (X-User-Id)").env("ENGRAM_USER_ID"))
+  .option("--tenant <name>", "tenant, for the local store", LOCAL_TENANT)
+  .action(async (options: { url?: string; key?: string; user?: string; tenant: string }) => {
+    const { serveStdio } = await import("./mcp");
+    await serveStdio({ url: options.url, apiKey: options.key, userId: options.user, tenant: options.tenant });
+  });
 
 function parsePort(value: string): number {
   const port = Number(value);

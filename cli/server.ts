@@ -6,10 +6,13 @@
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { Duplex } from "node:stream";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { errorResponse, MAX_BODY_BYTES } from "../core/api/http";
+import * as Cors from "../core/api/cors";
+import { errorResponse, MAX_BODY_BYTES, SECURITY_HEADERS, toResult } from "../core/api/http";
 import { type FunctionName, match, routeKey } from "../core/api/routes";
 import { EngramError } from "../core/error";
+import { log } from "../core/log";
 import type { HttpHandler, LiveResult } from "../functions/http/chain";
 
 type Handler = ((event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>) &
@@ -20,6 +23,7 @@ const loaders: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
   ingest: () => import("../functions/http/ingest") as Promise<{ handler: Handler }>,
   search: () => import("../functions/http/search") as Promise<{ handler: Handler }>,
   chat: () => import("../functions/http/chat") as Promise<{ handler: Handler }>,
+  mcp: () => import("../functions/http/mcp") as Promise<{ handler: Handler }>,
 };
 
 /** A Lambda-like context; `getRemainingTimeInMillis` mirrors API Gateway's 30 s limit. */
@@ -41,13 +45,22 @@ function lambdaContext(fn: string, requestId: string, timeoutMs = 30_000): Conte
   };
 }
 
+/** The client went away before its request was read whole (a dropped upload). */
+class ClientGone extends Error {}
+
 async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) return "too_large";
-    chunks.push(chunk as Buffer);
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_BODY_BYTES) return "too_large";
+      chunks.push(chunk as Buffer);
+    }
+  } catch (error) {
+    // Node ends the body's iteration with "aborted" (ECONNRESET) when the socket closes mid-body.
+    if (req.destroyed || (error as { code?: string }).code === "ECONNRESET") throw new ClientGone();
+    throw error;
   }
   return Buffer.concat(chunks);
 }
@@ -127,6 +140,83 @@ function failLocally(res: ServerResponse, error: unknown, requestId: string) {
   write(res, { ...result, headers: { ...result.headers, "x-request-id": requestId } });
 }
 
+/**
+ * Time limits of the server itself, beside each request's 30 s deadline (lambdaContext):
+ * request headers must arrive within 10 s and the whole request within 30 s (API Gateway's own
+ * limit; a slow client cannot hold a connection and a body buffer for Node's default 5 minutes);
+ * an idle keep-alive connection is closed after 5 s. Answers are not bounded by these (a
+ * streamed chat may run for minutes, as on the function URL). Checked every second.
+ */
+export const SERVER_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000, checkEveryMs: 1_000 };
+
+/** Request lines longer than this are 414 (API Gateway's limit for the request line and headers is 10 KB). */
+export const MAX_URL_BYTES = 8_192;
+
+/** The raw HTTP/1.1 answer for a request Node refused before it became a request: JSON, in our shape. */
+function rawError(status: number, reason: string, code: string, message: string, requestId: string): string {
+  const body = JSON.stringify({ error: { code, message } });
+  const headers = {
+    "content-type": "application/json; charset=utf-8",
+    "content-length": String(Buffer.byteLength(body)),
+    ...SECURITY_HEADERS,
+    ...Cors.responseHeaders(undefined),
+    "x-request-id": requestId,
+    connection: "close",
+  };
+  const head = Object.entries(headers)
+    .map(([name, value]) => `${name}: ${value}`)
+    .join("\r\n");
+  return `HTTP/1.1 ${status} ${reason}\r\n${head}\r\n\r\n${body}`;
+}
+
+/**
+ * Node answers some requests itself, before any handler sees them (headers too large, a
+ * malformed request, a request that took too long to arrive), with an empty body. These answer
+ * in the product's shape instead. A URL past MAX_URL_BYTES that also overflowed Node's header
+ * limit is 414, as it would be had it been shorter.
+ */
+function onClientError(error: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const requestId = randomUUID();
+  const firstLine = error.rawPacket ? error.rawPacket.indexOf("\r\n") : -1;
+  const lineLength = firstLine === -1 ? (error.rawPacket?.length ?? 0) : firstLine;
+  const answer =
+    error.code === "HPE_HEADER_OVERFLOW" && lineLength > MAX_URL_BYTES
+      ? rawError(
+          414,
+          "URI Too Long",
+          "request.uri_too_long",
+          `The URL is longer than ${MAX_URL_BYTES} bytes.`,
+          requestId,
+        )
+      : error.code === "HPE_HEADER_OVERFLOW"
+        ? rawError(
+            431,
+            "Request Header Fields Too Large",
+            "request.headers_too_large",
+            "The request's headers are too large.",
+            requestId,
+          )
+        : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+          ? rawError(408, "Request Timeout", "request.timeout", "The request took too long to arrive.", requestId)
+          : rawError(400, "Bad Request", "request.malformed", "The request is not valid HTTP.", requestId);
+  log.info("refused a malformed or slow request", { requestId, code: error.code });
+  socket.end(answer);
+}
+
+/** API Gateway's answer to a CORS preflight, from the same policy it is configured with. */
+function preflight(req: IncomingMessage, res: ServerResponse, requestId: string): void {
+  res.writeHead(204, {
+    ...Cors.preflightHeaders(req.headers.origin),
+    ...SECURITY_HEADERS,
+    "x-request-id": requestId,
+  });
+  res.end();
+}
+
 export type Extra = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
 /** Starts the server; `extra` may answer a request first (the console's static files). */
@@ -134,10 +224,35 @@ export async function startServer(options: {
   port: number;
   host?: string;
   extra?: Extra;
+  /** Tests shorten these. */
+  timeouts?: Partial<typeof SERVER_TIMEOUTS>;
 }): Promise<{ server: Server; url: string; close(): Promise<void> }> {
-  const server = createServer(async (req, res) => {
+  const timeouts = { ...SERVER_TIMEOUTS, ...options.timeouts };
+  const server = createServer({
+    headersTimeout: timeouts.headersMs,
+    requestTimeout: timeouts.requestMs,
+    keepAliveTimeout: timeouts.keepAliveMs,
+    connectionsCheckingInterval: timeouts.checkEveryMs,
+  });
+  server.on("clientError", onClientError);
+  // `Expect` other than 100-continue: Node would answer an empty 417.
+  server.on("checkExpectation", (_req: IncomingMessage, res: ServerResponse) => {
+    const requestId = randomUUID();
+    const body = {
+      error: { code: "request.expectation_failed", message: "Only 'Expect: 100-continue' is supported." },
+    };
+    write(
+      res,
+      toResult({ status: 417, body, headers: { ...Cors.responseHeaders(undefined), "x-request-id": requestId } }),
+    );
+  });
+  server.on("request", async (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID();
     try {
+      if (req.method === "OPTIONS") return preflight(req, res, requestId);
+      if (Buffer.byteLength(req.url ?? "") > MAX_URL_BYTES) {
+        throw new EngramError("uri_too_long", "request.uri_too_long", `The URL is longer than ${MAX_URL_BYTES} bytes.`);
+      }
       if (options.extra && (await options.extra(req, res))) return;
       const body = await readBody(req);
       if (body === "too_large") {
@@ -161,6 +276,12 @@ export async function startServer(options: {
       if (isStream(result)) await writeStream(res, result);
       else write(res, result as APIGatewayProxyStructuredResultV2);
     } catch (error) {
+      if (error instanceof ClientGone) {
+        // A client hanging up is not our failure: one line, no stack.
+        log.info("request cancelled by the client", { requestId, method: req.method, path: req.url?.split("?")[0] });
+        res.destroy();
+        return;
+      }
       if (!res.headersSent) failLocally(res, error, requestId);
       else res.destroy();
     }

@@ -32,6 +32,12 @@ export async function start(options: { host: string }): Promise<void> {
       `  answers:   ${answers}`,
       `  local key: ${key}${created ? ` (new; kept in ${cfg.database.dataDir}/local-key)` : ""}`,
       `  console:   ${site.error ? `unavailable: ${site.error}` : `${server.url}/`}`,
+      ...(cfg.keylessTenant
+        ? [
+            `  WARNING:   KEYLESS_TENANT=${cfg.keylessTenant}: /api/ingest and /api/chat accept requests without a key`,
+            "             (end user from x-user-id, limited per client address); anyone who reaches this server can use them",
+          ]
+        : []),
       "",
       `  curl ${server.url}/v1/health`,
       `  curl -H "Authorization: Bearer ${key}" ${server.url}/v1/documents`,

@@ -18,6 +18,11 @@ const schema = z.object({
   DATABASE_DRIVER: z.optional(z.enum(["pg", "neon-http", "pglite"])),
   NEON_FETCH_ENDPOINT: z.optional(z.string().check(z.url())),
   ENGRAM_DATA_DIR: z._default(z.string().check(z.minLength(1)), ".engram"),
+  DATABASE_POOL_MAX: z._default(int(1, 1000), 10),
+  DATABASE_POOL_RESERVED: z._default(int(0, 999), 3),
+  DATABASE_CONNECT_WAIT_MS: z._default(int(1, 60_000), 2_000),
+  INGEST_CONCURRENCY_PER_TENANT: z._default(int(1, 1000), 4),
+  INGEST_BYTES_PER_TENANT: z._default(int(1, 1024 * 1024 * 1024), 24 * 1024 * 1024),
   OPENAI_API_KEY: z.optional(z.string().check(z.minLength(1))),
   OPENAI_BASE_URL: z.optional(z.string().check(z.url())),
   EMBEDDING_PROVIDER: z.optional(z.enum(["openai", "offline"])),
@@ -39,6 +44,13 @@ const schema = z.object({
   RATE_LIMIT_SEARCH: z._default(rate, "120/min"),
   RATE_LIMIT_INGEST: z._default(rate, "30/min"),
   RATE_LIMIT_DEFAULT: z._default(rate, "300/min"),
+  // Tenant-wide ceilings, shared by all of a tenant's end users: five users at their full rate.
+  RATE_LIMIT_TENANT_CHAT: z._default(rate, "100/min"),
+  RATE_LIMIT_TENANT_SEARCH: z._default(rate, "600/min"),
+  RATE_LIMIT_TENANT_INGEST: z._default(rate, "150/min"),
+  RATE_LIMIT_TENANT_DEFAULT: z._default(rate, "1500/min"),
+  RATE_LIMIT_AUTH_FAILURES: z._default(rate, "30/min"),
+  KEYLESS_TENANT: z.optional(z.string().check(z.regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "expected a tenant name"))),
   CHUNK_MAX_TOKENS: z._default(int(32, 8000), 400),
   CHUNK_OVERLAP_TOKENS: z._default(int(0, 1000), 50),
   SEARCH_TEXT_CONFIG: z._default(
@@ -72,7 +84,13 @@ export interface Config {
     driver: "pg" | "neon-http" | "pglite";
     fetchEndpoint: string | undefined;
     dataDir: string;
+    /** `pg` only: pool size, connections ingests can never take, and the longest wait for one. */
+    poolMax: number;
+    poolReserved: number;
+    connectWaitMs: number;
   };
+  /** Per tenant, across processes (core/admission): ingests, and request bytes of ingests, in flight at once. */
+  ingestAdmission: { concurrency: number; bytes: number };
   openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
   embedding: { provider: "openai" | "offline"; model: string; dimensions: number };
   chat: {
@@ -93,7 +111,13 @@ export interface Config {
   rateLimit: {
     failMode: "open" | "closed";
     defaults: { chat: string; search: string; ingest: string; default: string };
+    /** Tenant-wide ceilings per class, shared by all of a tenant's end users. */
+    ceilings: { chat: string; search: string; ingest: string; default: string };
+    /** Failed authentications allowed per client address. */
+    authFailures: string;
   };
+  /** The tenant whose /api/* routes take requests without a key (the Digital Twin's clients); off when undefined. */
+  keylessTenant: string | undefined;
   chunk: { maxTokens: number; overlapTokens: number };
   search: {
     textConfig: string;
@@ -105,7 +129,9 @@ export interface Config {
     /** The keyword leg's share of the fused score, in [0, 1]; the vector leg has the rest. */
     keywordWeight: number;
     /** The optional re-rank stage; undefined when RERANK_URL is unset. */
-    rerank: { url: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number; candidates: number } | undefined;
+    rerank:
+      | { url: string; model: string | undefined; apiKey: string | undefined; timeoutMs: number; candidates: number }
+      | undefined;
     /** Scopes with at most this many candidate chunks (more on large tables, see core/search) are scanned exactly. */
     exactScanChunks: number;
     /** How long a query's embedding stays cached; 0 turns the cache off. */
@@ -153,7 +179,11 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       driver: e.DATABASE_DRIVER ?? driverFor(databaseUrl),
       fetchEndpoint: e.NEON_FETCH_ENDPOINT,
       dataDir: e.ENGRAM_DATA_DIR,
+      poolMax: e.DATABASE_POOL_MAX,
+      poolReserved: Math.min(e.DATABASE_POOL_RESERVED, e.DATABASE_POOL_MAX - 1),
+      connectWaitMs: e.DATABASE_CONNECT_WAIT_MS,
     },
+    ingestAdmission: { concurrency: e.INGEST_CONCURRENCY_PER_TENANT, bytes: e.INGEST_BYTES_PER_TENANT },
     openai: { apiKey, baseURL: e.OPENAI_BASE_URL, timeoutMs: e.OPENAI_TIMEOUT_MS },
     embedding: {
       provider: e.EMBEDDING_PROVIDER ?? (openaiReachable ? "openai" : "offline"),
@@ -180,7 +210,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
         ingest: e.RATE_LIMIT_INGEST,
         default: e.RATE_LIMIT_DEFAULT,
       },
+      ceilings: {
+        chat: e.RATE_LIMIT_TENANT_CHAT,
+        search: e.RATE_LIMIT_TENANT_SEARCH,
+        ingest: e.RATE_LIMIT_TENANT_INGEST,
+        default: e.RATE_LIMIT_TENANT_DEFAULT,
+      },
+      authFailures: e.RATE_LIMIT_AUTH_FAILURES,
     },
+    keylessTenant: e.KEYLESS_TENANT,
     chunk: { maxTokens: e.CHUNK_MAX_TOKENS, overlapTokens: e.CHUNK_OVERLAP_TOKENS },
     search: {
       textConfig: e.SEARCH_TEXT_CONFIG,

@@ -10,6 +10,7 @@ export type ErrorKind =
   | "method_not_allowed"
   | "conflict"
   | "too_large"
+  | "uri_too_long"
   | "rate_limited"
   | "upstream"
   | "unavailable"
@@ -23,6 +24,7 @@ const STATUS: Record<ErrorKind, number> = {
   method_not_allowed: 405,
   conflict: 409,
   too_large: 413,
+  uri_too_long: 414,
   rate_limited: 429,
   upstream: 502,
   unavailable: 503,

@@ -3,6 +3,8 @@
  * share. Plain data (no SST globals) so the unit tests and `npm run build` can read it too.
  * API Gateway's HTTP API gives up at 30 s, so no function behind it may run longer than 29 s.
  */
+import { CORS } from "../core/api/cors";
+
 // Node.js 22 LTS, matching the bundles' esbuild target (node22); nodejs24.x is a one-line change.
 export const runtime = "nodejs22.x" as const;
 
@@ -25,33 +27,95 @@ const common = {
 
 // Functions that embed but never chat also leave out openai's chat resource and streaming.
 const embeds = { ...common.nodejs, plugins: "infra/esbuild-plugins-embeddings.mjs" };
+// The MCP server also leaves out the SDK's Zod 3 support and ajv, which its tools never reach.
+const mcpPlugins = { ...common.nodejs, plugins: "infra/esbuild-plugins-mcp.mjs" };
+
+/**
+ * Reserved concurrency per function, chosen against Neon's connection limit: an instance serves
+ * one request at a time and, on the HTTP driver, runs one statement at a time, so the sum is the
+ * most backend connections the deployment can hold at once. Neon's smallest compute (0.25 CU)
+ * allows 104 connections, a few of them kept for superusers; the sum here, 84, leaves room for
+ * migrations, the CLI and the console. Each reservation is also a ceiling, so a flood of one
+ * route (bulk ingests above all) is throttled at Lambda instead of taking the connections
+ * searches and chats need. Raise them together with the compute size (1 CU: 450).
+ * The account must keep 100 unreserved, so it needs a concurrency quota of at least 184.
+ */
+export const reservedConcurrency = {
+  api: 12, // reads and small writes, quick
+  ingest: 8, // long (up to 29 s) and heavy; tenants get at most 4 at once each (core/admission)
+  search: 30, // the most requests, each one short statement
+  chat: 15, // mostly waiting on the model, one or two statements
+  mcp: 8,
+  chatStream: 10,
+  cleanup: 1, // hourly; never two at once
+};
 
 export const functionSettings = {
   // Reads and small writes: one or two Neon round trips. 1024 MB because Lambda's CPU scales with
   // memory, and a cold start's import is CPU-bound.
-  api: { ...common, memory: "1024 MB" as const, timeout: "10 seconds" as const },
+  api: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.api },
+    memory: "1024 MB" as const,
+    timeout: "10 seconds" as const,
+  },
   // Chunking, hashing and JSON-encoding up to 6 MB plus the embedding calls: one full vCPU
   // (1769 MB), and the most API Gateway allows.
-  ingest: { ...common, memory: "1769 MB" as const, timeout: "29 seconds" as const, nodejs: embeds },
+  ingest: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.ingest },
+    memory: "1769 MB" as const,
+    timeout: "29 seconds" as const,
+    nodejs: embeds,
+  },
   // One embedding call (or a cache hit) and one SQL statement; leaves room for one upstream retry.
-  search: { ...common, memory: "1024 MB" as const, timeout: "15 seconds" as const, nodejs: embeds },
+  search: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.search },
+    memory: "1024 MB" as const,
+    timeout: "15 seconds" as const,
+    nodejs: embeds,
+  },
   // Mostly waiting on the chat model, which is billed per millisecond: less memory; API Gateway's limit.
-  chat: { ...common, memory: "512 MB" as const, timeout: "29 seconds" as const },
+  chat: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.chat },
+    memory: "512 MB" as const,
+    timeout: "29 seconds" as const,
+  },
+  // MCP tools (POST /mcp): each call is one ingest, search, chat or read; `ask` waits on the chat model.
+  mcp: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.mcp },
+    memory: "1024 MB" as const,
+    timeout: "29 seconds" as const,
+    nodejs: mcpPlugins,
+  },
   // The function URL has no 30 s gateway in front: long answers, with the model's retries, may stream for minutes.
-  chatStream: { ...common, memory: "512 MB" as const, timeout: "3 minutes" as const },
+  chatStream: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.chatStream },
+    memory: "512 MB" as const,
+    timeout: "3 minutes" as const,
+  },
   // Bounded batches within the time it has left (functions/cron/cleanup.ts); an hourly job needs no speed.
-  cleanup: { ...common, memory: "256 MB" as const, timeout: "5 minutes" as const },
+  cleanup: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.cleanup },
+    memory: "256 MB" as const,
+    timeout: "5 minutes" as const,
+  },
 };
 
 /**
- * CORS for the HTTP API and the chat function URL: any origin, bearer keys (no cookies). Both
- * answer preflight requests themselves; function URLs take at most six methods of at most six
- * letters (so no OPTIONS here).
+ * CORS for the HTTP API and the chat function URL, from the one policy in core/api/cors.ts that
+ * the handlers and the local server's preflight answers also read. Both AWS entry points answer
+ * preflight requests themselves.
  */
 export const cors = {
-  allowOrigins: ["*"],
-  allowMethods: ["GET", "POST", "PATCH", "DELETE"] as ("GET" | "POST" | "PATCH" | "DELETE")[],
-  allowHeaders: ["authorization", "content-type", "x-user-id"],
-  exposeHeaders: ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"],
-  maxAge: "1 day" as const,
+  allowOrigins: CORS.allowOrigins,
+  allowMethods: CORS.allowMethods,
+  allowHeaders: CORS.allowHeaders,
+  exposeHeaders: CORS.exposeHeaders,
+  maxAge: `${CORS.maxAgeSeconds} seconds` as const,
 };

@@ -39,12 +39,12 @@ interface Parameter {
 }
 interface Operation {
   parameters?: Parameter[];
-  requestBody?: { content: Record<string, { schema?: Schema }> };
+  requestBody?: { $ref?: string; content: Record<string, { schema?: Schema }> };
   responses: Record<string, { description: string; content?: Record<string, { schema?: Schema }> }>;
 }
 interface Document {
   paths: Record<string, Record<string, Operation>>;
-  components: { schemas: Record<string, Schema> };
+  components: { schemas: Record<string, Schema>; requestBodies: Record<string, Operation["requestBody"]> };
 }
 
 export interface Example {
@@ -99,6 +99,16 @@ export const EXAMPLES: Record<string, Example> = {
     body: { documents: [{ id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." }] },
   },
   "POST /api/chat": { path: "/api/chat", body: { messages: [{ role: "user", content: "When are you open?" }] } },
+  "POST /mcp": {
+    path: "/mcp",
+    headers: { accept: "application/json, text/event-stream" },
+    body: {
+      jsonrpc: "2.0",
+      id: 1,
+      method: "tools/call",
+      params: { name: "search_memory", arguments: { query: "refund window" } },
+    },
+  },
   "DELETE /v1/documents/{id}": { path: "/v1/documents/refunds?hard=true" },
 };
 
@@ -195,9 +205,13 @@ function section(route: Route, doc: Document): string[] {
     }
     out.push("");
   }
-  const body = op.requestBody?.content["application/json"]?.schema;
+  const requestBody = op.requestBody?.$ref
+    ? (deref(op.requestBody as Schema, doc) as Operation["requestBody"])
+    : op.requestBody;
+  const body = requestBody?.content["application/json"]?.schema;
   if (body) {
-    out.push(`Body: ${typeOf(body)}`, "", ...fieldsTable(body, doc), "");
+    const name = op.requestBody?.$ref?.split("/").at(-1);
+    out.push(`Body: ${name ? `\`${name}\`` : typeOf(body)}`, "", ...fieldsTable(body, doc), "");
   }
   out.push("Answers:", "");
   for (const [status, r] of Object.entries(op.responses)) {

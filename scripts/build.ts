@@ -32,6 +32,7 @@ export const ENTRIES: Entry[] = [
   { name: "ingest", source: "functions/http/ingest.ts", budget: 300 * KB },
   { name: "search", source: "functions/http/search.ts", budget: 300 * KB },
   { name: "chat", source: "functions/http/chat.ts", budget: 400 * KB },
+  { name: "mcp", source: "functions/http/mcp.ts", budget: 600 * KB },
   { name: "cleanup", source: "functions/cron/cleanup.ts", budget: 300 * KB },
 ];
 

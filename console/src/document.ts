@@ -1,11 +1,10 @@
 /** One document in a dialog: content, metadata, counts; edit title/metadata/importance; soft or hard delete. */
-import { ApiError, describeError, get, request } from "./api";
+
+import type { DocumentView } from "../../client/types";
+import { ApiError, describeError, engram } from "./api";
 import { field, fmtDate, fmtNumber, h, replace } from "./dom";
 import { session } from "./session";
-import type { DocumentView } from "./types";
 import { busy, confirmAction, emit, errorDetails, modal, notify, notifyError } from "./ui";
-
-const path = (id: string) => `/v1/documents/${encodeURIComponent(id)}`;
 
 function facts(doc: DocumentView): HTMLElement {
   const row = (label: string, value: string | Node) => h("div", null, h("dt", null, label), h("dd", null, value));
@@ -76,7 +75,7 @@ function editor(doc: DocumentView, done: (doc: DocumentView) => void): HTMLFormE
       return;
     }
     void busy(save, "Saving…", async () => {
-      const updated = await request<DocumentView>("PATCH", path(doc.id), { body: change });
+      const updated = await engram.documents.update(doc.id, change);
       notify(`Saved ${doc.id}.`);
       emit("documents");
       done(updated);
@@ -102,7 +101,7 @@ export async function deleteDocument(id: string, hard: boolean): Promise<boolean
   );
   if (!ok) return false;
   try {
-    await request("DELETE", path(id), { query: hard ? { hard: true } : undefined });
+    await engram.documents.delete(id, hard ? { hard: true } : {});
     notify(hard ? `Deleted ${id} permanently.` : `Deleted ${id}.`);
     emit("documents");
     return true;
@@ -150,7 +149,7 @@ export function openDocument(id: string): void {
     );
   };
 
-  get<DocumentView>(path(id)).then(render, (error) => {
+  engram.documents.get(id).then(render, (error) => {
     const api = describeError(error);
     replace(
       body,

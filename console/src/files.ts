@@ -5,7 +5,7 @@
  * are skipped with a reason and never sent. Documents are then packed into requests under the
  * API's limits.
  */
-import type { DocumentInput } from "./types";
+import type { DocumentInput, Metadata } from "../../client/types";
 
 export const SUPPORTED = [".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl"];
 /** The API's limits (../shared/API.md): per document and per request. */
@@ -162,7 +162,7 @@ function record(raw: unknown, fallbackId: string, path: string): DocumentInput |
     source: typeof raw.source === "string" ? raw.source : path,
   };
   if (raw.title !== undefined) doc.title = raw.title as string;
-  if (raw.metadata !== undefined) doc.metadata = raw.metadata as Record<string, unknown>;
+  if (raw.metadata !== undefined) doc.metadata = raw.metadata as Metadata;
   if (raw.importance !== undefined) doc.importance = raw.importance as number;
   if (typeof raw.conversationId === "string") doc.conversationId = raw.conversationId;
   if (typeof raw.ttlSeconds === "number") doc.ttlSeconds = raw.ttlSeconds;

@@ -2,9 +2,10 @@
  * The status strip (database, embedder, chat model, the last response's rate limit and request
  * id) and the banner for a lost server, which polls /v1/health until the server is back.
  */
+
+import type { Health } from "../../client/types";
 import { health, isReachable, onReachability, onResponse, type ResponseInfo } from "./api";
 import { h, replace } from "./dom";
-import type { Health } from "./types";
 import { emit, notify } from "./ui";
 
 const NORMAL_POLL_MS = 15_000;

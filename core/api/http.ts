@@ -7,6 +7,7 @@ import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "
 import { $ZodError } from "zod/v4/core";
 import { EngramError, statusOf } from "../error";
 import { log } from "../log";
+import * as Cors from "./cors";
 
 export const MAX_BODY_BYTES = 6 * 1024 * 1024;
 
@@ -18,10 +19,13 @@ export interface Reply {
 
 export const JSON_TYPE = "application/json; charset=utf-8";
 
+/** On every API answer: a JSON body or a stream must never be sniffed into HTML by a browser. */
+export const SECURITY_HEADERS = { "x-content-type-options": "nosniff" } as const;
+
 export function toResult(reply: Reply): APIGatewayProxyStructuredResultV2 {
   return {
     statusCode: reply.status ?? 200,
-    headers: { "content-type": JSON_TYPE, ...reply.headers },
+    headers: { "content-type": JSON_TYPE, ...SECURITY_HEADERS, ...reply.headers },
     body: reply.body === undefined ? "" : JSON.stringify(reply.body),
   };
 }
@@ -31,13 +35,9 @@ export function requestIdOf(event: APIGatewayProxyEventV2): string {
   return event.requestContext?.requestId || randomUUID();
 }
 
+/** The CORS headers API Gateway puts on an answer (core/api/cors.ts), so every entry point sends the same. */
 export function corsHeaders(event: APIGatewayProxyEventV2): Record<string, string> {
-  const origin = event.headers?.origin;
-  return {
-    "access-control-allow-origin": origin ?? "*",
-    "access-control-expose-headers": "x-request-id, ratelimit, ratelimit-policy, retry-after",
-    ...(origin ? { vary: "origin" } : {}),
-  };
+  return Cors.responseHeaders(event.headers?.origin);
 }
 
 /**

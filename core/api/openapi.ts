@@ -1,7 +1,9 @@
 export * as OpenApi from "./openapi";
 
 import { USER_ID } from "../auth";
+import { MessageRole, ROLES } from "../chat/schema";
 import { VERSION } from "../config";
+import { Bool } from "../document/schema";
 import * as z from "../zod";
 import { type Route, routeKey, routes } from "./routes";
 import { type RouteSchemas, routeSchemas } from "./schemas";
@@ -10,31 +12,66 @@ type Json = Record<string, unknown>;
 
 const COMPONENTS = "#/components/schemas/";
 const SHARED = `${COMPONENTS}__shared#/$defs/`;
+const REQUEST_BODIES = "#/components/requestBodies/";
+
+/** A JSON value, documented as any value: generators cannot type the recursive union (TypeScript calls it circular). */
+const ANY_JSON = { description: "Any JSON value: string, number, boolean, null, array or object" };
+
+type Io = "input" | "output";
 
 /**
- * Every named schema as a JSON Schema (2020-12, request schemas as clients send them), with
- * references between them; definitions zod shares (recursive JSON values) become components too.
+ * zod's JSON Schema, with what zod cannot say from the schema alone: query-string booleans are
+ * booleans to a client, and a message's role is one of three (checked as text for its own code).
+ */
+const conversion = (io: Io) =>
+  ({
+    target: "draft-2020-12",
+    io,
+    unrepresentable: "any",
+    override: ({ zodSchema, jsonSchema }: { zodSchema: unknown; jsonSchema: Json }) => {
+      const replace = (by: Json) => {
+        for (const key of Object.keys(jsonSchema))
+          if (key !== "default" && key !== "description") delete jsonSchema[key];
+        Object.assign(jsonSchema, by);
+      };
+      if (zodSchema === Bool) replace({ type: "boolean" });
+      // zod leaves the default of a transformed value out of the input's schema; a boolean's default is plain.
+      const def = (zodSchema as z.ZodMiniType)._zod.def as {
+        type: string;
+        innerType?: unknown;
+        defaultValue?: unknown;
+      };
+      if (def.type === "default" && def.innerType === Bool) jsonSchema.default = def.defaultValue;
+      if (zodSchema === MessageRole) replace({ type: "string", enum: [...ROLES] });
+    },
+  }) as const;
+
+/**
+ * Every named schema as a JSON Schema (2020-12), requests as clients send them and answers as the
+ * API gives them, with references between them; definitions zod shares become components too.
  */
 function componentSchemas(): { components: Record<string, Json>; refOf: Map<z.ZodMiniType, string> } {
-  const registry = z.registry<{ id: string }>();
   const refOf = new Map<z.ZodMiniType, string>();
-  for (const [id, schema] of Object.entries(routeSchemas().named)) {
-    if (refOf.has(schema)) continue;
-    registry.add(schema, { id });
-    refOf.set(schema, `${COMPONENTS}${id}`);
-  }
-  const { schemas: converted } = z.toJSONSchema(registry, {
-    target: "draft-2020-12",
-    io: "input",
-    unrepresentable: "any",
-    uri: (id) => `${COMPONENTS}${id}`,
-  });
-  const { __shared, ...rest } = converted as Record<string, Json>;
   const components: Record<string, Json> = {};
-  for (const [id, schema] of Object.entries({ ...rest, ...((__shared?.$defs as Record<string, Json>) ?? {}) })) {
-    const { $schema: _schema, $id: _id, ...body } = schema;
-    components[id] = relink(body) as Json;
+  const { requests, responses } = routeSchemas();
+  for (const [io, named] of [
+    ["input", requests],
+    ["output", responses],
+  ] as const) {
+    const registry = z.registry<{ id: string }>();
+    for (const [id, schema] of Object.entries(named)) {
+      if (refOf.has(schema)) continue;
+      registry.add(schema, { id });
+      refOf.set(schema, `${COMPONENTS}${id}`);
+    }
+    const { schemas: converted } = z.toJSONSchema(registry, { ...conversion(io), uri: (id) => `${COMPONENTS}${id}` });
+    const { __shared, ...rest } = converted as Record<string, Json>;
+    for (const [id, schema] of Object.entries({ ...rest, ...((__shared?.$defs as Record<string, Json>) ?? {}) })) {
+      const { $schema: _schema, $id: _id, ...body } = schema;
+      components[id] = relink(body) as Json;
+    }
   }
+  components.JsonValue = ANY_JSON;
   return { components, refOf };
 }
 
@@ -62,19 +99,15 @@ function relink(value: unknown): unknown {
   return out;
 }
 
-function schemaFor(schema: z.ZodMiniType, refOf: Map<z.ZodMiniType, string>): Json {
+function schemaFor(schema: z.ZodMiniType, refOf: Map<z.ZodMiniType, string>, io: Io): Json {
   const ref = refOf.get(schema);
   if (ref) return { $ref: ref };
-  const { $schema: _schema, ...body } = z.toJSONSchema(schema, {
-    target: "draft-2020-12",
-    io: "input",
-    unrepresentable: "any",
-  }) as Json;
+  const { $schema: _schema, ...body } = z.toJSONSchema(schema, conversion(io)) as Json;
   return relink(body) as Json;
 }
 
 function queryParameters(query: z.ZodMiniObject): Json[] {
-  const object = schemaFor(query, new Map()) as { properties?: Record<string, Json>; required?: string[] };
+  const object = schemaFor(query, new Map(), "input") as { properties?: Record<string, Json>; required?: string[] };
   return Object.entries(object.properties ?? {}).map(([name, schema]) => {
     const { description, ...rest } = schema;
     return {
@@ -101,17 +134,36 @@ const error = (description: string) => ({
 });
 
 /** The errors a route can answer, from what it takes and does. */
-function errorResponses(route: Route, s: RouteSchemas): Record<string, Json> {
+function errorResponses(route: Route, s: RouteSchemas, refOf: Map<z.ZodMiniType, string>): Record<string, Json> {
   const out: Record<string, Json> = {};
-  if (s.body || s.query) out["400"] = error("Invalid input; `details` lists the failing paths");
+  if (s.body || s.query || route.auth) {
+    out["400"] = error(
+      route.auth
+        ? "Invalid input (`details` lists the failing paths), or an X-User-Id that is not 1-128 of `[A-Za-z0-9._:@-]` (`user.invalid_id`)"
+        : "Invalid input; `details` lists the failing paths",
+    );
+  }
   if (route.auth) out["401"] = error("Missing, unknown or revoked API key");
   if (route.path.includes("{")) out["404"] = error("No such item in the caller's space");
   if (s.body) out["413"] = error("Body over 6 MB, or content over its limit");
-  if (route.rateClass)
-    out["429"] = { ...error("Rate limited; wait Retry-After seconds"), headers: rateLimitHeaders(true) };
-  if (["ingest", "search", "chat"].includes(route.fn)) out["502"] = error("The embedding or chat model failed");
+  out["414"] = error("URL longer than 8 KB");
+  if (route.rateClass) {
+    out["429"] = {
+      ...error("Rate limited (or too many failed keys from this address); wait Retry-After seconds"),
+      headers: rateLimitHeaders(true),
+    };
+  }
+  if (["ingest", "search", "chat", "mcp"].includes(route.fn)) out["502"] = error("The embedding or chat model failed");
   out["500"] = error("Unexpected failure (logged with the request id)");
   out["503"] = error("Database unavailable, or a missing secret (`config.missing`)");
+  for (const [status, [description, schema]] of Object.entries(s.more ?? {})) {
+    const body = schema?._zod.def.type === "undefined" ? undefined : schema;
+    out[status] = body
+      ? { description, content: { "application/json": { schema: schemaFor(body, refOf, "output") } } }
+      : schema
+        ? { description }
+        : error(description);
+  }
   return out;
 }
 
@@ -125,48 +177,71 @@ function rateLimitHeaders(refused = false): Record<string, Json> {
   };
 }
 
-function operation(route: Route, refOf: Map<z.ZodMiniType, string>): Json {
+function operation(route: Route, refOf: Map<z.ZodMiniType, string>, requestBodies: Map<string, string>): Json {
   const s = routeSchemas().schemas[routeKey(route)] ?? {};
   const parameters = [
     ...pathParameters(route.path),
     ...(s.query ? queryParameters(s.query) : []),
     ...(route.auth ? [{ $ref: "#/components/parameters/UserId" }] : []),
   ];
-  const json = s.response
-    ? { "application/json": { schema: schemaFor(s.response, refOf) } }
-    : { "application/json": {} };
-  const events = s.streams ? { "text/event-stream": { schema: { type: "string" } } } : {};
+  const body = s.body ? schemaFor(s.body, refOf, "input") : undefined;
+  const named = typeof body?.$ref === "string" ? requestBodies.get(body.$ref) : undefined;
   return {
     operationId: `${route.method.toLowerCase()}${route.path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string = "") => c.toUpperCase())}`,
     summary: route.summary,
-    tags: [route.path.startsWith("/api/") ? "compatibility" : (route.path.split("/")[2] ?? "")],
+    tags: [
+      route.path.startsWith("/api/")
+        ? "compatibility"
+        : route.path === "/mcp"
+          ? "mcp"
+          : (route.path.split("/")[2] ?? ""),
+    ],
     security: route.auth ? [{ bearer: [] }] : [],
     ...(parameters.length ? { parameters } : {}),
-    ...(s.body
-      ? { requestBody: { required: true, content: { "application/json": { schema: schemaFor(s.body, refOf) } } } }
+    ...(body
+      ? { requestBody: named ? { $ref: named } : { required: true, content: { "application/json": { schema: body } } } }
       : {}),
     responses: {
       "200": {
         description: s.streams
-          ? "OK; with `stream: true`, server-sent events: `citations`, then `delta`s, then `done` with usage"
+          ? "OK. With `stream: true` the answer is `text/event-stream` instead: one `citations` event, `delta`s, then `done` (or `error`); `x-events` gives each event's data schema. Only JSON is listed under content, so generated clients type the JSON answer."
           : "OK",
         headers: {
           "X-Request-Id": header("This request's id (also in logs)"),
           ...(route.auth ? rateLimitHeaders() : {}),
         },
-        content: { ...json, ...events },
+        content: { "application/json": { schema: s.response ? schemaFor(s.response, refOf, "output") : {} } },
+        ...(s.streams
+          ? {
+              // Inline: OpenAPI 3.1 has no place for an event stream's items that generators read (3.2's itemSchema).
+              "x-events": Object.fromEntries(
+                Object.entries(s.streams).map(([name, schema]) => [name, schemaFor(schema, new Map(), "output")]),
+              ),
+            }
+          : {}),
       },
-      ...errorResponses(route, s),
+      ...errorResponses(route, s, refOf),
     },
   };
 }
 
 function build(): Json {
   const { components, refOf } = componentSchemas();
+  // Bodies go to components.requestBodies: generators (openapi-typescript) then keep fields with defaults optional.
+  const requestBodies = new Map<string, string>();
+  const bodies: Record<string, Json> = {};
+  for (const { body } of Object.values(routeSchemas().schemas)) {
+    const ref = body && refOf.get(body);
+    if (!ref || requestBodies.has(ref)) continue;
+    const name = ref.slice(COMPONENTS.length);
+    requestBodies.set(ref, `${REQUEST_BODIES}${name}`);
+    bodies[name] = { required: true, content: { "application/json": { schema: components[name] } } };
+    delete components[name];
+  }
   const paths: Record<string, Json> = {};
   for (const route of routes) {
     paths[route.path] ??= {};
-    (paths[route.path] as Json)[route.method.toLowerCase()] = operation(route, refOf);
+    (paths[route.path] as Json)[route.method.toLowerCase()] = operation(route, refOf, requestBodies);
   }
   return {
     openapi: "3.1.0",
@@ -176,7 +251,10 @@ function build(): Json {
       version: VERSION,
       description:
         "Memory and retrieval-augmented chat over your documents. Every error is `{ error: { code, message, details? } }`; every response carries `X-Request-Id`.",
+      // No licence has been granted for Engram yet (package.json is private); change both together.
+      license: { name: "UNLICENSED", url: "https://docs.npmjs.com/cli/configuring-npm/package-json#license" },
     },
+    servers: [{ url: "/", description: "The host serving this document (http://localhost:3000 under npm start)" }],
     components: {
       securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "egm_<random>" } },
       parameters: {
@@ -188,6 +266,7 @@ function build(): Json {
           schema: { type: "string", pattern: USER_ID.source },
         },
       },
+      requestBodies: bodies,
       schemas: components,
     },
     paths,

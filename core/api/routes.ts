@@ -5,7 +5,7 @@
  */
 export type RateClass = "chat" | "search" | "ingest" | "default";
 /** The Lambda function that serves a route (functions/http/<fn>.ts). */
-export type FunctionName = "api" | "ingest" | "search" | "chat";
+export type FunctionName = "api" | "ingest" | "search" | "chat" | "mcp";
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
 export interface Route {
@@ -42,11 +42,12 @@ export const routes: Route[] = [
   r("DELETE", "/v1/conversations/{id}", "api", "default", "Delete a conversation"),
   r("POST", "/api/ingest", "ingest", "ingest", "Digital Twin compatibility: ingest"),
   r("POST", "/api/chat", "chat", "chat", "Digital Twin compatibility: chat"),
+  r("POST", "/mcp", "mcp", "default", "Model Context Protocol server (Streamable HTTP, stateless)"),
 ];
 
 export const routeKey = (route: Pick<Route, "method" | "path">) => `${route.method} ${route.path}`;
 
-export const functionNames: FunctionName[] = ["api", "ingest", "search", "chat"];
+export const functionNames: FunctionName[] = ["api", "ingest", "search", "chat", "mcp"];
 
 /** Compiles `/v1/documents/{id}` into a matcher that yields path parameters. */
 function compilePath(path: string): RegExp {

@@ -5,9 +5,10 @@
  * OpenAPI 3.1.
  */
 
-import type { ChatResponse as ChatResult } from "../chat";
+import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
 import { ChatMessageInput, ChatRequest, CompatChatRequest } from "../chat/schema";
 import { ConversationListQuery } from "../conversation/schema";
+import type { DocumentView as DocumentResult } from "../document";
 import {
   CompatIngestRequest,
   DeleteQuery,
@@ -18,7 +19,7 @@ import {
   Metadata,
   PatchRequest,
 } from "../document/schema";
-import type { IngestResult } from "../ingest";
+import type { IngestResult, patch } from "../ingest";
 import type { SearchResponse as SearchResult } from "../search";
 import { SearchFilter, SearchRequest } from "../search/schema";
 import * as z from "../zod";
@@ -36,6 +37,14 @@ function responseSchemas() {
     .check(z.describe("Every error has this shape"));
 
   const timestamp = z.string().check(z.describe("ISO 8601"));
+
+  const OpenApiDocument = z
+    .looseObject({
+      openapi: z.string(),
+      info: z.looseObject({ title: z.string(), version: z.string() }),
+      paths: z.record(z.string(), z.unknown()),
+    })
+    .check(z.describe("This document"));
 
   const HealthResponse = z.object({
     status: z.enum(["ok", "degraded"]),
@@ -117,6 +126,19 @@ function responseSchemas() {
     }),
   });
 
+  // The server-sent events of a streamed answer (`stream: true`), in order: citations, deltas, done or error.
+  const ChatCitationsEvent = z.object({ citations: z.array(Citation) });
+  const ChatDeltaEvent = z.object({ text: z.string().check(z.describe("The next piece of the answer")) });
+  const ChatDoneEvent = z.object({
+    conversationId: z.string(),
+    citations: z.array(Citation).check(z.describe("The sources the answer used, numbered as its [n] markers")),
+    model: z.string(),
+    usage: ChatResponse.shape.usage,
+  });
+  const ChatErrorEvent = z
+    .object({ error: z.object({ code: z.string(), message: z.string() }) })
+    .check(z.describe("A failure after the answer started; the stream ends"));
+
   const DocumentView = z.object({
     id: z.string(),
     scope: z.enum(["user", "shared"]),
@@ -136,8 +158,16 @@ function responseSchemas() {
     content: z.optional(z.string()).check(z.describe("Only when reading one document")),
   });
 
-  const page = <T extends z.ZodMiniType>(key: string, item: T) =>
-    z.object({ [key]: z.array(item), nextCursor: z.nullable(z.string()).check(z.describe("null on the last page")) });
+  const PatchResponse = z.extend(DocumentView, {
+    status: IngestResponse.shape.documents.def.element.shape.status.check(z.describe("What the change did")),
+    totals: IngestResponse.shape.totals,
+  });
+
+  const page = <K extends string, T extends z.ZodMiniType>(key: K, item: T) =>
+    z.object({
+      [key]: z.array(item),
+      nextCursor: z.nullable(z.string()).check(z.describe("null on the last page")),
+    } as { [P in K]: z.ZodMiniArray<T> } & { nextCursor: z.ZodMiniNullable<z.ZodMiniString> });
 
   const ConversationSummary = z.object({
     id: z.string(),
@@ -177,20 +207,55 @@ function responseSchemas() {
   const Deleted = z.catchall(z.object({ id: z.string(), deleted: z.literal(true) }), z.unknown());
   const CompatIngestResponse = z.extend(IngestResponse, { success: z.literal(true) });
   const CompatChatResponse = z.extend(ChatResponse, {
+    success: z.literal(true),
     response: z.string().check(z.describe("The answer (the Digital Twin API's field)")),
     sources: z.array(
       z.object({ id: z.string(), title: z.nullable(z.string()), content: z.string(), score: z.number() }),
     ),
   });
 
+  const JsonRpcId = z.union([z.string(), z.number()]);
+  const McpMessage = z
+    .object({
+      jsonrpc: z.literal("2.0"),
+      id: z.optional(JsonRpcId).check(z.describe("Absent on notifications")),
+      method: z.string().check(z.describe("initialize, tools/list, tools/call, ...")),
+      params: z.optional(z.record(z.string(), z.unknown())),
+    })
+    .check(
+      z.describe(
+        "A Model Context Protocol message (JSON-RPC 2.0). Tools: remember, search_memory, ask, list_memories, forget; each also counts in its own rate class (ingest, search, chat)",
+      ),
+    );
+  const McpResponse = z
+    .object({
+      jsonrpc: z.literal("2.0"),
+      id: z.nullable(JsonRpcId),
+      result: z.optional(z.record(z.string(), z.unknown())),
+      error: z.optional(
+        z.object({ code: z.number().check(z.int()), message: z.string(), data: z.optional(z.unknown()) }),
+      ),
+    })
+    .check(
+      z.describe("The JSON-RPC answer; a failed tool call is a result with isError and the API's code and message"),
+    );
+
   return {
+    OpenApiDocument,
+    McpMessage,
+    McpResponse,
     ErrorBody,
     HealthResponse,
     IngestResponse,
     SearchResponse,
     Citation,
     ChatResponse,
+    ChatCitationsEvent,
+    ChatDeltaEvent,
+    ChatDoneEvent,
+    ChatErrorEvent,
     DocumentView,
+    PatchResponse,
     ConversationSummary,
     ConversationView,
     StatsResponse,
@@ -205,36 +270,63 @@ function responseSchemas() {
 export interface RouteSchemas {
   query?: z.ZodMiniObject;
   body?: z.ZodMiniType;
-  /** The 200 answer; undefined for the OpenAPI document itself. */
+  /** The 200 answer. */
   response?: z.ZodMiniType;
-  /** `stream: true` in the body answers server-sent events. */
-  streams?: boolean;
+  /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
+  streams?: Record<string, z.ZodMiniType>;
+  /** Answers beyond those every route of its kind gives: status -> [description, schema (default: the error shape)]. */
+  more?: Record<string, [string, z.ZodMiniType?]>;
 }
 
 function build() {
   const r = responseSchemas();
+  const events = {
+    citations: r.ChatCitationsEvent,
+    delta: r.ChatDeltaEvent,
+    done: r.ChatDoneEvent,
+    error: r.ChatErrorEvent,
+  };
+  const conversation: [string] = ["No such conversation in the caller's space (`conversation.not_found`)"];
 
   /** By route key (`METHOD /path`, as in core/api/routes.ts); the OpenAPI test checks every route has one. */
   const schemas: Record<string, RouteSchemas> = {
     "GET /v1/health": { response: r.HealthResponse },
-    "GET /v1/openapi.json": {},
+    "GET /v1/openapi.json": { response: r.OpenApiDocument },
     "POST /v1/ingest": { body: IngestRequest, response: r.IngestResponse },
     "GET /v1/documents": { query: ListQuery, response: r.DocumentList },
     "GET /v1/documents/{id}": { query: GetQuery, response: r.DocumentView },
-    "PATCH /v1/documents/{id}": { body: PatchRequest, response: r.DocumentView },
+    "PATCH /v1/documents/{id}": { body: PatchRequest, response: r.PatchResponse },
     "DELETE /v1/documents/{id}": { query: DeleteQuery, response: r.Deleted },
     "GET /v1/stats": { response: r.StatsResponse },
     "POST /v1/search": { body: SearchRequest, response: r.SearchResponse },
-    "POST /v1/chat": { body: ChatRequest, response: r.ChatResponse, streams: true },
+    "POST /v1/chat": { body: ChatRequest, response: r.ChatResponse, streams: events, more: { "404": conversation } },
     "GET /v1/conversations": { query: ConversationListQuery, response: r.ConversationList },
     "GET /v1/conversations/{id}": { response: r.ConversationView },
     "DELETE /v1/conversations/{id}": { response: r.Deleted },
     "POST /api/ingest": { body: CompatIngestRequest, response: r.CompatIngestResponse },
-    "POST /api/chat": { body: CompatChatRequest, response: r.CompatChatResponse, streams: true },
+    "POST /api/chat": {
+      body: CompatChatRequest,
+      response: r.CompatChatResponse,
+      streams: events,
+      more: { "404": conversation },
+    },
+    "POST /mcp": {
+      body: r.McpMessage,
+      response: r.McpResponse,
+      more: {
+        "202": ["A notification or a response: accepted, no body", z.undefined()],
+        "406": ["Accept must name application/json and text/event-stream (a JSON-RPC error)", r.McpResponse],
+        "415": ["Content-Type must be application/json (a JSON-RPC error)", r.McpResponse],
+      },
+    },
   };
 
-  /** Every body and answer, and what they share, by its name in `components.schemas`. */
-  const named: Record<string, z.ZodMiniType> = {
+  /**
+   * What clients send, and what the bodies share, by component name: request bodies go to
+   * `components.requestBodies` (so generators leave fields with defaults optional), the rest to
+   * `components.schemas`, as sent (zod's input).
+   */
+  const requests: Record<string, z.ZodMiniType> = {
     JsonValue: Metadata.def.valueType,
     IngestRequest,
     DocumentInput,
@@ -244,6 +336,10 @@ function build() {
     SearchFilter,
     ChatRequest,
     ChatMessageInput,
+    McpMessage: r.McpMessage,
+  };
+  /** Every answer and what they share, as answered (zod's output), by its name in `components.schemas`. */
+  const responses: Record<string, z.ZodMiniType> = {
     Error: r.ErrorBody,
     HealthResponse: r.HealthResponse,
     IngestResponse: r.IngestResponse,
@@ -251,6 +347,7 @@ function build() {
     ChatResponse: r.ChatResponse,
     Citation: r.Citation,
     Document: r.DocumentView,
+    PatchResponse: r.PatchResponse,
     DocumentList: r.DocumentList,
     Deleted: r.Deleted,
     ConversationSummary: r.ConversationSummary,
@@ -259,9 +356,10 @@ function build() {
     Stats: r.StatsResponse,
     CompatIngestResponse: r.CompatIngestResponse,
     CompatChatResponse: r.CompatChatResponse,
+    McpResponse: r.McpResponse,
   };
 
-  return { schemas, named };
+  return { schemas, requests, responses };
 }
 
 let built: ReturnType<typeof build> | undefined;
@@ -270,7 +368,7 @@ let built: ReturnType<typeof build> | undefined;
  * The schemas by route key, and the named ones (`components.schemas`). The response schemas are
  * made on the first call, so a cold start that never serves the OpenAPI document skips them.
  */
-export function routeSchemas(): { schemas: Record<string, RouteSchemas>; named: Record<string, z.ZodMiniType> } {
+export function routeSchemas(): ReturnType<typeof build> {
   built ??= build();
   return built;
 }
@@ -278,9 +376,24 @@ export function routeSchemas(): { schemas: Record<string, RouteSchemas>; named: 
 // The documented answers must stay what the core returns: this fails to compile when they drift.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 type Expect<T extends true> = T;
-type Responses = ReturnType<typeof responseSchemas>;
+/** What JSON makes of a value: dates become ISO strings. */
+type Wire<T> = T extends Date
+  ? string
+  : T extends (infer U)[]
+    ? Wire<U>[]
+    : T extends object
+      ? { [K in keyof T]: Wire<T[K]> }
+      : T;
+/** Every response schema by name: the typed client (client/) takes its answer types from these. */
+export type Responses = ReturnType<typeof responseSchemas>;
+type StreamEvents = {
+  [K in ChatEventResult["event"]]: z.output<Responses[`Chat${Capitalize<K>}Event`]>;
+};
 export type ResponsesMatchCore = [
+  Expect<Same<{ [E in ChatEventResult as E["event"]]: E["data"] }, StreamEvents>>,
   Expect<Same<z.output<Responses["IngestResponse"]>, IngestResult>>,
   Expect<Same<z.output<Responses["SearchResponse"]>, SearchResult>>,
   Expect<Same<z.output<Responses["ChatResponse"]>, ChatResult>>,
+  Expect<Same<z.output<Responses["DocumentView"]>, Wire<DocumentResult>>>,
+  Expect<Same<z.output<Responses["PatchResponse"]>, Wire<Awaited<ReturnType<typeof patch>>>>>,
 ];

@@ -13,6 +13,11 @@ export interface Caller {
   keyPrefix: string;
   userId: string;
   rateLimits: Record<string, string>;
+  /**
+   * The client's address, when its requests are limited by it: keyless requests (KEYLESS_TENANT),
+   * whose user id anyone may choose.
+   */
+  clientAddress?: string;
 }
 
 const ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
@@ -117,4 +122,27 @@ export function userIdFrom(header: string | undefined): string {
     throw new EngramError("input", "user.invalid_id", "X-User-Id must be 1-128 characters of A-Z a-z 0-9 . _ : @ -");
   }
   return header;
+}
+
+/**
+ * The caller of a request without a key on a Digital Twin route (`/api/*`) when KEYLESS_TENANT
+ * names a tenant: that tenant (created on first use), the end user from `x-user-id`, and its
+ * rate limits counted per client address, since anyone can claim any user id.
+ */
+export async function keyless(
+  db: Db,
+  tenantName: string,
+  userIdHeader: string | undefined,
+  clientAddress: string,
+): Promise<Caller> {
+  const userId = userIdFrom(userIdHeader);
+  const tenant = (await Tenant.byName(db, tenantName)) ?? (await Tenant.ensure(db, tenantName));
+  return {
+    tenantId: tenant.id,
+    tenantName: tenant.name,
+    keyPrefix: "keyless",
+    userId,
+    rateLimits: tenant.rateLimits ?? {},
+    clientAddress,
+  };
 }

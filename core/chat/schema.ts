@@ -12,7 +12,8 @@ export type Role = (typeof ROLES)[number];
 
 const coded = (code: string) => ({ params: { code } });
 
-const RoleSchema = z.pipe(
+/** A message's role; checked as text first so an unknown role gets its own code (the OpenAPI document lists the three). */
+export const MessageRole = z.pipe(
   z.string().check(
     z.superRefine((role, ctx) => {
       if (!(ROLES as readonly string[]).includes(role)) {
@@ -28,7 +29,7 @@ const RoleSchema = z.pipe(
 );
 
 export const ChatMessageInput = z.object({
-  role: RoleSchema,
+  role: MessageRole,
   content: z.string().check(
     z.superRefine((content, ctx) => {
       if (content.length > MAX_MESSAGE_CHARS) {

@@ -35,7 +35,7 @@ export function isConnectionError(error: unknown): boolean {
     // itself cannot be reached, the driver throws "Error connecting to database" with the fetch failure
     // as `sourceError` (not `cause`).
     if (
-      /Server error \(HTTP status 5\d\d\)|Couldn't connect to compute node|Error connecting to database|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(
+      /Server error \(HTTP status 5(?!07)\d\d\)|Couldn't connect to compute node|Error connecting to database|Connection terminated|connection.*(refused|closed|reset)|ECONNREFUSED|server closed the connection/i.test(
         e.message ?? "",
       )
     )
@@ -53,11 +53,44 @@ export function isConnectionError(error: unknown): boolean {
 const REFUSED_VALUE = new Set(["22P02", "22P05", "22021", "22003", "22007", "22008", "22009", "22001"]);
 
 /**
+ * Neon's HTTP endpoint refuses a request body over 10 MB (413) and a result over 10 MB (507),
+ * without a SQLSTATE. The ingest checks its batches' encoded size before embedding, so this is
+ * the rare request that slipped past the estimate: still the client's 413, never a 500 or a
+ * 503 to retry.
+ */
+function sizeRefusal(error: unknown): EngramError | undefined {
+  const status = /Server error \(HTTP status (413|507)\)/.exec((error as Error | null)?.message ?? "")?.[1];
+  if (!status) return undefined;
+  return new EngramError(
+    "too_large",
+    "request.too_large",
+    status === "413"
+      ? "This request is larger than the database accepts in one request (10 MB); send fewer or smaller documents."
+      : "The answer to this request is larger than the database returns in one response (10 MB); ask for less.",
+    { cause: error },
+  );
+}
+
+/**
  * Turns driver failures into the product's errors: unreachable database is a 503, a value the
  * database refused a 400 (logged: each one is a gap in validation to close).
  */
 export function mapDbError(error: unknown): unknown {
   if (error instanceof EngramError) return error;
+  // pg's pool waited connectionTimeoutMillis for a connection: the database is fine, only busy.
+  if (/timeout exceeded when trying to connect/i.test((error as Error | null)?.message ?? "")) {
+    return new EngramError(
+      "unavailable",
+      "database.busy",
+      "Every database connection is busy; try again in a moment.",
+      {
+        cause: error,
+        retryAfterSeconds: 1,
+      },
+    );
+  }
+  const refused = sizeRefusal(error);
+  if (refused) return refused;
   if (isConnectionError(error)) {
     return new EngramError("unavailable", "database.unavailable", "The database is unreachable; try again shortly.", {
       cause: error,

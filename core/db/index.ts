@@ -37,7 +37,11 @@ export async function openDb(cfg: Config["database"]): Promise<Db> {
       return createNeonDb(requireUrl(cfg), { fetchEndpoint: cfg.fetchEndpoint });
     case "pg": {
       const { createPgDb } = await import("./pg");
-      return createPgDb(requireUrl(cfg));
+      return createPgDb(requireUrl(cfg), {
+        max: cfg.poolMax,
+        reserved: cfg.poolReserved,
+        connectWaitMs: cfg.connectWaitMs,
+      });
     }
     case "pglite": {
       const { createPgliteDb } = await import("./pglite");

@@ -1,5 +1,7 @@
 import pg from "pg";
+import { EngramError } from "../error";
 import { isConnectionError, mapDbError } from "./errors";
+import { laneNow } from "./lane";
 import { compile } from "./sql";
 import type { Db, Query, QueryOptions, Row } from "./types";
 
@@ -48,11 +50,73 @@ async function withClient<T>(pool: pg.Pool, work: (client: pg.PoolClient) => Pro
   }
 }
 
-/** Plain Postgres over TCP with a small pool (the local server, the CLI, tests, benchmarks). */
-export function createPgDb(url: string, options: { max?: number } = {}): Db {
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 10, connectionTimeoutMillis: 5_000 });
+export interface PgOptions {
+  /** Connections in the pool. */
+  max?: number;
+  /** Connections bulk work (ingests) can never take, kept for searches and chats. */
+  reserved?: number;
+  /** How long a query waits for a connection before answering 503 `database.busy`. */
+  connectWaitMs?: number;
+}
+
+const busy = (cause?: unknown) =>
+  new EngramError("unavailable", "database.busy", "Every database connection is busy; try again in a moment.", {
+    cause,
+    retryAfterSeconds: 1,
+  });
+
+/**
+ * At most `size` holders at once; the rest wait in order, each for at most `waitMs`, then fail
+ * with `database.busy` (the caller's 503, never a 500).
+ */
+function gate(size: number, waitMs: number) {
+  let held = 0;
+  const waiting: { resolve(): void; timer: ReturnType<typeof setTimeout> }[] = [];
+  return {
+    async run<T>(work: () => Promise<T>): Promise<T> {
+      if (held >= size) {
+        await new Promise<void>((resolve, reject) => {
+          const entry = {
+            resolve,
+            timer: setTimeout(() => {
+              waiting.splice(waiting.indexOf(entry), 1);
+              reject(busy());
+            }, waitMs),
+          };
+          waiting.push(entry);
+        });
+      } else {
+        held++;
+      }
+      try {
+        return await work();
+      } finally {
+        const next = waiting.shift();
+        if (next) {
+          clearTimeout(next.timer);
+          next.resolve(); // the place passes straight to the next waiter
+        } else {
+          held--;
+        }
+      }
+    },
+  };
+}
+
+/**
+ * Plain Postgres over TCP with a small pool (the local server, the CLI, tests, benchmarks). Bulk
+ * work (core/db/lane.ts) holds at most `max - reserved` connections, so a tenant's large ingests
+ * leave searches and chats theirs; a query that cannot get a connection in `connectWaitMs` is
+ * 503 `database.busy` with Retry-After.
+ */
+export function createPgDb(url: string, options: PgOptions = {}): Db {
+  const max = options.max ?? 10;
+  const connectWaitMs = options.connectWaitMs ?? 2_000;
+  const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: connectWaitMs });
   // An idle client losing its connection must not crash the process.
   pool.on("error", () => {});
+  const bulk = gate(Math.max(1, max - (options.reserved ?? Math.min(3, max - 1))), connectWaitMs);
+  const inLane = <T>(work: () => Promise<T>): Promise<T> => (laneNow() === "bulk" ? bulk.run(work) : work());
 
   return {
     driver: "pg",
@@ -60,29 +124,33 @@ export function createPgDb(url: string, options: { max?: number } = {}): Db {
       const statement = toPg(query);
       const settings = options?.settings;
       try {
-        if (!settings) return (await pool.query(statement)).rows as T[];
-        return await withClient(pool, async (client) => {
-          await applySettings(client, settings);
-          return (await client.query(statement)).rows as T[];
-        });
+        if (!settings) return await inLane(async () => (await pool.query(statement)).rows as T[]);
+        return await inLane(() =>
+          withClient(pool, async (client) => {
+            await applySettings(client, settings);
+            return (await client.query(statement)).rows as T[];
+          }),
+        );
       } catch (error) {
         throw mapDbError(error);
       }
     },
     async batch(queries) {
       try {
-        return await withClient(pool, async (client) => {
-          await client.query("BEGIN");
-          try {
-            const results: Row[][] = [];
-            for (const query of queries) results.push((await client.query(toPg(query))).rows);
-            await client.query("COMMIT");
-            return results;
-          } catch (error) {
-            await client.query("ROLLBACK").catch(() => {});
-            throw error;
-          }
-        });
+        return await inLane(() =>
+          withClient(pool, async (client) => {
+            await client.query("BEGIN");
+            try {
+              const results: Row[][] = [];
+              for (const query of queries) results.push((await client.query(toPg(query))).rows);
+              await client.query("COMMIT");
+              return results;
+            } catch (error) {
+              await client.query("ROLLBACK").catch(() => {});
+              throw error;
+            }
+          }),
+        );
       } catch (error) {
         throw mapDbError(error);
       }

@@ -117,7 +117,7 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
         where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id} and d.deleted_at is null
         returning d.id`);
   if (!rows[0]) throw notFound(id);
-  return { id, deleted: true, hard: options.hard };
+  return { id, deleted: true as const, hard: options.hard };
 }
 
 export interface Stats {

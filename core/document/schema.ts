@@ -121,7 +121,8 @@ export const PatchRequest = z.strictObject({
 });
 export type PatchRequest = z.infer<typeof PatchRequest>;
 
-const bool = z.pipe(
+/** A query-string boolean: `true`/`false` (or `1`/`0`); the OpenAPI document calls it a boolean. */
+export const Bool = z.pipe(
   z.enum(["true", "false", "1", "0"]),
   z.transform((v) => v === "true" || v === "1"),
 );
@@ -130,12 +131,12 @@ export const ListQuery = z.object({
   limit: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(100)), 20),
   cursor: z.optional(z.string().check(z.maxLength(200))),
   conversationId: z.optional(Id),
-  includeDeleted: z._default(bool, false),
+  includeDeleted: z._default(Bool, false),
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
-export const GetQuery = z.object({ track: z._default(bool, true) });
-export const DeleteQuery = z.object({ hard: z._default(bool, false) });
+export const GetQuery = z.object({ track: z._default(Bool, true) });
+export const DeleteQuery = z.object({ hard: z._default(Bool, false) });
 
 /**
  * The Digital Twin API's body: `{documents:[{id,content,title}]}`. Other fields of a document are

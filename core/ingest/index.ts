@@ -272,18 +272,49 @@ export async function prepare(
 // Neon's HTTP endpoint refuses request bodies over 10 MB, and a batch is one request.
 const NEON_BATCH_LIMIT = 9.5 * 1024 * 1024;
 
-/** Refuses, before embedding anything is wasted on it, a write too big for one Neon batch. */
+/**
+ * Bytes a text costs in the Neon driver's request body as an element of an array parameter
+ * (every value of the write travels that way): quoted and backslash-escaped as a Postgres array
+ * literal, that escaped again as a JSON string, in UTF-8, plus its comma. Quotes cost 4 bytes,
+ * a newline 2, CJK 3, where counting characters said 1.
+ */
+function neonTextBytes(text: string): number {
+  const literal = `"${text.replace(/[\\"]/g, "\\$&")}",`;
+  return Buffer.byteLength(JSON.stringify(literal)) - 2;
+}
+
+/**
+ * A new vector's float as `vectorLiteral` writes it (7 significant digits) with its comma: 11.8
+ * bytes on average for OpenAI's 1,536-dimension unit vectors (values around ±0.03 take
+ * "-0.0xxxxxxx"), bounded here at 12. A model whose values are rarely that small could still
+ * exceed it; Neon's own 413 then answers 413 too (core/db/errors.ts).
+ */
+const NEON_FLOAT_BYTES = 12;
+/** The statements' SQL, the ingestion record and the JSON around them. */
+const NEON_BATCH_OVERHEAD = 16 * 1024;
+
+/**
+ * Refuses, before anything is paid to embed it, a write too big for one Neon batch, measured as
+ * the driver encodes it: each document's text fields once, each new chunk's text, hash and ids
+ * in the insert and again (ids and hashes) in the delete, each new vector as text.
+ */
 function checkNeonBatchSize(changed: Planned[], newVectors: number, dimensions: number): void {
-  let bytes = newVectors * dimensions * 11; // "-0.0123456," per float as JSON text
+  let bytes = NEON_BATCH_OVERHEAD + newVectors * (dimensions * NEON_FLOAT_BYTES + 6);
   for (const p of changed) {
-    bytes += p.input.content.length * 1.1 + JSON.stringify(p.input.metadata ?? {}).length;
-    for (const c of p.chunks ?? []) bytes += c.content.length * 1.1 + 100;
+    const i = p.input;
+    bytes += neonTextBytes(i.content) + neonTextBytes(JSON.stringify(i.metadata ?? {}));
+    bytes += neonTextBytes(p.id) * 2 + neonTextBytes(i.title ?? "") + neonTextBytes(i.source ?? "");
+    bytes += neonTextBytes(i.conversationId ?? "") + p.hash.length + 64;
+    for (const c of p.chunks ?? []) {
+      bytes += neonTextBytes(c.content) + 2 * (neonTextBytes(p.id) + c.hash.length + 16) + 32;
+    }
   }
   if (bytes > NEON_BATCH_LIMIT) {
     throw new EngramError(
       "too_large",
-      "ingest.batch_too_large",
+      "request.too_large",
       `This request would send about ${(bytes / 1048576).toFixed(1)} MB to the database in one atomic batch; Neon's limit is 10 MB. Send fewer or smaller documents per request.`,
+      { details: { encodedBytes: Math.ceil(bytes), limitBytes: 10 * 1024 * 1024 } },
     );
   }
 }

@@ -57,6 +57,30 @@ export function policyFor(caller: Pick<Caller, "tenantId" | "rateLimits">, rateC
   return parseRate(config().rateLimit.defaults[rateClass]);
 }
 
+/** A tenant's override key for its ceiling of a class in `tenants.rate_limits` (`"tenant.chat"`). */
+export const ceilingName = (rateClass: RateClass) => `tenant.${rateClass}` as const;
+
+const perSecond = (rate: Rate) => rate.limit / rate.windowSeconds;
+
+/**
+ * The tenant-wide ceiling for a class: the tenant's override, else the configured default, and
+ * never below one end user's own rate (a ceiling under it would only make the user's limit a lie).
+ */
+export function ceilingFor(caller: Pick<Caller, "tenantId" | "rateLimits">, rateClass: RateClass): Rate {
+  const own = policyFor(caller, rateClass);
+  const override = caller.rateLimits?.[ceilingName(rateClass)];
+  let ceiling: Rate | undefined;
+  if (override !== undefined) {
+    try {
+      ceiling = parseRate(override);
+    } catch {
+      log.warn("ignoring a malformed rate-limit ceiling", { tenantId: caller.tenantId, rateClass, value: override });
+    }
+  }
+  ceiling ??= parseRate(config().rateLimit.ceilings[rateClass]);
+  return perSecond(ceiling) < perSecond(own) ? own : ceiling;
+}
+
 /** A bucket's state after a decision, in the units of the headers. */
 export interface Outcome {
   admitted: boolean;
@@ -267,37 +291,264 @@ export async function decide(db: Db, tenantId: string, key: string, rate: Rate):
   return outcome(rate, admitted, ahead);
 }
 
-/** The bucket of a request: per class, per end user when there is one, else per API key. */
-export const bucketKey = (caller: Pick<Caller, "userId" | "keyPrefix">, rateClass: RateClass) =>
-  `${rateClass}/${caller.userId ? `u:${caller.userId}` : `k:${caller.keyPrefix}`}`;
+/** The bucket of a request: per class, per end user when there is one, else per API key; keyless requests per address. */
+export const bucketKey = (caller: Pick<Caller, "userId" | "keyPrefix" | "clientAddress">, rateClass: RateClass) =>
+  `${rateClass}/${
+    caller.clientAddress !== undefined
+      ? `a:${caller.clientAddress}`
+      : caller.userId
+        ? `u:${caller.userId}`
+        : `k:${caller.keyPrefix}`
+  }`;
+
+/** The tenant-wide bucket of a class, which every end user of the tenant shares. */
+export const ceilingKey = (rateClass: RateClass) => `${rateClass}/tenant`;
+
+const DECIDE_PAIR = `
+  select admitted, refused_by as "refusedBy", ahead, ceiling_ahead as "ceilingAhead"
+  from rate_limit_take_pair($1::uuid, $2::text, $3::float8, $4::float8, $5::text, $6::float8, $7::float8)`;
+
+const DECIDE_PAIRS = `
+  select request, admitted, refused_by as "refusedBy", ahead, ceiling_ahead as "ceilingAhead"
+  from rate_limit_take_pairs($1, $2, $3, $4, $5, $6, $7)`;
+
+interface PairRow {
+  admitted: boolean;
+  refusedBy: "user" | "tenant" | null;
+  ahead: number;
+  ceilingAhead: number;
+}
+
+interface WaitingPair {
+  tenantId: string;
+  key: string;
+  interval: number;
+  slack: number;
+  ceilingKey: string;
+  ceilingInterval: number;
+  ceilingSlack: number;
+  resolve(row: PairRow): void;
+  reject(error: unknown): void;
+}
+
+const pairQueues = new WeakMap<Db, { running: number; waiting: WaitingPair[] }>();
 
 /**
- * Counts one request against the caller's budget for a route class; resolves with the
- * `RateLimit-Policy`/`RateLimit` headers, or throws 429 `ratelimit.exceeded` (with the same
- * headers and `Retry-After`). When the store is unreachable, `RATE_LIMIT_FAIL_MODE` decides:
- * `closed` throws 503 `ratelimit.unavailable`, `open` admits without headers and logs.
+ * Like `pump` and `takeBatch` for single buckets: at most IN_FLIGHT statements, each for what has
+ * queued (up to MAX_BATCH); a bucket asked for under another rate than the batch already holds
+ * it under waits for the next statement.
+ */
+function pumpPairs(db: Db, queue: { running: number; waiting: WaitingPair[] }): void {
+  while (queue.running < IN_FLIGHT && queue.waiting.length > 0) {
+    const rates = new Map<string, string>();
+    const batch: WaitingPair[] = [];
+    const later: WaitingPair[] = [];
+    for (const w of queue.waiting) {
+      const rate = `${w.interval}/${w.slack}/${w.ceilingInterval}/${w.ceilingSlack}`;
+      const own = `${w.tenantId}\u0000${w.key}`;
+      const shared = `${w.tenantId}\u0000${w.ceilingKey}`;
+      const clash = (rates.has(own) && rates.get(own) !== rate) || (rates.has(shared) && rates.get(shared) !== rate);
+      if (batch.length === MAX_BATCH || clash) {
+        later.push(w);
+        continue;
+      }
+      rates.set(own, rate);
+      rates.set(shared, rate);
+      batch.push(w);
+    }
+    queue.waiting = later;
+    queue.running++;
+    runPairs(db, batch).finally(() => {
+      queue.running--;
+      pumpPairs(db, queue);
+    });
+  }
+}
+
+async function runPairs(db: Db, batch: WaitingPair[]): Promise<void> {
+  try {
+    const only = batch.length === 1 ? batch[0] : undefined;
+    if (only) {
+      const [row] = await db.query<PairRow>({
+        name: "rate_limit_decide_pair",
+        text: DECIDE_PAIR,
+        params: [
+          only.tenantId,
+          only.key,
+          only.interval,
+          only.slack,
+          only.ceilingKey,
+          only.ceilingInterval,
+          only.ceilingSlack,
+        ],
+      });
+      if (!row) throw new Error("rate limit decision returned no row");
+      only.resolve(row);
+      return;
+    }
+    const column = <T>(f: (w: WaitingPair) => T) => batch.map(f);
+    const rows = await db.query<PairRow & { request: number }>({
+      name: "rate_limit_take_pairs",
+      text: DECIDE_PAIRS,
+      params: [
+        column((w) => w.tenantId),
+        column((w) => w.key),
+        column((w) => w.interval),
+        column((w) => w.slack),
+        column((w) => w.ceilingKey),
+        column((w) => w.ceilingInterval),
+        column((w) => w.ceilingSlack),
+      ],
+    });
+    if (rows.length !== batch.length) throw new Error("rate limit decision returned no row for a request");
+    for (const row of rows) batch[row.request - 1]?.resolve(row);
+  } catch (error) {
+    for (const w of batch) w.reject(error);
+  }
+}
+
+/**
+ * Counts one request against two buckets at once, both of which must have room: the caller's
+ * own and the tenant's ceiling for the class (migrations/0010). A refusal moves neither and
+ * creates no bucket for the caller. One statement: a request on its own is one round trip;
+ * requests queued behind two running decisions go together, as single buckets do.
+ */
+export async function decidePair(
+  db: Db,
+  tenantId: string,
+  key: string,
+  rate: Rate,
+  ceilingBucket: string,
+  ceiling: Rate,
+): Promise<{ own: Outcome; ceiling: Outcome; refusedBy: "user" | "tenant" | null }> {
+  const interval = rate.windowSeconds / rate.limit;
+  const ceilingInterval = ceiling.windowSeconds / ceiling.limit;
+  let queue = pairQueues.get(db);
+  if (!queue) {
+    queue = { running: 0, waiting: [] };
+    pairQueues.set(db, queue);
+  }
+  const q = queue;
+  const row = await new Promise<PairRow>((resolve, reject) => {
+    q.waiting.push({
+      tenantId,
+      key,
+      interval,
+      slack: rate.windowSeconds - interval,
+      ceilingKey: ceilingBucket,
+      ceilingInterval,
+      ceilingSlack: ceiling.windowSeconds - ceilingInterval,
+      resolve,
+      reject,
+    });
+    pumpPairs(db, q);
+  });
+  return {
+    own: outcome(rate, row.refusedBy !== "user" && row.admitted, row.ahead),
+    ceiling: outcome(ceiling, row.refusedBy !== "tenant" && row.admitted, row.ceilingAhead),
+    refusedBy: row.admitted ? null : row.refusedBy,
+  };
+}
+
+/**
+ * Counts one request against the caller's budget for a route class and against the tenant's
+ * ceiling for it; resolves with the `RateLimit-Policy`/`RateLimit` headers of the nearer of the
+ * two (`"default"` the caller's own, `"tenant"` the ceiling), or throws 429 `ratelimit.exceeded`
+ * (with the refusing policy's headers and `Retry-After`). When the store is unreachable,
+ * `RATE_LIMIT_FAIL_MODE` decides: `closed` throws 503 `ratelimit.unavailable`, `open` admits
+ * without headers and logs.
  */
 export async function enforce(db: Db, caller: Caller, rateClass: RateClass): Promise<Record<string, string>> {
   const rate = policyFor(caller, rateClass);
-  const result =
-    rate.limit === 0
-      ? { admitted: false, remaining: 0, resetSeconds: rate.windowSeconds, retryAfterSeconds: rate.windowSeconds }
-      : await decide(db, caller.tenantId, bucketKey(caller, rateClass), rate).catch((error: unknown) =>
-          storeDown(error, caller, rateClass),
-        );
+  const ceiling = ceilingFor(caller, rateClass);
+  if (rate.limit === 0 || ceiling.limit === 0) {
+    const closed = rate.limit === 0 ? rate : ceiling;
+    throw new EngramError(
+      "rate_limited",
+      "ratelimit.exceeded",
+      `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`,
+      {
+        retryAfterSeconds: closed.windowSeconds,
+        headers: headers(rate.limit === 0 ? "default" : "tenant", closed, {
+          remaining: 0,
+          resetSeconds: closed.windowSeconds,
+        }),
+      },
+    );
+  }
+  const result = await decidePair(
+    db,
+    caller.tenantId,
+    bucketKey(caller, rateClass),
+    rate,
+    ceilingKey(rateClass),
+    ceiling,
+  ).catch((error: unknown) => storeDown(error, caller, rateClass));
   if (!result) return {};
-  // One policy applies to a response, so it carries the draft's conventional name, as API.md shows.
-  const fields = headers("default", rate, result);
-  if (result.admitted) return fields;
+  // The headers describe the policy nearer to refusing (the draft's conventional name for the caller's own).
+  const tenantBinds =
+    result.refusedBy === "tenant" || (result.refusedBy === null && result.ceiling.remaining < result.own.remaining);
+  const [name, binding, state] = tenantBinds
+    ? (["tenant", ceiling, result.ceiling] as const)
+    : (["default", rate, result.own] as const);
+  const fields = headers(name, binding, state);
+  if (result.refusedBy === null) return fields;
   throw new EngramError(
     "rate_limited",
     "ratelimit.exceeded",
-    rate.limit === 0
-      ? `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`
-      : `Too many ${rateClass} requests: the limit is ${rate.limit} per ${rate.windowSeconds} s; retry in ${result.retryAfterSeconds} s.`,
-    { retryAfterSeconds: result.retryAfterSeconds, headers: fields },
+    tenantBinds
+      ? `Too many ${rateClass} requests for this tenant: its ceiling, shared by all its users, is ${ceiling.limit} per ${ceiling.windowSeconds} s; retry in ${state.retryAfterSeconds} s.`
+      : `Too many ${rateClass} requests: the limit is ${rate.limit} per ${rate.windowSeconds} s; retry in ${state.retryAfterSeconds} s.`,
+    { retryAfterSeconds: state.retryAfterSeconds, headers: fields },
   );
 }
+
+/** Rows of rate_limits for failed authentications: a tenant id no tenant has. */
+const NO_TENANT = "00000000-0000-0000-0000-000000000000";
+
+/** Addresses this process has refused, until when (ms): their next attempts are refused without a database read. */
+const blocked = new Map<string, number>();
+
+/**
+ * Refuses, with 429 `auth.too_many_failures`, a client address that has spent its budget of
+ * failed authentications (RATE_LIMIT_AUTH_FAILURES) and is still waiting it out: checked before
+ * any key is, so a blocked address cannot keep guessing, and without a round trip.
+ */
+export function refuseBlockedAddress(address: string): void {
+  const until = blocked.get(address);
+  if (until === undefined) return;
+  const wait = until - Date.now();
+  if (wait <= 0) {
+    blocked.delete(address);
+    return;
+  }
+  throw tooManyFailures(Math.ceil(wait / 1000));
+}
+
+/**
+ * Counts a failed authentication against its client address (API Gateway's source IP; the
+ * socket's address locally). Past the budget, the failure becomes 429 `auth.too_many_failures`
+ * with `Retry-After`, and this process refuses the address outright until then.
+ */
+export async function countFailedAuth(db: Db, address: string, failure: unknown): Promise<never> {
+  const rate = parseRate(config().rateLimit.authFailures);
+  if (rate.limit > 0) {
+    const result = await decide(db, NO_TENANT, `auth/a:${address}`, rate).catch(() => undefined);
+    if (!result || result.admitted) throw failure;
+    if (blocked.size > 10_000) blocked.clear();
+    blocked.set(address, Date.now() + result.retryAfterSeconds * 1000);
+    throw tooManyFailures(result.retryAfterSeconds);
+  }
+  throw tooManyFailures(rate.windowSeconds);
+}
+
+const tooManyFailures = (retryAfterSeconds: number) =>
+  new EngramError(
+    "rate_limited",
+    "auth.too_many_failures",
+    `Too many failed authentications from this address; retry in ${retryAfterSeconds} s.`,
+    { retryAfterSeconds },
+  );
 
 function storeDown(error: unknown, caller: Caller, rateClass: RateClass): undefined {
   if (!(error instanceof EngramError && error.code === "database.unavailable")) throw error;
@@ -320,21 +571,24 @@ function storeDown(error: unknown, caller: Caller, rateClass: RateClass): undefi
   return undefined;
 }
 
-export type Limits = Partial<Record<RateClass, string | null>>;
+/** Per-class overrides: `chat` is each end user's rate, `tenant.chat` the tenant's ceiling. */
+export type Limits = Partial<Record<RateClass | `tenant.${RateClass}`, string | null>>;
+
+const LIMIT_NAMES: readonly string[] = [...CLASSES, ...CLASSES.map(ceilingName)];
 
 /**
- * Sets a tenant's per-class overrides (`{ chat: "20/min" }`); `null` removes one, so the
- * default applies again. Every value is checked before anything is written. Returns the
- * overrides now in force.
+ * Sets a tenant's overrides (`{ chat: "20/min", "tenant.chat": "200/min" }`); `null` removes
+ * one, so the default applies again. Every value is checked before anything is written. Returns
+ * the overrides now in force.
  */
 export async function setLimits(db: Db, tenantName: string, limits: Limits): Promise<Record<string, string>> {
   const set: Record<string, string> = {};
   const unset: string[] = [];
   for (const [rateClass, value] of Object.entries(limits)) {
-    if (!(CLASSES as readonly string[]).includes(rateClass)) {
+    if (!LIMIT_NAMES.includes(rateClass)) {
       throw inputError(
         "ratelimit.invalid_class",
-        `${JSON.stringify(rateClass)} is not a rate-limit class: expected one of ${CLASSES.join(", ")}.`,
+        `${JSON.stringify(rateClass)} is not a rate-limit class: expected one of ${LIMIT_NAMES.join(", ")}.`,
         { class: rateClass },
       );
     }

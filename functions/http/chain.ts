@@ -16,11 +16,22 @@ import { Readable, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import middy, { type MiddlewareObj, type Request } from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { corsHeaders, errorResponse, parseBody, type Reply, requestIdOf, toResult } from "../../core/api/http";
+import * as Admission from "../../core/admission";
+import {
+  corsHeaders,
+  errorResponse,
+  parseBody,
+  type Reply,
+  requestIdOf,
+  SECURITY_HEADERS,
+  toResult,
+} from "../../core/api/http";
 import { match, type Route, routeKey, routes } from "../../core/api/routes";
 import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
+import { config } from "../../core/config";
 import { db } from "../../core/db";
+import { inLane } from "../../core/db/lane";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
 import { log } from "../../core/log";
@@ -96,6 +107,10 @@ interface State {
   caller?: Caller;
   body?: unknown;
   headers: Record<string, string>;
+  /** Gives an admitted ingest's place back (core/admission). */
+  release?: () => Promise<void>;
+  /** The operation has started: it releases its own admission. */
+  running?: boolean;
 }
 
 const byKey = new Map(routes.map((route) => [routeKey(route), route]));
@@ -139,7 +154,12 @@ const requestId = (): Middleware => {
   const stamp = (request: Request<Event, LiveResult>) => {
     const state = stateOf(request);
     if (request.response) {
-      request.response.headers = { ...request.response.headers, ...state.headers, "x-request-id": state.requestId };
+      request.response.headers = {
+        ...request.response.headers,
+        ...state.headers,
+        ...SECURITY_HEADERS,
+        "x-request-id": state.requestId,
+      };
     }
   };
   return { before: (request) => void stateOf(request), after: stamp, onError: stamp };
@@ -169,12 +189,38 @@ const errors = (): Middleware => ({
   },
 });
 
+let keylessWarned = false;
+function warnKeylessOnce(tenant: string) {
+  if (keylessWarned) return;
+  keylessWarned = true;
+  log.warn("KEYLESS_TENANT is set: /api/* routes accept requests without a key", { tenant });
+}
+
+/**
+ * The caller from the API key and `X-User-Id`; on `/api/*` without a key, the KEYLESS_TENANT's
+ * caller when that is set (the Digital Twin's clients send only `x-user-id`), limited per address. Failed authentications count against the client's
+ * address (API Gateway's source IP, the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are
+ * 429, and the address is refused before its key is even looked at until Retry-After.
+ */
 const auth = (): Middleware => ({
   before: async (request) => {
     const state = stateOf(request);
     if (!state.route?.auth) return;
     const headers = request.event.headers ?? {};
-    const key = await Auth.authenticate(await db(), headers.authorization);
+    const address = request.event.requestContext?.http?.sourceIp || "unknown";
+    RateLimit.refuseBlockedAddress(address);
+    const database = await db();
+    const keylessTenant = config().keylessTenant;
+    if (keylessTenant && headers.authorization === undefined && state.route.path.startsWith("/api/")) {
+      warnKeylessOnce(keylessTenant);
+      state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
+      return;
+    }
+    const key = await Auth.authenticate(database, headers.authorization).catch((error: unknown) =>
+      error instanceof EngramError && error.kind === "auth"
+        ? RateLimit.countFailedAuth(database, address, error)
+        : Promise.reject(error),
+    );
     state.caller = { ...key, userId: Auth.userIdFrom(headers["x-user-id"]) };
   },
 });
@@ -186,6 +232,24 @@ const rateLimit = (): Middleware => ({
     Object.assign(state.headers, await RateLimit.enforce(await db(), state.caller, state.route.rateClass));
   },
 });
+
+/** Ingests are admitted per tenant before their body is parsed (core/admission). */
+const admission = (): Middleware => {
+  const release = (request: Request<Event, LiveResult>) => {
+    const state = stateOf(request);
+    // A failure before the operation ran (its body, its validation) gives the place back here.
+    if (state.release && !state.running) void state.release();
+  };
+  return {
+    before: async (request) => {
+      const state = stateOf(request);
+      if (state.route?.rateClass !== "ingest" || !state.caller) return;
+      const bytes = Buffer.byteLength(request.event.body ?? "");
+      state.release = await Admission.admitIngest(await db(), state.caller, bytes);
+    },
+    onError: release,
+  };
+};
 
 /** Path ids are compared with stored text, which never holds NUL or unpaired surrogates (a 500 from Postgres). */
 function checkParams(params: Record<string, string>): void {
@@ -259,6 +323,7 @@ export function http(operations: Record<string, Operation>): HttpHandler {
     .use(errors())
     .use(auth())
     .use(rateLimit())
+    .use(admission())
     .use(body())
     .handler(async (event, context): Promise<LiveResult> => {
       const state = states.get(event);
@@ -267,9 +332,14 @@ export function http(operations: Record<string, Operation>): HttpHandler {
         throw new EngramError("not_found", "route.not_found", `No route for ${event.routeKey}.`);
       }
       const time = deadline(context);
+      // An admitted ingest gives its place back when it is over, even after its deadline answered 503.
+      const release = state.release;
+      state.running = true;
+      const run = (input: HttpInput) =>
+        release ? Admission.atWorkTurn(() => operation(input)).finally(release) : operation(input);
       const result = await time
         .race(
-          operation({
+          run({
             caller: state.caller ?? noCaller,
             params: state.params,
             query: event.queryStringParameters ?? {},
@@ -286,8 +356,12 @@ export function http(operations: Record<string, Operation>): HttpHandler {
       return "statusCode" in result ? (result as Result) : toResult(result as Reply);
     });
 
+  // Every query of an ingest request, its key and rate-limit checks too, runs in the bulk lane:
+  // however many ingests arrive, they never take the connections kept for searches and chats.
+  const run = (event: Event, context: Context) =>
+    inLane(routeOf(event).route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context));
   const handler = (async (event: Event, context: Context): Promise<Result> => {
-    const result = await chain(event, context);
+    const result = await run(event, context);
     if (!isStreaming(result)) return result;
     let text = "";
     for await (const piece of result.body) text += piece;
@@ -295,7 +369,7 @@ export function http(operations: Record<string, Operation>): HttpHandler {
   }) as HttpHandler;
   handler.live = (event, context, signal) => {
     if (signal) transports.set(event, signal);
-    return chain(event, context);
+    return run(event, context);
   };
   return handler;
 }

@@ -1,38 +1,8 @@
-/** The console's pure parts, in Node: SSE parsing, request packing, file reading, highlighting. */
+/** The console's pure parts, in Node: request packing, file reading, highlighting. */
 import { describe, expect, it } from "vitest";
 import { batches, MAX_DOCUMENTS_PER_REQUEST, planFile } from "../../console/src/files";
 import { queryTerms, segments } from "../../console/src/highlight";
-import { SseParser } from "../../console/src/sse";
 import { describeRateLimit } from "../../console/src/status";
-
-describe("console SSE parsing", () => {
-  const stream =
-    'event: citations\ndata: {"citations":[]}\n\nevent: delta\ndata: {"text":"Hi [1]."}\n\n: keep-alive\n\nevent: done\ndata: {"model":"x"}\n\n';
-
-  it("yields the same events however the bytes are split", () => {
-    const whole = new SseParser().push(stream);
-    expect(whole.map((e) => e.event)).toEqual(["citations", "delta", "done"]);
-    for (const size of [1, 2, 3, 7, 13]) {
-      const parser = new SseParser();
-      const events = [];
-      for (let i = 0; i < stream.length; i += size) events.push(...parser.push(stream.slice(i, i + size)));
-      events.push(...parser.end());
-      expect(events).toEqual(whole);
-    }
-  });
-
-  it("accepts CRLF line ends and joins multi-line data", () => {
-    expect(new SseParser().push("event: delta\r\ndata: a\r\ndata: b\r\n\r\n")).toEqual([
-      { event: "delta", data: "a\nb" },
-    ]);
-  });
-
-  it("drops an event whose blank line never came", () => {
-    const parser = new SseParser();
-    expect(parser.push("event: delta\ndata: {}")).toEqual([]);
-    expect(parser.end()).toEqual([]);
-  });
-});
 
 describe("console ingest batching", () => {
   const doc = (id: string, chars = 10) => ({ document: { id, content: "x".repeat(chars) } });

@@ -262,6 +262,71 @@ function searchBody(c: Ctx, wild: boolean) {
   );
 }
 
+/** A JSON-RPC call of one of the MCP tools, its arguments clean or hostile. */
+function mcpBody(c: Ctx, wild: boolean) {
+  const text = (clean: Arb<string>) => jsonField(wild, either(wild, clean, hostileString).map(str));
+  const calls: Arb<[string, Arb<string>]>[] = [
+    fc.constant([
+      "remember",
+      object(
+        wild,
+        {
+          content: text(contentText),
+          title: text(fc.string({ maxLength: 40 })),
+          metadata: metadata(wild),
+          importance: importance(wild),
+        },
+        ["content"],
+      ),
+    ]),
+    fc.constant([
+      "search_memory",
+      object(
+        wild,
+        {
+          query: text(fc.constantFrom("refund window", "alpha")),
+          topK: topK(wild),
+          mode: text(fc.constantFrom("hybrid", "vector", "keyword")),
+        },
+        ["query"],
+      ),
+    ]),
+    fc.constant([
+      "ask",
+      object(
+        wild,
+        {
+          question: text(fc.constantFrom("What is the refund window?")),
+          conversationId: jsonField(wild, conversationOf(c, wild).map(str)),
+        },
+        ["question"],
+      ),
+    ]),
+    fc.constant([
+      "list_memories",
+      object(wild, { limit: topK(wild), cursor: text(fc.constantFrom(...c.documentCursors)) }),
+    ]),
+    fc.constant(["forget", object(wild, { id: jsonField(wild, idOf(c, wild).map(str)) }, ["id"])]),
+  ];
+  const call = fc.oneof(...calls).chain(([name, args]) =>
+    args.map((a) =>
+      objectText([
+        ["jsonrpc", '"2.0"'],
+        ["id", "1"],
+        ["method", '"tools/call"'],
+        [
+          "params",
+          objectText([
+            ["name", str(name)],
+            ["arguments", a],
+          ]),
+        ],
+      ]),
+    ),
+  );
+  return body(wild, call);
+}
+
 function chatBody(c: Ctx, wild: boolean) {
   const question = fc.oneof(
     fc.constantFrom("What is the refund window?", "alpha bravo?", "🧠?", "Tell me about invoices"),
@@ -390,6 +455,14 @@ export const ROUTES: Record<string, { runs: number; build: Build }> = {
     build: (c, w) => request(c, w, "POST", "/api/ingest", { body: compatIngestBody(c, w) }),
   },
   "POST /api/chat": { runs: 150, build: (c, w) => request(c, w, "POST", "/api/chat", { body: chatBody(c, w) }) },
+  "POST /mcp": {
+    runs: 150,
+    build: (c, w) =>
+      request(c, w, "POST", "/mcp", { body: mcpBody(c, w) }).map((r) => ({
+        ...r,
+        headers: { accept: "application/json, text/event-stream", ...r.headers },
+      })),
+  },
   // Deletes last: they remove what the other routes aim at.
   "DELETE /v1/documents/{id}": {
     runs: 120,

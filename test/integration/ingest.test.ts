@@ -227,7 +227,7 @@ describe("ingest limits", () => {
     const embedder = countingEmbedder();
     const documents = Array.from({ length: 100 }, (_, i) => ({ id: `big-${i}`, content: prose(i, 40, 8) }));
     await expect(Ingest.run(t.db, caller, documents, { embedder })).rejects.toMatchObject({
-      code: "ingest.batch_too_large",
+      code: "request.too_large",
       status: 413,
     });
     expect(embedder.calls).toBe(0);

@@ -1,6 +1,6 @@
 /**
  * Isolation: two tenants with two users each (both tenants have an `alice` and a `bob`) and their
- * shared spaces. Every party tries every route with every other party's document, conversation
+ * shared spaces. Every party tries every route (the MCP tools too) with every other party's document, conversation
  * and chunk ids, with filters and cursors naming them, and with X-User-Id look-alikes. Nothing of
  * another party may come back in any response, be counted or listed, or change in the database.
  *
@@ -86,7 +86,10 @@ describe.each<[DriverName, string[]]>([
    * response must hold no secret that caller may not read.
    */
   async function as(party: Party, request: Omit<EventInput, "headers">, user = party.user): Promise<Response> {
-    const res = await invoke({ ...request, headers: headersOf(party, user) });
+    // MCP's Streamable HTTP asks clients to accept both JSON and event streams.
+    const mcp: Record<string, string> =
+      request.path === "/mcp" ? { accept: "application/json, text/event-stream" } : {};
+    const res = await invoke({ ...request, headers: { ...headersOf(party, user), ...mcp } });
     expect(res.status, `${request.method} ${request.path}: ${JSON.stringify(res.body)}`).toBeLessThan(500);
     const text = typeof res.body === "string" ? res.body : JSON.stringify(res.body);
     const caller = { tenant: party.tenant, user };
@@ -337,6 +340,39 @@ describe.each<[DriverName, string[]]>([
       expect(chat.status).toBe(200);
       for (const citation of chat.body.citations) expect(allowed.has(citation.chunkId)).toBe(true);
     }
+
+    // The MCP tools (POST /mcp), aimed the same way: results only from the attacker's scope, the victim's ids not found.
+    let rpc = 0;
+    const tool = async (name: string, args: Record<string, unknown>) => {
+      const body = { jsonrpc: "2.0", id: ++rpc, method: "tools/call", params: { name, arguments: args } };
+      const res = await send({ method: "POST", path: "/mcp", body });
+      expect(res.status).toBe(200);
+      return res.body.result as { isError?: boolean; content: { text: string }[]; structuredContent?: any };
+    };
+    for (const filter of filters) {
+      const found = await tool("search_memory", { query: `vault code ${victim.docSecret}`, topK: 50, filter });
+      for (const hit of found.structuredContent.results) expect(allowed.has(hit.chunkId)).toBe(true);
+    }
+    const asked = await tool("ask", { question: `What is the vault code of ${victim.name}?`, topK: 50 });
+    for (const citation of asked.structuredContent.citations) expect(allowed.has(citation.chunkId)).toBe(true);
+    const listed = await tool("list_memories", { limit: 100 });
+    for (const doc of listed.structuredContent.documents) expect(truth.all).toContain(doc.id);
+    for (const id of names) {
+      if (truth.all.includes(id)) continue;
+      for (const hard of [false, true]) {
+        const forgot = await tool("forget", { id, hard });
+        expect([id, forgot.isError, forgot.content[0]?.text]).toEqual([
+          id,
+          true,
+          expect.stringMatching(/^document\.not_found/),
+        ]);
+      }
+    }
+    const mcpWrite = await tool("remember", {
+      id: victim.ownIds[1],
+      content: `Overwritten over MCP by ${attacker.name}.`,
+    });
+    expect(mcpWrite.isError).toBeFalsy();
 
     // Writes with the victim's ids land in the attacker's own space (checked in the database after).
     for (const path of ["/v1/ingest", "/api/ingest"]) {

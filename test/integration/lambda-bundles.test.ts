@@ -28,7 +28,7 @@ const bundles: Record<string, string> = {};
 beforeAll(async () => {
   const reports = await buildLambdas(
     join(work, "lambda"),
-    ENTRIES.filter((e) => e.name === "ingest" || e.name === "search" || e.name === "chat"),
+    ENTRIES.filter((e) => ["ingest", "search", "chat", "mcp"].includes(e.name)),
   );
   for (const r of reports) bundles[r.name] = r.file;
   [test, openai] = await Promise.all([freshDb("neon-http"), startOpenAIServer()]);
@@ -136,5 +136,34 @@ describe("a Lambda bundle with the trimmed OpenAI SDK", () => {
     );
     expect(res.status).toBe(200);
     expect([...res.text.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]).at(-1)).toBe("done");
+  });
+});
+
+describe("the MCP function's bundle, with the SDK's Zod 3 support and ajv left out", () => {
+  const rpc = (id: number, method: string, params: Record<string, unknown>) => ({
+    method: "POST" as const,
+    path: "/mcp",
+    headers: { accept: "application/json, text/event-stream" },
+    body: { jsonrpc: "2.0", id, method, params },
+  });
+
+  it("lists its tools and answers a search and an ask through them", async () => {
+    const listed = await invokeBundle("mcp", rpc(1, "tools/list", {}));
+    expect(listed.status).toBe(200);
+    const tools = JSON.parse(listed.text).result.tools as { name: string; inputSchema: { properties: object } }[];
+    expect(tools.map((t) => t.name)).toContain("search_memory");
+    expect(tools.find((t) => t.name === "search_memory")?.inputSchema.properties).toHaveProperty("query");
+    const search = await invokeBundle(
+      "mcp",
+      rpc(2, "tools/call", { name: "search_memory", arguments: { query: "refunds" } }),
+    );
+    expect(JSON.parse(search.text).result.structuredContent.results[0].documentId).toBe("refunds");
+    const ask = await invokeBundle(
+      "mcp",
+      rpc(3, "tools/call", { name: "ask", arguments: { question: "Refund window?" } }),
+    );
+    expect(JSON.parse(ask.text).result.structuredContent.citations[0].documentId).toBe("refunds");
+    const bad = await invokeBundle("mcp", rpc(4, "tools/call", { name: "remember", arguments: {} }));
+    expect(JSON.parse(bad.text).result).toMatchObject({ isError: true });
   });
 });

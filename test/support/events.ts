@@ -1,7 +1,7 @@
 /** API Gateway v2 events and handler invocation, as Lambda would do it. */
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { match, routeKey } from "../../core/api/routes";
+import { type FunctionName, match, routeKey } from "../../core/api/routes";
 
 export interface EventInput {
   method: string;
@@ -70,11 +70,12 @@ export function lambdaContext(): Context {
 }
 
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
-const modules: Record<string, () => Promise<{ handler: Handler }>> = {
+const modules: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
   api: () => import("../../functions/http/api") as Promise<{ handler: Handler }>,
   ingest: () => import("../../functions/http/ingest") as Promise<{ handler: Handler }>,
   search: () => import("../../functions/http/search") as Promise<{ handler: Handler }>,
   chat: () => import("../../functions/http/chat") as Promise<{ handler: Handler }>,
+  mcp: () => import("../../functions/http/mcp") as Promise<{ handler: Handler }>,
 };
 
 export interface Response {

@@ -1,8 +1,8 @@
-/** The CLI's HTTP calls to a running local server: errors become one line, rate limits are waited out. */
+/** The CLI's HTTP calls to a running local server (the typed client): errors keep the API's code, rate limits are waited out. */
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { request } from "../../cli/client";
+import { remote } from "../../cli/client";
 
 let server: Server | undefined;
 afterEach(() => new Promise<void>((done) => (server ? server.close(() => done()) : done())));
@@ -27,28 +27,27 @@ async function serve(answers: { status: number; headers?: Record<string, string>
   server = listening;
   await new Promise<void>((done) => listening.listen(0, "127.0.0.1", done));
   const url = `http://127.0.0.1:${(listening.address() as AddressInfo).port}`;
-  return { client: { kind: "http" as const, url, headers: { "content-type": "application/json" } }, bodies };
+  return { url, bodies };
 }
 
 describe("cli request", () => {
   it("waits out a 429 as its Retry-After says and sends the same request again", async () => {
-    const { client, bodies } = await serve([
+    const { url, bodies } = await serve([
       { status: 429, headers: { "retry-after": "0" } },
       { status: 429, headers: { "retry-after": "0" } },
       { status: 200 },
     ]);
     const waits: number[] = [];
-    const result = await request<{ ok: boolean; n: number }>(client, "POST", "/v1/ingest", { documents: [1] }, (s) =>
-      waits.push(s),
-    );
+    const documents = [{ content: "one" }];
+    const result = await remote(url, { onWait: (s) => waits.push(s) }).ingest({ documents });
     expect(result).toEqual({ ok: true, n: 3 });
     expect(waits).toEqual([0.1, 0.1]);
-    expect(bodies).toEqual(Array(3).fill(JSON.stringify({ documents: [1] })));
+    expect(bodies).toEqual(Array(3).fill(JSON.stringify({ documents })));
   });
 
   it("fails at once with the server's code and message on a 429 that names no wait", async () => {
-    const { client, bodies } = await serve([{ status: 429 }]);
-    await expect(request(client, "POST", "/v1/ingest", {})).rejects.toMatchObject({
+    const { url, bodies } = await serve([{ status: 429 }]);
+    await expect(remote(url).ingest({ documents: [] })).rejects.toMatchObject({
       code: "ratelimit.exceeded",
       message: "Too many ingest requests",
     });
@@ -56,8 +55,8 @@ describe("cli request", () => {
   });
 
   it("gives up after twenty waits", async () => {
-    const { client, bodies } = await serve([{ status: 429, headers: { "retry-after": "0" } }]);
-    await expect(request(client, "GET", "/v1/stats")).rejects.toMatchObject({ code: "ratelimit.exceeded" });
+    const { url, bodies } = await serve([{ status: 429, headers: { "retry-after": "0" } }]);
+    await expect(remote(url).stats()).rejects.toMatchObject({ code: "ratelimit.exceeded" });
     expect(bodies).toHaveLength(21);
   }, 10_000);
 });

@@ -56,7 +56,7 @@ describe("the OpenAPI document", () => {
   });
 
   it("lists chat's messages as required, as the API treats them, with no default and no internal marker", () => {
-    const body = deref(op("POST", "/v1/chat").requestBody.content["application/json"].schema);
+    const body = deref(deref(op("POST", "/v1/chat").requestBody).content["application/json"].schema);
     expect(body.required).toEqual(["messages"]);
     expect(body.properties.messages.default).toBeUndefined();
     expect(JSON.stringify(doc)).not.toContain("x-engram-required");
@@ -64,7 +64,7 @@ describe("the OpenAPI document", () => {
   });
 
   it("describes the ingest body with the zod schema's fields, required fields and limits", () => {
-    const body = deref(op("POST", "/v1/ingest").requestBody.content["application/json"].schema);
+    const body = deref(deref(op("POST", "/v1/ingest").requestBody).content["application/json"].schema);
     expect(body.required).toEqual(["documents"]);
     const document = deref(body.properties.documents.items);
     expect(Object.keys(document.properties).sort()).toEqual(Object.keys(DocumentInput.shape).sort());
@@ -101,8 +101,36 @@ describe("the OpenAPI document", () => {
     expect(op("GET", "/v1/health").responses["401"]).toBeUndefined();
   });
 
-  it("offers server-sent events for chat", () => {
-    expect(op("POST", "/v1/chat").responses["200"].content["text/event-stream"]).toBeDefined();
+  it("describes chat's server-sent events beside a 200 whose only content is JSON, so generated clients type it", () => {
+    const ok = op("POST", "/v1/chat").responses["200"];
+    expect(Object.keys(ok.content)).toEqual(["application/json"]);
+    expect(Object.keys(ok["x-events"])).toEqual(["citations", "delta", "done", "error"]);
+    expect(ok["x-events"].done.required).toEqual(["conversationId", "citations", "model", "usage"]);
+  });
+
+  it("keeps request bodies in components.requestBodies, their defaults optional, and answers as given", () => {
+    const search = deref(op("POST", "/v1/search").requestBody);
+    const body = search.content["application/json"].schema;
+    expect(body.required).toEqual(["query"]);
+    expect(body.properties.topK.default).toBe(5);
+    expect(doc.components.schemas.SearchRequest).toBeUndefined();
+    expect(doc.components.schemas.Deleted.required).toEqual(["id", "deleted"]);
+  });
+
+  it("types query booleans as booleans, a message's role as its three values, and JSON values as any JSON", () => {
+    const hard = op("DELETE", "/v1/documents/{id}").parameters.find((p: Json) => p.name === "hard");
+    expect(hard.schema).toEqual({ type: "boolean", default: false });
+    const message = doc.components.schemas.ChatMessageInput;
+    expect(message.properties.role).toEqual({ type: "string", enum: ["user", "assistant", "system"] });
+    expect(doc.components.schemas.JsonValue.type).toBeUndefined();
+  });
+
+  it("documents 404 on chat (an unknown conversation) and 400 user.invalid_id on every keyed route", () => {
+    expect(op("POST", "/v1/chat").responses["404"]).toBeDefined();
+    for (const route of routes.filter((r) => r.auth)) {
+      expect(op(route.method, route.path).responses["400"].description, routeKey(route)).toContain("user.invalid_id");
+    }
+    expect(doc.servers).toHaveLength(1);
   });
 
   it("resolves every $ref inside the document", () => {

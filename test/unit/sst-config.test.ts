@@ -155,6 +155,15 @@ describe("sst.config.ts", () => {
     }
   });
 
+  it("reserves concurrency for every function, together within a small Neon compute's connections", () => {
+    const reserved = allLambdas().map(({ name, args }) => {
+      expect(args.concurrency?.reserved, name).toBeGreaterThan(0);
+      return args.concurrency.reserved as number;
+    });
+    // Neon's 0.25 CU compute allows 104 connections; a few are its own, some the CLI's and migrations'.
+    expect(reserved.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(90);
+  });
+
   it("stops every function behind API Gateway before the gateway's 30 s", () => {
     for (const name of new Set(routes.map((r) => r.fn))) {
       const { timeout } = fn(`${capital(name)}Function`).args;

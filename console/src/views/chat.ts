@@ -2,11 +2,12 @@
  * Chat: answers streamed as they are written, `[n]` markers that open the cited passage, the
  * caller's conversations, and the "remember" switch.
  */
-import { ApiError, chatStream, get, request } from "../api";
+
+import type { ChatDone, Citation, ConversationSummary, StoredMessage } from "../../../client/types";
+import { ApiError, engram } from "../api";
 import { openDocument } from "../document";
 import { fmtDate, h, plural, replace, uid } from "../dom";
 import { session } from "../session";
-import type { ChatDone, Citation, ConversationSummary, ConversationView, StoredMessage } from "../types";
 import { busy, confirmAction, emit, errorDetails, modal, notifyError, on } from "../ui";
 import type { View } from "./view";
 
@@ -197,7 +198,7 @@ export function chatView(): View {
       });
       if (!ok) return;
       try {
-        await request("DELETE", `/v1/conversations/${encodeURIComponent(c.id)}`);
+        await engram.conversations.delete(c.id);
         if (conversationId === c.id) startNew();
         void loadConversations();
       } catch (error) {
@@ -210,9 +211,9 @@ export function chatView(): View {
   const loadConversations = async (append = false) => {
     stale = false;
     try {
-      const page = await get<{ conversations: ConversationSummary[]; nextCursor: string | null }>("/v1/conversations", {
+      const page = await engram.conversations.list({
         limit: 20,
-        cursor: append ? nextCursor : undefined,
+        cursor: append ? (nextCursor ?? undefined) : undefined,
       });
       nextCursor = page.nextCursor;
       const items = page.conversations.map(conversationItem);
@@ -239,7 +240,7 @@ export function chatView(): View {
   const openConversation = async (id: string) => {
     streaming?.abort();
     try {
-      const conversation = await get<ConversationView>(`/v1/conversations/${encodeURIComponent(id)}`);
+      const conversation = await engram.conversations.get(id);
       conversationId = conversation.id;
       replace(log, conversation.messages.map(renderStored));
       describe();
@@ -277,13 +278,13 @@ export function chatView(): View {
     let done: ChatDone | undefined;
     const render = () => replace(answer.text, answerText(content, citations));
     try {
-      for await (const event of chatStream(
+      for await (const event of engram.chatStream(
         {
           messages: [{ role: "user", content: text }],
           ...(conversationId ? { conversationId } : {}),
           remember: remember.checked,
         },
-        controller.signal,
+        { signal: controller.signal },
       )) {
         if (event.event === "citations") citations = new Map(event.data.citations.map((c) => [c.index, c]));
         else if (event.event === "delta") {
@@ -291,7 +292,9 @@ export function chatView(): View {
           render();
         } else if (event.event === "done") done = event.data;
         else if (event.event === "error") {
-          const error = new ApiError(0, event.data.error.code, event.data.error.message, event.data.requestId ?? null);
+          const error = new ApiError(0, event.data.error.code, event.data.error.message, {
+            requestId: event.data.requestId,
+          });
           answer.footer.append(
             h("p", { class: "problem" }, `The answer stopped: ${error.message}`),
             errorDetails(error),

@@ -1,9 +1,10 @@
 /** The caller's own documents, newest first, in cursor pages, optionally one conversation's. */
-import { get } from "../api";
+
+import type { DocumentView } from "../../../client/types";
+import { engram } from "../api";
 import { deleteDocument, openDocument } from "../document";
 import { field, fmtDate, fmtNumber, h, plural, replace } from "../dom";
 import { session } from "../session";
-import type { DocumentList, DocumentView, Stats } from "../types";
 import { notifyError, on } from "../ui";
 import type { View } from "./view";
 
@@ -101,7 +102,7 @@ export function documentsView(): View {
 
   const loadStats = async () => {
     try {
-      const s = await get<Stats>("/v1/stats");
+      const s = await engram.stats();
       replace(
         stats,
         session.userId ? `${session.userId}'s private space: ` : "Shared space: ",
@@ -138,15 +139,14 @@ export function documentsView(): View {
     refresh.setAttribute("aria-busy", "true");
     try {
       const cursor = cursors[cursors.length - 1] ?? null;
-      const page = await get<DocumentList>(
-        "/v1/documents",
+      const page = await engram.documents.list(
         {
-          limit: pageSize.value,
-          cursor,
+          limit: Number(pageSize.value),
+          cursor: cursor ?? undefined,
           conversationId: conversation.value || undefined,
           includeDeleted: includeDeleted.checked || undefined,
         },
-        controller.signal,
+        { signal: controller.signal },
       );
       next = page.nextCursor;
       replace(tbody, page.documents.map(row));

@@ -1,9 +1,10 @@
 /** Drop files or folders: each file's progress, then what became of it (created, updated, unchanged, skipped). */
-import { ApiError, describeError, post } from "../api";
+
+import type { DocumentStatus as DocStatus, DocumentInput, IngestResponse, Metadata } from "../../../client/types";
+import { ApiError, describeError, engram } from "../api";
 import { field, fmtBytes, h, plural, replace } from "../dom";
 import { batches, type FilePlan, filesFromDrop, filesFromInput, type Picked, planFile, SUPPORTED } from "../files";
 import { session } from "../session";
-import type { DocStatus, DocumentInput, IngestResponse } from "../types";
 import { emit, errorDetails, notifyError } from "../ui";
 import type { View } from "./view";
 
@@ -106,10 +107,8 @@ export function ingestView(): View {
   let running = false;
   const queue: Picked[][] = [];
 
-  const readOptions = ():
-    | { importance?: number; metadata?: Record<string, unknown>; conversationId?: string }
-    | undefined => {
-    const out: { importance?: number; metadata?: Record<string, unknown>; conversationId?: string } = {};
+  const readOptions = (): { importance?: number; metadata?: Metadata; conversationId?: string } | undefined => {
+    const out: { importance?: number; metadata?: Metadata; conversationId?: string } = {};
     if (importance.value) {
       const n = Number(importance.value);
       if (!Number.isInteger(n) || n < 1 || n > 10) {
@@ -123,7 +122,7 @@ export function ingestView(): View {
       try {
         const parsed = JSON.parse(metadata.value) as unknown;
         if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new Error("not an object");
-        out.metadata = parsed as Record<string, unknown>;
+        out.metadata = parsed as Metadata;
       } catch {
         notifyError(
           new ApiError(0, "console.invalid_metadata", 'Metadata must be a JSON object, like {"team": "sales"}.'),
@@ -246,7 +245,7 @@ export function ingestView(): View {
       let response: IngestResponse | undefined;
       for (let attempt = 0; ; attempt++) {
         try {
-          response = await post<IngestResponse>("/v1/ingest", { documents: batch.items.map((item) => item.document) });
+          response = await engram.ingest({ documents: batch.items.map((item) => item.document) });
           break;
         } catch (error) {
           const api = describeError(error);

@@ -1,10 +1,11 @@
 /** Hybrid, vector or keyword search with filters; each result's score on its scale and its passage highlighted. */
-import { ApiError, post } from "../api";
+
+import type { Metadata, SearchMode as Mode, SearchFilter, SearchRequest, SearchResult } from "../../../client/types";
+import { ApiError, engram } from "../api";
 import { openDocument } from "../document";
 import { field, fmtDate, h, plural, replace, uid } from "../dom";
 import { highlighted } from "../highlight";
 import { session } from "../session";
-import type { Mode, SearchResponse, SearchResult } from "../types";
 import { notifyError } from "../ui";
 import type { View } from "./view";
 
@@ -24,7 +25,7 @@ const MODES: { value: Mode; label: string }[] = [
 ];
 
 /** A metadata filter value: JSON numbers, booleans and null as such, anything else as text. */
-function metadataValue(raw: string): unknown {
+function metadataValue(raw: string): Metadata[string] {
   const text = raw.trim();
   if (/^(-?\d+(\.\d+)?|true|false|null)$/.test(text)) return JSON.parse(text);
   return raw;
@@ -143,7 +144,7 @@ export function searchView(): View {
     const text = query.value;
     if (!text.trim()) return;
     const mode = (form.querySelector<HTMLInputElement>(`input[name="${modeName}"]:checked`)?.value ?? "hybrid") as Mode;
-    const filter: Record<string, unknown> = {};
+    const filter: SearchFilter = {};
     if (metaKey.value.trim()) filter.metadata = { [metaKey.value.trim()]: metadataValue(metaValue.value) };
     if (minImportance.value) filter.minImportance = Number(minImportance.value);
     const createdAfter = dayStart(after.value);
@@ -151,7 +152,13 @@ export function searchView(): View {
     if (createdAfter) filter.createdAfter = createdAfter;
     if (createdBefore) filter.createdBefore = createdBefore;
     if (conversation.value.trim()) filter.conversationId = conversation.value.trim();
-    const body = { query: text, mode, topK: Number(topK.value) || 5, scope: scope.value, filter };
+    const body = {
+      query: text,
+      mode,
+      topK: Number(topK.value) || 5,
+      scope: scope.value as SearchRequest["scope"],
+      filter,
+    };
 
     running?.abort();
     const controller = new AbortController();
@@ -160,7 +167,7 @@ export function searchView(): View {
     summary.classList.remove("problem");
     summary.textContent = "Searching…";
     try {
-      const response = await post<SearchResponse>("/v1/search", body, controller.signal);
+      const response = await engram.search(body, { signal: controller.signal });
       const scaleKey = response.scale ?? SCALE_OF_MODE[response.mode];
       const scale = SCALES[scaleKey] ?? { label: scaleKey, min: 0, max: 1 };
       replace(

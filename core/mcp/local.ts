@@ -1,0 +1,85 @@
+/**
+ * The MCP tools' `Memory` over the core functions the HTTP handlers call, validated by the same
+ * request schemas and scoped by the same `Caller`: an MCP client can do nothing the API would refuse.
+ */
+import { $ZodError } from "zod/v4/core";
+import type * as Api from "../../client/types";
+import { errorResponse } from "../api/http";
+import type { RateClass } from "../api/routes";
+import type { Caller } from "../auth";
+import * as Chat from "../chat";
+import { ChatRequest } from "../chat/schema";
+import type { Db } from "../db";
+import * as Document from "../document";
+import { DeleteQuery, Id, IngestRequest, ListQuery } from "../document/schema";
+import * as Ingest from "../ingest";
+import * as Search from "../search";
+import { SearchRequest } from "../search/schema";
+import type { Describe, Memory } from "./index";
+
+export interface LocalOptions {
+  signal?: AbortSignal;
+  requestId?: string;
+  /** Spends the tool's rate class (search, chat, ingest) before it runs; the HTTP transport sets it. */
+  limit?: (rateClass: RateClass) => Promise<void>;
+}
+
+/** Runs `parse` with issue paths under `from` (the API's body) moved to `to` (the tool's argument). */
+function reroot<T>(parse: () => T, from: (string | number)[], to: string[]): T {
+  try {
+    return parse();
+  } catch (error) {
+    if (!(error instanceof $ZodError)) throw error;
+    for (const issue of error.issues) {
+      if (from.every((part, i) => issue.path[i] === part)) {
+        (issue as { path: PropertyKey[] }).path = [...to, ...issue.path.slice(from.length)];
+      }
+    }
+    throw error;
+  }
+}
+
+/** Dates leave as ISO strings, as in an HTTP answer. */
+const wire = <T>(value: unknown): T => JSON.parse(JSON.stringify(value)) as T;
+
+export function memory(db: Db, caller: Caller, options: LocalOptions = {}): Memory {
+  const { signal, requestId } = options;
+  const limit = options.limit ?? (async () => {});
+  return {
+    async remember(document) {
+      const { documents } = reroot(() => IngestRequest.parse({ documents: [document] }), ["documents", 0], []);
+      await limit("ingest");
+      return Ingest.run(db, caller, documents, { signal });
+    },
+    async search(request) {
+      const parsed = SearchRequest.parse(request);
+      await limit("search");
+      return Search.query(db, caller, parsed, { signal });
+    },
+    async ask(request) {
+      const parsed = reroot(
+        () => ChatRequest.parse({ ...request, stream: false }),
+        ["messages", 0, "content"],
+        ["question"],
+      );
+      await limit("chat");
+      return Chat.answer(db, caller, parsed, { signal, requestId });
+    },
+    async list(query) {
+      const parsed = ListQuery.parse({ ...query, includeDeleted: undefined });
+      return wire<Api.DocumentList>(await Document.list(db, caller, parsed));
+    },
+    async forget(id, hard) {
+      const parsed = reroot(() => Id.parse(id), [], ["id"]);
+      return Document.remove(db, caller, parsed, DeleteQuery.parse({ hard: String(hard) }));
+    },
+  };
+}
+
+/** An error as the API answers it (the one mapping in core/api/http.ts): its code and message. */
+export const describe =
+  (requestId: string): Describe =>
+  (error) => {
+    const { body } = errorResponse(error, { requestId });
+    return (JSON.parse(body ?? "{}") as Api.ErrorBody).error;
+  };

@@ -1,0 +1,203 @@
+import { Ajv2020 } from "ajv/dist/2020.js";
+import { createClient, EngramApiError, type EngramClient } from "engram/client";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer } from "../../cli/server";
+import * as OpenApi from "../../core/api/openapi";
+import { match, routeKey, routes } from "../../core/api/routes";
+import * as Auth from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { useDb } from "../../core/db";
+import { freshDb, type TestDb } from "../support/db";
+
+let t: TestDb;
+let server: Awaited<ReturnType<typeof startServer>>;
+let key: string;
+let engram: EngramClient;
+
+interface Seen {
+  route: string;
+  status: number;
+  type: string;
+  body: unknown;
+}
+const seen: Seen[] = [];
+
+/** fetch, recording every answer with the route it matched. */
+const recording: typeof fetch = async (input, init) => {
+  const response = await fetch(input, init);
+  const url = new URL(String(input));
+  const found = match(init?.method ?? "GET", url.pathname);
+  const type = response.headers.get("content-type") ?? "";
+  const text = await response.clone().text();
+  seen.push({
+    route: found.kind === "route" ? routeKey(found.route) : "?",
+    status: response.status,
+    type,
+    body: type.startsWith("application/json") ? JSON.parse(text) : text,
+  });
+  return response;
+};
+
+beforeAll(async () => {
+  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+  t = await freshDb("pg");
+  useDb(t.db);
+  key = (await Auth.createKey(t.db, "client")).key;
+  server = await startServer({ port: 0 });
+  engram = createClient({ baseUrl: server.url, apiKey: key, fetch: recording });
+});
+afterAll(async () => {
+  await server?.close();
+  await t?.close();
+});
+
+describe("engram/client against the local server", () => {
+  it("calls every route with typed requests and answers", async () => {
+    expect((await engram.health()).database).toBe("ok");
+    expect((await engram.openapi()).openapi).toBe("3.1.0");
+    const ingested = await engram.ingest({
+      documents: [
+        {
+          id: "refunds",
+          title: "Refunds",
+          content: "Refunds are issued within 14 days.",
+          metadata: { team: ["support"] },
+        },
+        { id: "hours", content: "We are open 9 to 5 on weekdays.", conversationId: "c-1" },
+      ],
+    });
+    expect(ingested.documents.map((d) => d.status)).toEqual(["created", "created"]);
+    expect((await engram.documents.list({ limit: 1 })).nextCursor).not.toBeNull();
+    expect((await engram.documents.get("refunds", { track: false })).content).toContain("14 days");
+    const patched = await engram.documents.update("refunds", { importance: 9, ttlSeconds: null });
+    expect(patched).toMatchObject({ importance: 9, status: "updated" });
+    expect((await engram.stats()).documents.total).toBe(2);
+    const found = await engram.search({ query: "refund window", topK: 1, filter: { metadata: { team: ["support"] } } });
+    expect(found.results[0]?.documentId).toBe("refunds");
+    const answer = await engram.chat({ messages: [{ role: "user", content: "How long do refunds take?" }] });
+    expect(answer.citations[0]?.documentId).toBe("refunds");
+    const events = [];
+    for await (const event of engram.chatStream({
+      messages: [{ role: "user", content: "When are you open?" }],
+      conversationId: answer.conversationId,
+    }))
+      events.push(event);
+    expect(events.map((e) => e.event)).toEqual(["citations", ...events.slice(1, -1).map(() => "delta"), "done"]);
+    const conversations = await engram.conversations.list();
+    expect(conversations.conversations[0]?.id).toBe(answer.conversationId);
+    expect((await engram.conversations.get(answer.conversationId)).messages).toHaveLength(4);
+    expect(await engram.conversations.delete(answer.conversationId)).toMatchObject({ deleted: true });
+    expect((await engram.compat.ingest({ documents: [{ id: "x", content: "Compat text." }] })).success).toBe(true);
+    expect((await engram.compat.chat({ messages: [{ role: "user", content: "Compat?" }] })).success).toBe(true);
+    expect(await engram.documents.delete("refunds", { hard: true })).toMatchObject({ id: "refunds", deleted: true });
+  });
+
+  it("throws typed errors carrying the API's code", async () => {
+    const missing = await engram.documents.get("nope").catch((e) => e);
+    expect(missing).toBeInstanceOf(EngramApiError);
+    expect(missing).toMatchObject({ status: 404, code: "document.not_found" });
+    await expect(engram.search({ query: "" })).rejects.toMatchObject({ status: 400, code: "request.invalid" });
+    await expect(engram.chat({ messages: [] })).rejects.toMatchObject({ code: "chat.no_messages" });
+    await expect(
+      engram.chat({ messages: [{ role: "user", content: "x" }], conversationId: "nope" }),
+    ).rejects.toMatchObject({
+      status: 404,
+    });
+    const anonymous = createClient({ baseUrl: server.url, fetch: recording });
+    await expect(anonymous.stats()).rejects.toMatchObject({ status: 401, code: "auth.missing_key" });
+    const badUser = createClient({ baseUrl: server.url, apiKey: key, userId: "not valid!", fetch: recording });
+    await expect(badUser.stats()).rejects.toMatchObject({ status: 400, code: "user.invalid_id" });
+  });
+
+  it("reaches the MCP endpoint through send()", async () => {
+    const mcp = (body: object) =>
+      engram.send("POST", "/mcp", { body, accept: "application/json, text/event-stream" }).then((r) => r.json());
+    const listed = await mcp({ jsonrpc: "2.0", id: 1, method: "tools/list" });
+    expect(listed.result.tools).toHaveLength(5);
+    const called = await mcp({
+      jsonrpc: "2.0",
+      id: 2,
+      method: "tools/call",
+      params: { name: "search_memory", arguments: { query: "refund" } },
+    });
+    expect(called.result.structuredContent.mode).toBe("hybrid");
+    await engram
+      .send("POST", "/mcp", { body: { jsonrpc: "2.0", method: "notifications/initialized" } })
+      .catch(() => {});
+    await engram
+      .send("POST", "/mcp", { body: { jsonrpc: "2.0", id: 3, method: "tools/list" }, accept: "text/html" })
+      .catch((error) => expect(error.status).toBe(406));
+  });
+
+  it("scopes to the end user it names", async () => {
+    const alice = createClient({ baseUrl: server.url, apiKey: key, userId: "alice", fetch: recording });
+    const bob = createClient({ baseUrl: server.url, apiKey: key, userId: "bob", fetch: recording });
+    await alice.ingest({ documents: [{ id: "diary", content: "Alice's private diary entry about tulips." }] });
+    expect((await alice.search({ query: "tulips", scope: "user" })).results).toHaveLength(1);
+    expect((await bob.search({ query: "tulips", scope: "user" })).results).toHaveLength(0);
+    await expect(bob.documents.get("diary")).rejects.toMatchObject({ status: 404 });
+  });
+});
+
+describe("the OpenAPI document", () => {
+  it("describes every answer the routes gave, status and body", () => {
+    const doc = OpenApi.document() as {
+      paths: Record<string, Record<string, { responses: Record<string, Response> }>>;
+    };
+    interface Response {
+      content?: Record<string, { schema?: unknown }>;
+      "x-events"?: Record<string, unknown>;
+    }
+    const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+    ajv.addSchema({ ...doc, $id: "engram" });
+    const failures: string[] = [];
+    for (const answer of seen) {
+      const route = routes.find((r) => routeKey(r) === answer.route);
+      if (!route) continue;
+      const responses = doc.paths[route.path]?.[route.method.toLowerCase()]?.responses ?? {};
+      const documented = responses[String(answer.status)];
+      if (!documented) {
+        failures.push(`${answer.route} ${answer.status}: not documented`);
+        continue;
+      }
+      const mediaType = answer.type.split(";")[0] ?? "";
+      if (mediaType === "text/event-stream") {
+        for (const [, name, data] of String(answer.body).matchAll(/^event: (\w+)\ndata: (.*)$/gm)) {
+          const schema = documented["x-events"]?.[name ?? ""];
+          if (!schema) failures.push(`${answer.route} event ${name}: not documented`);
+          else if (!ajv.validate(schema as object, JSON.parse(data ?? "null"))) {
+            failures.push(`${answer.route} event ${name}: ${ajv.errorsText(ajv.errors)}`);
+          }
+        }
+        continue;
+      }
+      if (answer.status === 202 && !answer.body) continue;
+      if (!documented.content?.[mediaType]) {
+        failures.push(`${answer.route} ${answer.status}: ${mediaType} not documented`);
+        continue;
+      }
+      if (mediaType !== "application/json") continue;
+      if (!documented.content[mediaType]?.schema) {
+        failures.push(`${answer.route} ${answer.status}: no schema`);
+        continue;
+      }
+      const pointer = [
+        "paths",
+        route.path,
+        route.method.toLowerCase(),
+        "responses",
+        String(answer.status),
+        "content",
+        mediaType,
+        "schema",
+      ]
+        .map((part) => part.replaceAll("~", "~0").replaceAll("/", "~1"))
+        .join("/");
+      const validate = ajv.compile({ $ref: `engram#/${pointer}` });
+      if (!validate(answer.body)) failures.push(`${answer.route} ${answer.status}: ${ajv.errorsText(validate.errors)}`);
+    }
+    expect(failures).toEqual([]);
+    const covered = new Set(seen.map((s) => s.route));
+    expect(routes.map(routeKey).filter((k) => !covered.has(k))).toEqual([]);
+  });
+});

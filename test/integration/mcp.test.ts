@@ -1,0 +1,215 @@
+/**
+ * The MCP server as agents reach it: the official SDK's Client over Streamable HTTP (POST /mcp on
+ * the local server, through the same chain as every route) and over stdio (`engram mcp`, on the
+ * local store and against a remote Engram). Tools, their scoping, and their errors.
+ */
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer } from "../../cli/server";
+import * as Auth from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { useDb } from "../../core/db";
+import * as RateLimit from "../../core/ratelimit";
+import { freshDb, type TestDb } from "../support/db";
+
+let t: TestDb;
+let server: Awaited<ReturnType<typeof startServer>>;
+let acme: string;
+let globex: string;
+const clients: Client[] = [];
+
+beforeAll(async () => {
+  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+  t = await freshDb("pg");
+  useDb(t.db);
+  acme = (await Auth.createKey(t.db, "acme")).key;
+  globex = (await Auth.createKey(t.db, "globex")).key;
+  server = await startServer({ port: 0 });
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.close().catch(() => {})));
+  await server?.close();
+  await t?.close();
+});
+
+async function overHttp(key: string, userId?: string): Promise<Client> {
+  const headers: Record<string, string> = { authorization: `Bearer ${key}` };
+  if (userId) headers["x-user-id"] = userId;
+  const client = new Client({ name: "engram-test", version: "1.0.0" });
+  await client.connect(new StreamableHTTPClientTransport(new URL(`${server.url}/mcp`), { requestInit: { headers } }));
+  clients.push(client);
+  return client;
+}
+
+async function overStdio(env: Record<string, string>): Promise<Client> {
+  const client = new Client({ name: "engram-test", version: "1.0.0" });
+  const transport = new StdioClientTransport({
+    command: process.execPath,
+    args: ["bin/engram.js", "mcp"],
+    env: {
+      PATH: process.env.PATH ?? "",
+      EMBEDDING_PROVIDER: "offline",
+      CHAT_PROVIDER: "extractive",
+      DATABASE_URL: t.url ?? "",
+      ...env,
+    },
+    stderr: "pipe",
+  });
+  await client.connect(transport);
+  clients.push(client);
+  return client;
+}
+
+const call = async (client: Client, name: string, args: Record<string, unknown> = {}) =>
+  (await client.callTool({ name, arguments: args })) as CallToolResult & { structuredContent?: any };
+const textOf = (result: CallToolResult) => result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
+
+/** Every tool, in the order an agent would use them; returns what it stored. */
+async function exercise(client: Client, tag: string) {
+  const stored = await call(client, "remember", {
+    content: `The ${tag} office wifi password is tangerine-42.`,
+    title: `${tag} wifi`,
+    metadata: { topic: "it" },
+  });
+  expect(stored.isError, textOf(stored)).toBeFalsy();
+  const id = stored.structuredContent.documents[0].id as string;
+  const found = await call(client, "search_memory", { query: "wifi password", filter: { metadata: { topic: "it" } } });
+  expect(found.structuredContent.results[0].documentId).toBe(id);
+  expect(textOf(found)).toContain(`id ${id}`);
+  const answer = await call(client, "ask", { question: "What is the wifi password?" });
+  expect(answer.structuredContent.citations[0].documentId).toBe(id);
+  expect(textOf(answer)).toMatch(/\[1\]/);
+  const listed = await call(client, "list_memories", {});
+  expect(listed.structuredContent.documents.map((d: { id: string }) => d.id)).toContain(id);
+  return id;
+}
+
+describe("MCP over Streamable HTTP (POST /mcp)", () => {
+  it("lists five tools with schemas and annotations written for a model", async () => {
+    const client = await overHttp(acme);
+    const { tools } = await client.listTools();
+    expect(tools.map((tool) => tool.name).sort()).toEqual([
+      "ask",
+      "forget",
+      "list_memories",
+      "remember",
+      "search_memory",
+    ]);
+    const byName = Object.fromEntries(tools.map((tool) => [tool.name, tool]));
+    expect(byName.search_memory?.annotations?.readOnlyHint).toBe(true);
+    expect(byName.list_memories?.annotations?.readOnlyHint).toBe(true);
+    expect(byName.forget?.annotations?.destructiveHint).toBe(true);
+    expect(byName.remember?.inputSchema.required).toEqual(["content"]);
+    for (const tool of tools) expect(tool.description?.length).toBeGreaterThan(40);
+  });
+
+  it("remembers, searches, answers with citations, lists and forgets", async () => {
+    const client = await overHttp(acme, "alice");
+    const id = await exercise(client, "http");
+    const forgot = await call(client, "forget", { id, hard: true });
+    expect(forgot.structuredContent).toMatchObject({ id, deleted: true });
+    expect((await call(client, "search_memory", { query: "wifi password" })).structuredContent.results).toEqual([]);
+  });
+
+  it("scopes every tool to the end user and tenant the request names", async () => {
+    const alice = await overHttp(acme, "alice");
+    const bob = await overHttp(acme, "bob");
+    const other = await overHttp(globex, "alice");
+    const id = (await call(alice, "remember", { content: "Alice keeps her spare key under the blue pot." }))
+      .structuredContent.documents[0].id;
+    for (const client of [bob, other]) {
+      expect((await call(client, "search_memory", { query: "spare key blue pot" })).structuredContent.results).toEqual(
+        [],
+      );
+      const answer = await call(client, "ask", { question: "Where is the spare key?" });
+      expect(answer.structuredContent.citations).toEqual([]);
+      expect(textOf(answer)).not.toContain("blue pot");
+      expect(JSON.stringify((await call(client, "list_memories")).structuredContent)).not.toContain(id);
+      const forget = await call(client, "forget", { id });
+      expect(forget.isError).toBe(true);
+      expect(textOf(forget)).toContain("document.not_found");
+    }
+    expect(
+      (await call(alice, "search_memory", { query: "spare key blue pot" })).structuredContent.results,
+    ).toHaveLength(1);
+  });
+
+  it("answers wrong or missing arguments and the API's limits as tool errors naming the argument", async () => {
+    const client = await overHttp(acme);
+    const missing = await call(client, "search_memory", {});
+    expect(missing.isError).toBe(true);
+    expect(textOf(missing)).toMatch(/query/);
+    const wrong = await call(client, "remember", { content: 42 });
+    expect([wrong.isError, textOf(wrong)]).toEqual([true, expect.stringMatching(/content/)]);
+    const big = await call(client, "remember", { content: "x".repeat(1_000_001) });
+    expect(big.isError).toBe(true);
+    expect(textOf(big)).toMatch(/^document\.too_large: content is 1000001 characters; the limit is 1000000/);
+    const empty = await call(client, "ask", { question: "   " });
+    expect(textOf(empty)).toMatch(/chat\.empty_message/);
+    const badId = await call(client, "forget", { id: "" });
+    expect(textOf(badId)).toMatch(/request\.invalid.*\bid\b/);
+  });
+
+  it("spends the tool's own rate class: search_memory is limited like POST /v1/search", async () => {
+    await Auth.createKey(t.db, "limited").then(async ({ key }) => {
+      await RateLimit.setLimits(t.db, "limited", { search: "1/min" });
+      const client = await overHttp(key);
+      expect((await call(client, "search_memory", { query: "anything" })).isError).toBeFalsy();
+      const refused = await call(client, "search_memory", { query: "anything" });
+      expect(textOf(refused)).toMatch(/^ratelimit\.exceeded/);
+      expect((await call(client, "list_memories")).isError).toBeFalsy();
+    });
+  });
+
+  it("answers 401 in the API's error shape without a key or with a bad one, and 405 to GET", async () => {
+    const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
+    const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
+    for (const authorization of [undefined, "Bearer egm_nope"]) {
+      const res = await fetch(`${server.url}/mcp`, {
+        method: "POST",
+        body,
+        headers: authorization ? { ...headers, authorization } : headers,
+      });
+      expect(res.status).toBe(401);
+      expect((await res.json()).error.code).toMatch(/^auth\./);
+    }
+    const get = await fetch(`${server.url}/mcp`, { headers: { authorization: `Bearer ${acme}` } });
+    expect(get.status).toBe(405);
+  });
+});
+
+describe("MCP over stdio (engram mcp)", () => {
+  it("serves the local store, scoped by ENGRAM_USER_ID, and survives bad calls", async () => {
+    const carol = await overStdio({ ENGRAM_USER_ID: "carol" });
+    const dave = await overStdio({ ENGRAM_USER_ID: "dave" });
+    expect((await carol.listTools()).tools).toHaveLength(5);
+    const bad = await call(carol, "remember", {});
+    expect([bad.isError, textOf(bad)]).toEqual([true, expect.stringMatching(/content/)]);
+    const id = await exercise(carol, "stdio");
+    expect((await call(dave, "search_memory", { query: "wifi password" })).structuredContent.results).toEqual([]);
+    expect(textOf(await call(dave, "forget", { id }))).toContain("document.not_found");
+    expect((await call(carol, "forget", { id })).structuredContent).toMatchObject({ id, deleted: true });
+  });
+
+  it("talks to a remote Engram with ENGRAM_URL and ENGRAM_API_KEY", async () => {
+    const client = await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "erin" });
+    await exercise(client, "remote");
+    const wrong = await call(client, "search_memory", { query: "x", topK: 500 });
+    expect(textOf(wrong)).toMatch(/^request\.invalid: .*topK/);
+  });
+
+  it("reports an unreachable remote Engram as a tool error and stays up", async () => {
+    const client = await overStdio({ ENGRAM_URL: "http://127.0.0.1:9", ENGRAM_API_KEY: globex });
+    for (let i = 0; i < 2; i++) {
+      const result = await call(client, "search_memory", { query: "anything" });
+      expect([result.isError, textOf(result)]).toEqual([
+        true,
+        expect.stringMatching(/^network\.unreachable: Cannot reach/),
+      ]);
+    }
+    expect((await client.listTools()).tools).toHaveLength(5);
+  });
+});

@@ -1,0 +1,152 @@
+/** engram/client without a server: stream parsing, errors, opt-in 429 retries, and what its bundle holds. */
+import { fileURLToPath } from "node:url";
+import { build } from "esbuild";
+import { describe, expect, it } from "vitest";
+import { type ChatEvent, chatEvents, createClient, EngramApiError } from "../../client";
+
+const bytes = (text: string, size: number) =>
+  new ReadableStream<Uint8Array>({
+    start(controller) {
+      const encoded = new TextEncoder().encode(text);
+      for (let i = 0; i < encoded.length; i += size) controller.enqueue(encoded.slice(i, i + size));
+      controller.close();
+    },
+  });
+
+async function collect(stream: AsyncIterable<ChatEvent>): Promise<ChatEvent[]> {
+  const out: ChatEvent[] = [];
+  for await (const event of stream) out.push(event);
+  return out;
+}
+
+/** A fetch answering each call with the next of `answers`, recording requests. */
+function fakeFetch(answers: (() => Response)[]) {
+  const calls: { url: string; init: RequestInit | undefined }[] = [];
+  const fetch = (async (url: string, init?: RequestInit) => {
+    calls.push({ url, init });
+    const answer = answers[Math.min(calls.length - 1, answers.length - 1)];
+    return answer?.() ?? new Response("{}");
+  }) as typeof globalThis.fetch;
+  return { fetch, calls };
+}
+
+const json =
+  (status: number, body: unknown, headers: Record<string, string> = {}) =>
+  () =>
+    new Response(JSON.stringify(body), { status, headers: { "content-type": "application/json", ...headers } });
+
+describe("chat stream parsing", () => {
+  const stream =
+    'event: citations\ndata: {"citations":[]}\n\nevent: delta\r\ndata: {"text":"Hi [1]."}\r\n\r\n: keep-alive\n\nevent: done\ndata: {"model":"x"}\n\n';
+
+  it("yields the same typed events however the bytes are split", async () => {
+    const whole = await collect(chatEvents(bytes(stream, stream.length)));
+    expect(whole.map((e) => e.event)).toEqual(["citations", "delta", "done"]);
+    expect(whole[1]).toEqual({ event: "delta", data: { text: "Hi [1]." } });
+    for (const size of [1, 2, 3, 7, 13]) expect(await collect(chatEvents(bytes(stream, size)))).toEqual(whole);
+  });
+
+  it("drops an event whose blank line never came, and gives an error event its request id", async () => {
+    const events = await collect(
+      chatEvents(
+        bytes('event: error\ndata: {"error":{"code":"chat.failed","message":"m"}}\n\nevent: delta\ndata: {}', 5),
+        "r-1",
+      ),
+    );
+    expect(events).toEqual([
+      { event: "error", data: { error: { code: "chat.failed", message: "m" }, requestId: "r-1" } },
+    ]);
+  });
+});
+
+describe("errors", () => {
+  it("throws EngramApiError with the API's code, message, details and request id", async () => {
+    const { fetch } = fakeFetch([
+      json(
+        400,
+        { error: { code: "request.invalid", message: "Invalid request", details: [{ path: "query" }] } },
+        { "x-request-id": "r-2" },
+      ),
+    ]);
+    const error = await createClient({ baseUrl: "http://x", apiKey: "k", fetch })
+      .search({ query: "q" })
+      .catch((e) => e);
+    expect(error).toBeInstanceOf(EngramApiError);
+    expect(error).toMatchObject({
+      status: 400,
+      code: "request.invalid",
+      message: "Invalid request",
+      details: [{ path: "query" }],
+      requestId: "r-2",
+    });
+  });
+
+  it("reports a server it cannot reach as status 0, network.unreachable", async () => {
+    const client = createClient({ baseUrl: "http://127.0.0.1:9", apiKey: "k" });
+    await expect(client.stats()).rejects.toMatchObject({ status: 0, code: "network.unreachable" });
+  });
+
+  it("sends the key, the end user, JSON and query values as text", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { documents: [], nextCursor: null })]);
+    await createClient({ baseUrl: "http://x/", apiKey: "egm_k", userId: "u-1", fetch }).documents.list({
+      limit: 5,
+      includeDeleted: true,
+    });
+    expect(calls[0]?.url).toBe("http://x/v1/documents?limit=5&includeDeleted=true");
+    expect(calls[0]?.init?.headers).toMatchObject({ authorization: "Bearer egm_k", "x-user-id": "u-1" });
+  });
+});
+
+describe("429 retries", () => {
+  it("are off unless asked for", async () => {
+    const { fetch, calls } = fakeFetch([
+      json(429, { error: { code: "ratelimit.exceeded", message: "m" } }, { "retry-after": "0" }),
+    ]);
+    await expect(createClient({ baseUrl: "http://x", fetch }).stats()).rejects.toMatchObject({
+      status: 429,
+      retryAfter: 0,
+    });
+    expect(calls).toHaveLength(1);
+  });
+
+  it("wait out Retry-After when asked, then stop after the given number", async () => {
+    const limited = json(429, { error: { code: "ratelimit.exceeded", message: "m" } }, { "retry-after": "0" });
+    const { fetch, calls } = fakeFetch([limited, limited, json(200, { ok: 1 })]);
+    const waits: number[] = [];
+    const client = createClient({ baseUrl: "http://x", fetch, retry: { retries: 2, onWait: (s) => waits.push(s) } });
+    await expect(client.stats()).resolves.toEqual({ ok: 1 });
+    expect(waits).toEqual([0.1, 0.1]);
+    const again = fakeFetch([limited]);
+    const once = createClient({ baseUrl: "http://x", fetch: again.fetch, retry: { retries: 1 } });
+    await expect(once.stats()).rejects.toMatchObject({ code: "ratelimit.exceeded" });
+    expect(again.calls).toHaveLength(2);
+    expect(calls).toHaveLength(3);
+  });
+
+  it("do not wait longer than maxWaitSeconds", async () => {
+    const { fetch, calls } = fakeFetch([
+      json(429, { error: { code: "ratelimit.exceeded", message: "m" } }, { "retry-after": "3600" }),
+    ]);
+    const client = createClient({ baseUrl: "http://x", fetch, retry: { retries: 3, maxWaitSeconds: 5 } });
+    await expect(client.stats()).rejects.toMatchObject({ retryAfter: 3600 });
+    expect(calls).toHaveLength(1);
+  });
+});
+
+describe("the client's bundle", () => {
+  it("holds no server code and stays under 15 KB minified", async () => {
+    const result = await build({
+      entryPoints: [fileURLToPath(new URL("../../client/index.ts", import.meta.url))],
+      bundle: true,
+      minify: true,
+      format: "esm",
+      platform: "browser",
+      write: false,
+      metafile: true,
+      logLevel: "silent",
+    });
+    const inputs = Object.keys(result.metafile.inputs);
+    expect(inputs.filter((path) => !/^(client\/|node_modules\/eventsource-parser\/)/.test(path))).toEqual([]);
+    expect(result.outputFiles[0]?.contents.byteLength).toBeLessThan(15 * 1024);
+  });
+});
