@@ -69,5 +69,12 @@ export function score(question: Question, results: Ranked[]): Scores {
 export function mean(list: Scores[]): Scores & { n: number } {
   const n = list.length;
   const avg = (key: keyof Scores) => (n ? list.reduce((sum, s) => sum + s[key], 0) / n : 0);
-  return { n, hit1: avg("hit1"), hit5: avg("hit5"), hit10: avg("hit10"), mrr10: avg("mrr10"), evidence10: avg("evidence10") };
+  return {
+    n,
+    hit1: avg("hit1"),
+    hit5: avg("hit5"),
+    hit10: avg("hit10"),
+    mrr10: avg("mrr10"),
+    evidence10: avg("evidence10"),
+  };
 }

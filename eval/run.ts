@@ -6,6 +6,8 @@
  *   npm run eval                          every set on `pg` (the test rig's PostgreSQL, see README "Tests")
  *   npm run eval -- --driver pglite       on embedded PGlite
  *   npm run eval -- --sets git,python     some sets
+ *   npm run eval -- --systems keyword,bm25  some systems (hybrid, keyword, vector, fts, bm25)
+ *   npm run eval -- --grid rrf:0.5,score:0.7  hybrid under other fusion settings, on the same stored sets
  *   npm run eval -- --out none            print only
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -93,7 +95,12 @@ export function table(rows: Row[]): string {
   ];
   for (const r of rows) {
     const label = r.kind === "all" ? r.set : `${r.set} · ${r.kind}`;
-    const system = r.system === "fts" ? "Postgres FTS (baseline)" : r.system === "bm25" ? "BM25 in SQL (baseline)" : `Engram ${r.system}`;
+    const system =
+      r.system === "fts"
+        ? "Postgres FTS (baseline)"
+        : r.system === "bm25"
+          ? "BM25 in SQL (baseline)"
+          : `Engram ${r.system}`;
     lines.push(
       `| ${label} | ${r.n} | ${system} | ${pct(r.hit1)} | ${pct(r.hit5)} | ${pct(r.hit10)} | ${pct(r.mrr10)} | ${pct(r.evidence10)} |`,
     );
@@ -127,9 +134,12 @@ async function main() {
   for (const name of names) {
     const set = loadSet(name);
     const t0 = Date.now();
-    const setRows = await evaluate(set, driver, SYSTEMS, variants);
+    const systems = (option("systems")?.split(",") as System[] | undefined) ?? SYSTEMS;
+    const setRows = await evaluate(set, driver, systems, variants);
     rows.push(...setRows);
-    console.log(`\n${set.name}: ${set.documents.length} documents, ${set.questions.length} questions, ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+    console.log(
+      `\n${set.name}: ${set.documents.length} documents, ${set.questions.length} questions, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
+    );
     console.log(table(setRows));
   }
   const report = {
@@ -144,7 +154,10 @@ async function main() {
     mkdirSync(out.replace(/\/[^/]*$/, ""), { recursive: true });
     writeFileSync(`${out}.json`, `${JSON.stringify(report, null, 2)}\n`);
     const header = `# Retrieval quality (npm run eval)\n\n${report.date}, driver ${driver}, offline embedder, top ${K}; baselines computed in the same run on the same text (eval/baselines.ts). Percentages.\n\n`;
-    writeFileSync(`${out}.md`, `${header}${table(rows.filter((r) => r.kind === "all"))}\n\nBy question kind:\n\n${table(rows.filter((r) => r.kind !== "all"))}\n`);
+    writeFileSync(
+      `${out}.md`,
+      `${header}${table(rows.filter((r) => r.kind === "all"))}\n\nBy question kind:\n\n${table(rows.filter((r) => r.kind !== "all"))}\n`,
+    );
     console.log(`\nwrote ${out}.json and ${out}.md`);
   }
 }

@@ -3,8 +3,8 @@ import { readFileSync } from "node:fs";
 import type { Caller } from "../core/auth";
 import type { Db } from "../core/db";
 import type { DocumentInput } from "../core/document/schema";
-import * as Indexer from "../core/search/indexer";
 import * as Ingest from "../core/ingest";
+import * as Indexer from "../core/search/indexer";
 import { callerFor } from "../test/support/db";
 import type { Question } from "./metrics";
 

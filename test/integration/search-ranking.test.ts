@@ -79,7 +79,10 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
       [
         { id: "handbook", title: "Employee handbook", content: HANDBOOK },
         { id: "wal", content: "Raise max_wal_size when checkpoints happen too often during bulk loads." },
-        { id: "wal-near", content: "The maximum size of a WAL segment is fixed at build time; min_wal_size is separate." },
+        {
+          id: "wal-near",
+          content: "The maximum size of a WAL segment is fixed at build time; min_wal_size is separate.",
+        },
         { id: "race", content: "Caroline ran the charity race in April and raised money for the shelter." },
         { id: "race-other", content: "The race for the new office was close; charity events moved to the spring." },
         { id: "noise", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
@@ -93,7 +96,11 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
   });
 
   it("matches a natural-language question on any of its informative words and ranks the fullest match first", async () => {
-    const found = await ids(shared, { query: "What did Caroline do after the charity race?", mode: "keyword", topK: 5 });
+    const found = await ids(shared, {
+      query: "What did Caroline do after the charity race?",
+      mode: "keyword",
+      topK: 5,
+    });
 
     expect(found[0]).toBe("race");
     expect(found).toContain("race-other");
@@ -132,9 +139,14 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
   });
 
   it("keeps the term statistics equal to a recount after ingests, changes, deletes and purges", async () => {
-    await Ingest.run(db, alice, [{ id: "a1", title: "Alice", content: "Alice keeps a private diary about the race." }], {
-      embedder,
-    });
+    await Ingest.run(
+      db,
+      alice,
+      [{ id: "a1", title: "Alice", content: "Alice keeps a private diary about the race." }],
+      {
+        embedder,
+      },
+    );
     await Ingest.run(db, shared, [{ id: "noise", content: "Bread and butter; the race is elsewhere." }], { embedder });
     await Ingest.patch(db, shared, "wal", { title: "Checkpoints" });
     await Document.remove(db, shared, "race-other", { hard: true });
@@ -152,7 +164,8 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
       Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, content: `race day number ${i}` })),
       { embedder },
     );
-    const after = (await search(shared, { query: "race", mode: "keyword", topK: 1, scope: "shared" })).results[0]?.score;
+    const after = (await search(shared, { query: "race", mode: "keyword", topK: 1, scope: "shared" })).results[0]
+      ?.score;
 
     expect(after).toBe(before);
   });
@@ -175,7 +188,8 @@ describe("re-rank stage", () => {
       req.on("end", () => {
         const { documents = [] } = JSON.parse(body || "{}") as { documents?: string[] };
         if (behaviour === "down") return res.writeHead(503).end("{}");
-        if (behaviour === "malformed") return res.writeHead(200, { "content-type": "application/json" }).end('{"results":[{"index":99}]}');
+        if (behaviour === "malformed")
+          return res.writeHead(200, { "content-type": "application/json" }).end('{"results":[{"index":99}]}');
         const answer = JSON.stringify({
           // Cohere's shape; the last fused candidate scores best.
           results: documents.map((_, i) => ({ index: i, relevance_score: i / documents.length })),
