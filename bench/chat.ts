@@ -65,6 +65,9 @@ const cumulative = (() => {
   for (let r = 0; r < VOCABULARY; r++) out[r] = sum += 1 / (r + 1);
   return out.map((c) => c / sum);
 })();
+/** The made-up word of frequency rank `r` (0 is the commonest). */
+export const wordOfRank = (r: number): string => words[Math.min(Math.max(0, Math.floor(r)), VOCABULARY - 1)] as string;
+
 function zipfWord(u: number): string {
   let lo = 0;
   let hi = VOCABULARY - 1;

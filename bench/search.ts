@@ -6,8 +6,10 @@
  * Corpus: synthetic clustered vectors with a low intrinsic dimension, like text embeddings. 100 cluster
  * centres are drawn in a 32-dimension latent space (standard normal); a chunk is a centre plus latent noise
  * (sigma 0.6), mapped to 1,536 dimensions by one fixed random Gaussian matrix, plus isotropic noise of 30% of
- * that norm, then L2-normalized. Queries are drawn the same way (same centres and projection, other noise). Text: `topic<cluster> word<a> word<b>
- * code-<row>`, so keyword queries have both common and rare terms. Five chunks a document; 2% of the
+ * that norm, then L2-normalized. Queries are drawn the same way (same centres and projection, other noise). Text:
+ * prose of 60-90 words following Zipf's law over a 20,000-word vocabulary (bench/chat.ts), and each query's text is
+ * three or four words of log-uniform frequency rank between 20 and 20,000, so its keyword leg matches from tens to
+ * tens of thousands of chunks, as real questions do. Five chunks a document; 2% of the
  * documents belong to `user-1` (2,000 chunks at 100,000), the rest to the shared space; `metadata.team`
  * cycles through 100 values, so `{"team":"team-3"}` matches 1%. Loaded with a binary `vector[]` parameter,
  * marked indexed, the (partial, migrations/0005) HNSW index (m 16, ef_construction 64) built after loading, then
@@ -25,6 +27,7 @@ import type { Embedder } from "../core/embedding";
 import * as Search from "../core/search";
 import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../test/support/db";
 import { neonConnectionString } from "../test/support/neon-server";
+import { documentText, wordOfRank } from "./chat";
 import { round, summarize } from "./support";
 
 export const DIMS = 1536;
@@ -85,10 +88,17 @@ export interface Query {
 
 export function queries(count: number): Query[] {
   const { uniform, vector } = corpus(42, 7);
-  return Array.from({ length: count }, (_, i) => {
+  const seen = new Set<string>();
+  return Array.from({ length: count }, () => {
     const cluster = Math.floor(uniform() * CLUSTERS);
     const v = vector(cluster);
-    return { text: `q${i} topic${cluster} word${Math.floor(uniform() * 2000)}`, vector: v, literal: vectorLiteral(v) };
+    let text = "";
+    while (text === "" || seen.has(text)) {
+      const n = 3 + Math.floor(uniform() * 2);
+      text = Array.from({ length: n }, () => wordOfRank(20 * 1000 ** uniform())).join(" ");
+    }
+    seen.add(text);
+    return { text, vector: v, literal: vectorLiteral(v) };
   });
 }
 
@@ -182,8 +192,7 @@ export async function loadPg(
   }
 }
 
-const chunkText = (uniform: () => number, cluster: number, row: number) =>
-  `topic${cluster} word${Math.floor(uniform() * 2000)} word${Math.floor(uniform() * 2000)} code-${row} note`;
+const chunkText = (_uniform: () => number, _cluster: number, row: number) => documentText(row);
 
 async function seedDocuments(
   run: (text: string, params: unknown[]) => Promise<unknown>,
@@ -255,10 +264,11 @@ function rawSql(scenario: Scenario, tenantId: string, efSearch: number): { setti
         text: `with v as (select c.id, row_number() over (order by c.embedding <=> $1::vector) as r from chunks c
                           where c.tenant_id = '${tenantId}' and c.owner = any('{user-1,""}') and c.indexed
                           order by c.embedding <=> $1::vector limit ${4 * K}),
-                    k as (select c.id, row_number() over (order by ts_rank_cd(c.tsv, websearch_to_tsquery('english', $2)) desc) as r
-                          from chunks c where c.tsv @@ websearch_to_tsquery('english', $2)
+                    q as (select replace(plainto_tsquery('english', $2)::text, ' & ', ' | ')::tsquery as q),
+                    k as (select c.id, row_number() over (order by ts_rank_cd(c.tsv, (select q from q)) desc) as r
+                          from chunks c where c.tsv @@ (select q from q)
                             and c.tenant_id = '${tenantId}' and c.owner = any('{user-1,""}')
-                          order by ts_rank_cd(c.tsv, websearch_to_tsquery('english', $2)) desc limit ${4 * K}),
+                          order by ts_rank_cd(c.tsv, (select q from q)) desc limit ${4 * K}),
                     f as (select id, sum(1.0 / (60 + r)) as score from (select * from v union all select * from k) u group by id)
                ${select}, f.score from f join chunks c on c.id = f.id join documents d on d.key = c.document_key
                where ${live} order by f.score desc limit ${K}`,

@@ -180,12 +180,22 @@ export async function prepare(
       maxTokens: cfg.chunk.maxTokens,
       overlapTokens: cfg.chunk.overlapTokens,
     });
-    const context = contexts(input.title, input.content, split.map((c) => c.start));
+    const context = contexts(
+      input.title,
+      input.content,
+      split.map((c) => c.start),
+    );
     // A chunk's hash names the text it is embedded as (context and content), so embeddings are reused only for
     // exactly that text.
     const chunks = split.map((c, i) => {
       const ctx = context[i] ?? "";
-      return { ordinal: c.ordinal, content: c.content, context: ctx, hash: contentHash(embeddingText(ctx, c.content)), tokens: c.tokens };
+      return {
+        ordinal: c.ordinal,
+        content: c.content,
+        context: ctx,
+        hash: contentHash(embeddingText(ctx, c.content)),
+        tokens: c.tokens,
+      };
     });
     return { id, input, hash, status, chunks, chunkCount: chunks.length };
   });

@@ -112,7 +112,17 @@ export async function query(
   }
   if (request.mode !== "vector") {
     const cap = request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
-    ctes.push(...Keyword.candidates({ text: request.query, textConfig: cfg.textConfig, tenantId: caller.tenantId, owners: who, where, n, cap }));
+    ctes.push(
+      ...Keyword.candidates({
+        text: request.query,
+        textConfig: cfg.textConfig,
+        tenantId: caller.tenantId,
+        owners: who,
+        where,
+        n,
+        cap,
+      }),
+    );
   }
   const fusion = { kind: cfg.fusion, keywordWeight: cfg.keywordWeight, rrfK: cfg.rrfK };
   const final = finalSelect(request.mode, k, reranking ? undefined : request.minScore, fusion, probed !== undefined);

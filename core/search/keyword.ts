@@ -37,6 +37,7 @@ export interface KeywordQuery {
  */
 export function candidates(q: KeywordQuery): SQL[] {
   const who = sql`${arr(q.owners)}::text[]`;
+  const phrases = identifiers(q.text);
   return [
     sql`kwt as materialized (
       select t.lexeme, greatest(coalesce(sum(s.chunks), 0), 0)::float8 as df
@@ -51,7 +52,15 @@ export function candidates(q: KeywordQuery): SQL[] {
       select lexeme, df, ln(1 + ((select n from kwc) - df + 0.5) / (df + 0.5)) as idf,
              sum(df) over (order by df, lexeme) as through
       from kwt where df > 0)`,
-    sql`kwmax as materialized (select greatest(coalesce(sum(idf), 0) * ${K1 + 1}, 1e-9)::float8 as top from kwi)`,
+    // Identifiers the parser cuts into words (max_wal_size: max, wal, size) score their words again when the chunk
+    // holds them as written, adjacent and in order, so the exact term ranks first.
+    sql`kwp as materialized (
+      select phraseto_tsquery(${q.textConfig}::regconfig, p) as q, (
+        select coalesce(sum(i.idf), 0) from kwi i
+        where i.lexeme = any(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, p)))) as bonus
+      from unnest(${arr(phrases)}::text[]) p)`,
+    sql`kwmax as materialized (
+      select greatest(coalesce((select sum(idf) from kwi), 0) * ${K1 + 1} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
     // A lexeme as a tsquery operand, quoted so that it is taken verbatim (no second normalization).
     sql`kwq as materialized (
       select tsquery_any(('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery) as q
@@ -62,14 +71,21 @@ export function candidates(q: KeywordQuery): SQL[] {
         and exists (select 1 from documents d where d.key = c.document_key and ${q.where.documents})
       limit ${q.cap})`,
     sql`kw as materialized (
-      select m.id, sum(i.idf * u.tf * ${K1 + 1}::float8
-                       / (u.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * length(m.tsv) / (select avgdl from kwc)))) as rank
+      select m.id, s.bm25 + coalesce(p.bonus, 0) as rank
       from kwm m
       cross join lateral (
-        select t.lexeme, greatest(coalesce(array_length(t.positions, 1), 1), 1) as tf from unnest(m.tsv) t) u
-      join kwi i on i.lexeme = u.lexeme
-      group by m.id
+        select sum(i.idf * t.tf * ${K1 + 1}::float8
+                   / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * length(m.tsv) / (select avgdl from kwc)))) as bm25
+        from (select lexeme, greatest(coalesce(array_length(positions, 1), 1), 1) as tf from unnest(m.tsv)) t
+        join kwi i on i.lexeme = t.lexeme) s
+      left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
       order by rank desc, m.id
       limit ${q.n})`,
   ];
+}
+
+/** Identifiers of joined words in a question (snake_case, kebab-case, codes like ERR-4012), at most 8. */
+export function identifiers(text: string): string[] {
+  const found = text.match(/[\p{L}\p{N}]+(?:[_-][\p{L}\p{N}]+)+/gu) ?? [];
+  return [...new Set(found.map((t) => t.toLowerCase()))].slice(0, 8);
 }

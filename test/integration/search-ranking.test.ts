@@ -1,0 +1,260 @@
+/**
+ * How search ranks, on every driver: BM25 over any informative word, statistics that follow every write, chunks
+ * found by their document's title and headings, identifiers first, hostile query text, and the re-rank stage.
+ */
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Caller } from "../../core/auth";
+import * as Auth from "../../core/auth";
+import * as Cleanup from "../../core/cleanup";
+import { setConfig } from "../../core/config";
+import { type Db, useDb } from "../../core/db";
+import * as Document from "../../core/document";
+import { useEmbedder } from "../../core/embedding";
+import { createOfflineEmbedder } from "../../core/embedding/offline";
+import * as Ingest from "../../core/ingest";
+import * as Search from "../../core/search";
+import { identifiers } from "../../core/search/keyword";
+import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { invoke } from "../support/events";
+
+const embedder = createOfflineEmbedder({ dimensions: DIMENSIONS });
+
+const HANDBOOK = [
+  "# Handbook",
+  "",
+  "## Travel",
+  "",
+  "### Expenses",
+  "",
+  "Keep every receipt and submit the claim within thirty days of returning.",
+  "",
+  "## Security",
+  "",
+  "Laptops lock after five idle minutes. Report a lost badge to the front desk at once.",
+].join("\n");
+
+/** The statistics as a recount from the chunks would give them. */
+const recount = (db: Db) =>
+  db.query<{ owner: string; lexeme: string; chunks: number; length: number }>({
+    text: `select owner, lexeme, chunks::int, length::int from (
+             select tenant_id, owner, '' as lexeme, count(*) as chunks, sum(length(tsv)) as length from chunks group by 1, 2
+             union all
+             select tenant_id, owner, l, count(*), 0 from chunks, unnest(tsvector_to_array(tsv)) l group by 1, 2, 3) x
+           order by owner, lexeme`,
+    params: [],
+  });
+const stored = (db: Db) =>
+  db.query<{ owner: string; lexeme: string; chunks: number; length: number }>({
+    text: "select owner, lexeme, chunks::int, length::int from search_terms where chunks <> 0 order by owner, lexeme",
+    params: [],
+  });
+
+beforeAll(() => {
+  setConfig({ LOG_LEVEL: "silent" });
+});
+
+describe.each(DRIVERS)("ranking on %s", (driver) => {
+  let t: TestDb;
+  let db: Db;
+  let shared: Caller;
+  let alice: Caller;
+
+  const search = (caller: Caller, request: Parameters<typeof Search.query>[2]) =>
+    Search.query(db, caller, request, { embedder });
+  const ids = async (caller: Caller, request: Parameters<typeof Search.query>[2]) =>
+    (await search(caller, request)).results.map((r) => r.documentId);
+
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    db = t.db;
+    useDb(db);
+    useEmbedder(embedder);
+    shared = await callerFor(db, "acme");
+    alice = { ...shared, userId: "alice" };
+    await Ingest.run(
+      db,
+      shared,
+      [
+        { id: "handbook", title: "Employee handbook", content: HANDBOOK },
+        { id: "wal", content: "Raise max_wal_size when checkpoints happen too often during bulk loads." },
+        {
+          id: "wal-near",
+          content: "The maximum size of a WAL segment is fixed at build time; min_wal_size is separate.",
+        },
+        { id: "race", content: "Caroline ran the charity race in April and raised money for the shelter." },
+        { id: "race-other", content: "The race for the new office was close; charity events moved to the spring." },
+        { id: "noise", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
+      ],
+      { embedder },
+    );
+  });
+  afterAll(async () => {
+    useEmbedder(undefined);
+    await t?.close();
+  });
+
+  it("matches a natural-language question on any of its informative words and ranks the fullest match first", async () => {
+    const found = await ids(shared, {
+      query: "What did Caroline do after the charity race?",
+      mode: "keyword",
+      topK: 5,
+    });
+
+    expect(found[0]).toBe("race");
+    expect(found).toContain("race-other");
+    expect(found).not.toContain("noise");
+  });
+
+  it("finds a passage by its document's title and the headings above it, and returns its text unchanged", async () => {
+    const { results } = await search(shared, { query: "employee handbook travel expenses", mode: "keyword", topK: 3 });
+
+    expect(results[0]?.documentId).toBe("handbook");
+    expect(results[0]?.content).not.toContain("Employee handbook");
+    const rows = await db.query<{ context: string }>({
+      text: "select context from chunks c join documents d on d.key = c.document_key where d.id = 'handbook' order by ordinal",
+      params: [],
+    });
+    expect(rows[0]?.context).toMatch(/^Employee handbook( > Handbook)?/);
+  });
+
+  it("ranks the chunk holding an identifier as written above chunks holding only its words", async () => {
+    const found = await ids(shared, { query: "max_wal_size", mode: "keyword", topK: 5 });
+
+    expect(found[0]).toBe("wal");
+    expect(found).toContain("wal-near");
+    expect(identifiers("raise max_wal_size or ERR-4012 now")).toEqual(["max_wal_size", "err-4012"]);
+  });
+
+  it("treats tsquery syntax in a query as text, and answers a query of stop words from the vector leg alone", async () => {
+    for (const query of ["race & | ! :* <-> 'x' \"y\" \\ (z", "a:* & !b", "'''", "\\\\", "<2> <->", "!"]) {
+      for (const mode of ["keyword", "hybrid", "vector"] as const) {
+        await expect(search(shared, { query, mode, topK: 3 })).resolves.toMatchObject({ mode });
+      }
+    }
+    const stop = "the and of it was";
+    expect((await search(shared, { query: stop, mode: "keyword" })).results).toEqual([]);
+    expect((await search(shared, { query: stop, mode: "hybrid" })).results.length).toBeGreaterThan(0);
+  });
+
+  it("keeps the term statistics equal to a recount after ingests, changes, deletes and purges", async () => {
+    await Ingest.run(
+      db,
+      alice,
+      [{ id: "a1", title: "Alice", content: "Alice keeps a private diary about the race." }],
+      {
+        embedder,
+      },
+    );
+    await Ingest.run(db, shared, [{ id: "noise", content: "Bread and butter; the race is elsewhere." }], { embedder });
+    await Ingest.patch(db, shared, "wal", { title: "Checkpoints" });
+    await Document.remove(db, shared, "race-other", { hard: true });
+    await Document.remove(db, alice, "a1", { hard: false });
+    await Cleanup.run(db, { retentionDays: 0 });
+
+    expect(await stored(db)).toEqual(await recount(db));
+  });
+
+  it("scores each owner's documents with that owner's statistics only", async () => {
+    const before = (await search(shared, { query: "race", mode: "keyword", topK: 1 })).results[0]?.score;
+    await Ingest.run(
+      db,
+      alice,
+      Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, content: `race day number ${i}` })),
+      { embedder },
+    );
+    const after = (await search(shared, { query: "race", mode: "keyword", topK: 1, scope: "shared" })).results[0]
+      ?.score;
+
+    expect(after).toBe(before);
+  });
+});
+
+describe("re-rank stage", () => {
+  let t: TestDb;
+  let server: Server;
+  let url: string;
+  let key: string;
+  let behaviour: "reverse" | "slow" | "down" | "malformed" = "reverse";
+  let caller: Caller;
+
+  beforeAll(async () => {
+    server = createServer((req, res) => {
+      let body = "";
+      req.on("data", (c) => {
+        body += c;
+      });
+      req.on("end", () => {
+        const { documents = [] } = JSON.parse(body || "{}") as { documents?: string[] };
+        if (behaviour === "down") return res.writeHead(503).end("{}");
+        if (behaviour === "malformed")
+          return res.writeHead(200, { "content-type": "application/json" }).end('{"results":[{"index":99}]}');
+        const answer = JSON.stringify({
+          // Cohere's shape; the last fused candidate scores best.
+          results: documents.map((_, i) => ({ index: i, relevance_score: i / documents.length })),
+        });
+        if (behaviour === "slow") setTimeout(() => res.writeHead(200).end(answer), 1000);
+        else res.writeHead(200, { "content-type": "application/json" }).end(answer);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/rerank`;
+    setConfig({ LOG_LEVEL: "silent", RERANK_URL: url, RERANK_TIMEOUT_MS: "200", RERANK_CANDIDATES: "5" });
+    t = await freshDb("pg");
+    useDb(t.db);
+    useEmbedder(embedder);
+    caller = await callerFor(t.db, "acme");
+    key = (await Auth.createKey(t.db, "acme")).key;
+    await Ingest.run(
+      t.db,
+      caller,
+      Array.from({ length: 8 }, (_, i) => ({ id: `d${i}`, content: `Refund rule ${i}: refunds take ${i + 1} days.` })),
+      { embedder },
+    );
+  });
+  afterAll(async () => {
+    setConfig({ LOG_LEVEL: "silent" });
+    useEmbedder(undefined);
+    await t?.close();
+    server?.close();
+  });
+
+  const post = (body: unknown) =>
+    invoke({ method: "POST", path: "/v1/search", headers: { authorization: `Bearer ${key}` }, body });
+
+  it("re-orders hybrid results by the endpoint's scores and says so", async () => {
+    behaviour = "reverse";
+    const fused = await Search.query(t.db, caller, { query: "refunds days", topK: 5, mode: "keyword" });
+    const response = await post({ query: "refunds days", topK: 3 });
+
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ rerank: "applied", scale: "rerank" });
+    expect(response.body.results).toHaveLength(3);
+    const scores = response.body.results.map((r: { score: number }) => r.score);
+    expect(scores).toEqual([...scores].sort((a, b) => b - a));
+    expect(fused.results.length).toBe(5);
+  });
+
+  it.each(["slow", "down", "malformed"] as const)(
+    "keeps the fused order within the timeout when the endpoint is %s",
+    async (mode) => {
+      behaviour = mode;
+      const started = performance.now();
+      const response = await post({ query: "refunds days", topK: 3 });
+
+      expect(response.status).toBe(200);
+      expect(response.body).toMatchObject({ rerank: "failed", scale: "fused" });
+      expect(response.body.results).toHaveLength(3);
+      expect(performance.now() - started).toBeLessThan(900);
+    },
+  );
+
+  it("leaves vector and keyword modes alone", async () => {
+    behaviour = "reverse";
+    const response = await post({ query: "refunds days", mode: "keyword", topK: 3 });
+
+    expect(response.body.rerank).toBeUndefined();
+    expect(response.body.scale).toBe("bm25");
+  });
+});
