@@ -10,9 +10,7 @@ import { config, setConfig } from "../core/config";
 import type { Describe, Memory } from "../core/mcp";
 import * as Mcp from "../core/mcp";
 import * as Local from "../core/mcp/local";
-import * as Tenant from "../core/tenant";
-import { remote } from "./client";
-import { openLocalDb, runningServer, storedLocalKey } from "./local";
+import { connect, remote } from "./client";
 
 export interface McpOptions {
   url?: string;
@@ -42,21 +40,10 @@ async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describ
     const api = remote(options.url, { apiKey: options.apiKey, userId: options.userId });
     return { memory: remoteMemory(api), describe: describeRemote };
   }
-  const server = runningServer();
-  if (server) {
-    const api = remote(server.url, { apiKey: options.apiKey ?? storedLocalKey(), userId: options.userId });
-    return { memory: remoteMemory(api), describe: describeRemote };
-  }
-  const db = await openLocalDb();
-  const tenant = await Tenant.ensure(db, options.tenant);
-  const caller = {
-    tenantId: tenant.id,
-    tenantName: tenant.name,
-    keyPrefix: "mcp",
-    userId: options.userId ?? "",
-    rateLimits: {},
-  };
-  return { memory: Local.memory(db, caller), describe: Local.describe("stdio") };
+  // As every CLI command: through the running local server when one owns the folder, else in-process.
+  const client = await connect({ tenant: options.tenant, user: options.userId, key: options.apiKey });
+  if (client.kind === "http") return { memory: remoteMemory(client.api), describe: describeRemote };
+  return { memory: Local.memory(client.db, client.caller), describe: Local.describe("stdio") };
 }
 
 /** Serves until the client closes stdin. */
