@@ -2,6 +2,8 @@
  * The one place that reads the environment and SST's linked resources. Validated with zod
  * once, on first use; a bad or missing value fails with a message naming the variable.
  * On Lambda a missing secret becomes a 503 `config.missing` instead of a crash loop.
+ * In the cloud (Lambda, or NODE_ENV=production) providers are never guessed from which secrets
+ * happen to be readable: an unreadable OpenAiApiKey must not quietly turn into offline vectors.
  */
 import { Resource } from "sst/resource";
 import { EngramError } from "./error";
@@ -72,6 +74,7 @@ const schema = z.object({
   SEARCH_QUERY_CACHE_TTL_SECONDS: z._default(int(0, 365 * 24 * 3600), 7 * 24 * 3600),
   INDEX_BACKLOG_MAX: z._default(int(0, 10_000_000), 10_000),
   AWS_LAMBDA_FUNCTION_NAME: z.optional(z.string()),
+  NODE_ENV: z.optional(z.string()),
 });
 
 export type Env = z.infer<typeof schema>;
@@ -141,15 +144,19 @@ export interface Config {
   };
 }
 
-/** A linked SST secret's value, or undefined when not linked (local runs). */
-function linked(name: string): string | undefined {
+/**
+ * A linked SST secret's value, or undefined when not linked (local runs). In the cloud a secret
+ * that cannot be read fails naming it; locally it counts as not linked.
+ */
+function linked(name: string, strict: boolean): string | undefined {
   try {
     const resources = Resource as unknown as Record<string, { value?: string } | undefined>;
     if (!(name in resources)) return undefined;
     const value = resources[name]?.value;
     return value ? value : undefined;
-  } catch {
-    return undefined;
+  } catch (error) {
+    if (!strict) return undefined;
+    throw new EngramError("unavailable", "config.missing", `the ${name} secret cannot be read`, { cause: error });
   }
 }
 
@@ -164,13 +171,31 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   }
   const e = parsed.data;
   const onLambda = Boolean(e.AWS_LAMBDA_FUNCTION_NAME);
-  const databaseUrl = e.DATABASE_URL ?? linked("DatabaseUrl");
-  const apiKey = e.OPENAI_API_KEY ?? linked("OpenAiApiKey");
+  const cloud = onLambda || e.NODE_ENV === "production";
+  const databaseUrl = e.DATABASE_URL ?? linked("DatabaseUrl", cloud);
   if (onLambda && !databaseUrl) {
     throw new EngramError("unavailable", "config.missing", "DATABASE_URL is not set (link the DatabaseUrl secret)");
   }
+  const apiKey = e.OPENAI_API_KEY ?? linked("OpenAiApiKey", cloud);
   // An OpenAI-compatible server without auth (Ollama, vLLM) needs only a base URL.
   const openaiReachable = Boolean(apiKey || e.OPENAI_BASE_URL);
+  // Locally the providers follow what is reachable (a newcomer starts offline); in the cloud they are what the
+  // configuration says, OpenAI unless EMBEDDING_PROVIDER=offline / CHAT_PROVIDER=extractive is chosen explicitly.
+  const embeddingProvider = e.EMBEDDING_PROVIDER ?? (cloud || openaiReachable ? "openai" : "offline");
+  const chatProvider = e.CHAT_PROVIDER ?? (cloud || openaiReachable || e.CHAT_BASE_URL ? "openai" : "extractive");
+  if (cloud) {
+    const needs = [
+      embeddingProvider === "openai" && !e.OPENAI_BASE_URL ? "embeddings" : undefined,
+      chatProvider === "openai" && !e.CHAT_BASE_URL && !e.OPENAI_BASE_URL ? "chat" : undefined,
+    ].filter(Boolean);
+    if (needs.length && !apiKey) {
+      throw new EngramError(
+        "unavailable",
+        "config.missing",
+        `OPENAI_API_KEY is not set (link the OpenAiApiKey secret, needed for ${needs.join(" and ")}; or choose EMBEDDING_PROVIDER=offline and CHAT_PROVIDER=extractive explicitly)`,
+      );
+    }
+  }
   return {
     version: VERSION,
     onLambda,
@@ -186,12 +211,12 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     ingestAdmission: { concurrency: e.INGEST_CONCURRENCY_PER_TENANT, bytes: e.INGEST_BYTES_PER_TENANT },
     openai: { apiKey, baseURL: e.OPENAI_BASE_URL, timeoutMs: e.OPENAI_TIMEOUT_MS },
     embedding: {
-      provider: e.EMBEDDING_PROVIDER ?? (openaiReachable ? "openai" : "offline"),
+      provider: embeddingProvider,
       model: e.EMBEDDING_MODEL,
       dimensions: e.EMBEDDING_DIMENSIONS,
     },
     chat: {
-      provider: e.CHAT_PROVIDER ?? (openaiReachable || e.CHAT_BASE_URL ? "openai" : "extractive"),
+      provider: chatProvider,
       model: e.CHAT_MODEL,
       baseURL: e.CHAT_BASE_URL ?? e.OPENAI_BASE_URL,
       timeoutMs: e.CHAT_TIMEOUT_MS,
@@ -259,6 +284,7 @@ export function config(): Config {
 
 /** Replaces the configuration (tests, and the CLI after reading its flags). */
 export function setConfig(overrides: Record<string, string | undefined>): Config {
+  current = undefined; // a refused configuration is not kept: the next config() reads the environment again
   current = parseConfig({ ...process.env, ...overrides });
   return current;
 }

@@ -313,7 +313,7 @@ describe("npm run build", () => {
     const api = reports.find((r) => r.name === "api") as BundleReport;
     const { result, body } = await coldStart(
       api.file,
-      { DATABASE_URL: "postgres://db.example.com/engram" },
+      { DATABASE_URL: "postgres://db.example.com/engram", OPENAI_API_KEY: "sk-test" },
       { method: "GET", path: "/v1/documents", headers: { authorization: "Bearer egm_x" } },
     );
     expect(result.statusCode).toBe(503);
