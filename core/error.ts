@@ -11,6 +11,8 @@ export type ErrorKind =
   | "conflict"
   | "too_large"
   | "uri_too_long"
+  | "unsupported_media_type"
+  | "unprocessable"
   | "rate_limited"
   | "upstream"
   | "unavailable"
@@ -25,6 +27,8 @@ const STATUS: Record<ErrorKind, number> = {
   conflict: 409,
   too_large: 413,
   uri_too_long: 414,
+  unsupported_media_type: 415,
+  unprocessable: 422,
   rate_limited: 429,
   upstream: 502,
   unavailable: 503,

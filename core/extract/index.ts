@@ -1,0 +1,87 @@
+export * as Extract from "./index";
+
+/**
+ * Files into text for ingest: PDF (unpdf), Word .docx (mammoth), web pages (Readability on linkedom), Markdown,
+ * plain text, CSV and JSON, judged by content (core/extract/sniff.ts), with bounds on bytes, pages, expansion and
+ * text (core/extract/limits.ts). Runs where ingest runs: the CLI, the console's server and the ingest Lambda's
+ * upload route; never in the search or chat bundles. Choices and measurements: docs/extract.md.
+ */
+import { EngramError } from "../error";
+import { extractDocx } from "./docx";
+import { extractHtml } from "./html";
+import { DEFAULT_LIMITS, type Limits } from "./limits";
+import { extractPdf } from "./pdf";
+import { decodeText, type Format, sniff } from "./sniff";
+
+export { DEFAULT_LIMITS, type Limits } from "./limits";
+export { PAGE_BREAK } from "./pdf";
+export { EXTENSIONS, type Format, sniff } from "./sniff";
+
+export interface Extracted {
+  format: Format;
+  /** Markdown-ish text: `#` headings where the source had them; PDF pages separated by a form feed line. */
+  content: string;
+  /** The document's own title (PDF metadata, <title>, first heading), when it has one. */
+  title?: string;
+  /** A PDF's page count. */
+  pages?: number;
+}
+
+const firstHeading = (text: string) => /^#\s+(.+)$/m.exec(text)?.[1]?.trim() || undefined;
+
+/**
+ * Extracts a file's text, or throws an `EngramError`: `extract.unsupported_type` (415), `extract.encrypted`,
+ * `extract.corrupt`, `extract.no_text`, `extract.empty` (422), `extract.too_large`, `extract.too_many_pages`,
+ * `extract.too_much_text` (413).
+ */
+export async function extract(
+  bytes: Uint8Array,
+  options: { name?: string; limits?: Partial<Limits> } = {},
+): Promise<Extracted> {
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  if (bytes.length > limits.maxBytes) {
+    throw new EngramError(
+      "too_large",
+      "extract.too_large",
+      `The file is ${(bytes.length / 1048576).toFixed(1)} MB; the limit is ${(limits.maxBytes / 1048576).toFixed(0)} MB.`,
+      { details: { bytes: bytes.length, limitBytes: limits.maxBytes } },
+    );
+  }
+  const text = bytes.length && bytes[0] !== 0x25 && bytes[0] !== 0x50 ? decodeText(bytes) : undefined;
+  const kind = sniff(bytes, options.name, text);
+  if (kind.format === "unsupported") {
+    const code = kind.reason === "empty file" ? "extract.empty" : "extract.unsupported_type";
+    throw new EngramError(
+      code === "extract.empty" ? "unprocessable" : "unsupported_media_type",
+      code,
+      `Unsupported: ${kind.reason}.`,
+    );
+  }
+  let out: Extracted;
+  if (kind.format === "pdf") out = { format: "pdf", ...(await extractPdf(bytes, limits)) };
+  else if (kind.format === "docx") out = { format: "docx", ...(await extractDocx(bytes, limits)) };
+  else {
+    const decoded = text ?? decodeText(bytes) ?? "";
+    if (kind.format === "html") out = { format: "html", ...extractHtml(decoded) };
+    else
+      out = {
+        format: kind.format,
+        content: decoded,
+        title: kind.format === "markdown" ? firstHeading(decoded) : undefined,
+      };
+  }
+  out.content = out.content.replace(/\r\n?/g, "\n").trim();
+  if (!/\p{L}|\p{N}/u.test(out.content)) {
+    throw new EngramError("unprocessable", "extract.empty", "The file holds no text.");
+  }
+  if (out.content.length > limits.maxChars) {
+    throw new EngramError(
+      "too_large",
+      "extract.too_much_text",
+      `The file holds ${out.content.length.toLocaleString("en")} characters of text; a document holds at most ${limits.maxChars.toLocaleString("en")}.`,
+      { details: { chars: out.content.length, limit: limits.maxChars } },
+    );
+  }
+  if (out.title === undefined) delete out.title;
+  return out;
+}

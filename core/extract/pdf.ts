@@ -1,0 +1,157 @@
+/**
+ * PDF text with unpdf (Mozilla's pdf.js built for servers), one page at a time, pages joined by a form feed
+ * (`\n\f\n`, as poppler's pdftotext does) so the chunker and `core/chunk/location.ts` know each chunk's pages.
+ * Why unpdf, with the measurements: docs/extract.md.
+ */
+import { getDocumentProxy } from "unpdf";
+import { EngramError } from "../error";
+import type { Limits } from "./limits";
+
+/** What separates pages in extracted text: a paragraph break holding a form feed. */
+export const PAGE_BREAK = "\n\f\n";
+
+interface TextItem {
+  str: string;
+  hasEOL: boolean;
+  transform: number[];
+  height: number;
+}
+
+export interface PdfText {
+  content: string;
+  title?: string;
+  pages: number;
+}
+
+interface Line {
+  text: string;
+  /** The tallest glyph run on the line (its font size, near enough). */
+  size: number;
+  /** A blank line goes before it: the gap above it is wider than its text. */
+  gap: boolean;
+}
+
+/** A page's lines in pdf.js's reading order, with their font size and whether a wide gap precedes them. */
+function pageLines(items: TextItem[]): Line[] {
+  const lines: Line[] = [];
+  let text = "";
+  let size = 0;
+  let y: number | undefined;
+  let gap = false;
+  let lastY: number | undefined;
+  let lastSize = 0;
+  const end = () => {
+    const clean = text.replace(/[\s\u00a0]+/g, " ").trim();
+    if (clean) {
+      lines.push({ text: clean, size, gap });
+      lastY = y;
+      lastSize = size;
+    }
+    text = "";
+    size = 0;
+    y = undefined;
+  };
+  for (const item of items) {
+    if (y === undefined && item.str.trim()) {
+      y = item.transform[5] ?? 0;
+      gap = lastY !== undefined && Math.abs(lastY - y) > 1.8 * Math.max(lastSize, item.height, 1);
+    }
+    text += item.str;
+    if (item.str.trim()) size = Math.max(size, Math.round(item.height * 10) / 10);
+    if (item.hasEOL) end();
+  }
+  end();
+  return lines;
+}
+
+/**
+ * Text from every page's lines: lines set larger than the body text (the size most characters have) become `#`
+ * headings, the largest size `#`, the next `##`, the next `###`, so PDF chunks get a heading path like Markdown's.
+ */
+function render(pages: Line[][]): string[] {
+  const bySize = new Map<number, number>();
+  for (const line of pages.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
+  const body = [...bySize].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  const headingSizes = [...bySize.keys()]
+    .filter((size) => size >= body * 1.15)
+    .sort((a, b) => b - a)
+    .slice(0, 3);
+  return pages.map((lines) => {
+    let out = "";
+    let heading = false;
+    for (const line of lines) {
+      const level = line.text.length <= 120 ? headingSizes.indexOf(line.size) + 1 : 0;
+      const sep = !out ? "" : level || heading || line.gap ? "\n\n" : "\n";
+      out += `${sep}${level ? `${"#".repeat(level)} ` : ""}${line.text}`;
+      heading = level > 0;
+    }
+    return out.replace(/\f/g, " ");
+  });
+}
+
+const problem = (error: unknown): EngramError => {
+  const name = (error as { name?: string })?.name;
+  if (name === "PasswordException")
+    return new EngramError("unprocessable", "extract.encrypted", "The PDF is encrypted (password protected).", {
+      cause: error,
+    });
+  return new EngramError("unprocessable", "extract.corrupt", "The PDF cannot be read (damaged or not a PDF).", {
+    cause: error,
+  });
+};
+
+/** Extracts a PDF's text page by page, refusing one with more than `limits.maxPages` pages before reading any. */
+export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<PdfText> {
+  // pdf.js takes ownership of (detaches) the buffer it is given, and refuses a Buffer: a plain copy.
+  const pdf = await getDocumentProxy(new Uint8Array(bytes), { isEvalSupported: false, verbosity: 0 }).catch(
+    (error: unknown) => {
+      throw problem(error);
+    },
+  );
+  try {
+    if (pdf.numPages > limits.maxPages) {
+      throw new EngramError(
+        "too_large",
+        "extract.too_many_pages",
+        `The PDF has ${pdf.numPages.toLocaleString("en")} pages; the limit is ${limits.maxPages.toLocaleString("en")}.`,
+        { details: { pages: pdf.numPages, limit: limits.maxPages } },
+      );
+    }
+    const pages: Line[][] = [];
+    let chars = 0;
+    for (let n = 1; n <= pdf.numPages; n++) {
+      const page = await pdf.getPage(n).catch((error: unknown) => {
+        throw problem(error);
+      });
+      const content = await page.getTextContent();
+      const lines = pageLines(content.items.filter((i) => "str" in i) as TextItem[]);
+      page.cleanup();
+      for (const line of lines) chars += line.text.length + 2;
+      if (chars > limits.maxChars) {
+        throw new EngramError(
+          "too_large",
+          "extract.too_much_text",
+          `The PDF holds more than ${limits.maxChars.toLocaleString("en")} characters of text (reached on page ${n} of ${pdf.numPages}); split it.`,
+          { details: { page: n, pages: pdf.numPages, limit: limits.maxChars } },
+        );
+      }
+      pages.push(lines);
+    }
+    const texts = render(pages);
+    if (!texts.some((p) => /\p{L}|\p{N}/u.test(p))) {
+      throw new EngramError(
+        "unprocessable",
+        "extract.no_text",
+        "No extractable text (scanned?): the PDF has no text layer.",
+      );
+    }
+    const info = (await pdf.getMetadata().catch(() => undefined))?.info as { Title?: unknown } | undefined;
+    const content = texts.join(PAGE_BREAK);
+    const title =
+      (typeof info?.Title === "string" ? info.Title.replace(/\s+/g, " ").trim() : "") ||
+      /^# (.+)$/m.exec(content)?.[1]?.trim();
+    return { content, title: title || undefined, pages: pdf.numPages };
+  } finally {
+    await pdf.destroy();
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * What a file is, judged by its bytes (magic numbers, then whether it is text), with the file name's extension
+ * consulted only to tell text formats apart: a `.pdf` holding Markdown is Markdown, a `.txt` holding a PDF is
+ * a PDF.
+ */
+
+export type Format = "pdf" | "docx" | "html" | "markdown" | "text" | "csv" | "json" | "jsonl";
+
+export type Sniffed = { format: Format } | { format: "unsupported"; reason: string };
+
+const startsWith = (bytes: Uint8Array, magic: number[], at = 0) => magic.every((b, i) => bytes[at + i] === b);
+
+/** Binary signatures worth naming in a refusal. */
+const KNOWN_BINARY: [number[], string][] = [
+  [[0x89, 0x50, 0x4e, 0x47], "PNG image"],
+  [[0xff, 0xd8, 0xff], "JPEG image"],
+  [[0x47, 0x49, 0x46, 0x38], "GIF image"],
+  [[0x1f, 0x8b], "gzip archive"],
+  [[0xd0, 0xcf, 0x11, 0xe0], "legacy Office file (.doc/.xls/.ppt): save it as .docx or PDF"],
+  [[0x7b, 0x5c, 0x72, 0x74, 0x66], "RTF document"],
+  [[0x7f, 0x45, 0x4c, 0x46], "executable"],
+];
+
+const extensionOf = (name: string | undefined) => {
+  const base = (name ?? "").slice((name ?? "").lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? base.slice(dot).toLowerCase() : "";
+};
+
+/** Names of the entries in a ZIP archive's central directory (at most `max`), or undefined when it has none. */
+export function zipEntryNames(bytes: Uint8Array, max = 10_000): string[] | undefined {
+  const cd = centralDirectory(bytes);
+  if (!cd) return undefined;
+  const names: string[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let at = cd.offset;
+  for (let i = 0; i < Math.min(cd.entries, max) && at + 46 <= bytes.length; i++) {
+    if (view.getUint32(at, true) !== 0x02014b50) break;
+    const nameLength = view.getUint16(at + 28, true);
+    const extra = view.getUint16(at + 30, true);
+    const comment = view.getUint16(at + 32, true);
+    names.push(new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength)));
+    at += 46 + nameLength + extra + comment;
+  }
+  return names;
+}
+
+/** The end-of-central-directory record: where the entries are and how many. */
+export function centralDirectory(bytes: Uint8Array): { offset: number; entries: number } | undefined {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // The record is 22 bytes plus a comment of up to 65,535.
+  for (let at = bytes.length - 22; at >= Math.max(0, bytes.length - 22 - 65_535); at--) {
+    if (view.getUint32(at, true) !== 0x06054b50) continue;
+    return { entries: view.getUint16(at + 10, true), offset: view.getUint32(at + 16, true) };
+  }
+  return undefined;
+}
+
+/** Decodes UTF-8 text, or undefined when the bytes are not text (NUL bytes, or over 1% invalid sequences). */
+export function decodeText(bytes: Uint8Array): string | undefined {
+  const head = bytes.subarray(0, 64 * 1024);
+  if (head.includes(0)) return undefined;
+  const text = new TextDecoder("utf-8").decode(bytes).replace(/^\uFEFF/, "");
+  const bad = text.match(/\uFFFD/g)?.length ?? 0;
+  return bad > text.length / 100 ? undefined : text;
+}
+
+/** The format of a file from its first bytes (and, for text, its extension and first characters). */
+export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed {
+  if (bytes.length === 0) return { format: "unsupported", reason: "empty file" };
+  // PDF readers accept the header anywhere in the first 1,024 bytes.
+  const head = new TextDecoder("latin1").decode(bytes.subarray(0, 1024));
+  if (head.includes("%PDF-")) return { format: "pdf" };
+  if (startsWith(bytes, [0x50, 0x4b, 0x03, 0x04]) || startsWith(bytes, [0x50, 0x4b, 0x05, 0x06])) {
+    const names = zipEntryNames(bytes) ?? [];
+    if (names.includes("word/document.xml")) return { format: "docx" };
+    if (names.includes("content.xml")) return { format: "unsupported", reason: "OpenDocument file: save it as .docx" };
+    if (names.some((n) => n.startsWith("ppt/") || n.startsWith("xl/")))
+      return { format: "unsupported", reason: "PowerPoint or Excel file" };
+    return { format: "unsupported", reason: "ZIP archive (not a Word document)" };
+  }
+  for (const [magic, what] of KNOWN_BINARY)
+    if (startsWith(bytes, magic)) return { format: "unsupported", reason: what };
+  const decoded = text ?? decodeText(bytes);
+  if (decoded === undefined) return { format: "unsupported", reason: "binary file" };
+  if (!decoded.trim()) return { format: "unsupported", reason: "empty file" };
+  const ext = extensionOf(name);
+  const start = decoded.trimStart().slice(0, 1024).toLowerCase();
+  if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*<(!doctype html|html|head|body)\b/.test(start))
+    return { format: "html" };
+  if (ext === ".html" || ext === ".htm" || ext === ".xhtml")
+    return /<[a-z!]/.test(start) ? { format: "html" } : { format: "text" };
+  if (ext === ".jsonl" || ext === ".ndjson") return { format: "jsonl" };
+  if (ext === ".json") return { format: "json" };
+  if (ext === ".csv" || ext === ".tsv") return { format: "csv" };
+  if (ext === ".md" || ext === ".markdown" || ext === ".mdx") return { format: "markdown" };
+  return { format: /^#{1,6}\s/m.test(decoded.slice(0, 64 * 1024)) ? "markdown" : "text" };
+}
+
+/** Extensions the CLI and console look at in a folder; anything else is listed as skipped (by content it may still be read). */
+export const EXTENSIONS = [
+  ".pdf",
+  ".docx",
+  ".html",
+  ".htm",
+  ".md",
+  ".markdown",
+  ".txt",
+  ".csv",
+  ".json",
+  ".jsonl",
+] as const;
