@@ -62,6 +62,8 @@ export async function benchLoad(opts: { quick: boolean }): Promise<Record<string
     DATABASE_DRIVER: "pg",
     EMBEDDING_PROVIDER: "offline",
     CHAT_PROVIDER: "extractive",
+    // Like the raised rate limits: the service, not the per-tenant admission (bench/fairness.ts has that).
+    INGEST_CONCURRENCY_PER_TENANT: "1000",
   });
   // The server's handlers use this process's database; an earlier scenario may have installed (and since
   // closed) its own.

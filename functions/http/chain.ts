@@ -1,7 +1,8 @@
 /**
  * The middleware chain every HTTP function shares, on @middy/core: request id, CORS, the one
  * error handler, API-key auth with the optional end user, rate limiting by the route table's
- * class, and JSON body parsing with Lambda's 6 MB limit. Operations get parsed input and
+ * class, ingest admission per tenant (core/admission), and JSON body parsing with Lambda's 6 MB
+ * limit. Operations get parsed input and
  * return `{ status, body, headers }`, or `{ status, headers, stream }` for a body written as it
  * is produced (server-sent events).
  *
@@ -198,9 +199,10 @@ function warnKeylessOnce(tenant: string) {
 
 /**
  * The caller from the API key and `X-User-Id`; on `/api/*` without a key, the KEYLESS_TENANT's
- * caller when that is set (the Digital Twin's clients send only `x-user-id`), limited per address. Failed authentications count against the client's
- * address (API Gateway's source IP, the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are
- * 429, and the address is refused before its key is even looked at until Retry-After.
+ * caller when that is set (the Digital Twin's clients send only `x-user-id`), limited per
+ * address. Failed authentications count against the client's address (API Gateway's source IP,
+ * the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are 429, and the address is refused
+ * before its key is even looked at until Retry-After.
  */
 const auth = (): Middleware => ({
   before: async (request) => {
