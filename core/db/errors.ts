@@ -77,8 +77,12 @@ function sizeRefusal(error: unknown): EngramError | undefined {
  */
 export function mapDbError(error: unknown): unknown {
   if (error instanceof EngramError) return error;
-  // pg's pool waited connectionTimeoutMillis for a connection: the database is fine, only busy.
-  if (/timeout exceeded when trying to connect/i.test((error as Error | null)?.message ?? "")) {
+  // pg's pool waited connectionTimeoutMillis for a connection, or Postgres (Neon's compute
+  // included) has no connection slot left (53300): the database is fine, only busy.
+  if (
+    /timeout exceeded when trying to connect/i.test((error as Error | null)?.message ?? "") ||
+    sqlState(error) === "53300"
+  ) {
     return new EngramError(
       "unavailable",
       "database.busy",

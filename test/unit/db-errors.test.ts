@@ -1,0 +1,30 @@
+/** Driver failures as the product's answers: never a 500 for a database that is only busy or a request too big for it. */
+import { describe, expect, it } from "vitest";
+import { mapDbError } from "../../core/db/errors";
+
+describe("mapDbError", () => {
+  it("answers 503 database.busy with Retry-After when pg's pool waited too long for a connection", () => {
+    expect(mapDbError(new Error("timeout exceeded when trying to connect"))).toMatchObject({
+      code: "database.busy",
+      status: 503,
+      retryAfterSeconds: 1,
+    });
+  });
+
+  it("answers 503 database.busy when Postgres has no connection slot left (53300)", () => {
+    const error = Object.assign(new Error("sorry, too many clients already"), { code: "53300" });
+    expect(mapDbError(error)).toMatchObject({ code: "database.busy", status: 503 });
+  });
+
+  it("answers 413 request.too_large when Neon refuses a request or an answer over its size limit", () => {
+    const request = new Error("Server error (HTTP status 413): Content length exceeds limit of 10485760 bytes");
+    const answer = new Error("Server error (HTTP status 507): response is too large (max is 10485760 bytes)");
+    expect(mapDbError(request)).toMatchObject({ code: "request.too_large", status: 413 });
+    expect(mapDbError(answer)).toMatchObject({ code: "request.too_large", status: 413 });
+  });
+
+  it("still answers 503 database.unavailable when Neon cannot reach its compute", () => {
+    const error = new Error("Server error (HTTP status 500): Couldn't connect to compute node");
+    expect(mapDbError(error)).toMatchObject({ code: "database.unavailable", status: 503 });
+  });
+});
