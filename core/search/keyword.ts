@@ -48,9 +48,11 @@ export function candidates(q: KeywordQuery): SQL[] {
       select greatest(coalesce(sum(chunks), 0), 1)::float8 as n,
              greatest(coalesce(sum(length), 0), 1)::float8 / greatest(coalesce(sum(chunks), 0), 1) as avgdl
       from search_terms where tenant_id = ${q.tenantId} and owner = any(${who}) and lexeme = '')`,
+    // Each lexeme also as a tsquery operand, quoted so that it is taken verbatim (no second normalization).
     sql`kwi as materialized (
       select lexeme, df, ln(1 + ((select n from kwc) - df + 0.5) / (df + 0.5)) as idf,
-             sum(df) over (order by df, lexeme) as through
+             sum(df) over (order by df, lexeme) as through,
+             ('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery as q
       from kwt where df > 0)`,
     // Identifiers the parser cuts into words (max_wal_size: max, wal, size) score their words again when the chunk
     // holds them as written, adjacent and in order, so the exact term ranks first.
@@ -61,23 +63,24 @@ export function candidates(q: KeywordQuery): SQL[] {
       from unnest(${arr(phrases)}::text[]) p)`,
     sql`kwmax as materialized (
       select greatest(coalesce((select sum(idf) from kwi), 0) * ${K1 + 1} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
-    // A lexeme as a tsquery operand, quoted so that it is taken verbatim (no second normalization).
     sql`kwq as materialized (
-      select tsquery_any(('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery) as q
-      from kwi where through <= ${q.cap} or df = (select min(df) from kwi))`,
+      select tsquery_any(q) as q from kwi where through <= ${q.cap} or df = (select min(df) from kwi))`,
+    // `offset 0` keeps the documents check a key lookup per match: as a semi-join it was planned as a hash of every
+    // document in the table, slower than the few hundred lookups a search needs.
     sql`kwm as materialized (
-      select c.id, c.tsv from chunks c
+      select c.id, c.tsv, length(c.tsv)::float8 / (select avgdl from kwc) as rel from chunks c
       where c.tsv @@ (select q from kwq) and ${q.where.chunks}
-        and exists (select 1 from documents d where d.key = c.document_key and ${q.where.documents})
+        and exists (select 1 from documents d where d.key = c.document_key and ${q.where.documents} offset 0)
       limit ${q.cap})`,
+    // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, every weight 0.1, is 0.1 an occurrence (one
+    // cover a position). One C call a lexeme; unnesting the tsvector instead cost seven times as much.
     sql`kw as materialized (
       select m.id, s.bm25 + coalesce(p.bonus, 0) as rank
       from kwm m
       cross join lateral (
-        select sum(i.idf * t.tf * ${K1 + 1}::float8
-                   / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * length(m.tsv) / (select avgdl from kwc)))) as bm25
-        from (select lexeme, greatest(coalesce(array_length(positions, 1), 1), 1) as tf from unnest(m.tsv)) t
-        join kwi i on i.lexeme = t.lexeme) s
+        select sum(i.idf * t.tf * ${K1 + 1}::float8 / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * m.rel))) as bm25
+        from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf) t
+        where t.tf > 0) s
       left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
       order by rank desc, m.id
       limit ${q.n})`,

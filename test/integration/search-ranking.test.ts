@@ -156,6 +156,27 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(await stored(db)).toEqual(await recount(db));
   });
 
+  it("keeps the statistics exact when one owner's ingests and deletes run at once", async () => {
+    const words = (i: number) => `shared words race charity handbook batch${i % 3} item${i}`;
+    await Promise.all(
+      Array.from({ length: 6 }, (_, r) =>
+        Ingest.run(
+          db,
+          shared,
+          Array.from({ length: 20 }, (_, i) => ({ id: `c${r}-${i}`, content: words(r * 20 + i) })),
+          { embedder },
+        ),
+      ),
+    );
+    await Promise.all([
+      Ingest.run(db, shared, [{ id: "c0-0", content: "replaced text about the race" }], { embedder }),
+      Document.remove(db, shared, "c1-1", { hard: true }),
+      Ingest.run(db, shared, [{ id: "c2-2", content: words(7), title: "Retitled" }], { embedder }),
+    ]);
+
+    expect(await stored(db)).toEqual(await recount(db));
+  });
+
   it("scores each owner's documents with that owner's statistics only", async () => {
     const before = (await search(shared, { query: "race", mode: "keyword", topK: 1 })).results[0]?.score;
     await Ingest.run(
