@@ -45,7 +45,7 @@ export function registerDataCommands(program: Command): void {
   withTarget(
     program
       .command("ingest")
-      .description("ingest files and folders of .md, .txt, .html, .json and .jsonl")
+      .description("ingest files and folders of .pdf, .docx, .html, .md, .txt, .csv, .json and .jsonl")
       .argument("<paths...>", "files or folders"),
   ).action(async (paths: string[], options: TargetOptions) => {
     const started = Date.now();
@@ -132,13 +132,14 @@ export function registerDataCommands(program: Command): void {
     bar?.stop();
 
     const seconds = (Date.now() - started) / 1000;
-    const summary = { ...totals, skipped: skipped as Skipped[], seconds: Number(seconds.toFixed(2)) };
+    const failed = skipped.filter((s) => s.failed).length;
+    const summary = { ...totals, failed, skipped: skipped as Skipped[], seconds: Number(seconds.toFixed(2)) };
     if (options.json) return console.log(JSON.stringify(summary));
     console.log(
       `${totals.files} files, ${totals.documents} documents (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +
-        `${totals.chunks} chunks (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length} skipped, ${seconds.toFixed(1)}s`,
+        `${totals.chunks} chunks (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ${seconds.toFixed(1)}s`,
     );
-    for (const s of skipped) console.log(`  skipped ${s.path}: ${s.reason}`);
+    for (const s of skipped) console.log(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`);
   });
 
   withTarget(

@@ -1,17 +1,22 @@
 /** Turns files and folders into documents for ingest, with a reason for every file skipped. */
 import { readdir, readFile, stat } from "node:fs/promises";
 import { extname, join, relative, resolve } from "node:path";
-import { htmlToText } from "../core/chunk/split";
 import { DocumentInput } from "../core/document/schema";
+import { EngramError } from "../core/error";
+import * as Extract from "../core/extract";
 
 export type FileDocument = DocumentInput & { id: string };
 
 export interface Skipped {
   path: string;
   reason: string;
+  /** Meant to be read but could not be (encrypted, corrupt, too large), as opposed to nothing to read. */
+  failed?: boolean;
 }
 
-const EXTENSIONS = new Set([".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl"]);
+const EXTENSIONS = new Set<string>(Extract.EXTENSIONS);
+/** Refusals that mean "nothing here to ingest" rather than "this file is broken". */
+const NOTHING_TO_READ = new Set(["extract.unsupported_type", "extract.empty", "extract.no_text"]);
 
 /** Every supported file under the given paths, sorted, with a reason for what is skipped. */
 export async function collectFiles(paths: string[]): Promise<{ files: string[]; skipped: Skipped[] }> {
@@ -30,7 +35,7 @@ export async function collectFiles(paths: string[]): Promise<{ files: string[]; 
         if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry));
     } else if (EXTENSIONS.has(extname(path).toLowerCase())) {
       files.push(path);
-    } else if (paths.includes(path)) {
+    } else {
       skipped.push({ path, reason: `unsupported file type ${extname(path) || "(none)"}` });
     }
   };
@@ -38,27 +43,27 @@ export async function collectFiles(paths: string[]): Promise<{ files: string[]; 
   return { files, skipped };
 }
 
-function decode(buffer: Buffer): string | undefined {
-  if (buffer.includes(0)) return undefined;
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(buffer);
-  // More than 1% replacement characters: not a text file.
-  const bad = (text.match(/\uFFFD/g) ?? []).length;
-  return bad > text.length / 100 ? undefined : text;
-}
-
-const firstHeading = (text: string) => /^#\s+(.+)$/m.exec(text)?.[1]?.trim();
-
-/** Reads one file into documents (a .json/.jsonl file may hold many). */
+/** Reads one file into documents: a .json/.jsonl file may hold many, any other file is extracted into one. */
 export async function readDocuments(
   path: string,
   root: string,
 ): Promise<{ documents: FileDocument[]; skipped: Skipped[] }> {
+  const size = await stat(path).then(
+    (info) => info.size,
+    () => undefined,
+  );
+  if (size !== undefined && size > Extract.DEFAULT_LIMITS.maxBytes) {
+    const mb = (n: number) => `${(n / 1048576).toFixed(0)} MB`;
+    return {
+      documents: [],
+      skipped: [
+        { path, reason: `too large: ${mb(size)} (limit ${mb(Extract.DEFAULT_LIMITS.maxBytes)})`, failed: true },
+      ],
+    };
+  }
   const buffer = await readFile(path).catch(() => undefined);
-  if (!buffer) return { documents: [], skipped: [{ path, reason: "unreadable" }] };
-  const text = decode(buffer);
-  if (text === undefined) return { documents: [], skipped: [{ path, reason: "binary file" }] };
+  if (!buffer) return { documents: [], skipped: [{ path, reason: "unreadable", failed: true }] };
   const id = relative(root, resolve(path)) || path;
-  const ext = extname(path).toLowerCase();
   const skipped: Skipped[] = [];
   const documents: FileDocument[] = [];
   const add = (doc: Record<string, unknown>, where = path) => {
@@ -69,9 +74,12 @@ export async function readDocuments(
     }
     documents.push(parsed.data as FileDocument);
   };
-  if (ext === ".json" || ext === ".jsonl") {
+  const bytes = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+  const format = Extract.sniff(bytes, path).format;
+  if (format === "json" || format === "jsonl") {
+    const text = new TextDecoder().decode(bytes).replace(/^\uFEFF/, "");
     const records: unknown[] = [];
-    if (ext === ".jsonl") {
+    if (format === "jsonl") {
       text.split("\n").forEach((line, i) => {
         if (!line.trim()) return;
         try {
@@ -86,7 +94,7 @@ export async function readDocuments(
         const list = Array.isArray(parsed) ? parsed : ((parsed as { documents?: unknown[] }).documents ?? [parsed]);
         records.push(...list);
       } catch {
-        return { documents: [], skipped: [{ path, reason: "invalid JSON" }] };
+        return { documents: [], skipped: [{ path, reason: "invalid JSON", failed: true }] };
       }
     }
     for (const [i, record] of records.entries()) {
@@ -102,11 +110,18 @@ export async function readDocuments(
         `${path}#${i}`,
       );
     }
-  } else if (ext === ".html" || ext === ".htm") {
-    const title = /<title[^>]*>([^<]*)<\/title>/i.exec(text)?.[1]?.trim();
-    add({ id, content: htmlToText(text), title: title || undefined, source: id });
-  } else {
-    add({ id, content: text, title: firstHeading(text), source: id });
+    return { documents, skipped };
+  }
+  try {
+    const extracted = await Extract.extract(bytes, { name: path });
+    add({ id, content: extracted.content, title: extracted.title, source: id });
+  } catch (error) {
+    if (!(error instanceof EngramError) || !error.code.startsWith("extract.")) throw error;
+    skipped.push({
+      path,
+      reason: `${error.message.replace(/^Unsupported: /, "unsupported: ").replace(/\.$/, "")} (${error.code})`,
+      failed: !NOTHING_TO_READ.has(error.code),
+    });
   }
   return { documents, skipped };
 }

@@ -1,6 +1,6 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -142,6 +142,37 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(chat.code).toBe(0);
       expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
       expect(chat.stdout).toMatch(/\[1\] Refunds/);
+    });
+
+    it("reads PDFs, Word files, web pages and CSV, and lists every skipped or failed file with its reason", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-formats-"));
+      const fixtures = join(import.meta.dirname, "../fixtures/extract");
+      for (const name of ["handbook.pdf", "handbook.docx", "page.html", "scanned.pdf", "encrypted.pdf", "bomb.docx"])
+        copyFileSync(join(fixtures, name), join(dir, name));
+      // A PDF under a lying name is read as the PDF it is.
+      copyFileSync(join(fixtures, "shared-mime-info-spec.pdf"), join(dir, "spec.txt"));
+      writeFileSync(join(dir, "prices.csv"), "plan,price\nbasic,5\npro,12\n");
+      writeFileSync(join(dir, "logo.png"), "not an image either");
+
+      const res = await engram(["ingest", dir, "--tenant", "formats"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(
+        /^8 files, 5 documents \(5 created, 0 updated, 0 unchanged\), \d+ chunks .*, 2 skipped, 2 failed/,
+      );
+      expect(res.stdout).toContain(`skipped ${join(dir, "logo.png")}: unsupported file type .png`);
+      expect(res.stdout).toContain(`skipped ${join(dir, "scanned.pdf")}: No extractable text (scanned?)`);
+      expect(res.stdout).toMatch(/failed .*encrypted\.pdf: The PDF is encrypted .*\(extract\.encrypted\)/);
+      expect(res.stdout).toMatch(/failed .*bomb\.docx: .*\(extract\.too_large\)/);
+
+      const json = JSON.parse((await engram(["ingest", dir, "--tenant", "formats", "--json"])).stdout);
+      expect(json).toMatchObject({ files: 8, documents: 5, unchanged: 5, embedded: 0, failed: 2 });
+      expect(json.skipped).toHaveLength(4);
+
+      const search = await engram(["search", "meals", "reimbursed", "euros", "--tenant", "formats", "--json"]);
+      const hits = JSON.parse(search.stdout).results as { documentId: string; location?: unknown }[];
+      expect(hits.map((h) => h.documentId)).toEqual(
+        expect.arrayContaining([expect.stringMatching(/handbook\.(pdf|docx)$/)]),
+      );
     });
 
     it("stores a folder of many batches, several at once, and counts every file once", async () => {
