@@ -25,10 +25,14 @@ program
   .description("run the local server (embedded PGlite unless DATABASE_URL is set)")
   .addOption(new Option("-p, --port <port>", "port to listen on (default: PORT or 3000)").argParser(parsePort))
   .option("--host <host>", "interface to listen on", "127.0.0.1")
-  .action(async (options: { port?: number; host: string }) => {
+  .option(
+    "--reembed",
+    "also re-embed the local tenant's chunks of other models with the configured one, in the background",
+  )
+  .action(async (options: { port?: number; host: string; reembed?: boolean }) => {
     if (options.port !== undefined) setConfig({ PORT: String(options.port) });
     const { start } = await import("./start");
-    await start({ host: options.host });
+    await start({ host: options.host, reembed: options.reembed });
   });
 
 program
@@ -142,9 +146,24 @@ program
     const r = report.removed;
     console.log(
       `removed ${r.rateLimits} rate-limit rows, ${r.cache} cache entries, ${r.ingestions} ingestion records, ` +
-        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents; indexed ${report.indexed} chunks ` +
+        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents; indexed ${report.indexed} chunks, ` +
+        `re-embedded ${report.reembedded} chunks ` +
         `(${report.tookMs} ms${report.complete ? "" : ", more left for the next run"})`,
     );
+  });
+
+program
+  .command("reembed")
+  .description(
+    "re-embed a tenant's chunks of other models with the configured one, in resumable batches; search keeps answering meanwhile",
+  )
+  .option("--tenant <name>", "tenant", LOCAL_TENANT)
+  .option("--dry-run", "print what it would embed (chunks, texts, estimated tokens) and change nothing")
+  .addOption(new Option("--batch-size <n>", "chunks per batch").argParser((v) => Number.parseInt(v, 10)))
+  .option("--json", "print JSON")
+  .action(async (options: { tenant: string; dryRun?: boolean; json?: boolean; batchSize?: number }) => {
+    const { reembed } = await import("./reembed");
+    await reembed(options);
   });
 
 registerDataCommands(program);

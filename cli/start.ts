@@ -1,12 +1,15 @@
 import { config } from "../core/config";
 import { closeDb } from "../core/db";
+import { embedder as configured } from "../core/embedding";
+import * as Reembed from "../core/embedding/reembed";
 import * as Indexer from "../core/search/indexer";
+import * as Tenant from "../core/tenant";
 import { consoleSite } from "./console";
-import { ensureLocalKey, openLocalDb, removeServerLock, writeServerLock } from "./local";
+import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, writeServerLock } from "./local";
 import { startServer } from "./server";
 
 /** `engram start`: migrate, make sure the local key exists, serve, shut down cleanly. */
-export async function start(options: { host: string }): Promise<void> {
+export async function start(options: { host: string; reembed?: boolean }): Promise<void> {
   const cfg = config();
   const db = await openLocalDb(cfg);
   const { key, created } = await ensureLocalKey(db, cfg);
@@ -14,6 +17,12 @@ export async function start(options: { host: string }): Promise<void> {
   const server = await startServer({ port: cfg.port, host: options.host, extra: site.extra });
   writeServerLock(server.url, cfg);
   const indexer = Indexer.inBackground(db);
+  // Chunks of another model than the configured one are not vector-searched until re-embedded (#17).
+  const embedder = configured();
+  const local = await Tenant.ensure(db, LOCAL_TENANT);
+  if (options.reembed) await Reembed.begin(db, local.id, embedder.model, embedder.dimensions);
+  const stale = await Reembed.pending(db, local.id, embedder.model);
+  const reembedder = Reembed.inBackground(db, embedder);
 
   const where =
     cfg.database.driver === "pglite"
@@ -29,6 +38,15 @@ export async function start(options: { host: string }): Promise<void> {
       `Engram ${cfg.version} listening on ${server.url}`,
       `  database:  ${where}`,
       `  embedder:  ${cfg.embedding.provider} ${cfg.embedding.provider === "offline" ? "engram-offline-v1" : cfg.embedding.model}, ${cfg.embedding.dimensions} dims${offline}`,
+      ...(stale
+        ? [
+            `  re-embed:  ${stale.toLocaleString("en-US")} chunks of another model than ${embedder.model}: keyword search finds them, vector search not yet; ${
+              options.reembed
+                ? "re-embedding them in the background"
+                : "restart with `engram start --reembed` (or stop and run `engram reembed`)"
+            }`,
+          ]
+        : []),
       `  answers:   ${answers}`,
       `  local key: ${key}${created ? ` (new; kept in ${cfg.database.dataDir}/local-key)` : ""}`,
       `  console:   ${site.error ? `unavailable: ${site.error}` : `${server.url}/`}`,
@@ -50,7 +68,7 @@ export async function start(options: { host: string }): Promise<void> {
     stopping = true;
     console.log(`\n${signal}: shutting down`);
     await server.close();
-    await indexer.stop();
+    await Promise.all([indexer.stop(), reembedder.stop()]);
     removeServerLock(cfg);
     await closeDb();
     process.exit(0);

@@ -102,6 +102,14 @@ function responseSchemas() {
     ),
     tookMs: z.number(),
     usage: z.object({ embeddingTokens: z.number().check(z.int()) }),
+    stale: z
+      .number()
+      .check(
+        z.int(),
+        z.describe(
+          "Chunks in this search's scope embedded by another model than the active one (up to 10,000; 0 in keyword mode): the vector leg does not rank them, keyword still finds them. `engram reembed` moves them to the active model",
+        ),
+      ),
   });
 
   const Citation = z.object({

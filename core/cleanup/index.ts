@@ -3,6 +3,8 @@ export * as Cleanup from "./index";
 import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";
+import { OFFLINE_MODEL } from "../embedding/offline";
+import * as Reembed from "../embedding/reembed";
 import { log } from "../log";
 import * as Indexer from "../search/indexer";
 
@@ -25,6 +27,8 @@ export interface Report {
   };
   /** Chunks moved into the HNSW index (core/search/indexer.ts), after the deletions, in the time left. */
   indexed: number;
+  /** Chunks moved to the active embedding model by unfinished re-embeddings (core/embedding/reembed.ts), last. */
+  reembedded: number;
   /** False when the time budget ran out with work left. */
   complete: boolean;
   tookMs: number;
@@ -100,12 +104,31 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
   const index = await Indexer.catchUp(db, {
     budgetMs: pending.length ? 0 : Math.max(0, budgetMs - (performance.now() - started)),
   });
+  const reembed = await continueReembedding(db, index.complete ? budgetMs - (performance.now() - started) : 0);
   const report: Report = {
     removed,
     indexed: index.indexed,
-    complete: pending.length === 0 && index.complete,
+    reembedded: reembed.reembedded,
+    complete: pending.length === 0 && index.complete && reembed.complete,
     tookMs: Math.round(performance.now() - started),
   };
-  log.info("cleanup", { ...removed, indexed: index.indexed, complete: report.complete, tookMs: report.tookMs });
+  log.info("cleanup", {
+    ...removed,
+    indexed: index.indexed,
+    reembedded: reembed.reembedded,
+    complete: report.complete,
+    tookMs: report.tookMs,
+  });
   return report;
+}
+
+/** Continues re-embeddings `engram reembed` started and did not finish, in the time left (none: only checks). */
+async function continueReembedding(db: Db, budgetMs: number): Promise<{ reembedded: number; complete: boolean }> {
+  const cfg = config().embedding;
+  const model = cfg.provider === "openai" ? cfg.model : OFFLINE_MODEL;
+  if (!(await Reembed.unfinished(db, model)).length) return { reembedded: 0, complete: true };
+  if (budgetMs <= 0) return { reembedded: 0, complete: false };
+  // Loaded only with work to do: the embedder brings the OpenAI SDK.
+  const { embedder } = await import("../embedding");
+  return Reembed.continueUnfinished(db, embedder(), { budgetMs });
 }

@@ -3,6 +3,7 @@ export * as Search from "./index";
 import { createHash } from "node:crypto";
 import { type SQL, sql } from "drizzle-orm";
 import type { Caller } from "../auth";
+import type { Location } from "../chunk/location";
 import * as Cache from "../cache";
 import { config } from "../config";
 import { arr, compile, type Db, type Statement, vectorLiteral } from "../db";
@@ -37,6 +38,8 @@ export interface SearchResult {
   source: string | null;
   metadata: Record<string, unknown>;
   createdAt: string;
+  /** Where the passage is in its document: pages, headings (core/chunk/location.ts); null when unknown. */
+  location: Location | null;
 }
 
 export interface SearchResponse {
@@ -48,7 +51,16 @@ export interface SearchResponse {
   rerank?: Rerank.Outcome;
   tookMs: number;
   usage: { embeddingTokens: number };
+  /**
+   * Chunks in the search's scope embedded by another model than the active one (vector and hybrid modes; 0 in
+   * keyword mode): the vector leg never ranks them, the keyword leg still finds them. Counted up to
+   * STALE_COUNT_MAX. They wait for `engram reembed` (core/embedding/reembed.ts).
+   */
+  stale: number;
 }
+
+/** The stale count stops here: beyond it a search would pay more to count than to answer. */
+export const STALE_COUNT_MAX = 10_000;
 
 export interface SearchOptions {
   signal?: AbortSignal;
@@ -90,6 +102,7 @@ export async function query(
   let embeddingTokens = 0;
   let remember: (() => Promise<void>) | undefined;
   let vector: string | undefined;
+  const model = (options.embedder ?? defaultEmbedder()).model;
   if (request.mode !== "keyword") {
     const embedded = await embedQuery(db, caller.tenantId, request.query, options);
     vector = embedded.literal;
@@ -108,7 +121,8 @@ export async function query(
       if (large === undefined) probed = key;
       else strategy = large ? "index" : "exact";
     }
-    ctes.push(...vectorCandidates(vector, where, n, strategy, cfg.exactScanChunks));
+    ctes.push(...vectorCandidates(vector, model, where, n, strategy, cfg.exactScanChunks));
+    ctes.push(staleCount(model, where));
   }
   if (request.mode !== "vector") {
     const cap = request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
@@ -126,7 +140,12 @@ export async function query(
   }
   const fusion = { kind: cfg.fusion, keywordWeight: cfg.keywordWeight, rrfK: cfg.rrfK };
   const final = finalSelect(request.mode, k, reranking ? undefined : request.minScore, fusion, probed !== undefined);
-  const statement = sql`with ${sql.join(ctes, sql`, `)} ${final}`;
+  // With a vector leg, the stale count rides on every row, and on a row of its own (chunkId null) when no result.
+  const statement =
+    vector === undefined
+      ? sql`with ${sql.join(ctes, sql`, `)} ${final}`
+      : sql`with ${sql.join(ctes, sql`, `)}
+        select f.*, s.n as stale from stale s left join (${final}) f on true order by f.position`;
 
   // PGlite has neither the HNSW index nor JIT.
   const search =
@@ -136,8 +155,9 @@ export async function query(
   const [rows] = await Promise.all([search, remember?.()]);
   const large = (rows[0] as { scopeLarge?: boolean } | undefined)?.scopeLarge;
   if (probed !== undefined && typeof large === "boolean") scopeSizes.set(probed, large, SCOPE_SIZE_TTL_SECONDS);
+  const stale = Number((rows[0] as { stale?: number } | undefined)?.stale ?? 0);
 
-  let results = (rows as unknown as ResultRow[]).map(toResult);
+  let results = (rows as unknown as ResultRow[]).filter((row) => row.chunkId != null).map(toResult);
   let scale = SCALE[request.mode];
   let rerank: Rerank.Outcome | undefined;
   if (reranking && cfg.rerank) {
@@ -158,6 +178,7 @@ export async function query(
     ...(rerank ? { rerank } : {}),
     tookMs: Math.round((performance.now() - started) * 10) / 10,
     usage: { embeddingTokens },
+    stale,
   };
 }
 
@@ -176,6 +197,7 @@ const toResult = (row: ResultRow): SearchResult => ({
   source: row.source ?? null,
   metadata: row.metadata ?? {},
   createdAt: new Date(row.createdAt).toISOString(),
+  location: row.location ?? null,
 });
 
 /** The owners a scope reads: '' is the tenant's shared space; a caller without an end user *is* the shared space. */
@@ -274,9 +296,17 @@ function settings(efSearch: number): Record<string, string> {
  * Chunks the indexer has not reached yet (`indexed = false`) are always scanned exactly beside the index scan;
  * a large backlog of them makes searches slower (about 2 µs a pending chunk in scope) until it catches up.
  * PGlite has no HNSW index (see migrations/0002): always exact there.
+ *
+ * Only chunks of the active `model` are ranked (#17): a vector of another model, even of the same length, is
+ * not comparable with the query's. Re-embedded chunks are written `indexed = false` (core/embedding/reembed.ts)
+ * and enter the HNSW graph through the indexer like new ones, so the graph serves the active model's vectors
+ * from the staged design of migrations/0005; a stale chunk's old vector stays in the graph until its
+ * re-embedding replaces the row, and while many do, the index scan filters them out (iterative scan) and, if it
+ * comes back short, the exact scan below fills in: slower during a switch, never wrong. See docs/search.md.
  */
 function vectorCandidates(
   literal: string,
+  model: string,
   where: Where,
   n: number,
   strategy: "auto" | "index" | "exact",
@@ -286,7 +316,7 @@ function vectorCandidates(
   const all = sql`
     select c.id, c.embedding <=> (select v from q) as distance
     from chunks c join documents d on d.key = c.document_key
-    where ${where.chunks} and ${where.scope} and ${where.documents}`;
+    where ${where.chunks} and c.embedding_model = ${model} and ${where.scope} and ${where.documents}`;
   // `offset 0` keeps the sort above the distances: the HNSW index cannot serve it, so this stays exact.
   const exactly = (gate: SQL) => sql`
     select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${n}`;
@@ -320,14 +350,14 @@ function vectorCandidates(
     sql`approx as materialized (
       select c.id, c.embedding <=> (select v from q) as distance
       from chunks c
-      where (select large from probe) and c.indexed and ${where.chunks}
+      where (select large from probe) and c.indexed and c.embedding_model = ${model} and ${where.chunks}
         and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
       order by c.embedding <=> (select v from q)
       limit ${n})`,
     sql`pending as materialized (
       select c.id, c.embedding <=> (select v from q) as distance
       from chunks c
-      where (select large from probe) and not c.indexed and ${where.chunks}
+      where (select large from probe) and not c.indexed and c.embedding_model = ${model} and ${where.chunks}
         and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
       order by distance, c.id
       limit ${n})`,
@@ -341,6 +371,20 @@ function vectorCandidates(
         order by distance, id
         limit ${n}))`,
   ];
+}
+
+/**
+ * The `stale(n)` CTE: the scope's live chunks of another model than `model`, up to STALE_COUNT_MAX + 1. Written as
+ * two ranges (`< model`, `> model`) so `chunks_reuse` (tenant, model, hash) reads only the stale entries: two
+ * index descents when there are none.
+ */
+function staleCount(model: string, where: Where): SQL {
+  return sql`stale as materialized (
+    select count(*)::int as n from (
+      select 1 from chunks c join documents d on d.key = c.document_key
+      where ${where.chunks} and (c.embedding_model < ${model} or c.embedding_model > ${model})
+        and ${where.scope} and ${where.documents}
+      limit ${STALE_COUNT_MAX}) s)`;
 }
 
 /**
@@ -379,7 +423,8 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
               ) u group by id`;
   return sql`
     select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
-           d.title, d.source, d.metadata, d.created_at as "createdAt"${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
+           d.title, d.source, d.metadata, d.created_at as "createdAt", c.location,
+           row_number() over (order by r.score desc, c.id) as position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
     from (${ranked}) r
     join chunks c on c.id = r.id
     join documents d on d.key = c.document_key

@@ -1,0 +1,402 @@
+export * as Reembed from "./reembed";
+
+import { randomUUID } from "node:crypto";
+import { sql } from "drizzle-orm";
+import { embeddingText } from "../chunk/context";
+import { arr, type Db, vectorLiteral } from "../db";
+import { sqlState } from "../db/errors";
+import { EngramError, upstreamError } from "../error";
+import { log } from "../log";
+import * as Indexer from "../search/indexer";
+import type { Embedder } from "./types";
+
+// As core/embedding/openai.ts estimates (not imported: the cron's bundle needs no OpenAI SDK to know there is no work).
+const estimateTokens = (text: string) => Math.ceil(text.length / 4);
+
+/**
+ * Moves a tenant's chunks to the active embedding model (#17). Search ranks only chunks of the active model
+ * (core/search `vectorCandidates`); the others are "stale" until this re-embeds them.
+ *
+ * - Resumable and idempotent: progress is the chunks themselves (`embedding_model`), so a run that dies (crash,
+ *   Lambda timeout, provider down) loses at most the batch it was embedding, and the next run picks up what is
+ *   still stale. Running it with nothing stale does nothing.
+ * - Each batch is one statement: the chunks' new vectors and the tenant's progress land together or not at all.
+ *   A chunk is written only while still of the old model and while this run holds the tenant's lease.
+ * - Concurrency-safe: one run at a time per tenant, by a lease in `embedding_state` (migrations/0012), renewed
+ *   each batch and expiring if the run dies; a second run finds the tenant taken and does nothing, so no text is
+ *   embedded (paid for) twice.
+ * - Reuse: a text (context + content, `embeddingText`, as ingest embeds it) already embedded by the active model
+ *   for this tenant is not embedded again; its vector is copied (`chunks_reuse`).
+ * - Rate limits: the embedder's own retries honour 429 and Retry-After (core/llm/retry.ts); when they give up, the
+ *   run stops cleanly, records the error and says how much is left.
+ * - Re-embedded chunks are written `indexed = false` and enter the HNSW index through the indexer (migrations/0005),
+ *   in this run's batches: neither ingest nor search waits for the index.
+ */
+
+export interface Options {
+  tenantId: string;
+  /** The active model's embedder (the process's configured one). */
+  embedder: Embedder;
+  /** Chunks per batch (one embedding call, one write). Default 256. */
+  batchSize?: number;
+  /** Stop starting new batches after this long. Default: no limit. */
+  budgetMs?: number;
+  /** Stop after this many chunks (tests, bounded steps). */
+  limit?: number;
+  /** Called after each batch. */
+  onProgress?: (progress: { done: number; total: number }) => void;
+  signal?: AbortSignal;
+  /** How long the lease lasts without renewal. Default 5 minutes (longer than any one batch's embedding call). */
+  leaseMs?: number;
+}
+
+export interface Report {
+  model: string;
+  /** Chunks of another model when the run started. */
+  stale: number;
+  /** Chunks moved to the model by this run: embedded, or given an existing vector of the same text. */
+  reembedded: number;
+  /** Of those, how many took an existing vector instead of an embedding call. */
+  reused: number;
+  tokens: number;
+  /** Chunks still of another model when the run stopped. */
+  remaining: number;
+  /** Why it stopped before the end: `busy` (another run holds the tenant), `budget`, `limit`, or `error`. */
+  stopped?: "busy" | "budget" | "limit" | "error";
+  /** With `stopped: "error"`: what failed (the next run continues from the same place). */
+  error?: string;
+  /** With `stopped: "busy"`: until when the other run's lease holds. */
+  busyUntil?: string;
+}
+
+export interface Estimate {
+  model: string;
+  /** Chunks of another model. */
+  chunks: number;
+  /** Distinct texts among them with no vector of this model yet: what would be sent to the provider. */
+  texts: number;
+  /** Estimated tokens of those texts (ceil(characters / 4) each, as the OpenAI embedder batches). */
+  tokens: number;
+}
+
+/** Chunks that are stale for `model`: two ranges over `chunks_reuse` (tenant, model, hash), which skip the rest. */
+const staleFor = (tenantId: string, model: string) =>
+  sql`c.tenant_id = ${tenantId} and (c.embedding_model < ${model} or c.embedding_model > ${model})`;
+
+/** How many of the tenant's chunks are of another model than `model`. */
+export async function pending(db: Db, tenantId: string, model: string): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    sql`select count(*)::int as n from chunks c where ${staleFor(tenantId, model)}`,
+  );
+  return Number(row?.n ?? 0);
+}
+
+/** What a run would do, without doing it: chunks, texts to embed and their estimated tokens. */
+export async function estimate(db: Db, tenantId: string, model: string): Promise<Estimate> {
+  const [row] = await db.query<{ chunks: number; texts: number; tokens: number }>(sql`
+    with stale as (
+      select c.content_hash, count(*) as n, max(length(c.context) + length(c.content)) as chars, bool_or(c.context <> '') as ctx
+      from chunks c where ${staleFor(tenantId, model)} group by c.content_hash),
+    todo as (
+      select * from stale s where not exists (
+        select 1 from chunks k where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = s.content_hash))
+    select (select coalesce(sum(n), 0)::int from stale) as chunks, (select count(*)::int from todo) as texts,
+           (select coalesce(sum(ceil((chars + case when ctx then 2 else 0 end) / 4.0)), 0)::int from todo) as tokens`);
+  return { model, chunks: Number(row?.chunks ?? 0), texts: Number(row?.texts ?? 0), tokens: Number(row?.tokens ?? 0) };
+}
+
+/** The tenant's re-embedding state, as stats and health show it. */
+export interface State {
+  model: string;
+  /** Chunks of another model than the active one. */
+  pending: number;
+  /** The last run's record, when one ever ran. */
+  run?: {
+    model: string;
+    startedAt: string;
+    finishedAt: string | null;
+    reembedded: number;
+    lastError: string | null;
+    runningUntil: string | null;
+  };
+}
+
+export async function state(db: Db, tenantId: string, model: string): Promise<State> {
+  const [rows, count] = await Promise.all([
+    db.query<{
+      model: string;
+      startedAt: Date | string;
+      finishedAt: Date | string | null;
+      reembedded: number | string;
+      lastError: string | null;
+      leaseUntil: Date | string | null;
+    }>(sql`
+      select model, started_at as "startedAt", finished_at as "finishedAt", reembedded, last_error as "lastError",
+             case when lease_until > now() then lease_until end as "leaseUntil"
+      from embedding_state where tenant_id = ${tenantId}`),
+    pending(db, tenantId, model),
+  ]);
+  const row = rows[0];
+  const iso = (v: Date | string | null) => (v === null ? null : new Date(v).toISOString());
+  return {
+    model,
+    pending: count,
+    ...(row
+      ? {
+          run: {
+            model: row.model,
+            startedAt: iso(row.startedAt) as string,
+            finishedAt: iso(row.finishedAt),
+            reembedded: Number(row.reembedded),
+            lastError: row.lastError,
+            runningUntil: iso(row.leaseUntil),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * Records that the tenant's chunks are to move to `model`, without doing any of it: the cleanup cron and the local
+ * server's background loop then continue it (`continueUnfinished`). A no-op while a run for `model` is unfinished.
+ */
+export async function begin(db: Db, tenantId: string, model: string, dimensions: number): Promise<void> {
+  await db.query(sql`
+    insert into embedding_state as s (tenant_id, model, dimensions)
+    values (${tenantId}, ${model}, ${dimensions})
+    on conflict (tenant_id) do update set
+      model = excluded.model, dimensions = excluded.dimensions, started_at = now(), finished_at = null,
+      reembedded = 0, reused = 0, tokens = 0, last_error = null, updated_at = now()
+    where s.model <> excluded.model or s.finished_at is not null`);
+}
+
+/**
+ * Continues every unfinished re-embedding to the embedder's model, tenant after tenant, within the time budget
+ * (the cleanup cron, the local server). Tenants another run holds are left to it.
+ */
+export async function continueUnfinished(
+  db: Db,
+  embedder: Embedder,
+  options: { budgetMs: number; batchSize?: number },
+): Promise<{ reembedded: number; complete: boolean }> {
+  const started = performance.now();
+  let reembedded = 0;
+  let complete = true;
+  for (const tenantId of await unfinished(db, embedder.model)) {
+    const budgetMs = options.budgetMs - (performance.now() - started);
+    if (budgetMs <= 0) return { reembedded, complete: false };
+    const report = await run(db, { tenantId, embedder, budgetMs, batchSize: options.batchSize });
+    reembedded += report.reembedded;
+    if (report.remaining > 0) complete = false;
+  }
+  return { reembedded, complete };
+}
+
+/** Tenants whose last started re-embedding to `model` is unfinished (what the cron and the local server continue). */
+export async function unfinished(db: Db, model: string): Promise<string[]> {
+  const rows = await db.query<{ tenantId: string }>(sql`
+    select tenant_id as "tenantId" from embedding_state
+    where finished_at is null and model = ${model} and (lease_until is null or lease_until < now())`);
+  return rows.map((r) => r.tenantId);
+}
+
+/** Re-embeds the tenant's stale chunks with `options.embedder`, in batches, until none are left or it must stop. */
+export async function run(db: Db, options: Options): Promise<Report> {
+  const { tenantId, embedder } = options;
+  const model = embedder.model;
+  const batchSize = options.batchSize ?? 256;
+  const leaseMs = options.leaseMs ?? 5 * 60_000;
+  const budgetMs = options.budgetMs ?? Number.POSITIVE_INFINITY;
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  const runner = randomUUID();
+  const started = performance.now();
+  const stale = await pending(db, tenantId, model);
+  const report: Report = { model, stale, reembedded: 0, reused: 0, tokens: 0, remaining: stale };
+  if (stale === 0) {
+    await finish(db, tenantId, model, embedder.dimensions);
+    return report;
+  }
+
+  // Take the tenant's lease (a new model starts the record over); nothing comes back while another run holds it.
+  const [lease] = await db.query<{ ok: boolean }>(sql`
+    insert into embedding_state as s (tenant_id, model, dimensions, runner, lease_until)
+    values (${tenantId}, ${model}, ${embedder.dimensions}, ${runner}, now() + ${leaseMs}::int * interval '1 millisecond')
+    on conflict (tenant_id) do update set
+      runner = excluded.runner, lease_until = excluded.lease_until, updated_at = now(), last_error = null,
+      finished_at = null, dimensions = excluded.dimensions,
+      started_at = case when s.model = excluded.model and s.finished_at is null then s.started_at else now() end,
+      reembedded = case when s.model = excluded.model and s.finished_at is null then s.reembedded else 0 end,
+      reused = case when s.model = excluded.model and s.finished_at is null then s.reused else 0 end,
+      tokens = case when s.model = excluded.model and s.finished_at is null then s.tokens else 0 end,
+      model = excluded.model
+    where s.lease_until is null or s.lease_until < now()
+    returning true as ok`);
+  if (!lease) {
+    const [other] = await db.query<{ until: Date | string }>(
+      sql`select lease_until as until from embedding_state where tenant_id = ${tenantId}`,
+    );
+    return { ...report, stopped: "busy", busyUntil: other ? new Date(other.until).toISOString() : undefined };
+  }
+
+  const staged = await Indexer.enabled(db);
+  try {
+    while (report.reembedded < limit) {
+      if (performance.now() - started >= budgetMs) {
+        report.stopped = "budget";
+        break;
+      }
+      options.signal?.throwIfAborted();
+      const want = Math.min(batchSize, limit - report.reembedded);
+      const moved = await batch(db, tenantId, embedder, runner, want, leaseMs, options.signal);
+      if (moved.lost) throw new EngramError("conflict", "reembed.lease_lost", "another run took over this tenant");
+      report.reembedded += moved.n;
+      report.reused += moved.reused;
+      report.tokens += moved.tokens;
+      // The new vectors wait outside the HNSW index; index this batch's worth so the exact-scanned backlog stays small.
+      if (staged && moved.n)
+        await Indexer.catchUp(db, { tenantId, limit: moved.n, budgetMs: Number.POSITIVE_INFINITY });
+      options.onProgress?.({ done: report.reembedded, total: stale });
+      if (moved.claimed < want) break;
+    }
+    if (report.reembedded >= limit && report.stopped === undefined) report.stopped = "limit";
+  } catch (error) {
+    report.stopped = "error";
+    report.error = error instanceof Error ? error.message : String(error);
+    log.warn("reembed: stopped; the next run continues", { tenantId, model, error: report.error });
+  }
+  report.remaining = await pending(db, tenantId, model);
+  if (report.remaining === 0) await finish(db, tenantId, model, embedder.dimensions, runner);
+  else {
+    await db.query(sql`
+      update embedding_state set runner = null, lease_until = null, last_error = ${report.error ?? null}, updated_at = now()
+      where tenant_id = ${tenantId} and runner = ${runner}`);
+  }
+  return report;
+}
+
+/** Marks the tenant's record finished for `model` (creating it when there was nothing to do). */
+async function finish(db: Db, tenantId: string, model: string, dimensions: number, runner?: string) {
+  await db.query(sql`
+    insert into embedding_state as s (tenant_id, model, dimensions, finished_at)
+    values (${tenantId}, ${model}, ${dimensions}, now())
+    on conflict (tenant_id) do update set
+      model = excluded.model, dimensions = excluded.dimensions, finished_at = coalesce(s.finished_at, now()),
+      runner = null, lease_until = null, last_error = null, updated_at = now()
+    where ${runner === undefined ? sql`(s.lease_until is null or s.lease_until < now())` : sql`s.runner = ${runner}`}`);
+}
+
+interface Moved {
+  claimed: number;
+  n: number;
+  reused: number;
+  tokens: number;
+  lost: boolean;
+}
+
+/** One batch: read up to `want` stale chunks, embed the texts with no vector yet, write all in one statement. */
+async function batch(
+  db: Db,
+  tenantId: string,
+  embedder: Embedder,
+  runner: string,
+  want: number,
+  leaseMs: number,
+  signal: AbortSignal | undefined,
+): Promise<Moved> {
+  const model = embedder.model;
+  for (let attempt = 1; ; attempt++) {
+    const rows = await db.query<{
+      id: string | number;
+      context: string;
+      content: string;
+      hash: string;
+      known: boolean;
+    }>(sql`
+      select c.id, c.context, c.content, c.content_hash as hash, exists (
+          select 1 from chunks k where k.tenant_id = ${tenantId} and k.embedding_model = ${model}
+            and k.content_hash = c.content_hash offset 0) as known
+      from chunks c where ${staleFor(tenantId, model)}
+      limit ${want}`);
+    if (!rows.length) return { claimed: 0, n: 0, reused: 0, tokens: 0, lost: false };
+    const texts = new Map<string, string>();
+    for (const r of rows) if (!r.known && !texts.has(r.hash)) texts.set(r.hash, embeddingText(r.context, r.content));
+    let tokens = 0;
+    const vectors: string[] = [];
+    if (texts.size) {
+      const result = await embedder.embed([...texts.values()], { signal }).catch((error) => {
+        throw upstreamError(error, "embedding");
+      });
+      for (const v of result.vectors) {
+        if (v?.length !== embedder.dimensions) {
+          throw new EngramError(
+            "unavailable",
+            "embedding.dimensions",
+            `${model} returned ${v?.length ?? 0}-dimension vectors; ${embedder.dimensions} are configured (EMBEDDING_DIMENSIONS). Nothing was written`,
+          );
+        }
+        vectors.push(vectorLiteral(v));
+      }
+      tokens = result.tokens || [...texts.values()].reduce((n, t) => n + estimateTokens(t), 0);
+    }
+    const ids = rows.map((r) => String(r.id));
+    // Chunks that cost no embedding call: their text had a vector of this model, or came earlier in the batch.
+    const reused = rows.length - texts.size;
+    try {
+      const [row] = await db.query<{ n: number; held: boolean }>(sql`
+        with held as (
+          select 1 from embedding_state where tenant_id = ${tenantId} and runner = ${runner} and lease_until > now() for update),
+        fresh as (
+          select h, v::vector as embedding from unnest(${arr([...texts.keys()])}::text[], ${arr(vectors)}::text[]) as t(h, v)),
+        moved as (
+          update chunks c set embedding_model = ${model}, indexed = false,
+            embedding = coalesce((select f.embedding from fresh f where f.h = c.content_hash), (
+              select k.embedding from chunks k
+              where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = c.content_hash limit 1))
+          where c.id = any(${arr(ids)}::bigint[]) and ${staleFor(tenantId, model)} and exists (select 1 from held)
+          returning 1),
+        progress as (
+          update embedding_state set reembedded = reembedded + (select count(*) from moved),
+            reused = reused + ${reused}, tokens = tokens + ${tokens},
+            lease_until = now() + ${leaseMs}::int * interval '1 millisecond', updated_at = now()
+          where tenant_id = ${tenantId} and runner = ${runner} and exists (select 1 from held)
+          returning 1)
+        select (select count(*)::int from moved) as n, exists (select 1 from held) as held,
+               (select count(*)::int from progress) as recorded`);
+      const n = Number(row?.n ?? 0);
+      return { claimed: rows.length, n, reused: Math.min(reused, n), tokens, lost: row?.held !== true };
+    } catch (error) {
+      // A vector meant for reuse was purged (its document deleted) between the read and the write: read again.
+      if (attempt < 3 && sqlState(error) === "23502") continue;
+      throw error;
+    }
+  }
+}
+
+/**
+ * Keeps continuing unfinished re-embeddings while the process lives (the local server), a pass every `everyMs`
+ * within `budgetMs`; a failed pass (provider down) is logged and tried again later. `stop` waits for the pass.
+ */
+export function inBackground(db: Db, embedder: Embedder, options: { everyMs?: number; budgetMs?: number } = {}) {
+  const everyMs = options.everyMs ?? 5_000;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  let stopped = false;
+  const pass = () => {
+    running = continueUnfinished(db, embedder, { budgetMs: options.budgetMs ?? 10_000 })
+      .then((done) => {
+        if (done.reembedded) log.info("reembed: background pass", { model: embedder.model, ...done });
+      })
+      .catch((error) => log.warn("reembed: pass failed; retrying later", { error }))
+      .finally(() => {
+        if (!stopped) timer = setTimeout(pass, everyMs).unref();
+      });
+  };
+  timer = setTimeout(pass, 0).unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await running;
+    },
+  };
+}

@@ -1,0 +1,210 @@
+/**
+ * Embedding models done safely (#17): search ranks only the active model's vectors, the rest are counted as
+ * `stale` and still found by keyword; `Reembed.run` moves them over in atomic batches, resumes after a fault
+ * with nothing lost and nothing embedded twice, runs once per tenant at a time, and reuses vectors of the same text.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Caller } from "../../core/auth";
+import * as Cleanup from "../../core/cleanup";
+import { setConfig } from "../../core/config";
+import type { Db } from "../../core/db";
+import type { Embedder } from "../../core/embedding";
+import { OFFLINE_MODEL } from "../../core/embedding/offline";
+import * as Reembed from "../../core/embedding/reembed";
+import * as Ingest from "../../core/ingest";
+import * as Search from "../../core/search";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { fakeEmbedding } from "../support/openai-server";
+
+const DIMS = 64;
+
+/**
+ * Two "models" that embed a text to the very same vector: were a search ever to compare one model's chunks with
+ * the other's query, the chunk holding the query's own text would come first with a score of 1.
+ */
+function model(name: string, options: { failOnCall?: number; dimensions?: number } = {}) {
+  const seen: string[] = [];
+  let calls = 0;
+  const embedder: Embedder = {
+    provider: "openai",
+    model: name,
+    dimensions: DIMS,
+    async embed(texts) {
+      calls++;
+      if (calls === options.failOnCall) throw Object.assign(new Error("injected: provider down"), { status: 503 });
+      seen.push(...texts);
+      return { vectors: texts.map((t) => fakeEmbedding(t, options.dimensions ?? DIMS)), tokens: texts.length * 10 };
+    },
+  };
+  return { embedder, seen, calls: () => calls };
+}
+
+const docs = (prefix: string, count: number) =>
+  Array.from({ length: count }, (_, i) => ({
+    id: `${prefix}${i}`,
+    content: `Memo ${prefix}${i} about the ${["invoice", "laptop", "refund", "deploy"][i % 4]} number ${i}.`,
+  }));
+
+async function models(db: Db): Promise<Record<string, number>> {
+  const rows = await db.query<{ m: string; n: number }>(
+    sql`select embedding_model as m, count(*)::int as n from chunks group by embedding_model`,
+  );
+  return Object.fromEntries(rows.map((r) => [r.m, r.n]));
+}
+
+async function modelOf(db: Db, chunkIds: string[]): Promise<string[]> {
+  const rows = await db.query<{ m: string }>(
+    sql`select distinct embedding_model as m from chunks where id = any(${`{${chunkIds.join(",")}}`}::bigint[])`,
+  );
+  return rows.map((r) => r.m);
+}
+
+beforeAll(() => setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" }));
+
+describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
+  let t: TestDb;
+  let caller: Caller;
+  const old = model("model-old");
+
+  beforeAll(async () => {
+    t = await freshDb(driver, { dimensions: DIMS });
+    caller = await callerFor(t.db, "switch", "u1");
+    await Ingest.run(t.db, caller, [...docs("a", 40), { id: "trap", content: "alpha bravo charlie" }], {
+      embedder: old.embedder,
+    });
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it("never ranks another model's vectors, counts them as stale, and keyword still finds them", async () => {
+    const next = model("model-new").embedder;
+    const strategies = driver === "pglite" ? (["exact"] as const) : (["exact", "index", "auto"] as const);
+    for (const strategy of strategies) {
+      const vector = await Search.query(
+        t.db,
+        caller,
+        { query: "alpha bravo charlie", mode: "vector", topK: 5 },
+        { embedder: next, strategy },
+      );
+      expect(vector.results).toEqual([]);
+      expect(vector.stale).toBe(41);
+    }
+    const hybrid = await Search.query(
+      t.db,
+      caller,
+      { query: "alpha bravo charlie", mode: "hybrid" },
+      { embedder: next },
+    );
+    expect(hybrid.results.map((r) => r.documentId)).toEqual(["trap"]);
+    expect(hybrid.stale).toBe(41);
+    const keyword = await Search.query(t.db, caller, { query: "alpha bravo", mode: "keyword" }, { embedder: next });
+    expect(keyword.stale).toBe(0);
+    // The old model still ranks its own (what a process not yet switched sees).
+    const before = await Search.query(
+      t.db,
+      caller,
+      { query: "alpha bravo charlie", mode: "vector", topK: 1 },
+      { embedder: old.embedder },
+    );
+    expect(before.results[0]).toMatchObject({ documentId: "trap" });
+    expect(before.results[0]?.score).toBeCloseTo(1, 5);
+  });
+
+  it("estimates a dry run in chunks, texts and tokens without embedding anything", async () => {
+    const next = model("model-new");
+    const estimate = await Reembed.estimate(t.db, caller.tenantId, "model-new");
+    expect(estimate).toMatchObject({ model: "model-new", chunks: 41, texts: 41 });
+    expect(estimate.tokens).toBeGreaterThan(41 * 5);
+    expect(next.calls()).toBe(0);
+  });
+
+  it("stops cleanly when the provider fails half-way, and the next run resumes: nothing lost, nothing embedded twice", async () => {
+    const failing = model("model-new", { failOnCall: 3 });
+    const first = await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: failing.embedder, batchSize: 10 });
+    expect(first).toMatchObject({ stopped: "error", stale: 41, reembedded: 20, remaining: 21 });
+    expect(first.error).toMatch(/provider down/);
+    expect(await models(t.db)).toEqual({ "model-old": 21, "model-new": 20 });
+
+    // Mid-switch: every vector result is of the new model. (Queries are embedded apart from the counted runs.)
+    const queries = model("model-new").embedder;
+    for (const query of ["memo about the refund", "alpha bravo charlie", "laptop number 7"]) {
+      const r = await Search.query(t.db, caller, { query, mode: "hybrid", topK: 10 }, { embedder: queries });
+      expect(r.stale).toBe(21);
+      const v = await Search.query(t.db, caller, { query, mode: "vector", topK: 10 }, { embedder: queries });
+      expect(
+        await modelOf(
+          t.db,
+          v.results.map((x) => x.chunkId),
+        ),
+      ).toEqual(v.results.length ? ["model-new"] : []);
+    }
+
+    const resumed = model("model-new");
+    const second = await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: resumed.embedder, batchSize: 10 });
+    expect(second).toMatchObject({ stale: 21, reembedded: 21, remaining: 0 });
+    expect(second.stopped).toBeUndefined();
+    const all = [...failing.seen, ...resumed.seen];
+    expect(new Set(all).size).toBe(all.length); // nothing embedded twice
+    expect(all).toHaveLength(41); // nothing lost
+    expect(await models(t.db)).toEqual({ "model-new": 41 });
+
+    const after = await Search.query(
+      t.db,
+      caller,
+      { query: "alpha bravo charlie", mode: "vector", topK: 1 },
+      { embedder: queries },
+    );
+    expect(after.results[0]).toMatchObject({ documentId: "trap" });
+    expect(after.stale).toBe(0);
+    const state = await Reembed.state(t.db, caller.tenantId, "model-new");
+    expect(state).toMatchObject({ model: "model-new", pending: 0, run: { model: "model-new", reembedded: 41 } });
+    expect(state.run?.finishedAt).toBeTruthy();
+  });
+
+  it("has nothing to do once done", async () => {
+    const again = model("model-new");
+    expect(await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: again.embedder })).toMatchObject({
+      stale: 0,
+      reembedded: 0,
+      remaining: 0,
+    });
+    expect(again.calls()).toBe(0);
+  });
+
+  it("reuses a vector already computed for the same text and model, and two runs at once embed each text once", async () => {
+    const other = await callerFor(t.db, "switch", "u2");
+    // u2 stores the same texts as u1 (already of model-new) plus new ones, with the old model.
+    await Ingest.run(t.db, other, [...docs("a", 10), ...docs("c", 30)], { embedder: old.embedder });
+    const next = model("model-new");
+    const [a, b] = await Promise.all([
+      Reembed.run(t.db, { tenantId: caller.tenantId, embedder: next.embedder, batchSize: 8 }),
+      Reembed.run(t.db, { tenantId: caller.tenantId, embedder: next.embedder, batchSize: 8 }),
+    ]);
+    expect(a.reembedded + b.reembedded).toBe(40);
+    expect(next.seen).toHaveLength(30);
+    expect(a.reused + b.reused).toBe(10);
+    expect(await models(t.db)).toEqual({ "model-new": 81 });
+  });
+
+  it("refuses vectors of the wrong dimension: the batch fails with a clear error and nothing is written", async () => {
+    const wrong = model("model-wrong", { dimensions: 32 });
+    const report = await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: wrong.embedder });
+    expect(report).toMatchObject({ stopped: "error", reembedded: 0, remaining: 81 });
+    expect(report.error).toMatch(/returned 32-dimension vectors; 64 are configured/);
+    expect(await models(t.db)).toEqual({ "model-new": 81 });
+  });
+
+  it("is continued by the scheduled cleanup once begun, with the configured embedder, until done", async () => {
+    setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0", EMBEDDING_DIMENSIONS: String(DIMS) });
+    try {
+      expect((await Cleanup.run(t.db)).reembedded).toBe(0); // nothing begun: the cron pays for nothing
+      await Reembed.begin(t.db, caller.tenantId, OFFLINE_MODEL, DIMS);
+      const first = await Cleanup.run(t.db, { budgetMs: 60_000 });
+      expect(first).toMatchObject({ reembedded: 81, complete: true });
+      expect(await models(t.db)).toEqual({ [OFFLINE_MODEL]: 81 });
+      expect(await Reembed.unfinished(t.db, OFFLINE_MODEL)).toEqual([]);
+    } finally {
+      setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" });
+    }
+  });
+});
