@@ -51,7 +51,16 @@ function responseSchemas() {
     database: z.enum(["ok", "unreachable"]),
     driver: z.string(),
     version: z.string(),
-    embedder: z.object({ provider: z.string(), model: z.string(), dimensions: z.number().check(z.int()) }),
+    embedder: z.object({
+      provider: z.string(),
+      model: z.string(),
+      dimensions: z.number().check(z.int()),
+      reembedding: z.optional(
+        z
+          .number()
+          .check(z.int(), z.describe("Tenants whose re-embedding to this model (`engram reembed`) is unfinished")),
+      ),
+    }),
     chat: z.object({ provider: z.string(), model: z.string() }),
   });
 
@@ -208,6 +217,28 @@ function responseSchemas() {
     averageImportance: z.nullable(z.number()),
     totalAccessCount: z.number().check(z.int()),
     lastIngestAt: z.nullable(timestamp),
+    embedding: z.object({
+      model: z.string().check(z.describe("The active embedding model: searches rank only its vectors")),
+      dimensions: z.number().check(z.int()),
+      stale: z
+        .number()
+        .check(
+          z.int(),
+          z.describe(
+            "Chunks of this space embedded by another model, waiting for `engram reembed` (keyword finds them)",
+          ),
+        ),
+      reembed: z.nullable(
+        z.object({
+          model: z.string(),
+          startedAt: z.string(),
+          finishedAt: z.nullable(z.string()),
+          reembedded: z.number().check(z.int(), z.describe("Chunks re-embedded so far (the tenant's)")),
+          lastError: z.nullable(z.string()),
+          runningUntil: z.nullable(z.string().check(z.describe("While a run holds the tenant: its lease's end"))),
+        }),
+      ),
+    }),
   });
 
   const DocumentList = page("documents", DocumentView);

@@ -3,6 +3,7 @@ export * as Document from "./index";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
+import * as Reembed from "../embedding/reembed";
 import { EngramError, inputError } from "../error";
 import type { ListQuery } from "./schema";
 
@@ -127,11 +128,32 @@ export interface Stats {
   averageImportance: number | null;
   totalAccessCount: number;
   lastIngestAt: Date | null;
+  /** The active embedding model, and this space's chunks of another one (not vector-searched until re-embedded). */
+  embedding: { model: string; dimensions: number; stale: number; reembed: Reembed.State["run"] | null };
 }
 
 /** Counts for the caller's own space, in one query. */
 export async function stats(db: Db, caller: Caller): Promise<Stats> {
-  const rows = await db.query<{
+  const model = Reembed.active();
+  const [rows, state] = await Promise.all([
+    statsRow(db, caller, model.model),
+    Reembed.state(db, caller.tenantId, model.model),
+  ]);
+  const row = rows[0];
+  if (!row) throw new EngramError("internal", "internal", "stats query returned nothing");
+  return {
+    documents: { total: row.total, deleted: row.deleted },
+    chunks: row.chunks,
+    byConversation: row.byConversation ?? [],
+    averageImportance: row.averageImportance,
+    totalAccessCount: row.totalAccessCount,
+    lastIngestAt: row.lastIngestAt ? new Date(row.lastIngestAt) : null,
+    embedding: { model: model.model, dimensions: model.dimensions, stale: row.stale, reembed: state.run ?? null },
+  };
+}
+
+function statsRow(db: Db, caller: Caller, model: string) {
+  return db.query<{
     total: number;
     deleted: number;
     chunks: number;
@@ -139,6 +161,7 @@ export async function stats(db: Db, caller: Caller): Promise<Stats> {
     averageImportance: number | null;
     totalAccessCount: number;
     lastIngestAt: Date | null;
+    stale: number;
   }>(sql`
     with mine as (
       select d.* from documents d where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId}
@@ -154,15 +177,7 @@ export async function stats(db: Db, caller: Caller): Promise<Stats> {
         as "byConversation",
       (select round(avg(importance)::numeric, 2)::float8 from live) as "averageImportance",
       (select coalesce(sum(access_count), 0)::int from live) as "totalAccessCount",
-      (select max(created_at) from ingestions where tenant_id = ${caller.tenantId} and owner = ${caller.userId}) as "lastIngestAt"`);
-  const row = rows[0];
-  if (!row) throw new EngramError("internal", "internal", "stats query returned nothing");
-  return {
-    documents: { total: row.total, deleted: row.deleted },
-    chunks: row.chunks,
-    byConversation: row.byConversation ?? [],
-    averageImportance: row.averageImportance,
-    totalAccessCount: row.totalAccessCount,
-    lastIngestAt: row.lastIngestAt ? new Date(row.lastIngestAt) : null,
-  };
+      (select max(created_at) from ingestions where tenant_id = ${caller.tenantId} and owner = ${caller.userId}) as "lastIngestAt",
+      (select count(*)::int from chunks c where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId}
+         and (c.embedding_model < ${model} or c.embedding_model > ${model})) as stale`);
 }

@@ -3,11 +3,13 @@ export * as Reembed from "./reembed";
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import { embeddingText } from "../chunk/context";
+import { config } from "../config";
 import { arr, type Db, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import { EngramError, upstreamError } from "../error";
 import { log } from "../log";
 import * as Indexer from "../search/indexer";
+import { OFFLINE_MODEL } from "./offline";
 import type { Embedder } from "./types";
 
 // As core/embedding/openai.ts estimates (not imported: the cron's bundle needs no OpenAI SDK to know there is no work).
@@ -77,6 +79,15 @@ export interface Estimate {
   texts: number;
   /** Estimated tokens of those texts (ceil(characters / 4) each, as the OpenAI embedder batches). */
   tokens: number;
+}
+
+/**
+ * The active embedding model as configured, without building the embedder (which would bring the OpenAI SDK into
+ * functions that never embed): what stats and health report and what search ranks.
+ */
+export function active(): { provider: "openai" | "offline"; model: string; dimensions: number } {
+  const e = config().embedding;
+  return { provider: e.provider, model: e.provider === "openai" ? e.model : OFFLINE_MODEL, dimensions: e.dimensions };
 }
 
 /** Chunks that are stale for `model`: two ranges over `chunks_reuse` (tenant, model, hash), which skip the rest. */

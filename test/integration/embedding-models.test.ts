@@ -9,6 +9,7 @@ import type { Caller } from "../../core/auth";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
+import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
 import * as Reembed from "../../core/embedding/reembed";
@@ -198,11 +199,16 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0", EMBEDDING_DIMENSIONS: String(DIMS) });
     try {
       expect((await Cleanup.run(t.db)).reembedded).toBe(0); // nothing begun: the cron pays for nothing
+      expect((await Document.stats(t.db, caller)).embedding).toMatchObject({ model: OFFLINE_MODEL, stale: 41 });
       await Reembed.begin(t.db, caller.tenantId, OFFLINE_MODEL, DIMS);
       const first = await Cleanup.run(t.db, { budgetMs: 60_000 });
       expect(first).toMatchObject({ reembedded: 81, complete: true });
       expect(await models(t.db)).toEqual({ [OFFLINE_MODEL]: 81 });
       expect(await Reembed.unfinished(t.db, OFFLINE_MODEL)).toEqual([]);
+      const stats = (await Document.stats(t.db, caller)).embedding;
+      expect(stats).toMatchObject({ model: OFFLINE_MODEL, dimensions: DIMS, stale: 0 });
+      expect(stats.reembed).toMatchObject({ model: OFFLINE_MODEL, reembedded: 81, lastError: null });
+      expect(stats.reembed?.finishedAt).toBeTruthy();
     } finally {
       setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" });
     }
