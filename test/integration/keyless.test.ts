@@ -67,7 +67,14 @@ describe("with KEYLESS_TENANT set", () => {
   beforeAll(() => setConfig({ ...BASE, KEYLESS_TENANT: "twin" }));
 
   it("serves /api/ingest and /api/chat without a key, as the named tenant and the x-user-id's user", async () => {
-    const ingest = await from("203.0.113.2", twinIngest("visitor-1"));
+    setConfig({ ...BASE, KEYLESS_TENANT: "twin", LOG_LEVEL: "warn" });
+    const lines: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((chunk: unknown) => lines.push(String(chunk)) > 0) as typeof process.stderr.write;
+    const ingest = await from("203.0.113.2", twinIngest("visitor-1")).finally(() => {
+      process.stderr.write = write;
+      setConfig({ ...BASE, KEYLESS_TENANT: "twin" });
+    });
     const chat = await from("203.0.113.2", twinChat("visitor-1"));
     const owners = await t.db.query<{ tenant: string; owner: string }>({
       text: "select t.name as tenant, d.owner from documents d join tenants t on t.id = d.tenant_id where d.id = 'hours'",
@@ -78,6 +85,12 @@ describe("with KEYLESS_TENANT set", () => {
     expect(chat.status).toBe(200);
     expect(chat.body.citations.length).toBeGreaterThan(0);
     expect(owners).toEqual([{ tenant: "twin", owner: "visitor-1" }]);
+    // Said once, at warn, on first use (and in npm start's banner).
+    expect(lines.filter((l) => l.includes("KEYLESS_TENANT is set"))).toHaveLength(1);
+    expect(JSON.parse(lines.find((l) => l.includes("KEYLESS_TENANT")) ?? "{}")).toMatchObject({
+      level: "warn",
+      tenant: "twin",
+    });
   });
 
   it("refuses requests without a key on /v1/*", async () => {
