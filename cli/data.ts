@@ -41,6 +41,19 @@ async function ingestBatch(client: Client, documents: FileDocument[]): Promise<I
   return Ingest.run(client.db, client.caller, documents);
 }
 
+/** A passage's location for people: ", p. 14-15, Travel > Expenses". */
+function where(
+  location: { pages?: [number, number]; headings?: string[] } | null | undefined,
+  title: string | null,
+): string {
+  if (!location) return "";
+  const [from, to] = location.pages ?? [];
+  const pages = from === undefined ? "" : from === to ? `p. ${from}` : `pp. ${from}-${to}`;
+  const headings = (location.headings ?? []).filter((h, i) => i > 0 || h !== title).join(" > ");
+  const parts = [pages, headings].filter(Boolean);
+  return parts.length ? `, ${parts.join(", ")}` : "";
+}
+
 export function registerDataCommands(program: Command): void {
   withTarget(
     program
@@ -161,7 +174,7 @@ export function registerDataCommands(program: Command): void {
     for (const [i, r] of response.results.entries()) {
       const snippet = r.content.replace(/\s+/g, " ").slice(0, 160);
       console.log(
-        `${i + 1}. ${r.title ?? r.documentId}  (${r.documentId}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
+        `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
       );
     }
   });
@@ -184,7 +197,8 @@ export function registerDataCommands(program: Command): void {
         : await Chat.answer(client.db, client.caller, ChatRequest.parse(input));
     if (options.json) return console.log(JSON.stringify(response));
     console.log(response.message.content);
-    for (const c of response.citations) console.log(`  [${c.index}] ${c.title ?? c.documentId} (${c.documentId})`);
+    for (const c of response.citations)
+      console.log(`  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId})`);
     console.log(`  conversation ${response.conversationId} · ${response.model}`);
   });
 

@@ -38,6 +38,19 @@ function responseSchemas() {
 
   const timestamp = z.string().check(z.describe("ISO 8601"));
 
+  const Location = z
+    .nullable(
+      z.object({
+        pages: z.optional(
+          z
+            .tuple([z.number().check(z.int()), z.number().check(z.int())])
+            .check(z.describe("First and last page (1-based) of a PDF the passage is on")),
+        ),
+        headings: z.optional(z.array(z.string()).check(z.describe("The headings above the passage, outermost first"))),
+      }),
+    )
+    .check(z.describe("Where the passage is in its document; null when it has neither pages nor headings"));
+
   const OpenApiDocument = z
     .looseObject({
       openapi: z.string(),
@@ -92,6 +105,7 @@ function responseSchemas() {
     source: z.nullable(z.string()),
     metadata: z.record(z.string(), z.unknown()),
     createdAt: timestamp,
+    location: Location,
   });
 
   const SearchResponse = z.object({
@@ -129,6 +143,7 @@ function responseSchemas() {
     source: z.nullable(z.string()),
     snippet: z.string(),
     score: z.number(),
+    location: Location,
   });
 
   const ChatResponse = z.object({
@@ -249,7 +264,13 @@ function responseSchemas() {
     success: z.literal(true),
     response: z.string().check(z.describe("The answer (the Digital Twin API's field)")),
     sources: z.array(
-      z.object({ id: z.string(), title: z.nullable(z.string()), content: z.string(), score: z.number() }),
+      z.object({
+        id: z.string(),
+        title: z.nullable(z.string()),
+        content: z.string(),
+        score: z.number(),
+        location: Location,
+      }),
     ),
   });
 
@@ -288,6 +309,7 @@ function responseSchemas() {
     IngestResponse,
     SearchResponse,
     Citation,
+    Location,
     ChatResponse,
     ChatCitationsEvent,
     ChatDeltaEvent,
@@ -385,6 +407,7 @@ function build() {
     SearchResponse: r.SearchResponse,
     ChatResponse: r.ChatResponse,
     Citation: r.Citation,
+    Location: r.Location,
     Document: r.DocumentView,
     PatchResponse: r.PatchResponse,
     DocumentList: r.DocumentList,

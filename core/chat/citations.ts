@@ -3,6 +3,7 @@
  * point at no source are dropped (streamed text included); the final answer's markers are
  * renumbered in order of first use, and its citations are exactly the sources it used.
  */
+import type { Location } from "../chunk/location";
 import type { Source } from "./prompt";
 
 export interface Citation {
@@ -13,6 +14,8 @@ export interface Citation {
   source: string | null;
   snippet: string;
   score: number;
+  /** Where the cited passage is in its document: `{ pages: [14, 15] }`, `{ headings: [...] }`, or null. */
+  location: Location | null;
 }
 
 /** `[1]`, `[2, 3]`, with the whitespace before it (dropped along with an invalid marker). */
@@ -105,6 +108,7 @@ export function citationOf(source: Source, index: number): Citation {
     source: source.source,
     snippet: snippet(source.content),
     score: source.score,
+    location: source.location ?? null,
   };
 }
 

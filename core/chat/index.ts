@@ -124,6 +124,7 @@ async function retrieve(db: Db, caller: Caller, request: ChatRequest, question: 
     source: r.source,
     content: r.content,
     score: r.score,
+    location: r.location,
   }));
   return { passages, embeddingTokens: result.usage.embeddingTokens };
 }

@@ -3,6 +3,8 @@
  * quotations, then as much of the conversation as fits, then the question. Everything is
  * counted against one token budget; the weakest sources and the oldest turns go first.
  */
+
+import type { Location } from "../chunk/location";
 import { type ChatMessage, estimatePromptTokens } from "../llm";
 
 /** A retrieved passage offered to the model as `[index]`. */
@@ -15,6 +17,8 @@ export interface Source {
   source: string | null;
   content: string;
   score: number;
+  /** Where the passage is in its document (pages, headings); null when unknown. */
+  location: Location | null;
 }
 
 /** A passage as retrieved, before it is numbered. */

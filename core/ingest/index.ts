@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contexts, embeddingText } from "../chunk/context";
+import { type Location, locations } from "../chunk/location";
 import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
@@ -41,7 +42,14 @@ interface Planned {
   hash: string;
   status: DocumentStatus;
   /** Chunks to store; undefined when neither the content nor the title changed. */
-  chunks?: { ordinal: number; content: string; context: string; hash: string; tokens: number }[];
+  chunks?: {
+    ordinal: number;
+    content: string;
+    context: string;
+    hash: string;
+    tokens: number;
+    location: Location | null;
+  }[];
   chunkCount: number;
 }
 
@@ -53,7 +61,7 @@ export const derivedId = (content: string) => `doc_${contentHash(content).slice(
  * chunking scheme. Raise CHUNKING when chunks or their context are made differently: the next ingest of each
  * document then re-chunks it, still reusing every embedding whose text did not change.
  */
-const CHUNKING = "2";
+const CHUNKING = "3";
 const documentHash = (content: string, title: string | undefined) =>
   contentHash(`${CHUNKING}\u0000${title ?? ""}\u0000${content}`);
 
@@ -185,8 +193,9 @@ export async function prepare(
       input.content,
       split.map((c) => c.start),
     );
+    const located = locations(input.content, split);
     // A chunk's hash names the text it is embedded as (context and content), so embeddings are reused only for
-    // exactly that text.
+    // exactly that text; its location (pages, headings) is stored beside it, never embedded.
     const chunks = split.map((c, i) => {
       const ctx = context[i] ?? "";
       return {
@@ -195,6 +204,7 @@ export async function prepare(
         context: ctx,
         hash: contentHash(embeddingText(ctx, c.content)),
         tokens: c.tokens,
+        location: located[i] ?? null,
       };
     });
     return { id, input, hash, status, chunks, chunkCount: chunks.length };
@@ -317,6 +327,7 @@ function checkNeonBatchSize(changed: Planned[], newVectors: number, dimensions: 
     bytes += neonTextBytes(i.conversationId ?? "") + p.hash.length + 64;
     for (const c of p.chunks ?? []) {
       bytes += neonTextBytes(c.content) + 2 * (neonTextBytes(p.id) + c.hash.length + 16) + 32;
+      if (c.location) bytes += 2 * neonTextBytes(JSON.stringify(c.location));
     }
   }
   if (bytes > NEON_BATCH_LIMIT) {
@@ -381,6 +392,7 @@ function replaceChunks(
   const docIds = arr(rows.map((r) => r.doc));
   const ordinals = arr(rows.map((r) => r.ordinal));
   const hashes = arr(rows.map((r) => r.hash));
+  const located = arr(rows.map((r) => (r.location ? JSON.stringify(r.location) : null)));
   // Each row names its new vector by position (null: reuse an existing embedding).
   const order = [...vectors.keys()];
   const position = new Map(order.map((hash, i) => [hash, i + 1]));
@@ -393,20 +405,21 @@ function replaceChunks(
       : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
   return [
     sql`
-      insert into chunks (tenant_id, document_key, owner, ordinal, content, context, content_hash, tokens, embedding, embedding_model)
-      select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.context, t.hash, t.tokens,
+      insert into chunks (tenant_id, document_key, owner, ordinal, content, context, content_hash, tokens, location, embedding, embedding_model)
+      select ${tenantId}, d.key, ${owner}, t.ordinal, t.content, t.context, t.hash, t.tokens, t.location::jsonb,
              coalesce(nv.embedding, (
                select c.embedding from chunks c
                where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
              ${model}
       from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[],
                   ${arr(rows.map((r) => r.context))}::text[], ${hashes}::text[], ${arr(rows.map((r) => r.tokens))}::int[],
-                  ${slot}::int[])
-        as t(doc, ordinal, content, context, hash, tokens, slot)
+                  ${slot}::int[], ${located}::text[])
+        as t(doc, ordinal, content, context, hash, tokens, slot, location)
       join documents d on d.tenant_id = ${tenantId} and d.owner = ${owner} and d.id = t.doc
       left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot
       where not exists (
-        select 1 from chunks c where c.document_key = d.key and c.ordinal = t.ordinal and c.content_hash = t.hash)`,
+        select 1 from chunks c where c.document_key = d.key and c.ordinal = t.ordinal and c.content_hash = t.hash
+          and c.location is not distinct from t.location::jsonb)`,
     // Documents new to this request have no chunks to remove, but another request may have stored the same
     // document since this one planned: the delete runs anyway and leaves this request's version whole.
     sql`
@@ -414,8 +427,10 @@ function replaceChunks(
       where d.key = c.document_key and d.tenant_id = ${tenantId} and d.owner = ${owner}
         and d.id = any(${arr(plans.map((p) => p.id))}::text[])
         and not exists (
-          select 1 from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[]) as t(doc, ordinal, hash)
-          where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash)`,
+          select 1 from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[], ${located}::text[])
+            as t(doc, ordinal, hash, location)
+          where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash
+            and c.location is not distinct from t.location::jsonb)`,
   ];
 }
 

@@ -39,6 +39,7 @@ export const handler = http({
           title: c.title,
           content: c.snippet,
           score: c.score,
+          location: c.location,
         })),
         ...result,
       },

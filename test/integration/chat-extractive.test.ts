@@ -83,6 +83,7 @@ describe.each(DRIVERS)("extractive chat on %s", (driver) => {
         source: null,
         snippet: expect.stringContaining("Customers can request a refund"),
         score: expect.any(Number),
+        location: null,
       },
     ]);
     expect(res.body.usage).toEqual({ promptTokens: 0, completionTokens: 0, embeddingTokens: expect.any(Number) });

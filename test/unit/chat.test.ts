@@ -16,6 +16,7 @@ const passage = (n: number, content: string, score = 1 - n / 100): Passage => ({
   source: null,
   content,
   score,
+  location: null,
 });
 const numbered = (passages: Passage[]): Source[] => passages.map((p, i) => ({ ...p, index: i + 1 }));
 
