@@ -85,6 +85,19 @@ export function upstreamError(error: unknown, what: "embedding" | "chat"): unkno
   if ((error as { name?: string })?.name === "AbortError") return error;
   const e = error as { status?: number; retryAfterSeconds?: number; message?: string };
   const label = what === "embedding" ? "The embedding service" : "The chat model";
+  // The upstream refused the request's size (a 413, or OpenAI's 400 for too many tokens): the
+  // client's request is too large for it, not our failure and not worth a retry.
+  if (
+    e?.status === 413 ||
+    (e?.status === 400 && /maximum context length|tokens per request|too many tokens|too large/i.test(e.message ?? ""))
+  ) {
+    return new EngramError(
+      "too_large",
+      "request.too_large",
+      `${label} refused the request as too large: ${e.message ?? "no reason given"}`,
+      { cause: error },
+    );
+  }
   if (e?.status === 429) {
     return new EngramError(
       "unavailable",

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { createOpenAIEmbedder, type OpenAIEmbedderOptions, UpstreamError } from "../../core/embedding/openai";
+import { upstreamError } from "../../core/error";
 import { type ChatMessage, type ChatModelOptions, createChatModel } from "../../core/llm";
 import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../support/openai-server";
 
@@ -413,6 +414,8 @@ describe("the fake OpenAI server, as strict as the real API", () => {
     const longInput = await rejection(embedder({ maxRetries: 0 }).embed(["word ".repeat(8_000)]));
 
     expect(longInput).toMatchObject({ status: 400, message: expect.stringContaining("8192") });
+    // What the client of Engram then gets: its request was too large, not a 502.
+    expect(upstreamError(longInput, "embedding")).toMatchObject({ code: "request.too_large", status: 413 });
     const unknown = await fetch(`${server.url}/embeddings`, {
       method: "POST",
       headers: { authorization: `Bearer ${server.apiKey}`, "content-type": "application/json" },

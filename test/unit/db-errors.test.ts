@@ -28,3 +28,16 @@ describe("mapDbError", () => {
     expect(mapDbError(error)).toMatchObject({ code: "database.unavailable", status: 503 });
   });
 });
+
+describe("upstreamError", () => {
+  it("answers 413 request.too_large when the model refuses the request's size, 502 for other refusals", async () => {
+    const { upstreamError } = await import("../../core/error");
+    const tooLong = Object.assign(new Error("This model's maximum context length is 8192 tokens"), { status: 400 });
+    const tooBig = Object.assign(new Error("Payload too large"), { status: 413 });
+    const other = Object.assign(new Error("Invalid 'model'"), { status: 400 });
+
+    expect(upstreamError(tooLong, "embedding")).toMatchObject({ code: "request.too_large", status: 413 });
+    expect(upstreamError(tooBig, "chat")).toMatchObject({ code: "request.too_large", status: 413 });
+    expect(upstreamError(other, "embedding")).toMatchObject({ code: "embedding.failed", status: 502 });
+  });
+});
