@@ -88,7 +88,7 @@ export async function reembed(options: ReembedOptions): Promise<void> {
   }
   if (report.stopped === "busy") {
     throw new Error(
-      `another re-embedding of tenant ${tenant.name} is running (its lease holds until ${report.busyUntil}); nothing was done`,
+      `another re-embedding of tenant ${tenant.name} is running; nothing was done (if that run died, its lease expires at ${report.busyUntil}: run this again then)`,
     );
   }
   if (report.stopped === "error") {

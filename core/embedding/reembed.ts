@@ -48,7 +48,10 @@ export interface Options {
   /** Called after each batch. */
   onProgress?: (progress: { done: number; total: number }) => void;
   signal?: AbortSignal;
-  /** How long the lease lasts without renewal. Default 5 minutes (longer than any one batch's embedding call). */
+  /**
+   * How long the lease lasts without renewal: a run that dies (SIGKILL, a Lambda timeout) blocks others this long.
+   * Default 2 minutes, longer than one batch's embedding call with its retries (30 s timeouts, Retry-After <= 20 s).
+   */
   leaseMs?: number;
 }
 
@@ -216,7 +219,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
   const { tenantId, embedder } = options;
   const model = embedder.model;
   const batchSize = options.batchSize ?? 256;
-  const leaseMs = options.leaseMs ?? 5 * 60_000;
+  const leaseMs = options.leaseMs ?? 2 * 60_000;
   const budgetMs = options.budgetMs ?? Number.POSITIVE_INFINITY;
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   const runner = randomUUID();

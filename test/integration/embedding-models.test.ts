@@ -213,4 +213,34 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
       setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" });
     }
   });
+
+  it("stops at once when interrupted between batches, and a run that died holding the lease is taken over when it expires", async () => {
+    const other = await callerFor(t.db, "interrupted", "u1");
+    await Ingest.run(t.db, other, docs("i", 30), { embedder: old.embedder });
+    const abort = new AbortController();
+    const first = model("model-new");
+    const stopped = await Reembed.run(t.db, {
+      tenantId: other.tenantId,
+      embedder: first.embedder,
+      batchSize: 10,
+      signal: abort.signal,
+      onProgress: ({ done }) => done >= 10 && abort.abort(new Error("interrupted")),
+    });
+    expect(stopped).toMatchObject({ stopped: "error", error: "interrupted", reembedded: 10, remaining: 20 });
+
+    // A run that died: its lease still holds, so nothing is done (and nothing paid) until it expires.
+    await t.db.query(sql`
+      update embedding_state set runner = 'dead', lease_until = now() + interval '1 minute' where tenant_id = ${other.tenantId}`);
+    const second = model("model-new");
+    const busy = await Reembed.run(t.db, { tenantId: other.tenantId, embedder: second.embedder });
+    expect(busy).toMatchObject({ stopped: "busy", reembedded: 0, remaining: 20 });
+    expect(second.calls()).toBe(0);
+    await t.db.query(
+      sql`update embedding_state set lease_until = now() - interval '1 second' where tenant_id = ${other.tenantId}`,
+    );
+    const resumed = await Reembed.run(t.db, { tenantId: other.tenantId, embedder: second.embedder });
+    expect(resumed).toMatchObject({ reembedded: 20, remaining: 0 });
+    expect([...first.seen, ...second.seen]).toHaveLength(30);
+    expect(new Set([...first.seen, ...second.seen]).size).toBe(30);
+  });
 });
