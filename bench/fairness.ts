@@ -5,7 +5,7 @@
  * - Noisy neighbour: a quiet tenant searches once every 100 ms, first alone, then while another
  *   tenant's client (a process of its own) keeps 20 ingests of 100 large documents (~1.2 MB
  *   each) in flight. Reported: the quiet tenant's search p50/p95/p99 and its errors (anything
- *   but 200) in both phases, and how the flood's requests were answered. Before the admission
+ *   but 200) in both phases, how the flood's requests were answered, and the server's peak RSS. Before the admission
  *   work the same flood made the quiet tenant's searches answer 500 for 15 s.
  * - X-User-Id rotation: 4 clients send chats as fast as they can, each with a new `X-User-Id`,
  *   for 60 s (10 s with --quick) against a tenant with the default limits (20/min per end user,
@@ -117,7 +117,11 @@ export async function benchFairness(opts: { quick: boolean }): Promise<Record<st
         resolve();
       }),
     );
-    const beside = await searches(server.url, quiet, () => !flooding);
+    let rssPeak = process.memoryUsage().rss;
+    const sampler = setInterval(() => {
+      rssPeak = Math.max(rssPeak, process.memoryUsage().rss);
+    }, 250);
+    const beside = await searches(server.url, quiet, () => !flooding).finally(() => clearInterval(sampler));
     await done;
     const flood = JSON.parse(output || "{}") as Record<string, number>;
     rows.push({
@@ -125,6 +129,8 @@ export async function benchFairness(opts: { quick: boolean }): Promise<Record<st
       flood: Object.entries(flood)
         .map(([status, n]) => `${status}: ${n}`)
         .join(", "),
+      // The server's process (this one): bytes in flight per tenant bound what a flood can hold.
+      "server RSS peak MB": Math.round(rssPeak / 1048576),
     });
     const floodErrors = Object.entries(flood)
       .filter(([status]) => Number(status) >= 500 && status !== "503")
