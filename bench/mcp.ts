@@ -95,7 +95,10 @@ export async function benchMcp({ quick }: { quick: boolean }): Promise<Record<st
     "gzip KB": round(gzipSync(bytes).byteLength / 1024, 1),
     budget: "15 KB",
   });
-  for (const report of await buildLambdas(undefined, ENTRIES.filter((e) => e.name === "mcp" || e.name === "api"))) {
+  for (const report of await buildLambdas(
+    undefined,
+    ENTRIES.filter((e) => e.name === "mcp" || e.name === "api"),
+  )) {
     rows.push({
       path: `${report.name} Lambda bundle`,
       "minified KB": round(report.bytes / 1024, 1),
