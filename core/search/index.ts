@@ -393,7 +393,7 @@ function staleCount(model: string, where: Where): SQL {
  * the common-word tail, where BM25 gives least.
  */
 export const HYBRID_KEYWORD_MATCHES = 300;
-export const KEYWORD_MATCHES = 2000;
+export const KEYWORD_MATCHES = 5000;
 
 interface Fusion {
   kind: "rrf" | "score";
