@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --quick]`: every scenario, one after another on the local Postgres, with
- * baselines measured in the same run. Writes bench/results/latest.json and latest.md.
+ * baselines measured in the same run. Writes bench/results/latest.json and latest.md (`--out=NAME`: NAME.json and
+ * NAME.md, so a partial run, `--only=search,ingest`, leaves the full report in place).
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { setConfig } from "../core/config";
@@ -58,7 +59,8 @@ const over = quick && !only && seconds > 120 ? " (over the two minutes --quick i
 markdown.push(`Total: ${seconds.toFixed(1)} s${over}.`);
 console.log(`Total: ${seconds.toFixed(1)} s${over}`);
 mkdirSync(new URL("./results/", import.meta.url), { recursive: true });
-writeFileSync(new URL("./results/latest.json", import.meta.url), JSON.stringify({ quick, seconds, results }, null, 2));
-writeFileSync(new URL("./results/latest.md", import.meta.url), `${markdown.join("\n")}\n`);
+const out = process.argv.find((a) => a.startsWith("--out="))?.slice(6) ?? "latest";
+writeFileSync(new URL(`./results/${out}.json`, import.meta.url), JSON.stringify({ quick, seconds, results }, null, 2));
+writeFileSync(new URL(`./results/${out}.md`, import.meta.url), `${markdown.join("\n")}\n`);
 if (failed.length) console.error(`bench: failed: ${failed.join(", ")}`);
 process.exit(failed.length ? 1 : 0);

@@ -392,7 +392,7 @@ function staleCount(model: string, where: Where): SQL {
  * mode more. Matches come from the question's rarest words first (see `Keyword.candidates`), so the cap cuts
  * the common-word tail, where BM25 gives least.
  */
-export const HYBRID_KEYWORD_MATCHES = 1000;
+export const HYBRID_KEYWORD_MATCHES = 300;
 export const KEYWORD_MATCHES = 5000;
 
 interface Fusion {

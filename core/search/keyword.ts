@@ -33,7 +33,8 @@ export interface KeywordQuery {
  * frequencies, the chunk count and the average length come from `search_terms` (migrations/0009), summed over
  * the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
  * stay within `cap` (the rarest always), and every gathered chunk is scored on all lexemes: a chunk holding only
- * the commonest words of a question is the one a cap may leave out, and it would rank last.
+ * the commonest words of a question is the one a cap may leave out, and it would rank last. Each match costs a
+ * heap and TOAST read (about 10 µs), so the cap is what bounds a search's time.
  */
 export function candidates(q: KeywordQuery): SQL[] {
   const who = sql`${arr(q.owners)}::text[]`;
@@ -63,8 +64,16 @@ export function candidates(q: KeywordQuery): SQL[] {
       from unnest(${arr(phrases)}::text[]) p)`,
     sql`kwmax as materialized (
       select greatest(coalesce((select sum(idf) from kwi), 0) * ${K1 + 1} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
+    // The lexemes that gather matches: the rarest ones within the cap. When even the rarest alone passes it (a
+    // question of common words), its matches that also hold another of the question's words, the likelier ones.
     sql`kwq as materialized (
-      select tsquery_any(q) as q from kwi where through <= ${q.cap} or df = (select min(df) from kwi))`,
+      select case
+        when (select min(df) from kwi) <= ${q.cap} or (select count(*) from kwi) = 1
+          then (select tsquery_any(q) from kwi where through <= ${q.cap} or df = (select min(df) from kwi))
+        else (
+          select r.q && (select tsquery_any(o.q) from kwi o where o.lexeme <> r.lexeme)
+          from (select lexeme, q from kwi order by df, lexeme limit 1) r)
+      end as q)`,
     // `offset 0` keeps the documents check a key lookup per match: as a semi-join it was planned as a hash of every
     // document in the table, slower than the few hundred lookups a search needs.
     sql`kwm as materialized (
