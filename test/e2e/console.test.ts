@@ -309,7 +309,7 @@ describe("the console", () => {
     await go("Search");
     await search(page, "refund window");
     const results = page.getByTestId("search-results");
-    expect(await page.getByTestId("search-summary").textContent()).toContain("hybrid · score: reciprocal rank fusion");
+    expect(await page.getByTestId("search-summary").textContent()).toContain("hybrid · score: fused score");
     const marks = await results.locator("mark").allTextContents();
     expect(marks.map((m) => m.toLowerCase())).toContain("refunds");
     await shot(page, "search.png");
