@@ -78,7 +78,8 @@ function componentSchemas(): { components: Record<string, Json>; refOf: Map<z.Zo
 /**
  * Tidies zod's output for OpenAPI: `#/components/schemas/__shared#/$defs/x` (its registry form)
  * becomes a plain component reference, the safe-integer bounds of every `.int()` go, and a
- * property marked `REQUIRED_IN_DOCS` becomes required, without its default.
+ * property marked `REQUIRED_IN_DOCS` becomes required, without its default; a tuple of one type
+ * becomes an array of it (its length stays in minItems/maxItems).
  */
 function relink(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(relink);
@@ -89,6 +90,13 @@ function relink(value: unknown): unknown {
     if (k === z.REQUIRED_IN_DOCS) continue;
     out[k] =
       k === "$ref" && typeof v === "string" && v.startsWith(SHARED) ? COMPONENTS + v.slice(SHARED.length) : relink(v);
+  }
+  // A tuple of one type (a page range) as an array of it with its length: openapi-fetch's Readable<>
+  // turns tuples into arrays, so a generated client's own types would disagree with each other.
+  const tuple = out.prefixItems as unknown[] | undefined;
+  if (tuple?.length && tuple.every((item) => JSON.stringify(item) === JSON.stringify(tuple[0]))) {
+    out.items = tuple[0];
+    delete out.prefixItems;
   }
   const properties = (value as Json).properties as Record<string, Json> | undefined;
   const marked = Object.keys(properties ?? {}).filter((name) => properties?.[name]?.[z.REQUIRED_IN_DOCS] === true);
