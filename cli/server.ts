@@ -24,6 +24,7 @@ const loaders: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
   search: () => import("../functions/http/search") as Promise<{ handler: Handler }>,
   chat: () => import("../functions/http/chat") as Promise<{ handler: Handler }>,
   mcp: () => import("../functions/http/mcp") as Promise<{ handler: Handler }>,
+  upload: () => import("../functions/http/upload") as Promise<{ handler: Handler }>,
 };
 
 /** A Lambda-like context; `getRemainingTimeInMillis` mirrors API Gateway's 30 s limit. */
@@ -78,6 +79,7 @@ export function toEvent(
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
   }
+  const binary = /^multipart\/form-data/i.test(headers["content-type"] ?? "");
   const query: Record<string, string> = {};
   for (const [name, value] of url.searchParams) query[name] = name in query ? `${query[name]},${value}` : value;
   const now = new Date();
@@ -89,8 +91,9 @@ export function toEvent(
     headers,
     queryStringParameters: Object.keys(query).length ? query : undefined,
     pathParameters: found.kind === "route" && Object.keys(found.params).length ? found.params : undefined,
-    body: body.length ? body.toString("utf8") : undefined,
-    isBase64Encoded: false,
+    // API Gateway passes binary bodies (an upload's multipart) base64-encoded, as Lambda receives them.
+    body: body.length ? body.toString(binary ? "base64" : "utf8") : undefined,
+    isBase64Encoded: binary,
     requestContext: {
       accountId: "local",
       apiId: "local",

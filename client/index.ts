@@ -57,6 +57,8 @@ type Query = Record<string, string | number | boolean | null | undefined>;
 export interface SendOptions extends CallOptions {
   query?: Query;
   body?: unknown;
+  /** A multipart/form-data body instead of JSON (fetch sets its boundary). */
+  form?: FormData;
   accept?: string;
   headers?: Record<string, string>;
 }
@@ -161,7 +163,7 @@ export function createClient(options: ClientOptions) {
         response = await doFetch(url(route, call.query), {
           method,
           headers,
-          body: call.body === undefined ? undefined : JSON.stringify(call.body),
+          body: call.form ?? (call.body === undefined ? undefined : JSON.stringify(call.body)),
           signal: call.signal,
         });
       } catch (error) {
@@ -215,6 +217,15 @@ export function createClient(options: ClientOptions) {
     documents: {
       list: (query: T.ListDocumentsQuery = {}, call?: CallOptions) =>
         json<T.DocumentList>("GET", "/v1/documents", { ...call, query }),
+      /** One file (PDF, .docx, web page, Markdown, text, CSV; at most 4 MB) extracted and stored as a document. */
+      upload: (file: Blob, fields: T.UploadFields = {}, call?: CallOptions) => {
+        const form = new FormData();
+        form.set("file", file, (file as File).name || "upload");
+        for (const [name, value] of Object.entries(fields)) {
+          if (value !== undefined) form.set(name, typeof value === "object" ? JSON.stringify(value) : String(value));
+        }
+        return json<T.UploadResponse>("POST", "/v1/documents/upload", { ...call, form });
+      },
       get: (id: string, query: T.GetDocumentQuery = {}, call?: CallOptions) =>
         json<T.DocumentView>("GET", path("/v1/documents/{id}", id), { ...call, query }),
       update: (id: string, body: T.PatchRequest, call?: CallOptions) =>

@@ -46,6 +46,17 @@ export type SearchResponse = Out<"SearchResponse">;
 export type SearchResult = SearchResponse["results"][number];
 export type SearchMode = SearchResponse["mode"];
 export type Citation = Out<"Citation">;
+/** Where a passage is in its document: `{ pages: [14, 15] }` (PDF), `{ headings: [...] }`, both, or null. */
+export type Location = Out<"Location">;
+export type UploadResponse = Out<"UploadResponse">;
+/** The fields sent with an uploaded file (`documents.upload`). */
+export interface UploadFields {
+  id?: string;
+  title?: string;
+  metadata?: Metadata;
+  importance?: number;
+  conversationId?: string;
+}
 export type ChatResponse = Out<"ChatResponse">;
 export type ChatUsage = ChatResponse["usage"];
 export type DocumentView = Out<"DocumentView">;

@@ -27,6 +27,8 @@ const common = {
 
 // Functions that embed but never chat also leave out openai's chat resource and streaming.
 const embeds = { ...common.nodejs, plugins: "infra/esbuild-plugins-embeddings.mjs" };
+// The upload function also stands in for `canvas`, which the parsers try and do without.
+const uploads = { ...common.nodejs, plugins: "infra/esbuild-plugins-upload.mjs" };
 // The MCP server also leaves out the SDK's Zod 3 support and ajv, which its tools never reach.
 const mcpPlugins = { ...common.nodejs, plugins: "infra/esbuild-plugins-mcp.mjs" };
 
@@ -34,11 +36,11 @@ const mcpPlugins = { ...common.nodejs, plugins: "infra/esbuild-plugins-mcp.mjs" 
  * Reserved concurrency per function, chosen against Neon's connection limit: an instance serves
  * one request at a time and, on the HTTP driver, runs one statement at a time, so the sum is the
  * most backend connections the deployment can hold at once. Neon's smallest compute (0.25 CU)
- * allows 104 connections, a few of them kept for superusers; the sum here, 84, leaves room for
+ * allows 104 connections, a few of them kept for superusers; the sum here, 88, leaves room for
  * migrations, the CLI and the console. Each reservation is also a ceiling, so a flood of one
  * route (bulk ingests above all) is throttled at Lambda instead of taking the connections
  * searches and chats need. Raise them together with the compute size (1 CU: 450).
- * The account must keep 100 unreserved, so it needs a concurrency quota of at least 184.
+ * The account must keep 100 unreserved, so it needs a concurrency quota of at least 188.
  */
 export const reservedConcurrency = {
   api: 12, // reads and small writes, quick
@@ -46,6 +48,7 @@ export const reservedConcurrency = {
   search: 30, // the most requests, each one short statement
   chat: 15, // mostly waiting on the model, one or two statements
   mcp: 8,
+  upload: 4, // one file each, parsed (PDF, Word) before it is ingested; counts in the ingest admission too
   chatStream: 10,
   cleanup: 1, // hourly; never two at once
 };
@@ -75,6 +78,15 @@ export const functionSettings = {
     memory: "1024 MB" as const,
     timeout: "15 seconds" as const,
     nodejs: embeds,
+  },
+  // POST /v1/documents/upload: the only bundle with the document parsers (pdf.js, mammoth, Readability, linkedom),
+  // so /v1/ingest starts as fast as before. A 4 MB PDF's pages (pdf.js) peak near 300 MB (docs/extract.md).
+  upload: {
+    ...common,
+    concurrency: { reserved: reservedConcurrency.upload },
+    memory: "1769 MB" as const,
+    timeout: "29 seconds" as const,
+    nodejs: uploads,
   },
   // Mostly waiting on the chat model, which is billed per millisecond: less memory; API Gateway's limit.
   chat: {

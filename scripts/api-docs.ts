@@ -51,6 +51,8 @@ export interface Example {
   /** The path as sent: parameters filled in, with any query string. */
   path: string;
   body?: unknown;
+  /** A multipart/form-data body instead (the upload route): `@path` is a file, relative to the repository, as curl -F. */
+  form?: Record<string, string>;
   /** Header lines beyond the key, e.g. X-User-Id. */
   headers?: Record<string, string>;
 }
@@ -78,6 +80,10 @@ export const EXAMPLES: Record<string, Example> = {
         { id: "note-1042", content: "The customer asked about refunds for order 1042.", conversationId: "support-1" },
       ],
     },
+  },
+  "POST /v1/documents/upload": {
+    path: "/v1/documents/upload",
+    form: { file: "@test/fixtures/extract/handbook.pdf", metadata: '{"team":"hr"}' },
   },
   "GET /v1/documents": { path: "/v1/documents?limit=10" },
   "GET /v1/documents/{id}": { path: "/v1/documents/refunds" },
@@ -126,6 +132,9 @@ export function curlOf(route: Route, example: Example): string {
   if (example.body !== undefined) {
     parts.push(`-H 'content-type: application/json'`);
     parts.push(`-d '${JSON.stringify(example.body).replaceAll("'", "'\\''")}'`);
+  }
+  for (const [name, value] of Object.entries(example.form ?? {})) {
+    parts.push(`-F '${name}=${value.replaceAll("'", "'\\''")}'`);
   }
   return parts.join(" ");
 }
@@ -208,7 +217,7 @@ function section(route: Route, doc: Document): string[] {
   const requestBody = op.requestBody?.$ref
     ? (deref(op.requestBody as Schema, doc) as Operation["requestBody"])
     : op.requestBody;
-  const body = requestBody?.content["application/json"]?.schema;
+  const body = (requestBody?.content["application/json"] ?? requestBody?.content["multipart/form-data"])?.schema;
   if (body) {
     const name = op.requestBody?.$ref?.split("/").at(-1);
     out.push(`Body: ${name ? `\`${name}\`` : typeOf(body)}`, "", ...fieldsTable(body, doc), "");

@@ -59,9 +59,15 @@ function nestsDeeper(value: unknown, max: number): boolean {
   return false;
 }
 
-/** Parses a JSON body with the 6 MB limit; an empty body is `undefined`. */
+/**
+ * Parses a JSON body with the 6 MB limit; an empty body is `undefined`. A multipart/form-data body (the upload
+ * route) is left to its handler as its raw bytes, a Buffer.
+ */
 export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
+  if (/^multipart\/form-data/i.test(event.headers?.["content-type"] ?? "")) {
+    return Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
+  }
   const raw = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
   if (Buffer.byteLength(raw, "utf8") > MAX_BODY_BYTES) {
     throw new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB.");

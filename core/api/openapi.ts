@@ -207,7 +207,11 @@ function operation(route: Route, refOf: Map<z.ZodMiniType, string>, requestBodie
     security: route.auth ? [{ bearer: [] }] : [],
     ...(parameters.length ? { parameters } : {}),
     ...(body
-      ? { requestBody: named ? { $ref: named } : { required: true, content: { "application/json": { schema: body } } } }
+      ? {
+          requestBody: named
+            ? { $ref: named }
+            : { required: true, content: { [s.bodyType ?? "application/json"]: { schema: body } } },
+        }
       : {}),
     responses: {
       "200": {

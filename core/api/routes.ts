@@ -5,7 +5,7 @@
  */
 export type RateClass = "chat" | "search" | "ingest" | "default";
 /** The Lambda function that serves a route (functions/http/<fn>.ts). */
-export type FunctionName = "api" | "ingest" | "search" | "chat" | "mcp";
+export type FunctionName = "api" | "ingest" | "upload" | "search" | "chat" | "mcp";
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
 
 export interface Route {
@@ -30,6 +30,7 @@ export const routes: Route[] = [
   r("GET", "/v1/health", "api", null, "Service and database health"),
   r("GET", "/v1/openapi.json", "api", null, "This API's OpenAPI 3.1 document"),
   r("POST", "/v1/ingest", "ingest", "ingest", "Add or replace documents"),
+  r("POST", "/v1/documents/upload", "upload", "ingest", "Upload one file (PDF, Word, web page, Markdown, text, CSV)"),
   r("GET", "/v1/documents", "api", "default", "List documents, newest first"),
   r("GET", "/v1/documents/{id}", "api", "default", "Read one document"),
   r("PATCH", "/v1/documents/{id}", "ingest", "ingest", "Change a document"),
@@ -47,7 +48,7 @@ export const routes: Route[] = [
 
 export const routeKey = (route: Pick<Route, "method" | "path">) => `${route.method} ${route.path}`;
 
-export const functionNames: FunctionName[] = ["api", "ingest", "search", "chat", "mcp"];
+export const functionNames: FunctionName[] = ["api", "ingest", "upload", "search", "chat", "mcp"];
 
 /** Compiles `/v1/documents/{id}` into a matcher that yields path parameters. */
 function compilePath(path: string): RegExp {

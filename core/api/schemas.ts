@@ -19,6 +19,7 @@ import {
   Metadata,
   PatchRequest,
 } from "../document/schema";
+import { UploadForm, type UploadResult } from "../extract/schema";
 import type { IngestResult, patch } from "../ingest";
 import type { SearchResponse as SearchResult } from "../search";
 import { SearchFilter, SearchRequest } from "../search/schema";
@@ -93,6 +94,18 @@ function responseSchemas() {
       reused: z.number().check(z.int(), z.describe("Chunks whose text did not change and kept their embeddings")),
     }),
     usage: z.object({ embeddingTokens: z.number().check(z.int()) }),
+  });
+
+  const UploadResponse = z.extend(IngestResponse, {
+    file: z.object({
+      name: z.string(),
+      format: z
+        .enum(["pdf", "docx", "html", "markdown", "text", "csv", "json", "jsonl"])
+        .check(z.describe("What the file was judged to be by its content")),
+      bytes: z.number().check(z.int()),
+      characters: z.number().check(z.int(), z.describe("Characters of text extracted")),
+      pages: z.nullable(z.number().check(z.int())).check(z.describe("A PDF's pages")),
+    }),
   });
 
   const SearchHit = z.object({
@@ -307,6 +320,7 @@ function responseSchemas() {
     ErrorBody,
     HealthResponse,
     IngestResponse,
+    UploadResponse,
     SearchResponse,
     Citation,
     Location,
@@ -331,6 +345,8 @@ function responseSchemas() {
 export interface RouteSchemas {
   query?: z.ZodMiniObject;
   body?: z.ZodMiniType;
+  /** The body's media type when it is not JSON (the upload route's multipart/form-data). */
+  bodyType?: "multipart/form-data";
   /** The 200 answer. */
   response?: z.ZodMiniType;
   /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
@@ -354,6 +370,17 @@ function build() {
     "GET /v1/health": { response: r.HealthResponse },
     "GET /v1/openapi.json": { response: r.OpenApiDocument },
     "POST /v1/ingest": { body: IngestRequest, response: r.IngestResponse },
+    "POST /v1/documents/upload": {
+      body: UploadForm,
+      bodyType: "multipart/form-data",
+      response: r.UploadResponse,
+      more: {
+        "415": ["A file type Engram cannot read (`extract.unsupported_type`), named by its content"],
+        "422": [
+          "Encrypted (`extract.encrypted`), corrupt (`extract.corrupt`), no text layer (`extract.no_text`: scanned?) or empty (`extract.empty`); nothing is stored",
+        ],
+      },
+    },
     "GET /v1/documents": { query: ListQuery, response: r.DocumentList },
     "GET /v1/documents/{id}": { query: GetQuery, response: r.DocumentView },
     "PATCH /v1/documents/{id}": { body: PatchRequest, response: r.PatchResponse },
@@ -404,6 +431,7 @@ function build() {
     Error: r.ErrorBody,
     HealthResponse: r.HealthResponse,
     IngestResponse: r.IngestResponse,
+    UploadResponse: r.UploadResponse,
     SearchResponse: r.SearchResponse,
     ChatResponse: r.ChatResponse,
     Citation: r.Citation,
@@ -454,6 +482,7 @@ type StreamEvents = {
 export type ResponsesMatchCore = [
   Expect<Same<{ [E in ChatEventResult as E["event"]]: E["data"] }, StreamEvents>>,
   Expect<Same<z.output<Responses["IngestResponse"]>, IngestResult>>,
+  Expect<Same<z.output<Responses["UploadResponse"]>, UploadResult>>,
   Expect<Same<z.output<Responses["SearchResponse"]>, SearchResult>>,
   Expect<Same<z.output<Responses["ChatResponse"]>, ChatResult>>,
   Expect<Same<z.output<Responses["DocumentView"]>, Wire<DocumentResult>>>,

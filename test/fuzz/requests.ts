@@ -4,8 +4,11 @@
  * exercise the database, the embedder and the chat path) and *wild* (any field may be hostile, the
  * body broken, the key or X-User-Id wrong).
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import fc from "fast-check";
 import type { EventInput } from "../support/events";
+import { multipart, multipartType, type Part } from "../support/multipart";
 import {
   anyJson,
   arrayText,
@@ -401,6 +404,56 @@ function compatIngestBody(c: Ctx, wild: boolean) {
   );
 }
 
+/** Files made by real tools (test/fixtures/extract), read once. */
+const FILES = ["handbook.pdf", "handbook.docx", "page.html", "scanned.pdf", "encrypted.pdf", "corrupt.pdf"].map(
+  (name) => ({ name, bytes: readFileSync(join(import.meta.dirname, "../fixtures/extract", name)) }),
+);
+
+/** An upload's form: a real file or, wild, any bytes, a truncated file, hostile fields, a broken form. */
+function uploadRequest(c: Ctx, wild: boolean): Arb<EventInput> {
+  const file = either(
+    wild,
+    fc.oneof(
+      fc.constantFrom(...FILES.slice(0, 3)).map((f) => ({ name: f.name, bytes: new Uint8Array(f.bytes) })),
+      contentText.filter((t) => t.trim() !== "").map((t) => ({ name: "note.md", bytes: new TextEncoder().encode(t) })),
+    ),
+    fc.oneof(
+      fc.constantFrom(...FILES).map((f) => ({ name: f.name, bytes: new Uint8Array(f.bytes) })),
+      fc
+        .tuple(fc.constantFrom(...FILES), fc.integer({ min: 0, max: 4000 }))
+        .map(([f, n]) => ({ name: f.name, bytes: new Uint8Array(f.bytes.subarray(0, n)) })),
+      fc.tuple(hostileString, fc.uint8Array({ maxLength: 2000 })).map(([name, bytes]) => ({ name, bytes })),
+    ),
+  );
+  const text = (clean: Arb<string>) => either(wild, clean, hostileString);
+  const fields = fc.record(
+    {
+      id: text(idOf(c, false)),
+      title: text(fc.string({ maxLength: 50 })),
+      metadata: wild ? fc.oneof(metadata(true), anyJson) : metadata(false),
+      importance: importance(wild),
+      conversationId: conversationOf(c, wild),
+    },
+    { requiredKeys: [] },
+  );
+  const form = fc.tuple(fc.option(file, { nil: undefined, freq: wild ? 5 : 100 }), fields).map(([f, more]) => {
+    const parts: Part[] = Object.entries(more as Record<string, string>).map(([name, value]) => ({ name, value }));
+    if (f) parts.unshift({ name: "file", value: f.bytes, filename: f.name.replace(/["\r\n]/g, "_") });
+    return multipart(parts);
+  });
+  const type = either(
+    wild,
+    fc.constant(multipartType()),
+    fc.constantFrom("application/json", "multipart/form-data", multipartType("other"), "text/plain"),
+  );
+  return fc.record({ headers: headers(c, wild), form, type }).map(({ headers: h, form: body, type: t }) => ({
+    method: "POST",
+    path: "/v1/documents/upload",
+    headers: { ...h, "content-type": t },
+    binaryBody: body,
+  }));
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Routes
 // ---------------------------------------------------------------------------------------------------------------
@@ -419,6 +472,7 @@ export const ROUTES: Record<string, { runs: number; build: Build }> = {
   "GET /v1/health": { runs: 50, build: (c, w) => request(c, w, "GET", "/v1/health", { query: query(w, {}) }) },
   "GET /v1/openapi.json": { runs: 20, build: (c, w) => request(c, w, "GET", "/v1/openapi.json") },
   "POST /v1/ingest": { runs: 330, build: (c, w) => request(c, w, "POST", "/v1/ingest", { body: ingestBody(c, w) }) },
+  "POST /v1/documents/upload": { runs: 120, build: uploadRequest },
   "GET /v1/documents": {
     runs: 200,
     build: (c, w) =>

@@ -3,6 +3,7 @@
  * every example is a request the API accepts, sent to the local server the way its curl sends it.
  */
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
 import { match, routeKey, routes } from "../../core/api/routes";
@@ -57,6 +58,7 @@ describe("docs/api.md and the README's curl block", () => {
       expect(found.kind === "route" && routeKey(found.route), k).toBe(k);
       const schemas = routeSchemas().schemas[k] ?? {};
       if (example.body !== undefined) expect(schemas.body?.safeParse(example.body).success, k).toBe(true);
+      if (example.form !== undefined) expect(schemas.body?.safeParse(example.form).success, k).toBe(true);
       if (query) expect(schemas.query?.safeParse(Object.fromEntries(new URLSearchParams(query))).success, k).toBe(true);
       expect(doc).toContain(`### ${k}`);
       expect(doc).toContain(curlOf(route, example));
@@ -76,10 +78,15 @@ describe("docs/api.md and the README's curl block", () => {
       const headers: Record<string, string> = { ...example.headers };
       if (route.auth) headers.authorization = `Bearer ${key}`;
       if (example.body !== undefined) headers["content-type"] = "application/json";
+      const form = example.form ? new FormData() : undefined;
+      for (const [name, value] of Object.entries(example.form ?? {})) {
+        if (!value.startsWith("@")) form?.set(name, value);
+        else form?.set(name, new Blob([readFileSync(join(import.meta.dirname, "../..", value.slice(1)))]), value);
+      }
       const res = await fetch(`${server.url}${example.path}`, {
         method: route.method,
         headers,
-        body: example.body === undefined ? undefined : JSON.stringify(example.body),
+        body: form ?? (example.body === undefined ? undefined : JSON.stringify(example.body)),
       });
       const text = await res.text();
       expect(res.status, `${k}: ${text.slice(0, 300)}`).toBeGreaterThanOrEqual(200);

@@ -51,6 +51,12 @@ export async function calls(baseUrl: string, key: string) {
   if (ingest.data) seen.push(ingest.data.documents[0]?.status satisfies "created" | "updated" | "unchanged" | undefined ?? "");
   if (ingest.error) seen.push(ingest.error.error.code);
 
+  // multipart/form-data: openapi-fetch's documented way, the form built by the caller.
+  const form = new FormData();
+  form.set("file", new Blob(["# Hours\\n\\nOpen 9 to 5 on weekdays."]), "hours.md");
+  const uploaded = await api.POST("/v1/documents/upload", { body: { file: "hours.md" }, bodySerializer: () => form });
+  if (uploaded.data) seen.push(uploaded.data.file.format, String(uploaded.data.file.pages satisfies number | null));
+
   const list = await api.GET("/v1/documents", { params: { query: { limit: 10, includeDeleted: true } } });
   if (list.data) seen.push(...list.data.documents.map((d) => d.id), String(list.data.nextCursor satisfies string | null));
   const one = await api.GET("/v1/documents/{id}", { params: { path: { id: "refunds" }, query: { track: false } } });

@@ -11,6 +11,8 @@ export interface EventInput {
   body?: unknown;
   /** A raw body string, sent as is (for malformed JSON). */
   rawBody?: string;
+  /** A binary body (a multipart upload), sent base64-encoded as API Gateway does. */
+  binaryBody?: Buffer;
 }
 
 export function apiEvent(input: EventInput): APIGatewayProxyEventV2 {
@@ -18,7 +20,10 @@ export function apiEvent(input: EventInput): APIGatewayProxyEventV2 {
   const key = found.kind === "route" ? routeKey(found.route) : "$default";
   const headers: Record<string, string> = {};
   for (const [k, v] of Object.entries(input.headers ?? {})) headers[k.toLowerCase()] = v;
-  const body = input.rawBody ?? (input.body === undefined ? undefined : JSON.stringify(input.body));
+  const body =
+    input.binaryBody?.toString("base64") ??
+    input.rawBody ??
+    (input.body === undefined ? undefined : JSON.stringify(input.body));
   if (body !== undefined) headers["content-type"] ??= "application/json";
   const query = input.query ?? {};
   return {
@@ -30,7 +35,7 @@ export function apiEvent(input: EventInput): APIGatewayProxyEventV2 {
     queryStringParameters: Object.keys(query).length ? query : undefined,
     pathParameters: found.kind === "route" && Object.keys(found.params).length ? found.params : undefined,
     body,
-    isBase64Encoded: false,
+    isBase64Encoded: input.binaryBody !== undefined,
     requestContext: {
       accountId: "test",
       apiId: "test",
@@ -76,6 +81,7 @@ const modules: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
   search: () => import("../../functions/http/search") as Promise<{ handler: Handler }>,
   chat: () => import("../../functions/http/chat") as Promise<{ handler: Handler }>,
   mcp: () => import("../../functions/http/mcp") as Promise<{ handler: Handler }>,
+  upload: () => import("../../functions/http/upload") as Promise<{ handler: Handler }>,
 };
 
 export interface Response {

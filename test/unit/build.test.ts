@@ -111,6 +111,19 @@ describe("npm run build", () => {
     ]);
   });
 
+  it("keeps the document parsers in the upload bundle alone, which also leaves out canvas", () => {
+    const parsers = /^(unpdf|mammoth|@mozilla\/readability|linkedom)$/;
+    for (const report of reports) {
+      const held = report.largest.map((p) => p.part).filter((p) => parsers.test(p));
+      if (report.name === "upload") expect(held).toEqual(expect.arrayContaining(["unpdf", "mammoth", "linkedom"]));
+      else expect(held, report.name).toEqual([]);
+    }
+    const input = { bytes: 1, imports: [] };
+    const meta = { inputs: { "node_modules/unpdf/dist/index.mjs": input, "core/extract/pdf.ts": input }, outputs: {} };
+    expect(findForbidden(meta as Metafile)).toHaveLength(2);
+    expect(findForbidden(meta as Metafile, true)).toEqual([]);
+  });
+
   it("fails a bundle that leaves pg to be imported at run time", async () => {
     const external = await metafileOf('import pg from "pg"; export const x = pg;', { external: ["pg"] });
     expect(findForbidden(external)).toEqual(["pg (left external: Lambda has no node_modules)"]);
@@ -158,6 +171,7 @@ describe("npm run build", () => {
     expect(ENTRIES.map((e, i) => [e.name, loaded[i] === embeddingPlugins])).toEqual([
       ["api", false],
       ["ingest", true],
+      ["upload", false],
       ["search", true],
       ["chat", false],
       ["mcp", false],

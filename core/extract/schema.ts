@@ -1,0 +1,35 @@
+/**
+ * The upload route's form and answer, apart from the parsers (core/extract/upload.ts) so that the OpenAPI
+ * document, which every function can serve, never pulls them into a bundle.
+ */
+import { Id } from "../document/schema";
+import type { IngestResult } from "../ingest";
+import * as z from "../zod";
+import type { Format } from "./sniff";
+
+/** The largest file the upload route takes (see above). */
+export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
+/** The form around the file: field names, boundaries, the other fields. */
+export const FORM_OVERHEAD_BYTES = 64 * 1024;
+
+/** The form's fields besides `file`, as the OpenAPI document describes them (all text, as forms send them). */
+export const UploadForm = z.object({
+  file: z
+    .string()
+    .check(
+      z.describe(
+        "The file (binary): PDF, .docx, HTML, Markdown, text, CSV or JSON, judged by content; at most 4 MB (larger: `engram ingest`)",
+      ),
+    ),
+  id: z.optional(Id).check(z.describe("Default: the file's name")),
+  title: z
+    .optional(z.string())
+    .check(z.describe("Default: the file's own title (PDF metadata, <title>, first heading)")),
+  metadata: z.optional(z.string()).check(z.describe('A JSON object, e.g. {"team":"hr"}; at most 8 KB')),
+  importance: z.optional(z.string()).check(z.describe("1 to 10; default 5")),
+  conversationId: z.optional(Id),
+});
+
+export interface UploadResult extends IngestResult {
+  file: { name: string; format: Format; bytes: number; characters: number; pages: number | null };
+}

@@ -1,0 +1,106 @@
+/**
+ * `POST /v1/documents/upload`: one file as multipart/form-data, extracted and ingested as one document with the
+ * same atomicity, idempotency and limits as `/v1/ingest`. Lambda takes at most 6 MB per invocation and API
+ * Gateway sends a binary body base64-encoded (4 bytes for 3), so a file may be at most 4 MB here; larger files go
+ * through `engram ingest`, which extracts on the user's machine and sends text.
+ */
+import type { APIGatewayProxyEventV2 } from "aws-lambda";
+import { parseBody } from "../api/http";
+import type { Caller } from "../auth";
+import type { Db } from "../db";
+import { DocumentInput, Importance } from "../document/schema";
+import { EngramError, inputError } from "../error";
+import * as Ingest from "../ingest";
+import { extract } from "./index";
+import { FORM_OVERHEAD_BYTES, MAX_UPLOAD_BYTES, type UploadResult } from "./schema";
+
+const field = (form: FormData, name: string): string | undefined => {
+  const value = form.get(name);
+  return typeof value === "string" && value !== "" ? value : undefined;
+};
+
+/** Reads the multipart body (with Node's own WHATWG `FormData` parser, no dependency) into the file and its fields. */
+async function readForm(body: unknown, contentType: string | undefined): Promise<FormData> {
+  if (!Buffer.isBuffer(body) || !/^multipart\/form-data/i.test(contentType ?? "")) {
+    throw inputError(
+      "upload.not_multipart",
+      "Send the file as multipart/form-data with a `file` field (curl -F file=@handbook.pdf).",
+    );
+  }
+  if (body.length > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES) {
+    throw new EngramError(
+      "too_large",
+      "upload.too_large",
+      `Uploads are at most ${MAX_UPLOAD_BYTES / 1048576} MB (Lambda's 6 MB payload, base64-encoded); send larger files with \`engram ingest\`, which extracts them locally.`,
+      { details: { bytes: body.length, limitBytes: MAX_UPLOAD_BYTES } },
+    );
+  }
+  try {
+    return await new Response(new Uint8Array(body), { headers: { "content-type": contentType ?? "" } }).formData();
+  } catch (error) {
+    throw new EngramError("input", "upload.malformed", "The multipart/form-data body cannot be parsed.", {
+      cause: error,
+    });
+  }
+}
+
+/** Extracts the uploaded file and ingests it as one document in the caller's space. */
+export async function upload(
+  db: Db,
+  caller: Caller,
+  body: unknown,
+  contentType: string | undefined,
+  options: { signal?: AbortSignal } = {},
+): Promise<UploadResult> {
+  const form = await readForm(body, contentType);
+  const file = form.get("file");
+  if (file === null || typeof file === "string") {
+    throw inputError("upload.no_file", "The form has no `file` field holding a file.", { path: ["file"] });
+  }
+  const bytes = new Uint8Array(await file.arrayBuffer());
+  const name = (file.name || "upload").replace(/^.*[\\/]/, "");
+  let metadata: unknown;
+  const rawMetadata = field(form, "metadata");
+  if (rawMetadata !== undefined) {
+    // Parsed as a JSON body is: the same depth bound (a deeply nested value is refused, not recursed into).
+    metadata = parseBody({ body: rawMetadata, headers: {}, isBase64Encoded: false } as APIGatewayProxyEventV2);
+  }
+  const rawImportance = field(form, "importance");
+  const importance = rawImportance === undefined ? undefined : Number(rawImportance);
+  if (importance !== undefined && !Importance.safeParse(importance).success) {
+    throw inputError("request.invalid", "importance must be a whole number from 1 to 10.", [{ path: "importance" }]);
+  }
+  // Fields are checked before the file is read: a bad form costs no extraction.
+  const fields = DocumentInput.safeParse({
+    id: field(form, "id") ?? name,
+    content: "x",
+    title: field(form, "title"),
+    metadata,
+    importance,
+    conversationId: field(form, "conversationId"),
+  });
+  if (!fields.success) {
+    const issue = fields.error.issues[0];
+    throw inputError("request.invalid", `${issue?.path.join(".")}: ${issue?.message}`, [
+      { path: issue?.path.join(".") },
+    ]);
+  }
+  const extracted = await extract(bytes, { name, limits: { maxBytes: MAX_UPLOAD_BYTES } });
+  const document = DocumentInput.parse({
+    ...fields.data,
+    content: extracted.content,
+    title: fields.data.title ?? extracted.title,
+    source: name,
+  });
+  const result = await Ingest.run(db, caller, [document], { signal: options.signal });
+  return {
+    ...result,
+    file: {
+      name,
+      format: extracted.format,
+      bytes: bytes.length,
+      characters: extracted.content.length,
+      pages: extracted.pages ?? null,
+    },
+  };
+}

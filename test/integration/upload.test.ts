@@ -1,0 +1,140 @@
+/** `POST /v1/documents/upload` through the real chain, on pg and PGlite: formats, refusals, idempotency. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as Auth from "../../core/auth";
+import { setConfig } from "../../core/config";
+import { useDb } from "../../core/db";
+import { useEmbedder } from "../../core/embedding";
+import { freshDb, type TestDb } from "../support/db";
+import { invoke } from "../support/events";
+import { countingEmbedder } from "../support/factories";
+import { multipart, multipartType, type Part } from "../support/multipart";
+
+const fixture = (name: string) => readFileSync(join(import.meta.dirname, "../fixtures/extract", name));
+
+beforeAll(() => setConfig({ LOG_LEVEL: "silent" }));
+
+describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
+  let t: TestDb;
+  let key: string;
+  const embedder = countingEmbedder();
+
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    useDb(t.db);
+    useEmbedder(embedder);
+    key = (await Auth.createKey(t.db, "acme")).key;
+  }, 60_000);
+  afterAll(() => t.close());
+
+  const upload = (parts: Part[], contentType = multipartType()) =>
+    invoke({
+      method: "POST",
+      path: "/v1/documents/upload",
+      headers: { authorization: `Bearer ${key}`, "content-type": contentType },
+      binaryBody: multipart(parts),
+    });
+  const documentCount = async () =>
+    Number((await t.db.query<{ n: number }>(sql`select count(*)::int as n from documents`))[0]?.n);
+
+  it("stores a PDF as one document with its pages, title and the form's fields", async () => {
+    const res = await upload([
+      { name: "file", value: fixture("handbook.pdf"), filename: "handbook.pdf" },
+      { name: "metadata", value: '{"team":"hr"}' },
+      { name: "importance", value: "8" },
+    ]);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({
+      documents: [{ id: "handbook.pdf", status: "created" }],
+      file: { name: "handbook.pdf", format: "pdf", pages: 6, bytes: fixture("handbook.pdf").length },
+    });
+    const doc = await invoke({
+      method: "GET",
+      path: "/v1/documents/handbook.pdf",
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(doc.body).toMatchObject({
+      title: "Employee handbook",
+      source: "handbook.pdf",
+      metadata: { team: "hr" },
+      importance: 8,
+    });
+    const search = await invoke({
+      method: "POST",
+      path: "/v1/search",
+      headers: { authorization: `Bearer ${key}` },
+      body: { query: "meals reimbursed per day", topK: 1 },
+    });
+    expect((search.body as { results: { location: unknown }[] }).results[0]?.location).toMatchObject({
+      pages: [expect.any(Number), expect.any(Number)],
+      headings: ["Travel", "Expenses"],
+    });
+  });
+
+  it("is idempotent: the same file again is unchanged and embeds nothing", async () => {
+    const calls = embedder.calls;
+    const res = await upload([
+      { name: "file", value: fixture("handbook.pdf"), filename: "handbook.pdf" },
+      { name: "metadata", value: '{"team":"hr"}' },
+      { name: "importance", value: "8" },
+    ]);
+    expect(res.body).toMatchObject({ documents: [{ status: "unchanged" }], totals: { embedded: 0 } });
+    expect(embedder.calls).toBe(calls);
+  });
+
+  it("reads a .docx and a web page, and judges a file by content, not by its name", async () => {
+    const docx = await upload([
+      { name: "file", value: fixture("handbook.docx"), filename: "handbook.pdf" },
+      { name: "id", value: "handbook-word" },
+    ]);
+    expect(docx.body).toMatchObject({ documents: [{ id: "handbook-word" }], file: { format: "docx", pages: null } });
+    const html = await upload([{ name: "file", value: fixture("page.html"), filename: "refunds" }]);
+    expect(html.body).toMatchObject({ documents: [{ id: "refunds" }], file: { format: "html" } });
+  });
+
+  it("refuses scanned, encrypted, corrupt, bomb and unsupported files with their codes, storing nothing", async () => {
+    const before = await documentCount();
+    const cases: [string, number, string][] = [
+      ["scanned.pdf", 422, "extract.no_text"],
+      ["encrypted.pdf", 422, "extract.encrypted"],
+      ["corrupt.pdf", 422, "extract.corrupt"],
+      ["bomb.docx", 413, "extract.too_large"],
+      ["pages-50000.pdf", 413, "extract.too_many_pages"],
+    ];
+    for (const [name, status, code] of cases) {
+      const res = await upload([{ name: "file", value: fixture(name), filename: name }]);
+      expect([name, res.status, (res.body as { error: { code: string } }).error.code]).toEqual([name, status, code]);
+    }
+    const png = await upload([
+      { name: "file", value: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2]), filename: "a.pdf" },
+    ]);
+    expect([png.status, (png.body as { error: { code: string } }).error.code]).toEqual([
+      415,
+      "extract.unsupported_type",
+    ]);
+    expect(await documentCount()).toBe(before);
+  });
+
+  it("answers 400 for a form without a file, bad fields or JSON, and 413 past 4 MB", async () => {
+    const noFile = await upload([{ name: "title", value: "x" }]);
+    expect([noFile.status, (noFile.body as { error: { code: string } }).error.code]).toEqual([400, "upload.no_file"]);
+    const badMeta = await upload([
+      { name: "file", value: "# A\n\ntext", filename: "a.md" },
+      { name: "metadata", value: "[1,2]" },
+    ]);
+    expect(badMeta.status).toBe(400);
+    const json = await invoke({
+      method: "POST",
+      path: "/v1/documents/upload",
+      headers: { authorization: `Bearer ${key}` },
+      body: { content: "x" },
+    });
+    expect([json.status, (json.body as { error: { code: string } }).error.code]).toEqual([400, "upload.not_multipart"]);
+    const big = await upload([
+      { name: "file", value: new Uint8Array(4 * 1024 * 1024 + 100 * 1024).fill(65), filename: "big.txt" },
+    ]);
+    expect([big.status, (big.body as { error: { code: string } }).error.code]).toEqual([413, "upload.too_large"]);
+  });
+});
