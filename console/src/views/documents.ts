@@ -109,6 +109,11 @@ export function documentsView(): View {
         `${plural(s.documents.total, "document")}, ${plural(s.chunks, "chunk")}`,
         s.documents.deleted ? `, ${s.documents.deleted} deleted awaiting purge` : "",
         s.averageImportance !== null ? `, average importance ${s.averageImportance}` : "",
+        `. Embedded by ${s.embedding.model}`,
+        // Chunks of another model are found by keyword only until `engram reembed` moves them (#17).
+        s.embedding.stale
+          ? ` (${plural(s.embedding.stale, "chunk")} of another model, not yet vector-searched: run engram reembed)`
+          : "",
         ".",
       );
       const selected = conversation.value;
