@@ -130,7 +130,7 @@ function responseSchemas() {
       .check(
         z.int(),
         z.describe(
-          "Chunks in this search's scope embedded by another model than the active one (up to 10,000; 0 in keyword mode): the vector leg does not rank them, keyword still finds them. `engram reembed` moves them to the active model",
+          "Chunks in this search's scope embedded by another model than the active one (counted up to 1,000, which means at least; 0 in keyword mode): the vector leg does not rank them, keyword still finds them. `engram reembed` moves them to the active model",
         ),
       ),
   });
