@@ -8,7 +8,7 @@
 import type { DocumentInput, Metadata } from "../../client/types";
 
 export const SUPPORTED = [".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl"];
-/** The API's limits (docs/contract.md): per document and per request. */
+/** The API's limits (../shared/API.md): per document and per request. */
 export const MAX_CONTENT_CHARS = 1_000_000;
 export const MAX_DOCUMENTS_PER_REQUEST = 100;
 /** A request's body is at most 6 MB; batches stay well under it. */
