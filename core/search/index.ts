@@ -492,7 +492,9 @@ async function embedQuery(
 ): Promise<{ literal: string; tokens: number; remember?: () => Promise<void> }> {
   const embedder = options.embedder ?? defaultEmbedder();
   const normalized = normalizeQuery(text);
-  const ttl = config().search.queryCacheTtlSeconds;
+  // The offline embedder computes a query's vector in microseconds: caching it in the database would only add the
+  // cache's two round trips to every search.
+  const ttl = embedder.provider === "offline" ? 0 : config().search.queryCacheTtlSeconds;
   const digest = createHash("sha256").update(normalized).digest("hex");
   const key = `search:embedding:${embedder.model}:${embedder.dimensions}:${digest}`;
   const local = `${tenantId}/${key}`;

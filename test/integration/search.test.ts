@@ -16,11 +16,14 @@ import { documents, questions } from "../fixtures/retrieval/corpus";
 import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 
-/** The offline embedder, counting the texts it is asked to embed. */
+/**
+ * The offline embedder's vectors behind a paid model's name, counting the texts it is asked to embed: search caches
+ * the query vectors of remote models only (the offline embedder's cost nothing to compute again).
+ */
 function counting(dimensions: number): Embedder & { calls: number; fail: boolean } {
   const inner = createOfflineEmbedder({ dimensions });
   const wrapper = {
-    provider: inner.provider,
+    provider: "openai" as const,
     model: inner.model,
     dimensions: inner.dimensions,
     calls: 0,

@@ -56,9 +56,16 @@ export interface NeonServerOptions {
   /** Neon's proxy limits both to 10 MiB. */
   maxRequestBytes?: number;
   maxResponseBytes?: number;
+  /**
+   * Milliseconds each HTTP request waits before it is served: the network between a Lambda and Neon (about 5 ms in
+   * one region, 20 ms across regions), so a benchmark sees what each round trip costs.
+   */
+  delayMs?: number;
 }
 
 export interface NeonServerStats {
+  /** HTTP requests served: the driver's round trips. */
+  requests: number;
   /** Statements run for clients: one per single query, one per statement of a batch. */
   queries: number;
   /** Transaction (`queries: [...]`) requests. */
@@ -73,6 +80,8 @@ export interface NeonServer {
   close(): Promise<void>;
   /** While down, every request fails the way Neon does when it cannot reach the compute. */
   setDown(down: boolean): void;
+  /** Changes `delayMs` for the requests that follow. */
+  setDelay(ms: number): void;
 }
 
 /**
@@ -143,7 +152,8 @@ export async function startNeonServer(opts: NeonServerOptions = {}): Promise<Neo
   const maxRequestBytes = opts.maxRequestBytes ?? 10 * MIB;
   const maxResponseBytes = opts.maxResponseBytes ?? 10 * MIB;
 
-  const stats: NeonServerStats = { queries: 0, batches: 0 };
+  const stats: NeonServerStats = { requests: 0, queries: 0, batches: 0 };
+  let delayMs = opts.delayMs ?? 0;
   const databases = new Map<string, DatabaseEntry>();
   let down = false;
 
@@ -251,6 +261,8 @@ export async function startNeonServer(opts: NeonServerOptions = {}): Promise<Neo
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const body = await readBody(req, maxRequestBytes);
+    stats.requests++;
+    if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
     if (req.method !== "POST") throw new HttpFailure(405, "only POST is supported");
     if (body === null) throw new HttpFailure(413, `Content length exceeds limit of ${maxRequestBytes} bytes`);
     if (down) throw new HttpFailure(500, COULD_NOT_CONNECT);
@@ -291,6 +303,9 @@ export async function startNeonServer(opts: NeonServerOptions = {}): Promise<Neo
     stats,
     setDown(value: boolean) {
       down = value;
+    },
+    setDelay(ms: number) {
+      delayMs = ms;
     },
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
