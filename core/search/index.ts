@@ -124,8 +124,8 @@ export async function query(
       if (large === undefined) probed = key;
       else strategy = large ? "index" : "exact";
     }
-    ctes.push(...vectorCandidates(vector, model, where, n, strategy, cfg.exactScanChunks));
     ctes.push(staleCount(model, where));
+    ctes.push(...vectorCandidates(vector, model, where, n, strategy, cfg.exactScanChunks));
   }
   if (request.mode !== "vector") {
     const cap = request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
@@ -340,6 +340,13 @@ function vectorCandidates(
       select 1 from (
         select sum(chunk_count) over (rows between unbounded preceding and current row) as running from scoped) x
       where running > (select t from bound))`;
+  // Mid-switch (stale chunks in scope, from the `stale` CTE), the HNSW graph still holds the old model's vectors
+  // and a scan for the few of the active model would wade through them: while those number at most the bound,
+  // scan them exactly instead (found through `chunks_reuse`: tenant, model). With nothing stale, never evaluated.
+  const activeLarge = sql`(case when (select n from stale) = 0 then true else (
+      select count(*) from (
+        select 1 from chunks c where ${where.chunks} and c.embedding_model = ${model}
+        limit (select t from bound) + 1) a) > (select t from bound) end)`;
   const approxCount = sql`(select count(*) from approx)`;
   return [
     q,
@@ -347,7 +354,7 @@ function vectorCandidates(
       select greatest(${minExact}, sqrt(60 * greatest(reltuples, 0)))::int as t from pg_class where oid = 'chunks'::regclass)`,
     ...(strategy === "index"
       ? [sql`probe as materialized (select true as large)`]
-      : [scoped, sql`probe as materialized (select ${large} as large)`]),
+      : [scoped, sql`probe as materialized (select ${large} and ${activeLarge} as large)`]),
     // Indexed chunks through the (partial) HNSW index; chunks not yet indexed (migrations/0005) by exact scan
     // through `chunks_pending`, so a chunk is found from the moment its ingest commits.
     sql`approx as materialized (
