@@ -7,7 +7,9 @@
  */
 import type { DocumentInput, Metadata } from "../../client/types";
 
-export const SUPPORTED = [".md", ".markdown", ".txt", ".html", ".htm", ".json", ".jsonl"];
+export const SUPPORTED = [".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".csv", ".json", ".jsonl"];
+/** PDFs and Word files go to `POST /v1/documents/upload`, which extracts them on the server: at most 4 MB each. */
+export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
 /** The API's limits (../shared/API.md): per document and per request. */
 export const MAX_CONTENT_CHARS = 1_000_000;
 export const MAX_DOCUMENTS_PER_REQUEST = 100;
@@ -32,6 +34,15 @@ export interface FilePlan {
   skipped?: string;
   /** Records of a .json/.jsonl file that were left out, with reasons. */
   notes: string[];
+  /** A PDF or Word file (judged by its first bytes), sent as it is to the upload route. */
+  upload?: File;
+}
+
+/** Whether a file is a PDF or a ZIP (a .docx) by its first bytes, whatever its name says. */
+async function isBinaryDocument(file: File): Promise<boolean> {
+  const head = new Uint8Array(await file.slice(0, 1024).arrayBuffer());
+  const pdf = new TextDecoder("latin1").decode(head).includes("%PDF-");
+  return pdf || (head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04);
 }
 
 export const extensionOf = (path: string) => {
@@ -175,6 +186,13 @@ export async function planFile({ file, path }: Picked): Promise<FilePlan> {
   const ext = extensionOf(path);
   if (!SUPPORTED.includes(ext)) return { ...plan, skipped: `unsupported file type ${ext || "(none)"}` };
   const records = ext === ".json" || ext === ".jsonl";
+  if (!records && (await isBinaryDocument(file).catch(() => false))) {
+    if (file.size > MAX_UPLOAD_BYTES) {
+      const mb = (file.size / 1024 / 1024).toFixed(1);
+      return { ...plan, skipped: `too large: ${mb} MB (uploads are at most 4 MB; use engram ingest for larger files)` };
+    }
+    return { ...plan, upload: file };
+  }
   const limit = records ? MAX_RECORDS_FILE_BYTES : MAX_TEXT_FILE_BYTES;
   if (file.size > limit) {
     const mb = (file.size / 1024 / 1024).toFixed(1);

@@ -1,4 +1,6 @@
 /** The console's pure parts, in Node: request packing, file reading, highlighting. */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { batches, MAX_DOCUMENTS_PER_REQUEST, planFile } from "../../console/src/files";
 import { queryTerms, segments } from "../../console/src/highlight";
@@ -48,6 +50,20 @@ describe("console file reading", () => {
       "line 2: importance must be a whole number from 1 to 10",
       "line 4: no content field",
     ]);
+  });
+
+  it("sends a PDF or Word file (judged by its first bytes) to the upload route, and a .pdf holding text as text", async () => {
+    const pdf = readFileSync(join(import.meta.dirname, "../fixtures/extract/handbook.pdf"));
+    const plan = await planFile(pick("handbook.pdf", new Uint8Array(pdf).buffer));
+    expect(plan.upload?.name).toBe("handbook.pdf");
+    expect(plan.documents).toEqual([]);
+    const lying = await planFile(pick("notes.pdf", "# Notes\n\nNot a PDF at all."));
+    expect(lying.upload).toBeUndefined();
+    expect(lying.documents[0]).toMatchObject({ title: "Notes" });
+    const bytes = new Uint8Array(5 * 1024 * 1024);
+    bytes.set(new TextEncoder().encode("%PDF-1.7\n"));
+    const big = await planFile(pick("big.pdf", bytes.buffer));
+    expect(big.skipped).toBe("too large: 5.0 MB (uploads are at most 4 MB; use engram ingest for larger files)");
   });
 
   it("skips unsupported and binary files with a reason", async () => {

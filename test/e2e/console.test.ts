@@ -4,7 +4,7 @@
  * session, in order: load, add files, browse, search, chat, switch end users, delete; then
  * the faults (429, a lost server). Screenshots of the main screens go to docs/screenshots/.
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -430,6 +430,34 @@ describe("the console", () => {
     await row.waitFor({ state: "detached" });
     await page.getByLabel("Include deleted").uncheck();
     expect(problems).toEqual([]);
+  });
+
+  it("extracts dropped PDFs on the server, skips a scan with its reason, and shows a result's page and section", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-drop-pdf-"));
+    // A PDF made by LibreOffice, and a scanned page with no text layer: extracted by the upload route.
+    const fixtures = join(import.meta.dirname, "../fixtures/extract");
+    copyFileSync(join(fixtures, "handbook.pdf"), join(folder, "employee-handbook.pdf"));
+    copyFileSync(join(fixtures, "scanned.pdf"), join(folder, "scan.pdf"));
+    await go("Add");
+    await page
+      .getByTestId("file-input")
+      .setInputFiles([join(folder, "employee-handbook.pdf"), join(folder, "scan.pdf")]);
+    await page.getByTestId("ingest-totals").filter({ hasText: "1 created" }).waitFor();
+    const state = (path: string) => page.locator(`tr[data-path="${path}"] .state`).textContent();
+    expect(await state("employee-handbook.pdf")).toMatch(/^created · \d+ chunks · 6 pages$/);
+    expect(await state("scan.pdf")).toMatch(/^skipped: No extractable text \(scanned\?\)/);
+    expect(await page.getByTestId("ingest-totals").textContent()).toContain("1 file skipped");
+
+    await go("Search");
+    await search(page, "lost laptops reported to security within one hour", "Keyword");
+    const first = page.locator("li.result").first();
+    expect(await first.getAttribute("data-document-id")).toBe("employee-handbook.pdf");
+    expect(await first.getByTestId("location").textContent()).toMatch(/^pp?\. \d(–\d)? · Security › Laptops$/);
+    rmSync(folder, { recursive: true, force: true });
+    // The scan's 422 is the browser's own log line for an answer the page expected and showed.
+    expect(problems.splice(0)).toEqual([
+      "error: Failed to load resource: the server responded with a status of 422 (Unprocessable Entity)",
+    ]);
   });
 
   it("can be used with the keyboard alone", async () => {

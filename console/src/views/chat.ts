@@ -7,6 +7,7 @@ import type { ChatDone, Citation, ConversationSummary, StoredMessage } from "../
 import { ApiError, engram } from "../api";
 import { openDocument } from "../document";
 import { fmtDate, h, plural, replace, uid } from "../dom";
+import { locationText } from "../location";
 import { session } from "../session";
 import { busy, confirmAction, emit, errorDetails, modal, notifyError, on } from "../ui";
 import type { View } from "./view";
@@ -31,6 +32,14 @@ function openCitation(citation: Citation): void {
       "dl",
       { class: "facts" },
       h("div", null, h("dt", null, "Document"), h("dd", null, h("code", null, citation.documentId))),
+      citation.location
+        ? h(
+            "div",
+            { "data-testid": "citation-location" },
+            h("dt", null, "Where"),
+            h("dd", null, locationText(citation.location, citation.title)),
+          )
+        : null,
       h("div", null, h("dt", null, "Chunk"), h("dd", null, h("code", null, citation.chunkId))),
       h("div", null, h("dt", null, "Score"), h("dd", null, citation.score.toFixed(3))),
       citation.source ? h("div", null, h("dt", null, "Source"), h("dd", null, citation.source)) : null,
@@ -72,7 +81,12 @@ function sourcesList(citations: Citation[]): HTMLElement | null {
     "ol",
     { class: "sources", "aria-label": "Sources" },
     citations.map((c) => {
-      const button = h("button", { type: "button", class: "link" }, `[${c.index}] ${c.title || c.documentId}`);
+      const where = locationText(c.location, c.title);
+      const button = h(
+        "button",
+        { type: "button", class: "link" },
+        `[${c.index}] ${c.title || c.documentId}${where ? ` (${where})` : ""}`,
+      );
       button.addEventListener("click", () => openCitation(c));
       return h("li", null, button);
     }),

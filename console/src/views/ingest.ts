@@ -59,7 +59,11 @@ export function ingestView(): View {
     "div",
     { class: "dropzone", "data-testid": "dropzone" },
     h("p", { class: "big" }, "Drop files or folders here"),
-    h("p", null, `Supported: ${SUPPORTED.join(" ")} — up to 1,000,000 characters per document.`),
+    h(
+      "p",
+      null,
+      `Supported: ${SUPPORTED.join(" ")} — up to 1,000,000 characters per document; PDFs and Word files up to 4 MB (larger: engram ingest).`,
+    ),
     h("div", { class: "actions" }, chooseFiles, chooseFolder),
     filesInput,
     folderInput,
@@ -147,7 +151,7 @@ export function ingestView(): View {
     if (row.failed) return;
     const parts = (["created", "updated", "unchanged"] as const)
       .filter((s) => row.counts[s])
-      .map((s) => (row.plan?.documents.length === 1 ? s : `${row.counts[s]} ${s}`));
+      .map((s) => (row.plan?.documents.length === 1 || row.plan?.upload ? s : `${row.counts[s]} ${s}`));
     const notes = row.plan?.notes.length ? `; left out ${row.plan.notes.join("; ")}` : "";
     if (!parts.length) {
       setState(row, STEPS, `skipped: ${row.plan?.notes.join("; ") || "nothing to send"}`, "skipped");
@@ -197,12 +201,19 @@ export function ingestView(): View {
 
     // Read every file; skipped ones are done at once and never sent.
     const items: Item[] = [];
+    const uploads: Row[] = [];
     const seen = new Map<string, string>();
     for (const [i, pick] of picked.entries()) {
       const row = rows[i]!;
       setState(row, 0, "reading…");
       const plan = await planFile(pick);
       row.plan = plan;
+      if (plan.upload) {
+        uploads.push(row);
+        row.pending = 1;
+        setState(row, 1, "read: a document to extract on the server, waiting to send");
+        continue;
+      }
       const fresh = plan.documents.filter((doc) => {
         const id = doc.id ?? "";
         const first = seen.get(id);
@@ -284,6 +295,43 @@ export function ingestView(): View {
       }
       tick();
     }
+    // PDFs and Word files, one upload each: the server extracts them (pages and headings kept for citations).
+    for (const row of uploads) {
+      const file = row.plan?.upload;
+      if (!file) continue;
+      setState(row, 2, "extracting and sending…", "sending");
+      try {
+        const result = await engram.documents.upload(file, {
+          id: row.path,
+          importance: extra.importance,
+          metadata: extra.metadata,
+          conversationId: extra.conversationId,
+        });
+        embedded += result.totals.embedded;
+        reused += result.totals.reused;
+        for (const doc of result.documents) {
+          row.counts[doc.status]++;
+          row.chunks += doc.chunks;
+        }
+        row.pending = 0;
+        finishRow(row);
+        if (result.file.pages) row.state.textContent += ` · ${plural(result.file.pages, "page")}`;
+      } catch (error) {
+        const api = describeError(error);
+        row.pending = 0;
+        if (/^extract\.(no_text|empty|unsupported_type)$/.test(api.code)) {
+          if (row.plan) row.plan.skipped = api.message;
+          setState(row, STEPS, `skipped: ${api.message}`, "skipped");
+          row.el.classList.add("skipped");
+        } else {
+          row.failed = api;
+          setState(row, STEPS, `failed: ${api.message}`, "failed");
+          row.state.after(errorDetails(api));
+        }
+      }
+      done++;
+      tick();
+    }
     for (const row of rows) {
       if (row.pending === 0 && row.progress.value < STEPS) {
         finishRow(row);
@@ -305,7 +353,7 @@ export function ingestView(): View {
     ]
       .filter(Boolean)
       .join(" · ");
-    if (packed.length) emit("documents");
+    if (packed.length || uploads.length) emit("documents");
   };
 
   const enqueue = async (picked: Picked[]) => {

@@ -5,6 +5,7 @@ import { ApiError, engram } from "../api";
 import { openDocument } from "../document";
 import { field, fmtDate, h, plural, replace, uid } from "../dom";
 import { highlighted } from "../highlight";
+import { locationText } from "../location";
 import { session } from "../session";
 import { notifyError } from "../ui";
 import type { View } from "./view";
@@ -118,6 +119,9 @@ export function searchView(): View {
         null,
         h("span", { class: "rank" }, `#${rank}`),
         open,
+        r.location
+          ? h("span", { class: "location", "data-testid": "location" }, locationText(r.location, r.title))
+          : null,
         h(
           "span",
           { class: "score" },
