@@ -80,7 +80,8 @@ export const functionSettings = {
     nodejs: embeds,
   },
   // POST /v1/documents/upload: the only bundle with the document parsers (pdf.js, mammoth, Readability, linkedom),
-  // so /v1/ingest starts as fast as before. A 4 MB PDF's pages (pdf.js) peak near 300 MB (docs/extract.md).
+  // so /v1/ingest starts as fast as before. A 300-page PDF peaked at 184 MB, a 411-page .docx at 335 MB
+  // (docs/extract.md); memory also buys the CPU that extraction spends.
   upload: {
     ...common,
     concurrency: { reserved: reservedConcurrency.upload },
