@@ -12,11 +12,12 @@ import type { Db } from "../../core/db";
 import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
+import { createOpenAIEmbedder, type OpenAIEmbedderOptions } from "../../core/embedding/openai";
 import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
-import { fakeEmbedding } from "../support/openai-server";
+import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../support/openai-server";
 
 const DIMS = 64;
 
@@ -242,5 +243,66 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     expect(resumed).toMatchObject({ reembedded: 20, remaining: 0 });
     expect([...first.seen, ...second.seen]).toHaveLength(30);
     expect(new Set([...first.seen, ...second.seen]).size).toBe(30);
+  });
+});
+
+describe("re-embedding against an OpenAI-compatible server (pg)", () => {
+  let t: TestDb;
+  let server: FakeOpenAI;
+  let caller: Caller;
+  const embedderFor = (model: string, overrides: Partial<OpenAIEmbedderOptions> = {}) =>
+    createOpenAIEmbedder({
+      apiKey: server.apiKey,
+      baseURL: server.url,
+      model,
+      dimensions: DIMS,
+      maxRetries: 2,
+      retryBaseMs: 5,
+      ...overrides,
+    });
+
+  beforeAll(async () => {
+    [t, server] = await Promise.all([freshDb("pg", { dimensions: DIMS }), startOpenAIServer()]);
+    caller = await callerFor(t.db, "openai", "u1");
+    await Ingest.run(t.db, caller, docs("o", 30), { embedder: model("model-old").embedder });
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all([t?.close(), server?.close()]);
+  });
+
+  it("refuses a model whose vectors are not the configured dimension (768 for 64): nothing written", async () => {
+    server.modelDimensions["local-768"] = 768;
+    const report = await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: embedderFor("local-768") });
+    expect(report).toMatchObject({ stopped: "error", reembedded: 0, remaining: 30 });
+    expect(report.error).toMatch(/768|dimension/);
+    expect(await models(t.db)).toEqual({ "model-old": 30 });
+  });
+
+  it("waits out 429s with Retry-After, and when the provider stays down stops, then continues on the next run", async () => {
+    server.failNext(2, { status: 429, retryAfter: 0 });
+    const first = await Reembed.run(t.db, {
+      tenantId: caller.tenantId,
+      embedder: embedderFor("text-embedding-3-small"),
+      batchSize: 10,
+      limit: 10,
+    });
+    expect(first).toMatchObject({ reembedded: 10, remaining: 20, stopped: "limit" });
+
+    server.failNext(3, { status: 503 }); // the first attempt and both retries of the next batch
+    const down = await Reembed.run(t.db, {
+      tenantId: caller.tenantId,
+      embedder: embedderFor("text-embedding-3-small"),
+      batchSize: 10,
+    });
+    expect(down).toMatchObject({ stopped: "error", reembedded: 0, remaining: 20 });
+
+    const inputs = server.stats.embeddedInputs;
+    const rest = await Reembed.run(t.db, {
+      tenantId: caller.tenantId,
+      embedder: embedderFor("text-embedding-3-small"),
+    });
+    expect(rest).toMatchObject({ reembedded: 20, remaining: 0 });
+    expect(server.stats.embeddedInputs - inputs).toBe(20);
+    expect(await models(t.db)).toEqual({ "text-embedding-3-small": 30 });
   });
 });
