@@ -1,3 +1,5 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { createClient, EngramApiError, type EngramClient } from "engram/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -136,6 +138,25 @@ describe("engram/client against the local server", () => {
     expect((await alice.search({ query: "tulips", scope: "user" })).results).toHaveLength(1);
     expect((await bob.search({ query: "tulips", scope: "user" })).results).toHaveLength(0);
     await expect(bob.documents.get("diary")).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("uploads a file as multipart/form-data and reads the refusal of a scan", async () => {
+    const engram = createClient({ baseUrl: server.url, apiKey: key, fetch: recording });
+    const fixture = (name: string) =>
+      new File([readFileSync(join(import.meta.dirname, "../fixtures/extract", name))], name);
+    const uploaded = await engram.documents.upload(fixture("handbook.docx"), {
+      metadata: { team: "hr" },
+      importance: 6,
+    });
+    expect(uploaded).toMatchObject({
+      documents: [{ id: "handbook.docx", status: "created" }],
+      file: { format: "docx" },
+    });
+    expect((await engram.documents.get("handbook.docx")).metadata).toEqual({ team: "hr" });
+    await expect(engram.documents.upload(fixture("scanned.pdf"))).rejects.toMatchObject({
+      status: 422,
+      code: "extract.no_text",
+    });
   });
 });
 

@@ -148,6 +148,7 @@ describe.each(DRIVERS)("search on %s", (driver) => {
         source: null,
         metadata: {},
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
+        location: null,
       });
       const scores = response.results.map((r) => r.score);
       expect(scores).toEqual([...scores].sort((a, b) => b - a));
