@@ -322,7 +322,7 @@ describe("the console", () => {
     expect(await page.evaluate(() => (window as { __xss?: number }).__xss)).toBeUndefined();
 
     await search(page, "refund window", "Keyword");
-    expect(await page.getByTestId("search-summary").textContent()).toContain("keyword · score: keyword rank");
+    expect(await page.getByTestId("search-summary").textContent()).toContain("keyword · score: keyword BM25");
     await search(page, "warranty", "Vector");
     expect(await page.getByTestId("search-summary").textContent()).toContain("vector · score: cosine similarity");
     expect(await results.locator("li").first().getAttribute("data-document-id")).toBe("faq-1");
