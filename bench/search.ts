@@ -251,7 +251,8 @@ const rawParams = (scenario: Scenario, tenantId: string, q: Query) => [
 
 /**
  * What a competent engineer would hand-write for each case: one statement, prepared once per connection (as
- * Engram's are on `pg`), the same settings set once per session, the nearest chunks by the index-served
+ * Engram's are on `pg`), naming `c.indexed`, the partial HNSW index's predicate (the corpus is fully indexed), the
+ * same settings set once per session, the nearest chunks by the index-served
  * `ORDER BY embedding <=> q LIMIT k` re-sorted (pgvector's relaxed iterative scan), joined rows returned.
  */
 function rawSql(scenario: Scenario): string {
@@ -260,12 +261,12 @@ function rawSql(scenario: Scenario): string {
     return `select * from (
               select ${columns}, c.embedding <=> $1::vector as distance
               from chunks c join documents d on d.key = c.document_key
-              where ${scopeSql(scenario)}
+              where c.indexed and ${scopeSql(scenario)}
               order by c.embedding <=> $1::vector limit ${K}) s
             order by distance`;
   }
   return `with v as (select c.id, row_number() over (order by c.embedding <=> $1::vector) as r from chunks c
-                     join documents d on d.key = c.document_key where ${scopeSql(scenario)}
+                     join documents d on d.key = c.document_key where c.indexed and ${scopeSql(scenario)}
                      order by c.embedding <=> $1::vector limit ${4 * K}),
                q as (select replace(plainto_tsquery('english', $4)::text, ' & ', ' | ')::tsquery as q),
                k as (select c.id, row_number() over (order by ts_rank_cd(c.tsv, (select q from q)) desc) as r
