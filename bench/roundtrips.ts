@@ -13,6 +13,7 @@ import { createNeonDb } from "../core/db/neon";
 import * as Ingest from "../core/ingest";
 import { callerFor, createDatabase, dropDatabase } from "../test/support/db";
 import { invoke } from "../test/support/events";
+import { UNLIMITED } from "../test/support/factories";
 import { neonConnectionString, startNeonServer } from "../test/support/neon-server";
 import { documentText } from "./chat";
 import { round, summarize } from "./support";
@@ -25,14 +26,7 @@ export async function benchRoundTrips(opts: { quick: boolean }): Promise<Record<
     LOG_LEVEL: "silent",
     EMBEDDING_PROVIDER: "offline",
     CHAT_PROVIDER: "extractive",
-    RATE_LIMIT_CHAT: "100000/min",
-    RATE_LIMIT_SEARCH: "100000/min",
-    RATE_LIMIT_INGEST: "100000/min",
-    RATE_LIMIT_DEFAULT: "100000/min",
-    RATE_LIMIT_TENANT_CHAT: "1000000/min",
-    RATE_LIMIT_TENANT_SEARCH: "1000000/min",
-    RATE_LIMIT_TENANT_INGEST: "1000000/min",
-    RATE_LIMIT_TENANT_DEFAULT: "1000000/min",
+    ...UNLIMITED,
   });
   const samples = opts.quick ? 10 : 40;
   const name = await createDatabase();

@@ -22,7 +22,7 @@ import { createOfflineEmbedder } from "../../core/embedding/offline";
 import { createOpenAIEmbedder } from "../../core/embedding/openai";
 import { freshDb, type TestDb } from "../support/db";
 import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../support/events";
-import { prose } from "../support/factories";
+import { prose, UNLIMITED } from "../support/factories";
 import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
 
 let fake: FakeOpenAI;
@@ -54,10 +54,7 @@ function configure() {
     CHAT_PROVIDER: "openai",
     CHAT_TIMEOUT_MS: String(UPSTREAM_TIMEOUT_MS),
     CHAT_MAX_RETRIES: "1",
-    RATE_LIMIT_CHAT: "100000/min",
-    RATE_LIMIT_SEARCH: "100000/min",
-    RATE_LIMIT_INGEST: "100000/min",
-    RATE_LIMIT_DEFAULT: "100000/min",
+    ...UNLIMITED,
   });
   useEmbedder(openAiEmbedder());
 }

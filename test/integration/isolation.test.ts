@@ -17,16 +17,13 @@ import { type Db, type DriverName, useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { freshDb, type TestDb } from "../support/db";
 import { type EventInput, invoke, type Response } from "../support/events";
-import { prose } from "../support/factories";
+import { prose, UNLIMITED } from "../support/factories";
 
 setConfig({
   LOG_LEVEL: "silent",
   EMBEDDING_PROVIDER: "offline",
   CHAT_PROVIDER: "extractive",
-  RATE_LIMIT_CHAT: "100000/min",
-  RATE_LIMIT_SEARCH: "100000/min",
-  RATE_LIMIT_INGEST: "100000/min",
-  RATE_LIMIT_DEFAULT: "100000/min",
+  ...UNLIMITED,
 });
 useEmbedder(undefined);
 
