@@ -2,6 +2,7 @@ export * as Reembed from "./reembed";
 
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
+import * as Background from "../background";
 import { embeddingText } from "../chunk/context";
 import { config } from "../config";
 import { arr, type Db, vectorLiteral } from "../db";
@@ -390,27 +391,13 @@ async function batch(
  * Keeps continuing unfinished re-embeddings while the process lives (the local server), a pass every `everyMs`
  * within `budgetMs`; a failed pass (provider down) is logged and tried again later. `stop` waits for the pass.
  */
-export function inBackground(db: Db, embedder: Embedder, options: { everyMs?: number; budgetMs?: number } = {}) {
-  const everyMs = options.everyMs ?? 5_000;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
-  const pass = () => {
-    running = continueUnfinished(db, embedder, { budgetMs: options.budgetMs ?? 10_000 })
-      .then((done) => {
-        if (done.reembedded) log.info("reembed: background pass", { model: embedder.model, ...done });
-      })
-      .catch((error) => log.warn("reembed: pass failed; retrying later", { error }))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(pass, everyMs).unref();
-      });
-  };
-  timer = setTimeout(pass, 0).unref();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+export function inBackground(
+  db: Db,
+  embedder: Embedder,
+  options: { everyMs?: number; budgetMs?: number } = {},
+): Background.Background {
+  return Background.repeat("reembed", options.everyMs ?? 5_000, async () => {
+    const done = await continueUnfinished(db, embedder, { budgetMs: options.budgetMs ?? 10_000 });
+    if (done.reembedded) log.info("reembed: background pass", { model: embedder.model, ...done });
+  });
 }

@@ -1,8 +1,8 @@
 export * as Indexer from "./indexer";
 
 import { sql } from "drizzle-orm";
+import * as Background from "../background";
 import { type Db, perDb, type Query } from "../db";
-import { log } from "../log";
 
 /**
  * Moves chunks into the HNSW index (migrations/0005): new chunks are stored `indexed = false`,
@@ -76,25 +76,8 @@ export function backlogQuery(tenantId: string, atMost: number): Query {
  * Keeps catching up while the process lives (the local server; Lambdas rely on the cron and on
  * ingests): a pass every `everyMs`, each within `budgetMs`. `stop` waits for the pass under way.
  */
-export function inBackground(db: Db, options: { everyMs?: number; budgetMs?: number } = {}) {
-  const everyMs = options.everyMs ?? 2_000;
-  let timer: NodeJS.Timeout | undefined;
-  let running: Promise<void> = Promise.resolve();
-  let stopped = false;
-  const pass = () => {
-    running = catchUp(db, { budgetMs: options.budgetMs ?? 5_000 })
-      .then(() => undefined)
-      .catch((error) => log.warn("indexer: pass failed; retrying later", { error }))
-      .finally(() => {
-        if (!stopped) timer = setTimeout(pass, everyMs).unref();
-      });
-  };
-  timer = setTimeout(pass, 0).unref();
-  return {
-    async stop() {
-      stopped = true;
-      clearTimeout(timer);
-      await running;
-    },
-  };
+export function inBackground(db: Db, options: { everyMs?: number; budgetMs?: number } = {}): Background.Background {
+  return Background.repeat("indexer", options.everyMs ?? 2_000, async () => {
+    await catchUp(db, { budgetMs: options.budgetMs ?? 5_000 });
+  });
 }
