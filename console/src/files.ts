@@ -10,7 +10,7 @@ import type { DocumentInput, Metadata } from "../../client/types";
 export const SUPPORTED = [".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".csv", ".json", ".jsonl"];
 /** PDFs and Word files go to `POST /v1/documents/upload`, which extracts them on the server: at most 4 MB each. */
 export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
-/** The API's limits (../shared/API.md): per document and per request. */
+/** The API's limits (docs/contract.md): per document and per request. */
 export const MAX_CONTENT_CHARS = 1_000_000;
 export const MAX_DOCUMENTS_PER_REQUEST = 100;
 /** A request's body is at most 6 MB; batches stay well under it. */
