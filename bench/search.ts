@@ -252,7 +252,8 @@ const rawParams = (scenario: Scenario, tenantId: string, q: Query) => [
 /**
  * What a competent engineer would hand-write for each case: one statement, prepared once per connection (as
  * Engram's are on `pg`), naming `c.indexed`, the partial HNSW index's predicate (the corpus is fully indexed), the
- * same settings set once per session, the nearest chunks by the index-served
+ * same settings set once per session, hybrid's keyword list ranking at most as many matches as Engram's does
+ * (`HYBRID_KEYWORD_MATCHES`), the nearest chunks by the index-served
  * `ORDER BY embedding <=> q LIMIT k` re-sorted (pgvector's relaxed iterative scan), joined rows returned.
  */
 function rawSql(scenario: Scenario): string {
@@ -269,10 +270,11 @@ function rawSql(scenario: Scenario): string {
                      join documents d on d.key = c.document_key where c.indexed and ${scopeSql(scenario)}
                      order by c.embedding <=> $1::vector limit ${4 * K}),
                q as (select replace(plainto_tsquery('english', $4)::text, ' & ', ' | ')::tsquery as q),
-               k as (select c.id, row_number() over (order by ts_rank_cd(c.tsv, (select q from q)) desc) as r
-                     from chunks c join documents d on d.key = c.document_key
+               m as (select c.id, c.tsv from chunks c join documents d on d.key = c.document_key
                      where c.tsv @@ (select q from q) and ${scopeSql(scenario)}
-                     order by ts_rank_cd(c.tsv, (select q from q)) desc limit ${4 * K}),
+                     limit ${Search.HYBRID_KEYWORD_MATCHES}),
+               k as (select m.id, row_number() over (order by ts_rank_cd(m.tsv, (select q from q)) desc) as r
+                     from m order by ts_rank_cd(m.tsv, (select q from q)) desc limit ${4 * K}),
                f as (select id, sum(1.0 / (60 + r)) as score from (select * from v union all select * from k) u group by id)
           select ${columns}, f.score from f join chunks c on c.id = f.id join documents d on d.key = c.document_key
           order by f.score desc limit ${K}`;
