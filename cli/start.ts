@@ -1,6 +1,7 @@
 import { config } from "../core/config";
 import { closeDb } from "../core/db";
 import { embedder as configured } from "../core/embedding";
+import { OFFLINE_MODEL } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
 import * as Indexer from "../core/search/indexer";
 import * as Tenant from "../core/tenant";
@@ -37,7 +38,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     [
       `Engram ${cfg.version} listening on ${server.url}`,
       `  database:  ${where}`,
-      `  embedder:  ${cfg.embedding.provider} ${cfg.embedding.provider === "offline" ? "engram-offline-v1" : cfg.embedding.model}, ${cfg.embedding.dimensions} dims${offline}`,
+      `  embedder:  ${cfg.embedding.provider} ${cfg.embedding.provider === "offline" ? OFFLINE_MODEL : cfg.embedding.model}, ${cfg.embedding.dimensions} dims${offline}`,
       ...(stale
         ? [
             `  re-embed:  ${stale.toLocaleString("en-US")} chunks of another model than ${embedder.model}: keyword search finds them, vector search not yet; ${

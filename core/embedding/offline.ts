@@ -17,10 +17,15 @@
  * drops a final -e, so refund/refunds/refunded/refunding, policy/policies, hope/hoped/hoping, box/boxes,
  * process/processes/processed each share a stem.
  *
- * A feature's value is weight * (1 + ln tf). It is added, with a sign, to one of `dimensions` buckets; bucket and
- * sign come from a 32-bit hash of the feature (FNV-1a over UTF-16 code units, finalized with murmur3's fmix32).
- * The vector is then L2-normalized. Text with no word at all (empty, whitespace, punctuation only) gets the fixed
- * unit vector e0 = [1, 0, 0, ...], so cosine similarity is always defined.
+ * A feature's value is weight * (1 + ln tf). It is added, with a sign, to one of the word buckets; bucket and sign
+ * come from a 32-bit hash of the feature (FNV-1a over UTF-16 code units, finalized with murmur3's fmix32).
+ *
+ * Meaning (vectors of 256 dimensions or more): the last 100 dimensions hold the rarity-weighted (SIF) sum of the
+ * GloVe vectors of the text's non-stopword words among the 50,000 most frequent (words.bin, built by
+ * scripts/build-word-vectors.ts), so "refund" is near "money back" and "dog" near "puppy" though they share no
+ * letters. Word buckets and meaning are each L2-normalized and weighted so that the meaning holds MEANING_SHARE of
+ * the squared length: cosine = 0.6 * words + 0.4 * meaning. Text with no word at all (empty, whitespace,
+ * punctuation only) gets the fixed unit vector e0 = [1, 0, 0, ...], so cosine similarity is always defined.
  *
  * Deterministic: no randomness and no locale-dependent calls (toLowerCase and normalize follow the Unicode tables of
  * the runtime). Vectors stored by one version must match queries embedded by the next, so any change to the features,
@@ -29,10 +34,13 @@
  * Cost: one pass over the text, no allocation per feature (an open-addressing table of 32-bit feature hashes is
  * reused across texts); about 15,000 chunks of 350 tokens per second at 1536 dimensions on one core.
  */
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { estimateTokens } from "../chunk/split";
 import type { Embedder, EmbedResult } from "./types";
 
-export const OFFLINE_MODEL = "engram-offline-v1";
+export const OFFLINE_MODEL = "engram-offline-v2";
 
 const W_UNIGRAM = 1;
 const W_STOPWORD = 0.1;
@@ -44,6 +52,13 @@ const SEED_STEM = 0x2f1b7c31; // unigram feature
 const SEED_TRIGRAM = 0x6a09e667;
 const SEED_CJK_BIGRAM = 0x3c6ef372;
 const FNV_PRIME = 0x01000193;
+
+/** Share of the squared length given to meaning, chosen on the labelled sets (docs/search.md, "Offline embedder"). */
+const MEANING_SHARE = 0.4;
+/** Vectors shorter than this get no meaning feature: 100 of 128 dimensions would crowd out the words. */
+const MEANING_MIN_DIMENSIONS = 256;
+/** SIF weight a / (a + p(word)) with a = 1e-3 and p(word of rank r) ~ 1 / (r * H), H ~ 13.3 for GloVe's vocabulary. */
+const SIF_RANK = 75;
 
 /** Texts embedded between two yields to the event loop (lets timers and abort signals run). */
 const YIELD_EVERY = 256;
@@ -197,9 +212,8 @@ class FeatureCounts {
     return this.size;
   }
 
-  /** Adds every feature into vector (signed hashing) and empties the map. */
-  drainInto(vector: Float32Array): void {
-    const dims = vector.length;
+  /** Adds every feature into vector[0, dims) (signed hashing) and empties the map. */
+  drainInto(vector: Float32Array, dims: number): void {
     for (let j = 0; j < this.size; j++) {
       const i = this.used[j]!;
       const h = fmix32(this.keys[i]! ^ 0x5bd1e995);
@@ -237,8 +251,60 @@ class FeatureCounts {
   }
 }
 
-/** Extracts the features of one text into counts (see the file comment). */
-function extractFeatures(raw: string, counts: FeatureCounts): void {
+/** GloVe word vectors of the most frequent English words, centred and quantized (scripts/build-word-vectors.ts). */
+interface WordTable {
+  dimensions: number;
+  index: Map<string, number>;
+  scales: Float32Array;
+  components: Int8Array;
+}
+
+let words: WordTable | undefined;
+
+/**
+ * Beside this module when run from source; in a Lambda bundle, where the module is inlined into the handler, the
+ * file is copied to the same path under the function's root, which is the working directory (infra/functions.ts).
+ */
+function readWordsFile(): Buffer {
+  const beside = fileURLToPath(new URL("./words.bin", import.meta.url));
+  return readFileSync(existsSync(beside) ? beside : resolve("core/embedding/words.bin"));
+}
+
+function wordTable(): WordTable {
+  if (words) return words;
+  const file = readWordsFile();
+  if (file.toString("latin1", 0, 4) !== "EWV1") throw new Error("core/embedding/words.bin is not a word-vector file");
+  const count = file.readUInt32LE(4);
+  const dimensions = file.readUInt32LE(8);
+  const bytesAt = 12 + 4 * count;
+  const scales = new Float32Array(count);
+  for (let i = 0; i < count; i++) scales[i] = file.readFloatLE(12 + 4 * i);
+  const components = new Int8Array(file.buffer, file.byteOffset + bytesAt, dimensions * count);
+  const list = file.toString("utf8", bytesAt + dimensions * count).split("\n");
+  const index = new Map<string, number>();
+  for (let i = 0; i < count; i++) index.set(list[i]!, i);
+  words = { dimensions, index, scales, components };
+  return words;
+}
+
+/** Adds a known word's vector, weighted by its rarity (SIF), into meaning. */
+function addMeaning(table: WordTable, word: string, meaning: Float32Array): void {
+  const i = table.index.get(word);
+  if (i === undefined) return;
+  const weight = (table.scales[i]! * (i + 1)) / (i + 1 + SIF_RANK);
+  const dims = meaning.length;
+  const components = table.components;
+  const at = i * dims;
+  for (let d = 0; d < dims; d++) meaning[d] = meaning[d]! + weight * components[at + d]!;
+}
+
+/** Extracts the features of one text into counts (see the file comment), and its words' meaning when asked. */
+function extractFeatures(
+  raw: string,
+  counts: FeatureCounts,
+  meaning: Float32Array | null,
+  table: WordTable | null,
+): void {
   const s = normalizeForEmbedding(raw);
   const n = s.length;
   let prevContent = 0; // stem hash of the previous content word, 0 if none
@@ -306,6 +372,7 @@ function extractFeatures(raw: string, counts: FeatureCounts): void {
       counts.add(fnvRange(s, from, to, SEED_STEM), W_STOPWORD);
       continue;
     }
+    if (meaning && table && asciiLetters && to - from <= 24) addMeaning(table, s.slice(from, to), meaning);
     let stemHash: number;
     if (asciiLetters) {
       const st = stem(s, from, to);
@@ -354,21 +421,35 @@ export function embedOffline(text: string, dimensions: number): Float32Array {
 
 function embedWith(text: string, dimensions: number, counts: FeatureCounts): Float32Array {
   const vector = new Float32Array(dimensions);
-  extractFeatures(text, counts);
-  counts.drainInto(vector);
-  let sum = 0;
-  for (let i = 0; i < vector.length; i++) sum += vector[i]! * vector[i]!;
-  if (sum === 0) {
+  const table = dimensions >= MEANING_MIN_DIMENSIONS ? wordTable() : null;
+  const meaning = table ? new Float32Array(table.dimensions) : null;
+  extractFeatures(text, counts, meaning, table);
+  const wordDims = dimensions - (table?.dimensions ?? 0);
+  counts.drainInto(vector, wordDims);
+  const wordsLength = Math.sqrt(sumOfSquares(vector, 0, wordDims));
+  if (wordsLength === 0) {
     vector.fill(0);
     vector[0] = 1;
     return vector;
   }
-  const scale = 1 / Math.sqrt(sum);
-  for (let i = 0; i < vector.length; i++) vector[i]! *= scale;
+  const meaningLength = meaning ? Math.sqrt(sumOfSquares(meaning, 0, meaning.length)) : 0;
+  const meaningShare = meaningLength > 0 ? MEANING_SHARE : 0;
+  const wordScale = Math.sqrt(1 - meaningShare) / wordsLength;
+  for (let i = 0; i < wordDims; i++) vector[i]! *= wordScale;
+  if (meaning && meaningLength > 0) {
+    const meaningScale = Math.sqrt(meaningShare) / meaningLength;
+    for (let d = 0; d < meaning.length; d++) vector[wordDims + d] = meaning[d]! * meaningScale;
+  }
   return vector;
 }
 
-/** An Embedder that needs no network or key: hashed lexical features (model "engram-offline-v1"). */
+function sumOfSquares(v: Float32Array, from: number, to: number): number {
+  let sum = 0;
+  for (let i = from; i < to; i++) sum += v[i]! * v[i]!;
+  return sum;
+}
+
+/** An Embedder that needs no network or key: hashed lexical features and word meaning (OFFLINE_MODEL). */
 export function createOfflineEmbedder(opts: { dimensions: number }): Embedder {
   const dimensions = checkDimensions(opts.dimensions);
   const counts = new FeatureCounts();

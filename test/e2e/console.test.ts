@@ -141,7 +141,7 @@ describe("the console", () => {
     await expect.poll(() => page.getByTestId("key-label").textContent()).toContain(`local key ${key.slice(0, 12)}`);
     const status = page.getByRole("definition");
     await status.filter({ hasText: "pglite · healthy" }).waitFor();
-    await status.filter({ hasText: "offline engram-offline-v1 · 1536 dims" }).waitFor();
+    await status.filter({ hasText: "offline engram-offline-v2 · 1536 dims" }).waitFor();
     await status.filter({ hasText: "extractive (no chat model)" }).waitFor();
     await page.getByRole("heading", { name: "Add documents" }).waitFor();
     expect(problems).toEqual([]);

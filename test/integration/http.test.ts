@@ -29,7 +29,7 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
         status: "ok",
         database: "ok",
         version: expect.any(String),
-        embedder: { provider: "offline", model: "engram-offline-v1", dimensions: 1536 },
+        embedder: { provider: "offline", model: "engram-offline-v2", dimensions: 1536 },
         chat: { provider: "extractive", model: "extractive" },
       });
       expect(res.headers["x-request-id"]).toMatch(/\S+/);
