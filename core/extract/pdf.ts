@@ -54,7 +54,9 @@ function pageLines(items: TextItem[]): Line[] {
   for (const item of items) {
     if (y === undefined && item.str.trim()) {
       y = item.transform[5] ?? 0;
-      gap = lastY !== undefined && Math.abs(lastY - y) > 1.8 * Math.max(lastSize, item.height, 1);
+      // Only a step down the page is a paragraph gap: a step up is the next column (or frame), which goes on
+      // with the same paragraph as often as not (docs/extract.md, two columns).
+      gap = lastY !== undefined && lastY - y > 1.8 * Math.max(lastSize, item.height, 1);
     }
     text += item.str;
     if (item.str.trim()) size = Math.max(size, Math.round(item.height * 10) / 10);

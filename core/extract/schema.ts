@@ -7,10 +7,19 @@ import type { IngestResult } from "../ingest";
 import * as z from "../zod";
 import type { Format } from "./sniff";
 
-/** The largest file the upload route takes (see above). */
-export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
+/**
+ * Lambda's synchronous invocation payload, which the whole API Gateway event (JSON) must fit: 6 MB, 6,291,456 bytes
+ * in its own error message. API Gateway's HTTP API takes 10 MB, so Lambda's is the bound that counts.
+ */
+export const LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024;
+/** The event around the body: headers (API Gateway takes at most 10 KB of them), the request context, JSON. */
+export const EVENT_ENVELOPE_BYTES = 32 * 1024;
+/** The largest body whose base64 (4 characters for 3 bytes, as API Gateway sends binary) fits: 4,694,016 bytes. */
+export const MAX_FORM_BYTES = Math.floor((LAMBDA_PAYLOAD_BYTES - EVENT_ENVELOPE_BYTES) / 4) * 3;
 /** The form around the file: field names, boundaries, the other fields. */
 export const FORM_OVERHEAD_BYTES = 64 * 1024;
+/** The largest file the upload route takes: 4 MB (4,194,304 bytes), the round size under MAX_FORM_BYTES less the form. */
+export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
 
 /** The form's fields besides `file`, as the OpenAPI document describes them (all text, as forms send them). */
 export const UploadForm = z.object({

@@ -1,8 +1,9 @@
 /**
  * `POST /v1/documents/upload`: one file as multipart/form-data, extracted and ingested as one document with the
  * same atomicity, idempotency and limits as `/v1/ingest`. Lambda takes at most 6 MB per invocation and API
- * Gateway sends a binary body base64-encoded (4 bytes for 3), so a file may be at most 4 MB here; larger files go
- * through `engram ingest`, which extracts on the user's machine and sends text.
+ * Gateway sends a binary body base64-encoded (4 bytes for 3), so a file may be at most 4 MB here (the arithmetic:
+ * ./schema.ts, docs/extract.md); larger files go through `engram ingest`, which extracts on the user's machine
+ * and sends text.
  */
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { parseBody } from "../api/http";
@@ -13,6 +14,14 @@ import { EngramError, inputError } from "../error";
 import * as Ingest from "../ingest";
 import { extract } from "./index";
 import { FORM_OVERHEAD_BYTES, MAX_UPLOAD_BYTES, type UploadResult } from "./schema";
+
+const tooLarge = (bytes: number) =>
+  new EngramError(
+    "too_large",
+    "upload.too_large",
+    `The upload is ${bytes.toLocaleString("en")} bytes; a file may be at most ${MAX_UPLOAD_BYTES.toLocaleString("en")} bytes (4 MB: API Gateway hands it to Lambda base64-encoded, and Lambda takes 6 MB). Send larger files with \`engram ingest\`, which extracts them locally.`,
+    { details: { bytes, limitBytes: MAX_UPLOAD_BYTES } },
+  );
 
 const field = (form: FormData, name: string): string | undefined => {
   const value = form.get(name);
@@ -27,14 +36,8 @@ async function readForm(body: unknown, contentType: string | undefined): Promise
       "Send the file as multipart/form-data with a `file` field (curl -F file=@handbook.pdf).",
     );
   }
-  if (body.length > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES) {
-    throw new EngramError(
-      "too_large",
-      "upload.too_large",
-      `Uploads are at most ${MAX_UPLOAD_BYTES / 1048576} MB (Lambda's 6 MB payload, base64-encoded); send larger files with \`engram ingest\`, which extracts them locally.`,
-      { details: { bytes: body.length, limitBytes: MAX_UPLOAD_BYTES } },
-    );
-  }
+  // Refused before parsing: no file it could hold fits.
+  if (body.length > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES) throw tooLarge(body.length);
   try {
     return await new Response(new Uint8Array(body), { headers: { "content-type": contentType ?? "" } }).formData();
   } catch (error) {
@@ -57,6 +60,7 @@ export async function upload(
   if (file === null || typeof file === "string") {
     throw inputError("upload.no_file", "The form has no `file` field holding a file.", { path: ["file"] });
   }
+  if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size);
   const bytes = new Uint8Array(await file.arrayBuffer());
   const name = (file.name || "upload").replace(/^.*[\\/]/, "");
   let metadata: unknown;

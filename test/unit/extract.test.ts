@@ -1,6 +1,7 @@
 /** core/extract on files made by real tools (test/fixtures/extract/README.md says which and how). */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { getDocumentProxy } from "unpdf";
 import { describe, expect, it } from "vitest";
 import { locations } from "../../core/chunk/location";
 import { splitIntoChunks } from "../../core/chunk/split";
@@ -38,6 +39,42 @@ describe("extract", () => {
     expect(pdf.content).toMatch(/^## 1\. Introduction$/m);
     expect(pdf.content.indexOf("1.1. Version")).toBeLessThan(pdf.content.indexOf("1.2. What is this spec?"));
   });
+
+  // Each fixture numbers its 80 sentences in writing order, down the left column, then the right (README there).
+  const SENTENCE = /Sentence (\d+) says the [a-z ]+? were \w+ in week \d+ by a team of \d+ people\./g;
+
+  for (const [name, producer] of [
+    ["two-columns.pdf", "LibreOffice"],
+    ["two-columns-chromium.pdf", "Chromium (Skia)"],
+  ] as const) {
+    it(`reads a ${producer} two-column PDF column by column: each sentence whole and in order on each page`, async () => {
+      // The fixture really is two columns: lines on page 1 start in both halves of the page.
+      const proxy = await getDocumentProxy(fixture(name));
+      const page = await proxy.getPage(1);
+      const width = page.getViewport({ scale: 1 }).width;
+      const items = (await page.getTextContent()).items.filter((i) => "str" in i);
+      const lineStarts = items
+        .filter((item, i) => item.str.trim() && (i === 0 || items[i - 1]?.hasEOL))
+        .map((item) => item.transform[4] as number);
+      expect(lineStarts.some((x) => x < width / 2) && lineStarts.some((x) => x > width / 2)).toBe(true);
+      await proxy.destroy();
+
+      const pdf = await extract(fixture(name));
+      const pages = pdf.content.split(PAGE_BREAK);
+      expect(pages).toHaveLength(2);
+      // The abstract, set across both columns, comes before the first column.
+      expect(pages[0]?.indexOf("first down the left column")).toBeLessThan(pages[0]?.indexOf("Sentence 1 ") ?? -1);
+      // Every sentence whole (interleaved columns would cut the ones that wrap) and in order, across the page turn.
+      const whole = [...pdf.content.replace(/\s+/g, " ").matchAll(SENTENCE)].map((m) => Number(m[1]));
+      expect(whole).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+      // Page by page: page 1 holds both its columns' sentences, in order, before page 2's.
+      const started = pages.map((text) => [...text.matchAll(/Sentence\s+(\d+)\s/g)].map((m) => Number(m[1])));
+      expect(started.flat()).toEqual(whole);
+      expect(started[0]?.length).toBeGreaterThan(30);
+      // The step up to the next column is not a paragraph break: no sentence is cut by a blank line.
+      expect(pdf.content).not.toMatch(/Sentence \d+ says[^.]*\n\n[^.]*people\./);
+    });
+  }
 
   it("turns a Pandoc .docx into Markdown with its heading levels", async () => {
     const docx = await extract(fixture("handbook.docx"), { name: "handbook.docx" });
