@@ -164,6 +164,33 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     });
   });
 
+  it("makes one rate-limit decision a request: a tool call in its own class only, anything else in default", async () => {
+    const { key } = await Auth.createKey(t.db, "one-decision");
+    await RateLimit.setLimits(t.db, "one-decision", { default: "3/min", search: "100/min" });
+    const client = await overHttp(key); // initialize and notifications/initialized: 2 of default's 3
+    for (let i = 0; i < 4; i++) {
+      expect((await call(client, "search_memory", { query: `anything ${i}` })).isError).toBeFalsy();
+    }
+    const res = await fetch(`${server.url}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 9,
+        method: "tools/call",
+        params: { name: "search_memory", arguments: { query: "anything" } },
+      }),
+    });
+    expect(res.headers.get("ratelimit-policy")).toMatch(/;q=100;/);
+    expect((await call(client, "list_memories")).isError).toBeFalsy(); // default's third
+    expect(textOf(await call(client, "list_memories"))).toMatch(/^ratelimit\.exceeded/);
+    await expect(client.listTools()).rejects.toThrow(/ratelimit\.exceeded/);
+  });
+
   it("answers 401 in the API's error shape without a key or with a bad one, and 405 to GET", async () => {
     const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
     const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
