@@ -1,7 +1,7 @@
 /**
  * A streamed answer in the Vercel AI SDK's UI message stream protocol (`format: "ui-message-stream"`),
  * so a front-end on `useChat` reads Engram's chat directly: the answer as one text part, the sources
- * it used as `source-document` parts (Engram's ids and score in `providerMetadata.engram`), every
+ * it used as `source-document` parts (Engram's ids, score and location in `providerMetadata.engram`), every
  * source as a `data-citations` part (replaced at the end by the used ones, so `[n]` markers resolve
  * while text arrives), and the conversation id, model and usage as the message's metadata.
  */
@@ -42,6 +42,7 @@ export async function* chunks(events: AsyncIterable<ChatEvent>): AsyncGenerator<
               chunkId: c.chunkId,
               snippet: c.snippet,
               score: c.score,
+              location: c.location,
             },
           },
         };

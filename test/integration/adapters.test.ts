@@ -38,6 +38,13 @@ beforeAll(async () => {
         metadata: { team: "support" },
       },
       { id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." },
+      {
+        id: "handbook",
+        title: "Handbook",
+        content:
+          "# Security\n\nA lost laptop is reported to the security desk.\fThe desk is on floor two.",
+        metadata: { team: "it" },
+      },
     ],
   });
 });
@@ -82,9 +89,28 @@ describe("Vercel AI SDK", () => {
     expect((searched?.output as { documentId: string }[] | undefined)?.[0]?.documentId).toBe("refunds");
     const id = (remembered?.output as { id: string } | undefined)?.id ?? "";
     expect((await engram.documents.get(id)).content).toBe("Ada prefers refunds to store credit.");
+    expect((searched?.output as { location: unknown }[] | undefined)?.[0]).toHaveProperty("location", null);
     // The model saw the tools with their JSON schemas.
     const tools = model.doGenerateCalls[0]?.tools ?? [];
     expect(tools.map((tool) => tool.name).sort()).toEqual(["remember", "searchMemory"]);
+  });
+
+  it("gives the model each passage's pages and headings in searchMemory's output", async () => {
+    const replies = [toolCall("searchMemory", { query: "lost laptop security desk", topK: 1 }), text("Floor two.")];
+    const model = new MockLanguageModelV3({ doGenerate: async () => replies.shift() ?? text("done") });
+    const result = await generateText({
+      model,
+      tools: engramTools(engram),
+      stopWhen: stepCountIs(3),
+      prompt: "Laptop?",
+    });
+    const [searched] = result.steps.flatMap((s) => s.toolResults);
+    expect(searched?.output).toEqual([
+      expect.objectContaining({
+        documentId: "handbook",
+        location: { pages: [1, 2], headings: ["Security"] },
+      }),
+    ]);
   });
 
   it("streams chat to useChat's transport in the UI message stream protocol, read by the AI SDK's own reader", async () => {
@@ -111,7 +137,7 @@ describe("Vercel AI SDK", () => {
     expect(answer).toMatch(/14 days.*\[1\]/s);
     const sources = first.parts.filter((p) => p.type === "source-document");
     expect(sources[0]).toMatchObject({ sourceId: "1", title: "Refund policy" });
-    expect(sources[0]?.providerMetadata?.engram).toMatchObject({ documentId: "refunds" });
+    expect(sources[0]?.providerMetadata?.engram).toMatchObject({ documentId: "refunds", location: null });
     expect(first.metadata?.conversationId).toEqual(expect.any(String));
 
     // The next question continues the same conversation on Engram's side.
@@ -136,5 +162,11 @@ describe("LangChain.js", () => {
     expect(docs[0]?.metadata).toMatchObject({ documentId: "refunds", team: "support", title: "Refund policy" });
     expect(docs[0]?.metadata.score).toEqual(expect.any(Number));
     expect(docs[0]?.id).toBe(docs[0]?.metadata.chunkId);
+    const [laptop] = await new EngramRetriever({
+      client: engram,
+      topK: 1,
+      filter: { metadata: { team: "it" } },
+    }).invoke("lost laptop");
+    expect(laptop?.metadata.location).toEqual({ pages: [1, 2], headings: ["Security"] });
   });
 });

@@ -114,6 +114,23 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect((await call(client, "search_memory", { query: "wifi password" })).structuredContent.results).toEqual([]);
   });
 
+  it("names where each passage is in its document (pages, headings) in search_memory and ask", async () => {
+    const client = await overHttp(acme, "lena");
+    const content =
+      "# Security\n\nA lost laptop is reported to the security desk within one hour.\fThe desk is on floor two.";
+    const stored = await call(client, "remember", { content, title: "Handbook" });
+    const id = stored.structuredContent.documents[0].id as string;
+    const found = await call(client, "search_memory", { query: "lost laptop security desk" });
+    const location = { pages: [1, 2], headings: ["Security"] };
+    expect(found.structuredContent.results[0]).toMatchObject({ documentId: id, location });
+    expect(textOf(found)).toContain(
+      `(id ${id}, chunk ${found.structuredContent.results[0].chunkId}, pages 1-2, under Security, score`,
+    );
+    const answer = await call(client, "ask", { question: "Where is a lost laptop reported?" });
+    expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, location });
+    expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, pages 1-2, under Security, score/);
+  });
+
   it("scopes every tool to the end user and tenant the request names", async () => {
     const alice = await overHttp(acme, "alice");
     const bob = await overHttp(acme, "bob");
