@@ -7,11 +7,11 @@ import type { LanguageModelV3GenerateResult } from "@ai-sdk/provider";
 import { Document } from "@langchain/core/documents";
 import { generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
-import { type EngramMessageMetadata, engramChatTransport, engramTools } from "engram/ai";
-import { createClient, type EngramClient } from "engram/client";
-import { EngramRetriever } from "engram/langchain";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
+import { createClient, type EngramClient } from "../../client";
+import { type EngramMessageMetadata, engramChatTransport, engramTools } from "../../client/ai";
+import { EngramRetriever } from "../../client/langchain";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
@@ -41,8 +41,7 @@ beforeAll(async () => {
       {
         id: "handbook",
         title: "Handbook",
-        content:
-          "# Security\n\nA lost laptop is reported to the security desk.\fThe desk is on floor two.",
+        content: "# Security\n\nA lost laptop is reported to the security desk.\fThe desk is on floor two.",
         metadata: { team: "it" },
       },
     ],
