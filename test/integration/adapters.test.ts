@@ -5,7 +5,7 @@
  */
 import type { LanguageModelV3GenerateResult } from "@ai-sdk/provider";
 import { Document } from "@langchain/core/documents";
-import { generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
+import { DefaultChatTransport, generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
@@ -13,6 +13,7 @@ import { createClient, type EngramClient } from "../../client";
 import { type EngramMessageMetadata, engramChatTransport, engramTools } from "../../client/ai";
 import { EngramRetriever } from "../../client/langchain";
 import * as Auth from "../../core/auth";
+import { UI_MESSAGE_STREAM_ACCEPT } from "../../core/chat/ui-stream";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { freshDb, type TestDb } from "../support/db";
@@ -148,6 +149,49 @@ describe("Vercel AI SDK", () => {
     expect(second.metadata?.conversationId).toBe(first.metadata?.conversationId);
     const conversation = await engram.conversations.get(first.metadata?.conversationId ?? "");
     expect(conversation.messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
+  });
+
+  it("answers in the UI message stream when Accept asks for it, with no format field (the AI SDK's own transport)", async () => {
+    const transport = new DefaultChatTransport({
+      api: `${server.url}/v1/chat`,
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "ada", accept: UI_MESSAGE_STREAM_ACCEPT },
+      prepareSendMessagesRequest: ({ messages }) => ({
+        body: {
+          messages: messages.map((m) => ({
+            role: m.role,
+            content: m.parts.map((p) => (p.type === "text" ? p.text : "")).join(""),
+          })),
+        },
+      }),
+    });
+    const stream = await transport.sendMessages({
+      chatId: "chat-2",
+      messages: [{ id: "u1", role: "user", parts: [{ type: "text", text: "How long do refunds take?" }] }],
+      trigger: "submit-message",
+      messageId: undefined,
+      abortSignal: undefined,
+    });
+    let last: UIMessage | undefined;
+    for await (const message of readUIMessageStream({ stream })) last = message;
+    expect(last?.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("")).toMatch(/14 days/);
+    expect(last?.parts.some((p) => p.type === "source-document")).toBe(true);
+
+    // The same request without that Accept is the JSON answer.
+    const plain = await fetch(`${server.url}/v1/chat`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "x-user-id": "ada",
+        "content-type": "application/json",
+        accept: "text/event-stream",
+      },
+      body: JSON.stringify({ messages: [{ role: "user", content: "How long do refunds take?" }] }),
+    });
+    expect([plain.status, plain.headers.get("content-type")]).toEqual([
+      200,
+      expect.stringMatching(/^application\/json/),
+    ]);
+    expect((await plain.json()).message.content).toMatch(/14 days/);
   });
 });
 
