@@ -21,7 +21,7 @@ export function engramTools(client: EngramClient, options: ToolOptions = {}) {
   return {
     searchMemory: tool({
       description:
-        "Search the user's long-term memory (Engram) for passages relevant to a query, best first, with their memory ids.",
+        "Search the user's long-term memory (Engram) for passages relevant to a query, best first, with their memory ids and where each is in its document (pages, headings).",
       inputSchema: jsonSchema<{ query: string; topK?: number }>({
         type: "object",
         properties: {
@@ -41,6 +41,7 @@ export function engramTools(client: EngramClient, options: ToolOptions = {}) {
           title: r.title,
           content: r.content,
           score: r.score,
+          location: r.location,
         }));
       },
     }),

@@ -1,6 +1,6 @@
 /**
  * `engram/langchain`: Engram as a LangChain.js retriever. Each search result becomes a `Document`
- * whose metadata is Engram's (the document's own metadata, plus its ids, title, source and score).
+ * whose metadata is Engram's (the document's own metadata, plus its ids, title, source, score and location).
  *
  *   const retriever = new EngramRetriever({ client: createClient({ baseUrl, apiKey }), topK: 4 });
  *   const docs = await retriever.invoke("refund window");
@@ -45,6 +45,7 @@ export class EngramRetriever extends BaseRetriever {
             createdAt: r.createdAt,
             score: r.score,
             scale: found.scale,
+            location: r.location,
           },
         }),
     );

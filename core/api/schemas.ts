@@ -297,7 +297,7 @@ function responseSchemas() {
     })
     .check(
       z.describe(
-        "A Model Context Protocol message (JSON-RPC 2.0). Tools: remember, search_memory, ask, list_memories, forget; each also counts in its own rate class (ingest, search, chat)",
+        "A Model Context Protocol message (JSON-RPC 2.0). Tools: remember, search_memory, ask, list_memories, forget. A request counts once: a tool call in its route's rate class (remember: ingest, search_memory: search, ask: chat, the others: default), any other message in default",
       ),
     );
   const McpResponse = z

@@ -1,7 +1,8 @@
 /**
- * A streamed answer in the Vercel AI SDK's UI message stream protocol (`format: "ui-message-stream"`),
+ * A streamed answer in the Vercel AI SDK's UI message stream protocol (`format: "ui-message-stream"`,
+ * or `Accept: text/event-stream; format=ui-message-stream`),
  * so a front-end on `useChat` reads Engram's chat directly: the answer as one text part, the sources
- * it used as `source-document` parts (Engram's ids and score in `providerMetadata.engram`), every
+ * it used as `source-document` parts (Engram's ids, score and location in `providerMetadata.engram`), every
  * source as a `data-citations` part (replaced at the end by the used ones, so `[n]` markers resolve
  * while text arrives), and the conversation id, model and usage as the message's metadata.
  */
@@ -15,6 +16,35 @@ export const UI_MESSAGE_STREAM_HEADERS = {
 };
 
 const TEXT = "answer";
+
+/** What `Accept` names to ask for this protocol: the body field's value as a media type parameter. */
+export const UI_MESSAGE_STREAM_ACCEPT = "text/event-stream; format=ui-message-stream";
+
+/**
+ * Whether an `Accept` header asks for the UI message stream: a `text/event-stream` range with
+ * `format=ui-message-stream` and a non-zero q. The AI SDK's own transports send no Accept of their
+ * own (docs/contract.md), so this is for clients that set headers rather than body fields.
+ */
+export function accepted(accept: string | undefined): boolean {
+  for (const range of (accept ?? "").split(",")) {
+    const [type, ...params] = range.split(";").map((part) => part.trim().toLowerCase());
+    if (type !== "text/event-stream") continue;
+    const values = new Map(
+      params.map((param) => {
+        const at = param.indexOf("=");
+        return [
+          param.slice(0, at).trim(),
+          param
+            .slice(at + 1)
+            .trim()
+            .replace(/^"(.*)"$/, "$1"),
+        ];
+      }),
+    );
+    if (values.get("format") === "ui-message-stream" && Number(values.get("q") ?? 1) > 0) return true;
+  }
+  return false;
+}
 
 /** The protocol's chunks for Engram's chat events (each becomes one `data:` line). */
 export async function* chunks(events: AsyncIterable<ChatEvent>): AsyncGenerator<Record<string, unknown>> {
@@ -42,6 +72,7 @@ export async function* chunks(events: AsyncIterable<ChatEvent>): AsyncGenerator<
               chunkId: c.chunkId,
               snippet: c.snippet,
               score: c.score,
+              location: c.location,
             },
           },
         };

@@ -1,7 +1,7 @@
 /**
  * `POST /mcp`: the MCP Streamable HTTP transport, stateless (a server per request, JSON answers),
- * so it runs on Lambda behind API Gateway like every other route. Auth, the end user and the
- * route's rate limit come from the HTTP chain; each tool also spends its own class's budget.
+ * so it runs on Lambda behind API Gateway like every other route. Auth and the end user come from
+ * the HTTP chain; the rate limit is spent here, in the class of the tool called.
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
@@ -29,10 +29,20 @@ export interface McpRequest {
   signal: AbortSignal;
 }
 
-/** Answers one JSON-RPC message (or batch) as a web Response would, for the chain to return. */
+/**
+ * Answers one JSON-RPC message (or batch) as a web Response would, for the chain to return.
+ * Like every route, a request is one rate-limit decision: a tool spends its own class before it
+ * runs (search_memory as POST /v1/search does), and a request no tool spent for (initialize,
+ * tools/list, arguments refused before the tool ran) spends `default` once it is answered.
+ */
 export async function handle(request: McpRequest): Promise<APIGatewayProxyStructuredResultV2> {
   const { db, caller, requestId, signal } = request;
-  const limit = async (rateClass: RateClass) => void (await RateLimit.enforce(db, caller, rateClass));
+  let spent = false;
+  let rateHeaders: Record<string, string> = {};
+  const limit = async (rateClass: RateClass) => {
+    spent = true;
+    rateHeaders = await RateLimit.enforce(db, caller, rateClass);
+  };
   const mcp = server(Local.memory(db, caller, { signal, requestId, limit }), Local.describe(requestId));
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
@@ -50,7 +60,9 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     }
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
     const response = await transport.handleRequest(web, { parsedBody: request.body });
-    return { statusCode: response.status, headers: headersOf(response), body: await response.text() };
+    const body = await response.text();
+    if (!spent) rateHeaders = await RateLimit.enforce(db, caller, "default");
+    return { statusCode: response.status, headers: { ...headersOf(response), ...rateHeaders }, body };
   } finally {
     await mcp.close();
   }

@@ -103,8 +103,16 @@ function ok(summary: string, data: object): CallToolResult {
   return { content: [{ type: "text", text: summary }], structuredContent: data as Record<string, unknown> };
 }
 
+/** A passage's place in its document for the model to quote: `, pages 14-15, under Security > Laptops`. */
+export function where(location: Api.Location): string {
+  const [first, last] = location?.pages ?? [];
+  const pages = first === undefined ? "" : first === last ? `, page ${first}` : `, pages ${first}-${last}`;
+  const headings = location?.headings?.length ? `, under ${location.headings.join(" > ")}` : "";
+  return pages + headings;
+}
+
 const cite = (c: Api.Citation) =>
-  `[${c.index}] ${c.title ?? c.documentId} (id ${c.documentId}, score ${c.score.toFixed(3)})`;
+  `[${c.index}] ${c.title ?? c.documentId} (id ${c.documentId}${where(c.location)}, score ${c.score.toFixed(3)})`;
 
 /** Builds the server with its tools; one per request on HTTP (stateless), one per process on stdio. */
 export function server(memory: Memory, describe: Describe): McpServer {
@@ -151,7 +159,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
     {
       title: "Search memory",
       description:
-        "Find the stored passages most relevant to a query, best first, each with its memory id, title and score. Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
+        "Find the stored passages most relevant to a query, best first, each with its memory id, title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
       inputSchema: args.search,
       annotations: { readOnlyHint: true, openWorldHint: false },
     },
@@ -159,7 +167,7 @@ export function server(memory: Memory, describe: Describe): McpServer {
       const result = await memory.search(args);
       const lines = result.results.map(
         (r, i) =>
-          `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, chunk ${r.chunkId}, score ${r.score.toFixed(3)})\n${r.content}`,
+          `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)})\n${r.content}`,
       );
       return ok(lines.length ? lines.join("\n\n") : "Nothing in memory matches.", result);
     }),

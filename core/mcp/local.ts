@@ -20,7 +20,7 @@ import type { Describe, Memory } from "./index";
 export interface LocalOptions {
   signal?: AbortSignal;
   requestId?: string;
-  /** Spends the tool's rate class (search, chat, ingest) before it runs; the HTTP transport sets it. */
+  /** Spends the tool's rate class (as its route's) before it runs; the HTTP transport sets it. */
   limit?: (rateClass: RateClass) => Promise<void>;
 }
 
@@ -67,10 +67,12 @@ export function memory(db: Db, caller: Caller, options: LocalOptions = {}): Memo
     },
     async list(query) {
       const parsed = ListQuery.parse({ ...query, includeDeleted: undefined });
+      await limit("default");
       return wire<Api.DocumentList>(await Document.list(db, caller, parsed));
     },
     async forget(id, hard) {
       const parsed = reroot(() => Id.parse(id), [], ["id"]);
+      await limit("default");
       return Document.remove(db, caller, parsed, DeleteQuery.parse({ hard: String(hard) }));
     },
   };

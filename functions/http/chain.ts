@@ -227,10 +227,10 @@ const auth = (): Middleware => ({
   },
 });
 
-const rateLimit = (): Middleware => ({
+const rateLimit = (options: ChainOptions): Middleware => ({
   before: async (request) => {
     const state = stateOf(request);
-    if (!state.route?.rateClass || !state.caller) return;
+    if (options.rateLimit === "operation" || !state.route?.rateClass || !state.caller) return;
     Object.assign(state.headers, await RateLimit.enforce(await db(), state.caller, state.route.rateClass));
   },
 });
@@ -317,14 +317,22 @@ function deadline(context: Context | undefined) {
   };
 }
 
+export interface ChainOptions {
+  /**
+   * `operation`: the operation spends the caller's budget itself, once, in the class of what the
+   * request turns out to do (POST /mcp: the tool it calls), instead of the route's class here.
+   */
+  rateLimit?: "route" | "operation";
+}
+
 /** Wraps a function's operations (keyed by API Gateway route key, `$default` for the rest) in the chain. */
-export function http(operations: Record<string, Operation>): HttpHandler {
+export function http(operations: Record<string, Operation>, options: ChainOptions = {}): HttpHandler {
   const chain = middy<Event, LiveResult>({ timeoutEarlyInMillis: 0 })
     .use(requestId())
     .use(cors())
     .use(errors())
     .use(auth())
-    .use(rateLimit())
+    .use(rateLimit(options))
     .use(admission())
     .use(body())
     .handler(async (event, context): Promise<LiveResult> => {

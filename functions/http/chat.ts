@@ -11,9 +11,9 @@ import * as UiStream from "../../core/chat/ui-stream";
 import { db } from "../../core/db";
 import { type HttpInput, http, type StreamReply, sse, streamingHandler } from "./chain";
 
-async function chat({ caller, signal, requestId }: HttpInput, request: ChatRequest) {
+async function chat({ caller, signal, requestId, headers }: HttpInput, request: ChatRequest) {
   const options = { signal, requestId };
-  if (request.format === "ui-message-stream") {
+  if (request.format === "ui-message-stream" || UiStream.accepted(headers.accept)) {
     const events = await Chat.stream(await db(), caller, request, options);
     return { headers: UiStream.UI_MESSAGE_STREAM_HEADERS, stream: UiStream.frames(events) } satisfies StreamReply;
   }

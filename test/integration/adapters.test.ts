@@ -5,14 +5,15 @@
  */
 import type { LanguageModelV3GenerateResult } from "@ai-sdk/provider";
 import { Document } from "@langchain/core/documents";
-import { generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
+import { DefaultChatTransport, generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
-import { type EngramMessageMetadata, engramChatTransport, engramTools } from "engram/ai";
-import { createClient, type EngramClient } from "engram/client";
-import { EngramRetriever } from "engram/langchain";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
+import { createClient, type EngramClient } from "../../client";
+import { type EngramMessageMetadata, engramChatTransport, engramTools } from "../../client/ai";
+import { EngramRetriever } from "../../client/langchain";
 import * as Auth from "../../core/auth";
+import { UI_MESSAGE_STREAM_ACCEPT } from "../../core/chat/ui-stream";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { freshDb, type TestDb } from "../support/db";
@@ -38,6 +39,12 @@ beforeAll(async () => {
         metadata: { team: "support" },
       },
       { id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." },
+      {
+        id: "handbook",
+        title: "Handbook",
+        content: "# Security\n\nA lost laptop is reported to the security desk.\fThe desk is on floor two.",
+        metadata: { team: "it" },
+      },
     ],
   });
 });
@@ -82,9 +89,28 @@ describe("Vercel AI SDK", () => {
     expect((searched?.output as { documentId: string }[] | undefined)?.[0]?.documentId).toBe("refunds");
     const id = (remembered?.output as { id: string } | undefined)?.id ?? "";
     expect((await engram.documents.get(id)).content).toBe("Ada prefers refunds to store credit.");
+    expect((searched?.output as { location: unknown }[] | undefined)?.[0]).toHaveProperty("location", null);
     // The model saw the tools with their JSON schemas.
     const tools = model.doGenerateCalls[0]?.tools ?? [];
     expect(tools.map((tool) => tool.name).sort()).toEqual(["remember", "searchMemory"]);
+  });
+
+  it("gives the model each passage's pages and headings in searchMemory's output", async () => {
+    const replies = [toolCall("searchMemory", { query: "lost laptop security desk", topK: 1 }), text("Floor two.")];
+    const model = new MockLanguageModelV3({ doGenerate: async () => replies.shift() ?? text("done") });
+    const result = await generateText({
+      model,
+      tools: engramTools(engram),
+      stopWhen: stepCountIs(3),
+      prompt: "Laptop?",
+    });
+    const [searched] = result.steps.flatMap((s) => s.toolResults);
+    expect(searched?.output).toEqual([
+      expect.objectContaining({
+        documentId: "handbook",
+        location: { pages: [1, 2], headings: ["Security"] },
+      }),
+    ]);
   });
 
   it("streams chat to useChat's transport in the UI message stream protocol, read by the AI SDK's own reader", async () => {
@@ -111,7 +137,7 @@ describe("Vercel AI SDK", () => {
     expect(answer).toMatch(/14 days.*\[1\]/s);
     const sources = first.parts.filter((p) => p.type === "source-document");
     expect(sources[0]).toMatchObject({ sourceId: "1", title: "Refund policy" });
-    expect(sources[0]?.providerMetadata?.engram).toMatchObject({ documentId: "refunds" });
+    expect(sources[0]?.providerMetadata?.engram).toMatchObject({ documentId: "refunds", location: null });
     expect(first.metadata?.conversationId).toEqual(expect.any(String));
 
     // The next question continues the same conversation on Engram's side.
@@ -123,6 +149,49 @@ describe("Vercel AI SDK", () => {
     expect(second.metadata?.conversationId).toBe(first.metadata?.conversationId);
     const conversation = await engram.conversations.get(first.metadata?.conversationId ?? "");
     expect(conversation.messages.map((m) => m.role)).toEqual(["user", "assistant", "user", "assistant"]);
+  });
+
+  it("answers in the UI message stream when Accept asks for it, with no format field (the AI SDK's own transport)", async () => {
+    const transport = new DefaultChatTransport({
+      api: `${server.url}/v1/chat`,
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "ada", accept: UI_MESSAGE_STREAM_ACCEPT },
+      prepareSendMessagesRequest: ({ messages }) => ({
+        body: {
+          messages: messages.map((m) => ({
+            role: m.role,
+            content: m.parts.map((p) => (p.type === "text" ? p.text : "")).join(""),
+          })),
+        },
+      }),
+    });
+    const stream = await transport.sendMessages({
+      chatId: "chat-2",
+      messages: [{ id: "u1", role: "user", parts: [{ type: "text", text: "How long do refunds take?" }] }],
+      trigger: "submit-message",
+      messageId: undefined,
+      abortSignal: undefined,
+    });
+    let last: UIMessage | undefined;
+    for await (const message of readUIMessageStream({ stream })) last = message;
+    expect(last?.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("")).toMatch(/14 days/);
+    expect(last?.parts.some((p) => p.type === "source-document")).toBe(true);
+
+    // The same request without that Accept is the JSON answer.
+    const plain = await fetch(`${server.url}/v1/chat`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "x-user-id": "ada",
+        "content-type": "application/json",
+        accept: "text/event-stream",
+      },
+      body: JSON.stringify({ messages: [{ role: "user", content: "How long do refunds take?" }] }),
+    });
+    expect([plain.status, plain.headers.get("content-type")]).toEqual([
+      200,
+      expect.stringMatching(/^application\/json/),
+    ]);
+    expect((await plain.json()).message.content).toMatch(/14 days/);
   });
 });
 
@@ -136,5 +205,11 @@ describe("LangChain.js", () => {
     expect(docs[0]?.metadata).toMatchObject({ documentId: "refunds", team: "support", title: "Refund policy" });
     expect(docs[0]?.metadata.score).toEqual(expect.any(Number));
     expect(docs[0]?.id).toBe(docs[0]?.metadata.chunkId);
+    const [laptop] = await new EngramRetriever({
+      client: engram,
+      topK: 1,
+      filter: { metadata: { team: "it" } },
+    }).invoke("lost laptop");
+    expect(laptop?.metadata.location).toEqual({ pages: [1, 2], headings: ["Security"] });
   });
 });

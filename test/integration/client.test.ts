@@ -1,9 +1,9 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
-import { createClient, EngramApiError, type EngramClient } from "engram/client";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
+import { createClient, EngramApiError, type EngramClient } from "../../client";
 import * as OpenApi from "../../core/api/openapi";
 import { match, routeKey, routes } from "../../core/api/routes";
 import * as Auth from "../../core/auth";

@@ -114,6 +114,23 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect((await call(client, "search_memory", { query: "wifi password" })).structuredContent.results).toEqual([]);
   });
 
+  it("names where each passage is in its document (pages, headings) in search_memory and ask", async () => {
+    const client = await overHttp(acme, "lena");
+    const content =
+      "# Security\n\nA lost laptop is reported to the security desk within one hour.\fThe desk is on floor two.";
+    const stored = await call(client, "remember", { content, title: "Handbook" });
+    const id = stored.structuredContent.documents[0].id as string;
+    const found = await call(client, "search_memory", { query: "lost laptop security desk" });
+    const location = { pages: [1, 2], headings: ["Security"] };
+    expect(found.structuredContent.results[0]).toMatchObject({ documentId: id, location });
+    expect(textOf(found)).toContain(
+      `(id ${id}, chunk ${found.structuredContent.results[0].chunkId}, pages 1-2, under Security, score`,
+    );
+    const answer = await call(client, "ask", { question: "Where is a lost laptop reported?" });
+    expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, location });
+    expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, pages 1-2, under Security, score/);
+  });
+
   it("scopes every tool to the end user and tenant the request names", async () => {
     const alice = await overHttp(acme, "alice");
     const bob = await overHttp(acme, "bob");
@@ -162,6 +179,33 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       expect(textOf(refused)).toMatch(/^ratelimit\.exceeded/);
       expect((await call(client, "list_memories")).isError).toBeFalsy();
     });
+  });
+
+  it("makes one rate-limit decision a request: a tool call in its own class only, anything else in default", async () => {
+    const { key } = await Auth.createKey(t.db, "one-decision");
+    await RateLimit.setLimits(t.db, "one-decision", { default: "3/min", search: "100/min" });
+    const client = await overHttp(key); // initialize and notifications/initialized: 2 of default's 3
+    for (let i = 0; i < 4; i++) {
+      expect((await call(client, "search_memory", { query: `anything ${i}` })).isError).toBeFalsy();
+    }
+    const res = await fetch(`${server.url}/mcp`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${key}`,
+        "content-type": "application/json",
+        accept: "application/json, text/event-stream",
+      },
+      body: JSON.stringify({
+        jsonrpc: "2.0",
+        id: 9,
+        method: "tools/call",
+        params: { name: "search_memory", arguments: { query: "anything" } },
+      }),
+    });
+    expect(res.headers.get("ratelimit-policy")).toMatch(/;q=100;/);
+    expect((await call(client, "list_memories")).isError).toBeFalsy(); // default's third
+    expect(textOf(await call(client, "list_memories"))).toMatch(/^ratelimit\.exceeded/);
+    await expect(client.listTools()).rejects.toThrow(/ratelimit\.exceeded/);
   });
 
   it("answers 401 in the API's error shape without a key or with a bad one, and 405 to GET", async () => {

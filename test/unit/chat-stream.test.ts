@@ -1,6 +1,7 @@
 /** Streamed replies through the middleware chain: buffered for API Gateway, live for Lambda response streaming. */
 import { PassThrough, type Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
+import * as UiStream from "../../core/chat/ui-stream";
 import { http, type ResponseStreamRuntime, sse, streamingHandler } from "../../functions/http/chain";
 import { apiEvent, lambdaContext } from "../support/events";
 
@@ -97,5 +98,31 @@ describe("streamed replies", () => {
 
     expect(preludes[0]).toMatchObject({ statusCode: 201 });
     expect(JSON.parse(await text)).toEqual({ ok: true });
+  });
+});
+
+describe("Accept for the AI SDK's UI message stream", () => {
+  it("is asked for by a text/event-stream range with format=ui-message-stream, among others, quoted or not", () => {
+    for (const accept of [
+      UiStream.UI_MESSAGE_STREAM_ACCEPT,
+      'application/json;q=0.5, Text/Event-Stream ; Format="ui-message-stream"',
+      "text/event-stream;format=ui-message-stream;q=0.2",
+    ]) {
+      expect(UiStream.accepted(accept), accept).toBe(true);
+    }
+  });
+
+  it("is not asked for by plain SSE, JSON, anything, another format, q=0 or no header", () => {
+    for (const accept of [
+      "text/event-stream",
+      "application/json",
+      "*/*",
+      "text/event-stream; format=other",
+      "text/event-stream; format=ui-message-stream; q=0",
+      "",
+      undefined,
+    ]) {
+      expect(UiStream.accepted(accept), String(accept)).toBe(false);
+    }
   });
 });
