@@ -91,8 +91,9 @@ export function sizesFrom(argv: string[]): number[] {
 }
 
 /**
- * Enough maintenance_work_mem for the whole graph (about 8 kB a 1,536-dimension chunk, measured: 100k built
- * 0.78 GB), so the build never falls back to the slow on-disk path; capped at 8 GB, a third of this machine.
+ * Enough maintenance_work_mem for the whole graph (about 8 kB a 1,536-dimension chunk: one 6 kB element a page;
+ * the 10k index measured 78 MB), so the build does not fall back to its slower path; capped at 8 GB, a third of
+ * this machine.
  */
 const buildMemory = (chunks: number) => `${Math.min(8, Math.max(1, Math.ceil((chunks * 8 * 1024) / 1024 ** 3)))}GB`;
 
