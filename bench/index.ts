@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --quick]`: every scenario, one after another on the local Postgres, with
  * baselines measured in the same run. Writes bench/results/latest.json and latest.md (`--out=NAME`: NAME.json and
- * NAME.md, so a partial run, `--only=search,ingest`, leaves the full report in place).
+ * NAME.md, so a partial run, `--only=search,ingest`, leaves the full report in place). `--scale[=10k,100k]`: the
+ * scale curve alone (bench/scale.ts), into bench/results/scale.{json,md,svg}.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { setConfig } from "../core/config";
@@ -11,12 +12,20 @@ const quick = process.argv.includes("--quick");
 const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
 setConfig({ LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" });
 
+if (process.argv.some((a) => a === "--scale" || a.startsWith("--scale="))) {
+  const Scale = await import("./scale");
+  const count = Number(process.argv.find((a) => a.startsWith("--queries="))?.slice(10) ?? 100);
+  console.log(table(await Scale.benchScale(Scale.sizesFrom(process.argv), count)));
+  process.exit(0);
+}
+
 type Scenario = { name: string; run: (opts: { quick: boolean }) => Promise<Record<string, unknown>[]> };
 const scenarios: Scenario[] = [
   { name: "ingest", run: async (o) => (await import("./ingest")).benchIngest(o) },
   { name: "search", run: async (o) => (await import("./search")).benchSearch(o) },
   { name: "reembed", run: async (o) => (await import("./reembed")).benchReembed(o) },
   { name: "roundtrips", run: async (o) => (await import("./roundtrips")).benchRoundTrips(o) },
+  { name: "http", run: async (o) => (await import("./http")).benchHttp(o) },
   { name: "langchain", run: async (o) => (await import("./langchain")).benchLangChain(o) },
   { name: "chat", run: async (o) => (await import("./chat")).benchChat(o) },
   { name: "mcp", run: async (o) => (await import("./mcp")).benchMcp(o) },

@@ -132,9 +132,13 @@ export const benchCaller = (tenantId: string): Caller => ({
 export async function loadPg(
   url: string,
   chunks: number,
-): Promise<{ tenantId: string; loadSeconds: number; indexSeconds: number }> {
+  options: { maintenanceWorkMem?: string } = {},
+): Promise<{ tenantId: string; loadSeconds: number; indexSeconds: number; notices: string[] }> {
+  const notices: string[] = [];
   const client = new pg.Client(url);
   await client.connect();
+  // pgvector says here when the graph outgrows maintenance_work_mem (the build then slows down).
+  client.on("notice", (notice) => notices.push(notice.message ?? ""));
   try {
     const tenantId = (await client.query("insert into tenants (name) values ('bench') returning id")).rows[0]
       .id as string;
@@ -181,14 +185,14 @@ export async function loadPg(
     }
     const loadSeconds = (performance.now() - started) / 1000;
     const indexed = performance.now();
-    await client.query("set maintenance_work_mem = '2GB'");
+    await client.query(`set maintenance_work_mem = '${options.maintenanceWorkMem ?? "2GB"}'`);
     await client.query(
       "create index chunks_embedding on chunks using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 64) where indexed",
     );
     const indexSeconds = (performance.now() - indexed) / 1000;
     await client.query("vacuum analyze documents");
     await client.query("vacuum analyze chunks");
-    return { tenantId, loadSeconds, indexSeconds };
+    return { tenantId, loadSeconds, indexSeconds, notices };
   } finally {
     await client.end();
   }
@@ -212,9 +216,16 @@ async function seedDocuments(
   );
 }
 
-type Scenario = "unfiltered" | "filter 0.1%" | "filter 1%" | "filter 10%" | "filter 50%" | "user scope" | "hybrid";
+export type Scenario =
+  | "unfiltered"
+  | "filter 0.1%"
+  | "filter 1%"
+  | "filter 10%"
+  | "filter 50%"
+  | "user scope"
+  | "hybrid";
 /** Metadata filters matching 0.1%, 1%, 10% and 50% of the documents (see `seedDocuments`). */
-const FILTERS: Partial<Record<Scenario, Record<string, string | boolean>>> = {
+export const FILTERS: Partial<Record<Scenario, Record<string, string | boolean>>> = {
   "filter 0.1%": { s01: true },
   "filter 1%": { team: "team-3" },
   "filter 10%": { s10: true },
@@ -288,6 +299,9 @@ const TRUTH_SQL = (scenario: Scenario) => `
   select c.id::text as id from chunks c join documents d on d.key = c.document_key
   where ${scopeSql(scenario)}
   order by (c.embedding <=> $1::vector) + 0, c.id limit ${K}`;
+
+/** Which strategy `auto` takes: exact when the scope's candidates number at most this bound (core/search). */
+export const exactBound = (chunks: number) => Math.max(config().search.exactScanChunks, Math.sqrt(60 * chunks));
 
 interface Timed {
   p50: number;
@@ -453,8 +467,7 @@ export async function benchSearch(opts: { quick: boolean }): Promise<Record<stri
       note: `${round(chunks / loaded.loadSeconds, 0)} rows/s; HNSW build ${round(loaded.indexSeconds, 1)} s; ef_search ${efSearch}`,
     });
     const caller = benchCaller(loaded.tenantId);
-    // Which strategy `auto` takes: exact when the scope's candidates number at most the bound (core/search).
-    const bound = Math.max(config().search.exactScanChunks, Math.sqrt(60 * chunks));
+    const bound = exactBound(chunks);
     for (const scenario of SCENARIOS) {
       const exact = await truth(pgDb, caller, scenario, qs, embedder);
       const raw = await timeRaw(url, loaded.tenantId, scenario, qs, efSearch);
