@@ -169,7 +169,11 @@ async function promptReady(t: TestDb, caller: Caller, corpus: number, history: n
     // The same search alone, for the share of the figure that is retrieval ("so" is a stopword
     // to full-text search; it keeps the query embedding out of the cache the first call filled).
     const alone = performance.now();
-    await Search.query(t.db, caller, { query: `So, ${q}`, topK: request.topK, mode: "hybrid", scope: "all" });
+    await Search.query(
+      t.db,
+      caller,
+      Search.SearchRequest.parse({ query: `So, ${q}`, topK: request.topK, mode: "hybrid", scope: "all" }),
+    );
     searchOnly.push(performance.now() - alone);
   }
   const search = summarize(searchOnly);

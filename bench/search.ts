@@ -241,7 +241,7 @@ const SCENARIOS: Scenario[] = [
   "hybrid",
 ];
 
-function request(scenario: Scenario, q: Query): Parameters<typeof Search.query>[2] {
+function request(scenario: Scenario, q: Query): Search.SearchInput {
   if (scenario === "hybrid") return { query: q.text, topK: K, mode: "hybrid" };
   if (scenario === "user scope") return { query: q.text, topK: K, mode: "vector", scope: "user" };
   const metadata = FILTERS[scenario];
@@ -318,12 +318,12 @@ export async function timeEngram(
   strategy: "auto" | "index" | "exact" = "auto",
 ): Promise<Timed> {
   const options = { embedder, strategy };
-  for (const q of qs) await Search.query(db, caller, request(scenario, q), options); // warm cache and buffers
+  for (const q of qs) await Search.query(db, caller, Search.SearchRequest.parse(request(scenario, q)), options); // warm cache and buffers
   const samples: number[] = [];
   const ids: string[][] = [];
   for (const q of qs) {
     const started = performance.now();
-    const { results } = await Search.query(db, caller, request(scenario, q), options);
+    const { results } = await Search.query(db, caller, Search.SearchRequest.parse(request(scenario, q)), options);
     samples.push(performance.now() - started);
     ids.push(results.map((r) => r.chunkId));
   }
@@ -361,7 +361,10 @@ export async function truth(db: Db, caller: Caller, scenario: Scenario, qs: Quer
   const out: string[][] = [];
   for (const q of qs) {
     if (scenario === "hybrid") {
-      const { results } = await Search.query(db, caller, request(scenario, q), { embedder, strategy: "exact" });
+      const { results } = await Search.query(db, caller, Search.SearchRequest.parse(request(scenario, q)), {
+        embedder,
+        strategy: "exact",
+      });
       out.push(results.map((r) => r.chunkId));
     } else {
       const rows = await db.query<{ id: string }>({

@@ -168,7 +168,7 @@ export function registerDataCommands(program: Command): void {
     const response =
       client.kind === "http"
         ? await client.api.search(input as SearchInput)
-        : await Search.query(client.db, client.caller, input as SearchInput);
+        : await Search.query(client.db, client.caller, Search.SearchRequest.parse(input as SearchInput));
     if (options.json) return console.log(JSON.stringify(response));
     if (!response.results.length) return console.log("no results");
     for (const [i, r] of response.results.entries()) {

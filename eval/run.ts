@@ -49,7 +49,11 @@ export async function evaluate(
       setConfig({ ...BASE_CONFIG, ...overrides });
       const scores = [];
       for (const q of set.questions) {
-        const { results } = await Search.query(t.db, caller, { query: q.question, mode: "hybrid", topK: K });
+        const { results } = await Search.query(
+          t.db,
+          caller,
+          Search.SearchRequest.parse({ query: q.question, mode: "hybrid", topK: K }),
+        );
         scores.push(score(q, results));
       }
       extra.push({ set: set.name, kind: "all", system: label as System, ...mean(scores) });
@@ -66,7 +70,13 @@ export async function evaluate(
       for (const q of set.questions) {
         const results = Baselines.BASELINES.includes(system as Baselines.Baseline)
           ? await Baselines.search(t.db, system as Baselines.Baseline, q.question, textConfig, K)
-          : (await Search.query(t.db, caller, { query: q.question, mode: system as Mode, topK: K })).results;
+          : (
+              await Search.query(
+                t.db,
+                caller,
+                Search.SearchRequest.parse({ query: q.question, mode: system as Mode, topK: K }),
+              )
+            ).results;
         list.push({ kind: q.kind, scores: score(q, results) });
       }
       perSystem.set(system, list);

@@ -10,7 +10,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as OpenApi from "../core/api/openapi";
-import { type Route, routeKey, routes } from "../core/api/routes";
+import { type Route, type RouteKey, routes } from "../core/api/routes";
 
 /** The parts of a JSON Schema node (as the OpenAPI document writes them) this page reads. */
 interface Schema {
@@ -62,7 +62,7 @@ export interface Example {
  * last), which is the order test/unit/api-docs.test.ts runs them in; docs/api.md lists routes in
  * the route table's order.
  */
-export const EXAMPLES: Record<string, Example> = {
+export const EXAMPLES: Record<RouteKey, Example> = {
   "GET /v1/health": { path: "/v1/health" },
   "GET /v1/openapi.json": { path: "/v1/openapi.json" },
   "POST /v1/ingest": {
@@ -199,7 +199,7 @@ function deref(node: Schema, doc: Document): Schema {
 
 function section(route: Route, doc: Document): string[] {
   const op = doc.paths[route.path]?.[route.method.toLowerCase()] as Operation;
-  const example = EXAMPLES[routeKey(route)] as Example;
+  const example = EXAMPLES[route.key];
   const out = [`### ${route.method} ${route.path}`, ""];
   const who = route.auth
     ? `Needs a key; counted in the \`${route.rateClass}\` rate class.`
@@ -239,7 +239,7 @@ export function renderApiDocs(): string {
     "",
     "<!-- Written by `npm run docs:api` (scripts/api-docs.ts); `npm test` fails when it is out of date. -->",
     "",
-    "Every route of Engram's HTTP API, generated from the route table (`core/api/routes.ts`) and the zod",
+    "Every route of Engram's HTTP API, generated from the route contract (`core/api/routes.ts`) and the zod",
     "schemas that validate each request (`core/api/schemas.ts`), the same source as `GET /v1/openapi.json`.",
     "Every example below runs in `npm test` against the handlers. Keys, scoping, errors and rate limits:",
     "[contract.md](contract.md).",
@@ -284,7 +284,7 @@ export function renderCurlBlock(): string {
     "",
     "```sh",
     "API=http://localhost:3000; KEY=$(cat .engram/local-key)",
-    ...Object.entries(EXAMPLES).map(([k, example]) => curlOf(routes.find((r) => routeKey(r) === k) as Route, example)),
+    ...Object.entries(EXAMPLES).map(([k, example]) => curlOf(routes.find((r) => r.key === k) as Route, example)),
     "```",
     "",
     "</details>",

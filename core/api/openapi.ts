@@ -5,8 +5,8 @@ import { MessageRole, ROLES } from "../chat/schema";
 import { VERSION } from "../config";
 import { Bool } from "../document/schema";
 import * as z from "../zod";
-import { type Route, routeKey, routes } from "./routes";
-import { type RouteSchemas, routeSchemas } from "./schemas";
+import { type ResponseName, type Route, routes } from "./routes";
+import { routeSchemas } from "./schemas";
 
 type Json = Record<string, unknown>;
 
@@ -142,9 +142,10 @@ const error = (description: string) => ({
 });
 
 /** The errors a route can answer, from what it takes and does. */
-function errorResponses(route: Route, s: RouteSchemas, refOf: Map<z.ZodMiniType, string>): Record<string, Json> {
+function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record<string, Json> {
   const out: Record<string, Json> = {};
-  if (s.body || s.query || route.auth) {
+  const takesBody = route.body ?? route.rawBody;
+  if (takesBody || route.query || route.auth) {
     out["400"] = error(
       route.auth
         ? "Invalid input (`details` lists the failing paths), or an X-User-Id that is not 1-128 of `[A-Za-z0-9._:@-]` (`user.invalid_id`)"
@@ -153,7 +154,7 @@ function errorResponses(route: Route, s: RouteSchemas, refOf: Map<z.ZodMiniType,
   }
   if (route.auth) out["401"] = error("Missing, unknown or revoked API key");
   if (route.path.includes("{")) out["404"] = error("No such item in the caller's space");
-  if (s.body) out["413"] = error("Body over 6 MB, or content over its limit");
+  if (takesBody) out["413"] = error("Body over 6 MB, or content over its limit");
   out["414"] = error("URL longer than 8 KB");
   if (route.rateClass) {
     out["429"] = {
@@ -164,13 +165,13 @@ function errorResponses(route: Route, s: RouteSchemas, refOf: Map<z.ZodMiniType,
   if (["ingest", "search", "chat", "mcp"].includes(route.fn)) out["502"] = error("The embedding or chat model failed");
   out["500"] = error("Unexpected failure (logged with the request id)");
   out["503"] = error("Database unavailable, or a missing secret (`config.missing`)");
-  for (const [status, [description, schema]] of Object.entries(s.more ?? {})) {
-    const body = schema?._zod.def.type === "undefined" ? undefined : schema;
-    out[status] = body
-      ? { description, content: { "application/json": { schema: schemaFor(body, refOf, "output") } } }
-      : schema
+  for (const [status, { description, body }] of Object.entries(route.answers ?? {})) {
+    out[status] =
+      body === null
         ? { description }
-        : error(description);
+        : body
+          ? { description, content: { "application/json": { schema: schemaFor(answer(body), refOf, "output") } } }
+          : error(description);
   }
   return out;
 }
@@ -185,14 +186,23 @@ function rateLimitHeaders(refused = false): Record<string, Json> {
   };
 }
 
+/** An answer's schema by its name in the contract. */
+const answer = (name: ResponseName): z.ZodMiniType => routeSchemas().byName[name];
+
+/** The body a route documents: the one the chain validates, or the one its core function reads. */
+export function bodySchema(route: Route): z.ZodMiniType | undefined {
+  const raw = route.rawBody?.schema;
+  return route.body ?? (typeof raw === "string" ? answer(raw) : raw);
+}
+
 function operation(route: Route, refOf: Map<z.ZodMiniType, string>, requestBodies: Map<string, string>): Json {
-  const s = routeSchemas().schemas[routeKey(route)] ?? {};
   const parameters = [
     ...pathParameters(route.path),
-    ...(s.query ? queryParameters(s.query) : []),
+    ...(route.query ? queryParameters(route.query) : []),
     ...(route.auth ? [{ $ref: "#/components/parameters/UserId" }] : []),
   ];
-  const body = s.body ? schemaFor(s.body, refOf, "input") : undefined;
+  const request = bodySchema(route);
+  const body = request ? schemaFor(request, refOf, "input") : undefined;
   const named = typeof body?.$ref === "string" ? requestBodies.get(body.$ref) : undefined;
   return {
     operationId: `${route.method.toLowerCase()}${route.path.replace(/[^A-Za-z0-9]+(.)?/g, (_, c: string = "") => c.toUpperCase())}`,
@@ -210,39 +220,46 @@ function operation(route: Route, refOf: Map<z.ZodMiniType, string>, requestBodie
       ? {
           requestBody: named
             ? { $ref: named }
-            : { required: true, content: { [s.bodyType ?? "application/json"]: { schema: body } } },
+            : { required: true, content: { [route.rawBody?.type ?? "application/json"]: { schema: body } } },
         }
       : {}),
     responses: {
       "200": {
-        description: s.streams
+        description: route.streams
           ? "OK. With `stream: true` the answer is `text/event-stream` instead: one `citations` event, `delta`s, then `done` (or `error`); `x-events` gives each event's data schema. With `format: \"ui-message-stream\"` it is the Vercel AI SDK's UI message stream protocol (for useChat). Only JSON is listed under content, so generated clients type the JSON answer."
           : "OK",
         headers: {
           "X-Request-Id": header("This request's id (also in logs)"),
           ...(route.auth ? rateLimitHeaders() : {}),
         },
-        content: { "application/json": { schema: s.response ? schemaFor(s.response, refOf, "output") : {} } },
-        ...(s.streams
+        content: { "application/json": { schema: schemaFor(answer(route.response), refOf, "output") } },
+        ...(route.streams
           ? {
               // Inline: OpenAPI 3.1 has no place for an event stream's items that generators read (3.2's itemSchema).
               "x-events": Object.fromEntries(
-                Object.entries(s.streams).map(([name, schema]) => [name, schemaFor(schema, new Map(), "output")]),
+                Object.entries(route.streams).map(([event, name]) => [
+                  event,
+                  schemaFor(answer(name), new Map(), "output"),
+                ]),
               ),
             }
           : {}),
       },
-      ...errorResponses(route, s, refOf),
+      ...errorResponses(route, refOf),
     },
   };
 }
 
-function build(): Json {
+/** The document, as much typed as its answer schema (OpenApiDocument) says. */
+export type Document = Json & { openapi: string; info: Json & { title: string; version: string }; paths: Json };
+
+function build(): Document {
   const { components, refOf } = componentSchemas();
   // Bodies go to components.requestBodies: generators (openapi-typescript) then keep fields with defaults optional.
   const requestBodies = new Map<string, string>();
   const bodies: Record<string, Json> = {};
-  for (const { body } of Object.values(routeSchemas().schemas)) {
+  for (const route of routes) {
+    const body = bodySchema(route);
     const ref = body && refOf.get(body);
     if (!ref || requestBodies.has(ref)) continue;
     const name = ref.slice(COMPONENTS.length);
@@ -285,10 +302,10 @@ function build(): Json {
   };
 }
 
-let cached: Json | undefined;
+let cached: Document | undefined;
 
 /** The OpenAPI 3.1 document, generated from the route table and the zod schemas once per process. */
-export function document(): Json {
+export function document(): Document {
   cached ??= build();
   return cached;
 }

@@ -1,50 +1,204 @@
 /**
- * The one route table. `sst.config.ts` turns it into API Gateway routes and Lambda functions;
- * the local server matches requests against it; the OpenAPI document is generated from it.
- * Keep it free of runtime imports: SST evaluates it while deploying.
+ * The API contract, one entry per route: its method and path (the key), the function that serves it, its
+ * rate class, the request schemas the middleware chain validates with, the answer it documents (by name,
+ * from core/api/schemas.ts) and the answers beyond those every route of its kind gives. `sst.config.ts`
+ * turns it into API Gateway routes, the local server matches requests against it, `http()` parses with it
+ * and types each handler's input and output, and OpenAPI, docs/api.md and the typed client come from it.
+ * Its runtime imports are the request schemas only (zod): SST evaluates it while deploying.
  */
+import { ChatRequest, CompatChatRequest } from "../chat/schema";
+import { ConversationListQuery } from "../conversation/schema";
+import { CompatIngestRequest, DeleteQuery, GetQuery, IngestRequest, ListQuery, PatchRequest } from "../document/schema";
+import { UploadForm } from "../extract/schema";
+import { SearchRequest } from "../search/schema";
+import type * as z from "../zod";
+import type { Responses } from "./schemas";
+
 export type RateClass = "chat" | "search" | "ingest" | "default";
 /** The Lambda function that serves a route (functions/http/<fn>.ts). */
 export type FunctionName = "api" | "ingest" | "upload" | "search" | "chat" | "mcp";
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
+/** A documented answer's schema, by its name in core/api/schemas.ts (built on first use). */
+export type ResponseName = keyof Responses;
 
-export interface Route {
-  method: Method;
-  path: string;
+export interface RouteSpec {
   fn: FunctionName;
-  auth: boolean;
+  /** null: open (no key, no rate limit). */
   rateClass: RateClass | null;
   summary: string;
+  /** The query string, validated by the chain; the handler gets its output. */
+  query?: z.ZodMiniObject;
+  /** The JSON body, validated by the chain; the handler gets its output. */
+  body?: z.ZodMiniType;
+  /**
+   * A body the chain hands over as it came (the upload's multipart form as bytes, MCP's JSON-RPC as JSON),
+   * for its core function to read: documented by this schema, or the answer schema of that name.
+   */
+  rawBody?: { type: "application/json" | "multipart/form-data"; schema: z.ZodMiniType | ResponseName };
+  /** The 200 answer. */
+  response: ResponseName;
+  /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
+  streams?: Record<string, ResponseName>;
+  /** Answers beyond those every route of its kind gives: status -> description, and its body (default: the error shape; null: none). */
+  answers?: Record<string, { description: string; body?: ResponseName | null }>;
 }
 
-const r = (method: Method, path: string, fn: FunctionName, rateClass: RateClass | null, summary: string): Route => ({
-  method,
-  path,
-  fn,
-  auth: rateClass !== null,
-  rateClass,
-  summary,
-});
+const CHAT_EVENTS = {
+  citations: "ChatCitationsEvent",
+  delta: "ChatDeltaEvent",
+  done: "ChatDoneEvent",
+  error: "ChatErrorEvent",
+} as const satisfies Record<string, ResponseName>;
+const NO_CONVERSATION = {
+  "404": { description: "No such conversation in the caller's space (`conversation.not_found`)" },
+};
 
-export const routes: Route[] = [
-  r("GET", "/v1/health", "api", null, "Service and database health"),
-  r("GET", "/v1/openapi.json", "api", null, "This API's OpenAPI 3.1 document"),
-  r("POST", "/v1/ingest", "ingest", "ingest", "Add or replace documents"),
-  r("POST", "/v1/documents/upload", "upload", "ingest", "Upload one file (PDF, Word, web page, Markdown, text, CSV)"),
-  r("GET", "/v1/documents", "api", "default", "List documents, newest first"),
-  r("GET", "/v1/documents/{id}", "api", "default", "Read one document"),
-  r("PATCH", "/v1/documents/{id}", "ingest", "ingest", "Change a document"),
-  r("DELETE", "/v1/documents/{id}", "api", "default", "Delete a document"),
-  r("GET", "/v1/stats", "api", "default", "Counts for the caller's space"),
-  r("POST", "/v1/search", "search", "search", "Hybrid, vector or keyword search"),
-  r("POST", "/v1/chat", "chat", "chat", "Answer from the caller's documents with citations"),
-  r("GET", "/v1/conversations", "api", "default", "List conversations, newest first"),
-  r("GET", "/v1/conversations/{id}", "api", "default", "One conversation with its messages"),
-  r("DELETE", "/v1/conversations/{id}", "api", "default", "Delete a conversation"),
-  r("POST", "/api/ingest", "ingest", "ingest", "Digital Twin compatibility: ingest"),
-  r("POST", "/api/chat", "chat", "chat", "Digital Twin compatibility: chat"),
-  r("POST", "/mcp", "mcp", "default", "Model Context Protocol server (Streamable HTTP, stateless)"),
-];
+/** In the order docs/api.md lists them. */
+export const contract = {
+  "GET /v1/health": { fn: "api", rateClass: null, summary: "Service and database health", response: "HealthResponse" },
+  "GET /v1/openapi.json": {
+    fn: "api",
+    rateClass: null,
+    summary: "This API's OpenAPI 3.1 document",
+    response: "OpenApiDocument",
+  },
+  "POST /v1/ingest": {
+    fn: "ingest",
+    rateClass: "ingest",
+    summary: "Add or replace documents",
+    body: IngestRequest,
+    response: "IngestResponse",
+  },
+  "POST /v1/documents/upload": {
+    fn: "upload",
+    rateClass: "ingest",
+    summary: "Upload one file (PDF, Word, web page, Markdown, text, CSV)",
+    rawBody: { type: "multipart/form-data", schema: UploadForm },
+    response: "UploadResponse",
+    answers: {
+      "415": { description: "A file type Engram cannot read (`extract.unsupported_type`), named by its content" },
+      "422": {
+        description:
+          "Encrypted (`extract.encrypted`), corrupt (`extract.corrupt`), no text layer (`extract.no_text`: scanned?) or empty (`extract.empty`); nothing is stored",
+      },
+    },
+  },
+  "GET /v1/documents": {
+    fn: "api",
+    rateClass: "default",
+    summary: "List documents, newest first",
+    query: ListQuery,
+    response: "DocumentList",
+  },
+  "GET /v1/documents/{id}": {
+    fn: "api",
+    rateClass: "default",
+    summary: "Read one document",
+    query: GetQuery,
+    response: "DocumentView",
+  },
+  "PATCH /v1/documents/{id}": {
+    fn: "ingest",
+    rateClass: "ingest",
+    summary: "Change a document",
+    body: PatchRequest,
+    response: "PatchResponse",
+  },
+  "DELETE /v1/documents/{id}": {
+    fn: "api",
+    rateClass: "default",
+    summary: "Delete a document",
+    query: DeleteQuery,
+    response: "Deleted",
+  },
+  "GET /v1/stats": {
+    fn: "api",
+    rateClass: "default",
+    summary: "Counts for the caller's space",
+    response: "StatsResponse",
+  },
+  "POST /v1/search": {
+    fn: "search",
+    rateClass: "search",
+    summary: "Hybrid, vector or keyword search",
+    body: SearchRequest,
+    response: "SearchResponse",
+  },
+  "POST /v1/chat": {
+    fn: "chat",
+    rateClass: "chat",
+    summary: "Answer from the caller's documents with citations",
+    body: ChatRequest,
+    response: "ChatResponse",
+    streams: CHAT_EVENTS,
+    answers: NO_CONVERSATION,
+  },
+  "GET /v1/conversations": {
+    fn: "api",
+    rateClass: "default",
+    summary: "List conversations, newest first",
+    query: ConversationListQuery,
+    response: "ConversationList",
+  },
+  "GET /v1/conversations/{id}": {
+    fn: "api",
+    rateClass: "default",
+    summary: "One conversation with its messages",
+    response: "ConversationView",
+  },
+  "DELETE /v1/conversations/{id}": {
+    fn: "api",
+    rateClass: "default",
+    summary: "Delete a conversation",
+    response: "Deleted",
+  },
+  "POST /api/ingest": {
+    fn: "ingest",
+    rateClass: "ingest",
+    summary: "Digital Twin compatibility: ingest",
+    body: CompatIngestRequest,
+    response: "CompatIngestResponse",
+  },
+  "POST /api/chat": {
+    fn: "chat",
+    rateClass: "chat",
+    summary: "Digital Twin compatibility: chat",
+    body: CompatChatRequest,
+    response: "CompatChatResponse",
+    streams: CHAT_EVENTS,
+    answers: NO_CONVERSATION,
+  },
+  "POST /mcp": {
+    fn: "mcp",
+    rateClass: "default",
+    summary: "Model Context Protocol server (Streamable HTTP, stateless)",
+    rawBody: { type: "application/json", schema: "McpMessage" },
+    response: "McpResponse",
+    answers: {
+      "202": { description: "A notification or a response: accepted, no body", body: null },
+      "406": {
+        description: "Accept must name application/json and text/event-stream (a JSON-RPC error)",
+        body: "McpResponse",
+      },
+      "415": { description: "Content-Type must be application/json (a JSON-RPC error)", body: "McpResponse" },
+    },
+  },
+} satisfies Record<`${Method} /${string}`, RouteSpec>;
+
+/** `METHOD /path`, as API Gateway names a route: a typo in one fails to compile. */
+export type RouteKey = keyof typeof contract;
+
+export interface Route extends RouteSpec {
+  key: RouteKey;
+  method: Method;
+  path: string;
+  auth: boolean;
+}
+
+export const routes: Route[] = Object.entries(contract).map(([key, spec]: [string, RouteSpec]) => {
+  const [method, path] = key.split(" ") as [Method, string];
+  return { ...spec, key: key as RouteKey, method, path, auth: spec.rateClass !== null };
+});
 
 export const routeKey = (route: Pick<Route, "method" | "path">) => `${route.method} ${route.path}`;
 
@@ -86,3 +240,22 @@ function safeDecode(value: string): string {
     return value;
   }
 }
+
+// What a route's handler is given and must answer, from its contract entry.
+type Spec<K extends RouteKey> = (typeof contract)[K];
+type PathParams<P extends string> = P extends `${string}{${infer Name}}${infer Rest}`
+  ? { [N in Name]: string } & PathParams<Rest>
+  : unknown;
+/** The path's parameters, by the names in its `{braces}`. */
+export type ParamsOf<K extends RouteKey> = K extends `${Method} ${infer P}` ? PathParams<P> : never;
+/** The query string: the contract's schema's output, or as it came. */
+export type QueryOf<K extends RouteKey> =
+  Spec<K> extends { query: infer Q extends z.ZodMiniType } ? z.output<Q> : Record<string, string | undefined>;
+/** The body: the contract's schema's output; a raw body as the chain parsed it (JSON, or a multipart's bytes). */
+export type BodyOf<K extends RouteKey> =
+  Spec<K> extends { body: infer B extends z.ZodMiniType } ? z.output<B> : unknown;
+/** What a client sends as the body (fields with defaults optional). */
+export type RequestBodyOf<K extends RouteKey> =
+  Spec<K> extends { body: infer B extends z.ZodMiniType } ? z.input<B> : never;
+/** The 200 answer as the API gives it. */
+export type ResponseOf<K extends RouteKey> = z.output<Responses[Spec<K>["response"]]>;

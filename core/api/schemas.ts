@@ -1,25 +1,15 @@
 /**
- * The zod schemas behind each route, by route key: the request schemas are the very ones the
- * handlers validate with, imported from where they live; the response schemas describe what the
- * core returns (type-checked against its types below). core/api/openapi.ts turns them into
- * OpenAPI 3.1.
+ * The answers' zod schemas, by the names the contract (core/api/routes.ts) refers to them by: they
+ * describe what the core returns (type-checked against its types below), and handlers' replies are
+ * typed from them. With the request schemas, the named ones become OpenAPI 3.1 components
+ * (core/api/openapi.ts).
  */
 
 import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
-import { ChatMessageInput, ChatRequest, CompatChatRequest } from "../chat/schema";
-import { ConversationListQuery } from "../conversation/schema";
+import { ChatMessageInput, ChatRequest } from "../chat/schema";
 import type { DocumentView as DocumentResult } from "../document";
-import {
-  CompatIngestRequest,
-  DeleteQuery,
-  DocumentInput,
-  GetQuery,
-  IngestRequest,
-  ListQuery,
-  Metadata,
-  PatchRequest,
-} from "../document/schema";
-import { UploadForm, type UploadResult } from "../extract/schema";
+import { CompatIngestRequest, DocumentInput, IngestRequest, Metadata, PatchRequest } from "../document/schema";
+import type { UploadResult } from "../extract/schema";
 import type { IngestResult, patch } from "../ingest";
 import type { SearchResponse as SearchResult } from "../search";
 import { SearchFilter, SearchRequest } from "../search/schema";
@@ -342,72 +332,8 @@ function responseSchemas() {
   };
 }
 
-export interface RouteSchemas {
-  query?: z.ZodMiniObject;
-  body?: z.ZodMiniType;
-  /** The body's media type when it is not JSON (the upload route's multipart/form-data). */
-  bodyType?: "multipart/form-data";
-  /** The 200 answer. */
-  response?: z.ZodMiniType;
-  /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
-  streams?: Record<string, z.ZodMiniType>;
-  /** Answers beyond those every route of its kind gives: status -> [description, schema (default: the error shape)]. */
-  more?: Record<string, [string, z.ZodMiniType?]>;
-}
-
 function build() {
   const r = responseSchemas();
-  const events = {
-    citations: r.ChatCitationsEvent,
-    delta: r.ChatDeltaEvent,
-    done: r.ChatDoneEvent,
-    error: r.ChatErrorEvent,
-  };
-  const conversation: [string] = ["No such conversation in the caller's space (`conversation.not_found`)"];
-
-  /** By route key (`METHOD /path`, as in core/api/routes.ts); the OpenAPI test checks every route has one. */
-  const schemas: Record<string, RouteSchemas> = {
-    "GET /v1/health": { response: r.HealthResponse },
-    "GET /v1/openapi.json": { response: r.OpenApiDocument },
-    "POST /v1/ingest": { body: IngestRequest, response: r.IngestResponse },
-    "POST /v1/documents/upload": {
-      body: UploadForm,
-      bodyType: "multipart/form-data",
-      response: r.UploadResponse,
-      more: {
-        "415": ["A file type Engram cannot read (`extract.unsupported_type`), named by its content"],
-        "422": [
-          "Encrypted (`extract.encrypted`), corrupt (`extract.corrupt`), no text layer (`extract.no_text`: scanned?) or empty (`extract.empty`); nothing is stored",
-        ],
-      },
-    },
-    "GET /v1/documents": { query: ListQuery, response: r.DocumentList },
-    "GET /v1/documents/{id}": { query: GetQuery, response: r.DocumentView },
-    "PATCH /v1/documents/{id}": { body: PatchRequest, response: r.PatchResponse },
-    "DELETE /v1/documents/{id}": { query: DeleteQuery, response: r.Deleted },
-    "GET /v1/stats": { response: r.StatsResponse },
-    "POST /v1/search": { body: SearchRequest, response: r.SearchResponse },
-    "POST /v1/chat": { body: ChatRequest, response: r.ChatResponse, streams: events, more: { "404": conversation } },
-    "GET /v1/conversations": { query: ConversationListQuery, response: r.ConversationList },
-    "GET /v1/conversations/{id}": { response: r.ConversationView },
-    "DELETE /v1/conversations/{id}": { response: r.Deleted },
-    "POST /api/ingest": { body: CompatIngestRequest, response: r.CompatIngestResponse },
-    "POST /api/chat": {
-      body: CompatChatRequest,
-      response: r.CompatChatResponse,
-      streams: events,
-      more: { "404": conversation },
-    },
-    "POST /mcp": {
-      body: r.McpMessage,
-      response: r.McpResponse,
-      more: {
-        "202": ["A notification or a response: accepted, no body", z.undefined()],
-        "406": ["Accept must name application/json and text/event-stream (a JSON-RPC error)", r.McpResponse],
-        "415": ["Content-Type must be application/json (a JSON-RPC error)", r.McpResponse],
-      },
-    },
-  };
 
   /**
    * What clients send, and what the bodies share, by component name: request bodies go to
@@ -449,14 +375,15 @@ function build() {
     McpResponse: r.McpResponse,
   };
 
-  return { schemas, requests, responses };
+  return { byName: r, requests, responses };
 }
 
 let built: ReturnType<typeof build> | undefined;
 
 /**
- * The schemas by route key, and the named ones (`components.schemas`). The response schemas are
- * made on the first call, so a cold start that never serves the OpenAPI document skips them.
+ * The answers by the names the contract (core/api/routes.ts) gives them, and the named schemas of
+ * `components`. The response schemas are made on the first call, so a cold start that never serves
+ * the OpenAPI document skips them.
  */
 export function routeSchemas(): ReturnType<typeof build> {
   built ??= build();

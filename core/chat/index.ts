@@ -107,13 +107,13 @@ async function retrieve(db: Db, caller: Caller, request: ChatRequest, question: 
   const result = await Search.query(
     db,
     caller,
-    {
+    Search.SearchRequest.parse({
       query: queryOf(question),
       topK: request.topK,
       mode: "hybrid",
       filter: request.filter,
       scope: "all",
-    },
+    }),
     { signal },
   );
   const passages: Passage[] = result.results.map((r) => ({

@@ -129,7 +129,7 @@ export interface Stats {
   totalAccessCount: number;
   lastIngestAt: Date | null;
   /** The active embedding model, and this space's chunks of another one (not vector-searched until re-embedded). */
-  embedding: { model: string; dimensions: number; stale: number; reembed: Reembed.State["run"] | null };
+  embedding: { model: string; dimensions: number; stale: number; reembed: NonNullable<Reembed.State["run"]> | null };
 }
 
 /** Counts for the caller's own space, in one query. */

@@ -12,7 +12,7 @@ import { upstreamError } from "../error";
 import { log } from "../log";
 import * as Keyword from "./keyword";
 import * as Rerank from "./rerank";
-import { type Mode, type Scope, type SearchFilter, type SearchInput, SearchRequest } from "./schema";
+import type { Mode, Scope, SearchFilter, SearchRequest } from "./schema";
 
 export type { Mode, Scope, SearchInput } from "./schema";
 export { SearchFilter, SearchRequest } from "./schema";
@@ -89,11 +89,10 @@ const MIN_CANDIDATES = 20;
 export async function query(
   db: Db,
   caller: Caller,
-  input: SearchInput,
+  request: SearchRequest,
   options: SearchOptions = {},
 ): Promise<SearchResponse> {
   const started = performance.now();
-  const request = SearchRequest.parse(input);
   const cfg = config().search;
   const reranking = request.mode === "hybrid" && cfg.rerank !== undefined;
   // With a re-rank stage the statement returns its candidates, cut to topK after re-ranking.

@@ -2,10 +2,8 @@
 import * as OpenApi from "../../core/api/openapi";
 import { match } from "../../core/api/routes";
 import * as Conversation from "../../core/conversation";
-import { ConversationListQuery } from "../../core/conversation/schema";
 import { db } from "../../core/db";
 import * as Document from "../../core/document";
-import { DeleteQuery, GetQuery, ListQuery } from "../../core/document/schema";
 import { EngramError } from "../../core/error";
 import * as Health from "../../core/health";
 import { http } from "./chain";
@@ -17,23 +15,23 @@ export const handler = http({
   },
   "GET /v1/openapi.json": async () => ({ body: OpenApi.document() }),
   "GET /v1/documents": async ({ caller, query }) => ({
-    body: await Document.list(await db(), caller, ListQuery.parse(query)),
+    body: await Document.list(await db(), caller, query),
   }),
   "GET /v1/documents/{id}": async ({ caller, params, query }) => ({
-    body: await Document.get(await db(), caller, params.id ?? "", GetQuery.parse(query)),
+    body: await Document.get(await db(), caller, params.id, query),
   }),
   "DELETE /v1/documents/{id}": async ({ caller, params, query }) => ({
-    body: await Document.remove(await db(), caller, params.id ?? "", DeleteQuery.parse(query)),
+    body: await Document.remove(await db(), caller, params.id, query),
   }),
   "GET /v1/stats": async ({ caller }) => ({ body: await Document.stats(await db(), caller) }),
   "GET /v1/conversations": async ({ caller, query }) => ({
-    body: await Conversation.list(await db(), caller, ConversationListQuery.parse(query)),
+    body: await Conversation.list(await db(), caller, query),
   }),
   "GET /v1/conversations/{id}": async ({ caller, params }) => ({
-    body: await Conversation.get(await db(), caller, params.id ?? ""),
+    body: await Conversation.get(await db(), caller, params.id),
   }),
   "DELETE /v1/conversations/{id}": async ({ caller, params }) => ({
-    body: await Conversation.remove(await db(), caller, params.id ?? ""),
+    body: await Conversation.remove(await db(), caller, params.id),
   }),
   $default: async ({ method, path }) => {
     const found = match(method, path);

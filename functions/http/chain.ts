@@ -27,7 +27,17 @@ import {
   SECURITY_HEADERS,
   toResult,
 } from "../../core/api/http";
-import { match, type Route, routeKey, routes } from "../../core/api/routes";
+import {
+  type BodyOf,
+  match,
+  type ParamsOf,
+  type QueryOf,
+  type ResponseOf,
+  type Route,
+  type RouteKey,
+  routeKey,
+  routes,
+} from "../../core/api/routes";
 import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
 import { config } from "../../core/config";
@@ -43,12 +53,13 @@ type Result = APIGatewayProxyStructuredResultV2;
 
 export type { Reply };
 
-export interface HttpInput {
+/** What a route's handler is given: the query and body already validated by the route's contract. */
+export interface HttpInput<K extends RouteKey = RouteKey> {
   /** The authenticated caller; only routes with `auth` have one. */
   caller: Caller;
-  params: Record<string, string>;
-  query: Record<string, string | undefined>;
-  body: unknown;
+  params: ParamsOf<K>;
+  query: QueryOf<K>;
+  body: BodyOf<K>;
   headers: Record<string, string | undefined>;
   requestId: string;
   method: string;
@@ -64,7 +75,39 @@ export interface StreamReply {
   stream: AsyncIterable<string>;
 }
 
-export type Operation = (input: HttpInput) => Promise<Reply | StreamReply | Result>;
+/** A value as it may be handed to JSON.stringify for a JSON answer: Dates where strings are documented. */
+type Sendable<T> = T extends string
+  ? string extends T
+    ? T | Date
+    : T
+  : T extends readonly (infer U)[]
+    ? readonly Sendable<U>[]
+    : T extends object
+      ? { [P in keyof T]: Sendable<T[P]> }
+      : T;
+
+/** A JSON answer whose body is the route's documented 200 answer. */
+export interface TypedReply<B> extends Reply {
+  body: Sendable<B>;
+}
+
+/** A route's handler: typed from its contract entry, so a reply of the wrong shape fails to compile. */
+export type Operation<K extends RouteKey> = (
+  input: HttpInput<K>,
+) => Promise<TypedReply<ResponseOf<K>> | StreamReply | Result>;
+
+/** The input as the chain builds it, before a route's types are laid on it. */
+type AnyInput = Omit<HttpInput, "params" | "query" | "body"> & {
+  params: Record<string, string>;
+  query: Record<string, unknown>;
+  body: unknown;
+};
+
+/** The catch-all for a request no route matched (404/405): nothing of it was validated. */
+export type FallbackOperation = (input: AnyInput) => Promise<Reply | Result>;
+
+/** A function's handlers by route key (a key no route has fails to compile), and its catch-all. */
+export type Operations = { [K in RouteKey]?: Operation<K> } & { $default?: FallbackOperation };
 
 /** A result whose body is still being produced (only from `live()`). */
 export type StreamingResult = Omit<Result, "body"> & { body: AsyncIterable<string> };
@@ -107,6 +150,8 @@ interface State {
   transport: AbortSignal | undefined;
   caller?: Caller;
   body?: unknown;
+  /** The query string, validated by the route's schema when it has one. */
+  query?: Record<string, unknown>;
   headers: Record<string, string>;
   /** Gives an admitted ingest's place back (core/admission). */
   release?: () => Promise<void>;
@@ -266,11 +311,15 @@ function checkParams(params: Record<string, string>): void {
   }
 }
 
+/** Parses the body, then validates query and body with the route's contract schemas (a ZodError is a 400). */
 const body = (): Middleware => ({
   before: (request) => {
     const state = stateOf(request);
     checkParams(state.params);
-    state.body = parseBody(request.event);
+    const raw = parseBody(request.event);
+    const query = request.event.queryStringParameters ?? {};
+    state.query = state.route?.query ? state.route.query.parse(query) : query;
+    state.body = state.route?.body ? state.route.body.parse(raw) : raw;
   },
 });
 
@@ -326,7 +375,8 @@ export interface ChainOptions {
 }
 
 /** Wraps a function's operations (keyed by API Gateway route key, `$default` for the rest) in the chain. */
-export function http(operations: Record<string, Operation>, options: ChainOptions = {}): HttpHandler {
+export function http(operations: Operations, options: ChainOptions = {}): HttpHandler {
+  const byRoute = operations as Record<string, (input: AnyInput) => Promise<Reply | StreamReply | Result>>;
   const chain = middy<Event, LiveResult>({ timeoutEarlyInMillis: 0 })
     .use(requestId())
     .use(cors())
@@ -337,7 +387,7 @@ export function http(operations: Record<string, Operation>, options: ChainOption
     .use(body())
     .handler(async (event, context): Promise<LiveResult> => {
       const state = states.get(event);
-      const operation = (state && operations[state.routeKey]) ?? operations.$default;
+      const operation = (state && byRoute[state.routeKey]) ?? byRoute.$default;
       if (!state || !operation) {
         throw new EngramError("not_found", "route.not_found", `No route for ${event.routeKey}.`);
       }
@@ -345,14 +395,14 @@ export function http(operations: Record<string, Operation>, options: ChainOption
       // An admitted ingest gives its place back when it is over, even after its deadline answered 503.
       const release = state.release;
       state.running = true;
-      const run = (input: HttpInput) =>
+      const run = (input: AnyInput) =>
         release ? Admission.atWorkTurn(() => operation(input)).finally(release) : operation(input);
       const result = await time
         .race(
           run({
             caller: state.caller ?? noCaller,
             params: state.params,
-            query: event.queryStringParameters ?? {},
+            query: state.query ?? {},
             body: state.body,
             headers: event.headers ?? {},
             requestId: state.requestId,

@@ -6,12 +6,15 @@
  * response streaming (events as they are produced); it exists only on Lambda's runtime.
  */
 import * as Chat from "../../core/chat";
-import { ChatRequest, CompatChatRequest } from "../../core/chat/schema";
+import type { ChatRequest } from "../../core/chat/schema";
 import * as UiStream from "../../core/chat/ui-stream";
 import { db } from "../../core/db";
 import { type HttpInput, http, type StreamReply, sse, streamingHandler } from "./chain";
 
-async function chat({ caller, signal, requestId, headers }: HttpInput, request: ChatRequest) {
+async function chat(
+  { caller, signal, requestId, headers }: HttpInput<"POST /v1/chat" | "POST /api/chat">,
+  request: ChatRequest,
+) {
   const options = { signal, requestId };
   if (request.format === "ui-message-stream" || UiStream.accepted(headers.accept)) {
     const events = await Chat.stream(await db(), caller, request, options);
@@ -23,16 +26,16 @@ async function chat({ caller, signal, requestId, headers }: HttpInput, request: 
 
 export const handler = http({
   "POST /v1/chat": async (input) => {
-    const result = await chat(input, ChatRequest.parse(input.body));
+    const result = await chat(input, input.body);
     return "stream" in result ? result : { body: result };
   },
   "POST /api/chat": async (input) => {
-    const result: StreamReply | Chat.ChatResponse = await chat(input, CompatChatRequest.parse(input.body));
+    const result: StreamReply | Chat.ChatResponse = await chat(input, input.body);
     if ("stream" in result) return result;
     // The seed answered `{ success, response, sources }`; the v1 fields ride along for newer clients.
     return {
       body: {
-        success: true,
+        success: true as const,
         response: result.message.content,
         sources: result.citations.map((c) => ({
           id: c.documentId,

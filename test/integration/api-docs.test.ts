@@ -6,8 +6,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
+import { bodySchema } from "../../core/api/openapi";
 import { match, routeKey, routes } from "../../core/api/routes";
-import { routeSchemas } from "../../core/api/schemas";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
@@ -56,10 +56,10 @@ describe("docs/api.md and the README's curl block", () => {
       const [path, query = ""] = example.path.split("?");
       const found = match(route.method, path ?? "");
       expect(found.kind === "route" && routeKey(found.route), k).toBe(k);
-      const schemas = routeSchemas().schemas[k] ?? {};
-      if (example.body !== undefined) expect(schemas.body?.safeParse(example.body).success, k).toBe(true);
-      if (example.form !== undefined) expect(schemas.body?.safeParse(example.form).success, k).toBe(true);
-      if (query) expect(schemas.query?.safeParse(Object.fromEntries(new URLSearchParams(query))).success, k).toBe(true);
+      const body = bodySchema(route);
+      if (example.body !== undefined) expect(body?.safeParse(example.body).success, k).toBe(true);
+      if (example.form !== undefined) expect(body?.safeParse(example.form).success, k).toBe(true);
+      if (query) expect(route.query?.safeParse(Object.fromEntries(new URLSearchParams(query))).success, k).toBe(true);
       expect(doc).toContain(`### ${k}`);
       expect(doc).toContain(curlOf(route, example));
     }

@@ -85,7 +85,7 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
       const vector = await Search.query(
         t.db,
         caller,
-        { query: "alpha bravo charlie", mode: "vector", topK: 5 },
+        Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "vector", topK: 5 }),
         { embedder: next, strategy },
       );
       expect(vector.results).toEqual([]);
@@ -94,18 +94,23 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     const hybrid = await Search.query(
       t.db,
       caller,
-      { query: "alpha bravo charlie", mode: "hybrid" },
+      Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "hybrid" }),
       { embedder: next },
     );
     expect(hybrid.results.map((r) => r.documentId)).toEqual(["trap"]);
     expect(hybrid.stale).toBe(41);
-    const keyword = await Search.query(t.db, caller, { query: "alpha bravo", mode: "keyword" }, { embedder: next });
+    const keyword = await Search.query(
+      t.db,
+      caller,
+      Search.SearchRequest.parse({ query: "alpha bravo", mode: "keyword" }),
+      { embedder: next },
+    );
     expect(keyword.stale).toBe(0);
     // The old model still ranks its own (what a process not yet switched sees).
     const before = await Search.query(
       t.db,
       caller,
-      { query: "alpha bravo charlie", mode: "vector", topK: 1 },
+      Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "vector", topK: 1 }),
       { embedder: old.embedder },
     );
     expect(before.results[0]).toMatchObject({ documentId: "trap" });
@@ -130,9 +135,13 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     // Mid-switch: every vector result is of the new model. (Queries are embedded apart from the counted runs.)
     const queries = model("model-new").embedder;
     for (const query of ["memo about the refund", "alpha bravo charlie", "laptop number 7"]) {
-      const r = await Search.query(t.db, caller, { query, mode: "hybrid", topK: 10 }, { embedder: queries });
+      const r = await Search.query(t.db, caller, Search.SearchRequest.parse({ query, mode: "hybrid", topK: 10 }), {
+        embedder: queries,
+      });
       expect(r.stale).toBe(21);
-      const v = await Search.query(t.db, caller, { query, mode: "vector", topK: 10 }, { embedder: queries });
+      const v = await Search.query(t.db, caller, Search.SearchRequest.parse({ query, mode: "vector", topK: 10 }), {
+        embedder: queries,
+      });
       expect(
         await modelOf(
           t.db,
@@ -153,7 +162,7 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     const after = await Search.query(
       t.db,
       caller,
-      { query: "alpha bravo charlie", mode: "vector", topK: 1 },
+      Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "vector", topK: 1 }),
       { embedder: queries },
     );
     expect(after.results[0]).toMatchObject({ documentId: "trap" });

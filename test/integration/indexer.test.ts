@@ -54,9 +54,12 @@ describe.each(DRIVERS.filter((d) => d !== "pglite"))("staged indexing on %s", (d
     expect(await states(t.db)).toEqual({ pending: 600, indexed: 0 });
     setConfig({ LOG_LEVEL: "silent", SEARCH_EXACT_SCAN_CHUNKS: "0" });
     const request = { query: "note a17 about the refund", mode: "vector" as const, topK: 10 };
-    const exact = await Search.query(t.db, caller, request, { embedder, strategy: "exact" });
+    const exact = await Search.query(t.db, caller, Search.SearchRequest.parse(request), {
+      embedder,
+      strategy: "exact",
+    });
     for (const strategy of ["auto", "index"] as const) {
-      const { results } = await Search.query(t.db, caller, request, { embedder, strategy });
+      const { results } = await Search.query(t.db, caller, Search.SearchRequest.parse(request), { embedder, strategy });
       expect(results.map((r) => r.chunkId)).toEqual(exact.results.map((r) => r.chunkId));
     }
   });
@@ -82,8 +85,14 @@ describe.each(DRIVERS.filter((d) => d !== "pglite"))("staged indexing on %s", (d
     setConfig({ LOG_LEVEL: "silent", SEARCH_EXACT_SCAN_CHUNKS: "0" });
     for (const query of ["refund note b12", "payroll item 7", "the shipment number 40"]) {
       const request = { query, mode: "vector" as const, topK: 20 };
-      const exact = await Search.query(t.db, caller, request, { embedder, strategy: "exact" });
-      const { results } = await Search.query(t.db, caller, request, { embedder, strategy: "index" });
+      const exact = await Search.query(t.db, caller, Search.SearchRequest.parse(request), {
+        embedder,
+        strategy: "exact",
+      });
+      const { results } = await Search.query(t.db, caller, Search.SearchRequest.parse(request), {
+        embedder,
+        strategy: "index",
+      });
       const overlap = results.filter((r) => exact.results.some((e) => e.chunkId === r.chunkId)).length;
       expect(overlap).toBeGreaterThanOrEqual(18);
       expect(results.some((r) => r.documentId.startsWith("b"))).toBe(true);
@@ -142,7 +151,12 @@ describe("staged indexing on pglite", () => {
       await Ingest.run(t.db, caller, docs("p", 20), { embedder });
       expect(await Indexer.enabled(t.db)).toBe(false);
       expect(await Indexer.catchUp(t.db)).toEqual({ indexed: 0, complete: true });
-      const { results } = await Search.query(t.db, caller, { query: "refund", mode: "vector", topK: 5 }, { embedder });
+      const { results } = await Search.query(
+        t.db,
+        caller,
+        Search.SearchRequest.parse({ query: "refund", mode: "vector", topK: 5 }),
+        { embedder },
+      );
       expect(results).toHaveLength(5);
     } finally {
       await t.close();

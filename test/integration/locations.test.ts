@@ -47,13 +47,21 @@ describe.each(["pg", "pglite"] as const)("locations on %s", (driver) => {
   afterAll(() => t.close());
 
   it("returns the pages and headings of each passage in search results", async () => {
-    const { results } = await Search.query(db, caller, { query: "laptops lost reported to security", topK: 10 });
+    const { results } = await Search.query(
+      db,
+      caller,
+      Search.SearchRequest.parse({ query: "laptops lost reported to security", topK: 10 }),
+    );
     const fromPdf = results.find((r) => r.documentId === "handbook.pdf");
     expect(fromPdf?.location?.pages?.[0]).toBeGreaterThanOrEqual(5);
     expect(fromPdf?.location?.headings).toEqual(["Security", "Laptops"]);
     const fromDocx = results.find((r) => r.documentId === "handbook.docx");
     expect(fromDocx?.location).toEqual({ headings: ["Security", "Laptops"] });
-    const plain = await Search.query(db, caller, { query: "opening hours weekdays", topK: 1 });
+    const plain = await Search.query(
+      db,
+      caller,
+      Search.SearchRequest.parse({ query: "opening hours weekdays", topK: 1 }),
+    );
     expect(plain.results[0]).toMatchObject({ documentId: "plain", location: null });
   });
 

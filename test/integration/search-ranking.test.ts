@@ -61,9 +61,9 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
   let shared: Caller;
   let alice: Caller;
 
-  const search = (caller: Caller, request: Parameters<typeof Search.query>[2]) =>
-    Search.query(db, caller, request, { embedder });
-  const ids = async (caller: Caller, request: Parameters<typeof Search.query>[2]) =>
+  const search = (caller: Caller, request: Search.SearchInput) =>
+    Search.query(db, caller, Search.SearchRequest.parse(request), { embedder });
+  const ids = async (caller: Caller, request: Search.SearchInput) =>
     (await search(caller, request)).results.map((r) => r.documentId);
 
   beforeAll(async () => {
@@ -246,7 +246,11 @@ describe("re-rank stage", () => {
 
   it("re-orders hybrid results by the endpoint's scores and says so", async () => {
     behaviour = "reverse";
-    const fused = await Search.query(t.db, caller, { query: "refunds days", topK: 5, mode: "keyword" });
+    const fused = await Search.query(
+      t.db,
+      caller,
+      Search.SearchRequest.parse({ query: "refunds days", topK: 5, mode: "keyword" }),
+    );
     const response = await post({ query: "refunds days", topK: 3 });
 
     expect(response.status).toBe(200);

@@ -57,8 +57,8 @@ describe.each(DRIVERS)("search on %s", (driver) => {
   let other: Caller;
   let key: string;
 
-  const search = (caller: Caller, request: Parameters<typeof Search.query>[2], options = {}) =>
-    Search.query(db, caller, request, { embedder, ...options });
+  const search = (caller: Caller, request: Search.SearchInput, options = {}) =>
+    Search.query(db, caller, Search.SearchRequest.parse(request), { embedder, ...options });
   const post = (body: unknown, user?: string) =>
     invoke({
       method: "POST",
@@ -398,8 +398,9 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
     Search.forgetRecentQueries();
     try {
       const request = { query: "a note about the warranty", mode: "vector" as const, topK: 10, scope: "user" as const };
-      const exact = (who: Caller) => Search.query(t.db, who, request, { embedder, strategy: "exact" });
-      const auto = (who: Caller) => Search.query(t.db, who, request, { embedder });
+      const exact = (who: Caller) =>
+        Search.query(t.db, who, Search.SearchRequest.parse(request), { embedder, strategy: "exact" });
+      const auto = (who: Caller) => Search.query(t.db, who, Search.SearchRequest.parse(request), { embedder });
       const docs = (prefix: string, count: number) =>
         Array.from({ length: count }, (_, i) =>
           doc(`${prefix}${i}`, `A note ${i} about the warranty of item ${i % 7}.`),
@@ -434,8 +435,18 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
     expect(2000).toBeGreaterThan(Search.HYBRID_KEYWORD_MATCHES);
     await Ingest.run(t.db, caller, [doc("noted", "Note: note this note, a note on notes.")], { embedder });
 
-    const keyword = await Search.query(t.db, caller, { query: "note", mode: "keyword", topK: 5 }, { embedder });
-    const hybrid = await Search.query(t.db, caller, { query: "note", mode: "hybrid", topK: 5 }, { embedder });
+    const keyword = await Search.query(
+      t.db,
+      caller,
+      Search.SearchRequest.parse({ query: "note", mode: "keyword", topK: 5 }),
+      { embedder },
+    );
+    const hybrid = await Search.query(
+      t.db,
+      caller,
+      Search.SearchRequest.parse({ query: "note", mode: "hybrid", topK: 5 }),
+      { embedder },
+    );
 
     expect(keyword.results[0]?.documentId).toBe("noted");
     expect(keyword.results).toHaveLength(5);
@@ -449,7 +460,7 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
       const exact = await Search.query(
         t.db,
         caller,
-        { ...request, filter: { metadata: { rare: true } } },
+        Search.SearchRequest.parse({ ...request, filter: { metadata: { rare: true } } }),
         {
           embedder,
           strategy: "exact",
@@ -459,7 +470,7 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
       const { results } = await Search.query(
         t.db,
         caller,
-        { ...request, filter: { metadata: { rare: true } } },
+        Search.SearchRequest.parse({ ...request, filter: { metadata: { rare: true } } }),
         {
           embedder,
           strategy,
@@ -479,7 +490,12 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
       const { results } = await Search.query(
         t.db,
         caller,
-        { query: "note", mode: "vector", topK: 10, filter: { documentIds: ["d1", "d2", "d3"] } },
+        Search.SearchRequest.parse({
+          query: "note",
+          mode: "vector",
+          topK: 10,
+          filter: { documentIds: ["d1", "d2", "d3"] },
+        }),
         { embedder, strategy },
       );
       expect(results.map((r) => r.documentId).sort()).toEqual(["d1", "d2", "d3"]);
@@ -490,10 +506,15 @@ describe.each(DRIVERS)("filtered vector search on %s with many chunks", (driver)
     const { results } = await Search.query(
       t.db,
       caller,
-      { query: "shipment", topK: 20, filter: { metadata: { bucket: 42 } } },
+      Search.SearchRequest.parse({ query: "shipment", topK: 20, filter: { metadata: { bucket: 42 } } }),
       { embedder },
     );
-    const wide = await Search.query(t.db, caller, { query: "shipment", topK: 50, mode: "vector" }, { embedder });
+    const wide = await Search.query(
+      t.db,
+      caller,
+      Search.SearchRequest.parse({ query: "shipment", topK: 50, mode: "vector" }),
+      { embedder },
+    );
 
     expect(results).toHaveLength(20);
     expect(wide.results).toHaveLength(50);

@@ -89,7 +89,15 @@ describe("streamed replies", () => {
   });
 
   it("answer a plain JSON reply through the streaming handler too", async () => {
-    const plain = http({ "GET /v1/health": async () => ({ status: 201, body: { ok: true } }) });
+    const report = {
+      status: "ok" as const,
+      database: "ok" as const,
+      driver: "pglite",
+      version: "0.0.0",
+      embedder: { provider: "offline", model: "m", dimensions: 64 },
+      chat: { provider: "extractive", model: "extractive" },
+    };
+    const plain = http({ "GET /v1/health": async () => ({ status: 201, body: report }) });
     const { runtime, preludes } = fakeRuntime();
     const out = new PassThrough();
     const text = read(out);
@@ -97,7 +105,7 @@ describe("streamed replies", () => {
     await streamingHandler(plain, runtime)(apiEvent({ method: "GET", path: "/v1/health" }), out, lambdaContext());
 
     expect(preludes[0]).toMatchObject({ statusCode: 201 });
-    expect(JSON.parse(await text)).toEqual({ ok: true });
+    expect(JSON.parse(await text)).toEqual(report);
   });
 });
 

@@ -40,7 +40,7 @@ describe("the OpenAPI document", () => {
     expect(doc.components.securitySchemes.bearer).toMatchObject({ type: "http", scheme: "bearer" });
   });
 
-  it("documents every route of the route table, and its schemas cover exactly those routes", () => {
+  it("documents every route of the contract, each answer by a schema the contract names", () => {
     for (const route of routes) {
       const operation = op(route.method, route.path);
       expect(operation, routeKey(route)).toBeDefined();
@@ -48,7 +48,7 @@ describe("the OpenAPI document", () => {
       expect(operation.security).toEqual(route.auth ? [{ bearer: [] }] : []);
       expect(operation.responses["200"], routeKey(route)).toBeDefined();
     }
-    expect(Object.keys(routeSchemas().schemas).sort()).toEqual(routes.map(routeKey).sort());
+    for (const route of routes) expect(routeSchemas().byName[route.response], route.key).toBeDefined();
     const documented = Object.entries(doc.paths as Json).flatMap(([path, ops]) =>
       Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
     );
