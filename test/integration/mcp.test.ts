@@ -225,7 +225,8 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
   });
 });
 
-describe("MCP over stdio (engram mcp)", () => {
+// Each test starts `engram mcp` processes, which compile the CLI with tsx: slow on a busy machine.
+describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
   it("serves the local store, scoped by ENGRAM_USER_ID, and survives bad calls", async () => {
     const carol = await overStdio({ ENGRAM_USER_ID: "carol" });
     const dave = await overStdio({ ENGRAM_USER_ID: "dave" });

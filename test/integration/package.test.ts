@@ -41,7 +41,7 @@ beforeAll(async () => {
     env: plainEnv(),
     maxBuffer: 64 * 1024 * 1024,
   });
-  const [info] = JSON.parse(stdout.slice(stdout.indexOf("["))) as { filename: string; files: { path: string }[] }[];
+  const [info] = JSON.parse(stdout.slice(stdout.search(/^\[/m))) as { filename: string; files: { path: string }[] }[];
   packed = (info?.files ?? []).map((f) => f.path);
   mkdirSync(engram, { recursive: true });
   await run("tar", ["-xzf", join(work, info?.filename ?? ""), "-C", engram, "--strip-components=1"]);
