@@ -101,20 +101,30 @@ export function reader(db: Db, tenantId: string, options: ReaderOptions = {}): R
           })
           .then((rows) => rows[0]?.lsn ?? null);
   mark.catch(() => {}); // awaited by the first query; a caller that fails before it never asks
+  /** The statement on the replica; undefined when the replica failed it (logged, and the primary should answer). */
+  const onReplica = async <T>(query: Query, queryOptions?: QueryOptions): Promise<T[] | undefined> => {
+    try {
+      return await replica.db.query<T>(query, queryOptions);
+    } catch (error) {
+      if (!replicaFault(error)) throw error;
+      failed(replica, error, tenantId);
+      return undefined;
+    }
+  };
   return {
     driver: db.driver,
     async query<T = Row>(query: Query, queryOptions?: QueryOptions): Promise<T[]> {
+      // Sent before the mark is known, so the lookup and the search overlap (one round trip, not two): its answer
+      // counts when the replica had already replayed the mark before the statement started.
+      const replayed = replica.replayed;
+      const early = Date.now() >= replica.downUntil ? onReplica<T>(query, queryOptions) : undefined;
+      early?.catch(() => {}); // awaited below, unless the mark says it came too soon
       const wanted = await mark;
-      if (!(await caughtUp(replica, tenantId, wanted === null ? undefined : lsn(wanted)))) {
-        return db.query<T>(query, queryOptions);
-      }
-      try {
-        return await replica.db.query<T>(query, queryOptions);
-      } catch (error) {
-        if (!replicaFault(error)) throw error;
-        failed(replica, error, tenantId);
-        return db.query<T>(query, queryOptions);
-      }
+      const target = wanted === null ? undefined : lsn(wanted);
+      if (early && (target === undefined || target <= replayed))
+        return (await early) ?? db.query<T>(query, queryOptions);
+      if (!(await caughtUp(replica, tenantId, target))) return db.query<T>(query, queryOptions);
+      return (await onReplica<T>(query, queryOptions)) ?? db.query<T>(query, queryOptions);
     },
   };
 }
