@@ -291,8 +291,19 @@ fi
 pg_ctl() { as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 120 "$@" >/dev/null 9>&-; }
 if running; then
   if [ -n "$changed" ]; then
-    log "its settings changed: restarting the test cluster"
-    pg_ctl -m fast restart
+    # Others may be using it: a reload when it suffices, a restart only when a setting the server reads at start
+    # (shared_buffers, port, ...) now differs from what it runs with (the file's last entry for it not applied).
+    needs_restart=$("$bindir/psql" "postgres://postgres@127.0.0.1:$port/postgres" -XtAqc "select coalesce(bool_or(not f.applied), false)
+      from pg_file_settings f join pg_settings s using (name)
+      where s.context = 'postmaster'
+        and f.seqno = (select max(g.seqno) from pg_file_settings g where g.name = f.name)" 2>/dev/null || echo t)
+    if [ "$needs_restart" = f ]; then
+      log "its settings changed: reloading the test cluster"
+      "$bindir/psql" "postgres://postgres@127.0.0.1:$port/postgres" -XtAqc "select pg_reload_conf()" >/dev/null
+    else
+      log "its settings changed: restarting the test cluster"
+      pg_ctl -m fast restart
+    fi
   fi
 else
   log "starting the test cluster on 127.0.0.1:$port"
