@@ -136,7 +136,7 @@ async function caughtUp(replica: Replica, tenantId: string, mark: bigint | undef
   if (Date.now() < replica.downUntil) return false;
   if (mark === undefined || mark <= replica.replayed) return true;
   const deadline = performance.now() + replica.waitMs;
-  // Replay lag is usually a millisecond or two (docs/replicas.md): ask again soon, then less and less often.
+  // Replay lag was milliseconds to tens of them here (docs/replicas.md): ask again soon, then less and less often.
   for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
     let replayed: bigint | undefined;
     try {
