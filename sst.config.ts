@@ -2,7 +2,7 @@
 /**
  * The whole cloud picture: one HTTP API whose routes come from core/api/routes.ts, one Lambda per
  * function group sharing core/, the chat function's streaming URL, the hourly cleanup, and the
- * two secrets linked to every function. Settings and their reasons: infra/functions.ts.
+ * secrets linked to every function. Settings and their reasons: infra/functions.ts.
  */
 export default $config({
   app(input) {
@@ -13,7 +13,8 @@ export default $config({
     const { routes, routeKey, functionNames } = await import("./core/api/routes");
     const { functionSettings, cors } = await import("./infra/functions");
 
-    const link = [new sst.Secret("DatabaseUrl"), new sst.Secret("OpenAiApiKey")];
+    // DatabaseReadUrl is optional (a read replica, docs/replicas.md): its empty placeholder means none.
+    const link = [new sst.Secret("DatabaseUrl"), new sst.Secret("OpenAiApiKey"), new sst.Secret("DatabaseReadUrl", "")];
     const capital = (name: string) => `${name[0]?.toUpperCase()}${name.slice(1)}`;
 
     const functions = Object.fromEntries(

@@ -18,6 +18,10 @@ const int = (min: number, max: number) => z.coerce.number().check(z.int(), z.gte
 const schema = z.object({
   DATABASE_URL: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL"))),
   DATABASE_DRIVER: z.optional(z.enum(["pg", "neon-http", "pglite"])),
+  DATABASE_READ_URL: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL"))),
+  // How long a search waits for the replica to replay its tenant's last write before reading the primary
+  // (docs/replicas.md has the measured replay lag this bound is set against).
+  DATABASE_READ_WAIT_MS: z._default(int(0, 10_000), 100),
   NEON_FETCH_ENDPOINT: z.optional(z.string().check(z.url())),
   ENGRAM_DATA_DIR: z._default(z.string().check(z.minLength(1)), ".engram"),
   DATABASE_POOL_MAX: z._default(int(1, 1000), 10),
@@ -87,6 +91,10 @@ export interface Config {
   database: {
     url: string | undefined;
     driver: "pg" | "neon-http" | "pglite";
+    /** A streaming replica for searches (docs/replicas.md), on the primary's driver; undefined when none. */
+    readUrl: string | undefined;
+    /** The longest a search waits for the replica to replay its tenant's last write, then reads the primary. */
+    readWaitMs: number;
     fetchEndpoint: string | undefined;
     dataDir: string;
     /** `pg` only: pool size, connections ingests can never take, and the longest wait for one. */
@@ -178,6 +186,15 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   if (onLambda && !databaseUrl) {
     throw new EngramError("unavailable", "config.missing", "DATABASE_URL is not set (link the DatabaseUrl secret)");
   }
+  const driver = e.DATABASE_DRIVER ?? driverFor(databaseUrl);
+  const readUrl = e.DATABASE_READ_URL ?? linked("DatabaseReadUrl", cloud);
+  if (readUrl && driver === "pglite") {
+    throw new EngramError(
+      "unavailable",
+      "config.invalid",
+      "DATABASE_READ_URL: a read replica needs a Postgres primary (set DATABASE_URL); the embedded PGlite has no replicas",
+    );
+  }
   const apiKey = e.OPENAI_API_KEY ?? linked("OpenAiApiKey", cloud);
   // An OpenAI-compatible server without auth (Ollama, vLLM) needs only a base URL.
   const openaiReachable = Boolean(apiKey || e.OPENAI_BASE_URL);
@@ -203,7 +220,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     onLambda,
     database: {
       url: databaseUrl,
-      driver: e.DATABASE_DRIVER ?? driverFor(databaseUrl),
+      driver,
+      readUrl,
+      readWaitMs: e.DATABASE_READ_WAIT_MS,
       fetchEndpoint: e.NEON_FETCH_ENDPOINT,
       dataDir: e.ENGRAM_DATA_DIR,
       poolMax: e.DATABASE_POOL_MAX,

@@ -7,7 +7,10 @@
 # own settings below change. It never configures, starts or restarts a cluster it did not create.
 # Root is needed only on Debian, once, to install PostgreSQL and pgvector with apt-get.
 #
-# `--clean` (npm run test:clean) stops and deletes the rig's cluster and its state.
+# `--replica` also makes (pg_basebackup, the first time) and starts a streaming replica of that server, a
+# hot standby on the next free port, and prints the replica's URL instead; `--replica-stop` stops it
+# (the replica suite starts it on demand, test/support/replica.ts).
+# `--clean` (npm run test:clean) stops and deletes the rig's cluster, its replica and its state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,7 +22,9 @@ refuse() {
 }
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
 
-if [ -n "${TEST_DATABASE_URL:-}" ] && [ "${1:-}" != --clean ]; then
+mode=${1:-}
+case "$mode" in "" | --clean | --replica | --replica-stop) ;; *) log "unknown option $mode" && exit 2 ;; esac
+if [ -n "${TEST_DATABASE_URL:-}" ] && [ -z "$mode" ]; then
   log "using TEST_DATABASE_URL as it is: nothing installed, no cluster of our own"
   # A quick check when psql is at hand; the suites' global setup checks again either way.
   if command -v psql >/dev/null; then
@@ -62,8 +67,103 @@ else
 fi
 data=${dir:+$dir/data}
 running() { [ -n "$data" ] && as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; }
+# The replica's cluster, beside the primary's (as root, in the postgres user's home).
+if [ "$uid" = 0 ]; then rdir=${home:+$home/engram-test-replica}; else rdir=$state/replica; fi
+rdata=${rdir:+$rdir/data}
+replica_running() { [ -n "$rdata" ] && [ -f "$rdata/PG_VERSION" ] && as_owner "$bindir/pg_ctl" -D "$rdata" status >/dev/null 2>&1; }
+replica_stop() { if replica_running; then as_owner "$bindir/pg_ctl" -D "$rdata" -m fast -w stop >/dev/null; fi; }
 
-if [ "${1:-}" = --clean ]; then
+# A hot standby of $1 (an admin URL), made with pg_basebackup and kept in $rdata; prints its URL.
+replica_up() {
+  local primary=$1 sysid have target rport url conf attempt copy logged
+  [ -n "$bindir" ] && [ -x "$bindir/pg_basebackup" ] ||
+    refuse "A streaming replica needs PostgreSQL's own binaries here (pg_basebackup, pg_ctl); none were found."
+  local server_major
+  server_major=$("$bindir/psql" "$primary" -XtAqc "select current_setting('server_version_num')::int / 10000")
+  [ "$server_major" = "$("$bindir/pg_config" --version 2>/dev/null | awk '{ print $2 }' | cut -d. -f1)" ] ||
+    refuse "The server is PostgreSQL $server_major; a replica needs binaries of the same major version (found $bindir)."
+  # A replica of an earlier primary (deleted and made again since) cannot follow this one: it is made again.
+  sysid=$("$bindir/psql" "$primary" -XtAqc "select system_identifier from pg_control_system()")
+  if [ -f "$rdata/PG_VERSION" ]; then
+    have=$(as_owner "$bindir/pg_controldata" "$rdata" | sed -n 's/^Database system identifier: *//p')
+    if [ "$have" != "$sysid" ]; then
+      log "the replica in $rdata follows another server: making it again"
+      replica_stop && as_owner rm -rf "$rdata"
+    fi
+  fi
+  for attempt in 1 2; do
+    if [ ! -f "$rdata/PG_VERSION" ]; then
+      log "making a streaming replica in $rdata (pg_basebackup of $(printf '%s' "$primary" | sed -E 's#://[^@/]*@#://#'))"
+      as_owner mkdir -p "$rdir"
+      # Retried: on a busy server (other suites dropping databases force checkpoints) PostgreSQL 15 has ended the
+      # copy's WAL stream by invalidating its temporary slot.
+      for copy in 1 2 3 0; do
+        [ "$copy" != 0 ] || { cat "$state/basebackup.log" >&2; refuse "pg_basebackup could not copy the server (it must allow replication connections: wal_level replica, max_wal_senders, a pg_hba.conf replication entry)."; }
+        as_owner "$bindir/pg_basebackup" -D "$rdata" -d "$primary" -X stream -R -c fast >"$state/basebackup.log" 2>&1 && break
+        as_owner rm -rf "$rdata"
+        log "pg_basebackup failed (attempt $copy): $(tail -n 1 "$state/basebackup.log")"
+      done
+      # Its own settings come last: the copied ones (port, shared_buffers) are the primary's.
+      as_owner touch "$rdata/postgresql.conf"
+      echo "include_if_exists = 'engram-replica.conf'" | as_owner tee -a "$rdata/postgresql.conf" >/dev/null
+      [ -f "$rdata/pg_hba.conf" ] || printf 'host all all 127.0.0.1/32 trust\n' | as_owner tee "$rdata/pg_hba.conf" >/dev/null
+    fi
+    rport=$(sed -n 's/^port = \([0-9][0-9]*\)$/\1/p' "$rdata/engram-replica.conf" 2>/dev/null || true)
+    if ! replica_running && { [ -z "$rport" ] || port_taken "$rport"; }; then
+      rport=$(($(printf '%s' "$primary" | sed -nE 's#^[^/]*//([^@/]*@)?[^:/?]*:([0-9]+).*#\2#p' | grep . || echo 5432) + 1))
+      while port_taken "$rport"; do rport=$((rport + 1)); done
+    fi
+    conf="# Written by scripts/test-postgres.sh --replica: a hot standby of the test cluster, for the replica suite.
+port = $rport
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+hot_standby = on
+# The primary keeps the rows a running search on the replica still reads: no query cancelled by replay.
+hot_standby_feedback = on
+shared_buffers = 256MB"
+    if [ "$(cat "$rdata/engram-replica.conf" 2>/dev/null)" != "$conf" ]; then
+      replica_stop
+      printf '%s\n' "$conf" | as_owner tee "$rdata/engram-replica.conf" >/dev/null
+    fi
+    logged=$(as_owner stat -c %s "$rdir/postgres.log" 2>/dev/null || echo 0)
+    if ! replica_running; then
+      log "starting the replica on 127.0.0.1:$rport"
+      as_owner "$bindir/pg_ctl" -D "$rdata" -l "$rdir/postgres.log" -w -t 120 start >/dev/null 9>&- ||
+        { tail -n 20 "$rdir/postgres.log" >&2; exit 1; }
+    fi
+    url=$(printf '%s' "$primary" | sed -E "s#^(postgres(ql)?://([^@/]*@)?)[^/?]*#\\1127.0.0.1:$rport#")
+    # Streaming, and caught up with what the primary had written when asked. Without a slot the primary may have
+    # recycled the WAL a long-stopped replica still needed: that one is made again, once.
+    target=$("$bindir/psql" "$primary" -XtAqc "select pg_current_wal_lsn()")
+    for _ in $(seq 1 120); do
+      if [ "$("$bindir/psql" "$url" -XtAqc "select coalesce(pg_last_wal_replay_lsn() >= '$target', false)" 2>/dev/null)" = t ]; then
+        printf '%s\n' "$url" >"$state/replica-url"
+        log "replica ready: $url (hot standby of the test server, streaming)"
+        printf '%s\n' "$url"
+        return 0
+      fi
+      if tail -c +$((logged + 1)) "$rdir/postgres.log" 2>/dev/null | grep -q "has already been removed"; then break; fi
+      sleep 0.5
+    done
+    log "the replica did not catch up (see $rdir/postgres.log): making it again"
+    replica_stop
+    as_owner rm -rf "$rdata"
+  done
+  exit 1
+}
+port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+if [ "$mode" = --replica-stop ]; then
+  replica_stop
+  log "the replica is stopped"
+  exit 0
+fi
+if [ "$mode" = --clean ]; then
+  if [ -n "$rdata" ] && [ -f "$rdata/engram-replica.conf" ]; then
+    replica_stop
+    as_owner rm -rf "$rdir"
+    log "deleted the test replica in $rdir"
+  fi
   # Only a data directory this script wrote its settings into is deleted.
   if [ -n "$data" ] && [ -f "$data/engram.conf" ]; then
     if [ -n "$bindir" ] && running; then as_owner "$bindir/pg_ctl" -D "$data" -m fast -w stop >/dev/null; fi
@@ -73,6 +173,10 @@ if [ "${1:-}" = --clean ]; then
     log "no test cluster to delete"
   fi
   rm -rf "$state"
+  exit 0
+fi
+if [ "$mode" = --replica ] && [ -n "${TEST_DATABASE_URL:-}" ]; then
+  replica_up "$TEST_DATABASE_URL"
   exit 0
 fi
 
@@ -152,7 +256,6 @@ elif [ "$(cat "$data/PG_VERSION")" != "$major" ]; then
 fi
 
 # Its port: the one it has, unless it is down and something else took it; else the first free from 5433.
-port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port=$(sed -n 's/^port = \([0-9][0-9]*\)$/\1/p' "$data/engram.conf" 2>/dev/null || true)
 if ! running && { [ -z "$port" ] || port_taken "$port"; }; then
   port=5433
@@ -173,6 +276,9 @@ maintenance_work_mem = 1GB	# HNSW index builds
 wal_level = replica
 max_wal_senders = 10
 max_replication_slots = 10
+# WAL kept for it: other suites' dropped databases force checkpoints every few seconds, which recycled the WAL a
+# fresh replica needed before it had started. 1 GB covers a replica's start and a stop of a few minutes.
+wal_keep_size = 1GB
 # fsync stays on: the benchmarks time real commits.
 fsync = on"
 changed=
@@ -185,8 +291,19 @@ fi
 pg_ctl() { as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 120 "$@" >/dev/null 9>&-; }
 if running; then
   if [ -n "$changed" ]; then
-    log "its settings changed: restarting the test cluster"
-    pg_ctl -m fast restart
+    # Others may be using it: a reload when it suffices, a restart only when a setting the server reads at start
+    # (shared_buffers, port, ...) now differs from what it runs with (the file's last entry for it not applied).
+    needs_restart=$("$bindir/psql" "postgres://postgres@127.0.0.1:$port/postgres" -XtAqc "select coalesce(bool_or(not f.applied), false)
+      from pg_file_settings f join pg_settings s using (name)
+      where s.context = 'postmaster'
+        and f.seqno = (select max(g.seqno) from pg_file_settings g where g.name = f.name)" 2>/dev/null || echo t)
+    if [ "$needs_restart" = f ]; then
+      log "its settings changed: reloading the test cluster"
+      "$bindir/psql" "postgres://postgres@127.0.0.1:$port/postgres" -XtAqc "select pg_reload_conf()" >/dev/null
+    else
+      log "its settings changed: restarting the test cluster"
+      pg_ctl -m fast restart
+    fi
   fi
 else
   log "starting the test cluster on 127.0.0.1:$port"
@@ -197,4 +314,4 @@ url="postgres://postgres@127.0.0.1:$port/postgres"
 v=$("$bindir/psql" "$url" -XtAqc "select default_version from pg_available_extensions where name = 'vector'")
 printf '%s\n' "$url" >"$state/url"
 log "ready: $url (PostgreSQL $major, pgvector $v, shared_buffers ${buffers_mb} MB; the cluster in $data)"
-printf '%s\n' "$url"
+if [ "$mode" = --replica ]; then replica_up "$url"; else printf '%s\n' "$url"; fi

@@ -6,6 +6,7 @@ import { type Config, config } from "../config";
 import type { NewMessage } from "../conversation";
 import * as Conversation from "../conversation";
 import type { Db } from "../db";
+import * as Replica from "../db/replica";
 import { UpstreamError } from "../embedding/openai";
 import { EngramError, upstreamError } from "../error";
 import * as Ingest from "../ingest";
@@ -400,6 +401,8 @@ async function commit(
     ]);
     return usage;
   });
+  // The remembered question is searchable: the next turn's retrieval must find it (core/db/replica.ts).
+  if (request.remember) await Replica.written(db, caller.tenantId);
   return {
     conversationId: prepared.conversationId,
     message: { role: "assistant", content: answered.content },

@@ -7,6 +7,7 @@ import { type Config, config } from "../config";
 // import (drizzle's whole pg-core would ship, +55 KB per bundle); pg and PGlite stay lazy and
 // are left out of Lambda bundles (infra/esbuild-plugins.mjs).
 import { createNeonDb } from "./neon";
+import { withReplica } from "./replica";
 import type { Db } from "./types";
 
 export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
@@ -30,14 +31,23 @@ export function perDb<T>(ask: (db: Db) => Promise<T>): (db: Db) => Promise<T> {
   };
 }
 
-/** Opens a database for a configuration; pg and PGlite are loaded only when used. */
+/**
+ * Opens a database for a configuration; pg and PGlite are loaded only when used. With DATABASE_READ_URL the
+ * primary comes with its read replica, on the same driver (core/db/replica.ts).
+ */
 export async function openDb(cfg: Config["database"]): Promise<Db> {
+  const primary = await open(cfg, cfg.url);
+  if (!cfg.readUrl || cfg.driver === "pglite") return primary;
+  return withReplica(primary, await open(cfg, cfg.readUrl), { waitMs: cfg.readWaitMs });
+}
+
+async function open(cfg: Config["database"], url: string | undefined): Promise<Db> {
   switch (cfg.driver) {
     case "neon-http":
-      return createNeonDb(requireUrl(cfg), { fetchEndpoint: cfg.fetchEndpoint });
+      return createNeonDb(requireUrl(url), { fetchEndpoint: cfg.fetchEndpoint });
     case "pg": {
       const { createPgDb } = await import("./pg");
-      return createPgDb(requireUrl(cfg), {
+      return createPgDb(requireUrl(url), {
         max: cfg.poolMax,
         reserved: cfg.poolReserved,
         connectWaitMs: cfg.connectWaitMs,
@@ -50,9 +60,9 @@ export async function openDb(cfg: Config["database"]): Promise<Db> {
   }
 }
 
-function requireUrl(cfg: Config["database"]): string {
-  if (!cfg.url) throw new Error("DATABASE_URL is required for the pg and neon-http drivers");
-  return cfg.url;
+function requireUrl(url: string | undefined): string {
+  if (!url) throw new Error("DATABASE_URL is required for the pg and neon-http drivers");
+  return url;
 }
 
 let shared: Promise<Db> | undefined;

@@ -3,6 +3,7 @@ export * as Document from "./index";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
+import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
 import { EngramError, inputError } from "../error";
 import type { ListQuery } from "./schema";
@@ -118,6 +119,7 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
         where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id} and d.deleted_at is null
         returning d.id`);
   if (!rows[0]) throw notFound(id);
+  await Replica.written(db, caller.tenantId);
   return { id, deleted: true as const, hard: options.hard };
 }
 

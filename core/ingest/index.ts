@@ -9,6 +9,7 @@ import { contentHash, splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
+import * as Replica from "../db/replica";
 import * as Document from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
@@ -100,6 +101,7 @@ export async function run(
     return { result: planned.result, added, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
   });
   if (staged) uncounted.set(tenant, waiting === undefined ? added : 0);
+  await Replica.written(db, tenant);
   // New chunks wait outside the HNSW index (core/search/indexer.ts) and every search scans the waiting ones
   // exactly (~2 µs a chunk), so past INDEX_BACKLOG_MAX an ingest indexes as many chunks as were added since the
   // last count before it answers: bursts are stored at full speed, a sustained stream slows to the index's pace.

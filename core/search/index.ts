@@ -7,6 +7,7 @@ import * as Cache from "../cache";
 import type { Location } from "../chunk/location";
 import { config } from "../config";
 import { arr, compile, type Db, type Statement, vectorLiteral } from "../db";
+import * as Replica from "../db/replica";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { upstreamError } from "../error";
 import { log } from "../log";
@@ -99,6 +100,9 @@ export async function query(
   const k = reranking ? Math.max(request.topK, cfg.rerank?.candidates ?? 0) : request.topK;
   const n = request.mode === "hybrid" ? Math.min(Math.max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES), 200) : k;
   const who = owners(caller.userId, request.scope);
+  // The search statement reads the replica when one is configured and has the caller's writes; the cache stays on
+  // the primary (UNLOGGED tables are not replicated).
+  const reader = Replica.reader(db, caller.tenantId);
   const where = scopeAndFilters(caller, request.scope, request.filter);
 
   let embeddingTokens = 0;
@@ -152,8 +156,8 @@ export async function query(
   // PGlite has neither the HNSW index nor JIT.
   const search =
     db.driver !== "pglite"
-      ? db.query(prepared(statement), { settings: settings(Math.max(cfg.efSearch, n)) })
-      : db.query(statement);
+      ? reader.query(prepared(statement), { settings: settings(Math.max(cfg.efSearch, n)) })
+      : reader.query(statement);
   const [rows] = await Promise.all([search, remember?.()]);
   const large = (rows[0] as { scopeLarge?: boolean } | undefined)?.scopeLarge;
   if (probed !== undefined && typeof large === "boolean") scopeSizes.set(probed, large, SCOPE_SIZE_TTL_SECONDS);

@@ -36,8 +36,11 @@ const standIns = {
   $app: { name: "engram", stage: "test" },
   sst: {
     Secret: class {
-      constructor(readonly name: string) {
-        created.push({ kind: "Secret", name, args: {} });
+      constructor(
+        readonly name: string,
+        placeholder?: string,
+      ) {
+        created.push({ kind: "Secret", name, args: { placeholder } });
       }
     },
     aws: {
@@ -128,12 +131,14 @@ describe("sst.config.ts", () => {
     expect(cron().args.function.handler).toBe("functions/cron/cleanup.handler");
   });
 
-  it("links both secrets to every function", () => {
-    const secrets = created.filter((c) => c.kind === "Secret").map((c) => c.name);
-    expect(secrets.sort()).toEqual(["DatabaseUrl", "OpenAiApiKey"]);
+  it("links the secrets to every function, the read replica's optional (an empty placeholder)", () => {
+    const secrets = created.filter((c) => c.kind === "Secret");
+    expect(secrets.map((c) => c.name).sort()).toEqual(["DatabaseReadUrl", "DatabaseUrl", "OpenAiApiKey"]);
+    expect(secrets.find((c) => c.name === "DatabaseReadUrl")?.args.placeholder).toBe("");
+    expect(secrets.find((c) => c.name === "DatabaseUrl")?.args.placeholder).toBeUndefined();
     for (const { name, args } of allLambdas()) {
       const linked = (args.link as { name: string }[]).map((l) => l.name).sort();
-      expect(linked, name).toEqual(["DatabaseUrl", "OpenAiApiKey"]);
+      expect(linked, name).toEqual(["DatabaseReadUrl", "DatabaseUrl", "OpenAiApiKey"]);
     }
   });
 
