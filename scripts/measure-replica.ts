@@ -131,16 +131,25 @@ try {
       await work();
       into.push(performance.now() - started);
     };
-    for (let i = 0; i < 5; i++) await Search.query(db, caller, { query: query(i), topK: 10 }); // prepared plans, memories
+    for (let i = 0; i < 5; i++)
+      await Search.query(db, caller, Search.SearchRequest.parse({ query: query(i), topK: 10 })); // prepared plans, memories
     let useful = 0;
     for (let i = 0; i < RUNS; i++) {
-      await timed(times.alone, () => Search.query(primary, caller, { query: query(i), topK: 10 }));
-      await timed(times.steady, () => Search.query(db, caller, { query: query(i), topK: 10 }));
+      await timed(times.alone, () =>
+        Search.query(primary, caller, Search.SearchRequest.parse({ query: query(i), topK: 10 })),
+      );
+      await timed(times.steady, () =>
+        Search.query(db, caller, Search.SearchRequest.parse({ query: query(i), topK: 10 })),
+      );
       await Ingest.run(primary, caller, [{ id: `a${driver}${i}`, content: prose(300_000 + i, 1, 3) }]);
-      await timed(times.aloneAfter, () => Search.query(primary, caller, { query: query(i), topK: 10 }));
+      await timed(times.aloneAfter, () =>
+        Search.query(primary, caller, Search.SearchRequest.parse({ query: query(i), topK: 10 })),
+      );
       await Ingest.run(db, caller, [{ id: `r${driver}${i}`, content: prose(400_000 + i, 1, 3) }]);
       const before = primarySearches;
-      await timed(times.after, () => Search.query(db, caller, { query: query(i), topK: 10 }));
+      await timed(times.after, () =>
+        Search.query(db, caller, Search.SearchRequest.parse({ query: query(i), topK: 10 })),
+      );
       if (primarySearches === before) useful++;
     }
     console.log(

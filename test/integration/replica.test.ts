@@ -98,7 +98,8 @@ describe.each(["pg", "neon-http"] as const)("a read replica on %s", (driver) => 
   const searchesOnPrimary = () => searches(onPrimary);
 
   const doc = (id: string, content: string): DocumentInput => ({ id, content });
-  const search = (on: Db, query: string) => Search.query(on, caller, { query, mode: "keyword", topK: 5 });
+  const search = (on: Db, query: string) =>
+    Search.query(on, caller, Search.SearchRequest.parse({ query, mode: "keyword", topK: 5 }));
   const ids = (response: Search.SearchResponse) => response.results.map((r) => r.documentId);
 
   beforeAll(async () => {
@@ -177,11 +178,15 @@ describe.each(["pg", "neon-http"] as const)("a read replica on %s", (driver) => 
     const answer = await Chat.answer(db, caller, request);
     expect(answer.citations.map((c) => c.documentId)).toContain("hours");
     expect(searchesOnPrimary()).toBe(before);
-    const next = await Search.query(db, caller, {
-      query: "When does the ferry leave?",
-      mode: "keyword",
-      filter: { conversationId: answer.conversationId },
-    });
+    const next = await Search.query(
+      db,
+      caller,
+      Search.SearchRequest.parse({
+        query: "When does the ferry leave?",
+        mode: "keyword",
+        filter: { conversationId: answer.conversationId },
+      }),
+    );
     expect(next.results.length).toBeGreaterThan(0);
   });
 
