@@ -4,7 +4,9 @@
  * handler with its whole middleware chain (API key lookup, rate limiter, admission, zod validation, JSON out;
  * the API Gateway event built before the clock starts), and the local server (`npm start`'s HTTP server, over a
  * keep-alive socket from `fetch` in the same process). The overhead is the median of the per-request differences
- * from the core call made just before (paired, so a busy machine slows both alike). Rate limits far above what the
+ * from the core call made just before (paired, so a busy machine slows both alike), in wall time and in this Node
+ * process's CPU time (which a machine shared with other work inflates far less; the database's own CPU is not
+ * in it, its extra round trips are counted instead). Rate limits far above what the
  * run sends (test/support UNLIMITED): the limiter decides every request but refuses none. Round trips are counted
  * on the one `pg` Db all three share. Corpus: 1,000 documents of Zipf prose (bench/chat.ts), offline embedder,
  * indexed; questions are words from those documents.
@@ -112,45 +114,62 @@ export async function benchHttp(opts: { quick: boolean }): Promise<Record<string
     ];
     for (const route of routes) {
       const { handler } = await handlers[route.fn]();
+      // Each way: `prepare` is the caller's work (API Gateway builds the event), `send` is what is measured.
       const ways = {
-        core: (body: unknown) => route.core(body),
-        chain: async (body: unknown) => {
-          const event = apiEvent({ method: "POST", path: route.path, headers, body });
-          const started = performance.now();
-          const result = await handler(event, lambdaContext());
-          if ((result.statusCode ?? 200) >= 300) throw new Error(`${route.name}: ${result.statusCode} ${result.body}`);
-          return performance.now() - started;
+        core: { prepare: (body: unknown) => body, send: (body: unknown) => route.core(body) },
+        chain: {
+          prepare: (body: unknown) => apiEvent({ method: "POST", path: route.path, headers, body }),
+          send: async (event: APIGatewayProxyEventV2) => {
+            const result = await handler(event, lambdaContext());
+            if ((result.statusCode ?? 200) >= 300)
+              throw new Error(`${route.name}: ${result.statusCode} ${result.body}`);
+          },
         },
-        server: async (body: unknown) => {
-          const res = await fetch(`${server?.url}${route.path}`, {
-            method: "POST",
-            headers,
-            body: JSON.stringify(body),
-          });
-          const text = await res.text();
-          if (!res.ok) throw new Error(`${route.name}: ${res.status} ${text}`);
+        server: {
+          prepare: (body: unknown) => JSON.stringify(body),
+          send: async (body: string) => {
+            const res = await fetch(`${server?.url}${route.path}`, { method: "POST", headers, body });
+            const text = await res.text();
+            if (!res.ok) throw new Error(`${route.name}: ${res.status} ${text}`);
+          },
         },
       };
+      const call = (way: keyof typeof ways, body: unknown) => {
+        const w = ways[way] as { prepare: (b: unknown) => unknown; send: (p: unknown) => Promise<unknown> };
+        return { prepared: w.prepare(body), send: w.send };
+      };
       const times = { core: [] as number[], chain: [] as number[], server: [] as number[] };
+      const cpu = { core: [] as number[], chain: [] as number[], server: [] as number[] };
       const trips = { core: 0, chain: 0, server: 0 };
       const overhead = { chain: [] as number[], server: [] as number[] };
+      const cpuOverhead = { chain: [] as number[], server: [] as number[] };
       // Warm: prepared statements, the key and limiter memories, query embeddings of every question.
       for (let i = 0; i < Math.min(samples, 50); i++) {
-        for (const way of ["core", "chain", "server"] as const) await ways[way](route.body(i));
+        for (const way of ["core", "chain", "server"] as const) {
+          const { prepared, send } = call(way, route.body(i));
+          await send(prepared);
+        }
       }
       for (let i = 0; i < samples; i++) {
-        let core = 0;
+        let core = { ms: 0, cpu: 0 };
         for (const way of ["core", "chain", "server"] as const) {
-          const body = route.body(i);
+          const { prepared, send } = call(way, route.body(i));
           const before = db.roundTrips;
+          const cpuBefore = process.cpuUsage();
           const started = performance.now();
-          const handlerOnly = await ways[way](body);
-          // The chain's own clock starts after the event is built; the others include their whole call.
-          const ms = typeof handlerOnly === "number" ? handlerOnly : performance.now() - started;
+          await send(prepared);
+          const ms = performance.now() - started;
+          const used = process.cpuUsage(cpuBefore);
+          // This process's CPU (user + system): what a busy machine does not inflate, unlike the clock.
+          const cpuMs = (used.user + used.system) / 1000;
           trips[way] += db.roundTrips - before;
           times[way].push(ms);
-          if (way === "core") core = ms;
-          else overhead[way].push(ms - core);
+          cpu[way].push(cpuMs);
+          if (way === "core") core = { ms, cpu: cpuMs };
+          else {
+            overhead[way].push(ms - core.ms);
+            cpuOverhead[way].push(cpuMs - core.cpu);
+          }
         }
       }
       for (const way of ["core", "chain", "server"] as const) {
@@ -166,6 +185,8 @@ export async function benchHttp(opts: { quick: boolean }): Promise<Record<string
           "p95 ms": t.p95,
           "round trips / request": round(trips[way] / samples, 2),
           "overhead p50 ms": way === "core" ? undefined : round(median(overhead[way])),
+          "Node CPU ms p50": round(median(cpu[way])),
+          "CPU overhead p50 ms": way === "core" ? undefined : round(median(cpuOverhead[way])),
         });
       }
     }
