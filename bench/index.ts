@@ -33,6 +33,7 @@ const scenarios: Scenario[] = [
   { name: "coldstart", run: async (o) => (await import("./coldstart")).benchColdStart(o) },
   { name: "load", run: async (o) => (await import("./load")).benchLoad(o) },
   { name: "fairness", run: async (o) => (await import("./fairness")).benchFairness(o) },
+  { name: "extract", run: async (o) => (await import("./extract")).benchExtract(o) },
 ];
 
 const started = Date.now();

@@ -1,8 +1,10 @@
 /** One document in a dialog: content, metadata, counts; edit title/metadata/importance; soft or hard delete. */
 
-import type { DocumentView } from "../../client/types";
+import type { DocumentView, Location } from "../../client/types";
 import { ApiError, describeError, engram } from "./api";
 import { field, fmtDate, fmtNumber, h, replace } from "./dom";
+import { locationText } from "./location";
+import { findPassage, pageSpans, type Span } from "./passage";
 import { session } from "./session";
 import { busy, confirmAction, emit, errorDetails, modal, notify, notifyError } from "./ui";
 
@@ -111,12 +113,67 @@ export async function deleteDocument(id: string, hard: boolean): Promise<boolean
   }
 }
 
-export function openDocument(id: string): void {
+/** A passage to open the document on: a citation's snippet or a search result's chunk, and where it is. */
+export interface Focus {
+  passage: string;
+  location?: Location | null;
+}
+
+/** Text with the part in `mark` (offsets into the whole content, which begins at `offset`) marked. */
+function withMark(text: string, offset: number, mark: Span | undefined): (Node | string)[] {
+  const from = mark ? Math.max(0, mark.start - offset) : 0;
+  const to = mark ? Math.min(text.length, mark.end - offset) : 0;
+  if (!mark || from >= to) return [text];
+  const cited = h("mark", { class: "cited", "data-testid": "cited-passage" }, text.slice(from, to));
+  return [text.slice(0, from), cited, text.slice(to)];
+}
+
+/**
+ * The content, a PDF's page by page (its text has form feeds between pages), with the cited passage marked; and
+ * the element to scroll to: the passage, else its first page.
+ */
+function contentView(content: string, focus: Focus | undefined): { view: HTMLElement; target?: Element } {
+  const pages = pageSpans(content);
+  const found = focus ? findPassage(content, focus.passage, focus.location) : undefined;
+  if (pages.length === 1) {
+    const view = h("pre", { class: "content", tabindex: 0, "aria-label": "Content" }, ...withMark(content, 0, found));
+    return { view, target: view.querySelector("mark.cited") ?? undefined };
+  }
+  const view = h(
+    "div",
+    { class: "content pages", tabindex: 0, "aria-label": "Content" },
+    pages.map(({ start, end }, i) =>
+      h(
+        "section",
+        { class: "page", "data-page": i + 1, "aria-label": `Page ${i + 1}` },
+        h("p", { class: "page-number" }, `Page ${i + 1}`),
+        h(
+          "pre",
+          null,
+          ...withMark(
+            content.slice(start, end).replace(/^\n|\n$/g, ""),
+            start + (content[start] === "\n" ? 1 : 0),
+            found,
+          ),
+        ),
+      ),
+    ),
+  );
+  const page = focus?.location?.pages?.[0];
+  return {
+    view,
+    target:
+      view.querySelector("mark.cited") ?? (page ? view.querySelector(`[data-page="${page}"]`) : null) ?? undefined,
+  };
+}
+
+export function openDocument(id: string, focus?: Focus): void {
   const { dialog, body, open } = modal(`Document ${id}`, "document-dialog");
   dialog.setAttribute("data-testid", "document-dialog");
   replace(body, h("p", { class: "loading" }, "Loading…"));
   open();
 
+  let scrolled = false;
   const render = (doc: DocumentView) => {
     const heading = dialog.querySelector(".dialog-title");
     if (heading) heading.textContent = doc.title || doc.id;
@@ -137,16 +194,31 @@ export function openDocument(id: string): void {
           { class: "note" },
           `This is a shared document: end user ${session.userId} can read it but not change it. Clear the end user to edit it.`,
         );
+    const { view, target } = contentView(doc.content ?? "", focus);
+    const where = focus ? locationText(focus.location, doc.title) : "";
+    const cited = focus
+      ? h(
+          "p",
+          { class: "note", role: "status", "data-testid": "cited-note" },
+          target?.matches("mark.cited")
+            ? `The cited passage${where ? ` (${where})` : ""} is marked below.`
+            : `The cited passage was not found in the document as it is now${where ? `; it was at ${where}` : ""}.`,
+        )
+      : null;
     replace(
       body,
       facts(doc),
       h("h3", null, "Metadata"),
       h("pre", { class: "json", tabindex: 0, "aria-label": "Metadata" }, JSON.stringify(doc.metadata ?? {}, null, 2)),
       h("h3", null, "Content"),
-      h("pre", { class: "content", tabindex: 0, "aria-label": "Content" }, doc.content ?? ""),
+      cited,
+      view,
       editable(doc) ? editor(doc, render) : null,
       actions,
     );
+    // Within the content's own scroll box, and the dialog's; once, not again after an edit.
+    if (!scrolled) target?.scrollIntoView({ block: "center" });
+    scrolled = true;
   };
 
   engram.documents.get(id).then(render, (error) => {

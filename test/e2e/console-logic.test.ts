@@ -4,7 +4,12 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { batches, MAX_DOCUMENTS_PER_REQUEST, planFile } from "../../console/src/files";
 import { queryTerms, segments } from "../../console/src/highlight";
+import { findPassage, pageAt, pageSpans } from "../../console/src/passage";
 import { describeRateLimit } from "../../console/src/status";
+import { snippet } from "../../core/chat/citations";
+import { locations } from "../../core/chunk/location";
+import { splitIntoChunks } from "../../core/chunk/split";
+import { extract } from "../../core/extract";
 
 describe("console ingest batching", () => {
   const doc = (id: string, chars = 10) => ({ document: { id, content: "x".repeat(chars) } });
@@ -86,5 +91,57 @@ describe("console highlighting and status", () => {
       "search: 119 of 120 left per 60 s, resets in 1 s",
     );
     expect(describeRateLimit({ rateLimit: null, rateLimitPolicy: null })).toBeUndefined();
+  });
+});
+
+describe("console: a cited passage in its document", () => {
+  const chunked = async (name: string) => {
+    const pdf = await extract(new Uint8Array(readFileSync(join(import.meta.dirname, "../fixtures/extract", name))));
+    const chunks = splitIntoChunks(pdf.content, { maxTokens: 120, overlapTokens: 20 });
+    return { content: pdf.content, chunks, where: locations(pdf.content, chunks) };
+  };
+  const flat = (text: string) => text.replace(/\s+/g, " ").trim();
+
+  it("finds every chunk of a PDF from its citation's snippet, on the chunk's own page, and whole from a search result", async () => {
+    // Numbered sentences: no passage's words are anywhere else.
+    const { content, chunks, where } = await chunked("two-columns.pdf");
+    expect(pageSpans(content)).toHaveLength(2);
+    expect(chunks.length).toBeGreaterThan(10);
+    for (const [i, chunk] of chunks.entries()) {
+      const start = chunk.start + (chunk.content.length - chunk.content.trimStart().length);
+      const cited = findPassage(content, snippet(chunk.content), where[i]);
+      expect(cited?.start).toBe(start);
+      expect(pageAt(content, cited?.start ?? 0)).toBe(where[i]?.pages?.[0]);
+      const result = findPassage(content, chunk.content, where[i]);
+      expect(content.slice(result?.start, result?.end)).toBe(chunk.content.trim());
+    }
+  });
+
+  it("finds a passage whose words repeat on its page at a place with those words, on that page", async () => {
+    // The handbook repeats one sentence a paragraph long: which of the copies a snippet meant, no text can say.
+    const { content, chunks, where } = await chunked("handbook.pdf");
+    for (const [i, chunk] of chunks.entries()) {
+      const quote = snippet(chunk.content);
+      const cited = findPassage(content, quote, where[i]);
+      expect(flat(content.slice(cited?.start, cited?.end))).toBe(flat(quote.replace(/…$/, "")));
+      expect(pageAt(content, cited?.start ?? 0)).toBe(where[i]?.pages?.[0]);
+    }
+  });
+
+  it("prefers the cited page when the same words are on an earlier one, and falls back to the first words", () => {
+    const content = "Intro.\n\nRefunds take 14 days.\n\f\nMore.\n\nRefunds take 14 days.\nThen more.";
+    const second = content.lastIndexOf("Refunds");
+    expect(findPassage(content, "Refunds take 14 days.", { pages: [2, 2] })?.start).toBe(second);
+    expect(findPassage(content, "Refunds take 14 days.", null)?.start).toBe(content.indexOf("Refunds"));
+    // A snippet cut with "…", and a passage whose end changed since: its first words still find it.
+    expect(findPassage(content, "Refunds take 14 da…", { pages: [2, 2] })?.start).toBe(second);
+    expect(
+      findPassage(content, "More. Refunds take 14 days. Then something else entirely", { pages: [2, 2] })?.start,
+    ).toBe(content.indexOf("More."));
+    expect(findPassage(content, "Nothing like it here at all", { pages: [1, 1] })).toBeUndefined();
+    // On one page, under two headings: the location's last heading says which.
+    const page = "# Shop\n\n## Returns\n\nKeep the receipt.\n\n## Repairs\n\nKeep the receipt.";
+    const under = findPassage(page, "Keep the receipt.", { pages: [1, 1], headings: ["Shop", "Repairs"] });
+    expect(under?.start).toBe(page.lastIndexOf("Keep"));
   });
 });

@@ -460,6 +460,61 @@ describe("the console", () => {
     ]);
   });
 
+  it("opens a PDF cited in chat on the cited page, the passage marked and scrolled into view, and a search result's whole chunk", async () => {
+    await go("Chat");
+    await page.getByRole("button", { name: "New conversation" }).click();
+    await page.getByTestId("chat-input").fill("How quickly must lost laptops be reported to security?");
+    await page.getByTestId("chat-input").press("Enter");
+    const answer = page.locator(".msg.assistant").last();
+    await answer.locator(".sources").waitFor();
+    await answer
+      .locator(".sources button")
+      .filter({ hasText: /Employee handbook \(pp?\. \d/ })
+      .first()
+      .click();
+    const citation = page.getByTestId("citation-dialog");
+    const where = (await citation.getByTestId("citation-location").locator("dd").textContent()) ?? "";
+    const cited = Number(/pp?\. (\d+)/.exec(where)?.[1]);
+    expect(cited).toBeGreaterThan(1);
+    const snippet = (await citation.locator("blockquote.passage").textContent()) ?? "";
+    await citation.getByRole("button", { name: "Open the document" }).click();
+
+    const dialog = page.getByTestId("document-dialog");
+    // A passage over a page break is marked on each page; the first part is scrolled to.
+    const marks = dialog.getByTestId("cited-passage");
+    const mark = marks.first();
+    await mark.waitFor();
+    expect(await dialog.getByTestId("cited-note").textContent()).toBe(`The cited passage (${where}) is marked below.`);
+    // On the page the citation names, in the document shown page by page.
+    expect(await mark.evaluate((el) => el.closest("[data-page]")?.getAttribute("data-page"))).toBe(String(cited));
+    expect(await dialog.locator("section.page").count()).toBe(6);
+    const flat = (text: string | null) => (text ?? "").replace(/\s+/g, " ").trim();
+    expect(flat(snippet).replace(/…$/, "")).toBe(flat((await marks.allTextContents()).join(" ")));
+    // Scrolled to: the content box moved, and the mark is inside what it shows.
+    const content = dialog.getByLabel("Content");
+    await expect.poll(() => content.evaluate((el) => el.scrollTop)).toBeGreaterThan(0);
+    const inView = await mark.evaluate((el) => {
+      const box = (el.closest(".content") as HTMLElement).getBoundingClientRect();
+      const r = el.getBoundingClientRect();
+      return r.top >= box.top && r.top < box.bottom;
+    });
+    expect(inView).toBe(true);
+    await shot(page, "cited-page.png", false);
+    await dialog.getByRole("button", { name: "Close" }).click();
+
+    // From search: the result's whole chunk is marked.
+    await go("Search");
+    await search(page, "lost laptops reported to security within one hour", "Keyword");
+    const first = page.locator("li.result").first();
+    const passage = await first.locator("blockquote.passage").textContent();
+    await first.locator("button.title").click();
+    const marked = page.getByTestId("document-dialog").getByTestId("cited-passage");
+    await marked.first().waitFor();
+    expect(flat((await marked.allTextContents()).join(" "))).toBe(flat(passage));
+    await page.getByTestId("document-dialog").getByRole("button", { name: "Close" }).click();
+    expect(problems).toEqual([]);
+  });
+
   it("can be used with the keyboard alone", async () => {
     await page.goto(`${server.url}/#search`);
     await page.getByRole("heading", { name: "Search" }).waitFor();

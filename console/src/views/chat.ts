@@ -23,7 +23,7 @@ function openCitation(citation: Citation): void {
   const openDoc = h("button", { type: "button", class: "primary" }, "Open the document");
   openDoc.addEventListener("click", () => {
     dialog.close();
-    openDocument(citation.documentId);
+    openDocument(citation.documentId, { passage: citation.snippet, location: citation.location });
   });
   replace(
     body,

@@ -109,7 +109,7 @@ export function searchView(): View {
 
   const result = (r: SearchResult, rank: number, text: string, scale: { min: number; max: number }) => {
     const open = h("button", { type: "button", class: "link title" }, r.title || r.documentId);
-    open.addEventListener("click", () => openDocument(r.documentId));
+    open.addEventListener("click", () => openDocument(r.documentId, { passage: r.content, location: r.location }));
     const meta = Object.keys(r.metadata ?? {}).length ? JSON.stringify(r.metadata) : null;
     return h(
       "li",
