@@ -124,6 +124,7 @@ create or replace function request_gate(
 #variable_conflict use_column
 declare
   v_key uuid;
+  v_used timestamptz;
   v_lim float8;
   v_win float8;
   v_now timestamptz;
@@ -132,7 +133,7 @@ declare
   v_interval float8;
   v_ceiling_interval float8;
 begin
-  select k.id, t.id, t.name, t.rate_limits into v_key, tenant, tenant_name, limits
+  select k.id, k.last_used_at, t.id, t.name, t.rate_limits into v_key, v_used, tenant, tenant_name, limits
   from api_keys k join tenants t on t.id = k.tenant_id
   where k.prefix = p_prefix and k.hash = p_hash and k.revoked_at is null;
   if v_key is null then
@@ -141,12 +142,21 @@ begin
     return;
   end if;
 
-  select r.lim, r.win into v_lim, v_win from engram_rate(limits ->> p_class) r;
-  own_limit := coalesce(v_lim, p_limit);
-  own_window := coalesce(v_win, p_window);
-  select r.lim, r.win into v_lim, v_win from engram_rate(limits ->> ('tenant.' || p_class)) r;
-  ceil_limit := coalesce(v_lim, p_ceiling_limit);
-  ceil_window := coalesce(v_win, p_ceiling_window);
+  -- Most tenants override nothing: no parse then.
+  own_limit := p_limit;
+  own_window := p_window;
+  if limits ? p_class then
+    select r.lim, r.win into v_lim, v_win from engram_rate(limits ->> p_class) r;
+    own_limit := coalesce(v_lim, p_limit);
+    own_window := coalesce(v_win, p_window);
+  end if;
+  ceil_limit := p_ceiling_limit;
+  ceil_window := p_ceiling_window;
+  if limits ? ('tenant.' || p_class) then
+    select r.lim, r.win into v_lim, v_win from engram_rate(limits ->> ('tenant.' || p_class)) r;
+    ceil_limit := coalesce(v_lim, p_ceiling_limit);
+    ceil_window := coalesce(v_win, p_ceiling_window);
+  end if;
   if ceil_limit / ceil_window < own_limit / own_window then
     ceil_limit := own_limit;
     ceil_window := own_window;
@@ -185,7 +195,9 @@ begin
   select d.admitted, d.refused_by, d.ahead, d.ceiling_ahead into admitted, refused_by, ahead, ceiling_ahead
   from rate_limit_take_pair(tenant, p_key, v_interval, own_window - v_interval,
                             p_ceiling_key, v_ceiling_interval, ceil_window - v_ceiling_interval) d;
-  update api_keys set last_used_at = now()
-  where id = v_key and (last_used_at is null or last_used_at < now() - interval '1 minute');
+  if v_used is null or v_used < now() - interval '1 minute' then
+    update api_keys set last_used_at = now()
+    where id = v_key and (last_used_at is null or last_used_at < now() - interval '1 minute');
+  end if;
 end
 $$;

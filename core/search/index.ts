@@ -503,7 +503,8 @@ function lru<T>(max: number) {
 /**
  * The last few hundred query embeddings of this process, in front of the database cache: a warm Lambda or the
  * local server answers a repeated query without the cache's round trip (0.5 ms, and 18 KB of vector text, at
- * 1,536 dimensions). Keyed by tenant like the database cache; entries live no longer than the cache's TTL.
+ * 1,536 dimensions). Keyed by tenant like the database cache (by key before the gate has named the tenant);
+ * entries live no longer than the cache's TTL.
  * Only what the same (model, dimensions, text) always embeds to is kept, so no instance can hold a stale one.
  */
 const recentQueries = lru<string>(256);
