@@ -87,7 +87,8 @@ $$;
 -- buckets (core/ratelimit: the caller's own and the tenant's ceiling, their rates from the
 -- tenant's overrides, else the defaults passed in) in one statement. Modes:
 --   decide: the whole decision, as RateLimit.enforce makes it, for a request whose work follows
---           in its own statements.
+--           in its own statements; when admitted it also sets `engram.tenant` (below) for statements
+--           of the same batch (an ingest's admission).
 --   check:  first statement of a gated batch (core/gate): the key, and both buckets read from
 --           the snapshot without locks or writes. When both have room it sets the
 --           transaction-local `engram.tenant`, the tenant every later statement of the batch
@@ -195,6 +196,10 @@ begin
   select d.admitted, d.refused_by, d.ahead, d.ceiling_ahead into admitted, refused_by, ahead, ceiling_ahead
   from rate_limit_take_pair(tenant, p_key, v_interval, own_window - v_interval,
                             p_ceiling_key, v_ceiling_interval, ceil_window - v_ceiling_interval) d;
+  -- A decision's batch may go on (an ingest's admission, core/admission): for this tenant, if admitted.
+  if p_mode = 'decide' and admitted then
+    perform set_config('engram.tenant', tenant::text, true);
+  end if;
   if v_used is null or v_used < now() - interval '1 minute' then
     update api_keys set last_used_at = now()
     where id = v_key and (last_used_at is null or last_used_at < now() - interval '1 minute');

@@ -176,12 +176,17 @@ function stateOf(caller: Caller): Pending {
 /**
  * Checks the caller's key and counts the request in one statement, for a request whose work
  * follows in statements of its own. Throws 401 `auth.invalid_key` or 429 `ratelimit.exceeded`.
+ * `then` are statements for the same batch that run only if the request was admitted (holding the
+ * decision's row locks until the batch commits, so only a short one: an ingest's admission);
+ * resolves with their rows.
  */
-export async function open(db: Db, caller: Caller): Promise<void> {
+export async function open(db: Db, caller: Caller, then: Query[] = []): Promise<Row[][]> {
   const state = stateOf(caller);
-  if (state.settled) return;
-  const [row] = await db.query<GateRow>(statement(state.pass, "decide"));
-  settle(caller, state, row);
+  if (state.settled) throw new EngramError("internal", "internal", "The gate has already run for this caller.");
+  const decide = statement(state.pass, "decide");
+  const [rows = [], ...after] = then.length ? await db.batch([decide, ...then]) : [await db.query<Row>(decide)];
+  settle(caller, state, rows[0] as GateRow | undefined);
+  return after;
 }
 
 /**

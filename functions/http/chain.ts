@@ -223,8 +223,13 @@ const auth = (): Middleware => ({
     }
     const rateClass = state.route.rateClass ?? "default";
     await failedAuth(database, address, async () => {
-      state.caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);
-      if (!GATED.has(rateClass)) await Gate.open(database, state.caller);
+      const caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);
+      state.caller = caller;
+      if (GATED.has(rateClass)) return;
+      // An ingest is admitted (core/admission) in the same round trip as its key and limit.
+      if (rateClass === "ingest")
+        state.release = await Admission.admitIngest(database, caller, bodyBytes(request.event));
+      else await Gate.open(database, caller);
     });
   },
   onError: async (request) => {
@@ -246,6 +251,8 @@ const auth = (): Middleware => ({
 
 /** Routes whose operations run their work gated, in one batch with the key and the limit. */
 const GATED: ReadonlySet<string> = new Set(["search", "chat"]);
+
+const bodyBytes = (event: Event) => Buffer.byteLength(event.body ?? "");
 
 const addressOf = (event: Event) => event.requestContext?.http?.sourceIp || "unknown";
 
@@ -285,9 +292,8 @@ const admission = (): Middleware => {
   return {
     before: async (request) => {
       const state = stateOf(request);
-      if (state.route?.rateClass !== "ingest" || !state.caller) return;
-      const bytes = Buffer.byteLength(request.event.body ?? "");
-      state.release = await Admission.admitIngest(await db(), state.caller, bytes);
+      if (state.route?.rateClass !== "ingest" || !state.caller || state.release) return;
+      state.release = await Admission.admitIngest(await db(), state.caller, bodyBytes(request.event));
     },
     onError: release,
   };

@@ -131,6 +131,46 @@ describe("round trips to Neon through the handler chain", () => {
     expect(trips).toBe(2);
   });
 
+  it("admits an ingest in the same round trip as its key and limit, and leaves no lease behind", async () => {
+    const leases = async () =>
+      Number((await t.db.query<{ n: number }>(sql`select count(*)::int as n from ingest_leases`))[0]?.n);
+
+    const { trips, result } = await counted(() =>
+      invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: bearer(key),
+        body: { documents: [{ id: "returns", content: "Returns are accepted for 30 days." }] },
+      }),
+    );
+
+    expect(result.status).toBe(200);
+    // Key, limit and admission; the stored documents; the known chunk texts; the atomic write; the release.
+    expect(trips).toBe(5);
+    expect(await leases()).toBe(0);
+  });
+
+  it("takes no lease for an ingest its limit refuses", async () => {
+    const limited = (await Auth.createKey(t.db, "slow-writer")).key;
+    await RateLimit.setLimits(t.db, "slow-writer", { ingest: "1/h" });
+    const ingest = () =>
+      invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: bearer(limited),
+        body: { documents: [{ content: "One more note." }] },
+      });
+    expect((await ingest()).status).toBe(200);
+
+    const refused = await ingest();
+
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe("ratelimit.exceeded");
+    const [row] = await t.db.query<{ n: number }>(sql`
+      select count(*)::int as n from ingest_leases l join tenants t on t.id = l.tenant_id where t.name = 'slow-writer'`);
+    expect(row?.n).toBe(0);
+  });
+
   it("refuses a search over its limit in one round trip with 429, Retry-After and no results", async () => {
     const limited = (await Auth.createKey(t.db, "tight")).key;
     const caller = await callerFor(t.db, "tight");
@@ -213,7 +253,7 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
 
     expect(outcomes).toHaveLength(200);
     expect(outcomes.filter(Boolean)).toHaveLength(20);
-  });
+  }, 120_000);
 
   it("runs the work only for the key's tenant: another tenant's rows are not in reach", async () => {
     const mine = await Auth.createKey(db, "mine");
