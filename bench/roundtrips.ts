@@ -11,6 +11,8 @@ import { useDb } from "../core/db";
 import { migrate } from "../core/db/migrate";
 import { createNeonDb } from "../core/db/neon";
 import * as Ingest from "../core/ingest";
+import * as RateLimit from "../core/ratelimit";
+import * as Search from "../core/search";
 import { callerFor, createDatabase, dropDatabase } from "../test/support/db";
 import { invoke } from "../test/support/events";
 import { UNLIMITED } from "../test/support/factories";
@@ -47,7 +49,7 @@ export async function benchRoundTrips(opts: { quick: boolean }): Promise<Record<
     }
     const headers = { authorization: `Bearer ${key}` };
     let n = 0;
-    const routes: { route: string; call: () => ReturnType<typeof invoke> }[] = [
+    const routes: { route: string; call: () => Promise<{ status: number }> }[] = [
       {
         route: "POST /v1/search (hybrid)",
         call: () =>
@@ -72,6 +74,21 @@ export async function benchRoundTrips(opts: { quick: boolean }): Promise<Record<
             headers,
             body: { documents: [{ content: documentText(10_000 + n++) }] },
           }),
+      },
+      {
+        // Before #21: the key, the limit and the search as three statements, called directly (no chain).
+        route: "baseline: POST /v1/search's work as three statements (key, limit, search)",
+        call: async () => {
+          const key = await Auth.authenticate(db, headers.authorization);
+          const known = { ...key, userId: "" };
+          await RateLimit.enforce(db, known, "search");
+          const body = await Search.query(
+            db,
+            known,
+            Search.SearchRequest.parse({ query: `${documentText(n++).slice(0, 40)}` }),
+          );
+          return { status: 200, headers: {}, body };
+        },
       },
       { route: "GET /v1/documents", call: () => invoke({ method: "GET", path: "/v1/documents", headers }) },
       { route: "GET /v1/stats", call: () => invoke({ method: "GET", path: "/v1/stats", headers }) },

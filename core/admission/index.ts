@@ -5,6 +5,7 @@ import type { Caller } from "../auth";
 import { config } from "../config";
 import type { Db } from "../db";
 import { EngramError } from "../error";
+import * as Gate from "../gate";
 import { log } from "../log";
 
 /** A lease outlives the longest an ingest may run (29 s on Lambda, 30 s locally), then expires. */
@@ -13,6 +14,13 @@ const LEASE_SECONDS = 60;
 const ADMIT = `
   select admitted, in_flight as "inFlight", bytes_in_flight as "bytesInFlight"
   from ingest_admit($1::uuid, $2::uuid, $3::bigint, $4::integer, $5::bigint, $6::float8)`;
+
+/** In the gate's batch (core/gate): for the tenant it admitted, nothing when it refused. */
+const ADMIT_GATED = `
+  select a.admitted, a.in_flight as "inFlight", a.bytes_in_flight as "bytesInFlight"
+  from (select nullif(current_setting('engram.tenant', true), '')::uuid as tenant) g
+  cross join lateral ingest_admit(g.tenant, $1::uuid, $2::bigint, $3::integer, $4::bigint, $5::float8) a
+  where g.tenant is not null`;
 
 /**
  * Admits an ingest of `bytes` request bytes if its tenant has room: fewer than
@@ -28,11 +36,13 @@ const ADMIT = `
 export async function admitIngest(db: Db, caller: Caller, bytes: number): Promise<() => Promise<void>> {
   const { concurrency, bytes: maxBytes } = config().ingestAdmission;
   const id = randomUUID();
-  const [row] = await db.query<{ admitted: boolean; inFlight: number; bytesInFlight: number }>({
-    name: "ingest_admit",
-    text: ADMIT,
-    params: [caller.tenantId, id, bytes, concurrency, maxBytes, LEASE_SECONDS],
-  });
+  const params = [id, bytes, concurrency, maxBytes, LEASE_SECONDS];
+  // A caller whose key is not checked yet: the key, its limit and the admission in one round trip.
+  const [row] = (
+    Gate.unsettled(caller)
+      ? ((await Gate.open(db, caller, [{ name: "ingest_admit_gated", text: ADMIT_GATED, params }]))[0] ?? [])
+      : await db.query({ name: "ingest_admit", text: ADMIT, params: [caller.tenantId, ...params] })
+  ) as { admitted: boolean; inFlight: number; bytesInFlight: number }[];
   if (!row?.admitted) {
     const full = (row?.inFlight ?? 0) >= concurrency;
     throw new EngramError(

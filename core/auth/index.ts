@@ -87,11 +87,7 @@ export async function revokeKey(db: Db, prefix: string): Promise<{ prefix: strin
  * most once a minute). The stored hash is compared in constant time.
  */
 export async function authenticate(db: Db, authorization: string | undefined): Promise<Omit<Caller, "userId">> {
-  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
-  const key = match?.[1];
-  if (!key) throw new EngramError("auth", "auth.missing_key", "Send your API key as 'Authorization: Bearer egm_...'.");
-  if (!KEY.test(key)) throw new EngramError("auth", "auth.invalid_key", "The API key is not valid.");
-  const prefix = prefixOf(key);
+  const { key, prefix } = keyFrom(authorization);
   const rows = await db.query<{
     hash: string;
     tenantId: string;
@@ -113,6 +109,18 @@ export async function authenticate(db: Db, authorization: string | undefined): P
     throw new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
   }
   return { tenantId: row.tenantId, tenantName: row.tenantName, keyPrefix: prefix, rateLimits: row.rateLimits ?? {} };
+}
+
+/**
+ * The key in `Authorization: Bearer egm_...`, its display prefix and its SHA-256 hash (what
+ * api_keys stores); 401 without a database read when the header holds no well-formed key.
+ */
+export function keyFrom(authorization: string | undefined): { key: string; prefix: string; hash: string } {
+  const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
+  const key = match?.[1];
+  if (!key) throw new EngramError("auth", "auth.missing_key", "Send your API key as 'Authorization: Bearer egm_...'.");
+  if (!KEY.test(key)) throw new EngramError("auth", "auth.invalid_key", "The API key is not valid.");
+  return { key, prefix: prefixOf(key), hash: hashKey(key) };
 }
 
 /** Validates the optional `X-User-Id`; '' means the tenant's shared space. */

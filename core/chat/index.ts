@@ -9,6 +9,7 @@ import type { Db } from "../db";
 import * as Replica from "../db/replica";
 import { UpstreamError } from "../embedding/openai";
 import { EngramError, upstreamError } from "../error";
+import * as Gate from "../gate";
 import * as Ingest from "../ingest";
 import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
 import { log } from "../log";
@@ -104,19 +105,17 @@ function queryOf(question: string): string {
   return text.slice(0, cut);
 }
 
-async function retrieve(db: Db, caller: Caller, request: ChatRequest, question: string, signal?: AbortSignal) {
-  const result = await Search.query(
-    db,
-    caller,
-    Search.SearchRequest.parse({
-      query: queryOf(question),
-      topK: request.topK,
-      mode: "hybrid",
-      filter: request.filter,
-      scope: "all",
-    }),
-    { signal },
-  );
+function searchInput(request: ChatRequest, question: string): Search.SearchRequest {
+  return Search.SearchRequest.parse({
+    query: queryOf(question),
+    topK: request.topK,
+    mode: "hybrid",
+    filter: request.filter,
+    scope: "all",
+  });
+}
+
+function passagesOf(result: Search.SearchResponse) {
   const passages: Passage[] = result.results.map((r) => ({
     documentId: r.documentId,
     chunkId: r.chunkId,
@@ -128,6 +127,40 @@ async function retrieve(db: Db, caller: Caller, request: ChatRequest, question: 
     location: r.location,
   }));
   return { passages, embeddingTokens: result.usage.embeddingTokens };
+}
+
+async function retrieve(db: Db, caller: Caller, request: ChatRequest, question: string, signal?: AbortSignal) {
+  return passagesOf(await Search.query(db, caller, searchInput(request, question), { signal }));
+}
+
+/**
+ * The conversation's earlier turns and the search, for a caller through the gate: one batch with
+ * its key and limit checks (core/gate), so retrieval is one round trip.
+ */
+async function retrieveGated(db: Db, caller: Caller, request: ChatRequest, question: string, signal?: AbortSignal) {
+  const search = await Search.plan(db, caller, searchInput(request, question), { signal });
+  const id = request.conversationId;
+  const [found = [], stored = []] = await Gate.through(
+    db,
+    caller,
+    [search.statement, ...(id ? [Conversation.historyQuery(caller, id)] : [])],
+    search.settings,
+  );
+  // A conversation that is not the caller's is the answer, whatever search found.
+  const earlier = id ? Conversation.historyFrom(stored, id) : [];
+  return { stored: earlier, found: passagesOf(await search.finish(found)) };
+}
+
+/** The conversation's earlier turns and the search, side by side, for a caller already known. */
+async function retrieveApart(db: Db, caller: Caller, request: ChatRequest, question: string, signal?: AbortSignal) {
+  const [stored, found] = await Promise.allSettled([
+    request.conversationId ? Conversation.history(db, caller, request.conversationId) : Promise.resolve([]),
+    retrieve(db, caller, request, question, signal),
+  ]);
+  // A conversation that is not the caller's is the answer, whatever search did.
+  if (stored.status === "rejected") throw stored.reason;
+  if (found.status === "rejected") throw found.reason;
+  return { stored: stored.value, found: found.value };
 }
 
 /**
@@ -148,21 +181,19 @@ export async function prepare(
   }
   const question = last.content;
 
-  const [stored, found] = await Promise.allSettled([
-    request.conversationId ? Conversation.history(db, caller, request.conversationId) : Promise.resolve([]),
-    retrieve(db, caller, request, question, options.signal),
-  ]);
-  // A conversation that is not the caller's is the answer, whatever search did.
-  if (stored.status === "rejected") throw stored.reason;
-  if (found.status === "rejected") throw found.reason;
+  // With a read replica the gate runs on the primary first and retrieval reads the replica (core/db/replica.ts).
+  if (Replica.replicaOf(db) && Gate.unsettled(caller)) await Gate.open(db, caller);
+  const { stored, found } = Gate.unsettled(caller)
+    ? await retrieveGated(db, caller, request, question, options.signal)
+    : await retrieveApart(db, caller, request, question, options.signal);
 
-  const earlier = stored.value.filter((m) => m.role !== "system") as ChatMessage[];
+  const earlier = stored.filter((m) => m.role !== "system") as ChatMessage[];
   const sent = messages.slice(0, -1).filter((m) => m.role !== "system");
   const fresh = sent.slice(overlap(earlier, sent));
   const prompt = buildPrompt({
     question,
     history: [...earlier, ...fresh],
-    passages: found.value.passages,
+    passages: found.passages,
     appInstructions: messages.filter((m) => m.role === "system").map((m) => m.content),
     budget: config().chat.promptTokens,
   });
@@ -174,7 +205,7 @@ export async function prepare(
     prompt: prompt.messages,
     newMessages: [...fresh, last].map((m) => ({ role: m.role, content: m.content })),
     title: Conversation.titleOf((fresh.find((m) => m.role === "user") ?? last).content),
-    embeddingTokens: found.value.embeddingTokens,
+    embeddingTokens: found.embeddingTokens,
   };
 }
 

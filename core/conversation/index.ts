@@ -3,8 +3,9 @@ export * as Conversation from "./index";
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
-import { arr, type Db, type Query } from "../db";
+import { arr, type Db, type Query, type Row } from "../db";
 import { EngramError, inputError } from "../error";
+import * as Gate from "../gate";
 
 export type MessageRole = "user" | "assistant" | "system";
 
@@ -61,17 +62,27 @@ export function titleOf(question: string): string {
  * conversation of another user or tenant is a plain 404, like one that does not exist.
  */
 export async function history(db: Db, caller: Caller, id: string): Promise<{ role: MessageRole; content: string }[]> {
-  const rows = await db.query<{ role: MessageRole | null; content: string | null }>(sql`
+  return historyFrom(await db.query(historyQuery(caller, id)), id);
+}
+
+/** `history`'s statement, for a batch of its own (core/gate: its tenant may come from the gate's check). */
+export function historyQuery(caller: Caller, id: string): Query {
+  return sql`
     select m.role, m.content from conversations c
     left join lateral (
       select id, role, content from messages
       where tenant_id = c.tenant_id and owner = c.owner and conversation_id = c.id
       order by id desc limit ${HISTORY_LIMIT}
     ) m on true
-    where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId} and c.id = ${id}
-    order by m.id`);
-  if (!rows.length) throw notFound(id);
-  return rows.flatMap((row) => (row.role && row.content !== null ? [{ role: row.role, content: row.content }] : []));
+    where c.tenant_id = ${Gate.tenantOf(caller)} and c.owner = ${caller.userId} and c.id = ${id}
+    order by m.id`;
+}
+
+/** `history`'s answer from its statement's rows. */
+export function historyFrom(rows: Row[], id: string): { role: MessageRole; content: string }[] {
+  const found = rows as { role: MessageRole | null; content: string | null }[];
+  if (!found.length) throw notFound(id);
+  return found.flatMap((row) => (row.role && row.content !== null ? [{ role: row.role, content: row.content }] : []));
 }
 
 /**

@@ -456,26 +456,13 @@ export async function decidePair(
  * two (`"default"` the caller's own, `"tenant"` the ceiling), or throws 429 `ratelimit.exceeded`
  * (with the refusing policy's headers and `Retry-After`). When the store is unreachable,
  * `RATE_LIMIT_FAIL_MODE` decides: `closed` throws 503 `ratelimit.unavailable`, `open` admits
- * without headers and logs.
+ * without headers and logs. Requests through core/gate get the same decision inside their
+ * key's statement (migrations/0014) and the same answers from `verdict`.
  */
 export async function enforce(db: Db, caller: Caller, rateClass: RateClass): Promise<Record<string, string>> {
   const rate = policyFor(caller, rateClass);
   const ceiling = ceilingFor(caller, rateClass);
-  if (rate.limit === 0 || ceiling.limit === 0) {
-    const closed = rate.limit === 0 ? rate : ceiling;
-    throw new EngramError(
-      "rate_limited",
-      "ratelimit.exceeded",
-      `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`,
-      {
-        retryAfterSeconds: closed.windowSeconds,
-        headers: headers(rate.limit === 0 ? "default" : "tenant", closed, {
-          remaining: 0,
-          resetSeconds: closed.windowSeconds,
-        }),
-      },
-    );
-  }
+  if (rate.limit === 0 || ceiling.limit === 0) throw closed(rateClass, rate, ceiling);
   const result = await decidePair(
     db,
     caller.tenantId,
@@ -485,6 +472,33 @@ export async function enforce(db: Db, caller: Caller, rateClass: RateClass): Pro
     ceiling,
   ).catch((error: unknown) => storeDown(error, caller, rateClass));
   if (!result) return {};
+  return verdict(rateClass, rate, ceiling, result);
+}
+
+/** 429 for a class whose limit (the caller's own or the tenant's ceiling) is 0. */
+export function closed(rateClass: RateClass, rate: Rate, ceiling: Rate): EngramError {
+  const shut = rate.limit === 0 ? rate : ceiling;
+  return new EngramError(
+    "rate_limited",
+    "ratelimit.exceeded",
+    `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`,
+    {
+      retryAfterSeconds: shut.windowSeconds,
+      headers: headers(rate.limit === 0 ? "default" : "tenant", shut, {
+        remaining: 0,
+        resetSeconds: shut.windowSeconds,
+      }),
+    },
+  );
+}
+
+/** A decision's headers when it admitted, else its 429 (the refusing policy's headers and Retry-After). */
+export function verdict(
+  rateClass: RateClass,
+  rate: Rate,
+  ceiling: Rate,
+  result: { own: Outcome; ceiling: Outcome; refusedBy: "user" | "tenant" | null },
+): Record<string, string> {
   // The headers describe the policy nearer to refusing (the draft's conventional name for the caller's own).
   const tenantBinds =
     result.refusedBy === "tenant" || (result.refusedBy === null && result.ceiling.remaining < result.own.remaining);

@@ -6,10 +6,11 @@ import type { Caller } from "../auth";
 import * as Cache from "../cache";
 import type { Location } from "../chunk/location";
 import { config } from "../config";
-import { arr, compile, type Db, type Statement, vectorLiteral } from "../db";
+import { arr, compile, type Db, type Query, type Row, type Statement, vectorLiteral } from "../db";
 import * as Replica from "../db/replica";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { upstreamError } from "../error";
+import * as Gate from "../gate";
 import { log } from "../log";
 import * as Keyword from "./keyword";
 import * as Rerank from "./rerank";
@@ -93,6 +94,36 @@ export async function query(
   request: SearchRequest,
   options: SearchOptions = {},
 ): Promise<SearchResponse> {
+  // A request through the gate (core/gate) searches in one batch with its key and limit checks: one round trip.
+  // With a read replica the gate (a decision, so a write) stays on the primary and runs first, then the search
+  // reads the replica once it has the tenant's writes (core/db/replica.ts): two round trips.
+  if (Replica.replicaOf(db) && Gate.unsettled(caller)) await Gate.open(db, caller);
+  const search = await plan(db, caller, request, options);
+  const rows = Gate.unsettled(caller)
+    ? ((await Gate.through(db, caller, [search.statement], search.settings))[0] ?? [])
+    : await search.run(Replica.reader(db, caller.tenantId));
+  return search.finish(rows);
+}
+
+/** A search ready to run: its one statement (and settings), and what turns its rows into the response. */
+export interface Planned {
+  statement: Query;
+  settings?: Record<string, string>;
+  /** Runs the statement on its own (a caller already known), on the primary or the tenant's replica reader. */
+  run(db: Replica.Reader): Promise<Row[]>;
+  finish(rows: Row[]): Promise<SearchResponse>;
+}
+
+/**
+ * Everything a search does before its statement runs: the query's vector (embedded or remembered) and the
+ * statement, whose tenant is `Gate.tenantOf(caller)`, so it can run in the gate's batch (core/chat does).
+ */
+export async function plan(
+  db: Db,
+  caller: Caller,
+  request: SearchRequest,
+  options: SearchOptions = {},
+): Promise<Planned> {
   const started = performance.now();
   const cfg = config().search;
   const reranking = request.mode === "hybrid" && cfg.rerank !== undefined;
@@ -100,17 +131,15 @@ export async function query(
   const k = reranking ? Math.max(request.topK, cfg.rerank?.candidates ?? 0) : request.topK;
   const n = request.mode === "hybrid" ? Math.min(Math.max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES), 200) : k;
   const who = owners(caller.userId, request.scope);
-  // The search statement reads the replica when one is configured and has the caller's writes; the cache stays on
-  // the primary (UNLOGGED tables are not replicated).
-  const reader = Replica.reader(db, caller.tenantId);
-  const where = scopeAndFilters(caller, request.scope, request.filter);
+  const tenant = Gate.tenantOf(caller);
+  const where = scopeAndFilters(tenant, caller.userId, request.scope, request.filter);
 
   let embeddingTokens = 0;
   let remember: (() => Promise<void>) | undefined;
   let vector: string | undefined;
   const model = (options.embedder ?? defaultEmbedder()).model;
   if (request.mode !== "keyword") {
-    const embedded = await embedQuery(db, caller.tenantId, request.query, options);
+    const embedded = await embedQuery(db, caller, request.query, options);
     vector = embedded.literal;
     embeddingTokens = embedded.tokens;
     remember = embedded.remember;
@@ -122,7 +151,7 @@ export async function query(
   if (vector !== undefined) {
     let strategy = db.driver === "pglite" ? "exact" : (options.strategy ?? "auto");
     if (strategy === "auto") {
-      const key = `${caller.tenantId}/${who.join(",")}/${JSON.stringify(request.filter)}`;
+      const key = `${Gate.memoryKeyOf(caller)}/${who.join(",")}/${JSON.stringify(request.filter)}`;
       const large = scopeSizes.get(key);
       if (large === undefined) probed = key;
       else strategy = large ? "index" : "exact";
@@ -136,7 +165,7 @@ export async function query(
       ...Keyword.candidates({
         text: request.query,
         textConfig: cfg.textConfig,
-        tenantId: caller.tenantId,
+        tenantId: tenant,
         owners: who,
         where,
         n,
@@ -154,37 +183,44 @@ export async function query(
         select f.*, s.n as stale from stale s left join (${final}) f on true order by f.position`;
 
   // PGlite has neither the HNSW index nor JIT.
-  const search =
-    db.driver !== "pglite"
-      ? reader.query(prepared(statement), { settings: settings(Math.max(cfg.efSearch, n)) })
-      : reader.query(statement);
-  const [rows] = await Promise.all([search, remember?.()]);
-  const large = (rows[0] as { scopeLarge?: boolean } | undefined)?.scopeLarge;
-  if (probed !== undefined && typeof large === "boolean") scopeSizes.set(probed, large, SCOPE_SIZE_TTL_SECONDS);
-  const stale = Number((rows[0] as { stale?: number } | undefined)?.stale ?? 0);
-
-  let results = (rows as unknown as ResultRow[]).filter((row) => row.chunkId != null).map(toResult);
-  let scale = SCALE[request.mode];
-  let rerank: Rerank.Outcome | undefined;
-  if (reranking && cfg.rerank) {
-    const reranked = await Rerank.apply(cfg.rerank, request.query, results, options.signal);
-    rerank = reranked.outcome;
-    if (reranked.outcome === "applied") scale = "rerank";
-    results = reranked.results;
-    if (request.minScore !== undefined && reranked.outcome !== "applied") {
-      results = results.filter((r) => r.score >= (request.minScore as number));
-    }
-    results = results.slice(0, request.topK);
-  }
-
+  const pglite = db.driver === "pglite";
+  const searchSettings = pglite ? undefined : settings(Math.max(cfg.efSearch, n));
   return {
-    results,
-    mode: request.mode,
-    scale,
-    ...(rerank ? { rerank } : {}),
-    tookMs: Math.round((performance.now() - started) * 10) / 10,
-    usage: { embeddingTokens },
-    stale,
+    statement: pglite ? statement : prepared(statement),
+    settings: searchSettings,
+    async run(db) {
+      const search = pglite ? db.query(statement) : db.query(prepared(statement), { settings: searchSettings });
+      return (await Promise.all([search, remember?.()]))[0];
+    },
+    async finish(rows) {
+      const large = (rows[0] as { scopeLarge?: boolean } | undefined)?.scopeLarge;
+      if (probed !== undefined && typeof large === "boolean") scopeSizes.set(probed, large, SCOPE_SIZE_TTL_SECONDS);
+      const stale = Number((rows[0] as { stale?: number } | undefined)?.stale ?? 0);
+
+      let results = (rows as unknown as ResultRow[]).filter((row) => row.chunkId != null).map(toResult);
+      let scale = SCALE[request.mode];
+      let rerank: Rerank.Outcome | undefined;
+      if (reranking && cfg.rerank) {
+        const reranked = await Rerank.apply(cfg.rerank, request.query, results, options.signal);
+        rerank = reranked.outcome;
+        if (reranked.outcome === "applied") scale = "rerank";
+        results = reranked.results;
+        if (request.minScore !== undefined && reranked.outcome !== "applied") {
+          results = results.filter((r) => r.score >= (request.minScore as number));
+        }
+        results = results.slice(0, request.topK);
+      }
+
+      return {
+        results,
+        mode: request.mode,
+        scale,
+        ...(rerank ? { rerank } : {}),
+        tookMs: Math.round((performance.now() - started) * 10) / 10,
+        usage: { embeddingTokens },
+        stale,
+      };
+    },
   };
 }
 
@@ -224,8 +260,8 @@ export interface Where {
   narrowed: boolean;
 }
 
-function scopeAndFilters(caller: Caller, scope: Scope, filter: SearchFilter): Where {
-  const who = owners(caller.userId, scope);
+function scopeAndFilters(tenant: SQL, userId: string, scope: Scope, filter: SearchFilter): Where {
+  const who = owners(userId, scope);
   const conditions: SQL[] = [];
   if (filter.metadata) conditions.push(sql`d.metadata @> ${JSON.stringify(filter.metadata)}::jsonb`);
   if (filter.documentIds) conditions.push(sql`d.id = any(${arr(filter.documentIds)}::text[])`);
@@ -244,11 +280,11 @@ function scopeAndFilters(caller: Caller, scope: Scope, filter: SearchFilter): Wh
   const keys = named.length
     ? sql` and c.document_key = any(array(
         select k.key from documents k
-        where k.tenant_id = ${caller.tenantId} and k.owner = any(${arr(who)}::text[]) and ${sql.join(named, sql` and `)}))`
+        where k.tenant_id = ${tenant} and k.owner = any(${arr(who)}::text[]) and ${sql.join(named, sql` and `)}))`
     : sql``;
   return {
-    chunks: sql`c.tenant_id = ${caller.tenantId} and c.owner = any(${arr(who)}::text[])${keys}`,
-    scope: sql`d.tenant_id = ${caller.tenantId} and d.owner = any(${arr(who)}::text[])`,
+    chunks: sql`c.tenant_id = ${tenant} and c.owner = any(${arr(who)}::text[])${keys}`,
+    scope: sql`d.tenant_id = ${tenant} and d.owner = any(${arr(who)}::text[])`,
     documents: sql.join(
       [sql`d.deleted_at is null and (d.expires_at is null or d.expires_at > now())`, ...conditions],
       sql` and `,
@@ -473,7 +509,8 @@ function lru<T>(max: number) {
 /**
  * The last few hundred query embeddings of this process, in front of the database cache: a warm Lambda or the
  * local server answers a repeated query without the cache's round trip (0.5 ms, and 18 KB of vector text, at
- * 1,536 dimensions). Keyed by tenant like the database cache; entries live no longer than the cache's TTL.
+ * 1,536 dimensions). Keyed by tenant like the database cache (by key before the gate has named the tenant);
+ * entries live no longer than the cache's TTL.
  * Only what the same (model, dimensions, text) always embeds to is kept, so no instance can hold a stale one.
  */
 const recentQueries = lru<string>(256);
@@ -496,7 +533,7 @@ export const forgetRecentQueries = (): void => {
 
 async function embedQuery(
   db: Db,
-  tenantId: string,
+  caller: Caller,
   text: string,
   options: SearchOptions,
 ): Promise<{ literal: string; tokens: number; remember?: () => Promise<void> }> {
@@ -507,11 +544,16 @@ async function embedQuery(
   const ttl = embedder.provider === "offline" ? 0 : config().search.queryCacheTtlSeconds;
   const digest = createHash("sha256").update(normalized).digest("hex");
   const key = `search:embedding:${embedder.model}:${embedder.dimensions}:${digest}`;
-  const local = `${tenantId}/${key}`;
+  const local = `${Gate.memoryKeyOf(caller)}/${key}`;
+  // Before the gate has run the tenant is unknown, and the database's cache would cost a round trip of its own:
+  // a gated search (Lambda's) uses this process's memory only.
+  const shared = !Gate.unsettled(caller);
   if (ttl > 0) {
     const recent = recentQueries.get(local);
     if (recent) return { literal: recent, tokens: 0 };
-    const cached = await Cache.get<unknown>(db, tenantId, key);
+  }
+  if (ttl > 0 && shared) {
+    const cached = await Cache.get<unknown>(db, caller.tenantId, key);
     if (typeof cached === "string" && cached.startsWith("[")) {
       recentQueries.set(local, cached, ttl);
       return { literal: cached, tokens: 0 };
@@ -528,9 +570,9 @@ async function embedQuery(
   if (ttl > 0) recentQueries.set(local, literal, ttl);
   // Stored beside the search, not before it; a failed write only costs a later embedding call.
   const remember =
-    ttl > 0
+    ttl > 0 && shared
       ? () =>
-          Cache.set(db, tenantId, key, literal, ttl).catch((error) => {
+          Cache.set(db, caller.tenantId, key, literal, ttl).catch((error) => {
             log.warn("search: could not cache the query embedding", { error });
           })
       : undefined;

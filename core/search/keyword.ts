@@ -14,7 +14,8 @@ export interface KeywordQuery {
   /** The question as the caller wrote it: any text, never parsed as tsquery syntax. */
   text: string;
   textConfig: string;
-  tenantId: string;
+  /** A tenant id, or SQL that gives it (core/gate's tenant of a gated batch). */
+  tenantId: string | SQL;
   /** The owners whose statistics (and chunks) the search reads. */
   owners: string[];
   where: Where;

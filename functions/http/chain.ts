@@ -45,6 +45,7 @@ import { db } from "../../core/db";
 import { inLane } from "../../core/db/lane";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
+import * as Gate from "../../core/gate";
 import { log } from "../../core/log";
 import * as RateLimit from "../../core/ratelimit";
 
@@ -245,16 +246,18 @@ function warnKeylessOnce(tenant: string) {
 /**
  * The caller from the API key and `X-User-Id`; on `/api/*` without a key, the KEYLESS_TENANT's
  * caller when that is set (the Digital Twin's clients send only `x-user-id`), limited per
- * address. Failed authentications count against the client's address (API Gateway's source IP,
+ * address. The key and the rate limit are one statement (core/gate); search and chat defer it
+ * into their own batch (one round trip in all), and any other answer of theirs first asks it.
+ * Failed authentications count against the client's address (API Gateway's source IP,
  * the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are 429, and the address is refused
  * before its key is even looked at until Retry-After.
  */
-const auth = (): Middleware => ({
+const auth = (options: ChainOptions): Middleware => ({
   before: async (request) => {
     const state = stateOf(request);
     if (!state.route?.auth) return;
     const headers = request.event.headers ?? {};
-    const address = request.event.requestContext?.http?.sourceIp || "unknown";
+    const address = addressOf(request.event);
     RateLimit.refuseBlockedAddress(address);
     const database = await db();
     const keylessTenant = config().keylessTenant;
@@ -263,20 +266,72 @@ const auth = (): Middleware => ({
       state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
       return;
     }
-    const key = await Auth.authenticate(database, headers.authorization).catch((error: unknown) =>
-      error instanceof EngramError && error.kind === "auth"
-        ? RateLimit.countFailedAuth(database, address, error)
-        : Promise.reject(error),
-    );
-    state.caller = { ...key, userId: Auth.userIdFrom(headers["x-user-id"]) };
+    if (options.rateLimit === "operation") {
+      // The operation spends the budget itself (POST /mcp: in its tool's class), so only the key is checked here.
+      await failedAuth(database, address, async () => {
+        const key = await Auth.authenticate(database, headers.authorization);
+        state.caller = { ...key, userId: Auth.userIdFrom(headers["x-user-id"]) };
+      });
+      return;
+    }
+    const rateClass = state.route.rateClass ?? "default";
+    await failedAuth(database, address, async () => {
+      const caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);
+      state.caller = caller;
+      if (GATED.has(rateClass)) return;
+      // An ingest is admitted (core/admission) in the same round trip as its key and limit.
+      if (rateClass === "ingest")
+        state.release = await Admission.admitIngest(database, caller, bodyBytes(request.event));
+      else await Gate.open(database, caller);
+    });
+  },
+  onError: async (request) => {
+    const state = stateOf(request);
+    const caller = state.caller;
+    if (!caller || !Gate.has(caller)) return;
+    const address = addressOf(request.event);
+    const database = await db();
+    // A refusal by the key or the limit is the answer, before what the operation failed on.
+    await failedAuth(database, address, async () => {
+      if (Gate.unsettled(caller)) await Gate.open(database, caller);
+      if (request.error instanceof EngramError && request.error.kind === "auth") throw request.error;
+    }).catch((error: unknown) => {
+      request.error = error as Error;
+    });
+    Object.assign(state.headers, Gate.headersOf(caller));
   },
 });
+
+/** Routes whose operations run their work gated, in one batch with the key and the limit. */
+const GATED: ReadonlySet<string> = new Set(["search", "chat"]);
+
+const bodyBytes = (event: Event) => Buffer.byteLength(event.body ?? "");
+
+const addressOf = (event: Event) => event.requestContext?.http?.sourceIp || "unknown";
+
+const counted = new WeakSet<object>();
+
+/** Runs `work`; an authentication it fails counts, once, against the address (and may become 429). */
+const failedAuth = (database: Awaited<ReturnType<typeof db>>, address: string, work: () => Promise<void>) =>
+  work().catch((error: unknown) => {
+    if (!(error instanceof EngramError && error.kind === "auth") || counted.has(error)) throw error;
+    counted.add(error);
+    return RateLimit.countFailedAuth(database, address, error);
+  });
 
 const rateLimit = (options: ChainOptions): Middleware => ({
   before: async (request) => {
     const state = stateOf(request);
     if (options.rateLimit === "operation" || !state.route?.rateClass || !state.caller) return;
+    if (Gate.has(state.caller)) return; // decided with the key
     Object.assign(state.headers, await RateLimit.enforce(await db(), state.caller, state.route.rateClass));
+  },
+  after: async (request) => {
+    const caller = stateOf(request).caller;
+    if (!caller || !Gate.has(caller)) return;
+    // Never an answer without the gate: an operation that did not run its work through it asks it now.
+    if (Gate.unsettled(caller)) await Gate.open(await db(), caller);
+    Object.assign(stateOf(request).headers, Gate.headersOf(caller));
   },
 });
 
@@ -290,9 +345,8 @@ const admission = (): Middleware => {
   return {
     before: async (request) => {
       const state = stateOf(request);
-      if (state.route?.rateClass !== "ingest" || !state.caller) return;
-      const bytes = Buffer.byteLength(request.event.body ?? "");
-      state.release = await Admission.admitIngest(await db(), state.caller, bytes);
+      if (state.route?.rateClass !== "ingest" || !state.caller || state.release) return;
+      state.release = await Admission.admitIngest(await db(), state.caller, bodyBytes(request.event));
     },
     onError: release,
   };
@@ -381,7 +435,7 @@ export function http(operations: Operations, options: ChainOptions = {}): HttpHa
     .use(requestId())
     .use(cors())
     .use(errors())
-    .use(auth())
+    .use(auth(options))
     .use(rateLimit(options))
     .use(admission())
     .use(body())

@@ -20,7 +20,8 @@ import { createPgDb } from "../../core/db/pg";
 import { type Embedder, useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import { createOpenAIEmbedder } from "../../core/embedding/openai";
-import { freshDb, type TestDb } from "../support/db";
+import * as Search from "../../core/search";
+import { callerFor, freshDb, type TestDb } from "../support/db";
 import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../support/events";
 import { prose, UNLIMITED } from "../support/factories";
 import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
@@ -316,6 +317,18 @@ describe.each(["pg", "neon-http"] as const)("the embedder failing during ingest 
 
     fake.reset();
     expect((await search("refunds after a failure")).status).toBe(200);
+    // Through the chain a search is one round trip with its key and limit (core/gate): its query vector stays in
+    // the process's memory, never a database round trip of its own.
+    expect(await cached()).toBe(before);
+    // A caller already known (the CLI, MCP over stdio) shares vectors through the database's cache, once they exist.
+    const known = await callerFor(T().db, "acme", "searcher");
+    fake.failNext(2, { status: 500 });
+    await expect(
+      Search.query(T().db, known, Search.SearchRequest.parse({ query: "refunds once known" })),
+    ).rejects.toThrow();
+    expect(await cached()).toBe(before);
+    fake.reset();
+    await Search.query(T().db, known, Search.SearchRequest.parse({ query: "refunds once known" }));
     expect(await cached()).toBe(before + 1);
   });
 });
