@@ -212,7 +212,14 @@ async function seedDocuments(
   );
 }
 
-type Scenario = "unfiltered" | "filter 0.1%" | "filter 1%" | "filter 10%" | "filter 50%" | "user scope" | "hybrid";
+export type Scenario =
+  | "unfiltered"
+  | "filter 0.1%"
+  | "filter 1%"
+  | "filter 10%"
+  | "filter 50%"
+  | "user scope"
+  | "hybrid";
 /** Metadata filters matching 0.1%, 1%, 10% and 50% of the documents (see `seedDocuments`). */
 const FILTERS: Partial<Record<Scenario, Record<string, string | boolean>>> = {
   "filter 0.1%": { s01: true },
