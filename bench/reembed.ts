@@ -41,7 +41,7 @@ export async function benchReembed(opts: { quick: boolean }): Promise<Record<str
       await Search.query(
         db,
         caller,
-        { query: questions[i % questions.length] as string, mode: "hybrid" },
+        Search.SearchRequest.parse({ query: questions[i % questions.length] as string, mode: "hybrid" }),
         { embedder: as },
       );
       return performance.now() - t0;

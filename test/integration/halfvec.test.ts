@@ -67,7 +67,9 @@ describe.each(DRIVERS)("a 3,072-dimension model on %s", (driver) => {
     // The fake embeds a text to the same vector every time: the chunk whose text is the question comes first.
     const question = "Memo m7 about the laptop number 7.";
     for (const mode of ["vector", "hybrid"] as const) {
-      const found = await Search.query(t.db, caller, { query: question, mode, topK: 3 }, { embedder: embedder() });
+      const found = await Search.query(t.db, caller, Search.SearchRequest.parse({ query: question, mode, topK: 3 }), {
+        embedder: embedder(),
+      });
       expect(found.results[0]?.documentId).toBe("m7");
       expect(found.stale).toBe(0);
       if (mode === "vector") expect(found.results[0]?.score).toBeCloseTo(1, 2); // 16-bit floats: within 1e-3
@@ -78,13 +80,17 @@ describe.each(DRIVERS)("a 3,072-dimension model on %s", (driver) => {
     server.modelDimensions["local-3072"] = DIMS; // an OpenAI-compatible server's model (no `dimensions` sent)
     await Ingest.run(t.db, caller, docs("old", 6), { embedder: embedder("local-3072") });
     const question = "Memo old4 about the payroll number 4.";
-    const before = await Search.query(t.db, caller, { query: question, mode: "vector" }, { embedder: embedder() });
+    const before = await Search.query(t.db, caller, Search.SearchRequest.parse({ query: question, mode: "vector" }), {
+      embedder: embedder(),
+    });
     expect(before.stale).toBe(6);
     expect(before.results.map((r) => r.documentId)).not.toContain("old4");
 
     const report = await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: embedder(), batchSize: 4 });
     expect(report).toMatchObject({ reembedded: 6, remaining: 0 });
-    const after = await Search.query(t.db, caller, { query: question, mode: "vector" }, { embedder: embedder() });
+    const after = await Search.query(t.db, caller, Search.SearchRequest.parse({ query: question, mode: "vector" }), {
+      embedder: embedder(),
+    });
     expect(after.stale).toBe(0);
     expect(after.results[0]?.documentId).toBe("old4");
   });
@@ -95,7 +101,7 @@ describe.each(DRIVERS)("a 3,072-dimension model on %s", (driver) => {
     const found = await Search.query(
       t.db,
       caller,
-      { query: "Memo m11 about the warranty number 11.", mode: "vector", topK: 3 },
+      Search.SearchRequest.parse({ query: "Memo m11 about the warranty number 11.", mode: "vector", topK: 3 }),
       { embedder: embedder(), strategy: "index" },
     );
     expect(found.results[0]?.documentId).toBe("m11");
@@ -127,7 +133,7 @@ describe("the search statement on pg", () => {
     await Search.query(
       spy,
       caller,
-      { query: "Memo m3 about the deploy number 3.", mode: "vector", topK: 3 },
+      Search.SearchRequest.parse({ query: "Memo m3 about the deploy number 3.", mode: "vector", topK: 3 }),
       { embedder: embedder(), strategy: "index" },
     );
     expect(caught).toBeDefined();
@@ -196,7 +202,7 @@ describe("a database made before migration 0015 with 3,072 dimensions (pg)", () 
       const found = await Search.query(
         db,
         caller,
-        { query: "Memo u2 about the refund number 2.", mode: "vector", topK: 1 },
+        Search.SearchRequest.parse({ query: "Memo u2 about the refund number 2.", mode: "vector", topK: 1 }),
         { embedder: embedder() },
       );
       expect(found.results[0]).toMatchObject({ documentId: "u2" });
