@@ -24,6 +24,7 @@ const scenarios: Scenario[] = [
   { name: "ingest", run: async (o) => (await import("./ingest")).benchIngest(o) },
   { name: "search", run: async (o) => (await import("./search")).benchSearch(o) },
   { name: "reembed", run: async (o) => (await import("./reembed")).benchReembed(o) },
+  { name: "halfvec", run: async (o) => (await import("./halfvec")).benchHalfvec(o) },
   { name: "roundtrips", run: async (o) => (await import("./roundtrips")).benchRoundTrips(o) },
   { name: "http", run: async (o) => (await import("./http")).benchHttp(o) },
   { name: "langchain", run: async (o) => (await import("./langchain")).benchLangChain(o) },

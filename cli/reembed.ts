@@ -3,7 +3,8 @@ import { config } from "../core/config";
 import { embedder as configured } from "../core/embedding";
 import * as Reembed from "../core/embedding/reembed";
 import * as Tenant from "../core/tenant";
-import { openLocalDb, runningServer } from "./local";
+import { ADMIN_REEMBED, type ReembedStatus } from "./admin";
+import { openLocalDb, runningServer, type ServerLock, storedLocalKey } from "./local";
 
 export interface ReembedOptions {
   tenant: string;
@@ -41,28 +42,14 @@ function progressBar(label: string) {
 export async function reembed(options: ReembedOptions): Promise<void> {
   const cfg = config();
   const server = runningServer(cfg);
-  if (server && !options.dryRun) {
-    // Embedded PGlite has one process; the server continues unfinished re-embeddings itself.
-    throw new Error(
-      `${cfg.database.dataDir} is in use by the local server (pid ${server.pid}); restart it with \`engram start --reembed\` to re-embed in the background while it serves, or stop it and run this again`,
-    );
-  }
+  // Embedded PGlite has one process: while the local server holds it, the server does the work.
+  if (server) return throughServer(server, options);
   const db = await openLocalDb(cfg);
   const tenant = await Tenant.get(db, options.tenant);
   const embedder = configured();
   const model = embedder.model;
 
-  if (options.dryRun) {
-    const estimate = await Reembed.estimate(db, tenant.id, model);
-    if (options.json) return console.log(JSON.stringify({ tenant: tenant.name, ...estimate }));
-    if (!estimate.chunks)
-      return console.log(`nothing to re-embed: every chunk of tenant ${tenant.name} is of ${model}`);
-    console.log(
-      `would re-embed ${n(estimate.chunks)} chunks of tenant ${tenant.name} with ${model} (${embedder.dimensions} dims): ` +
-        `${n(estimate.texts)} texts to embed, about ${n(estimate.tokens)} tokens; the other ${n(estimate.chunks - estimate.texts)} reuse vectors already computed`,
-    );
-    return;
-  }
+  if (options.dryRun) return printEstimate(tenant.name, await Reembed.estimate(db, tenant.id, model), options);
 
   const bar = progressBar(`re-embedding with ${model}`);
   const abort = new AbortController();
@@ -103,4 +90,110 @@ export async function reembed(options: ReembedOptions): Promise<void> {
         (report.remaining ? `; ${n(report.remaining)} left (new chunks of another model arrived meanwhile)` : ""),
     );
   }
+}
+
+function printEstimate(tenant: string, estimate: Reembed.Estimate, options: ReembedOptions): void {
+  if (options.json) console.log(JSON.stringify({ tenant, ...estimate }));
+  else if (!estimate.chunks)
+    console.log(`nothing to re-embed: every chunk of tenant ${tenant} is of ${estimate.model}`);
+  else {
+    console.log(
+      `would re-embed ${n(estimate.chunks)} chunks of tenant ${tenant} with ${estimate.model} (${Reembed.active().dimensions} dims): ` +
+        `${n(estimate.texts)} texts to embed, about ${n(estimate.tokens)} tokens; the other ${n(estimate.chunks - estimate.texts)} reuse vectors already computed`,
+    );
+  }
+}
+
+/** How often the CLI asks the server how far it got. */
+const POLL_MS = 1_000;
+
+/**
+ * `engram reembed` while `engram start` holds the embedded database: asks the server (cli/admin.ts) to re-embed
+ * with its model, which its background loop does, and shows the progress until done. The server can only embed
+ * with the model it was started with, so when this shell is configured for another, says exactly what to do.
+ */
+async function throughServer(server: ServerLock, options: ReembedOptions): Promise<void> {
+  const key = storedLocalKey();
+  if (!key)
+    throw new Error(
+      `the local server (${server.url}) holds ${config().database.dataDir} but its local key is missing; stop it and run this again`,
+    );
+  const ask = async (method: "GET" | "POST", body?: Record<string, unknown>): Promise<ReembedStatus> => {
+    const url = `${server.url}${ADMIN_REEMBED}${method === "GET" ? `?tenant=${encodeURIComponent(options.tenant)}` : ""}`;
+    const res = await fetch(url, {
+      method,
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      ...(method === "POST" ? { body: JSON.stringify({ tenant: options.tenant, ...body }) } : {}),
+    }).catch((error) => {
+      throw new Error(
+        `the local server (${server.url}) did not answer (${(error as Error).message}); the work done is kept: run \`engram reembed\` again`,
+      );
+    });
+    const json = (await res.json()) as ReembedStatus & { error?: { message: string } };
+    if (!res.ok) throw new Error(json.error?.message ?? `the local server answered ${res.status}`);
+    return json;
+  };
+  const mine = Reembed.active();
+  if (options.dryRun) {
+    const { estimate, tenant } = await ask("POST", { dryRun: true, model: mine.model });
+    if (estimate) printEstimate(tenant, estimate, options);
+    return;
+  }
+  const first = await ask("GET");
+  if (first.server.model !== mine.model || first.server.dimensions !== mine.dimensions) {
+    throw new Error(
+      `the local server (pid ${server.pid}, ${server.url}) embeds with ${first.server.model} (${first.server.dimensions} dims), and this shell is configured for ${mine.model} (${mine.dimensions} dims): ` +
+        "it can only re-embed with its own model. Stop it (Ctrl-C in its terminal), then start it with this configuration: " +
+        "`npm start -- --reembed` serves at once and re-embeds in the background (`engram reembed` then shows the progress)",
+    );
+  }
+  if (first.state.pending === 0) {
+    if (options.json)
+      return console.log(JSON.stringify({ tenant: first.tenant, model: mine.model, reembedded: 0, remaining: 0 }));
+    return console.log(`nothing to re-embed: every chunk of tenant ${first.tenant} is of ${mine.model}`);
+  }
+
+  const total = first.state.pending;
+  const oldError = first.state.run?.lastError ?? null;
+  let status = await ask("POST");
+  let working = false; // whether the server has been seen at it since this command asked
+  const bar = progressBar(`re-embedding with ${mine.model} (by the local server)`);
+  let interrupted = false;
+  const stop = () => {
+    interrupted = true;
+  };
+  process.once("SIGINT", stop);
+  try {
+    while (status.state.pending > 0 && !interrupted) {
+      bar.update({ done: Math.max(0, total - status.state.pending), total });
+      const run = status.state.run;
+      if (run?.runningUntil || status.state.pending < total) working = true;
+      if (run?.lastError && !run.runningUntil && (working || run.lastError !== oldError)) {
+        throw new Error(
+          `re-embedding stopped: ${run.lastError}; ${n(Math.max(0, total - status.state.pending))} chunks done, ${n(status.state.pending)} left. ` +
+            "The local server tries again every few seconds; run `engram reembed` again to follow it",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      status = await ask("GET");
+    }
+  } finally {
+    process.off("SIGINT", stop);
+    bar.update({ done: Math.max(0, total - status.state.pending), total });
+    bar.end();
+  }
+  const done = Math.max(0, total - status.state.pending);
+  if (interrupted) {
+    console.log(
+      `stopped following: ${n(done)} chunks done, ${n(status.state.pending)} left; the local server keeps re-embedding in the background (\`engram stats\` shows how far)`,
+    );
+    return;
+  }
+  if (options.json)
+    return console.log(
+      JSON.stringify({ tenant: status.tenant, model: mine.model, reembedded: done, remaining: 0, by: server.url }),
+    );
+  console.log(
+    `re-embedded ${n(done)} chunks of tenant ${status.tenant} with ${mine.model} (by the local server at ${server.url})`,
+  );
 }

@@ -5,9 +5,10 @@ import { OFFLINE_MODEL } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
 import * as Indexer from "../core/search/indexer";
 import * as Tenant from "../core/tenant";
+import { adminRoutes } from "./admin";
 import { consoleSite } from "./console";
 import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, writeServerLock } from "./local";
-import { startServer } from "./server";
+import { type Extra, startServer } from "./server";
 
 /** `engram start`: migrate, make sure the local key exists, serve, shut down cleanly. */
 export async function start(options: { host: string; reembed?: boolean }): Promise<void> {
@@ -15,11 +16,14 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
   const db = await openLocalDb(cfg);
   const { key, created } = await ensureLocalKey(db, cfg);
   const site = await consoleSite({ key });
-  const server = await startServer({ port: cfg.port, host: options.host, extra: site.extra });
-  writeServerLock(server.url, cfg);
-  const indexer = Indexer.inBackground(db);
   // Chunks of another model than the configured one are not vector-searched until re-embedded (#17).
   const embedder = configured();
+  // `engram reembed` in another terminal asks through the admin route; the background loop below does the work.
+  const admin = adminRoutes(db, key, { model: embedder.model, dimensions: embedder.dimensions });
+  const extra: Extra = async (req, res) => (await admin(req, res)) || site.extra(req, res);
+  const server = await startServer({ port: cfg.port, host: options.host, extra });
+  writeServerLock(server.url, cfg);
+  const indexer = Indexer.inBackground(db);
   const local = await Tenant.ensure(db, LOCAL_TENANT);
   if (options.reembed) await Reembed.begin(db, local.id, embedder.model, embedder.dimensions);
   const stale = await Reembed.pending(db, local.id, embedder.model);
@@ -44,7 +48,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
             `  re-embed:  ${stale.toLocaleString("en-US")} chunks of another model than ${embedder.model}: keyword search finds them, vector search not yet; ${
               options.reembed
                 ? "re-embedding them in the background"
-                : "restart with `engram start --reembed` (or stop and run `engram reembed`)"
+                : "run `engram reembed` (in another terminal) to re-embed them in the background"
             }`,
           ]
         : []),

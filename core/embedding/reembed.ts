@@ -361,7 +361,7 @@ async function batch(
         with held as (
           select 1 from embedding_state where tenant_id = ${tenantId} and runner = ${runner} and lease_until > now() for update),
         fresh as (
-          select h, v::vector as embedding from unnest(${arr([...texts.keys()])}::text[], ${arr(vectors)}::text[]) as t(h, v)),
+          select h, chunk_embedding(v) as embedding from unnest(${arr([...texts.keys()])}::text[], ${arr(vectors)}::text[]) as t(h, v)),
         moved as (
           update chunks c set embedding_model = ${model}, indexed = false,
             embedding = coalesce((select f.embedding from fresh f where f.h = c.content_hash), (

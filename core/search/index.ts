@@ -354,7 +354,8 @@ function vectorCandidates(
   strategy: "auto" | "index" | "exact",
   minExact: number,
 ): SQL[] {
-  const q = sql`q as materialized (select ${literal}::vector as v)`;
+  // Of the column's type, `vector` or `halfvec` (migrations/0015), converted once rather than per row compared.
+  const q = sql`q as materialized (select chunk_embedding(${literal}) as v)`;
   const all = sql`
     select c.id, c.embedding <=> (select v from q) as distance
     from chunks c join documents d on d.key = c.document_key

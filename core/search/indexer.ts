@@ -29,7 +29,7 @@ export interface Report {
   complete: boolean;
 }
 
-/** Whether this database has the HNSW index (not on PGlite, nor above 2,000 dimensions: search is exact there). */
+/** Whether this database has the HNSW index (not on PGlite, nor above 4,000 dimensions: search is exact there). */
 export const enabled = perDb((db) =>
   db
     .query<{ yes: boolean }>(sql`

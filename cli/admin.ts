@@ -1,0 +1,70 @@
+/**
+ * The local server's admin route, `/_local/reembed`, for the CLI on the same machine: embedded PGlite is
+ * single-process, so while `engram start` holds the data folder, `engram reembed` asks the server to re-embed (the
+ * server's background loop does the work, core/embedding/reembed.ts) and follows its progress. Served only by the
+ * local server (not a Lambda route, not in the public API) and only to the local key, which is kept in the data
+ * folder readable by its owner alone: whoever holds it could open the folder itself.
+ */
+import { timingSafeEqual } from "node:crypto";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Db } from "../core/db";
+import * as Reembed from "../core/embedding/reembed";
+import { EngramError } from "../core/error";
+import * as Tenant from "../core/tenant";
+import type { Extra } from "./server";
+
+export const ADMIN_REEMBED = "/_local/reembed";
+
+/** What the route answers: the server's active model and the tenant's re-embedding state. */
+export interface ReembedStatus {
+  server: { model: string; dimensions: number };
+  tenant: string;
+  state: Reembed.State;
+  /** With `dryRun`: what a run to `model` would embed. */
+  estimate?: Reembed.Estimate;
+}
+
+/**
+ * GET `?tenant=NAME`: the state. POST `{ tenant, dryRun?, model? }`: with `dryRun`, the estimate for `model` (default
+ * the server's), changing nothing; otherwise records that the tenant is to move to the server's model
+ * (`Reembed.begin`), which the background loop then continues until done.
+ */
+export function adminRoutes(db: Db, key: string, active: { model: string; dimensions: number }): Extra {
+  const expected = Buffer.from(`Bearer ${key}`);
+  const allowed = (req: IncomingMessage) => {
+    const given = Buffer.from(req.headers.authorization ?? "");
+    return given.length === expected.length && timingSafeEqual(given, expected);
+  };
+  const answer = (res: ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { "content-type": "application/json; charset=utf-8", "cache-control": "no-store" });
+    res.end(JSON.stringify(body));
+  };
+  return async (req, res) => {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    if (url.pathname !== ADMIN_REEMBED) return false;
+    try {
+      if (!allowed(req)) throw new EngramError("auth", "auth.invalid_key", "This route takes the local key only.");
+      if (req.method !== "GET" && req.method !== "POST") {
+        throw new EngramError("method_not_allowed", "route.method_not_allowed", `${req.method} is not allowed here.`);
+      }
+      let body: { tenant?: string; dryRun?: boolean; model?: string } = {};
+      if (req.method === "POST") {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        body = JSON.parse(Buffer.concat(chunks).toString("utf8") || "{}");
+      }
+      const tenant = await Tenant.get(db, body.tenant ?? url.searchParams.get("tenant") ?? "");
+      let estimate: Reembed.Estimate | undefined;
+      if (req.method === "POST" && body.dryRun)
+        estimate = await Reembed.estimate(db, tenant.id, body.model ?? active.model);
+      else if (req.method === "POST") await Reembed.begin(db, tenant.id, active.model, active.dimensions);
+      const state = await Reembed.state(db, tenant.id, active.model);
+      answer(res, 200, { server: active, tenant: tenant.name, state, ...(estimate ? { estimate } : {}) });
+    } catch (error) {
+      const e = error instanceof EngramError ? error : undefined;
+      const status = { auth: 401, not_found: 404, method_not_allowed: 405 }[e?.kind as string] ?? 500;
+      answer(res, status, { error: { code: e?.code ?? "internal", message: (error as Error).message } });
+    }
+    return true;
+  };
+}

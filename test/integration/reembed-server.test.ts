@@ -1,0 +1,144 @@
+/**
+ * The newcomer's switch (#17): `npm start` on embedded PGlite with the offline embedder, documents ingested, a real
+ * model configured, then `engram reembed` in another terminal while the server holds the database. Real processes:
+ * the server and the CLI as a person runs them, the model behind the OpenAI-compatible fake.
+ */
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
+
+const run = promisify(execFile);
+const BIN = join(import.meta.dirname, "../../bin/engram.js");
+
+describe("engram reembed while the local server holds PGlite", () => {
+  let dir: string;
+  let openai: FakeOpenAI;
+  let server: { child: ChildProcess; url: string; output: () => string } | undefined;
+  const base = () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, PORT: "0", LOG_LEVEL: "warn" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "OPENAI_BASE_URL", "EMBEDDING_PROVIDER"]) {
+      delete env[name];
+    }
+    return env;
+  };
+  // What the user exports in the second terminal (and, later, before starting the server again).
+  const configured = () => ({ ...base(), OPENAI_API_KEY: openai.apiKey, OPENAI_BASE_URL: openai.url });
+
+  async function start(env: NodeJS.ProcessEnv) {
+    const child = spawn("node", [BIN, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
+    let output = "";
+    child.stdout?.on("data", (d) => {
+      output += d;
+    });
+    child.stderr?.on("data", (d) => {
+      output += d;
+    });
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const found = /listening on (http:\/\/\S+)/.exec(output);
+        if (found?.[1]) {
+          clearInterval(timer);
+          resolve(found[1]);
+        }
+      }, 100);
+      child.once("exit", (code) => {
+        clearInterval(timer);
+        reject(new Error(`engram start exited ${code}: ${output}`));
+      });
+    });
+    server = { child, url, output: () => output };
+    return server;
+  }
+  async function stop() {
+    const child = server?.child;
+    server = undefined;
+    if (!child || child.exitCode !== null) return;
+    await new Promise((resolve) => {
+      child.once("exit", resolve);
+      child.kill("SIGTERM");
+    });
+  }
+  async function engram(args: string[], env: NodeJS.ProcessEnv) {
+    try {
+      const { stdout, stderr } = await run("node", [BIN, ...args], { env, timeout: 240_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+  const key = () => readFileSync(join(dir, "local-key"), "utf8").trim();
+  async function api(path: string, body: unknown) {
+    const res = await fetch(`${server?.url}${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key()}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    expect(res.status).toBe(200);
+    return res.json();
+  }
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "engram-reembed-"));
+    openai = await startOpenAIServer();
+    await start(base());
+    const documents = Array.from({ length: 12 }, (_, i) => ({ id: `n${i}`, content: `Note n${i} on topic ${i}.` }));
+    await api("/v1/ingest", { documents });
+  }, 240_000);
+  afterAll(async () => {
+    await stop();
+    await openai?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("says exactly what to do when the server runs another model than the one configured, and changes nothing", async () => {
+    const dry = await engram(["reembed", "--dry-run"], configured());
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(/would re-embed 12 chunks of tenant local with text-embedding-3-small/);
+
+    const res = await engram(["reembed"], configured());
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/embeds with engram-offline-v1/);
+    expect(res.stderr).toMatch(/configured for text-embedding-3-small/);
+    expect(res.stderr).toContain("npm start -- --reembed");
+    expect(openai.stats.embeddingRequests).toBe(0);
+  }, 240_000);
+
+  it("has the server re-embed, shows the progress, and search then ranks the new model's vectors", async () => {
+    await stop();
+    await start(configured()); // restarted with the new model, but without --reembed
+    expect(server?.output()).toMatch(/re-embed:\s+12 chunks of another model than text-embedding-3-small/);
+    const stale = await api("/v1/search", { query: "Note n5 on topic 5.", mode: "vector", topK: 1 });
+    expect(stale).toMatchObject({ results: [], stale: 12 });
+
+    const res = await engram(["reembed"], configured());
+    expect(res.code, res.stderr).toBe(0);
+    expect(res.stdout).toMatch(
+      /re-embedded 12 chunks of tenant local with text-embedding-3-small \(by the local server/,
+    );
+    expect(res.stderr).toMatch(/12\/12 chunks/);
+    expect(openai.stats.embeddedInputs).toBeGreaterThanOrEqual(12);
+
+    // The fake embeds a text to the same vector every time: the chunk of the question's own text comes first.
+    const found = await api("/v1/search", { query: "Note n5 on topic 5.", mode: "vector", topK: 1 });
+    expect(found.stale).toBe(0);
+    expect(found.results[0]).toMatchObject({ documentId: "n5" });
+    expect(found.results[0].score).toBeCloseTo(1, 4);
+
+    const again = await engram(["reembed"], configured());
+    expect(again).toMatchObject({ code: 0 });
+    expect(again.stdout).toMatch(/nothing to re-embed/);
+  }, 300_000);
+
+  it("refuses the admin route without the local key", async () => {
+    const res = await fetch(`${server?.url}/_local/reembed?tenant=local`, {
+      headers: { authorization: "Bearer egm_notthelocalkey" },
+    });
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe("auth.invalid_key");
+  });
+});
