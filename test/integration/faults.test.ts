@@ -360,7 +360,9 @@ describe("the database going away mid-request", () => {
     let drop = true;
     neonConfig.fetchFunction = async (url: string, init: RequestInit) => {
       const response = await fetch(url, init);
-      if (drop && String(init.body).startsWith('{"queries"')) {
+      // The ingest's write batch (its key, limit and admission batch comes first, since the gate).
+      const body = String(init.body);
+      if (drop && body.startsWith('{"queries"') && body.includes("insert into chunks")) {
         drop = false;
         await response.arrayBuffer();
         throw new TypeError("fetch failed");
