@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OFFLINE_MODEL } from "../../core/embedding/offline";
 import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
 
 const run = promisify(execFile);
@@ -102,7 +103,7 @@ describe("engram reembed while the local server holds PGlite", () => {
 
     const res = await engram(["reembed"], configured());
     expect(res.code).not.toBe(0);
-    expect(res.stderr).toMatch(/embeds with engram-offline-v1/);
+    expect(res.stderr).toContain(`embeds with ${OFFLINE_MODEL}`);
     expect(res.stderr).toMatch(/configured for text-embedding-3-small/);
     expect(res.stderr).toContain("npm start -- --reembed");
     expect(openai.stats.embeddingRequests).toBe(0);
