@@ -297,7 +297,7 @@ describe("fuzzing every route on pg", () => {
 describe("fuzzing on the Neon HTTP driver", () => {
   let t: TestDb;
   // Every route: production runs this driver. Half of pg's cases each.
-  const neonRoutes = Object.keys(ROUTES);
+  const neonRoutes = Object.keys(ROUTES) as (keyof typeof ROUTES)[];
 
   beforeAll(async () => {
     configure();
