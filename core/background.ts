@@ -10,7 +10,7 @@ export interface Background {
 }
 
 export function repeat(name: string, everyMs: number, pass: () => Promise<void>): Background {
-  let timer: NodeJS.Timeout | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
   const next = () => {
