@@ -14,18 +14,13 @@ import { type FunctionName, match, routeKey } from "../core/api/routes";
 import { EngramError } from "../core/error";
 import { log } from "../core/log";
 import type { HttpHandler, LiveResult } from "../functions/http/chain";
+import { httpFunctions } from "../infra/functions";
 
 type Handler = ((event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>) &
   Partial<Pick<HttpHandler, "live">>;
 
-const loaders: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
-  api: () => import("../functions/http/api") as Promise<{ handler: Handler }>,
-  ingest: () => import("../functions/http/ingest") as Promise<{ handler: Handler }>,
-  search: () => import("../functions/http/search") as Promise<{ handler: Handler }>,
-  chat: () => import("../functions/http/chat") as Promise<{ handler: Handler }>,
-  mcp: () => import("../functions/http/mcp") as Promise<{ handler: Handler }>,
-  upload: () => import("../functions/http/upload") as Promise<{ handler: Handler }>,
-};
+/** The function's handler, from the file infra/functions.ts names, loaded on its first request. */
+const load = (fn: FunctionName) => import(`../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
 
 /** A Lambda-like context; `getRemainingTimeInMillis` mirrors API Gateway's 30 s limit. */
 function lambdaContext(fn: string, requestId: string, timeoutMs = 30_000): Context {
@@ -268,7 +263,7 @@ export async function startServer(options: {
         return;
       }
       const { event, fn } = toEvent(req, body, requestId);
-      const { handler } = await loaders[fn]();
+      const { handler } = await load(fn);
       const client = new AbortController();
       res.once("close", () => {
         if (!res.writableFinished) client.abort(new DOMException("The client disconnected.", "AbortError"));

@@ -6,10 +6,12 @@
  * happen to be readable: an unreadable OpenAiApiKey must not quietly turn into offline vectors.
  */
 import { Resource } from "sst/resource";
+import { version } from "../package.json";
 import { EngramError } from "./error";
 import * as z from "./zod";
 
-export const VERSION = "0.1.0";
+/** package.json's: a bundle keeps only this field of it. */
+export const VERSION: string = version;
 
 const rate = z.string().check(z.regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"'));
 

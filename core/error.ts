@@ -71,6 +71,29 @@ export class EngramError extends Error {
 
 export const statusOf = (kind: ErrorKind): number => STATUS[kind];
 
+/** The `error` of every error answer, a JSON body's or a stream's `error` event's. */
+export interface ErrorBody {
+  code: string;
+  message: string;
+  details?: unknown;
+}
+
+/**
+ * What a failure tells the client: an EngramError's code, message and details; anything else is
+ * `internal`, naming the request so its log line can be found, and never leaks its message.
+ */
+export function errorBody(error: unknown, requestId?: string): ErrorBody {
+  if (!(error instanceof EngramError)) {
+    return {
+      code: "internal",
+      message: `Something went wrong on our side${requestId ? ` (request ${requestId})` : ""}.`,
+    };
+  }
+  const body: ErrorBody = { code: error.code, message: error.message };
+  if (error.details !== undefined) body.details = error.details;
+  return body;
+}
+
 export const inputError = (code: string, message: string, details?: unknown) =>
   new EngramError("input", code, message, { details });
 export const unavailable = (code: string, message: string, cause?: unknown, retryAfterSeconds = 1) =>

@@ -1,9 +1,12 @@
 /**
- * Lambda settings per function, each with its reason, and the CORS policy both HTTP entry points
- * share. Plain data (no SST globals) so the unit tests and `npm run build` can read it too.
- * API Gateway's HTTP API gives up at 30 s, so no function behind it may run longer than 29 s.
+ * The one inventory of Lambda functions: each one's handler file and export, settings (each with its
+ * reason), bundle budget and esbuild plugins, and the CORS policy both HTTP entry points share.
+ * `sst.config.ts`, `npm run build`, the local server and the tests all read it. Plain data (no SST
+ * globals) so they can. API Gateway's HTTP API gives up at 30 s, so no function behind it may run
+ * longer than 29 s.
  */
 import { CORS } from "../core/api/cors";
+import type { FunctionName } from "../core/api/routes";
 
 // Node.js 22 LTS, matching the bundles' esbuild target (node22); nodejs24.x is a one-line change.
 export const runtime = "nodejs22.x" as const;
@@ -122,6 +125,49 @@ export const functionSettings = {
     timeout: "5 minutes" as const,
   },
 };
+
+const KB = 1024;
+
+export interface Lambda {
+  /** The handler's source file, from the repository's root. */
+  file: string;
+  /** The export Lambda calls. */
+  export: string;
+  /** Minified size budget in bytes (`npm run build`); none for a function bundled from another's file. */
+  budget?: number;
+  settings: (typeof functionSettings)[keyof typeof functionSettings];
+}
+
+/** The functions behind the HTTP API, one per function name the route contract (core/api/routes.ts) uses. */
+export const httpFunctions = {
+  api: { file: "functions/http/api.ts", export: "handler", budget: 300 * KB, settings: functionSettings.api },
+  ingest: { file: "functions/http/ingest.ts", export: "handler", budget: 300 * KB, settings: functionSettings.ingest },
+  // pdf.js alone is most of it; only this function holds the parsers (EXTRACTORS in scripts/build.ts).
+  upload: {
+    file: "functions/http/upload.ts",
+    export: "handler",
+    budget: 3 * 1024 * KB,
+    settings: functionSettings.upload,
+  },
+  search: { file: "functions/http/search.ts", export: "handler", budget: 300 * KB, settings: functionSettings.search },
+  chat: { file: "functions/http/chat.ts", export: "handler", budget: 400 * KB, settings: functionSettings.chat },
+  mcp: { file: "functions/http/mcp.ts", export: "handler", budget: 600 * KB, settings: functionSettings.mcp },
+} satisfies Record<FunctionName, Lambda>;
+
+/** Every Lambda: the HTTP API's, the chat function's streaming URL (the chat file's other export), the hourly cleanup. */
+export const lambdas = {
+  ...httpFunctions,
+  chatStream: { file: "functions/http/chat.ts", export: "streamHandler", settings: functionSettings.chatStream },
+  cleanup: {
+    file: "functions/cron/cleanup.ts",
+    export: "handler",
+    budget: 300 * KB,
+    settings: functionSettings.cleanup,
+  },
+} satisfies Record<string, Lambda>;
+
+/** The handler as SST names it: `functions/http/api.handler`. */
+export const handlerOf = (lambda: Lambda) => `${lambda.file.replace(/\.ts$/, "")}.${lambda.export}`;
 
 /**
  * CORS for the HTTP API and the chat function URL, from the one policy in core/api/cors.ts that

@@ -15,28 +15,25 @@ import { gzipSync } from "node:zlib";
 import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
 import { OPENAI_RESOURCES } from "../core/llm/retry";
 import chatPlugins, { openaiResourcesCalled } from "../infra/esbuild-plugins.mjs";
-import { functionSettings } from "../infra/functions";
+import { type Lambda, lambdas } from "../infra/functions";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
 export interface Entry {
-  name: keyof typeof functionSettings;
+  name: keyof typeof lambdas;
   source: string;
   /** Minified size budget in bytes. */
   budget: number;
 }
 
 const KB = 1024;
-export const ENTRIES: Entry[] = [
-  { name: "api", source: "functions/http/api.ts", budget: 300 * KB },
-  { name: "ingest", source: "functions/http/ingest.ts", budget: 300 * KB },
-  // pdf.js alone is most of it; only this function holds the parsers (EXTRACTORS below).
-  { name: "upload", source: "functions/http/upload.ts", budget: 3 * 1024 * KB },
-  { name: "search", source: "functions/http/search.ts", budget: 300 * KB },
-  { name: "chat", source: "functions/http/chat.ts", budget: 400 * KB },
-  { name: "mcp", source: "functions/http/mcp.ts", budget: 600 * KB },
-  { name: "cleanup", source: "functions/cron/cleanup.ts", budget: 300 * KB },
-];
+/** One bundle per handler file of infra/functions.ts's inventory (the streaming URL shares chat's). */
+export const ENTRIES: Entry[] = Object.entries(lambdas as Record<keyof typeof lambdas, Lambda>).flatMap(
+  ([name, lambda]) =>
+    lambda.budget === undefined
+      ? []
+      : [{ name: name as keyof typeof lambdas, source: lambda.file, budget: lambda.budget }],
+);
 
 /** Inputs that must never be in a Lambda bundle, and why. */
 export const FORBIDDEN: { pattern: RegExp; why: string }[] = [
@@ -63,8 +60,8 @@ const BANNER = [
 ].join("\n");
 
 /** The plugins infra/functions.ts gives the function `name` at deploy: its `nodejs.plugins` file, loaded as SST does. */
-export async function pluginsOf(name: keyof typeof functionSettings): Promise<Plugin[]> {
-  return (await import(pathToFileURL(join(root, functionSettings[name].nodejs.plugins)).href)).default;
+export async function pluginsOf(name: keyof typeof lambdas): Promise<Plugin[]> {
+  return (await import(pathToFileURL(join(root, lambdas[name].settings.nodejs.plugins)).href)).default;
 }
 
 export const esbuildOptions = (entry: string, outfile: string, plugins = chatPlugins): BuildOptions => ({

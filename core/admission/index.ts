@@ -1,5 +1,3 @@
-export * as Admission from "./index";
-
 import { randomUUID } from "node:crypto";
 import type { Caller } from "../auth";
 import { config } from "../config";

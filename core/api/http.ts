@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { $ZodError } from "zod/v4/core";
-import { EngramError, statusOf } from "../error";
+import { EngramError, errorBody, statusOf } from "../error";
 import { log } from "../log";
 import * as Cors from "./cors";
 
@@ -119,12 +119,7 @@ export function errorResponse(
   const known = error instanceof $ZodError ? fromZod(error) : error instanceof EngramError ? error : undefined;
   if (!known) {
     log.error("request failed", { requestId: context.requestId, route: context.route, error });
-    return toResult({
-      status: 500,
-      body: {
-        error: { code: "internal", message: `Something went wrong on our side (request ${context.requestId}).` },
-      },
-    });
+    return toResult({ status: 500, body: { error: errorBody(error, context.requestId) } });
   }
   const status = statusOf(known.kind);
   if (status >= 500) {
@@ -138,7 +133,5 @@ export function errorResponse(
   const headers: Record<string, string> = { ...known.headers };
   if (known.retryAfterSeconds !== undefined)
     headers["retry-after"] = String(Math.max(0, Math.ceil(known.retryAfterSeconds)));
-  const body: { code: string; message: string; details?: unknown } = { code: known.code, message: known.message };
-  if (known.details !== undefined) body.details = known.details;
-  return toResult({ status, headers, body: { error: body } });
+  return toResult({ status, headers, body: { error: errorBody(known) } });
 }

@@ -1,5 +1,3 @@
-export * as OpenApi from "./openapi";
-
 import { USER_ID } from "../auth";
 import { MessageRole, ROLES } from "../chat/schema";
 import { VERSION } from "../config";

@@ -15,7 +15,7 @@ import type * as z from "../zod";
 import type { Responses } from "./schemas";
 
 export type RateClass = "chat" | "search" | "ingest" | "default";
-/** The Lambda function that serves a route (functions/http/<fn>.ts). */
+/** The Lambda function that serves a route (infra/functions.ts says where its handler is). */
 export type FunctionName = "api" | "ingest" | "upload" | "search" | "chat" | "mcp";
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
 /** A documented answer's schema, by its name in core/api/schemas.ts (built on first use). */
@@ -201,8 +201,6 @@ export const routes: Route[] = Object.entries(contract).map(([key, spec]: [strin
 });
 
 export const routeKey = (route: Pick<Route, "method" | "path">) => `${route.method} ${route.path}`;
-
-export const functionNames: FunctionName[] = ["api", "ingest", "upload", "search", "chat", "mcp"];
 
 /** Compiles `/v1/documents/{id}` into a matcher that yields path parameters. */
 function compilePath(path: string): RegExp {

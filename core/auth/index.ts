@@ -1,5 +1,3 @@
-export * as Auth from "./index";
-
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Db } from "../db";

@@ -1,5 +1,3 @@
-export * as Cache from "./index";
-
 import { sql } from "drizzle-orm";
 import type { Db } from "../db";
 

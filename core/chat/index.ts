@@ -1,5 +1,3 @@
-export * as Chat from "./index";
-
 import { createHash } from "node:crypto";
 import type { Caller } from "../auth";
 import { type Config, config } from "../config";
@@ -8,7 +6,7 @@ import * as Conversation from "../conversation";
 import type { Db } from "../db";
 import * as Replica from "../db/replica";
 import { UpstreamError } from "../embedding/openai";
-import { EngramError, upstreamError } from "../error";
+import { EngramError, errorBody, upstreamError } from "../error";
 import * as Gate from "../gate";
 import * as Ingest from "../ingest";
 import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
@@ -352,15 +350,12 @@ async function* extractiveEvents(
 
 function streamFailure(error: unknown, requestId: string | undefined): { code: string; message: string } {
   const known = error instanceof UpstreamError ? upstreamError(error, "chat") : error;
-  if (known instanceof EngramError) {
+  if (known instanceof EngramError)
     log.warn("chat stream failed", { requestId, code: known.code, error: known.cause ?? known });
-    return { code: known.code, message: known.message };
-  }
-  log.error("chat stream failed", { requestId, error });
-  return {
-    code: "internal",
-    message: `Something went wrong on our side${requestId ? ` (request ${requestId})` : ""}.`,
-  };
+  else log.error("chat stream failed", { requestId, error });
+  // The event carries code and message only (its schema, ChatErrorEvent): no details.
+  const { code, message } = errorBody(known, requestId);
+  return { code, message };
 }
 
 interface Answered {

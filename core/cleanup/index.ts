@@ -1,5 +1,3 @@
-export * as Cleanup from "./index";
-
 import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";

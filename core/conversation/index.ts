@@ -1,9 +1,8 @@
-export * as Conversation from "./index";
-
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { arr, type Db, type Query, type Row } from "../db";
+import * as Cursor from "../db/cursor";
 import { EngramError, inputError } from "../error";
 import * as Gate from "../gate";
 
@@ -112,20 +111,6 @@ export function saveTurn(
   return statements;
 }
 
-function encodeCursor(row: { cursorAt: string; id: string }): string {
-  return Buffer.from(JSON.stringify([row.cursorAt, row.id])).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { at: string; id: string } {
-  try {
-    const [at, id] = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8")) as unknown[];
-    if (typeof at === "string" && typeof id === "string" && !Number.isNaN(Date.parse(at))) return { at, id };
-  } catch {
-    // falls through to the error below
-  }
-  throw inputError("request.invalid_cursor", "The cursor is not one this API returned.");
-}
-
 const summaryColumns = sql`
   c.id, c.title, c.created_at as "createdAt", c.updated_at as "updatedAt",
   (select count(*)::int from messages m
@@ -137,21 +122,19 @@ export async function list(
   caller: Caller,
   query: { limit: number; cursor?: string | undefined },
 ): Promise<{ conversations: ConversationSummary[]; nextCursor: string | null }> {
-  const after = query.cursor ? decodeCursor(query.cursor) : undefined;
-  // The cursor keeps the timestamp to the microsecond (a JS Date would round it to the millisecond).
+  const after = query.cursor ? Cursor.decode(query.cursor) : undefined;
   const rows = await db.query<ConversationSummary & { cursorAt: string }>(sql`
-    select ${summaryColumns},
-           to_char(c.updated_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "cursorAt"
+    select ${summaryColumns}, ${Cursor.timeOf(sql`c.updated_at`)} as "cursorAt"
     from conversations c
     where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId}
-      ${after ? sql`and (c.updated_at, c.id) < (${after.at}::timestamptz, ${after.id})` : sql``}
+      ${after ? sql`and (c.updated_at, c.id) < (${after.at}::timestamptz, ${after.tie})` : sql``}
     order by c.updated_at desc, c.id desc
     limit ${query.limit + 1}`);
   const page = rows.slice(0, query.limit);
   const last = page[page.length - 1];
   return {
     conversations: page.map(({ cursorAt: _cursor, ...conversation }) => normalizeSummary(conversation)),
-    nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+    nextCursor: rows.length > query.limit && last ? Cursor.encode(last.cursorAt, last.id) : null,
   };
 }
 

@@ -1,11 +1,10 @@
-export * as Document from "./index";
-
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
+import * as Cursor from "../db/cursor";
 import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
-import { EngramError, inputError } from "../error";
+import { EngramError } from "../error";
 import type { ListQuery } from "./schema";
 
 export interface DocumentView {
@@ -39,43 +38,23 @@ const columns = (withContent: boolean) => sql`
 const notFound = (id: string) =>
   new EngramError("not_found", "document.not_found", `No document with id ${JSON.stringify(id)}.`);
 
-/**
- * The cursor keeps `created_at` to the microsecond, as Postgres has it: rounded down to a JS Date's
- * millisecond, the next page skipped what was created in that millisecond before the page's last one.
- */
-function encodeCursor(row: { cursorAt: string; key: number }) {
-  return Buffer.from(`${row.cursorAt}|${row.key}`).toString("base64url");
-}
-
-function decodeCursor(cursor: string): { createdAt: string; key: number } {
-  const [text = "", key = "", ...rest] = Buffer.from(cursor, "base64url").toString("utf8").split("|");
-  // Microseconds, or milliseconds in cursors written before them.
-  const seconds = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d{3}(\d{3})?Z$/.exec(text)?.[1];
-  // A calendar time Postgres accepts: Date rolls 02-30 over into March, and Postgres has no year 0.
-  const real = seconds && !seconds.startsWith("0000") && new Date(`${seconds}Z`).toISOString().startsWith(seconds);
-  if (!real || !/^\d{1,15}$/.test(key) || rest.length) {
-    throw inputError("request.invalid_cursor", "The cursor is not one this API returned.");
-  }
-  return { createdAt: text, key: Number(key) };
-}
-
 /** The caller's own documents, newest first, in keyset pages. */
 export async function list(db: Db, caller: Caller, query: ListQuery) {
-  const after = query.cursor ? decodeCursor(query.cursor) : undefined;
+  const after = query.cursor ? Cursor.decodeKey(query.cursor) : undefined;
   const rows = await db.query<DocumentView & { key: number; cursorAt: string }>(sql`
-    select d.key, to_char(d.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as "cursorAt",
+    select d.key, ${Cursor.timeOf(sql`d.created_at`)} as "cursorAt",
            ${columns(false)} from documents d
     where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId}
       ${query.includeDeleted ? sql`` : sql`and d.deleted_at is null and ${LIVE}`}
       ${query.conversationId ? sql`and d.conversation_id = ${query.conversationId}` : sql``}
-      ${after ? sql`and (d.created_at, d.key) < (${after.createdAt}::timestamptz, ${after.key})` : sql``}
+      ${after ? sql`and (d.created_at, d.key) < (${after.at}::timestamptz, ${after.key})` : sql``}
     order by d.created_at desc, d.key desc
     limit ${query.limit + 1}`);
   const page = rows.slice(0, query.limit);
   const last = page[page.length - 1];
   return {
     documents: page.map(({ key: _key, cursorAt: _cursor, ...doc }) => doc),
-    nextCursor: rows.length > query.limit && last ? encodeCursor(last) : null,
+    nextCursor: rows.length > query.limit && last ? Cursor.encode(last.cursorAt, last.key) : null,
   };
 }
 

@@ -1,5 +1,3 @@
-export * as Embedding from "./index";
-
 import { config } from "../config";
 import { createOfflineEmbedder } from "./offline";
 import { createOpenAIEmbedder } from "./openai";

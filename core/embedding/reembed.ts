@@ -1,5 +1,3 @@
-export * as Reembed from "./reembed";
-
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import * as Background from "../background";

@@ -1,5 +1,3 @@
-export * as Extract from "./index";
-
 /**
  * Files into text for ingest: PDF (unpdf), Word .docx (mammoth), web pages (Readability on linkedom), Markdown,
  * plain text, CSV and JSON, judged by content (core/extract/sniff.ts), with bounds on bytes, pages, expansion and

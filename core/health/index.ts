@@ -1,5 +1,3 @@
-export * as Health from "./index";
-
 import { sql } from "drizzle-orm";
 import { config } from "../config";
 import { db } from "../db";

@@ -1,5 +1,3 @@
-export * as Ingest from "./index";
-
 import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";

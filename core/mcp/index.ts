@@ -1,5 +1,3 @@
-export * as Mcp from "./index";
-
 /**
  * Engram as a Model Context Protocol server: five tools (remember, search_memory, ask,
  * list_memories, forget) over a `Memory`, which is either the core functions the HTTP handlers

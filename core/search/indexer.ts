@@ -1,5 +1,3 @@
-export * as Indexer from "./indexer";
-
 import { sql } from "drizzle-orm";
 import * as Background from "../background";
 import { type Db, perDb, type Query } from "../db";

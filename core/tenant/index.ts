@@ -1,5 +1,3 @@
-export * as Tenant from "./index";
-
 import { sql } from "drizzle-orm";
 import type { Db } from "../db";
 import { EngramError, inputError } from "../error";

@@ -7,6 +7,7 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
+import type { RouteKey } from "../../core/api/routes";
 import type { EventInput } from "../support/events";
 import { multipart, multipartType, type Part } from "../support/multipart";
 import {
@@ -468,7 +469,7 @@ const flag = (wild: boolean) => either(wild, fc.constantFrom("true", "false", "1
 const limit = (wild: boolean) => either(wild, fc.integer({ min: 1, max: 100 }).map(String), queryValue);
 
 /** Every route of the route table: its generator, and how many cases it gets per run (at FUZZ_SCALE=1). */
-export const ROUTES: Record<string, { runs: number; build: Build }> = {
+export const ROUTES: Record<RouteKey, { runs: number; build: Build }> = {
   "GET /v1/health": { runs: 50, build: (c, w) => request(c, w, "GET", "/v1/health", { query: query(w, {}) }) },
   "GET /v1/openapi.json": { runs: 20, build: (c, w) => request(c, w, "GET", "/v1/openapi.json") },
   "POST /v1/ingest": { runs: 330, build: (c, w) => request(c, w, "POST", "/v1/ingest", { body: ingestBody(c, w) }) },

@@ -67,6 +67,8 @@ beforeAll(() => setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS:
 describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
   let t: TestDb;
   let caller: Caller;
+  const search = (request: Search.SearchInput, options: Search.SearchOptions) =>
+    Search.query(t.db, caller, Search.SearchRequest.parse(request), options);
   const old = model("model-old");
 
   beforeAll(async () => {
@@ -82,37 +84,20 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     const next = model("model-new").embedder;
     const strategies = driver === "pglite" ? (["exact"] as const) : (["exact", "index", "auto"] as const);
     for (const strategy of strategies) {
-      const vector = await Search.query(
-        t.db,
-        caller,
-        Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "vector", topK: 5 }),
+      const vector = await search(
+        { query: "alpha bravo charlie", mode: "vector", topK: 5 },
         { embedder: next, strategy },
       );
       expect(vector.results).toEqual([]);
       expect(vector.stale).toBe(41);
     }
-    const hybrid = await Search.query(
-      t.db,
-      caller,
-      Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "hybrid" }),
-      { embedder: next },
-    );
+    const hybrid = await search({ query: "alpha bravo charlie", mode: "hybrid" }, { embedder: next });
     expect(hybrid.results.map((r) => r.documentId)).toEqual(["trap"]);
     expect(hybrid.stale).toBe(41);
-    const keyword = await Search.query(
-      t.db,
-      caller,
-      Search.SearchRequest.parse({ query: "alpha bravo", mode: "keyword" }),
-      { embedder: next },
-    );
+    const keyword = await search({ query: "alpha bravo", mode: "keyword" }, { embedder: next });
     expect(keyword.stale).toBe(0);
     // The old model still ranks its own (what a process not yet switched sees).
-    const before = await Search.query(
-      t.db,
-      caller,
-      Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "vector", topK: 1 }),
-      { embedder: old.embedder },
-    );
+    const before = await search({ query: "alpha bravo charlie", mode: "vector", topK: 1 }, { embedder: old.embedder });
     expect(before.results[0]).toMatchObject({ documentId: "trap" });
     expect(before.results[0]?.score).toBeCloseTo(1, 5);
   });
@@ -135,13 +120,19 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     // Mid-switch: every vector result is of the new model. (Queries are embedded apart from the counted runs.)
     const queries = model("model-new").embedder;
     for (const query of ["memo about the refund", "alpha bravo charlie", "laptop number 7"]) {
-      const r = await Search.query(t.db, caller, Search.SearchRequest.parse({ query, mode: "hybrid", topK: 10 }), {
-        embedder: queries,
-      });
+      const r = await search(
+        { query, mode: "hybrid", topK: 10 },
+        {
+          embedder: queries,
+        },
+      );
       expect(r.stale).toBe(21);
-      const v = await Search.query(t.db, caller, Search.SearchRequest.parse({ query, mode: "vector", topK: 10 }), {
-        embedder: queries,
-      });
+      const v = await search(
+        { query, mode: "vector", topK: 10 },
+        {
+          embedder: queries,
+        },
+      );
       expect(
         await modelOf(
           t.db,
@@ -159,12 +150,7 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     expect(all).toHaveLength(41); // nothing lost
     expect(await models(t.db)).toEqual({ "model-new": 41 });
 
-    const after = await Search.query(
-      t.db,
-      caller,
-      Search.SearchRequest.parse({ query: "alpha bravo charlie", mode: "vector", topK: 1 }),
-      { embedder: queries },
-    );
+    const after = await search({ query: "alpha bravo charlie", mode: "vector", topK: 1 }, { embedder: queries });
     expect(after.results[0]).toMatchObject({ documentId: "trap" });
     expect(after.stale).toBe(0);
     const state = await Reembed.state(t.db, caller.tenantId, "model-new");

@@ -2,6 +2,7 @@
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { type FunctionName, match, routeKey } from "../../core/api/routes";
+import { httpFunctions } from "../../infra/functions";
 
 export interface EventInput {
   method: string;
@@ -75,14 +76,8 @@ export function lambdaContext(): Context {
 }
 
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
-const modules: Record<FunctionName, () => Promise<{ handler: Handler }>> = {
-  api: () => import("../../functions/http/api") as Promise<{ handler: Handler }>,
-  ingest: () => import("../../functions/http/ingest") as Promise<{ handler: Handler }>,
-  search: () => import("../../functions/http/search") as Promise<{ handler: Handler }>,
-  chat: () => import("../../functions/http/chat") as Promise<{ handler: Handler }>,
-  mcp: () => import("../../functions/http/mcp") as Promise<{ handler: Handler }>,
-  upload: () => import("../../functions/http/upload") as Promise<{ handler: Handler }>,
-};
+/** The function's handler, from the file infra/functions.ts names. */
+const load = (fn: FunctionName) => import(`../../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
 
 export interface Response {
   status: number;
@@ -94,7 +89,7 @@ export interface Response {
 export async function invoke(input: EventInput): Promise<Response> {
   const found = match(input.method, input.path);
   const fn = found.kind === "route" ? found.route.fn : "api";
-  const { handler } = await (modules[fn] as () => Promise<{ handler: Handler }>)();
+  const { handler } = await load(fn);
   const result = await handler(apiEvent(input), lambdaContext());
   const text = result.body ?? "";
   const headers: Record<string, string> = {};
