@@ -3,7 +3,7 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { arr, type Db, type Query, type Row } from "../db";
 import * as Cursor from "../db/cursor";
-import { EngramError, inputError } from "../error";
+import { EngramError } from "../error";
 import * as Gate from "../gate";
 
 export type MessageRole = "user" | "assistant" | "system";
