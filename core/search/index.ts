@@ -98,10 +98,12 @@ export async function query(
   // With a read replica the gate (a decision, so a write) stays on the primary and runs first, then the search
   // reads the replica once it has the tenant's writes (core/db/replica.ts): two round trips.
   if (Replica.replicaOf(db) && Gate.unsettled(caller)) await Gate.open(db, caller);
+  // Made before the query is embedded, so the replica's mark lookup (if any) overlaps the embedding.
+  const reader = Gate.unsettled(caller) ? undefined : Replica.reader(db, caller.tenantId);
   const search = await plan(db, caller, request, options);
-  const rows = Gate.unsettled(caller)
-    ? ((await Gate.through(db, caller, [search.statement], search.settings))[0] ?? [])
-    : await search.run(Replica.reader(db, caller.tenantId));
+  const rows = reader
+    ? await search.run(reader)
+    : ((await Gate.through(db, caller, [search.statement], search.settings))[0] ?? []);
   return search.finish(rows);
 }
 
