@@ -1,8 +1,12 @@
 /**
  * Answers without a chat model: the retrieved passages are split into sentences, each scored by
  * how much of the question's weighted terms it covers, and the best few are returned in source
- * order with their markers. Deterministic: the same question and sources give the same answer.
+ * order with their markers. When no sentence shares enough words with the question (a paraphrase:
+ * "When does the boat depart?" over "The ferry leaves at 7:45"), the sentences closest to it in
+ * word meaning answer instead, if close enough. Deterministic: the same question and sources give
+ * the same answer.
  */
+import { meaningOf } from "../embedding/offline";
 import type { Source } from "./prompt";
 
 export const MODEL = "extractive";
@@ -15,6 +19,14 @@ const MIN_COVERAGE = 0.2;
 /** …and score at least this share of the best sentence's score to join it. */
 const RELATIVE_CUTOFF = 0.5;
 const MIN_WORDS = 4;
+/**
+ * Cosine of word meaning (core/embedding/offline.ts) a sentence needs to answer a question it shares no words
+ * with: conservative, since a sentence on the same topic is not yet an answer (docs/search.md, "Extractive answers").
+ */
+const MIN_MEANING = 0.5;
+/** Sentences a meaning-only answer is made of, at most, and how far below the best one they may be. */
+const MEANING_SENTENCES = 2;
+const MEANING_MARGIN = 0.1;
 const MAX_SENTENCE_CHARS = 400;
 
 const STOPWORDS = new Set(
@@ -118,10 +130,36 @@ export function answer(question: string, sources: readonly Source[]): string {
     .filter((c) => c.score > 0)
     .sort((a, b) => b.score - a.score || a.source - b.source || a.position - b.position);
   const best = ranked[0]?.score ?? 0;
-  if (best === 0) return NOT_FOUND;
+  if (best === 0) return byMeaning(question, candidates);
   const chosen = ranked
     .filter((c) => c.score >= best * RELATIVE_CUTOFF)
     .slice(0, MAX_SENTENCES)
     .sort((a, b) => a.source - b.source || a.position - b.position);
   return chosen.map((c) => withMarker(c.text, c.source)).join(" ");
+}
+
+/** The fall-back when no sentence covers the question's words: the sentences nearest to it in meaning. */
+function byMeaning(question: string, candidates: Candidate[]): string {
+  const wanted = meaningOf(question);
+  if (!wanted) return NOT_FOUND;
+  const near = candidates
+    .map((c) => ({ c, similarity: cosine(wanted, meaningOf(c.text)) }))
+    .filter((n) => n.similarity >= MIN_MEANING)
+    .sort((a, b) => b.similarity - a.similarity || a.c.source - b.c.source || a.c.position - b.c.position);
+  const best = near[0]?.similarity;
+  if (best === undefined) return NOT_FOUND;
+  return near
+    .filter((n) => n.similarity >= best - MEANING_MARGIN)
+    .slice(0, MEANING_SENTENCES)
+    .sort((a, b) => a.c.source - b.c.source || a.c.position - b.c.position)
+    .map((n) => withMarker(n.c.text, n.c.source))
+    .join(" ");
+}
+
+/** Both vectors are unit length (or absent: no known word, no similarity). */
+function cosine(a: Float32Array, b: Float32Array | null): number {
+  if (!b) return 0;
+  let sum = 0;
+  for (let i = 0; i < a.length; i++) sum += a[i]! * b[i]!;
+  return sum;
 }

@@ -406,6 +406,20 @@ function extractFeatures(
   }
 }
 
+/**
+ * The word-meaning part of a text alone (its SIF-weighted word vectors, as a unit vector), or null when none of its
+ * words is in the table. The extractive answerer compares sentences with a question by it.
+ */
+export function meaningOf(text: string): Float32Array | null {
+  const table = wordTable();
+  const meaning = new Float32Array(table.dimensions);
+  extractFeatures(text, new FeatureCounts(), meaning, table);
+  const length = Math.sqrt(sumOfSquares(meaning, 0, meaning.length));
+  if (length === 0) return null;
+  for (let d = 0; d < meaning.length; d++) meaning[d]! /= length;
+  return meaning;
+}
+
 function checkDimensions(dimensions: number): number {
   if (!Number.isInteger(dimensions) || dimensions < 1) throw new RangeError("dimensions must be an integer >= 1");
   return dimensions;

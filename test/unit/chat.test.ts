@@ -179,6 +179,25 @@ describe("extractive answers", () => {
     expect(extractive("Refunds?", [])).toBe(NOT_FOUND);
   });
 
+  it("answers a paraphrase that shares no word with the sources from the sentence nearest in meaning", () => {
+    const travel = numbered([
+      passage(1, "The quarterly report is due on Friday. Please send it to finance."),
+      passage(2, "The ferry leaves the harbour at 7:45 every morning. Tickets are sold on board."),
+    ]);
+
+    const text = extractive("When does the boat depart?", travel);
+
+    expect(text).toContain("The ferry leaves the harbour at 7:45 every morning [2].");
+    expect(text).not.toContain("quarterly");
+  });
+
+  it("still says the sources do not contain the answer when nothing is near in meaning either", () => {
+    const travel = numbered([passage(1, "The ferry leaves the harbour at 7:45 every morning.")]);
+
+    expect(extractive("What is the capital of Peru?", travel)).toBe(NOT_FOUND);
+    expect(extractive("What is the boiling point of mercury?", sources)).toBe(NOT_FOUND);
+  });
+
   it("splits passages into sentences, skipping headings and fragments", () => {
     expect(sentences("# Title\n\nFirst sentence is here. Second one is here too!\n- a list item with words")).toEqual([
       "First sentence is here.",
