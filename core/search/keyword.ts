@@ -4,7 +4,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { arr } from "../db";
-import type { Where } from "./index";
+import type { Where } from "./scope";
 
 /** BM25's term-frequency saturation and length normalization, at their usual values (Robertson & Zaragoza). */
 export const K1 = 1.2;
