@@ -152,7 +152,13 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
   }
   if (route.auth) out["401"] = error("Missing, unknown or revoked API key");
   if (route.path.includes("{")) out["404"] = error("No such item in the caller's space");
-  if (takesBody) out["413"] = error("Body over 6 MB, or content over its limit");
+  if (takesBody) {
+    out["413"] = error(
+      route.fn === "upload"
+        ? "File over 4 MB (`upload.too_large`: API Gateway hands it to Lambda base64-encoded), or body over 6 MB"
+        : "Body over 6 MB, or content over its limit",
+    );
+  }
   out["414"] = error("URL longer than 8 KB");
   if (route.rateClass) {
     out["429"] = {
