@@ -30,30 +30,14 @@ export function settings(efSearch: number): Record<string, string> {
 }
 
 /**
- * The `vec(id, distance)` CTE: the `n` chunks nearest the query vector, exactly ordered.
+ * The `vec(id, distance)` CTE: the `n` chunks nearest the query vector, exactly ordered, of the active `model` only
+ * (another model's vectors are not comparable with the query's, #17).
  *
- * Two strategies, chosen inside the statement from a bounded count of the candidate chunks:
- * - exact: compute the distance of every candidate and sort (recall 1). Cost grows with the candidates:
- *   about 2 µs a chunk here (measured: 1,000 chunks 2.7 ms, 2,000 4.0 ms, 5,000 18 ms, 10,000 40 ms).
- * - HNSW: `ORDER BY embedding <=> q LIMIT n` on the index, with pgvector 0.8's iterative scan (relaxed order,
- *   re-sorted here) so that filters applied during the scan still fill `n`. Its cost grows as the filter
- *   narrows (measured at 100,000 chunks, ef_search 100-200: 20% of rows 6 ms, 10% 13 ms, 5% 15 ms, 2% 12-19 ms,
- *   1% 20-23 ms, 0.5% 42-77 ms) and its recall drops (0.5%: 0.90).
- * They cross near 2,400 candidates at 100,000 chunks; as HNSW's cost follows the selectivity s = m / N and the
- * exact scan's the count m, the crossing m* = sqrt(c * N) with c ~ 60 (1M chunks: ~7,700; 10M: ~24,000).
- * So: exact when the candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)), N from pg_class.
- * Counting stops at that bound (the matching documents' chunk counts, see below). Should the index
- * scan still come back short (stale statistics, `hnsw.max_scan_tuples` reached), an exact scan fills in.
- * Chunks the indexer has not reached yet (`indexed = false`) are always scanned exactly beside the index scan;
- * a large backlog of them makes searches slower (about 2 µs a pending chunk in scope) until it catches up.
- * PGlite has no HNSW index (see migrations/0002): always exact there.
- *
- * Only chunks of the active `model` are ranked (#17): a vector of another model, even of the same length, is
- * not comparable with the query's. Re-embedded chunks are written `indexed = false` (core/embedding/reembed.ts)
- * and enter the HNSW graph through the indexer like new ones, so the graph serves the active model's vectors
- * from the staged design of migrations/0005; a stale chunk's old vector stays in the graph until its
- * re-embedding replaces the row, and while many do, the index scan filters them out (iterative scan) and, if it
- * comes back short, the exact scan below fills in: slower during a switch, never wrong. See docs/search.md.
+ * Exact scan when the scope's candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)) (N from
+ * pg_class), else the HNSW index with pgvector's iterative scan, where that bound is where the two cost the same;
+ * an exact scan fills in when the index scan comes back short, and chunks not yet indexed are always scanned
+ * exactly beside it. PGlite has no HNSW index: always exact. The measurements behind the bound and the
+ * behaviour during a model switch: docs/search.md, "Vector leg: exact scan or HNSW index".
  */
 export function vectorCandidates(
   literal: string,
