@@ -1,7 +1,6 @@
 export * as Gate from "./index";
 
 import { type SQL, sql } from "drizzle-orm";
-import type { RateClass } from "../api/routes";
 import type { Caller } from "../auth";
 import * as Auth from "../auth";
 import { config } from "../config";
@@ -31,7 +30,7 @@ export interface Pass {
   prefix: string;
   hash: string;
   userId: string;
-  rateClass: RateClass;
+  rateClass: RateLimit.RateClass;
 }
 
 interface Pending {
@@ -52,7 +51,7 @@ const UNSETTLED = ["tenantId", "tenantName", "rateLimits"] as const;
 export function defer(
   authorization: string | undefined,
   userIdHeader: string | undefined,
-  rateClass: RateClass,
+  rateClass: RateLimit.RateClass,
 ): Caller {
   const { prefix, hash } = Auth.keyFrom(authorization);
   const pass: Pass = { prefix, hash, userId: Auth.userIdFrom(userIdHeader), rateClass };

@@ -5,7 +5,6 @@
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import type { RateClass } from "../api/routes";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
 import * as RateLimit from "../ratelimit";
@@ -39,7 +38,7 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
   const { db, caller, requestId, signal } = request;
   let spent = false;
   let rateHeaders: Record<string, string> = {};
-  const limit = async (rateClass: RateClass) => {
+  const limit = async (rateClass: RateLimit.RateClass) => {
     spent = true;
     rateHeaders = await RateLimit.enforce(db, caller, rateClass);
   };
