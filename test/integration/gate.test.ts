@@ -255,6 +255,37 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
     expect(outcomes.filter(Boolean)).toHaveLength(20);
   }, 120_000);
 
+  it("admits exactly the tenant's ceiling of 200 decisions by 10 concurrent clients as 200 end users", async () => {
+    const { key } = await Auth.createKey(db, "crowd");
+    await RateLimit.setLimits(db, "crowd", { default: "20/h", "tenant.default": "30/h" });
+    // Each decision's ceiling row may move between its read and its write (another client's admission).
+    const one = (user: string) =>
+      Gate.open(db, deferred(key, "default", user)).then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof EngramError && error.code === "ratelimit.exceeded") return false;
+          throw error;
+        },
+      );
+
+    const outcomes = (
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, client) => {
+          const mine: boolean[] = [];
+          for (let i = 0; i < 20; i++) mine.push(await one(`u${client}-${i}`));
+          return mine;
+        }),
+      )
+    ).flat();
+
+    expect(outcomes.filter(Boolean)).toHaveLength(30);
+    const [row] = await db.query<{ n: number }>(
+      sql`select count(*)::int as n from rate_limits where key like 'default/u:u%' and tenant_id = (select id from tenants where name = 'crowd')`,
+    );
+    // A refused request leaves no bucket for the user it named.
+    expect(row?.n).toBe(30);
+  }, 120_000);
+
   it("runs the work only for the key's tenant: another tenant's rows are not in reach", async () => {
     const mine = await Auth.createKey(db, "mine");
     await Auth.createKey(db, "theirs");
