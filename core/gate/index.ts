@@ -37,6 +37,8 @@ interface Pending {
   pass: Pass;
   settled: boolean;
   headers: Record<string, string>;
+  /** The 401 the gate answered, when it refused the key. */
+  keyRefused?: EngramError;
 }
 
 const pending = new WeakMap<Caller, Pending>();
@@ -68,6 +70,22 @@ export function defer(
   pending.set(caller, { pass, settled: false, headers: {} });
   return caller;
 }
+
+/** Classes whose work runs through the gate, in one batch with the key and the limit (search, chat retrieval). */
+export const GATED: ReadonlySet<RateLimit.RateClass> = new Set(["search", "chat"]);
+
+/**
+ * Sets the class an unchecked caller's request is limited under, for a route that learns it from the
+ * request's body (POST /mcp: the tool called), so the key and that class's limit are still one statement.
+ */
+export function reclass(caller: Caller, rateClass: RateLimit.RateClass): void {
+  const state = stateOf(caller);
+  if (state.settled) throw new EngramError("internal", "internal", "The gate has already run for this caller.");
+  state.pass.rateClass = rateClass;
+}
+
+/** The 401 the gate answered for the caller's key, if it refused it (POST /mcp answers it over a tool's error). */
+export const keyRefusalOf = (caller: Caller): EngramError | undefined => pending.get(caller)?.keyRefused;
 
 /** Whether the caller came through the gate (checked or not yet). */
 export const has = (caller: Caller | undefined): boolean => caller !== undefined && pending.has(caller);
@@ -146,7 +164,8 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
   // Decided, either way: a refused request is not decided again (the chain's error path asks).
   state.settled = true;
   if (!row || row.refusedBy === "auth" || !row.tenantId) {
-    throw new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
+    state.keyRefused = new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
+    throw state.keyRefused;
   }
   const rateClass = state.pass.rateClass;
   const rate = { limit: Number(row.ownLimit), windowSeconds: Number(row.ownWindow) };

@@ -121,6 +121,35 @@ describe("round trips to Neon through the handler chain", () => {
     expect(trips).toBe(2);
   });
 
+  const mcpCall = (authorization: string, name: string, args: Record<string, unknown>) =>
+    invoke({
+      method: "POST",
+      path: "/mcp",
+      headers: { ...bearer(authorization), accept: "application/json, text/event-stream" },
+      body: { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args } },
+    });
+
+  it("answers MCP's search_memory in one round trip: key, the search class's limit and the search", async () => {
+    const { trips, result } = await counted(() => mcpCall(key, "search_memory", { query: "refund days" }));
+
+    expect(result.status).toBe(200);
+    expect(JSON.stringify(result.body.result.structuredContent.results)).toContain("refunds");
+    expect(result.headers["ratelimit-policy"]).toMatch(/^"(default|tenant)";q=\d+;w=60$/);
+    expect(trips).toBe(1);
+  });
+
+  it("checks MCP's key in the statement that spends the tool's class, and answers a bad key 401", async () => {
+    const listed = await counted(() => mcpCall(key, "list_memories", {}));
+    const forged = `${key.slice(0, 20)}${"z".repeat(key.length - 20)}`;
+
+    const bad = await mcpCall(forged, "search_memory", { query: "refund days" });
+
+    expect(listed.result.status).toBe(200);
+    expect(listed.trips).toBe(2);
+    expect(bad.status).toBe(401);
+    expect(bad.body.error.code).toBe("auth.invalid_key");
+  });
+
   it("checks the key and the limit of any other route in one statement before its work", async () => {
     const { trips, result } = await counted(() =>
       invoke({ method: "GET", path: "/v1/documents/refunds", headers: bearer(key) }),
