@@ -14,7 +14,7 @@
 -- * An admission is one more statement, a compare-and-set: it writes both new TATs, decided on the
 --   clock read after that snapshot, only if the ceiling row is still the version the snapshot read
 --   (same place, same creating transaction). User buckets are written only by transactions that also
---   rewrite their ceiling row (here, 0010's and this rate_limit_take_pair), so an unchanged ceiling
+--   rewrite their ceiling row (this compare-and-set, and rate_limit_take_pair below), so an unchanged ceiling
 --   means the user's TAT read is current too: the decision is the one the locking path would make,
 --   without a lock held between reading and deciding. If the ceiling changed (a concurrent decision
 --   of the same tenant and class) or does not exist yet, rate_limit_take_pair decides under the locks.
