@@ -10,11 +10,11 @@ import { ChatRequest, CompatChatRequest } from "../chat/schema";
 import { ConversationListQuery } from "../conversation/schema";
 import { CompatIngestRequest, DeleteQuery, GetQuery, IngestRequest, ListQuery, PatchRequest } from "../document/schema";
 import { UploadForm } from "../extract/schema";
+import type * as RateLimit from "../ratelimit";
 import { SearchRequest } from "../search/schema";
 import type * as z from "../zod";
 import type { Responses } from "./schemas";
 
-export type RateClass = "chat" | "search" | "ingest" | "default";
 /** The Lambda function that serves a route (infra/functions.ts says where its handler is). */
 export type FunctionName = "api" | "ingest" | "upload" | "search" | "chat" | "mcp";
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
@@ -24,7 +24,7 @@ export type ResponseName = keyof Responses;
 export interface RouteSpec {
   fn: FunctionName;
   /** null: open (no key, no rate limit). */
-  rateClass: RateClass | null;
+  rateClass: RateLimit.RateClass | null;
   summary: string;
   /** The query string, validated by the chain; the handler gets its output. */
   query?: z.ZodMiniObject;

@@ -1,7 +1,6 @@
 export * as Gate from "./index";
 
 import { type SQL, sql } from "drizzle-orm";
-import type { RateClass } from "../api/routes";
 import type { Caller } from "../auth";
 import * as Auth from "../auth";
 import { config } from "../config";
@@ -11,7 +10,7 @@ import * as RateLimit from "../ratelimit";
 
 /**
  * The request gate: a request's API key and its rate-limit decision in one statement
- * (migrations/0014), and for search and chat the work itself in the same non-interactive batch,
+ * (migrations/0014; made cheaper by 0017), and for search and chat the work itself in the same non-interactive batch,
  * so that on Lambda (the Neon HTTP driver) such a request is one round trip to the database.
  * Nothing about a key or a limit is kept in the process: revocation and a tenant's new limits
  * hold from the next request (docs/reliability.md, "Round trips").
@@ -31,13 +30,15 @@ export interface Pass {
   prefix: string;
   hash: string;
   userId: string;
-  rateClass: RateClass;
+  rateClass: RateLimit.RateClass;
 }
 
 interface Pending {
   pass: Pass;
   settled: boolean;
   headers: Record<string, string>;
+  /** The 401 the gate answered, when it refused the key. */
+  keyRefused?: EngramError;
 }
 
 const pending = new WeakMap<Caller, Pending>();
@@ -52,7 +53,7 @@ const UNSETTLED = ["tenantId", "tenantName", "rateLimits"] as const;
 export function defer(
   authorization: string | undefined,
   userIdHeader: string | undefined,
-  rateClass: RateClass,
+  rateClass: RateLimit.RateClass,
 ): Caller {
   const { prefix, hash } = Auth.keyFrom(authorization);
   const pass: Pass = { prefix, hash, userId: Auth.userIdFrom(userIdHeader), rateClass };
@@ -69,6 +70,22 @@ export function defer(
   pending.set(caller, { pass, settled: false, headers: {} });
   return caller;
 }
+
+/** Classes whose work runs through the gate, in one batch with the key and the limit (search, chat retrieval). */
+export const GATED: ReadonlySet<RateLimit.RateClass> = new Set(["search", "chat"]);
+
+/**
+ * Sets the class an unchecked caller's request is limited under, for a route that learns it from the
+ * request's body (POST /mcp: the tool called), so the key and that class's limit are still one statement.
+ */
+export function reclass(caller: Caller, rateClass: RateLimit.RateClass): void {
+  const state = stateOf(caller);
+  if (state.settled) throw new EngramError("internal", "internal", "The gate has already run for this caller.");
+  state.pass.rateClass = rateClass;
+}
+
+/** The 401 the gate answered for the caller's key, if it refused it (POST /mcp answers it over a tool's error). */
+export const keyRefusalOf = (caller: Caller): EngramError | undefined => pending.get(caller)?.keyRefused;
 
 /** Whether the caller came through the gate (checked or not yet). */
 export const has = (caller: Caller | undefined): boolean => caller !== undefined && pending.has(caller);
@@ -147,7 +164,8 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
   // Decided, either way: a refused request is not decided again (the chain's error path asks).
   state.settled = true;
   if (!row || row.refusedBy === "auth" || !row.tenantId) {
-    throw new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
+    state.keyRefused = new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
+    throw state.keyRefused;
   }
   const rateClass = state.pass.rateClass;
   const rate = { limit: Number(row.ownLimit), windowSeconds: Number(row.ownWindow) };

@@ -1,13 +1,14 @@
 /**
  * `POST /mcp`: the MCP Streamable HTTP transport, stateless (a server per request, JSON answers),
- * so it runs on Lambda behind API Gateway like every other route. Auth and the end user come from
- * the HTTP chain; the rate limit is spent here, in the class of the tool called.
+ * so it runs on Lambda behind API Gateway like every other route. The caller comes from the HTTP
+ * chain unchecked (core/gate); its key is checked here, in the same statement as the rate limit of
+ * the tool called, which is known only once the JSON-RPC message is read.
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
-import type { RateClass } from "../api/routes";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
+import * as Gate from "../gate";
 import * as RateLimit from "../ratelimit";
 import { server } from "./index";
 import * as Local from "./local";
@@ -33,14 +34,31 @@ export interface McpRequest {
  * Answers one JSON-RPC message (or batch) as a web Response would, for the chain to return.
  * Like every route, a request is one rate-limit decision: a tool spends its own class before it
  * runs (search_memory as POST /v1/search does), and a request no tool spent for (initialize,
- * tools/list, arguments refused before the tool ran) spends `default` once it is answered.
+ * tools/list, arguments refused before the tool ran) spends `default` once it is answered. The key
+ * is checked by that decision's statement, so a tool call costs no round trip of its own for it:
+ * search_memory and ask run their retrieval in the same batch (core/gate), the other tools after it.
+ * A refused key answers 401, whichever tool met it; a refused limit is that tool's error.
  */
 export async function handle(request: McpRequest): Promise<APIGatewayProxyStructuredResultV2> {
   const { db, caller, requestId, signal } = request;
   let spent = false;
   let rateHeaders: Record<string, string> = {};
-  const limit = async (rateClass: RateClass) => {
+  let decided: Promise<unknown> | undefined;
+  const lone = !Array.isArray(request.body);
+  const limit = async (rateClass: RateLimit.RateClass) => {
     spent = true;
+    if (!decided && Gate.unsettled(caller)) {
+      Gate.reclass(caller, rateClass);
+      // A lone call's search or ask runs its retrieval in the gate's own batch; any other opens the gate now.
+      decided = lone && Gate.GATED.has(rateClass) ? Promise.resolve() : Gate.open(db, caller);
+      await decided;
+      return;
+    }
+    // A batch's later tool calls, once its first has been decided (its refusal is its own answer), or a
+    // caller made without the chain: a decision of their own.
+    await decided?.catch(() => {});
+    const refused = Gate.keyRefusalOf(caller);
+    if (refused) throw refused;
     rateHeaders = await RateLimit.enforce(db, caller, rateClass);
   };
   const mcp = server(Local.memory(db, caller, { signal, requestId, limit }), Local.describe(requestId));
@@ -61,8 +79,15 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
     const response = await transport.handleRequest(web, { parsedBody: request.body });
     const body = await response.text();
-    if (!spent) rateHeaders = await RateLimit.enforce(db, caller, "default");
-    return { statusCode: response.status, headers: { ...headersOf(response), ...rateHeaders }, body };
+    const refused = Gate.keyRefusalOf(caller);
+    if (refused) throw refused;
+    if (Gate.unsettled(caller)) await Gate.open(db, caller);
+    else if (!spent) rateHeaders = await RateLimit.enforce(db, caller, "default");
+    return {
+      statusCode: response.status,
+      headers: { ...headersOf(response), ...Gate.headersOf(caller), ...rateHeaders },
+      body,
+    };
   } finally {
     await mcp.close();
   }

@@ -5,7 +5,6 @@
 import { $ZodError } from "zod/v4/core";
 import type * as Api from "../../client/types";
 import { errorResponse } from "../api/http";
-import type { RateClass } from "../api/routes";
 import type { Caller } from "../auth";
 import * as Chat from "../chat";
 import { ChatRequest } from "../chat/schema";
@@ -13,6 +12,7 @@ import type { Db } from "../db";
 import * as Document from "../document";
 import { DeleteQuery, Id, IngestRequest, ListQuery } from "../document/schema";
 import * as Ingest from "../ingest";
+import type * as RateLimit from "../ratelimit";
 import * as Search from "../search";
 import { SearchRequest } from "../search/schema";
 import type { Describe, Memory } from "./index";
@@ -21,7 +21,7 @@ export interface LocalOptions {
   signal?: AbortSignal;
   requestId?: string;
   /** Spends the tool's rate class (as its route's) before it runs; the HTTP transport sets it. */
-  limit?: (rateClass: RateClass) => Promise<void>;
+  limit?: (rateClass: RateLimit.RateClass) => Promise<void>;
 }
 
 /** Runs `parse` with issue paths under `from` (the API's body) moved to `to` (the tool's argument). */

@@ -1,7 +1,6 @@
 export * as RateLimit from "./index";
 
 import { sql } from "drizzle-orm";
-import type { RateClass } from "../api/routes";
 import type { Caller } from "../auth";
 import { config } from "../config";
 import { arr, type Db } from "../db";
@@ -18,7 +17,9 @@ import { log } from "../log";
  * approximates; a sliding log stores a row per request.
  */
 
-export const CLASSES: readonly RateClass[] = ["chat", "search", "ingest", "default"];
+/** The classes a route can be limited under (core/api/routes.ts gives each route its own). */
+export const CLASSES = ["chat", "search", "ingest", "default"] as const;
+export type RateClass = (typeof CLASSES)[number];
 
 export interface Rate {
   limit: number;

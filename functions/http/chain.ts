@@ -266,19 +266,12 @@ const auth = (options: ChainOptions): Middleware => ({
       state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
       return;
     }
-    if (options.rateLimit === "operation") {
-      // The operation spends the budget itself (POST /mcp: in its tool's class), so only the key is checked here.
-      await failedAuth(database, address, async () => {
-        const key = await Auth.authenticate(database, headers.authorization);
-        state.caller = { ...key, userId: Auth.userIdFrom(headers["x-user-id"]) };
-      });
-      return;
-    }
     const rateClass = state.route.rateClass ?? "default";
     await failedAuth(database, address, async () => {
       const caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);
       state.caller = caller;
-      if (GATED.has(rateClass)) return;
+      // The operation names the class (POST /mcp: its tool's) and runs the gate; else the chain does on the way out.
+      if (options.rateLimit === "operation" || Gate.GATED.has(rateClass)) return;
       // An ingest is admitted (core/admission) in the same round trip as its key and limit.
       if (rateClass === "ingest")
         state.release = await Admission.admitIngest(database, caller, bodyBytes(request.event));
@@ -301,9 +294,6 @@ const auth = (options: ChainOptions): Middleware => ({
     Object.assign(state.headers, Gate.headersOf(caller));
   },
 });
-
-/** Routes whose operations run their work gated, in one batch with the key and the limit. */
-const GATED: ReadonlySet<string> = new Set(["search", "chat"]);
 
 const bodyBytes = (event: Event) => Buffer.byteLength(event.body ?? "");
 
@@ -423,7 +413,8 @@ function deadline(context: Context | undefined) {
 export interface ChainOptions {
   /**
    * `operation`: the operation spends the caller's budget itself, once, in the class of what the
-   * request turns out to do (POST /mcp: the tool it calls), instead of the route's class here.
+   * request turns out to do (POST /mcp: the tool it calls), instead of the route's class here: it
+   * names the class (`Gate.reclass`) before the gate checks the key and decides, in one statement.
    */
   rateLimit?: "route" | "operation";
 }

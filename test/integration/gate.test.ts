@@ -121,6 +121,35 @@ describe("round trips to Neon through the handler chain", () => {
     expect(trips).toBe(2);
   });
 
+  const mcpCall = (authorization: string, name: string, args: Record<string, unknown>) =>
+    invoke({
+      method: "POST",
+      path: "/mcp",
+      headers: { ...bearer(authorization), accept: "application/json, text/event-stream" },
+      body: { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name, arguments: args } },
+    });
+
+  it("answers MCP's search_memory in one round trip: key, the search class's limit and the search", async () => {
+    const { trips, result } = await counted(() => mcpCall(key, "search_memory", { query: "refund days" }));
+
+    expect(result.status).toBe(200);
+    expect(JSON.stringify(result.body.result.structuredContent.results)).toContain("refunds");
+    expect(result.headers["ratelimit-policy"]).toMatch(/^"(default|tenant)";q=\d+;w=60$/);
+    expect(trips).toBe(1);
+  });
+
+  it("checks MCP's key in the statement that spends the tool's class, and answers a bad key 401", async () => {
+    const listed = await counted(() => mcpCall(key, "list_memories", {}));
+    const forged = `${key.slice(0, 20)}${"z".repeat(key.length - 20)}`;
+
+    const bad = await mcpCall(forged, "search_memory", { query: "refund days" });
+
+    expect(listed.result.status).toBe(200);
+    expect(listed.trips).toBe(2);
+    expect(bad.status).toBe(401);
+    expect(bad.body.error.code).toBe("auth.invalid_key");
+  });
+
   it("checks the key and the limit of any other route in one statement before its work", async () => {
     const { trips, result } = await counted(() =>
       invoke({ method: "GET", path: "/v1/documents/refunds", headers: bearer(key) }),
@@ -253,6 +282,37 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
 
     expect(outcomes).toHaveLength(200);
     expect(outcomes.filter(Boolean)).toHaveLength(20);
+  }, 120_000);
+
+  it("admits exactly the tenant's ceiling of 200 decisions by 10 concurrent clients as 200 end users", async () => {
+    const { key } = await Auth.createKey(db, "crowd");
+    await RateLimit.setLimits(db, "crowd", { default: "20/h", "tenant.default": "30/h" });
+    // Each decision's ceiling row may move between its read and its write (another client's admission).
+    const one = (user: string) =>
+      Gate.open(db, deferred(key, "default", user)).then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof EngramError && error.code === "ratelimit.exceeded") return false;
+          throw error;
+        },
+      );
+
+    const outcomes = (
+      await Promise.all(
+        Array.from({ length: 10 }, async (_, client) => {
+          const mine: boolean[] = [];
+          for (let i = 0; i < 20; i++) mine.push(await one(`u${client}-${i}`));
+          return mine;
+        }),
+      )
+    ).flat();
+
+    expect(outcomes.filter(Boolean)).toHaveLength(30);
+    const [row] = await db.query<{ n: number }>(
+      sql`select count(*)::int as n from rate_limits where key like 'default/u:u%' and tenant_id = (select id from tenants where name = 'crowd')`,
+    );
+    // A refused request leaves no bucket for the user it named.
+    expect(row?.n).toBe(30);
   }, 120_000);
 
   it("runs the work only for the key's tenant: another tenant's rows are not in reach", async () => {

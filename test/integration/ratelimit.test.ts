@@ -1,7 +1,6 @@
 /** The limiter against the real PostgreSQL through every driver, and through the HTTP chain. */
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RateClass } from "../../core/api/routes";
 import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
@@ -18,7 +17,7 @@ type Attempt = { ok: true; headers: Record<string, string> } | { ok: false; erro
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function attempt(db: Db, caller: Caller, rateClass: RateClass): Promise<Attempt> {
+function attempt(db: Db, caller: Caller, rateClass: RateLimit.RateClass): Promise<Attempt> {
   return RateLimit.enforce(db, caller, rateClass).then(
     (headers) => ({ ok: true, headers }),
     (error: unknown) => {
@@ -116,7 +115,7 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     const a = await callerWith(t.db, "mixed-1", { chat: "2/min", search: "5/min" }, "alice");
     const b = await callerWith(t.db, "mixed-2", { chat: "1/min" }, "alice");
     const db = counting(t.db);
-    const requests: [Caller, RateClass][] = [
+    const requests: [Caller, RateLimit.RateClass][] = [
       [a, "chat"],
       [b, "chat"],
       [a, "chat"],
