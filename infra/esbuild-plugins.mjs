@@ -33,7 +33,7 @@ export const neonOnly = {
 /**
  * The OpenAI client's properties Engram calls: `embeddings.create` (core/embedding/openai.ts) and
  * `chat.completions.create` (core/llm/index.ts). The client's type, `UpstreamClient` in
- * core/llm/retry.ts, offers these alone, and `npm run build` fails when the two lists differ.
+ * core/provider/index.ts, offers these alone, and `npm run build` fails when the two lists differ.
  */
 export const openaiResourcesCalled = ["chat", "embeddings"];
 

@@ -13,7 +13,7 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
-import { OPENAI_RESOURCES } from "../core/llm/retry";
+import { OPENAI_RESOURCES } from "../core/provider";
 import chatPlugins, { openaiResourcesCalled } from "../infra/esbuild-plugins.mjs";
 import { type Lambda, lambdas } from "../infra/functions";
 
@@ -126,13 +126,13 @@ function largestParts(metafile: Metafile, outfile: string): BundleReport["larges
 
 /**
  * The bundles keep the OpenAI resources `openaiSlim` (infra/esbuild-plugins.mjs) is told Engram
- * calls; the client's type (core/llm/retry.ts) lets code reach no others. They must agree.
+ * calls; the client's type (core/provider/index.ts) lets code reach no others. They must agree.
  */
 export function checkOpenAiResources(kept = openaiResourcesCalled, typed: readonly string[] = OPENAI_RESOURCES): void {
   const sorted = (list: readonly string[]) => [...list].sort().join(", ");
   if (sorted(kept) !== sorted(typed)) {
     throw new Error(
-      `infra/esbuild-plugins.mjs keeps the OpenAI resources ${sorted(kept)}, but core/llm/retry.ts lets code call ${sorted(typed)}`,
+      `infra/esbuild-plugins.mjs keeps the OpenAI resources ${sorted(kept)}, but core/provider/index.ts lets code call ${sorted(typed)}`,
     );
   }
 }

@@ -5,12 +5,12 @@ import type { NewMessage } from "../conversation";
 import * as Conversation from "../conversation";
 import type { Db } from "../db";
 import * as Replica from "../db/replica";
-import { UpstreamError } from "../embedding/openai";
 import { EngramError, errorBody, upstreamError } from "../error";
 import * as Gate from "../gate";
 import * as Ingest from "../ingest";
 import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
 import { log } from "../log";
+import * as Provider from "../provider";
 import * as Search from "../search";
 import { MAX_QUERY_CHARS } from "../search/schema";
 import { type Citation, citationOf, dropInvalidMarkers, finalize, MarkerFilter, usedSources } from "./citations";
@@ -349,7 +349,7 @@ async function* extractiveEvents(
 }
 
 function streamFailure(error: unknown, requestId: string | undefined): { code: string; message: string } {
-  const known = error instanceof UpstreamError ? upstreamError(error, "chat") : error;
+  const known = error instanceof Provider.UpstreamError ? upstreamError(error, "chat") : error;
   if (known instanceof EngramError)
     log.warn("chat stream failed", { requestId, code: known.code, error: known.cause ?? known });
   else log.error("chat stream failed", { requestId, error });

@@ -246,7 +246,7 @@ describe("npm run build", () => {
   it("fails the build when the trimmed SDK and the client's type disagree on the resources Engram calls", () => {
     expect(() => checkOpenAiResources()).not.toThrow();
     expect(() => checkOpenAiResources(["chat", "embeddings"], ["chat", "embeddings", "responses"])).toThrow(
-      /keeps the OpenAI resources chat, embeddings, but core\/llm\/retry.ts lets code call chat, embeddings, responses/,
+      /keeps the OpenAI resources chat, embeddings, but core\/provider\/index.ts lets code call chat, embeddings, responses/,
     );
   });
 
