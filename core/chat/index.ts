@@ -5,7 +5,7 @@ import type { NewMessage } from "../conversation";
 import * as Conversation from "../conversation";
 import type { Db } from "../db";
 import * as Replica from "../db/replica";
-import { EngramError, errorBody, upstreamError } from "../error";
+import { EngramError, errorBody, statusOf, upstreamError } from "../error";
 import * as Gate from "../gate";
 import * as Ingest from "../ingest";
 import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
@@ -317,7 +317,7 @@ async function* modelEvents(
   } catch (error) {
     // A client that went away gets no more events; the turn is not stored.
     if (options.signal?.aborted) {
-      log.info("chat stream cancelled", { requestId: options.requestId, reason: String(options.signal.reason) });
+      log.info("chat stream cancelled", { reason: String(options.signal.reason) });
       throw error;
     }
     yield { event: "error", data: { error: streamFailure(error, options.requestId) } };
@@ -350,11 +350,18 @@ async function* extractiveEvents(
 
 function streamFailure(error: unknown, requestId: string | undefined): { code: string; message: string } {
   const known = error instanceof Provider.UpstreamError ? upstreamError(error, "chat") : error;
-  if (known instanceof EngramError)
-    log.warn("chat stream failed", { requestId, code: known.code, error: known.cause ?? known });
-  else log.error("chat stream failed", { requestId, error });
   // The event carries code and message only (its schema, ChatErrorEvent): no details.
   const { code, message } = errorBody(known, requestId);
+  // As core/api/http.ts's errorResponse: a refusal of the client's request is info, a 5xx an error.
+  const status = known instanceof EngramError ? statusOf(known.kind) : 500;
+  // The line carries the request's id and tenant from the request's log context (core/log.ts).
+  if (status < 500) log.info("chat stream refused", { status, code });
+  else
+    log.error("chat stream failed", {
+      status,
+      code,
+      error: known instanceof EngramError ? (known.cause ?? known) : error,
+    });
   return { code, message };
 }
 

@@ -46,6 +46,7 @@ import { inLane } from "../../core/db/lane";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
 import * as Gate from "../../core/gate";
+import * as Log from "../../core/log";
 import { log } from "../../core/log";
 import * as RateLimit from "../../core/ratelimit";
 
@@ -264,6 +265,7 @@ const auth = (options: ChainOptions): Middleware => ({
     if (keylessTenant && headers.authorization === undefined && state.route.path.startsWith("/api/")) {
       warnKeylessOnce(keylessTenant);
       state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
+      Log.setCaller(state.caller);
       return;
     }
     if (options.rateLimit === "operation") {
@@ -271,6 +273,7 @@ const auth = (options: ChainOptions): Middleware => ({
       await failedAuth(database, address, async () => {
         const key = await Auth.authenticate(database, headers.authorization);
         state.caller = { ...key, userId: Auth.userIdFrom(headers["x-user-id"]) };
+        Log.setCaller(state.caller);
       });
       return;
     }
@@ -278,6 +281,7 @@ const auth = (options: ChainOptions): Middleware => ({
     await failedAuth(database, address, async () => {
       const caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);
       state.caller = caller;
+      Log.setCaller(caller);
       if (GATED.has(rateClass)) return;
       // An ingest is admitted (core/admission) in the same round trip as its key and limit.
       if (rateClass === "ingest")
@@ -466,14 +470,21 @@ export function http(operations: Operations, options: ChainOptions = {}): HttpHa
           }),
         )
         .finally(time.clear);
-      if ("stream" in result) return { statusCode: result.status ?? 200, headers: result.headers, body: result.stream };
+      if ("stream" in result) {
+        // Sent after the handler returns; its lines are still this request's.
+        return { statusCode: result.status ?? 200, headers: result.headers, body: Log.withinRequest(result.stream) };
+      }
       return "statusCode" in result ? (result as Result) : toResult(result as Reply);
     });
 
   // Every query of an ingest request, its key and rate-limit checks too, runs in the bulk lane:
   // however many ingests arrive, they never take the connections kept for searches and chats.
-  const run = (event: Event, context: Context) =>
-    inLane(routeOf(event).route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context));
+  const run = (event: Event, context: Context) => {
+    const { key, route } = routeOf(event);
+    return Log.withRequest({ requestId: requestIdOf(event), route: key }, () =>
+      inLane(route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context)),
+    );
+  };
   const handler = (async (event: Event, context: Context): Promise<Result> => {
     const result = await run(event, context);
     if (!isStreaming(result)) return result;
