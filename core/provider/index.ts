@@ -42,13 +42,8 @@ export class UpstreamError extends Error {
   }
 }
 
-/**
- * The SDK resources Engram calls. Lambda bundles hold only these (`openaiSlim` in
- * infra/esbuild-plugins.mjs, whose list `npm run build` checks against this one), so the client's
- * type offers nothing else.
- */
-export const OPENAI_RESOURCES = ["chat", "embeddings"] as const;
-export type Client = Pick<OpenAI, (typeof OPENAI_RESOURCES)[number]>;
+/** The SDK's resources Engram calls. */
+export type Client = Pick<OpenAI, "chat" | "embeddings">;
 
 /**
  * An `openai` SDK client with its own retries off and every setting passed explicitly,
