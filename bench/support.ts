@@ -18,6 +18,7 @@ export const round = (n: number, digits = 2) => Number(n.toFixed(digits));
 export function countingDb(db: Db): Db & { roundTrips: number } {
   const counted = {
     driver: db.driver,
+    capabilities: db.capabilities,
     roundTrips: 0,
     query: ((q, options) => {
       counted.roundTrips++;

@@ -1,14 +1,20 @@
 /**
- * Serves the console (console/dist, built on demand) from the local server: `/` is the page,
+ * Serves the built console (console/dist) from the local server: `/` is the page,
  * `/console/assets/*` its hashed files, `/console/config.json` hands the local key to a page
- * opened on this machine. Everything else falls through to the API.
+ * opened on this machine. Everything else falls through to the API. The build is a dev-time step
+ * (scripts/build-console.ts, which `npm start`, `npm run dev` and `npm install` run first), not this module's.
  */
 import { createHash } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { extname, join } from "node:path";
-import { ASSETS_PATH, DIST_DIR, ensureConsoleBuilt } from "../scripts/build-console";
+import { dirname, extname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import type { Extra } from "./server";
+
+/** Where the build writes the console and this module serves it from. */
+export const DIST_DIR = join(resolve(dirname(fileURLToPath(import.meta.url)), ".."), "console", "dist");
+/** Where the built files are served from; the built index.html refers to assets under it. */
+export const ASSETS_PATH = "/console/assets/";
 
 export const CONTENT_SECURITY_POLICY =
   "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'";
@@ -102,22 +108,19 @@ export interface ConsoleSite {
   extra: Extra;
   /** Why the console is not available, when it is not. */
   error?: string;
-  built: boolean;
 }
 
 /**
- * The console's request handler for `startServer({ extra })`. Builds console/dist first when it
- * is missing or stale. `key` is the embedded database's local key, handed only to local pages.
+ * The console's request handler for `startServer({ extra })`, serving the build in `dir`.
+ * `key` is the embedded database's local key, handed only to local pages.
  */
-export async function consoleSite(options: { key?: string } = {}): Promise<ConsoleSite> {
+export async function consoleSite(options: { key?: string; dir?: string } = {}): Promise<ConsoleSite> {
   let files: Map<string, StaticFile> | undefined;
   let error: string | undefined;
-  let built = false;
   try {
-    built = (await ensureConsoleBuilt()).built;
-    files = loadFiles(DIST_DIR);
-  } catch (cause) {
-    error = `the console could not be built (${(cause as Error).message.split("\n")[0]})`;
+    files = loadFiles(options.dir ?? DIST_DIR);
+  } catch {
+    error = "the console is not built (npm run build:console)";
   }
 
   const extra: Extra = async (req: IncomingMessage, res: ServerResponse) => {
@@ -155,5 +158,5 @@ export async function consoleSite(options: { key?: string } = {}): Promise<Conso
     }
     return true;
   };
-  return { extra, error, built };
+  return { extra, error };
 }

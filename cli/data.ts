@@ -94,7 +94,7 @@ export function registerDataCommands(program: Command): void {
     let done = 0;
     let pendingFiles = 0;
     const inFlight = new Set<Promise<void>>();
-    const limit = client.kind === "local" && client.db.driver !== "pglite" ? DIRECT_BATCHES_IN_FLIGHT : 1;
+    const limit = client.kind === "local" && client.db.capabilities.concurrent ? DIRECT_BATCHES_IN_FLIGHT : 1;
     let failure: unknown;
     const store = async (documents: FileDocument[], fileCount: number) => {
       const result = await ingestBatch(client, documents);

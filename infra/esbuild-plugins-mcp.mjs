@@ -6,7 +6,7 @@
  * ~210 KB of the bundle. Each stand-in names what is missing if it is ever called.
  */
 import { join } from "node:path";
-import { pluginsFor } from "./esbuild-plugins.mjs";
+import plugins from "./esbuild-plugins.mjs";
 
 const sdk = /[\\/]node_modules[\\/]@modelcontextprotocol[\\/]sdk[\\/]/;
 const leftOut = (what) =>
@@ -39,4 +39,4 @@ export const mcpSlim = {
   },
 };
 
-export default [mcpSlim, ...pluginsFor()];
+export default [mcpSlim, ...plugins];

@@ -1,10 +1,10 @@
 /**
- * esbuild plugins for the upload function's bundle (the document parsers): those of the functions that embed
- * (infra/esbuild-plugins-embeddings.mjs), and `canvas` as a module that fails to load. linkedom and pdf.js each
+ * esbuild plugins for the upload function's bundle (the document parsers): those of every function
+ * (infra/esbuild-plugins.mjs), and `canvas` as a module that fails to load. linkedom and pdf.js each
  * try `canvas` (a native module) and fall back without it; text extraction never draws. Left unresolved, it
  * would be an import Lambda cannot satisfy.
  */
-import { pluginsFor } from "./esbuild-plugins.mjs";
+import plugins from "./esbuild-plugins.mjs";
 
 /** @type {import("esbuild").Plugin} */
 export const noCanvas = {
@@ -18,4 +18,4 @@ export const noCanvas = {
   },
 };
 
-export default [...pluginsFor(["embeddings"]), noCanvas];
+export default [...plugins, noCanvas];

@@ -1,21 +1,22 @@
 /**
  * Builds the console (console/src, plain TypeScript and CSS) with esbuild into console/dist:
  * `assets/<name>-<hash>.js|css` (safe to cache forever) and an `index.html` that names them.
- * `build.json` records a hash of every input, so the local server rebuilds only when the
- * sources changed: `npm start` from a fresh clone builds it once, in well under a second.
+ * `build.json` records a hash of every input, so `--if-stale` rebuilds only when the sources
+ * changed: `npm install`, `npm start` and `npm run dev` run it first (package.json), and a fresh
+ * clone builds it once, in well under a second. The local server only serves the result (cli/console.ts).
  *
- *   node bin/run-ts.js scripts/build-console.ts    # build now
+ *   npm run build:console                                        # build now
+ *   node bin/run-ts.js scripts/build-console.ts --if-stale     # build when the sources changed
  */
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
+import { ASSETS_PATH, DIST_DIR } from "../cli/console";
+
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const CONSOLE_DIR = join(ROOT, "console");
-export const DIST_DIR = join(CONSOLE_DIR, "dist");
-/** Where the built files are served from; index.html refers to assets under it. */
-export const ASSETS_PATH = "/console/assets/";
 
 export interface BuildInfo {
   inputHash: string;
@@ -137,8 +138,12 @@ export async function ensureConsoleBuilt(): Promise<{ info: BuildInfo; built: bo
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const started = performance.now();
-  const info = await buildConsole();
-  console.log(
-    `console built in ${Math.round(performance.now() - started)} ms: ${relative(ROOT, DIST_DIR)}/ (${info.script}, ${info.style})`,
-  );
+  const { info, built } = process.argv.includes("--if-stale")
+    ? await ensureConsoleBuilt()
+    : { info: await buildConsole(), built: true };
+  if (built) {
+    console.log(
+      `console built in ${Math.round(performance.now() - started)} ms: ${relative(ROOT, DIST_DIR)}/ (${info.script}, ${info.style})`,
+    );
+  }
 }

@@ -13,8 +13,7 @@ import { join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { gzipSync } from "node:zlib";
 import { type BuildOptions, build, type Metafile, type Plugin } from "esbuild";
-import { OPENAI_RESOURCES } from "../core/llm/retry";
-import chatPlugins, { openaiResourcesCalled } from "../infra/esbuild-plugins.mjs";
+import lambdaPlugins from "../infra/esbuild-plugins.mjs";
 import { type Lambda, lambdas } from "../infra/functions";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -64,7 +63,7 @@ export async function pluginsOf(name: keyof typeof lambdas): Promise<Plugin[]> {
   return (await import(pathToFileURL(join(root, lambdas[name].settings.nodejs.plugins)).href)).default;
 }
 
-export const esbuildOptions = (entry: string, outfile: string, plugins = chatPlugins): BuildOptions => ({
+export const esbuildOptions = (entry: string, outfile: string, plugins = lambdaPlugins): BuildOptions => ({
   entryPoints: [entry],
   outfile,
   absWorkingDir: root,
@@ -124,22 +123,8 @@ function largestParts(metafile: Metafile, outfile: string): BundleReport["larges
   return [...parts].map(([part, bytes]) => ({ part, bytes })).sort((a, b) => b.bytes - a.bytes);
 }
 
-/**
- * The bundles keep the OpenAI resources `openaiSlim` (infra/esbuild-plugins.mjs) is told Engram
- * calls; the client's type (core/llm/retry.ts) lets code reach no others. They must agree.
- */
-export function checkOpenAiResources(kept = openaiResourcesCalled, typed: readonly string[] = OPENAI_RESOURCES): void {
-  const sorted = (list: readonly string[]) => [...list].sort().join(", ");
-  if (sorted(kept) !== sorted(typed)) {
-    throw new Error(
-      `infra/esbuild-plugins.mjs keeps the OpenAI resources ${sorted(kept)}, but core/llm/retry.ts lets code call ${sorted(typed)}`,
-    );
-  }
-}
-
 /** Bundles every entry into `outDir/<name>/index.mjs`. */
 export async function buildLambdas(outDir = join(root, "dist", "lambda"), entries = ENTRIES): Promise<BundleReport[]> {
-  checkOpenAiResources();
   rmSync(outDir, { recursive: true, force: true });
   return Promise.all(
     entries.map(async (entry) => {

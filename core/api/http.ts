@@ -122,13 +122,17 @@ export function errorResponse(
     return toResult({ status: 500, body: { error: errorBody(error, context.requestId) } });
   }
   const status = statusOf(known.kind);
+  // A 4xx is the client's request refused (info, no stack); a 5xx is ours or the provider's to fix (error).
   if (status >= 500) {
-    log.warn("request failed upstream", {
+    log.error("request failed", {
       requestId: context.requestId,
       route: context.route,
+      status,
       code: known.code,
       error: known.cause ?? known,
     });
+  } else {
+    log.info("request refused", { requestId: context.requestId, route: context.route, status, code: known.code });
   }
   const headers: Record<string, string> = { ...known.headers };
   if (known.retryAfterSeconds !== undefined)

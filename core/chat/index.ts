@@ -1,25 +1,25 @@
-import { createHash } from "node:crypto";
 import type { Caller } from "../auth";
 import { type Config, config } from "../config";
 import type { NewMessage } from "../conversation";
 import * as Conversation from "../conversation";
 import type { Db } from "../db";
 import * as Replica from "../db/replica";
-import { UpstreamError } from "../embedding/openai";
-import { EngramError, errorBody, upstreamError } from "../error";
+import { EngramError, upstreamError } from "../error";
 import * as Gate from "../gate";
-import * as Ingest from "../ingest";
 import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
-import { log } from "../log";
 import * as Search from "../search";
 import { MAX_QUERY_CHARS } from "../search/schema";
-import { type Citation, citationOf, dropInvalidMarkers, finalize, MarkerFilter, usedSources } from "./citations";
+import { type Citation, finalize } from "./citations";
 import * as Extractive from "./extractive";
 import { buildPrompt, type Passage, type Source } from "./prompt";
 import type { ChatRequest } from "./schema";
+import type { ChatEvent } from "./stream";
+import * as Stream from "./stream";
+import * as Turn from "./turn";
 
 export type { Citation } from "./citations";
 export type { Source } from "./prompt";
+export type { ChatEvent } from "./stream";
 
 export interface ChatUsage {
   promptTokens: number;
@@ -35,16 +35,9 @@ export interface ChatResponse {
   usage: ChatUsage;
 }
 
-/** What a streamed answer sends, in this order: citations, deltas, then done (or error). */
-export type ChatEvent =
-  | { event: "citations"; data: { citations: Citation[] } }
-  | { event: "delta"; data: { text: string } }
-  | { event: "done"; data: Omit<ChatResponse, "message"> }
-  | { event: "error"; data: { error: { code: string; message: string } } };
-
 export interface ChatOptions {
   signal?: AbortSignal;
-  /** For log lines about failures that happen after the response has started. */
+  /** Named in the message of an internal error that ends a stream (log lines take it from core/log.ts). */
   requestId?: string;
 }
 
@@ -218,7 +211,7 @@ export async function answer(
   const model = chatModel();
   if (!model) {
     const final = finalize(Extractive.answer(prepared.question, prepared.sources), prepared.sources);
-    return commit(
+    return Turn.commit(
       db,
       caller,
       request,
@@ -233,7 +226,7 @@ export async function answer(
       throw upstreamError(error, "chat");
     });
   const final = finalize(reply.content, prepared.sources);
-  return commit(db, caller, request, prepared, { ...final, model: model.model, ...reply.usage }, options);
+  return Turn.commit(db, caller, request, prepared, { ...final, model: model.model, ...reply.usage }, options);
 }
 
 /**
@@ -254,7 +247,7 @@ export async function stream(
   if (!model) {
     const final = finalize(Extractive.answer(prepared.question, prepared.sources), prepared.sources);
     const done = { ...final, model: Extractive.MODEL, promptTokens: 0, completionTokens: 0 };
-    return extractiveEvents(db, caller, request, prepared, done, options);
+    return Stream.extractiveEvents(db, caller, request, prepared, done, options);
   }
   const upstream = model
     .stream(prepared.prompt, { signal: options.signal, maxTokens: config().chat.maxAnswerTokens })
@@ -265,175 +258,5 @@ export async function stream(
   } catch (error) {
     throw upstreamError(error, "chat");
   }
-  return modelEvents(db, caller, request, prepared, { model: model.model, upstream, first }, options);
-}
-
-async function* modelEvents(
-  db: Db,
-  caller: Caller,
-  request: ChatRequest,
-  prepared: Prepared,
-  model: { model: string; upstream: AsyncIterator<ChatStreamEvent>; first: IteratorResult<ChatStreamEvent> },
-  options: ChatOptions,
-): AsyncGenerator<ChatEvent> {
-  const { sources } = prepared;
-  const filter = new MarkerFilter((n) => n >= 1 && n <= sources.length);
-  try {
-    // The stream's numbering is the prompt's: the client gets every source now, `done` says which were used.
-    yield { event: "citations", data: { citations: sources.map((s) => citationOf(s, s.index)) } };
-    let raw = "";
-    let usage = { promptTokens: 0, completionTokens: 0 };
-    for (let next = model.first; !next.done; next = await model.upstream.next()) {
-      const event = next.value;
-      if (event.type === "done") {
-        usage = event.usage;
-        continue;
-      }
-      raw += event.text;
-      const text = filter.push(event.text);
-      if (text) yield { event: "delta", data: { text } };
-    }
-    const tail = filter.flush();
-    if (tail) yield { event: "delta", data: { text: tail } };
-
-    const response = await commit(
-      db,
-      caller,
-      request,
-      prepared,
-      { ...finalize(raw, sources), model: model.model, ...usage },
-      options,
-    );
-    const used = usedSources(dropInvalidMarkers(raw, sources.length), sources);
-    yield {
-      event: "done",
-      data: {
-        conversationId: response.conversationId,
-        citations: used.map((s) => citationOf(s, s.index)),
-        model: response.model,
-        usage: response.usage,
-      },
-    };
-  } catch (error) {
-    // A client that went away gets no more events; the turn is not stored.
-    if (options.signal?.aborted) {
-      log.info("chat stream cancelled", { requestId: options.requestId, reason: String(options.signal.reason) });
-      throw error;
-    }
-    yield { event: "error", data: { error: streamFailure(error, options.requestId) } };
-  } finally {
-    await model.upstream.return?.();
-  }
-}
-
-async function* extractiveEvents(
-  db: Db,
-  caller: Caller,
-  request: ChatRequest,
-  prepared: Prepared,
-  final: Answered,
-  options: ChatOptions,
-): AsyncGenerator<ChatEvent> {
-  // The whole answer is known: the citations are already the final ones, in order of use.
-  yield { event: "citations", data: { citations: final.citations } };
-  for (const piece of final.content.split(/(?<=[.!?…]\s)/)) {
-    yield { event: "delta", data: { text: piece } };
-  }
-  try {
-    const { message: _message, ...done } = await commit(db, caller, request, prepared, final, options);
-    yield { event: "done", data: done };
-  } catch (error) {
-    if (options.signal?.aborted) throw error;
-    yield { event: "error", data: { error: streamFailure(error, options.requestId) } };
-  }
-}
-
-function streamFailure(error: unknown, requestId: string | undefined): { code: string; message: string } {
-  const known = error instanceof UpstreamError ? upstreamError(error, "chat") : error;
-  if (known instanceof EngramError)
-    log.warn("chat stream failed", { requestId, code: known.code, error: known.cause ?? known });
-  else log.error("chat stream failed", { requestId, error });
-  // The event carries code and message only (its schema, ChatErrorEvent): no details.
-  const { code, message } = errorBody(known, requestId);
-  return { code, message };
-}
-
-interface Answered {
-  content: string;
-  citations: Citation[];
-  model: string;
-  promptTokens: number;
-  completionTokens: number;
-}
-
-/** Stable per conversation and text: remembering the same message twice stores it once. */
-const memoryId = (conversationId: string, content: string) =>
-  `mem_${createHash("sha256").update(`${conversationId}\n${content}`).digest("hex").slice(0, 32)}`;
-
-/**
- * Stores a complete answer in one atomic batch: the turn's messages and, with `remember`, the
- * question as a memory document of the conversation. Either both land or neither, so a client's
- * retry after a failure finds the state before its first try.
- */
-async function commit(
-  db: Db,
-  caller: Caller,
-  request: ChatRequest,
-  prepared: Prepared,
-  answered: Answered,
-  options: ChatOptions,
-): Promise<ChatResponse> {
-  options.signal?.throwIfAborted();
-  const usage = await Ingest.withReplanning(async () => {
-    const memory = request.remember
-      ? await Ingest.prepare(
-          db,
-          caller,
-          [
-            {
-              id: memoryId(prepared.conversationId, prepared.question),
-              content: prepared.question,
-              title: Conversation.titleOf(prepared.question),
-              conversationId: prepared.conversationId,
-              metadata: { kind: "chat_memory", role: "user" },
-            },
-          ],
-          { signal: options.signal },
-        )
-      : undefined;
-    const usage: ChatUsage = {
-      promptTokens: answered.promptTokens,
-      completionTokens: answered.completionTokens,
-      embeddingTokens: prepared.embeddingTokens + (memory?.result.usage.embeddingTokens ?? 0),
-    };
-    options.signal?.throwIfAborted();
-    // The memory first: the turn's conversation row is then already there, as in any later turn.
-    await db.batch([
-      ...(memory?.statements ?? []),
-      ...Conversation.saveTurn(caller, {
-        conversationId: prepared.conversationId,
-        title: prepared.title,
-        messages: [
-          ...prepared.newMessages,
-          {
-            role: "assistant",
-            content: answered.content,
-            citations: answered.citations,
-            model: answered.model,
-            usage: { ...usage },
-          },
-        ],
-      }),
-    ]);
-    return usage;
-  });
-  // The remembered question is searchable: the next turn's retrieval must find it (core/db/replica.ts).
-  if (request.remember) await Replica.written(db, caller.tenantId);
-  return {
-    conversationId: prepared.conversationId,
-    message: { role: "assistant", content: answered.content },
-    citations: answered.citations,
-    model: answered.model,
-    usage,
-  };
+  return Stream.modelEvents(db, caller, request, prepared, { model: model.model, upstream, first }, options);
 }

@@ -6,6 +6,7 @@
 
 import type { Location } from "../chunk/location";
 import { type ChatMessage, estimatePromptTokens } from "../llm";
+import * as Tokens from "../tokens";
 
 /** A retrieved passage offered to the model as `[index]`. */
 export interface Source {
@@ -32,8 +33,8 @@ Rules:
 3. When the sources do not contain the answer, say that the sources do not contain it. Do not guess and do not use outside knowledge.
 4. Answer concisely, in the language of the question.`;
 
-/** A token estimate of text the way the chat client estimates it (about 4 characters a token). */
-export const tokens = (text: string) => Math.ceil(text.length / 4);
+/** The one token estimate (core/tokens.ts), as the chat client counts the prompt. */
+export const tokens = Tokens.estimate;
 
 /** Tags a passage could use to break out of its block are defused (the `<` becomes `‹`). */
 const escapeBody = (text: string) => text.replace(/<(\/?\s*sources?\b)/gi, "‹$1");

@@ -73,7 +73,7 @@ export async function written(db: Db, tenantId: string): Promise<void> {
 }
 
 /** Where a tenant's searches run: `db` itself without a replica. */
-export type Reader = Pick<Db, "driver" | "query">;
+export type Reader = Pick<Db, "driver" | "capabilities" | "query">;
 
 export interface ReaderOptions {
   /**
@@ -113,6 +113,7 @@ export function reader(db: Db, tenantId: string, options: ReaderOptions = {}): R
   };
   return {
     driver: db.driver,
+    capabilities: db.capabilities,
     async query<T = Row>(query: Query, queryOptions?: QueryOptions): Promise<T[]> {
       // Sent before the mark is known, so the lookup and the search overlap (one round trip, not two): its answer
       // counts when the replica had already replayed the mark before the statement started.

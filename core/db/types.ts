@@ -27,6 +27,18 @@ export interface QueryOptions {
   settings?: Record<string, string>;
 }
 
+/** What a driver can do that domain code would otherwise tell from its name. */
+export interface Capabilities {
+  /** An HNSW index serves approximate vector search (PGlite's migrations leave it out: exact scans only). */
+  readonly hnsw: boolean;
+  /** Vectors can travel as binary parameters (`pg`'s extended protocol), not only as text. */
+  readonly binaryVectors: boolean;
+  /** The most bytes one batch may send, when the driver has a limit (Neon's HTTP endpoint: 10 MB a request). */
+  readonly maxBatchBytes?: number;
+  /** Runs statements on several connections at once (PGlite has one). */
+  readonly concurrent: boolean;
+}
+
 /**
  * The one database API every core module uses, shaped by the weakest driver (Neon's HTTP
  * driver): single statements, and atomic non-interactive batches. There is deliberately no
@@ -34,6 +46,8 @@ export interface QueryOptions {
  */
 export interface Db {
   readonly driver: DriverName;
+  /** Ask these, not the driver's name. */
+  readonly capabilities: Capabilities;
   query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]>;
   /** Runs the statements in order inside one transaction; all or nothing. */
   batch(queries: Query[]): Promise<Row[][]>;

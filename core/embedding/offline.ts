@@ -37,7 +37,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { estimateTokens } from "../chunk/split";
+import * as Tokens from "../tokens";
 import type { Embedder, EmbedResult } from "./types";
 
 export const OFFLINE_MODEL = "engram-offline-v2";
@@ -480,7 +480,7 @@ export function createOfflineEmbedder(opts: { dimensions: number }): Embedder {
         signal?.throwIfAborted();
         const text = texts[i]!;
         vectors[i] = embedWith(text, dimensions, counts);
-        tokens += estimateTokens(text);
+        tokens += Tokens.estimate(text);
       }
       signal?.throwIfAborted();
       return { vectors, tokens };

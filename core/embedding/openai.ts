@@ -2,38 +2,18 @@
  * Embedder for OpenAI and OpenAI-compatible embedding endpoints (e.g. Ollama's /v1).
  *
  * - Texts are batched into requests bounded by `maxInputsPerRequest` (OpenAI allows 2048)
- *   and `maxTokensPerRequest` (OpenAI allows 300k tokens per request). Tokens are
- *   *estimated* as ceil(chars / 4) (UTF-16 code units), a conservative average for
- *   English under cl100k/o200k; a single text above the token budget goes alone in its
- *   own request (the upstream enforces its per-input limit).
+ *   and `maxTokensPerRequest` (OpenAI allows 300k tokens per request), counted with the
+ *   one token estimate (core/tokens.ts); a single text above the token budget goes alone in
+ *   its own request (the upstream enforces its per-input limit).
  * - Batches run with bounded concurrency (4); results keep input order. The first
  *   failing batch aborts the others.
- * - Retries are ours (see core/llm/retry.ts), not the SDK's.
+ * - Retries are ours (core/provider), not the SDK's.
  * - `dimensions` is only sent to models that accept it (text-embedding-3-*); every
  *   returned vector is checked against the configured dimensions and normalized.
  */
-import {
-  createUpstreamClient,
-  DEFAULT_RETRY_BASE_MS,
-  DEFAULT_RETRY_MAX_DELAY_MS,
-  describeUpstreamError,
-  retryAfterSeconds,
-  withRetry,
-} from "../llm/retry";
+import * as Provider from "../provider";
+import * as Tokens from "../tokens";
 import type { Embedder, EmbedResult } from "./types";
-
-/** An upstream (model provider) call failed, after any retries. */
-export class UpstreamError extends Error {
-  constructor(
-    message: string,
-    public readonly status: number | undefined,
-    public readonly retryAfterSeconds: number | undefined,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-    this.name = "UpstreamError";
-  }
-}
 
 export interface OpenAIEmbedderOptions {
   apiKey: string;
@@ -47,7 +27,7 @@ export interface OpenAIEmbedderOptions {
   maxRetries?: number;
   /** Default 2048 (OpenAI's limit). */
   maxInputsPerRequest?: number;
-  /** Estimated tokens per request, ceil(chars/4) per text. Default 300_000 (OpenAI's limit). */
+  /** Estimated tokens per request (core/tokens.ts). Default 300_000 (OpenAI's limit). */
   maxTokensPerRequest?: number;
   /** Concurrent requests per embed() call. Default 4. */
   concurrency?: number;
@@ -68,11 +48,6 @@ const DEFAULT_MAX_INPUTS = 2048;
 const DEFAULT_MAX_TOKENS = 300_000;
 const DEFAULT_CONCURRENCY = 4;
 
-/** Token estimate used for batching and when the server reports no usage. */
-export function estimateTokens(text: string): number {
-  return Math.ceil(text.length / 4);
-}
-
 /** Models that accept the `dimensions` parameter (Matryoshka-trained OpenAI models). */
 export function supportsDimensionsParam(model: string): boolean {
   return /^text-embedding-3-/.test(model);
@@ -88,7 +63,7 @@ export function planBatches(
   let start = 0;
   let tokens = 0;
   for (let i = 0; i < texts.length; i++) {
-    const t = estimateTokens(texts[i] as string);
+    const t = Tokens.estimate(texts[i] as string);
     const count = i - start;
     if (count > 0 && (count >= maxInputs || tokens + t > maxTokens)) {
       batches.push([start, i]);
@@ -161,21 +136,22 @@ export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
   const maxInputs = positiveInt("maxInputsPerRequest", opts.maxInputsPerRequest, DEFAULT_MAX_INPUTS);
   const maxTokens = positiveInt("maxTokensPerRequest", opts.maxTokensPerRequest, DEFAULT_MAX_TOKENS);
   const concurrency = positiveInt("concurrency", opts.concurrency, DEFAULT_CONCURRENCY);
-  const baseDelayMs = nonNegativeInt("retryBaseMs", opts.retryBaseMs, DEFAULT_RETRY_BASE_MS);
-  const maxDelayMs = nonNegativeInt("retryMaxDelayMs", opts.retryMaxDelayMs, DEFAULT_RETRY_MAX_DELAY_MS);
+  const baseDelayMs = nonNegativeInt("retryBaseMs", opts.retryBaseMs, Provider.DEFAULT_RETRY.baseDelayMs);
+  const maxDelayMs = nonNegativeInt("retryMaxDelayMs", opts.retryMaxDelayMs, Provider.DEFAULT_RETRY.maxDelayMs);
   const encodingFormat = opts.encodingFormat ?? "base64";
   const sendDimensions = supportsDimensionsParam(model);
 
-  const client = createUpstreamClient({ apiKey: opts.apiKey, baseURL: opts.baseURL, timeoutMs });
+  const client = Provider.client({ apiKey: opts.apiKey, baseURL: opts.baseURL, timeoutMs });
 
   const fail = (message: string, cause?: unknown) =>
-    new UpstreamError(`embedding model ${model}: ${message}`, undefined, undefined, { cause });
+    new Provider.UpstreamError(`embedding model ${model}: ${message}`, undefined, undefined, { cause });
 
   async function embedBatch(
     texts: string[],
     signal: AbortSignal,
   ): Promise<{ vectors: Float32Array[]; tokens: number }> {
-    const response = await withRetry(
+    const response = await Provider.call(
+      `embedding request to ${model}`,
       (attemptSignal) =>
         client.embeddings.create(
           {
@@ -192,13 +168,6 @@ export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
         maxDelayMs,
         timeoutMs,
         signal,
-        toError: (err, failure, attempts) =>
-          new UpstreamError(
-            `embedding request to ${model} failed after ${attempts} attempt(s): ${describeUpstreamError(err)}`,
-            failure.status,
-            retryAfterSeconds(failure),
-            { cause: err },
-          ),
       },
     );
 
@@ -235,7 +204,7 @@ export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
     const tokens =
       typeof reported === "number" && Number.isFinite(reported)
         ? reported
-        : texts.reduce((n, t) => n + estimateTokens(t), 0);
+        : texts.reduce((n, t) => n + Tokens.estimate(t), 0);
     return { vectors: vectors as Float32Array[], tokens };
   }
 

@@ -5,7 +5,7 @@
  */
 import { inflateRawSync } from "node:zlib";
 import mammoth from "mammoth";
-import { htmlToText } from "../chunk/split";
+import { htmlToText } from "../chunk/html";
 import { EngramError } from "../error";
 import type { Limits } from "./limits";
 import { centralDirectory } from "./sniff";

@@ -5,7 +5,7 @@
  */
 import { Readability } from "@mozilla/readability";
 import { parseHTML } from "linkedom";
-import { htmlToText } from "../chunk/split";
+import { htmlToText } from "../chunk/html";
 
 export function extractHtml(html: string): { content: string; title?: string } {
   const pageTitle = /<title[^>]*>([^<]*)<\/title>/i.exec(html)?.[1]?.replace(/\s+/g, " ").trim();

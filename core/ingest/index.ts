@@ -2,8 +2,9 @@ import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contexts, embeddingText } from "../chunk/context";
+import { contentHash } from "../chunk/hash";
 import { type Location, locations } from "../chunk/location";
-import { contentHash, splitIntoChunks } from "../chunk/split";
+import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
@@ -237,7 +238,8 @@ export async function prepare(
   for (const c of allChunks) {
     if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, embeddingText(c.context, c.content));
   }
-  if (db.driver === "neon-http") checkNeonBatchSize(changed, toEmbed.size, embedder.dimensions);
+  const maxBatchBytes = db.capabilities.maxBatchBytes;
+  if (maxBatchBytes) checkBatchSize(changed, toEmbed.size, embedder.dimensions, maxBatchBytes);
   const vectors = new Map<string, Float32Array>();
   let embeddingTokens = 0;
   if (toEmbed.size) {
@@ -289,8 +291,8 @@ export async function prepare(
   return { statements, result: { ingestionId, documents: results, totals, usage: { embeddingTokens } } };
 }
 
-// Neon's HTTP endpoint refuses request bodies over 10 MB, and a batch is one request.
-const NEON_BATCH_LIMIT = 9.5 * 1024 * 1024;
+// A batch is one request to a driver with a limit (Neon's HTTP endpoint); the estimate keeps 5% from it.
+const BATCH_MARGIN = 0.95;
 
 /**
  * Bytes a text costs in the Neon driver's request body as an element of an array parameter
@@ -318,7 +320,7 @@ const NEON_BATCH_OVERHEAD = 16 * 1024;
  * the driver encodes it: each document's text fields once, each new chunk's text, hash and ids
  * in the insert and again (ids and hashes) in the delete, each new vector as text.
  */
-function checkNeonBatchSize(changed: Planned[], newVectors: number, dimensions: number): void {
+function checkBatchSize(changed: Planned[], newVectors: number, dimensions: number, maxBatchBytes: number): void {
   let bytes = NEON_BATCH_OVERHEAD + newVectors * (dimensions * NEON_FLOAT_BYTES + 6);
   for (const p of changed) {
     const i = p.input;
@@ -330,12 +332,12 @@ function checkNeonBatchSize(changed: Planned[], newVectors: number, dimensions: 
       if (c.location) bytes += 2 * neonTextBytes(JSON.stringify(c.location));
     }
   }
-  if (bytes > NEON_BATCH_LIMIT) {
+  if (bytes > maxBatchBytes * BATCH_MARGIN) {
     throw new EngramError(
       "too_large",
       "request.too_large",
-      `This request would send about ${(bytes / 1048576).toFixed(1)} MB to the database in one atomic batch; Neon's limit is 10 MB. Send fewer or smaller documents per request.`,
-      { details: { encodedBytes: Math.ceil(bytes), limitBytes: 10 * 1024 * 1024 } },
+      `This request would send about ${(bytes / 1048576).toFixed(1)} MB to the database in one atomic batch; Neon's limit is ${maxBatchBytes / 1048576} MB. Send fewer or smaller documents per request.`,
+      { details: { encodedBytes: Math.ceil(bytes), limitBytes: maxBatchBytes } },
     );
   }
 }
@@ -371,8 +373,9 @@ const vectorOid = perDb((db) =>
   db.query<{ oid: number }>(sql`select 'vector'::regtype::oid::int as oid`).then(([row]) => Number(row?.oid)),
 );
 
-/** On `pg`, the database's oid of pgvector's `vector` type (for binary parameters); elsewhere undefined. */
-const vectorOidOf = (db: Db): Promise<number> | undefined => (db.driver === "pg" ? vectorOid(db) : undefined);
+/** Where vectors travel as binary parameters, the database's oid of pgvector's `vector` type; elsewhere undefined. */
+const vectorOidOf = (db: Db): Promise<number> | undefined =>
+  db.capabilities.binaryVectors ? vectorOid(db) : undefined;
 
 /**
  * Swaps the chunks of re-chunked documents inside the same batch: inserts the (ordinal, text)

@@ -1,7 +1,7 @@
 /**
  * Chat model client for OpenAI and OpenAI-compatible chat completion endpoints.
  *
- * Retries follow core/llm/retry.ts (the SDK's own retries are disabled). Streams are
+ * Retries follow the provider's policy (core/provider; the SDK's own retries are disabled). Streams are
  * retried only before the first token has been yielded; after that a failure is thrown
  * as an UpstreamError. `timeoutMs` bounds each non-streaming attempt; for streams it is
  * the time allowed to the first chunk and between chunks (time spent by the consumer
@@ -13,22 +13,8 @@ import type {
   ChatCompletionCreateParamsBase,
   ChatCompletionMessageParam,
 } from "openai/resources/chat/completions";
-import { UpstreamError } from "../embedding/openai";
-import {
-  type AttemptFailure,
-  AttemptTimeoutError,
-  abortReason,
-  classifyUpstreamError,
-  createUpstreamClient,
-  DEFAULT_RETRY_BASE_MS,
-  DEFAULT_RETRY_MAX_DELAY_MS,
-  describeUpstreamError,
-  planRetry,
-  retryAfterSeconds,
-  sleep,
-  startAttempt,
-  withRetry,
-} from "./retry";
+import * as Provider from "../provider";
+import * as Tokens from "../tokens";
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -75,13 +61,9 @@ const DEFAULT_MAX_RETRIES = 2;
 /** Rough per-message overhead (role, separators) used when estimating prompt tokens. */
 const MESSAGE_OVERHEAD_TOKENS = 4;
 
-/** Token estimate (ceil(chars/4)) used when the server reports no usage. */
+/** The prompt's tokens by the one estimate (core/tokens.ts): budgets the prompt, and is the usage when the server reports none. */
 export function estimatePromptTokens(messages: readonly ChatMessage[]): number {
-  return messages.reduce((n, m) => n + Math.ceil(m.content.length / 4) + MESSAGE_OVERHEAD_TOKENS, 0);
-}
-
-function estimateCompletionTokens(text: string): number {
-  return Math.ceil(text.length / 4);
+  return messages.reduce((n, m) => n + Tokens.estimate(m.content) + MESSAGE_OVERHEAD_TOKENS, 0);
 }
 
 /**
@@ -103,8 +85,8 @@ export function createChatModel(opts: ChatModelOptions): ChatModel {
   const timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   const policy = {
     maxRetries: opts.maxRetries ?? DEFAULT_MAX_RETRIES,
-    baseDelayMs: opts.retryBaseMs ?? DEFAULT_RETRY_BASE_MS,
-    maxDelayMs: opts.retryMaxDelayMs ?? DEFAULT_RETRY_MAX_DELAY_MS,
+    baseDelayMs: opts.retryBaseMs ?? Provider.DEFAULT_RETRY.baseDelayMs,
+    maxDelayMs: opts.retryMaxDelayMs ?? Provider.DEFAULT_RETRY.maxDelayMs,
   };
   if (!Number.isInteger(timeoutMs) || timeoutMs < 1) throw new RangeError("timeoutMs must be a positive integer");
   if (!Number.isInteger(policy.maxRetries) || policy.maxRetries < 0) {
@@ -112,15 +94,7 @@ export function createChatModel(opts: ChatModelOptions): ChatModel {
   }
   const official = isOfficialOpenAI(opts.baseURL);
 
-  const client = createUpstreamClient({ apiKey: opts.apiKey, baseURL: opts.baseURL, timeoutMs });
-
-  const toError = (err: unknown, failure: AttemptFailure, attempts: number, what: string) =>
-    new UpstreamError(
-      `chat ${what} to ${model} failed after ${attempts} attempt(s): ${describeUpstreamError(err)}`,
-      failure.status,
-      retryAfterSeconds(failure),
-      { cause: err },
-    );
+  const client = Provider.client({ apiKey: opts.apiKey, baseURL: opts.baseURL, timeoutMs });
 
   function params(messages: ChatMessage[], callOpts: ChatCallOptions | undefined): ChatCompletionCreateParamsBase {
     const p: ChatCompletionCreateParamsBase = {
@@ -140,23 +114,19 @@ export function createChatModel(opts: ChatModelOptions): ChatModel {
     callOpts?: ChatCallOptions,
   ): Promise<{ content: string; usage: ChatUsage }> {
     const body = { ...params(messages, callOpts), stream: false as const };
-    const response = await withRetry(
+    const response = await Provider.call(
+      `chat completion to ${model}`,
       (signal) => client.chat.completions.create(body, { signal, maxRetries: 0, timeout: timeoutMs }),
-      {
-        ...policy,
-        timeoutMs,
-        signal: callOpts?.signal,
-        toError: (err, failure, attempts) => toError(err, failure, attempts, "completion"),
-      },
+      { ...policy, timeoutMs, signal: callOpts?.signal },
     );
     const choice = response?.choices?.[0];
     if (!choice) {
-      throw new UpstreamError(`chat completion from ${model} has no choices`, undefined, undefined);
+      throw new Provider.UpstreamError(`chat completion from ${model} has no choices`, undefined, undefined);
     }
     const content = choice.message?.content ?? "";
     const usage: ChatUsage = response.usage
       ? { promptTokens: response.usage.prompt_tokens, completionTokens: response.usage.completion_tokens }
-      : { promptTokens: estimatePromptTokens(messages), completionTokens: estimateCompletionTokens(content) };
+      : { promptTokens: estimatePromptTokens(messages), completionTokens: Tokens.estimate(content) };
     return { content, usage };
   }
 
@@ -169,7 +139,7 @@ export function createChatModel(opts: ChatModelOptions): ChatModel {
     };
     for (let retries = 0; ; retries++) {
       signal?.throwIfAborted();
-      const attempt = startAttempt(timeoutMs, signal);
+      const attempt = Provider.startAttempt(timeoutMs, signal);
       let yielded = false;
       let text = "";
       let usage: ChatUsage | undefined;
@@ -205,7 +175,7 @@ export function createChatModel(opts: ChatModelOptions): ChatModel {
           type: "done",
           usage: usage ?? {
             promptTokens: estimatePromptTokens(messages),
-            completionTokens: estimateCompletionTokens(text),
+            completionTokens: Tokens.estimate(text),
           },
         };
         return;
@@ -215,22 +185,22 @@ export function createChatModel(opts: ChatModelOptions): ChatModel {
         // Also runs when the consumer stops early (break/return): tears down the upstream request.
         attempt.dispose();
       }
-      if (signal?.aborted) throw abortReason(signal);
-      if (attempt.timedOut) error = new AttemptTimeoutError(timeoutMs);
-      const failure = classifyUpstreamError(error);
-      const delay = yielded ? undefined : planRetry(failure, retries, policy);
+      if (signal?.aborted) throw Provider.abortReason(signal);
+      if (attempt.timedOut) error = new Provider.AttemptTimeoutError(timeoutMs);
+      const failure = Provider.classifyUpstreamError(error);
+      const delay = yielded ? undefined : Provider.planRetry(failure, retries, policy);
       if (delay === undefined) {
-        if (yielded) {
-          throw new UpstreamError(
-            `chat stream from ${model} failed after the first token: ${describeUpstreamError(error)}`,
-            failure.status,
-            retryAfterSeconds(failure),
-            { cause: error },
-          );
-        }
-        throw toError(error, failure, retries + 1, "stream");
+        const what = yielded
+          ? `chat stream from ${model} failed after the first token`
+          : `chat stream to ${model} failed after ${retries + 1} attempt(s)`;
+        throw new Provider.UpstreamError(
+          `${what}: ${Provider.describeUpstreamError(error)}`,
+          failure.status,
+          Provider.retryAfterSeconds(failure),
+          { cause: error },
+        );
       }
-      await sleep(delay, signal);
+      await Provider.sleep(delay, signal);
     }
   }
 

@@ -8,13 +8,10 @@
  *
  * Streams. A function made by `http()` has two faces. Called as a Lambda handler (API Gateway,
  * which cannot stream) it collects a stream and answers with the whole body. Its `live()` face
- * keeps the stream a stream and takes the transport's abort signal (the client went away):
- * the local server writes such a body as it comes, and `streamingHandler()` pipes it into
- * Lambda response streaming for a function URL. Errors raised before the stream starts are
- * ordinary JSON error responses on every path.
+ * keeps the stream a stream and takes the transport's abort signal (the client went away): the
+ * local server writes such a body as it comes, and ./stream.ts pipes it into Lambda response
+ * streaming. Errors raised before the stream starts are ordinary JSON error responses on every path.
  */
-import { Readable, type Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import middy, { type MiddlewareObj, type Request } from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import * as Admission from "../../core/admission";
@@ -46,13 +43,15 @@ import { inLane } from "../../core/db/lane";
 import { UNSTORABLE } from "../../core/db/text";
 import { EngramError } from "../../core/error";
 import * as Gate from "../../core/gate";
+import * as Log from "../../core/log";
 import { log } from "../../core/log";
 import * as RateLimit from "../../core/ratelimit";
+import { isStreaming, type StreamingResult, type StreamReply } from "./stream";
 
 type Event = APIGatewayProxyEventV2;
 type Result = APIGatewayProxyStructuredResultV2;
 
-export type { Reply };
+export type { Reply, StreamReply };
 
 /** What a route's handler is given: the query and body already validated by the route's contract. */
 export interface HttpInput<K extends RouteKey = RouteKey> {
@@ -67,13 +66,6 @@ export interface HttpInput<K extends RouteKey = RouteKey> {
   path: string;
   /** Aborted when Lambda is about to time out (or the local client disconnects). */
   signal: AbortSignal;
-}
-
-/** A reply whose body is written as it is produced. */
-export interface StreamReply {
-  status?: number;
-  headers?: Record<string, string>;
-  stream: AsyncIterable<string>;
 }
 
 /** A value as it may be handed to JSON.stringify for a JSON answer: Dates where strings are documented. */
@@ -110,8 +102,6 @@ export type FallbackOperation = (input: AnyInput) => Promise<Reply | Result>;
 /** A function's handlers by route key (a key no route has fails to compile), and its catch-all. */
 export type Operations = { [K in RouteKey]?: Operation<K> } & { $default?: FallbackOperation };
 
-/** A result whose body is still being produced (only from `live()`). */
-export type StreamingResult = Omit<Result, "body"> & { body: AsyncIterable<string> };
 export type LiveResult = Result | StreamingResult;
 
 export interface HttpHandler {
@@ -122,24 +112,6 @@ export interface HttpHandler {
    * aborts the operation's work when the client goes away.
    */
   live(event: Event, context: Context, signal?: AbortSignal): Promise<LiveResult>;
-}
-
-export const isStreaming = (result: LiveResult): result is StreamingResult =>
-  typeof result.body === "object" && result.body !== null && Symbol.asyncIterator in result.body;
-
-/** Server-sent events: one `event:` and one JSON `data:` line each. */
-export function sse(events: AsyncIterable<{ event: string; data: unknown }>): StreamReply {
-  async function* frames() {
-    for await (const { event, data } of events) yield `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
-  }
-  return {
-    headers: {
-      "content-type": "text/event-stream; charset=utf-8",
-      "cache-control": "no-cache, no-transform",
-      "x-accel-buffering": "no",
-    },
-    stream: frames(),
-  };
 }
 
 interface State {
@@ -264,12 +236,14 @@ const auth = (options: ChainOptions): Middleware => ({
     if (keylessTenant && headers.authorization === undefined && state.route.path.startsWith("/api/")) {
       warnKeylessOnce(keylessTenant);
       state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
+      Log.setCaller(state.caller);
       return;
     }
     const rateClass = state.route.rateClass ?? "default";
     await failedAuth(database, address, async () => {
       const caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);
       state.caller = caller;
+      Log.setCaller(caller);
       // The operation names the class (POST /mcp: its tool's) and runs the gate; else the chain does on the way out.
       if (options.rateLimit === "operation" || Gate.GATED.has(rateClass)) return;
       // An ingest is admitted (core/admission) in the same round trip as its key and limit.
@@ -457,14 +431,21 @@ export function http(operations: Operations, options: ChainOptions = {}): HttpHa
           }),
         )
         .finally(time.clear);
-      if ("stream" in result) return { statusCode: result.status ?? 200, headers: result.headers, body: result.stream };
+      if ("stream" in result) {
+        // Sent after the handler returns; its lines are still this request's.
+        return { statusCode: result.status ?? 200, headers: result.headers, body: Log.withinRequest(result.stream) };
+      }
       return "statusCode" in result ? (result as Result) : toResult(result as Reply);
     });
 
   // Every query of an ingest request, its key and rate-limit checks too, runs in the bulk lane:
   // however many ingests arrive, they never take the connections kept for searches and chats.
-  const run = (event: Event, context: Context) =>
-    inLane(routeOf(event).route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context));
+  const run = (event: Event, context: Context) => {
+    const { key, route } = routeOf(event);
+    return Log.withRequest({ requestId: requestIdOf(event), route: key }, () =>
+      inLane(route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context)),
+    );
+  };
   const handler = (async (event: Event, context: Context): Promise<Result> => {
     const result = await run(event, context);
     if (!isStreaming(result)) return result;
@@ -477,39 +458,4 @@ export function http(operations: Operations, options: ChainOptions = {}): HttpHa
     return run(event, context);
   };
   return handler;
-}
-
-/** The part of Lambda's `awslambda` global that response streaming uses (a fake in tests). */
-export interface ResponseStreamRuntime {
-  HttpResponseStream: { from(stream: Writable, prelude: Record<string, unknown>): Writable };
-}
-
-/**
- * The handler for a function URL with `invokeMode: RESPONSE_STREAM` (SST: `url: true,
- * streaming: true`): status and headers first, then the body as it is produced. When the
- * client goes away the response stream closes, which aborts the operation's signal (stopping
- * the model). On Lambda, `runtime` is the `awslambda` global and the result is wrapped in
- * `awslambda.streamifyResponse`; tests pass a fake runtime and stream.
- */
-export function streamingHandler(handler: HttpHandler, runtime: ResponseStreamRuntime) {
-  return async (event: Event, responseStream: Writable, context: Context): Promise<void> => {
-    const controller = new AbortController();
-    const gone = () => {
-      if (responseStream.writableFinished) return;
-      controller.abort(new DOMException("The client disconnected.", "AbortError"));
-    };
-    responseStream.once("close", gone);
-    responseStream.once("error", gone);
-    const result = await handler.live(event, context, controller.signal);
-    const out = runtime.HttpResponseStream.from(responseStream, {
-      statusCode: result.statusCode ?? 200,
-      headers: Object.fromEntries(Object.entries(result.headers ?? {}).map(([k, v]) => [k, String(v)])),
-      cookies: result.cookies,
-    });
-    const body = isStreaming(result) ? result.body : [result.body ?? ""];
-    // A failed write (client gone) destroys the source, which ends the operation's generator.
-    await pipeline(Readable.from(body, { objectMode: false }), out).catch((error) => {
-      if (!controller.signal.aborted) throw error;
-    });
-  };
 }

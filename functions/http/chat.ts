@@ -9,7 +9,8 @@ import * as Chat from "../../core/chat";
 import type { ChatRequest } from "../../core/chat/schema";
 import * as UiStream from "../../core/chat/ui-stream";
 import { db } from "../../core/db";
-import { type HttpInput, http, type StreamReply, sse, streamingHandler } from "./chain";
+import { type HttpInput, http } from "./chain";
+import { type StreamReply, sse, streamingHandler } from "./stream";
 
 async function chat(
   { caller, signal, requestId, headers }: HttpInput<"POST /v1/chat" | "POST /api/chat">,

@@ -18,6 +18,7 @@ import { setConfig } from "../../core/config";
 import { closeDb, type Db } from "../../core/db";
 import * as RateLimit from "../../core/ratelimit";
 import * as Tenant from "../../core/tenant";
+import { ensureConsoleBuilt } from "../../scripts/build-console";
 
 const CHROMIUM = "/usr/bin/chromium";
 // The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; other runs keep theirs out of the tree.
@@ -118,6 +119,8 @@ beforeAll(async () => {
   db = opened;
   browser = launched;
   key = (await ensureLocalKey(db, cfg)).key;
+  // As `npm start` does before the server starts (package.json's prestart).
+  await ensureConsoleBuilt();
   extra = (await consoleSite({ key })).extra;
   server = await startServer({ port: 0, extra });
   port = Number(new URL(server.url).port);

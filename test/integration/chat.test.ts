@@ -9,6 +9,7 @@ import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
+import * as Tokens from "../../core/tokens";
 import { callerFor, freshDb, type TestDb } from "../support/db";
 import { invoke } from "../support/events";
 import { type ChatRequestBody, type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
@@ -211,8 +212,8 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
 
       expect(res.status).toBe(200);
       const sent = lastChatRequest();
-      const chars = sent.messages.reduce((n, m) => n + text(m.content).length, 0);
-      expect(Math.ceil(chars / 4) + 4 * sent.messages.length).toBeLessThanOrEqual(1500);
+      const tokens = sent.messages.reduce((n, m) => n + Tokens.estimate(text(m.content)), 0);
+      expect(tokens + 4 * sent.messages.length).toBeLessThanOrEqual(1500);
       const kept = sent.messages.slice(1, -1).map((m) => text(m.content));
       expect(kept.length).toBeGreaterThan(0);
       expect(kept.length).toBeLessThan(history.length);

@@ -110,6 +110,21 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
     expect(isUniqueViolation(error)).toBe(true);
   });
 
+  it("says it serves HNSW search exactly when its migrations built the HNSW index", async () => {
+    const indexes = await t.db.query<{ n: number }>(
+      sql`select count(*)::int as n from pg_indexes where tablename = 'chunks' and indexdef ilike '%using hnsw%'`,
+    );
+    expect(t.db.capabilities.hnsw).toBe(Number(indexes[0]?.n) > 0);
+  });
+
+  it("runs statements at once on several connections only where it has them", async () => {
+    const started = performance.now();
+    await Promise.all([1, 2].map(() => t.db.query(sql`select pg_sleep(0.5)`)));
+    // Serially they take at least 1 s.
+    const overlapped = performance.now() - started < 900;
+    expect(t.db.capabilities.concurrent).toBe(overlapped);
+  });
+
   it("answers ping", async () => {
     expect(await t.db.ping()).toBe(true);
   });

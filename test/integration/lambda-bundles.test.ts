@@ -1,8 +1,7 @@
 /**
  * The Lambda bundles themselves, run as Lambda runs them (a fresh `node` process, no
- * node_modules in reach of the bundle's code paths, a Neon URL): the OpenAI SDK they carry is
- * trimmed to the resources Engram calls (infra/esbuild-plugins.mjs), and still embeds, answers
- * and streams against the fake OpenAI server.
+ * node_modules in reach of the bundle's code paths, a Neon URL): they embed, answer and stream
+ * against the fake OpenAI server.
  */
 import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -77,7 +76,7 @@ async function invokeBundle(name: string, input: EventInput, face: "handler" | "
   return { status: result.statusCode, text: result.body };
 }
 
-describe("a Lambda bundle with the trimmed OpenAI SDK", () => {
+describe("a Lambda bundle with the OpenAI SDK", () => {
   it("embeds the documents it ingests through the OpenAI API", async () => {
     const before = openai.stats.embeddingRequests;
     const res = await invokeBundle("ingest", {
@@ -90,7 +89,7 @@ describe("a Lambda bundle with the trimmed OpenAI SDK", () => {
     expect(openai.stats.embeddingRequests).toBeGreaterThan(before);
   });
 
-  it("embeds a search's query through the OpenAI API, with chat and streaming left out of its bundle", async () => {
+  it("embeds a search's query through the OpenAI API", async () => {
     const before = openai.stats.embeddingRequests;
     const res = await invokeBundle("search", {
       method: "POST",

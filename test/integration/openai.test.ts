@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { createOpenAIEmbedder, type OpenAIEmbedderOptions, UpstreamError } from "../../core/embedding/openai";
+import { createOpenAIEmbedder, type OpenAIEmbedderOptions } from "../../core/embedding/openai";
 import { upstreamError } from "../../core/error";
 import { type ChatMessage, type ChatModelOptions, createChatModel } from "../../core/llm";
+import { UpstreamError } from "../../core/provider";
+import * as Tokens from "../../core/tokens";
 import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../support/openai-server";
 
 let server: FakeOpenAI;
@@ -81,9 +83,10 @@ describe("OpenAI embedder", () => {
   });
 
   it("splits requests by the estimated token budget", async () => {
-    const texts = Array.from({ length: 10 }, () => "x".repeat(400)); // 100 estimated tokens each
+    const texts = Array.from({ length: 10 }, () => "x".repeat(400));
+    const each = Tokens.estimate("x".repeat(400));
 
-    const result = await embedder({ maxTokensPerRequest: 250 }).embed(texts);
+    const result = await embedder({ maxTokensPerRequest: Math.floor(2.5 * each) }).embed(texts);
 
     expect(server.requests.map((r) => (r.body.input as string[]).length)).toEqual([2, 2, 2, 2, 2]);
     expect(result.vectors).toHaveLength(10);
@@ -359,9 +362,10 @@ describe("chat model", () => {
     const streamed = await collect(chat().stream([{ role: "user", content: "abcd" }]));
     const completed = await chat().complete([{ role: "user", content: "abcd" }]);
 
+    // core/tokens.ts: a short word is 1 token (plus 4 for the message), a digit half a token.
     const done = streamed.at(-1);
-    expect(done?.type === "done" && done.usage).toEqual({ promptTokens: 5, completionTokens: 2 });
-    expect(completed.usage).toEqual({ promptTokens: 5, completionTokens: 2 });
+    expect(done?.type === "done" && done.usage).toEqual({ promptTokens: 5, completionTokens: 4 });
+    expect(completed.usage).toEqual({ promptTokens: 5, completionTokens: 4 });
   });
 });
 

@@ -2,7 +2,8 @@
 import { PassThrough, type Writable } from "node:stream";
 import { describe, expect, it } from "vitest";
 import * as UiStream from "../../core/chat/ui-stream";
-import { http, type ResponseStreamRuntime, sse, streamingHandler } from "../../functions/http/chain";
+import { http } from "../../functions/http/chain";
+import { type ResponseStreamRuntime, sse, streamingHandler } from "../../functions/http/stream";
 import { apiEvent, lambdaContext } from "../support/events";
 
 /** Events until `count`, then waits for the signal (a model that keeps talking). */

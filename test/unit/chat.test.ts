@@ -101,7 +101,8 @@ describe("prompt", () => {
   });
 
   it("drops the weakest sources first when they do not fit the budget", () => {
-    const passages = [1, 2, 3, 4, 5, 6].map((n) => passage(n, `${n} `.repeat(1000)));
+    // About 500 estimated tokens each (one a word).
+    const passages = [1, 2, 3, 4, 5, 6].map((n) => passage(n, `${n} ${"word ".repeat(499)}`));
 
     const prompt = buildPrompt({ question: "q?", history: [], passages, appInstructions: [], budget: 2_000 });
 
@@ -112,8 +113,8 @@ describe("prompt", () => {
   it("drops the oldest turns first and never opens the history with an answer", () => {
     const history: ChatMessage[] = [];
     for (let i = 0; i < 10; i++) {
-      history.push({ role: "user", content: `question ${i} ${"x".repeat(400)}` });
-      history.push({ role: "assistant", content: `answer ${i} [1] ${"y".repeat(400)}` });
+      history.push({ role: "user", content: `question ${i} ${"word ".repeat(100)}` });
+      history.push({ role: "assistant", content: `answer ${i} [1] ${"reply ".repeat(100)}` });
     }
 
     const prompt = buildPrompt({

@@ -1,7 +1,10 @@
 /** The chunker: token estimate, splitting, HTML to text, content hash. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { type Chunk, contentHash, estimateTokens, htmlToText, splitIntoChunks } from "../../core/chunk/split";
+import { contentHash } from "../../core/chunk/hash";
+import { htmlToText } from "../../core/chunk/html";
+import { type Chunk, splitIntoChunks } from "../../core/chunk/split";
+import { estimate as estimateTokens } from "../../core/tokens";
 
 const WORDS = [
   "the",

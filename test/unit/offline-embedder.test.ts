@@ -1,7 +1,7 @@
 /** The offline embedder: hashed lexical features and word meaning, unit vectors, deterministic. */
 import { describe, expect, it } from "vitest";
-import { estimateTokens } from "../../core/chunk/split";
 import { createOfflineEmbedder, embedOffline, OFFLINE_MODEL } from "../../core/embedding/offline";
+import { estimate as estimateTokens } from "../../core/tokens";
 
 function norm(v: Float32Array): number {
   let sum = 0;

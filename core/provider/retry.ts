@@ -1,7 +1,6 @@
 /**
- * Shared retry machinery for calls to OpenAI-compatible upstreams (embeddings
- * and chat). The `openai` SDK's own retries are disabled (maxRetries: 0) so that
- * every client in the project follows one policy:
+ * The retry policy of every call to the model provider (embeddings and chat). The `openai` SDK's
+ * own retries are disabled (maxRetries: 0, core/provider/index.ts) so that every call follows it:
  *
  * - bounded retries (`maxRetries` retries after the first attempt);
  * - exponential backoff with full jitter: wait = random(0, min(maxDelayMs, baseDelayMs * 2^n));
@@ -16,36 +15,7 @@
  * This module deliberately does not know the project's error type: callers pass
  * `toError` to build the error thrown when retries are exhausted.
  */
-import OpenAI, { APIConnectionError, APIError, APIUserAbortError } from "openai";
-
-export const OPENAI_BASE_URL = "https://api.openai.com/v1";
-
-/**
- * The SDK resources Engram calls. Lambda bundles hold only these (`openaiSlim` in
- * infra/esbuild-plugins.mjs, whose list `npm run build` checks against this one), so the client's
- * type offers nothing else.
- */
-export const OPENAI_RESOURCES = ["chat", "embeddings"] as const;
-export type UpstreamClient = Pick<OpenAI, (typeof OPENAI_RESOURCES)[number]>;
-
-/**
- * An `openai` SDK client with its own retries off and every setting passed explicitly,
- * so the SDK does not fall back to OPENAI_* environment variables (config comes from
- * options only). The SDK timeout is a backstop; the per-attempt timer below is the real one.
- */
-export function createUpstreamClient(opts: { apiKey: string; baseURL?: string; timeoutMs: number }): UpstreamClient {
-  return new OpenAI({
-    apiKey: opts.apiKey,
-    baseURL: opts.baseURL ?? OPENAI_BASE_URL,
-    adminAPIKey: null,
-    organization: null,
-    project: null,
-    webhookSecret: null,
-    logLevel: "warn",
-    maxRetries: 0,
-    timeout: opts.timeoutMs,
-  });
-}
+import { APIConnectionError, APIError, APIUserAbortError } from "openai";
 
 export interface RetryPolicy {
   /** Retries after the first attempt (0 = single attempt). */

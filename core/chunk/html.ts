@@ -1,0 +1,351 @@
+/** HTML to plain text for chunking: block elements become lines, scripts and styles are dropped. Linear time. */
+
+/** Elements whose content is dropped entirely. */
+const DROPPED = new Set(["script", "style", "noscript", "head", "template", "svg", "iframe", "object"]);
+/** Elements that start and end a block (a line of their own). */
+const BLOCK = new Set([
+  "address",
+  "article",
+  "aside",
+  "blockquote",
+  "body",
+  "caption",
+  "dd",
+  "details",
+  "dialog",
+  "div",
+  "dl",
+  "dt",
+  "fieldset",
+  "figcaption",
+  "figure",
+  "footer",
+  "form",
+  "header",
+  "hgroup",
+  "html",
+  "legend",
+  "main",
+  "menu",
+  "nav",
+  "ol",
+  "section",
+  "summary",
+  "table",
+  "tbody",
+  "tfoot",
+  "thead",
+  "tr",
+  "ul",
+]);
+/** Elements separated from their neighbours by a blank line. */
+const PARAGRAPH = new Set(["p", "blockquote", "pre", "table", "ul", "ol", "dl", "figure", "section", "article", "hr"]);
+
+const LATIN1_ENTITIES =
+  "nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute " +
+  "micro para middot cedil sup1 ordm raquo frac14 frac12 frac34 iquest Agrave Aacute Acirc Atilde Auml Aring AElig " +
+  "Ccedil Egrave Eacute Ecirc Euml Igrave Iacute Icirc Iuml ETH Ntilde Ograve Oacute Ocirc Otilde Ouml times Oslash " +
+  "Ugrave Uacute Ucirc Uuml Yacute THORN szlig agrave aacute acirc atilde auml aring aelig ccedil egrave eacute " +
+  "ecirc euml igrave iacute icirc iuml eth ntilde ograve oacute ocirc otilde ouml divide oslash ugrave uacute ucirc " +
+  "uuml yacute thorn yuml";
+
+const OTHER_ENTITIES: Record<string, number> = {
+  amp: 0x26,
+  lt: 0x3c,
+  gt: 0x3e,
+  quot: 0x22,
+  apos: 0x27,
+  OElig: 0x152,
+  oelig: 0x153,
+  Scaron: 0x160,
+  scaron: 0x161,
+  Yuml: 0x178,
+  fnof: 0x192,
+  circ: 0x2c6,
+  tilde: 0x2dc,
+  ensp: 0x2002,
+  emsp: 0x2003,
+  thinsp: 0x2009,
+  zwnj: 0x200c,
+  zwj: 0x200d,
+  lrm: 0x200e,
+  rlm: 0x200f,
+  ndash: 0x2013,
+  mdash: 0x2014,
+  lsquo: 0x2018,
+  rsquo: 0x2019,
+  sbquo: 0x201a,
+  ldquo: 0x201c,
+  rdquo: 0x201d,
+  bdquo: 0x201e,
+  dagger: 0x2020,
+  Dagger: 0x2021,
+  bull: 0x2022,
+  hellip: 0x2026,
+  permil: 0x2030,
+  prime: 0x2032,
+  Prime: 0x2033,
+  lsaquo: 0x2039,
+  rsaquo: 0x203a,
+  euro: 0x20ac,
+  trade: 0x2122,
+  larr: 0x2190,
+  uarr: 0x2191,
+  rarr: 0x2192,
+  darr: 0x2193,
+  harr: 0x2194,
+  rArr: 0x21d2,
+  hArr: 0x21d4,
+  minus: 0x2212,
+  infin: 0x221e,
+  ne: 0x2260,
+  le: 0x2264,
+  ge: 0x2265,
+  asymp: 0x2248,
+  check: 0x2713,
+};
+
+let entityTable: Map<string, string> | undefined;
+
+function entities(): Map<string, string> {
+  if (entityTable) return entityTable;
+  const table = new Map<string, string>();
+  const latin1 = LATIN1_ENTITIES.split(" ");
+  for (let i = 0; i < latin1.length; i++) table.set(latin1[i]!, String.fromCharCode(0xa0 + i));
+  for (const [name, cp] of Object.entries(OTHER_ENTITIES)) table.set(name, String.fromCodePoint(cp));
+  table.set("nbsp", " ");
+  table.set("shy", "");
+  entityTable = table;
+  return table;
+}
+
+/** Windows-1252 meanings of numeric references &#128; to &#159;, as browsers decode them. */
+const CP1252 =
+  "\u20ac\u0081\u201a\u0192\u201e\u2026\u2020\u2021\u02c6\u2030\u0160\u2039\u0152\u008d\u017d\u008f" +
+  "\u0090\u2018\u2019\u201c\u201d\u2022\u2013\u2014\u02dc\u2122\u0161\u203a\u0153\u009d\u017e\u0178";
+
+function decodeNumeric(body: string): string | undefined {
+  const hex = body[1] === "x" || body[1] === "X";
+  const digits = body.slice(hex ? 2 : 1);
+  if (digits.length === 0 || !(hex ? /^[0-9a-fA-F]+$/ : /^[0-9]+$/).test(digits)) return undefined;
+  const cp = Number.parseInt(digits, hex ? 16 : 10);
+  if (cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return "\ufffd";
+  if (cp >= 0x80 && cp <= 0x9f) return CP1252[cp - 0x80];
+  return String.fromCodePoint(cp);
+}
+
+/** Decodes character references: named ones (HTML's common set) and numeric ones; unknown ones are kept. */
+export function decodeEntities(s: string): string {
+  if (!s.includes("&")) return s;
+  return s.replace(/&(#[xX]?[0-9a-fA-F]{1,8}|[a-zA-Z][a-zA-Z0-9]{1,31});/g, (whole, body: string) => {
+    if (body[0] === "#") return decodeNumeric(body) ?? whole;
+    return entities().get(body) ?? whole;
+  });
+}
+
+/**
+ * Converts an HTML document or fragment to plain text for chunking.
+ *
+ * Drops comments, doctype/processing instructions and the content of script, style, noscript, head, template,
+ * svg, iframe and object. Keeps block structure as line breaks (p, div, li, tr, br, headings, ...; a blank line
+ * around paragraphs, lists, tables and pre). Headings h1-h6 become "# " to "###### " lines; list items "- ";
+ * table cells in a row are joined by " | "; pre content keeps its whitespace inside a ``` fence. Elsewhere runs of
+ * whitespace collapse to one space. Character references are decoded (&nbsp; becomes a space). Tolerant of
+ * malformed markup; linear time; no dependency.
+ */
+export function htmlToText(html: string): string {
+  const out: string[] = [];
+  /** Newlines at the end of out (a large number while out is empty, so nothing leads with a break). */
+  let trailingNewlines = Number.POSITIVE_INFINITY;
+  let trailingSpace = false;
+  /** Newlines wanted before the next text (0, 1 or 2). */
+  let pendingBreak = 0;
+  /** Whitespace was seen since the last text. */
+  let pendingSpace = false;
+  let preDepth = 0;
+  let preStart = false;
+  let headingLevel = 0;
+  const cells: number[] = [];
+
+  const requestBreak = (lines: number) => {
+    if (lines > pendingBreak) pendingBreak = lines;
+  };
+  const push = (s: string) => {
+    out.push(s);
+    let k = s.length;
+    while (k > 0 && s.charCodeAt(k - 1) === 10) k--;
+    trailingNewlines = k === 0 ? trailingNewlines + s.length : s.length - k;
+    trailingSpace = k > 0 && k === s.length && s.charCodeAt(k - 1) === 32;
+  };
+  const emit = (s: string) => {
+    if (s.length === 0) return;
+    const need = pendingBreak - trailingNewlines;
+    if (need > 0) push("\n".repeat(need));
+    else if (pendingSpace && trailingNewlines === 0 && !trailingSpace) push(" ");
+    pendingBreak = 0;
+    pendingSpace = false;
+    push(s);
+  };
+  const text = (raw: string) => {
+    if (raw.length === 0) return;
+    let decoded = decodeEntities(raw);
+    if (preDepth > 0) {
+      if (preStart && decoded.startsWith("\n")) decoded = decoded.slice(1);
+      preStart = false;
+      emit(decoded);
+      return;
+    }
+    const parts = decoded.split(/[ \t\n\r\f\v]+/);
+    for (let i = 0; i < parts.length; i++) {
+      if (i > 0) pendingSpace = true;
+      emit(parts[i]!);
+    }
+  };
+
+  const n = html.length;
+  let i = 0;
+  let textStart = 0;
+  while (i < n) {
+    const lt = html.indexOf("<", i);
+    if (lt < 0) break;
+    const next = html.charCodeAt(lt + 1);
+    // Comments, doctype, CDATA, processing instructions.
+    if (next === 0x21 /* ! */ || next === 0x3f /* ? */) {
+      text(html.slice(textStart, lt));
+      let close: number;
+      if (html.startsWith("<!--", lt)) {
+        close = html.indexOf("-->", lt + 4);
+        close = close < 0 ? n : close + 3;
+      } else if (html.startsWith("<![CDATA[", lt)) {
+        const e = html.indexOf("]]>", lt + 9);
+        text(html.slice(lt + 9, e < 0 ? n : e));
+        close = e < 0 ? n : e + 3;
+      } else {
+        close = html.indexOf(">", lt + 2);
+        close = close < 0 ? n : close + 1;
+      }
+      i = textStart = close;
+      continue;
+    }
+    const closing = next === 0x2f; /* / */
+    const nameStart = lt + (closing ? 2 : 1);
+    let j = nameStart;
+    while (j < n && isTagNameChar(html.charCodeAt(j))) j++;
+    if (j === nameStart || !isAsciiLetter(html.charCodeAt(nameStart))) {
+      i = lt + 1; // a literal "<"
+      continue;
+    }
+    const name = html.slice(nameStart, j).toLowerCase();
+    const end = findTagEnd(html, j);
+    text(html.slice(textStart, lt));
+    i = textStart = end;
+
+    if (!closing && DROPPED.has(name)) {
+      const selfClosing = html.charCodeAt(end - 2) === 0x2f && name !== "script" && name !== "style";
+      if (selfClosing) continue;
+      const re = new RegExp(name === "head" ? "</head\\s*>|<body[\\s>]" : `</${name}\\s*>`, "gi");
+      re.lastIndex = end;
+      const m = re.exec(html);
+      if (name === "head" && !m) continue; // no end of head: parse its content as usual
+      i = textStart = m ? (m[0][1] === "/" ? m.index + m[0].length : m.index) : n;
+      requestBreak(1);
+      continue;
+    }
+
+    if (name.length === 2 && name[0] === "h" && name[1]! >= "1" && name[1]! <= "6") {
+      requestBreak(2);
+      if (closing) {
+        headingLevel = 0;
+      } else {
+        headingLevel = name.charCodeAt(1) - 0x30;
+        emit(`${"#".repeat(headingLevel)} `);
+      }
+      continue;
+    }
+    switch (name) {
+      case "br":
+        if (headingLevel > 0) pendingSpace = true;
+        else if (out.length > 0) {
+          push("\n");
+          pendingSpace = false;
+        }
+        break;
+      case "li":
+        requestBreak(1);
+        if (!closing) emit("- ");
+        break;
+      case "pre":
+        if (!closing) {
+          requestBreak(2);
+          emit("```\n");
+          preDepth++;
+          preStart = true;
+        } else if (preDepth > 0) {
+          preDepth--;
+          if (trailingNewlines === 0) push("\n");
+          push("```");
+          requestBreak(2);
+        }
+        break;
+      case "tr":
+        requestBreak(1);
+        if (!closing) cells.push(0);
+        else cells.pop();
+        break;
+      case "td":
+      case "th": {
+        const k = cells.length - 1;
+        if (closing || k < 0) pendingSpace = true;
+        else {
+          if (cells[k]! > 0) {
+            pendingSpace = false;
+            emit(" | ");
+          }
+          cells[k] = cells[k]! + 1;
+        }
+        break;
+      }
+      default:
+        if (PARAGRAPH.has(name)) requestBreak(2);
+        else if (BLOCK.has(name)) requestBreak(1);
+        else if (name === "img" || name === "input" || name === "wbr") pendingSpace = true;
+    }
+  }
+  text(html.slice(textStart));
+
+  return out
+    .join("")
+    .replace(/[ \t]+$/gm, "")
+    .replace(/\n{3,}/g, "\n\n")
+    .trim();
+}
+
+function isAsciiLetter(c: number): boolean {
+  return (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a);
+}
+
+function isTagNameChar(c: number): boolean {
+  return isAsciiLetter(c) || (c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x3a;
+}
+
+/** Offset just past the ">" that ends the tag whose name ends at i, skipping quoted attribute values. */
+function findTagEnd(html: string, i: number): number {
+  const n = html.length;
+  for (let j = i; j < n; j++) {
+    const c = html.charCodeAt(j);
+    if (c === 0x3e) return j + 1;
+    if (c !== 0x22 && c !== 0x27) continue;
+    // A quote opens a value only right after "=" (spaces allowed); a stray quote is ignored.
+    let k = j - 1;
+    while (k > i && isHtmlSpace(html.charCodeAt(k))) k--;
+    if (html.charCodeAt(k) !== 0x3d) continue;
+    const close = html.indexOf(c === 0x22 ? '"' : "'", j + 1);
+    if (close < 0) return n;
+    j = close;
+  }
+  return n;
+}
+
+function isHtmlSpace(c: number): boolean {
+  return c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d || c === 0x0c;
+}

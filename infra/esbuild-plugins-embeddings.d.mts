@@ -1,4 +1,0 @@
-import type { Plugin } from "esbuild";
-
-declare const plugins: Plugin[];
-export default plugins;
