@@ -154,7 +154,7 @@ export async function plan(
   const ctes: SQL[] = [];
   let probed: string | undefined; // the scope-size memo's key, when this statement probes the scope
   if (vector !== undefined) {
-    let strategy = db.driver === "pglite" ? "exact" : (options.strategy ?? "auto");
+    let strategy = db.capabilities.hnsw ? (options.strategy ?? "auto") : "exact";
     if (strategy === "auto") {
       const key = `${Gate.memoryKeyOf(caller)}/${who.join(",")}/${JSON.stringify(request.filter)}`;
       const large = Vector.scopeSizes.get(key);
@@ -187,14 +187,15 @@ export async function plan(
       : sql`with ${sql.join(ctes, sql`, `)}
         select f.*, s.n as stale from stale s left join (${final}) f on true order by f.position`;
 
-  // PGlite has neither the HNSW index nor JIT.
-  const pglite = db.driver === "pglite";
-  const searchSettings = pglite ? undefined : Vector.settings(Math.max(cfg.efSearch, n));
+  // Without the HNSW index (PGlite, embedded in-process) the settings for its scan and the server's planner, and a
+  // named statement, have nothing to serve.
+  const inProcess = !db.capabilities.hnsw;
+  const searchSettings = inProcess ? undefined : Vector.settings(Math.max(cfg.efSearch, n));
   return {
-    statement: pglite ? statement : prepared(statement),
+    statement: inProcess ? statement : prepared(statement),
     settings: searchSettings,
     async run(db) {
-      const search = pglite ? db.query(statement) : db.query(prepared(statement), { settings: searchSettings });
+      const search = inProcess ? db.query(statement) : db.query(prepared(statement), { settings: searchSettings });
       return (await Promise.all([search, remember?.()]))[0];
     },
     async finish(rows) {
