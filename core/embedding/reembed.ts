@@ -353,20 +353,24 @@ async function batch(
       tokens = result.tokens || [...texts.values()].reduce((n, t) => n + estimateTokens(t), 0);
     }
     const ids = rows.map((r) => String(r.id));
+    // Each row names its new vector by position (null: reuse one already stored), so the write reads a vector once
+    // per row: a correlated lookup in a CTE of the batch's vectors rescanned it per row, time growing with the
+    // batch's square (and spilling past work_mem at 1,024 chunks).
+    const position = new Map([...texts.keys()].map((h, i) => [h, i + 1]));
+    const slots = rows.map((r) => position.get(r.hash) ?? null);
     // Chunks that cost no embedding call: their text had a vector of this model, or came earlier in the batch.
     const reused = rows.length - texts.size;
     try {
       const [row] = await db.query<{ n: number; held: boolean }>(sql`
         with held as (
           select 1 from embedding_state where tenant_id = ${tenantId} and runner = ${runner} and lease_until > now() for update),
-        fresh as (
-          select h, chunk_embedding(v) as embedding from unnest(${arr([...texts.keys()])}::text[], ${arr(vectors)}::text[]) as t(h, v)),
         moved as (
           update chunks c set embedding_model = ${model}, indexed = ${hnsw},
-            embedding = coalesce((select f.embedding from fresh f where f.h = c.content_hash), (
+            embedding = coalesce(chunk_embedding((${arr(vectors)}::text[])[r.slot]), (
               select k.embedding from chunks k
               where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = c.content_hash limit 1))
-          where c.id = any(${arr(ids)}::bigint[]) and ${staleFor(tenantId, model)} and exists (select 1 from held)
+          from unnest(${arr(ids)}::bigint[], ${arr(slots)}::int[]) as r(id, slot)
+          where c.id = r.id and ${staleFor(tenantId, model)} and exists (select 1 from held)
           returning 1),
         progress as (
           update embedding_state set reembedded = reembedded + (select count(*) from moved),
