@@ -3,9 +3,15 @@
  * embedder by `Reembed.run` while searches run back to back on the same pool; the same searches idle before it (as
  * the loaded model's process runs them) and after it, once every chunk is of the active model and in the HNSW
  * index. The issue's bar: search p95 during the re-embed within 2x its idle p95. `--reembed-minutes=N` stops the
- * re-embed after N minutes (then only the idle figure before it exists).
+ * re-embed after N minutes (then only the idle figure before it exists); `--reembed-chunks=N` loads N chunks
+ * instead of 100,000 (5,000 with `--quick`). The row also splits the re-embed's time per batch into embedding, the
+ * read and the write (whose HNSW inserts are most of it: docs/search.md), and gives the WAL it wrote and the load
+ * average, without which no figure here means much on a shared machine.
  */
+import { loadavg } from "node:os";
+import pg from "pg";
 import { setConfig } from "../core/config";
+import { compile, type Db } from "../core/db";
 import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
 import { createOfflineEmbedder } from "../core/embedding/offline";
@@ -17,15 +23,79 @@ import { wordOfRank } from "./chat";
 import { benchCaller, DIMS, loadPg } from "./search";
 import { round, summarize } from "./support";
 
+const flag = (name: string) =>
+  ((v) => (v ? Number(v) : undefined))(process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3));
 /** `--reembed-minutes=N`: stop the re-embed after N minutes (a machine too busy to finish 100,000 in a session). */
-const minutes = ((m) => (m ? Number(m) : undefined))(
-  process.argv.find((a) => a.startsWith("--reembed-minutes="))?.slice(18),
-);
+const minutes = flag("reembed-minutes");
+/** `--reembed-chunks=N`: the corpus size (default 100,000; 5,000 with --quick). */
+const size = flag("reembed-chunks");
+const load1 = () => round(loadavg()[0] ?? 0, 1);
+
+/** The re-embed's own statements timed by kind (the searches running beside it use the untimed Db). */
+function timed(db: Db) {
+  const ms = { read: 0, write: 0, other: 0 };
+  const kind = (text: string) =>
+    text.includes("with held") ? "write" : text.includes("select c.id, c.context") ? "read" : "other";
+  const wrapped: Db = {
+    driver: db.driver,
+    query: (async (q, options) => {
+      const t0 = performance.now();
+      try {
+        return await db.query(q, options);
+      } finally {
+        ms[kind(compile(q).text)] += performance.now() - t0;
+      }
+    }) as Db["query"],
+    batch: (qs) => db.batch(qs),
+    ping: () => db.ping(),
+    close: () => db.close(),
+  };
+  return { db: wrapped, ms };
+}
+
+/** WAL position and the chunks table's autovacuum count, from a connection of its own. */
+async function walAndVacuums(url: string): Promise<{ lsn: string; autovacuums: number }> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    const { rows } = await client.query(`
+      select pg_current_wal_insert_lsn()::text as lsn,
+             (select autovacuum_count from pg_stat_user_tables where relname = 'chunks')::int as autovacuums`);
+    return { lsn: rows[0].lsn, autovacuums: Number(rows[0].autovacuums) };
+  } finally {
+    await client.end();
+  }
+}
+
+async function walBytes(url: string, from: string, to: string): Promise<number> {
+  const client = new pg.Client(url);
+  await client.connect();
+  try {
+    return Number((await client.query("select pg_wal_lsn_diff($1, $2)::bigint as d", [to, from])).rows[0].d);
+  } finally {
+    await client.end();
+  }
+}
+
+/** Chunks per batch: Reembed.run's default, named so the per-batch figures say what they divide by. */
+const BATCH = 256;
 
 export async function benchReembed(opts: { quick: boolean }): Promise<Record<string, unknown>[]> {
   setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" });
-  const chunks = opts.quick ? 5_000 : 100_000;
-  const embedder = createOfflineEmbedder({ dimensions: DIMS });
+  const chunks = size ?? (opts.quick ? 5_000 : 100_000);
+  const offline = createOfflineEmbedder({ dimensions: DIMS });
+  let embedMs = 0;
+  const embedder: Embedder = {
+    ...offline,
+    embed: async (texts, options) => {
+      const t0 = performance.now();
+      try {
+        return await offline.embed(texts, options);
+      } finally {
+        embedMs += performance.now() - t0;
+      }
+    },
+  };
   // Three-word questions of realistic word frequency, as in bench/search.ts.
   const questions = Array.from({ length: 50 }, (_, i) =>
     [wordOfRank(20 + ((i * 37) % 400)), wordOfRank(50 + ((i * 11) % 900)), wordOfRank(5 + ((i * 7) % 200))].join(" "),
@@ -36,7 +106,7 @@ export async function benchReembed(opts: { quick: boolean }): Promise<Record<str
     await migrate(db, { embeddingDimensions: DIMS, searchTextConfig: "english" });
     const loaded = await loadPg(pgUrl(name), chunks);
     const caller = benchCaller(loaded.tenantId);
-    const search = async (i: number, as: Embedder = embedder) => {
+    const search = async (i: number, as: Embedder = offline) => {
       const t0 = performance.now();
       await Search.query(
         db,
@@ -49,25 +119,42 @@ export async function benchReembed(opts: { quick: boolean }): Promise<Record<str
     // Idle before the switch too: the same searches, as a process of the loaded model would run them (every chunk
     // of its model and in the index); the baseline when a time limit stops the re-embed before the end.
     const before: number[] = [];
-    const asLoaded: Embedder = { ...embedder, model: "bench-synthetic" };
+    const asLoaded: Embedder = { ...offline, model: "bench-synthetic" };
     for (let i = 0; i < 200; i++) before.push(await search(i, asLoaded));
 
     const during: number[] = [];
     let done = false;
+    const loadBefore = load1();
+    const wal0 = await walAndVacuums(pgUrl(name));
     const started = performance.now();
-    // A line every 10,000 chunks: the full run takes the better part of an hour on a busy machine.
+    // A line every tenth of the run (the full run is long on a busy machine), with the load average.
+    const step = Math.max(1_000, Math.floor(chunks / 10));
+    let batches = 0;
     const onProgress = ({ done, total }: { done: number; total: number }) => {
-      if (Math.floor(done / 10_000) > Math.floor((done - 256) / 10_000)) {
-        process.stderr.write(`reembed: ${done}/${total} after ${round((performance.now() - started) / 1000, 0)} s\n`);
+      batches++;
+      if (Math.floor(done / step) > Math.floor((done - BATCH) / step)) {
+        const s = round((performance.now() - started) / 1000, 0);
+        process.stderr.write(`reembed: ${done}/${total} after ${s} s, load average ${load1()}\n`);
       }
     };
     const budgetMs = minutes === undefined ? undefined : minutes * 60_000;
-    const running = Reembed.run(db, { tenantId: loaded.tenantId, embedder, onProgress, budgetMs }).finally(() => {
+    const timing = timed(db);
+    const running = Reembed.run(timing.db, {
+      tenantId: loaded.tenantId,
+      embedder,
+      batchSize: BATCH,
+      onProgress,
+      budgetMs,
+    }).finally(() => {
       done = true;
     });
     for (let i = 0; !done; i++) during.push(await search(i));
     const report = await running;
     const seconds = (performance.now() - started) / 1000;
+    const loadDuring = load1();
+    const wal1 = await walAndVacuums(pgUrl(name));
+    const wal = await walBytes(pgUrl(name), wal0.lsn, wal1.lsn);
+    const perBatch = (ms: number) => round(ms / Math.max(1, batches), 0);
 
     const d = summarize(during);
     const b = summarize(before);
@@ -85,6 +172,10 @@ export async function benchReembed(opts: { quick: boolean }): Promise<Record<str
         "re-embedded": report.reembedded,
         "chunks/s": round(report.reembedded / seconds, 0),
         seconds: round(seconds, 1),
+        "load avg before / end": `${loadBefore} / ${loadDuring}`,
+        "ms per batch of 256: embed / read / write": `${perBatch(embedMs)} / ${perBatch(timing.ms.read)} / ${perBatch(timing.ms.write)}`,
+        "WAL KB per chunk": round(wal / 1024 / Math.max(1, report.reembedded), 1),
+        "autovacuums of chunks during": wal1.autovacuums - wal0.autovacuums,
         "searches during": during.length,
         "hybrid p95 during ms": d.p95,
         "hybrid p95 idle before ms": b.p95,

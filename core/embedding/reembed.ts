@@ -30,15 +30,17 @@ const estimateTokens = (text: string) => Math.ceil(text.length / 4);
  *   for this tenant is not embedded again; its vector is copied (`chunks_reuse`).
  * - Rate limits: the embedder's own retries honour 429 and Retry-After (core/llm/retry.ts); when they give up, the
  *   run stops cleanly, records the error and says how much is left.
- * - Re-embedded chunks are written `indexed = false` and enter the HNSW index through the indexer (migrations/0005),
- *   in this run's batches: neither ingest nor search waits for the index.
+ * - Re-embedded chunks go straight into the HNSW index, in the batch's own statement: one new row version per
+ *   chunk, where writing them `indexed = false` for the indexer to flip made two (twice the dead rows, so twice the
+ *   autovacuums, each a pass over the whole graph) for the same inserts. Search reads the old versions meanwhile.
+ *   The inserts are most of a batch's time; docs/search.md has the profile and why the graph is not built in bulk.
  */
 
 export interface Options {
   tenantId: string;
   /** The active model's embedder (the process's configured one). */
   embedder: Embedder;
-  /** Chunks per batch (one embedding call, one write). Default 256. */
+  /** Chunks per batch (one embedding call, one write). Default 256: larger batches measured no faster (docs/search.md). */
   batchSize?: number;
   /** Stop starting new batches after this long. Default: no limit. */
   budgetMs?: number;
@@ -251,7 +253,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
     return { ...report, stopped: "busy", busyUntil: other ? new Date(other.until).toISOString() : undefined };
   }
 
-  const staged = await Indexer.enabled(db);
+  const hnsw = await Indexer.enabled(db);
   try {
     while (report.reembedded < limit) {
       if (performance.now() - started >= budgetMs) {
@@ -260,14 +262,11 @@ export async function run(db: Db, options: Options): Promise<Report> {
       }
       options.signal?.throwIfAborted();
       const want = Math.min(batchSize, limit - report.reembedded);
-      const moved = await batch(db, tenantId, embedder, runner, want, leaseMs, options.signal);
+      const moved = await batch(db, tenantId, embedder, runner, want, leaseMs, hnsw, options.signal);
       if (moved.lost) throw new EngramError("conflict", "reembed.lease_lost", "another run took over this tenant");
       report.reembedded += moved.n;
       report.reused += moved.reused;
       report.tokens += moved.tokens;
-      // The new vectors wait outside the HNSW index; index this batch's worth so the exact-scanned backlog stays small.
-      if (staged && moved.n)
-        await Indexer.catchUp(db, { tenantId, limit: moved.n, budgetMs: Number.POSITIVE_INFINITY });
       options.onProgress?.({ done: report.reembedded, total: stale });
       if (moved.claimed < want) break;
     }
@@ -314,6 +313,8 @@ async function batch(
   runner: string,
   want: number,
   leaseMs: number,
+  /** Whether the database has the HNSW index (PGlite has none: its search scans exactly). */
+  hnsw: boolean,
   signal: AbortSignal | undefined,
 ): Promise<Moved> {
   const model = embedder.model;
@@ -352,20 +353,24 @@ async function batch(
       tokens = result.tokens || [...texts.values()].reduce((n, t) => n + estimateTokens(t), 0);
     }
     const ids = rows.map((r) => String(r.id));
+    // Each row names its new vector by position (null: reuse one already stored), so the write reads a vector once
+    // per row: a correlated lookup in a CTE of the batch's vectors rescanned it per row, time growing with the
+    // batch's square (and spilling past work_mem at 1,024 chunks).
+    const position = new Map([...texts.keys()].map((h, i) => [h, i + 1]));
+    const slots = rows.map((r) => position.get(r.hash) ?? null);
     // Chunks that cost no embedding call: their text had a vector of this model, or came earlier in the batch.
     const reused = rows.length - texts.size;
     try {
       const [row] = await db.query<{ n: number; held: boolean }>(sql`
         with held as (
           select 1 from embedding_state where tenant_id = ${tenantId} and runner = ${runner} and lease_until > now() for update),
-        fresh as (
-          select h, chunk_embedding(v) as embedding from unnest(${arr([...texts.keys()])}::text[], ${arr(vectors)}::text[]) as t(h, v)),
         moved as (
-          update chunks c set embedding_model = ${model}, indexed = false,
-            embedding = coalesce((select f.embedding from fresh f where f.h = c.content_hash), (
+          update chunks c set embedding_model = ${model}, indexed = ${hnsw},
+            embedding = coalesce(chunk_embedding((${arr(vectors)}::text[])[r.slot]), (
               select k.embedding from chunks k
               where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = c.content_hash limit 1))
-          where c.id = any(${arr(ids)}::bigint[]) and ${staleFor(tenantId, model)} and exists (select 1 from held)
+          from unnest(${arr(ids)}::bigint[], ${arr(slots)}::int[]) as r(id, slot)
+          where c.id = r.id and ${staleFor(tenantId, model)} and exists (select 1 from held)
           returning 1),
         progress as (
           update embedding_state set reembedded = reembedded + (select count(*) from moved),

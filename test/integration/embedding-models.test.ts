@@ -62,6 +62,14 @@ async function modelOf(db: Db, chunkIds: string[]): Promise<string[]> {
   return rows.map((r) => r.m);
 }
 
+/** Chunks of `model` outside the HNSW index (migrations/0005), waiting for the indexer. */
+async function waiting(db: Db, model: string): Promise<number> {
+  const [row] = await db.query<{ n: number }>(
+    sql`select count(*)::int as n from chunks where embedding_model = ${model} and not indexed`,
+  );
+  return Number(row?.n);
+}
+
 beforeAll(() => setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" }));
 
 describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
@@ -116,6 +124,8 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     expect(first).toMatchObject({ stopped: "error", stale: 41, reembedded: 20, remaining: 21 });
     expect(first.error).toMatch(/provider down/);
     expect(await models(t.db)).toEqual({ "model-old": 21, "model-new": 20 });
+    // Written straight into the HNSW index (one row version, no indexer pass); PGlite keeps no index.
+    expect(await waiting(t.db, "model-new")).toBe(driver === "pglite" ? 20 : 0);
 
     // Mid-switch: every vector result is of the new model. (Queries are embedded apart from the counted runs.)
     const queries = model("model-new").embedder;
@@ -153,6 +163,16 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     const after = await search({ query: "alpha bravo charlie", mode: "vector", topK: 1 }, { embedder: queries });
     expect(after.results[0]).toMatchObject({ documentId: "trap" });
     expect(after.stale).toBe(0);
+    if (driver !== "pglite") {
+      expect(await waiting(t.db, "model-new")).toBe(0);
+      // Found through the HNSW index alone: the re-embedded vectors are in the graph.
+      const indexed = await search(
+        { query: "alpha bravo charlie", mode: "vector", topK: 1 },
+        { embedder: queries, strategy: "index" },
+      );
+      expect(indexed.results[0]).toMatchObject({ documentId: "trap" });
+      expect(indexed.results[0]?.score).toBeCloseTo(1, 5);
+    }
     const state = await Reembed.state(t.db, caller.tenantId, "model-new");
     expect(state).toMatchObject({ model: "model-new", pending: 0, run: { model: "model-new", reembedded: 41 } });
     expect(state.run?.finishedAt).toBeTruthy();
