@@ -38,6 +38,7 @@ function timed(db: Db) {
     text.includes("with held") ? "write" : text.includes("select c.id, c.context") ? "read" : "other";
   const wrapped: Db = {
     driver: db.driver,
+    capabilities: db.capabilities,
     query: (async (q, options) => {
       const t0 = performance.now();
       try {

@@ -8,11 +8,9 @@ import { sqlState } from "../db/errors";
 import { EngramError, upstreamError } from "../error";
 import { log } from "../log";
 import * as Indexer from "../search/indexer";
+import * as Tokens from "../tokens";
 import { OFFLINE_MODEL } from "./offline";
 import type { Embedder } from "./types";
-
-// As core/embedding/openai.ts estimates (not imported: the cron's bundle needs no OpenAI SDK to know there is no work).
-const estimateTokens = (text: string) => Math.ceil(text.length / 4);
 
 /**
  * Moves a tenant's chunks to the active embedding model (#17). Search ranks only chunks of the active model
@@ -28,7 +26,7 @@ const estimateTokens = (text: string) => Math.ceil(text.length / 4);
  *   embedded (paid for) twice.
  * - Reuse: a text (context + content, `embeddingText`, as ingest embeds it) already embedded by the active model
  *   for this tenant is not embedded again; its vector is copied (`chunks_reuse`).
- * - Rate limits: the embedder's own retries honour 429 and Retry-After (core/llm/retry.ts); when they give up, the
+ * - Rate limits: the embedder's own retries honour 429 and Retry-After (core/provider/retry.ts); when they give up, the
  *   run stops cleanly, records the error and says how much is left.
  * - Re-embedded chunks go straight into the HNSW index, in the batch's own statement: one new row version per
  *   chunk, where writing them `indexed = false` for the indexer to flip made two (twice the dead rows, so twice the
@@ -350,7 +348,7 @@ async function batch(
         }
         vectors.push(vectorLiteral(v));
       }
-      tokens = result.tokens || [...texts.values()].reduce((n, t) => n + estimateTokens(t), 0);
+      tokens = result.tokens || [...texts.values()].reduce((n, t) => n + Tokens.estimate(t), 0);
     }
     const ids = rows.map((r) => String(r.id));
     // Each row names its new vector by position (null: reuse one already stored), so the write reads a vector once
