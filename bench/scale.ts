@@ -284,7 +284,7 @@ function markdown(results: SizeResult[]): string {
     "# Engram scale curve",
     "",
     "Written by `npm run bench -- --scale`; each size's row names the run that measured it (the machine: 2 cores,",
-    "24 GB, PostgreSQL 15 with shared_buffers 6 GB, pgvector 0.8; shared with other work while it ran). How to read",
+    "24 GB, PostgreSQL 15 with shared_buffers 6 GB, pgvector 0.8; whether other work shared it, the run's notes say). How to read",
     "it: docs/scale.md.",
     "",
     "![p95 latency and recall@10 against size](scale.svg)",
