@@ -3,7 +3,7 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    globalSetup: ["test/support/global-setup.ts"],
+    globalSetup: ["kit/global-setup.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     // Files share one Postgres; each file works in its own schema or database.

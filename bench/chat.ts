@@ -29,8 +29,8 @@ import { useEmbedder } from "../core/embedding";
 import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
 import * as Search from "../core/search";
-import { callerFor, freshDb, type TestDb } from "../test/support/db";
-import { startOpenAIServer } from "../test/support/openai-server";
+import { callerFor, freshDb, type TestDb } from "../kit/db";
+import { startOpenAIServer } from "../kit/openai-server";
 import { round, summarize } from "./support";
 
 const QUESTIONS = 200;

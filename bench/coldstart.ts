@@ -26,11 +26,11 @@ import { build } from "esbuild";
 import * as Auth from "../core/auth";
 import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
+import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../kit/db";
+import { apiEvent } from "../kit/events";
+import { startNeonServer } from "../kit/neon-server";
+import { startOpenAIServer } from "../kit/openai-server";
 import { buildLambdas, esbuildOptions } from "../scripts/build";
-import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../test/support/db";
-import { apiEvent } from "../test/support/events";
-import { startNeonServer } from "../test/support/neon-server";
-import { startOpenAIServer } from "../test/support/openai-server";
 import { round, summarize } from "./support";
 
 /** Lambda's import-time budget above the bare handler. */

@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { prose } from "../test/support/factories";
-import { createDatabase, databaseUrl, dropDatabase } from "../test/support/postgres";
+import { prose } from "../kit/factories";
+import { createDatabase, databaseUrl, dropDatabase } from "../kit/postgres";
 import { round } from "./support";
 
 const ROOT = resolve(fileURLToPath(new URL("..", import.meta.url)));

@@ -22,7 +22,7 @@ import { setConfig } from "../core/config";
 import { useDb } from "../core/db";
 import { createPgDb } from "../core/db/pg";
 import * as RateLimit from "../core/ratelimit";
-import { freshDb } from "../test/support/db";
+import { freshDb } from "../kit/db";
 import { summarize, table } from "./support";
 
 /**

@@ -10,7 +10,7 @@ import pg from "pg";
 import { config, setConfig } from "../core/config";
 import { loadMigrations, migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
-import { createDatabase, dropDatabase, pgUrl } from "../test/support/db";
+import { createDatabase, dropDatabase, pgUrl } from "../kit/db";
 import { benchCaller, DIMS, knownEmbedder, loadPg, queries, recall, type Scenario, timeEngram, truth } from "./search";
 import { round } from "./support";
 

@@ -7,7 +7,7 @@
  * from the core call made just before (paired, so a busy machine slows both alike), in wall time and in this Node
  * process's CPU time (which a machine shared with other work inflates far less; the database's own CPU is not
  * in it, its extra round trips are counted instead). Rate limits far above what the
- * run sends (test/support UNLIMITED): the limiter decides every request but refuses none. Round trips are counted
+ * run sends (kit/factories.ts UNLIMITED): the limiter decides every request but refuses none. Round trips are counted
  * on the one `pg` Db all three share. Corpus: 1,000 documents of Zipf prose (bench/chat.ts), offline embedder,
  * indexed; questions are words from those documents.
  */
@@ -26,9 +26,9 @@ import * as Ingest from "../core/ingest";
 import * as Search from "../core/search";
 import { SearchRequest } from "../core/search";
 import * as Indexer from "../core/search/indexer";
-import { callerFor, createDatabase, dropDatabase, pgUrl } from "../test/support/db";
-import { apiEvent, lambdaContext } from "../test/support/events";
-import { UNLIMITED } from "../test/support/factories";
+import { callerFor, createDatabase, dropDatabase, pgUrl } from "../kit/db";
+import { apiEvent, lambdaContext } from "../kit/events";
+import { UNLIMITED } from "../kit/factories";
 import { documentText } from "./chat";
 import { countingDb, round, summarize } from "./support";
 

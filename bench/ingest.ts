@@ -14,8 +14,8 @@ import type { Embedder } from "../core/embedding";
 import { createOfflineEmbedder, embedOffline } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
 import * as Indexer from "../core/search/indexer";
-import { callerFor, freshDb } from "../test/support/db";
-import { prose } from "../test/support/factories";
+import { callerFor, freshDb } from "../kit/db";
+import { prose } from "../kit/factories";
 import { countingDb, round } from "./support";
 
 /** Precomputes the chunks' vectors so a run measures storage alone. */

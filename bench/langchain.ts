@@ -27,8 +27,8 @@ import { setConfig } from "../core/config";
 import type { Embedder } from "../core/embedding";
 import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
-import { callerFor, freshDb } from "../test/support/db";
-import { prose } from "../test/support/factories";
+import { callerFor, freshDb } from "../kit/db";
+import { prose } from "../kit/factories";
 import {
   benchCaller,
   CLUSTERS,

@@ -21,8 +21,8 @@ import * as Auth from "../core/auth";
 import { setConfig } from "../core/config";
 import { db, useDb } from "../core/db";
 import * as RateLimit from "../core/ratelimit";
-import { freshDb } from "../test/support/db";
-import { prose } from "../test/support/factories";
+import { freshDb } from "../kit/db";
+import { prose } from "../kit/factories";
 import { round, summarize, table } from "./support";
 
 const CONCURRENCY = 8;

@@ -15,9 +15,9 @@ import { startServer } from "../cli/server";
 import * as Auth from "../core/auth";
 import { setConfig } from "../core/config";
 import { useDb } from "../core/db";
+import { freshDb } from "../kit/db";
+import { prose } from "../kit/factories";
 import { buildLambdas, ENTRIES } from "../scripts/build";
-import { freshDb } from "../test/support/db";
-import { prose } from "../test/support/factories";
 import { round, summarize } from "./support";
 
 const QUERIES = ["refund window", "opening hours", "shipping delays", "warranty claims", "login problems"];

@@ -32,7 +32,7 @@ import { EngramError } from "../core/error";
 import * as Gate from "../core/gate";
 import * as RateLimit from "../core/ratelimit";
 import * as Tenant from "../core/tenant";
-import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../test/support/db";
+import { createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../kit/db";
 import { percentile, round } from "./support";
 
 /** One decision: resolves whether the request was admitted. */

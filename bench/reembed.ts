@@ -18,7 +18,7 @@ import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
 import type { Embedder } from "../core/embedding/types";
 import * as Search from "../core/search";
-import { createDatabase, dropDatabase, pgUrl } from "../test/support/db";
+import { createDatabase, dropDatabase, pgUrl } from "../kit/db";
 import { wordOfRank } from "./chat";
 import { benchCaller, DIMS, loadPg } from "./search";
 import { round, summarize } from "./support";

@@ -13,10 +13,10 @@ import { createNeonDb } from "../core/db/neon";
 import * as Ingest from "../core/ingest";
 import * as RateLimit from "../core/ratelimit";
 import * as Search from "../core/search";
-import { callerFor, createDatabase, dropDatabase } from "../test/support/db";
-import { invoke } from "../test/support/events";
-import { UNLIMITED } from "../test/support/factories";
-import { neonConnectionString, startNeonServer } from "../test/support/neon-server";
+import { callerFor, createDatabase, dropDatabase } from "../kit/db";
+import { invoke } from "../kit/events";
+import { UNLIMITED } from "../kit/factories";
+import { neonConnectionString, startNeonServer } from "../kit/neon-server";
 import { documentText } from "./chat";
 import { round, summarize } from "./support";
 

@@ -18,7 +18,7 @@ import { createPgDb } from "../core/db/pg";
 import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
 import * as Indexer from "../core/search/indexer";
-import { createDatabase, dropDatabase, pgUrl } from "../test/support/db";
+import { createDatabase, dropDatabase, pgUrl } from "../kit/db";
 import { documentText } from "./chat";
 import {
   benchCaller,

@@ -27,8 +27,8 @@ import { createPgDb } from "../core/db/pg";
 import { createPgliteDb } from "../core/db/pglite";
 import type { Embedder } from "../core/embedding";
 import * as Search from "../core/search";
-import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../test/support/db";
-import { neonConnectionString } from "../test/support/neon-server";
+import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../kit/db";
+import { neonConnectionString } from "../kit/neon-server";
 import { documentText, wordOfRank } from "./chat";
 import { round, summarize } from "./support";
 

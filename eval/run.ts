@@ -15,7 +15,7 @@ import { setConfig } from "../core/config";
 import type { DriverName } from "../core/db";
 import * as Search from "../core/search";
 import type { Mode } from "../core/search/schema";
-import { freshDb } from "../test/support/db";
+import { freshDb } from "../kit/db";
 import * as Baselines from "./baselines";
 import { type Kind, mean, type Scores, score } from "./metrics";
 import { type EvalSet, ingestSet, loadSet, SET_NAMES } from "./sets";

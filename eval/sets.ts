@@ -5,7 +5,7 @@ import type { Db } from "../core/db";
 import type { DocumentInput } from "../core/document/schema";
 import * as Ingest from "../core/ingest";
 import * as Indexer from "../core/search/indexer";
-import { callerFor } from "../test/support/db";
+import { callerFor } from "../kit/db";
 import type { Question } from "./metrics";
 
 export const SET_NAMES = ["python", "git", "conversations"];

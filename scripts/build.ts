@@ -40,7 +40,7 @@ export const FORBIDDEN: { pattern: RegExp; why: string }[] = [
   { pattern: /node_modules\/@electric-sql\/pglite/, why: "PGlite (local only)" },
   { pattern: /^core\/db\/(pg|pglite)\.ts$/, why: "a local database driver" },
   { pattern: /^cli\//, why: "the CLI or the local server" },
-  { pattern: /^(test|bench)\//, why: "test or benchmark code" },
+  { pattern: /^(kit|test|bench|eval)\//, why: "test or benchmark code" },
 ];
 
 /** The document parsers: only the upload function may hold them (they would slow every other cold start). */

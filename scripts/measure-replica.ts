@@ -21,10 +21,10 @@ import { useEmbedder } from "../core/embedding";
 import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
 import * as Search from "../core/search";
-import { callerFor, createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../test/support/db";
-import { prose, UNLIMITED } from "../test/support/factories";
-import { localFetchEndpoint, neonConnectionString, startNeonServer } from "../test/support/neon-server";
-import { caughtUp, startReplica } from "../test/support/replica";
+import { callerFor, createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../kit/db";
+import { prose, UNLIMITED } from "../kit/factories";
+import { localFetchEndpoint, neonConnectionString, startNeonServer } from "../kit/neon-server";
+import { caughtUp, startReplica } from "../kit/replica";
 
 const { values } = parseArgs({
   options: {

@@ -9,7 +9,7 @@
 #
 # `--replica` also makes (pg_basebackup, the first time) and starts a streaming replica of that server, a
 # hot standby on the next free port, and prints the replica's URL instead; `--replica-stop` stops it
-# (the replica suite starts it on demand, test/support/replica.ts).
+# (the replica suite starts it on demand, kit/replica.ts).
 # `--clean` (npm run test:clean) stops and deletes the rig's cluster, its replica and its state.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 log() { printf '[test-postgres] %s\n' "$*" >&2; }
 # Where neither way works: one paragraph saying why, what is needed and the two ways to provide it.
 refuse() {
-  { printf '\n%s\n' "$1"; cat test/support/needs-postgres.txt; echo; } >&2
+  { printf '\n%s\n' "$1"; cat kit/needs-postgres.txt; echo; } >&2
   exit 1
 }
 version_ge() { [ "$(printf '%s\n%s\n' "$2" "$1" | sort -V | head -n1)" = "$2" ]; }
@@ -39,7 +39,7 @@ if [ -n "${TEST_DATABASE_URL:-}" ] && [ -z "$mode" ]; then
 fi
 
 uid=$(id -u)
-# The state file test/support/postgres.ts reads when TEST_DATABASE_URL is unset.
+# The state file kit/postgres.ts reads when TEST_DATABASE_URL is unset.
 state=${XDG_CACHE_HOME:-$HOME/.cache}/engram/test-postgres
 mkdir -p "$state"
 # One setup at a time per user (two `npm test`s starting together would race on initdb).

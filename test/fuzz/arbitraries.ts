@@ -5,7 +5,7 @@
  * route's body mixes mostly well-formed fields (so requests reach the database) with hostile ones.
  */
 import fc from "fast-check";
-import { prose } from "../support/factories";
+import { prose } from "../../kit/factories";
 
 /** Strings that have broken parsers, SQL, JSON paths, Postgres text and URL decoding before. */
 export const NASTY: readonly string[] = [

@@ -8,8 +8,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import type { RouteKey } from "../../core/api/routes";
-import type { EventInput } from "../support/events";
-import { multipart, multipartType, type Part } from "../support/multipart";
+import type { EventInput } from "../../kit/events";
+import { multipart, multipartType, type Part } from "../../kit/multipart";
 import {
   anyJson,
   arrayText,

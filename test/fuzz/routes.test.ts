@@ -21,9 +21,9 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
-import { freshDb, type TestDb } from "../support/db";
-import { type EventInput, invoke, type Response } from "../support/events";
-import { prose } from "../support/factories";
+import { freshDb, type TestDb } from "../../kit/db";
+import { type EventInput, invoke, type Response } from "../../kit/events";
+import { prose } from "../../kit/factories";
 import { contentText } from "./arbitraries";
 import { type Ctx, ROUTES, requestsFor, strays } from "./requests";
 

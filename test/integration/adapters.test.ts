@@ -16,7 +16,7 @@ import * as Auth from "../../core/auth";
 import { UI_MESSAGE_STREAM_ACCEPT } from "../../core/chat/ui-stream";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../support/db";
+import { freshDb, type TestDb } from "../../kit/db";
 
 let t: TestDb;
 let server: Awaited<ReturnType<typeof startServer>>;

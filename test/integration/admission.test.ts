@@ -11,7 +11,7 @@ import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
 import { inLane } from "../../core/db/lane";
 import { createPgDb } from "../../core/db/pg";
-import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 
 describe.each(DRIVERS)("ingest admission on %s", (driver) => {
   let t: TestDb;

@@ -11,6 +11,7 @@ import { match, routeKey, routes } from "../../core/api/routes";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
+import { freshDb, type TestDb } from "../../kit/db";
 import {
   API_DOCS,
   curlOf,
@@ -20,7 +21,6 @@ import {
   renderCurlBlock,
   withCurlBlock,
 } from "../../scripts/api-docs";
-import { freshDb, type TestDb } from "../support/db";
 
 let t: TestDb;
 let key: string;

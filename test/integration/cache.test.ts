@@ -2,7 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Cache from "../../core/cache";
 import { setConfig } from "../../core/config";
-import { callerFor, freshDb, type TestDb } from "../support/db";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
 
 beforeAll(() => {
   setConfig({ LOG_LEVEL: "silent" });

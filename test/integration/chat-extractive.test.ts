@@ -8,8 +8,8 @@ import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
-import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
 
 setConfig({
   EMBEDDING_PROVIDER: "offline",

@@ -4,8 +4,8 @@ import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
 import { handler } from "../../functions/cron/cleanup";
-import { callerFor, freshDb, type TestDb } from "../support/db";
-import { lambdaContext } from "../support/events";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { lambdaContext } from "../../kit/events";
 
 const GONE = 5;
 const LIVE = 3;

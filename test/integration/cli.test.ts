@@ -5,8 +5,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../support/db";
-import { neonConnectionString } from "../support/neon-server";
+import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../../kit/db";
+import { neonConnectionString } from "../../kit/neon-server";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/engram.js");

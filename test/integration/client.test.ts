@@ -9,7 +9,7 @@ import { match, routeKey, routes } from "../../core/api/routes";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../support/db";
+import { freshDb, type TestDb } from "../../kit/db";
 
 let t: TestDb;
 let server: Awaited<ReturnType<typeof startServer>>;

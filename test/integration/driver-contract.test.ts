@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { arr, vectorLiteral } from "../../core/db";
 import { isUniqueViolation } from "../../core/db/errors";
 import { loadMigrations, migrate } from "../../core/db/migrate";
-import { DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 
 describe.each(DRIVERS)("the %s driver", (driver) => {
   let t: TestDb;

@@ -16,8 +16,8 @@ import { createOpenAIEmbedder, type OpenAIEmbedderOptions } from "../../core/emb
 import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
-import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
-import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../support/openai-server";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../../kit/openai-server";
 
 const DIMS = 64;
 

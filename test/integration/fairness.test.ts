@@ -11,8 +11,8 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import * as RateLimit from "../../core/ratelimit";
-import { DRIVERS, freshDb, type TestDb } from "../support/db";
-import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../support/events";
+import { DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../../kit/events";
 
 const count = async (t: TestDb, text: string, params: unknown[] = []) =>
   Number((await t.db.query<{ n: number }>({ text, params }))[0]?.n);

@@ -21,10 +21,10 @@ import { type Embedder, useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import { createOpenAIEmbedder } from "../../core/embedding/openai";
 import * as Search from "../../core/search";
-import { callerFor, freshDb, type TestDb } from "../support/db";
-import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../support/events";
-import { prose, UNLIMITED } from "../support/factories";
-import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../../kit/events";
+import { prose, UNLIMITED } from "../../kit/factories";
+import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 
 let fake: FakeOpenAI;
 let pgT: TestDb;

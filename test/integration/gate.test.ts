@@ -16,9 +16,9 @@ import { EngramError } from "../../core/error";
 import * as Gate from "../../core/gate";
 import * as Ingest from "../../core/ingest";
 import * as RateLimit from "../../core/ratelimit";
-import { callerFor, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
-import { UNLIMITED } from "../support/factories";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
+import { UNLIMITED } from "../../kit/factories";
 
 beforeAll(() => {
   setConfig({ LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", ...UNLIMITED });

@@ -16,8 +16,8 @@ import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import * as Indexer from "../../core/search/indexer";
-import { callerFor, createDatabase, DRIVERS, dropDatabase, freshDb, pgUrl, type TestDb } from "../support/db";
-import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
+import { callerFor, createDatabase, DRIVERS, dropDatabase, freshDb, pgUrl, type TestDb } from "../../kit/db";
+import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 
 const LARGE = "text-embedding-3-large";
 const DIMS = 3072;

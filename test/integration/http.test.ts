@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
+import { freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
 
 // Production runs the Neon HTTP driver; the local server and the CLI run pg.
 describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) => {

@@ -13,7 +13,7 @@ import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import * as Indexer from "../../core/search/indexer";
-import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 
 const DIMS = 64;
 const embedder = createOfflineEmbedder({ dimensions: DIMS });

@@ -5,8 +5,8 @@ import type { Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
 import * as Document from "../../core/document";
 import * as Ingest from "../../core/ingest";
-import { callerFor, DRIVERS, freshDb, type TestDb } from "../support/db";
-import { type CountingEmbedder, countingEmbedder, prose } from "../support/factories";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { type CountingEmbedder, countingEmbedder, prose } from "../../kit/factories";
 
 setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
 

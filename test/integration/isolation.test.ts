@@ -15,9 +15,9 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { type Db, type DriverName, useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
-import { freshDb, type TestDb } from "../support/db";
-import { type EventInput, invoke, type Response } from "../support/events";
-import { prose, UNLIMITED } from "../support/factories";
+import { freshDb, type TestDb } from "../../kit/db";
+import { type EventInput, invoke, type Response } from "../../kit/events";
+import { prose, UNLIMITED } from "../../kit/factories";
 
 setConfig({
   LOG_LEVEL: "silent",

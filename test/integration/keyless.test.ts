@@ -8,8 +8,8 @@ import { startServer } from "../../cli/server";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import * as RateLimit from "../../core/ratelimit";
-import { freshDb, type TestDb } from "../support/db";
-import { apiEvent, type EventInput, lambdaContext, type Response } from "../support/events";
+import { freshDb, type TestDb } from "../../kit/db";
+import { apiEvent, type EventInput, lambdaContext, type Response } from "../../kit/events";
 
 const BASE = { LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
 

@@ -11,10 +11,10 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Auth from "../../core/auth";
+import { freshDb, type TestDb } from "../../kit/db";
+import { apiEvent, type EventInput } from "../../kit/events";
+import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 import { buildLambdas, ENTRIES } from "../../scripts/build";
-import { freshDb, type TestDb } from "../support/db";
-import { apiEvent, type EventInput } from "../support/events";
-import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), "engram-bundles-test-"));

@@ -11,7 +11,7 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { cors as deployedCors } from "../../infra/functions";
-import { freshDb, type TestDb } from "../support/db";
+import { freshDb, type TestDb } from "../../kit/db";
 
 let t: TestDb;
 let key: string;

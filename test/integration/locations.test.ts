@@ -12,9 +12,9 @@ import { useEmbedder } from "../../core/embedding";
 import * as Extract from "../../core/extract";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
-import { callerFor, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
-import { type CountingEmbedder, countingEmbedder } from "../support/factories";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
+import { type CountingEmbedder, countingEmbedder } from "../../kit/factories";
 
 const fixture = (name: string) => new Uint8Array(readFileSync(join(import.meta.dirname, "../fixtures/extract", name)));
 

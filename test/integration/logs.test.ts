@@ -6,9 +6,9 @@ import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
-import { callerFor, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
-import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
+import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 
 interface Line {
   level: string;

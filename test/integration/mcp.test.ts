@@ -13,7 +13,7 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import * as RateLimit from "../../core/ratelimit";
-import { freshDb, type TestDb } from "../support/db";
+import { freshDb, type TestDb } from "../../kit/db";
 
 let t: TestDb;
 let server: Awaited<ReturnType<typeof startServer>>;

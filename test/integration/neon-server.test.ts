@@ -1,9 +1,9 @@
 import { NeonDbError, type NeonQueryFunction, neon, neonConfig } from "@neondatabase/serverless";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../support/neon-server";
+import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../../kit/neon-server";
 // Not ../support/db: it loads core/db/pg, whose int8 parser would change what `direct` returns.
-import { createDatabase, databaseUrl, dropDatabase } from "../support/postgres";
+import { createDatabase, databaseUrl, dropDatabase } from "../../kit/postgres";
 
 // This file's own database on the test server, dropped at the end.
 let DATABASE: string;

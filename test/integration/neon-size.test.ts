@@ -12,10 +12,10 @@ import { migrate } from "../../core/db/migrate";
 import { createNeonDb } from "../../core/db/neon";
 import type { Embedder } from "../../core/embedding";
 import * as Ingest from "../../core/ingest";
-import { callerFor, createDatabase, DIMENSIONS, dropDatabase, freshDb, type TestDb } from "../support/db";
-import { countingEmbedder } from "../support/factories";
-import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../support/neon-server";
-import { fakeEmbedding } from "../support/openai-server";
+import { callerFor, createDatabase, DIMENSIONS, dropDatabase, freshDb, type TestDb } from "../../kit/db";
+import { countingEmbedder } from "../../kit/factories";
+import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../../kit/neon-server";
+import { fakeEmbedding } from "../../kit/openai-server";
 
 setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
 

@@ -12,7 +12,7 @@ import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
 import { createPgDb } from "../../core/db/pg";
 import * as RateLimit from "../../core/ratelimit";
-import { freshDb, type TestDb } from "../support/db";
+import { freshDb, type TestDb } from "../../kit/db";
 
 let t: TestDb;
 let db: Db;

@@ -4,7 +4,7 @@ import { upstreamError } from "../../core/error";
 import { type ChatMessage, type ChatModelOptions, createChatModel } from "../../core/llm";
 import { UpstreamError } from "../../core/provider";
 import * as Tokens from "../../core/tokens";
-import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../support/openai-server";
+import { type FakeOpenAI, fakeEmbedding, startOpenAIServer } from "../../kit/openai-server";
 
 let server: FakeOpenAI;
 

@@ -17,7 +17,7 @@ import { startServer } from "../../cli/server";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../support/db";
+import { freshDb, type TestDb } from "../../kit/db";
 
 const run = promisify(execFile);
 const root = fileURLToPath(new URL("../..", import.meta.url));

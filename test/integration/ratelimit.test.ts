@@ -9,9 +9,9 @@ import { createNeonDb } from "../../core/db/neon";
 import { createPgDb } from "../../core/db/pg";
 import { EngramError } from "../../core/error";
 import * as RateLimit from "../../core/ratelimit";
-import { callerFor, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
-import { neonConnectionString } from "../support/neon-server";
+import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
+import { neonConnectionString } from "../../kit/neon-server";
 
 type Attempt = { ok: true; headers: Record<string, string> } | { ok: false; error: EngramError };
 

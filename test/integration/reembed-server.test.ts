@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
-import { type FakeOpenAI, startOpenAIServer } from "../support/openai-server";
+import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 
 const run = promisify(execFile);
 const BIN = join(import.meta.dirname, "../../bin/engram.js");

@@ -1,6 +1,6 @@
 /**
  * Read replicas (DATABASE_READ_URL, core/db/replica.ts) against a real streaming replica of the test server, a hot
- * standby made with pg_basebackup (test/support/replica.ts), through `pg` and the Neon HTTP driver: searches are
+ * standby made with pg_basebackup (kit/replica.ts), through `pg` and the Neon HTTP driver: searches are
  * served by the replica, a caller's search right after its own ingest sees it, a replica lagging past the bound or
  * stopped leaves the answer to the primary without an error, and PGlite with a replica is refused at startup.
  */
@@ -24,11 +24,11 @@ import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
-import { callerFor, createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../support/db";
-import { invoke } from "../support/events";
-import { UNLIMITED } from "../support/factories";
-import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../support/neon-server";
-import { caughtUp, type Replica, startReplica } from "../support/replica";
+import { callerFor, createDatabase, DIMENSIONS, dropDatabase, pgUrl } from "../../kit/db";
+import { invoke } from "../../kit/events";
+import { UNLIMITED } from "../../kit/factories";
+import { localFetchEndpoint, type NeonServer, neonConnectionString, startNeonServer } from "../../kit/neon-server";
+import { caughtUp, type Replica, startReplica } from "../../kit/replica";
 
 /** `db` with every statement it runs recorded in `log`: its name when it has one (searches: `search_...`), else its text. */
 const recording = (db: Db, log: string[]): Db => ({

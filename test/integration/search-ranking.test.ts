@@ -16,8 +16,8 @@ import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import { identifiers } from "../../core/search/keyword";
-import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
+import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
 
 const embedder = createOfflineEmbedder({ dimensions: DIMENSIONS });
 

@@ -12,9 +12,9 @@ import { EngramError } from "../../core/error";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import * as Indexer from "../../core/search/indexer";
+import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
 import { documents, questions } from "../fixtures/retrieval/corpus";
-import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
 
 /**
  * The offline embedder's vectors behind a paid model's name, counting the texts it is asked to embed: search caches

@@ -18,10 +18,10 @@ import {
   MAX_UPLOAD_BYTES,
 } from "../../core/extract/schema";
 import { handler } from "../../functions/http/upload";
-import { freshDb, type TestDb } from "../support/db";
-import { apiEvent, lambdaContext } from "../support/events";
-import { countingEmbedder } from "../support/factories";
-import { multipart, multipartType } from "../support/multipart";
+import { freshDb, type TestDb } from "../../kit/db";
+import { apiEvent, lambdaContext } from "../../kit/events";
+import { countingEmbedder } from "../../kit/factories";
+import { multipart, multipartType } from "../../kit/multipart";
 
 /** API Gateway's HTTP API refuses larger request bodies itself. */
 const API_GATEWAY_PAYLOAD_BYTES = 10 * 1024 * 1024;

@@ -7,10 +7,10 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
-import { freshDb, type TestDb } from "../support/db";
-import { invoke } from "../support/events";
-import { countingEmbedder } from "../support/factories";
-import { multipart, multipartType, type Part } from "../support/multipart";
+import { freshDb, type TestDb } from "../../kit/db";
+import { invoke } from "../../kit/events";
+import { countingEmbedder } from "../../kit/factories";
+import { multipart, multipartType, type Part } from "../../kit/multipart";
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "../fixtures/extract", name));
 

@@ -7,8 +7,8 @@ import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import { build, type Metafile, type Plugin } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { apiEvent, type EventInput } from "../../kit/events";
 import { type BundleReport, buildLambdas, ENTRIES, esbuildOptions, findForbidden } from "../../scripts/build";
-import { apiEvent, type EventInput } from "../support/events";
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), "engram-build-test-"));
@@ -86,10 +86,10 @@ describe("npm run build", () => {
     const pg = await metafileOf('import pg from "pg"; export const x = pg;');
     expect(findForbidden(pg).join("\n")).toMatch(/node_modules\/pg\/.*pg \(Lambda uses Neon's HTTP driver\)/);
     const input = { bytes: 1, imports: [] };
-    const local = { inputs: { "cli/server.ts": input, "test/support/db.ts": input }, outputs: {} } as Metafile;
+    const local = { inputs: { "cli/server.ts": input, "kit/db.ts": input }, outputs: {} } as Metafile;
     expect(findForbidden(local)).toEqual([
       "cli/server.ts (the CLI or the local server)",
-      "test/support/db.ts (test or benchmark code)",
+      "kit/db.ts (test or benchmark code)",
     ]);
   });
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import * as UiStream from "../../core/chat/ui-stream";
 import { http } from "../../functions/http/chain";
 import { type ResponseStreamRuntime, sse, streamingHandler } from "../../functions/http/stream";
-import { apiEvent, lambdaContext } from "../support/events";
+import { apiEvent, lambdaContext } from "../../kit/events";
 
 /** Events until `count`, then waits for the signal (a model that keeps talking). */
 async function* ticker(count: number, signal: AbortSignal, seen: { aborted: boolean }) {

@@ -4,7 +4,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { setConfig } from "../../core/config";
-import { invoke } from "../support/events";
+import { invoke } from "../../kit/events";
 
 /** Log lines written while `act` runs (core/log writes JSON lines to stdout and stderr). */
 async function logLines<T>(act: () => Promise<T>): Promise<{ result: T; lines: string[] }> {

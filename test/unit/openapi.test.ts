@@ -5,7 +5,7 @@ import { routeKey, routes } from "../../core/api/routes";
 import { routeSchemas } from "../../core/api/schemas";
 import { ChatRequest } from "../../core/chat/schema";
 import { DocumentInput, IngestRequest, ListQuery } from "../../core/document/schema";
-import { invoke } from "../support/events";
+import { invoke } from "../../kit/events";
 
 type Json = Record<string, any>;
 const doc = OpenApi.document() as Json;

@@ -1,22 +1,22 @@
 /**
  * Fresh, migrated databases for tests, on each driver Engram ships: `pg` and the Neon HTTP
  * driver on a new database of the real PostgreSQL (one per call), PGlite in memory.
- * The server is test/support/postgres.ts's.
+ * The server is kit/postgres.ts's.
  */
-import type { Caller } from "../../core/auth";
-import type { Db, DriverName } from "../../core/db";
-import { migrate } from "../../core/db/migrate";
-import { createNeonDb } from "../../core/db/neon";
-import { createPgDb } from "../../core/db/pg";
-import { createPgliteDb } from "../../core/db/pglite";
-import * as Tenant from "../../core/tenant";
+import type { Caller } from "../core/auth";
+import type { Db, DriverName } from "../core/db";
+import { migrate } from "../core/db/migrate";
+import { createNeonDb } from "../core/db/neon";
+import { createPgDb } from "../core/db/pg";
+import { createPgliteDb } from "../core/db/pglite";
+import * as Tenant from "../core/tenant";
 import { type NeonServer, neonConnectionString, startNeonServer } from "./neon-server";
 import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./postgres";
 
 export { createDatabase, dropDatabase };
 
 export const DRIVERS: DriverName[] = ["pg", "neon-http", "pglite"];
-/** A database on the test server (test/support/postgres.ts: TEST_DATABASE_URL or the rig's cluster). */
+/** A database on the test server (kit/postgres.ts: TEST_DATABASE_URL or the rig's cluster). */
 export const pgUrl = (database: string) => databaseUrl(database);
 /** The test server's host and port, for callers that take them apart. */
 export const PG = {

@@ -1,6 +1,6 @@
 /** Small factories for documents, embedders and paragraphs of text. */
-import type { Embedder } from "../../core/embedding";
-import { createOfflineEmbedder } from "../../core/embedding/offline";
+import type { Embedder } from "../core/embedding";
+import { createOfflineEmbedder } from "../core/embedding/offline";
 
 /**
  * Rate limits (per end user and per tenant) far above anything a suite or benchmark sends, for the ones that measure

@@ -1,8 +1,8 @@
 /** API Gateway v2 events and handler invocation, as Lambda would do it. */
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { type FunctionName, match, routeKey } from "../../core/api/routes";
-import { httpFunctions } from "../../infra/functions";
+import { type FunctionName, match, routeKey } from "../core/api/routes";
+import { httpFunctions } from "../infra/functions";
 
 export interface EventInput {
   method: string;

@@ -1,6 +1,6 @@
 /**
  * Runs once before the suites: the real PostgreSQL with pgvector >= 0.8 must be there
- * (test/support/postgres.ts says which one). `npm test` provides it (scripts/test-setup.sh);
+ * (kit/postgres.ts says which one). `npm test` provides it (scripts/test-setup.sh);
  * a bare `vitest` without one fails here, loudly, with what to do, instead of skipping anything.
  */
 import pg from "pg";
