@@ -77,7 +77,7 @@ export function lambdaContext(): Context {
 
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 /** The function's handler, from the file infra/functions.ts names. */
-const load = (fn: FunctionName) => import(`../../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
+const load = (fn: FunctionName) => import(`../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
 
 export interface Response {
   status: number;

@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { RIG_URL_FILE, serverUrl } from "./postgres";
 
-const SCRIPT = fileURLToPath(new URL("../../scripts/test-postgres.sh", import.meta.url));
+const SCRIPT = fileURLToPath(new URL("../scripts/test-postgres.sh", import.meta.url));
 /** Where the script keeps the replica's URL. */
 const STATE_FILE = join(dirname(RIG_URL_FILE), "replica-url");
 
