@@ -225,6 +225,12 @@ class FeatureCounts {
     this.size = 0;
   }
 
+  /** Empties the map without adding its features anywhere. */
+  clear(): void {
+    for (let j = 0; j < this.size; j++) this.keys[this.used[j]!] = 0;
+    this.size = 0;
+  }
+
   private grow(): void {
     const oldKeys = this.keys;
     const oldTf = this.tf;
@@ -406,6 +412,8 @@ function extractFeatures(
   }
 }
 
+const meaningScratch = new FeatureCounts();
+
 /**
  * The word-meaning part of a text alone (its SIF-weighted word vectors, as a unit vector), or null when none of its
  * words is in the table. The extractive answerer compares sentences with a question by it.
@@ -413,7 +421,9 @@ function extractFeatures(
 export function meaningOf(text: string): Float32Array | null {
   const table = wordTable();
   const meaning = new Float32Array(table.dimensions);
-  extractFeatures(text, new FeatureCounts(), meaning, table);
+  // The word features are computed on the way and thrown away: one map for every call, emptied after each.
+  extractFeatures(text, meaningScratch, meaning, table);
+  meaningScratch.clear();
   const length = Math.sqrt(sumOfSquares(meaning, 0, meaning.length));
   if (length === 0) return null;
   for (let d = 0; d < meaning.length; d++) meaning[d]! /= length;
