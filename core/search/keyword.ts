@@ -76,20 +76,24 @@ export function candidates(q: KeywordQuery): SQL[] {
           from (select lexeme, q from kwi order by df, lexeme limit 1) r)
       end as q)`,
     // `offset 0` keeps the documents check a key lookup per match: as a semi-join it was planned as a hash of every
-    // document in the table, slower than the few hundred lookups a search needs.
+    // document in the table, slower than the few hundred lookups a search needs. The tsvector lives out of line
+    // (TOAST: the embedding fills the row) and each function handed the column fetches it again, so it is copied
+    // here (`|| ''`) once, and the scoring below reads the copy (docs/search.md, "Where a hybrid search's time goes").
     sql`kwm as materialized (
-      select c.id, c.tsv, length(c.tsv)::float8 / (select avgdl from kwc) as rel from chunks c
-      where c.tsv @@ (select q from kwq) and ${q.where.chunks}
-        and exists (select 1 from documents d where d.key = c.document_key and ${q.where.documents} offset 0)
-      limit ${q.cap})`,
+      select id, tsv, length(tsv)::float8 / (select avgdl from kwc) as rel from (
+        select c.id, c.tsv || ''::tsvector as tsv from chunks c
+        where c.tsv @@ (select q from kwq) and ${q.where.chunks}
+          and exists (select 1 from documents d where d.key = c.document_key and ${q.where.documents} offset 0)
+        limit ${q.cap}) m)`,
     // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, every weight 0.1, is 0.1 an occurrence (one
-    // cover a position). One C call a lexeme; unnesting the tsvector instead cost seven times as much.
+    // cover a position). One C call a lexeme (`offset 0`: inlined, the call was repeated in the filter and the sum);
+    // unnesting the tsvector instead cost seven times as much.
     sql`kw as materialized (
       select m.id, s.bm25 + coalesce(p.bonus, 0) as rank
       from kwm m
       cross join lateral (
         select sum(i.idf * t.tf * ${K1 + 1}::float8 / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * m.rel))) as bm25
-        from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf) t
+        from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
         where t.tf > 0) s
       left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
       order by rank desc, m.id
