@@ -40,6 +40,13 @@ export interface KeywordQuery {
 export function candidates(q: KeywordQuery): SQL[] {
   const who = sql`${arr(q.owners)}::text[]`;
   const phrases = identifiers(q.text);
+  // Without filters beyond liveness, a document is checked only for the matches that rank, in rank order: few
+  // documents are ever deleted or expired, and checking each gathered match cost a key lookup (3 buffers) apiece.
+  // With filters, every match is checked before the cap, or the cap could fill with chunks the filter drops.
+  // `offset 0` keeps the check a key lookup: as a semi-join it was planned as a hash of every document.
+  const live = (key: SQL) =>
+    sql`exists (select 1 from documents d where d.key = ${key} and ${q.where.documents} offset 0)`;
+  const late = !q.where.narrowed;
   return [
     sql`kwt as materialized (
       select t.lexeme, greatest(coalesce(sum(s.chunks), 0), 0)::float8 as df
@@ -75,28 +82,28 @@ export function candidates(q: KeywordQuery): SQL[] {
           select r.q && (select tsquery_any(o.q) from kwi o where o.lexeme <> r.lexeme)
           from (select lexeme, q from kwi order by df, lexeme limit 1) r)
       end as q)`,
-    // `offset 0` keeps the documents check a key lookup per match: as a semi-join it was planned as a hash of every
-    // document in the table, slower than the few hundred lookups a search needs. The tsvector lives out of line
-    // (TOAST: the embedding fills the row) and each function handed the column fetches it again, so it is copied
-    // here (`|| ''`) once, and the scoring below reads the copy (docs/search.md, "Where a hybrid search's time goes").
+    // The tsvector lives out of line (TOAST: the embedding fills the row) and each function handed the column
+    // fetches it again, so it is copied here (`|| ''`) once, and the scoring below reads the copy (docs/search.md,
+    // "Where a hybrid search's time goes").
     sql`kwm as materialized (
-      select id, tsv, length(tsv)::float8 / (select avgdl from kwc) as rel from (
-        select c.id, c.tsv || ''::tsvector as tsv from chunks c
-        where c.tsv @@ (select q from kwq) and ${q.where.chunks}
-          and exists (select 1 from documents d where d.key = c.document_key and ${q.where.documents} offset 0)
+      select id, document_key, tsv, length(tsv)::float8 / (select avgdl from kwc) as rel from (
+        select c.id, c.document_key, c.tsv || ''::tsvector as tsv from chunks c
+        where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
         limit ${q.cap}) m)`,
     // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, every weight 0.1, is 0.1 an occurrence (one
     // cover a position). One C call a lexeme (`offset 0`: inlined, the call was repeated in the filter and the sum);
     // unnesting the tsvector instead cost seven times as much.
     sql`kw as materialized (
-      select m.id, s.bm25 + coalesce(p.bonus, 0) as rank
-      from kwm m
-      cross join lateral (
-        select sum(i.idf * t.tf * ${K1 + 1}::float8 / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * m.rel))) as bm25
-        from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
-        where t.tf > 0) s
-      left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
-      order by rank desc, m.id
+      select id, rank from (
+        select m.id, m.document_key, s.bm25 + coalesce(p.bonus, 0) as rank
+        from kwm m
+        cross join lateral (
+          select sum(i.idf * t.tf * ${K1 + 1}::float8 / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * m.rel))) as bm25
+          from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
+          where t.tf > 0) s
+        left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
+        order by rank desc, m.id offset 0) r
+      ${late ? sql`where ${live(sql`r.document_key`)}` : sql``}
       limit ${q.n})`,
   ];
 }

@@ -253,16 +253,23 @@ describe.each(DRIVERS)("search on %s", (driver) => {
   });
 
   it("hides soft-deleted documents at once", async () => {
-    await Ingest.run(db, bob, [doc("bob-temp", "Zanzibar quokka itinerary")], { embedder });
+    await Ingest.run(db, bob, [doc("bob-temp", "Zanzibar quokka itinerary"), doc("bob-kept", "A quokka photo")], {
+      embedder,
+    });
     const before = await search(bob, { query: "Zanzibar quokka", topK: 5 });
+    const keywordBefore = await search(bob, { query: "Zanzibar quokka", mode: "keyword", topK: 1 });
 
     await Document.remove(db, bob, "bob-temp", { hard: false });
     const after = await search(bob, { query: "Zanzibar quokka", topK: 5 });
     const vectorAfter = await search(bob, { query: "Zanzibar quokka", mode: "vector", topK: 50 });
+    // The deleted chunk still ranks first among the keyword matches: the next live one takes its place.
+    const keywordAfter = await search(bob, { query: "Zanzibar quokka", mode: "keyword", topK: 1 });
 
     expect(before.results[0]?.documentId).toBe("bob-temp");
+    expect(keywordBefore.results.map((r) => r.documentId)).toEqual(["bob-temp"]);
     expect(after.results.map((r) => r.documentId)).not.toContain("bob-temp");
     expect(vectorAfter.results.map((r) => r.documentId)).not.toContain("bob-temp");
+    expect(keywordAfter.results.map((r) => r.documentId)).toEqual(["bob-kept"]);
   });
 
   it("drops results below minScore on the mode's scale", async () => {
