@@ -19,8 +19,22 @@ import { httpFunctions } from "../infra/functions";
 type Handler = ((event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>) &
   Partial<Pick<HttpHandler, "live">>;
 
-/** The function's handler, from the file infra/functions.ts names, loaded on its first request. */
-const load = (fn: FunctionName) => import(`../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
+/**
+ * The function's handler, from the file infra/functions.ts names, loaded on its first request and kept: under tsx
+ * every `import()` asks the loader's thread to resolve the path again, even for a loaded module.
+ */
+const loaded = new Map<FunctionName, Promise<{ handler: Handler }>>();
+function load(fn: FunctionName): Promise<{ handler: Handler }> {
+  let module = loaded.get(fn);
+  if (!module) {
+    module = (import(`../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>).catch((error) => {
+      loaded.delete(fn); // a failed load is tried again by the next request
+      throw error;
+    });
+    loaded.set(fn, module);
+  }
+  return module;
+}
 
 /** A Lambda-like context; `getRemainingTimeInMillis` mirrors API Gateway's 30 s limit. */
 function lambdaContext(fn: string, requestId: string, timeoutMs = 30_000): Context {
