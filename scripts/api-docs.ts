@@ -313,6 +313,9 @@ function section(route: Route, doc: Document): string[] {
     out.push(`- \`${status}\` ${r.description}${status === "200" && schema ? `: ${typeOf(schema)}` : ""}`);
   }
   out.push("");
+  // An answer written in its contract entry has no section under Schemas: its fields go here.
+  const answer = op.responses["200"]?.content?.["application/json"]?.schema;
+  if (answer?.properties) out.push("The answer:", "", ...fieldsTable(answer, doc), "");
   if (example) out.push("```sh", curlOf(route, example), "```", "");
   return out;
 }
