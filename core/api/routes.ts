@@ -12,7 +12,7 @@ import { CompatIngestRequest, DeleteQuery, GetQuery, IngestRequest, ListQuery, P
 import { UploadForm } from "../extract/schema";
 import type * as RateLimit from "../ratelimit";
 import { SearchRequest } from "../search/schema";
-import * as z from "../zod";
+import type * as z from "../zod";
 import type { Responses } from "./schemas";
 
 /** The Lambda function that serves a route (infra/functions.ts says where its handler is). */
@@ -61,12 +61,6 @@ const NO_CONVERSATION = {
 /** In the order docs/api.md lists them. */
 export const contract = {
   "GET /v1/health": { fn: "api", rateClass: null, summary: "Service and database health", response: "HealthResponse" },
-  "GET /v1/version": {
-    fn: "api",
-    rateClass: null,
-    summary: "The running version",
-    response: z.object({ name: z.string(), version: z.string() }),
-  },
   "GET /v1/openapi.json": {
     fn: "api",
     rateClass: null,

@@ -48,8 +48,3 @@ export async function check(): Promise<HealthReport> {
         : { provider: "extractive", model: "extractive" },
   };
 }
-
-/** What is running: the package's name and version. */
-export function version(): { name: string; version: string } {
-  return { name: "engram", version: config().version };
-}

@@ -13,7 +13,6 @@ export const handler = http({
     const report = await Health.check();
     return { status: report.database === "ok" ? 200 : 503, body: report };
   },
-  "GET /v1/version": async () => ({ body: Health.version() }),
   "GET /v1/openapi.json": async () => ({ body: OpenApi.document() }),
   "GET /v1/documents": async ({ caller, query }) => ({
     body: await Document.list(await db(), caller, query),
