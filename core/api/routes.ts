@@ -1,10 +1,11 @@
 /**
  * The API contract, one entry per route: its method and path (the key), the function that serves it, its
  * rate class, the request schemas the middleware chain validates with, the answer it documents (by name,
- * from core/api/schemas.ts) and the answers beyond those every route of its kind gives. `sst.config.ts`
- * turns it into API Gateway routes, the local server matches requests against it, `http()` parses with it
- * and types each handler's input and output, and OpenAPI, docs/api.md and the typed client come from it.
- * Its runtime imports are the request schemas only (zod): SST evaluates it while deploying.
+ * from core/api/schemas.ts, or its schema written in the entry) and the answers beyond those every route of
+ * its kind gives. `sst.config.ts` turns it into API Gateway routes, the local server matches requests against
+ * it, `http()` parses with it and types each handler's input and output, and OpenAPI, docs/api.md, the typed
+ * client and the fuzz suite's requests come from it. Its runtime imports are zod schemas only: SST evaluates
+ * it while deploying.
  */
 import { ChatRequest, CompatChatRequest } from "../chat/schema";
 import { ConversationListQuery } from "../conversation/schema";
