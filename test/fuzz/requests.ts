@@ -1,6 +1,7 @@
 /**
- * Request generators for every route of the route table. Each route's requests come in two
- * flavours, half and half: *clean* (every field well-formed, so requests get past validation and
+ * Hand-written request generators for the routes of the route table (any other route's are derived from
+ * its contract: ./contract.ts), and the helpers both use. Each route's requests come in two flavours,
+ * half and half: *clean* (every field well-formed, so requests get past validation and
  * exercise the database, the embedder and the chat path) and *wild* (any field may be hostile, the
  * body broken, the key or X-User-Id wrong).
  */
