@@ -15,10 +15,8 @@ import { LOCAL_TENANT } from "./local";
 
 const MAX_BATCH_DOCS = 100;
 /**
- * Batches stored at once when the CLI writes to Postgres itself: a batch's time is mostly the
- * database's, which serves several at once (10,000 one-chunk files took 5.0 s one batch at a time
- * and 3.7 s four at once, here). A running server (its rate limit) and embedded PGlite (one
- * connection) take them one at a time.
+ * Batches stored at once when the CLI writes to Postgres itself, which serves several at once (docs/contract.md, CLI);
+ * a running server (its rate limit) and embedded PGlite (one connection) take them one at a time.
  */
 const DIRECT_BATCHES_IN_FLIGHT = 4;
 // Keeps each request well under the 6 MB body limit.

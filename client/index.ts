@@ -1,10 +1,12 @@
 /**
- * `engram/client`: every route of Engram's HTTP API as a typed call. Types come from the zod
- * schemas the server validates with (./types.ts), so they cannot drift; at runtime this module
- * needs only `fetch` and an SSE parser, never the server's database drivers or model SDKs.
+ * `engram/client`: every route of Engram's HTTP API as a typed call, `call(routeKey, input)`, most of
+ * them also as a named method. Types come from the route contract and the zod schemas the server
+ * validates with (./types.ts), so they cannot drift; at runtime this module needs only `fetch` and
+ * an SSE parser, never the server's database drivers or model SDKs.
  *
  *   const engram = createClient({ baseUrl: "http://localhost:3000", apiKey: process.env.ENGRAM_API_KEY });
  *   await engram.ingest({ documents: [{ content: "Refunds take 14 days." }] });
+ *   await engram.call("GET /v1/documents/{id}", { params: { id: "refunds" } });
  *   for await (const e of engram.chatStream({ messages: [{ role: "user", content: "Refunds?" }] })) ...
  */
 import { createParser } from "eventsource-parser";
@@ -54,6 +56,19 @@ export interface CallOptions {
 
 type Query = Record<string, string | number | boolean | null | undefined>;
 
+/** Options of one `call`: beyond the signal, headers such as `accept` (POST /mcp asks for two types). */
+export interface RouteCallOptions extends CallOptions {
+  accept?: string;
+  headers?: Record<string, string>;
+}
+
+/** A route's key, `METHOD /path`, as the contract names it. */
+export type RouteKey = keyof T.Routes;
+/** The arguments of `call` for a route: its input is optional when the route requires none. */
+export type CallArgs<K extends RouteKey> = {} extends T.Routes[K]["input"]
+  ? [input?: T.Routes[K]["input"], options?: RouteCallOptions]
+  : [input: T.Routes[K]["input"], options?: RouteCallOptions];
+
 export interface SendOptions extends CallOptions {
   query?: Query;
   body?: unknown;
@@ -102,8 +117,6 @@ const sleep = (seconds: number, signal?: AbortSignal) =>
     };
     signal?.addEventListener("abort", abort, { once: true });
   });
-
-const path = (template: string, id: string) => template.replace("{id}", encodeURIComponent(id));
 
 /** Parses a `text/event-stream` body into the chat's typed events (eventsource-parser, WHATWG rules). */
 export async function* chatEvents(body: ReadableStream<Uint8Array>, requestId: string | null = null) {
@@ -196,52 +209,71 @@ export function createClient(options: ClientOptions) {
     }
   }
 
-  async function json<R>(method: string, route: string, call?: SendOptions): Promise<R> {
-    return (await (await send(method, route, call)).json()) as R;
+  /**
+   * Any route of the contract by its key, typed from it: the path's parameters, query and body it takes, and
+   * the JSON answer it gives. A streamed answer is read with `chatStream`.
+   */
+  async function call<K extends RouteKey>(
+    route: K,
+    ...[input, options]: CallArgs<K>
+  ): Promise<T.Routes[K]["response"]> {
+    const { params, query, body, form } = (input ?? {}) as {
+      params?: Record<string, string>;
+      query?: Query;
+      body?: unknown;
+      form?: FormData;
+    };
+    const [method = "GET", template = ""] = route.split(" ");
+    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
+    const response = await send(method, path, { ...options, query, body, form });
+    return (await response.json()) as T.Routes[K]["response"];
   }
 
   return {
-    /** Any route, for what the typed methods do not cover. */
+    call,
+    /** Any request at all, for what the contract does not type. */
     send,
-    health: async (call?: CallOptions): Promise<T.Health> => {
+    health: async (options?: CallOptions): Promise<T.Health> => {
       // A 503 (database unreachable) still carries the report.
-      const response = await doFetch(url("/v1/health"), { signal: call?.signal }).catch((error) => {
+      const response = await doFetch(url("/v1/health"), { signal: options?.signal }).catch((error) => {
         if ((error as Error).name === "AbortError") throw error;
         throw new EngramApiError(0, "network.unreachable", `Cannot reach Engram at ${base || "this origin"}.`);
       });
       return (await response.json()) as T.Health;
     },
-    openapi: (call?: CallOptions) => json<Record<string, unknown>>("GET", "/v1/openapi.json", call),
-    ingest: (body: T.IngestRequest, call?: CallOptions) =>
-      json<T.IngestResponse>("POST", "/v1/ingest", { ...call, body }),
+    openapi: (options?: CallOptions): Promise<T.OpenApiDocument> => call("GET /v1/openapi.json", {}, options),
+    ingest: (body: T.IngestRequest, options?: CallOptions): Promise<T.IngestResponse> =>
+      call("POST /v1/ingest", { body }, options),
     documents: {
-      list: (query: T.ListDocumentsQuery = {}, call?: CallOptions) =>
-        json<T.DocumentList>("GET", "/v1/documents", { ...call, query }),
+      list: (query: T.ListDocumentsQuery = {}, options?: CallOptions): Promise<T.DocumentList> =>
+        call("GET /v1/documents", { query }, options),
       /** One file (PDF, .docx, web page, Markdown, text, CSV; at most 4 MB) extracted and stored as a document. */
-      upload: (file: Blob, fields: T.UploadFields = {}, call?: CallOptions) => {
+      upload: (file: Blob, fields: T.UploadFields = {}, options?: CallOptions): Promise<T.UploadResponse> => {
         const form = new FormData();
         form.set("file", file, (file as File).name || "upload");
         for (const [name, value] of Object.entries(fields)) {
           if (value !== undefined) form.set(name, typeof value === "object" ? JSON.stringify(value) : String(value));
         }
-        return json<T.UploadResponse>("POST", "/v1/documents/upload", { ...call, form });
+        return call("POST /v1/documents/upload", { form }, options);
       },
-      get: (id: string, query: T.GetDocumentQuery = {}, call?: CallOptions) =>
-        json<T.DocumentView>("GET", path("/v1/documents/{id}", id), { ...call, query }),
-      update: (id: string, body: T.PatchRequest, call?: CallOptions) =>
-        json<T.PatchResponse>("PATCH", path("/v1/documents/{id}", id), { ...call, body }),
-      delete: (id: string, query: T.DeleteDocumentQuery = {}, call?: CallOptions) =>
-        json<T.Deleted>("DELETE", path("/v1/documents/{id}", id), { ...call, query }),
+      get: (id: string, query: T.GetDocumentQuery = {}, options?: CallOptions): Promise<T.DocumentView> =>
+        call("GET /v1/documents/{id}", { params: { id }, query }, options),
+      update: (id: string, body: T.PatchRequest, options?: CallOptions): Promise<T.PatchResponse> =>
+        call("PATCH /v1/documents/{id}", { params: { id }, body }, options),
+      delete: (id: string, query: T.DeleteDocumentQuery = {}, options?: CallOptions): Promise<T.Deleted> =>
+        call("DELETE /v1/documents/{id}", { params: { id }, query }, options),
     },
-    stats: (call?: CallOptions) => json<T.Stats>("GET", "/v1/stats", call),
-    search: (body: T.SearchRequest, call?: CallOptions) =>
-      json<T.SearchResponse>("POST", "/v1/search", { ...call, body }),
-    chat: (body: T.ChatRequest & { stream?: false; format?: undefined }, call?: CallOptions) =>
-      json<T.ChatResponse>("POST", "/v1/chat", { ...call, body: { ...body, stream: false } }),
+    stats: (options?: CallOptions): Promise<T.Stats> => call("GET /v1/stats", {}, options),
+    search: (body: T.SearchRequest, options?: CallOptions): Promise<T.SearchResponse> =>
+      call("POST /v1/search", { body }, options),
+    chat: (
+      body: T.ChatRequest & { stream?: false; format?: undefined },
+      options?: CallOptions,
+    ): Promise<T.ChatResponse> => call("POST /v1/chat", { body: { ...body, stream: false } }, options),
     /** The answer as it is written: `citations`, `delta`s, then `done` (or an `error` event). */
-    chatStream: async function* (body: T.ChatRequest, call?: CallOptions): AsyncGenerator<T.ChatEvent> {
+    chatStream: async function* (body: T.ChatRequest, options?: CallOptions): AsyncGenerator<T.ChatEvent> {
       const response = await send("POST", "/v1/chat", {
-        ...call,
+        ...options,
         body: { ...body, stream: true },
         accept: "text/event-stream",
       });
@@ -249,18 +281,21 @@ export function createClient(options: ClientOptions) {
       yield* chatEvents(response.body, response.headers.get("x-request-id"));
     },
     conversations: {
-      list: (query: T.ListConversationsQuery = {}, call?: CallOptions) =>
-        json<T.ConversationList>("GET", "/v1/conversations", { ...call, query }),
-      get: (id: string, call?: CallOptions) =>
-        json<T.ConversationView>("GET", path("/v1/conversations/{id}", id), call),
-      delete: (id: string, call?: CallOptions) => json<T.Deleted>("DELETE", path("/v1/conversations/{id}", id), call),
+      list: (query: T.ListConversationsQuery = {}, options?: CallOptions): Promise<T.ConversationList> =>
+        call("GET /v1/conversations", { query }, options),
+      get: (id: string, options?: CallOptions): Promise<T.ConversationView> =>
+        call("GET /v1/conversations/{id}", { params: { id } }, options),
+      delete: (id: string, options?: CallOptions): Promise<T.Deleted> =>
+        call("DELETE /v1/conversations/{id}", { params: { id } }, options),
     },
     /** The Digital Twin API's routes. */
     compat: {
-      ingest: (body: T.IngestRequest, call?: CallOptions) =>
-        json<T.CompatIngestResponse>("POST", "/api/ingest", { ...call, body }),
-      chat: (body: T.ChatRequest & { stream?: false; format?: undefined }, call?: CallOptions) =>
-        json<T.CompatChatResponse>("POST", "/api/chat", { ...call, body: { ...body, stream: false } }),
+      ingest: (body: T.IngestRequest, options?: CallOptions): Promise<T.CompatIngestResponse> =>
+        call("POST /api/ingest", { body }, options),
+      chat: (
+        body: T.ChatRequest & { stream?: false; format?: undefined },
+        options?: CallOptions,
+      ): Promise<T.CompatChatResponse> => call("POST /api/chat", { body: { ...body, stream: false } }, options),
     },
   };
 }

@@ -4,7 +4,7 @@
  * `z.input` of its schema (fields with defaults optional), what it answers is `z.output`. Type-only imports: nothing of the server
  * reaches a bundle of the client.
  */
-import type { QueryOf, RequestBodyOf, ResponseOf } from "../core/api/routes";
+import type { contract, ParamsOf, QueryOf, RequestBodyOf, ResponseOf, RouteKey, SchemaOf } from "../core/api/routes";
 import type { Responses } from "../core/api/schemas";
 import type { ChatMessageInput, Role } from "../core/chat/schema";
 import type { DocumentInput as DocumentInputSchema } from "../core/document/schema";
@@ -33,6 +33,8 @@ export type ListConversationsQuery = Partial<QueryOf<"GET /v1/conversations">>;
 // Answers.
 export type ErrorBody = Out<"ErrorBody">;
 export type Health = ResponseOf<"GET /v1/health">;
+/** The API's OpenAPI 3.1 document. */
+export type OpenApiDocument = ResponseOf<"GET /v1/openapi.json">;
 export type IngestResponse = ResponseOf<"POST /v1/ingest">;
 export type DocumentStatus = IngestResponse["documents"][number]["status"];
 export type SearchResponse = ResponseOf<"POST /v1/search">;
@@ -71,3 +73,23 @@ export type ChatEvent =
   | { event: "done"; data: Out<"ChatDoneEvent"> }
   | { event: "error"; data: Out<"ChatErrorEvent"> & { requestId?: string | null } };
 export type ChatDone = Out<"ChatDoneEvent">;
+
+// Every route by its key, for `call`: a route added to the contract is callable with no change here.
+type Entry<K extends RouteKey> = (typeof contract)[K];
+type ParamsPart<K extends RouteKey> = keyof ParamsOf<K> extends never ? {} : { params: ParamsOf<K> };
+type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: Partial<QueryOf<K>> } : {};
+type BodyPart<K extends RouteKey> =
+  Entry<K> extends { body: z.ZodMiniType }
+    ? { body: RequestBodyOf<K> }
+    : Entry<K> extends { rawBody: { type: "multipart/form-data" } }
+      ? { form: FormData }
+      : Entry<K> extends { rawBody: { schema: infer S } }
+        ? { body: z.input<SchemaOf<S>> }
+        : {};
+/**
+ * Every route by its key (`METHOD /path`): what `call` sends (the path's parameters, the query, the body or
+ * a multipart form) and the JSON answer it resolves with.
+ */
+export type Routes = {
+  [K in RouteKey]: { input: ParamsPart<K> & QueryPart<K> & BodyPart<K>; response: ResponseOf<K> };
+};

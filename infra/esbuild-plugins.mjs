@@ -30,11 +30,8 @@ export const neonOnly = {
 };
 
 /**
- * Node's own modules through `require` (which SST's banner defines) instead of `import`. An ESM
- * import of a built-in module makes a module facade of all its exports, and for `process` that
- * reads every lazy property (stdout, stderr, stdin: loading tty and net), for `fs` its promises
- * API: several milliseconds of each cold start, for sst/resource's `import { env } from "process"`
- * and its like. Only imports change; dynamic `import()` of a built-in stays as written.
+ * Node's own modules through `require` (which SST's banner defines) instead of `import`, whose facade of a
+ * built-in's exports costs cold-start time (docs/deploy.md#bundles). Dynamic `import()` stays as written.
  * @type {import("esbuild").Plugin}
  */
 export const builtinsViaRequire = {

@@ -37,14 +37,9 @@ const uploads = { ...common.nodejs, plugins: "infra/esbuild-plugins-upload.mjs" 
 const mcpPlugins = { ...common.nodejs, plugins: "infra/esbuild-plugins-mcp.mjs" };
 
 /**
- * Reserved concurrency per function, chosen against Neon's connection limit: an instance serves
- * one request at a time and, on the HTTP driver, runs one statement at a time, so the sum is the
- * most backend connections the deployment can hold at once. Neon's smallest compute (0.25 CU)
- * allows 104 connections, a few of them kept for superusers; the sum here, 88, leaves room for
- * migrations, the CLI and the console. Each reservation is also a ceiling, so a flood of one
- * route (bulk ingests above all) is throttled at Lambda instead of taking the connections
- * searches and chats need. Raise them together with the compute size (1 CU: 450).
- * The account must keep 100 unreserved, so it needs a concurrency quota of at least 188.
+ * Reserved concurrency per function: their sum is the most database connections the deployment holds at once,
+ * kept under Neon's smallest compute's limit, and each is a ceiling on its route's flood
+ * (docs/deploy.md#reserved-concurrency). Raise them together with the compute size.
  */
 export const reservedConcurrency = {
   api: 12, // reads and small writes, quick
@@ -82,8 +77,8 @@ export const functionSettings = {
     timeout: "15 seconds" as const,
   },
   // POST /v1/documents/upload: the only bundle with the document parsers (pdf.js, mammoth, Readability, linkedom),
-  // so /v1/ingest starts as fast as before. A 300-page PDF peaked at 184 MB, a 411-page .docx at 335 MB
-  // (docs/extract.md); memory also buys the CPU that extraction spends.
+  // so /v1/ingest starts as fast as before. Memory for the largest files' parse (docs/extract.md has the peaks)
+  // and the CPU extraction spends.
   upload: {
     ...common,
     concurrency: { reserved: reservedConcurrency.upload },

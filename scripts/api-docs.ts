@@ -1,9 +1,10 @@
 /**
  * `npm run docs:api`: writes docs/api.md (every route with its parameters, body fields, answers and
  * a curl command) and the README's curl block, from the route table, the OpenAPI document (the zod
- * schemas that validate requests) and the examples below. test/unit/api-docs.test.ts fails when
- * either file is out of date, when an example would not pass its route's validation, and runs every
- * example against the handlers.
+ * schemas that validate requests) and the examples below; a route with no example written here gets
+ * one derived from its schemas. test/integration/api-docs.test.ts fails when either file is out of
+ * date, when an example would not pass its route's validation, and runs every example against the
+ * handlers.
  *
  *   npm run docs:api [-- --check]     (--check: exit 1 when a file would change, write nothing)
  */
@@ -16,7 +17,10 @@ import { type Route, type RouteKey, routes } from "../core/api/routes";
 interface Schema {
   $ref?: string;
   type?: string | string[];
+  const?: unknown;
   enum?: unknown[];
+  format?: string;
+  exclusiveMinimum?: number;
   anyOf?: Schema[];
   items?: Schema;
   properties?: Record<string, Schema>;
@@ -34,6 +38,7 @@ interface Parameter {
   $ref?: string;
   name: string;
   in: string;
+  required?: boolean;
   description?: string;
   schema?: Schema;
 }
@@ -58,11 +63,12 @@ export interface Example {
 }
 
 /**
- * One example per route, by route key. Ordered as a session would go (ingest before reading, delete
- * last), which is the order test/unit/api-docs.test.ts runs them in; docs/api.md lists routes in
- * the route table's order.
+ * Examples by route key, for the routes a made-up request would not show well (most need ids that
+ * exist, a file, or fields worth seeing); any other route's is derived from its schemas. Ordered as
+ * a session would go (ingest before reading, delete last), which is the order
+ * test/integration/api-docs.test.ts runs them in; docs/api.md lists routes in the route table's order.
  */
-export const EXAMPLES: Record<RouteKey, Example> = {
+export const EXAMPLES: Partial<Record<RouteKey, Example>> = {
   "GET /v1/health": { path: "/v1/health" },
   "GET /v1/openapi.json": { path: "/v1/openapi.json" },
   "POST /v1/ingest": {
@@ -117,6 +123,85 @@ export const EXAMPLES: Record<RouteKey, Example> = {
   },
   "DELETE /v1/documents/{id}": { path: "/v1/documents/refunds?hard=true" },
 };
+
+/** A value the schema allows, as small as it can be: required fields only, defaults where there are some. */
+function sampleOf(node: Schema, doc: Document, depth = 0): unknown {
+  const n = node.$ref ? deref(node, doc) : node;
+  if (depth > 8) return null;
+  if (n.default !== undefined) return n.default;
+  if (n.const !== undefined) return n.const;
+  if (n.enum?.length) return n.enum[0];
+  if (n.anyOf?.length)
+    return sampleOf(n.anyOf.find((m) => m.type !== "null") ?? (n.anyOf[0] as Schema), doc, depth + 1);
+  const type = Array.isArray(n.type) ? (n.type.find((t) => t !== "null") ?? "null") : n.type;
+  switch (type) {
+    case "string": {
+      if (n.format === "date-time") return "2026-01-01T00:00:00Z";
+      const text = "example".padEnd(n.minLength ?? 0, "x");
+      return n.maxLength === undefined ? text : text.slice(0, n.maxLength);
+    }
+    case "integer":
+    case "number":
+      return n.minimum ?? (n.exclusiveMinimum === undefined ? Math.min(1, n.maximum ?? 1) : n.exclusiveMinimum + 1);
+    case "boolean":
+      return true;
+    case "null":
+      return null;
+    case "array":
+      return Array.from({ length: Math.max(1, n.minItems ?? 0) }, () => sampleOf(n.items ?? {}, doc, depth + 1));
+    case "object":
+      return Object.fromEntries(
+        (n.required ?? []).map((name) => [name, sampleOf(n.properties?.[name] ?? {}, doc, depth + 1)]),
+      );
+    default:
+      return "example";
+  }
+}
+
+/**
+ * An example made from a route's schemas: path parameters `example`, required query parameters and body
+ * fields only. None for a file upload, or when the result would not pass the route's own validation.
+ */
+export function derivedExample(route: Route): Example | undefined {
+  const doc = OpenApi.document() as unknown as Document;
+  const op = doc.paths[route.path]?.[route.method.toLowerCase()] as Operation;
+  if (route.rawBody?.type === "multipart/form-data") return undefined;
+  const query = new URLSearchParams();
+  for (const p of (op.parameters ?? []).filter((p) => p.in === "query" && p.required)) {
+    query.set(p.name, String(sampleOf(p.schema ?? {}, doc)));
+  }
+  const requestBody = op.requestBody?.$ref
+    ? (deref(op.requestBody as Schema, doc) as Operation["requestBody"])
+    : op.requestBody;
+  const schema = requestBody?.content["application/json"]?.schema;
+  const body = schema ? sampleOf(schema, doc) : undefined;
+  const path = route.path.replaceAll(/\{\w+\}/g, "example") + (query.size ? `?${query}` : "");
+  if (route.query && !route.query.safeParse(Object.fromEntries(query)).success) return undefined;
+  if (body !== undefined && !OpenApi.bodySchema(route)?.safeParse(body).success) return undefined;
+  return { path, ...(body === undefined ? {} : { body }) };
+}
+
+/** A route's example: the one written above, else one derived from its schemas (or none). */
+export const exampleFor = (route: Route): Example | undefined => EXAMPLES[route.key] ?? derivedExample(route);
+
+/**
+ * Every example in the order a session runs them: those written above, then the derived ones, before the
+ * closing delete when there is one.
+ */
+export function examples(): { route: Route; example: Example; derived: boolean }[] {
+  const byKey = new Map(routes.map((route) => [route.key, route]));
+  const written = Object.entries(EXAMPLES).map(([key, example]) => ({
+    route: byKey.get(key as RouteKey) as Route,
+    example: example as Example,
+    derived: false,
+  }));
+  const derived = routes.flatMap((route) => {
+    const example = EXAMPLES[route.key] ? undefined : derivedExample(route);
+    return example ? [{ route, example, derived: true }] : [];
+  });
+  const last = written.at(-1);
+  return last?.route.method === "DELETE" ? [...written.slice(0, -1), ...derived, last] : [...written, ...derived];
+}
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 export const API_DOCS = "docs/api.md";
@@ -199,7 +284,7 @@ function deref(node: Schema, doc: Document): Schema {
 
 function section(route: Route, doc: Document): string[] {
   const op = doc.paths[route.path]?.[route.method.toLowerCase()] as Operation;
-  const example = EXAMPLES[route.key];
+  const example = exampleFor(route);
   const out = [`### ${route.method} ${route.path}`, ""];
   const who = route.auth
     ? `Needs a key; counted in the \`${route.rateClass}\` rate class.`
@@ -227,7 +312,11 @@ function section(route: Route, doc: Document): string[] {
     const schema = r.content?.["application/json"]?.schema;
     out.push(`- \`${status}\` ${r.description}${status === "200" && schema ? `: ${typeOf(schema)}` : ""}`);
   }
-  out.push("", "```sh", curlOf(route, example), "```", "");
+  out.push("");
+  // An answer written in its contract entry has no section under Schemas: its fields go here.
+  const answer = op.responses["200"]?.content?.["application/json"]?.schema;
+  if (answer?.properties) out.push("The answer:", "", ...fieldsTable(answer, doc), "");
+  if (example) out.push("```sh", curlOf(route, example), "```", "");
   return out;
 }
 
@@ -284,7 +373,7 @@ export function renderCurlBlock(): string {
     "",
     "```sh",
     "API=http://localhost:3000; KEY=$(cat .engram/local-key)",
-    ...Object.entries(EXAMPLES).map(([k, example]) => curlOf(routes.find((r) => r.key === k) as Route, example)),
+    ...examples().map(({ route, example }) => curlOf(route, example)),
     "```",
     "",
     "</details>",

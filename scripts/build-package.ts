@@ -34,7 +34,7 @@ const JSON_VALUE =
 const EXPAND = `
 ${JSON_VALUE}
 type Expand<T> = [T] extends [JsonValue] ? ([JsonValue] extends [T] ? JsonValue : Members<T>) : Members<T>;
-type Members<T> = T extends (...args: never[]) => unknown ? T : T extends object ? { [K in keyof T]: Expand<T[K]> } : T;
+type Members<T> = T extends ((...args: never[]) => unknown) | FormData | Blob ? T : T extends object ? { [K in keyof T]: Expand<T[K]> } : T;
 `;
 
 /**

@@ -3,7 +3,7 @@ import { MessageRole, ROLES } from "../chat/schema";
 import { VERSION } from "../config";
 import { Bool } from "../document/schema";
 import * as z from "../zod";
-import { type ResponseName, type Route, routes } from "./routes";
+import { type Answer, type Route, routes } from "./routes";
 import { routeSchemas } from "./schemas";
 
 type Json = Record<string, unknown>;
@@ -190,13 +190,13 @@ function rateLimitHeaders(refused = false): Record<string, Json> {
   };
 }
 
-/** An answer's schema by its name in the contract. */
-const answer = (name: ResponseName): z.ZodMiniType => routeSchemas().byName[name];
+/** An answer's schema: by its name in the contract, or the one the entry holds. */
+export const answer = (ref: Answer): z.ZodMiniType => (typeof ref === "string" ? routeSchemas().byName[ref] : ref);
 
 /** The body a route documents: the one the chain validates, or the one its core function reads. */
 export function bodySchema(route: Route): z.ZodMiniType | undefined {
   const raw = route.rawBody?.schema;
-  return route.body ?? (typeof raw === "string" ? answer(raw) : raw);
+  return route.body ?? (raw && answer(raw));
 }
 
 function operation(route: Route, refOf: Map<z.ZodMiniType, string>, requestBodies: Map<string, string>): Json {

@@ -1,10 +1,11 @@
 /**
  * The API contract, one entry per route: its method and path (the key), the function that serves it, its
  * rate class, the request schemas the middleware chain validates with, the answer it documents (by name,
- * from core/api/schemas.ts) and the answers beyond those every route of its kind gives. `sst.config.ts`
- * turns it into API Gateway routes, the local server matches requests against it, `http()` parses with it
- * and types each handler's input and output, and OpenAPI, docs/api.md and the typed client come from it.
- * Its runtime imports are the request schemas only (zod): SST evaluates it while deploying.
+ * from core/api/schemas.ts, or its schema written in the entry) and the answers beyond those every route of
+ * its kind gives. `sst.config.ts` turns it into API Gateway routes, the local server matches requests against
+ * it, `http()` parses with it and types each handler's input and output, and OpenAPI, docs/api.md, the typed
+ * client and the fuzz suite's requests come from it. Its runtime imports are zod schemas only: SST evaluates
+ * it while deploying.
  */
 import { ChatRequest, CompatChatRequest } from "../chat/schema";
 import { ConversationListQuery } from "../conversation/schema";
@@ -20,6 +21,11 @@ export type FunctionName = "api" | "ingest" | "upload" | "search" | "chat" | "mc
 export type Method = "GET" | "POST" | "PATCH" | "DELETE";
 /** A documented answer's schema, by its name in core/api/schemas.ts (built on first use). */
 export type ResponseName = keyof Responses;
+/**
+ * An answer's schema: by its name in core/api/schemas.ts, or written in the entry itself when no other route
+ * or check shares it (a new route then needs no other file).
+ */
+export type Answer = ResponseName | z.ZodMiniType;
 
 export interface RouteSpec {
   fn: FunctionName;
@@ -34,13 +40,13 @@ export interface RouteSpec {
    * A body the chain hands over as it came (the upload's multipart form as bytes, MCP's JSON-RPC as JSON),
    * for its core function to read: documented by this schema, or the answer schema of that name.
    */
-  rawBody?: { type: "application/json" | "multipart/form-data"; schema: z.ZodMiniType | ResponseName };
+  rawBody?: { type: "application/json" | "multipart/form-data"; schema: Answer };
   /** The 200 answer. */
-  response: ResponseName;
+  response: Answer;
   /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
-  streams?: Record<string, ResponseName>;
+  streams?: Record<string, Answer>;
   /** Answers beyond those every route of its kind gives: status -> description, and its body (default: the error shape; null: none). */
-  answers?: Record<string, { description: string; body?: ResponseName | null }>;
+  answers?: Record<string, { description: string; body?: Answer | null }>;
 }
 
 const CHAT_EVENTS = {
@@ -255,5 +261,7 @@ export type BodyOf<K extends RouteKey> =
 /** What a client sends as the body (fields with defaults optional). */
 export type RequestBodyOf<K extends RouteKey> =
   Spec<K> extends { body: infer B extends z.ZodMiniType } ? z.input<B> : never;
+/** An answer's schema, named or written in the entry. */
+export type SchemaOf<A> = A extends ResponseName ? Responses[A] : A extends z.ZodMiniType ? A : never;
 /** The 200 answer as the API gives it. */
-export type ResponseOf<K extends RouteKey> = z.output<Responses[Spec<K>["response"]]>;
+export type ResponseOf<K extends RouteKey> = z.output<SchemaOf<Spec<K>["response"]>>;

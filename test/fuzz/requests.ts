@@ -1,6 +1,7 @@
 /**
- * Request generators for every route of the route table. Each route's requests come in two
- * flavours, half and half: *clean* (every field well-formed, so requests get past validation and
+ * Hand-written request generators for the routes of the route table (any other route's are derived from
+ * its contract: ./contract.ts), and the helpers both use. Each route's requests come in two flavours,
+ * half and half: *clean* (every field well-formed, so requests get past validation and
  * exercise the database, the embedder and the chat path) and *wild* (any field may be hostile, the
  * body broken, the key or X-User-Id wrong).
  */
@@ -43,22 +44,22 @@ type Arb<T> = fc.Arbitrary<T>;
 export type Build = (c: Ctx, wild: boolean) => Arb<EventInput>;
 
 /** The clean value, or in a wild request sometimes a hostile one. */
-const either = <T>(wild: boolean, clean: Arb<T>, hostile: Arb<T>): Arb<T> =>
+export const either = <T>(wild: boolean, clean: Arb<T>, hostile: Arb<T>): Arb<T> =>
   wild ? fc.oneof({ weight: 3, arbitrary: clean }, { weight: 1, arbitrary: hostile }) : clean;
 
 /** A JSON field's text: the clean value, or in a wild request sometimes any JSON at all. */
-const jsonField = (wild: boolean, clean: Arb<string>): Arb<string> =>
+export const jsonField = (wild: boolean, clean: Arb<string>): Arb<string> =>
   wild ? fc.oneof({ weight: 5, arbitrary: clean }, { weight: 1, arbitrary: fc.oneof(anyJson, deepJson) }) : clean;
 
 /** An object of optional fields; wild ones may carry hostile extra keys (`__proto__`, duplicates). */
-const object = (wild: boolean, fields: Record<string, Arb<string>>, required: string[] = []): Arb<string> =>
+export const object = (wild: boolean, fields: Record<string, Arb<string>>, required: string[] = []): Arb<string> =>
   wild
     ? objectOf(fields, required)
     : fc
         .record(fields, { requiredKeys: required })
         .map((record) => objectText(Object.entries(record as Record<string, string>)));
 
-const body = (wild: boolean, valid: Arb<string>) => (wild ? bodyOf(valid) : valid);
+export const body = (wild: boolean, valid: Arb<string>) => (wild ? bodyOf(valid) : valid);
 
 function headers(c: Ctx, wild: boolean): Arb<Record<string, string>> {
   const auth = either<string | undefined>(
@@ -122,7 +123,7 @@ function headers(c: Ctx, wild: boolean): Arb<Record<string, string>> {
   });
 }
 
-function query(wild: boolean, fields: Record<string, Arb<string>>): Arb<Record<string, string>> {
+export function query(wild: boolean, fields: Record<string, Arb<string>>): Arb<Record<string, string>> {
   const extra = wild
     ? fc.array(fc.tuple(hostileKey, hostileString), { maxLength: 2 })
     : fc.constant([] as [string, string][]);
@@ -131,7 +132,7 @@ function query(wild: boolean, fields: Record<string, Arb<string>>): Arb<Record<s
     .map(([known, more]) => Object.fromEntries([...Object.entries(known as Record<string, string>), ...more]));
 }
 
-const request = (
+export const request = (
   c: Ctx,
   wild: boolean,
   method: string,
@@ -468,8 +469,12 @@ const conversationPath = (c: Ctx, wild: boolean) =>
 const flag = (wild: boolean) => either(wild, fc.constantFrom("true", "false", "1", "0"), queryValue);
 const limit = (wild: boolean) => either(wild, fc.integer({ min: 1, max: 100 }).map(String), queryValue);
 
-/** Every route of the route table: its generator, and how many cases it gets per run (at FUZZ_SCALE=1). */
-export const ROUTES: Record<RouteKey, { runs: number; build: Build }> = {
+/**
+ * Hand-written generators, which know what the schemas cannot say (ids that exist, real files, MCP's tools),
+ * and how many cases each route gets per run (at FUZZ_SCALE=1). A route without one is fuzzed with requests
+ * derived from its contract (./contract.ts).
+ */
+export const ROUTES: Partial<Record<RouteKey, { runs: number; build: Build }>> = {
   "GET /v1/health": { runs: 50, build: (c, w) => request(c, w, "GET", "/v1/health", { query: query(w, {}) }) },
   "GET /v1/openapi.json": { runs: 20, build: (c, w) => request(c, w, "GET", "/v1/openapi.json") },
   "POST /v1/ingest": { runs: 330, build: (c, w) => request(c, w, "POST", "/v1/ingest", { body: ingestBody(c, w) }) },

@@ -10,6 +10,7 @@ import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import { freshDb, type TestDb } from "../../kit/db";
+import { examples } from "../../scripts/api-docs";
 
 let t: TestDb;
 let server: Awaited<ReturnType<typeof startServer>>;
@@ -92,6 +93,30 @@ describe("engram/client against the local server", () => {
     expect((await engram.compat.ingest({ documents: [{ id: "x", content: "Compat text." }] })).success).toBe(true);
     expect((await engram.compat.chat({ messages: [{ role: "user", content: "Compat?" }] })).success).toBe(true);
     expect(await engram.documents.delete("refunds", { hard: true })).toMatchObject({ id: "refunds", deleted: true });
+  });
+
+  it("calls every route by its key through call(), with its docs example", async () => {
+    const own = createClient({ baseUrl: server.url, apiKey: key, userId: "examples", fetch: recording });
+    for (const { route, example, derived } of examples()) {
+      const [path = "", search = ""] = example.path.split("?");
+      const found = match(route.method, path);
+      const form = example.form && new FormData();
+      for (const [name, value] of Object.entries(example.form ?? {})) {
+        if (!value.startsWith("@")) form?.set(name, value);
+        else form?.set(name, new Blob([readFileSync(join(import.meta.dirname, "../..", value.slice(1)))]), value);
+      }
+      const input = {
+        params: found.kind === "route" ? found.params : {},
+        query: Object.fromEntries(new URLSearchParams(search)),
+        ...(example.body === undefined ? {} : { body: example.body }),
+        ...(form ? { form } : {}),
+      };
+      // The input is typed per route; here it comes from the example, checked against the schemas elsewhere.
+      const answer = await own
+        .call(route.key, input as never, { headers: example.headers })
+        .catch((error: EngramApiError) => (derived && error.status === 404 ? {} : Promise.reject(error)));
+      expect(typeof answer, route.key).toBe("object");
+    }
   });
 
   it("throws typed errors carrying the API's code", async () => {

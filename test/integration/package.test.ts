@@ -103,7 +103,7 @@ console.log(JSON.stringify({ found: results[0].documentId, tools: Object.keys(en
     });
   });
 
-  it("type-checks a strict NodeNext consumer of every export with tsc, and refuses a wrongly typed call", async () => {
+  it("type-checks a strict NodeNext consumer of every export with tsc (call by route key too), and refuses a wrongly typed call", async () => {
     writeFileSync(
       join(app, "tsconfig.json"),
       JSON.stringify({
@@ -134,6 +134,12 @@ export async function main(): Promise<string[]> {
   const first: SearchResult | undefined = results[0];
   // @ts-expect-error topK is a number
   await engram.search({ query: "x", topK: "3" });
+  const doc = await engram.call("GET /v1/documents/{id}", { params: { id: "refunds" }, query: { track: false } });
+  const importance: number = doc.importance;
+  // @ts-expect-error the path's {id} is required
+  await engram.call("DELETE /v1/documents/{id}", {});
+  // @ts-expect-error no route has this key
+  await engram.call("GET /v1/nope");
   for await (const e of engram.chatStream({ messages: [{ role: "user", content: "Refunds?" }] })) {
     if (e.event === "delta") console.log(e.data.text);
   }
@@ -143,7 +149,7 @@ export async function main(): Promise<string[]> {
     if (error instanceof EngramApiError && error.code === "document.not_found") return [];
   }
   const docs = await new EngramRetriever({ client: engram, topK: 2 }).invoke("refunds");
-  return [first ? where(first.location) : "", Object.keys(engramTools(engram)).join(), docs[0]?.pageContent ?? ""];
+  return [first ? where(first.location) : "", Object.keys(engramTools(engram)).join(), docs[0]?.pageContent ?? "", String(importance)];
 }
 `,
     );

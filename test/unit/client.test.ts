@@ -97,6 +97,40 @@ describe("errors", () => {
   });
 });
 
+describe("call(routeKey, input)", () => {
+  it("sends any route of the contract by its key: path parameters encoded, query as text, body as JSON", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { id: "a/b", deleted: true }), json(200, { status: "updated" })]);
+    const client = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const deleted = await client.call("DELETE /v1/documents/{id}", { params: { id: "a/b" }, query: { hard: true } });
+    expect(deleted.deleted).toBe(true);
+    await client.call("PATCH /v1/documents/{id}", { params: { id: "r 1" }, body: { importance: 9 } });
+    expect(calls.map((c) => `${c.init?.method} ${c.url}`)).toEqual([
+      "DELETE http://x/v1/documents/a%2Fb?hard=true",
+      "PATCH http://x/v1/documents/r%201",
+    ]);
+    expect(calls[1]?.init?.body).toBe('{"importance":9}');
+  });
+
+  it("refuses at compile time a key no route has, a missing parameter and a body the route does not take", async () => {
+    const { fetch, calls } = fakeFetch([json(200, {})]);
+    const client = createClient({ baseUrl: "http://x", fetch });
+    const refused = [
+      // @ts-expect-error: no route is keyed "GET /v1/stat"
+      () => client.call("GET /v1/stat"),
+      // @ts-expect-error: the path has an {id}, so params.id is required
+      () => client.call("GET /v1/documents/{id}", {}),
+      // @ts-expect-error: a search's body needs a query
+      () => client.call("POST /v1/search", { body: { topK: 3 } }),
+      // @ts-expect-error: the answer is typed from the contract: a stats answer has no `results`
+      async () => (await client.call("GET /v1/stats")).results,
+    ];
+    // A route that takes nothing needs no input.
+    expect((await client.call("GET /v1/stats")).chunks).toBeUndefined();
+    expect(calls.map((c) => c.url)).toEqual(["http://x/v1/stats"]);
+    expect(refused).toHaveLength(4);
+  });
+});
+
 describe("429 retries", () => {
   it("are off unless asked for", async () => {
     const { fetch, calls } = fakeFetch([

@@ -2,7 +2,6 @@
 import { describe, expect, it } from "vitest";
 import * as OpenApi from "../../core/api/openapi";
 import { routeKey, routes } from "../../core/api/routes";
-import { routeSchemas } from "../../core/api/schemas";
 import { ChatRequest } from "../../core/chat/schema";
 import { DocumentInput, IngestRequest, ListQuery } from "../../core/document/schema";
 import { invoke } from "../../kit/events";
@@ -48,7 +47,8 @@ describe("the OpenAPI document", () => {
       expect(operation.security).toEqual(route.auth ? [{ bearer: [] }] : []);
       expect(operation.responses["200"], routeKey(route)).toBeDefined();
     }
-    for (const route of routes) expect(routeSchemas().byName[route.response], route.key).toBeDefined();
+    // An answer is named in core/api/schemas.ts or written in its entry; a name nothing defines is undefined.
+    for (const route of routes) expect(OpenApi.answer(route.response), route.key).toBeDefined();
     const documented = Object.entries(doc.paths as Json).flatMap(([path, ops]) =>
       Object.keys(ops).map((method) => `${method.toUpperCase()} ${path}`),
     );
