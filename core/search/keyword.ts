@@ -34,8 +34,8 @@ export interface KeywordQuery {
  * frequencies, the chunk count and the average length come from `search_terms` (migrations/0009), summed over
  * the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
  * stay within `cap` (the rarest always), and every gathered chunk is scored on all lexemes: a chunk holding only
- * the commonest words of a question is the one a cap may leave out, and it would rank last. Each match costs a
- * heap and TOAST read (about 10 µs), so the cap is what bounds a search's time.
+ * the commonest words of a question is the one a cap may leave out, and it would rank last. The cap is what
+ * bounds a search's time (docs/search.md, "Bounded work").
  */
 export function candidates(q: KeywordQuery): SQL[] {
   const who = sql`${arr(q.owners)}::text[]`;

@@ -7,17 +7,12 @@ import { type SQL, sql } from "drizzle-orm";
 import { lru } from "./lru";
 import type { Where } from "./scope";
 
-/**
- * The stale count stops here: counting costs about 1 µs a stale chunk (12 ms for 10,000 of 100,000 on pg), paid by
- * every search during a switch; at 1,000 it stays near a millisecond. 1,000 means "at least".
- */
+/** The stale count stops here ("at least"): every search during a switch pays for counting (docs/search.md). */
 export const STALE_COUNT_MAX = 1_000;
 
 /**
- * Transaction-local settings for the search statement. JIT off: the exact and fallback branches are planned
- * with the whole table's cost even when never run, which crosses `jit_above_cost` and spent 80-250 ms
- * compiling here. No parallel workers: the keyword list of a common-word query was planned as a parallel bitmap
- * heap scan, and starting a worker costs a few milliseconds of a statement meant to take a few.
+ * Settings for the search statement: no JIT and no parallel workers (each costs more than the statement takes),
+ * plans for each call's values (docs/search.md, "Vector leg").
  */
 export function settings(efSearch: number): Record<string, string> {
   return {
@@ -58,14 +53,9 @@ export function vectorCandidates(
     select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${n}`;
   if (strategy === "exact") return [q, sql`vec as materialized (${exactly(sql`true`)})`];
 
-  // Whether the matching documents hold more chunks than the bound, from the chunk counts documents carry: a
-  // running sum in scan order, so the scan stops at the first document that passes the bound (about
-  // bound / chunks-a-document narrow rows; 0.17 ms for 500 documents). Counting chunk rows instead read a
-  // heap page per chunk wherever the visibility map was not yet set (a vector row fills a page): 2,500 pages,
-  // 3.9 ms, on a freshly loaded corpus. The documents are a CTE of their own, planned for all the rows it may
-  // return (at most bound + 1, which changes no answer: a document has at least one chunk): inlined into the
-  // EXISTS, they were planned for a fast first row, a sequential scan of every document under a 1% metadata
-  // filter (4.3 ms) instead of its GIN index (0.4 ms). A CTE is still read only as far as the EXISTS needs.
+  // Whether the matching documents hold more chunks than the bound: a running sum of the chunk counts documents
+  // carry, stopping at the first document past it (at most bound + 1 documents, each holding a chunk or more). A
+  // CTE of its own so it is planned for every row it may return (docs/search.md, "Vector leg").
   const scoped = sql`scoped as materialized (
       select d.chunk_count from documents d where ${where.scope} and ${where.documents}
       limit (select t from bound) + 1)`;
@@ -131,11 +121,9 @@ export function staleCount(model: string, where: Where): SQL {
 }
 
 /**
- * Whether a scope (tenant, owners, filters) held more chunks than the exact scan's bound when last probed, for
- * 30 s: the next searches of it skip the probe and go straight to the strategy it chose (0.3-0.6 ms of planning
- * and execution). Either answer, however stale, still gives correct results: the index path falls back to the
- * exact scan when it comes back short, and the exact scan is exact at any size (only slower, for at most 30 s,
- * if the scope grew past the bound meanwhile).
+ * Whether a scope (tenant, owners, filters) held more chunks than the exact scan's bound when last probed, kept
+ * 30 s so the next searches skip the probe. A stale answer is slower, never wrong: the index path falls back to
+ * the exact scan when it comes back short, and the exact scan is exact at any size.
  */
 export const scopeSizes = lru<boolean>(1024);
 export const SCOPE_SIZE_TTL_SECONDS = 30;
