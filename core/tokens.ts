@@ -24,17 +24,7 @@
  *   cjk     kana, CJK punctuation, full-width forms 1; Han 13/12; Hangul 7/6; astral Han 2
  *   symbol  anything else (other punctuation, emoji, ...)    4/3 per UTF-16 unit (an emoji: 8/3)
  *
- * The weights were fitted against cl100k_base (js-tiktoken 1.0.21, used offline for calibration only) on the
- * GPL/Apache licences, npm READMEs, TypeScript/JavaScript source, package.json files, the Vim tutor in 17
- * languages and short Hindi/Thai/Arabic/Hebrew/emoji samples. Measured error on whole documents
- * (estimate / cl100k - 1):
- *   English prose -1 .. +5 %         Markdown READMEs +8 %        JS/TS source -2 .. +2 %      JSON +8 %
- *   French, Spanish, Czech, Russian, Turkish 0 .. +7 %    German, Italian, Polish, Ukrainian, Bulgarian -15 .. -11 %
- *   Vietnamese +19 %    Greek -6 %    Japanese 0 %    Korean +1 %    Chinese -14 % (rare characters) .. +24 %
- *   (the most common ones)    Hindi, Thai, emoji within 1 %    Arabic +27 %    Hebrew -13 %
- *   hex ids, numbers -9 .. -7 %      deeply indented code -13 %
- * Over 400-token windows of those documents the error stays within -30 .. +42 %, and for 90 % of the windows of
- * each document within -22 .. +29 % (English and code: -13 .. +29 %).
+ * How the weights were fitted, and the measured error per language and kind of text: docs/tokens.md.
  *
  * Properties the chunker relies on, because every run cost is non-decreasing and subadditive in its characters:
  *   - monotone: appending characters never lowers the estimate;
