@@ -146,7 +146,8 @@ program
     const r = report.removed;
     console.log(
       `removed ${r.rateLimits} rate-limit rows, ${r.cache} cache entries, ${r.ingestions} ingestion records, ` +
-        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents; indexed ${report.indexed} chunks, ` +
+        `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents, ${r.searchTerms} empty keyword statistics; ` +
+        `indexed ${report.indexed} chunks, ` +
         `re-embedded ${report.reembedded} chunks ` +
         `(${report.tookMs} ms${report.complete ? "" : ", more left for the next run"})`,
     );

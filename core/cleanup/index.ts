@@ -22,6 +22,8 @@ export interface Report {
     ingestions: number;
     expiredDocuments: number;
     deletedDocuments: number;
+    /** Keyword statistics rows whose count fell to zero (a lexeme no chunk of that space holds any more). */
+    searchTerms: number;
   };
   /** Chunks moved into the HNSW index (core/search/indexer.ts), after the deletions, in the time left. */
   indexed: number;
@@ -32,7 +34,7 @@ export interface Report {
   tookMs: number;
 }
 
-type Kind = keyof Report["removed"];
+type Kind = Exclude<keyof Report["removed"], "searchTerms">;
 
 /**
  * One bounded batch of each kind. Rows are picked with `FOR UPDATE SKIP LOCKED`, so two runs
@@ -61,8 +63,18 @@ const batches: Record<Kind, (limit: number, retentionDays: number) => SQL> = {
 };
 
 /**
+ * Keyword statistics rows (migrations/0009) that count nothing: the triggers leave a lexeme's row at zero when its
+ * last chunk goes. Rows an ingest holds are skipped, and an ingest that wanted a row this deletes waits for the
+ * delete and inserts it again from zero, which is what it held. Run after the deletions that make them.
+ */
+const zeroTerms = (limit: number) => sql`
+  delete from search_terms where (tenant_id, owner, lexeme) in (
+    select tenant_id, owner, lexeme from search_terms where chunks = 0 and length = 0
+    limit ${limit} for update skip locked)`;
+
+/**
  * Deletes expired rate-limit buckets, cache entries and ingestion records, documents past
- * their TTL, and soft-deleted documents past the retention, in bounded batches (taking turns,
+ * their TTL, and soft-deleted documents past the retention, then keyword statistics left at zero, in bounded batches (taking turns,
  * so one large backlog cannot starve the others) until done or out of time. Idempotent and
  * safe to run concurrently. Logs one structured line and returns the counts.
  */
@@ -81,7 +93,11 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
     ingestions: 0,
     expiredDocuments: 0,
     deletedDocuments: 0,
+    searchTerms: 0,
   };
+  const count = async (batch: SQL) =>
+    (await db.query<{ n: number }>(sql`with gone as (${batch} returning 1) select count(*)::int as n from gone`))[0]
+      ?.n ?? 0;
   let pending = Object.keys(batches) as Kind[];
   while (pending.length > 0 && performance.now() - started < budgetMs) {
     const next: Kind[] = [];
@@ -90,24 +106,31 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
         next.push(kind);
         continue;
       }
-      const [row] = await db.query<{ n: number }>(
-        sql`with gone as (${batches[kind](batchSize, retentionDays)} returning 1) select count(*)::int as n from gone`,
-      );
-      const n = row?.n ?? 0;
+      const n = await count(batches[kind](batchSize, retentionDays));
       removed[kind] += n;
       if (n === batchSize) next.push(kind);
     }
     pending = next;
   }
+  let termsLeft = pending.length > 0;
+  while (!termsLeft) {
+    if (performance.now() - started >= budgetMs) {
+      termsLeft = true;
+      break;
+    }
+    const n = await count(zeroTerms(batchSize));
+    removed.searchTerms += n;
+    if (n < batchSize) break;
+  }
   const index = await Indexer.catchUp(db, {
-    budgetMs: pending.length ? 0 : Math.max(0, budgetMs - (performance.now() - started)),
+    budgetMs: termsLeft ? 0 : Math.max(0, budgetMs - (performance.now() - started)),
   });
   const reembed = await continueReembedding(db, index.complete ? budgetMs - (performance.now() - started) : 0);
   const report: Report = {
     removed,
     indexed: index.indexed,
     reembedded: reembed.reembedded,
-    complete: pending.length === 0 && index.complete && reembed.complete,
+    complete: !termsLeft && index.complete && reembed.complete,
     tookMs: Math.round(performance.now() - started),
   };
   log.info("cleanup", {

@@ -85,8 +85,29 @@ const expected = {
   documents: liveDocuments,
   chunks: liveDocuments,
 };
-const allGone = { rateLimits: GONE, cache: GONE, ingestions: GONE, expiredDocuments: GONE, deletedDocuments: GONE };
-const nothing = { rateLimits: 0, cache: 0, ingestions: 0, expiredDocuments: 0, deletedDocuments: 0 };
+const allGone = {
+  rateLimits: GONE,
+  cache: GONE,
+  ingestions: GONE,
+  expiredDocuments: GONE,
+  deletedDocuments: GONE,
+  searchTerms: expect.any(Number),
+};
+const nothing = { rateLimits: 0, cache: 0, ingestions: 0, expiredDocuments: 0, deletedDocuments: 0, searchTerms: 0 };
+
+/** The keyword statistics' lexeme rows, and the lexemes the chunks left actually hold, per owner. */
+async function terms(db: Db) {
+  const rows = await db.query<{ entry: string; chunks: number }>({
+    text: "select owner || '/' || lexeme as entry, chunks::int from search_terms where lexeme <> '' order by 1",
+    params: [],
+  });
+  const held = await db.query<{ entry: string; chunks: number }>({
+    text: `select c.owner || '/' || t.lexeme as entry, count(*)::int as chunks
+           from chunks c cross join lateral unnest(tsvector_to_array(c.tsv)) t(lexeme) group by 1 order by 1`,
+    params: [],
+  });
+  return { rows, held };
+}
 
 beforeAll(() => {
   setConfig({ LOG_LEVEL: "silent" });
@@ -106,12 +127,18 @@ describe.each(["pg", "neon-http", "pglite"] as const)("cleanup on %s", (driver) 
 
   it("removes only what has expired, in bounded batches, and counts each kind", async () => {
     await seed(t.db, tenantId);
+    const before = await terms(t.db);
 
     const report = await Cleanup.run(t.db, { retentionDays: 30, batchSize: 2, budgetMs: 30_000 });
 
     expect(report.removed).toEqual(allGone);
     expect(report.complete).toBe(true);
     expect(await remaining(t.db)).toEqual(expected);
+    // Lexemes only the removed documents held leave the statistics; the rest count exactly what is left.
+    const after = await terms(t.db);
+    expect(after.rows).toEqual(after.held);
+    expect(report.removed.searchTerms).toBe(before.rows.length - after.rows.length);
+    expect(report.removed.searchTerms).toBeGreaterThan(0);
   });
 
   it("removes nothing more when run again", async () => {
@@ -132,10 +159,12 @@ describe.each(["pg", "neon-http", "pglite"] as const)("cleanup on %s", (driver) 
       Cleanup.run(t.db, { retentionDays: 30, batchSize: 1 }),
     ]);
 
-    for (const kind of Object.keys(allGone) as (keyof typeof allGone)[]) {
+    for (const kind of ["rateLimits", "cache", "ingestions", "expiredDocuments", "deletedDocuments"] as const) {
       expect(a.removed[kind] + b.removed[kind]).toBe(GONE);
     }
     expect(await remaining(t.db)).toEqual(expected);
+    const after = await terms(t.db);
+    expect(after.rows).toEqual(after.held);
   });
 
   it("stops when its time budget is spent and finishes on the next run", async () => {
