@@ -43,7 +43,9 @@ interface Pending {
 
 const pending = new WeakMap<Caller, Pending>();
 
-const UNSETTLED = ["tenantId", "tenantName", "rateLimits"] as const;
+const unchecked = (field: string): never => {
+  throw new EngramError("internal", "internal", `The caller's ${field} was read before its key was checked.`);
+};
 
 /**
  * The caller of a request whose key has not been checked yet: its end user and key prefix are
@@ -57,16 +59,20 @@ export function defer(
 ): Caller {
   const { prefix, hash } = Auth.keyFrom(authorization);
   const pass: Pass = { prefix, hash, userId: Auth.userIdFrom(userIdHeader), rateClass };
-  const caller = { userId: pass.userId, keyPrefix: prefix } as Caller;
-  for (const field of UNSETTLED) {
-    Object.defineProperty(caller, field, {
-      enumerable: true,
-      configurable: true,
-      get: () => {
-        throw new EngramError("internal", "internal", `The caller's ${field} was read before its key was checked.`);
-      },
-    });
-  }
+  // Accessors in the literal: the same enumerable, configurable getters as defineProperty would add, cheaper.
+  const caller: Caller = {
+    userId: pass.userId,
+    keyPrefix: prefix,
+    get tenantId() {
+      return unchecked("tenantId");
+    },
+    get tenantName() {
+      return unchecked("tenantName");
+    },
+    get rateLimits() {
+      return unchecked("rateLimits");
+    },
+  };
   pending.set(caller, { pass, settled: false, headers: {} });
   return caller;
 }
