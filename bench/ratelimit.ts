@@ -16,7 +16,9 @@
  *
  * The figure issue #21 sets a target for is one decision at one client (what a Lambda request pays):
  * Engram's gate against a rate-limiter-flexible consume on the UNLOGGED table. Each row gives the
- * machine's load average when it was measured; the last rows, how many of each table's updates were HOT
+ * machine's load average when it was measured, and the CPU time one decision took in the database's backends (read
+ * from /proc when the server runs on this machine) and in this process (the limiter's and the driver's work, and waking
+ * up for each answer): on a shared machine latency follows the other processes' load, CPU time much less. The last rows, how many of each table's updates were HOT
  * (a non-HOT update writes the index too, and a hot row's dead versions slow every read until pruned).
  *
  * Two rows labelled "floor, not a limiter" bound that target, at one client only: a named, prepared `select 1`
@@ -26,6 +28,7 @@
  *   node bin/run-ts.js bench/ratelimit.ts [--quick]
  */
 import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import pg from "pg";
 import type { Caller } from "../core/auth";
@@ -241,6 +244,38 @@ async function load(decide: Decide, clients: number, keys: number, seconds: numb
   return { decisions: latencies.length, admitted, seconds: (performance.now() - started) / 1000, latencies };
 }
 
+/**
+ * CPU time so far (user + system, in clock ticks of 10 ms) of each client backend of the pool's database, read from
+ * /proc: undefined when the server is not on this machine. CPU time, unlike latency, hardly moves with the load
+ * other processes put on a shared machine.
+ */
+async function backendTicks(pool: pg.Pool): Promise<Map<number, number> | undefined> {
+  const { rows } = await pool.query<{ pid: number }>(
+    "select pid from pg_stat_activity where datname = current_database() and backend_type = 'client backend'",
+  );
+  const ticks = new Map<number, number>();
+  for (const { pid } of rows) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return undefined;
+    }
+    // After the command's closing parenthesis: field 3 first, so utime (14) and stime (15) at 11 and 12.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks.set(pid, Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+/** Microseconds of backend CPU between two readings (a backend that connected meanwhile counts from zero). */
+function backendMicros(before: Map<number, number> | undefined, after: Map<number, number> | undefined) {
+  if (!before || !after) return undefined;
+  let ticks = 0;
+  for (const [pid, now] of after) ticks += now - (before.get(pid) ?? 0);
+  return ticks * 10_000;
+}
+
 /** The most a correct limiter may admit on one key in `seconds`: a full burst plus the refill. */
 const allowed = (seconds: number) => Math.floor(LIMIT * (1 + seconds / WINDOW));
 
@@ -287,7 +322,11 @@ export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<s
         const scenario: Record<string, unknown>[] = [];
         for (const limiter of limiters) {
           if (limiter.floor && clients !== 1) continue;
-          const m = await load(await limiter.make(LIMIT, WINDOW), clients, keys, seconds);
+          const decide = await limiter.make(LIMIT, WINDOW);
+          const [ticks, cpu] = [await backendTicks(pool), process.cpuUsage()];
+          const m = await load(decide, clients, keys, seconds);
+          const { user, system } = process.cpuUsage(cpu);
+          const server = backendMicros(ticks, await backendTicks(pool));
           const sorted = m.latencies.sort((a, b) => a - b);
           scenario.push({
             limiter: limiter.name,
@@ -296,6 +335,8 @@ export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<s
             "decisions/s": Math.round(m.decisions / m.seconds),
             "p50 ms": round(percentile(sorted, 50), 3),
             "p99 ms": round(percentile(sorted, 99), 3),
+            "server CPU us/decision": server === undefined ? "" : round(server / m.decisions, 1),
+            "client CPU us/decision": round((user + system) / m.decisions, 1),
             admitted: limiter.floor ? "" : m.admitted,
             // Over many keys every request is within its key's budget; the hot key is the test.
             "over-admitted": keys === 1 && !limiter.floor ? Math.max(0, m.admitted - allowed(m.seconds)) : "",
