@@ -10,7 +10,7 @@ import * as RateLimit from "../ratelimit";
 
 /**
  * The request gate: a request's API key and its rate-limit decision in one statement
- * (migrations/0014; made cheaper by 0017), and for search and chat the work itself in the same non-interactive batch,
+ * (migrations/0014; made cheaper by 0017 and 0018), and for search and chat the work itself in the same non-interactive batch,
  * so that on Lambda (the Neon HTTP driver) such a request is one round trip to the database.
  * Nothing about a key or a limit is kept in the process: revocation and a tenant's new limits
  * hold from the next request (docs/reliability.md, "Round trips").
