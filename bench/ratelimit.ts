@@ -16,11 +16,19 @@
  *
  * The figure issue #21 sets a target for is one decision at one client (what a Lambda request pays):
  * Engram's gate against a rate-limiter-flexible consume on the UNLOGGED table. Each row gives the
- * machine's load average when it was measured; the last rows, how many of each table's updates were HOT
+ * machine's load average when it was measured, and the CPU time one decision took in the database's backends (read
+ * from /proc when the server runs on this machine) and in this process (the limiter's and the driver's work, and waking
+ * up for each answer): on a shared machine latency follows the other processes' load, CPU time much less. The last rows, how many of each table's updates were HOT
  * (a non-HOT update writes the index too, and a hot row's dead versions slow every read until pruned).
+ *
+ * Two rows labelled "floor, not a limiter" bound that target, at one client only: a named, prepared `select 1`
+ * through the same pool (no limiter can be faster), and the least work an exact gate must do for an admission (the
+ * key read and both bucket writes in one prepared statement, nothing decided). Each gets the same ratio columns.
  *
  *   node bin/run-ts.js bench/ratelimit.ts [--quick]
  */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import pg from "pg";
 import type { Caller } from "../core/auth";
@@ -42,6 +50,8 @@ interface Limiter {
   name: string;
   /** A decider for a policy of `limit` requests per `windowSeconds`. */
   make(limit: number, windowSeconds: number): Promise<Decide>;
+  /** Not a limiter: a bound on what any limiter can do here, measured at one client only. */
+  floor?: boolean;
 }
 
 const CLIENTS = [1, 16];
@@ -72,6 +82,56 @@ function engramGate(db: ReturnType<typeof createPgDb>, key: string): Limiter {
           if (error instanceof EngramError && error.code === "ratelimit.exceeded") return false;
           throw error;
         }
+      };
+    },
+  };
+}
+
+/**
+ * The cheapest one-client round trip through the same `pg` pool rate-limiter-flexible uses: a named,
+ * prepared `select 1`. No limiter can decide faster than this on this machine.
+ */
+function floorRoundTrip(pool: pg.Pool): Limiter {
+  return {
+    name: "floor, not a limiter: select 1, named and prepared, through the same pg pool",
+    floor: true,
+    async make() {
+      return async () => {
+        await pool.query({ name: "bench_floor_select", text: "select 1" });
+        return true;
+      };
+    },
+  };
+}
+
+/**
+ * The least an exact gate must do for an admission, without deciding anything: read the key (by prefix and hash,
+ * not revoked) and write both of the request's buckets (the tenant's ceiling, then the caller's own), in one
+ * named, prepared statement through the same pool. A bound on any gate that keeps the key and both buckets in
+ * the database (revocation and limits from the next request): rate-limiter-flexible writes one row and reads none.
+ */
+function floorGateWork(pool: pg.Pool, key: string): Limiter {
+  const prefix = key.slice(0, 12);
+  const hash = createHash("sha256").update(key).digest("hex");
+  return {
+    name: "floor, not a limiter: the gate's least work (key read + both bucket writes, no decision), one statement",
+    floor: true,
+    async make() {
+      const users = `f${run++}-`;
+      return async (bucket) => {
+        const { rowCount } = await pool.query({
+          name: "bench_floor_gate_work",
+          text: `with k as (
+                   select k.tenant_id from api_keys k join tenants t on t.id = k.tenant_id
+                   where k.prefix = $1 and k.hash = $2 and k.revoked_at is null),
+                 c as (
+                   insert into rate_ceilings as c (tenant_id, key, tat) select k.tenant_id, 'floor/tenant', clock_timestamp() from k
+                   on conflict (tenant_id, key) do update set tat = excluded.tat returning c.tenant_id)
+                 insert into rate_limits as b (tenant_id, key, tat) select c.tenant_id, $3, clock_timestamp() from c
+                 on conflict (tenant_id, key) do update set tat = excluded.tat`,
+          values: [prefix, hash, `floor/u:${users}${bucket}`],
+        });
+        return rowCount === 1;
       };
     },
   };
@@ -184,6 +244,38 @@ async function load(decide: Decide, clients: number, keys: number, seconds: numb
   return { decisions: latencies.length, admitted, seconds: (performance.now() - started) / 1000, latencies };
 }
 
+/**
+ * CPU time so far (user + system, in clock ticks of 10 ms) of each client backend of the pool's database, read from
+ * /proc: undefined when the server is not on this machine. CPU time, unlike latency, hardly moves with the load
+ * other processes put on a shared machine.
+ */
+async function backendTicks(pool: pg.Pool): Promise<Map<number, number> | undefined> {
+  const { rows } = await pool.query<{ pid: number }>(
+    "select pid from pg_stat_activity where datname = current_database() and backend_type = 'client backend'",
+  );
+  const ticks = new Map<number, number>();
+  for (const { pid } of rows) {
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    } catch {
+      return undefined;
+    }
+    // After the command's closing parenthesis: field 3 first, so utime (14) and stime (15) at 11 and 12.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks.set(pid, Number(fields[11]) + Number(fields[12]));
+  }
+  return ticks;
+}
+
+/** Microseconds of backend CPU between two readings (a backend that connected meanwhile counts from zero). */
+function backendMicros(before: Map<number, number> | undefined, after: Map<number, number> | undefined) {
+  if (!before || !after) return undefined;
+  let ticks = 0;
+  for (const [pid, now] of after) ticks += now - (before.get(pid) ?? 0);
+  return ticks * 10_000;
+}
+
 /** The most a correct limiter may admit on one key in `seconds`: a full burst plus the refill. */
 const allowed = (seconds: number) => Math.floor(LIMIT * (1 + seconds / WINDOW));
 
@@ -207,13 +299,16 @@ export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<s
       engram(db, tenant.id),
       await flexible(pool, false),
       await flexible(pool, true),
+      floorRoundTrip(pool),
+      floorGateWork(pool, key),
     ].filter((l): l is Limiter => l !== undefined);
-    if (limiters.length === 2)
+    if (limiters.length === 4)
       console.error("rate-limiter-flexible is not installed: measuring Engram's limiter alone");
 
     const rows: Record<string, unknown>[] = [];
     const bursts = new Map<string, number>();
     for (const limiter of limiters) {
+      if (limiter.floor) continue;
       // An hour's window: nothing is regained while the 200 are decided, however loaded the machine (at 20/min
       // GCRA gives one back every 3 s, and 200 statements one by one can take longer than that).
       const burst = await limiter.make(20, 3600);
@@ -226,7 +321,12 @@ export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<s
       for (const clients of CLIENTS) {
         const scenario: Record<string, unknown>[] = [];
         for (const limiter of limiters) {
-          const m = await load(await limiter.make(LIMIT, WINDOW), clients, keys, seconds);
+          if (limiter.floor && clients !== 1) continue;
+          const decide = await limiter.make(LIMIT, WINDOW);
+          const [ticks, cpu] = [await backendTicks(pool), process.cpuUsage()];
+          const m = await load(decide, clients, keys, seconds);
+          const { user, system } = process.cpuUsage(cpu);
+          const server = backendMicros(ticks, await backendTicks(pool));
           const sorted = m.latencies.sort((a, b) => a - b);
           scenario.push({
             limiter: limiter.name,
@@ -235,19 +335,23 @@ export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<s
             "decisions/s": Math.round(m.decisions / m.seconds),
             "p50 ms": round(percentile(sorted, 50), 3),
             "p99 ms": round(percentile(sorted, 99), 3),
-            admitted: m.admitted,
+            "server CPU us/decision": server === undefined ? "" : round(server / m.decisions, 1),
+            "client CPU us/decision": round((user + system) / m.decisions, 1),
+            admitted: limiter.floor ? "" : m.admitted,
             // Over many keys every request is within its key's budget; the hot key is the test.
-            "over-admitted": keys === 1 ? Math.max(0, m.admitted - allowed(m.seconds)) : "",
-            "200 at once, limit 20/h: admitted": bursts.get(limiter.name),
+            "over-admitted": keys === 1 && !limiter.floor ? Math.max(0, m.admitted - allowed(m.seconds)) : "",
+            "200 at once, limit 20/h: admitted": limiter.floor ? "" : bursts.get(limiter.name),
             "load (1 min)": round(loadavg()[0] ?? 0, 2),
           });
         }
-        const [gate, ours, logged, unlogged] = scenario;
-        for (const row of [gate, ours]) {
+        const named = (table: string) => scenario.find((row) => String(row.limiter).includes(table));
+        const logged = named("(its own logged table)");
+        const unlogged = named("(UNLOGGED table)");
+        for (const row of scenario.filter((r) => r !== logged && r !== unlogged)) {
           const times = (other: Record<string, unknown>) =>
-            round((row?.["decisions/s"] as number) / (other["decisions/s"] as number), 2);
-          if (row && logged) row["x rate-limiter-flexible"] = times(logged);
-          if (row && unlogged) row["x rate-limiter-flexible UNLOGGED"] = times(unlogged);
+            round((row["decisions/s"] as number) / (other["decisions/s"] as number), 2);
+          if (logged) row["x rate-limiter-flexible"] = times(logged);
+          if (unlogged) row["x rate-limiter-flexible UNLOGGED"] = times(unlogged);
         }
         rows.push(...scenario);
       }
@@ -259,6 +363,7 @@ export async function benchRateLimit(opts: { quick: boolean }): Promise<Record<s
     );
     for (const t of tables.rows) {
       rows.push({
+        // rate_limits and rate_ceilings include the floor's writes.
         limiter: `table ${t.relname}: HOT updates`,
         admitted: `${t.hot.toLocaleString("en")} of ${t.updates.toLocaleString("en")} (${t.updates ? Math.round((100 * t.hot) / t.updates) : 0}%)`,
       });

@@ -10,7 +10,7 @@ import * as RateLimit from "../ratelimit";
 
 /**
  * The request gate: a request's API key and its rate-limit decision in one statement
- * (migrations/0014; made cheaper by 0017), and for search and chat the work itself in the same non-interactive batch,
+ * (migrations/0014; made cheaper by 0017 and 0018), and for search and chat the work itself in the same non-interactive batch,
  * so that on Lambda (the Neon HTTP driver) such a request is one round trip to the database.
  * Nothing about a key or a limit is kept in the process: revocation and a tenant's new limits
  * hold from the next request (docs/reliability.md, "Round trips").
@@ -43,7 +43,9 @@ interface Pending {
 
 const pending = new WeakMap<Caller, Pending>();
 
-const UNSETTLED = ["tenantId", "tenantName", "rateLimits"] as const;
+const unchecked = (field: string): never => {
+  throw new EngramError("internal", "internal", `The caller's ${field} was read before its key was checked.`);
+};
 
 /**
  * The caller of a request whose key has not been checked yet: its end user and key prefix are
@@ -57,16 +59,20 @@ export function defer(
 ): Caller {
   const { prefix, hash } = Auth.keyFrom(authorization);
   const pass: Pass = { prefix, hash, userId: Auth.userIdFrom(userIdHeader), rateClass };
-  const caller = { userId: pass.userId, keyPrefix: prefix } as Caller;
-  for (const field of UNSETTLED) {
-    Object.defineProperty(caller, field, {
-      enumerable: true,
-      configurable: true,
-      get: () => {
-        throw new EngramError("internal", "internal", `The caller's ${field} was read before its key was checked.`);
-      },
-    });
-  }
+  // Accessors in the literal: the same enumerable, configurable getters as defineProperty would add, cheaper.
+  const caller: Caller = {
+    userId: pass.userId,
+    keyPrefix: prefix,
+    get tenantId() {
+      return unchecked("tenantId");
+    },
+    get tenantName() {
+      return unchecked("tenantName");
+    },
+    get rateLimits() {
+      return unchecked("rateLimits");
+    },
+  };
   pending.set(caller, { pass, settled: false, headers: {} });
   return caller;
 }

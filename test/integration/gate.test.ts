@@ -385,6 +385,23 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
     expect(third.retryAfterSeconds).toBe(30);
   });
 
+  it("decides by the defaults past overrides parseRate refuses, and by a tenant's new overrides from its next request", async () => {
+    const { key } = await Auth.createKey(db, "handwritten");
+    // Written around setLimits' validation: a unit parseRate does not know and a number, beside a valid ceiling.
+    const limits = { default: "2/fortnight", search: 5, "tenant.default": " 1/min " };
+    await db.query(sql`update tenants set rate_limits = ${JSON.stringify(limits)}::jsonb where name = 'handwritten'`);
+
+    const first = deferred(key, "default", "dora");
+    await Gate.open(db, first);
+    await RateLimit.setLimits(db, "handwritten", { default: "3/min" });
+    const second = deferred(key, "default", "dora");
+    await Gate.open(db, second);
+
+    // The configured default (100000/min), then the new 3/min; the ceiling's 1/min is raised to the own rate both times.
+    expect(Gate.headersOf(first)["ratelimit-policy"]).toBe('"default";q=100000;w=60');
+    expect(Gate.headersOf(second)["ratelimit-policy"]).toBe('"default";q=3;w=60');
+  });
+
   it("reads a tenant's overrides in SQL as parseRate does", async () => {
     const values = [
       "20/min",
