@@ -126,6 +126,24 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(row?.distinct).toBe(row?.count);
   });
 
+  it("keeps a chunk's text in its row, not in the TOAST table, when the row fits its page", async () => {
+    const [table] = await t.db.query<{ toast: string }>(
+      sql`select reltoastrelid::regclass::text as toast from pg_class where oid = 'chunks'::regclass`,
+    );
+    // The TOAST table's name is the server's (pg_toast.pg_toast_<oid>), not input.
+    const toastRows = async () =>
+      (await t.db.query<{ n: number }>(sql.raw(`select count(*)::int as n from ${table?.toast}`)))[0]?.n;
+    const before = await toastRows();
+
+    const result = await ingest(
+      alice,
+      Array.from({ length: 20 }, (_, i) => ({ id: `inline-${i}`, content: prose(700 + i, 1, 5).slice(0, 500) })),
+    );
+
+    expect(result.totals.chunks).toBe(20);
+    expect(await toastRows()).toBe(before);
+  });
+
   it("keeps users' and tenants' documents apart", async () => {
     const bob = await callerFor(t.db, "acme", "bob");
     const other = await callerFor(t.db, "globex", "alice");
