@@ -41,7 +41,8 @@ export function createNeonDb(url: string, options: { fetchEndpoint?: string } = 
     },
     async batch(queries) {
       try {
-        return (await sql.transaction(queries.map(run))) as Row[][];
+        // One HTTP request carries the whole batch: it waits for every statement to be computed.
+        return (await sql.transaction((await Promise.all(queries)).map(run))) as Row[][];
       } catch (error) {
         throw mapDbError(error);
       }
