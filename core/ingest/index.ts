@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contexts, embeddingText } from "../chunk/context";
@@ -6,17 +6,7 @@ import { contentHash } from "../chunk/hash";
 import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
-import {
-  arr,
-  binaryVectorArray,
-  compile,
-  type Db,
-  type PendingQuery,
-  perDb,
-  type Query,
-  type Statement,
-  vectorLiteral,
-} from "../db";
+import { arr, binaryVectorArray, type Db, type PendingQuery, perDb, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Document from "../document";
@@ -201,13 +191,11 @@ async function stage(
 
   const existing = new Map(
     (
-      await db.query<Existing>(
-        named(sql`
+      await db.query<Existing>(sql`
         select id, content_hash as "contentHash", title, source, metadata, importance,
                conversation_id as "conversationId", chunk_count as "chunkCount",
                (deleted_at is null and (expires_at is null or expires_at > now())) as live
-        from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`),
-      )
+        from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`)
     ).map((row) => [row.id, row]),
   );
 
@@ -264,8 +252,7 @@ async function stage(
       ? // One probe of `chunks_reuse` per hash. A join, or an EXISTS Postgres may hash (`offset 0` forbids it), was
         // planned under stale statistics (a fast-growing table) as a read of all the tenant's chunks: 39 ms at 5,000.
         (
-          await db.query<{ h: string }>(
-            named(sql`
+          await db.query<{ h: string }>(sql`
             select h from (
               select h, exists (
                 select 1 from chunks c
@@ -273,8 +260,7 @@ async function stage(
                 offset 0
               ) as known
               from unnest(${arr(wanted)}::text[]) h) x
-            where known`),
-          )
+            where known`)
         ).map((r) => r.h)
       : [],
   );
@@ -355,17 +341,17 @@ async function stage(
         select ${caller.tenantId}, ${owner}, c from unnest(${arr(conversations)}::text[]) c
         on conflict do nothing`);
     }
-    statements.push(named(upsertDocuments(caller.tenantId, owner, changed)));
+    statements.push(upsertDocuments(caller.tenantId, owner, changed));
     if (rechunked.length) {
       const oid = await vectorOidOf(db);
       for (const [i, part] of parts.entries()) {
         statements.push(
           (embedded[i] as Promise<Map<string, Float32Array>>).then((vectors) =>
-            named(insertChunks(caller.tenantId, owner, embedder, part, vectors, oid)),
+            insertChunks(caller.tenantId, owner, embedder, part, vectors, oid),
           ),
         );
       }
-      statements.push(named(deleteChunks(caller.tenantId, owner, rechunked)));
+      statements.push(deleteChunks(caller.tenantId, owner, rechunked));
     }
   }
   if (options.clearExpiry) {
@@ -374,26 +360,16 @@ async function stage(
       where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)}::text[])`);
   }
   statements.push(
-    allEmbedded.then(() =>
-      named(sql`
+    allEmbedded.then(
+      () => sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
     values (${ingestionId}, ${caller.tenantId}, ${owner}, ${JSON.stringify(results)}::jsonb, ${totals.documents},
-            ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`),
+            ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`,
     ),
   );
   const result = allEmbedded.then(() => ({ ingestionId, documents: results, totals, usage: { embeddingTokens } }));
   result.catch(() => {});
   return { statements, totals, result };
-}
-
-/**
- * The statement named by its text, so `pg` parses (and, once Postgres finds a generic plan as good, plans) each of
- * the write's statements once per connection: they were about a tenth of its server time. Every value is a
- * parameter, so the texts are few.
- */
-function named(statement: Query): Statement {
-  const compiled = compile(statement);
-  return { ...compiled, name: `ingest_${createHash("sha1").update(compiled.text).digest("base64url")}` };
 }
 
 const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
