@@ -12,7 +12,7 @@ import type { Db } from "./types";
 
 export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
 export { arr, binaryVectorArray, compile, vectorLiteral } from "./sql";
-export type { Db, DriverName, PendingQuery, Query, QueryOptions, Row, Statement } from "./types";
+export type { Db, DriverName, Query, QueryOptions, Row, Statement } from "./types";
 
 /**
  * A fact about a database, asked once per handle and remembered (a failed ask is forgotten, so

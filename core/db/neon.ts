@@ -41,8 +41,7 @@ export function createNeonDb(url: string, options: { fetchEndpoint?: string } = 
     },
     async batch(queries) {
       try {
-        // One HTTP request carries the whole batch: it waits for every statement to be computed.
-        return (await sql.transaction((await Promise.all(queries)).map(run))) as Row[][];
+        return (await sql.transaction(queries.map(run))) as Row[][];
       } catch (error) {
         throw mapDbError(error);
       }

@@ -120,7 +120,7 @@ export function createPgDb(url: string, options: PgOptions = {}): Db {
 
   return {
     driver: "pg",
-    capabilities: { hnsw: true, binaryVectors: true, concurrent: true, pipelined: true },
+    capabilities: { hnsw: true, binaryVectors: true, concurrent: true },
     async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       const statement = toPg(query);
       const settings = options?.settings;
@@ -137,17 +137,13 @@ export function createPgDb(url: string, options: PgOptions = {}): Db {
       }
     },
     async batch(queries) {
-      // Each statement is compiled as soon as it is computed, while the ones before it run on the server. A
-      // rejection is met by the loop below; the handler only keeps one the loop never reaches from going unhandled.
-      const ready = queries.map((query) => Promise.resolve(query).then(toPg));
-      for (const statement of ready) statement.catch(() => {});
       try {
         return await inLane(() =>
           withClient(pool, async (client) => {
             await client.query("BEGIN");
             try {
               const results: Row[][] = [];
-              for (const statement of ready) results.push((await client.query(await statement)).rows);
+              for (const query of queries) results.push((await client.query(toPg(query))).rows);
               await client.query("COMMIT");
               return results;
             } catch (error) {

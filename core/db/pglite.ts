@@ -35,12 +35,10 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
       }
     },
     async batch(queries) {
-      // Computed first: the one connection's transaction is not held open while statements are still being made.
-      const statements = await Promise.all(queries);
       try {
         return await db.transaction(async (tx) => {
           const results: Row[][] = [];
-          for (const query of statements) {
+          for (const query of queries) {
             const { text, params } = compile(query);
             results.push((await tx.query<Row>(text, params)).rows);
           }

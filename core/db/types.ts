@@ -17,12 +17,6 @@ export interface Statement {
 
 export type Query = SQL | Statement;
 
-/**
- * A statement of a batch, or one still being computed (an ingest embedding the texts of its next statement). It
- * depends on no result of the statements before it: the batch stays non-interactive, it only starts sooner.
- */
-export type PendingQuery = Query | PromiseLike<Query>;
-
 export interface QueryOptions {
   /**
    * Settings (GUCs) the statement needs, e.g. `hnsw.ef_search`. Neon's pooler forbids session
@@ -43,11 +37,6 @@ export interface Capabilities {
   readonly maxBatchBytes?: number;
   /** Runs statements on several connections at once (PGlite has one). */
   readonly concurrent: boolean;
-  /**
-   * A batch sends each statement as soon as it is computed, while later ones are still being computed (`pg`: the
-   * transaction is open on its connection). Elsewhere a batch waits for all its statements, then sends them at once.
-   */
-  readonly pipelined?: boolean;
 }
 
 /**
@@ -60,11 +49,8 @@ export interface Db {
   /** Ask these, not the driver's name. */
   readonly capabilities: Capabilities;
   query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]>;
-  /**
-   * Runs the statements in order inside one transaction; all or nothing. A statement that fails to compute (its
-   * promise rejects) rolls the transaction back and the batch rejects with its error.
-   */
-  batch(queries: readonly PendingQuery[]): Promise<Row[][]>;
+  /** Runs the statements in order inside one transaction; all or nothing. */
+  batch(queries: Query[]): Promise<Row[][]>;
   /** Pings the database; resolves false instead of throwing. */
   ping(): Promise<boolean>;
   close(): Promise<void>;

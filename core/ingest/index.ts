@@ -6,7 +6,7 @@ import { contentHash } from "../chunk/hash";
 import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
-import { arr, binaryVectorArray, type Db, type PendingQuery, perDb, type Query, vectorLiteral } from "../db";
+import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Document from "../document";
@@ -88,20 +88,16 @@ export async function run(
   const max = config().search.indexBacklogMax;
   const staged = await Indexer.enabled(db);
   const tenant = caller.tenantId;
-  const embedder = options.embedder ?? defaultEmbedder();
-  // An embedder that computes in this process overlaps with the database where a batch is pipelined (`pg`): each
-  // part's chunks are embedded while the database stores the part before (docs/scale.md, "Ingest").
-  const pipelined = db.capabilities.pipelined === true && embedder.provider === "offline";
   const { result, added, waiting } = await withReplanning(async () => {
-    const planned = await stage(db, caller, documents, { ...options, embedder }, pipelined);
-    const added = (uncounted.get(tenant) ?? 0) + planned.totals.embedded + planned.totals.reused;
+    const planned = await prepare(db, caller, documents, options);
+    const added = (uncounted.get(tenant) ?? 0) + planned.result.totals.embedded + planned.result.totals.reused;
     if (!staged || added < Math.max(1, Math.floor(max / 10))) {
       await db.batch(planned.statements);
-      return { result: await planned.result, added, waiting: undefined };
+      return { result: planned.result, added, waiting: undefined };
     }
     // The tenant's backlog, counted (up to the bound) in the same batch: no extra round trip.
     const results = await db.batch([...planned.statements, Indexer.backlogQuery(tenant, max)]);
-    return { result: await planned.result, added, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
+    return { result: planned.result, added, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
   });
   if (staged) uncounted.set(tenant, waiting === undefined ? added : 0);
   await Replica.written(db, tenant);
@@ -154,32 +150,6 @@ export async function prepare(
   documents: DocumentInput[],
   options: RunOptions = {},
 ): Promise<PreparedIngest> {
-  const staged = await stage(db, caller, documents, options, false);
-  const [statements, result] = await Promise.all([Promise.all(staged.statements), staged.result]);
-  return { statements, result };
-}
-
-/** Chunks a statement stores when a batch is pipelined: the next part is embedded while the database stores one. */
-const PART_CHUNKS = 34;
-
-/** An ingest planned, its statements (some still being embedded) and its result once they are. */
-interface Staged {
-  statements: PendingQuery[];
-  totals: IngestResult["totals"];
-  result: Promise<IngestResult>;
-}
-
-/**
- * Plans an ingest as `prepare` does; the texts are embedded one part of the documents after another, each part's
- * chunk statement ready once its texts are (one part unless `pipelined`).
- */
-async function stage(
-  db: Db,
-  caller: Caller,
-  documents: DocumentInput[],
-  options: RunOptions,
-  pipelined: boolean,
-): Promise<Staged> {
   const cfg = config();
   const embedder = options.embedder ?? defaultEmbedder();
   const owner = caller.userId;
@@ -270,53 +240,16 @@ async function stage(
   }
   const maxBatchBytes = db.capabilities.maxBatchBytes;
   if (maxBatchBytes) checkBatchSize(changed, toEmbed.size, embedder.dimensions, maxBatchBytes);
-
-  // Whole documents per part; a text is embedded with the first part that has it, and later parts' chunks of the
-  // same text take its vector from the row that part stored (the reuse in insertChunks).
-  const parts: Planned[][] = [];
-  let partChunks = Number.POSITIVE_INFINITY;
-  for (const p of rechunked) {
-    if (pipelined && partChunks >= PART_CHUNKS) {
-      parts.push([]);
-      partChunks = 0;
-    } else if (!parts.length) parts.push([]);
-    parts.at(-1)?.push(p);
-    partChunks += p.chunks?.length ?? 0;
-  }
-  const assigned = new Set<string>();
-  const partTexts = parts.map((part) => {
-    const texts = new Map<string, string>();
-    for (const c of part.flatMap((p) => p.chunks ?? [])) {
-      const text = toEmbed.get(c.hash);
-      if (text !== undefined && !assigned.has(c.hash)) {
-        texts.set(c.hash, text);
-        assigned.add(c.hash);
-      }
-    }
-    return texts;
-  });
+  const vectors = new Map<string, Float32Array>();
   let embeddingTokens = 0;
-  const embedPart = async (texts: Map<string, string>) => {
-    const vectors = new Map<string, Float32Array>();
-    if (!texts.size) return vectors;
-    const result = await embedder.embed([...texts.values()], { signal: options.signal }).catch((error) => {
+  if (toEmbed.size) {
+    const texts = [...toEmbed.values()];
+    const result = await embedder.embed(texts, { signal: options.signal }).catch((error) => {
       throw upstreamError(error, "embedding");
     });
-    embeddingTokens += result.tokens;
-    for (const [i, hash] of [...texts.keys()].entries()) vectors.set(hash, result.vectors[i] as Float32Array);
-    return vectors;
-  };
-  // One part after another, each after a turn of the event loop: the offline embedder computes synchronously, and
-  // the batch must get to send the statements already made between two parts.
-  let previous: Promise<unknown> = Promise.resolve();
-  const embedded = partTexts.map((texts) => {
-    const next = previous.then(() => (pipelined ? nextTurn() : undefined)).then(() => embedPart(texts));
-    previous = next;
-    return next;
-  });
-  const allEmbedded = previous;
-  // Each is awaited by the batch or the caller; a batch that failed first leaves the rest unread.
-  for (const part of embedded) part.catch(() => {});
+    embeddingTokens = result.tokens;
+    for (const [i, hash] of [...toEmbed.keys()].entries()) vectors.set(hash, result.vectors[i] as Float32Array);
+  }
 
   const ingestionId = `ing_${randomUUID().replaceAll("-", "")}`;
   const results = plans.map((p) => ({ id: p.id, status: p.status, chunks: p.chunkCount }));
@@ -327,7 +260,7 @@ async function stage(
     reused: allChunks.length - allChunks.filter((c) => toEmbed.has(c.hash)).length,
   };
 
-  const statements: PendingQuery[] = [];
+  const statements: Query[] = [];
   if (changed.length) {
     if (owner) {
       statements.push(
@@ -343,15 +276,7 @@ async function stage(
     }
     statements.push(upsertDocuments(caller.tenantId, owner, changed));
     if (rechunked.length) {
-      const oid = await vectorOidOf(db);
-      for (const [i, part] of parts.entries()) {
-        statements.push(
-          (embedded[i] as Promise<Map<string, Float32Array>>).then((vectors) =>
-            insertChunks(caller.tenantId, owner, embedder, part, vectors, oid),
-          ),
-        );
-      }
-      statements.push(deleteChunks(caller.tenantId, owner, rechunked));
+      statements.push(...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db)));
     }
   }
   if (options.clearExpiry) {
@@ -359,20 +284,12 @@ async function stage(
       update documents set expires_at = null
       where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)}::text[])`);
   }
-  statements.push(
-    allEmbedded.then(
-      () => sql`
+  statements.push(sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
     values (${ingestionId}, ${caller.tenantId}, ${owner}, ${JSON.stringify(results)}::jsonb, ${totals.documents},
-            ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`,
-    ),
-  );
-  const result = allEmbedded.then(() => ({ ingestionId, documents: results, totals, usage: { embeddingTokens } }));
-  result.catch(() => {});
-  return { statements, totals, result };
+            ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`);
+  return { statements, result: { ingestionId, documents: results, totals, usage: { embeddingTokens } } };
 }
-
-const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 // A batch is one request to a driver with a limit (Neon's HTTP endpoint); the estimate keeps 5% from it.
 const BATCH_MARGIN = 0.95;
@@ -474,20 +391,24 @@ const vectorOidOf = (db: Db): Promise<number> | undefined =>
   db.capabilities.binaryVectors ? vectorOid(db) : undefined;
 
 /**
- * Inserts the (ordinal, text) pairs of re-chunked documents that are new, with the part's new vectors or, for texts
- * embedded before, the vector of a chunk of the tenant's that has the text. Unchanged chunks are not rewritten (no
- * index churn); deleteChunks then removes the pairs that are gone.
+ * Swaps the chunks of re-chunked documents inside the same batch: inserts the (ordinal, text)
+ * pairs that are new, taking reused embeddings from the tenant's existing chunks, then deletes
+ * the pairs that are gone. Unchanged chunks are not rewritten (no index churn).
  */
-function insertChunks(
+function replaceChunks(
   tenantId: string,
   owner: string,
   embedder: Embedder,
   plans: Planned[],
   vectors: Map<string, Float32Array>,
   vectorOid: number | undefined,
-): Query {
+): Query[] {
   const model = embedder.model;
   const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
+  const docIds = arr(rows.map((r) => r.doc));
+  const ordinals = arr(rows.map((r) => r.ordinal));
+  const hashes = arr(rows.map((r) => r.hash));
+  const located = arr(rows.map((r) => (r.location ? JSON.stringify(r.location) : null)));
   // Each row names its new vector by position (null: reuse an existing embedding).
   const order = [...vectors.keys()];
   const position = new Map(order.map((hash, i) => [hash, i + 1]));
@@ -498,45 +419,36 @@ function insertChunks(
     vectorOid === undefined
       ? sql`unnest(${arr(ordered.map(vectorLiteral))}::text[]::vector[])`
       : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
-  return sql`
-    insert into chunks (tenant_id, document_key, owner, ordinal, content, context, content_hash, tokens, location, embedding, embedding_model)
-    select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, t.hash, t.tokens, t.location::jsonb,
-           coalesce(nv.embedding, (
-             select c.embedding from chunks c
-             where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
-           ${model}
-    from unnest(${arr(rows.map((r) => r.doc))}::text[], ${arr(rows.map((r) => r.ordinal))}::int[],
-                ${arr(rows.map((r) => r.content))}::text[], ${arr(rows.map((r) => r.context))}::text[],
-                ${arr(rows.map((r) => r.hash))}::text[], ${arr(rows.map((r) => r.tokens))}::int[], ${slot}::int[],
-                ${arr(rows.map(located))}::text[])
-      as t(doc, ordinal, content, context, hash, tokens, slot, location)
-    join ${writtenDocuments} on d.id = t.doc
-    left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot
-    where not exists (
-      select 1 from chunks c where c.document_key = d.key::bigint and c.ordinal = t.ordinal and c.content_hash = t.hash
-        and c.location is not distinct from t.location::jsonb)`;
-}
-
-const located = (c: { location: Location | null }) => (c.location ? JSON.stringify(c.location) : null);
-
-/**
- * Removes the chunks of re-chunked documents whose (ordinal, text, location) is not among the new ones. Documents
- * new to this request have none, but another request may have stored the same document since this one planned:
- * the delete runs anyway and leaves this request's version whole.
- */
-function deleteChunks(tenantId: string, owner: string, plans: Planned[]): Query {
-  const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
-  return sql`
-    delete from chunks c using documents d
-    where d.key = any(array(
-        select d.key::bigint from ${writtenDocuments} where d.id = any(${arr(plans.map((p) => p.id))}::text[])))
-      and d.tenant_id = ${tenantId} and d.owner = ${owner} and c.document_key = d.key
-      and not exists (
-        select 1 from unnest(${arr(rows.map((r) => r.doc))}::text[], ${arr(rows.map((r) => r.ordinal))}::int[],
-                             ${arr(rows.map((r) => r.hash))}::text[], ${arr(rows.map(located))}::text[])
-          as t(doc, ordinal, hash, location)
-        where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash
-          and c.location is not distinct from t.location::jsonb)`;
+  return [
+    sql`
+      insert into chunks (tenant_id, document_key, owner, ordinal, content, context, content_hash, tokens, location, embedding, embedding_model)
+      select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, t.hash, t.tokens, t.location::jsonb,
+             coalesce(nv.embedding, (
+               select c.embedding from chunks c
+               where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
+             ${model}
+      from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[],
+                  ${arr(rows.map((r) => r.context))}::text[], ${hashes}::text[], ${arr(rows.map((r) => r.tokens))}::int[],
+                  ${slot}::int[], ${located}::text[])
+        as t(doc, ordinal, content, context, hash, tokens, slot, location)
+      join ${writtenDocuments} on d.id = t.doc
+      left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot
+      where not exists (
+        select 1 from chunks c where c.document_key = d.key::bigint and c.ordinal = t.ordinal and c.content_hash = t.hash
+          and c.location is not distinct from t.location::jsonb)`,
+    // Documents new to this request have no chunks to remove, but another request may have stored the same
+    // document since this one planned: the delete runs anyway and leaves this request's version whole.
+    sql`
+      delete from chunks c using documents d
+      where d.key = any(array(
+          select d.key::bigint from ${writtenDocuments} where d.id = any(${arr(plans.map((p) => p.id))}::text[])))
+        and d.tenant_id = ${tenantId} and d.owner = ${owner} and c.document_key = d.key
+        and not exists (
+          select 1 from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[], ${located}::text[])
+            as t(doc, ordinal, hash, location)
+          where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash
+            and c.location is not distinct from t.location::jsonb)`,
+  ];
 }
 
 /**

@@ -77,36 +77,6 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
     expect(results[1]).toEqual([{ n: 1 }]);
   });
 
-  it("runs statements still being computed when given them, in order, in the one transaction", async () => {
-    const later = new Promise<ReturnType<typeof sql>>((resolve) =>
-      setTimeout(() => resolve(sql`select count(*)::int as n from contract where id in (20, 21)`), 20),
-    );
-
-    const results = await t.db.batch([
-      sql`insert into contract (id) values (20)`,
-      later,
-      sql`insert into contract (id) values (21) returning id`,
-    ]);
-
-    expect(results[1]).toEqual([{ n: 1 }]);
-    expect(results[2]).toEqual([{ id: 21 }]);
-  });
-
-  it("rolls a whole batch back when a statement fails to be computed", async () => {
-    const failed = new Promise<ReturnType<typeof sql>>((_, reject) =>
-      setTimeout(() => reject(new Error("embedding failed")), 20),
-    );
-
-    const attempt = t.db.batch([
-      sql`insert into contract (id) values (30)`,
-      failed,
-      sql`insert into contract (id) values (31)`,
-    ]);
-
-    await expect(attempt).rejects.toThrow("embedding failed");
-    expect(await t.db.query(sql`select id from contract where id in (30, 31)`)).toEqual([]);
-  });
-
   it("keeps SET LOCAL inside the batch that issued it", async () => {
     const [, shown] = await t.db.batch([
       sql`set local statement_timeout = '1234ms'`,

@@ -91,11 +91,11 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     await expect(Document.get(t.db, alice, "atomic-new", { track: false })).rejects.toMatchObject({ status: 404 });
   });
 
-  it("leaves the previous version intact when embedding fails after part of a large write was stored", async () => {
+  it("leaves the previous version of every document intact when embedding fails for the last of 100", async () => {
     const docs = (version: string) =>
       Array.from({ length: 100 }, (_, i) => ({ id: `bulk-${i}`, content: `${version} ${prose(400 + i, 1, 3)}` }));
     await ingest(alice, docs("first"));
-    // Fails the call that embeds the last document: on pg the first parts' chunks are in the open transaction by then.
+    // Fails the call that embeds the last document's text.
     const failing = { ...embedder, embed: failingFor("bulk-99", docs("second"), embedder.embed) };
 
     await expect(Ingest.run(t.db, alice, docs("second"), { embedder: failing })).rejects.toMatchObject({
@@ -109,7 +109,7 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(stored.every((c) => c.content.startsWith("first "))).toBe(true);
   });
 
-  it("embeds a text shared by documents far apart in one request once and stores it for each", async () => {
+  it("embeds a text shared by two documents of one request once and stores it for each", async () => {
     const shared = `Shared text ${prose(500, 1, 3)}`;
     const docs = Array.from({ length: 100 }, (_, i) => ({
       id: `spread-${i}`,
