@@ -442,7 +442,9 @@ function replaceChunks(
       delete from chunks c using documents d
       where d.key = any(array(
           select d.key::bigint from ${writtenDocuments} where d.id = any(${arr(plans.map((p) => p.id))}::text[])))
-        and d.tenant_id = ${tenantId} and d.owner = ${owner} and c.document_key = d.key
+        -- The tenant compared as text, a filter no index serves: usable by one, it made Postgres (under the same
+        -- stale statistics) read all the owner's documents instead of probing the keys, 4 ms at 5,000 documents.
+        and d.tenant_id::text = ${tenantId} and d.owner = ${owner} and c.document_key = d.key
         and not exists (
           select 1 from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[], ${located}::text[])
             as t(doc, ordinal, hash, location)
