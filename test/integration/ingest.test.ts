@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
 import * as Document from "../../core/document";
+import type { Embedder } from "../../core/embedding";
 import * as Ingest from "../../core/ingest";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 import { type CountingEmbedder, countingEmbedder, prose } from "../../kit/factories";
@@ -90,6 +91,40 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     await expect(Document.get(t.db, alice, "atomic-new", { track: false })).rejects.toMatchObject({ status: 404 });
   });
 
+  it("leaves the previous version of every document intact when embedding fails for the last of 100", async () => {
+    const docs = (version: string) =>
+      Array.from({ length: 100 }, (_, i) => ({ id: `bulk-${i}`, content: `${version} ${prose(400 + i, 1, 3)}` }));
+    await ingest(alice, docs("first"));
+    // Fails the call that embeds the last document's text.
+    const failing = { ...embedder, embed: failingFor("bulk-99", docs("second"), embedder.embed) };
+
+    await expect(Ingest.run(t.db, alice, docs("second"), { embedder: failing })).rejects.toMatchObject({
+      code: "embedding.failed",
+    });
+
+    const stored = await t.db.query<{ content: string }>(sql`
+      select c.content from chunks c join documents d on d.key = c.document_key
+      where d.id like 'bulk-%' and d.tenant_id = ${alice.tenantId}`);
+    expect(stored).toHaveLength(100);
+    expect(stored.every((c) => c.content.startsWith("first "))).toBe(true);
+  });
+
+  it("embeds a text shared by two documents of one request once and stores it for each", async () => {
+    const shared = `Shared text ${prose(500, 1, 3)}`;
+    const docs = Array.from({ length: 100 }, (_, i) => ({
+      id: `spread-${i}`,
+      content: i === 0 || i === 99 ? shared : `Own text ${i} ${prose(600 + i, 1, 3)}`,
+    }));
+
+    const result = await ingest(alice, docs);
+
+    expect(result.totals).toMatchObject({ chunks: 100, embedded: 99 });
+    const [row] = await t.db.query<{ same: boolean }>(sql`
+      select (select c.embedding from chunks c join documents d on d.key = c.document_key where d.id = 'spread-0')
+           = (select c.embedding from chunks c join documents d on d.key = c.document_key where d.id = 'spread-99') as same`);
+    expect(row?.same).toBe(true);
+  });
+
   it("leaves the previous version intact when the database fails mid-write", async () => {
     await ingest(alice, [{ id: "dbfail", content: "Original content survives a failed write." }]);
     // A trigger makes the chunk insert fail after the document row was already upserted in the batch.
@@ -124,6 +159,24 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(row?.docs).toBe(1);
     expect(row?.chunks).toBe(row?.count);
     expect(row?.distinct).toBe(row?.count);
+  });
+
+  it("keeps a chunk's text in its row, not in the TOAST table, when the row fits its page", async () => {
+    const [table] = await t.db.query<{ toast: string }>(
+      sql`select reltoastrelid::regclass::text as toast from pg_class where oid = 'chunks'::regclass`,
+    );
+    // The TOAST table's name is the server's (pg_toast.pg_toast_<oid>), not input.
+    const toastRows = async () =>
+      (await t.db.query<{ n: number }>(sql.raw(`select count(*)::int as n from ${table?.toast}`)))[0]?.n;
+    const before = await toastRows();
+
+    const result = await ingest(
+      alice,
+      Array.from({ length: 20 }, (_, i) => ({ id: `inline-${i}`, content: prose(700 + i, 1, 5).slice(0, 500) })),
+    );
+
+    expect(result.totals.chunks).toBe(20);
+    expect(await toastRows()).toBe(before);
   });
 
   it("keeps users' and tenants' documents apart", async () => {
@@ -233,3 +286,12 @@ describe("ingest limits", () => {
     expect(embedder.calls).toBe(0);
   });
 });
+
+/** An embed function that fails when asked for the text of the document `id` (of `docs`), and works otherwise. */
+function failingFor(id: string, docs: { id: string; content: string }[], embed: Embedder["embed"]): Embedder["embed"] {
+  const content = docs.find((d) => d.id === id)?.content ?? "";
+  return async (texts, opts) => {
+    if (texts.some((text) => text.endsWith(content))) throw new Error("embedding service failed");
+    return embed(texts, opts);
+  };
+}

@@ -1,7 +1,9 @@
 /** The offline embedder: hashed lexical features and word meaning, unit vectors, deterministic. */
+import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { createOfflineEmbedder, embedOffline, OFFLINE_MODEL } from "../../core/embedding/offline";
+import { createOfflineEmbedder, embedOffline, meaningOf, OFFLINE_MODEL } from "../../core/embedding/offline";
 import { estimate as estimateTokens } from "../../core/tokens";
+import { PINNED_TEXTS } from "../fixtures/offline-vectors";
 
 function norm(v: Float32Array): number {
   let sum = 0;
@@ -184,5 +186,139 @@ describe("createOfflineEmbedder", () => {
 
     expect(vectors).toHaveLength(2_000);
     expect(norm(vectors[1_999]!)).toBeCloseTo(1, 5);
+  });
+});
+
+/**
+ * The first 16 hex digits of the SHA-256 of each pinned text's Float32 vector bytes, per dimension count, and of its
+ * meaningOf() vector (null: no known word). Generated once by the embedder as of commit 86bf6dd (before its speed
+ * work), by embedding PINNED_TEXTS with createOfflineEmbedder and hashing `Buffer.from(vector.buffer)`. Stored
+ * vectors must match later queries, so a change here needs a new OFFLINE_MODEL, never new hashes.
+ */
+const PINNED: { vectors: Record<number, (string | null)[]>; meaning: (string | null)[] } = {
+  vectors: {
+    8: [
+      "e00f4c4841cf086a",
+      "dcfb4ffb1a15e981",
+      "3833cec7dd6249c3",
+      "966e692fb5a5aaa4",
+      "19bdf89aae675047",
+      "d41b0fdc1363029e",
+      "f6c1d096d6ed735e",
+      "d4889366863c4e0d",
+      "a612b42b27b4d32d",
+      "66b7057e198043f4",
+      "66b7057e198043f4",
+      "1e1d3904384b2750",
+      "8f743da3d9a934e0",
+      "47ada087bd0043c5",
+    ],
+    255: [
+      "3a897dcccc5225a9",
+      "25b305af9e2a65f8",
+      "16b6d349d2f2b7eb",
+      "1abe9ff389b7e73a",
+      "0f83259931d9d0ae",
+      "9b029be4b4542589",
+      "cf3ed045d5a570e2",
+      "aad247fc08dc30df",
+      "343986e9fdd1e70b",
+      "c05d3365ea5d8c23",
+      "c05d3365ea5d8c23",
+      "c274566d9dd19f59",
+      "c9e45d1b0ca52d4d",
+      "bc7665fb62147b45",
+    ],
+    256: [
+      "e8545dc5c6131864",
+      "868de5be04203289",
+      "6fe112fec5adeb6e",
+      "fdd4a0647a868a4a",
+      "3602f389159ddfd0",
+      "ab5d1bf24ee5c524",
+      "81aa4c07046d3409",
+      "1b54f9f6b3fbb690",
+      "81ebaa343382ebee",
+      "2a69b6354d8319f0",
+      "2a69b6354d8319f0",
+      "309ec507d48067e2",
+      "2817b7415c00aea9",
+      "21da0f732b073c72",
+    ],
+    384: [
+      "31065d69145761d2",
+      "4449ecca4608a6a2",
+      "90942f842b7c8acb",
+      "fca6d791d59d5e54",
+      "f1cfb3c39fdf7e7a",
+      "9e16f2ecabd0f244",
+      "fa674b1ecda5179d",
+      "bd234d1eb27a784f",
+      "2ca9efc98632c358",
+      "373421642a44f741",
+      "373421642a44f741",
+      "e5da083ef7c442c5",
+      "0ad16913f4a489e2",
+      "bfc0390a08b62b18",
+    ],
+    1536: [
+      "e666c3c7b7e0ded7",
+      "e7cac0b3903432d4",
+      "a2087cb25b68cce6",
+      "d658ecaf413e8acb",
+      "4379a2a11ad17a56",
+      "1ab63c5b6f79a868",
+      "9406832e2d34d7e4",
+      "6c55996af55eb290",
+      "b6bb3fcea4afe62b",
+      "2473db68c92a9c21",
+      "2473db68c92a9c21",
+      "915eba147855af53",
+      "e5b2a466dd5864d0",
+      "b0b3faff122f1db6",
+    ],
+  },
+  meaning: [
+    "33db399115f6a128",
+    "4f97fa23db98d869",
+    "f63c9c87169acabb",
+    "e2291ea697c647bb",
+    null,
+    "fc2587b02c7501f0",
+    null,
+    null,
+    null,
+    null,
+    null,
+    "260fffca7e5d94ca",
+    "4a59a44cfa408356",
+    null,
+  ],
+};
+
+const pin = (v: Float32Array | null) =>
+  v === null
+    ? null
+    : createHash("sha256")
+        .update(Buffer.from(v.buffer, v.byteOffset, v.byteLength))
+        .digest("hex")
+        .slice(0, 16);
+
+describe("offline vectors", () => {
+  it.each([8, 255, 256, 384, 1536])("stay bit-identical to the pinned vectors at %i dimensions", async (dimensions) => {
+    const { vectors } = await createOfflineEmbedder({ dimensions }).embed(PINNED_TEXTS);
+
+    const got = PINNED_TEXTS.map((text, i) => ({ text: text.slice(0, 40), hash: pin(vectors[i]!) }));
+    const single = PINNED_TEXTS.map((text) => ({ text: text.slice(0, 40), hash: pin(embedOffline(text, dimensions)) }));
+
+    const want = PINNED_TEXTS.map((text, i) => ({ text: text.slice(0, 40), hash: PINNED.vectors[dimensions]![i] }));
+    expect(got).toEqual(want);
+    expect(single).toEqual(want);
+  });
+
+  it("keeps each text's word meaning bit-identical to the pinned one", () => {
+    const got = PINNED_TEXTS.map((text) => ({ text: text.slice(0, 40), hash: pin(meaningOf(text)) }));
+
+    expect(got).toEqual(PINNED_TEXTS.map((text, i) => ({ text: text.slice(0, 40), hash: PINNED.meaning[i] })));
   });
 });
