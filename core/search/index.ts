@@ -319,15 +319,19 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
                          min(rank) filter (where rn <= ${depth}) over () as ref
                   from (${kwRanked}) k) k
               ) u group by id`;
-  const order = mode === "hybrid" ? sql`r.score desc, r.tail desc, c.id` : sql`r.score desc, c.id`;
+  // The best k are picked before the join, so only they are looked up in `chunks` and `documents` (every
+  // candidate is live already: both legs checked it).
+  const order = mode === "hybrid" ? sql`score desc, tail desc, id` : sql`score desc, id`;
   return sql`
     select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
            d.title, d.source, d.metadata, d.created_at as "createdAt", c.location,
-           row_number() over (order by ${order}) as position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
-    from (${ranked}) r
+           r.position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
+    from (
+      select id, score, row_number() over (order by ${order}) as position from (${ranked}) f
+      ${minScore === undefined ? sql`` : sql`where score >= ${minScore}`}
+      order by ${order}
+      limit ${k}) r
     join chunks c on c.id = r.id
     join documents d on d.key = c.document_key
-    ${minScore === undefined ? sql`` : sql`where r.score >= ${minScore}`}
-    order by ${order}
-    limit ${k}`;
+    order by r.position`;
 }
