@@ -8,6 +8,7 @@
  *   npm run eval -- --sets git,python     some sets
  *   npm run eval -- --systems keyword,bm25  some systems (hybrid, keyword, vector, fts, bm25)
  *   npm run eval -- --grid rrf:0.5,score:0.7  hybrid under other fusion settings, on the same stored sets
+ *   npm run eval -- --topk 50             hybrid, keyword and vector asked for 50 results, scored on their first 10
  *   npm run eval -- --out none            print only
  */
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -39,6 +40,7 @@ export async function evaluate(
   driver: DriverName,
   systems: System[] = SYSTEMS,
   variants: Record<string, Record<string, string>> = {},
+  topK: number = K,
 ): Promise<Row[]> {
   const t = await freshDb(driver);
   try {
@@ -52,7 +54,7 @@ export async function evaluate(
         const { results } = await Search.query(
           t.db,
           caller,
-          Search.SearchRequest.parse({ query: q.question, mode: "hybrid", topK: K }),
+          Search.SearchRequest.parse({ query: q.question, mode: "hybrid", topK }),
         );
         scores.push(score(q, results));
       }
@@ -74,7 +76,7 @@ export async function evaluate(
               await Search.query(
                 t.db,
                 caller,
-                Search.SearchRequest.parse({ query: q.question, mode: system as Mode, topK: K }),
+                Search.SearchRequest.parse({ query: q.question, mode: system as Mode, topK }),
               )
             ).results;
         list.push({ kind: q.kind, scores: score(q, results) });
@@ -129,6 +131,9 @@ async function main() {
   const driver = (option("driver") ?? "pg") as DriverName;
   const names = (option("sets") ?? SET_NAMES.join(",")).split(",");
   const out = option("out") ?? "bench/results/eval";
+  // Asking for more results must not change the first ten: `--topk 50` checks that (docs/search.md, "Fusion").
+  const topK = Number(option("topk") ?? K);
+  if (!Number.isInteger(topK) || topK < K) throw new Error(`--topk must be an integer of at least ${K}`);
   setConfig(BASE_CONFIG);
   const variants: Record<string, Record<string, string>> = {};
   if (args.includes("--grid")) {
@@ -145,7 +150,7 @@ async function main() {
     const set = loadSet(name);
     const t0 = Date.now();
     const systems = (option("systems")?.split(",") as System[] | undefined) ?? SYSTEMS;
-    const setRows = await evaluate(set, driver, systems, variants);
+    const setRows = await evaluate(set, driver, systems, variants, topK);
     rows.push(...setRows);
     console.log(
       `\n${set.name}: ${set.documents.length} documents, ${set.questions.length} questions, ${((Date.now() - t0) / 1000).toFixed(0)} s`,
@@ -157,13 +162,14 @@ async function main() {
     driver,
     embedder: "offline",
     k: K,
+    topK,
     seconds: Math.round((Date.now() - started) / 1000),
     rows,
   };
   if (out !== "none") {
     mkdirSync(out.replace(/\/[^/]*$/, ""), { recursive: true });
     writeFileSync(`${out}.json`, `${JSON.stringify(report, null, 2)}\n`);
-    const header = `# Retrieval quality (npm run eval)\n\n${report.date}, driver ${driver}, offline embedder, top ${K}; baselines computed in the same run on the same text (eval/baselines.ts). Percentages.\n\n`;
+    const header = `# Retrieval quality (npm run eval)\n\n${report.date}, driver ${driver}, offline embedder, top ${K}${topK === K ? "" : ` of ${topK} asked`}; baselines computed in the same run on the same text (eval/baselines.ts). Percentages.\n\n`;
     writeFileSync(
       `${out}.md`,
       `${header}${table(rows.filter((r) => r.kind === "all"))}\n\nBy question kind:\n\n${table(rows.filter((r) => r.kind !== "all"))}\n`,

@@ -83,7 +83,11 @@ export interface SearchOptions {
 
 /** Candidates each list contributes to hybrid fusion, per requested result. */
 const CANDIDATES_PER_RESULT = 4;
-const MIN_CANDIDATES = 20;
+/**
+ * How far down each list hybrid fusion reads, whatever `topK`: the lists' length at topK 10, where fusion was
+ * chosen. A fixed depth keeps a larger topK from reordering the first results (docs/search.md, "Fusion").
+ */
+const FUSION_DEPTH = 40;
 
 /**
  * Searches the caller's scope: their own space and/or the tenant's shared space (never another user's or
@@ -134,7 +138,7 @@ export async function plan(
   const reranking = request.mode === "hybrid" && cfg.rerank !== undefined;
   // With a re-rank stage the statement returns its candidates, cut to topK after re-ranking.
   const k = reranking ? Math.max(request.topK, cfg.rerank?.candidates ?? 0) : request.topK;
-  const n = request.mode === "hybrid" ? Math.min(Math.max(k * CANDIDATES_PER_RESULT, MIN_CANDIDATES), 200) : k;
+  const n = request.mode === "hybrid" ? Math.min(Math.max(k * CANDIDATES_PER_RESULT, FUSION_DEPTH), 200) : k;
   const who = owners(caller.userId, request.scope);
   const tenant = Gate.tenantOf(caller);
   const where = scopeAndFilters(tenant, caller.userId, request.scope, request.filter);
@@ -276,6 +280,12 @@ interface Fusion {
 
 function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion: Fusion, probed: boolean): SQL {
   const kw = fusion.keywordWeight;
+  // Each list's rank, so fusion can stop at FUSION_DEPTH: a chunk ranked deeper scores 0 from that list.
+  const vecRanked = sql`select id, distance, row_number() over (order by distance, id) as rn from vec`;
+  const kwRanked = sql`select id, rank, row_number() over (order by rank desc, id) as rn from kw`;
+  const depth = FUSION_DEPTH;
+  // Hybrid's `tail` (the same fusion over the whole lists) orders only what scores 0 at that depth: the results of
+  // a topK past it.
   const ranked =
     mode === "vector"
       ? sql`select id, 1 - distance as score from vec`
@@ -283,25 +293,45 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
         ? sql`select id, rank / (select top from kwmax) as score from kw`
         : fusion.kind === "rrf"
           ? // Weighted reciprocal rank fusion, scaled so that first in both lists is 1.
-            sql`select id, sum(w) * ${fusion.rrfK + 1}::float8 as score from (
-                select id, ${1 - kw}::float8 / (${fusion.rrfK} + row_number() over (order by distance, id)) as w from vec
+            sql`select id, sum(w) * ${fusion.rrfK + 1}::float8 as score, sum(t) as tail from (
+                select id, case when rn <= ${depth} then t else 0 end as w, t from (
+                  select id, rn, ${1 - kw}::float8 / (${fusion.rrfK} + rn) as t from (${vecRanked}) v) v
                 union all
-                select id, ${kw}::float8 / (${fusion.rrfK} + row_number() over (order by rank desc, id)) as w from kw
+                select id, case when rn <= ${depth} then t else 0 end as w, t from (
+                  select id, rn, ${kw}::float8 / (${fusion.rrfK} + rn) as t from (${kwRanked}) k) k
               ) u group by id`
-          : // Convex combination of each list's scores, min-max normalized within the list (absent: 0).
-            sql`select id, sum(w) as score from (
-                select id, ${1 - kw}::float8 * coalesce((max(distance) over () - distance) / nullif(max(distance) over () - min(distance) over (), 0), 1) as w from vec
+          : // Convex combination of each list's scores, min-max normalized between its best and its score at
+            // FUSION_DEPTH (or its last, if shorter); absent or deeper: 0.
+            sql`select id, sum(w) as score, sum(t) as tail from (
+                select id,
+                  ${1 - kw}::float8 * case when rn > ${depth} then 0 else coalesce((ref - distance) / nullif(ref - best, 0), 1) end as w,
+                  ${1 - kw}::float8 * coalesce((worst - distance) / nullif(worst - best, 0), 1) as t
+                from (
+                  select id, distance, rn, min(distance) over () as best, max(distance) over () as worst,
+                         max(distance) filter (where rn <= ${depth}) over () as ref
+                  from (${vecRanked}) v) v
                 union all
-                select id, ${kw}::float8 * coalesce((rank - min(rank) over ()) / nullif(max(rank) over () - min(rank) over (), 0), 1) as w from kw
+                select id,
+                  ${kw}::float8 * case when rn > ${depth} then 0 else coalesce((rank - ref) / nullif(best - ref, 0), 1) end as w,
+                  ${kw}::float8 * coalesce((rank - worst) / nullif(best - worst, 0), 1) as t
+                from (
+                  select id, rank, rn, max(rank) over () as best, min(rank) over () as worst,
+                         min(rank) filter (where rn <= ${depth}) over () as ref
+                  from (${kwRanked}) k) k
               ) u group by id`;
+  // The best k are picked before the join, so only they are looked up in `chunks` and `documents` (every
+  // candidate is live already: both legs checked it).
+  const order = mode === "hybrid" ? sql`score desc, tail desc, id` : sql`score desc, id`;
   return sql`
     select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
            d.title, d.source, d.metadata, d.created_at as "createdAt", c.location,
-           row_number() over (order by r.score desc, c.id) as position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
-    from (${ranked}) r
+           r.position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
+    from (
+      select id, score, row_number() over (order by ${order}) as position from (${ranked}) f
+      ${minScore === undefined ? sql`` : sql`where score >= ${minScore}`}
+      order by ${order}
+      limit ${k}) r
     join chunks c on c.id = r.id
     join documents d on d.key = c.document_key
-    ${minScore === undefined ? sql`` : sql`where r.score >= ${minScore}`}
-    order by r.score desc, c.id
-    limit ${k}`;
+    order by r.position`;
 }

@@ -177,6 +177,41 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(await stored(db)).toEqual(await recount(db));
   });
 
+  it("gives the same first hybrid results whatever topK asks for beyond them, under either fusion", async () => {
+    // Deeper than the fusion depth in both legs, words shared unevenly: before the fusion read a fixed depth, each
+    // list's minimum (so its normalization) moved with topK and reordered the first results.
+    const other = await callerFor(db, "depth");
+    const words = ["river", "boat", "harbour", "storm", "engine", "garden", "winter", "market", "bridge", "coffee"];
+    let seed = 7;
+    const pick = () => {
+      seed = (seed * 48271) % 2147483647;
+      return words[seed % words.length] as string;
+    };
+    const docs = Array.from({ length: 120 }, (_, i) => ({
+      id: `d${i}`,
+      content: `Note ${i}: ${Array.from({ length: 3 + (i % 5) }, pick).join(" ")} today.`,
+    }));
+    await Ingest.run(db, other, docs, { embedder });
+    const queries = ["storm over the harbour", "coffee at the market", "engine trouble on the river boat"];
+
+    for (const fusion of ["score", "rrf"]) {
+      setConfig({ LOG_LEVEL: "silent", SEARCH_FUSION: fusion });
+      for (const query of queries) {
+        const first = (await search(other, { query, mode: "hybrid", topK: 5 })).results;
+        const more = (await search(other, { query, mode: "hybrid", topK: 25 })).results;
+        const most = (await search(other, { query, mode: "hybrid", topK: 50 })).results;
+
+        expect(more.slice(0, 5).map((r) => [r.chunkId, r.score])).toEqual(first.map((r) => [r.chunkId, r.score]));
+        expect(most.slice(0, 25).map((r) => [r.chunkId, r.score])).toEqual(more.map((r) => [r.chunkId, r.score]));
+        expect(new Set(most.map((r) => r.chunkId)).size).toBe(50);
+        // A returned score used as minScore returns that result and those above it.
+        const cut = (await search(other, { query, mode: "hybrid", topK: 25, minScore: more[4]?.score })).results;
+        expect(cut.slice(0, 5).map((r) => r.chunkId)).toEqual(first.map((r) => r.chunkId));
+      }
+    }
+    setConfig({ LOG_LEVEL: "silent" });
+  });
+
   it("scores each owner's documents with that owner's statistics only", async () => {
     const before = (await search(shared, { query: "race", mode: "keyword", topK: 1 })).results[0]?.score;
     await Ingest.run(
