@@ -280,6 +280,9 @@ interface Fusion {
 
 function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion: Fusion, probed: boolean): SQL {
   const kw = fusion.keywordWeight;
+  // The vector leg's share, as the decimal it is (1 - 0.7 is 0.30000000000000004 in floating point, which the
+  // scores of results only that leg found would show).
+  const vw = Number((1 - kw).toPrecision(12));
   // Each list's rank, so fusion can stop at FUSION_DEPTH: a chunk ranked deeper scores 0 from that list.
   const vecRanked = sql`select id, distance, row_number() over (order by distance, id) as rn from vec`;
   const kwRanked = sql`select id, rank, row_number() over (order by rank desc, id) as rn from kw`;
@@ -295,7 +298,7 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
           ? // Weighted reciprocal rank fusion, scaled so that first in both lists is 1.
             sql`select id, sum(w) * ${fusion.rrfK + 1}::float8 as score, sum(t) as tail from (
                 select id, case when rn <= ${depth} then t else 0 end as w, t from (
-                  select id, rn, ${1 - kw}::float8 / (${fusion.rrfK} + rn) as t from (${vecRanked}) v) v
+                  select id, rn, ${vw}::float8 / (${fusion.rrfK} + rn) as t from (${vecRanked}) v) v
                 union all
                 select id, case when rn <= ${depth} then t else 0 end as w, t from (
                   select id, rn, ${kw}::float8 / (${fusion.rrfK} + rn) as t from (${kwRanked}) k) k
@@ -304,8 +307,8 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
             // FUSION_DEPTH (or its last, if shorter); absent or deeper: 0.
             sql`select id, sum(w) as score, sum(t) as tail from (
                 select id,
-                  ${1 - kw}::float8 * case when rn > ${depth} then 0 else coalesce((ref - distance) / nullif(ref - best, 0), 1) end as w,
-                  ${1 - kw}::float8 * coalesce((worst - distance) / nullif(worst - best, 0), 1) as t
+                  ${vw}::float8 * case when rn > ${depth} then 0 else coalesce((ref - distance) / nullif(ref - best, 0), 1) end as w,
+                  ${vw}::float8 * coalesce((worst - distance) / nullif(worst - best, 0), 1) as t
                 from (
                   select id, distance, rn, min(distance) over () as best, max(distance) over () as worst,
                          max(distance) filter (where rn <= ${depth}) over () as ref
