@@ -4,6 +4,7 @@ import { SingleBar } from "cli-progress";
 import { type Command, Option } from "commander";
 import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
+import * as Statistics from "../core/db/statistics";
 import * as Document from "../core/document";
 import type { IngestResult } from "../core/ingest";
 import * as Ingest from "../core/ingest";
@@ -138,6 +139,8 @@ export function registerDataCommands(program: Command): void {
     }
     await flush();
     await Promise.all(inFlight);
+    // Embedded PGlite has no autovacuum: the next searches plan with statistics of what was just stored.
+    if (client.kind !== "http") await Statistics.refresh(client.db);
     if (failure) throw failure;
     bar?.update(files.length);
     bar?.stop();

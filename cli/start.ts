@@ -1,5 +1,7 @@
+import * as Background from "../core/background";
 import { config } from "../core/config";
 import { closeDb } from "../core/db";
+import * as Statistics from "../core/db/statistics";
 import { embedder as configured } from "../core/embedding";
 import { OFFLINE_MODEL } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
@@ -24,6 +26,10 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
   const server = await startServer({ port: cfg.port, host: options.host, extra });
   writeServerLock(server.url, cfg);
   const indexer = Indexer.inBackground(db);
+  // Embedded PGlite has no autovacuum: keep the planner's statistics as the corpus grows.
+  const statistics = Background.repeat("statistics", 5_000, async () => {
+    await Statistics.refresh(db);
+  });
   const local = await Tenant.ensure(db, LOCAL_TENANT);
   if (options.reembed) await Reembed.begin(db, local.id, embedder.model, embedder.dimensions);
   const stale = await Reembed.pending(db, local.id, embedder.model);
@@ -73,7 +79,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     stopping = true;
     console.log(`\n${signal}: shutting down`);
     await server.close();
-    await Promise.all([indexer.stop(), reembedder.stop()]);
+    await Promise.all([indexer.stop(), reembedder.stop(), statistics.stop()]);
     removeServerLock(cfg);
     await closeDb();
     process.exit(0);

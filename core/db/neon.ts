@@ -22,7 +22,13 @@ export function createNeonDb(url: string, options: { fetchEndpoint?: string } = 
 
   return {
     driver: "neon-http",
-    capabilities: { hnsw: true, binaryVectors: false, maxBatchBytes: 10 * 1024 * 1024, concurrent: true },
+    capabilities: {
+      hnsw: true,
+      binaryVectors: false,
+      maxBatchBytes: 10 * 1024 * 1024,
+      concurrent: true,
+      autovacuum: true,
+    },
     async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       try {
         if (options?.settings) {

@@ -121,7 +121,7 @@ export function createPgDb(url: string, options: PgOptions = {}): Db {
 
   return {
     driver: "pg",
-    capabilities: { hnsw: true, binaryVectors: true, concurrent: true },
+    capabilities: { hnsw: true, binaryVectors: true, concurrent: true, autovacuum: true },
     async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       const statement = toPg(query);
       const settings = options?.settings;

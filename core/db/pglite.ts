@@ -21,7 +21,7 @@ export async function createPgliteDb(dataDir: string): Promise<Db> {
 
   return {
     driver: "pglite",
-    capabilities: { hnsw: false, binaryVectors: false, concurrent: false },
+    capabilities: { hnsw: false, binaryVectors: false, concurrent: false, autovacuum: false },
     async query<T = Row>(query: Query, options?: QueryOptions): Promise<T[]> {
       const { text, params } = compile(query);
       try {

@@ -37,6 +37,8 @@ export interface Capabilities {
   readonly maxBatchBytes?: number;
   /** Runs statements on several connections at once (PGlite has one). */
   readonly concurrent: boolean;
+  /** The server keeps planner statistics itself (autovacuum); PGlite has no autovacuum (core/db/statistics.ts). */
+  readonly autovacuum: boolean;
 }
 
 /**
