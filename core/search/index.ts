@@ -283,12 +283,20 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
   // The vector leg's share, as the decimal it is (1 - 0.7 is 0.30000000000000004 in floating point, which the
   // scores of results only that leg found would show).
   const vw = Number((1 - kw).toPrecision(12));
-  // Each list's rank, so fusion can stop at FUSION_DEPTH: a chunk ranked deeper scores 0 from that list.
-  const vecRanked = sql`select id, distance, row_number() over (order by distance, id) as rn from vec`;
-  const kwRanked = sql`select id, rank, row_number() over (order by rank desc, id) as rn from kw`;
+  // Each list as (id, g, rn): its goodness g, higher is better (a distance negated, which is exact), and its rank,
+  // so fusion can stop at FUSION_DEPTH: a chunk ranked deeper scores 0 from that list.
+  const lists: [weight: number, list: SQL][] = [
+    [vw, sql`select id, -distance as g, row_number() over (order by distance, id) as rn from vec`],
+    [kw, sql`select id, rank as g, row_number() over (order by rank desc, id) as rn from kw`],
+  ];
   const depth = FUSION_DEPTH;
-  // Hybrid's `tail` (the same fusion over the whole lists) orders only what scores 0 at that depth: the results of
-  // a topK past it.
+  // Per list: `w`, its share of the score at that depth, and `t`, the same over the whole list. Hybrid's `tail` (the
+  // sum of t) orders only what scores 0 at that depth: the results of a topK past it.
+  const fused = (leg: (weight: number, list: SQL) => SQL, scale = sql``) =>
+    sql`select id, sum(w)${scale} as score, sum(t) as tail from (${sql.join(
+      lists.map(([weight, list]) => leg(weight, list)),
+      sql` union all `,
+    )}) u group by id`;
   const ranked =
     mode === "vector"
       ? sql`select id, 1 - distance as score from vec`
@@ -296,32 +304,24 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
         ? sql`select id, rank / (select top from kwmax) as score from kw`
         : fusion.kind === "rrf"
           ? // Weighted reciprocal rank fusion, scaled so that first in both lists is 1.
-            sql`select id, sum(w) * ${fusion.rrfK + 1}::float8 as score, sum(t) as tail from (
+            fused(
+              (weight, list) => sql`
                 select id, case when rn <= ${depth} then t else 0 end as w, t from (
-                  select id, rn, ${vw}::float8 / (${fusion.rrfK} + rn) as t from (${vecRanked}) v) v
-                union all
-                select id, case when rn <= ${depth} then t else 0 end as w, t from (
-                  select id, rn, ${kw}::float8 / (${fusion.rrfK} + rn) as t from (${kwRanked}) k) k
-              ) u group by id`
+                  select id, rn, ${weight}::float8 / (${fusion.rrfK} + rn) as t from (${list}) l) l`,
+              sql` * ${fusion.rrfK + 1}::float8`,
+            )
           : // Convex combination of each list's scores, min-max normalized between its best and its score at
             // FUSION_DEPTH (or its last, if shorter); absent or deeper: 0.
-            sql`select id, sum(w) as score, sum(t) as tail from (
+            fused(
+              (weight, list) => sql`
                 select id,
-                  ${vw}::float8 * case when rn > ${depth} then 0 else coalesce((ref - distance) / nullif(ref - best, 0), 1) end as w,
-                  ${vw}::float8 * coalesce((worst - distance) / nullif(worst - best, 0), 1) as t
+                  ${weight}::float8 * case when rn > ${depth} then 0 else coalesce((g - ref) / nullif(best - ref, 0), 1) end as w,
+                  ${weight}::float8 * coalesce((g - worst) / nullif(best - worst, 0), 1) as t
                 from (
-                  select id, distance, rn, min(distance) over () as best, max(distance) over () as worst,
-                         max(distance) filter (where rn <= ${depth}) over () as ref
-                  from (${vecRanked}) v) v
-                union all
-                select id,
-                  ${kw}::float8 * case when rn > ${depth} then 0 else coalesce((rank - ref) / nullif(best - ref, 0), 1) end as w,
-                  ${kw}::float8 * coalesce((rank - worst) / nullif(best - worst, 0), 1) as t
-                from (
-                  select id, rank, rn, max(rank) over () as best, min(rank) over () as worst,
-                         min(rank) filter (where rn <= ${depth}) over () as ref
-                  from (${kwRanked}) k) k
-              ) u group by id`;
+                  select id, g, rn, max(g) over () as best, min(g) over () as worst,
+                         min(g) filter (where rn <= ${depth}) over () as ref
+                  from (${list}) l) l`,
+            );
   // The best k are picked before the join, so only they are looked up in `chunks` and `documents` (every
   // candidate is live already: both legs checked it).
   const order = mode === "hybrid" ? sql`score desc, tail desc, id` : sql`score desc, id`;
