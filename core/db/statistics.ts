@@ -4,6 +4,7 @@
  * (and Neon) analyze on their own, so this does nothing there.
  */
 import { sql } from "drizzle-orm";
+import { arr } from "./sql";
 import type { Db } from "./types";
 
 /** The tables search plans read, analyzed when never analyzed or grown by a tenth since. */
@@ -18,8 +19,9 @@ export async function refresh(db: Db): Promise<string[]> {
   const stale = await db.query<{ name: string }>(sql`
     select c.relname as name from pg_class c
     where c.relnamespace = current_schema()::regnamespace and c.relkind = 'r'
-      and c.relname = any(${`{${TABLES.join(",")}}`}::text[])
+      and c.relname = any(${arr(TABLES)}::text[])
       and (c.reltuples < 0 or pg_relation_size(c.oid) / current_setting('block_size')::int > c.relpages * 1.1 + 8)`);
+  // Only names from TABLES reach the raw statement.
   const names = stale.map((row) => row.name).filter((name) => TABLES.includes(name));
   if (names.length) await db.query(sql.raw(`analyze ${names.join(", ")}`));
   return names;
