@@ -2,7 +2,8 @@
  * Requests derived from a route's contract, for a route with no hand-written generator (./requests.ts): its
  * path parameters, and its query and body as the OpenAPI document states them (the JSON Schema of the zod
  * schemas the chain validates with). Clean requests follow the schema; wild ones may break any field, add
- * hostile keys, break the body, or send a wrong key or X-User-Id.
+ * hostile keys, break the body, or send a wrong key or X-User-Id. Written here because zod-fast-check, the
+ * library that derives arbitraries from schemas, supports neither zod 4 nor fast-check 4.
  */
 import fc from "fast-check";
 import * as OpenApi from "../../core/api/openapi";
