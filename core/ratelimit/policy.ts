@@ -120,7 +120,10 @@ export function outcome(rate: Rate, admitted: boolean, ahead: number): Outcome {
   };
 }
 
-/** `RateLimit-Policy` and `RateLimit` in the IETF draft's structured-field form. */
+/**
+ * `RateLimit-Policy` and `RateLimit` in the IETF draft's structured-field form, named after the policy: the route
+ * class (`"chat"`) for the caller's own bucket, `"tenant.chat"` for the tenant's ceiling (as `Limits` names it).
+ */
 export function headers(name: string, rate: Rate, state: Pick<Outcome, "remaining" | "resetSeconds">) {
   return {
     "ratelimit-policy": `"${name}";q=${rate.limit};w=${rate.windowSeconds}`,
@@ -141,6 +144,9 @@ export const bucketKey = (caller: Pick<Caller, "userId" | "keyPrefix" | "clientA
 /** The tenant-wide bucket of a class, which every end user of the tenant shares. */
 export const ceilingKey = (rateClass: RateClass) => `${rateClass}/tenant`;
 
+/** The name the headers give a policy: the class for the caller's own rate, `tenant.<class>` for the ceiling. */
+const policyName = (rateClass: RateClass, tenant: boolean) => (tenant ? `tenant.${rateClass}` : rateClass);
+
 /** 429 for a class whose limit (the caller's own or the tenant's ceiling) is 0. */
 export function closed(rateClass: RateClass, rate: Rate, ceiling: Rate): EngramError {
   const shut = rate.limit === 0 ? rate : ceiling;
@@ -150,7 +156,7 @@ export function closed(rateClass: RateClass, rate: Rate, ceiling: Rate): EngramE
     `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`,
     {
       retryAfterSeconds: shut.windowSeconds,
-      headers: headers(rate.limit === 0 ? "default" : "tenant", shut, {
+      headers: headers(policyName(rateClass, rate.limit !== 0), shut, {
         remaining: 0,
         resetSeconds: shut.windowSeconds,
       }),
@@ -165,12 +171,12 @@ export function verdict(
   ceiling: Rate,
   result: { own: Outcome; ceiling: Outcome; refusedBy: "user" | "tenant" | null },
 ): Record<string, string> {
-  // The headers describe the policy nearer to refusing (the draft's conventional name for the caller's own).
+  // The headers describe the policy nearer to refusing.
   const tenantBinds =
     result.refusedBy === "tenant" || (result.refusedBy === null && result.ceiling.remaining < result.own.remaining);
   const [name, binding, state] = tenantBinds
-    ? (["tenant", ceiling, result.ceiling] as const)
-    : (["default", rate, result.own] as const);
+    ? ([policyName(rateClass, true), ceiling, result.ceiling] as const)
+    : ([policyName(rateClass, false), rate, result.own] as const);
   const fields = headers(name, binding, state);
   if (result.refusedBy === null) return fields;
   throw new EngramError(

@@ -50,7 +50,7 @@ describe.each(DRIVERS)("the tenant's ceiling on %s", (driver) => {
       expect(a.body.error.code).toBe("ratelimit.exceeded");
       expect(a.body.error.message).toContain("ceiling");
       expect(Number(a.headers["retry-after"])).toBeGreaterThanOrEqual(1);
-      expect(a.headers["ratelimit-policy"]).toBe('"tenant";q=10;w=60');
+      expect(a.headers["ratelimit-policy"]).toBe('"tenant.chat";q=10;w=60');
     }
   });
 

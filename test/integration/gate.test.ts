@@ -74,7 +74,7 @@ describe("round trips to Neon through the handler chain", () => {
 
       expect(result.status).toBe(200);
       expect(result.body.results[0].documentId).toBe("refunds");
-      expect(result.headers["ratelimit-policy"]).toMatch(/^"(default|tenant)";q=\d+;w=60$/);
+      expect(result.headers["ratelimit-policy"]).toMatch(/^"(search|tenant\.search)";q=\d+;w=60$/);
       expect(trips).toBe(1);
     },
   );
@@ -134,7 +134,7 @@ describe("round trips to Neon through the handler chain", () => {
 
     expect(result.status).toBe(200);
     expect(JSON.stringify(result.body.result.structuredContent.results)).toContain("refunds");
-    expect(result.headers["ratelimit-policy"]).toMatch(/^"(default|tenant)";q=\d+;w=60$/);
+    expect(result.headers["ratelimit-policy"]).toMatch(/^"(search|tenant\.search)";q=\d+;w=60$/);
     expect(trips).toBe(1);
   });
 
@@ -156,7 +156,7 @@ describe("round trips to Neon through the handler chain", () => {
     );
 
     expect(result.status).toBe(200);
-    expect(result.headers.ratelimit).toMatch(/^"(default|tenant)";r=\d+;t=\d+$/);
+    expect(result.headers.ratelimit).toMatch(/^"(default|tenant\.default)";r=\d+;t=\d+$/);
     expect(trips).toBe(2);
   });
 
@@ -215,7 +215,7 @@ describe("round trips to Neon through the handler chain", () => {
     expect(result.body.error.code).toBe("ratelimit.exceeded");
     expect(result.body.results).toBeUndefined();
     expect(result.headers["retry-after"]).toBe("3600");
-    expect(result.headers["ratelimit-policy"]).toBe('"default";q=1;w=3600');
+    expect(result.headers["ratelimit-policy"]).toBe('"search";q=1;w=3600');
     expect(trips).toBe(1);
   });
 
@@ -241,7 +241,7 @@ describe("round trips to Neon through the handler chain", () => {
 
     expect(bad.status).toBe(401);
     expect(good.status).toBe(400);
-    expect(good.headers.ratelimit).toMatch(/^"(default|tenant)";r=\d+;t=\d+$/);
+    expect(good.headers.ratelimit).toMatch(/^"(search|tenant\.search)";r=\d+;t=\d+$/);
   });
 });
 
@@ -326,7 +326,7 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
 
     expect(rows).toEqual([{ name: "mine" }]);
     expect(caller.tenantName).toBe("mine");
-    expect(Gate.headersOf(caller)["ratelimit-policy"]).toMatch(/^"(default|tenant)";q=\d+;w=60$/);
+    expect(Gate.headersOf(caller)["ratelimit-policy"]).toMatch(/^"(search|tenant\.search)";q=\d+;w=60$/);
   });
 
   it("runs no work for a refused key, and reads no tenant before the gate", async () => {

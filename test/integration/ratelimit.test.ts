@@ -76,7 +76,7 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
 
     expect(result).toEqual({
       ok: true,
-      headers: { "ratelimit-policy": '"default";q=20;w=60', ratelimit: '"default";r=19;t=3' },
+      headers: { "ratelimit-policy": '"chat";q=20;w=60', ratelimit: '"chat";r=19;t=3' },
     });
     expect(db.statements).toBe(1);
   });
@@ -97,17 +97,11 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
         .filter((a) => a.ok)
         .map(limitHeader)
         .sort(),
-    ).toEqual([
-      '"default";r=0;t=60',
-      '"default";r=1;t=57',
-      '"default";r=2;t=54',
-      '"default";r=3;t=51',
-      '"default";r=4;t=48',
-    ]);
+    ).toEqual(['"chat";r=0;t=60', '"chat";r=1;t=57', '"chat";r=2;t=54', '"chat";r=3;t=51', '"chat";r=4;t=48']);
     for (const a of attempts) {
       if (a.ok) continue;
       expect(a.error).toMatchObject({ code: "ratelimit.exceeded", retryAfterSeconds: 3 });
-      expect(a.error.headers?.ratelimit).toBe('"default";r=0;t=60');
+      expect(a.error.headers?.ratelimit).toBe('"chat";r=0;t=60');
     }
   });
 
@@ -131,11 +125,11 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     // Statements run concurrently (two in flight), so within a bucket the places may go to any
     // of its requests: compare each bucket's headers as a set.
     const bucket = (...at: number[]) => at.map((i) => limitHeader(attempts[i] as Attempt)).sort();
-    expect(bucket(0, 2, 5)).toEqual(['"default";r=0;t=60', '"default";r=0;t=60', '"default";r=1;t=30']);
+    expect(bucket(0, 2, 5)).toEqual(['"chat";r=0;t=60', '"chat";r=0;t=60', '"chat";r=1;t=30']);
     expect(admitted([0, 2, 5].map((i) => attempts[i] as Attempt))).toBe(2);
-    expect(bucket(1, 4)).toEqual(['"default";r=0;t=60', '"default";r=0;t=60']);
+    expect(bucket(1, 4)).toEqual(['"chat";r=0;t=60', '"chat";r=0;t=60']);
     expect(admitted([1, 4].map((i) => attempts[i] as Attempt))).toBe(1);
-    expect(bucket(3, 6)).toEqual(['"default";r=3;t=24', '"default";r=4;t=12']);
+    expect(bucket(3, 6)).toEqual(['"search";r=3;t=24', '"search";r=4;t=12']);
   });
 
   it("decides a bucket asked for under two rates at once in separate statements", async () => {
@@ -220,18 +214,18 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
 
     expect(first).toEqual({
       ok: true,
-      headers: { "ratelimit-policy": '"default";q=20;w=60', ratelimit: '"default";r=19;t=3' },
+      headers: { "ratelimit-policy": '"chat";q=20;w=60', ratelimit: '"chat";r=19;t=3' },
     });
     expect(second).toEqual({
       ok: true,
-      headers: { "ratelimit-policy": '"default";q=20;w=60', ratelimit: '"default";r=18;t=6' },
+      headers: { "ratelimit-policy": '"chat";q=20;w=60', ratelimit: '"chat";r=18;t=6' },
     });
     expect(refused.ok).toBe(false);
     if (refused.ok) return;
     expect(refused.error).toMatchObject({ kind: "rate_limited", code: "ratelimit.exceeded", retryAfterSeconds: 3 });
     expect(refused.error.headers).toEqual({
-      "ratelimit-policy": '"default";q=20;w=60',
-      ratelimit: '"default";r=0;t=60',
+      "ratelimit-policy": '"chat";q=20;w=60',
+      ratelimit: '"chat";r=0;t=60',
     });
   });
 
@@ -262,8 +256,8 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     if (!search.ok) {
       expect(search.error).toMatchObject({ status: 429, code: "ratelimit.exceeded", retryAfterSeconds: 60 });
       expect(search.error.headers).toEqual({
-        "ratelimit-policy": '"default";q=0;w=60',
-        ratelimit: '"default";r=0;t=60',
+        "ratelimit-policy": '"search";q=0;w=60',
+        ratelimit: '"search";r=0;t=60',
       });
     }
     expect(chat.ok).toBe(true);
@@ -510,7 +504,7 @@ describe.each(["pg", "neon-http"] as const)("rate limits through the HTTP chain 
     expect(search.status).toBe(429);
     expect(search.body.error.code).toBe("ratelimit.exceeded");
     expect(search.headers["retry-after"]).toBe("60");
-    expect(search.headers["ratelimit-policy"]).toBe('"default";q=0;w=60');
+    expect(search.headers["ratelimit-policy"]).toBe('"search";q=0;w=60');
     expect(documents.status).toBe(200);
     expect(documents.headers["ratelimit-policy"]).toBe('"default";q=300;w=60');
   });
