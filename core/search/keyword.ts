@@ -108,8 +108,12 @@ export function candidates(q: KeywordQuery): SQL[] {
   ];
 }
 
-/** Identifiers of joined words in a question (snake_case, kebab-case, codes like ERR-4012), at most 8. */
+/**
+ * Identifiers of joined words in a question (snake_case, kebab-case, codes like ERR-4012), with any dotted
+ * qualifier they are written with (`functools.lru_cache` whole, not `lru_cache`: the parser makes the qualified
+ * name other lexemes, so the tail alone would favour passages naming it bare), at most 8.
+ */
 export function identifiers(text: string): string[] {
-  const found = text.match(/[\p{L}\p{N}]+(?:[_-][\p{L}\p{N}]+)+/gu) ?? [];
-  return [...new Set(found.map((t) => t.toLowerCase()))].slice(0, 8);
+  const found = text.match(/[\p{L}\p{N}]+(?:[._-][\p{L}\p{N}]+)+/gu) ?? [];
+  return [...new Set(found.filter((t) => /[_-]/.test(t)).map((t) => t.toLowerCase()))].slice(0, 8);
 }

@@ -37,17 +37,18 @@ const HANDBOOK = [
 
 /** The statistics as a recount from the chunks would give them. */
 const recount = (db: Db) =>
-  db.query<{ owner: string; lexeme: string; chunks: number; length: number }>({
-    text: `select owner, lexeme, chunks::int, length::int from (
+  db.query<{ tenant_id: string; owner: string; lexeme: string; chunks: number; length: number }>({
+    text: `select tenant_id, owner, lexeme, chunks::int, length::int from (
              select tenant_id, owner, '' as lexeme, count(*) as chunks, sum(length(tsv)) as length from chunks group by 1, 2
              union all
              select tenant_id, owner, l, count(*), 0 from chunks, unnest(tsvector_to_array(tsv)) l group by 1, 2, 3) x
-           order by owner, lexeme`,
+           order by tenant_id, owner, lexeme`,
     params: [],
   });
 const stored = (db: Db) =>
-  db.query<{ owner: string; lexeme: string; chunks: number; length: number }>({
-    text: "select owner, lexeme, chunks::int, length::int from search_terms where chunks <> 0 order by owner, lexeme",
+  db.query<{ tenant_id: string; owner: string; lexeme: string; chunks: number; length: number }>({
+    text: `select tenant_id, owner, lexeme, chunks::int, length::int from search_terms where chunks <> 0
+           order by tenant_id, owner, lexeme`,
     params: [],
   });
 
@@ -125,6 +126,30 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(found[0]).toBe("wal");
     expect(found).toContain("wal-near");
     expect(identifiers("raise max_wal_size or ERR-4012 now")).toEqual(["max_wal_size", "err-4012"]);
+  });
+
+  it("ranks a qualified identifier's passage above passages naming only its bare tail", async () => {
+    const python = await callerFor(db, "python-docs");
+    const filler = (i: number) => ({ id: `filler-${i}`, content: `Chapter ${i} covers sockets, threads and files.` });
+    await Ingest.run(
+      db,
+      python,
+      [
+        {
+          id: "qualified",
+          content:
+            "functools.lru_cache(maxsize=128) wraps a function with a memoizing callable that saves up to the maxsize most recent calls, keyed by the arguments, which must be hashable; statistics come from cache_info().",
+        },
+        { id: "bare", content: "The lru_cache decorator: lru_cache keeps results in a cache." },
+        ...Array.from({ length: 4 }, (_, i) => filler(i)),
+      ],
+      { embedder },
+    );
+
+    expect((await ids(python, { query: "functools.lru_cache", mode: "keyword", topK: 2 }))[0]).toBe("qualified");
+    expect(identifiers("default of functools.lru_cache? os.path.join, e.g. pull.rebase")).toEqual([
+      "functools.lru_cache",
+    ]);
   });
 
   it("treats tsquery syntax in a query as text, and answers a query of stop words from the vector leg alone", async () => {
