@@ -79,7 +79,7 @@ export async function retire(db: Db, active: string): Promise<string[]> {
   const keep = new Set([active, ...models.map((m) => m.model)].map(name));
   const indexes = await db.query<{ name: string }>(sql`
     select c.relname as name from pg_index i join pg_class c on c.oid = i.indexrelid
-    where i.indrelid = 'chunks'::regclass and c.relname like 'chunks\_embedding\_%'`);
+    where i.indrelid = 'chunks'::regclass and c.relname ~ '^chunks_embedding_[0-9a-f]{12}$'`);
   const dropped: string[] = [];
   for (const index of indexes) {
     if (keep.has(index.name)) continue;
