@@ -134,9 +134,13 @@ describe.each(DRIVERS.filter((d) => d !== "pglite"))("an HNSW index per model on
     // Every chunk is model-b's now; model-a's graph is unused, as is model-c's. The active model (the offline one,
     // as configured) holds no chunk here, and its graph stays.
     await Hnsw.ensure(t.db, OFFLINE_MODEL);
+    // An index someone made by hand under a similar name is not one of these.
+    await t.db.query(sql`create index chunks_embedding_by_hand on chunks (tokens)`);
     const report = await Cleanup.run(t.db);
     expect(report.droppedIndexes.sort()).toEqual([Hnsw.name("model-a"), Hnsw.name("model-c")].sort());
-    expect(Object.keys(await indexes(t.db)).sort()).toEqual([Hnsw.name(OFFLINE_MODEL), Hnsw.name("model-b")].sort());
+    expect(Object.keys(await indexes(t.db)).sort()).toEqual(
+      ["chunks_embedding_by_hand", Hnsw.name(OFFLINE_MODEL), Hnsw.name("model-b")].sort(),
+    );
     expect((await Cleanup.run(t.db)).droppedIndexes).toEqual([]);
   });
 
