@@ -29,6 +29,7 @@ import { useEmbedder } from "../core/embedding";
 import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
 import * as Search from "../core/search";
+import * as Hnsw from "../core/search/hnsw";
 import { callerFor, freshDb, type TestDb } from "../kit/db";
 import { startOpenAIServer } from "../kit/openai-server";
 import { round, summarize } from "./support";
@@ -114,8 +115,8 @@ export function questions(corpus: number): string[] {
 
 export async function load(t: TestDb, caller: Caller, chunks: number, log: (line: string) => void) {
   const embedder = createOfflineEmbedder({ dimensions: 1536 });
-  // The bulk load skips the index and the indexer: chunks are stored already marked indexed, then the (partial,
-  // migrations/0005) HNSW index is built once over them, the state the indexer reaches once it has caught up.
+  // The bulk load skips the index and the indexer: chunks are stored already marked indexed, then the model's
+  // (partial, core/search/hnsw.ts) HNSW index is built once over them, the state the indexer reaches once caught up.
   await t.db.query(sql`drop index if exists chunks_embedding`);
   await t.db.query(sql`alter table chunks alter column indexed set default true`);
   const started = performance.now();
@@ -136,7 +137,7 @@ export async function load(t: TestDb, caller: Caller, chunks: number, log: (line
   // One simple-protocol query, so the memory setting applies to the connection that builds the index: with the
   // default 64 MB the graph does not fit and the build took ten times as long.
   await t.db.query({
-    text: `set maintenance_work_mem = '2GB'; create index chunks_embedding on chunks using hnsw (embedding vector_cosine_ops) with (m = 16, ef_construction = 64) where indexed`,
+    text: `set maintenance_work_mem = '2GB'; ${Hnsw.createStatement(embedder.model, "vector_cosine_ops", { concurrently: false })}`,
     params: [],
   });
   await t.db.query(sql`analyze`);

@@ -10,8 +10,20 @@ import pg from "pg";
 import { config, setConfig } from "../core/config";
 import { loadMigrations, migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
+import * as Hnsw from "../core/search/hnsw";
 import { createDatabase, dropDatabase, pgUrl } from "../kit/db";
-import { benchCaller, DIMS, knownEmbedder, loadPg, queries, recall, type Scenario, timeEngram, truth } from "./search";
+import {
+  BENCH_MODEL,
+  benchCaller,
+  DIMS,
+  knownEmbedder,
+  loadPg,
+  queries,
+  recall,
+  type Scenario,
+  timeEngram,
+  truth,
+} from "./search";
 import { round } from "./support";
 
 /** Unfiltered and 10%: the HNSW index; 1% (1,000 chunks at 100,000) and the user's 2%: exact scans; hybrid. */
@@ -39,7 +51,8 @@ export async function benchHalfvec(opts: { quick: boolean }): Promise<Record<str
     const measure = async (type: string, buildSeconds: number) => {
       const [size] = (
         await admin.query(
-          "select pg_relation_size('chunks_embedding') as index, pg_table_size('chunks') as tbl, (select avg(pg_column_size(embedding)) from chunks) as col",
+          "select pg_relation_size($1::regclass) as index, pg_table_size('chunks') as tbl, (select avg(pg_column_size(embedding)) from chunks) as col",
+          [Hnsw.name(BENCH_MODEL)],
         )
       ).rows;
       for (const scenario of SCENARIOS) {
@@ -65,7 +78,7 @@ export async function benchHalfvec(opts: { quick: boolean }): Promise<Record<str
     await measure(`vector(${DIMS})`, loaded.indexSeconds);
 
     // The same vectors as halfvec, stored inline as migrations/0015 stores them, and its own chunk_embedding().
-    await admin.query("drop index chunks_embedding");
+    await admin.query(`drop index ${Hnsw.name(BENCH_MODEL)}`);
     await admin.query(
       `alter table chunks alter column embedding type halfvec(${DIMS}), alter column embedding set storage plain`,
     );
@@ -76,9 +89,7 @@ export async function benchHalfvec(opts: { quick: boolean }): Promise<Record<str
     await admin.query(typed);
     await admin.query("set maintenance_work_mem = '2GB'"); // as loadPg builds the vector index
     const started = performance.now();
-    await admin.query(
-      "create index chunks_embedding on chunks using hnsw (embedding halfvec_cosine_ops) with (m = 16, ef_construction = 64) where indexed",
-    );
+    await admin.query(Hnsw.createStatement(BENCH_MODEL, "halfvec_cosine_ops", { concurrently: false }));
     const buildSeconds = (performance.now() - started) / 1000;
     await admin.query("vacuum analyze chunks");
     // A new pool: the old connections' prepared search statements were made for the vector column.

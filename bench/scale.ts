@@ -17,10 +17,12 @@ import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
 import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Ingest from "../core/ingest";
+import * as Hnsw from "../core/search/hnsw";
 import * as Indexer from "../core/search/indexer";
 import { createDatabase, dropDatabase, pgUrl } from "../kit/db";
 import { documentText } from "./chat";
 import {
+  BENCH_MODEL,
   benchCaller,
   DIMS,
   exactBound,
@@ -101,15 +103,18 @@ async function relationSizes(url: string) {
   const client = new pg.Client(url);
   await client.connect();
   try {
-    const { rows } = await client.query<Record<string, string>>(`
+    const { rows } = await client.query<Record<string, string>>(
+      `
       select pg_relation_size('chunks') as heap,
              pg_table_size('chunks') - pg_relation_size('chunks') as toast,
-             pg_relation_size('chunks_embedding') as hnsw,
-             pg_indexes_size('chunks') - pg_relation_size('chunks_embedding') as other,
+             pg_relation_size($1::regclass) as hnsw,
+             pg_indexes_size('chunks') - pg_relation_size($1::regclass) as other,
              pg_total_relation_size('documents') as documents,
              coalesce((select sum(pg_relation_size(indexrelid)) from pg_index i join pg_class c on c.oid = i.indexrelid
                        join pg_am a on a.oid = c.relam where i.indrelid = 'chunks'::regclass and a.amname = 'gin'), 0)
-               as gin`);
+               as gin`,
+      [Hnsw.name(BENCH_MODEL)],
+    );
     const r = rows[0] as Record<string, string>;
     return Object.fromEntries(Object.entries(r).map(([k, v]) => [k, Number(v)])) as Record<
       "heap" | "toast" | "hnsw" | "other" | "documents" | "gin",
@@ -133,19 +138,23 @@ async function pageAccesses(url: string, tenantId: string, qs: Query[]) {
     await client.query("set hnsw.iterative_scan = relaxed_order");
     const snapshot = async () => {
       await client.query("select pg_stat_clear_snapshot()");
-      const { rows } = await client.query<{ index: string; heap: string }>(`
-        select (select idx_blks_hit + idx_blks_read from pg_statio_user_indexes where indexrelname = 'chunks_embedding') as index,
+      const { rows } = await client.query<{ index: string; heap: string }>(
+        `
+        select (select idx_blks_hit + idx_blks_read from pg_statio_user_indexes where indexrelid = $1::regclass) as index,
                (select heap_blks_hit + heap_blks_read + coalesce(toast_blks_hit, 0) + coalesce(toast_blks_read, 0)
                        + coalesce(tidx_blks_hit, 0) + coalesce(tidx_blks_read, 0)
-                from pg_statio_user_tables where relname = 'chunks') as heap`);
+                from pg_statio_user_tables where relname = 'chunks') as heap`,
+        [Hnsw.name(BENCH_MODEL)],
+      );
       return { index: Number(rows[0]?.index), heap: Number(rows[0]?.heap) };
     };
     const text = `select c.id, c.embedding <=> $1::vector as distance from chunks c
-                  where c.indexed and c.tenant_id = $2 order by c.embedding <=> $1::vector limit ${4 * K}`;
-    for (const q of qs) await client.query(text, [q.literal, tenantId]); // warm
+                  where c.indexed and c.embedding_model = $3 and c.tenant_id = $2
+                  order by c.embedding <=> $1::vector limit ${4 * K}`;
+    for (const q of qs) await client.query(text, [q.literal, tenantId, BENCH_MODEL]); // warm
     await client.query("select pg_stat_force_next_flush()");
     const before = await snapshot();
-    for (const q of qs) await client.query(text, [q.literal, tenantId]);
+    for (const q of qs) await client.query(text, [q.literal, tenantId, BENCH_MODEL]);
     // The backend writes its counters when it goes idle after this statement.
     await client.query("select pg_stat_force_next_flush()");
     const after = await snapshot();
@@ -196,7 +205,8 @@ async function measure(chunks: number, count: number, run: string): Promise<Size
 
     // The write path at this size: staged ingest, then the indexer's HNSW inserts into the graph of this size.
     process.stderr.write(`scale: ${chunks} chunks: ingest\n`);
-    const offline = createOfflineEmbedder({ dimensions: DIMS });
+    // Stored as the corpus's model, so the indexer inserts into the graph of this size, not into a new model's.
+    const offline = { ...createOfflineEmbedder({ dimensions: DIMS }), model: BENCH_MODEL };
     const ingestStarted = performance.now();
     let stored = 0;
     for (let r = 0; r < INGESTED / 100; r++) {
@@ -209,6 +219,7 @@ async function measure(chunks: number, count: number, run: string): Promise<Size
     const ingestSeconds = (performance.now() - ingestStarted) / 1000;
     const indexStarted = performance.now();
     const { indexed } = await Indexer.catchUp(db, {
+      model: BENCH_MODEL,
       tenantId: loaded.tenantId,
       limit: stored,
       budgetMs: Number.POSITIVE_INFINITY,

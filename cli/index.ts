@@ -148,7 +148,8 @@ program
       `removed ${r.rateLimits} rate-limit rows, ${r.cache} cache entries, ${r.ingestions} ingestion records, ` +
         `${r.expiredDocuments} expired documents, ${r.deletedDocuments} deleted documents, ${r.searchTerms} empty keyword statistics; ` +
         `indexed ${report.indexed} chunks, ` +
-        `re-embedded ${report.reembedded} chunks ` +
+        `re-embedded ${report.reembedded} chunks, ` +
+        `dropped ${report.droppedIndexes.length} unused HNSW indexes ` +
         `(${report.tookMs} ms${report.complete ? "" : ", more left for the next run"})`,
     );
   });

@@ -8,7 +8,9 @@ import * as Auth from "../core/auth";
 import { type Config, config } from "../core/config";
 import { type Db, openDb, useDb } from "../core/db";
 import { migrate } from "../core/db/migrate";
+import * as Reembed from "../core/embedding/reembed";
 import { EngramError } from "../core/error";
+import * as Hnsw from "../core/search/hnsw";
 
 export const LOCAL_TENANT = "local";
 
@@ -49,7 +51,7 @@ export function removeServerLock(cfg: Config = config()) {
   if (cfg.database.driver === "pglite") rmSync(lockPath(cfg), { force: true });
 }
 
-/** Opens and migrates the configured database, refusing an embedded folder a server holds. */
+/** Opens and migrates the configured database (with its model's HNSW index), refusing an embedded folder a server holds. */
 export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   const server = runningServer(cfg);
   if (server) {
@@ -63,6 +65,8 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   const db = await openDb(cfg.database);
   try {
     await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig });
+    // The configured model's HNSW index, before anything searches or indexes its vectors (`engram migrate` at deploy).
+    await Hnsw.ensure(db, Reembed.active().model);
   } catch (error) {
     await db.close().catch(() => {});
     throw error;

@@ -25,7 +25,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
   const extra: Extra = async (req, res) => (await admin(req, res)) || site.extra(req, res);
   const server = await startServer({ port: cfg.port, host: options.host, extra });
   writeServerLock(server.url, cfg);
-  const indexer = Indexer.inBackground(db);
+  const indexer = Indexer.inBackground(db, { model: embedder.model });
   // Embedded PGlite has no autovacuum: keep the planner's statistics as the corpus grows.
   const statistics = Background.repeat("statistics", 5_000, async () => {
     await Statistics.refresh(db);

@@ -1,9 +1,9 @@
 import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";
-import { OFFLINE_MODEL } from "../embedding/offline";
 import * as Reembed from "../embedding/reembed";
 import { log } from "../log";
+import * as Hnsw from "../search/hnsw";
 import * as Indexer from "../search/indexer";
 
 export interface Options {
@@ -27,8 +27,10 @@ export interface Report {
   };
   /** Chunks moved into the HNSW index (core/search/indexer.ts), after the deletions, in the time left. */
   indexed: number;
-  /** Chunks moved to the active embedding model by unfinished re-embeddings (core/embedding/reembed.ts), last. */
+  /** Chunks moved to the active embedding model by unfinished re-embeddings (core/embedding/reembed.ts). */
   reembedded: number;
+  /** HNSW indexes dropped, last: those of models no chunk uses any more (core/search/hnsw.ts). */
+  droppedIndexes: string[];
   /** False when the time budget ran out with work left. */
   complete: boolean;
   tookMs: number;
@@ -122,14 +124,19 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
     removed.searchTerms += n;
     if (n < batchSize) break;
   }
+  const model = Reembed.active().model;
   const index = await Indexer.catchUp(db, {
+    model,
     budgetMs: termsLeft ? 0 : Math.max(0, budgetMs - (performance.now() - started)),
   });
-  const reembed = await continueReembedding(db, index.complete ? budgetMs - (performance.now() - started) : 0);
+  const reembed = await continueReembedding(db, model, index.complete ? budgetMs - (performance.now() - started) : 0);
+  // After the re-embedding, so a switch that just finished frees its old model's graph in the same run.
+  const droppedIndexes = await Hnsw.retire(db, model);
   const report: Report = {
     removed,
     indexed: index.indexed,
     reembedded: reembed.reembedded,
+    droppedIndexes,
     complete: !termsLeft && index.complete && reembed.complete,
     tookMs: Math.round(performance.now() - started),
   };
@@ -137,6 +144,7 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
     ...removed,
     indexed: index.indexed,
     reembedded: reembed.reembedded,
+    droppedIndexes,
     complete: report.complete,
     tookMs: report.tookMs,
   });
@@ -144,9 +152,11 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
 }
 
 /** Continues re-embeddings `engram reembed` started and did not finish, in the time left (none: only checks). */
-async function continueReembedding(db: Db, budgetMs: number): Promise<{ reembedded: number; complete: boolean }> {
-  const cfg = config().embedding;
-  const model = cfg.provider === "openai" ? cfg.model : OFFLINE_MODEL;
+async function continueReembedding(
+  db: Db,
+  model: string,
+  budgetMs: number,
+): Promise<{ reembedded: number; complete: boolean }> {
   if (!(await Reembed.unfinished(db, model)).length) return { reembedded: 0, complete: true };
   if (budgetMs <= 0) return { reembedded: 0, complete: false };
   // Loaded only with work to do: the embedder brings the OpenAI SDK.

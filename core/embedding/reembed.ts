@@ -7,7 +7,7 @@ import { arr, type Db, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import { EngramError, upstreamError } from "../error";
 import { log } from "../log";
-import * as Indexer from "../search/indexer";
+import * as Hnsw from "../search/hnsw";
 import * as Tokens from "../tokens";
 import { OFFLINE_MODEL } from "./offline";
 import type { Embedder } from "./types";
@@ -28,10 +28,10 @@ import type { Embedder } from "./types";
  *   for this tenant is not embedded again; its vector is copied (`chunks_reuse`).
  * - Rate limits: the embedder's own retries honour 429 and Retry-After (core/provider/retry.ts); when they give up, the
  *   run stops cleanly, records the error and says how much is left.
- * - Re-embedded chunks go straight into the HNSW index, in the batch's own statement: one new row version per
- *   chunk, where writing them `indexed = false` for the indexer to flip made two (twice the dead rows, so twice the
- *   autovacuums, each a pass over the whole graph) for the same inserts. Search reads the old versions meanwhile.
- *   The inserts are most of a batch's time; docs/search.md has the profile and why the graph is not built in bulk.
+ * - Re-embedded chunks go straight into the new model's own HNSW index (core/search/hnsw.ts), in the batch's own
+ *   statement: one new row version per chunk, where writing them `indexed = false` for the indexer to flip made two
+ *   (twice the dead rows, so twice the autovacuums) for the same inserts. That graph starts empty and holds only the
+ *   new model's vectors; the old model's is not touched. The inserts are most of a batch's time (docs/search.md).
  */
 
 export interface Options {
@@ -230,6 +230,8 @@ export async function run(db: Db, options: Options): Promise<Report> {
     return report;
   }
 
+  // Its vectors go straight into its own graph (below), which must exist first: built before the lease is taken.
+  await Hnsw.ensure(db, model);
   // Take the tenant's lease (a new model starts the record over); nothing comes back while another run holds it.
   const [lease] = await db.query<{ ok: boolean }>(sql`
     insert into embedding_state as s (tenant_id, model, dimensions, runner, lease_until)
@@ -251,7 +253,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
     return { ...report, stopped: "busy", busyUntil: other ? new Date(other.until).toISOString() : undefined };
   }
 
-  const hnsw = await Indexer.enabled(db);
+  const hnsw = (await Hnsw.available(db)) !== undefined;
   try {
     while (report.reembedded < limit) {
       if (performance.now() - started >= budgetMs) {

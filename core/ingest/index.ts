@@ -105,7 +105,12 @@ export async function run(
   // exactly (~2 µs a chunk), so past INDEX_BACKLOG_MAX an ingest indexes as many chunks as were added since the
   // last count before it answers: bursts are stored at full speed, a sustained stream slows to the index's pace.
   if (waiting !== undefined && waiting > max) {
-    await Indexer.catchUp(db, { tenantId: tenant, limit: added, budgetMs: Number.POSITIVE_INFINITY });
+    await Indexer.catchUp(db, {
+      model: (options.embedder ?? defaultEmbedder()).model,
+      tenantId: tenant,
+      limit: added,
+      budgetMs: Number.POSITIVE_INFINITY,
+    });
   }
   return result;
 }

@@ -1,9 +1,11 @@
 import { sql } from "drizzle-orm";
 import * as Background from "../background";
-import { type Db, perDb, type Query } from "../db";
+import type { Db, Query } from "../db";
+import * as Reembed from "../embedding/reembed";
+import * as Hnsw from "./hnsw";
 
 /**
- * Moves chunks into the HNSW index (migrations/0005): new chunks are stored `indexed = false`,
+ * Moves chunks into their model's HNSW index (migrations/0005, ./hnsw.ts): new chunks are stored `indexed = false`,
  * outside the partial index, so an ingest does not pay the index's insert cost (milliseconds a
  * 1,536-dimension row); search scans them exactly until this flips them, which inserts them into
  * the graph. Run by the local server in the background, by the cleanup cron, by `engram index`,
@@ -11,6 +13,8 @@ import { type Db, perDb, type Query } from "../db";
  */
 
 export interface Options {
+  /** The active model, whose HNSW index must exist before its chunks are flipped; default: the configured one. */
+  model?: string;
   /** Only this tenant's chunks (an ingest catching up on its own backlog). */
   tenantId?: string;
   /** Stop after this many chunks. */
@@ -27,13 +31,8 @@ export interface Report {
   complete: boolean;
 }
 
-/** Whether this database has the HNSW index (not on PGlite, nor above 4,000 dimensions: search is exact there). */
-export const enabled = perDb((db) =>
-  db
-    .query<{ yes: boolean }>(sql`
-      select exists (select 1 from pg_indexes where schemaname = current_schema() and indexname = 'chunks_embedding') as yes`)
-    .then(([row]) => row?.yes === true),
-);
+/** Whether this database has HNSW indexes (not on PGlite, nor above 4,000 dimensions: search is exact there). */
+export const enabled = async (db: Db): Promise<boolean> => (await Hnsw.available(db)) !== undefined;
 
 /**
  * Indexes pending chunks in batches until none are left, the limit is reached or the time is up.
@@ -42,6 +41,8 @@ export const enabled = perDb((db) =>
  */
 export async function catchUp(db: Db, options: Options = {}): Promise<Report> {
   if (!(await enabled(db))) return { indexed: 0, complete: true };
+  // Flipped into a model's graph that does not exist yet, its chunks would be searched by a scan of every one.
+  await Hnsw.ensure(db, options.model ?? Reembed.active().model);
   const batchSize = options.batchSize ?? 200;
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   const budgetMs = options.budgetMs ?? 30_000;
@@ -74,8 +75,11 @@ export function backlogQuery(tenantId: string, atMost: number): Query {
  * Keeps catching up while the process lives (the local server; Lambdas rely on the cron and on
  * ingests): a pass every `everyMs`, each within `budgetMs`. `stop` waits for the pass under way.
  */
-export function inBackground(db: Db, options: { everyMs?: number; budgetMs?: number } = {}): Background.Background {
+export function inBackground(
+  db: Db,
+  options: { model?: string; everyMs?: number; budgetMs?: number } = {},
+): Background.Background {
   return Background.repeat("indexer", options.everyMs ?? 2_000, async () => {
-    await catchUp(db, { budgetMs: options.budgetMs ?? 5_000 });
+    await catchUp(db, { model: options.model, budgetMs: options.budgetMs ?? 5_000 });
   });
 }

@@ -31,8 +31,8 @@ export function settings(efSearch: number): Record<string, string> {
  * Exact scan when the scope's candidates number at most max(SEARCH_EXACT_SCAN_CHUNKS, sqrt(60 * N)) (N from
  * pg_class), else the HNSW index with pgvector's iterative scan, where that bound is where the two cost the same;
  * an exact scan fills in when the index scan comes back short, and chunks not yet indexed are always scanned
- * exactly beside it. PGlite has no HNSW index: always exact. The measurements behind the bound and the
- * behaviour during a model switch: docs/search.md, "Vector leg: exact scan or HNSW index".
+ * exactly beside it. PGlite has no HNSW index: always exact. The measurements behind the bound: docs/search.md,
+ * "Vector leg: exact scan or HNSW index"; each model's own graph: "The index: one HNSW graph per model".
  */
 export function vectorCandidates(
   literal: string,
@@ -66,13 +66,6 @@ export function vectorCandidates(
       select 1 from (
         select sum(chunk_count) over (rows between unbounded preceding and current row) as running from scoped) x
       where running > (select t from bound))`;
-  // Mid-switch (stale chunks in scope, from the `stale` CTE), the HNSW graph still holds the old model's vectors
-  // and a scan for the few of the active model would wade through them: while those number at most the bound,
-  // scan them exactly instead (found through `chunks_reuse`: tenant, model). With nothing stale, never evaluated.
-  const activeLarge = sql`(case when (select n from stale) = 0 then true else (
-      select count(*) from (
-        select 1 from chunks c where ${where.chunks} and c.embedding_model = ${model}
-        limit (select t from bound) + 1) a) > (select t from bound) end)`;
   const approxCount = sql`(select count(*) from approx)`;
   return [
     q,
@@ -80,8 +73,9 @@ export function vectorCandidates(
       select greatest(${minExact}, sqrt(60 * greatest(reltuples, 0)))::int as t from pg_class where oid = 'chunks'::regclass)`,
     ...(strategy === "index"
       ? [sql`probe as materialized (select true as large)`]
-      : [scoped, sql`probe as materialized (select ${large} and ${activeLarge} as large)`]),
-    // Indexed chunks through the (partial) HNSW index; chunks not yet indexed (migrations/0005) by exact scan
+      : [scoped, sql`probe as materialized (select ${large} as large)`]),
+    // Indexed chunks through the active model's own HNSW index (core/search/hnsw.ts: its predicate is `indexed` and
+    // the model, which this `where` implies once the plan has the values); chunks not yet indexed (migrations/0005) by exact scan
     // through `chunks_pending`, so a chunk is found from the moment its ingest commits.
     sql`approx as materialized (
       select c.id, c.embedding <=> (select v from q) as distance

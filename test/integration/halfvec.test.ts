@@ -15,6 +15,7 @@ import { createOpenAIEmbedder } from "../../core/embedding/openai";
 import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
+import * as Hnsw from "../../core/search/hnsw";
 import * as Indexer from "../../core/search/indexer";
 import { callerFor, createDatabase, DRIVERS, dropDatabase, freshDb, pgUrl, type TestDb } from "../../kit/db";
 import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
@@ -97,7 +98,7 @@ describe.each(DRIVERS)("a 3,072-dimension model on %s", (driver) => {
 
   it("finds it through the HNSW index once the indexer has run (PGlite has none: exact scans)", async () => {
     expect(await Indexer.enabled(t.db)).toBe(driver !== "pglite");
-    await Indexer.catchUp(t.db, { budgetMs: 60_000 });
+    await Indexer.catchUp(t.db, { model: LARGE, budgetMs: 60_000 });
     const found = await Search.query(
       t.db,
       caller,
@@ -116,7 +117,7 @@ describe("the search statement on pg", () => {
     t = await freshDb("pg", { dimensions: DIMS });
     caller = await callerFor(t.db, "large");
     await Ingest.run(t.db, caller, docs("m", 12), { embedder: embedder() });
-    await Indexer.catchUp(t.db, { budgetMs: 60_000 });
+    await Indexer.catchUp(t.db, { model: LARGE, budgetMs: 60_000 });
   }, 120_000);
   afterAll(() => t?.close());
 
@@ -157,7 +158,7 @@ describe("the search statement on pg", () => {
         .map((r) => r["QUERY PLAN"])
         .join("\n");
       await client.query("rollback");
-      expect(plan).toMatch(/Index Scan using chunks_embedding on chunks/);
+      expect(plan).toContain(`Index Scan using ${Hnsw.name(LARGE)} on chunks`);
     } finally {
       await client.end();
     }
@@ -195,6 +196,12 @@ describe("a database made before migration 0015 with 3,072 dimensions (pg)", () 
       expect(await migrate(db, settings)).toContain("0015_halfvec");
       expect(await columnType(db)).toBe("halfvec(3072)");
       expect(await Indexer.enabled(db)).toBe(true);
+      // The shared index 0015 built is replaced by the model's own, of the column's type.
+      await Hnsw.ensure(db, LARGE);
+      const [index] = await db.query<{ def: string | null; shared: boolean }>(
+        sql`select pg_get_indexdef(to_regclass(${Hnsw.name(LARGE)})) as def, to_regclass('chunks_embedding') is not null as shared`,
+      );
+      expect(index).toEqual({ def: expect.stringContaining("halfvec_cosine_ops"), shared: false });
       const [storage] = await db.query<{ s: string }>(
         sql`select attstorage as s from pg_attribute where attrelid = 'chunks'::regclass and attname = 'embedding'`,
       );
