@@ -4,7 +4,7 @@
  * The server is kit/postgres.ts's.
  */
 import type { Caller } from "../core/auth";
-import type { Db, DriverName } from "../core/db";
+import type { Db, DriverName, Query, QueryOptions, Statement } from "../core/db";
 import { migrate } from "../core/db/migrate";
 import { createNeonDb } from "../core/db/neon";
 import { createPgDb } from "../core/db/pg";
@@ -81,4 +81,27 @@ export async function freshDb(driver: DriverName, options: { dimensions?: number
 export async function callerFor(db: Db, tenant: string, userId = ""): Promise<Caller> {
   const row = await Tenant.ensure(db, tenant);
   return { tenantId: row.id, tenantName: row.name, keyPrefix: "egm_test0000", userId, rateLimits: row.rateLimits };
+}
+
+/**
+ * The plan of the search statement `search` sends through `db`, caught on its way and explained with its own
+ * settings. Sequential scans and sorts are switched off: a test table is cheaper to sort than to search through any
+ * index, so this shows which index could serve the order.
+ */
+export async function searchPlan(db: Db, search: (spy: Db) => Promise<unknown>): Promise<string> {
+  let caught: { statement: Statement; options?: QueryOptions } | undefined;
+  const spy: Db = {
+    ...db,
+    query: (query: Query, options?: QueryOptions) => {
+      if ("name" in query && String(query.name).startsWith("search_")) caught = { statement: query, options };
+      return db.query(query, options);
+    },
+  };
+  await search(spy);
+  if (!caught) throw new Error("no search statement was sent");
+  const explained = await db.query<{ "QUERY PLAN": string }>(
+    { text: `explain (costs off) ${caught.statement.text}`, params: caught.statement.params },
+    { settings: { ...caught.options?.settings, enable_seqscan: "off", enable_sort: "off" } },
+  );
+  return explained.map((r) => r["QUERY PLAN"]).join("\n");
 }

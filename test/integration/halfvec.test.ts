@@ -4,11 +4,10 @@
  * served by the HNSW index on `pg`; a database made before 0015 with 3,072 dimensions is converted keeping its rows.
  */
 import { sql } from "drizzle-orm";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
-import type { Db, Query, QueryOptions, Statement } from "../../core/db";
+import type { Db } from "../../core/db";
 import { loadMigrations, migrate } from "../../core/db/migrate";
 import { createPgDb } from "../../core/db/pg";
 import { createOpenAIEmbedder } from "../../core/embedding/openai";
@@ -17,7 +16,16 @@ import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import * as Hnsw from "../../core/search/hnsw";
 import * as Indexer from "../../core/search/indexer";
-import { callerFor, createDatabase, DRIVERS, dropDatabase, freshDb, pgUrl, type TestDb } from "../../kit/db";
+import {
+  callerFor,
+  createDatabase,
+  DRIVERS,
+  dropDatabase,
+  freshDb,
+  pgUrl,
+  searchPlan,
+  type TestDb,
+} from "../../kit/db";
 import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 
 const LARGE = "text-embedding-3-large";
@@ -122,46 +130,16 @@ describe("the search statement on pg", () => {
   afterAll(() => t?.close());
 
   it("plans its vector leg on the halfvec HNSW index (EXPLAIN)", async () => {
-    // Engram's own statement, caught on its way to the database, then explained with the same settings.
-    let caught: { statement: Statement; options?: QueryOptions } | undefined;
-    const spy: Db = {
-      ...t.db,
-      query: (query: Query, options?: QueryOptions) => {
-        if ("name" in query && String(query.name).startsWith("search_")) caught = { statement: query, options };
-        return t.db.query(query, options);
-      },
-    };
-    await Search.query(
-      spy,
-      caller,
-      Search.SearchRequest.parse({ query: "Memo m3 about the deploy number 3.", mode: "vector", topK: 3 }),
-      { embedder: embedder(), strategy: "index" },
+    // The HNSW index can serve the order only when the query's type is the column's.
+    const plan = await searchPlan(t.db, (spy) =>
+      Search.query(
+        spy,
+        caller,
+        Search.SearchRequest.parse({ query: "Memo m3 about the deploy number 3.", mode: "vector", topK: 3 }),
+        { embedder: embedder(), strategy: "index" },
+      ),
     );
-    expect(caught).toBeDefined();
-    const client = new pg.Client(t.url);
-    await client.connect();
-    try {
-      await client.query("begin");
-      for (const [name, value] of Object.entries(caught?.options?.settings ?? {})) {
-        await client.query("select set_config($1, $2, true)", [name, value]);
-      }
-      // A table of 30 rows is cheaper to sort than to search through any index: these make the planner show
-      // whether the HNSW index can serve the order at all, which it cannot when the query's type is not the column's.
-      await client.query("set local enable_seqscan = off");
-      await client.query("set local enable_sort = off");
-      const plan = (
-        await client.query<{ "QUERY PLAN": string }>(
-          `explain (costs off) ${caught?.statement.text}`,
-          caught?.statement.params as unknown[],
-        )
-      ).rows
-        .map((r) => r["QUERY PLAN"])
-        .join("\n");
-      await client.query("rollback");
-      expect(plan).toContain(`Index Scan using ${Hnsw.name(LARGE)} on chunks`);
-    } finally {
-      await client.end();
-    }
+    expect(plan).toContain(`Index Scan using ${Hnsw.name(LARGE)} on chunks`);
   });
 });
 
