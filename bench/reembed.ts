@@ -3,14 +3,15 @@
  * embedder by `Reembed.run` while searches run back to back on the same pool; the same searches idle before it (as
  * the loaded model's process runs them) and after it, once every chunk is of the active model and in the HNSW
  * index. The issue's bar: search p95 during the re-embed within 2x its idle p95. `--reembed-minutes=N` stops the
- * re-embed after N minutes (then only the idle figure before it exists); `--reembed-chunks=N` loads N chunks
+ * re-embed after N minutes (then only the idle figure before it exists); `--reembed-pace=N` sets its rest after each
+ * batch, in multiples of the batch's write (default REEMBED_PACE's, 1); `--reembed-chunks=N` loads N chunks
  * instead of 100,000 (5,000 with `--quick`). The row also splits the re-embed's time per batch into embedding, the
  * read and the write (whose HNSW inserts are most of it: docs/search.md), and gives the WAL it wrote and the load
  * average, without which no figure here means much on a shared machine.
  */
 import { loadavg } from "node:os";
 import pg from "pg";
-import { setConfig } from "../core/config";
+import { config, setConfig } from "../core/config";
 import { compile, type Db } from "../core/db";
 import { migrate } from "../core/db/migrate";
 import { createPgDb } from "../core/db/pg";
@@ -29,6 +30,8 @@ const flag = (name: string) =>
 const minutes = flag("reembed-minutes");
 /** `--reembed-chunks=N`: the corpus size (default 100,000; 5,000 with --quick). */
 const size = flag("reembed-chunks");
+/** `--reembed-pace=N`: the re-embed's pace (Reembed.Options.pace; default REEMBED_PACE's). */
+const pace = flag("reembed-pace");
 const load1 = () => round(loadavg()[0] ?? 0, 1);
 
 /** The re-embed's own statements timed by kind (the searches running beside it use the untimed Db). */
@@ -144,6 +147,7 @@ export async function benchReembed(opts: { quick: boolean }): Promise<Record<str
       tenantId: loaded.tenantId,
       embedder,
       batchSize: BATCH,
+      pace,
       onProgress,
       budgetMs,
     }).finally(() => {
@@ -168,7 +172,7 @@ export async function benchReembed(opts: { quick: boolean }): Promise<Record<str
     const a = idle.length ? summarize(idle) : undefined;
     return [
       {
-        scenario: "reembed, offline embedder, pg",
+        scenario: `reembed, offline embedder, pg, pace ${pace ?? config().embedding.reembedPace}`,
         chunks,
         "re-embedded": report.reembedded,
         "chunks/s": round(report.reembedded / seconds, 0),

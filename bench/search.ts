@@ -265,9 +265,9 @@ const rawParams = (scenario: Scenario, tenantId: string, q: Query) => [
 
 /**
  * What a competent engineer would hand-write for each case: one statement, prepared once per connection (as
- * Engram's are on `pg`), naming `c.indexed`, the partial HNSW index's predicate (the corpus is fully indexed), the
- * same settings set once per session, hybrid's keyword list ranking at most as many matches as Engram's does
- * (`HYBRID_KEYWORD_MATCHES`), the nearest chunks by the index-served
+ * Engram's are on `pg`), naming the loaded model's HNSW index predicate (`c.indexed` and the model: the corpus is
+ * fully indexed), the same settings set once per session, hybrid's keyword list ranking at most as many matches as
+ * Engram's does (`HYBRID_KEYWORD_MATCHES`), the nearest chunks by the index-served
  * `ORDER BY embedding <=> q LIMIT k` re-sorted (pgvector's relaxed iterative scan), joined rows returned.
  */
 function rawSql(scenario: Scenario): string {
@@ -276,12 +276,12 @@ function rawSql(scenario: Scenario): string {
     return `select * from (
               select ${columns}, c.embedding <=> $1::vector as distance
               from chunks c join documents d on d.key = c.document_key
-              where c.indexed and ${scopeSql(scenario)}
+              where c.indexed and c.embedding_model = '${BENCH_MODEL}' and ${scopeSql(scenario)}
               order by c.embedding <=> $1::vector limit ${K}) s
             order by distance`;
   }
   return `with v as (select c.id, row_number() over (order by c.embedding <=> $1::vector) as r from chunks c
-                     join documents d on d.key = c.document_key where c.indexed and ${scopeSql(scenario)}
+                     join documents d on d.key = c.document_key where c.indexed and c.embedding_model = '${BENCH_MODEL}' and ${scopeSql(scenario)}
                      order by c.embedding <=> $1::vector limit ${4 * K}),
                q as (select replace(plainto_tsquery('english', $4)::text, ' & ', ' | ')::tsquery as q),
                m as (select c.id, c.tsv from chunks c join documents d on d.key = c.document_key

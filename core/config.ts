@@ -36,6 +36,7 @@ const schema = z.object({
   EMBEDDING_PROVIDER: z.optional(z.enum(["openai", "offline"])),
   EMBEDDING_MODEL: z._default(z.string().check(z.minLength(1)), "text-embedding-3-small"),
   EMBEDDING_DIMENSIONS: z._default(int(2, 16000), 1536),
+  REEMBED_PACE: z._default(z.coerce.number().check(z.gte(0), z.lte(100)), 1),
   CHAT_PROVIDER: z.optional(z.enum(["openai", "extractive"])),
   CHAT_MODEL: z._default(z.string().check(z.minLength(1)), "gpt-4o-mini"),
   OPENAI_TIMEOUT_MS: z._default(int(100, 600_000), 30_000),
@@ -107,7 +108,13 @@ export interface Config {
   /** Per tenant, across processes (core/admission): ingests, and request bytes of ingests, in flight at once. */
   ingestAdmission: { concurrency: number; bytes: number };
   openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
-  embedding: { provider: "openai" | "offline"; model: string; dimensions: number };
+  embedding: {
+    provider: "openai" | "offline";
+    model: string;
+    dimensions: number;
+    /** A re-embed rests this many times as long as each batch's write took (core/embedding/reembed.ts). */
+    reembedPace: number;
+  };
   chat: {
     provider: "openai" | "extractive";
     model: string;
@@ -237,6 +244,7 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       provider: embeddingProvider,
       model: e.EMBEDDING_MODEL,
       dimensions: e.EMBEDDING_DIMENSIONS,
+      reembedPace: e.REEMBED_PACE,
     },
     chat: {
       provider: chatProvider,

@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { sql } from "drizzle-orm";
 import * as Background from "../background";
 import { embeddingText } from "../chunk/context";
@@ -40,6 +41,12 @@ export interface Options {
   embedder: Embedder;
   /** Chunks per batch (one embedding call, one write). Default 256: larger batches measured no faster (docs/search.md). */
   batchSize?: number;
+  /**
+   * After each batch, rest `pace` times as long as its write took. The write is the database's work (its HNSW
+   * inserts, a core's worth), so at 1 a re-embed takes at most about half of what it would, and the searches on
+   * that database keep their share; 0: no rest. Default REEMBED_PACE (1). Measured: docs/search.md.
+   */
+  pace?: number;
   /** Stop starting new batches after this long. Default: no limit. */
   budgetMs?: number;
   /** Stop after this many chunks (tests, bounded steps). */
@@ -221,6 +228,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
   const leaseMs = options.leaseMs ?? 2 * 60_000;
   const budgetMs = options.budgetMs ?? Number.POSITIVE_INFINITY;
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  const pace = options.pace ?? config().embedding.reembedPace;
   const runner = randomUUID();
   const started = performance.now();
   const stale = await pending(db, tenantId, model);
@@ -269,6 +277,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
       report.tokens += moved.tokens;
       options.onProgress?.({ done: report.reembedded, total: stale });
       if (moved.claimed < want) break;
+      if (pace > 0) await rest(moved.writeMs * pace, options.signal);
     }
     if (report.reembedded >= limit && report.stopped === undefined) report.stopped = "limit";
   } catch (error) {
@@ -297,7 +306,12 @@ async function finish(db: Db, tenantId: string, model: string, dimensions: numbe
     where ${runner === undefined ? sql`(s.lease_until is null or s.lease_until < now())` : sql`s.runner = ${runner}`}`);
 }
 
+/** Waits `ms`, or until `signal` aborts (then the loop's next check throws). */
+const rest = (ms: number, signal: AbortSignal | undefined) => sleep(ms, undefined, { signal }).catch(() => {});
+
 interface Moved {
+  /** How long the batch's write statement took. */
+  writeMs: number;
   claimed: number;
   n: number;
   reused: number;
@@ -331,7 +345,7 @@ async function batch(
             and k.content_hash = c.content_hash offset 0) as known
       from chunks c where ${staleFor(tenantId, model)}
       limit ${want}`);
-    if (!rows.length) return { claimed: 0, n: 0, reused: 0, tokens: 0, lost: false };
+    if (!rows.length) return { writeMs: 0, claimed: 0, n: 0, reused: 0, tokens: 0, lost: false };
     const texts = new Map<string, string>();
     for (const r of rows) if (!r.known && !texts.has(r.hash)) texts.set(r.hash, embeddingText(r.context, r.content));
     let tokens = 0;
@@ -361,6 +375,7 @@ async function batch(
     // Chunks that cost no embedding call: their text had a vector of this model, or came earlier in the batch.
     const reused = rows.length - texts.size;
     try {
+      const writing = performance.now();
       const [row] = await db.query<{ n: number; held: boolean }>(sql`
         with held as (
           select 1 from embedding_state where tenant_id = ${tenantId} and runner = ${runner} and lease_until > now() for update),
@@ -381,7 +396,8 @@ async function batch(
         select (select count(*)::int from moved) as n, exists (select 1 from held) as held,
                (select count(*)::int from progress) as recorded`);
       const n = Number(row?.n ?? 0);
-      return { claimed: rows.length, n, reused: Math.min(reused, n), tokens, lost: row?.held !== true };
+      const writeMs = performance.now() - writing;
+      return { writeMs, claimed: rows.length, n, reused: Math.min(reused, n), tokens, lost: row?.held !== true };
     } catch (error) {
       // A vector meant for reuse was purged (its document deleted) between the read and the write: read again.
       if (attempt < 3 && sqlState(error) === "23502") continue;

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
-import type { Db } from "../../core/db";
+import { compile, type Db } from "../../core/db";
 import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
@@ -319,5 +319,47 @@ describe("re-embedding against an OpenAI-compatible server (pg)", () => {
     expect(rest).toMatchObject({ reembedded: 20, remaining: 0 });
     expect(server.stats.embeddedInputs - inputs).toBe(20);
     expect(await models(t.db)).toEqual({ "text-embedding-3-small": 30 });
+  });
+});
+
+describe("pacing a re-embed (pg)", () => {
+  let t: TestDb;
+  beforeAll(async () => {
+    t = await freshDb("pg", { dimensions: DIMS });
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  /** The database with each re-embed write (the statement that moves a batch) made 100 ms slower. */
+  const slowWrites = (db: Db): Db => ({
+    ...db,
+    query: (async (query, options) => {
+      const rows = await db.query(query, options);
+      if (compile(query).text.includes("with held")) await new Promise((r) => setTimeout(r, 100));
+      return rows;
+    }) as Db["query"],
+  });
+
+  it("rests `pace` times as long as each batch's write took, and not at all at pace 0", async () => {
+    const old = model("model-old");
+    const timed = async (tenant: string, pace: number) => {
+      const caller = await callerFor(t.db, tenant);
+      await Ingest.run(t.db, caller, docs(tenant, 30), { embedder: old.embedder });
+      const started = performance.now();
+      const report = await Reembed.run(slowWrites(t.db), {
+        tenantId: caller.tenantId,
+        embedder: model("model-new").embedder,
+        batchSize: 10,
+        pace,
+      });
+      expect(report).toMatchObject({ reembedded: 30, remaining: 0 });
+      return performance.now() - started;
+    };
+
+    const unpaced = await timed("p0", 0);
+    const paced = await timed("p3", 3);
+
+    // Three batches, each write at least 100 ms, each followed by a rest of three times that.
+    expect(paced).toBeGreaterThanOrEqual(3 * 100 + 3 * 300);
+    expect(paced - unpaced).toBeGreaterThanOrEqual(3 * 300 - 50);
   });
 });
