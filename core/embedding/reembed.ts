@@ -277,7 +277,8 @@ export async function run(db: Db, options: Options): Promise<Report> {
       report.tokens += moved.tokens;
       options.onProgress?.({ done: report.reembedded, total: stale });
       if (moved.claimed < want) break;
-      if (pace > 0) await rest(moved.writeMs * pace, options.signal);
+      // Never as long as the lease, which the next batch's write renews.
+      if (pace > 0) await rest(Math.min(moved.writeMs * pace, leaseMs / 2), options.signal);
     }
     if (report.reembedded >= limit && report.stopped === undefined) report.stopped = "limit";
   } catch (error) {
