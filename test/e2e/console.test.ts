@@ -589,7 +589,7 @@ describe("the console", () => {
     await search(p, "anything");
     await search(p, "anything");
     await expect
-      .poll(() => p.getByRole("definition").filter({ hasText: "default: 0 of 2 left per 60 s" }).count())
+      .poll(() => p.getByRole("definition").filter({ hasText: "search: 0 of 2 left per 60 s" }).count())
       .toBe(1);
     await p.getByTestId("search-query").fill("once more");
     await p.getByRole("button", { name: "Search", exact: true }).click();
