@@ -48,24 +48,32 @@ export const available = perDb(async (db): Promise<string | undefined> => {
   return undefined;
 });
 
-/** Per database, the models whose index this process has made sure of (a failure is forgotten: the next call tries again). */
-const ensured = perDb(async () => new Map<string, Promise<void>>());
+/**
+ * Per database, the models whose index this process has made sure of, and when (a failure is forgotten: the next
+ * call tries again). Another process's cleanup can drop an index this one still believes in (its model had no
+ * chunk left), so the belief lasts ENSURED_MS: then one catalog read checks it again, and a dropped index is rebuilt.
+ */
+const ensured = perDb(async () => new Map<string, { done: Promise<void>; at: number }>());
+
+/** How long a made-sure index is trusted without looking (the indexer calls `ensure` every pass). */
+export const ENSURED_MS = 60_000;
 
 /**
  * Makes sure `model`'s index exists and is valid, building it (concurrently) when not: call it before vectors of the
  * model are flipped `indexed`. The first time on a database that still has the shared index, every model its chunks
- * hold gets its own index first, then the shared one is dropped. Costs nothing after the first call per process.
+ * hold gets its own index first, then the shared one is dropped. Costs one catalog read a minute after the first call.
  */
-export async function ensure(db: Db, model: string): Promise<void> {
+export async function ensure(db: Db, model: string, now = Date.now()): Promise<void> {
   const opclass = await available(db);
   if (!opclass) return;
   const known = await ensured(db);
-  let done = known.get(model);
-  if (!done) {
-    done = replaceShared(db, opclass, model).then(() => build(db, opclass, model));
-    done.catch(() => known.delete(model));
-    known.set(model, done);
-  }
+  const entry = known.get(model);
+  if (entry && now - entry.at < ENSURED_MS) return entry.done;
+  const done = (entry ? Promise.resolve() : replaceShared(db, opclass, model)).then(() => build(db, opclass, model));
+  done.catch(() => {
+    if (known.get(model)?.done === done) known.delete(model);
+  });
+  known.set(model, { done, at: now });
   return done;
 }
 

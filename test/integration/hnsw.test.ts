@@ -135,6 +135,22 @@ describe.each(DRIVERS.filter((d) => d !== "pglite"))("an HNSW index per model on
     await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: renamed("model-a") });
     expect((await indexes(t.db))[Hnsw.name("model-a")]?.valid).toBe(true);
   });
+
+  it("an index another process's cleanup dropped is rebuilt once this process's belief in it lapses", async () => {
+    const elsewhere = another(t);
+    try {
+      await Hnsw.ensure(elsewhere, "model-d");
+      expect((await indexes(t.db))[Hnsw.name("model-d")]?.valid).toBe(true);
+      // Another process's cleanup saw no chunk of model-d and dropped its graph.
+      expect(await Hnsw.retire(t.db, OFFLINE_MODEL)).toContain(Hnsw.name("model-d"));
+      await Hnsw.ensure(elsewhere, "model-d");
+      expect((await indexes(t.db))[Hnsw.name("model-d")]).toBeUndefined();
+      await Hnsw.ensure(elsewhere, "model-d", Date.now() + Hnsw.ENSURED_MS);
+      expect((await indexes(t.db))[Hnsw.name("model-d")]?.valid).toBe(true);
+    } finally {
+      await elsewhere.close();
+    }
+  });
 });
 
 describe("an invalid index another process is still building (pg)", () => {
