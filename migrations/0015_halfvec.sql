@@ -1,8 +1,8 @@
 -- Models above 2,000 dimensions (#17): pgvector's HNSW index takes at most 2,000 dimensions of `vector` but
 -- 4,000 of `halfvec` (16-bit floats), so such databases store their chunks' embeddings as `halfvec`
 -- (text-embedding-3-large's 3,072 fit) and index them. At 2,000 dimensions or fewer the column stays `vector`:
--- at 1,536, `halfvec` had the same recall@10 and half the index (391 against 781 MB at 100,000 chunks) but no speed
--- difference measurable on a busy machine, and PGlite's is unmeasured (bench/halfvec.ts, docs/search.md).
+-- at 1,536, `halfvec` had the same recall@10 and half the index (391 against 781 MB at 100,000 chunks) but slower
+-- exact scans and hybrid searches (p95 13.8 against 9.8 ms) on a quiet machine (bench/halfvec.ts, docs/search.md).
 --
 -- A database made before this migration with more than 2,000 dimensions (exact scans only until now) is
 -- rewritten here, once, under the table's lock, and its index built: rare, and blocking for the time it takes.
