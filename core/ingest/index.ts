@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { isDeepStrictEqual } from "node:util";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import { contexts, embeddingText } from "../chunk/context";
@@ -34,6 +35,9 @@ interface Existing {
   conversationId: string | null;
   chunkCount: number;
   live: boolean;
+  /** The TTL its expiry was last set with (expiry minus last write, both the same transaction's `now()`), or null. */
+  ttlSeconds: number | null;
+  expiring: boolean;
 }
 
 interface Planned {
@@ -65,7 +69,8 @@ const CHUNKING = "3";
 const documentHash = (content: string, title: string | undefined) =>
   contentHash(`${CHUNKING}\u0000${title ?? ""}\u0000${content}`);
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+// Deep equality, whatever the order of object keys: jsonb gives metadata back in its own key order.
+const same = (a: unknown, b: unknown) => isDeepStrictEqual(a ?? null, b ?? null);
 
 export interface RunOptions {
   embedder?: Embedder;
@@ -169,7 +174,8 @@ export async function prepare(
       await db.query<Existing>(sql`
         select id, content_hash as "contentHash", title, source, metadata, importance,
                conversation_id as "conversationId", chunk_count as "chunkCount",
-               (deleted_at is null and (expires_at is null or expires_at > now())) as live
+               (deleted_at is null and (expires_at is null or expires_at > now())) as live,
+               extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds", expires_at is not null as expiring
         from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`)
     ).map((row) => [row.id, row]),
   );
@@ -186,7 +192,10 @@ export async function prepare(
       same(old.metadata, input.metadata ?? {}) &&
       old.importance === (input.importance ?? 5) &&
       same(old.conversationId, input.conversationId ?? null) &&
-      input.ttlSeconds === undefined;
+      // The same TTL again (a retried request) keeps the expiry it set; removing one that exists is a change.
+      (options.clearExpiry
+        ? !old.expiring
+        : input.ttlSeconds === undefined || Number(old.ttlSeconds) === input.ttlSeconds);
     if (contentSame && fieldsSame) return { id, input, hash, status: "unchanged", chunkCount: old.chunkCount };
     const status: DocumentStatus = old?.live ? "updated" : "created";
     if (contentSame && old) return { id, input, hash, status, chunkCount: old.chunkCount };
@@ -286,8 +295,8 @@ export async function prepare(
   }
   if (options.clearExpiry) {
     statements.push(sql`
-      update documents set expires_at = null
-      where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)}::text[])`);
+      update documents set expires_at = null, updated_at = now()
+      where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)}::text[]) and expires_at is not null`);
   }
   statements.push(sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)

@@ -233,8 +233,35 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(changed.totals.embedded).toBeLessThan(changed.totals.chunks);
     expect(changed.expiresAt).not.toBeNull();
 
+    const writtenAt = async () =>
+      (await t.db.query<{ at: string }>(sql`select updated_at::text as at from documents where id = 'patchme'`))[0]?.at;
+    const before = await writtenAt();
     const forever = await Ingest.patch(t.db, alice, "patchme", { ttlSeconds: null });
-    expect(forever.expiresAt).toBeNull();
+    expect(forever).toMatchObject({ expiresAt: null, status: "updated" });
+    expect(await writtenAt()).not.toBe(before);
+    expect((await Ingest.patch(t.db, alice, "patchme", { ttlSeconds: null })).status).toBe("unchanged");
+  });
+
+  it("is idempotent with a TTL and whatever the order of metadata keys", async () => {
+    const doc = {
+      id: "retried",
+      content: "Idempotency test about capybaras.",
+      ttlSeconds: 3600,
+      metadata: { topic: "x", a: 1 },
+    };
+    expect((await ingest(alice, [doc])).documents[0]?.status).toBe("created");
+    const first = await Document.get(t.db, alice, "retried", { track: false });
+    // A retry moments later changes nothing: the expiry stays the one the first request set.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await ingest(alice, [doc])).documents[0]?.status).toBe("unchanged");
+    expect((await ingest(alice, [{ ...doc, metadata: { a: 1, topic: "x" } }])).documents[0]?.status).toBe("unchanged");
+    const after = await Document.get(t.db, alice, "retried", { track: false });
+    expect([after.expiresAt, after.updatedAt]).toEqual([first.expiresAt, first.updatedAt]);
+    // Another TTL is a change, counted from now.
+    expect((await ingest(alice, [{ ...doc, ttlSeconds: 7200 }])).documents[0]?.status).toBe("updated");
+    const longer = await Document.get(t.db, alice, "retried", { track: false });
+    expect(Number(longer.expiresAt)).toBeGreaterThan(Number(first.expiresAt) + 3_000_000);
+    expect((await ingest(alice, [{ ...doc, metadata: { topic: "y", a: 1 } }])).documents[0]?.status).toBe("updated");
   });
 
   it("refuses to patch another user's or the shared space's document", async () => {
