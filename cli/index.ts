@@ -2,7 +2,9 @@
  * `engram` — the command line. Every command has --help; errors are one line and a
  * non-zero exit.
  */
-import { Command, CommanderError, Option } from "commander";
+import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
+import { $ZodError } from "zod/v4/core";
+import { fromZod } from "../core/api/http";
 import * as Auth from "../core/auth";
 import * as Cleanup from "../core/cleanup";
 import { config, setConfig, VERSION } from "../core/config";
@@ -17,7 +19,10 @@ import { LOCAL_TENANT, openLocalDb } from "./local";
 const program = new Command("engram")
   .description("Engram: memory and retrieval-augmented chat on Postgres + pgvector")
   .version(VERSION)
-  .showHelpAfterError("(run with --help for usage)")
+  // A usage error is one line, as every other error (commander's own hint would be a second).
+  .configureOutput({
+    outputError: (text, write) => write(`engram: ${text.trim().replace(/^error: /, "")} (run with --help for usage)\n`),
+  })
   .exitOverride();
 
 program
@@ -185,13 +190,15 @@ program
 function parsePort(value: string): number {
   const port = Number(value);
   if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new CommanderError(1, "engram.port", `invalid port: ${value}`);
+    throw new InvalidArgumentError("expected a port number, 0 to 65535");
   return port;
 }
 
 /** One line for a person, never a stack. */
 function describe(error: unknown): string {
   if (error instanceof EngramError) return error.code === "database.unavailable" ? databaseLine(error) : error.message;
+  // Input the CLI validates in-process (no server running): the HTTP API's own sentence for it.
+  if (error instanceof $ZodError) return fromZod(error).message;
   if (isConnectionError(error)) return databaseLine(error);
   return error instanceof Error ? error.message : String(error);
 }

@@ -98,7 +98,7 @@ export function zodDetails(error: $ZodError) {
 }
 
 /** A zod issue may carry its own product code and status (e.g. `document.too_large`, 413). */
-function fromZod(error: $ZodError): EngramError {
+export function fromZod(error: $ZodError): EngramError {
   const coded = error.issues.find((issue) => issue.code === "custom" && typeof issue.params?.code === "string");
   const params = coded?.code === "custom" ? (coded.params as { code: string; kind?: "too_large" }) : undefined;
   const first = error.issues[0];

@@ -90,6 +90,17 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stdout).toContain("Usage:");
     });
 
+    it.each([
+      [["start", "--port", "abc"], "argument 'abc' is invalid"],
+      [["search"], "missing required argument 'query'"],
+      [["search", "otters", "-k", "abc"], "Invalid request at topK"],
+    ])("%j: a usage error is one line and a non-zero exit", async (args, message) => {
+      const res = await engram(args);
+      expect(res.code).not.toBe(0);
+      expect(res.stderr.trim().split("\n")).toHaveLength(1);
+      expect(res.stderr).toContain(message);
+    });
+
     it("names the host in one line when DATABASE_URL points nowhere", async () => {
       const res = await engram(["keys", "list"], {
         DATABASE_URL: "postgres://postgres@127.0.0.1:1/nowhere",
