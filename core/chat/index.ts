@@ -102,7 +102,7 @@ function searchInput(request: ChatRequest, question: string): Search.SearchReque
     topK: request.topK,
     mode: "hybrid",
     filter: request.filter,
-    scope: "all",
+    scope: request.scope,
   });
 }
 

@@ -2,7 +2,7 @@
 
 import { UNSTORABLE } from "../db/text";
 import { Id } from "../document/schema";
-import { SearchFilter } from "../search/schema";
+import { Scope, SearchFilter } from "../search/schema";
 import * as z from "../zod";
 
 export const MAX_MESSAGES = 50;
@@ -85,6 +85,13 @@ const fields = {
     ._default(z.number().check(z.int(), z.gte(1), z.lte(50)), 5)
     .check(z.describe("Passages retrieved for the answer")),
   filter: z.optional(SearchFilter).check(z.describe("The same filter as POST /v1/search")),
+  scope: z
+    ._default(Scope, "all")
+    .check(
+      z.describe(
+        "Where passages come from, as in POST /v1/search: the caller's own space and the shared one (all), or one of them",
+      ),
+    ),
   stream: z._default(z.boolean(), false).check(z.describe("Answer as server-sent events: citations, deltas, done")),
   format: z
     .optional(z.enum(["ui-message-stream"]))

@@ -6,6 +6,7 @@ import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
+import * as Document from "../../core/document";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
@@ -125,6 +126,25 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
   }
 
   describe("chat with a model", () => {
+    it("retrieves from the scope it is given, as search does", async () => {
+      const shared = await callerFor(t.db, "acme");
+      const notice = "Shared notice: the rooftop garden opens at dawn for every member of staff.";
+      await Ingest.run(t.db, shared, [{ id: "rooftop", content: notice }]);
+      try {
+        const asked = async (scope: string) => {
+          const res = await ask({ messages: question("When does the rooftop garden open?"), scope });
+          expect(res.status).toBe(200);
+          return [...promptSources(lastChatRequest()).values()];
+        };
+        expect(await asked("shared")).toEqual([notice]);
+        expect((await asked("user")).some((source) => source.includes("rooftop"))).toBe(false);
+        expect(await asked("all")).toContain(notice);
+        expect((await ask({ messages: question("When?"), scope: "everyone" })).status).toBe(400);
+      } finally {
+        await Document.remove(t.db, shared, "rooftop", { hard: true });
+      }
+    });
+
     it("sends the retrieved chunks and the question to the model and answers with citations", async () => {
       const res = await ask({ messages: question("How many days do customers have to request a refund?") });
 
