@@ -11,7 +11,7 @@ import * as Ingest from "../core/ingest";
 import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
 import { type Client, connect, type Target } from "./client";
-import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
+import { collectFiles, type FileDocument, NOT_FOUND, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
 
 const MAX_BATCH_DOCS = 100;
@@ -148,6 +148,9 @@ export function registerDataCommands(program: Command): void {
     const seconds = (Date.now() - started) / 1000;
     const failed = skipped.filter((s) => s.failed).length;
     const summary = { ...totals, failed, skipped: skipped as Skipped[], seconds: Number(seconds.toFixed(2)) };
+    // A path named on the command line that does not exist is a mistake to report (the rest is still ingested);
+    // files that fail inside a folder are listed, and the run still succeeds.
+    if (skipped.some((s) => s.reason === NOT_FOUND && paths.includes(s.path))) process.exitCode = 1;
     if (options.json) return console.log(JSON.stringify(summary));
     console.log(
       `${totals.files} files, ${totals.documents} documents (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +

@@ -18,19 +18,22 @@ const EXTENSIONS = new Set<string>(Extract.EXTENSIONS);
 /** Refusals that mean "nothing here to ingest" rather than "this file is broken". */
 const NOTHING_TO_READ = new Set(["extract.unsupported_type", "extract.empty", "extract.no_text"]);
 
+/** The reason given for a path that does not exist. */
+export const NOT_FOUND = "not found";
+
 /** Every supported file under the given paths, sorted, with a reason for what is skipped. */
 export async function collectFiles(paths: string[]): Promise<{ files: string[]; skipped: Skipped[] }> {
   const files: string[] = [];
   const skipped: Skipped[] = [];
   const walk = async (path: string) => {
     const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-      skipped.push({ path, reason: error.code === "ENOENT" ? "not found" : `unreadable (${error.code})` });
+      skipped.push({ path, reason: error.code === "ENOENT" ? NOT_FOUND : `unreadable (${error.code})`, failed: true });
       return undefined;
     });
     if (!info) return;
     if (info.isDirectory()) {
       const entries = await readdir(path).catch(() => undefined);
-      if (!entries) return void skipped.push({ path, reason: "unreadable folder" });
+      if (!entries) return void skipped.push({ path, reason: "unreadable folder", failed: true });
       for (const entry of entries.sort())
         if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry));
     } else if (EXTENSIONS.has(extname(path).toLowerCase())) {

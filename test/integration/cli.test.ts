@@ -186,6 +186,16 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       );
     });
 
+    it("ingests what exists and exits non-zero when a path given does not", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-missing-"));
+      writeFileSync(join(dir, "here.txt"), "A note that exists.");
+      const missing = join(dir, "typo.md");
+      const res = await engram(["ingest", join(dir, "here.txt"), missing, "--tenant", "missing"]);
+      expect(res.code).toBe(1);
+      expect(res.stdout).toMatch(/^1 files, 1 documents \(1 created, .*0 skipped, 1 failed/);
+      expect(res.stdout).toContain(`failed ${missing}: not found`);
+    });
+
     it("stores a folder of many batches, several at once, and counts every file once", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-many-"));
       for (let i = 0; i < 730; i++) writeFileSync(join(dir, `n${i}.txt`), `Note ${i} about widget ${i % 13}.`);
