@@ -136,6 +136,17 @@ tenants
           .join(", ") || "defaults"
       }`,
     );
+    // A ceiling below one end user's own rate is raised to it where requests are decided (core/ratelimit/policy.ts).
+    for (const rateClass of RateLimit.CLASSES) {
+      const asked = now[RateLimit.ceilingName(rateClass)];
+      if (asked === undefined) continue;
+      const own = RateLimit.policyFor({ tenantId: "", rateLimits: now }, rateClass);
+      const wanted = RateLimit.parseRate(asked);
+      if (wanted.limit / wanted.windowSeconds < own.limit / own.windowSeconds)
+        console.error(
+          `note: ${RateLimit.ceilingName(rateClass)} ${asked} is below one end user's ${rateClass} rate (${own.limit} per ${own.windowSeconds} s), so that rate is the ceiling in force`,
+        );
+    }
   });
 
 program

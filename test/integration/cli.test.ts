@@ -117,6 +117,16 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.code).not.toBe(0);
       expect(res.stderr).toMatch(/chat/i);
     });
+
+    it("says when a tenant ceiling is below one end user's rate, and what is in force", async () => {
+      await engram(["tenants", "create", "ceilings"]);
+      const low = await engram(["tenants", "set-limits", "ceilings", "--search", "10/min", "--tenant-search", "4/min"]);
+      expect(low.code).toBe(0);
+      expect(low.stdout).toContain("search 10/min, tenant.search 4/min");
+      expect(low.stderr).toContain("tenant.search 4/min is below one end user's search rate (10 per 60 s)");
+      const fine = await engram(["tenants", "set-limits", "ceilings", "--tenant-search", "40/min"]);
+      expect(fine.stderr).not.toContain("below");
+    });
   });
 
   describe("engram ingest", () => {
