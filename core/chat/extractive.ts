@@ -18,6 +18,7 @@ const MAX_SENTENCES = 3;
 const MIN_COVERAGE = 0.2;
 /** …and score at least this share of the best sentence's score to join it. */
 const RELATIVE_CUTOFF = 0.5;
+/** A sentence of fewer words is a fragment (a heading, a label), unless it is the whole passage. */
 const MIN_WORDS = 4;
 /**
  * Cosine of word meaning (core/embedding/offline.ts) a sentence needs to answer a question it shares no words
@@ -64,7 +65,7 @@ export function terms(text: string): string[] {
 
 /** Sentences of a passage: blocks split on blank lines, list items and headings, then on sentence ends. */
 export function sentences(text: string): string[] {
-  const out: string[] = [];
+  const pieces: string[] = [];
   const blocks = text.split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
   for (const block of blocks) {
     const flat = block
@@ -72,13 +73,15 @@ export function sentences(text: string): string[] {
       .replace(/\s+/g, " ")
       .trim();
     if (!flat) continue;
-    for (const piece of flat.split(/(?<=[.!?])["')\]]*\s+(?=["'([]?[\p{Lu}\p{N}])/u)) {
-      const sentence = piece.trim();
-      if (sentence.split(" ").length < MIN_WORDS) continue;
-      out.push(sentence.length > MAX_SENTENCE_CHARS ? `${sentence.slice(0, MAX_SENTENCE_CHARS).trimEnd()}…` : sentence);
-    }
+    for (const piece of flat.split(/(?<=[.!?])["')\]]*\s+(?=["'([]?[\p{Lu}\p{N}])/u)) pieces.push(piece.trim());
   }
-  return out;
+  // Fragments (headings, "Refund policy.") are not answers; a passage that is one short sentence is one:
+  // "Maya likes sushi." stored as a memory.
+  return pieces
+    .filter((sentence) => pieces.length === 1 || sentence.split(" ").length >= MIN_WORDS)
+    .map((sentence) =>
+      sentence.length > MAX_SENTENCE_CHARS ? `${sentence.slice(0, MAX_SENTENCE_CHARS).trimEnd()}…` : sentence,
+    );
 }
 
 interface Candidate {

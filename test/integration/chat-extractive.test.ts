@@ -106,6 +106,15 @@ describe.each(DRIVERS)("extractive chat on %s", (driver) => {
     expect(second.body.citations).toEqual(first.body.citations);
   });
 
+  it("answers from a memory that is one short sentence, but never from a fragment of a longer passage", async () => {
+    await Ingest.run(t.db, alice, [{ id: "sushi", content: "Maya likes sushi." }]);
+    const res = await ask({ messages: [{ role: "user", content: "What food does Maya like?" }] });
+    expect(res.body.message.content).toBe("Maya likes sushi [1].");
+    const policy = await ask({ messages: [{ role: "user", content: "What is the refund policy for gift cards?" }] });
+    expect(policy.body.message.content).toContain("Gift cards cannot be refunded");
+    expect(policy.body.message.content).not.toContain("Refund policy.");
+  });
+
   it("says the sources do not contain the answer when nothing relevant was found", async () => {
     const res = await ask({ messages: [{ role: "user", content: "What is the boiling point of mercury?" }] });
 
