@@ -35,9 +35,11 @@ interface Existing {
   conversationId: string | null;
   chunkCount: number;
   live: boolean;
-  /** The TTL its expiry was last set with (expiry minus last write, both the same transaction's `now()`), or null. */
+  /**
+   * The TTL its expiry was last set with (expiry minus last write, both the same transaction's `now()`); null
+   * without an expiry.
+   */
   ttlSeconds: number | null;
-  expiring: boolean;
 }
 
 interface Planned {
@@ -175,7 +177,7 @@ export async function prepare(
         select id, content_hash as "contentHash", title, source, metadata, importance,
                conversation_id as "conversationId", chunk_count as "chunkCount",
                (deleted_at is null and (expires_at is null or expires_at > now())) as live,
-               extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds", expires_at is not null as expiring
+               extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds"
         from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`)
     ).map((row) => [row.id, row]),
   );
@@ -194,7 +196,7 @@ export async function prepare(
       same(old.conversationId, input.conversationId ?? null) &&
       // The same TTL again (a retried request) keeps the expiry it set; removing one that exists is a change.
       (options.clearExpiry
-        ? !old.expiring
+        ? old.ttlSeconds === null
         : input.ttlSeconds === undefined || Number(old.ttlSeconds) === input.ttlSeconds);
     if (contentSame && fieldsSame) return { id, input, hash, status: "unchanged", chunkCount: old.chunkCount };
     const status: DocumentStatus = old?.live ? "updated" : "created";
