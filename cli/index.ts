@@ -136,15 +136,15 @@ tenants
           .join(", ") || "defaults"
       }`,
     );
-    // A ceiling below one end user's own rate is raised to it where requests are decided (core/ratelimit/policy.ts).
+    // The ceiling in force is the limiter's own answer (never below one end user's rate), which may not be the one set.
     for (const rateClass of RateLimit.CLASSES) {
       const asked = now[RateLimit.ceilingName(rateClass)];
       if (asked === undefined) continue;
-      const own = RateLimit.policyFor({ tenantId: "", rateLimits: now }, rateClass);
       const wanted = RateLimit.parseRate(asked);
-      if (wanted.limit / wanted.windowSeconds < own.limit / own.windowSeconds)
+      const inForce = RateLimit.ceilingFor({ tenantId: "", rateLimits: now }, rateClass);
+      if (inForce.limit !== wanted.limit || inForce.windowSeconds !== wanted.windowSeconds)
         console.error(
-          `note: ${RateLimit.ceilingName(rateClass)} ${asked} is below one end user's ${rateClass} rate (${own.limit} per ${own.windowSeconds} s), so that rate is the ceiling in force`,
+          `note: ${RateLimit.ceilingName(rateClass)} ${asked} is below one end user's ${rateClass} rate (${inForce.limit} per ${inForce.windowSeconds} s), so that rate is the ceiling in force`,
         );
     }
   });
