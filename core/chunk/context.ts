@@ -88,6 +88,33 @@ export function contexts(title: string | null | undefined, text: string, starts:
   });
 }
 
-/** The text a chunk is embedded as: its context on the first line, then its content. */
-export const embeddingText = (context: string, content: string): string =>
-  context ? `${context}\n\n${content}` : content;
+/** How many turns before a conversation turn are embedded with it, and how much of each. */
+export const PRECEDING_TURNS = 2;
+export const PRECEDING_TURN_CHARS = 300;
+
+/**
+ * What a conversation turn is embedded after: the turns before it, oldest first, each cut to
+ * PRECEDING_TURN_CHARS and put on one line. An answer ("Mostly abstract painting.") rarely repeats what it answers
+ * ("What kind of art do you make?"); the question is in the turn before it (docs/search.md, "Conversation turns").
+ */
+export function precedingText(turns: string[]): string {
+  return turns
+    .slice(-PRECEDING_TURNS)
+    .map((turn) => {
+      // Cut before anything else, so a turn read back cut to its first PRECEDING_TURN_CHARS + 1 characters
+      // (ingest's query) gives the same text as the whole turn.
+      let cut = turn.slice(0, PRECEDING_TURN_CHARS);
+      if (/[\ud800-\udbff]$/.test(cut)) cut = cut.slice(0, -1);
+      const flat = cut.replace(/\s+/g, " ").trim();
+      return flat && turn.length > PRECEDING_TURN_CHARS ? `${flat}…` : flat;
+    })
+    .filter(Boolean)
+    .join("\n");
+}
+
+/**
+ * The text a chunk is embedded as: its context on the first line, then the turns it follows (conversation turns
+ * only), then its content.
+ */
+export const embeddingText = (context: string, content: string, preceding = ""): string =>
+  [context, preceding, content].filter(Boolean).join("\n\n");

@@ -77,7 +77,11 @@ export const DocumentInput = z.object({
   source: z.optional(StoredText(2048)),
   metadata: z.optional(Metadata),
   importance: z.optional(Importance),
-  conversationId: z.optional(Id),
+  conversationId: z
+    .optional(Id)
+    .check(
+      z.describe("The conversation this document is a turn of: it is embedded after the two turns sent before it"),
+    ),
   ttlSeconds: z.optional(TtlSeconds),
 });
 export type DocumentInput = z.infer<typeof DocumentInput>;

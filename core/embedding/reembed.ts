@@ -115,7 +115,7 @@ export async function pending(db: Db, tenantId: string, model: string): Promise<
 export async function estimate(db: Db, tenantId: string, model: string): Promise<Estimate> {
   const [row] = await db.query<{ chunks: number; texts: number; tokens: number }>(sql`
     with stale as (
-      select c.content_hash, count(*) as n, max(length(c.context) + length(c.content)) as chars, bool_or(c.context <> '') as ctx
+      select c.content_hash, count(*) as n, max(length(c.context) + length(c.preceding) + length(c.content)) as chars, bool_or(c.context <> '') as ctx
       from chunks c where ${staleFor(tenantId, model)} group by c.content_hash),
     todo as (
       select * from stale s where not exists (
@@ -337,18 +337,20 @@ async function batch(
     const rows = await db.query<{
       id: string | number;
       context: string;
+      preceding: string;
       content: string;
       hash: string;
       known: boolean;
     }>(sql`
-      select c.id, c.context, c.content, c.content_hash as hash, exists (
+      select c.id, c.context, c.preceding, c.content, c.content_hash as hash, exists (
           select 1 from chunks k where k.tenant_id = ${tenantId} and k.embedding_model = ${model}
             and k.content_hash = c.content_hash offset 0) as known
       from chunks c where ${staleFor(tenantId, model)}
       limit ${want}`);
     if (!rows.length) return { writeMs: 0, claimed: 0, n: 0, reused: 0, tokens: 0, lost: false };
     const texts = new Map<string, string>();
-    for (const r of rows) if (!r.known && !texts.has(r.hash)) texts.set(r.hash, embeddingText(r.context, r.content));
+    for (const r of rows)
+      if (!r.known && !texts.has(r.hash)) texts.set(r.hash, embeddingText(r.context, r.content, r.preceding));
     let tokens = 0;
     const vectors: string[] = [];
     if (texts.size) {

@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
-import { contexts, embeddingText } from "../chunk/context";
+import { contexts, embeddingText, PRECEDING_TURN_CHARS, PRECEDING_TURNS, precedingText } from "../chunk/context";
 import { contentHash } from "../chunk/hash";
 import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
@@ -27,6 +27,8 @@ export interface IngestResult {
 
 interface Existing {
   id: string;
+  /** Insertion order: a conversation's turns are ordered by it. */
+  key: string;
   contentHash: string;
   title: string | null;
   source: string | null;
@@ -52,6 +54,8 @@ interface Planned {
     ordinal: number;
     content: string;
     context: string;
+    /** The conversation turns before the document, embedded before its first chunk (empty elsewhere). */
+    preceding: string;
     hash: string;
     tokens: number;
     location: Location | null;
@@ -68,8 +72,10 @@ export const derivedId = (content: string) => `doc_${contentHash(content).slice(
  * document then re-chunks it, still reusing every embedding whose text did not change.
  */
 const CHUNKING = "3";
-const documentHash = (content: string, title: string | undefined) =>
-  contentHash(`${CHUNKING}\u0000${title ?? ""}\u0000${content}`);
+// A conversation's turn is also embedded after the turns before it, so being in a conversation is part of the
+// scheme: a document moved into one (or stored before turns were) is re-chunked on its next ingest.
+const documentHash = (content: string, title: string | undefined, conversationId: string | undefined) =>
+  contentHash(`${CHUNKING}${conversationId ? "+turns" : ""}\u0000${title ?? ""}\u0000${content}`);
 
 // Deep equality, whatever the order of object keys: jsonb gives metadata back in its own key order.
 const same = (a: unknown, b: unknown) => isDeepStrictEqual(a ?? null, b ?? null);
@@ -174,7 +180,7 @@ export async function prepare(
   const existing = new Map(
     (
       await db.query<Existing>(sql`
-        select id, content_hash as "contentHash", title, source, metadata, importance,
+        select id, key::text as key, content_hash as "contentHash", title, source, metadata, importance,
                conversation_id as "conversationId", chunk_count as "chunkCount",
                (deleted_at is null and (expires_at is null or expires_at > now())) as live,
                extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds"
@@ -184,7 +190,7 @@ export async function prepare(
 
   const plans: Planned[] = ids.map((id) => {
     const input = inputs.get(id) as DocumentInput;
-    const hash = documentHash(input.content, input.title);
+    const hash = documentHash(input.content, input.title, input.conversationId);
     const old = existing.get(id);
     const contentSame = old?.live && old.contentHash === hash;
     const fieldsSame =
@@ -211,21 +217,27 @@ export async function prepare(
       split.map((c) => c.start),
     );
     const located = locations(input.content, split);
-    // A chunk's hash names the text it is embedded as (context and content), so embeddings are reused only for
-    // exactly that text; its location (pages, headings) is stored beside it, never embedded.
-    const chunks = split.map((c, i) => {
-      const ctx = context[i] ?? "";
-      return {
-        ordinal: c.ordinal,
-        content: c.content,
-        context: ctx,
-        hash: contentHash(embeddingText(ctx, c.content)),
-        tokens: c.tokens,
-        location: located[i] ?? null,
-      };
-    });
+    // The hash is set below, once the turns a conversation's document follows are known.
+    const chunks = split.map((c, i) => ({
+      ordinal: c.ordinal,
+      content: c.content,
+      context: context[i] ?? "",
+      preceding: "",
+      hash: "",
+      tokens: c.tokens,
+      location: located[i] ?? null,
+    }));
     return { id, input, hash, status, chunks, chunkCount: chunks.length };
   });
+  const preceding = await precedingTurns(db, caller, plans, existing);
+  for (const p of plans) {
+    for (const c of p.chunks ?? []) {
+      if (c.ordinal === 0) c.preceding = preceding.get(p.id) ?? "";
+      // A chunk's hash names the text it is embedded as (context, preceding turns and content), so embeddings are
+      // reused only for exactly that text; its location (pages, headings) is stored beside it, never embedded.
+      c.hash = contentHash(embeddingText(c.context, c.content, c.preceding));
+    }
+  }
 
   const changed = plans.filter((p) => p.status !== "unchanged");
   const rechunked = changed.filter((p) => p.chunks);
@@ -252,7 +264,8 @@ export async function prepare(
   );
   const toEmbed = new Map<string, string>();
   for (const c of allChunks) {
-    if (!known.has(c.hash) && !toEmbed.has(c.hash)) toEmbed.set(c.hash, embeddingText(c.context, c.content));
+    if (!known.has(c.hash) && !toEmbed.has(c.hash))
+      toEmbed.set(c.hash, embeddingText(c.context, c.content, c.preceding));
   }
   const maxBatchBytes = db.capabilities.maxBatchBytes;
   if (maxBatchBytes) checkBatchSize(changed, toEmbed.size, embedder.dimensions, maxBatchBytes);
@@ -307,6 +320,51 @@ export async function prepare(
   return { statements, result: { ingestionId, documents: results, totals, usage: { embeddingTokens } } };
 }
 
+/**
+ * The text each re-chunked conversation document follows (`precedingText`): the documents of its conversation
+ * before it in this request, then (to PRECEDING_TURNS) the conversation's stored live documents inserted before it,
+ * latest first. One query, only when some re-chunked document is in a conversation.
+ */
+async function precedingTurns(
+  db: Db,
+  caller: Caller,
+  plans: Planned[],
+  existing: Map<string, Existing>,
+): Promise<Map<string, string>> {
+  const inRequest = new Map<string, string[]>();
+  const sent = new Map<string, string[]>();
+  for (const p of plans) {
+    const conversation = p.input.conversationId;
+    if (!conversation) continue;
+    const before = sent.get(conversation) ?? [];
+    if (p.chunks) inRequest.set(p.id, before.slice(-PRECEDING_TURNS));
+    before.push(p.input.content);
+    sent.set(conversation, before);
+  }
+  const short = [...inRequest].filter(([, t]) => t.length < PRECEDING_TURNS).map(([id]) => id);
+  const stored = new Map<string, string[]>();
+  if (short.length) {
+    const conversationOf = new Map(plans.map((p) => [p.id, p.input.conversationId]));
+    const rows = await db.query<{ i: number; content: string }>(sql`
+      select t.i::int as i, p.content
+      from unnest(${arr(short.map((id) => conversationOf.get(id)))}::text[],
+                  ${arr(short.map((id) => existing.get(id)?.key ?? null))}::bigint[])
+        with ordinality as t(conversation, bound, i)
+      cross join lateral (
+        select left(d.content, ${PRECEDING_TURN_CHARS + 1}) as content, d.key from documents d
+        where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.conversation_id = t.conversation
+          and d.deleted_at is null and (t.bound is null or d.key < t.bound)
+          and d.id <> all(${arr(plans.map((p) => p.id))}::text[])
+        order by d.key desc limit ${PRECEDING_TURNS}) p
+      order by t.i, p.key`);
+    for (const row of rows) {
+      const id = short[Number(row.i) - 1] as string;
+      stored.set(id, [...(stored.get(id) ?? []), row.content]);
+    }
+  }
+  return new Map([...inRequest].map(([id, t]) => [id, precedingText([...(stored.get(id) ?? []), ...t])]));
+}
+
 // A batch is one request to a driver with a limit (Neon's HTTP endpoint); the estimate keeps 5% from it.
 const BATCH_MARGIN = 0.95;
 
@@ -344,7 +402,8 @@ function checkBatchSize(changed: Planned[], newVectors: number, dimensions: numb
     bytes += neonTextBytes(p.id) * 2 + neonTextBytes(i.title ?? "") + neonTextBytes(i.source ?? "");
     bytes += neonTextBytes(i.conversationId ?? "") + p.hash.length + 64;
     for (const c of p.chunks ?? []) {
-      bytes += neonTextBytes(c.content) + 2 * (neonTextBytes(p.id) + c.hash.length + 16) + 32;
+      bytes += neonTextBytes(c.content) + neonTextBytes(c.context) + neonTextBytes(c.preceding);
+      bytes += 2 * (neonTextBytes(p.id) + c.hash.length + 16) + 32;
       if (c.location) bytes += 2 * neonTextBytes(JSON.stringify(c.location));
     }
   }
@@ -437,16 +496,16 @@ function replaceChunks(
       : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
   return [
     sql`
-      insert into chunks (tenant_id, document_key, owner, ordinal, content, context, content_hash, tokens, location, embedding, embedding_model)
-      select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, t.hash, t.tokens, t.location::jsonb,
+      insert into chunks (tenant_id, document_key, owner, ordinal, content, context, preceding, content_hash, tokens, location, embedding, embedding_model)
+      select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, t.preceding, t.hash, t.tokens, t.location::jsonb,
              coalesce(nv.embedding, (
                select c.embedding from chunks c
                where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
              ${model}
       from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[],
-                  ${arr(rows.map((r) => r.context))}::text[], ${hashes}::text[], ${arr(rows.map((r) => r.tokens))}::int[],
-                  ${slot}::int[], ${located}::text[])
-        as t(doc, ordinal, content, context, hash, tokens, slot, location)
+                  ${arr(rows.map((r) => r.context))}::text[], ${arr(rows.map((r) => r.preceding))}::text[], ${hashes}::text[],
+                  ${arr(rows.map((r) => r.tokens))}::int[], ${slot}::int[], ${located}::text[])
+        as t(doc, ordinal, content, context, preceding, hash, tokens, slot, location)
       join ${writtenDocuments} on d.id = t.doc
       left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot
       where not exists (

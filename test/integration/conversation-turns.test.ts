@@ -1,0 +1,179 @@
+/**
+ * A conversation's turn is embedded after the turns before it (docs/search.md, "Conversation turns"), on every
+ * driver: which turns (this request's, then the stored ones, in the caller's own conversation only), kept beside
+ * the chunk so a re-embedding embeds the same text, and an answer found by the question it answers.
+ */
+import { sql } from "drizzle-orm";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Caller } from "../../core/auth";
+import { embeddingText, PRECEDING_TURN_CHARS, precedingText } from "../../core/chunk/context";
+import { contentHash } from "../../core/chunk/hash";
+import { setConfig } from "../../core/config";
+import type { Db } from "../../core/db";
+import type { Embedder } from "../../core/embedding";
+import { createOfflineEmbedder } from "../../core/embedding/offline";
+import * as Reembed from "../../core/embedding/reembed";
+import * as Ingest from "../../core/ingest";
+import * as Search from "../../core/search";
+import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+
+const embedder = createOfflineEmbedder({ dimensions: DIMENSIONS });
+
+async function preceding(db: Db, owner: string, id: string): Promise<string> {
+  const rows = await db.query<{ p: string }>(sql`
+    select c.preceding as p from chunks c join documents d on d.key = c.document_key
+    where d.id = ${id} and d.owner = ${owner} and c.ordinal = 0`);
+  expect(rows, `no first chunk for ${owner}/${id}`).toHaveLength(1);
+  return rows[0]?.p as string;
+}
+
+const turn = (id: string, content: string, conversationId = "trip") => ({ id, content, conversationId });
+
+beforeAll(() => setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" }));
+
+describe("the text of the turns before", () => {
+  it("keeps the last two, oldest first, one line each, each cut to its limit", () => {
+    const long = `word ${"x".repeat(PRECEDING_TURN_CHARS * 2)}`;
+    expect(precedingText(["one", "two\n  lines", "three"])).toBe("two lines\nthree");
+    expect(precedingText([long])).toBe(`${long.slice(0, PRECEDING_TURN_CHARS)}…`);
+    // Ingest reads stored turns back cut to one character more than kept: the same text as the whole turn.
+    expect(precedingText([long.slice(0, PRECEDING_TURN_CHARS + 1)])).toBe(precedingText([long]));
+    expect(precedingText([long.slice(0, PRECEDING_TURN_CHARS)])).toBe(long.slice(0, PRECEDING_TURN_CHARS));
+    expect(precedingText([])).toBe("");
+    expect(embeddingText("Title", "Answer.", "Question?")).toBe("Title\n\nQuestion?\n\nAnswer.");
+    expect(embeddingText("", "Answer.")).toBe("Answer.");
+  });
+});
+
+describe.each(DRIVERS)("conversation turns on %s", (driver) => {
+  let t: TestDb;
+  let maya: Caller;
+  let leo: Caller;
+
+  beforeAll(async () => {
+    t = await freshDb(driver);
+    maya = await callerFor(t.db, "friends", "maya");
+    leo = { ...maya, userId: "leo" };
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it("embeds a turn after the turns before it: this request's, then the stored ones of the same conversation", async () => {
+    await Ingest.run(
+      t.db,
+      maya,
+      [
+        turn("t1", "Leo: Are you still going to Lisbon?"),
+        { id: "note", content: "A note outside any conversation." },
+        turn("other1", "Priya: Is the flat sale done?", "house"),
+        turn("t2", "Maya: Yes, flights booked for May."),
+        turn("t3", "Leo: Window seat?"),
+      ],
+      { embedder },
+    );
+    await Ingest.run(t.db, maya, [turn("t4", "Maya: Always.")], { embedder });
+    // Another owner's conversation of the same name is another conversation.
+    await Ingest.run(t.db, leo, [turn("x1", "Leo: Mine is a different trip.")], { embedder });
+
+    expect(await preceding(t.db, "maya", "t1")).toBe("");
+    expect(await preceding(t.db, "maya", "note")).toBe("");
+    expect(await preceding(t.db, "maya", "other1")).toBe("");
+    expect(await preceding(t.db, "maya", "t2")).toBe("Leo: Are you still going to Lisbon?");
+    expect(await preceding(t.db, "maya", "t3")).toBe(
+      "Leo: Are you still going to Lisbon?\nMaya: Yes, flights booked for May.",
+    );
+    expect(await preceding(t.db, "maya", "t4")).toBe("Maya: Yes, flights booked for May.\nLeo: Window seat?");
+    expect(await preceding(t.db, "leo", "x1")).toBe("");
+  });
+
+  it("stores the hash of the text it embedded, so the same turns sent again embed nothing", async () => {
+    const rows = await t.db.query<{ context: string; content: string; preceding: string; hash: string }>(sql`
+      select c.context, c.content, c.preceding, c.content_hash as hash from chunks c
+      join documents d on d.key = c.document_key where d.id = 't3' and d.owner = 'maya'`);
+    const row = rows[0] as (typeof rows)[0];
+    expect(row.hash).toBe(contentHash(embeddingText(row.context, row.content, row.preceding)));
+
+    const again = await Ingest.run(
+      t.db,
+      maya,
+      [turn("t1", "Leo: Are you still going to Lisbon?"), turn("t2", "Maya: Yes, flights booked for May.")],
+      { embedder },
+    );
+    expect(again.documents.map((d) => d.status)).toEqual(["unchanged", "unchanged"]);
+    expect(again.totals.embedded).toBe(0);
+  });
+
+  it("gives an edited turn the turns stored before it, not the latest ones", async () => {
+    await Ingest.run(t.db, maya, [turn("t3", "Leo: Aisle seat this time?")], { embedder });
+
+    expect(await preceding(t.db, "maya", "t3")).toBe(
+      "Leo: Are you still going to Lisbon?\nMaya: Yes, flights booked for May.",
+    );
+  });
+
+  it("gives a long turn the same text whether it came in the same request or was stored", async () => {
+    const long = `Leo: ${"a long story,\n  told slowly ".repeat(40)}— and the end.`;
+    await Ingest.run(t.db, maya, [turn("l1", long, "long"), turn("l2", "Maya: Wow.", "long")], { embedder });
+    await Ingest.run(t.db, maya, [turn("l3", "Maya: Go on.", "long-2")], { embedder });
+    await Ingest.run(t.db, maya, [turn("m1", long, "long-2")], { embedder });
+    await Ingest.run(t.db, maya, [turn("m2", "Maya: Wow.", "long-2")], { embedder });
+
+    expect(await preceding(t.db, "maya", "l2")).toBe(precedingText([long]));
+    expect(await preceding(t.db, "maya", "m2")).toBe(precedingText(["Maya: Go on.", long]));
+  });
+
+  it("re-embeds a turn with the same text ingest embedded", async () => {
+    const seen: string[] = [];
+    const next: Embedder = {
+      ...embedder,
+      model: "next-model",
+      async embed(texts, options) {
+        seen.push(...texts);
+        return embedder.embed(texts, options);
+      },
+    };
+    const other = await callerFor(t.db, "reembed", "sam");
+    await Ingest.run(t.db, other, [turn("q", "Sam: Which city?"), turn("a", "Ana: Porto.")], { embedder });
+
+    await Reembed.run(t.db, { tenantId: other.tenantId, embedder: next });
+
+    expect(seen).toContain("Sam: Which city?\n\nAna: Porto.");
+  });
+
+  it("finds an answer that repeats none of the question's words by the turn that asked it", async () => {
+    const answer = "Maya: Mostly abstract painting, big canvases in the spare room.";
+    const filler = [
+      "Priya: The bakery on the corner closed for the winter.",
+      "Leo: My greyhound chewed the sofa cushions again.",
+      "Priya: I started a pottery class on Thursdays.",
+      "Leo: The train to Leeds was delayed by an hour.",
+    ];
+    const ask = "Leo: What kind of art do you make these days?";
+    const query = "What kind of art does Maya make?";
+    // The same turns as a conversation, and as loose documents in a space of their own.
+    const inConversation = await callerFor(t.db, "art-conversation", "maya");
+    const loose = await callerFor(t.db, "art-loose", "maya");
+    const docs = [...filler.map((content, i) => ({ id: `f${i}`, content })), { id: "ask", content: ask }];
+    await Ingest.run(
+      t.db,
+      inConversation,
+      [...docs, { id: "answer", content: answer }].map((d) => ({ ...d, conversationId: "catch-up" })),
+      { embedder },
+    );
+    await Ingest.run(t.db, loose, [...docs, { id: "answer", content: answer }], { embedder });
+    const rank = async (caller: Caller) => {
+      const { results } = await Search.query(
+        t.db,
+        caller,
+        Search.SearchRequest.parse({ query, mode: "vector", topK: 10 }),
+        { embedder },
+      );
+      return results.findIndex((r) => r.documentId === "answer");
+    };
+
+    const withTurns = await rank(inConversation);
+    const without = await rank(loose);
+    expect(withTurns).toBeGreaterThanOrEqual(0);
+    expect(withTurns).toBeLessThanOrEqual(1);
+    expect(without).toBeGreaterThan(withTurns);
+  });
+});
