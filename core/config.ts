@@ -73,7 +73,7 @@ const schema = z.object({
   // Chosen on the labelled sets (docs/search.md, "Fusion"): the only setting whose hybrid found at least as much as
   // each of its legs on every set.
   SEARCH_FUSION: z._default(z.enum(["rrf", "score"]), "score"),
-  SEARCH_KEYWORD_WEIGHT: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.7),
+  SEARCH_KEYWORD_WEIGHT: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.6),
   RERANK_URL: z.optional(z.url()),
   RERANK_MODEL: z.optional(z.string()),
   RERANK_API_KEY: z.optional(z.string()),
