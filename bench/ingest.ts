@@ -5,7 +5,8 @@
  * (embeddings precomputed) to separate embedding cost from database cost, four requests in
  * flight (a client sending batches in parallel), the indexer's rate moving staged chunks into
  * the HNSW index (its first 2,000), and ingest with INDEX_BACKLOG_MAX=0 (each request indexes its own chunks,
- * as before staging; 2,000 chunks, it is slow).
+ * as before staging; 2,000 chunks, it is slow), and conversation turns (the same documents as turns of one conversation
+ * a request: each is embedded after the turns before it, read back from the database for a request's first two).
  */
 import { splitIntoChunks } from "../core/chunk/split";
 import { setConfig } from "../core/config";
@@ -44,16 +45,30 @@ interface Case {
   indexNow?: boolean;
   /** Then time the indexer moving the staged chunks into the HNSW index. */
   drain?: boolean;
+  /** Each request's documents are turns of one conversation, continued by the next request's. */
+  turns?: boolean;
 }
 
-async function one({ driver, chunks, storeOnly = false, concurrency = 1, indexNow = false, drain = false }: Case) {
+async function one({
+  driver,
+  chunks,
+  storeOnly = false,
+  concurrency = 1,
+  indexNow = false,
+  drain = false,
+  turns = false,
+}: Case) {
   setConfig({ LOG_LEVEL: "silent", INDEX_BACKLOG_MAX: indexNow ? "0" : undefined });
   const t = await freshDb(driver);
   try {
     const db = countingDb(t.db);
     const caller = await callerFor(t.db, "bench");
     const requests = Array.from({ length: Math.ceil(chunks / 100) }, (_, r) =>
-      Array.from({ length: 100 }, (_, i) => ({ id: `d${r}-${i}`, content: prose(r * 100 + i, 1, 5).slice(0, 500) })),
+      Array.from({ length: 100 }, (_, i) => ({
+        id: `d${r}-${i}`,
+        content: prose(r * 100 + i, 1, 5).slice(0, 500),
+        ...(turns ? { conversationId: `c${Math.floor(r / 10)}` } : {}),
+      })),
     );
     const embedder = storeOnly
       ? await precomputed(
@@ -97,6 +112,7 @@ async function one({ driver, chunks, storeOnly = false, concurrency = 1, indexNo
         : indexNow
           ? "indexed before answering"
           : "staged for the index",
+      ...(turns ? ["conversation turns"] : []),
     ];
     return {
       scenario: `ingest: ${how.join(", ")}`,
@@ -120,6 +136,7 @@ export async function benchIngest(opts: { quick: boolean }): Promise<Record<stri
   const small = opts.quick ? 300 : 2_000;
   for (const driver of ["pg", "neon-http"] as DriverName[]) {
     rows.push(await one({ driver, chunks: big, drain: true }));
+    rows.push(await one({ driver, chunks: big, turns: true }));
     rows.push(await one({ driver, chunks: big, concurrency: 4 }));
     rows.push(await one({ driver, chunks: big, storeOnly: true }));
     // What every ingest paid before staging: the HNSW insert of each new chunk.

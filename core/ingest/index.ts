@@ -177,16 +177,19 @@ export async function prepare(
   for (const doc of documents) inputs.set(doc.id ?? derivedId(doc.content), doc);
   const ids = [...inputs.keys()];
 
-  const existing = new Map(
-    (
-      await db.query<Existing>(sql`
-        select id, key::text as key, content_hash as "contentHash", title, source, metadata, importance,
-               conversation_id as "conversationId", chunk_count as "chunkCount",
-               (deleted_at is null and (expires_at is null or expires_at > now())) as live,
-               extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds"
-        from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`)
-    ).map((row) => [row.id, row]),
-  );
+  const existingQuery = sql`
+    select id, key::text as key, content_hash as "contentHash", title, source, metadata, importance,
+           conversation_id as "conversationId", chunk_count as "chunkCount",
+           (deleted_at is null and (expires_at is null or expires_at > now())) as live,
+           extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds"
+    from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`;
+  // The turns before a conversation's first documents in this request are stored ones: read in the same round trip,
+  // as for new documents (the latest of the conversation).
+  const first = firstTurns(ids, inputs).map((id) => ({ id, conversation: inputs.get(id)?.conversationId as string }));
+  const [existingRows, storedRows] = first.length
+    ? await db.batch([existingQuery, storedTurnsQuery(caller, first, ids)])
+    : [await db.query(existingQuery), []];
+  const existing = new Map((existingRows as unknown as Existing[]).map((row) => [row.id, row]));
 
   const plans: Planned[] = ids.map((id) => {
     const input = inputs.get(id) as DocumentInput;
@@ -229,7 +232,18 @@ export async function prepare(
     }));
     return { id, input, hash, status, chunks, chunkCount: chunks.length };
   });
-  const preceding = await precedingTurns(db, caller, plans, existing);
+  const stored = storedTurns(first, storedRows as unknown as StoredTurn[]);
+  // A stored turn sent with new text follows the turns stored before it instead: read them (rare, so apart).
+  const edited = first.flatMap(({ id, conversation }) => {
+    const key = existing.get(id)?.key;
+    return key && plans.find((p) => p.id === id)?.chunks ? [{ id, conversation, before: key }] : [];
+  });
+  if (edited.length) {
+    for (const [id, turns] of storedTurns(edited, await db.query<StoredTurn>(storedTurnsQuery(caller, edited, ids)))) {
+      stored.set(id, turns);
+    }
+  }
+  const preceding = precedingTurns(plans, stored);
   for (const p of plans) {
     for (const c of p.chunks ?? []) {
       if (c.ordinal === 0) c.preceding = preceding.get(p.id) ?? "";
@@ -320,49 +334,72 @@ export async function prepare(
   return { statements, result: { ingestionId, documents: results, totals, usage: { embeddingTokens } } };
 }
 
+/** The first PRECEDING_TURNS documents of each conversation in a request: the ones that may follow stored turns. */
+function firstTurns(ids: string[], inputs: Map<string, DocumentInput>): string[] {
+  const seen = new Map<string, number>();
+  return ids.filter((id) => {
+    const conversation = inputs.get(id)?.conversationId;
+    if (!conversation) return false;
+    const n = seen.get(conversation) ?? 0;
+    seen.set(conversation, n + 1);
+    return n < PRECEDING_TURNS;
+  });
+}
+
+interface StoredTurn {
+  /** 1-based position in the list asked for. */
+  i: number;
+  content: string;
+}
+
 /**
- * The text each re-chunked conversation document follows (`precedingText`): the documents of its conversation
- * before it in this request, then (to PRECEDING_TURNS) the conversation's stored live documents inserted before it,
- * latest first. One query, only when some re-chunked document is in a conversation.
+ * For each document asked for, the last PRECEDING_TURNS live documents of its conversation stored before `before`
+ * (a key; without it, the latest), other than this request's documents; cut as precedingText keeps them (one
+ * character more, so that it knows a turn was longer).
  */
-async function precedingTurns(
-  db: Db,
+function storedTurnsQuery(
   caller: Caller,
-  plans: Planned[],
-  existing: Map<string, Existing>,
-): Promise<Map<string, string>> {
-  const inRequest = new Map<string, string[]>();
+  list: { id: string; conversation: string; before?: string }[],
+  ids: string[],
+): Query {
+  return sql`
+    select t.i::int as i, p.content
+    from unnest(${arr(list.map((x) => x.conversation))}::text[], ${arr(list.map((x) => x.before ?? null))}::bigint[])
+      with ordinality as t(conversation, before, i)
+    cross join lateral (
+      select left(d.content, ${PRECEDING_TURN_CHARS + 1}) as content, d.key from documents d
+      where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.conversation_id = t.conversation
+        and d.key < coalesce(t.before, 9223372036854775807)
+        and d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+        and d.id <> all(${arr(ids)}::text[])
+      order by d.key desc limit ${PRECEDING_TURNS}) p
+    order by t.i, p.key`;
+}
+
+/** The stored turns read for each document asked for, oldest first. */
+function storedTurns(list: { id: string }[], rows: StoredTurn[]): Map<string, string[]> {
+  const stored = new Map<string, string[]>(list.map(({ id }) => [id, []]));
+  for (const row of rows) stored.get(list[Number(row.i) - 1]?.id as string)?.push(row.content);
+  return stored;
+}
+
+/**
+ * The text each re-chunked conversation document follows (`precedingText`): the stored turns before it (for a
+ * conversation's first documents in the request), then the documents of its conversation sent before it in the
+ * request.
+ */
+function precedingTurns(plans: Planned[], stored: Map<string, string[]>): Map<string, string> {
+  const preceding = new Map<string, string>();
   const sent = new Map<string, string[]>();
   for (const p of plans) {
     const conversation = p.input.conversationId;
     if (!conversation) continue;
     const before = sent.get(conversation) ?? [];
-    if (p.chunks) inRequest.set(p.id, before.slice(-PRECEDING_TURNS));
+    if (p.chunks) preceding.set(p.id, precedingText([...(stored.get(p.id) ?? []), ...before.slice(-PRECEDING_TURNS)]));
     before.push(p.input.content);
     sent.set(conversation, before);
   }
-  const short = [...inRequest].filter(([, t]) => t.length < PRECEDING_TURNS).map(([id]) => id);
-  const stored = new Map<string, string[]>();
-  if (short.length) {
-    const conversationOf = new Map(plans.map((p) => [p.id, p.input.conversationId]));
-    const rows = await db.query<{ i: number; content: string }>(sql`
-      select t.i::int as i, p.content
-      from unnest(${arr(short.map((id) => conversationOf.get(id)))}::text[],
-                  ${arr(short.map((id) => existing.get(id)?.key ?? null))}::bigint[])
-        with ordinality as t(conversation, bound, i)
-      cross join lateral (
-        select left(d.content, ${PRECEDING_TURN_CHARS + 1}) as content, d.key from documents d
-        where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.conversation_id = t.conversation
-          and d.deleted_at is null and (t.bound is null or d.key < t.bound)
-          and d.id <> all(${arr(plans.map((p) => p.id))}::text[])
-        order by d.key desc limit ${PRECEDING_TURNS}) p
-      order by t.i, p.key`);
-    for (const row of rows) {
-      const id = short[Number(row.i) - 1] as string;
-      stored.set(id, [...(stored.get(id) ?? []), row.content]);
-    }
-  }
-  return new Map([...inRequest].map(([id, t]) => [id, precedingText([...(stored.get(id) ?? []), ...t])]));
+  return preceding;
 }
 
 // A batch is one request to a driver with a limit (Neon's HTTP endpoint); the estimate keeps 5% from it.

@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { countingDb } from "../../bench/support";
 import type { Caller } from "../../core/auth";
 import { embeddingText, PRECEDING_TURN_CHARS, precedingText } from "../../core/chunk/context";
 import { contentHash } from "../../core/chunk/hash";
@@ -119,6 +120,28 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
 
     expect(await preceding(t.db, "maya", "l2")).toBe(precedingText([long]));
     expect(await preceding(t.db, "maya", "m2")).toBe(precedingText(["Maya: Go on.", long]));
+  });
+
+  it("reads the stored turns in the same round trip as the stored documents: no more trips than loose documents", async () => {
+    const counted = countingDb(t.db);
+    const docs = (prefix: string, conversationId?: string) =>
+      Array.from({ length: 5 }, (_, i) => ({
+        id: `${prefix}${i}`,
+        content: `Turn ${i} of ${prefix}.`,
+        conversationId,
+      }));
+    // Through the counting Db first: what a process looks up once per database is then behind it.
+    await Ingest.run(counted, maya, docs("rt-a", "round-trips"), { embedder });
+    counted.roundTrips = 0;
+
+    await Ingest.run(counted, maya, docs("rt-b", "round-trips"), { embedder });
+    const turns = counted.roundTrips;
+    counted.roundTrips = 0;
+    await Ingest.run(counted, maya, docs("rt-c"), { embedder });
+
+    expect(turns).toBe(counted.roundTrips);
+    expect(await preceding(t.db, "maya", "rt-b0")).toBe("Turn 3 of rt-a.\nTurn 4 of rt-a.");
+    expect(await preceding(t.db, "maya", "rt-b2")).toBe("Turn 0 of rt-b.\nTurn 1 of rt-b.");
   });
 
   it("re-embeds a turn with the same text ingest embedded", async () => {
