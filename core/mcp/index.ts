@@ -64,7 +64,10 @@ function argumentSchemas() {
       ),
       metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
       importance: int("1 (trivia) to 10 (critical); default 5"),
-      conversationId: optional(z.string(), "Group it with a conversation"),
+      conversationId: optional(
+        z.string(),
+        "Group it with a conversation: it is embedded after the two memories stored before it there",
+      ),
       ttlSeconds: int("Forget it automatically after this many seconds"),
     }),
     search: z.object({
