@@ -80,7 +80,9 @@ export const DocumentInput = z.object({
   conversationId: z
     .optional(Id)
     .check(
-      z.describe("The conversation this document is a turn of: it is embedded after the two turns sent before it"),
+      z.describe(
+        "The conversation this document belongs to: a one-chunk document (a turn) is embedded after the two sent before it",
+      ),
     ),
   ttlSeconds: z.optional(TtlSeconds),
 });

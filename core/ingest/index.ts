@@ -236,7 +236,7 @@ export async function prepare(
   // A stored turn sent with new text follows the turns stored before it instead: read them (rare, so apart).
   const edited = first.flatMap(({ id, conversation }) => {
     const key = existing.get(id)?.key;
-    return key && plans.find((p) => p.id === id)?.chunks ? [{ id, conversation, before: key }] : [];
+    return key && plans.find((p) => p.id === id)?.chunks?.length === 1 ? [{ id, conversation, before: key }] : [];
   });
   if (edited.length) {
     for (const [id, turns] of storedTurns(edited, await db.query<StoredTurn>(storedTurnsQuery(caller, edited, ids)))) {
@@ -384,9 +384,9 @@ function storedTurns(list: { id: string }[], rows: StoredTurn[]): Map<string, st
 }
 
 /**
- * The text each re-chunked conversation document follows (`precedingText`): the stored turns before it (for a
- * conversation's first documents in the request), then the documents of its conversation sent before it in the
- * request.
+ * The text each re-chunked conversation turn (a document of one chunk) follows (`precedingText`): the stored
+ * documents of its conversation before it (for a conversation's first documents in the request), then the ones sent
+ * before it in the request.
  */
 function precedingTurns(plans: Planned[], stored: Map<string, string[]>): Map<string, string> {
   const preceding = new Map<string, string>();
@@ -395,7 +395,10 @@ function precedingTurns(plans: Planned[], stored: Map<string, string[]>): Map<st
     const conversation = p.input.conversationId;
     if (!conversation) continue;
     const before = sent.get(conversation) ?? [];
-    if (p.chunks) preceding.set(p.id, precedingText([...(stored.get(p.id) ?? []), ...before.slice(-PRECEDING_TURNS)]));
+    // A turn is a document of one chunk; a longer one (a transcript, a report) has its own context.
+    if (p.chunks?.length === 1) {
+      preceding.set(p.id, precedingText([...(stored.get(p.id) ?? []), ...before.slice(-PRECEDING_TURNS)]));
+    }
     before.push(p.input.content);
     sent.set(conversation, before);
   }

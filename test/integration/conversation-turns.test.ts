@@ -86,6 +86,20 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
     expect(await preceding(t.db, "leo", "x1")).toBe("");
   });
 
+  it("leaves a document of several chunks as it is: a transcript or a report has its own context", async () => {
+    const report = Array.from({ length: 400 }, (_, i) => `Paragraph ${i} of the trip report, with its own words.`);
+    await Ingest.run(t.db, maya, [turn("report", report.join("\n\n")), turn("t5", "Leo: Nice report.")], {
+      embedder,
+    });
+
+    const rows = await t.db.query<{ p: string }>(sql`
+      select c.preceding as p from chunks c join documents d on d.key = c.document_key
+      where d.id = 'report' and d.owner = 'maya'`);
+    expect(rows.length).toBeGreaterThan(1);
+    expect(rows.every((r) => r.p === "")).toBe(true);
+    expect(await preceding(t.db, "maya", "t5")).toMatch(/^Maya: Always\.\nParagraph 0 of the trip report/);
+  });
+
   it("stores the hash of the text it embedded, so the same turns sent again embed nothing", async () => {
     const rows = await t.db.query<{ context: string; content: string; preceding: string; hash: string }>(sql`
       select c.context, c.content, c.preceding, c.content_hash as hash from chunks c
