@@ -72,10 +72,12 @@ export const derivedId = (content: string) => `doc_${contentHash(content).slice(
  * document then re-chunks it, still reusing every embedding whose text did not change.
  */
 const CHUNKING = "3";
-// A conversation's turn is also embedded after the turns before it, so being in a conversation is part of the
-// scheme: a document moved into one (or stored before turns were) is re-chunked on its next ingest.
+// A conversation's turn is also embedded after the turns before it, so its conversation is part of the scheme: a
+// document moved into one, or to another (or stored before turns were), is re-chunked on its next ingest.
 const documentHash = (content: string, title: string | undefined, conversationId: string | undefined) =>
-  contentHash(`${CHUNKING}${conversationId ? "+turns" : ""}\u0000${title ?? ""}\u0000${content}`);
+  contentHash(
+    `${CHUNKING}${conversationId ? `+turns\u0000${conversationId}` : ""}\u0000${title ?? ""}\u0000${content}`,
+  );
 
 // Deep equality, whatever the order of object keys: jsonb gives metadata back in its own key order.
 const same = (a: unknown, b: unknown) => isDeepStrictEqual(a ?? null, b ?? null);

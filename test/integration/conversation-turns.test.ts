@@ -100,6 +100,21 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
     expect(await preceding(t.db, "maya", "t5")).toMatch(/^Maya: Always\.\nParagraph 0 of the trip report/);
   });
 
+  it("gives a turn moved to another conversation the turns of that one", async () => {
+    await Ingest.run(
+      t.db,
+      maya,
+      [turn("h1", "Priya: The survey is booked.", "house"), turn("h2", "Maya: Great.", "house")],
+      { embedder },
+    );
+    await Ingest.run(t.db, maya, [turn("h3", "Priya: Keys on Friday!", "house")], { embedder });
+    const inHouse = await preceding(t.db, "maya", "h3");
+    await Ingest.run(t.db, maya, [turn("h3", "Priya: Keys on Friday!", "trip")], { embedder });
+
+    expect(inHouse).toBe("Priya: The survey is booked.\nMaya: Great.");
+    expect(await preceding(t.db, "maya", "h3")).toMatch(/\nLeo: Nice report\.$/);
+  });
+
   it("stores the hash of the text it embedded, so the same turns sent again embed nothing", async () => {
     const rows = await t.db.query<{ context: string; content: string; preceding: string; hash: string }>(sql`
       select c.context, c.content, c.preceding, c.content_hash as hash from chunks c
