@@ -2,6 +2,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";
 import * as Reembed from "../embedding/reembed";
+import * as Turns from "../ingest/turns";
 import { log } from "../log";
 import * as Hnsw from "../search/hnsw";
 import * as Indexer from "../search/indexer";
@@ -65,6 +66,19 @@ const batches: Record<Kind, (limit: number, retentionDays: number) => SQL> = {
 };
 
 /**
+ * What else a batch's statement does with the rows it removed (`gone`): an expired conversation turn leaves the
+ * context of the turns after it (core/ingest/turns.ts). A soft-deleted one left it when it was deleted.
+ */
+const after: Partial<Record<Kind, () => { returning: SQL; ctes: SQL }>> = {
+  expiredDocuments: () => ({
+    returning: sql`key, tenant_id, owner, conversation_id`,
+    ctes: Turns.forgetting(
+      sql`select tenant_id, owner, conversation_id, key from gone where conversation_id is not null`,
+    ),
+  }),
+};
+
+/**
  * Keyword statistics rows (migrations/0009) that count nothing: the triggers leave a lexeme's row at zero when its
  * last chunk goes. Rows an ingest holds are skipped, and an ingest that wanted a row this deletes waits for the
  * delete and inserts it again from zero, which is what it held. Run after the deletions that make them.
@@ -97,9 +111,14 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
     deletedDocuments: 0,
     searchTerms: 0,
   };
-  const count = async (batch: SQL) =>
-    (await db.query<{ n: number }>(sql`with gone as (${batch} returning 1) select count(*)::int as n from gone`))[0]
-      ?.n ?? 0;
+  const count = async (batch: SQL, then?: { returning: SQL; ctes: SQL }) =>
+    (
+      await db.query<{ n: number }>(
+        then
+          ? sql`with gone as (${batch} returning ${then.returning}), ${then.ctes} select count(*)::int as n from gone`
+          : sql`with gone as (${batch} returning 1) select count(*)::int as n from gone`,
+      )
+    )[0]?.n ?? 0;
   let pending = Object.keys(batches) as Kind[];
   while (pending.length > 0 && performance.now() - started < budgetMs) {
     const next: Kind[] = [];
@@ -108,7 +127,7 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
         next.push(kind);
         continue;
       }
-      const n = await count(batches[kind](batchSize, retentionDays));
+      const n = await count(batches[kind](batchSize, retentionDays), after[kind]?.());
       removed[kind] += n;
       if (n === batchSize) next.push(kind);
     }

@@ -5,6 +5,7 @@ import * as Cursor from "../db/cursor";
 import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
 import { EngramError } from "../error";
+import * as Turns from "../ingest/turns";
 import type { ListQuery } from "./schema";
 
 export interface DocumentView {
@@ -87,16 +88,19 @@ export async function own(db: Db, caller: Caller, id: string): Promise<DocumentV
   return current;
 }
 
-/** Soft delete (hidden at once, purged after retention) or, with `hard`, removal with its chunks now. */
+/**
+ * Soft delete (hidden at once, purged after retention) or, with `hard`, removal with its chunks now. Either way a
+ * conversation turn's text leaves the context of the turns after it in the same statement (core/ingest/turns.ts).
+ */
 export async function remove(db: Db, caller: Caller, id: string, options: { hard: boolean }) {
-  const rows = options.hard
-    ? await db.query<{ id: string }>(sql`
-        delete from documents d where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}
-        returning d.id`)
-    : await db.query<{ id: string }>(sql`
-        update documents d set deleted_at = now(), updated_at = now()
-        where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id} and d.deleted_at is null
-        returning d.id`);
+  const where = sql`d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}`;
+  const gone = options.hard
+    ? sql`delete from documents d where ${where}`
+    : sql`update documents d set deleted_at = now(), updated_at = now() where ${where} and d.deleted_at is null`;
+  const rows = await db.query<{ id: string }>(sql`
+    with gone as (${gone} returning d.id, d.key, d.tenant_id, d.owner, d.conversation_id),
+    ${Turns.forgetting(sql`select tenant_id, owner, conversation_id, key from gone where conversation_id is not null`)}
+    select id from gone`);
   if (!rows[0]) throw notFound(id);
   await Replica.written(db, caller.tenantId);
   return { id, deleted: true as const, hard: options.hard };

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { sql } from "drizzle-orm";
+import { type SQL, sql } from "drizzle-orm";
 import * as Background from "../background";
 import { embeddingText } from "../chunk/context";
 import { config } from "../config";
@@ -181,13 +181,18 @@ export async function state(db: Db, tenantId: string, model: string): Promise<St
  * server's background loop then continue it (`continueUnfinished`). A no-op while a run for `model` is unfinished.
  */
 export async function begin(db: Db, tenantId: string, model: string, dimensions: number): Promise<void> {
-  await db.query(sql`
+  await db.query(beginning(sql`select ${tenantId}::uuid`, model, dimensions));
+}
+
+/** `begin` for each tenant of a query, as a statement (or a common table expression) of its own. */
+export function beginning(tenants: SQL, model: string, dimensions: number): SQL {
+  return sql`
     insert into embedding_state as s (tenant_id, model, dimensions)
-    values (${tenantId}, ${model}, ${dimensions})
+    select t, ${model}::text, ${dimensions}::int from (${tenants}) as x(t)
     on conflict (tenant_id) do update set
       model = excluded.model, dimensions = excluded.dimensions, started_at = now(), finished_at = null,
       reembedded = 0, reused = 0, tokens = 0, last_error = null, updated_at = now()
-    where s.model <> excluded.model or s.finished_at is not null`);
+    where s.model <> excluded.model or s.finished_at is not null`;
 }
 
 /**

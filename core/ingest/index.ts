@@ -15,6 +15,7 @@ import type { DocumentInput, PatchRequest } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { EngramError, upstreamError } from "../error";
 import * as Indexer from "../search/indexer";
+import * as Turns from "./turns";
 
 export type DocumentStatus = "created" | "updated" | "unchanged";
 
@@ -322,6 +323,20 @@ export async function prepare(
     statements.push(upsertDocuments(caller.tenantId, owner, changed));
     if (rechunked.length) {
       statements.push(...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db)));
+    }
+    // A stored turn with new text (or moved to another conversation) leaves the context of the turns after it.
+    const rewritten = rechunked.flatMap((p) => {
+      const old = existing.get(p.id);
+      return old?.live && old.conversationId ? [{ conversation: old.conversationId, key: old.key }] : [];
+    });
+    if (rewritten.length) {
+      statements.push(sql`
+        with rewritten as (
+          select ${caller.tenantId}::uuid as tenant_id, ${owner}::text as owner, c as conversation_id, k as key
+          from unnest(${arr(rewritten.map((r) => r.conversation))}::text[], ${arr(rewritten.map((r) => r.key))}::bigint[])
+            as x(c, k)),
+        ${Turns.forgetting(sql`select tenant_id, owner, conversation_id, key from rewritten`, ids)}
+        select 1`);
     }
   }
   if (options.clearExpiry) {

@@ -9,12 +9,15 @@ import { countingDb } from "../../bench/support";
 import type { Caller } from "../../core/auth";
 import { embeddingText, PRECEDING_TURN_CHARS, precedingText } from "../../core/chunk/context";
 import { contentHash } from "../../core/chunk/hash";
+import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
+import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
+import { CONTEXT_DROPPED } from "../../core/ingest/turns";
 import * as Search from "../../core/search";
 import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 
@@ -171,6 +174,101 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
     expect(turns).toBe(counted.roundTrips);
     expect(await preceding(t.db, "maya", "rt-b0")).toBe("Turn 3 of rt-a.\nTurn 4 of rt-a.");
     expect(await preceding(t.db, "maya", "rt-b2")).toBe("Turn 0 of rt-b.\nTurn 1 of rt-b.");
+  });
+
+  /** Each first chunk's (document id, its context, its model), in the conversation's order. */
+  const turnsOf = async (conversation: string) =>
+    (
+      await t.db.query<{ id: string; p: string; m: string }>(sql`
+        select d.id, c.preceding as p, c.embedding_model as m from chunks c join documents d on d.key = c.document_key
+        where d.owner = 'maya' and d.conversation_id = ${conversation} and c.ordinal = 0 order by d.key`)
+    ).map((r) => `${r.id}|${r.p ? "ctx" : "-"}|${r.m === CONTEXT_DROPPED ? "dropped" : "kept"}`);
+  const secrets = (conversation: string) =>
+    ["Leo: Can you keep a secret?", "Maya: My PIN is 4417.", "Leo: Noted.", "Maya: Tell nobody.", "Leo: Sure."].map(
+      (content, i) => turn(`${conversation}-${i}`, content, conversation),
+    );
+  const unfinishedRun = async () =>
+    (
+      await t.db.query<{ n: number }>(sql`
+      select count(*)::int as n from embedding_state where tenant_id = ${maya.tenantId} and finished_at is null`)
+    )[0]?.n;
+
+  it.each([
+    ["hard", true],
+    ["soft", false],
+  ] as const)(
+    "drops a %s-deleted turn's text from the two turns after it, and takes their vectors out of search",
+    async (_, hard) => {
+      const name = `del-${hard ? "hard" : "soft"}`;
+      await Ingest.run(t.db, maya, secrets(name), { embedder });
+
+      await Document.remove(t.db, maya, `${name}-1`, { hard });
+
+      expect(await turnsOf(name)).toEqual([
+        `${name}-0|-|kept`,
+        ...(hard ? [] : [`${name}-1|ctx|kept`]),
+        `${name}-2|-|dropped`,
+        `${name}-3|-|dropped`,
+        `${name}-4|ctx|kept`,
+      ]);
+      const stored = await t.db.query<{ n: number }>(sql`
+      select count(*)::int as n from chunks c join documents d on d.key = c.document_key
+      where d.conversation_id = ${name} and d.deleted_at is null and c.preceding like '%4417%'`);
+      expect(stored[0]?.n).toBe(0);
+      const found = await Search.query(
+        t.db,
+        maya,
+        Search.SearchRequest.parse({ query: "PIN 4417", mode: "vector", topK: 50, filter: { conversationId: name } }),
+        { embedder },
+      );
+      expect(found.results.map((r) => r.documentId)).not.toContain(`${name}-2`);
+      expect(await unfinishedRun()).toBe(1);
+
+      await Reembed.run(t.db, { tenantId: maya.tenantId, embedder });
+
+      expect(await turnsOf(name)).toEqual([
+        `${name}-0|-|kept`,
+        ...(hard ? [] : [`${name}-1|ctx|kept`]),
+        `${name}-2|-|kept`,
+        `${name}-3|-|kept`,
+        `${name}-4|ctx|kept`,
+      ]);
+      expect(await unfinishedRun()).toBe(0);
+    },
+  );
+
+  it("drops an edited turn's old text from the turns after it, and an expired turn's when the cleanup purges it", async () => {
+    await Ingest.run(t.db, maya, secrets("edit"), { embedder });
+    await Ingest.run(t.db, maya, secrets("expire"), { embedder });
+
+    await Ingest.run(t.db, maya, [turn("edit-1", "Maya: Never mind.", "edit")], { embedder });
+
+    expect(await turnsOf("edit")).toEqual([
+      "edit-0|-|kept",
+      "edit-1|ctx|kept",
+      "edit-2|-|dropped",
+      "edit-3|-|dropped",
+      "edit-4|ctx|kept",
+    ]);
+
+    await t.db.query(sql`update documents set expires_at = now() - interval '1 second' where id = 'expire-1'`);
+    await Cleanup.run(t.db);
+
+    // The cleanup also continues the re-embedding it finds begun: the turns after are then back in search.
+    expect(await turnsOf("expire")).toEqual([
+      "expire-0|-|kept",
+      "expire-2|-|kept",
+      "expire-3|-|kept",
+      "expire-4|ctx|kept",
+    ]);
+    expect(await turnsOf("edit")).toEqual([
+      "edit-0|-|kept",
+      "edit-1|ctx|kept",
+      "edit-2|-|kept",
+      "edit-3|-|kept",
+      "edit-4|ctx|kept",
+    ]);
+    await Reembed.run(t.db, { tenantId: maya.tenantId, embedder });
   });
 
   it("re-embeds a turn with the same text ingest embedded", async () => {
