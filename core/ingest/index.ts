@@ -370,7 +370,8 @@ interface StoredTurn {
 }
 
 /**
- * For each document asked for, the last PRECEDING_TURNS live documents of its conversation stored before `before`
+ * For each document asked for, the last PRECEDING_TURNS live turns (documents of one chunk) of its conversation
+ * stored before `before`
  * (a key; without it, the latest), other than this request's documents; cut as precedingText keeps them (one
  * character more, so that it knows a turn was longer).
  */
@@ -387,7 +388,7 @@ function storedTurnsQuery(
       select left(d.content, ${PRECEDING_TURN_CHARS + 1}) as content, d.key from documents d
       where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.conversation_id = t.conversation
         and d.key < coalesce(t.before, 9223372036854775807)
-        and d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+        and d.chunk_count = 1 and d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
         and d.id <> all(${arr(ids)}::text[])
       order by d.key desc limit ${PRECEDING_TURNS}) p
     order by t.i, p.key`;
@@ -412,11 +413,12 @@ function precedingTurns(plans: Planned[], stored: Map<string, string[]>): Map<st
     const conversation = p.input.conversationId;
     if (!conversation) continue;
     const before = sent.get(conversation) ?? [];
-    // A turn is a document of one chunk; a longer one (a transcript, a report) has its own context.
+    // A turn is a document of one chunk; a longer one (a transcript, a report) has its own context, and is not
+    // the context of the turns after it either.
     if (p.chunks?.length === 1) {
       preceding.set(p.id, precedingText([...(stored.get(p.id) ?? []), ...before.slice(-PRECEDING_TURNS)]));
     }
-    before.push(p.input.content);
+    if (p.chunkCount === 1) before.push(p.input.content);
     sent.set(conversation, before);
   }
   return preceding;

@@ -25,7 +25,7 @@ export function forgetting(changed: SQL, except: string[] = []): SQL {
       select f.key from (${changed}) g cross join lateral (
         select d.key from documents d
         where d.tenant_id = g.tenant_id and d.owner = g.owner and d.conversation_id = g.conversation_id
-          and d.key > g.key and d.id <> all(${arr(except)}::text[])
+          and d.key > g.key and d.chunk_count = 1 and d.id <> all(${arr(except)}::text[])
         order by d.key limit ${PRECEDING_TURNS}) f),
     context_dropped as (
       update chunks c set preceding = '', embedding_model = ${CONTEXT_DROPPED}, content_hash = encode(sha256(convert_to(
