@@ -1,7 +1,7 @@
 /** `ingest`, `search`, `chat`, `stats`, `cleanup`: the API from the command line. */
 import { resolve } from "node:path";
 import { SingleBar } from "cli-progress";
-import { type Command, Option } from "commander";
+import { type Command, InvalidArgumentError, Option } from "commander";
 import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
 import * as Statistics from "../core/db/statistics";
@@ -10,6 +10,7 @@ import type { IngestResult } from "../core/ingest";
 import * as Ingest from "../core/ingest";
 import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
+import { MAX_TOP_K } from "../core/search/schema";
 import { type Client, connect, type Target } from "./client";
 import { collectFiles, type FileDocument, NOT_FOUND, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
@@ -165,10 +166,10 @@ export function registerDataCommands(program: Command): void {
       .description("search a tenant's (or end user's) documents")
       .argument("<query...>", "what to look for")
       .addOption(new Option("--mode <mode>", "search mode").choices(["hybrid", "vector", "keyword"]).default("hybrid"))
-      .option("-k, --top-k <n>", "how many results", "5"),
-  ).action(async (words: string[], options: TargetOptions & { mode: string; topK: string }) => {
+      .option("-k, --top-k <n>", "how many results", parseTopK, 5),
+  ).action(async (words: string[], options: TargetOptions & { mode: string; topK: number }) => {
     const client = await connect(targetOf(options));
-    const input = { query: words.join(" "), mode: options.mode, topK: Number(options.topK) };
+    const input = { query: words.join(" "), mode: options.mode, topK: options.topK };
     const response =
       client.kind === "http"
         ? await client.api.search(input as SearchInput)
@@ -213,4 +214,12 @@ export function registerDataCommands(program: Command): void {
       console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
     },
   );
+}
+
+/** `-k abc` is the user's mistake, said in their terms (the API's own message named a field and `null`). */
+function parseTopK(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > MAX_TOP_K)
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_TOP_K}`);
+  return n;
 }

@@ -93,7 +93,11 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
     it.each([
       [["start", "--port", "abc"], "argument 'abc' is invalid"],
       [["search"], "missing required argument 'query'"],
-      [["search", "otters", "-k", "abc"], "Invalid request at topK"],
+      [
+        ["search", "otters", "-k", "abc"],
+        "option '-k, --top-k <n>' argument 'abc' is invalid. expected a whole number from 1 to 50",
+      ],
+      [["search", "otters", "-k", "51"], "argument '51' is invalid. expected a whole number from 1 to 50"],
     ])("%j: a usage error is one line and a non-zero exit", async (args, message) => {
       const res = await engram(args);
       expect(res.code).not.toBe(0);
