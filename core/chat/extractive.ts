@@ -29,6 +29,8 @@ const MIN_MEANING = 0.5;
 const MEANING_SENTENCES = 2;
 const MEANING_MARGIN = 0.1;
 const MAX_SENTENCE_CHARS = 400;
+/** A sentence that ends in a question mark (before any closing quote or bracket). */
+const QUESTION = /[?？]["'”’)\]]*$/;
 
 const STOPWORDS = new Set(
   (
@@ -109,6 +111,9 @@ export function answer(question: string, sources: readonly Source[]): string {
     sentences(source.content).forEach((text, position) => {
       const key = text.toLowerCase();
       if (seen.has(key)) return; // overlapping chunks repeat sentences
+      // A question answers nothing, however many of the question's words it repeats: a conversation's
+      // "What car do you drive?" was quoted as the answer to "What car does Leo drive?".
+      if (QUESTION.test(text)) return;
       seen.add(key);
       candidates.push({ text, source: source.index, position, terms: new Set(terms(text)), score: 0 });
     });

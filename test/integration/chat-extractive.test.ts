@@ -115,6 +115,19 @@ describe.each(DRIVERS)("extractive chat on %s", (driver) => {
     expect(policy.body.message.content).not.toContain("Refund policy.");
   });
 
+  it("answers from the turn that answers, never by quoting the question a turn asked", async () => {
+    await Ingest.run(t.db, alice, [
+      { id: "car-q", content: "Maya: What car do you drive these days, Leo?", conversationId: "catch-up" },
+      { id: "car-a", content: "Leo: A blue Fiesta since June, my old Corsa finally died.", conversationId: "catch-up" },
+    ]);
+
+    const res = await ask({ messages: [{ role: "user", content: "What car does Leo drive?" }] });
+
+    expect(res.body.message.content).toContain("Fiesta");
+    expect(res.body.message.content).not.toContain("What car do you drive");
+    expect(res.body.citations.map((c: { documentId: string }) => c.documentId)).toEqual(["car-a"]);
+  });
+
   it("says the sources do not contain the answer when nothing relevant was found", async () => {
     const res = await ask({ messages: [{ role: "user", content: "What is the boiling point of mercury?" }] });
 
