@@ -143,6 +143,7 @@ export async function benchIngest(opts: { quick: boolean }): Promise<Record<stri
     rows.push(await one({ driver, chunks: opts.quick ? 200 : 2_000, indexNow: true }));
   }
   rows.push(await one({ driver: "pglite", chunks: small }));
+  rows.push(await one({ driver: "pglite", chunks: small, turns: true }));
   rows.push(await one({ driver: "pglite", chunks: small, storeOnly: true }));
   return rows;
 }
