@@ -237,9 +237,10 @@ export async function prepare(
   });
   const stored = storedTurns(first, storedRows as unknown as StoredTurn[]);
   // A stored turn sent with new text follows the turns stored before it instead: read them (rare, so apart).
+  const planOf = new Map(plans.map((p) => [p.id, p]));
   const edited = first.flatMap(({ id, conversation }) => {
     const key = existing.get(id)?.key;
-    return key && plans.find((p) => p.id === id)?.chunks?.length === 1 ? [{ id, conversation, before: key }] : [];
+    return key && planOf.get(id)?.chunks?.length === 1 ? [{ id, conversation, before: key }] : [];
   });
   if (edited.length) {
     for (const [id, turns] of storedTurns(edited, await db.query<StoredTurn>(storedTurnsQuery(caller, edited, ids)))) {
@@ -371,9 +372,8 @@ interface StoredTurn {
 
 /**
  * For each document asked for, the last PRECEDING_TURNS live turns (documents of one chunk) of its conversation
- * stored before `before`
- * (a key; without it, the latest), other than this request's documents; cut as precedingText keeps them (one
- * character more, so that it knows a turn was longer).
+ * stored before `before` (a key; without it, the latest), other than this request's documents; cut as precedingText
+ * keeps them (one character more, so that it knows a turn was longer).
  */
 function storedTurnsQuery(
   caller: Caller,

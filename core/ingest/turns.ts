@@ -20,6 +20,8 @@ export const CONTEXT_DROPPED = "engram:context-dropped";
  */
 export function forgetting(changed: SQL, except: string[] = []): SQL {
   const { model, dimensions } = Reembed.active();
+  // The new hash is contentHash(embeddingText(context, content)) (core/chunk), written in SQL: a re-embedding reuses
+  // vectors by hash, so the old one (of the text with the turns before) must not name the vector of the new text.
   return sql`
     turns_after as (
       select f.key from (${changed}) g cross join lateral (
