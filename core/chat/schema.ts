@@ -1,7 +1,7 @@
 /** Request schemas for chat; the same schemas feed the OpenAPI document. */
 
 import { UNSTORABLE } from "../db/text";
-import { Id } from "../document/schema";
+import { Id, unstorable } from "../document/schema";
 import { Scope, SearchFilter } from "../search/schema";
 import * as z from "../zod";
 
@@ -41,11 +41,7 @@ export const ChatMessageInput = z.object({
       } else if (content.trim() === "") {
         ctx.addIssue({ code: "custom", message: "a message is empty", ...coded("chat.empty_message") });
       } else if (UNSTORABLE.test(content)) {
-        ctx.addIssue({
-          code: "custom",
-          message: "a message cannot contain NUL characters or unpaired surrogates",
-          ...coded("chat.invalid_text"),
-        });
+        ctx.addIssue({ code: "custom", ...unstorable("a message") });
       }
     }),
   ),

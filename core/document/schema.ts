@@ -20,11 +20,17 @@ const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, ki
 
 const UNSTORABLE_MESSAGE = "cannot contain NUL characters or unpaired surrogates";
 
+/** The one refusal of text Postgres cannot store, whichever field of whichever route it is in. */
+export const unstorable = (what: string) => ({
+  message: `${what} ${UNSTORABLE_MESSAGE}`,
+  ...coded("request.invalid_text"),
+});
+
 /** Text Postgres stores exactly (see core/db/text.ts), at most `max` characters. */
 const StoredText = (max: number) =>
   z.string().check(
     z.maxLength(max),
-    z.refine((value) => !UNSTORABLE.test(value), { message: UNSTORABLE_MESSAGE, ...coded("request.invalid_text") }),
+    z.refine((value) => !UNSTORABLE.test(value), unstorable("text")),
   );
 
 export const Content = z.string().check(
@@ -38,7 +44,7 @@ export const Content = z.string().check(
     } else if (value.trim() === "") {
       ctx.addIssue({ code: "custom", message: "content is empty", ...coded("document.empty_content") });
     } else if (UNSTORABLE.test(value)) {
-      ctx.addIssue({ code: "custom", message: `content ${UNSTORABLE_MESSAGE}`, ...coded("request.invalid_text") });
+      ctx.addIssue({ code: "custom", ...unstorable("content") });
     }
   }),
 );

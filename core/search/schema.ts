@@ -1,6 +1,7 @@
 /** The `POST /v1/search` request; the same schema feeds the OpenAPI document and the chat route's filter. */
 
-import { Id, Importance, Metadata } from "../document/schema";
+import { UNSTORABLE } from "../db/text";
+import { Id, Importance, Metadata, unstorable } from "../document/schema";
 import * as z from "../zod";
 
 export const MAX_QUERY_CHARS = 2000;
@@ -45,8 +46,7 @@ export const SearchRequest = z
     query: z.string().check(
       z.maxLength(MAX_QUERY_CHARS),
       z.refine((q) => q.trim() !== "", "query is empty"),
-      // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL cannot be sent to Postgres
-      z.refine((q) => !/\u0000/.test(q), "query cannot contain NUL characters"),
+      z.refine((q) => !UNSTORABLE.test(q), unstorable("query")),
     ),
     topK: z._default(z.number().check(z.int(), z.gte(1), z.lte(MAX_TOP_K)), 5),
     mode: z._default(Mode, "hybrid"),

@@ -329,37 +329,47 @@ describe("pacing a re-embed (pg)", () => {
   }, 120_000);
   afterAll(() => t?.close());
 
-  /** The database with each re-embed write (the statement that moves a batch) made 100 ms slower. */
-  const slowWrites = (db: Db): Db => ({
+  /**
+   * The database with each re-embed write (the statement that moves a batch) made 150 ms slower, noting when
+   * each write starts.
+   */
+  const slowWrites = (db: Db, starts: number[]): Db => ({
     ...db,
     query: (async (query, options) => {
+      const moving = compile(query).text.includes("with held");
+      if (moving) starts.push(performance.now());
       const rows = await db.query(query, options);
-      if (compile(query).text.includes("with held")) await new Promise((r) => setTimeout(r, 100));
+      if (moving) await new Promise((r) => setTimeout(r, 150));
       return rows;
     }) as Db["query"],
   });
 
+  // Gaps between a batch's end and the next write, not whole durations: a loaded machine only lengthens the
+  // work, and comparing two runs' totals failed when the unpaced one happened to be slower.
   it("rests `pace` times as long as each batch's write took, and not at all at pace 0", async () => {
     const old = model("model-old");
-    const timed = async (tenant: string, pace: number) => {
+    const gaps = async (tenant: string, pace: number) => {
       const caller = await callerFor(t.db, tenant);
       await Ingest.run(t.db, caller, docs(tenant, 30), { embedder: old.embedder });
-      const started = performance.now();
-      const report = await Reembed.run(slowWrites(t.db), {
+      const starts: number[] = [];
+      const ends: number[] = [];
+      const report = await Reembed.run(slowWrites(t.db, starts), {
         tenantId: caller.tenantId,
         embedder: model("model-new").embedder,
         batchSize: 10,
         pace,
+        onProgress: () => ends.push(performance.now()),
       });
       expect(report).toMatchObject({ reembedded: 30, remaining: 0 });
-      return performance.now() - started;
+      expect(starts).toHaveLength(3);
+      return starts.slice(1).map((start, i) => start - (ends[i] ?? Number.NaN));
     };
 
-    const unpaced = await timed("p0", 0);
-    const paced = await timed("p3", 3);
-
-    // Three batches, each write at least 100 ms, each followed by a rest of three times that.
-    expect(paced).toBeGreaterThanOrEqual(3 * 100 + 3 * 300);
-    expect(paced - unpaced).toBeGreaterThanOrEqual(3 * 300 - 50);
+    // Each write took at least 150 ms, so pace 4 rests at least 600 ms before the next batch is even read.
+    const paced = await gaps("p4", 4);
+    expect(paced).toHaveLength(2);
+    for (const gap of paced) expect(gap).toBeGreaterThanOrEqual(4 * 150 - 5);
+    const unpaced = await gaps("p0", 0);
+    for (const gap of unpaced) expect(gap).toBeLessThan(4 * 150 - 5);
   });
 });

@@ -243,6 +243,7 @@ describe.each(DRIVERS)("search on %s", (driver) => {
     const nulValue = await post({ query: "x", filter: { metadata: { team: "a\u0000b" } } });
     const nulKey = await post({ query: "x", filter: { metadata: { "a\u0000": "b" } } });
     const nulQuery = await post({ query: "a\u0000b" });
+    const loneSurrogate = await post({ query: "caf\uD800e" });
 
     expect(nulValue.status).toBe(400);
     expect(nulValue.body.error.details[0].path).toBe("filter.metadata.team");
@@ -250,6 +251,10 @@ describe.each(DRIVERS)("search on %s", (driver) => {
     expect(nulKey.body.error.details[0].path).toMatch(/^filter\.metadata/);
     expect(nulQuery.status).toBe(400);
     expect(nulQuery.body.error.details[0].path).toBe("query");
+    // The same code as ingest and chat give for text Postgres cannot store.
+    expect(nulQuery.body.error.code).toBe("request.invalid_text");
+    expect(loneSurrogate.status).toBe(400);
+    expect(loneSurrogate.body.error).toMatchObject({ code: "request.invalid_text", details: [{ path: "query" }] });
   });
 
   it("hides soft-deleted documents at once", async () => {
