@@ -3,7 +3,7 @@
  * PGlite single-process guard, and the `local` tenant's key kept in the data folder.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import * as Auth from "../core/auth";
 import { type Config, config } from "../core/config";
 import { type Db, openDb, useDb } from "../core/db";
@@ -61,7 +61,10 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
       `${cfg.database.dataDir} is in use by the local server (pid ${server.pid}, ${server.url}); stop it or run this against the server`,
     );
   }
-  if (cfg.database.driver === "pglite") mkdirSync(cfg.database.dataDir, { recursive: true });
+  const embedded = cfg.database.driver === "pglite" && !cfg.database.dataDir.startsWith("memory://");
+  // A command run from another folder finds no data there: said, not silently an empty store.
+  const fresh = embedded && !existsSync(join(cfg.database.dataDir, "pgdata"));
+  if (embedded) mkdirSync(cfg.database.dataDir, { recursive: true });
   const db = await openDb(cfg.database);
   try {
     await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig });
@@ -70,6 +73,11 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   } catch (error) {
     await db.close().catch(() => {});
     throw error;
+  }
+  if (fresh) {
+    process.stderr.write(
+      `engram: new embedded database in ${resolve(cfg.database.dataDir)} (ENGRAM_DATA_DIR or DATABASE_URL to use another)\n`,
+    );
   }
   useDb(db);
   return db;

@@ -224,3 +224,22 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
     });
   });
 });
+
+describe("the CLI on embedded PGlite", () => {
+  it("says on stderr when it starts a new database, and only then", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete env[name];
+    const stats = () => run("node", [BIN, "stats"], { env, timeout: 60_000 });
+
+    const first = await stats();
+    const second = await stats();
+
+    // A command run from another folder than usual finds no data there; it says where it is looking.
+    expect(first.stderr).toBe(
+      `engram: new embedded database in ${dir} (ENGRAM_DATA_DIR or DATABASE_URL to use another)\n`,
+    );
+    expect(JSON.parse(first.stdout)).toMatchObject({ documents: { total: 0 }, chunks: 0 });
+    expect(second.stderr).toBe("");
+  }, 120_000);
+});
