@@ -8,7 +8,14 @@
 import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
 import { ChatMessageInput, ChatRequest } from "../chat/schema";
 import type { DocumentView as DocumentResult } from "../document";
-import { CompatIngestRequest, DocumentInput, IngestRequest, Metadata, PatchRequest } from "../document/schema";
+import {
+  CompatDocumentInput,
+  CompatIngestRequest,
+  DocumentInput,
+  IngestRequest,
+  Metadata,
+  PatchRequest,
+} from "../document/schema";
 import type { UploadResult } from "../extract/schema";
 import type { IngestResult, patch } from "../ingest";
 import type { SearchResponse as SearchResult } from "../search";
@@ -345,6 +352,7 @@ function build() {
     IngestRequest,
     DocumentInput,
     CompatIngestRequest,
+    CompatDocumentInput,
     PatchRequest,
     SearchRequest,
     SearchFilter,

@@ -76,7 +76,8 @@ export const Metadata = z.record(z.string(), z.json()).check(
 export const Importance = z.number().check(z.int(), z.gte(1), z.lte(10));
 export const TtlSeconds = z.number().check(z.int(), z.gte(1), z.lte(10 * 365 * 24 * 3600));
 
-export const DocumentInput = z.object({
+// A misspelt field (`ttl` for `ttlSeconds`) is refused, not silently dropped: the document would be stored without it.
+export const DocumentInput = z.strictObject({
   id: z.optional(Id).check(z.describe("Without it, the id is derived from the content hash")),
   content: Content,
   title: z.optional(StoredText(1000)),
@@ -94,7 +95,7 @@ export const DocumentInput = z.object({
 });
 export type DocumentInput = z.infer<typeof DocumentInput>;
 
-export const IngestRequest = z.object({
+export const IngestRequest = z.strictObject({
   documents: z.array(DocumentInput).check(
     z.superRefine((docs, ctx) => {
       if (docs.length === 0) {
@@ -155,6 +156,7 @@ export const DeleteQuery = z.object({ hard: z._default(Bool, false) });
  * validated like `/v1/ingest`'s when they are ours and dropped otherwise: passed through unchecked,
  * they reached the database (an `importance` of "high" was a 500).
  */
+export const CompatDocumentInput = z.object(DocumentInput.shape);
 export const CompatIngestRequest = z.object({
-  documents: z.array(DocumentInput).check(z.minLength(1), z.maxLength(MAX_DOCUMENTS)),
+  documents: z.array(CompatDocumentInput).check(z.minLength(1), z.maxLength(MAX_DOCUMENTS)),
 });

@@ -191,6 +191,9 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
         400,
         "ingest.duplicate_id",
       ],
+      // A misspelt field would otherwise be dropped: the document stored without the expiry it was sent with.
+      ["a misspelt field (ttl)", { documents: [{ content: "a", ttl: 60 }] }, 400, "request.invalid"],
+      ["an unknown top-level field", { documents: [{ content: "a" }], dryRun: true }, 400, "request.invalid"],
     ];
 
     it.each(cases)("refuses %s with %i %s and stores nothing", async (_name, body, status, code) => {
