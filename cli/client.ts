@@ -39,7 +39,15 @@ export function remote(
   });
 }
 
-export async function connect(target: Target, onWait?: (seconds: number) => void): Promise<Client> {
+/**
+ * `create: false` for commands that only read: a mistyped `--tenant` is then refused (`tenant.not_found`)
+ * instead of creating an empty tenant and answering from it. The `local` tenant is always made.
+ */
+export async function connect(
+  target: Target,
+  options: { onWait?: (seconds: number) => void; create?: boolean } = {},
+): Promise<Client> {
+  const { onWait, create = true } = options;
   const server = runningServer();
   if (server) {
     const key = target.key ?? (target.tenant === LOCAL_TENANT ? storedLocalKey() : undefined);
@@ -53,7 +61,13 @@ export async function connect(target: Target, onWait?: (seconds: number) => void
     return { kind: "http", url: server.url, api: remote(server.url, { apiKey: key, userId: target.user, onWait }) };
   }
   const db = await openLocalDb();
-  const tenant = await Tenant.ensure(db, target.tenant);
+  const tenant =
+    create || target.tenant === LOCAL_TENANT
+      ? await Tenant.ensure(db, target.tenant)
+      : await Tenant.get(db, target.tenant).catch(async (error) => {
+          await db.close();
+          throw error;
+        });
   return {
     kind: "local",
     db,

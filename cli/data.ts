@@ -63,9 +63,11 @@ export function registerDataCommands(program: Command): void {
   ).action(async (paths: string[], options: TargetOptions) => {
     const started = Date.now();
     let bar: SingleBar | undefined;
-    const client = await connect(targetOf(options), (seconds) => {
-      // The bar's ETA absorbs the pause; plain output says why it stalls.
-      if (!bar && !options.json) console.error(`rate limited by the server: waiting ${seconds} s`);
+    const client = await connect(targetOf(options), {
+      onWait: (seconds) => {
+        // The bar's ETA absorbs the pause; plain output says why it stalls.
+        if (!bar && !options.json) console.error(`rate limited by the server: waiting ${seconds} s`);
+      },
     });
     const { files, skipped } = await collectFiles(paths);
     const root = resolve(".");
@@ -166,9 +168,9 @@ export function registerDataCommands(program: Command): void {
       .description("search a tenant's (or end user's) documents")
       .argument("<query...>", "what to look for")
       .addOption(new Option("--mode <mode>", "search mode").choices(["hybrid", "vector", "keyword"]).default("hybrid"))
-      .option("-k, --top-k <n>", "how many results", parseTopK, 5),
+      .option("-k, --top-k <n>", "how many results", wholeNumber(1, MAX_TOP_K), 5),
   ).action(async (words: string[], options: TargetOptions & { mode: string; topK: number }) => {
-    const client = await connect(targetOf(options));
+    const client = await connect(targetOf(options), { create: false });
     const input = { query: words.join(" "), mode: options.mode, topK: options.topK };
     const response =
       client.kind === "http"
@@ -191,7 +193,7 @@ export function registerDataCommands(program: Command): void {
       .argument("<question...>", "the question")
       .option("--conversation <id>", "continue a conversation"),
   ).action(async (words: string[], options: TargetOptions & { conversation?: string }) => {
-    const client = await connect(targetOf(options));
+    const client = await connect(targetOf(options), { create: false });
     const input = {
       messages: [{ role: "user" as const, content: words.join(" ") }],
       conversationId: options.conversation,
@@ -209,7 +211,7 @@ export function registerDataCommands(program: Command): void {
 
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(
     async (options: TargetOptions) => {
-      const client = await connect(targetOf(options));
+      const client = await connect(targetOf(options), { create: false });
       const stats = client.kind === "http" ? await client.api.stats() : await Document.stats(client.db, client.caller);
       console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
     },
@@ -217,9 +219,12 @@ export function registerDataCommands(program: Command): void {
 }
 
 /** `-k abc` is the user's mistake, said in their terms (the API's own message named a field and `null`). */
-function parseTopK(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1 || n > MAX_TOP_K)
-    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_TOP_K}`);
-  return n;
-}
+/** A whole-number option, refused where it is typed (commander prints the reason and exits 1). */
+export const wholeNumber =
+  (min: number, max: number) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max)
+      throw new InvalidArgumentError(`expected a whole number from ${min} to ${max}`);
+    return n;
+  };

@@ -58,7 +58,8 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
     throw new EngramError(
       "conflict",
       "data.in_use",
-      `${cfg.database.dataDir} is in use by the local server (pid ${server.pid}, ${server.url}); stop it or run this against the server`,
+      // Only data commands go through the server; this one opens the database itself.
+      `${cfg.database.dataDir} is in use by the local server (pid ${server.pid}, ${server.url}); this command needs the server stopped: stop it, run this again, then start it`,
     );
   }
   const embedded = cfg.database.driver === "pglite" && !cfg.database.dataDir.startsWith("memory://");

@@ -4,7 +4,7 @@ import { embedder as configured } from "../core/embedding";
 import * as Reembed from "../core/embedding/reembed";
 import * as Tenant from "../core/tenant";
 import { ADMIN_REEMBED, type ReembedStatus } from "./admin";
-import { openLocalDb, runningServer, type ServerLock, storedLocalKey } from "./local";
+import { LOCAL_TENANT, openLocalDb, runningServer, type ServerLock, storedLocalKey } from "./local";
 
 export interface ReembedOptions {
   tenant: string;
@@ -45,7 +45,9 @@ export async function reembed(options: ReembedOptions): Promise<void> {
   // Embedded PGlite has one process: while the local server holds it, the server does the work.
   if (server) return throughServer(server, options);
   const db = await openLocalDb(cfg);
-  const tenant = await Tenant.get(db, options.tenant);
+  // The local tenant exists from the first command on (as for every data command), so a new store has nothing to do.
+  const tenant =
+    options.tenant === LOCAL_TENANT ? await Tenant.ensure(db, LOCAL_TENANT) : await Tenant.get(db, options.tenant);
   const embedder = configured();
   const model = embedder.model;
 

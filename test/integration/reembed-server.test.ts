@@ -135,6 +135,16 @@ describe("engram reembed while the local server holds PGlite", () => {
     expect(again.stdout).toMatch(/nothing to re-embed/);
   }, 300_000);
 
+  it("says an admin command needs the server stopped, and a data command for an unknown tenant needs a key", async () => {
+    const keys = await engram(["keys", "list", "--tenant", "local"], base());
+    expect(keys.code).not.toBe(0);
+    expect(keys.stderr.trim().split("\n")).toHaveLength(1);
+    expect(keys.stderr).toContain("this command needs the server stopped");
+    const search = await engram(["search", "note", "--tenant", "nosuch"], base());
+    expect(search.code).not.toBe(0);
+    expect(search.stderr).toContain("pass --key for tenant nosuch");
+  }, 120_000);
+
   it("refuses the admin route without the local key", async () => {
     const res = await fetch(`${server?.url}/_local/reembed?tenant=local`, {
       headers: { authorization: "Bearer egm_notthelocalkey" },
