@@ -11,9 +11,10 @@ import { config, setConfig, VERSION } from "../core/config";
 import { closeDb } from "../core/db";
 import { isConnectionError } from "../core/db/errors";
 import { EngramError } from "../core/error";
+import * as Log from "../core/log";
 import * as RateLimit from "../core/ratelimit";
 import * as Tenant from "../core/tenant";
-import { registerDataCommands } from "./data";
+import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
 
 const program = new Command("engram")
@@ -23,7 +24,11 @@ const program = new Command("engram")
   .configureOutput({
     outputError: (text, write) => write(`engram: ${text.trim().replace(/^error: /, "")} (run with --help for usage)\n`),
   })
-  .exitOverride();
+  .exitOverride()
+  // A command's stdout is its answer (a key, JSON, a summary); the server's log is its output.
+  .hook("preAction", (_program, command) => {
+    if (command.name() !== "start") Log.toStderr();
+  });
 
 program
   .command("start")
@@ -177,7 +182,7 @@ program
   )
   .option("--tenant <name>", "tenant", LOCAL_TENANT)
   .option("--dry-run", "print what it would embed (chunks, texts, estimated tokens) and change nothing")
-  .addOption(new Option("--batch-size <n>", "chunks per batch").argParser((v) => Number.parseInt(v, 10)))
+  .addOption(new Option("--batch-size <n>", "chunks per batch").argParser(wholeNumber(1, 10_000)))
   .option("--json", "print JSON")
   .action(async (options: { tenant: string; dryRun?: boolean; json?: boolean; batchSize?: number }) => {
     const { reembed } = await import("./reembed");

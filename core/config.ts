@@ -15,7 +15,10 @@ export const VERSION: string = version;
 
 const rate = z.string().check(z.regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$/, 'expected a rate like "20/min"'));
 
-const int = (min: number, max: number) => z.coerce.number().check(z.int(), z.gte(min), z.lte(max));
+const int = (min: number, max: number) => {
+  const error = `expected a whole number from ${min} to ${max}`;
+  return z.coerce.number({ error }).check(z.int({ error }), z.gte(min, { error }), z.lte(max, { error }));
+};
 
 const schema = z.object({
   DATABASE_URL: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL"))),

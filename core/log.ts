@@ -80,6 +80,13 @@ function threshold(): number {
   }
 }
 
+let allToStderr = false;
+
+/** Every line to stderr from now on: a command's stdout is its answer, which a log line would corrupt. */
+export function toStderr(): void {
+  allToStderr = true;
+}
+
 function write(level: Level, message: string, fields: Record<string, unknown> = {}) {
   if (LEVELS[level] < threshold()) return;
   const line = JSON.stringify(
@@ -87,7 +94,7 @@ function write(level: Level, message: string, fields: Record<string, unknown> = 
     (_key, value) =>
       value instanceof Error ? { name: value.name, message: value.message, stack: value.stack } : value,
   );
-  (level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${line}\n`);
+  (allToStderr || level === "error" || level === "warn" ? process.stderr : process.stdout).write(`${line}\n`);
 }
 
 export const log = {

@@ -78,6 +78,29 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
   });
 
   describe("engram errors and help", () => {
+    it("prints only its answer on stdout: the log goes to stderr", async () => {
+      const res = await engram(["cleanup"], { LOG_LEVEL: "info" });
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/^removed \d+ rate-limit rows.*\n$/);
+      expect(JSON.parse(res.stderr.trim().split("\n")[0] ?? "")).toMatchObject({ level: "info", message: "cleanup" });
+    });
+
+    it("names the setting and its range when an environment number is not one", async () => {
+      const res = await engram(["stats"], { PORT: "abc" });
+      expect(res.code).toBe(1);
+      expect(res.stderr.trim()).toBe("engram: PORT: expected a whole number from 0 to 65535");
+    });
+
+    it("refuses to read a tenant that does not exist, and creates none", async () => {
+      for (const command of [["search", "refunds"], ["chat", "refunds?"], ["stats"]]) {
+        const res = await engram([...command, "--tenant", "nosuch-read"]);
+        expect(res.code, command.join(" ")).toBe(1);
+        expect(res.stderr.trim()).toBe("engram: No tenant named nosuch-read.");
+      }
+      const keys = await engram(["keys", "list", "--tenant", "nosuch-read"]);
+      expect(keys.stderr.trim()).toBe("engram: No tenant named nosuch-read.");
+    });
+
     it.each([
       ["--help"],
       ["keys", "--help"],
@@ -98,6 +121,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
         "option '-k, --top-k <n>' argument 'abc' is invalid. expected a whole number from 1 to 50",
       ],
       [["search", "otters", "-k", "51"], "argument '51' is invalid. expected a whole number from 1 to 50"],
+      [["reembed", "--batch-size", "abc"], "argument 'abc' is invalid. expected a whole number from 1 to 10000"],
     ])("%j: a usage error is one line and a non-zero exit", async (args, message) => {
       const res = await engram(args);
       expect(res.code).not.toBe(0);
