@@ -5,23 +5,28 @@
  */
 import { inflateRawSync } from "node:zlib";
 import mammoth from "mammoth";
-import { htmlToText } from "../chunk/html";
+import { decodeEntities, htmlToText } from "../chunk/html";
 import { EngramError } from "../error";
 import type { Limits } from "./limits";
+import { firstHeading } from "./markdown";
 import { centralDirectory } from "./sniff";
 
 const corrupt = (cause?: unknown) =>
   new EngramError("unprocessable", "extract.corrupt", "The Word document cannot be read (damaged archive).", { cause });
 
-/**
- * Inflates every XML part of the archive (what mammoth reads; images are never read) with a running bound on the
- * total, so declared sizes need not be trusted. Throws `extract.too_large` past `limits.maxExpandedBytes`.
- */
-export function checkExpansion(bytes: Uint8Array, limits: Limits): number {
+interface Part {
+  name: string;
+  /** 0 stored, 8 deflated. */
+  method: number;
+  /** The part's bytes as stored in the archive. */
+  data: Uint8Array;
+}
+
+/** The archive's parts named `wanted`, from its central directory; throws `extract.corrupt` at a damaged record. */
+function* parts(bytes: Uint8Array, wanted: (name: string) => boolean): Generator<Part> {
   const cd = centralDirectory(bytes);
   if (!cd) throw corrupt();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let total = 0;
   let at = cd.offset;
   for (let i = 0; i < cd.entries; i++) {
     if (at + 46 > bytes.length || view.getUint32(at, true) !== 0x02014b50) throw corrupt();
@@ -32,21 +37,34 @@ export function checkExpansion(bytes: Uint8Array, limits: Limits): number {
     const name = new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength));
     const local = view.getUint32(at + 42, true);
     at = next;
-    if (!/\.(xml|rels)$/i.test(name)) continue;
+    if (!wanted(name)) continue;
     if (local + 30 > bytes.length || view.getUint32(local, true) !== 0x04034b50) throw corrupt();
     const dataStart = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);
-    const data = bytes.subarray(dataStart, dataStart + compressed);
-    const left = limits.maxExpandedBytes - total;
-    if (method === 0) total += data.length;
-    else if (method === 8) {
-      try {
-        total += inflateRawSync(data, { maxOutputLength: Math.max(1, left) }).length;
-      } catch (error) {
-        if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError)
-          total = Infinity;
-        else throw corrupt(error);
-      }
-    } else throw corrupt();
+    yield { name, method, data: bytes.subarray(dataStart, dataStart + compressed) };
+  }
+}
+
+/** A part's bytes, at most `max` of them (Node's `maxOutputLength` throws past it, `ERR_BUFFER_TOO_LARGE`). */
+function inflate(part: Part, max: number): Uint8Array {
+  if (part.method === 0) return part.data;
+  if (part.method !== 8) throw corrupt();
+  return inflateRawSync(part.data, { maxOutputLength: Math.max(1, max) });
+}
+
+/**
+ * Inflates every XML part of the archive (what mammoth reads; images are never read) with a running bound on the
+ * total, so declared sizes need not be trusted. Throws `extract.too_large` past `limits.maxExpandedBytes`.
+ */
+export function checkExpansion(bytes: Uint8Array, limits: Limits): number {
+  let total = 0;
+  for (const part of parts(bytes, (name) => /\.(xml|rels)$/i.test(name))) {
+    try {
+      total += inflate(part, limits.maxExpandedBytes - total).length;
+    } catch (error) {
+      if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) total = Infinity;
+      else if (error instanceof EngramError) throw error;
+      else throw corrupt(error);
+    }
     if (total > limits.maxExpandedBytes) {
       throw new EngramError(
         "too_large",
@@ -59,19 +77,67 @@ export function checkExpansion(bytes: Uint8Array, limits: Limits): number {
   return total;
 }
 
-/** A .docx file's text, headings as `#` lines, and its first heading as a title. */
+/** The title in the document's properties (`dc:title` in docProps/core.xml, Word's File > Info), which mammoth skips. */
+function propertyTitle(bytes: Uint8Array, limits: Limits): string | undefined {
+  for (const part of parts(bytes, (name) => name === "docProps/core.xml")) {
+    const xml = new TextDecoder().decode(inflate(part, limits.maxExpandedBytes));
+    const title = /<dc:title(?:\s[^>]*)?>([^<]*)<\/dc:title>/.exec(xml)?.[1];
+    return title === undefined ? undefined : decodeEntities(title).replace(/\s+/g, " ").trim() || undefined;
+  }
+  return undefined;
+}
+
+/** What mammoth's document tree holds (its own types are not published). */
+interface DocxElement {
+  type: string;
+  styleName?: string | null;
+  value?: string;
+  children?: DocxElement[];
+}
+
+const textOf = (element: DocxElement): string =>
+  element.type === "text"
+    ? (element.value ?? "")
+    : element.type === "tab" || element.type === "break"
+      ? " "
+      : (element.children ?? []).map(textOf).join("");
+
+/** The first non-empty paragraph styled Title (mammoth's default style map makes it a plain paragraph). */
+function titleParagraph(element: DocxElement): string | undefined {
+  if (element.type === "paragraph" && element.styleName?.toLowerCase() === "title") {
+    const text = textOf(element).replace(/\s+/g, " ").trim();
+    if (text) return text;
+  }
+  for (const child of element.children ?? []) {
+    const title = titleParagraph(child);
+    if (title) return title;
+  }
+  return undefined;
+}
+
+/**
+ * A .docx file's text, headings as `#` lines, and its title: the document property, else the first paragraph
+ * styled Title, else the first heading.
+ */
 export async function extractDocx(bytes: Uint8Array, limits: Limits): Promise<{ content: string; title?: string }> {
   checkExpansion(bytes, limits);
+  let styled: string | undefined;
   const result = await mammoth
     .convertToHtml(
       { buffer: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) },
-      // Images become nothing: they are never decoded, and the text has no use for them.
-      { convertImage: mammoth.images.imgElement(async () => ({ src: "" })), externalFileAccess: false },
+      {
+        // Images become nothing: they are never decoded, and the text has no use for them.
+        convertImage: mammoth.images.imgElement(async () => ({ src: "" })),
+        externalFileAccess: false,
+        transformDocument: (document: DocxElement) => {
+          styled = titleParagraph(document);
+          return document;
+        },
+      },
     )
     .catch((error: unknown) => {
       throw corrupt(error);
     });
   const content = htmlToText(result.value);
-  const title = /^#\s+(.+)$/m.exec(content)?.[1]?.trim();
-  return { content, title: title || undefined };
+  return { content, title: propertyTitle(bytes, limits) ?? styled ?? firstHeading(content) };
 }

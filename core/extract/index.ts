@@ -8,6 +8,7 @@ import { EngramError } from "../error";
 import { extractDocx } from "./docx";
 import { extractHtml } from "./html";
 import { DEFAULT_LIMITS, type Limits } from "./limits";
+import { extractMarkdown } from "./markdown";
 import { extractPdf } from "./pdf";
 import { decodeText, type Format, sniff } from "./sniff";
 
@@ -19,13 +20,14 @@ export interface Extracted {
   format: Format;
   /** Markdown-ish text: `#` headings where the source had them; PDF pages separated by a form feed line. */
   content: string;
-  /** The document's own title (PDF metadata, <title>, first heading), when it has one. */
+  /**
+   * The document's own title, when it has one: a PDF's metadata, a .docx's properties or Title paragraph, a page's
+   * `<title>`, Markdown front matter's `title:`; else its first `#` heading.
+   */
   title?: string;
   /** A PDF's page count. */
   pages?: number;
 }
-
-const firstHeading = (text: string) => /^#\s+(.+)$/m.exec(text)?.[1]?.trim() || undefined;
 
 /**
  * Extracts a file's text, or throws an `EngramError`: `extract.unsupported_type` (415), `extract.encrypted`,
@@ -61,12 +63,8 @@ export async function extract(
   else {
     const decoded = text ?? decodeText(bytes) ?? "";
     if (kind.format === "html") out = { format: "html", ...extractHtml(decoded) };
-    else
-      out = {
-        format: kind.format,
-        content: decoded,
-        title: kind.format === "markdown" ? firstHeading(decoded) : undefined,
-      };
+    else if (kind.format === "markdown") out = { format: "markdown", ...extractMarkdown(decoded) };
+    else out = { format: kind.format, content: decoded };
   }
   out.content = out.content.replace(/\r\n?/g, "\n").trim();
   if (!/\p{L}|\p{N}/u.test(out.content)) {

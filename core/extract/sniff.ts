@@ -27,15 +27,18 @@ const extensionOf = (name: string | undefined) => {
   return dot > 0 ? base.slice(dot).toLowerCase() : "";
 };
 
-/** Names of the entries in a ZIP archive's central directory (at most `max`), or undefined when it has none. */
+/**
+ * Names of the entries in a ZIP archive's central directory (at most `max`), or undefined when it cannot be read
+ * (no end record, as in a truncated file, or a damaged entry before the `max`th).
+ */
 export function zipEntryNames(bytes: Uint8Array, max = 10_000): string[] | undefined {
   const cd = centralDirectory(bytes);
   if (!cd) return undefined;
   const names: string[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = cd.offset;
-  for (let i = 0; i < Math.min(cd.entries, max) && at + 46 <= bytes.length; i++) {
-    if (view.getUint32(at, true) !== 0x02014b50) break;
+  for (let i = 0; i < Math.min(cd.entries, max); i++) {
+    if (at + 46 > bytes.length || view.getUint32(at, true) !== 0x02014b50) return undefined;
     const nameLength = view.getUint16(at + 28, true);
     const extra = view.getUint16(at + 30, true);
     const comment = view.getUint16(at + 32, true);
@@ -43,6 +46,48 @@ export function zipEntryNames(bytes: Uint8Array, max = 10_000): string[] | undef
     at += 46 + nameLength + extra + comment;
   }
   return names;
+}
+
+const LOCAL_HEADER = [0x50, 0x4b, 0x03, 0x04];
+const LOCAL_SIGNATURE = Buffer.from(LOCAL_HEADER);
+
+/**
+ * Names in a ZIP archive's local file headers, front to back (at most `max`): what is left to judge an archive
+ * whose central directory, at its end, is lost. An entry whose size follows its data (flag bit 3) is skipped by
+ * looking for the next header.
+ */
+function localEntryNames(bytes: Uint8Array, max = 1_000): string[] {
+  const names: string[] = [];
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const find = (from: number) => buffer.indexOf(LOCAL_SIGNATURE, from);
+  let at = 0;
+  while (names.length < max && at >= 0 && at + 30 <= bytes.length) {
+    if (!startsWith(bytes, LOCAL_HEADER, at)) {
+      at = find(at);
+      continue;
+    }
+    const flags = view.getUint16(at + 6, true);
+    const compressed = view.getUint32(at + 18, true);
+    const nameLength = view.getUint16(at + 26, true);
+    const dataStart = at + 30 + nameLength + view.getUint16(at + 28, true);
+    names.push(new TextDecoder().decode(bytes.subarray(at + 30, Math.min(bytes.length, at + 30 + nameLength))));
+    at = flags & 0x08 ? find(dataStart) : dataStart + compressed;
+  }
+  return names;
+}
+
+/** What a ZIP archive is, from its entries' names (and, when the directory is lost, its file name). */
+function zipKind(names: string[], damaged: boolean, ext: string): Sniffed {
+  if (names.includes("word/document.xml")) return { format: "docx" };
+  if (names.includes("content.xml")) return { format: "unsupported", reason: "OpenDocument file: save it as .docx" };
+  if (names.some((n) => n.startsWith("ppt/") || n.startsWith("xl/")))
+    return { format: "unsupported", reason: "PowerPoint or Excel file" };
+  // A Word document cut short (a truncated upload) is read as one, for the extractor to refuse as damaged (422).
+  if (damaged && names.some((n) => n.startsWith("word/"))) return { format: "docx" };
+  if (damaged && /^\.(xls|ppt|pps)/.test(ext)) return { format: "unsupported", reason: "PowerPoint or Excel file" };
+  if (damaged && (names.includes("[Content_Types].xml") || ext === ".docx")) return { format: "docx" };
+  return { format: "unsupported", reason: "ZIP archive (not a Word document)" };
 }
 
 /** The end-of-central-directory record: where the entries are and how many. */
@@ -71,13 +116,9 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
   // PDF readers accept the header anywhere in the first 1,024 bytes.
   const head = new TextDecoder("latin1").decode(bytes.subarray(0, 1024));
   if (head.includes("%PDF-")) return { format: "pdf" };
-  if (startsWith(bytes, [0x50, 0x4b, 0x03, 0x04]) || startsWith(bytes, [0x50, 0x4b, 0x05, 0x06])) {
-    const names = zipEntryNames(bytes) ?? [];
-    if (names.includes("word/document.xml")) return { format: "docx" };
-    if (names.includes("content.xml")) return { format: "unsupported", reason: "OpenDocument file: save it as .docx" };
-    if (names.some((n) => n.startsWith("ppt/") || n.startsWith("xl/")))
-      return { format: "unsupported", reason: "PowerPoint or Excel file" };
-    return { format: "unsupported", reason: "ZIP archive (not a Word document)" };
+  if (startsWith(bytes, LOCAL_HEADER) || startsWith(bytes, [0x50, 0x4b, 0x05, 0x06])) {
+    const names = zipEntryNames(bytes);
+    return names ? zipKind(names, false, extensionOf(name)) : zipKind(localEntryNames(bytes), true, extensionOf(name));
   }
   for (const [magic, what] of KNOWN_BINARY)
     if (startsWith(bytes, magic)) return { format: "unsupported", reason: what };

@@ -94,6 +94,41 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
     expect(html.body).toMatchObject({ documents: [{ id: "refunds" }], file: { format: "html" } });
   });
 
+  it("titles each file by its own title and gives its passages the file's heading path, in every format", async () => {
+    for (const name of ["front-matter.docx", "front-matter.html", "front-matter.md"]) {
+      const res = await upload([{ name: "file", value: fixture(name), filename: name }]);
+      expect([name, res.status]).toEqual([name, 200]);
+      const doc = await invoke({
+        method: "GET",
+        path: `/v1/documents/${name}`,
+        headers: { authorization: `Bearer ${key}` },
+      });
+      expect([name, (doc.body as { title: string }).title]).toEqual([name, "Employee Handbook 2026"]);
+      const search = await invoke({
+        method: "POST",
+        path: "/v1/search",
+        headers: { authorization: `Bearer ${key}` },
+        body: { query: "off-cycle payment for a correction", topK: 1, filter: { documentIds: [name] } },
+      });
+      const [hit] = (search.body as { results: { location: unknown }[] }).results;
+      expect([name, hit?.location]).toEqual([name, { headings: ["Payroll", "Payroll Exceptions"] }]);
+    }
+    const untitled = await upload([
+      {
+        name: "file",
+        value: "<html><body><h1>Opening hours</h1><p>Nine to five.</p></body></html>",
+        filename: "hours.html",
+      },
+    ]);
+    expect(untitled.status).toBe(200);
+    const hours = await invoke({
+      method: "GET",
+      path: "/v1/documents/hours.html",
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect((hours.body as { title: string }).title).toBe("Opening hours");
+  });
+
   it("refuses scanned, encrypted, corrupt, bomb and unsupported files with their codes, storing nothing", async () => {
     const before = await documentCount();
     const cases: [string, number, string][] = [
@@ -106,6 +141,11 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
     for (const [name, status, code] of cases) {
       const res = await upload([{ name: "file", value: fixture(name), filename: name }]);
       expect([name, res.status, (res.body as { error: { code: string } }).error.code]).toEqual([name, status, code]);
+    }
+    // A .docx cut short (`head -c 6000`) is damaged, whatever its name, not an unsupported ZIP.
+    for (const filename of ["handbook.docx", "upload"]) {
+      const cut = await upload([{ name: "file", value: fixture("front-matter.docx").subarray(0, 6000), filename }]);
+      expect([cut.status, (cut.body as { error: { code: string } }).error.code]).toEqual([422, "extract.corrupt"]);
     }
     const png = await upload([
       { name: "file", value: new Uint8Array([0x89, 0x50, 0x4e, 0x47, 1, 2]), filename: "a.pdf" },

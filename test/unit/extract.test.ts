@@ -1,13 +1,17 @@
 /** core/extract on files made by real tools (test/fixtures/extract/README.md says which and how). */
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getDocumentProxy } from "unpdf";
 import { describe, expect, it } from "vitest";
+import { readDocuments } from "../../cli/files";
 import { locations } from "../../core/chunk/location";
 import { splitIntoChunks } from "../../core/chunk/split";
 import { EngramError } from "../../core/error";
 import { extract, PAGE_BREAK, sniff } from "../../core/extract";
 import { checkExpansion } from "../../core/extract/docx";
+import { extractHtml } from "../../core/extract/html";
+import { frontMatter } from "../../core/extract/markdown";
 
 const fixture = (name: string) => new Uint8Array(readFileSync(join(__dirname, "../fixtures/extract", name)));
 
@@ -87,7 +91,10 @@ describe("extract", () => {
     const html = await extract(fixture("page.html"), { name: "page.html" });
     expect(html.format).toBe("html");
     expect(html.title).toMatch(/^Refund policy/);
+    // The page's own heading levels, its h1 (which Readability drops as the title's repeat) first.
+    expect(html.content).toMatch(/^# Refund policy\n\nWe want you/);
     expect(html.content).toMatch(/^## How long refunds take$/m);
+    expect(html.content).toMatch(/^### Gift cards$/m);
     expect(html.content).toContain("Refunds are issued within 14 days");
     for (const boilerplate of ["Basket (0)", "newsletter", "All rights reserved", "analytics"])
       expect(html.content).not.toContain(boilerplate);
@@ -112,7 +119,7 @@ describe("extract", () => {
     const corrupt = await refusal(extract(fixture("corrupt.pdf")));
     expect([corrupt.status, corrupt.code]).toEqual([422, "extract.corrupt"]);
     const truncated = await refusal(extract(fixture("handbook.docx").subarray(0, 4000), { name: "x.docx" }));
-    expect(truncated.code).toMatch(/^extract\.(corrupt|unsupported_type)$/);
+    expect([truncated.status, truncated.code]).toEqual([422, "extract.corrupt"]);
   });
 
   it("refuses a PDF of 50,000 pages from its page count, before reading a page", async () => {
@@ -160,6 +167,175 @@ describe("extract", () => {
     expect(sniff(new Uint8Array([0x50, 0x4b, 0x05, 0x06, ...new Array(18).fill(0)]), "a.docx")).toMatchObject({
       format: "unsupported",
     });
+  });
+});
+
+/** A ZIP of stored entries, with its central directory or, like a file cut short, without. */
+function zip(entries: [name: string, text: string][], { directory }: { directory: boolean }): Uint8Array {
+  const u16 = (n: number) => [n & 0xff, (n >> 8) & 0xff];
+  const u32 = (n: number) => [...u16(n & 0xffff), ...u16(n >>> 16)];
+  const body: number[] = [];
+  const central: number[] = [];
+  for (const [name, text] of entries) {
+    const [path, data] = [[...new TextEncoder().encode(name)], [...new TextEncoder().encode(text)]];
+    const sizes = [...u32(0), ...u32(data.length), ...u32(data.length), ...u16(path.length), ...u16(0)];
+    central.push(0x50, 0x4b, 1, 2, ...u16(20), ...u16(20), ...u16(0), ...u16(0), ...u32(0), ...sizes);
+    central.push(...u16(0), ...u16(0), ...u16(0), ...u32(0), ...u32(body.length), ...path);
+    body.push(0x50, 0x4b, 3, 4, ...u16(20), ...u16(0), ...u16(0), ...u32(0), ...sizes, ...path, ...data);
+  }
+  const end = [0x50, 0x4b, 5, 6, ...u32(0), ...u16(entries.length), ...u16(entries.length)];
+  const tail = directory ? [...central, ...end, ...u32(central.length), ...u32(body.length), ...u16(0)] : [];
+  return new Uint8Array([...body, ...tail]);
+}
+
+describe("a .docx cut short", () => {
+  const cut = fixture("front-matter.docx").subarray(0, 6000);
+
+  it("is a damaged Word document (422), judged by its local headers when its central directory is lost", async () => {
+    // `head -c 6000 front-matter.docx`: the directory at the end is gone, `word/document.xml`'s header is not.
+    expect(sniff(cut, "upload.bin")).toEqual({ format: "docx" });
+    for (const name of ["handbook.docx", "upload.bin", undefined]) {
+      const error = await refusal(extract(cut, { name }));
+      expect([error.status, error.code, error.message]).toEqual([
+        422,
+        "extract.corrupt",
+        "The Word document cannot be read (damaged archive).",
+      ]);
+    }
+  });
+
+  it("is judged by [Content_Types].xml or a .docx name when no Word part's header is left", async () => {
+    const types: [string, string][] = [["[Content_Types].xml", "<Types/>"]];
+    expect(sniff(zip(types, { directory: false }), "upload")).toEqual({ format: "docx" });
+    const notes: [string, string][] = [["notes/a.txt", "a note"]];
+    expect(sniff(zip(notes, { directory: false }), "report.docx")).toEqual({ format: "docx" });
+    const error = await refusal(extract(zip(notes, { directory: false }), { name: "report.docx" }));
+    expect([error.status, error.code]).toEqual([422, "extract.corrupt"]);
+  });
+
+  it("keeps other ZIPs, whole or cut short, refused as unsupported (415)", async () => {
+    const notes: [string, string][] = [
+      ["notes/a.txt", "a note"],
+      ["notes/b.txt", "another"],
+    ];
+    const zipArchive = { format: "unsupported", reason: "ZIP archive (not a Word document)" };
+    expect(sniff(zip(notes, { directory: false }), "notes.zip")).toEqual(zipArchive);
+    // A whole archive says what it holds: its name does not make it Word.
+    expect(sniff(zip(notes, { directory: true }), "notes.docx")).toEqual(zipArchive);
+    const excel = { format: "unsupported", reason: "PowerPoint or Excel file" };
+    const types: [string, string][] = [["[Content_Types].xml", "<Types/>"]];
+    expect(sniff(zip([...types, ["xl/workbook.xml", "<workbook/>"]], { directory: false }))).toEqual(excel);
+    expect(sniff(zip(types, { directory: false }), "budget.xlsx")).toEqual(excel);
+    const error = await refusal(extract(zip(notes, { directory: false }), { name: "notes.zip" }));
+    expect([error.status, error.code, error.message]).toEqual([
+      415,
+      "extract.unsupported_type",
+      "Unsupported: ZIP archive (not a Word document).",
+    ]);
+  });
+});
+
+describe("titles and heading paths", () => {
+  /** The location of the chunk holding `phrase`. */
+  const locate = (content: string, phrase: string) => {
+    const chunks = splitIntoChunks(content, { maxTokens: 60, overlapTokens: 0 });
+    return locations(content, chunks)[chunks.findIndex((chunk) => chunk.content.includes(phrase))];
+  };
+  const para = "Exceptions to the payroll calendar are approved by the finance director. ".repeat(6);
+
+  it("titles a .docx by its document properties, else its Title paragraph, else its first heading", async () => {
+    // Pandoc writes front matter's title to both docProps/core.xml and a Title paragraph; the first heading is Travel.
+    const properties = await extract(fixture("front-matter.docx"), { name: "front-matter.docx" });
+    expect(properties.title).toBe("Employee Handbook 2026");
+    expect(properties.content).toMatch(/^Employee Handbook 2026\n\nPeople team\n\n2026-01-05\n\n# Travel\n/);
+    const styled = await extract(fixture("title-style.docx"), { name: "title-style.docx" });
+    expect(styled.title).toBe("Employee Handbook 2026");
+    const heading = await extract(fixture("handbook.docx"), { name: "handbook.docx" });
+    expect(heading.title).toBe("Employee handbook");
+  });
+
+  it("titles a web page without a <title> by its first heading", () => {
+    const article = `<!doctype html><html><body><nav><a href="/">Home</a></nav><article><h1>Payroll</h1><p>${para}</p><h2>Payroll Exceptions</h2><p>${para}</p></article></body></html>`;
+    expect(extractHtml(article).title).toBe("Payroll");
+    // A page too short for Readability's article is converted whole, and titled the same way.
+    expect(extractHtml("<html><body><h1>Opening hours</h1><p>Nine to five.</p></body></html>")).toEqual({
+      content: "# Opening hours\n\nNine to five.",
+      title: "Opening hours",
+    });
+    expect(extractHtml("<html><body><p>No heading, no title.</p></body></html>").title).toBeUndefined();
+  });
+
+  it("keeps a web page's heading levels, so its passages have the heading path the same text has in Word", async () => {
+    const phrase = "An off-cycle payment";
+    const docx = await extract(fixture("front-matter.docx"));
+    const html = await extract(fixture("front-matter.html"));
+    const md = await extract(fixture("front-matter.md"), { name: "front-matter.md" });
+    expect(locate(docx.content, phrase)).toEqual({ headings: ["Payroll", "Payroll Exceptions"] });
+    expect(locate(html.content, phrase)).toEqual({ headings: ["Payroll", "Payroll Exceptions"] });
+    expect(locate(md.content, phrase)).toEqual({ headings: ["Payroll", "Payroll Exceptions"] });
+    expect(html.title).toBe("Employee Handbook 2026");
+
+    // Readability makes every h1 an h2 and drops the h1 repeating the <title>; both come back.
+    for (const head of ["", "<head><title>Payroll</title></head>"]) {
+      const page = `<!doctype html><html>${head}<body><article><h1>Payroll</h1><p>${para}</p><h2>Payroll Exceptions</h2><p>${para}</p><h4>Deadlines</h4><p>${para}</p></article></body></html>`;
+      const { content } = extractHtml(page);
+      expect(content).toMatch(/^# Payroll\n\nExceptions/);
+      expect(content).toMatch(/\n## Payroll Exceptions\n[\s\S]*\n#### Deadlines\n/);
+      expect(locate(content, "Deadlines")).toEqual({ headings: ["Payroll", "Payroll Exceptions", "Deadlines"] });
+    }
+  });
+});
+
+describe("Markdown front matter", () => {
+  const bytes = (s: string) => new TextEncoder().encode(s);
+
+  it("titles a Markdown file by its front matter and leaves the block out of its text", async () => {
+    const md = await extract(fixture("front-matter.md"), { name: "handbook.md" });
+    expect(md.title).toBe("Employee Handbook 2026");
+    expect(md.content).toMatch(/^# Travel\n\n## Booking\n/);
+    expect(md.content).not.toMatch(/title:|author:|People team|---/);
+    // Without a title there, the first heading is the title; the block is still not text.
+    const untitled = await extract(bytes("---\nauthor: People team\n---\n\n# Leave\n\nText."), { name: "a.md" });
+    expect(untitled).toEqual({ format: "markdown", content: "# Leave\n\nText.", title: "Leave" });
+  });
+
+  it("reads the title of a YAML mapping, plain, quoted, commented or folded, beside nested values", () => {
+    expect(frontMatter('---\ntitle: "Q&A: \\"refunds\\""\n---\ntext')).toEqual({
+      body: "text",
+      title: 'Q&A: "refunds"',
+    });
+    expect(frontMatter("---\ntitle: 'It''s here' # draft\n---\n")).toEqual({ body: "", title: "It's here" });
+    expect(
+      frontMatter("---\r\ntags:\r\n  - hr\r\n  - pay\r\n# a comment\r\nTitle: Plain words # note\r\n...\r\n# H"),
+    ).toEqual({
+      body: "# H",
+      title: "Plain words",
+    });
+    expect(frontMatter("---\ntitle: >\n  Folded\n  lines\n---\nx")).toEqual({ body: "x", title: "Folded lines" });
+    expect(frontMatter("---\ntitle: [1, 2]\n---\nx")).toEqual({ body: "x", title: undefined });
+    expect(frontMatter("---\ntitle:\n---\nx")).toEqual({ body: "x", title: undefined });
+  });
+
+  it("leaves a leading thematic break, a setext heading or an unclosed block as text", () => {
+    for (const text of [
+      "---\nA note on refunds\n---\n\nText.",
+      "---\ntitle: x\nno end",
+      "---\n\n---\nx",
+      "--- \nx",
+      "---\ntitle: x\n- not: yaml\n---\nx",
+    ])
+      expect(frontMatter(text)).toEqual({ body: text });
+  });
+
+  it("reads the file the same way in `engram ingest` as in the upload route", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-front-matter-"));
+    writeFileSync(join(dir, "handbook.md"), fixture("front-matter.md"));
+    const { documents, skipped } = await readDocuments(join(dir, "handbook.md"), dir);
+    const uploaded = await extract(fixture("front-matter.md"), { name: "handbook.md" });
+    expect(skipped).toEqual([]);
+    expect(documents).toEqual([
+      expect.objectContaining({ id: "handbook.md", title: "Employee Handbook 2026", content: uploaded.content }),
+    ]);
   });
 });
 
