@@ -10,7 +10,7 @@ import type { Caller } from "../auth";
 import type { Db } from "../db";
 import * as Gate from "../gate";
 import * as RateLimit from "../ratelimit";
-import { server } from "./index";
+import { connect, server } from "./index";
 import * as Local from "./local";
 
 function headersOf(response: Response): Record<string, string> {
@@ -66,7 +66,7 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     sessionIdGenerator: undefined,
     enableJsonResponse: true,
   });
-  await mcp.connect(transport);
+  await connect(mcp, transport);
   try {
     const headers = new Headers();
     for (const [name, value] of Object.entries(request.headers)) {

@@ -2,14 +2,37 @@
  * Engram as a Model Context Protocol server: five tools (remember, search_memory, ask,
  * list_memories, forget) over a `Memory`, which is either the core functions the HTTP handlers
  * call, scoped by the same `Caller` (core/mcp/local.ts), or a remote Engram through the typed
- * client (`engram mcp` with ENGRAM_URL). Tool arguments are shaped for a model; the API's own
- * schemas validate them behind the tools, so limits and codes are the API's.
+ * client (`engram mcp` with ENGRAM_URL). Tool arguments are shaped for a model, their numbers
+ * bounded by the API's own schemas; those schemas validate them again behind the tools, so limits
+ * and codes are the API's.
+ *
+ * Built on the SDK's low-level `Server` rather than `McpServer` so that arguments are checked here:
+ * McpServer answers a refused argument as `MCP error -32602: Input validation error: ...`, a line per
+ * issue, where every other tool error is the API's `code: message` on one line.
  */
-import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { Server } from "@modelcontextprotocol/sdk/server/index.js";
+import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  ErrorCode,
+  InitializeRequestSchema,
+  isJSONRPCRequest,
+  type JSONRPCErrorResponse,
+  type JSONRPCMessage,
+  ListToolsRequestSchema,
+  McpError,
+  PingRequestSchema,
+  type ToolAnnotations,
+  type Tool as ToolDefinition,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import type * as Api from "../../client/types";
+import { fromZod } from "../api/http";
+import { ChatRequest } from "../chat/schema";
 import { VERSION } from "../config";
+import { Importance, ListQuery, MAX_CONTENT_CHARS, TtlSeconds } from "../document/schema";
+import { SearchRequest } from "../search/schema";
 import * as z from "../zod";
 
 /** What the tools need; each call runs in one end user's scope (or the tenant's shared space). */
@@ -38,7 +61,8 @@ const noJsonSchemaValidation: jsonSchemaValidator = {
 const text = (value: string) => z.string().check(z.describe(value));
 const optional = <T extends z.ZodMiniType>(schema: T, description: string) =>
   z.optional(schema).check(z.describe(description));
-const int = (description: string) => z.optional(z.number().check(z.int())).check(z.describe(description));
+/** A field the API bounds (and may default): its own schema, so the JSON Schema listed gives its range. */
+const bounded = <T extends z.ZodMiniType>(schema: T, description: string) => schema.check(z.describe(description));
 
 /** The tools' argument schemas, built once per process (a server is built per HTTP request). */
 function argumentSchemas() {
@@ -48,7 +72,7 @@ function argumentSchemas() {
       metadata: optional(json, "Only memories whose metadata contains this JSON object"),
       documentIds: optional(z.array(z.string()), "Only these memory ids"),
       conversationId: optional(z.string(), "Only memories of this conversation"),
-      minImportance: int("Only memories at least this important (1-10)"),
+      minImportance: bounded(z.optional(Importance), "Only memories at least this important"),
       createdAfter: optional(z.string(), "ISO 8601 time: only memories stored at or after it"),
       createdBefore: optional(z.string(), "ISO 8601 time: only memories stored before it"),
     }),
@@ -56,23 +80,26 @@ function argumentSchemas() {
   );
   return {
     remember: z.object({
-      content: text("The text to remember, in full (up to 1,000,000 characters)"),
+      content: text(`The text to remember, in full (up to ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`),
       title: optional(z.string(), "A short title"),
       id: optional(
         z.string(),
         "Your id for it; reuse it to replace the memory. Without one it is derived from the text",
       ),
       metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
-      importance: int("1 (trivia) to 10 (critical); default 5"),
+      importance: bounded(
+        z.optional(Importance),
+        "How much it matters, from trivia (the minimum) to critical (the maximum); default 5",
+      ),
       conversationId: optional(
         z.string(),
         "Group it with a conversation: it is embedded after the two memories stored before it there",
       ),
-      ttlSeconds: int("Forget it automatically after this many seconds"),
+      ttlSeconds: bounded(z.optional(TtlSeconds), "Forget it automatically after this many seconds"),
     }),
     search: z.object({
       query: text("What to look for"),
-      topK: int("How many passages (1-50, default 5)"),
+      topK: bounded(SearchRequest.shape.topK, "How many passages"),
       mode: optional(z.enum(["hybrid", "vector", "keyword"]), "hybrid (default), vector (meaning) or keyword"),
       scope: optional(
         z.enum(["all", "user", "shared"]),
@@ -83,12 +110,12 @@ function argumentSchemas() {
     ask: z.object({
       question: text("The question"),
       conversationId: optional(z.string(), "Continue this conversation"),
-      topK: int("Passages to read for the answer (1-50, default 5)"),
+      topK: bounded(ChatRequest.shape.topK, "Passages to read for the answer"),
       filter,
       remember: optional(z.boolean(), "Also store the question as a memory"),
     }),
     list: z.object({
-      limit: int("How many (1-100, default 20)"),
+      limit: bounded(ListQuery.shape.limit, "How many"),
       cursor: optional(z.string(), "nextCursor of the previous page"),
       conversationId: optional(z.string(), "Only this conversation's memories"),
     }),
@@ -98,11 +125,17 @@ function argumentSchemas() {
     }),
   };
 }
-let schemas: ReturnType<typeof argumentSchemas> | undefined;
 
 function ok(summary: string, data: object): CallToolResult {
   return { content: [{ type: "text", text: summary }], structuredContent: data as Record<string, unknown> };
 }
+
+const failure = ({ code, message }: { code: string; message: string }): CallToolResult => ({
+  isError: true,
+  content: [{ type: "text", text: `${code}: ${message}` }],
+});
+
+const count = (n: number | undefined, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 /** A passage's place in its document for the model to quote: `, pages 14-15, under Security > Laptops`. */
 export function where(location: Api.Location): string {
@@ -115,113 +148,201 @@ export function where(location: Api.Location): string {
 const cite = (c: Api.Citation) =>
   `[${c.index}] ${c.title ?? c.documentId} (id ${c.documentId}${where(c.location)}, score ${c.score.toFixed(3)})`;
 
+/** A tool as listed, and its call: arguments checked, then run on one caller's memory. */
+interface Tool {
+  definition: ToolDefinition;
+  call(memory: Memory, describe: Describe, args: unknown): Promise<CallToolResult>;
+}
+
+function tool<S extends z.ZodMiniObject>(
+  definition: Omit<ToolDefinition, "inputSchema"> & { annotations: ToolAnnotations },
+  args: S,
+  run: (memory: Memory, args: z.output<S>, describe: Describe) => Promise<CallToolResult>,
+): Tool {
+  // As the SDK's McpServer lists a zod schema: what a client may send (defaults optional), draft 7.
+  const inputSchema = z.toJSONSchema(args, { target: "draft-7", io: "input" }) as ToolDefinition["inputSchema"];
+  return {
+    definition: { ...definition, inputSchema },
+    async call(memory, describe, input) {
+      const parsed = z.safeParse(args, input);
+      // Spec 2025-11-25 (SEP-1303; the SDK installed speaks it): arguments that fail the tool's schema are a
+      // tool error, which the model sees and can correct, not a -32602 protocol error. Worded as the API words it.
+      if (!parsed.success) return failure(fromZod(parsed.error));
+      try {
+        return await run(memory, parsed.data, describe);
+      } catch (error) {
+        // An error becomes a tool error with the API's code and message, never a crash.
+        return failure(describe(error));
+      }
+    },
+  };
+}
+
+function buildTools(): Map<string, Tool> {
+  const args = argumentSchemas();
+  const tools = [
+    tool(
+      {
+        name: "remember",
+        title: "Remember",
+        description:
+          "Store a piece of text in long-term memory so it can be found later by meaning or keywords. Storing the same text again changes nothing; giving an existing id replaces that memory.",
+        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+      },
+      args.remember,
+      async (memory, args) => {
+        const result = await memory.remember(args);
+        const doc = result.documents[0];
+        return ok(`Remembered as id ${doc?.id} (${doc?.status}, ${count(doc?.chunks, "chunk")}).`, result);
+      },
+    ),
+    tool(
+      {
+        name: "search_memory",
+        title: "Search memory",
+        description:
+          "Find the stored passages most relevant to a query, best first, each with its memory id, title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
+        annotations: { readOnlyHint: true, openWorldHint: false },
+      },
+      args.search,
+      async (memory, args) => {
+        const result = await memory.search(args);
+        const lines = result.results.map(
+          (r, i) =>
+            `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)})\n${r.content}`,
+        );
+        return ok(lines.length ? lines.join("\n\n") : "Nothing in memory matches.", result);
+      },
+    ),
+    tool(
+      {
+        name: "ask",
+        title: "Ask memory",
+        description:
+          "Answer a question from stored memories only, with [n] citations naming the memories used. Pass conversationId to continue an earlier exchange.",
+        annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+      },
+      args.ask,
+      async (memory, { question, ...rest }) => {
+        const result = await memory.ask({ messages: [{ role: "user", content: question }], ...rest });
+        const sources = result.citations.map(cite).join("\n");
+        return ok(
+          `${result.message.content}${sources ? `\n\nSources:\n${sources}` : ""}\n\nconversationId: ${result.conversationId}`,
+          result,
+        );
+      },
+    ),
+    tool(
+      {
+        name: "list_memories",
+        title: "List memories",
+        description: "List stored memories, newest first, with ids and titles (not their text). Page with cursor.",
+        annotations: { readOnlyHint: true, openWorldHint: false },
+      },
+      args.list,
+      async (memory, args) => {
+        const result = await memory.list(args);
+        const lines = result.documents.map(
+          (d) =>
+            `- ${d.id}${d.title ? `: ${d.title}` : ""} (${count(d.contentLength, "character")}, importance ${d.importance})`,
+        );
+        const more = result.nextCursor ? `\n\nMore: cursor ${result.nextCursor}` : "";
+        return ok(lines.length ? `${lines.join("\n")}${more}` : "No memories stored.", result);
+      },
+    ),
+    tool(
+      {
+        name: "forget",
+        title: "Forget",
+        description:
+          "Delete one memory by id. It disappears from search at once; with hard it is erased now instead of after the retention period. Forgetting a memory that is already gone changes nothing and says so.",
+        // Idempotent as the spec means it (a repeat has no further effect), and answered so: a retry after a lost
+        // answer finds the memory gone, which is what was asked, so it succeeds rather than reading as a failure.
+        annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
+      },
+      args.forget,
+      async (memory, { id, hard = false }, describe) => {
+        try {
+          return ok(`Forgot ${id}.`, await memory.forget(id, hard));
+        } catch (error) {
+          const refused = describe(error);
+          if (refused.code !== "document.not_found") return failure(refused);
+          return ok(`Nothing to forget: no memory ${id} here (already forgotten, or never stored).`, {
+            id,
+            deleted: false,
+            hard,
+          });
+        }
+      },
+    ),
+  ];
+  return new Map(tools.map((t) => [t.definition.name, t]));
+}
+let tools: Map<string, Tool> | undefined;
+
 /** Builds the server with its tools; one per request on HTTP (stateless), one per process on stdio. */
-export function server(memory: Memory, describe: Describe): McpServer {
-  schemas ??= argumentSchemas();
-  const args = schemas;
-  const mcp = new McpServer(
+export function server(memory: Memory, describe: Describe): Server {
+  tools ??= buildTools();
+  const known = tools;
+  const listed = { tools: [...known.values()].map((t) => t.definition) };
+  const mcp = new Server(
     { name: "engram", title: "Engram memory", version: VERSION },
     {
+      capabilities: { tools: {} },
       instructions:
         "Engram is the user's long-term memory. Search it (search_memory) or ask it (ask) before answering from what you remember; store facts, decisions and preferences worth keeping with remember; forget removes one by id.",
       jsonSchemaValidator: noJsonSchemaValidation,
     },
   );
-  /** Runs a tool; an error becomes a tool error with the API's code and message, never a crash. */
-  const tool =
-    <A>(run: (args: A) => Promise<CallToolResult>) =>
-    async (args: A): Promise<CallToolResult> => {
-      try {
-        return await run(args);
-      } catch (error) {
-        const { code, message } = describe(error);
-        return { isError: true, content: [{ type: "text", text: `${code}: ${message}` }] };
-      }
-    };
-
-  mcp.registerTool(
-    "remember",
-    {
-      title: "Remember",
-      description:
-        "Store a piece of text in long-term memory so it can be found later by meaning or keywords. Storing the same text again changes nothing; giving an existing id replaces that memory.",
-      inputSchema: args.remember,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
-    },
-    tool(async (args) => {
-      const result = await memory.remember(args);
-      const doc = result.documents[0];
-      return ok(`Remembered as id ${doc?.id} (${doc?.status}, ${doc?.chunks} chunks).`, result);
-    }),
-  );
-
-  mcp.registerTool(
-    "search_memory",
-    {
-      title: "Search memory",
-      description:
-        "Find the stored passages most relevant to a query, best first, each with its memory id, title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
-      inputSchema: args.search,
-      annotations: { readOnlyHint: true, openWorldHint: false },
-    },
-    tool(async (args) => {
-      const result = await memory.search(args);
-      const lines = result.results.map(
-        (r, i) =>
-          `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)})\n${r.content}`,
+  mcp.setRequestHandler(ListToolsRequestSchema, () => listed);
+  mcp.setRequestHandler(CallToolRequestSchema, ({ params }) => {
+    const called = known.get(params.name);
+    // An unknown tool is a protocol error (-32602), in the spec as in the SDK's McpServer.
+    if (!called) {
+      throw new McpError(
+        ErrorCode.InvalidParams,
+        `Unknown tool ${params.name}; the tools are ${[...known.keys()].join(", ")}`,
       );
-      return ok(lines.length ? lines.join("\n\n") : "Nothing in memory matches.", result);
-    }),
-  );
-
-  mcp.registerTool(
-    "ask",
-    {
-      title: "Ask memory",
-      description:
-        "Answer a question from stored memories only, with [n] citations naming the memories used. Pass conversationId to continue an earlier exchange.",
-      inputSchema: args.ask,
-      annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
-    },
-    tool(async ({ question, ...rest }) => {
-      const result = await memory.ask({ messages: [{ role: "user", content: question }], ...rest });
-      const sources = result.citations.map(cite).join("\n");
-      return ok(
-        `${result.message.content}${sources ? `\n\nSources:\n${sources}` : ""}\n\nconversationId: ${result.conversationId}`,
-        result,
-      );
-    }),
-  );
-
-  mcp.registerTool(
-    "list_memories",
-    {
-      title: "List memories",
-      description: "List stored memories, newest first, with ids and titles (not their text). Page with cursor.",
-      inputSchema: args.list,
-      annotations: { readOnlyHint: true, openWorldHint: false },
-    },
-    tool(async (args) => {
-      const result = await memory.list(args);
-      const lines = result.documents.map(
-        (d) => `- ${d.id}${d.title ? `: ${d.title}` : ""} (${d.contentLength} characters, importance ${d.importance})`,
-      );
-      const more = result.nextCursor ? `\n\nMore: cursor ${result.nextCursor}` : "";
-      return ok(lines.length ? `${lines.join("\n")}${more}` : "No memories stored.", result);
-    }),
-  );
-
-  mcp.registerTool(
-    "forget",
-    {
-      title: "Forget",
-      description:
-        "Delete one memory by id. It disappears from search at once; with hard it is erased now instead of after the retention period.",
-      inputSchema: args.forget,
-      annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
-    },
-    tool(async ({ id, hard }) => ok(`Forgot ${id}.`, await memory.forget(id, hard ?? false))),
-  );
-
+    }
+    return called.call(memory, describe, params.arguments ?? {});
+  });
   return mcp;
+}
+
+/** The requests the server answers, by method, with the SDK's schema for each. */
+const REQUESTS = new Map<string, z.ZodMiniType>(
+  [InitializeRequestSchema, PingRequestSchema, ListToolsRequestSchema, CallToolRequestSchema].map((schema) => [
+    schema.shape.method.value,
+    schema,
+  ]),
+);
+
+/**
+ * A request whose params fail the SDK's own schema for its method, as JSON-RPC's -32602 in one sentence.
+ * The SDK parses params before any handler runs and answers a failure as -32603 with zod's issues as JSON
+ * (`tools/call` without params), which no handler can change; so it is caught before the SDK sees it.
+ */
+function malformed(message: JSONRPCMessage): JSONRPCErrorResponse | undefined {
+  if (!isJSONRPCRequest(message)) return undefined;
+  const schema = REQUESTS.get(message.method);
+  const parsed = schema && z.safeParse(schema, message);
+  if (!parsed || parsed.success) return undefined;
+  const issue = parsed.error.issues[0];
+  const at = issue?.path.length ? ` at ${issue.path.map(String).join(".")}` : "";
+  return {
+    jsonrpc: "2.0",
+    id: message.id,
+    error: { code: ErrorCode.InvalidParams, message: `Invalid params for ${message.method}${at}: ${issue?.message}` },
+  };
+}
+
+/** Connects a server built here to a transport, answering malformed requests itself (see `malformed`). */
+export async function connect(mcp: Server, transport: Transport): Promise<void> {
+  await mcp.connect(transport);
+  const receive = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    const refusal = malformed(message);
+    if (refusal) transport.send(refusal).catch((error: Error) => transport.onerror?.(error));
+    else receive?.(message, extra);
+  };
 }

@@ -360,12 +360,9 @@ describe.each<[DriverName, string[]]>([
     for (const id of names) {
       if (truth.all.includes(id)) continue;
       for (const hard of [false, true]) {
+        // Answered as for a memory already forgotten: nothing of another space is touched or revealed.
         const forgot = await tool("forget", { id, hard });
-        expect([id, forgot.isError, forgot.content[0]?.text]).toEqual([
-          id,
-          true,
-          expect.stringMatching(/^document\.not_found/),
-        ]);
+        expect([id, forgot.isError, forgot.structuredContent]).toEqual([id, undefined, { id, deleted: false, hard }]);
       }
     }
     const mcpWrite = await tool("remember", {

@@ -3,6 +3,8 @@
  * the local server, through the same chain as every route) and over stdio (`engram mcp`, on the
  * local store and against a remote Engram). Tools, their scoping, and their errors.
  */
+import { spawn } from "node:child_process";
+import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -10,9 +12,13 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
 import * as Auth from "../../core/auth";
+import { ChatRequest } from "../../core/chat/schema";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
+import { Importance, ListQuery, TtlSeconds } from "../../core/document/schema";
 import * as RateLimit from "../../core/ratelimit";
+import { SearchRequest } from "../../core/search/schema";
+import * as z from "../../core/zod";
 import { freshDb, type TestDb } from "../../kit/db";
 
 let t: TestDb;
@@ -44,24 +50,64 @@ async function overHttp(key: string, userId?: string): Promise<Client> {
   return client;
 }
 
+/** The environment `engram mcp` runs in: the test database, offline models, and `env`. */
+const mcpEnv = (env: Record<string, string>) => ({
+  PATH: process.env.PATH ?? "",
+  EMBEDDING_PROVIDER: "offline",
+  CHAT_PROVIDER: "extractive",
+  DATABASE_URL: t.url ?? "",
+  ...env,
+});
+
 async function overStdio(env: Record<string, string>): Promise<Client> {
   const client = new Client({ name: "engram-test", version: "1.0.0" });
   const transport = new StdioClientTransport({
     command: process.execPath,
     args: ["bin/engram.js", "mcp"],
-    env: {
-      PATH: process.env.PATH ?? "",
-      EMBEDDING_PROVIDER: "offline",
-      CHAT_PROVIDER: "extractive",
-      DATABASE_URL: t.url ?? "",
-      ...env,
-    },
+    env: mcpEnv(env),
     stderr: "pipe",
   });
   await client.connect(transport);
   clients.push(client);
   return client;
 }
+
+/**
+ * `engram mcp` driven by hand, as a black-box tester does: writes `lines` to stdin and a last `ping`,
+ * reads stdout until that ping is answered, then closes stdin; returns every line it wrote as JSON.
+ */
+async function byHand(lines: string[], env: Record<string, string> = {}) {
+  const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv(env) });
+  const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+  child.stdin.write([...lines, rpc("last", "ping")].map((line) => `${line}\n`).join(""));
+  const replies: any[] = [];
+  for await (const line of createInterface({ input: child.stdout })) {
+    replies.push(JSON.parse(line));
+    if (replies.at(-1).id === "last") child.stdin.end();
+  }
+  return { replies, exitCode: await exited };
+}
+
+/** `engram mcp` started with `env` and nothing on stdin: how it exits, and what it wrote. */
+async function start(env: Record<string, string>) {
+  const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv(env) });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk) => {
+    stdout += chunk;
+  });
+  child.stderr.on("data", (chunk) => {
+    stderr += chunk;
+  });
+  const exitCode = await new Promise<number | null>((resolve) => {
+    child.once("close", resolve);
+    child.stdin.end();
+  });
+  return { exitCode, stdout, stderr };
+}
+
+const rpc = (id: number | string | undefined, method: string, params?: object) =>
+  JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, ...(params ? { params } : {}) });
 
 const call = async (client: Client, name: string, args: Record<string, unknown> = {}) =>
   (await client.callTool({ name, arguments: args })) as CallToolResult & { structuredContent?: any };
@@ -106,6 +152,34 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     for (const tool of tools) expect(tool.description?.length).toBeGreaterThan(40);
   });
 
+  it("lists each number argument with the range the HTTP API's schema gives it, not any safe integer", async () => {
+    const { tools } = await (await overHttp(acme)).listTools();
+    const byName = Object.fromEntries(tools.map((tool) => [tool.name, tool.inputSchema as any]));
+    const range = (schema: z.ZodMiniType) => {
+      const { minimum, maximum } = z.toJSONSchema(schema, { io: "input" }) as { minimum: number; maximum: number };
+      return { type: "integer", minimum, maximum };
+    };
+    const listed = {
+      "remember importance": byName.remember.properties.importance,
+      "remember ttlSeconds": byName.remember.properties.ttlSeconds,
+      "search_memory topK": byName.search_memory.properties.topK,
+      "search_memory filter.minImportance": byName.search_memory.properties.filter.properties.minImportance,
+      "ask topK": byName.ask.properties.topK,
+      "ask filter.minImportance": byName.ask.properties.filter.properties.minImportance,
+      "list_memories limit": byName.list_memories.properties.limit,
+    };
+    expect(listed).toEqual({
+      "remember importance": expect.objectContaining(range(Importance)),
+      "remember ttlSeconds": expect.objectContaining(range(TtlSeconds)),
+      "search_memory topK": expect.objectContaining(range(SearchRequest.shape.topK)),
+      "search_memory filter.minImportance": expect.objectContaining(range(Importance)),
+      "ask topK": expect.objectContaining(range(ChatRequest.shape.topK)),
+      "ask filter.minImportance": expect.objectContaining(range(Importance)),
+      "list_memories limit": expect.objectContaining(range(ListQuery.shape.limit)),
+    });
+    expect(JSON.stringify(tools)).not.toContain(String(Number.MAX_SAFE_INTEGER));
+  });
+
   it("remembers, searches, answers with citations, lists and forgets", async () => {
     const client = await overHttp(acme, "alice");
     const id = await exercise(client, "http");
@@ -146,21 +220,32 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       expect(textOf(answer)).not.toContain("blue pot");
       expect(JSON.stringify((await call(client, "list_memories")).structuredContent)).not.toContain(id);
       const forget = await call(client, "forget", { id });
-      expect(forget.isError).toBe(true);
-      expect(textOf(forget)).toContain("document.not_found");
+      expect(forget.structuredContent).toMatchObject({ id, deleted: false });
+      expect(textOf(forget)).toMatch(/^Nothing to forget/);
     }
     expect(
       (await call(alice, "search_memory", { query: "spare key blue pot" })).structuredContent.results,
     ).toHaveLength(1);
   });
 
-  it("answers wrong or missing arguments and the API's limits as tool errors naming the argument", async () => {
+  it("answers wrong or missing arguments and the API's limits as tool errors naming the argument, in one line", async () => {
     const client = await overHttp(acme);
     const missing = await call(client, "search_memory", {});
-    expect(missing.isError).toBe(true);
-    expect(textOf(missing)).toMatch(/query/);
-    const wrong = await call(client, "remember", { content: 42 });
-    expect([wrong.isError, textOf(wrong)]).toEqual([true, expect.stringMatching(/content/)]);
+    expect([missing.isError, textOf(missing)]).toEqual([
+      true,
+      "request.invalid: Invalid request at query: Invalid input: expected string, received undefined",
+    ]);
+    const wrong = await call(client, "remember", { content: 42, importance: "high", ttlSeconds: -1 });
+    expect([wrong.isError, textOf(wrong)]).toEqual([
+      true,
+      expect.stringMatching(/^request\.invalid: [^\n]*\bcontent\b/),
+    ]);
+    const outOfRange = await call(client, "remember", { content: "A fact.", importance: 11 });
+    expect(textOf(outOfRange)).toBe(
+      "request.invalid: Invalid request at importance: Too big: expected number to be <=10",
+    );
+    const nested = await call(client, "search_memory", { query: "x", filter: { minImportance: 0 } });
+    expect(textOf(nested)).toMatch(/^request\.invalid: Invalid request at filter\.minImportance: Too small/);
     const big = await call(client, "remember", { content: "x".repeat(1_000_001) });
     expect(big.isError).toBe(true);
     expect(textOf(big)).toMatch(/^document\.too_large: content is 1000001 characters; the limit is 1000000/);
@@ -168,6 +253,55 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(textOf(empty)).toMatch(/chat\.empty_message/);
     const badId = await call(client, "forget", { id: "" });
     expect(textOf(badId)).toMatch(/request\.invalid.*\bid\b/);
+  });
+
+  it("answers a malformed tools/call (no params, arguments not an object, an unknown tool) with -32602 in one sentence", async () => {
+    const headers = {
+      authorization: `Bearer ${acme}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+    };
+    const errorOf = async (params?: object) => {
+      const res = await fetch(`${server.url}/mcp`, { method: "POST", headers, body: rpc(7, "tools/call", params) });
+      return (await res.json()).error;
+    };
+    expect(await errorOf()).toEqual({
+      code: -32602,
+      message: "Invalid params for tools/call at params: Invalid input: expected object, received undefined",
+    });
+    expect(await errorOf({ name: "search_memory", arguments: "wifi" })).toEqual({
+      code: -32602,
+      message: expect.stringMatching(/^Invalid params for tools\/call at params\.arguments: [^\n]+$/),
+    });
+    expect(await errorOf({ name: "recall", arguments: {} })).toEqual({
+      code: -32602,
+      message: expect.stringMatching(
+        /Unknown tool recall; the tools are remember, search_memory, ask, list_memories, forget$/,
+      ),
+    });
+  });
+
+  it("forgets idempotently: forgetting a memory already gone succeeds and says it was not there", async () => {
+    const client = await overHttp(acme, "gina");
+    const stored = await call(client, "remember", { content: "Gina parks on level three." });
+    expect(textOf(stored)).toMatch(/ \(created, 1 chunk\)\.$/);
+    const id = stored.structuredContent.documents[0].id as string;
+    expect(textOf(await call(client, "list_memories"))).toContain(`(${"Gina parks on level three.".length} characters`);
+    expect((await call(client, "forget", { id })).structuredContent).toMatchObject({ id, deleted: true });
+    const again = await call(client, "forget", { id });
+    expect([Boolean(again.isError), again.structuredContent]).toEqual([false, { id, deleted: false, hard: false }]);
+    expect(textOf(again)).toBe(`Nothing to forget: no memory ${id} here (already forgotten, or never stored).`);
+    // Other arguments are another call: hard erases the forgotten memory now, and a repeat of that changes nothing.
+    expect((await call(client, "forget", { id, hard: true })).structuredContent).toEqual({
+      id,
+      deleted: true,
+      hard: true,
+    });
+    expect((await call(client, "forget", { id, hard: true })).structuredContent).toEqual({
+      id,
+      deleted: false,
+      hard: true,
+    });
   });
 
   it("spends the tool's own rate class: search_memory is limited like POST /v1/search", async () => {
@@ -235,13 +369,84 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect([bad.isError, textOf(bad)]).toEqual([true, expect.stringMatching(/content/)]);
     const id = await exercise(carol, "stdio");
     expect((await call(dave, "search_memory", { query: "wifi password" })).structuredContent.results).toEqual([]);
-    expect(textOf(await call(dave, "forget", { id }))).toContain("document.not_found");
+    expect((await call(dave, "forget", { id })).structuredContent).toMatchObject({ id, deleted: false });
     expect((await call(carol, "forget", { id })).structuredContent).toMatchObject({ id, deleted: true });
+  });
+
+  it("answers an unreadable line -32700 and a line that is no JSON-RPC message -32600 (id null), and reads on", async () => {
+    const { replies, exitCode } = await byHand([
+      rpc(1, "initialize", {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "by-hand", version: "1" },
+      }),
+      rpc(undefined, "notifications/initialized"),
+      "this is not json",
+      '{"jsonrpc": "2.0", "id": 2, "method": "tools/list"',
+      '{"hello": "world"}',
+      rpc(3, "tools/list"),
+      rpc(4, "tools/call"),
+      rpc(5, "tools/call", { name: "remember", arguments: {} }),
+    ]);
+    const byId = (id: unknown) => replies.filter((reply) => reply.id === id);
+    expect(byId(null)).toEqual([
+      { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: .*JSON/) } },
+      { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: /) } },
+      { jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^Invalid Request: /) } },
+    ]);
+    expect(byId(3)[0].result.tools).toHaveLength(5);
+    expect(byId(4)[0].error).toEqual({
+      code: -32602,
+      message: "Invalid params for tools/call at params: Invalid input: expected object, received undefined",
+    });
+    expect(byId(5)[0].result).toMatchObject({
+      isError: true,
+      content: [{ text: expect.stringMatching(/^request\.invalid: .*content/) }],
+    });
+    expect(byId("last")[0].result).toEqual({});
+    expect(replies).toHaveLength(8);
+    expect(exitCode).toBe(0);
+  });
+
+  it("refuses to start, in one line on stderr and a non-zero exit, what would fail every tool call", async () => {
+    const refusals = await Promise.all([
+      start({ ENGRAM_URL: server.url }),
+      start({ ENGRAM_URL: "localhost:3000", ENGRAM_API_KEY: globex }),
+      start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: "egm_nope" }),
+      start({ ENGRAM_USER_ID: "not a user id!" }),
+      start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "x".repeat(129) }),
+    ]);
+    expect(refusals).toEqual([
+      {
+        exitCode: 1,
+        stdout: "",
+        stderr: expect.stringMatching(/^engram: ENGRAM_URL \(--url\) needs .*ENGRAM_API_KEY.*\n$/),
+      },
+      { exitCode: 1, stdout: "", stderr: "engram: ENGRAM_URL (--url) is not an http(s) URL: localhost:3000\n" },
+      {
+        exitCode: 1,
+        stdout: "",
+        stderr: expect.stringMatching(/^engram: ENGRAM_API_KEY \(--key\) is refused: [^\n]+\n$/),
+      },
+      {
+        exitCode: 1,
+        stdout: "",
+        stderr: expect.stringMatching(/^engram: ENGRAM_USER_ID \(--user\) "not a user id!" is refused: [^\n]+\n$/),
+      },
+      {
+        exitCode: 1,
+        stdout: "",
+        stderr: expect.stringMatching(/^engram: ENGRAM_USER_ID \(--user\) "x+" is refused: /),
+      },
+    ]);
   });
 
   it("talks to a remote Engram with ENGRAM_URL and ENGRAM_API_KEY", async () => {
     const client = await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "erin" });
-    await exercise(client, "remote");
+    const id = await exercise(client, "remote");
+    expect((await call(client, "forget", { id })).structuredContent).toMatchObject({ id, deleted: true });
+    const again = await call(client, "forget", { id });
+    expect([Boolean(again.isError), again.structuredContent]).toEqual([false, { id, deleted: false, hard: false }]);
     const wrong = await call(client, "search_memory", { query: "x", topK: 500 });
     expect(textOf(wrong)).toMatch(/^request\.invalid: .*topK/);
   });
