@@ -147,9 +147,10 @@ const isStream = (result: LiveResult): result is LiveResult & { body: AsyncItera
   typeof result.body === "object" && result.body !== null && Symbol.asyncIterator in result.body;
 
 /** An error the server answers itself (before or around the handler), with the same shape and request id. */
-function failLocally(res: ServerResponse, error: unknown, requestId: string) {
+function failLocally(res: ServerResponse, error: unknown, requestId: string, origin?: string) {
   const result = errorResponse(error, { requestId });
-  write(res, { ...result, headers: { ...result.headers, "x-request-id": requestId } });
+  // As on every answer, so that a page on another origin can read why (a body too large, a URL too long).
+  write(res, { ...result, headers: { ...result.headers, ...Cors.responseHeaders(origin), "x-request-id": requestId } });
 }
 
 /**
@@ -272,6 +273,7 @@ export async function startServer(options: {
           res,
           new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."),
           requestId,
+          req.headers.origin,
         );
         req.destroy();
         return;
@@ -294,7 +296,7 @@ export async function startServer(options: {
         res.destroy();
         return;
       }
-      if (!res.headersSent) failLocally(res, error, requestId);
+      if (!res.headersSent) failLocally(res, error, requestId, req.headers.origin);
       else res.destroy();
     }
   });

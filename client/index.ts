@@ -260,7 +260,7 @@ export function createClient(options: ClientOptions) {
         call("GET /v1/documents/{id}", { params: { id }, query }, options),
       update: (id: string, body: T.PatchRequest, options?: CallOptions): Promise<T.PatchResponse> =>
         call("PATCH /v1/documents/{id}", { params: { id }, body }, options),
-      delete: (id: string, query: T.DeleteDocumentQuery = {}, options?: CallOptions): Promise<T.Deleted> =>
+      delete: (id: string, query: T.DeleteDocumentQuery = {}, options?: CallOptions): Promise<T.DocumentDeleted> =>
         call("DELETE /v1/documents/{id}", { params: { id }, query }, options),
     },
     stats: (options?: CallOptions): Promise<T.Stats> => call("GET /v1/stats", {}, options),

@@ -115,7 +115,7 @@ export const contract = {
     rateClass: "default",
     summary: "Delete a document",
     query: DeleteQuery,
-    response: "Deleted",
+    response: "DocumentDeleted",
   },
   "GET /v1/stats": {
     fn: "api",

@@ -268,7 +268,10 @@ function responseSchemas() {
 
   const DocumentList = page("documents", DocumentView);
   const ConversationList = page("conversations", ConversationSummary);
-  const Deleted = z.catchall(z.object({ id: z.string(), deleted: z.literal(true) }), z.unknown());
+  const Deleted = z.object({ id: z.string(), deleted: z.literal(true) });
+  const DocumentDeleted = z.extend(Deleted, {
+    hard: z.boolean().check(z.describe("Removed with its chunks now (true), or hidden and purged after retention")),
+  });
   const CompatIngestResponse = z.extend(IngestResponse, { success: z.literal(true) });
   const CompatChatResponse = z.extend(ChatResponse, {
     success: z.literal(true),
@@ -334,6 +337,7 @@ function responseSchemas() {
     DocumentList,
     ConversationList,
     Deleted,
+    DocumentDeleted,
     CompatIngestResponse,
     CompatChatResponse,
   };
@@ -374,6 +378,7 @@ function build() {
     PatchResponse: r.PatchResponse,
     DocumentList: r.DocumentList,
     Deleted: r.Deleted,
+    DocumentDeleted: r.DocumentDeleted,
     ConversationSummary: r.ConversationSummary,
     ConversationList: r.ConversationList,
     Conversation: r.ConversationView,

@@ -110,6 +110,8 @@ const expectErrorShape = (answer: RawAnswer, status: number, code: string) => {
   expect(answer.headers["content-type"]).toMatch(/^application\/json/);
   expect(answer.headers["x-request-id"]).toMatch(/\S/);
   expect(answer.headers["x-content-type-options"]).toBe("nosniff");
+  // A page on another origin can read why.
+  expect(answer.headers["access-control-allow-origin"]).toBe("*");
   expect(JSON.parse(answer.body)).toEqual({ error: { code, message: expect.any(String) } });
 };
 
@@ -117,6 +119,12 @@ describe("answers Node would write itself", () => {
   it("answers 414 request.uri_too_long in the error shape for a URL over the limit", async () => {
     const path = `/v1/documents/${"a".repeat(MAX_URL_BYTES)}`;
     expectErrorShape(await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`), 414, "request.uri_too_long");
+  });
+
+  it("answers 413 request.too_large in the error shape for a body over 6 MB", async () => {
+    const body = Buffer.alloc(6 * 1024 * 1024 + 1, "a");
+    const head = `POST /v1/ingest HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    expectErrorShape(await raw(Buffer.concat([Buffer.from(head), body])), 413, "request.too_large");
   });
 
   it("answers 414 in the error shape for a URL longer than Node's whole header limit", async () => {
