@@ -4,6 +4,7 @@
  * Streamed bodies (server-sent events) are written as they are produced; a client that goes
  * away aborts the handler's signal, which stops upstream work such as a model's answer.
  */
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { Duplex } from "node:stream";
@@ -88,7 +89,8 @@ export function toEvent(
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
   }
-  const binary = /^multipart\/form-data/i.test(headers["content-type"] ?? "");
+  // A body that is not UTF-8 text goes base64, as API Gateway sends binary, for the handler to refuse it whole.
+  const binary = /^multipart\/form-data/i.test(headers["content-type"] ?? "") || !isUtf8(body);
   const query: Record<string, string> = {};
   for (const [name, value] of url.searchParams) query[name] = name in query ? `${query[name]},${value}` : value;
   const now = new Date();

@@ -2,6 +2,7 @@
  * Transport helpers shared by the Lambda middleware chain and the local server: the one
  * mapping from errors to HTTP responses, body parsing, CORS, request ids.
  */
+import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { $ZodError } from "zod/v4/core";
@@ -63,18 +64,31 @@ function nestsDeeper(value: unknown, max: number): boolean {
  * Parses a JSON body with the 6 MB limit; an empty body is `undefined`. A multipart/form-data body (the upload
  * route) is left to its handler as its raw bytes, a Buffer.
  */
+/** The body's bytes as sent, for a route that reads its own (the upload's form); an empty body is `undefined`. */
+export function rawBody(event: APIGatewayProxyEventV2): Buffer | undefined {
+  if (event.body === undefined || event.body === null || event.body === "") return undefined;
+  return Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
+}
+
 export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
   if (/^multipart\/form-data/i.test(event.headers?.["content-type"] ?? "")) {
     return Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
   }
-  const raw = event.isBase64Encoded ? Buffer.from(event.body, "base64").toString("utf8") : event.body;
+  let raw = event.body;
+  if (event.isBase64Encoded) {
+    const bytes = Buffer.from(event.body, "base64");
+    // Decoded leniently, bad bytes would be stored as U+FFFD without a word.
+    if (!isUtf8(bytes)) throw new EngramError("input", "request.invalid_utf8", "The request body is not valid UTF-8.");
+    raw = bytes.toString("utf8");
+  }
   if (Buffer.byteLength(raw, "utf8") > MAX_BODY_BYTES) {
     throw new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB.");
   }
   let body: unknown;
   try {
-    body = JSON.parse(raw);
+    // A byte order mark is allowed before JSON text (RFC 8259 asks parsers to tolerate it); JSON.parse is not.
+    body = JSON.parse(raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw);
   } catch {
     throw new EngramError("input", "request.invalid_json", "The request body is not valid JSON.");
   }

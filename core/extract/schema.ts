@@ -33,10 +33,15 @@ export const UploadForm = z.object({
   id: z.optional(Id).check(z.describe("Default: the file's name")),
   title: z
     .optional(z.string())
-    .check(z.describe("Default: the file's own title (PDF metadata, <title>, first heading)")),
+    .check(
+      z.describe(
+        "Default: the file's own title (PDF metadata, .docx properties or Title paragraph, <title>, Markdown front matter), else its first heading",
+      ),
+    ),
   metadata: z.optional(z.string()).check(z.describe('A JSON object, e.g. {"team":"hr"}; at most 8 KB')),
   importance: z.optional(z.string()).check(z.describe("1 to 10; default 5")),
   conversationId: z.optional(Id),
+  ttlSeconds: z.optional(z.string()).check(z.describe("Forget it after this many seconds, as in /v1/ingest")),
 });
 
 export interface UploadResult extends IngestResult {

@@ -9,11 +9,11 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { parseBody } from "../api/http";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
-import { DocumentInput, Importance } from "../document/schema";
+import { DocumentInput } from "../document/schema";
 import { EngramError, inputError } from "../error";
 import * as Ingest from "../ingest";
 import { extract } from "./index";
-import { FORM_OVERHEAD_BYTES, MAX_UPLOAD_BYTES, type UploadResult } from "./schema";
+import { FORM_OVERHEAD_BYTES, MAX_UPLOAD_BYTES, UploadForm, type UploadResult } from "./schema";
 
 const tooLarge = (bytes: number) =>
   new EngramError(
@@ -56,9 +56,26 @@ export async function upload(
   options: { signal?: AbortSignal } = {},
 ): Promise<UploadResult> {
   const form = await readForm(body, contentType);
-  const file = form.get("file");
-  if (file === null || typeof file === "string") {
+  // A misspelt field would otherwise be dropped, as in /v1/ingest: the document stored without it.
+  const sent = new Set<string>();
+  form.forEach((_value, key) => sent.add(key));
+  const unknown = [...sent].filter((key) => !(key in UploadForm.shape));
+  if (unknown.length) {
+    throw inputError(
+      "request.invalid",
+      `Unknown form field ${unknown.join(", ")}; the fields are ${Object.keys(UploadForm.shape).join(", ")}.`,
+      [{ path: unknown[0] }],
+    );
+  }
+  const files = form.getAll("file");
+  const file = files[0];
+  if (file === undefined || typeof file === "string") {
     throw inputError("upload.no_file", "The form has no `file` field holding a file.", { path: ["file"] });
+  }
+  if (files.length > 1) {
+    throw inputError("upload.too_many_files", "Send one file per upload (`engram ingest` takes folders).", [
+      { path: "file" },
+    ]);
   }
   if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size);
   const bytes = new Uint8Array(await file.arrayBuffer());
@@ -66,28 +83,45 @@ export async function upload(
   let metadata: unknown;
   const rawMetadata = field(form, "metadata");
   if (rawMetadata !== undefined) {
-    // Parsed as a JSON body is: the same depth bound (a deeply nested value is refused, not recursed into).
-    metadata = parseBody({ body: rawMetadata, headers: {}, isBase64Encoded: false } as APIGatewayProxyEventV2);
+    try {
+      // Parsed as a JSON body is: the same depth bound (a deeply nested value is refused, not recursed into).
+      metadata = parseBody({ body: rawMetadata, headers: {}, isBase64Encoded: false } as APIGatewayProxyEventV2);
+    } catch (error) {
+      if (!(error instanceof EngramError) || error.code !== "request.invalid_json") throw error;
+      throw inputError("request.invalid", 'metadata must be a JSON object, e.g. {"team":"hr"}.', [
+        { path: "metadata" },
+      ]);
+    }
   }
-  const rawImportance = field(form, "importance");
-  const importance = rawImportance === undefined ? undefined : Number(rawImportance);
-  if (importance !== undefined && !Importance.safeParse(importance).success) {
-    throw inputError("request.invalid", "importance must be a whole number from 1 to 10.", [{ path: "importance" }]);
-  }
+  const whole = (name: string, range: string) => {
+    const raw = field(form, name);
+    const n = raw === undefined ? undefined : Number(raw);
+    if (n !== undefined && !(Number.isInteger(n) && DocumentInput.shape[name as "importance"].safeParse(n).success))
+      throw inputError("request.invalid", `${name} must be a whole number from ${range}.`, [{ path: name }]);
+    return n;
+  };
+  const importance = whole("importance", "1 to 10");
+  const ttlSeconds = whole("ttlSeconds", "1 to 315,360,000");
   // Fields are checked before the file is read: a bad form costs no extraction.
+  const id = field(form, "id");
   const fields = DocumentInput.safeParse({
-    id: field(form, "id") ?? name,
+    id: id ?? name,
     content: "x",
     title: field(form, "title"),
     metadata,
     importance,
     conversationId: field(form, "conversationId"),
+    ttlSeconds,
   });
   if (!fields.success) {
     const issue = fields.error.issues[0];
-    throw inputError("request.invalid", `${issue?.path.join(".")}: ${issue?.message}`, [
-      { path: issue?.path.join(".") },
-    ]);
+    const path = issue?.path.join(".");
+    // Without an id the file's name is the id: say so, rather than name a field that was never sent.
+    const message =
+      path === "id" && id === undefined
+        ? `The file's name becomes its id, and cannot: ${issue?.message}. Send an \`id\` field.`
+        : `${path}: ${issue?.message}`;
+    throw inputError("request.invalid", message, [{ path }]);
   }
   const extracted = await extract(bytes, { name, limits: { maxBytes: MAX_UPLOAD_BYTES } });
   const document = DocumentInput.parse({

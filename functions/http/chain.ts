@@ -20,6 +20,7 @@ import {
   errorResponse,
   parseBody,
   type Reply,
+  rawBody,
   requestIdOf,
   SECURITY_HEADERS,
   toResult,
@@ -334,7 +335,9 @@ const body = (): Middleware => ({
   before: (request) => {
     const state = stateOf(request);
     checkParams(state.params);
-    const raw = parseBody(request.event);
+    // A route that reads a form answers anything else with its own code (`upload.not_multipart`), not a JSON error.
+    const raw =
+      state.route?.rawBody?.type === "multipart/form-data" ? rawBody(request.event) : parseBody(request.event);
     const query = request.event.queryStringParameters ?? {};
     state.query = state.route?.query ? state.route.query.parse(query) : query;
     state.body = state.route?.body ? state.route.body.parse(raw) : raw;

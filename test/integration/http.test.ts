@@ -115,6 +115,27 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(res.body).toEqual({ error: { code: "request.invalid_json", message: expect.any(String) } });
     });
 
+    it("refuses a body that is not UTF-8 rather than storing U+FFFD in place of its bad bytes", async () => {
+      const body = Buffer.concat([
+        Buffer.from('{"documents":[{"content":"caf'),
+        Buffer.from([0xe9]),
+        Buffer.from('"}]}'),
+      ]);
+      const res = await invoke({ method: "POST", path: "/v1/ingest", headers: auth(), binaryBody: body });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("request.invalid_utf8");
+    });
+
+    it("reads JSON that starts with a byte order mark", async () => {
+      const res = await invoke({
+        method: "POST",
+        path: "/v1/search",
+        headers: auth(),
+        rawBody: `\uFEFF${JSON.stringify({ query: "anything" })}`,
+      });
+      expect(res.status).toBe(200);
+    });
+
     it("answers 413 request.too_large for a body over 6 MB", async () => {
       const res = await invoke({
         method: "POST",

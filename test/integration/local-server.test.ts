@@ -127,6 +127,13 @@ describe("answers Node would write itself", () => {
     expectErrorShape(await raw(Buffer.concat([Buffer.from(head), body])), 413, "request.too_large");
   });
 
+  it("answers 400 request.invalid_utf8 for a JSON body that is not UTF-8", async () => {
+    const body = Buffer.concat([Buffer.from('{"query":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+    const head = `POST /v1/search HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
+    const answer = await raw(Buffer.concat([Buffer.from(head), body]), { keepOpen: true });
+    expectErrorShape(answer, 400, "request.invalid_utf8");
+  });
+
   it("answers 414 in the error shape for a URL longer than Node's whole header limit", async () => {
     const path = `/v1/documents/${"a".repeat(20_000)}`;
     expectErrorShape(await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`), 414, "request.uri_too_long");

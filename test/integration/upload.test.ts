@@ -177,4 +177,62 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
     ]);
     expect([big.status, (big.body as { error: { code: string } }).error.code]).toEqual([413, "upload.too_large"]);
   });
+
+  it("refuses a form it would misread, saying what is wrong, and stores nothing", async () => {
+    const error = (res: { status: number; body: unknown }) => {
+      const { code, message } = (res.body as { error: { code: string; message: string } }).error;
+      return [res.status, code, message];
+    };
+    const before = await documentCount();
+    const md = { name: "file", value: "# A\n\ntext", filename: "a.md" };
+    expect(error(await upload([md, { name: "ttl", value: "60" }]))).toEqual([
+      400,
+      "request.invalid",
+      expect.stringMatching(/^Unknown form field ttl; the fields are file, id, .*ttlSeconds\.$/),
+    ]);
+    expect(error(await upload([md, { ...md, filename: "b.md" }]))).toEqual([
+      400,
+      "upload.too_many_files",
+      expect.stringContaining("one file per upload"),
+    ]);
+    expect(error(await upload([md, { name: "metadata", value: "notjson" }]))).toEqual([
+      400,
+      "request.invalid",
+      'metadata must be a JSON object, e.g. {"team":"hr"}.',
+    ]);
+    expect(error(await upload([md, { name: "ttlSeconds", value: "1.5" }]))).toEqual([
+      400,
+      "request.invalid",
+      "ttlSeconds must be a whole number from 1 to 315,360,000.",
+    ]);
+    expect(error(await upload([{ ...md, filename: `${"n".repeat(300)}.md` }]))).toEqual([
+      400,
+      "request.invalid",
+      expect.stringMatching(/^The file's name becomes its id, and cannot: .*Send an `id` field\.$/),
+    ]);
+    // A file sent as the body itself, not in a form: the upload's own code, not a JSON error.
+    const pdf = await invoke({
+      method: "POST",
+      path: "/v1/documents/upload",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/pdf" },
+      binaryBody: fixture("handbook.pdf"),
+    });
+    expect(error(pdf).slice(0, 2)).toEqual([400, "upload.not_multipart"]);
+    expect(await documentCount()).toBe(before);
+  });
+
+  it("sets an expiry from ttlSeconds, as /v1/ingest does", async () => {
+    const res = await upload([
+      { name: "file", value: "# Short-lived\n\nA note that expires.", filename: "ttl.md" },
+      { name: "ttlSeconds", value: "3600" },
+    ]);
+    expect(res.status).toBe(200);
+    const doc = await invoke({
+      method: "GET",
+      path: "/v1/documents/ttl.md",
+      headers: { authorization: `Bearer ${key}` },
+    });
+    const expiresAt = Date.parse((doc.body as { expiresAt: string }).expiresAt);
+    expect(Math.abs(expiresAt - (Date.now() + 3_600_000))).toBeLessThan(60_000);
+  });
 });
