@@ -303,7 +303,17 @@ export async function startServer(options: {
     }
   });
   await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new EngramError(
+              "conflict",
+              "server.port_in_use",
+              `port ${options.port} is in use (another engram start?): set PORT or pass --port`,
+            )
+          : error,
+      ),
+    );
     server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
   });
   const address = server.address();

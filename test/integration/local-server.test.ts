@@ -212,6 +212,14 @@ describe("CORS", () => {
   });
 });
 
+describe("starting", () => {
+  it("says the port is in use, and how to choose another, instead of Node's EADDRINUSE", async () => {
+    await expect(startServer({ port })).rejects.toThrow(
+      `port ${port} is in use (another engram start?): set PORT or pass --port`,
+    );
+  });
+});
+
 describe("headers on every answer", () => {
   it("sends X-Content-Type-Options: nosniff on successes, errors and streams", async () => {
     const ok = await fetch(`${server.url}/v1/health`);
