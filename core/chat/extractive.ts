@@ -100,9 +100,18 @@ function withMarker(sentence: string, index: number): string {
   return end ? `${sentence.slice(0, end.index)} [${index}]${end[0]}` : `${sentence} [${index}].`;
 }
 
+/**
+ * What a message asks: its questions, when it also says other things ("My favourite colour is teal, remember
+ * that. What are the refund rules?"), whose words would otherwise count against every passage that answers.
+ */
+export function asked(message: string): string {
+  const questions = sentences(message).filter((sentence) => QUESTION.test(sentence));
+  return questions.length && terms(questions.join(" ")).length ? questions.join(" ") : message;
+}
+
 /** The answer text with markers numbered as `sources` are (finalize() renumbers them). */
 export function answer(question: string, sources: readonly Source[]): string {
-  const wanted = [...new Set(terms(question))];
+  const wanted = [...new Set(terms(asked(question)))];
   if (!wanted.length || !sources.length) return NOT_FOUND;
 
   const seen = new Set<string>();

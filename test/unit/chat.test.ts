@@ -170,6 +170,16 @@ describe("extractive answers", () => {
     expect(text).not.toContain("Lisbon");
   });
 
+  it("answers the question of a message that also says something else", () => {
+    const message = "My favourite colour is teal, remember that please. How many days is the refund window?";
+
+    const text = extractive(message, sources);
+
+    // The answer to the question alone; read whole, the message's other words cost its best sentence.
+    expect(text).toBe(extractive("How many days is the refund window?", sources));
+    expect(extractive(message.replace("?", "."), sources)).not.toContain("within 30 days");
+  });
+
   it("gives the same answer every time", () => {
     const runs = new Set(Array.from({ length: 5 }, () => extractive("refund window days", sources)));
     expect(runs.size).toBe(1);
