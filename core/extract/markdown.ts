@@ -17,7 +17,7 @@ export function firstHeading(text: string): string | undefined {
  */
 export function frontMatter(text: string): { body: string; title?: string } {
   const block = /^---[ \t]*\r?\n([\s\S]*?)^(?:---|\.\.\.)[ \t]*(?:\r?\n|$)/m.exec(text);
-  if (!block || block.index !== 0) return { body: text };
+  if (block?.index !== 0) return { body: text };
   let data: unknown;
   try {
     data = parse(block[1] ?? "");

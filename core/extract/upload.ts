@@ -58,7 +58,9 @@ export async function upload(
   const form = await readForm(body, contentType);
   // A misspelt field would otherwise be dropped, as in /v1/ingest: the document stored without it.
   const sent = new Set<string>();
-  form.forEach((_value, key) => sent.add(key));
+  form.forEach((_value, key) => {
+    sent.add(key);
+  });
   const unknown = [...sent].filter((key) => !(key in UploadForm.shape));
   if (unknown.length) {
     throw inputError(
