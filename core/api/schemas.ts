@@ -116,6 +116,20 @@ function responseSchemas() {
     metadata: z.record(z.string(), z.unknown()),
     createdAt: timestamp,
     location: Location,
+    legs: z
+      .optional(
+        z.object({
+          vector: z.nullable(z.number()).check(z.describe("Cosine similarity, or null: not among the vector leg's")),
+          keyword: z
+            .nullable(z.number())
+            .check(z.describe("BM25 as a share of the question's best possible, or null: no keyword match")),
+        }),
+      )
+      .check(
+        z.describe(
+          "Hybrid only: what each leg made of this passage, on its own mode's scale. `score` ranks; these say why (a passage with no keyword match and a low cosine is a weak one, whatever its rank)",
+        ),
+      ),
   });
 
   const SearchResponse = z.object({
@@ -322,6 +336,7 @@ function responseSchemas() {
     IngestResponse,
     UploadResponse,
     SearchResponse,
+    SearchHit,
     Citation,
     Location,
     ChatResponse,
@@ -371,6 +386,7 @@ function build() {
     IngestResponse: r.IngestResponse,
     UploadResponse: r.UploadResponse,
     SearchResponse: r.SearchResponse,
+    SearchHit: r.SearchHit,
     ChatResponse: r.ChatResponse,
     Citation: r.Citation,
     Location: r.Location,

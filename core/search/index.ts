@@ -51,6 +51,11 @@ export interface SearchResult {
   createdAt: string;
   /** Where the passage is in its document: pages, headings (core/chunk/location.ts); null when unknown. */
   location: Location | null;
+  /**
+   * Hybrid only: each leg's own score for this passage, on its mode's scale (cosine similarity; BM25 as a share of
+   * the question's best possible), null where that leg did not find it. `score` ranks; these say why.
+   */
+  legs?: { vector: number | null; keyword: number | null };
 }
 
 export interface SearchResponse {
@@ -235,10 +240,14 @@ export async function plan(
   };
 }
 
-interface ResultRow extends Omit<SearchResult, "createdAt" | "score"> {
+interface ResultRow extends Omit<SearchResult, "createdAt" | "score" | "legs"> {
   score: number | string;
   createdAt: Date | string;
+  vectorScore?: number | string | null;
+  keywordScore?: number | string | null;
 }
+
+const orNull = (value: number | string | null | undefined) => (value == null ? null : Number(value));
 
 const toResult = (row: ResultRow): SearchResult => ({
   documentId: row.documentId,
@@ -251,6 +260,9 @@ const toResult = (row: ResultRow): SearchResult => ({
   metadata: row.metadata ?? {},
   createdAt: new Date(row.createdAt).toISOString(),
   location: row.location ?? null,
+  ...(row.vectorScore !== undefined || row.keywordScore !== undefined
+    ? { legs: { vector: orNull(row.vectorScore), keyword: orNull(row.keywordScore) } }
+    : {}),
 });
 
 /**
@@ -285,15 +297,22 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
   const vw = Number((1 - kw).toPrecision(12));
   // Each list as (id, g, rn): its goodness g, higher is better (a distance negated, which is exact), and its rank,
   // so fusion can stop at FUSION_DEPTH: a chunk ranked deeper scores 0 from that list.
+  // Each list also carries its own score out (vg, kg), so a hybrid result can say what each leg made of it.
   const lists: [weight: number, list: SQL][] = [
-    [vw, sql`select id, -distance as g, row_number() over (order by distance, id) as rn from vec`],
-    [kw, sql`select id, rank as g, row_number() over (order by rank desc, id) as rn from kw`],
+    [
+      vw,
+      sql`select id, -distance as g, row_number() over (order by distance, id) as rn, -distance as vg, null::float8 as kg from vec`,
+    ],
+    [
+      kw,
+      sql`select id, rank as g, row_number() over (order by rank desc, id) as rn, null::float8 as vg, rank as kg from kw`,
+    ],
   ];
   const depth = FUSION_DEPTH;
   // Per list: `w`, its share of the score at that depth, and `t`, the same over the whole list. Hybrid's `tail` (the
   // sum of t) orders only what scores 0 at that depth: the results of a topK past it.
   const fused = (leg: (weight: number, list: SQL) => SQL, scale = sql``) =>
-    sql`select id, sum(w)${scale} as score, sum(t) as tail from (${sql.join(
+    sql`select id, sum(w)${scale} as score, sum(t) as tail, max(vg) as vg, max(kg) as kg from (${sql.join(
       lists.map(([weight, list]) => leg(weight, list)),
       sql` union all `,
     )}) u group by id`;
@@ -306,8 +325,8 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
           ? // Weighted reciprocal rank fusion, scaled so that first in both lists is 1.
             fused(
               (weight, list) => sql`
-                select id, case when rn <= ${depth} then t else 0 end as w, t from (
-                  select id, rn, ${weight}::float8 / (${fusion.rrfK} + rn) as t from (${list}) l) l`,
+                select id, case when rn <= ${depth} then t else 0 end as w, t, vg, kg from (
+                  select id, rn, vg, kg, ${weight}::float8 / (${fusion.rrfK} + rn) as t from (${list}) l) l`,
               sql` * ${fusion.rrfK + 1}::float8`,
             )
           : // Convex combination of each list's scores, min-max normalized between its best and its score at
@@ -316,9 +335,9 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
               (weight, list) => sql`
                 select id,
                   ${weight}::float8 * case when rn > ${depth} then 0 else coalesce((g - ref) / nullif(best - ref, 0), 1) end as w,
-                  ${weight}::float8 * coalesce((g - worst) / nullif(best - worst, 0), 1) as t
+                  ${weight}::float8 * coalesce((g - worst) / nullif(best - worst, 0), 1) as t, vg, kg
                 from (
-                  select id, g, rn, max(g) over () as best, min(g) over () as worst,
+                  select id, g, rn, vg, kg, max(g) over () as best, min(g) over () as worst,
                          min(g) filter (where rn <= ${depth}) over () as ref
                   from (${list}) l) l`,
             );
@@ -328,9 +347,13 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
   return sql`
     select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
            d.title, d.source, d.metadata, d.created_at as "createdAt", c.location,
-           r.position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}
+           r.position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}${
+             mode === "hybrid"
+               ? sql`, 1 + r.vg as "vectorScore", r.kg / (select top from kwmax) as "keywordScore"`
+               : sql``
+           }
     from (
-      select id, score, row_number() over (order by ${order}) as position from (${ranked}) f
+      select id, score, ${mode === "hybrid" ? sql`vg, kg, ` : sql``}row_number() over (order by ${order}) as position from (${ranked}) f
       ${minScore === undefined ? sql`` : sql`where score >= ${minScore}`}
       order by ${order}
       limit ${k}) r

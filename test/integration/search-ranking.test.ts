@@ -163,6 +163,30 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect((await search(shared, { query: stop, mode: "hybrid" })).results.length).toBeGreaterThan(0);
   });
 
+  it("says what each leg made of a hybrid result, on the legs' own scales", async () => {
+    const query = "What did Caroline do after the charity race?";
+    const hybrid = await search(shared, { query, mode: "hybrid", topK: 6 });
+    const vector = new Map(
+      (await search(shared, { query, mode: "vector", topK: 50 })).results.map((r) => [r.chunkId, r]),
+    );
+    const keyword = new Map(
+      (await search(shared, { query, mode: "keyword", topK: 50 })).results.map((r) => [r.chunkId, r]),
+    );
+
+    expect(hybrid.results.length).toBe(6);
+    for (const r of hybrid.results) {
+      expect(r.legs?.vector).toBeCloseTo(vector.get(r.chunkId)?.score ?? Number.NaN, 6);
+      if (keyword.has(r.chunkId)) expect(r.legs?.keyword).toBeCloseTo(keyword.get(r.chunkId)?.score ?? Number.NaN, 6);
+      else expect(r.legs?.keyword).toBeNull();
+    }
+    expect(hybrid.results.some((r) => r.legs?.keyword === null)).toBe(true);
+    // The other modes' score is already their own leg's.
+    expect([...vector.values(), ...keyword.values()].every((r) => r.legs === undefined)).toBe(true);
+    // A query no passage shares a word with: every keyword leg null, whatever the fused score says.
+    const junk = await search(shared, { query: "zzzzqqq", mode: "hybrid", topK: 3 });
+    expect(junk.results.map((r) => r.legs?.keyword)).toEqual([null, null, null]);
+  });
+
   it("keeps the term statistics equal to a recount after ingests, changes, deletes and purges", async () => {
     await Ingest.run(
       db,

@@ -149,6 +149,7 @@ describe.each(DRIVERS)("search on %s", (driver) => {
         metadata: {},
         createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
         location: null,
+        ...(response === hybrid ? { legs: { vector: expect.any(Number), keyword: expect.any(Number) } } : {}),
       });
       const scores = response.results.map((r) => r.score);
       expect(scores).toEqual([...scores].sort((a, b) => b - a));
