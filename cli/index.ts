@@ -89,7 +89,11 @@ keys
   .action(async (prefix: string) => {
     const db = await openLocalDb();
     const revoked = await Auth.revokeKey(db, prefix);
-    console.log(`revoked ${revoked.prefix} (tenant ${revoked.tenant})`);
+    console.log(
+      revoked.revokedBefore
+        ? `${revoked.prefix} (tenant ${revoked.tenant}) was already revoked, at ${revoked.revokedBefore.toISOString()}`
+        : `revoked ${revoked.prefix} (tenant ${revoked.tenant})`,
+    );
   });
 
 const tenants = program.command("tenants").description("manage tenants");

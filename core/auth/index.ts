@@ -69,15 +69,23 @@ export async function listKeys(db: Db, tenantName: string): Promise<KeyInfo[]> {
     from api_keys where tenant_id = ${tenant.id} order by created_at`);
 }
 
-/** Revokes by display prefix; effective for the next request. Returns the tenant it belonged to. */
-export async function revokeKey(db: Db, prefix: string): Promise<{ prefix: string; tenant: string }> {
-  const rows = await db.query<{ prefix: string; tenant: string }>(sql`
+/**
+ * Revokes by display prefix; effective for the next request. Returns the tenant it belonged to and, for a key
+ * revoked before (left as it was), when.
+ */
+export async function revokeKey(
+  db: Db,
+  prefix: string,
+): Promise<{ prefix: string; tenant: string; revokedBefore: Date | null }> {
+  // `old` reads the row as it was before this update: a key already revoked keeps its time and says so.
+  const rows = await db.query<{ prefix: string; tenant: string; revokedBefore: Date | string | null }>(sql`
     update api_keys k set revoked_at = coalesce(k.revoked_at, now())
-    from tenants t where t.id = k.tenant_id and k.prefix = ${prefix}
-    returning k.prefix, t.name as tenant`);
+    from tenants t, api_keys old
+    where t.id = k.tenant_id and k.prefix = ${prefix} and old.id = k.id
+    returning k.prefix, t.name as tenant, old.revoked_at as "revokedBefore"`);
   const row = rows[0];
   if (!row) throw new EngramError("not_found", "key.not_found", `No API key with prefix ${prefix}.`);
-  return row;
+  return { ...row, revokedBefore: row.revokedBefore === null ? null : new Date(row.revokedBefore) };
 }
 
 /**

@@ -63,6 +63,11 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const created = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
       const revoked = await engram(["keys", "revoke", created.prefix]);
       expect(revoked.stdout).toContain(`revoked ${created.prefix}`);
+      const again = await engram(["keys", "revoke", created.prefix]);
+      expect(again.code).toBe(0);
+      expect(again.stdout).toMatch(
+        new RegExp(`^${created.prefix} \\(tenant globex\\) was already revoked, at 20\\d\\d-`),
+      );
       const list = await engram(["keys", "list", "--tenant", "globex"]);
       expect(list.stdout).toContain(created.prefix);
       expect(list.stdout).toContain("revoked");
