@@ -59,7 +59,8 @@ const Messages = z._default(z.array(ChatMessageInput), []).check(
         message: `${messages.length} messages in one request; the limit is ${MAX_MESSAGES}`,
         ...coded("chat.too_many_messages"),
       });
-    } else if (messages[messages.length - 1]?.role !== "user") {
+    } else if (["assistant", "system"].includes(messages[messages.length - 1]?.role ?? "")) {
+      // An unknown role (`bot`) has its own issue; this one would only repeat it.
       ctx.addIssue({
         code: "custom",
         path: [messages.length - 1, "role"],

@@ -252,6 +252,14 @@ describe("chat request validation", () => {
     expect(codeOf(body)).toBe(expected);
   });
 
+  it("names an unknown role once, not also as a last message that is not the user's", () => {
+    const parsed = ChatRequest.safeParse({ messages: [user(), { role: "bot", content: "x" }] });
+    expect(parsed.success).toBe(false);
+    expect(parsed.error?.issues.map((issue) => issue.message)).toEqual([
+      'role "bot" is not one of user, assistant, system',
+    ]);
+  });
+
   it("accepts 50 messages of 32,000 characters and fills in defaults", () => {
     const messages = Array.from({ length: 50 }, () => user("x".repeat(32_000)));
     const parsed = ChatRequest.parse({ messages });
