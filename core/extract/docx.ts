@@ -9,7 +9,7 @@ import { decodeEntities, htmlToText } from "../chunk/html";
 import { EngramError } from "../error";
 import type { Limits } from "./limits";
 import { firstHeading } from "./markdown";
-import { centralDirectory } from "./sniff";
+import { zipEntries } from "./sniff";
 
 const corrupt = (cause?: unknown) =>
   new EngramError("unprocessable", "extract.corrupt", "The Word document cannot be read (damaged archive).", { cause });
@@ -24,19 +24,10 @@ interface Part {
 
 /** The archive's parts named `wanted`, from its central directory; throws `extract.corrupt` at a damaged record. */
 function* parts(bytes: Uint8Array, wanted: (name: string) => boolean): Generator<Part> {
-  const cd = centralDirectory(bytes);
-  if (!cd) throw corrupt();
+  const entries = zipEntries(bytes);
+  if (!entries) throw corrupt();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let at = cd.offset;
-  for (let i = 0; i < cd.entries; i++) {
-    if (at + 46 > bytes.length || view.getUint32(at, true) !== 0x02014b50) throw corrupt();
-    const method = view.getUint16(at + 10, true);
-    const compressed = view.getUint32(at + 20, true);
-    const nameLength = view.getUint16(at + 28, true);
-    const next = at + 46 + nameLength + view.getUint16(at + 30, true) + view.getUint16(at + 32, true);
-    const name = new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength));
-    const local = view.getUint32(at + 42, true);
-    at = next;
+  for (const { name, method, compressed, local } of entries) {
     if (!wanted(name)) continue;
     if (local + 30 > bytes.length || view.getUint32(local, true) !== 0x04034b50) throw corrupt();
     const dataStart = local + 30 + view.getUint16(local + 26, true) + view.getUint16(local + 28, true);

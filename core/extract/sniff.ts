@@ -27,26 +27,44 @@ const extensionOf = (name: string | undefined) => {
   return dot > 0 ? base.slice(dot).toLowerCase() : "";
 };
 
+/** One record of a ZIP archive's central directory: what its entry is called, how it is stored, and where. */
+export interface ZipEntry {
+  name: string;
+  /** 0 stored, 8 deflated. */
+  method: number;
+  compressed: number;
+  /** Offset of the entry's local file header. */
+  local: number;
+}
+
 /**
- * Names of the entries in a ZIP archive's central directory (at most `max`), or undefined when it cannot be read
- * (no end record, as in a truncated file, or a damaged entry before the `max`th).
+ * The records of a ZIP archive's central directory (at most `max`), or undefined when it cannot be read (no end
+ * record, as in a truncated file, or a damaged record before the `max`th). The one reader of the directory: the
+ * sniffer names the entries, the .docx extractor reads its parts from them.
  */
-export function zipEntryNames(bytes: Uint8Array, max = 10_000): string[] | undefined {
+export function zipEntries(bytes: Uint8Array, max = Number.POSITIVE_INFINITY): ZipEntry[] | undefined {
   const cd = centralDirectory(bytes);
   if (!cd) return undefined;
-  const names: string[] = [];
+  const entries: ZipEntry[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let at = cd.offset;
   for (let i = 0; i < Math.min(cd.entries, max); i++) {
     if (at + 46 > bytes.length || view.getUint32(at, true) !== 0x02014b50) return undefined;
     const nameLength = view.getUint16(at + 28, true);
-    const extra = view.getUint16(at + 30, true);
-    const comment = view.getUint16(at + 32, true);
-    names.push(new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength)));
-    at += 46 + nameLength + extra + comment;
+    entries.push({
+      name: new TextDecoder().decode(bytes.subarray(at + 46, at + 46 + nameLength)),
+      method: view.getUint16(at + 10, true),
+      compressed: view.getUint32(at + 20, true),
+      local: view.getUint32(at + 42, true),
+    });
+    at += 46 + nameLength + view.getUint16(at + 30, true) + view.getUint16(at + 32, true);
   }
-  return names;
+  return entries;
 }
+
+/** Names of the entries in a ZIP archive's central directory (at most `max`), or undefined when it cannot be read. */
+export const zipEntryNames = (bytes: Uint8Array, max = 10_000): string[] | undefined =>
+  zipEntries(bytes, max)?.map((entry) => entry.name);
 
 const LOCAL_HEADER = [0x50, 0x4b, 0x03, 0x04];
 const LOCAL_SIGNATURE = Buffer.from(LOCAL_HEADER);
