@@ -16,6 +16,8 @@ export interface Question {
   question: string;
   kind: Kind;
   evidence: Evidence[];
+  /** The end user whose memory the question is asked of (`x-user-id`); absent: the tenant's shared space. */
+  userId?: string;
 }
 
 /** One ranked result, as any system under test returns it. */

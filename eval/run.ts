@@ -44,7 +44,7 @@ export async function evaluate(
 ): Promise<Row[]> {
   const t = await freshDb(driver);
   try {
-    const caller = await ingestSet(t.db, set);
+    const callerOf = await ingestSet(t.db, set);
     // Other search settings on the same stored set (`--grid`): hybrid only, one row each.
     const extra: Row[] = [];
     for (const [label, overrides] of Object.entries(variants)) {
@@ -53,7 +53,7 @@ export async function evaluate(
       for (const q of set.questions) {
         const { results } = await Search.query(
           t.db,
-          caller,
+          await callerOf(q.userId),
           Search.SearchRequest.parse({ query: q.question, mode: "hybrid", topK }),
         );
         scores.push(score(q, results));
@@ -64,18 +64,18 @@ export async function evaluate(
     if (extra.length) return extra;
     const textConfig = "english";
     if (systems.some((s) => Baselines.BASELINES.includes(s as Baselines.Baseline))) {
-      await Baselines.prepare(t.db, caller.tenantId, textConfig);
+      await Baselines.prepare(t.db, (await callerOf(undefined)).tenantId, textConfig);
     }
     const perSystem = new Map<System, { kind: Kind; scores: Scores }[]>();
     for (const system of systems) {
       const list: { kind: Kind; scores: Scores }[] = [];
       for (const q of set.questions) {
         const results = Baselines.BASELINES.includes(system as Baselines.Baseline)
-          ? await Baselines.search(t.db, system as Baselines.Baseline, q.question, textConfig, K)
+          ? await Baselines.search(t.db, system as Baselines.Baseline, q.question, q.userId ?? "", textConfig, K)
           : (
               await Search.query(
                 t.db,
-                caller,
+                await callerOf(q.userId),
                 Search.SearchRequest.parse({ query: q.question, mode: system as Mode, topK }),
               )
             ).results;

@@ -12,7 +12,8 @@ export const SET_NAMES = ["python", "git", "conversations"];
 
 export interface EvalSet {
   name: string;
-  documents: DocumentInput[];
+  /** Each with the end user it belongs to ("" for the tenant's shared space). */
+  documents: (DocumentInput & { userId: string })[];
   questions: Question[];
 }
 
@@ -31,21 +32,32 @@ export function loadSet(name: string): EvalSet {
         source: d.source,
         ...(d.metadata ? { metadata: d.metadata } : {}),
         ...(d.conversationId ? { conversationId: d.conversationId } : {}),
-      } as DocumentInput;
+        userId: typeof d.userId === "string" ? d.userId : "",
+      } as DocumentInput & { userId: string };
     });
   const questions = JSON.parse(readFileSync(new URL("questions.json", dir(name)), "utf8")) as Question[];
   return { name, documents, questions };
 }
 
 /**
- * Stores a set as a user would: `POST /v1/ingest`'s core, 100 documents a request, into a tenant of its own, then
- * lets the indexer catch up (the steady state searches see).
+ * Stores a set as a user would: `POST /v1/ingest`'s core, 100 documents a request, into a tenant of its own (each
+ * document as its end user, `x-user-id`), then lets the indexer catch up (the steady state searches see). Returns
+ * the caller a question is asked as: its own end user's.
  */
-export async function ingestSet(db: Db, set: EvalSet): Promise<Caller> {
-  const caller = await callerFor(db, `eval-${set.name}`);
-  for (let i = 0; i < set.documents.length; i += 100) {
-    await Ingest.run(db, caller, set.documents.slice(i, i + 100));
+export async function ingestSet(db: Db, set: EvalSet): Promise<(userId: string | undefined) => Promise<Caller>> {
+  const tenant = `eval-${set.name}`;
+  const byUser = new Map<string, DocumentInput[]>();
+  for (const { userId, ...document } of set.documents) {
+    const list = byUser.get(userId) ?? [];
+    list.push(document);
+    byUser.set(userId, list);
+  }
+  for (const [userId, documents] of byUser) {
+    const caller = await callerFor(db, tenant, userId);
+    for (let i = 0; i < documents.length; i += 100) {
+      await Ingest.run(db, caller, documents.slice(i, i + 100));
+    }
   }
   await Indexer.catchUp(db, { budgetMs: Number.POSITIVE_INFINITY });
-  return caller;
+  return (userId) => callerFor(db, tenant, userId ?? "");
 }
