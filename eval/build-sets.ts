@@ -5,11 +5,14 @@
 // Run:   node bin/run-ts.js eval/build-sets.ts
 // Deterministic: files are taken in sorted order and converted by pandoc with a fixed Lua filter.
 // The conversation corpus (eval/sets/conversations) is hand-written and not touched here.
+// The MemoryBank corpus (eval/sets/memorybank) is converted only when asked, from the dataset's JSON:
+//   node bin/run-ts.js eval/build-sets.ts memorybank /path/to/memory_bank_en.json
+// (eval_data/en/memory_bank_en.json of github.com/zhongwanjun/MemoryBank-SiliconFriend; not committed here).
 // Changing this script changes the corpora, so check that every question's evidence still matches
 // (npx vitest run test/unit/eval-sets.test.ts).
 
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +26,9 @@ interface Doc {
   title: string;
   source: string;
   content: string;
+  conversationId?: string;
+  userId?: string;
+  metadata?: { session: number; date: string; speaker: string };
 }
 
 // Pandoc Lua filter: unwrap Sphinx/asciidoc divs and spans, keep link text but drop URLs, drop
@@ -358,6 +364,56 @@ function gitCorpus(): Doc[] {
   return [...commands, ...GIT_GUIDES.filter((g) => existsSync(join(GIT_HTML, `${g}.html`)))].map(gitDoc);
 }
 
+// ---- MemoryBank ----
+
+const MB_SOURCE = "https://github.com/zhongwanjun/MemoryBank-SiliconFriend (eval_data/en/memory_bank_en.json)";
+
+interface MemoryBankUser {
+  name: string;
+  history: Record<string, { query: string; response: string }[]>;
+}
+
+/**
+ * One document per turn of MemoryBank's English dialogues: each user's query and the AI companion's response are
+ * separate turns, in order. Users keep the file's order, days are sorted by date (session 1..10 is the day's place
+ * among that user's dates), and each user's turns belong to that user (`userId`, their name as a slug). Text is kept
+ * as the source has it, trimmed.
+ */
+function memoryBankCorpus(file: string): Doc[] {
+  const data = JSON.parse(readFileSync(file, "utf8")) as Record<string, MemoryBankUser>;
+  const docs: Doc[] = [];
+  for (const [key, user] of Object.entries(data)) {
+    const name = (user.name || key).trim();
+    const slug = name
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-|-$/g, "");
+    const dates = Object.keys(user.history).sort();
+    dates.forEach((date, i) => {
+      const session = i + 1;
+      const day = `d${String(session).padStart(2, "0")}`;
+      let turn = 0;
+      const add = (speaker: string, text: string) => {
+        turn += 1;
+        docs.push({
+          id: `${slug}-${day}-t${String(turn).padStart(2, "0")}`,
+          title: `${name} \u2014 ${date}`,
+          source: MB_SOURCE,
+          content: `${speaker}: ${text.trim()}`,
+          conversationId: `memorybank-${slug}`,
+          userId: slug,
+          metadata: { session, date, speaker },
+        });
+      };
+      for (const exchange of user.history[date]!) {
+        add(name, exchange.query);
+        add("AI companion", exchange.response);
+      }
+    });
+  }
+  return docs;
+}
+
 function write(file: string, docs: Doc[], limitBytes: number): void {
   const text = `${docs.map((d) => JSON.stringify(d)).join("\n")}\n`;
   const bytes = Buffer.byteLength(text);
@@ -369,6 +425,12 @@ function write(file: string, docs: Doc[], limitBytes: number): void {
 const only = process.argv[2];
 const out = resolve(here, "sets");
 try {
+  if (only === "memorybank") {
+    const file = process.argv[3];
+    if (!file) throw new Error("usage: build-sets.ts memorybank /path/to/memory_bank_en.json");
+    mkdirSync(join(out, "memorybank"), { recursive: true });
+    write(join(out, "memorybank", "corpus.jsonl"), memoryBankCorpus(file), 1024 * 1024);
+  }
   if (!only || only === "python") write(join(out, "python", "corpus.jsonl"), pythonCorpus(), 7 * 1024 * 1024);
   if (!only || only === "git") write(join(out, "git", "corpus.jsonl"), gitCorpus(), 4 * 1024 * 1024);
 } finally {

@@ -8,7 +8,7 @@ import * as Indexer from "../core/search/indexer";
 import { callerFor } from "../kit/db";
 import type { Question } from "./metrics";
 
-export const SET_NAMES = ["python", "git", "conversations"];
+export const SET_NAMES = ["python", "git", "conversations", "memorybank"];
 
 export interface EvalSet {
   name: string;

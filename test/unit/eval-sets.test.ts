@@ -5,10 +5,10 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../eval/sets", import.meta.url));
-const SETS = ["python", "git", "conversations"] as const;
+const SETS = ["python", "git", "conversations", "memorybank"] as const;
 const MANUALS = ["python", "git"] as const;
 const KINDS = ["keyword", "paraphrase", "identifier"] as const;
-const MIN_QUESTIONS: Record<(typeof SETS)[number], number> = { python: 65, git: 55, conversations: 60 };
+const MIN_QUESTIONS: Record<(typeof SETS)[number], number> = { python: 65, git: 55, conversations: 60, memorybank: 90 };
 const MAX_BYTES: Record<(typeof MANUALS)[number], number> = { python: 7 * 1024 * 1024, git: 4 * 1024 * 1024 };
 
 interface Doc {
@@ -17,6 +17,7 @@ interface Doc {
   source: string;
   content: string;
   conversationId?: string;
+  userId?: string;
   metadata?: { session: number; date: string; speaker: string };
 }
 
@@ -25,6 +26,7 @@ interface Question {
   question: string;
   kind: string;
   evidence: { documentId: string; text: string }[];
+  userId?: string;
 }
 
 const collapse = (s: string) => s.replace(/\s+/g, " ").trim();
@@ -144,6 +146,29 @@ describe("the conversation corpus", () => {
       expect(t.title, t.id).toBe(`Session ${m.session} — ${m.date}`);
       expect(t.id, t.id).toMatch(new RegExp(`^s${String(m.session).padStart(2, "0")}-t\\d{3}$`));
       expect(t.content.startsWith(`${m.speaker}: `), t.id).toBe(true);
+    }
+  });
+});
+
+describe("the public dialogue corpus (memorybank)", () => {
+  const turns = corpus("memorybank");
+  const users = new Set(turns.map((t) => t.userId));
+
+  it("keeps each user's dialogue in a conversation of its own, turns alternating between user and companion", () => {
+    expect(users.size).toBe(15);
+    for (const t of turns) {
+      expect(t.conversationId, t.id).toBe(`memorybank-${t.userId}`);
+      expect(t.id.startsWith(`${t.userId}-d`), t.id).toBe(true);
+      expect(t.title.endsWith(` — ${t.metadata?.date}`), t.id).toBe(true);
+      expect(t.content.startsWith(`${t.metadata?.speaker}: `), t.id).toBe(true);
+    }
+  });
+
+  it("asks every question of one user, with evidence only in that user's turns", () => {
+    const owner = new Map(turns.map((t) => [t.id, t.userId]));
+    for (const q of questions("memorybank")) {
+      expect(users.has(q.userId), q.id).toBe(true);
+      for (const e of q.evidence) expect(owner.get(e.documentId), `${q.id}: ${e.documentId}`).toBe(q.userId);
     }
   });
 });
