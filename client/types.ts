@@ -48,9 +48,12 @@ export type UploadResponse = ResponseOf<"POST /v1/documents/upload">;
 export interface UploadFields {
   id?: string;
   title?: string;
+  /** Where the file came from (a path or URL); default: its name. */
+  source?: string;
   metadata?: Metadata;
   importance?: number;
   conversationId?: string;
+  ttlSeconds?: number;
 }
 export type ChatResponse = ResponseOf<"POST /v1/chat">;
 export type ChatUsage = ChatResponse["usage"];

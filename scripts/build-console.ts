@@ -1,9 +1,10 @@
 /**
  * Builds the console (console/src, plain TypeScript and CSS) with esbuild into console/dist:
  * `assets/<name>-<hash>.js|css` (safe to cache forever) and an `index.html` that names them.
- * `build.json` records a hash of every input, so `--if-stale` rebuilds only when the sources
- * changed: `npm install`, `npm start` and `npm run dev` run it first (package.json), and a fresh
- * clone builds it once, in well under a second. The local server only serves the result (cli/console.ts).
+ * `build.json` records a hash of every input (console/ and the files it imports from client/, core/
+ * and packages), so `--if-stale` rebuilds only when the sources changed: `npm install`, `npm start`
+ * and `npm run dev` run it first (package.json), and a fresh clone builds it once, in well under a
+ * second. The local server only serves the result (cli/console.ts).
  *
  *   npm run build:console                                        # build now
  *   node bin/run-ts.js scripts/build-console.ts --if-stale     # build when the sources changed
@@ -20,6 +21,8 @@ export const CONSOLE_DIR = join(ROOT, "console");
 
 export interface BuildInfo {
   inputHash: string;
+  /** The files outside console/ the bundle read (esbuild's metafile), from the root: their changes count too. */
+  imports: string[];
   builtAt: string;
   script: string;
   style: string;
@@ -32,14 +35,15 @@ function listFiles(dir: string): string[] {
     .sort();
 }
 
-/** A hash of everything the build reads: the page template, the sources, and this script. */
-export function inputHash(): string {
+/** A hash of everything the build reads: the page template, the sources, this script and what they import. */
+export function inputHash(imports: string[]): string {
   const hash = createHash("sha256");
   const inputs = [
     join(CONSOLE_DIR, "index.html"),
     join(CONSOLE_DIR, "tsconfig.json"),
     ...listFiles(join(CONSOLE_DIR, "src")),
     fileURLToPath(import.meta.url),
+    ...imports.map((file) => join(ROOT, file)),
   ];
   for (const file of inputs) {
     if (!existsSync(file)) continue;
@@ -59,7 +63,6 @@ export function readBuildInfo(dir = DIST_DIR): BuildInfo | undefined {
 /** Builds into a fresh folder, then swaps it in, so a server never serves half a build. */
 export async function buildConsole(): Promise<BuildInfo> {
   const { build } = await import("esbuild");
-  const hash = inputHash();
   const staging = join(CONSOLE_DIR, `.dist-${process.pid}-${randomBytes(4).toString("hex")}`);
   const assets = join(staging, "assets");
   mkdirSync(assets, { recursive: true });
@@ -81,6 +84,11 @@ export async function buildConsole(): Promise<BuildInfo> {
       metafile: true,
       logLevel: "silent",
     });
+    // What the sources import is known once they are bundled.
+    const imports = Object.keys(result.metafile.inputs)
+      .filter((file) => !file.startsWith("console/"))
+      .sort();
+    const hash = inputHash(imports);
     const outputs = Object.entries(result.metafile.outputs);
     const nameOf = (entry: string) => {
       const found = outputs.find(([, output]) => output.entryPoint === entry);
@@ -89,6 +97,7 @@ export async function buildConsole(): Promise<BuildInfo> {
     };
     const info: BuildInfo = {
       inputHash: hash,
+      imports,
       builtAt: new Date().toISOString(),
       script: nameOf("console/src/main.ts"),
       style: nameOf("console/src/styles.css"),
@@ -130,7 +139,8 @@ function swapIn(staging: string, hash: string) {
 /** The current build, made first when console/dist is missing or older than its sources. */
 export async function ensureConsoleBuilt(): Promise<{ info: BuildInfo; built: boolean }> {
   const current = readBuildInfo();
-  if (current && current.inputHash === inputHash() && existsSync(join(DIST_DIR, "index.html"))) {
+  // A build.json without `imports` predates this script's version, so its hash no longer matches anyway.
+  if (current && current.inputHash === inputHash(current.imports ?? []) && existsSync(join(DIST_DIR, "index.html"))) {
     return { info: current, built: false };
   }
   return { info: await buildConsole(), built: true };

@@ -1,14 +1,17 @@
 /**
- * Dropped files and folders into documents, the way `engram ingest` reads them: .md/.txt as
- * one document each (title from the first heading), .html as its text (title from <title>),
- * .json/.jsonl as records with `content` (or `text`). Unsupported, binary and oversized files
- * are skipped with a reason and never sent. Documents are then packed into requests under the
+ * Dropped files and folders into documents, the way `engram ingest` reads them: .md through core/extract's own
+ * Markdown reader (front matter left out, its `title` the title, else the first heading), other text as one document
+ * each (Markdown when it has `#` headings, as core/extract's sniff judges), .json/.jsonl as records with `content` (or `text`). PDFs, Word files and web
+ * pages go to the upload route, which extracts them on the server with the CLI's extractors. Unsupported, binary
+ * and oversized files are skipped with a reason and never sent. Documents are then packed into requests under the
  * API's limits.
  */
 import type { DocumentInput, Metadata } from "../../client/types";
+import { extractMarkdown, tidy } from "../../core/extract/markdown";
+import { decodeText, sniff } from "../../core/extract/sniff";
 
 export const SUPPORTED = [".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".csv", ".json", ".jsonl"];
-/** PDFs and Word files go to `POST /v1/documents/upload`, which extracts them on the server: at most 4 MB each. */
+/** PDFs, Word files and web pages go to `POST /v1/documents/upload`, which extracts them on the server: at most 4 MB each. */
 export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
 /** The API's limits (docs/contract.md): per document and per request. */
 export const MAX_CONTENT_CHARS = 1_000_000;
@@ -34,7 +37,7 @@ export interface FilePlan {
   skipped?: string;
   /** Records of a .json/.jsonl file that were left out, with reasons. */
   notes: string[];
-  /** A PDF or Word file (judged by its first bytes), sent as it is to the upload route. */
+  /** A PDF or Word file (judged by its first bytes) or a web page, sent as it is to the upload route. */
   upload?: File;
 }
 
@@ -97,47 +100,10 @@ export function filesFromInput(list: FileList): Picked[] {
     .map((file) => ({ file, path: file.webkitRelativePath || file.name }));
 }
 
-function decode(buffer: ArrayBuffer): string | undefined {
-  const bytes = new Uint8Array(buffer);
-  if (bytes.includes(0)) return undefined;
-  const text = new TextDecoder("utf-8").decode(bytes);
-  const bad = text.match(/\uFFFD/g)?.length ?? 0;
-  return bad > text.length / 100 ? undefined : text;
-}
-
-const firstHeading = (text: string) => /^#\s+(.+)$/m.exec(text)?.[1]?.trim() || undefined;
-
-const BLOCKS = new Set(
-  "address article aside blockquote br dd div dl dt figcaption figure footer form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table td th tr ul".split(
-    " ",
-  ),
-);
-
-/** An HTML page's readable text and title, parsed inertly (DOMParser runs no scripts, loads nothing). */
-export function htmlText(html: string): { text: string; title?: string } {
-  const doc = new DOMParser().parseFromString(html, "text/html");
-  const title = doc.title.trim() || undefined;
-  for (const el of Array.from(doc.querySelectorAll("script, style, noscript, template, head"))) el.remove();
-  const parts: string[] = [];
-  const visit = (node: Node) => {
-    if (node.nodeType === Node.TEXT_NODE) {
-      parts.push((node.textContent ?? "").replace(/\s+/g, " "));
-      return;
-    }
-    const block = node.nodeType === Node.ELEMENT_NODE && BLOCKS.has((node as Element).localName);
-    if (block) parts.push("\n");
-    for (const child of Array.from(node.childNodes)) visit(child);
-    if (block) parts.push("\n");
-  };
-  visit(doc.body ?? doc.documentElement);
-  const text = parts
-    .join("")
-    .split("\n")
-    .map((line) => line.trim())
-    .join("\n")
-    .replace(/\n{3,}/g, "\n\n")
-    .trim();
-  return { text, title };
+/** Markdown as `engram ingest` stores it: core/extract's reader, tidied as every extracted text is. */
+function markdown(text: string): { content: string; title?: string } {
+  const { content, title } = extractMarkdown(text);
+  return { content: tidy(content), title };
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> =>
@@ -180,18 +146,25 @@ function record(raw: unknown, fallbackId: string, path: string): DocumentInput |
   return doc;
 }
 
+/** A file for the upload route, or the reason it is too large for it. */
+function uploaded(plan: FilePlan, file: File): FilePlan {
+  if (file.size <= MAX_UPLOAD_BYTES) return { ...plan, upload: file };
+  const mb = (file.size / 1024 / 1024).toFixed(1);
+  return { ...plan, skipped: `too large: ${mb} MB (uploads are at most 4 MB; use engram ingest for larger files)` };
+}
+
 /** Reads one file into its documents, or the reason it is skipped. */
 export async function planFile({ file, path }: Picked): Promise<FilePlan> {
   const plan: FilePlan = { path, size: file.size, documents: [], notes: [] };
   const ext = extensionOf(path);
   if (!SUPPORTED.includes(ext)) return { ...plan, skipped: `unsupported file type ${ext || "(none)"}` };
+  if (file.size === 0) return { ...plan, skipped: "empty file" };
   const records = ext === ".json" || ext === ".jsonl";
-  if (!records && (await isBinaryDocument(file).catch(() => false))) {
-    if (file.size > MAX_UPLOAD_BYTES) {
-      const mb = (file.size / 1024 / 1024).toFixed(1);
-      return { ...plan, skipped: `too large: ${mb} MB (uploads are at most 4 MB; use engram ingest for larger files)` };
-    }
-    return { ...plan, upload: file };
+  // A web page is extracted where the CLI's are (Readability, the page's headings kept): a reader of its own here
+  // would make the same page a different document.
+  const page = ext === ".html" || ext === ".htm";
+  if (page || (!records && (await isBinaryDocument(file).catch(() => false)))) {
+    return uploaded(plan, file);
   }
   const limit = records ? MAX_RECORDS_FILE_BYTES : MAX_TEXT_FILE_BYTES;
   if (file.size > limit) {
@@ -203,13 +176,13 @@ export async function planFile({ file, path }: Picked): Promise<FilePlan> {
         : `too large: ${mb} MB (a document holds at most ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`,
     };
   }
-  if (file.size === 0) return { ...plan, skipped: "empty file" };
-  let text: string | undefined;
+  let bytes: Uint8Array;
   try {
-    text = decode(await file.arrayBuffer());
+    bytes = new Uint8Array(await file.arrayBuffer());
   } catch {
     return { ...plan, skipped: "unreadable" };
   }
+  const text = decodeText(bytes);
   if (text === undefined) return { ...plan, skipped: "not a text file" };
 
   if (records) {
@@ -247,13 +220,16 @@ export async function planFile({ file, path }: Picked): Promise<FilePlan> {
     return plan;
   }
 
+  // The format as `engram ingest` judges it: a text file with `#` headings is Markdown, and one holding a web page
+  // goes to the server like any page.
+  const { format } = sniff(bytes, path, text);
+  if (format === "html") {
+    return uploaded(plan, file);
+  }
   const doc: DocumentInput =
-    ext === ".html" || ext === ".htm"
-      ? (() => {
-          const { text: content, title } = htmlText(text);
-          return { id: path, content, title, source: path };
-        })()
-      : { id: path, content: text, title: firstHeading(text), source: path };
+    format === "markdown"
+      ? { id: path, ...markdown(text), source: path }
+      : { id: path, content: tidy(text), source: path };
   if (doc.title === undefined) delete doc.title;
   const problem = problemOf(doc);
   if (problem) return { ...plan, skipped: problem };

@@ -8,7 +8,7 @@ import { EngramError } from "../error";
 import { extractDocx } from "./docx";
 import { extractHtml } from "./html";
 import { DEFAULT_LIMITS, type Limits } from "./limits";
-import { extractMarkdown } from "./markdown";
+import { extractMarkdown, tidy } from "./markdown";
 import { extractPdf } from "./pdf";
 import { decodeText, type Format, sniff } from "./sniff";
 
@@ -66,7 +66,7 @@ export async function extract(
     else if (kind.format === "markdown") out = { format: "markdown", ...extractMarkdown(decoded) };
     else out = { format: kind.format, content: decoded };
   }
-  out.content = out.content.replace(/\r\n?/g, "\n").trim();
+  out.content = tidy(out.content);
   if (!/\p{L}|\p{N}/u.test(out.content)) {
     throw new EngramError("unprocessable", "extract.empty", "The file holds no text.");
   }

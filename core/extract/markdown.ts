@@ -33,6 +33,11 @@ export function frontMatter(text: string): { body: string; title?: string } {
   };
 }
 
+/** Text as every extracted file is stored: Unix line ends, no surrounding blank space. */
+export function tidy(content: string): string {
+  return content.replace(/\r\n?/g, "\n").trim();
+}
+
 /** A Markdown file's text without its front matter, titled by the front matter, else by its first `#` heading. */
 export function extractMarkdown(text: string): { content: string; title?: string } {
   const { body, title } = frontMatter(text);

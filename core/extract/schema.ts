@@ -38,6 +38,7 @@ export const UploadForm = z.object({
         "Default: the file's own title (PDF metadata, .docx properties or Title paragraph, <title>, Markdown front matter), else its first heading",
       ),
     ),
+  source: z.optional(z.string()).check(z.describe("Where it came from (a path or URL); default: the file's name")),
   metadata: z.optional(z.string()).check(z.describe('A JSON object, e.g. {"team":"hr"}; at most 8 KB')),
   importance: z.optional(z.string()).check(z.describe("1 to 10; default 5")),
   conversationId: z.optional(Id),

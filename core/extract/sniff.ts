@@ -67,7 +67,6 @@ export const zipEntryNames = (bytes: Uint8Array, max = 10_000): string[] | undef
   zipEntries(bytes, max)?.map((entry) => entry.name);
 
 const LOCAL_HEADER = [0x50, 0x4b, 0x03, 0x04];
-const LOCAL_SIGNATURE = Buffer.from(LOCAL_HEADER);
 
 /**
  * Names in a ZIP archive's local file headers, front to back (at most `max`): what is left to judge an archive
@@ -77,8 +76,12 @@ const LOCAL_SIGNATURE = Buffer.from(LOCAL_HEADER);
 function localEntryNames(bytes: Uint8Array, max = 1_000): string[] {
   const names: string[] = [];
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const find = (from: number) => buffer.indexOf(LOCAL_SIGNATURE, from);
+  // Typed arrays only, no Buffer: the console runs this module in the browser too.
+  const find = (from: number) => {
+    for (let i = bytes.indexOf(0x50, from); i >= 0; i = bytes.indexOf(0x50, i + 1))
+      if (startsWith(bytes, LOCAL_HEADER, i)) return i;
+    return -1;
+  };
   let at = 0;
   while (names.length < max && at >= 0 && at + 30 <= bytes.length) {
     if (!startsWith(bytes, LOCAL_HEADER, at)) {

@@ -110,6 +110,7 @@ export async function upload(
     id: id ?? name,
     content: "x",
     title: field(form, "title"),
+    source: field(form, "source"),
     metadata,
     importance,
     conversationId: field(form, "conversationId"),
@@ -130,7 +131,7 @@ export async function upload(
     ...fields.data,
     content: extracted.content,
     title: fields.data.title ?? extracted.title,
-    source: name,
+    source: fields.data.source ?? name,
   });
   const result = await Ingest.run(db, caller, [document], { signal: options.signal });
   return {

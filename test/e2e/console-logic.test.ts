@@ -1,7 +1,9 @@
 /** The console's pure parts, in Node: request packing, file reading, highlighting. */
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { readDocuments } from "../../cli/files";
 import { batches, MAX_DOCUMENTS_PER_REQUEST, planFile } from "../../console/src/files";
 import { queryTerms, segments } from "../../console/src/highlight";
 import { findPassage, pageAt, pageSpans } from "../../console/src/passage";
@@ -43,6 +45,58 @@ describe("console file reading", () => {
     expect(plan.documents).toEqual([
       { id: "notes/a.md", content: "intro\n# Refunds\n\nWithin 14 days.", title: "Refunds", source: "notes/a.md" },
     ]);
+  });
+
+  it("reads Markdown as `engram ingest` does: front matter left out, its title the title", async () => {
+    const fixture = readFileSync(join(import.meta.dirname, "../fixtures/extract/front-matter.md"), "utf8");
+    const folder = mkdtempSync(join(tmpdir(), "engram-console-md-"));
+    mkdirSync(join(folder, "notes"));
+    try {
+      // Also with Windows line ends, which the CLI's extraction turns into \n.
+      for (const [name, text] of [
+        ["handbook.md", fixture],
+        ["handbook-crlf.markdown", fixture.replace(/\n/g, "\r\n")],
+      ] as const) {
+        writeFileSync(join(folder, "notes", name), text);
+        const plan = await planFile(pick(name, text));
+        expect(plan.documents[0]).toMatchObject({ title: "Employee Handbook 2026" });
+        expect(plan.documents[0]?.content).toMatch(/^# Travel\n\n## Booking\n/);
+        expect(plan.documents).toEqual((await readDocuments(join(folder, "notes", name), folder)).documents);
+      }
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it("judges other text files as `engram ingest` does: Markdown when they have headings, a web page by its content", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-console-txt-"));
+    mkdirSync(join(folder, "notes"));
+    try {
+      for (const [name, text] of [
+        ["notes.txt", "  # Notes\n\nThe boiler is serviced in March.\n"],
+        ["plain.txt", "The boiler is serviced in March.\r\n"],
+        ["rates.csv", "city,rate\nLeeds,12\n"],
+      ] as const) {
+        writeFileSync(join(folder, "notes", name), text);
+        expect((await planFile(pick(name, text))).documents, name).toEqual(
+          (await readDocuments(join(folder, "notes", name), folder)).documents,
+        );
+      }
+      expect((await planFile(pick("notes.txt", "# Notes\n\ntext"))).documents[0]?.title).toBe("Notes");
+      const saved = await planFile(pick("saved.txt", "<!doctype html><html><body><h1>Saved</h1></body></html>"));
+      expect(saved.upload?.name).toBe("saved.txt");
+    } finally {
+      rmSync(folder, { recursive: true, force: true });
+    }
+  });
+
+  it("sends a web page to the upload route, as a PDF, and skips an empty one or one over 4 MB", async () => {
+    const page = await planFile(pick("shipping.html", "<h1>Shipping</h1><h2>Express</h2><p>Overnight.</p>"));
+    expect(page.upload?.name).toBe("shipping.html");
+    expect(page.documents).toEqual([]);
+    const big = await planFile(pick("big.htm", `<p>${"x".repeat(5 * 1024 * 1024)}</p>`));
+    expect(big.skipped).toBe("too large: 5.0 MB (uploads are at most 4 MB; use engram ingest for larger files)");
+    expect((await planFile(pick("empty.html", ""))).skipped).toBe("empty file");
   });
 
   it("reads JSONL records and reports the lines it leaves out", async () => {

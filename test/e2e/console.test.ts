@@ -11,6 +11,7 @@ import { fileURLToPath } from "node:url";
 import { type Browser, type BrowserContext, type ConsoleMessage, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { consoleSite } from "../../cli/console";
+import { readDocuments } from "../../cli/files";
 import { ensureLocalKey, openLocalDb } from "../../cli/local";
 import { startServer } from "../../cli/server";
 import * as Auth from "../../core/auth";
@@ -200,11 +201,11 @@ describe("the console", () => {
     mkdirSync(handbook);
     writeFileSync(
       join(handbook, "refunds.md"),
-      "# Refund policy\n\nRefunds are issued within 14 days of a return. Store credit never expires.\n",
+      "---\ntitle: Returns and refunds\nowner: Support\n---\n\n# Refund policy\n\nRefunds are issued within 14 days of a return. Store credit never expires.\n",
     );
     writeFileSync(
       join(handbook, "shipping.html"),
-      "<html><head><title>Shipping</title><script>alert(1)</script></head><body><h1>Shipping</h1><p>Orders ship within two business days. Express shipping arrives overnight.</p></body></html>",
+      "<html><head><title>Shipping</title><script>alert(1)</script></head><body><h1>Shipping</h1><p>Orders ship within two business days.</p><h2>Express delivery</h2><p>Express shipping arrives overnight.</p></body></html>",
     );
     writeFileSync(join(handbook, "logo.png"), Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0]));
     await go("Add");
@@ -216,6 +217,29 @@ describe("the console", () => {
     expect(await page.locator('tr[data-path="handbook/logo.png"] .state').textContent()).toBe(
       "skipped: unsupported file type .png",
     );
+    // Stored as `engram ingest` stores the same files: the front matter left out and its title the title; the page
+    // extracted on the server, its headings kept as `#` headings (chunk contexts and citation locations).
+    const stored = async (id: string): Promise<Record<string, unknown>> => {
+      const url = `${server.url}/v1/documents/${encodeURIComponent(id)}?track=false`;
+      return (await fetch(url, { headers: { authorization: `Bearer ${key}` } })).json();
+    };
+    const markdown = await stored("handbook/refunds.md");
+    expect(markdown.title).toBe("Returns and refunds");
+    expect(markdown.content).toMatch(/^# Refund policy\n/);
+    const web = await stored("handbook/shipping.html");
+    expect(web.content).toMatch(/^# Shipping\n[\s\S]*\n## Express delivery\n/);
+    for (const [name, doc] of [
+      ["refunds.md", markdown],
+      ["shipping.html", web],
+    ] as const) {
+      const cli = (await readDocuments(join(handbook, name), folder)).documents[0];
+      expect({ id: doc.id, title: doc.title, source: doc.source, content: doc.content }).toEqual({
+        id: cli?.id,
+        title: cli?.title,
+        source: cli?.source,
+        content: cli?.content,
+      });
+    }
 
     await page
       .getByTestId("file-input")
@@ -237,7 +261,7 @@ describe("the console", () => {
     await page.getByTestId("ingest-totals").filter({ hasText: "3 created" }).waitFor();
     const state = (path: string) => page.locator(`tr[data-path="${path}"] .state`).textContent();
     expect(await state("faq.jsonl")).toBe("2 created · 2 chunks; left out line 3: invalid JSON");
-    expect(await state("long.txt")).toBe("skipped: too large: 1,000,005 characters (the limit is 1,000,000)");
+    expect(await state("long.txt")).toBe("skipped: too large: 1,000,004 characters (the limit is 1,000,000)");
     expect(await state("huge.txt")).toBe("skipped: too large: 5.0 MB (a document holds at most 1,000,000 characters)");
     expect(await state("empty.md")).toBe("skipped: empty file");
     expect(await page.getByTestId("ingest-totals").textContent()).toContain("3 files skipped");

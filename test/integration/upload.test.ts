@@ -61,6 +61,19 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
       metadata: { team: "hr" },
       importance: 8,
     });
+    // A path within a folder (as the console sends it) is kept as the source.
+    const sourced = await upload([
+      { name: "file", value: fixture("handbook.pdf"), filename: "handbook.pdf" },
+      { name: "id", value: "policies/handbook.pdf" },
+      { name: "source", value: "policies/handbook.pdf" },
+    ]);
+    expect(sourced.status).toBe(200);
+    const stored = await invoke({
+      method: "GET",
+      path: `/v1/documents/${encodeURIComponent("policies/handbook.pdf")}`,
+      headers: { authorization: `Bearer ${key}` },
+    });
+    expect(stored.body).toMatchObject({ id: "policies/handbook.pdf", source: "policies/handbook.pdf" });
     const search = await invoke({
       method: "POST",
       path: "/v1/search",

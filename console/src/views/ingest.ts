@@ -29,6 +29,21 @@ type Item = { document: DocumentInput; row: Row };
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** Sends, waiting out a 429 for its `Retry-After` up to MAX_RATE_LIMIT_RETRIES times; other errors are thrown. */
+async function retrying<T>(send: () => Promise<T>, waiting: (seconds: number) => void): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await send();
+    } catch (error) {
+      const api = describeError(error);
+      if (api.status !== 429 || attempt >= MAX_RATE_LIMIT_RETRIES) throw api;
+      const wait = Math.max(1, api.retryAfter ?? 5);
+      waiting(wait);
+      await sleep(wait * 1000);
+    }
+  }
+}
+
 export function ingestView(): View {
   const filesInput = h("input", { type: "file", multiple: true, hidden: true, "data-testid": "file-input" });
   const folderInput = h("input", { type: "file", multiple: true, hidden: true, "data-testid": "folder-input" });
@@ -62,7 +77,7 @@ export function ingestView(): View {
     h(
       "p",
       null,
-      `Supported: ${SUPPORTED.join(" ")} — up to 1,000,000 characters per document; PDFs and Word files up to 4 MB (larger: engram ingest).`,
+      `Supported: ${SUPPORTED.join(" ")} — up to 1,000,000 characters per document; PDFs, Word files and web pages up to 4 MB (larger: engram ingest).`,
     ),
     h("div", { class: "actions" }, chooseFiles, chooseFolder),
     filesInput,
@@ -254,26 +269,21 @@ export function ingestView(): View {
       const batchRows = [...new Set(batch.items.map((item) => item.row))];
       for (const row of batchRows) if (!row.failed) setState(row, 2, "sending…", "sending");
       let response: IngestResponse | undefined;
-      for (let attempt = 0; ; attempt++) {
-        try {
-          response = await engram.ingest({ documents: batch.items.map((item) => item.document) });
-          break;
-        } catch (error) {
-          const api = describeError(error);
-          if (api.status === 429 && attempt < MAX_RATE_LIMIT_RETRIES) {
-            const wait = Math.max(1, api.retryAfter ?? 5);
+      try {
+        response = await retrying(
+          () => engram.ingest({ documents: batch.items.map((item) => item.document) }),
+          (wait) => {
             for (const row of batchRows) setState(row, 2, `rate limited: retrying in ${wait} s`, "sending");
-            await sleep(wait * 1000);
-            continue;
-          }
-          for (const row of batchRows) {
-            row.failed = api;
-            setState(row, STEPS, `failed: ${api.message}`, "failed");
-            row.state.after(errorDetails(api));
-          }
-          notifyError(api, "Ingest");
-          break;
+          },
+        );
+      } catch (error) {
+        const api = describeError(error);
+        for (const row of batchRows) {
+          row.failed = api;
+          setState(row, STEPS, `failed: ${api.message}`, "failed");
+          row.state.after(errorDetails(api));
         }
+        notifyError(api, "Ingest");
       }
       if (response) {
         embedded += response.totals.embedded;
@@ -295,18 +305,24 @@ export function ingestView(): View {
       }
       tick();
     }
-    // PDFs and Word files, one upload each: the server extracts them (pages and headings kept for citations).
+    // PDFs, Word files and web pages, one upload each: the server extracts them (pages and headings kept for
+    // citations). One request a file counts against the ingest rate limit, so a folder of pages waits out its 429s.
     for (const row of uploads) {
       const file = row.plan?.upload;
       if (!file) continue;
       setState(row, 2, "extracting and sending…", "sending");
       try {
-        const result = await engram.documents.upload(file, {
-          id: row.path,
-          importance: extra.importance,
-          metadata: extra.metadata,
-          conversationId: extra.conversationId,
-        });
+        const result = await retrying(
+          () =>
+            engram.documents.upload(file, {
+              id: row.path,
+              source: row.path,
+              importance: extra.importance,
+              metadata: extra.metadata,
+              conversationId: extra.conversationId,
+            }),
+          (wait) => setState(row, 2, `rate limited: retrying in ${wait} s`, "sending"),
+        );
         embedded += result.totals.embedded;
         reused += result.totals.reused;
         for (const doc of result.documents) {
