@@ -1,9 +1,11 @@
 /**
- * How CLI commands reach Engram: through a running local server's HTTP API when one owns the
- * embedded data folder (PGlite is single-process), otherwise in-process on the database.
+ * How CLI commands reach Engram: a deployed one's HTTP API when given its URL (ENGRAM_URL); else through
+ * a running local server's HTTP API when one owns the embedded data folder (PGlite is single-process),
+ * otherwise in-process on the database.
  */
 import { createClient, type EngramClient } from "../client";
 import type { Caller } from "../core/auth";
+import * as Auth from "../core/auth";
 import { config } from "../core/config";
 import type { Db } from "../core/db";
 import { EngramError } from "../core/error";
@@ -15,6 +17,50 @@ export interface Target {
   user?: string;
   /** An API key for talking to a running server (default: the local tenant's kept key). */
   key?: string;
+  /** A remote Engram (ENGRAM_URL): its API is used with `key`, whose tenant it is. */
+  url?: string;
+}
+
+/**
+ * Refuses at start what would make every call fail: a URL that is not http(s), a remote Engram without a key, a
+ * key or an end user the API would refuse. Thrown, it is the CLI's one line on stderr and a non-zero exit.
+ */
+export function checkTarget(target: { url?: string; key?: string; user?: string }): void {
+  const refuse = (what: string, error: unknown) => {
+    const reason = error instanceof EngramError ? error.message : String(error);
+    throw new EngramError("input", "cli.invalid_option", `${what} is refused: ${reason}`);
+  };
+  if (target.url !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(target.url);
+    } catch {}
+    if (url?.protocol !== "http:" && url?.protocol !== "https:") {
+      throw new EngramError("input", "cli.invalid_option", `ENGRAM_URL (--url) is not an http(s) URL: ${target.url}`);
+    }
+    if (!target.key) {
+      throw new EngramError(
+        "input",
+        "cli.invalid_option",
+        "ENGRAM_URL (--url) needs the API key of that Engram: set ENGRAM_API_KEY or pass --key",
+      );
+    }
+  }
+  if (target.key) {
+    try {
+      Auth.keyFrom(`Bearer ${target.key}`);
+    } catch (error) {
+      refuse("ENGRAM_API_KEY (--key)", error);
+    }
+  }
+  // Empty is the tenant's shared space, as without it (the client sends no X-User-Id).
+  if (target.user) {
+    try {
+      Auth.userIdFrom(target.user);
+    } catch (error) {
+      refuse(`ENGRAM_USER_ID (--user) ${JSON.stringify(target.user)}`, error);
+    }
+  }
 }
 
 export type Client = { kind: "http"; url: string; api: EngramClient } | { kind: "local"; db: Db; caller: Caller };
@@ -48,6 +94,14 @@ export async function connect(
   options: { onWait?: (seconds: number) => void; create?: boolean } = {},
 ): Promise<Client> {
   const { onWait, create = true } = options;
+  if (target.url !== undefined) {
+    checkTarget(target);
+    return {
+      kind: "http",
+      url: target.url,
+      api: remote(target.url, { apiKey: target.key, userId: target.user, onWait }),
+    };
+  }
   const server = runningServer();
   if (server) {
     const key = target.key ?? (target.tenant === LOCAL_TENANT ? storedLocalKey() : undefined);

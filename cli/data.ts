@@ -1,5 +1,4 @@
 /** `ingest`, `search`, `chat`, `stats`, `cleanup`: the API from the command line. */
-import { resolve } from "node:path";
 import { SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError, Option } from "commander";
 import * as Chat from "../core/chat";
@@ -24,17 +23,31 @@ const DIRECT_BATCHES_IN_FLIGHT = 4;
 // Keeps each request well under the 6 MB body limit.
 const MAX_BATCH_CHARS = 4_000_000;
 
-type TargetOptions = { tenant: string; user?: string; key?: string; json?: boolean };
+type TargetOptions = { tenant: string; user?: string; key?: string; url?: string; json?: boolean };
 
+/**
+ * The options that say which Engram, tenant and end user a command talks to. A deployed Engram is named as for
+ * `engram mcp` (ENGRAM_URL, ENGRAM_API_KEY, ENGRAM_USER_ID); the key and user variables count only with a URL, so
+ * a shell set up for a remote MCP server does not change what local commands read.
+ */
 function withTarget(command: Command): Command {
   return command
-    .option("--tenant <name>", "tenant", LOCAL_TENANT)
-    .option("--user <id>", "end user (X-User-Id); without it, the tenant's shared space")
-    .option("--key <key>", "API key, when a running local server serves another tenant")
+    .addOption(new Option("--url <url>", "a deployed Engram to talk to (default: the local store)").env("ENGRAM_URL"))
+    .option("--key <key>", "API key: of the --url Engram (default: ENGRAM_API_KEY), or of another local tenant")
+    .option("--tenant <name>", "tenant of the local store (with --url, the key's tenant)", LOCAL_TENANT)
+    .option("--user <id>", "end user (X-User-Id; with --url, default: ENGRAM_USER_ID); without it, the shared space")
     .option("--json", "print JSON");
 }
 
-const targetOf = (o: TargetOptions): Target => ({ tenant: o.tenant, user: o.user, key: o.key });
+const targetOf = (o: TargetOptions): Target =>
+  o.url === undefined
+    ? { tenant: o.tenant, user: o.user, key: o.key }
+    : {
+        tenant: o.tenant,
+        url: o.url,
+        key: o.key ?? process.env.ENGRAM_API_KEY,
+        user: o.user ?? (process.env.ENGRAM_USER_ID || undefined),
+      };
 
 async function ingestBatch(client: Client, documents: FileDocument[]): Promise<IngestResult> {
   if (client.kind === "http") return client.api.ingest({ documents });
@@ -70,7 +83,6 @@ export function registerDataCommands(program: Command): void {
       },
     });
     const { files, skipped } = await collectFiles(paths);
-    const root = resolve(".");
     const totals = {
       files: files.length,
       documents: 0,
@@ -131,7 +143,7 @@ export function registerDataCommands(program: Command): void {
     };
 
     for (const file of files) {
-      const read = await readDocuments(file, root);
+      const read = await readDocuments(file.path, file.root);
       skipped.push(...read.skipped);
       for (const doc of read.documents) {
         if (batch.length >= MAX_BATCH_DOCS || batchChars + doc.content.length > MAX_BATCH_CHARS) await flush();

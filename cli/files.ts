@@ -1,6 +1,6 @@
 /** Turns files and folders into documents for ingest, with a reason for every file skipped. */
 import { readdir, readFile, stat } from "node:fs/promises";
-import { extname, join, relative, resolve } from "node:path";
+import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { DocumentInput } from "../core/document/schema";
 import { EngramError } from "../core/error";
 import * as Extract from "../core/extract";
@@ -21,11 +21,24 @@ const NOTHING_TO_READ = new Set(["extract.unsupported_type", "extract.empty", "e
 /** The reason given for a path that does not exist. */
 export const NOT_FOUND = "not found";
 
-/** Every supported file under the given paths, sorted, with a reason for what is skipped. */
-export async function collectFiles(paths: string[]): Promise<{ files: string[]; skipped: Skipped[] }> {
-  const files: string[] = [];
+/** A file to ingest, and the folder its id is relative to. */
+export interface FoundFile {
+  path: string;
+  root: string;
+}
+
+/**
+ * Every supported file under the given paths, sorted, with a reason for what is skipped. A file's id is its path
+ * from the current folder; for a path given outside it, from that path's parent (`/data/notes` → `notes/a.md`), so
+ * the same argument names the same documents from any folder, without `../..`. Two files that would share an id
+ * (`/a/notes` and `/b/notes` together) are refused rather than one replacing the other.
+ */
+export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[]; skipped: Skipped[] }> {
+  const files: FoundFile[] = [];
   const skipped: Skipped[] = [];
-  const walk = async (path: string) => {
+  const cwd = resolve(".");
+  const ids = new Map<string, string>();
+  const walk = async (path: string, root: string) => {
     const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
       skipped.push({ path, reason: error.code === "ENOENT" ? NOT_FOUND : `unreadable (${error.code})`, failed: true });
       return undefined;
@@ -35,16 +48,30 @@ export async function collectFiles(paths: string[]): Promise<{ files: string[]; 
       const entries = await readdir(path).catch(() => undefined);
       if (!entries) return void skipped.push({ path, reason: "unreadable folder", failed: true });
       for (const entry of entries.sort())
-        if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry));
+        if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry), root);
     } else if (EXTENSIONS.has(extname(path).toLowerCase())) {
-      files.push(path);
+      const id = fileId(path, root);
+      const first = ids.get(id);
+      if (first === undefined) {
+        ids.set(id, path);
+        files.push({ path, root });
+      } else if (first !== path) {
+        skipped.push({ path, reason: `its id ${id} is also ${first}'s; ingest them separately`, failed: true });
+      }
     } else {
       skipped.push({ path, reason: `unsupported file type ${extname(path) || "(none)"}` });
     }
   };
-  for (const path of paths) await walk(path);
+  for (const path of paths) {
+    const absolute = resolve(path);
+    const inside = absolute === cwd || !relative(cwd, absolute).startsWith("..");
+    await walk(path, inside ? cwd : dirname(absolute));
+  }
   return { files, skipped };
 }
+
+/** A file's document id: its path from `root`, with `/` between folders on every system. */
+const fileId = (path: string, root: string) => (relative(root, resolve(path)) || path).split(sep).join("/");
 
 /** Reads one file into documents: a .json/.jsonl file may hold many, any other file is extracted into one. */
 export async function readDocuments(
@@ -66,7 +93,7 @@ export async function readDocuments(
   }
   const buffer = await readFile(path).catch(() => undefined);
   if (!buffer) return { documents: [], skipped: [{ path, reason: "unreadable", failed: true }] };
-  const id = relative(root, resolve(path)) || path;
+  const id = fileId(path, root);
   const skipped: Skipped[] = [];
   const documents: FileDocument[] = [];
   const add = (doc: Record<string, unknown>, where = path) => {

@@ -17,6 +17,12 @@ import * as Tenant from "../core/tenant";
 import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
 
+// `engram search … | head` closes stdout early: the reader has what it wanted, so stop quietly (no stack trace).
+process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+  if (error.code === "EPIPE") process.exit(0);
+  throw error;
+});
+
 const program = new Command("engram")
   .description("Engram: memory and retrieval-augmented chat on Postgres + pgvector")
   .version(VERSION)
@@ -84,9 +90,11 @@ keys
   });
 keys
   .command("revoke")
-  .description("revoke a key by its prefix (effective at once)")
-  .argument("<prefix>", "the key's prefix, e.g. egm_AbCdEfGh")
-  .action(async (prefix: string) => {
+  .description("revoke a key by its prefix, or the whole key (effective at once)")
+  .argument("<prefix>", "the key's prefix, e.g. egm_AbCdEfGh, or the key itself")
+  .action(async (given: string) => {
+    // A whole key pasted in is revoked by its prefix; a malformed one is refused without being echoed.
+    const prefix = given.length > 12 ? Auth.keyFrom(`Bearer ${given}`).prefix : given;
     const db = await openLocalDb();
     const revoked = await Auth.revokeKey(db, prefix);
     console.log(

@@ -8,13 +8,11 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
-import * as Auth from "../core/auth";
 import { config, setConfig } from "../core/config";
-import { EngramError } from "../core/error";
 import type { Describe, Memory } from "../core/mcp";
 import * as Mcp from "../core/mcp";
 import * as Local from "../core/mcp/local";
-import { connect, remote } from "./client";
+import { checkTarget, connect } from "./client";
 
 export interface McpOptions {
   url?: string;
@@ -40,56 +38,10 @@ const describeRemote: Describe = (error) =>
     : { code: "internal", message: error instanceof Error ? error.message : String(error) };
 
 async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describe: Describe }> {
-  if (options.url) {
-    const api = remote(options.url, { apiKey: options.apiKey, userId: options.userId });
-    return { memory: remoteMemory(api), describe: describeRemote };
-  }
-  // As every CLI command: through the running local server when one owns the folder, else in-process.
-  const client = await connect({ tenant: options.tenant, user: options.userId, key: options.apiKey });
+  // As every CLI command: the remote Engram, else the running local server when one owns the folder, else in-process.
+  const client = await connect({ tenant: options.tenant, user: options.userId, key: options.apiKey, url: options.url });
   if (client.kind === "http") return { memory: remoteMemory(client.api), describe: describeRemote };
   return { memory: Local.memory(client.db, client.caller), describe: Local.describe("stdio") };
-}
-
-/**
- * Refuses at start what would make every tool call fail: a remote Engram without a key, a key or an
- * end user the API would refuse. Thrown, it is the CLI's one line on stderr and a non-zero exit.
- */
-function check(options: McpOptions): void {
-  const refuse = (what: string, error: unknown) => {
-    const reason = error instanceof EngramError ? error.message : String(error);
-    throw new EngramError("input", "mcp.invalid_option", `${what} is refused: ${reason}`);
-  };
-  if (options.url) {
-    let url: URL | undefined;
-    try {
-      url = new URL(options.url);
-    } catch {}
-    if (url?.protocol !== "http:" && url?.protocol !== "https:") {
-      throw new EngramError("input", "mcp.invalid_option", `ENGRAM_URL (--url) is not an http(s) URL: ${options.url}`);
-    }
-    if (!options.apiKey) {
-      throw new EngramError(
-        "input",
-        "mcp.invalid_option",
-        "ENGRAM_URL (--url) needs the API key of that Engram: set ENGRAM_API_KEY or pass --key",
-      );
-    }
-  }
-  if (options.apiKey) {
-    try {
-      Auth.keyFrom(`Bearer ${options.apiKey}`);
-    } catch (error) {
-      refuse("ENGRAM_API_KEY (--key)", error);
-    }
-  }
-  // Empty is the tenant's shared space, as without it (the client sends no X-User-Id).
-  if (options.userId) {
-    try {
-      Auth.userIdFrom(options.userId);
-    } catch (error) {
-      refuse(`ENGRAM_USER_ID (--user) ${JSON.stringify(options.userId)}`, error);
-    }
-  }
 }
 
 /**
@@ -114,7 +66,7 @@ function answerUnreadable(transport: StdioServerTransport): void {
 
 /** Serves until the client closes stdin. */
 export async function serveStdio(options: McpOptions): Promise<void> {
-  check(options);
+  checkTarget({ url: options.url, key: options.apiKey, user: options.userId });
   if (["debug", "info"].includes(config().logLevel)) setConfig({ LOG_LEVEL: "warn" });
   const { memory, describe } = await memoryFor(options);
   const server = Mcp.server(memory, describe);

@@ -1,6 +1,6 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
-import { execFile } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -79,6 +79,22 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.code).not.toBe(0);
       expect(res.stderr.trim().split("\n")).toHaveLength(1);
       expect(res.stderr).toContain("No API key with prefix egm_nonexist");
+    });
+
+    it("revokes a whole key pasted in by its prefix, and never echoes a key", async () => {
+      const created = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
+      const revoked = await engram(["keys", "revoke", created.key]);
+      expect(revoked.stdout).toBe(`revoked ${created.prefix} (tenant globex)\n`);
+      const typo = await engram(["keys", "revoke", `${created.key}x`]);
+      expect(typo.code).toBe(1);
+      expect(typo.stderr).toBe("engram: The API key is not valid.\n");
+    });
+
+    it("stops quietly when its reader goes away (| head), with no stack trace", async () => {
+      await engram(["keys", "create", "--tenant", "piped"]);
+      // `true` reads nothing and has exited by the time the CLI writes: every write meets a closed pipe.
+      const res = await run("bash", ["-c", `set -o pipefail; node ${BIN} keys list --tenant piped | true`], { env });
+      expect(res.stderr).toBe("");
     });
   });
 
@@ -198,6 +214,41 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(chat.stdout).toMatch(/\[1\] Refunds/);
     });
 
+    it("names a file outside the current folder from the folder given, the same from anywhere, never `../`", async () => {
+      const base = mkdtempSync(join(tmpdir(), "engram-cli-ids-"));
+      for (const team of ["red", "blue"]) {
+        mkdirSync(join(base, team, "notes"), { recursive: true });
+        writeFileSync(join(base, team, "notes", "gym.md"), `The ${team} team's gym opens at 7.`);
+      }
+      const folder = join(base, "red", "notes");
+      const skippedOf = async (res: { stdout: string }) =>
+        (JSON.parse(res.stdout) as { skipped: { path: string; reason: string }[] }).skipped;
+
+      const first = await engram(["ingest", folder, "--tenant", "ids", "--json"]);
+      expect(JSON.parse(first.stdout)).toMatchObject({ created: 1 });
+      // The file given alone is named from its own folder, so it is another document: ids follow the path given.
+      const file = await engram(["ingest", join(folder, "gym.md"), "--tenant", "ids", "--json"]);
+      expect(JSON.parse(file.stdout)).toMatchObject({ created: 1 });
+      const listed = await engram(["search", "gym opens", "--tenant", "ids", "--json", "-k", "5"]);
+      const documentIds = (JSON.parse(listed.stdout) as { results: { documentId: string }[] }).results.map(
+        (r) => r.documentId,
+      );
+      expect(documentIds.sort()).toEqual(["gym.md", "notes/gym.md"]);
+      expect(documentIds.some((id) => id.includes(".."))).toBe(false);
+      const again = await engram(["ingest", folder, "--tenant", "ids", "--json"]);
+      expect(JSON.parse(again.stdout)).toMatchObject({ unchanged: 1, created: 0 });
+
+      // Two folders that would give the same ids in one run: the second is refused, not written over the first.
+      const both = await engram(["ingest", folder, join(base, "blue", "notes"), "--tenant", "ids", "--json"]);
+      expect(await skippedOf(both)).toEqual([
+        {
+          path: join(base, "blue", "notes", "gym.md"),
+          reason: `its id notes/gym.md is also ${join(folder, "gym.md")}'s; ingest them separately`,
+          failed: true,
+        },
+      ]);
+    });
+
     it("reads PDFs, Word files, web pages and CSV, and lists every skipped or failed file with its reason", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-formats-"));
       const fixtures = join(import.meta.dirname, "../fixtures/extract");
@@ -271,4 +322,108 @@ describe("the CLI on embedded PGlite", () => {
     expect(JSON.parse(first.stdout)).toMatchObject({ documents: { total: 0 }, chunks: 0 });
     expect(second.stderr).toBe("");
   }, 120_000);
+});
+
+describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
+  let database: string;
+  let server: ChildProcess | undefined;
+  let url = "";
+  let key = "";
+  // The user's shell: no database of its own, an empty folder where a local store would be made.
+  const local = join(mkdtempSync(join(tmpdir(), "engram-cli-remote-")), "data");
+  const shell = (extra: NodeJS.ProcessEnv = {}) => {
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: local, LOG_LEVEL: "silent" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "ENGRAM_URL", "ENGRAM_API_KEY"]) {
+      delete env[name];
+    }
+    return { ...env, ENGRAM_USER_ID: "", ...extra };
+  };
+  async function engram(args: string[], env: NodeJS.ProcessEnv) {
+    try {
+      const { stdout, stderr } = await run("node", [BIN, ...args], { env, timeout: 60_000 });
+      return { code: 0, stdout, stderr };
+    } catch (error) {
+      const e = error as { code: number; stdout: string; stderr: string };
+      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+    }
+  }
+
+  beforeAll(async () => {
+    database = await createDatabase();
+    const serverEnv: NodeJS.ProcessEnv = {
+      ...process.env,
+      DATABASE_URL: pgUrl(database),
+      PORT: "0",
+      LOG_LEVEL: "warn",
+    };
+    for (const name of ["DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete serverEnv[name];
+    key = (await run("node", [BIN, "keys", "create", "--tenant", "deployed"], { env: serverEnv })).stdout.trim();
+    const child = spawn("node", [BIN, "start"], { env: serverEnv, stdio: ["ignore", "pipe", "pipe"] });
+    server = child;
+    let output = "";
+    child.stdout?.on("data", (d) => {
+      output += d;
+    });
+    url = await new Promise<string>((resolve, reject) => {
+      const timer = setInterval(() => {
+        const found = /listening on (http:\/\/\S+)/.exec(output);
+        if (found?.[1]) {
+          clearInterval(timer);
+          resolve(found[1]);
+        }
+      }, 100);
+      child.once("exit", (code) => {
+        clearInterval(timer);
+        reject(new Error(`engram start exited ${code}: ${output}`));
+      });
+    });
+  }, 120_000);
+  afterAll(async () => {
+    if (server && server.exitCode === null) {
+      await new Promise((resolve) => {
+        server?.once("exit", resolve);
+        server?.kill("SIGTERM");
+      });
+    }
+    await dropDatabase(database);
+  });
+
+  it("ingests, searches and chats through that Engram's API as the key's tenant, with no local store", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-remote-files-"));
+    writeFileSync(join(folder, "boiler.md"), "# Boiler\n\nThe boiler is serviced every March by Hartley Heating.\n");
+    const env = shell({ ENGRAM_URL: url, ENGRAM_API_KEY: key, ENGRAM_USER_ID: "maya" });
+
+    const ingested = await engram(["ingest", join(folder, "boiler.md"), "--json"], env);
+    expect(ingested.code).toBe(0);
+    expect(JSON.parse(ingested.stdout)).toMatchObject({ files: 1, documents: 1 });
+    const search = await engram(["search", "who services the boiler", "--json"], env);
+    expect(search.code).toBe(0);
+    expect(JSON.parse(search.stdout).results[0]).toMatchObject({ documentId: "boiler.md" });
+    const chat = await engram(["chat", "Who services the boiler?"], env);
+    expect(chat.stdout).toContain("Hartley Heating");
+
+    // Stored in the deployed tenant, in Maya's space (ENGRAM_USER_ID): another user does not see it.
+    const other = await engram(["search", "who services the boiler", "--json", "--user", "leo"], env);
+    expect(JSON.parse(other.stdout).results).toEqual([]);
+    // No embedded database was made on the user's machine.
+    expect(`${ingested.stderr}${search.stderr}${chat.stderr}`).not.toContain("new embedded database");
+    expect(existsSync(local)).toBe(false);
+  });
+
+  it("refuses in one line a URL without a key, a malformed key and a URL that is not http(s)", async () => {
+    for (const [extra, message] of [
+      [{ ENGRAM_URL: url }, "ENGRAM_URL (--url) needs the API key of that Engram"],
+      [{ ENGRAM_URL: url, ENGRAM_API_KEY: "nope" }, "ENGRAM_API_KEY (--key) is refused"],
+      [{ ENGRAM_URL: "ftp://example.org", ENGRAM_API_KEY: key }, "ENGRAM_URL (--url) is not an http(s) URL"],
+    ] as const) {
+      const res = await engram(["search", "boiler"], shell(extra));
+      expect(res.code).toBe(1);
+      expect(res.stderr).toContain(message);
+      expect(res.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    // The key and user variables alone (a shell set up for a remote MCP server) leave local commands local.
+    const localOnly = await engram(["stats"], shell({ ENGRAM_API_KEY: key, ENGRAM_USER_ID: "maya" }));
+    expect(localOnly.code).toBe(0);
+    expect(localOnly.stderr).toContain("new embedded database");
+  });
 });
