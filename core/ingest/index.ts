@@ -86,8 +86,11 @@ const same = (a: unknown, b: unknown) => isDeepStrictEqual(a ?? null, b ?? null)
 export interface RunOptions {
   embedder?: Embedder;
   signal?: AbortSignal;
-  /** Also remove the documents' TTL, in the same atomic batch (a PATCH with `ttlSeconds: null`). */
-  clearExpiry?: boolean;
+  /**
+   * A document sent without `ttlSeconds` keeps the expiry it has (a PATCH that does not name it). Otherwise ingest
+   * replaces a document with what is sent, expiry included: without `ttlSeconds` it no longer expires.
+   */
+  keepExpiry?: boolean;
 }
 
 /**
@@ -207,9 +210,9 @@ export async function prepare(
       old.importance === (input.importance ?? 5) &&
       same(old.conversationId, input.conversationId ?? null) &&
       // The same TTL again (a retried request) keeps the expiry it set; removing one that exists is a change.
-      (options.clearExpiry
-        ? old.ttlSeconds === null
-        : input.ttlSeconds === undefined || Number(old.ttlSeconds) === input.ttlSeconds);
+      (input.ttlSeconds !== undefined
+        ? Number(old.ttlSeconds) === input.ttlSeconds
+        : options.keepExpiry || old.ttlSeconds === null);
     if (contentSame && fieldsSame) return { id, input, hash, status: "unchanged", chunkCount: old.chunkCount };
     const status: DocumentStatus = old?.live ? "updated" : "created";
     if (contentSame && old) return { id, input, hash, status, chunkCount: old.chunkCount };
@@ -321,7 +324,7 @@ export async function prepare(
         select ${caller.tenantId}, ${owner}, c from unnest(${arr(conversations)}::text[]) c
         on conflict do nothing`);
     }
-    statements.push(upsertDocuments(caller.tenantId, owner, changed));
+    statements.push(upsertDocuments(caller.tenantId, owner, changed, options.keepExpiry ?? false));
     if (rechunked.length) {
       statements.push(...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db)));
     }
@@ -339,11 +342,6 @@ export async function prepare(
         ${Turns.forgetting(sql`select tenant_id, owner, conversation_id, key from rewritten`, ids)}
         select 1`);
     }
-  }
-  if (options.clearExpiry) {
-    statements.push(sql`
-      update documents set expires_at = null, updated_at = now()
-      where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)}::text[]) and expires_at is not null`);
   }
   statements.push(sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
@@ -485,7 +483,7 @@ function checkBatchSize(changed: Planned[], newVectors: number, dimensions: numb
 const DOCUMENT_KEYS = "engram.ingest_document_keys";
 const writtenDocuments = sql`jsonb_each_text(current_setting(${DOCUMENT_KEYS})::jsonb) as d(id, key)`;
 
-function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Query {
+function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keepExpiry: boolean): Query {
   const col = <T>(f: (p: Planned) => T) => arr(plans.map(f));
   // A revived (soft-deleted or expired) document starts over: new created_at, no access history. The documents' keys
   // stay in a transaction-local setting for the chunk statements after it (see DOCUMENT_KEYS).
@@ -505,8 +503,8 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[]): Que
       title = excluded.title, source = excluded.source, metadata = excluded.metadata, content = excluded.content,
       content_hash = excluded.content_hash, importance = excluded.importance, conversation_id = excluded.conversation_id,
       chunk_count = excluded.chunk_count,
-      expires_at = case when d.deleted_at is not null or (d.expires_at is not null and d.expires_at <= now())
-                        then excluded.expires_at else coalesce(excluded.expires_at, d.expires_at) end,
+      expires_at = case when ${keepExpiry}::boolean and d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+                        then coalesce(excluded.expires_at, d.expires_at) else excluded.expires_at end,
       access_count = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.access_count else 0 end,
       last_accessed_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.last_accessed_at end,
       created_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.created_at else now() end,
@@ -608,8 +606,8 @@ export async function patch(db: Db, caller: Caller, id: string, change: PatchReq
         ttlSeconds: change.ttlSeconds ?? undefined,
       },
     ],
-    // One batch: the new content and the removed TTL land together or not at all.
-    { signal, clearExpiry: change.ttlSeconds === null },
+    // One batch: the new content and the new or removed TTL land together or not at all.
+    { signal, keepExpiry: change.ttlSeconds === undefined },
   );
   const doc = await Document.get(db, caller, id, { track: false });
   return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };

@@ -264,6 +264,25 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect((await ingest(alice, [{ ...doc, metadata: { topic: "y", a: 1 } }])).documents[0]?.status).toBe("updated");
   });
 
+  it("replaces a document with what is sent, expiry included: sent again without a TTL, it no longer expires", async () => {
+    const doc = { id: "replaced", content: "Replace test about otters.", importance: 8, ttlSeconds: 3600 };
+    await ingest(alice, [doc]);
+    const { ttlSeconds: _, importance: __, ...plain } = doc;
+    expect((await ingest(alice, [plain])).documents[0]?.status).toBe("updated");
+    expect(await Document.get(t.db, alice, "replaced", { track: false })).toMatchObject({
+      importance: 5,
+      expiresAt: null,
+    });
+    expect((await ingest(alice, [plain])).documents[0]?.status).toBe("unchanged");
+    // New text without a TTL: also permanent (the upsert itself, not only the comparison, drops the expiry).
+    await ingest(alice, [doc]);
+    await ingest(alice, [{ ...plain, content: "Replace test about sea otters." }]);
+    expect((await Document.get(t.db, alice, "replaced", { track: false })).expiresAt).toBeNull();
+    // A PATCH that does not name the TTL keeps it.
+    await ingest(alice, [doc]);
+    expect((await Ingest.patch(t.db, alice, "replaced", { title: "Otters" })).expiresAt).not.toBeNull();
+  });
+
   it("refuses to patch another user's or the shared space's document", async () => {
     const bob = await callerFor(t.db, "acme", "bob");
     await ingest(alice, [{ id: "alice-only", content: "Only Alice may change this." }]);
