@@ -1,7 +1,7 @@
 /** Request schemas for chat; the same schemas feed the OpenAPI document. */
 
 import { UNSTORABLE } from "../db/text";
-import { Id, unstorable } from "../document/schema";
+import { coded, Id, unstorable } from "../document/schema";
 import { Scope, SearchFilter } from "../search/schema";
 import * as z from "../zod";
 
@@ -9,8 +9,6 @@ export const MAX_MESSAGES = 50;
 export const MAX_MESSAGE_CHARS = 32_000;
 export const ROLES = ["user", "assistant", "system"] as const;
 export type Role = (typeof ROLES)[number];
-
-const coded = (code: string) => ({ params: { code } });
 
 /** A message's role; checked as text first so an unknown role gets its own code (the OpenAPI document lists the three). */
 export const MessageRole = z.pipe(
@@ -36,7 +34,7 @@ export const ChatMessageInput = z.object({
         ctx.addIssue({
           code: "custom",
           message: `a message is ${content.length} characters; the limit is ${MAX_MESSAGE_CHARS}`,
-          ...coded("chat.message_too_long"),
+          ...coded("chat.message_too_long", "too_large"),
         });
       } else if (content.trim() === "") {
         ctx.addIssue({ code: "custom", message: "a message is empty", ...coded("chat.empty_message") });

@@ -7,16 +7,18 @@ export const MAX_DOCUMENTS = 100;
 export const MAX_CONTENT_CHARS = 1_000_000;
 export const MAX_METADATA_BYTES = 8 * 1024;
 
-/** 1-256 printable characters (no control characters, not only spaces). */
+/** 1-256 printable characters (no control characters, not only spaces), and not `.` or `..`, which URLs drop. */
 export const Id = z
   .string()
   .check(
     z.minLength(1),
     z.maxLength(256),
     z.regex(/^(?!\s*$)[^\p{Cc}\p{Cs}\p{Co}\p{Cn}]+$/u, "must be 1-256 printable characters"),
+    z.regex(/^(?!\.\.?$)/, "cannot be . or .. (a URL path drops them, so the document could not be read)"),
   );
 
-const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });
+/** A zod issue's own product code, and its status kind when it is not 400. */
+export const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });
 
 const UNSTORABLE_MESSAGE = "cannot contain NUL characters or unpaired surrogates";
 

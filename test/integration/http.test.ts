@@ -201,6 +201,9 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       ["an empty id", { documents: [{ id: "", content: "a" }] }, 400, "request.invalid"],
       ["an id of 257 characters", { documents: [{ id: "i".repeat(257), content: "a" }] }, 400, "request.invalid"],
       ["an id with a control character", { documents: [{ id: "a\u0001b", content: "a" }] }, 400, "request.invalid"],
+      // A URL path drops the segments `.` and `..`: such a document could be stored but never read or deleted.
+      ["the id .", { documents: [{ id: ".", content: "a" }] }, 400, "request.invalid"],
+      ["the id ..", { documents: [{ id: "..", content: "a" }] }, 400, "request.invalid"],
       [
         "duplicate ids",
         {
