@@ -300,7 +300,8 @@ function checkInt(name: string, value: number, min: number): number {
  * break > space > inside a word. Words longer than
  * 16 tokens are cut into pieces (by character, never inside a surrogate pair). Chunks are then filled greedily:
  * each takes the longest run of words that fits the budget and ends before
- *   1. the last heading in that run, if any (so sections start chunks, and small sections are packed together);
+ *   1. the last heading in that run with text other than headings before it, if any (so sections start chunks,
+ *      small sections are packed together, and a title straight above a long section stays with its text);
  *   2. else the strongest boundary that still leaves the chunk at least half of its room for new text
  *      (the latest one of that strength);
  *   3. else the strongest boundary at all.
@@ -361,13 +362,22 @@ export function splitIntoChunks(text: string, opts: SplitOptions = {}): Chunk[] 
     if (w < count) {
       const enough = (maxUnits - (o < s ? cost(o, s) + gap[s]! : 0)) / 2;
       let heading = -1;
+      // Whether the run [s, p) holds a line that is not a heading: a chunk of headings alone would be found by its
+      // headings' words and hold nothing else.
+      let body = false;
+      let inHeading = false;
       let best = -1;
       let bestLevel = 99;
       let fallback = -1;
       let fallbackLevel = 99;
       for (let p = s + 1; p <= w; p++) {
         const level = brk[p]!;
-        if (level === B_SECTION) heading = p;
+        // Atom p - 1: a line's first word says whether the line is a heading; any other line's words are text.
+        const m = p - 1;
+        const startsLine = m === 0 || text.lastIndexOf("\n", aStart[m]! - 1) >= aEnd[m - 1]!;
+        if (m === s || startsLine) inHeading = startsLine && brk[m] === B_SECTION && text[aStart[m]!] === "#";
+        if (!inHeading) body = true;
+        if (level === B_SECTION && body) heading = p;
         if (level <= fallbackLevel) {
           fallback = p;
           fallbackLevel = level;

@@ -269,6 +269,17 @@ describe("splitIntoChunks examples", () => {
     expect(chunks.slice(2).every((c) => c.content.startsWith("Sentence 0"))).toBe(true);
   });
 
+  it("keeps a title that stands straight above a long section with that section's text, never alone", () => {
+    const text = `# Handbook\n\n## Security\n\n${prose(8, 1)}\n\n${prose(8, 2)}\n\n## Travel\n\n${prose(8, 3)}`;
+
+    const chunks = splitIntoChunks(text, { maxTokens: 150, overlapTokens: 0 });
+
+    expect(chunks[0]!.content.startsWith("# Handbook\n\n## Security\n\nSentence 0")).toBe(true);
+    expect(chunks.every((c) => c.content.split("\n").some((line) => line.trim() && !line.startsWith("#")))).toBe(true);
+    // A later heading that follows text still starts a chunk.
+    expect(chunks.some((c) => c.content.startsWith("## Travel\n\n"))).toBe(true);
+  });
+
   it("does not take a '#' line inside a code fence for a heading", () => {
     const lines = (from: number, to: number) =>
       Array.from({ length: to - from }, (_, i) => `run_step ${from + i} --verbose`).join("\n");
