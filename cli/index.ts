@@ -116,6 +116,22 @@ tenants
   });
 
 tenants
+  .command("list")
+  .description("list the tenants, each with its active keys and the rate limits it overrides")
+  .option("--json", "print JSON")
+  .action(async (options: { json?: boolean }) => {
+    const db = await openLocalDb();
+    const all = await Tenant.list(db);
+    if (options.json) return console.log(JSON.stringify(all));
+    if (!all.length) return console.log("no tenants");
+    for (const t of all) {
+      const limits = Object.entries(t.rateLimits).map(([k, v]) => `${k} ${v}`);
+      const keys = `${t.activeKeys} active key${t.activeKeys === 1 ? "" : "s"}`;
+      console.log(`${t.name}  ${keys.padEnd(14)} ${limits.length ? `limits: ${limits.join(", ")}` : "default limits"}`);
+    }
+  });
+
+tenants
   .command("set-limits")
   .description(
     "override a tenant's rate limits per route class: each end user's (--chat 20/min) and the tenant-wide ceiling all its users share (--tenant-chat 100/min); 'default' removes an override",

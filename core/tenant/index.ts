@@ -45,3 +45,18 @@ export async function get(db: Db, name: string): Promise<TenantRow> {
   if (!tenant) throw new EngramError("not_found", "tenant.not_found", `No tenant named ${name}.`);
   return tenant;
 }
+
+export interface TenantSummary extends TenantRow {
+  createdAt: Date;
+  /** Keys not revoked. */
+  activeKeys: number;
+}
+
+/** Every tenant, by name, with its rate-limit overrides and how many of its keys are active. */
+export async function list(db: Db): Promise<TenantSummary[]> {
+  const rows = await db.query<TenantSummary & { createdAt: Date | string }>(sql`
+    select t.id, t.name, t.rate_limits as "rateLimits", t.created_at as "createdAt",
+           (select count(*)::int from api_keys k where k.tenant_id = t.id and k.revoked_at is null) as "activeKeys"
+    from tenants t order by t.name`);
+  return rows.map((row) => ({ ...row, createdAt: new Date(row.createdAt) }));
+}

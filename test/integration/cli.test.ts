@@ -176,6 +176,19 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const fine = await engram(["tenants", "set-limits", "ceilings", "--tenant-search", "40/min"]);
       expect(fine.stderr).not.toContain("below");
     });
+
+    it("lists the tenants with their active keys and the limits they override", async () => {
+      await engram(["tenants", "create", "listed"]);
+      await engram(["tenants", "set-limits", "listed", "--chat", "7/min"]);
+      const kept = (await engram(["keys", "create", "--tenant", "listed"])).stdout.trim();
+      await engram(["keys", "create", "--tenant", "listed"]);
+      await engram(["keys", "revoke", kept]);
+      const res = await engram(["tenants", "list"]);
+      expect(res.code).toBe(0);
+      expect(res.stdout).toMatch(/^listed {2}1 active key {3}limits: chat 7\/min$/m);
+      const json = JSON.parse((await engram(["tenants", "list", "--json"])).stdout) as { name: string }[];
+      expect(json.find((t) => t.name === "listed")).toMatchObject({ activeKeys: 1, rateLimits: { chat: "7/min" } });
+    });
   });
 
   describe("engram ingest", () => {
