@@ -38,6 +38,7 @@ export function engramTools(client: EngramClient, options: ToolOptions = {}) {
         );
         return found.results.map((r) => ({
           documentId: r.documentId,
+          scope: r.scope,
           title: r.title,
           content: r.content,
           score: r.score,

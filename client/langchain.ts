@@ -38,6 +38,7 @@ export class EngramRetriever extends BaseRetriever {
           metadata: {
             ...r.metadata,
             documentId: r.documentId,
+            scope: r.scope,
             chunkId: r.chunkId,
             ordinal: r.ordinal,
             title: r.title,

@@ -167,7 +167,12 @@ function contentView(content: string, focus: Focus | undefined): { view: HTMLEle
   };
 }
 
-export function openDocument(id: string, focus?: Focus): void {
+/**
+ * Opens the document of that id in the dialog: in `scope`'s space when given (a search result's or citation's, or
+ * a listed document's own: the caller's document and a shared one may have the same id), else the caller's own,
+ * else the shared one.
+ */
+export function openDocument(id: string, focus?: Focus, scope?: DocumentView["scope"]): void {
   const { dialog, body, open } = modal(`Document ${id}`, "document-dialog");
   dialog.setAttribute("data-testid", "document-dialog");
   replace(body, h("p", { class: "loading" }, "Loading…"));
@@ -221,7 +226,8 @@ export function openDocument(id: string, focus?: Focus): void {
     scrolled = true;
   };
 
-  engram.documents.get(id).then(render, (error) => {
+  // A citation stored before citations named their scope has none: the default read (own, else shared).
+  engram.documents.get(id, scope ? { scope } : {}).then(render, (error) => {
     const api = describeError(error);
     replace(
       body,

@@ -12,6 +12,7 @@ import {
   CompatDocumentInput,
   CompatIngestRequest,
   DocumentInput,
+  DocumentScope,
   IngestRequest,
   Metadata,
   PatchRequest,
@@ -35,6 +36,13 @@ function responseSchemas() {
     .check(z.describe("Every error has this shape"));
 
   const timestamp = z.string().check(z.describe("ISO 8601"));
+
+  /** Whose space a found passage's document is in: what `GET /v1/documents/{id}?scope=` opens it with. */
+  const PassageScope = DocumentScope.check(
+    z.describe(
+      "Whose space the document is in: `user`, the caller's own; `shared`, the tenant's (every one, without `X-User-Id`). A user's document and a shared one may have the same id: `GET /v1/documents/{id}?scope=` with this value opens this one",
+    ),
+  );
 
   const Location = z
     .nullable(
@@ -107,6 +115,7 @@ function responseSchemas() {
 
   const SearchHit = z.object({
     documentId: z.string(),
+    scope: PassageScope,
     chunkId: z.string(),
     ordinal: z.number().check(z.int()),
     content: z.string(),
@@ -162,6 +171,7 @@ function responseSchemas() {
   const Citation = z.object({
     index: z.number().check(z.int(), z.describe("The n of the [n] markers in the answer")),
     documentId: z.string(),
+    scope: PassageScope,
     chunkId: z.string(),
     title: z.nullable(z.string()),
     source: z.nullable(z.string()),
@@ -293,6 +303,7 @@ function responseSchemas() {
     sources: z.array(
       z.object({
         id: z.string(),
+        scope: PassageScope,
         title: z.nullable(z.string()),
         content: z.string(),
         score: z.number(),

@@ -4,11 +4,14 @@
  * renumbered in order of first use, and its citations are exactly the sources it used.
  */
 import type { Location } from "../chunk/location";
+import type { DocumentScope } from "../document/schema";
 import type { Source } from "./prompt";
 
 export interface Citation {
   index: number;
   documentId: string;
+  /** Whose space the cited document is in: `GET /v1/documents/{documentId}?scope=` opens that one. */
+  scope: DocumentScope;
   chunkId: string;
   title: string | null;
   source: string | null;
@@ -103,6 +106,7 @@ export function citationOf(source: Source, index: number): Citation {
   return {
     index,
     documentId: source.documentId,
+    scope: source.scope,
     chunkId: source.chunkId,
     title: source.title,
     source: source.source,

@@ -109,6 +109,7 @@ function searchInput(request: ChatRequest, question: string): Search.SearchReque
 function passagesOf(result: Search.SearchResponse) {
   const passages: Passage[] = result.results.map((r) => ({
     documentId: r.documentId,
+    scope: r.scope,
     chunkId: r.chunkId,
     ordinal: r.ordinal,
     title: r.title,

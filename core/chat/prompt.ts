@@ -5,6 +5,7 @@
  */
 
 import type { Location } from "../chunk/location";
+import type { DocumentScope } from "../document/schema";
 import { type ChatMessage, estimatePromptTokens } from "../llm";
 import * as Tokens from "../tokens";
 
@@ -12,6 +13,8 @@ import * as Tokens from "../tokens";
 export interface Source {
   index: number;
   documentId: string;
+  /** Whose space the document is in (the caller's own or the tenant's shared one), as search said. */
+  scope: DocumentScope;
   chunkId: string;
   ordinal: number;
   title: string | null;

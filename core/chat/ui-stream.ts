@@ -69,6 +69,7 @@ export async function* chunks(events: AsyncIterable<ChatEvent>): AsyncGenerator<
             engram: {
               index: c.index,
               documentId: c.documentId,
+              scope: c.scope,
               chunkId: c.chunkId,
               snippet: c.snippet,
               score: c.score,

@@ -6,11 +6,11 @@ import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
 import { EngramError } from "../error";
 import * as Turns from "../ingest/turns";
-import type { ListQuery } from "./schema";
+import type { DocumentScope, ListQuery } from "./schema";
 
 export interface DocumentView {
   id: string;
-  scope: "user" | "shared";
+  scope: DocumentScope;
   title: string | null;
   source: string | null;
   metadata: Record<string, unknown>;
@@ -59,11 +59,26 @@ export async function list(db: Db, caller: Caller, query: ListQuery) {
   };
 }
 
-/** The caller's own document of that id, else the shared one; counts an access unless `track` is false. */
-export async function get(db: Db, caller: Caller, id: string, options: { track: boolean }): Promise<DocumentView> {
+/**
+ * The caller's own document of that id, else the shared one; with `scope`, that space's only (`user` is the
+ * caller's own, the shared space for a caller without an end user), as a search result or citation names it.
+ * Counts an access unless `track` is false.
+ */
+export async function get(
+  db: Db,
+  caller: Caller,
+  id: string,
+  options: { track: boolean; scope?: DocumentScope },
+): Promise<DocumentView> {
+  const owners =
+    options.scope === "shared"
+      ? sql`d.owner = ''`
+      : options.scope === "user"
+        ? sql`d.owner = ${caller.userId}`
+        : sql`d.owner in (${caller.userId}, '')`;
   const target = sql`
     select d.key from documents d
-    where d.tenant_id = ${caller.tenantId} and d.owner in (${caller.userId}, '') and d.id = ${id}
+    where d.tenant_id = ${caller.tenantId} and ${owners} and d.id = ${id}
       and d.deleted_at is null and ${LIVE}
     order by d.owner = ${caller.userId} desc limit 1`;
   const rows = options.track

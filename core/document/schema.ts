@@ -150,7 +150,20 @@ export const ListQuery = z.object({
 });
 export type ListQuery = z.infer<typeof ListQuery>;
 
-export const GetQuery = z.object({ track: z._default(Bool, true) });
+/** The space one document is in: the caller's own (`user`) or the tenant's shared one (`shared`). */
+export const DocumentScope = z.enum(["user", "shared"]);
+export type DocumentScope = z.infer<typeof DocumentScope>;
+
+export const GetQuery = z.object({
+  track: z._default(Bool, true),
+  scope: z.optional(
+    DocumentScope.check(
+      z.describe(
+        "Read that space's document of this id: `user`, the caller's own (the shared space without `X-User-Id`); `shared`, the tenant's. Without it: the caller's own, else the shared one. Pass a search result's or citation's `scope` to open its document",
+      ),
+    ),
+  ),
+});
 export const DeleteQuery = z.object({ hard: z._default(Bool, false) });
 
 /**

@@ -146,7 +146,7 @@ export function where(location: Api.Location): string {
 }
 
 const cite = (c: Api.Citation) =>
-  `[${c.index}] ${c.title ?? c.documentId} (id ${c.documentId}${where(c.location)}, score ${c.score.toFixed(3)})`;
+  `[${c.index}] ${c.title ?? c.documentId} (id ${c.documentId}, ${c.scope}${where(c.location)}, score ${c.score.toFixed(3)})`;
 
 /** A tool as listed, and its call: arguments checked, then run on one caller's memory. */
 interface Tool {
@@ -201,7 +201,7 @@ function buildTools(): Map<string, Tool> {
         name: "search_memory",
         title: "Search memory",
         description:
-          "Find the stored passages most relevant to a query, best first, each with its memory id, title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
+          "Find the stored passages most relevant to a query, best first, each with its memory id, whose it is (user: this user's own; shared: the shared memories all users read), title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
       args.search,
@@ -209,7 +209,7 @@ function buildTools(): Map<string, Tool> {
         const result = await memory.search(args);
         const lines = result.results.map(
           (r, i) =>
-            `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)})\n${r.content}`,
+            `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, ${r.scope}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)})\n${r.content}`,
         );
         return ok(lines.length ? lines.join("\n\n") : "Nothing in memory matches.", result);
       },

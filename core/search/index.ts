@@ -7,6 +7,7 @@ import type { Location } from "../chunk/location";
 import { config } from "../config";
 import { compile, type Db, type Query, type Row, type Statement } from "../db";
 import * as Replica from "../db/replica";
+import type { DocumentScope } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import * as Gate from "../gate";
 import * as Keyword from "./keyword";
@@ -41,6 +42,11 @@ const SCALE: Record<Mode, Scale> = { vector: "cosine_similarity", keyword: "bm25
 
 export interface SearchResult {
   documentId: string;
+  /**
+   * Whose space the document is in: `user`, the caller's own; `shared`, the tenant's (every result of a caller
+   * without an end user). With `documentId` it names the one document `GET /v1/documents/{id}?scope=` opens.
+   */
+  scope: DocumentScope;
   chunkId: string;
   ordinal: number;
   content: string;
@@ -251,6 +257,7 @@ const orNull = (value: number | string | null | undefined) => (value == null ? n
 
 const toResult = (row: ResultRow): SearchResult => ({
   documentId: row.documentId,
+  scope: row.scope,
   chunkId: String(row.chunkId),
   ordinal: Number(row.ordinal),
   content: row.content,
@@ -345,7 +352,8 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
   // candidate is live already: both legs checked it).
   const order = mode === "hybrid" ? sql`score desc, tail desc, id` : sql`score desc, id`;
   return sql`
-    select c.id::text as "chunkId", d.id as "documentId", c.ordinal, c.content, r.score,
+    select c.id::text as "chunkId", d.id as "documentId",
+           case when d.owner = '' then 'shared' else 'user' end as scope, c.ordinal, c.content, r.score,
            d.title, d.source, d.metadata, d.created_at as "createdAt", c.location,
            r.position${probed ? sql`, (select large from probe) as "scopeLarge"` : sql``}${
              mode === "hybrid"

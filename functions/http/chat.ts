@@ -40,6 +40,7 @@ export const handler = http({
         response: result.message.content,
         sources: result.citations.map((c) => ({
           id: c.documentId,
+          scope: c.scope,
           title: c.title,
           content: c.snippet,
           score: c.score,

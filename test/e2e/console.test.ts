@@ -439,6 +439,70 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("opens the shared document a search result or citation names when the end user has one of the same id", async () => {
+    // Alice's own refunds.md beside the shared refunds.md (dropped above): one id, two documents.
+    const api = (method: string, path: string, body?: unknown) =>
+      fetch(`${server.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, "x-user-id": "alice", "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const own = "Alice files her own receipts in the green binder on her desk.";
+    const stored = await api("POST", "/v1/ingest", {
+      documents: [{ id: "refunds.md", title: "Alice's refunds", content: own }],
+    });
+    expect(stored.status).toBe(200);
+    await switchUser(page, "alice");
+    const dialog = page.getByTestId("document-dialog");
+    const shows = async (text: string) => {
+      await dialog.getByText(text).first().waitFor();
+      await dialog.getByRole("button", { name: "Close" }).click();
+      await dialog.waitFor({ state: "detached" });
+    };
+
+    // A search result of the shared refunds.md says so, and opens that document, not alice's.
+    await go("Search");
+    await search(page, "store credit never expires", "Keyword");
+    const result = page.locator('li.result[data-document-id="refunds.md"]');
+    expect(await result.getAttribute("data-scope")).toBe("shared");
+    expect(await result.locator("footer").textContent()).toContain("document refunds.md (shared)");
+    await result.locator("button.title").click();
+    await dialog.getByTestId("cited-passage").first().waitFor();
+    expect(await dialog.getByTestId("cited-note").textContent()).toBe("The cited passage is marked below.");
+    await shows("Store credit never expires.");
+    // Her own, from the list of her documents, is hers.
+    await go("Documents");
+    await page.getByTestId("documents-table").getByRole("button", { name: "Alice's refunds", exact: true }).click();
+    await shows(own);
+
+    // So does a citation of it.
+    await go("Chat");
+    await page.getByRole("button", { name: "New conversation" }).click();
+    await page.getByTestId("chat-input").fill("Does store credit expire?");
+    await page.getByTestId("chat-input").press("Enter");
+    const answer = page.locator(".msg.assistant").last();
+    await answer.locator(".sources").waitFor();
+    const citation = page.getByTestId("citation-dialog");
+    let opened = false;
+    for (const source of await answer.locator(".sources button").all()) {
+      await source.click();
+      const document = (await citation.locator(".facts dd").first().textContent()) ?? "";
+      if (document === "refunds.md (shared)") {
+        await citation.getByRole("button", { name: "Open the document" }).click();
+        await dialog.getByTestId("cited-passage").first().waitFor();
+        await shows("Store credit never expires.");
+        opened = true;
+        break;
+      }
+      await citation.getByRole("button", { name: "Close" }).click();
+    }
+    expect(opened).toBe(true);
+
+    expect((await api("DELETE", "/v1/documents/refunds.md?hard=true")).status).toBe(200);
+    await switchUser(page, "");
+    expect(problems).toEqual([]);
+  });
+
   it("deletes a document after a confirmation, softly and then for good", async () => {
     await go("Documents");
     const row = page.locator('tr[data-id="markup.txt"]');

@@ -108,6 +108,7 @@ describe("Vercel AI SDK", () => {
     expect(searched?.output).toEqual([
       expect.objectContaining({
         documentId: "handbook",
+        scope: "user",
         location: { pages: [1, 2], headings: ["Security"] },
       }),
     ]);
@@ -137,7 +138,11 @@ describe("Vercel AI SDK", () => {
     expect(answer).toMatch(/14 days.*\[1\]/s);
     const sources = first.parts.filter((p) => p.type === "source-document");
     expect(sources[0]).toMatchObject({ sourceId: "1", title: "Refund policy" });
-    expect(sources[0]?.providerMetadata?.engram).toMatchObject({ documentId: "refunds", location: null });
+    expect(sources[0]?.providerMetadata?.engram).toMatchObject({
+      documentId: "refunds",
+      scope: "user",
+      location: null,
+    });
     expect(first.metadata?.conversationId).toEqual(expect.any(String));
 
     // The next question continues the same conversation on Engram's side.
@@ -202,7 +207,12 @@ describe("LangChain.js", () => {
     expect(docs[0]).toBeInstanceOf(Document);
     expect(docs).toHaveLength(1);
     expect(docs[0]?.pageContent).toContain("14 days");
-    expect(docs[0]?.metadata).toMatchObject({ documentId: "refunds", team: "support", title: "Refund policy" });
+    expect(docs[0]?.metadata).toMatchObject({
+      documentId: "refunds",
+      scope: "user",
+      team: "support",
+      title: "Refund policy",
+    });
     expect(docs[0]?.metadata.score).toEqual(expect.any(Number));
     expect(docs[0]?.id).toBe(docs[0]?.metadata.chunkId);
     const [laptop] = await new EngramRetriever({

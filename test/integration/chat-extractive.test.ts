@@ -78,6 +78,7 @@ describe.each(DRIVERS)("extractive chat on %s", (driver) => {
       {
         index: 1,
         documentId: "refunds",
+        scope: "user",
         chunkId: expect.any(String),
         title: "Refund policy",
         source: null,
@@ -150,5 +151,60 @@ describe.each(DRIVERS)("extractive chat on %s", (driver) => {
     ).toBe("Our office is in Lisbon [1].");
     expect(events[0]?.data.citations.map((c: { documentId: string }) => c.documentId)).toEqual(["office"]);
     expect(events.at(-1)?.data).toMatchObject({ model: "extractive", conversationId: expect.stringMatching(/^conv_/) });
+  });
+
+  it("says whose space each cited document is in, so a citation opens its own document when ids collide", async () => {
+    // Alice has her own `refunds`; the tenant's shared space has one too, which holds the answer.
+    const sharedText = "Shared desk: store credit vouchers never expire and can be spent in any branch.";
+    await Ingest.run(t.db, await callerFor(t.db, "acme"), [{ id: "refunds", title: "Vouchers", content: sharedText }]);
+    const question = { messages: [{ role: "user", content: "Do store credit vouchers expire?" }] };
+    const cited = (citations: { documentId: string; scope: string; snippet: string }[]) =>
+      citations.find((c) => c.snippet.includes("vouchers"));
+    const open = (scope?: string) =>
+      invoke({
+        method: "GET",
+        path: "/v1/documents/refunds",
+        headers: { authorization: `Bearer ${key}`, "x-user-id": "alice" },
+        query: { track: "false", ...(scope ? { scope } : {}) },
+      });
+
+    const res = await ask(question);
+    expect(res.status).toBe(200);
+    const citation = cited(res.body.citations);
+    expect(citation).toMatchObject({ documentId: "refunds", scope: "shared" });
+    // Opened with its scope, the citation's document holds its passage; the default read is still alice's own.
+    const opened = await open(citation?.scope);
+    expect(opened.body).toMatchObject({ scope: "shared", content: sharedText });
+    expect((await open()).body.content).not.toContain("vouchers");
+    // Alice's own document's citation says so.
+    const own = await ask({
+      messages: [{ role: "user", content: "Within how many days can customers request a refund?" }],
+    });
+    expect(own.body.citations[0]).toMatchObject({ documentId: "refunds", scope: "user" });
+
+    // Streamed citations, the stored conversation's, and the Digital Twin route's sources carry it too.
+    const streamed = parseEvents((await ask({ ...question, stream: true })).body);
+    expect(cited(streamed[0]?.data.citations)).toMatchObject({ documentId: "refunds", scope: "shared" });
+    expect(cited(streamed.at(-1)?.data.citations)).toMatchObject({ documentId: "refunds", scope: "shared" });
+    const conversation = await invoke({
+      method: "GET",
+      path: `/v1/conversations/${res.body.conversationId}`,
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "alice" },
+    });
+    expect(cited(conversation.body.messages.at(-1).citations)).toMatchObject({
+      documentId: "refunds",
+      scope: "shared",
+    });
+    const compat = await invoke({
+      method: "POST",
+      path: "/api/chat",
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "alice" },
+      body: question,
+    });
+    expect(compat.status).toBe(200);
+    expect(compat.body.sources.find((s: { content: string }) => s.content.includes("vouchers"))).toMatchObject({
+      id: "refunds",
+      scope: "shared",
+    });
   });
 });

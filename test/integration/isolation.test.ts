@@ -224,12 +224,17 @@ describe.each<[DriverName, string[]]>([
     };
   }
 
-  /** Chunk ids a party may get from search with a scope. */
-  async function searchable(party: Party, scope: "all" | "user" | "shared", user = party.user): Promise<Set<string>> {
+  /** Chunk ids a party may get from search with a scope, with the space each result must name for its document. */
+  async function searchable(
+    party: Party,
+    scope: "all" | "user" | "shared",
+    user = party.user,
+  ): Promise<Map<string, "user" | "shared">> {
     const owners = scope === "shared" || !user ? [""] : scope === "user" ? [user] : [user, ""];
-    const rows = await db.query<{ id: string }>(sql`
-      select id::text from chunks where tenant_id = ${party.tenantId} and owner = any(${sql.param(owners)}::text[])`);
-    return new Set(rows.map((r) => r.id));
+    const rows = await db.query<{ id: string; scope: "user" | "shared" }>(sql`
+      select id::text, case when owner = '' then 'shared' else 'user' end as scope
+      from chunks where tenant_id = ${party.tenantId} and owner = any(${sql.param(owners)}::text[])`);
+    return new Map(rows.map((r) => [r.id, r.scope]));
   }
 
   /** Every route, aimed at `victim`'s ids, as `attacker` (or as `attacker` under another X-User-Id). */
@@ -247,8 +252,12 @@ describe.each<[DriverName, string[]]>([
         expect((await send({ method: "GET", path, query: { track: "false" } })).status).toBeLessThan(500);
         continue;
       }
-      // Reading a shared document counts an access: readers of the shared space read without tracking.
-      const gets: Record<string, string>[] = reads ? [{ track: "false" }] : [{}, { track: "false" }];
+      // Reading a shared document counts an access: readers of the shared space read without tracking. Naming
+      // either space (`scope`) reaches no other one.
+      const scoped = [{ scope: "user" }, { scope: "shared" }];
+      const gets: Record<string, string>[] = reads
+        ? [{ track: "false" }, ...scoped.map((query) => ({ ...query, track: "false" }))]
+        : [{}, { track: "false" }, ...scoped];
       for (const query of gets) {
         const got = await send({ method: "GET", path, query });
         if (!reads || !victim.ownIds.includes(id))
@@ -322,7 +331,7 @@ describe.each<[DriverName, string[]]>([
             body: { query: `vault code ${victim.docSecret}`, topK: 50, mode, scope, filter },
           });
           expect(res.status).toBe(200);
-          for (const hit of res.body.results) expect(allowed.has(hit.chunkId)).toBe(true);
+          for (const hit of res.body.results) expect(hit.scope).toBe(allowed.get(hit.chunkId) ?? "not readable");
         }
       }
     }
@@ -338,7 +347,8 @@ describe.each<[DriverName, string[]]>([
         body: { messages: [{ role: "user", content: `What is the vault code of ${victim.name}?` }], filter, topK: 50 },
       });
       expect(chat.status).toBe(200);
-      for (const citation of chat.body.citations) expect(allowed.has(citation.chunkId)).toBe(true);
+      for (const citation of chat.body.citations)
+        expect(citation.scope).toBe(allowed.get(citation.chunkId) ?? "not readable");
     }
 
     // The MCP tools (POST /mcp), aimed the same way: results only from the attacker's scope, the victim's ids not found.
@@ -351,10 +361,12 @@ describe.each<[DriverName, string[]]>([
     };
     for (const filter of filters) {
       const found = await tool("search_memory", { query: `vault code ${victim.docSecret}`, topK: 50, filter });
-      for (const hit of found.structuredContent.results) expect(allowed.has(hit.chunkId)).toBe(true);
+      for (const hit of found.structuredContent.results)
+        expect(hit.scope).toBe(allowed.get(hit.chunkId) ?? "not readable");
     }
     const asked = await tool("ask", { question: `What is the vault code of ${victim.name}?`, topK: 50 });
-    for (const citation of asked.structuredContent.citations) expect(allowed.has(citation.chunkId)).toBe(true);
+    for (const citation of asked.structuredContent.citations)
+      expect(citation.scope).toBe(allowed.get(citation.chunkId) ?? "not readable");
     const listed = await tool("list_memories", { limit: 100 });
     for (const doc of listed.structuredContent.documents) expect(truth.all).toContain(doc.id);
     for (const id of names) {

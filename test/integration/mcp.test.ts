@@ -196,13 +196,13 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     const id = stored.structuredContent.documents[0].id as string;
     const found = await call(client, "search_memory", { query: "lost laptop security desk" });
     const location = { pages: [1, 2], headings: ["Security"] };
-    expect(found.structuredContent.results[0]).toMatchObject({ documentId: id, location });
+    expect(found.structuredContent.results[0]).toMatchObject({ documentId: id, scope: "user", location });
     expect(textOf(found)).toContain(
-      `(id ${id}, chunk ${found.structuredContent.results[0].chunkId}, pages 1-2, under Security, score`,
+      `(id ${id}, user, chunk ${found.structuredContent.results[0].chunkId}, pages 1-2, under Security, score`,
     );
     const answer = await call(client, "ask", { question: "Where is a lost laptop reported?" });
-    expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, location });
-    expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, pages 1-2, under Security, score/);
+    expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, scope: "user", location });
+    expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, user, pages 1-2, under Security, score/);
   });
 
   it("scopes every tool to the end user and tenant the request names", async () => {

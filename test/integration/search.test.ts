@@ -140,6 +140,7 @@ describe.each(DRIVERS)("search on %s", (driver) => {
       expect(response.tookMs).toBeGreaterThanOrEqual(0);
       expect(response.results[0]).toEqual({
         documentId: "policy-refunds",
+        scope: "shared",
         chunkId: expect.stringMatching(/^\d+$/),
         ordinal: 0,
         content: expect.stringContaining("full refund"),
@@ -373,6 +374,104 @@ describe.each(DRIVERS)("search on %s", (driver) => {
     expect(response.status).toBe(400);
     expect(response.body.error.code).toBe("request.invalid");
     expect(response.body.error.details.map((d: { path: string }) => d.path)).toContain(field);
+  });
+
+  it("says whose space each result's document is in, and GET opens that one when a user's id is also a shared id", async () => {
+    // One id, two documents: the tenant's shared `refunds` and alice's own.
+    const sharedText = "Shared refunds: a returned parcel is refunded to the original card within nine days.";
+    const ownText = "Alice's refunds: she keeps her receipts in the blue folder on the kitchen shelf.";
+    await Ingest.run(db, shared, [doc("refunds", sharedText)], { embedder });
+    await Ingest.run(db, alice, [doc("refunds", ownText)], { embedder });
+    const open = (query: Record<string, string>, user?: string, id = "refunds") =>
+      invoke({
+        method: "GET",
+        path: `/v1/documents/${id}`,
+        headers: { authorization: `Bearer ${key}`, ...(user ? { "x-user-id": user } : {}) },
+        query: { track: "false", ...query },
+      });
+    const pairs = (results: Search.SearchResult[]) =>
+      results.filter((r) => r.documentId === "refunds").map((r) => [r.scope, r.content]);
+
+    // Each mode names each result's space; both documents of the id come back, told apart.
+    const both = [
+      ["shared", sharedText],
+      ["user", ownText],
+    ];
+    for (const mode of ["hybrid", "vector"] as const) {
+      const { results } = await search(alice, {
+        query: "refunds",
+        mode,
+        topK: 50,
+        filter: { documentIds: ["refunds"] },
+      });
+      expect(pairs(results).sort()).toEqual(both);
+    }
+    const keyword = await search(alice, { query: "returned parcel refunded nine days", mode: "keyword", topK: 50 });
+    expect(pairs(keyword.results)[0]).toEqual(["shared", sharedText]);
+    const alices = (r: Search.SearchResult) => r.documentId.startsWith("alice-") || r.content === ownText;
+    for (const r of keyword.results) expect(r.scope).toBe(alices(r) ? "user" : "shared");
+    // Scoped searches, and a caller without an end user: its space is the shared one.
+    for (const r of (await search(alice, { query: "refunds", topK: 50, scope: "user" })).results)
+      expect(r.scope).toBe("user");
+    for (const r of (await search(alice, { query: "refunds", topK: 50, scope: "shared" })).results)
+      expect(r.scope).toBe("shared");
+    const anonymous = await search(shared, { query: "refunds", topK: 50 });
+    expect(anonymous.results.length).toBeGreaterThan(0);
+    for (const r of anonymous.results) expect(r.scope).toBe("shared");
+
+    // Over HTTP, the result names its space, and GET with it opens the document holding the passage.
+    const posted = await post({ query: "returned parcel refunded nine days", mode: "keyword", topK: 1 }, "alice");
+    expect(posted.body.results[0]).toMatchObject({ documentId: "refunds", scope: "shared", content: sharedText });
+    const opened = await open({ scope: posted.body.results[0].scope }, "alice");
+    expect([opened.status, opened.body.scope, opened.body.content]).toEqual([200, "shared", sharedText]);
+    // The default is unchanged: the caller's own, else the shared one; `user` is the caller's own only.
+    expect((await open({}, "alice")).body).toMatchObject({ scope: "user", content: ownText });
+    expect((await open({ scope: "user" }, "alice")).body).toMatchObject({ scope: "user", content: ownText });
+    expect((await open({}, "bob")).body).toMatchObject({ scope: "shared", content: sharedText });
+    expect((await open({ scope: "shared" }, "bob")).body).toMatchObject({ scope: "shared", content: sharedText });
+    const bobsOwn = await open({ scope: "user" }, "bob");
+    expect([bobsOwn.status, bobsOwn.body.error?.code]).toEqual([404, "document.not_found"]);
+    // Without an end user the caller's own space is the shared one.
+    for (const scope of [undefined, "user", "shared"]) {
+      const res = await open(scope ? { scope } : {});
+      expect([res.status, res.body.scope, res.body.content]).toEqual([200, "shared", sharedText]);
+    }
+    // A `track`ed read with a scope counts an access on that document alone.
+    const counts = async () =>
+      Promise.all(
+        [shared, alice].map(
+          async (c) => (await Document.get(db, c, "refunds", { track: false, scope: "user" })).accessCount,
+        ),
+      );
+    const before = await counts();
+    expect((await open({ scope: "shared", track: "true" }, "alice")).status).toBe(200);
+    expect(await counts()).toEqual([(before[0] ?? 0) + 1, before[1]]);
+
+    // Another user's or tenant's document is a plain 404 with any scope, and an unknown scope is refused.
+    for (const scope of [undefined, "user", "shared"] as const) {
+      const query: Record<string, string> = scope ? { scope } : {};
+      for (const [user, id] of [
+        ["alice", "bob-notes"],
+        ["bob", "alice-notes"],
+        ["alice", "globex-notes"],
+        [undefined, "alice-notes"],
+      ] as const) {
+        const res = await open(query, user, id);
+        expect([user, id, scope, res.status, res.body.error?.code]).toEqual([
+          user,
+          id,
+          scope,
+          404,
+          "document.not_found",
+        ]);
+      }
+      await expect(Document.get(db, other, "refunds", { track: false, scope })).rejects.toMatchObject({ status: 404 });
+    }
+    for (const scope of ["all", "everyone", "", "USER"]) {
+      const res = await open({ scope }, "alice");
+      expect([scope, res.status, res.body.error?.code]).toEqual([scope, 400, "request.invalid"]);
+      expect(res.body.error.details.map((d: { path: string }) => d.path)).toContain("scope");
+    }
   });
 });
 

@@ -10,6 +10,7 @@ import type { ChatMessage } from "../../core/llm";
 
 const passage = (n: number, content: string, score = 1 - n / 100): Passage => ({
   documentId: `doc-${n}`,
+  scope: n % 2 ? "shared" : "user",
   chunkId: String(100 + n),
   ordinal: 0,
   title: `Doc ${n}`,
@@ -38,6 +39,8 @@ describe("citation markers", () => {
 
     expect(content).toBe("Yes. No and maybe [1].");
     expect(citations.map((c) => c.documentId)).toEqual(["doc-2"]);
+    // Whose space the cited document is in comes along, so the citation opens that document.
+    expect(citations.map((c) => c.scope)).toEqual(["user"]);
   });
 
   it("splits a list marker into single markers and keeps only the real ones", () => {

@@ -23,7 +23,7 @@ function openCitation(citation: Citation): void {
   const openDoc = h("button", { type: "button", class: "primary" }, "Open the document");
   openDoc.addEventListener("click", () => {
     dialog.close();
-    openDocument(citation.documentId, { passage: citation.snippet, location: citation.location });
+    openDocument(citation.documentId, { passage: citation.snippet, location: citation.location }, citation.scope);
   });
   replace(
     body,
@@ -31,7 +31,19 @@ function openCitation(citation: Citation): void {
     h(
       "dl",
       { class: "facts" },
-      h("div", null, h("dt", null, "Document"), h("dd", null, h("code", null, citation.documentId))),
+      h(
+        "div",
+        null,
+        h("dt", null, "Document"),
+        // With an end user, their own document and a shared one may have the same id: say whose this is (a
+        // citation stored before citations named their space does not know).
+        h(
+          "dd",
+          null,
+          h("code", null, citation.documentId),
+          session.userId && citation.scope ? ` (${citation.scope === "shared" ? "shared" : "private"})` : "",
+        ),
+      ),
       citation.location
         ? h(
             "div",

@@ -74,7 +74,7 @@ export function documentsView(): View {
 
   const row = (doc: DocumentView) => {
     const open = h("button", { type: "button", class: "link title" }, doc.title || doc.id);
-    open.addEventListener("click", () => openDocument(doc.id));
+    open.addEventListener("click", () => openDocument(doc.id, undefined, doc.scope));
     const deleted = Boolean(doc.deletedAt);
     const action = deleted
       ? h("button", { type: "button", class: "danger small" }, "Purge…")

@@ -109,11 +109,13 @@ export function searchView(): View {
 
   const result = (r: SearchResult, rank: number, text: string, scale: { min: number; max: number }) => {
     const open = h("button", { type: "button", class: "link title" }, r.title || r.documentId);
-    open.addEventListener("click", () => openDocument(r.documentId, { passage: r.content, location: r.location }));
+    open.addEventListener("click", () =>
+      openDocument(r.documentId, { passage: r.content, location: r.location }, r.scope),
+    );
     const meta = Object.keys(r.metadata ?? {}).length ? JSON.stringify(r.metadata) : null;
     return h(
       "li",
-      { class: "result", "data-document-id": r.documentId },
+      { class: "result", "data-document-id": r.documentId, "data-scope": r.scope },
       h(
         "header",
         null,
@@ -133,7 +135,14 @@ export function searchView(): View {
       h(
         "footer",
         null,
-        h("span", null, "document ", h("code", null, r.documentId)),
+        // With an end user, their own document and a shared one may have the same id: say whose this is.
+        h(
+          "span",
+          null,
+          "document ",
+          h("code", null, r.documentId),
+          session.userId ? ` (${r.scope === "shared" ? "shared" : "private"})` : "",
+        ),
         h("span", null, `chunk ${r.ordinal + 1}`),
         r.source ? h("span", null, `source ${r.source}`) : null,
         h("span", null, `created ${fmtDate(r.createdAt)}`),
