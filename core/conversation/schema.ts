@@ -1,8 +1,9 @@
 /** Query schemas for the conversation routes. */
+import { Limit } from "../document/schema";
 import * as z from "../zod";
 
-export const ConversationListQuery = z.object({
-  limit: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(100)), 20),
+export const ConversationListQuery = z.strictObject({
+  limit: Limit,
   cursor: z.optional(z.string().check(z.maxLength(200))),
 });
 export type ConversationListQuery = z.infer<typeof ConversationListQuery>;

@@ -142,8 +142,18 @@ export const Bool = z.pipe(
   z.transform((v) => v === "true" || v === "1"),
 );
 
-export const ListQuery = z.object({
-  limit: z._default(z.coerce.number().check(z.int(), z.gte(1), z.lte(100)), 20),
+/** A page size: one message for every way it can be wrong (`limit=abc`, `limit=`, `limit=5&limit=6` sent as "5,6"). */
+const PAGE_LIMIT = "limit must be a whole number from 1 to 100";
+export const Limit = z._default(
+  z.coerce
+    .number({ error: PAGE_LIMIT })
+    .check(z.int({ error: PAGE_LIMIT }), z.gte(1, { error: PAGE_LIMIT }), z.lte(100, { error: PAGE_LIMIT })),
+  20,
+);
+
+// Query parameters, like body fields, are refused when unknown: `?hrad=true` must not delete softly in silence.
+export const ListQuery = z.strictObject({
+  limit: Limit,
   cursor: z.optional(z.string().check(z.maxLength(200))),
   conversationId: z.optional(Id),
   includeDeleted: z._default(Bool, false),
@@ -154,7 +164,7 @@ export type ListQuery = z.infer<typeof ListQuery>;
 export const DocumentScope = z.enum(["user", "shared"]);
 export type DocumentScope = z.infer<typeof DocumentScope>;
 
-export const GetQuery = z.object({
+export const GetQuery = z.strictObject({
   track: z._default(Bool, true),
   scope: z.optional(
     DocumentScope.check(
@@ -164,7 +174,7 @@ export const GetQuery = z.object({
     ),
   ),
 });
-export const DeleteQuery = z.object({ hard: z._default(Bool, false) });
+export const DeleteQuery = z.strictObject({ hard: z._default(Bool, false) });
 
 /**
  * The Digital Twin API's body: `{documents:[{id,content,title}]}`. Other fields of a document are

@@ -229,6 +229,37 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(after.body.documents).toEqual(before.body.documents);
     });
 
+    it("refuses an unknown query parameter, naming it, and does nothing (a misspelt ?hard must not delete softly)", async () => {
+      await post({ documents: [{ id: "kept-by-typo", content: "Still here after a misspelt delete." }] });
+      const typo = await invoke({
+        method: "DELETE",
+        path: "/v1/documents/kept-by-typo",
+        headers: auth(),
+        query: { hrad: "true" },
+      });
+      expect(typo.status).toBe(400);
+      expect(typo.body.error.code).toBe("request.invalid");
+      expect(JSON.stringify(typo.body.error)).toContain("hrad");
+      const still = await invoke({ method: "GET", path: "/v1/documents/kept-by-typo", headers: auth() });
+      expect(still.status).toBe(200);
+      for (const [path, query] of [
+        ["/v1/documents", { includeDeleted: "true", limt: "5" }],
+        ["/v1/documents/kept-by-typo", { trak: "false" }],
+        ["/v1/conversations", { lmit: "5" }],
+      ] as const) {
+        const res = await invoke({ method: "GET", path, headers: auth(), query });
+        expect(res.status, path).toBe(400);
+      }
+    });
+
+    it("says what a page's limit must be, however it is wrong", async () => {
+      for (const limit of ["abc", "", "5,6", "0", "101", "2.5"]) {
+        const res = await invoke({ method: "GET", path: "/v1/documents", headers: auth(), query: { limit } });
+        expect(res.status, limit).toBe(400);
+        expect(res.body.error.message, limit).toContain("limit must be a whole number from 1 to 100");
+      }
+    });
+
     it("accepts the Digital Twin body on POST /api/ingest", async () => {
       const res = await invoke({
         method: "POST",
