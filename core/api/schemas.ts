@@ -175,7 +175,13 @@ function responseSchemas() {
     chunkId: z.string(),
     title: z.nullable(z.string()),
     source: z.nullable(z.string()),
-    snippet: z.string(),
+    snippet: z
+      .string()
+      .check(
+        z.describe(
+          "Up to 280 characters of the passage: from its sentence that shares most words with the answer's words citing it (… marks a cut), else from its start",
+        ),
+      ),
     score: z.number(),
     location: Location,
   });

@@ -98,11 +98,30 @@ export function finalize(raw: string, sources: readonly Source[]): { content: st
     const to = renumber.get(Number(n));
     return to === undefined ? marker : `[${to}]`;
   });
-  return { content: content.trim(), citations: used.map((source, i) => citationOf(source, i + 1)) };
+  const final = content.trim();
+  return {
+    content: final,
+    citations: used.map((source, i) => citationOf(source, i + 1, citingText(final, i + 1))),
+  };
 }
 
-/** A source as a citation with the given number. */
-export function citationOf(source: Source, index: number): Citation {
+/**
+ * The words of an answer that cite source `n`: each stretch of text that ends at an `[n]` marker, back to the
+ * sentence's start or the marker before it.
+ */
+export function citingText(answer: string, n: number): string {
+  const parts: string[] = [];
+  for (const match of answer.matchAll(new RegExp(`\\[${n}\\]`, "g"))) {
+    // Markers right before this one (`[2][1]`) cite the same words.
+    const before = answer.slice(0, match.index).replace(/(\s*\[\d+\])+\s*$/, "");
+    const start = Math.max(...[". ", "? ", "! ", "\n", "]"].map((end) => before.lastIndexOf(end))) + 1;
+    parts.push(before.slice(start).trim());
+  }
+  return parts.join(" ");
+}
+
+/** A source as a citation with the given number; its snippet shows the passage's part `focus` (the citing words) names. */
+export function citationOf(source: Source, index: number, focus = ""): Citation {
   return {
     index,
     documentId: source.documentId,
@@ -110,7 +129,7 @@ export function citationOf(source: Source, index: number): Citation {
     chunkId: source.chunkId,
     title: source.title,
     source: source.source,
-    snippet: snippet(source.content),
+    snippet: snippet(source.content, SNIPPET_CHARS, focus),
     score: source.score,
     location: source.location ?? null,
   };
@@ -118,11 +137,35 @@ export function citationOf(source: Source, index: number): Citation {
 
 const SNIPPET_CHARS = 280;
 
-/** The start of a passage, whitespace collapsed, cut at a word boundary. */
-export function snippet(content: string, max = SNIPPET_CHARS): string {
+/**
+ * A passage, whitespace collapsed, cut at a word boundary to `max` characters: from its start, or, given the words
+ * that cite it, from its sentence that shares most of them, so the snippet shows what the answer took from it.
+ */
+export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): string {
   const flat = content.replace(/\s+/g, " ").trim();
   if (flat.length <= max) return flat;
-  const cut = flat.slice(0, max);
+  let from = focus ? sentenceStart(flat, focus) : 0;
+  // A sentence near the end still fills the snippet: start earlier, at a word.
+  if (from > flat.length - max) from = Math.max(0, flat.indexOf(" ", flat.length - max) + 1);
+  const lead = from > 0 ? "…" : "";
+  const cut = flat.slice(from, from + max);
+  if (from + max >= flat.length) return `${lead}${cut}`;
   const space = cut.lastIndexOf(" ");
-  return `${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[\s,;:.-]+$/, "")}…`;
+  return `${lead}${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[\s,;:.-]+$/, "")}…`;
+}
+
+const words = (text: string) => new Set(text.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) ?? []);
+
+/** Where the sentence of `flat` sharing most words with `focus` starts (0 when none shares any). */
+function sentenceStart(flat: string, focus: string): number {
+  const wanted = words(focus);
+  let best = 0;
+  let bestShared = 0;
+  const starts = [0, ...[...flat.matchAll(/[.!?…] (?=\S)/g)].map((m) => (m.index ?? 0) + 2)];
+  for (const [i, start] of starts.entries()) {
+    let shared = 0;
+    for (const word of words(flat.slice(start, starts[i + 1] ?? flat.length))) if (wanted.has(word)) shared++;
+    if (shared > bestShared) [best, bestShared] = [start, shared];
+  }
+  return best;
 }

@@ -9,7 +9,15 @@ import { EngramError, errorBody, statusOf, upstreamError } from "../error";
 import type { ChatStreamEvent } from "../llm";
 import { log } from "../log";
 import * as Provider from "../provider";
-import { type Citation, citationOf, dropInvalidMarkers, finalize, MarkerFilter, usedSources } from "./citations";
+import {
+  type Citation,
+  citationOf,
+  citingText,
+  dropInvalidMarkers,
+  finalize,
+  MarkerFilter,
+  usedSources,
+} from "./citations";
 import type { ChatOptions, ChatResponse, Prepared } from "./index";
 import type { ChatRequest } from "./schema";
 import * as Turn from "./turn";
@@ -57,12 +65,13 @@ export async function* modelEvents(
       { ...finalize(raw, sources), model: model.model, ...usage },
       options,
     );
-    const used = usedSources(dropInvalidMarkers(raw, sources.length), sources);
+    const answer = dropInvalidMarkers(raw, sources.length);
+    const used = usedSources(answer, sources);
     yield {
       event: "done",
       data: {
         conversationId: response.conversationId,
-        citations: used.map((s) => citationOf(s, s.index)),
+        citations: used.map((s) => citationOf(s, s.index, citingText(answer, s.index))),
         model: response.model,
         usage: response.usage,
       },

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { ZodError } from "zod";
 import { errorResponse } from "../../core/api/http";
-import { dropInvalidMarkers, finalize, MarkerFilter, snippet } from "../../core/chat/citations";
+import { citingText, dropInvalidMarkers, finalize, MarkerFilter, snippet } from "../../core/chat/citations";
 import { answer as extractive, NOT_FOUND, sentences } from "../../core/chat/extractive";
 import { buildPrompt, type Passage, type Source, tokens } from "../../core/chat/prompt";
 import { ChatRequest } from "../../core/chat/schema";
@@ -70,6 +70,39 @@ describe("citation markers", () => {
     const s = snippet(text, 50);
     expect(s.length).toBeLessThanOrEqual(51);
     expect(s.endsWith("word…")).toBe(true);
+  });
+
+  it("shows the part of a long passage that the answer cites, not only its start", () => {
+    const filler = "The handbook covers many topics for new staff. ".repeat(8);
+    const passage = `## Security\n\n${filler}Lost laptops are reported to security within 24 hours. ${filler}`;
+    const sources = [
+      {
+        index: 1,
+        documentId: "h",
+        scope: "shared" as const,
+        chunkId: "1",
+        title: null,
+        source: null,
+        content: passage,
+        score: 1,
+        location: null,
+      },
+    ];
+    const { citations } = finalize("Lost laptops are reported to security within 24 hours [1].", sources);
+    expect(citations[0]?.snippet).toMatch(/^…Lost laptops are reported to security within 24 hours\. The handbook/);
+    expect(citations[0]?.snippet.endsWith("…")).toBe(true);
+    // Words the passage does not share: its start, as before.
+    expect(snippet(passage, 100, "unrelated words entirely")).toMatch(/^## Security The handbook/);
+    // A sentence near the end still fills the snippet, ending at the passage's end.
+    const late = snippet(`${filler}Refunds take nine days.`, 120, "How long do refunds take?");
+    expect(late.endsWith("Refunds take nine days.")).toBe(true);
+    expect(late.length).toBeGreaterThan(100);
+  });
+
+  it("takes the citing words from each sentence that ends at the source's marker", () => {
+    expect(citingText("Refunds take 9 days [1]. Vouchers never expire [2][1]. Ask us [2].", 1)).toBe(
+      "Refunds take 9 days Vouchers never expire",
+    );
   });
 });
 
