@@ -81,6 +81,7 @@ describe("citation markers", () => {
         documentId: "h",
         scope: "shared" as const,
         chunkId: "1",
+        ordinal: 0,
         title: null,
         source: null,
         content: passage,
