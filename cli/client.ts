@@ -93,7 +93,11 @@ export async function connect(
   target: Target,
   options: { onWait?: (seconds: number) => void; create?: boolean } = {},
 ): Promise<Client> {
-  const { onWait, create = true } = options;
+  // A wait the server asks for is said, so a command does not seem to hang (ingest shows it on its progress line).
+  const {
+    onWait = (seconds: number) => console.error(`engram: rate limited by the server: waiting ${seconds} s`),
+    create = true,
+  } = options;
   if (target.url !== undefined) {
     checkTarget(target);
     return {

@@ -5,6 +5,7 @@ import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
 import * as Statistics from "../core/db/statistics";
 import * as Document from "../core/document";
+import { EngramError } from "../core/error";
 import type { IngestResult } from "../core/ingest";
 import * as Ingest from "../core/ingest";
 import type { SearchInput } from "../core/search";
@@ -23,7 +24,7 @@ const DIRECT_BATCHES_IN_FLIGHT = 4;
 // Keeps each request well under the 6 MB body limit.
 const MAX_BATCH_CHARS = 4_000_000;
 
-type TargetOptions = { tenant: string; user?: string; key?: string; url?: string; json?: boolean };
+type TargetOptions = { tenant?: string; user?: string; key?: string; url?: string; json?: boolean };
 
 /**
  * The options that say which Engram, tenant and end user a command talks to. A deployed Engram is named as for
@@ -34,20 +35,28 @@ function withTarget(command: Command): Command {
   return command
     .addOption(new Option("--url <url>", "a deployed Engram to talk to (default: the local store)").env("ENGRAM_URL"))
     .option("--key <key>", "API key: of the --url Engram (default: ENGRAM_API_KEY), or of another local tenant")
-    .option("--tenant <name>", "tenant of the local store (with --url, the key's tenant)", LOCAL_TENANT)
+    .option("--tenant <name>", `tenant of the local store (default: ${LOCAL_TENANT}; with --url, the key's)`)
     .option("--user <id>", "end user (X-User-Id; with --url, default: ENGRAM_USER_ID); without it, the shared space")
     .option("--json", "print JSON");
 }
 
-const targetOf = (o: TargetOptions): Target =>
-  o.url === undefined
-    ? { tenant: o.tenant, user: o.user, key: o.key }
-    : {
-        tenant: o.tenant,
-        url: o.url,
-        key: o.key ?? process.env.ENGRAM_API_KEY,
-        user: o.user ?? (process.env.ENGRAM_USER_ID || undefined),
-      };
+function targetOf(o: TargetOptions): Target {
+  if (o.url === undefined) return { tenant: o.tenant ?? LOCAL_TENANT, user: o.user, key: o.key };
+  // A deployed Engram serves the key's tenant: a --tenant there would be silently ignored.
+  if (o.tenant !== undefined) {
+    throw new EngramError(
+      "input",
+      "cli.invalid_option",
+      "with --url (ENGRAM_URL) the API key names the tenant: drop --tenant",
+    );
+  }
+  return {
+    tenant: LOCAL_TENANT,
+    url: o.url,
+    key: o.key ?? process.env.ENGRAM_API_KEY,
+    user: o.user ?? (process.env.ENGRAM_USER_ID || undefined),
+  };
+}
 
 async function ingestBatch(client: Client, documents: FileDocument[]): Promise<IngestResult> {
   if (client.kind === "http") return client.api.ingest({ documents });

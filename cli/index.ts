@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, InvalidArgumentError, Option } from "commander";
 import { $ZodError } from "zod/v4/core";
+import { EngramApiError } from "../client";
 import { fromZod } from "../core/api/http";
 import * as Auth from "../core/auth";
 import * as Cleanup from "../core/cleanup";
@@ -93,10 +94,8 @@ keys
   .description("revoke a key by its prefix, or the whole key (effective at once)")
   .argument("<prefix>", "the key's prefix, e.g. egm_AbCdEfGh, or the key itself")
   .action(async (given: string) => {
-    // A whole key pasted in is revoked by its prefix; a malformed one is refused without being echoed.
-    const prefix = given.length > 12 ? Auth.keyFrom(`Bearer ${given}`).prefix : given;
     const db = await openLocalDb();
-    const revoked = await Auth.revokeKey(db, prefix);
+    const revoked = await Auth.revokeKey(db, given);
     console.log(
       revoked.revokedBefore
         ? `${revoked.prefix} (tenant ${revoked.tenant}) was already revoked, at ${revoked.revokedBefore.toISOString()}`
@@ -243,6 +242,8 @@ function describe(error: unknown): string {
   if (error instanceof EngramError) return error.code === "database.unavailable" ? databaseLine(error) : error.message;
   // Input the CLI validates in-process (no server running): the HTTP API's own sentence for it.
   if (error instanceof $ZodError) return fromZod(error).message;
+  // The HTTP API's own answer, or that it could not be reached (a deployed Engram down is no database's fault).
+  if (error instanceof EngramApiError) return error.message;
   if (isConnectionError(error)) return databaseLine(error);
   return error instanceof Error ? error.message : String(error);
 }

@@ -1,6 +1,7 @@
 /**
- * Finding a cited passage in its document's text, so the document opens on it: a citation carries the start of
- * its chunk (a snippet, whitespace collapsed, maybe cut with "…"), a search result the whole chunk, and both the
+ * Finding a cited passage in its document's text, so the document opens on it: a citation carries a snippet of
+ * its chunk (the part the answer cites, whitespace collapsed, cut with "…" at either end), a search result the
+ * whole chunk, and both the
  * pages it is on. Pure, so Node tests it (test/e2e/console-logic.test.ts).
  */
 
@@ -38,7 +39,7 @@ export function findPassage(
   passage: string,
   location?: { pages?: readonly number[] | null; headings?: readonly string[] | null } | null,
 ): Span | undefined {
-  const words = passage.replace(/…$/, "").match(/\S+/g);
+  const words = passage.replace(/^…|…$/g, "").match(/\S+/g);
   if (!words?.length) return undefined;
   const from = startOf(content, location);
   const attempts = [words, words.slice(0, 12), words.slice(0, 6)].filter(

@@ -34,7 +34,8 @@ function randomToken(length = 32): string {
 }
 
 const hashKey = (key: string) => createHash("sha256").update(key).digest("hex");
-const prefixOf = (key: string) => key.slice(0, 12);
+const PREFIX_LENGTH = 12;
+const prefixOf = (key: string) => key.slice(0, PREFIX_LENGTH);
 
 export interface CreatedKey {
   key: string;
@@ -70,21 +71,31 @@ export async function listKeys(db: Db, tenantName: string): Promise<KeyInfo[]> {
 }
 
 /**
- * Revokes by display prefix; effective for the next request. Returns the tenant it belonged to and, for a key
- * revoked before (left as it was), when.
+ * Revokes by display prefix, or by the whole key (then only the key it is: a mistyped one revokes nothing);
+ * effective for the next request. Returns the tenant it belonged to and, for a key revoked before (left as it was),
+ * when.
  */
 export async function revokeKey(
   db: Db,
-  prefix: string,
+  prefixOrKey: string,
 ): Promise<{ prefix: string; tenant: string; revokedBefore: Date | null }> {
+  const whole = prefixOrKey.length > PREFIX_LENGTH ? keyFrom(`Bearer ${prefixOrKey}`) : undefined;
+  const prefix = whole?.prefix ?? prefixOrKey;
   // `old` reads the row as it was before this update: a key already revoked keeps its time and says so.
   const rows = await db.query<{ prefix: string; tenant: string; revokedBefore: Date | string | null }>(sql`
     update api_keys k set revoked_at = coalesce(k.revoked_at, now())
     from tenants t, api_keys old
     where t.id = k.tenant_id and k.prefix = ${prefix} and old.id = k.id
+      ${whole ? sql`and k.hash = ${whole.hash}` : sql``}
     returning k.prefix, t.name as tenant, old.revoked_at as "revokedBefore"`);
   const row = rows[0];
-  if (!row) throw new EngramError("not_found", "key.not_found", `No API key with prefix ${prefix}.`);
+  if (!row) {
+    throw new EngramError(
+      "not_found",
+      "key.not_found",
+      whole ? `No API key is the key given (prefix ${prefix}).` : `No API key with prefix ${prefix}.`,
+    );
+  }
   return { ...row, revokedBefore: row.revokedBefore === null ? null : new Date(row.revokedBefore) };
 }
 

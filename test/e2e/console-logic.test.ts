@@ -182,6 +182,19 @@ describe("console: a cited passage in its document", () => {
     }
   });
 
+  it("finds a citation's snippet that starts inside its passage (the cited sentence, after a …)", async () => {
+    const { content, chunks, where } = await chunked("two-columns.pdf");
+    for (const [i, chunk] of chunks.entries()) {
+      const sentences = flat(chunk.content).split(/(?<=\. )/);
+      if (sentences.length < 3) continue;
+      const cited = sentences.at(-2) as string;
+      const quote = snippet(chunk.content, 280, cited);
+      expect(quote.startsWith("…"), quote).toBe(true);
+      const found = findPassage(content, quote, where[i]);
+      expect(flat(content.slice(found?.start, found?.end))).toBe(flat(quote.replace(/^…|…$/g, "")));
+    }
+  });
+
   it("prefers the cited page when the same words are on an earlier one, and falls back to the first words", () => {
     const content = "Intro.\n\nRefunds take 14 days.\n\f\nMore.\n\nRefunds take 14 days.\nThen more.";
     const second = content.lastIndexOf("Refunds");

@@ -1,30 +1,22 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, engram as runEngram, type ServerProcess, startServer } from "../../kit/cli";
 import { createDatabase, dropDatabase, pgUrl, sharedNeonServer } from "../../kit/db";
 import { neonConnectionString } from "../../kit/neon-server";
 
 const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/engram.js");
 
 // Production runs the Neon HTTP driver; a CLI pointed at Neon must work as it does on pg.
 describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
   let database: string;
   let env: NodeJS.ProcessEnv;
 
-  async function engram(args: string[], extra: NodeJS.ProcessEnv = {}) {
-    try {
-      const { stdout, stderr } = await run("node", [BIN, ...args], { env: { ...env, ...extra }, timeout: 60_000 });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const e = error as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const engram = (args: string[], extra: NodeJS.ProcessEnv = {}) => runEngram(args, { ...env, ...extra });
 
   beforeAll(async () => {
     database = await createDatabase();
@@ -88,14 +80,22 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const typo = await engram(["keys", "revoke", `${created.key}x`]);
       expect(typo.code).toBe(1);
       expect(typo.stderr).toBe("engram: The API key is not valid.\n");
-    });
+      // A well-formed key that only shares a real key's prefix revokes nothing.
+      const other = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
+      const lookalike = `${other.prefix}${"z".repeat(other.key.length - other.prefix.length)}`;
+      const wrong = await engram(["keys", "revoke", lookalike]);
+      expect(wrong.code).toBe(1);
+      expect(wrong.stderr).toBe(`engram: No API key is the key given (prefix ${other.prefix}).\n`);
+      const keys = JSON.parse((await engram(["keys", "list", "--tenant", "globex", "--json"])).stdout);
+      expect(keys.find((k: { prefix: string }) => k.prefix === other.prefix)).toMatchObject({ revokedAt: null });
+    }, 120_000);
 
     it("stops quietly when its reader goes away (| head), with no stack trace", async () => {
       await engram(["keys", "create", "--tenant", "piped"]);
       // `true` reads nothing and has exited by the time the CLI writes: every write meets a closed pipe.
       const res = await run("bash", ["-c", `set -o pipefail; node ${BIN} keys list --tenant piped | true`], { env });
       expect(res.stderr).toBe("");
-    });
+    }, 120_000);
   });
 
   describe("engram errors and help", () => {
@@ -188,7 +188,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stdout).toMatch(/^listed {2}1 active key {3}limits: chat 7\/min$/m);
       const json = JSON.parse((await engram(["tenants", "list", "--json"])).stdout) as { name: string }[];
       expect(json.find((t) => t.name === "listed")).toMatchObject({ activeKeys: 1, rateLimits: { chat: "7/min" } });
-    });
+    }, 120_000);
   });
 
   describe("engram ingest", () => {
@@ -260,7 +260,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
           failed: true,
         },
       ]);
-    });
+    }, 120_000);
 
     it("reads PDFs, Word files, web pages and CSV, and lists every skipped or failed file with its reason", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-formats-"));
@@ -339,7 +339,7 @@ describe("the CLI on embedded PGlite", () => {
 
 describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
   let database: string;
-  let server: ChildProcess | undefined;
+  let server: ServerProcess | undefined;
   let url = "";
   let key = "";
   // The user's shell: no database of its own, an empty folder where a local store would be made.
@@ -351,15 +351,7 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     }
     return { ...env, ENGRAM_USER_ID: "", ...extra };
   };
-  async function engram(args: string[], env: NodeJS.ProcessEnv) {
-    try {
-      const { stdout, stderr } = await run("node", [BIN, ...args], { env, timeout: 60_000 });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const e = error as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const engram = runEngram;
 
   beforeAll(async () => {
     database = await createDatabase();
@@ -371,33 +363,11 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     };
     for (const name of ["DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete serverEnv[name];
     key = (await run("node", [BIN, "keys", "create", "--tenant", "deployed"], { env: serverEnv })).stdout.trim();
-    const child = spawn("node", [BIN, "start"], { env: serverEnv, stdio: ["ignore", "pipe", "pipe"] });
-    server = child;
-    let output = "";
-    child.stdout?.on("data", (d) => {
-      output += d;
-    });
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setInterval(() => {
-        const found = /listening on (http:\/\/\S+)/.exec(output);
-        if (found?.[1]) {
-          clearInterval(timer);
-          resolve(found[1]);
-        }
-      }, 100);
-      child.once("exit", (code) => {
-        clearInterval(timer);
-        reject(new Error(`engram start exited ${code}: ${output}`));
-      });
-    });
+    server = await startServer(serverEnv);
+    url = server.url;
   }, 120_000);
   afterAll(async () => {
-    if (server && server.exitCode === null) {
-      await new Promise((resolve) => {
-        server?.once("exit", resolve);
-        server?.kill("SIGTERM");
-      });
-    }
+    await server?.stop();
     await dropDatabase(database);
   });
 
@@ -421,7 +391,7 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     // No embedded database was made on the user's machine.
     expect(`${ingested.stderr}${search.stderr}${chat.stderr}`).not.toContain("new embedded database");
     expect(existsSync(local)).toBe(false);
-  });
+  }, 120_000);
 
   it("refuses in one line a URL without a key, a malformed key and a URL that is not http(s)", async () => {
     for (const [extra, message] of [
@@ -434,9 +404,22 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
       expect(res.stderr).toContain(message);
       expect(res.stderr.trim().split("\n")).toHaveLength(1);
     }
+    // The key's tenant is the one served: a --tenant beside --url would be ignored, so it is refused.
+    const tenant = await engram(
+      ["search", "boiler", "--tenant", "other"],
+      shell({ ENGRAM_URL: url, ENGRAM_API_KEY: key }),
+    );
+    expect([tenant.code, tenant.stderr]).toEqual([
+      1,
+      "engram: with --url (ENGRAM_URL) the API key names the tenant: drop --tenant\n",
+    ]);
+    // A deployed Engram that is down is said to be, not a database.
+    const down = await engram(["stats"], shell({ ENGRAM_URL: "http://127.0.0.1:1", ENGRAM_API_KEY: key }));
+    expect(down.code).toBe(1);
+    expect(down.stderr).toMatch(/^engram: Cannot reach Engram at http:\/\/127\.0\.0\.1:1: /);
     // The key and user variables alone (a shell set up for a remote MCP server) leave local commands local.
     const localOnly = await engram(["stats"], shell({ ENGRAM_API_KEY: key, ENGRAM_USER_ID: "maya" }));
     expect(localOnly.code).toBe(0);
     expect(localOnly.stderr).toContain("new embedded database");
-  });
+  }, 120_000);
 });

@@ -3,22 +3,18 @@
  * model configured, then `engram reembed` in another terminal while the server holds the database. Real processes:
  * the server and the CLI as a person runs them, the model behind the OpenAI-compatible fake.
  */
-import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
+import { engram as run, type ServerProcess, startServer } from "../../kit/cli";
 import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
-
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, "../../bin/engram.js");
 
 describe("engram reembed while the local server holds PGlite", () => {
   let dir: string;
   let openai: FakeOpenAI;
-  let server: { child: ChildProcess; url: string; output: () => string } | undefined;
+  let server: ServerProcess | undefined;
   const base = () => {
     const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, PORT: "0", LOG_LEVEL: "warn" };
     for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "OPENAI_BASE_URL", "EMBEDDING_PROVIDER"]) {
@@ -30,48 +26,15 @@ describe("engram reembed while the local server holds PGlite", () => {
   const configured = () => ({ ...base(), OPENAI_API_KEY: openai.apiKey, OPENAI_BASE_URL: openai.url });
 
   async function start(env: NodeJS.ProcessEnv) {
-    const child = spawn("node", [BIN, "start"], { env, stdio: ["ignore", "pipe", "pipe"] });
-    let output = "";
-    child.stdout?.on("data", (d) => {
-      output += d;
-    });
-    child.stderr?.on("data", (d) => {
-      output += d;
-    });
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setInterval(() => {
-        const found = /listening on (http:\/\/\S+)/.exec(output);
-        if (found?.[1]) {
-          clearInterval(timer);
-          resolve(found[1]);
-        }
-      }, 100);
-      child.once("exit", (code) => {
-        clearInterval(timer);
-        reject(new Error(`engram start exited ${code}: ${output}`));
-      });
-    });
-    server = { child, url, output: () => output };
+    server = await startServer(env);
     return server;
   }
   async function stop() {
-    const child = server?.child;
+    const running = server;
     server = undefined;
-    if (!child || child.exitCode !== null) return;
-    await new Promise((resolve) => {
-      child.once("exit", resolve);
-      child.kill("SIGTERM");
-    });
+    await running?.stop();
   }
-  async function engram(args: string[], env: NodeJS.ProcessEnv) {
-    try {
-      const { stdout, stderr } = await run("node", [BIN, ...args], { env, timeout: 240_000 });
-      return { code: 0, stdout, stderr };
-    } catch (error) {
-      const e = error as { code: number; stdout: string; stderr: string };
-      return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-    }
-  }
+  const engram = (args: string[], env: NodeJS.ProcessEnv) => run(args, env, 240_000);
   const key = () => readFileSync(join(dir, "local-key"), "utf8").trim();
   async function api(path: string, body: unknown) {
     const res = await fetch(`${server?.url}${path}`, {
