@@ -292,6 +292,12 @@ function checkInt(name: string, value: number, min: number): number {
   return value;
 }
 
+/** Whether the whitespace between two atoms holds a line break: read only the gap, so the whole split stays linear. */
+function gapHasLineBreak(text: string, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (text.charCodeAt(i) === 10) return true;
+  return false;
+}
+
 /**
  * Splits text into chunks of at most maxTokens estimated tokens for embedding.
  *
@@ -374,7 +380,7 @@ export function splitIntoChunks(text: string, opts: SplitOptions = {}): Chunk[] 
         const level = brk[p]!;
         // Atom p - 1: a line's first word says whether the line is a heading; any other line's words are text.
         const m = p - 1;
-        const startsLine = m === 0 || text.lastIndexOf("\n", aStart[m]! - 1) >= aEnd[m - 1]!;
+        const startsLine = m === 0 || gapHasLineBreak(text, aEnd[m - 1]!, aStart[m]!);
         if (m === s || startsLine) inHeading = startsLine && brk[m] === B_SECTION && text[aStart[m]!] === "#";
         if (!inHeading) body = true;
         if (level === B_SECTION && body) heading = p;

@@ -320,8 +320,7 @@ export function chatView(): View {
           done = event.data;
           // The final citations' snippets show what the answer cited; the first event's could only show passage starts.
           for (const c of done.citations) citations.set(c.index, c);
-        }
-        else if (event.event === "error") {
+        } else if (event.event === "error") {
           const error = new ApiError(0, event.data.error.code, event.data.error.message, {
             requestId: event.data.requestId,
           });
