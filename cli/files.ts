@@ -30,8 +30,8 @@ export interface FoundFile {
 /**
  * Every supported file under the given paths, sorted, with a reason for what is skipped. A file's id is its path
  * from the current folder; for a path given outside it, from that path's parent (`/data/notes` → `notes/a.md`), so
- * the same argument names the same documents from any folder, without `../..`. Two files that would share an id
- * (`/a/notes` and `/b/notes` together) are refused rather than one replacing the other.
+ * the same argument names the same documents from any folder outside it, and no id starts `../`. Two files that
+ * would share an id (`/a/notes` and `/b/notes` together) are refused rather than one replacing the other.
  */
 export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[]; skipped: Skipped[] }> {
   const files: FoundFile[] = [];
