@@ -5,6 +5,7 @@
  */
 import type { Location } from "../chunk/location";
 import type { DocumentScope } from "../document/schema";
+import { terms } from "./extractive";
 import type { Source } from "./prompt";
 
 export interface Citation {
@@ -154,17 +155,16 @@ export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): strin
   return `${lead}${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[\s,;:.-]+$/, "")}…`;
 }
 
-const words = (text: string) => new Set(text.toLowerCase().match(/[\p{L}\p{N}]{3,}/gu) ?? []);
-
 /** Where the sentence of `flat` sharing most words with `focus` starts (0 when none shares any). */
 function sentenceStart(flat: string, focus: string): number {
-  const wanted = words(focus);
+  // The extractive answerer's terms (stop words out, light stemming): "refunds" in the answer is "refund" here.
+  const wanted = new Set(terms(focus));
   let best = 0;
   let bestShared = 0;
   const starts = [0, ...[...flat.matchAll(/[.!?…] (?=\S)/g)].map((m) => (m.index ?? 0) + 2)];
   for (const [i, start] of starts.entries()) {
     let shared = 0;
-    for (const word of words(flat.slice(start, starts[i + 1] ?? flat.length))) if (wanted.has(word)) shared++;
+    for (const term of new Set(terms(flat.slice(start, starts[i + 1] ?? flat.length)))) if (wanted.has(term)) shared++;
     if (shared > bestShared) [best, bestShared] = [start, shared];
   }
   return best;
