@@ -199,10 +199,11 @@ export function registerDataCommands(program: Command): void {
         : await Search.query(client.db, client.caller, Search.SearchRequest.parse(input as SearchInput));
     if (options.json) return console.log(JSON.stringify(response));
     if (!response.results.length) return console.log("no results");
+    // Each result names its space (user or shared): a user's document and a shared one may have the same id.
     for (const [i, r] of response.results.entries()) {
       const snippet = r.content.replace(/\s+/g, " ").slice(0, 160);
       console.log(
-        `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
+        `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${r.scope}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
       );
     }
   });
@@ -226,7 +227,9 @@ export function registerDataCommands(program: Command): void {
     if (options.json) return console.log(JSON.stringify(response));
     console.log(response.message.content);
     for (const c of response.citations)
-      console.log(`  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId})`);
+      console.log(
+        `  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId}, ${c.scope})`,
+      );
     console.log(`  conversation ${response.conversationId} · ${response.model}`);
   });
 

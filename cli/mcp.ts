@@ -4,6 +4,7 @@
  * running local server when one owns the embedded folder, else in-process on the database.
  * stdout carries the protocol, so logs stay on stderr.
  */
+import { Transform } from "node:stream";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { $ZodError } from "zod/v4/core";
@@ -64,6 +65,47 @@ function answerUnreadable(transport: StdioServerTransport): void {
   };
 }
 
+const LF = 0x0a;
+/** JSON's whitespace other than the newline that ends a line: space, tab, carriage return. */
+const BLANK = new Set([0x20, 0x09, 0x0d]);
+
+/**
+ * The input without its blank lines. The SDK's reader parses every line, so an empty or whitespace-only one
+ * ("\r" from a CRLF client, a stray Enter) would be answered -32700; MCP transports ignore such lines. JSON
+ * ignores whitespace before a value, so each line's leading whitespace is dropped as it streams by, and a line
+ * that was nothing else goes with its newline; nothing is held back, so the SDK's own line-size bound still holds.
+ * Bytes are safe to test one by one: in UTF-8 no byte of a multi-byte character is ASCII.
+ */
+export function withoutBlankLines(): Transform {
+  let lineStart = true;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      const kept: Buffer[] = [];
+      let i = 0;
+      while (i < chunk.length) {
+        if (lineStart) {
+          const byte = chunk[i] as number;
+          if (byte === LF || BLANK.has(byte)) {
+            i++;
+            continue;
+          }
+          lineStart = false;
+        }
+        const end = chunk.indexOf(LF, i);
+        if (end === -1) {
+          kept.push(chunk.subarray(i));
+          break;
+        }
+        kept.push(chunk.subarray(i, end + 1));
+        i = end + 1;
+        lineStart = true;
+      }
+      if (kept.length) done(null, Buffer.concat(kept));
+      else done();
+    },
+  });
+}
+
 /** Serves until the client closes stdin. */
 export async function serveStdio(options: McpOptions): Promise<void> {
   checkTarget({ url: options.url, key: options.apiKey, user: options.userId });
@@ -74,7 +116,7 @@ export async function serveStdio(options: McpOptions): Promise<void> {
     process.stdin.once("end", resolve);
     process.stdin.once("close", resolve);
   });
-  const transport = new StdioServerTransport();
+  const transport = new StdioServerTransport(process.stdin.pipe(withoutBlankLines()), process.stdout);
   answerUnreadable(transport); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
   await closed;

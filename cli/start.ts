@@ -1,5 +1,5 @@
 import * as Background from "../core/background";
-import { config } from "../core/config";
+import { type Config, config } from "../core/config";
 import { closeDb } from "../core/db";
 import * as Statistics from "../core/db/statistics";
 import { embedder as configured } from "../core/embedding";
@@ -11,6 +11,19 @@ import { adminRoutes } from "./admin";
 import { consoleSite } from "./console";
 import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, writeServerLock } from "./local";
 import { type Extra, startServer } from "./server";
+
+/**
+ * Why the embedder is offline, for the start banner. A provider defaults to what is reachable (core/config.ts):
+ * with a key or base URL, offline was chosen by name, and a missing key is not the reason.
+ */
+export function offlineReason(cfg: Config): string {
+  return cfg.openai.apiKey || cfg.openai.baseURL ? "EMBEDDING_PROVIDER=offline" : "no OPENAI_API_KEY";
+}
+
+/** Why answers are extractive, for the start banner: as `offlineReason`, a chat server reachable means chosen. */
+export function extractiveReason(cfg: Config): string {
+  return cfg.openai.apiKey || cfg.chat.baseURL ? "CHAT_PROVIDER=extractive" : "no chat model configured";
+}
 
 /** `engram start`: migrate, make sure the local key exists, serve, shut down cleanly. */
 export async function start(options: { host: string; reembed?: boolean }): Promise<void> {
@@ -39,10 +52,10 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     cfg.database.driver === "pglite"
       ? `embedded PGlite in ${cfg.database.dataDir}/`
       : `${cfg.database.driver} (DATABASE_URL)`;
-  const offline = cfg.embedding.provider === "offline" ? " (offline: no OPENAI_API_KEY)" : "";
+  const offline = cfg.embedding.provider === "offline" ? ` (offline: ${offlineReason(cfg)})` : "";
   const answers =
     cfg.chat.provider === "extractive"
-      ? "extractive answers (no chat model configured)"
+      ? `extractive answers (${extractiveReason(cfg)})`
       : `chat model ${cfg.chat.model}`;
   console.log(
     [

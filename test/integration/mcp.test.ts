@@ -408,6 +408,30 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
+  it("ignores blank and whitespace-only lines, answering none of them, and still answers a malformed one -32700", async () => {
+    const { replies, exitCode } = await byHand([
+      "",
+      "\r",
+      " \t \r",
+      rpc(1, "ping"),
+      "",
+      `  ${rpc(2, "ping")}\r`,
+      "   ",
+      "{not json",
+    ]);
+    // A refusal is written at once, answers when their handler runs: the order between them is not the point.
+    expect(replies).toHaveLength(4);
+    expect(replies).toEqual(
+      expect.arrayContaining([
+        { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: /) } },
+        { jsonrpc: "2.0", id: 1, result: {} },
+        { jsonrpc: "2.0", id: 2, result: {} },
+        { jsonrpc: "2.0", id: "last", result: {} },
+      ]),
+    );
+    expect(exitCode).toBe(0);
+  });
+
   it("refuses to start, in one line on stderr and a non-zero exit, what would fail every tool call", async () => {
     const refusals = await Promise.all([
       start({ ENGRAM_URL: server.url }),

@@ -1,0 +1,91 @@
+/** What the `engram` command prints for people (not --json): the start banner, search results and citations. */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { engram as runEngram, startServer } from "../../kit/cli";
+import { createDatabase, dropDatabase, pgUrl } from "../../kit/db";
+
+let database: string;
+let env: NodeJS.ProcessEnv;
+const engram = (args: string[], extra: NodeJS.ProcessEnv = {}) => runEngram(args, { ...env, ...extra });
+
+beforeAll(async () => {
+  database = await createDatabase();
+  env = {
+    ...process.env,
+    DATABASE_URL: pgUrl(database),
+    ENGRAM_DATA_DIR: join(mkdtempSync(join(tmpdir(), "engram-cli-text-")), "data"),
+    LOG_LEVEL: "silent",
+  };
+  for (const name of [
+    "DATABASE_DRIVER",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "CHAT_BASE_URL",
+    "EMBEDDING_PROVIDER",
+    "CHAT_PROVIDER",
+    "ENGRAM_URL",
+    "ENGRAM_API_KEY",
+    "ENGRAM_USER_ID",
+  ]) {
+    delete env[name];
+  }
+});
+afterAll(() => dropDatabase(database));
+
+describe("engram start's banner", () => {
+  /** The banner `engram start` prints with `extra` in its environment. */
+  async function banner(extra: NodeJS.ProcessEnv): Promise<string> {
+    const server = await startServer({ ...env, ...extra, PORT: "0", LOG_LEVEL: "warn" });
+    try {
+      await vi.waitFor(() => expect(server.output()).toContain("local key:"), { timeout: 10_000 });
+      return server.output();
+    } finally {
+      await server.stop();
+    }
+  }
+
+  it("names EMBEDDING_PROVIDER and CHAT_PROVIDER, not a missing key, when they chose offline with a key set", async () => {
+    const output = await banner({
+      OPENAI_API_KEY: "sk-never-used",
+      EMBEDDING_PROVIDER: "offline",
+      CHAT_PROVIDER: "extractive",
+    });
+    expect(output).toMatch(/embedder: {2}offline \S+, 1536 dims \(offline: EMBEDDING_PROVIDER=offline\)\n/);
+    expect(output).toContain("answers:   extractive answers (CHAT_PROVIDER=extractive)\n");
+    expect(output).not.toContain("no OPENAI_API_KEY");
+    expect(output).not.toContain("no chat model configured");
+  }, 120_000);
+
+  it("says there is no OPENAI_API_KEY when that is why it is offline", async () => {
+    const output = await banner({});
+    expect(output).toMatch(/embedder: {2}offline \S+, 1536 dims \(offline: no OPENAI_API_KEY\)\n/);
+    expect(output).toContain("answers:   extractive answers (no chat model configured)\n");
+  }, 120_000);
+});
+
+describe("engram search and chat", () => {
+  it("name each result's and citation's space, so two documents of the same id can be told apart", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-scope-"));
+    const record = (content: string) => `${JSON.stringify({ id: "parking", title: "Parking", content })}\n`;
+    writeFileSync(join(folder, "shared.jsonl"), record("Visitors park in the north lot, level 2, free of charge."));
+    writeFileSync(join(folder, "mine.jsonl"), record("My parking space is in the north lot, level 2, bay 17."));
+    const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
+    const shared = await engram(["ingest", join(folder, "shared.jsonl"), "--tenant", "scopes"], local);
+    const mine = await engram(["ingest", join(folder, "mine.jsonl"), "--tenant", "scopes", "--user", "maya"], local);
+    expect([shared.code, mine.code]).toEqual([0, 0]);
+
+    const search = await engram(["search", "north lot parking level 2", "--tenant", "scopes", "--user", "maya"], local);
+    expect(search.code).toBe(0);
+    const results = search.stdout.split("\n").filter((line) => /^\d+\. /.test(line));
+    expect(results.map((line) => /\(parking, (\w+), /.exec(line)?.[1]).sort()).toEqual(["shared", "user"]);
+
+    const chat = await engram(["chat", "Where is my parking space?", "--tenant", "scopes", "--user", "maya"], local);
+    expect(chat.code).toBe(0);
+    const citations = chat.stdout.split("\n").filter((line) => /^ {2}\[\d+\] /.test(line));
+    expect(citations.length).toBeGreaterThan(0);
+    for (const line of citations) expect(line).toMatch(/^ {2}\[\d+\] Parking \(parking, (user|shared)\)$/);
+    expect(citations.some((line) => line.endsWith("(parking, user)"))).toBe(true);
+  }, 120_000);
+});
