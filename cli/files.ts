@@ -31,13 +31,16 @@ export interface FoundFile {
  * Every supported file under the given paths, sorted, with a reason for what is skipped. A file's id is its path
  * from the current folder; for a path given outside it, from that path's parent (`/data/notes` → `notes/a.md`), so
  * the same argument names the same documents from any folder outside it, and no id starts `../`. Two files that
- * would share an id (`/a/notes` and `/b/notes` together) are refused rather than one replacing the other.
+ * would share an id (`/a/notes` and `/b/notes` together) are refused rather than one replacing the other; a file
+ * reached twice (`notes/a.md notes`) is read once, under the id it was first reached by.
  */
 export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[]; skipped: Skipped[] }> {
   const files: FoundFile[] = [];
   const skipped: Skipped[] = [];
   const cwd = resolve(".");
   const ids = new Map<string, string>();
+  // A file reached twice (given alone and inside a folder also given) is one document, named as first reached.
+  const seen = new Set<string>();
   const walk = async (path: string, root: string) => {
     const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
       skipped.push({ path, reason: error.code === "ENOENT" ? NOT_FOUND : `unreadable (${error.code})`, failed: true });
@@ -50,6 +53,8 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
       for (const entry of entries.sort())
         if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry), root);
     } else if (EXTENSIONS.has(extname(path).toLowerCase())) {
+      if (seen.has(resolve(path))) return;
+      seen.add(resolve(path));
       const id = fileId(path, root);
       const first = ids.get(id);
       if (first === undefined) {

@@ -250,6 +250,9 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(documentIds.some((id) => id.includes(".."))).toBe(false);
       const again = await engram(["ingest", folder, "--tenant", "ids", "--json"]);
       expect(JSON.parse(again.stdout)).toMatchObject({ unchanged: 1, created: 0 });
+      // A file given alone and inside its folder in the same run is read once, named as it was first reached.
+      const twice = await engram(["ingest", join(folder, "gym.md"), folder, "--tenant", "ids-once", "--json"]);
+      expect(JSON.parse(twice.stdout)).toMatchObject({ created: 1, skipped: [] });
 
       // Two folders that would give the same ids in one run: the second is refused, not written over the first.
       const both = await engram(["ingest", folder, join(base, "blue", "notes"), "--tenant", "ids", "--json"]);
