@@ -1,7 +1,7 @@
 /** Request schemas for chat; the same schemas feed the OpenAPI document. */
 
 import { UNSTORABLE } from "../db/text";
-import { coded, Id, unstorable } from "../document/schema";
+import { characters, coded, Id, unstorable } from "../document/schema";
 import { Scope, SearchFilter } from "../search/schema";
 import * as z from "../zod";
 
@@ -30,10 +30,12 @@ export const ChatMessageInput = z.object({
   role: MessageRole,
   content: z.string().check(
     z.superRefine((content, ctx) => {
-      if (content.length > MAX_MESSAGE_CHARS) {
+      // Counted as `maxLength` counts (code points); only a string over the limit in UTF-16 units can be over it.
+      const count = content.length > MAX_MESSAGE_CHARS ? characters(content) : content.length;
+      if (count > MAX_MESSAGE_CHARS) {
         ctx.addIssue({
           code: "custom",
-          message: `a message is ${content.length} characters; the limit is ${MAX_MESSAGE_CHARS}`,
+          message: `a message is ${count} characters; the limit is ${MAX_MESSAGE_CHARS}`,
           ...coded("chat.message_too_long", "too_large"),
         });
       } else if (content.trim() === "") {

@@ -7,6 +7,25 @@ export const MAX_DOCUMENTS = 100;
 export const MAX_CONTENT_CHARS = 1_000_000;
 export const MAX_METADATA_BYTES = 8 * 1024;
 
+/**
+ * How many characters a string has: Unicode code points, as people, JSON Schema and zod's `maxLength` count them,
+ * where `length` counts UTF-16 units (an emoji is two). Linear, and allocates nothing.
+ */
+export function characters(text: string): number {
+  let pairs = 0;
+  for (let i = 0; i < text.length - 1; i++) {
+    const unit = text.charCodeAt(i);
+    if (unit >= 0xd800 && unit <= 0xdbff) {
+      const next = text.charCodeAt(i + 1);
+      if (next >= 0xdc00 && next <= 0xdfff) {
+        pairs++;
+        i++;
+      }
+    }
+  }
+  return text.length - pairs;
+}
+
 /** 1-256 printable characters (no control characters, not only spaces), and not `.` or `..`, which URLs drop. */
 export const Id = z
   .string()
@@ -37,10 +56,12 @@ const StoredText = (max: number) =>
 
 export const Content = z.string().check(
   z.superRefine((value, ctx) => {
-    if (value.length > MAX_CONTENT_CHARS) {
+    // Counted as `maxLength` counts (code points); only a string over the limit in UTF-16 units can be over it.
+    const count = value.length > MAX_CONTENT_CHARS ? characters(value) : value.length;
+    if (count > MAX_CONTENT_CHARS) {
       ctx.addIssue({
         code: "custom",
-        message: `content is ${value.length} characters; the limit is ${MAX_CONTENT_CHARS}`,
+        message: `content is ${count} characters; the limit is ${MAX_CONTENT_CHARS}`,
         ...coded("document.too_large", "too_large"),
       });
     } else if (value.trim() === "") {
@@ -77,6 +98,14 @@ export const Metadata = z.record(z.string(), z.json()).check(
 
 export const Importance = z.number().check(z.int(), z.gte(1), z.lte(10));
 export const TtlSeconds = z.number().check(z.int(), z.gte(1), z.lte(10 * 365 * 24 * 3600));
+/**
+ * An ingested document's TTL: null is no expiry, as leaving it out is (ingest replaces a document with what is
+ * sent); PATCH's null says the same. Read as undefined, so that both are the one case downstream.
+ */
+const IngestTtl = z.pipe(
+  z.nullable(TtlSeconds),
+  z.transform((ttl) => ttl ?? undefined),
+);
 
 // A misspelt field (`ttl` for `ttlSeconds`) is refused, not silently dropped: the document would be stored without it.
 export const DocumentInput = z.strictObject({
@@ -93,7 +122,9 @@ export const DocumentInput = z.strictObject({
         "The conversation this document belongs to: a one-chunk document (a turn) is embedded after the two sent before it",
       ),
     ),
-  ttlSeconds: z.optional(TtlSeconds),
+  ttlSeconds: z
+    .optional(IngestTtl)
+    .check(z.describe("Forget it after this many seconds; without it, or null, it never expires")),
 });
 export type DocumentInput = z.infer<typeof DocumentInput>;
 
@@ -142,12 +173,20 @@ export const Bool = z.pipe(
   z.transform((v) => v === "true" || v === "1"),
 );
 
-/** A page size: one message for every way it can be wrong (`limit=abc`, `limit=`, `limit=5&limit=6` sent as "5,6"). */
+/**
+ * A page size: plain decimal digits, 1 to 100, with one message for every way it can be wrong (`limit=abc`,
+ * `limit=`, and `0x5`, `1e1`, `+5`, ` 5`, which Number() would read). A number (an MCP tool's argument) is
+ * checked as it is.
+ */
 const PAGE_LIMIT = "limit must be a whole number from 1 to 100";
-export const Limit = z._default(
-  z.coerce
-    .number({ error: PAGE_LIMIT })
-    .check(z.int({ error: PAGE_LIMIT }), z.gte(1, { error: PAGE_LIMIT }), z.lte(100, { error: PAGE_LIMIT })),
+export const Limit = z.prefault(
+  z.pipe(
+    // A transform first: the OpenAPI document gives the integer it reads (a prefault, unlike a default, stays in it).
+    z.transform((raw: unknown) => (typeof raw === "string" && /^[0-9]+$/.test(raw) ? Number(raw) : raw)),
+    z
+      .number({ error: PAGE_LIMIT })
+      .check(z.int({ error: PAGE_LIMIT }), z.gte(1, { error: PAGE_LIMIT }), z.lte(100, { error: PAGE_LIMIT })),
+  ),
   20,
 );
 

@@ -97,7 +97,8 @@ export async function upload(
   }
   const whole = (name: string, range: string) => {
     const raw = field(form, name);
-    const n = raw === undefined ? undefined : Number(raw);
+    // Decimal digits only: Number() would also read `0x5`, `1e1` and ` 5`, as the query string's `limit` refuses.
+    const n = raw === undefined ? undefined : /^[0-9]+$/.test(raw) ? Number(raw) : Number.NaN;
     if (n !== undefined && !(Number.isInteger(n) && DocumentInput.shape[name as "importance"].safeParse(n).success))
       throw inputError("request.invalid", `${name} must be a whole number from ${range}.`, [{ path: name }]);
     return n;

@@ -330,6 +330,29 @@ function checkParams(params: Record<string, string>): void {
   }
 }
 
+/**
+ * A query parameter the route takes, sent twice, is refused, naming it: API Gateway joins the values with commas in
+ * `queryStringParameters` (the local server does the same), so `limit=5&limit=6` was read as "5,6" and refused
+ * with the value's message. `rawQueryString` keeps them apart. A name the route does not take is left to its
+ * schema, which refuses it as unknown.
+ */
+function checkRepeated(rawQuery: string | undefined, taken: Record<string, unknown>): void {
+  const seen = new Set<string>();
+  const repeated = new Set<string>();
+  for (const name of new URLSearchParams(rawQuery ?? "").keys()) {
+    if (seen.has(name) && Object.hasOwn(taken, name)) repeated.add(name);
+    seen.add(name);
+  }
+  if (repeated.size === 0) return;
+  const names = [...repeated];
+  throw new EngramError(
+    "input",
+    "request.invalid",
+    `${names.join(" and ")} ${names.length === 1 ? "is" : "are"} given more than once; send each query parameter once.`,
+    { details: names.map((name) => ({ path: name, message: `${name} is given more than once` })) },
+  );
+}
+
 /** Parses the body, then validates query and body with the route's contract schemas (a ZodError is a 400). */
 const body = (): Middleware => ({
   before: (request) => {
@@ -339,6 +362,7 @@ const body = (): Middleware => ({
     const raw =
       state.route?.rawBody?.type === "multipart/form-data" ? rawBody(request.event) : parseBody(request.event);
     const query = request.event.queryStringParameters ?? {};
+    if (state.route?.query) checkRepeated(request.event.rawQueryString, state.route.query.shape);
     state.query = state.route?.query ? state.route.query.parse(query) : query;
     state.body = state.route?.body ? state.route.body.parse(raw) : raw;
   },

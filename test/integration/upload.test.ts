@@ -218,6 +218,14 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
       "request.invalid",
       "ttlSeconds must be a whole number from 1 to 315,360,000.",
     ]);
+    // What Number() would read but is no decimal number as written.
+    for (const value of ["0x5", "1e1", " 5"]) {
+      expect(error(await upload([md, { name: "importance", value }]))).toEqual([
+        400,
+        "request.invalid",
+        "importance must be a whole number from 1 to 10.",
+      ]);
+    }
     expect(error(await upload([{ ...md, filename: `${"n".repeat(300)}.md` }]))).toEqual([
       400,
       "request.invalid",
