@@ -5,7 +5,7 @@
  */
 import type { Location } from "../chunk/location";
 import type { DocumentScope } from "../document/schema";
-import { terms } from "./extractive";
+import { clip, terms } from "./extractive";
 import type { Source } from "./prompt";
 
 export interface Citation {
@@ -148,11 +148,7 @@ export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): strin
   let from = focus ? sentenceStart(flat, focus) : 0;
   // A sentence near the end still fills the snippet: start earlier, at a word.
   if (from > flat.length - max) from = Math.max(0, flat.indexOf(" ", flat.length - max) + 1);
-  const lead = from > 0 ? "…" : "";
-  const cut = flat.slice(from, from + max);
-  if (from + max >= flat.length) return `${lead}${cut}`;
-  const space = cut.lastIndexOf(" ");
-  return `${lead}${(space > max * 0.6 ? cut.slice(0, space) : cut).replace(/[\s,;:.-]+$/, "")}…`;
+  return `${from > 0 ? "…" : ""}${clip(flat.slice(from), max)}`;
 }
 
 /** Where the sentence of `flat` sharing most words with `focus` starts (0 when none shares any). */

@@ -28,6 +28,7 @@ const MIN_MEANING = 0.5;
 /** Sentences a meaning-only answer is made of, at most, and how far below the best one they may be. */
 const MEANING_SENTENCES = 2;
 const MEANING_MARGIN = 0.1;
+/** A longer sentence is cut (clip) to this many characters and "…". */
 const MAX_SENTENCE_CHARS = 400;
 /** A sentence that ends in a question mark (before any closing quote or bracket). */
 const QUESTION = /[?？]["'”’)\]]*$/;
@@ -75,15 +76,29 @@ export function sentences(text: string): string[] {
       .replace(/\s+/g, " ")
       .trim();
     if (!flat) continue;
-    for (const piece of flat.split(/(?<=[.!?])["')\]]*\s+(?=["'([]?[\p{Lu}\p{N}])/u)) pieces.push(piece.trim());
+    // The closing quote or bracket stays with its sentence: `said "We ship Friday." Then` keeps the `"`.
+    for (const piece of flat.split(/(?<=[.!?]["'”’)\]]*)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u)) pieces.push(piece.trim());
   }
   // Fragments (headings, "Refund policy.") are not answers; a passage that is one short sentence is one:
   // "Maya likes sushi." stored as a memory.
   return pieces
     .filter((sentence) => pieces.length === 1 || sentence.split(" ").length >= MIN_WORDS)
-    .map((sentence) =>
-      sentence.length > MAX_SENTENCE_CHARS ? `${sentence.slice(0, MAX_SENTENCE_CHARS).trimEnd()}…` : sentence,
-    );
+    .map((sentence) => clip(sentence, MAX_SENTENCE_CHARS));
+}
+
+/**
+ * `text` cut to at most `max` characters and "…" (so `max` + 1 in all), at the last whitespace that fits: an answer
+ * or snippet never ends in half a word. Only a word longer than `max` itself (a URL, a hash) is cut inside.
+ */
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  // The word the cut falls in starts here; with whitespace just past the window, the window's last word is whole.
+  const wordStart = text.slice(0, max + 1).search(/\S*$/);
+  let end = Math.min(wordStart, max);
+  if (wordStart <= max && (/^\S*/.exec(text.slice(wordStart))?.[0].length ?? 0) > max) {
+    end = /[\uD800-\uDBFF]/.test(text[max - 1] ?? "") ? max - 1 : max; // never half a surrogate pair
+  }
+  return `${text.slice(0, end).replace(/[\s,;:.-]+$/, "")}…`;
 }
 
 interface Candidate {
@@ -96,7 +111,7 @@ interface Candidate {
 
 /** The marker goes before the sentence's closing punctuation: `... 30 days [2].` */
 function withMarker(sentence: string, index: number): string {
-  const end = /[.!?…]+["')\]]*$/.exec(sentence);
+  const end = /[.!?…]+["'”’)\]]*$/.exec(sentence);
   return end ? `${sentence.slice(0, end.index)} [${index}]${end[0]}` : `${sentence} [${index}].`;
 }
 

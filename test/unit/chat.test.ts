@@ -72,6 +72,15 @@ describe("citation markers", () => {
     expect(s.endsWith("word…")).toBe(true);
   });
 
+  it("cuts a snippet before a long word that would not fit whole, not inside it", () => {
+    const digest = "3f9a".repeat(32);
+    const notes = `Verify the download before installing it: the release notes list the archive name, its size in bytes, the date it was built and signed, and the SHA-512 digest, ${digest}, to compare with the output of sha512sum on your machine.`;
+
+    expect(snippet(notes, 280)).toBe(
+      "Verify the download before installing it: the release notes list the archive name, its size in bytes, the date it was built and signed, and the SHA-512 digest…",
+    );
+  });
+
   it("shows the part of a long passage that the answer cites, not only its start", () => {
     const filler = "The handbook covers many topics for new staff. ".repeat(8);
     const passage = `## Security\n\n${filler}Lost laptops are reported to security within 24 hours. ${filler}`;
@@ -244,6 +253,45 @@ describe("extractive answers", () => {
 
     expect(extractive("What is the capital of Peru?", travel)).toBe(NOT_FOUND);
     expect(extractive("What is the boiling point of mercury?", sources)).toBe(NOT_FOUND);
+  });
+
+  const startup =
+    "When the embedded database is used, Engram keeps its files in the .engram folder next to the project, migrates them on every start, writes a fresh local key only when none exists yet, and refuses to start if another process already holds the lock on that folder, which usually means that a second server is still running in another terminal and has to be stopped before the configuration is changed or the folder is deleted by hand.";
+
+  it("shortens a long sentence at a word, never inside one", () => {
+    const [cut] = sentences(startup);
+
+    expect(startup.length).toBeGreaterThan(400);
+    expect(cut).toBe(`${startup.slice(0, startup.indexOf(" or the folder"))}…`);
+    expect(cut?.endsWith("before the configuration is changed…")).toBe(true);
+    expect(extractive("Why does Engram refuse to start?", numbered([passage(1, startup)]))).toMatch(
+      / the configuration is changed \[1\]…$/,
+    );
+  });
+
+  it("cuts inside a word only when that word alone is longer than a sentence may be", () => {
+    const url = `https://downloads.example.com/engram/releases/v0.1.0/${"a1b2c3d4".repeat(45)}/engram-0.1.0-linux-x64.tar.gz`;
+    const [cut] = sentences(`Download the signed release archive from ${url} before you install it.`);
+    // Emoji are two UTF-16 units: a cut between them would leave half a character.
+    const [emoji] = sentences(`Reactions: ${"👍".repeat(300)} from the whole team today.`);
+
+    expect(cut).toBe(`${`Download the signed release archive from ${url}`.slice(0, 400)}…`);
+    expect(emoji).toBe(`Reactions: ${"👍".repeat(194)}…`);
+  });
+
+  it("keeps a sentence's closing quote or bracket with it", () => {
+    const text =
+      'The manager said "We ship the new release on Friday." Then the team went home early. (Nobody worked that weekend.) Sales met on Monday.';
+
+    expect(sentences(text)).toEqual([
+      'The manager said "We ship the new release on Friday."',
+      "Then the team went home early.",
+      "(Nobody worked that weekend.)",
+      "Sales met on Monday.",
+    ]);
+    expect(extractive("When does the new release ship?", numbered([passage(1, text)]))).toBe(
+      'The manager said "We ship the new release on Friday [1]."',
+    );
   });
 
   it("splits passages into sentences, skipping headings and fragments", () => {
