@@ -7,7 +7,7 @@ import { contentHash } from "../chunk/hash";
 import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
-import { arr, binaryVectorArray, type Db, perDb, type Query, vectorLiteral } from "../db";
+import { arr, binaryVectorArray, type Db, perDb, type Query, type Row, vectorLiteral } from "../db";
 import { sqlState } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Document from "../document";
@@ -111,12 +111,11 @@ export async function run(
     const planned = await prepare(db, caller, documents, options);
     const added = (uncounted.get(tenant) ?? 0) + planned.result.totals.embedded + planned.result.totals.reused;
     if (!staged || added < Math.max(1, Math.floor(max / 10))) {
-      await db.batch(planned.statements);
-      return { result: planned.result, added, waiting: undefined };
+      return { result: planned.settle(await db.batch(planned.statements)), added, waiting: undefined };
     }
     // The tenant's backlog, counted (up to the bound) in the same batch: no extra round trip.
     const results = await db.batch([...planned.statements, Indexer.backlogQuery(tenant, max)]);
-    return { result: planned.result, added, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
+    return { result: planned.settle(results), added, waiting: Number(results.at(-1)?.[0]?.n ?? 0) };
   });
   if (staged) uncounted.set(tenant, waiting === undefined ? added : 0);
   await Replica.written(db, tenant);
@@ -160,7 +159,13 @@ export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
 /** An ingest planned and embedded but not yet stored: its statements form one atomic batch. */
 export interface PreparedIngest {
   statements: Query[];
+  /** The result as planned; a concurrent write may have changed what the batch did (`settle`). */
   result: IngestResult;
+  /**
+   * The result with each written document's status as the write found the document, from the batch's answers
+   * (`statements` first).
+   */
+  settle(answers: Row[][]): IngestResult;
 }
 
 /**
@@ -311,6 +316,7 @@ export async function prepare(
   };
 
   const statements: Query[] = [];
+  let written: number | undefined;
   if (changed.length) {
     if (owner) {
       statements.push(
@@ -324,6 +330,7 @@ export async function prepare(
         select ${caller.tenantId}, ${owner}, c from unnest(${arr(conversations)}::text[]) c
         on conflict do nothing`);
     }
+    written = statements.length;
     statements.push(upsertDocuments(caller.tenantId, owner, changed, options.keepExpiry ?? false));
     if (rechunked.length) {
       statements.push(...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db)));
@@ -343,11 +350,23 @@ export async function prepare(
         select 1`);
     }
   }
+  // The record keeps the statuses the write found (left by the upsert, see WRITTEN_STATUSES), as the answer does.
+  const recorded = written === undefined ? sql`${JSON.stringify(results)}::jsonb` : recordedStatuses(results);
   statements.push(sql`
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
-    values (${ingestionId}, ${caller.tenantId}, ${owner}, ${JSON.stringify(results)}::jsonb, ${totals.documents},
+    values (${ingestionId}, ${caller.tenantId}, ${owner}, ${recorded}, ${totals.documents},
             ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`);
-  return { statements, result: { ingestionId, documents: results, totals, usage: { embeddingTokens } } };
+  const result: IngestResult = { ingestionId, documents: results, totals, usage: { embeddingTokens } };
+  return {
+    statements,
+    result,
+    // Totals count documents, chunks and embedding work, none of which depends on a status: only statuses change.
+    settle(answers) {
+      if (written === undefined) return result;
+      const found = JSON.parse(String(answers[written]?.[0]?.statuses)) as Record<string, DocumentStatus>;
+      return { ...result, documents: results.map((d) => ({ ...d, status: found[d.id] ?? d.status })) };
+    },
+  };
 }
 
 /** The first PRECEDING_TURNS documents of each conversation in a request: the ones that may follow stored turns. */
@@ -483,10 +502,18 @@ function checkBatchSize(changed: Planned[], newVectors: number, dimensions: numb
 const DOCUMENT_KEYS = "engram.ingest_document_keys";
 const writtenDocuments = sql`jsonb_each_text(current_setting(${DOCUMENT_KEYS})::jsonb) as d(id, key)`;
 
+/**
+ * The transaction-local setting where the documents upsert leaves `{id: status}` of the documents it wrote: "created"
+ * or "updated" as the write found each document, whatever planning read before. The upsert answers it too.
+ */
+const WRITTEN_STATUSES = "engram.ingest_written_statuses";
 function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keepExpiry: boolean): Query {
   const col = <T>(f: (p: Planned) => T) => arr(plans.map(f));
   // A revived (soft-deleted or expired) document starts over: new created_at, no access history. The documents' keys
   // stay in a transaction-local setting for the chunk statements after it (see DOCUMENT_KEYS).
+  // A document is "created" when this write set its created_at (now(): this transaction's start), as an insert and a
+  // revival do, else "updated": also one planning did not see, which another request stored since. Read from the
+  // written row, as RETURNING cannot see the row it replaced.
   return sql`
     with d as (
     insert into documents as d (tenant_id, owner, id, title, source, metadata, content, content_hash, importance,
@@ -510,8 +537,19 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keep
       created_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.created_at else now() end,
       deleted_at = null,
       updated_at = now()
-    returning d.id, d.key)
-    select set_config(${DOCUMENT_KEYS}, (select coalesce(jsonb_object_agg(d.id, d.key), '{}')::text from d), true)`;
+    returning d.id, d.key, d.created_at = now() as created)
+    select set_config(${DOCUMENT_KEYS}, (select coalesce(jsonb_object_agg(d.id, d.key), '{}')::text from d), true),
+           set_config(${WRITTEN_STATUSES}, (
+             select coalesce(jsonb_object_agg(d.id, case when d.created then 'created' else 'updated' end), '{}')::text
+             from d), true) as statuses`;
+}
+
+/** The ingestion record's documents as planned (`results`), with the statuses the upsert left (WRITTEN_STATUSES). */
+function recordedStatuses(results: IngestResult["documents"]): Query {
+  return sql`(
+    select jsonb_agg(case when w.status is null then e else jsonb_set(e, '{status}', to_jsonb(w.status)) end order by x.n)
+    from jsonb_array_elements(${JSON.stringify(results)}::jsonb) with ordinality as x(e, n)
+    left join jsonb_each_text(current_setting(${WRITTEN_STATUSES})::jsonb) as w(id, status) on w.id = x.e ->> 'id')`;
 }
 
 const vectorOid = perDb((db) =>
