@@ -3,6 +3,7 @@
  * driver on a new database of the real PostgreSQL (one per call), PGlite in memory.
  * The server is kit/postgres.ts's.
  */
+import pg from "pg";
 import type { Caller } from "../core/auth";
 import type { Db, DriverName, Query, QueryOptions, Statement } from "../core/db";
 import { migrate } from "../core/db/migrate";
@@ -89,6 +90,16 @@ export async function callerFor(db: Db, tenant: string, userId = ""): Promise<Ca
  * index, so this shows which index could serve the order.
  */
 export async function searchPlan(db: Db, search: (spy: Db) => Promise<unknown>): Promise<string> {
+  const caught = await searchStatement(db, search);
+  const explained = await db.query<{ "QUERY PLAN": string }>(
+    { text: `explain (costs off) ${caught.statement.text}`, params: caught.statement.params },
+    { settings: { ...caught.options?.settings, enable_seqscan: "off", enable_sort: "off" } },
+  );
+  return explained.map((r) => r["QUERY PLAN"]).join("\n");
+}
+
+/** The search statement `search` sends through `db`, and the options it is sent with. */
+async function searchStatement(db: Db, search: (spy: Db) => Promise<unknown>) {
   let caught: { statement: Statement; options?: QueryOptions } | undefined;
   const spy: Db = {
     ...db,
@@ -99,9 +110,38 @@ export async function searchPlan(db: Db, search: (spy: Db) => Promise<unknown>):
   };
   await search(spy);
   if (!caught) throw new Error("no search statement was sent");
-  const explained = await db.query<{ "QUERY PLAN": string }>(
-    { text: `explain (costs off) ${caught.statement.text}`, params: caught.statement.params },
-    { settings: { ...caught.options?.settings, enable_seqscan: "off", enable_sort: "off" } },
-  );
-  return explained.map((r) => r["QUERY PLAN"]).join("\n");
+  return caught;
+}
+
+/**
+ * As `searchPlan`, on `pg` (database `database`): the plan the statement's named, prepared form runs with its own
+ * settings, and those settings. Under `plan_cache_mode = force_generic_plan` that is the one plan made for any values,
+ * which an EXPLAIN of the statement with its values (planned for them) would not show.
+ */
+export async function preparedSearchPlan(
+  database: string,
+  db: Db,
+  search: (spy: Db) => Promise<unknown>,
+): Promise<{ plan: string; settings: Record<string, string> }> {
+  const { statement, options } = await searchStatement(db, search);
+  const settings = { ...options?.settings };
+  const client = new pg.Client(pgUrl(database));
+  await client.connect();
+  try {
+    for (const [name, value] of Object.entries({ ...settings, enable_seqscan: "off", enable_sort: "off" }))
+      await client.query("select set_config($1, $2, false)", [name, value]);
+    await client.query(`prepare engram_search as ${statement.text}`);
+    const literal = (value: unknown): string => {
+      if (value === null || value === undefined) return "null";
+      if (typeof value === "number") return String(value);
+      if (Array.isArray(value))
+        return literal(`{${value.map((v) => `"${String(v).replace(/["\\]/g, "\\$&")}"`).join(",")}}`);
+      return `'${String(value).replace(/'/g, "''")}'`;
+    };
+    const args = statement.params.map(literal).join(", ");
+    const explained = await client.query<{ "QUERY PLAN": string }>(`explain (costs off) execute engram_search(${args})`);
+    return { plan: explained.rows.map((r) => r["QUERY PLAN"]).join("\n"), settings };
+  } finally {
+    await client.end();
+  }
 }

@@ -11,7 +11,7 @@ import { withReplica } from "./replica";
 import type { Db } from "./types";
 
 export { isConnectionError, isUniqueViolation, sqlState } from "./errors";
-export { arr, binaryVectorArray, compile, vectorLiteral } from "./sql";
+export { arr, binaryVectorArray, compile, constant, vectorLiteral } from "./sql";
 export type { Db, DriverName, Query, QueryOptions, Row, Statement } from "./types";
 
 /**

@@ -11,6 +11,20 @@ export function compile(query: Query): Statement {
   return { text, params };
 }
 
+/**
+ * A constant written into the statement's text, not sent as a parameter: for values the planner must see to use a
+ * reusable (generic) plan well, such as the model a partial index names or a LIMIT (core/search). Only for values
+ * of the code and its configuration, never a request's: each distinct value is another statement to prepare.
+ */
+export function constant(value: string | number): SQL {
+  if (typeof value === "number") {
+    if (!Number.isFinite(value)) throw new Error(`not a finite number: ${value}`);
+    return sql.raw(String(value));
+  }
+  // E'' reads backslashes the same whatever standard_conforming_strings says.
+  return sql.raw(`E'${value.replace(/\\/g, "\\\\").replace(/'/g, "''")}'`);
+}
+
 /** One parameter holding a whole array (drizzle would otherwise expand it to a list). */
 export const arr = (values: readonly unknown[]): SQL => sql`${sql.param(values)}`;
 

@@ -5,7 +5,7 @@ import { type SQL, sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Location } from "../chunk/location";
 import { config } from "../config";
-import { compile, type Db, type Query, type Row, type Statement } from "../db";
+import { compile, constant, type Db, type Query, type Row, type Statement } from "../db";
 import * as Replica from "../db/replica";
 import type { DocumentScope } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
@@ -168,8 +168,8 @@ export async function plan(
 
   const ctes: SQL[] = [];
   let probed: string | undefined; // the scope-size memo's key, when this statement probes the scope
+  let strategy = db.capabilities.hnsw ? (options.strategy ?? "auto") : "exact";
   if (vector !== undefined) {
-    let strategy = db.capabilities.hnsw ? (options.strategy ?? "auto") : "exact";
     if (strategy === "auto") {
       const key = `${Gate.memoryKeyOf(caller)}/${who.join(",")}/${JSON.stringify(request.filter)}`;
       const large = Vector.scopeSizes.get(key);
@@ -205,7 +205,10 @@ export async function plan(
   // Without the HNSW index (PGlite, embedded in-process) the settings for its scan and the server's planner, and a
   // named statement, have nothing to serve.
   const inProcess = !db.capabilities.hnsw;
-  const searchSettings = inProcess ? undefined : Vector.settings(Math.max(cfg.efSearch, n));
+  // A search known to take the HNSW index, without filters, runs one plan made for any values (docs/search.md,
+  // "Statement settings"): every value that steers its plan is a constant of the text.
+  const reusable = vector !== undefined && strategy === "index" && !where.narrowed;
+  const searchSettings = inProcess ? undefined : Vector.settings(Math.max(cfg.efSearch, n), reusable);
   return {
     statement: inProcess ? statement : prepared(statement),
     settings: searchSettings,
@@ -274,9 +277,9 @@ const toResult = (row: ResultRow): SearchResult => ({
 
 /**
  * The statement named by its text, so `pg` parses and analyses each shape of search (mode, scope, which filters)
- * once per connection: 0.2-0.4 ms of the 1.1 ms the server spent before executing. Every value is a parameter,
- * so the shapes are few. The plan is still made for each call's values (`plan_cache_mode` below): a generic plan
- * cannot know whether a scope is small enough for the exact scan.
+ * once per connection: 0.2-0.4 ms of the 1.1 ms the server spent before executing. The request's values are
+ * parameters and the code's a few constants, so the shapes are few. A search known to take the index without
+ * filters keeps one plan too; any other is planned for its values (`reusable` in `plan`, docs/search.md).
  */
 function prepared(statement: SQL): Statement {
   const compiled = compile(statement);
@@ -332,20 +335,20 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
           ? // Weighted reciprocal rank fusion, scaled so that first in both lists is 1.
             fused(
               (weight, list) => sql`
-                select id, case when rn <= ${depth} then t else 0 end as w, t, vg, kg from (
-                  select id, rn, vg, kg, ${weight}::float8 / (${fusion.rrfK} + rn) as t from (${list}) l) l`,
-              sql` * ${fusion.rrfK + 1}::float8`,
+                select id, case when rn <= ${constant(depth)} then t else 0 end as w, t, vg, kg from (
+                  select id, rn, vg, kg, ${constant(weight)}::float8 / (${constant(fusion.rrfK)} + rn) as t from (${list}) l) l`,
+              sql` * ${constant(fusion.rrfK + 1)}::float8`,
             )
           : // Convex combination of each list's scores, min-max normalized between its best and its score at
             // FUSION_DEPTH (or its last, if shorter); absent or deeper: 0.
             fused(
               (weight, list) => sql`
                 select id,
-                  ${weight}::float8 * case when rn > ${depth} then 0 else coalesce((g - ref) / nullif(best - ref, 0), 1) end as w,
-                  ${weight}::float8 * coalesce((g - worst) / nullif(best - worst, 0), 1) as t, vg, kg
+                  ${constant(weight)}::float8 * case when rn > ${constant(depth)} then 0 else coalesce((g - ref) / nullif(best - ref, 0), 1) end as w,
+                  ${constant(weight)}::float8 * coalesce((g - worst) / nullif(best - worst, 0), 1) as t, vg, kg
                 from (
                   select id, g, rn, vg, kg, max(g) over () as best, min(g) over () as worst,
-                         min(g) filter (where rn <= ${depth}) over () as ref
+                         min(g) filter (where rn <= ${constant(depth)}) over () as ref
                   from (${list}) l) l`,
             );
   // The best k are picked before the join, so only they are looked up in `chunks` and `documents` (every
@@ -364,7 +367,7 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
       select id, score, ${mode === "hybrid" ? sql`vg, kg, ` : sql``}row_number() over (order by ${order}) as position from (${ranked}) f
       ${minScore === undefined ? sql`` : sql`where score >= ${minScore}`}
       order by ${order}
-      limit ${k}) r
+      limit ${constant(k)}) r
     join chunks c on c.id = r.id
     join documents d on d.key = c.document_key
     order by r.position`;

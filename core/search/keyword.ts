@@ -3,7 +3,7 @@
  * stays inside the search's one statement. Why BM25 and how the candidates are bounded: docs/search.md.
  */
 import { type SQL, sql } from "drizzle-orm";
-import { arr } from "../db";
+import { arr, constant } from "../db";
 import type { Where } from "./scope";
 
 /** BM25's term-frequency saturation and length normalization, at their usual values (Robertson & Zaragoza). */
@@ -71,13 +71,13 @@ export function candidates(q: KeywordQuery): SQL[] {
         where i.lexeme = any(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, p)))) as bonus
       from unnest(${arr(phrases)}::text[]) p)`,
     sql`kwmax as materialized (
-      select greatest(coalesce((select sum(idf) from kwi), 0) * ${K1 + 1} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
+      select greatest(coalesce((select sum(idf) from kwi), 0) * ${constant(K1 + 1)} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
     // The lexemes that gather matches: the rarest ones within the cap. When even the rarest alone passes it (a
     // question of common words), its matches that also hold another of the question's words, the likelier ones.
     sql`kwq as materialized (
       select case
-        when (select min(df) from kwi) <= ${q.cap} or (select count(*) from kwi) = 1
-          then (select tsquery_any(q) from kwi where through <= ${q.cap} or df = (select min(df) from kwi))
+        when (select min(df) from kwi) <= ${constant(q.cap)} or (select count(*) from kwi) = 1
+          then (select tsquery_any(q) from kwi where through <= ${constant(q.cap)} or df = (select min(df) from kwi))
         else (
           select r.q && (select tsquery_any(o.q) from kwi o where o.lexeme <> r.lexeme)
           from (select lexeme, q from kwi order by df, lexeme limit 1) r)
@@ -89,7 +89,7 @@ export function candidates(q: KeywordQuery): SQL[] {
       select id, document_key, tsv, length(tsv)::float8 / (select avgdl from kwc) as rel from (
         select c.id, c.document_key, c.tsv || ''::tsvector as tsv from chunks c
         where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
-        limit ${q.cap}) m)`,
+        limit ${constant(q.cap)}) m)`,
     // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, every weight 0.1, is 0.1 an occurrence (one
     // cover a position). One C call a lexeme (`offset 0`: inlined, the call was repeated in the filter and the sum);
     // unnesting the tsvector instead cost seven times as much.
@@ -98,13 +98,13 @@ export function candidates(q: KeywordQuery): SQL[] {
         select m.id, m.document_key, s.bm25 + coalesce(p.bonus, 0) as rank
         from kwm m
         cross join lateral (
-          select sum(i.idf * t.tf * ${K1 + 1}::float8 / (t.tf + ${K1}::float8 * (${1 - B}::float8 + ${B}::float8 * m.rel))) as bm25
+          select sum(i.idf * t.tf * ${constant(K1 + 1)}::float8 / (t.tf + ${constant(K1)}::float8 * (${constant(1 - B)}::float8 + ${constant(B)}::float8 * m.rel))) as bm25
           from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
           where t.tf > 0) s
         left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
         order by rank desc, m.id offset 0) r
       ${late ? sql`where ${live(sql`r.document_key`)}` : sql``}
-      limit ${q.n})`,
+      limit ${constant(q.n)})`,
   ];
 }
 

@@ -4,6 +4,7 @@
  * docs/search.md.
  */
 import { type SQL, sql } from "drizzle-orm";
+import { constant } from "../db";
 import { lru } from "./lru";
 import type { Where } from "./scope";
 
@@ -11,16 +12,17 @@ import type { Where } from "./scope";
 export const STALE_COUNT_MAX = 1_000;
 
 /**
- * Settings for the search statement: no JIT and no parallel workers (each costs more than the statement takes),
- * plans for each call's values (docs/search.md, "Vector leg").
+ * Settings for the search statement: no JIT and no parallel workers (each costs more than the statement takes);
+ * plans for each call's values, but for a search `reusable` by one plan, which skips about 2 ms of planning a call
+ * (docs/search.md, "Statement settings").
  */
-export function settings(efSearch: number): Record<string, string> {
+export function settings(efSearch: number, reusable = false): Record<string, string> {
   return {
     "hnsw.ef_search": String(Math.min(efSearch, 1000)),
     "hnsw.iterative_scan": "relaxed_order",
     jit: "off",
     max_parallel_workers_per_gather: "0",
-    plan_cache_mode: "force_custom_plan",
+    plan_cache_mode: reusable ? "force_generic_plan" : "force_custom_plan",
   };
 }
 
@@ -50,10 +52,10 @@ export function vectorCandidates(
   const all = sql`
     select c.id, c.embedding <=> (select v from q) as distance
     from chunks c join documents d on d.key = c.document_key
-    where ${where.chunks} and c.embedding_model = ${model} and ${where.documents}`;
+    where ${where.chunks} and c.embedding_model = ${constant(model)} and ${where.documents}`;
   // `offset 0` keeps the sort above the distances: the HNSW index cannot serve it, so this stays exact.
   const exactly = (gate: SQL) => sql`
-    select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${n}`;
+    select id, distance from (${all} and ${gate} offset 0) s order by distance, id limit ${constant(n)}`;
   if (strategy === "exact") return [q, sql`vec as materialized (${exactly(sql`true`)})`];
 
   // Whether the matching documents hold more chunks than the bound: a running sum of the chunk counts documents
@@ -70,7 +72,7 @@ export function vectorCandidates(
   return [
     q,
     sql`bound as materialized (
-      select greatest(${minExact}, sqrt(60 * greatest(reltuples, 0)))::int as t from pg_class where oid = 'chunks'::regclass)`,
+      select greatest(${constant(minExact)}, sqrt(60 * greatest(reltuples, 0)))::int as t from pg_class where oid = 'chunks'::regclass)`,
     ...(strategy === "index"
       ? [sql`probe as materialized (select true as large)`]
       : [scoped, sql`probe as materialized (select ${large} as large)`]),
@@ -80,26 +82,26 @@ export function vectorCandidates(
     sql`approx as materialized (
       select c.id, c.embedding <=> (select v from q) as distance
       from chunks c
-      where (select large from probe) and c.indexed and c.embedding_model = ${model} and ${where.chunks}
+      where (select large from probe) and c.indexed and c.embedding_model = ${constant(model)} and ${where.chunks}
         and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
       order by c.embedding <=> (select v from q)
-      limit ${n})`,
+      limit ${constant(n)})`,
     sql`pending as materialized (
       select c.id, c.embedding <=> (select v from q) as distance
       from chunks c
-      where (select large from probe) and not c.indexed and c.embedding_model = ${model} and ${where.chunks}
+      where (select large from probe) and not c.indexed and c.embedding_model = ${constant(model)} and ${where.chunks}
         and exists (select 1 from documents d where d.key = c.document_key and ${where.documents})
       order by distance, c.id
-      limit ${n})`,
+      limit ${constant(n)})`,
     // Runs when the scope is small (approx is then empty) or when the index scan came back short.
-    sql`exact as materialized (${exactly(sql`${approxCount} < ${n}`)})`,
+    sql`exact as materialized (${exactly(sql`${approxCount} < ${constant(n)}`)})`,
     sql`vec as (
       select id, distance from exact
       union all (
         select id, distance from (select id, distance from approx union all select id, distance from pending) s
-        where ${approxCount} >= ${n}
+        where ${approxCount} >= ${constant(n)}
         order by distance, id
-        limit ${n}))`,
+        limit ${constant(n)}))`,
   ];
 }
 
@@ -112,9 +114,9 @@ export function staleCount(model: string, where: Where): SQL {
   return sql`stale as materialized (
     select count(*)::int as n from (
       select 1 from chunks c join documents d on d.key = c.document_key
-      where ${where.chunks} and (c.embedding_model < ${model} or c.embedding_model > ${model})
+      where ${where.chunks} and (c.embedding_model < ${constant(model)} or c.embedding_model > ${constant(model)})
         and ${where.documents}
-      limit ${STALE_COUNT_MAX}) s)`;
+      limit ${constant(STALE_COUNT_MAX)}) s)`;
 }
 
 /**

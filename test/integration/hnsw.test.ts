@@ -20,7 +20,7 @@ import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import * as Hnsw from "../../core/search/hnsw";
 import * as Indexer from "../../core/search/indexer";
-import { callerFor, DRIVERS, freshDb, pgUrl, searchPlan, type TestDb } from "../../kit/db";
+import { callerFor, DRIVERS, freshDb, pgUrl, preparedSearchPlan, searchPlan, type TestDb } from "../../kit/db";
 import { neonConnectionString } from "../../kit/neon-server";
 
 const DIMS = 64;
@@ -86,6 +86,32 @@ describe.each(DRIVERS.filter((d) => d !== "pglite"))("an HNSW index per model on
     expect(found?.results[0]?.documentId).toBe("a3");
     expect(plan).toContain(`Index Scan using ${Hnsw.name("model-b")} on chunks`);
     expect(plan).not.toContain(Hnsw.name("model-a"));
+  });
+
+  it("plans a search known to take the index once for any values, still on the model's own graph", async () => {
+    // Only `pg` keeps prepared statements between calls; the Neon HTTP driver plans each statement it is sent.
+    if (driver !== "pg") return expect(driver).toBe("neon-http");
+    const vector = Search.SearchRequest.parse({ query: "the refund memo", mode: "vector" });
+    const hybrid = Search.SearchRequest.parse({ query: "the refund memo", mode: "hybrid" });
+    for (const request of [vector, hybrid]) {
+      const { plan, settings } = await preparedSearchPlan(t.database as string, t.db, (spy) =>
+        Search.query(spy, caller, request, { embedder: renamed("model-b"), strategy: "index" }),
+      );
+      expect(settings.plan_cache_mode).toBe("force_generic_plan");
+      // The model is a constant of the text, so the one plan can prove the partial index's predicate.
+      expect(plan).toContain(`Index Scan using ${Hnsw.name("model-b")} on chunks`);
+    }
+    // With a filter (whose selectivity the plan must see) or a scope of unknown size, a plan for each call's values.
+    const filtered = Search.SearchRequest.parse({ ...vector, filter: { metadata: { team: "a" } } });
+    for (const [request, strategy] of [
+      [filtered, "index"],
+      [vector, "auto"],
+    ] as const) {
+      const { settings } = await preparedSearchPlan(t.database as string, t.db, (spy) =>
+        Search.query(spy, caller, request, { embedder: renamed("model-b"), strategy }),
+      );
+      expect(settings.plan_cache_mode).toBe("force_custom_plan");
+    }
   });
 
   it("is idempotent, and two processes ensuring one model at once build it once", async () => {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { binaryVectorArray, vectorLiteral } from "../../core/db/sql";
+import { sql } from "drizzle-orm";
+import { binaryVectorArray, compile, constant, vectorLiteral } from "../../core/db/sql";
 
 const OID = 16_385;
 
@@ -53,5 +54,19 @@ describe("binaryVectorArray", () => {
 describe("vectorLiteral", () => {
   it("keeps float4 precision in 7 significant digits", () => {
     expect(vectorLiteral([0.1, -2, 1 / 3])).toBe("[0.1000000,-2.000000,0.3333333]");
+  });
+});
+
+describe("constant", () => {
+  const text = (value: string | number) => compile(sql`select ${constant(value)}`);
+  it("writes the value into the text, quoted so that no quote or backslash ends it", () => {
+    expect(text("text-embedding-3-small")).toEqual({ text: "select E'text-embedding-3-small'", params: [] });
+    expect(text("it's \\'; drop table x; --").text).toBe("select E'it''s \\\\''; drop table x; --'");
+    expect(text(40).text).toBe("select 40");
+    expect(text(0.25).text).toBe("select 0.25");
+  });
+  it("refuses what is no number in SQL", () => {
+    expect(() => constant(Number.NaN)).toThrow(/finite/);
+    expect(() => constant(Number.POSITIVE_INFINITY)).toThrow(/finite/);
   });
 });
