@@ -139,7 +139,9 @@ export async function preparedSearchPlan(
       return `'${String(value).replace(/'/g, "''")}'`;
     };
     const args = statement.params.map(literal).join(", ");
-    const explained = await client.query<{ "QUERY PLAN": string }>(`explain (costs off) execute engram_search(${args})`);
+    const explained = await client.query<{ "QUERY PLAN": string }>(
+      `explain (costs off) execute engram_search(${args})`,
+    );
     return { plan: explained.rows.map((r) => r["QUERY PLAN"]).join("\n"), settings };
   } finally {
     await client.end();

@@ -1,6 +1,6 @@
+import { sql } from "drizzle-orm";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { sql } from "drizzle-orm";
 import { binaryVectorArray, compile, constant, vectorLiteral } from "../../core/db/sql";
 
 const OID = 16_385;
