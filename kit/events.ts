@@ -77,7 +77,10 @@ export function lambdaContext(): Context {
 
 type Handler = (event: APIGatewayProxyEventV2, context: Context) => Promise<APIGatewayProxyStructuredResultV2>;
 /** The function's handler, from the file infra/functions.ts names. */
-const load = (fn: FunctionName) => import(`../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
+/** The Lambda handler module of one of the HTTP functions. */
+export const load = (fn: FunctionName) =>
+  // A path from the function table, resolved at run time: vite cannot (and need not) follow it.
+  import(/* @vite-ignore */ `../${httpFunctions[fn].file}`) as Promise<{ handler: Handler }>;
 
 export interface Response {
   status: number;

@@ -10,9 +10,8 @@ import { type FunctionName, match } from "../../core/api/routes";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
-import { httpFunctions } from "../../infra/functions";
 import { freshDb, type TestDb } from "../../kit/db";
-import { apiEvent, invoke, lambdaContext } from "../../kit/events";
+import { apiEvent, invoke, lambdaContext, load } from "../../kit/events";
 import { multipart, multipartType } from "../../kit/multipart";
 
 const PAGE_LIMIT = "limit must be a whole number from 1 to 100";
@@ -54,12 +53,7 @@ async function viaGateway(method: string, path: string, rawQuery: string) {
   };
   const found = match(method, path);
   const fn: FunctionName = found.kind === "route" ? found.route.fn : "api";
-  const { handler } = (await import(`../../${httpFunctions[fn].file}`)) as {
-    handler: (
-      e: APIGatewayProxyEventV2,
-      c: ReturnType<typeof lambdaContext>,
-    ) => Promise<{ statusCode?: number; body?: string }>;
-  };
+  const { handler } = await load(fn);
   const result = await handler(event, lambdaContext());
   return { status: result.statusCode ?? 200, body: JSON.parse(result.body || "{}") };
 }

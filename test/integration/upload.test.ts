@@ -14,7 +14,8 @@ import { multipart, multipartType, type Part } from "../../kit/multipart";
 
 const fixture = (name: string) => readFileSync(join(import.meta.dirname, "../fixtures/extract", name));
 
-beforeAll(() => setConfig({ LOG_LEVEL: "silent" }));
+// Uploads are of the ingest rate class (30 a minute); this file sends more than that, and tests no limit.
+beforeAll(() => setConfig({ LOG_LEVEL: "silent", RATE_LIMIT_INGEST: "600/min", RATE_LIMIT_TENANT_INGEST: "600/min" }));
 
 describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
   let t: TestDb;
