@@ -367,7 +367,7 @@ function finalSelect(mode: Mode, k: number, minScore: number | undefined, fusion
       select id, score, ${mode === "hybrid" ? sql`vg, kg, ` : sql``}row_number() over (order by ${order}) as position from (${ranked}) f
       ${minScore === undefined ? sql`` : sql`where score >= ${minScore}`}
       order by ${order}
-      limit ${constant(k)}) r
+      limit ${k}) r
     join chunks c on c.id = r.id
     join documents d on d.key = c.document_key
     order by r.position`;
