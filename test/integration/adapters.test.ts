@@ -8,27 +8,20 @@ import { Document } from "@langchain/core/documents";
 import { DefaultChatTransport, generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer } from "../../cli/server";
 import { createClient, type EngramClient } from "../../client";
 import { type EngramMessageMetadata, engramChatTransport, engramTools } from "../../client/ai";
 import { EngramRetriever } from "../../client/langchain";
-import * as Auth from "../../core/auth";
 import { UI_MESSAGE_STREAM_ACCEPT } from "../../core/chat/ui-stream";
-import { setConfig } from "../../core/config";
-import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../../kit/db";
+import type { TestDb } from "../../kit/db";
+import { type Served, served } from "../../kit/served";
 
 let t: TestDb;
-let server: Awaited<ReturnType<typeof startServer>>;
+let server: Served["server"];
 let key: string;
 let engram: EngramClient;
 
 beforeAll(async () => {
-  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
-  t = await freshDb("pg");
-  useDb(t.db);
-  key = (await Auth.createKey(t.db, "adapters")).key;
-  server = await startServer({ port: 0 });
+  ({ t, key, server } = await served("adapters"));
   engram = createClient({ baseUrl: server.url, apiKey: key, userId: "ada" });
   await engram.ingest({
     documents: [

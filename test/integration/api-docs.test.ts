@@ -5,13 +5,10 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer } from "../../cli/server";
 import { bodySchema } from "../../core/api/openapi";
 import { match, routeKey, routes } from "../../core/api/routes";
-import * as Auth from "../../core/auth";
-import { setConfig } from "../../core/config";
-import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../../kit/db";
+import type { TestDb } from "../../kit/db";
+import { type Served, served } from "../../kit/served";
 import {
   API_DOCS,
   curlOf,
@@ -26,14 +23,10 @@ import {
 
 let t: TestDb;
 let key: string;
-let server: Awaited<ReturnType<typeof startServer>>;
+let server: Served["server"];
 
 beforeAll(async () => {
-  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
-  t = await freshDb("pg");
-  useDb(t.db);
-  key = (await Auth.createKey(t.db, "docs")).key;
-  server = await startServer({ port: 0 });
+  ({ t, key, server } = await served("docs"));
 });
 afterAll(async () => {
   await server?.close();

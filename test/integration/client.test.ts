@@ -2,18 +2,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer } from "../../cli/server";
 import { createClient, EngramApiError, type EngramClient } from "../../client";
 import * as OpenApi from "../../core/api/openapi";
 import { match, routeKey, routes } from "../../core/api/routes";
-import * as Auth from "../../core/auth";
-import { setConfig } from "../../core/config";
-import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../../kit/db";
+import type { TestDb } from "../../kit/db";
+import { type Served, served } from "../../kit/served";
 import { examples } from "../../scripts/api-docs";
 
 let t: TestDb;
-let server: Awaited<ReturnType<typeof startServer>>;
+let server: Served["server"];
 let key: string;
 let engram: EngramClient;
 
@@ -42,11 +39,7 @@ const recording: typeof fetch = async (input, init) => {
 };
 
 beforeAll(async () => {
-  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
-  t = await freshDb("pg");
-  useDb(t.db);
-  key = (await Auth.createKey(t.db, "client")).key;
-  server = await startServer({ port: 0 });
+  ({ t, key, server } = await served("client"));
   engram = createClient({ baseUrl: server.url, apiKey: key, fetch: recording });
 });
 afterAll(async () => {

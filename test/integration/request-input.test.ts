@@ -5,28 +5,21 @@
  */
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer } from "../../cli/server";
 import { type FunctionName, match } from "../../core/api/routes";
-import * as Auth from "../../core/auth";
-import { setConfig } from "../../core/config";
-import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../../kit/db";
+import type { TestDb } from "../../kit/db";
 import { apiEvent, invoke, lambdaContext, load } from "../../kit/events";
 import { multipart, multipartType } from "../../kit/multipart";
+import { type Served, served } from "../../kit/served";
 
 const PAGE_LIMIT = "limit must be a whole number from 1 to 100";
 const EMOJI = "\u{1F600}"; // one character, two UTF-16 units
 
 let t: TestDb;
 let key: string;
-let server: Awaited<ReturnType<typeof startServer>>;
+let server: Served["server"];
 
 beforeAll(async () => {
-  setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
-  t = await freshDb("pg");
-  useDb(t.db);
-  key = (await Auth.createKey(t.db, "acme")).key;
-  server = await startServer({ port: 0 });
+  ({ t, key, server } = await served("acme"));
 });
 afterAll(async () => {
   await server?.close();
