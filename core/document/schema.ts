@@ -109,7 +109,9 @@ const IngestTtl = z.pipe(
 
 // A misspelt field (`ttl` for `ttlSeconds`) is refused, not silently dropped: the document would be stored without it.
 export const DocumentInput = z.strictObject({
-  id: z.optional(Id).check(z.describe("Without it, the id is derived from the content hash")),
+  id: z
+    .optional(Id)
+    .check(z.describe("Without it, the id is derived from the content hash (and the conversationId, for a turn)")),
   content: Content,
   title: z.optional(StoredText(1000)),
   source: z.optional(StoredText(2048)),

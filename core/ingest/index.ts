@@ -64,8 +64,12 @@ interface Planned {
   chunkCount: number;
 }
 
-/** The id a document gets without one: the same text always gets the same id. */
-export const derivedId = (content: string) => `doc_${contentHash(content).slice(0, 32)}`;
+/**
+ * The id a document gets without one: the same text always gets the same id, within a conversation for a turn. The
+ * same words in two conversations are two turns: one id would move the turn from the first conversation to the second.
+ */
+export const derivedId = (content: string, conversationId?: string) =>
+  `doc_${contentHash(conversationId === undefined ? content : `${conversationId}\n${content}`).slice(0, 32)}`;
 
 /**
  * What a document's chunks are made from: its content, its title (every chunk's context starts with it) and the
@@ -185,7 +189,7 @@ export async function prepare(
 
   // Same text without an id twice in one request is one document.
   const inputs = new Map<string, DocumentInput>();
-  for (const doc of documents) inputs.set(doc.id ?? derivedId(doc.content), doc);
+  for (const doc of documents) inputs.set(doc.id ?? derivedId(doc.content, doc.conversationId), doc);
   const ids = [...inputs.keys()];
 
   const existingQuery = sql`

@@ -77,6 +77,17 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(result.documents[0]?.id).toMatch(/^doc_[0-9a-f]{32}$/);
   });
 
+  it("derives a turn's id from its conversation too, so the same words in two conversations are two turns", async () => {
+    const first = await ingest(alice, [{ content: "Sounds good, see you then.", conversationId: "derived-a" }]);
+    const again = await ingest(alice, [{ content: "Sounds good, see you then.", conversationId: "derived-a" }]);
+    const other = await ingest(alice, [{ content: "Sounds good, see you then.", conversationId: "derived-b" }]);
+    expect(again.documents[0]).toMatchObject({ id: first.documents[0]?.id, status: "unchanged" });
+    expect(other.documents[0]?.status).toBe("created");
+    expect(other.documents[0]?.id).not.toBe(first.documents[0]?.id);
+    const a = await Document.get(t.db, alice, first.documents[0]?.id as string, { track: false });
+    expect(a.conversationId).toBe("derived-a");
+  });
+
   it("leaves the previous version intact when embedding fails", async () => {
     await ingest(alice, [{ id: "atomic", content: "Version one of the atomic document." }]);
     embedder.failNext(1);
