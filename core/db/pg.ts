@@ -16,15 +16,26 @@ function toPg(query: Query): pg.QueryConfig {
 
 const applied = new WeakMap<pg.PoolClient, Map<string, string>>();
 
-/** Session settings on a pooled connection, sent only when they differ from what it already has. */
-async function applySettings(client: pg.PoolClient, settings: Record<string, string>): Promise<void> {
+/**
+ * Runs `statement` with session settings on a pooled connection. Settings it already has are not sent again; the
+ * others go out with the statement (the client pipelines), not a round trip before it. Until the server confirms
+ * them the connection counts as having none of them, so a failure leaves them to be sent again.
+ */
+async function withSettings(client: pg.PoolClient, settings: Record<string, string>, statement: pg.QueryConfig) {
   const current = applied.get(client) ?? new Map<string, string>();
   applied.set(client, current);
   const changed = Object.entries(settings).filter(([name, value]) => current.get(name) !== value);
-  if (!changed.length) return;
+  if (!changed.length) return client.query(statement);
+  for (const [name] of changed) current.delete(name);
   const calls = changed.map((_, i) => `set_config($${2 * i + 1}, $${2 * i + 2}, false)`).join(", ");
-  await client.query(`select ${calls}`, changed.flat());
+  const [set, result] = await Promise.allSettled([
+    client.query(`select ${calls}`, changed.flat()),
+    client.query(statement),
+  ]);
+  if (set.status === "rejected") throw set.reason;
   for (const [name, value] of changed) current.set(name, value);
+  if (result.status === "rejected") throw result.reason;
+  return result.value;
 }
 
 /**
@@ -128,10 +139,7 @@ export function createPgDb(url: string, options: PgOptions = {}): Db {
       try {
         if (!settings) return await inLane(async () => (await pool.query(statement)).rows as T[]);
         return await inLane(() =>
-          withClient(pool, async (client) => {
-            await applySettings(client, settings);
-            return (await client.query(statement)).rows as T[];
-          }),
+          withClient(pool, async (client) => (await withSettings(client, settings, statement)).rows as T[]),
         );
       } catch (error) {
         throw mapDbError(error);
