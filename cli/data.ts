@@ -10,7 +10,7 @@ import type { IngestResult } from "../core/ingest";
 import * as Ingest from "../core/ingest";
 import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
-import { MAX_TOP_K } from "../core/search/schema";
+import { MAX_TOP_K, Scope } from "../core/search/schema";
 import { type Client, connect, type Target } from "./client";
 import { collectFiles, type FileDocument, NOT_FOUND, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
@@ -39,6 +39,12 @@ function withTarget(command: Command): Command {
     .option("--user <id>", "end user (X-User-Id; with --url, default: ENGRAM_USER_ID); without it, the shared space")
     .option("--json", "print JSON");
 }
+
+/** `--scope`, as the API's `scope`: whose documents search and chat read. */
+const scopeOption = () =>
+  new Option("--scope <scope>", "whose documents: the user's and the shared ones (all), or only one of them")
+    .choices(Scope.options)
+    .default("all");
 
 function targetOf(o: TargetOptions): Target {
   if (o.url === undefined) return { tenant: o.tenant ?? LOCAL_TENANT, user: o.user, key: o.key };
@@ -189,10 +195,11 @@ export function registerDataCommands(program: Command): void {
       .description("search a tenant's (or end user's) documents")
       .argument("<query...>", "what to look for")
       .addOption(new Option("--mode <mode>", "search mode").choices(["hybrid", "vector", "keyword"]).default("hybrid"))
-      .option("-k, --top-k <n>", "how many results", wholeNumber(1, MAX_TOP_K), 5),
-  ).action(async (words: string[], options: TargetOptions & { mode: string; topK: number }) => {
+      .option("-k, --top-k <n>", "how many results", wholeNumber(1, MAX_TOP_K), 5)
+      .addOption(scopeOption()),
+  ).action(async (words: string[], options: TargetOptions & { mode: string; topK: number; scope: Scope }) => {
     const client = await connect(targetOf(options), { create: false });
-    const input = { query: words.join(" "), mode: options.mode, topK: options.topK };
+    const input = { query: words.join(" "), mode: options.mode, topK: options.topK, scope: options.scope };
     const response =
       client.kind === "http"
         ? await client.api.search(input as SearchInput)
@@ -213,12 +220,14 @@ export function registerDataCommands(program: Command): void {
       .command("chat")
       .description("ask a question answered from a tenant's (or end user's) documents, with citations")
       .argument("<question...>", "the question")
-      .option("--conversation <id>", "continue a conversation"),
-  ).action(async (words: string[], options: TargetOptions & { conversation?: string }) => {
+      .option("--conversation <id>", "continue a conversation")
+      .addOption(scopeOption()),
+  ).action(async (words: string[], options: TargetOptions & { conversation?: string; scope: Scope }) => {
     const client = await connect(targetOf(options), { create: false });
     const input = {
       messages: [{ role: "user" as const, content: words.join(" ") }],
       conversationId: options.conversation,
+      scope: options.scope,
     };
     const response =
       client.kind === "http"

@@ -13,16 +13,16 @@ import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, writeServe
 import { type Extra, startServer } from "./server";
 
 /**
- * Why the embedder is offline, for the start banner. A provider defaults to what is reachable (core/config.ts):
- * with a key or base URL, offline was chosen by name, and a missing key is not the reason.
+ * Why the embedder is offline, for the start banner. Offline is the default only when nothing is reachable
+ * (core/config.ts), so EMBEDDING_PROVIDER=offline, when set, is the reason, key or not.
  */
 export function offlineReason(cfg: Config): string {
-  return cfg.openai.apiKey || cfg.openai.baseURL ? "EMBEDDING_PROVIDER=offline" : "no OPENAI_API_KEY";
+  return cfg.embedding.chosen ? "EMBEDDING_PROVIDER=offline" : "no OPENAI_API_KEY";
 }
 
-/** Why answers are extractive, for the start banner: as `offlineReason`, a chat server reachable means chosen. */
+/** Why answers are extractive, for the start banner: as `offlineReason`, CHAT_PROVIDER=extractive set is the reason. */
 export function extractiveReason(cfg: Config): string {
-  return cfg.openai.apiKey || cfg.chat.baseURL ? "CHAT_PROVIDER=extractive" : "no chat model configured";
+  return cfg.chat.chosen ? "CHAT_PROVIDER=extractive" : "no chat model configured";
 }
 
 /** `engram start`: migrate, make sure the local key exists, serve, shut down cleanly. */

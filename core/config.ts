@@ -113,6 +113,8 @@ export interface Config {
   openai: { apiKey: string | undefined; baseURL: string | undefined; timeoutMs: number };
   embedding: {
     provider: "openai" | "offline";
+    /** The provider was named (EMBEDDING_PROVIDER), not inferred from what is reachable. */
+    chosen: boolean;
     model: string;
     dimensions: number;
     /** A re-embed rests this many times as long as each batch's write took (core/embedding/reembed.ts). */
@@ -120,6 +122,8 @@ export interface Config {
   };
   chat: {
     provider: "openai" | "extractive";
+    /** The provider was named (CHAT_PROVIDER), not inferred from what is reachable. */
+    chosen: boolean;
     model: string;
     /** The chat endpoint; defaults to OPENAI_BASE_URL (so embeddings and chat can live on different servers). */
     baseURL: string | undefined;
@@ -245,12 +249,14 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
     openai: { apiKey, baseURL: e.OPENAI_BASE_URL, timeoutMs: e.OPENAI_TIMEOUT_MS },
     embedding: {
       provider: embeddingProvider,
+      chosen: e.EMBEDDING_PROVIDER !== undefined,
       model: e.EMBEDDING_MODEL,
       dimensions: e.EMBEDDING_DIMENSIONS,
       reembedPace: e.REEMBED_PACE,
     },
     chat: {
       provider: chatProvider,
+      chosen: e.CHAT_PROVIDER !== undefined,
       model: e.CHAT_MODEL,
       baseURL: e.CHAT_BASE_URL ?? e.OPENAI_BASE_URL,
       timeoutMs: e.CHAT_TIMEOUT_MS,

@@ -95,7 +95,11 @@ function argumentSchemas() {
         z.string(),
         "Group it with a conversation: it is embedded after the two memories stored before it there",
       ),
-      ttlSeconds: bounded(z.optional(TtlSeconds), "Forget it automatically after this many seconds"),
+      // null is no expiry, as in POST /v1/ingest: the API's schema behind the tool reads it so.
+      ttlSeconds: bounded(
+        z.optional(z.nullable(TtlSeconds)),
+        "Forget it automatically after this many seconds; without it, or null, it is kept",
+      ),
     }),
     search: z.object({
       query: text("What to look for"),

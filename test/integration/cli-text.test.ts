@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { engram as runEngram, startServer } from "../../kit/cli";
+import { engram as runEngram, type ServerProcess, startServer } from "../../kit/cli";
 import { createDatabase, dropDatabase, pgUrl } from "../../kit/db";
 
 let database: string;
@@ -46,17 +46,20 @@ describe("engram start's banner", () => {
     }
   }
 
-  it("names EMBEDDING_PROVIDER and CHAT_PROVIDER, not a missing key, when they chose offline with a key set", async () => {
-    const output = await banner({
-      OPENAI_API_KEY: "sk-never-used",
-      EMBEDDING_PROVIDER: "offline",
-      CHAT_PROVIDER: "extractive",
-    });
-    expect(output).toMatch(/embedder: {2}offline \S+, 1536 dims \(offline: EMBEDDING_PROVIDER=offline\)\n/);
-    expect(output).toContain("answers:   extractive answers (CHAT_PROVIDER=extractive)\n");
-    expect(output).not.toContain("no OPENAI_API_KEY");
-    expect(output).not.toContain("no chat model configured");
-  }, 120_000);
+  it.each([
+    ["with a key set", { OPENAI_API_KEY: "sk-never-used" }],
+    ["without a key", {}],
+  ])(
+    "names EMBEDDING_PROVIDER and CHAT_PROVIDER, not a missing key, when they chose offline %s",
+    async (_, key) => {
+      const output = await banner({ ...key, EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" });
+      expect(output).toMatch(/embedder: {2}offline \S+, 1536 dims \(offline: EMBEDDING_PROVIDER=offline\)\n/);
+      expect(output).toContain("answers:   extractive answers (CHAT_PROVIDER=extractive)\n");
+      expect(output).not.toContain("no OPENAI_API_KEY");
+      expect(output).not.toContain("no chat model configured");
+    },
+    120_000,
+  );
 
   it("says there is no OPENAI_API_KEY when that is why it is offline", async () => {
     const output = await banner({});
@@ -87,5 +90,62 @@ describe("engram search and chat", () => {
     expect(citations.length).toBeGreaterThan(0);
     for (const line of citations) expect(line).toMatch(/^ {2}\[\d+\] Parking \(parking, (user|shared)\)$/);
     expect(citations.some((line) => line.endsWith("(parking, user)"))).toBe(true);
+  }, 120_000);
+});
+
+describe("engram search and chat --scope", () => {
+  const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
+  let server: ServerProcess | undefined;
+  let key = "";
+
+  beforeAll(async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-scope-flag-"));
+    const record = (id: string, content: string) => `${JSON.stringify({ id, title: id, content })}\n`;
+    writeFileSync(join(folder, "shared.jsonl"), record("lobby", "The lobby coffee machine takes oat milk pods."));
+    writeFileSync(join(folder, "alice.jsonl"), record("desk", "Alice's coffee machine takes oat milk pods too."));
+    const shared = await engram(["ingest", join(folder, "shared.jsonl"), "--tenant", "scoped"], local);
+    const alice = await engram(["ingest", join(folder, "alice.jsonl"), "--tenant", "scoped", "--user", "alice"], local);
+    const created = await engram(["keys", "create", "--tenant", "scoped"], local);
+    expect([shared.code, alice.code, created.code]).toEqual([0, 0, 0]);
+    key = created.stdout.trim();
+    server = await startServer({ ...env, ...local, PORT: "0", LOG_LEVEL: "warn" });
+  }, 120_000);
+  afterAll(() => server?.stop());
+
+  /** `engram search` then `engram chat` as alice in `scope`: the spaces of the results and of the citations. */
+  async function spaces(target: string[], scope: string) {
+    const as = [...target, "--user", "alice", "--scope", scope, "--json"];
+    const search = await engram(["search", "coffee machine oat milk pods", ...as], local);
+    const chat = await engram(["chat", "Which pods does the coffee machine take?", ...as], local);
+    expect([search.code, chat.code], search.stderr + chat.stderr).toEqual([0, 0]);
+    const found = JSON.parse(search.stdout).results.map((r: { scope: string }) => r.scope);
+    const cited = JSON.parse(chat.stdout).citations.map((c: { scope: string }) => c.scope);
+    return { found: [...new Set(found)], cited: [...new Set(cited)] };
+  }
+
+  it.each([
+    ["the local store", () => ["--tenant", "scoped"]],
+    ["a deployed Engram (--url)", () => ["--url", server?.url ?? "", "--key", key]],
+  ])(
+    "reads only the space asked for from %s",
+    async (_, target) => {
+      expect(await spaces(target(), "all")).toEqual({
+        found: expect.arrayContaining(["user", "shared"]),
+        cited: expect.arrayContaining(["user", "shared"]),
+      });
+      expect(await spaces(target(), "shared")).toEqual({ found: ["shared"], cited: ["shared"] });
+      expect(await spaces(target(), "user")).toEqual({ found: ["user"], cited: ["user"] });
+    },
+    120_000,
+  );
+
+  it("refuses another --scope in one line naming the allowed values, with a non-zero exit", async () => {
+    for (const command of ["search", "chat"]) {
+      const res = await engram([command, "coffee", "--tenant", "scoped", "--scope", "mine"], local);
+      expect([res.code, res.stdout]).toEqual([1, ""]);
+      expect(res.stderr).toMatch(
+        /^engram: option '--scope <scope>' argument 'mine' is invalid\. Allowed choices are all, user, shared\..*\n$/,
+      );
+    }
   }, 120_000);
 });

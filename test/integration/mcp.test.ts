@@ -170,7 +170,10 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     };
     expect(listed).toEqual({
       "remember importance": expect.objectContaining(range(Importance)),
-      "remember ttlSeconds": expect.objectContaining(range(TtlSeconds)),
+      // null is also listed: no expiry, as POST /v1/ingest reads it.
+      "remember ttlSeconds": expect.objectContaining({
+        anyOf: [expect.objectContaining(range(TtlSeconds)), { type: "null" }],
+      }),
       "search_memory topK": expect.objectContaining(range(SearchRequest.shape.topK)),
       "search_memory filter.minImportance": expect.objectContaining(range(Importance)),
       "ask topK": expect.objectContaining(range(ChatRequest.shape.topK)),
@@ -253,6 +256,30 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(textOf(empty)).toMatch(/chat\.empty_message/);
     const badId = await call(client, "forget", { id: "" });
     expect(textOf(badId)).toMatch(/request\.invalid.*\bid\b/);
+  });
+
+  it("remembers with ttlSeconds null as POST /v1/ingest does: no expiry, and still refuses a TTL out of shape", async () => {
+    const client = await overHttp(acme, "hana");
+    const expiresAt = async (id: string) =>
+      (await call(client, "list_memories")).structuredContent.documents.find((d: { id: string }) => d.id === id)
+        ?.expiresAt;
+    const memory = { id: "umbrella", content: "Hana keeps a spare umbrella in the second drawer." };
+    expect((await call(client, "remember", { ...memory, ttlSeconds: 3600 })).isError).toBeFalsy();
+    expect(await expiresAt("umbrella")).toEqual(expect.any(String));
+
+    const kept = await call(client, "remember", { ...memory, ttlSeconds: null });
+    expect([Boolean(kept.isError), kept.structuredContent?.documents[0].status]).toEqual([false, "updated"]);
+    expect(await expiresAt("umbrella")).toBeNull();
+    const fresh = await call(client, "remember", { content: "Hana's locker code is 4471.", ttlSeconds: null });
+    expect(await expiresAt(fresh.structuredContent.documents[0].id)).toBeNull();
+
+    for (const ttlSeconds of [-1, 1.5, "3600"]) {
+      const refused = await call(client, "remember", { content: "Never stored.", ttlSeconds });
+      expect([refused.isError, textOf(refused)]).toEqual([
+        true,
+        expect.stringMatching(/^request\.invalid: Invalid request at ttlSeconds: /),
+      ]);
+    }
   });
 
   it("answers a malformed tools/call (no params, arguments not an object, an unknown tool) with -32602 in one sentence", async () => {

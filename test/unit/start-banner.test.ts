@@ -11,9 +11,10 @@ describe("the start banner's reasons", () => {
   });
 
   it.each([
+    ["no key", {}],
     ["a key", { OPENAI_API_KEY: "sk-test" }],
     ["a base URL", { OPENAI_BASE_URL: "http://127.0.0.1:11434/v1" }],
-  ])("names EMBEDDING_PROVIDER and CHAT_PROVIDER when they chose offline despite %s", (_, reachable) => {
+  ])("names EMBEDDING_PROVIDER and CHAT_PROVIDER when they chose offline, with %s", (_, reachable) => {
     const cfg = parseConfig({ ...reachable, EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" });
     expect([cfg.embedding.provider, offlineReason(cfg)]).toEqual(["offline", "EMBEDDING_PROVIDER=offline"]);
     expect([cfg.chat.provider, extractiveReason(cfg)]).toEqual(["extractive", "CHAT_PROVIDER=extractive"]);
