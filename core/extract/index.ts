@@ -4,6 +4,7 @@
  * text (core/extract/limits.ts). Runs where ingest runs: the CLI, the console's server and the ingest Lambda's
  * upload route; never in the search or chat bundles. Choices and measurements: docs/extract.md.
  */
+import { characters } from "../document/schema";
 import { EngramError } from "../error";
 import { extractDocx } from "./docx";
 import { extractHtml } from "./html";
@@ -70,12 +71,14 @@ export async function extract(
   if (!/\p{L}|\p{N}/u.test(out.content)) {
     throw new EngramError("unprocessable", "extract.empty", "The file holds no text.");
   }
-  if (out.content.length > limits.maxChars) {
+  // Code points, as a document's content limit counts them: an emoji is one character.
+  const chars = characters(out.content);
+  if (chars > limits.maxChars) {
     throw new EngramError(
       "too_large",
       "extract.too_much_text",
-      `The file holds ${out.content.length.toLocaleString("en")} characters of text; a document holds at most ${limits.maxChars.toLocaleString("en")}.`,
-      { details: { chars: out.content.length, limit: limits.maxChars } },
+      `The file holds ${chars.toLocaleString("en")} characters of text; a document holds at most ${limits.maxChars.toLocaleString("en")}.`,
+      { details: { chars, limit: limits.maxChars } },
     );
   }
   if (out.title === undefined) delete out.title;

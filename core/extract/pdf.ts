@@ -4,6 +4,7 @@
  * Why unpdf, with the measurements: docs/extract.md.
  */
 import { getDocumentProxy } from "unpdf";
+import { characters } from "../document/schema";
 import { EngramError } from "../error";
 import type { Limits } from "./limits";
 
@@ -128,7 +129,7 @@ export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<Pdf
       const content = await page.getTextContent();
       const lines = pageLines(content.items.filter((i) => "str" in i) as TextItem[]);
       page.cleanup();
-      for (const line of lines) chars += line.text.length + 2;
+      for (const line of lines) chars += characters(line.text) + 2;
       if (chars > limits.maxChars) {
         throw new EngramError(
           "too_large",

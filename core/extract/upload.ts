@@ -9,7 +9,7 @@ import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { parseBody } from "../api/http";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
-import { DocumentInput } from "../document/schema";
+import { characters, DocumentInput } from "../document/schema";
 import { EngramError, inputError } from "../error";
 import * as Ingest from "../ingest";
 import { extract } from "./index";
@@ -56,9 +56,12 @@ export async function upload(
   options: { signal?: AbortSignal } = {},
 ): Promise<UploadResult> {
   const form = await readForm(body, contentType);
-  // A misspelt field would otherwise be dropped, as in /v1/ingest: the document stored without it.
+  // A misspelt field would otherwise be dropped, as in /v1/ingest: the document stored without it. So would a
+  // repeated one's later values (`form.get` reads the first), as a repeated query parameter's would.
   const sent = new Set<string>();
+  const repeated = new Set<string>();
   form.forEach((_value, key) => {
+    if (sent.has(key) && key !== "file") repeated.add(key);
     sent.add(key);
   });
   const unknown = [...sent].filter((key) => !(key in UploadForm.shape));
@@ -69,15 +72,24 @@ export async function upload(
       [{ path: unknown[0] }],
     );
   }
-  const files = form.getAll("file");
-  const file = files[0];
-  if (file === undefined || typeof file === "string") {
-    throw inputError("upload.no_file", "The form has no `file` field holding a file.", { path: ["file"] });
+  if (repeated.size) {
+    const names = [...repeated];
+    throw inputError(
+      "request.invalid",
+      `${names.join(" and ")} ${names.length === 1 ? "is" : "are"} given more than once; send each form field once.`,
+      names.map((name) => ({ path: name, message: `${name} is given more than once` })),
+    );
   }
+  const files = form.getAll("file");
+  // Checked first: a second `file` part, even a text one, is refused as one, never read past.
   if (files.length > 1) {
     throw inputError("upload.too_many_files", "Send one file per upload (`engram ingest` takes folders).", [
       { path: "file" },
     ]);
+  }
+  const file = files[0];
+  if (file === undefined || typeof file === "string") {
+    throw inputError("upload.no_file", "The form has no `file` field holding a file.", { path: ["file"] });
   }
   if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size);
   const bytes = new Uint8Array(await file.arrayBuffer());
@@ -141,7 +153,7 @@ export async function upload(
       name,
       format: extracted.format,
       bytes: bytes.length,
-      characters: extracted.content.length,
+      characters: characters(extracted.content),
       pages: extracted.pages ?? null,
     },
   };

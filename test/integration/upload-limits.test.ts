@@ -139,6 +139,21 @@ describe("upload behind API Gateway and Lambda", () => {
     expect(sent.answer.error.details.bytes).toBe(sent.bodyBytes);
   }, 60_000);
 
+  it("counts the file's text in code points, an emoji as one character, as every other length limit does", async () => {
+    // 1,000,000 characters (MAX_CONTENT_CHARS), 1,500,000 UTF-16 units: `length` would put it past the limit.
+    const text = "😀a".repeat(500_000);
+    const sent = await send(Buffer.from(text), "emoji.txt");
+    expect(sent.status).toBe(200);
+    expect(sent.answer.file).toMatchObject({ format: "text", characters: 1_000_000 });
+    const over = await send(Buffer.from(`${text}😀`), "emoji-over.txt");
+    expect(over.status).toBe(413);
+    expect(over.answer.error).toMatchObject({
+      code: "extract.too_much_text",
+      message: "The file holds 1,000,001 characters of text; a document holds at most 1,000,000.",
+      details: { chars: 1_000_001, limit: 1_000_000 },
+    });
+  }, 60_000);
+
   it("accepts no form whose event could miss Lambda's payload, even with API Gateway's largest headers", () => {
     // Every body the route takes, base64-encoded (4 characters for 3 bytes), in an event with 10 KB of headers.
     const largest = MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES;

@@ -243,6 +243,61 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
     expect(await documentCount()).toBe(before);
   });
 
+  it("refuses a form field given twice, naming it, rather than keep its first value and drop the other", async () => {
+    const before = await documentCount();
+    const md = { name: "file", value: "# A\n\ntext", filename: "a.md" };
+    const twice: [string, string, string][] = [
+      ["title", "Refunds", "Returns"],
+      ["id", "refunds", "returns"],
+      ["importance", "3", "9"],
+      ["metadata", '{"team":"hr"}', '{"team":"ops"}'],
+      // An empty value counts: it is a value sent, not a field left out.
+      ["source", "policies/refunds.md", ""],
+    ];
+    for (const [name, first, second] of twice) {
+      const res = await upload([md, { name, value: first }, { name, value: second }]);
+      expect([name, res.status, res.body]).toEqual([
+        name,
+        400,
+        {
+          error: {
+            code: "request.invalid",
+            message: `${name} is given more than once; send each form field once.`,
+            details: [{ path: name, message: `${name} is given more than once` }],
+          },
+        },
+      ]);
+    }
+    const both = await upload([
+      md,
+      { name: "title", value: "A" },
+      { name: "source", value: "a" },
+      { name: "title", value: "B" },
+      { name: "source", value: "b" },
+    ]);
+    expect([both.status, (both.body as { error: { message: string } }).error.message]).toEqual([
+      400,
+      "title and source are given more than once; send each form field once.",
+    ]);
+    // A second `file` part is a second file, even as text: one file per upload, never the first kept.
+    for (const extra of [
+      { ...md, filename: "b.md" },
+      { name: "file", value: "more text" },
+    ]) {
+      for (const parts of [
+        [md, extra],
+        [extra, md],
+      ]) {
+        const res = await upload(parts);
+        expect([res.status, (res.body as { error: { code: string } }).error.code]).toEqual([
+          400,
+          "upload.too_many_files",
+        ]);
+      }
+    }
+    expect(await documentCount()).toBe(before);
+  });
+
   it("sets an expiry from ttlSeconds, as /v1/ingest does", async () => {
     const res = await upload([
       { name: "file", value: "# Short-lived\n\nA note that expires.", filename: "ttl.md" },
