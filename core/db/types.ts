@@ -21,8 +21,7 @@ export interface QueryOptions {
   /**
    * Settings (GUCs) the statement needs, e.g. `hnsw.ef_search`. Neon's pooler forbids session
    * settings, so there they ride in the same transaction (`set_config(..., true)`); `pg` keeps
-   * them on the pooled connection and sets them only when they differ (no extra round trip in
-   * the steady state).
+   * them on the pooled connection and sends them, pipelined with the statement, only when they differ.
    */
   settings?: Record<string, string>;
 }
