@@ -98,6 +98,15 @@ describe.each(DRIVERS)("the %s driver", (driver) => {
     expect(second?.s).toBe("6MB");
   });
 
+  it("fails a statement whose setting the server refuses; the settings of the statements after it still apply", async () => {
+    const ask = (value: string) =>
+      t.db.query<{ s: string }>(sql`select current_setting('work_mem') as s`, { settings: { work_mem: value } });
+    expect((await ask("7MB"))[0]?.s).toBe("7MB");
+    await expect(ask("seven")).rejects.toThrow();
+    expect((await ask("7MB"))[0]?.s).toBe("7MB");
+    expect((await ask("8MB"))[0]?.s).toBe("8MB");
+  });
+
   it("runs a named statement again with new values, alone and in a batch", async () => {
     const doubled = (n: number) => ({ name: "contract_double", text: "select $1::int * 2 as n", params: [n] });
     expect(await t.db.query(doubled(1))).toEqual([{ n: 2 }]);
