@@ -8,7 +8,9 @@ export const CORS = {
   allowOrigins: ["*"],
   // Function URLs take at most six methods of at most six letters, so no OPTIONS here.
   allowMethods: ["GET", "POST", "PATCH", "DELETE"] as ("GET" | "POST" | "PATCH" | "DELETE")[],
-  allowHeaders: ["authorization", "content-type", "x-user-id"],
+  // MCP clients send their protocol version on every request after `initialize` (Streamable HTTP): a browser one
+  // from another origin is blocked unless the preflight allows it.
+  allowHeaders: ["authorization", "content-type", "x-user-id", "mcp-protocol-version"],
   exposeHeaders: ["x-request-id", "ratelimit", "ratelimit-policy", "retry-after"],
   maxAgeSeconds: 86_400,
 };

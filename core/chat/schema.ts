@@ -26,7 +26,7 @@ export const MessageRole = z.pipe(
   z.enum(ROLES),
 );
 
-export const ChatMessageInput = z.object({
+const message = {
   role: MessageRole,
   content: z.string().check(
     z.superRefine((content, ctx) => {
@@ -45,36 +45,39 @@ export const ChatMessageInput = z.object({
       }
     }),
   ),
-});
+};
+// A misspelt field is refused, as on every other route, not silently dropped (`conversationID` would start a new
+// conversation, `Remember` store nothing).
+export const ChatMessageInput = z.strictObject(message);
 export type ChatMessageInput = z.infer<typeof ChatMessageInput>;
 
 // Defaulted only so that a missing list gets its own code (chat.no_messages); the OpenAPI document marks it required.
-const Messages = z._default(z.array(ChatMessageInput), []).check(
-  z.superRefine((messages, ctx) => {
-    if (messages.length === 0) {
-      ctx.addIssue({ code: "custom", message: "send at least one message", ...coded("chat.no_messages") });
-    } else if (messages.length > MAX_MESSAGES) {
-      ctx.addIssue({
-        code: "custom",
-        message: `${messages.length} messages in one request; the limit is ${MAX_MESSAGES}`,
-        ...coded("chat.too_many_messages"),
-      });
-    } else if (["assistant", "system"].includes(messages[messages.length - 1]?.role ?? "")) {
-      // An unknown role (`bot`) has its own issue; this one would only repeat it.
-      ctx.addIssue({
-        code: "custom",
-        path: [messages.length - 1, "role"],
-        message: "the last message must be the user's question",
-        ...coded("chat.last_not_user"),
-      });
-    }
-  }),
-  z.describe(`1-${MAX_MESSAGES} messages, the last one from the user; each at most ${MAX_MESSAGE_CHARS} characters`),
-  z.meta({ [z.REQUIRED_IN_DOCS]: true }),
-);
+const messages = (item: z.ZodMiniType<ChatMessageInput>) =>
+  z._default(z.array(item), []).check(
+    z.superRefine((messages, ctx) => {
+      if (messages.length === 0) {
+        ctx.addIssue({ code: "custom", message: "send at least one message", ...coded("chat.no_messages") });
+      } else if (messages.length > MAX_MESSAGES) {
+        ctx.addIssue({
+          code: "custom",
+          message: `${messages.length} messages in one request; the limit is ${MAX_MESSAGES}`,
+          ...coded("chat.too_many_messages"),
+        });
+      } else if (["assistant", "system"].includes(messages[messages.length - 1]?.role ?? "")) {
+        // An unknown role (`bot`) has its own issue; this one would only repeat it.
+        ctx.addIssue({
+          code: "custom",
+          path: [messages.length - 1, "role"],
+          message: "the last message must be the user's question",
+          ...coded("chat.last_not_user"),
+        });
+      }
+    }),
+    z.describe(`1-${MAX_MESSAGES} messages, the last one from the user; each at most ${MAX_MESSAGE_CHARS} characters`),
+    z.meta({ [z.REQUIRED_IN_DOCS]: true }),
+  );
 
 const fields = {
-  messages: Messages,
   conversationId: z
     .optional(Id)
     .check(z.describe("Continue this conversation of the caller's; without it one is created")),
@@ -100,11 +103,11 @@ const fields = {
   remember: z._default(z.boolean(), false).check(z.describe("Also store the user's message as a memory document")),
 };
 
-export const ChatRequest = z.object(fields);
+export const ChatRequest = z.strictObject({ messages: messages(ChatMessageInput), ...fields });
 export type ChatRequest = z.infer<typeof ChatRequest>;
 
 /**
- * The Digital Twin API's body is the same `{messages}` (extra fields on its messages, such as ids
- * or timestamps, are ignored), with the same optional fields as `/v1/chat`.
+ * The Digital Twin API's body is the same `{messages}` with the same optional fields as `/v1/chat`; fields it does
+ * not know are ignored, on the body and on its messages (ids, timestamps), as that API did.
  */
-export const CompatChatRequest = ChatRequest;
+export const CompatChatRequest = z.object({ messages: messages(z.object(message)), ...fields });

@@ -202,6 +202,19 @@ describe("CORS", () => {
     expect(deployedCors.maxAge).toBe(`${CORS.maxAgeSeconds} seconds`);
   });
 
+  it("lets a browser MCP client send its protocol version header from another origin", async () => {
+    const res = await fetch(`${server.url}/mcp`, {
+      method: "OPTIONS",
+      headers: {
+        origin: "https://inspector.example",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type, mcp-protocol-version",
+      },
+    });
+    expect(res.status).toBe(204);
+    expect(res.headers.get("access-control-allow-headers")?.split(",")).toContain("mcp-protocol-version");
+  });
+
   it("lets a browser on another origin read answers and their rate-limit headers", async () => {
     const res = await fetch(`${server.url}/v1/documents`, {
       headers: { origin: "https://app.example", authorization: `Bearer ${key}` },

@@ -244,3 +244,35 @@ describe("an ingested ttlSeconds of null", () => {
     expect(await expiresAt("notes.txt")).toBeNull();
   });
 });
+
+describe("a chat body's unknown fields", () => {
+  const chat = (body: unknown, path = "/v1/chat") => invoke({ method: "POST", path, headers: auth(), body });
+  const conversations = async () =>
+    (await invoke({ method: "GET", path: "/v1/conversations", headers: auth() })).body.conversations.length;
+
+  it.each([
+    ["a misspelt conversationId", { conversationID: "support-1" }, "conversationID"],
+    ["a misspelt remember", { Remember: true }, "Remember"],
+    ["a field /v1/chat does not take", { temperature: 0.2 }, "temperature"],
+  ])("refuses %s on /v1/chat, naming it, and starts no conversation", async (_name, extra, field) => {
+    const before = await conversations();
+    const res = await chat({ messages: [{ role: "user", content: "What is the refund window?" }], ...extra });
+    expect([res.status, res.body.error?.code]).toEqual([400, "request.invalid"]);
+    expect(res.body.error.message).toContain(field);
+    expect(await conversations()).toBe(before);
+  });
+
+  it("refuses an unknown field on a message", async () => {
+    const res = await chat({ messages: [{ role: "user", content: "Refunds?", name: "bob" }] });
+    expect([res.status, res.body.error?.code]).toEqual([400, "request.invalid"]);
+    expect(res.body.error.message).toContain("name");
+  });
+
+  it("ignores them on /api/chat, as the Digital Twin API did", async () => {
+    const res = await chat(
+      { messages: [{ role: "user", content: "Refunds?", id: "m1", timestamp: 1 }], sessionId: "s" },
+      "/api/chat",
+    );
+    expect(res.status).toBe(200);
+  });
+});
