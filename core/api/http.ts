@@ -6,7 +6,7 @@ import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { $ZodError } from "zod/v4/core";
-import { EngramError, errorBody, statusOf } from "../error";
+import { EngramError, errorBody, inputError, statusOf } from "../error";
 import { log } from "../log";
 import * as Cors from "./cors";
 
@@ -61,15 +61,30 @@ function nestsDeeper(value: unknown, max: number): boolean {
 }
 
 /**
- * Parses a JSON body with the 6 MB limit; an empty body is `undefined`. A multipart/form-data body (the upload
- * route) is left to its handler as its raw bytes, a Buffer.
+ * The dotted path of the first `__proto__` key in a parsed body. JSON.parse keeps such a key as data, but any object
+ * built from it (a schema's parse, a spread) sets the prototype instead, so the key and its value would vanish: a
+ * metadata field dropped, a metadata filter silently widened to every document.
  */
+function protoKeyAt(value: unknown, path: string[] = []): string | undefined {
+  if (value === null || typeof value !== "object") return undefined;
+  if (!Array.isArray(value) && Object.hasOwn(value, "__proto__")) return [...path, "__proto__"].join(".");
+  for (const [key, child] of Object.entries(value)) {
+    const found = protoKeyAt(child, [...path, key]);
+    if (found) return found;
+  }
+  return undefined;
+}
+
 /** The body's bytes as sent, for a route that reads its own (the upload's form); an empty body is `undefined`. */
 export function rawBody(event: APIGatewayProxyEventV2): Buffer | undefined {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
   return Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
 }
 
+/**
+ * Parses a JSON body with the 6 MB limit; an empty body is `undefined`. A multipart/form-data body (the upload
+ * route) is left to its handler as its raw bytes, a Buffer.
+ */
 export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
   if (/^multipart\/form-data/i.test(event.headers?.["content-type"] ?? "")) {
@@ -98,6 +113,12 @@ export function parseBody(event: APIGatewayProxyEventV2): unknown {
       "request.too_deep",
       `The request body nests JSON deeper than ${MAX_JSON_DEPTH} levels.`,
     );
+  }
+  const proto = raw.includes("__proto__") ? protoKeyAt(body) : undefined;
+  if (proto) {
+    throw inputError("request.invalid", `The key "__proto__" (at ${proto}) is not accepted; rename it.`, [
+      { path: proto, message: "__proto__ is not accepted as a key" },
+    ]);
   }
   return body;
 }

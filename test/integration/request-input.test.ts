@@ -276,3 +276,35 @@ describe("a chat body's unknown fields", () => {
     expect(res.status).toBe(200);
   });
 });
+
+describe("a __proto__ key", () => {
+  // As JSON text, the way a client sends it: in a JavaScript literal, __proto__ would set the prototype already.
+  it.each([
+    [
+      "in a document's metadata",
+      "/v1/ingest",
+      '{"documents":[{"id":"proto","content":"x","metadata":{"__proto__":{"x":1},"a":1}}]}',
+      "documents.0.metadata.__proto__",
+    ],
+    [
+      "in a search's metadata filter",
+      "/v1/search",
+      '{"query":"refund","filter":{"metadata":{"__proto__":{"nomatch":true}}}}',
+      "filter.metadata.__proto__",
+    ],
+  ])("is refused %s, naming where, not dropped", async (_name, path, body, at) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method: "POST",
+      headers: { ...auth(), "content-type": "application/json" },
+      body,
+    });
+    const answer = await res.json();
+    expect([res.status, answer.error?.code]).toEqual([400, "request.invalid"]);
+    expect(answer.error.details).toEqual([expect.objectContaining({ path: at })]);
+  });
+
+  it("is data like any other in a string", async () => {
+    const res = await ingest([{ id: "proto-text", content: 'The key "__proto__" is special in JavaScript.' }]);
+    expect(res.status).toBe(200);
+  });
+});
