@@ -111,7 +111,8 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
   const where = sql`d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}`;
   const gone = options.hard
     ? sql`delete from documents d where ${where}`
-    : sql`update documents d set deleted_at = now(), updated_at = now() where ${where} and d.deleted_at is null`;
+    : // An expired document is already gone to its owner (a read is 404): deleting it softly is 404 too.
+      sql`update documents d set deleted_at = now(), updated_at = now() where ${where} and d.deleted_at is null and ${LIVE}`;
   const rows = await db.query<{ id: string }>(sql`
     with gone as (${gone} returning d.id, d.key, d.tenant_id, d.owner, d.conversation_id),
     ${Turns.forgetting(sql`select tenant_id, owner, conversation_id, key from gone where conversation_id is not null`)}

@@ -231,6 +231,18 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     await expect(Document.get(t.db, alice, "ephemeral", { track: false })).rejects.toMatchObject({ status: 404 });
   });
 
+  it("answers 404 to a soft delete of an expired document, as a read does, and lets a hard delete remove it now", async () => {
+    await ingest(alice, [{ id: "lapsed", content: "This memory lapsed.", ttlSeconds: 60 }]);
+    await t.db.query(sql`update documents set expires_at = now() - interval '1 second' where id = 'lapsed'`);
+    await expect(Document.remove(t.db, alice, "lapsed", { hard: false })).rejects.toMatchObject({ status: 404 });
+    const [kept] = await t.db.query<{ deleted: boolean }>(
+      sql`select deleted_at is not null as deleted from documents where id = 'lapsed'`,
+    );
+    expect(kept?.deleted).toBe(false);
+    expect(await Document.remove(t.db, alice, "lapsed", { hard: true })).toMatchObject({ deleted: true, hard: true });
+    expect(await t.db.query(sql`select 1 from documents where id = 'lapsed'`)).toEqual([]);
+  });
+
   it("patches title and importance without embedding, and content by re-embedding only what changed", async () => {
     await ingest(alice, [{ id: "patchme", content: prose(21, 8, 6), title: "Old", ttlSeconds: 3600 }]);
     embedder = countingEmbedder();
