@@ -175,6 +175,9 @@ function byMeaning(question: string, candidates: Candidate[]): string {
   const wanted = meaningOf(question);
   if (!wanted) return NOT_FOUND;
   const near = candidates
+    // A passage of a few words (a stored label, "proto doc") is near anything by one word's meaning: it may answer
+    // by its words (above), never by meaning alone.
+    .filter((c) => c.text.split(" ").length >= MIN_WORDS)
     .map((c) => ({ c, similarity: cosine(wanted, meaningOf(c.text)) }))
     .filter((n) => n.similarity >= MIN_MEANING)
     .sort((a, b) => b.similarity - a.similarity || a.c.source - b.c.source || a.c.position - b.c.position);

@@ -255,6 +255,18 @@ describe("extractive answers", () => {
     expect(extractive("What is the boiling point of mercury?", sources)).toBe(NOT_FOUND);
   });
 
+  it("never answers by meaning alone from a passage of a few words, which one word's meaning can make near", () => {
+    // Each pair measured at cosine 0.50-0.59, above the bound, on the strength of one word (memo, doc).
+    const labels = numbered([passage(1, "query frag doc"), passage(2, "proto doc")]);
+
+    expect(extractive("kumquat ephemeral memo", labels)).toBe(NOT_FOUND);
+    expect(extractive("My dog is called Biscuit and loves tennis balls.", labels)).toBe(NOT_FOUND);
+    // By its words, a short memory still answers.
+    expect(extractive("What food does Maya like?", numbered([passage(1, "Maya likes sushi.")]))).toBe(
+      "Maya likes sushi [1].",
+    );
+  });
+
   const startup =
     "When the embedded database is used, Engram keeps its files in the .engram folder next to the project, migrates them on every start, writes a fresh local key only when none exists yet, and refuses to start if another process already holds the lock on that folder, which usually means that a second server is still running in another terminal and has to be stopped before the configuration is changed or the folder is deleted by hand.";
 
