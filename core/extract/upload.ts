@@ -89,7 +89,9 @@ export async function upload(
   }
   const file = files[0];
   if (file === undefined || typeof file === "string") {
-    throw inputError("upload.no_file", "The form has no `file` field holding a file.", { path: ["file"] });
+    throw inputError("upload.no_file", "The form has no `file` field holding a file.", [
+      { path: "file", message: "no file" },
+    ]);
   }
   if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size);
   const bytes = new Uint8Array(await file.arrayBuffer());
