@@ -6,7 +6,7 @@
  */
 
 import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
-import { ChatMessageInput, ChatRequest } from "../chat/schema";
+import { ChatMessageInput, ChatRequest, CompatChatMessageInput, CompatChatRequest } from "../chat/schema";
 import type { DocumentView as DocumentResult } from "../document";
 import {
   CompatDocumentInput,
@@ -394,6 +394,8 @@ function build() {
     SearchFilter,
     ChatRequest,
     ChatMessageInput,
+    CompatChatRequest,
+    CompatChatMessageInput,
     McpMessage: r.McpMessage,
   };
   /** Every answer and what they share, as answered (zod's output), by its name in `components.schemas`. */

@@ -110,4 +110,5 @@ export type ChatRequest = z.infer<typeof ChatRequest>;
  * The Digital Twin API's body is the same `{messages}` with the same optional fields as `/v1/chat`; fields it does
  * not know are ignored, on the body and on its messages (ids, timestamps), as that API did.
  */
-export const CompatChatRequest = z.object({ messages: messages(z.object(message)), ...fields });
+export const CompatChatMessageInput = z.object(message);
+export const CompatChatRequest = z.object({ messages: messages(CompatChatMessageInput), ...fields });

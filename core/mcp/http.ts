@@ -5,12 +5,14 @@
  * the tool called, which is known only once the JSON-RPC message is read.
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
+import { ErrorCode, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
+import { EngramError } from "../error";
 import * as Gate from "../gate";
 import * as RateLimit from "../ratelimit";
-import { connect, server } from "./index";
+import { connect, type Describe, server } from "./index";
 import * as Local from "./local";
 
 function headersOf(response: Response): Record<string, string> {
@@ -19,6 +21,24 @@ function headersOf(response: Response): Record<string, string> {
     out[name] = value;
   });
   return out;
+}
+
+/**
+ * JSON-RPC's -32600, id null, for a body that is JSON but no JSON-RPC 2.0 message (`"jsonrpc": "1.0"`, an id
+ * null or an object), or an empty batch, as `engram mcp` answers such a line. The SDK's transport answers the
+ * first -32700, which JSON-RPC keeps for JSON that does not parse, and the second 202 with no body.
+ */
+function invalidRequest(body: unknown): Response | undefined {
+  const messages = Array.isArray(body) ? body : [body];
+  if (messages.length > 0 && messages.every((message) => JSONRPCMessageSchema.safeParse(message).success)) {
+    return undefined;
+  }
+  const message =
+    'Invalid Request: the body must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them';
+  return Response.json(
+    { jsonrpc: "2.0", id: null, error: { code: ErrorCode.InvalidRequest, message } },
+    { status: 400 },
+  );
 }
 
 export interface McpRequest {
@@ -37,7 +57,8 @@ export interface McpRequest {
  * tools/list, arguments refused before the tool ran) spends `default` once it is answered. The key
  * is checked by that decision's statement, so a tool call costs no round trip of its own for it:
  * search_memory and ask run their retrieval in the same batch (core/gate), the other tools after it.
- * A refused key answers 401, whichever tool met it; a refused limit is that tool's error.
+ * A refused key answers 401, whichever tool met it; a refused limit is that tool's error, and the answer
+ * carries the headers the API's 429 would (RateLimit-Policy, RateLimit, Retry-After).
  */
 export async function handle(request: McpRequest): Promise<APIGatewayProxyStructuredResultV2> {
   const { db, caller, requestId, signal } = request;
@@ -61,7 +82,16 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     if (refused) throw refused;
     rateHeaders = await RateLimit.enforce(db, caller, rateClass);
   };
-  const mcp = server(Local.memory(db, caller, { signal, requestId, limit }), Local.describe(requestId));
+  // A refused limit stays the tool's error, which the model reads (and a batch's other answers stand);
+  // the HTTP client still gets the 429's headers to pace by.
+  let refusal: APIGatewayProxyStructuredResultV2["headers"];
+  const describeLocally = Local.describe(requestId);
+  const describe: Describe = (error) => {
+    const answer = describeLocally(error);
+    if (error instanceof EngramError && error.kind === "rate_limited") refusal ??= answer.headers;
+    return answer;
+  };
+  const mcp = server(Local.memory(db, caller, { signal, requestId, limit }), describe);
   const transport = new WebStandardStreamableHTTPServerTransport({
     sessionIdGenerator: undefined,
     enableJsonResponse: true,
@@ -77,17 +107,15 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
       }
     }
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
-    const response = await transport.handleRequest(web, { parsedBody: request.body });
+    const response = invalidRequest(request.body) ?? (await transport.handleRequest(web, { parsedBody: request.body }));
     const body = await response.text();
     const refused = Gate.keyRefusalOf(caller);
     if (refused) throw refused;
     if (Gate.unsettled(caller)) await Gate.open(db, caller);
     else if (!spent) rateHeaders = await RateLimit.enforce(db, caller, "default");
-    return {
-      statusCode: response.status,
-      headers: { ...headersOf(response), ...Gate.headersOf(caller), ...rateHeaders },
-      body,
-    };
+    // When a call was refused, its refusal is what the answer says of the limit (content-type stays the transport's).
+    const limits = refusal ?? { ...Gate.headersOf(caller), ...rateHeaders };
+    return { statusCode: response.status, headers: { ...limits, ...headersOf(response) }, body };
   } finally {
     await mcp.close();
   }

@@ -64,11 +64,15 @@ const optional = <T extends z.ZodMiniType>(schema: T, description: string) =>
 /** A field the API bounds (and may default): its own schema, so the JSON Schema listed gives its range. */
 const bounded = <T extends z.ZodMiniType>(schema: T, description: string) => schema.check(z.describe(description));
 
-/** The tools' argument schemas, built once per process (a server is built per HTTP request). */
+/**
+ * The tools' argument schemas, built once per process (a server is built per HTTP request). Strict, as the
+ * API's bodies are: a key the tool does not take is refused, naming it (an unknown filter key would otherwise
+ * be dropped here and widen the search), and the JSON Schema listed says `additionalProperties: false`.
+ */
 function argumentSchemas() {
   const json = z.record(z.string(), z.json());
   const filter = optional(
-    z.object({
+    z.strictObject({
       metadata: optional(json, "Only memories whose metadata contains this JSON object"),
       documentIds: optional(z.array(z.string()), "Only these memory ids"),
       conversationId: optional(z.string(), "Only memories of this conversation"),
@@ -79,7 +83,7 @@ function argumentSchemas() {
     "Narrow the memories searched",
   );
   return {
-    remember: z.object({
+    remember: z.strictObject({
       content: text(`The text to remember, in full (up to ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`),
       title: optional(z.string(), "A short title"),
       id: optional(
@@ -101,7 +105,7 @@ function argumentSchemas() {
         "Forget it automatically after this many seconds; without it, or null, it is kept",
       ),
     }),
-    search: z.object({
+    search: z.strictObject({
       query: text("What to look for"),
       topK: bounded(SearchRequest.shape.topK, "How many passages"),
       mode: optional(z.enum(["hybrid", "vector", "keyword"]), "hybrid (default), vector (meaning) or keyword"),
@@ -111,19 +115,19 @@ function argumentSchemas() {
       ),
       filter,
     }),
-    ask: z.object({
+    ask: z.strictObject({
       question: text("The question"),
       conversationId: optional(z.string(), "Continue this conversation"),
       topK: bounded(ChatRequest.shape.topK, "Passages to read for the answer"),
       filter,
       remember: optional(z.boolean(), "Also store the question as a memory"),
     }),
-    list: z.object({
+    list: z.strictObject({
       limit: bounded(ListQuery.shape.limit, "How many"),
       cursor: optional(z.string(), "nextCursor of the previous page"),
       conversationId: optional(z.string(), "Only this conversation's memories"),
     }),
-    forget: z.object({
+    forget: z.strictObject({
       id: text("The memory's id"),
       hard: optional(z.boolean(), "Erase now, beyond recovery"),
     }),

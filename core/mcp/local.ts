@@ -15,7 +15,7 @@ import * as Ingest from "../ingest";
 import type * as RateLimit from "../ratelimit";
 import * as Search from "../search";
 import { SearchRequest } from "../search/schema";
-import type { Describe, Memory } from "./index";
+import type { Memory } from "./index";
 
 export interface LocalOptions {
   signal?: AbortSignal;
@@ -78,10 +78,8 @@ export function memory(db: Db, caller: Caller, options: LocalOptions = {}): Memo
   };
 }
 
-/** An error as the API answers it (the one mapping in core/api/http.ts): its code and message. */
-export const describe =
-  (requestId: string): Describe =>
-  (error) => {
-    const { body } = errorResponse(error, { requestId });
-    return (JSON.parse(body ?? "{}") as Api.ErrorBody).error;
-  };
+/** An error as the API answers it (the one mapping in core/api/http.ts): its code and message, and that answer's headers. */
+export const describe = (requestId: string) => (error: unknown) => {
+  const { body, headers = {} } = errorResponse(error, { requestId });
+  return { ...(JSON.parse(body ?? "{}") as Api.ErrorBody).error, headers };
+};

@@ -109,6 +109,27 @@ async function start(env: Record<string, string>) {
 const rpc = (id: number | string | undefined, method: string, params?: object) =>
   JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, ...(params ? { params } : {}) });
 
+/** A raw `POST /mcp` of `body` (any JSON), as a client without the SDK sends it. */
+const postMcp = (body: unknown, key: string, userId?: string) =>
+  fetch(`${server.url}/mcp`, {
+    method: "POST",
+    headers: {
+      authorization: `Bearer ${key}`,
+      "content-type": "application/json",
+      accept: "application/json, text/event-stream",
+      ...(userId ? { "x-user-id": userId } : {}),
+    },
+    body: JSON.stringify(body),
+  });
+
+/** A `tools/call` message. */
+const toolCall = (id: number, name: string, args: object) => ({
+  jsonrpc: "2.0",
+  id,
+  method: "tools/call",
+  params: { name, arguments: args },
+});
+
 const call = async (client: Client, name: string, args: Record<string, unknown> = {}) =>
   (await client.callTool({ name, arguments: args })) as CallToolResult & { structuredContent?: any };
 const textOf = (result: CallToolResult) => result.content.map((c) => (c.type === "text" ? c.text : "")).join("\n");
@@ -258,6 +279,40 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(textOf(badId)).toMatch(/request\.invalid.*\bid\b/);
   });
 
+  it("refuses an argument no tool takes, at the top level or in filter, naming it as POST /v1/search does", async () => {
+    const client = await overHttp(acme, "ivan");
+    const res = await fetch(`${server.url}/v1/search`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${acme}`, "content-type": "application/json" },
+      body: JSON.stringify({ query: "x", filter: { foo: 1 } }),
+    });
+    const api = (await res.json()).error;
+    expect([res.status, api.code]).toEqual([400, "request.invalid"]);
+    const refusals = await Promise.all([
+      call(client, "search_memory", { query: "x", filter: { foo: 1 } }),
+      call(client, "ask", { question: "x?", filter: { documentIds: ["a"], foo: 1 } }),
+      call(client, "remember", { content: "hi", bogus: 1 }),
+      call(client, "search_memory", { query: "x", topk: 3 }),
+      call(client, "list_memories", { limitt: 5 }),
+      call(client, "forget", { id: "x", hrad: true }),
+    ]);
+    expect(refusals.map((r) => [r.isError, textOf(r)])).toEqual([
+      [true, `request.invalid: ${api.message}`],
+      [true, 'request.invalid: Invalid request at filter: Unrecognized key: "foo"'],
+      [true, 'request.invalid: Invalid request: Unrecognized key: "bogus"'],
+      [true, 'request.invalid: Invalid request: Unrecognized key: "topk"'],
+      [true, 'request.invalid: Invalid request: Unrecognized key: "limitt"'],
+      [true, 'request.invalid: Invalid request: Unrecognized key: "hrad"'],
+    ]);
+    expect(api.message).toBe('Invalid request at filter: Unrecognized key: "foo"');
+    expect((await call(client, "list_memories")).structuredContent.documents).toEqual([]);
+    // What is refused is what is listed: no other key, in the arguments or their filter.
+    const { tools } = await client.listTools();
+    for (const tool of tools) expect([tool.name, tool.inputSchema.additionalProperties]).toEqual([tool.name, false]);
+    const filters = tools.flatMap((tool) => (tool.inputSchema.properties?.filter as any) ?? []);
+    expect(filters.map((filter) => filter.additionalProperties)).toEqual([false, false]);
+  });
+
   it("remembers with ttlSeconds null as POST /v1/ingest does: no expiry, and still refuses a TTL out of shape", async () => {
     const client = await overHttp(acme, "hana");
     const expiresAt = async (id: string) =>
@@ -367,6 +422,69 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect((await call(client, "list_memories")).isError).toBeFalsy(); // default's third
     expect(textOf(await call(client, "list_memories"))).toMatch(/^ratelimit\.exceeded/);
     await expect(client.listTools()).rejects.toThrow(/ratelimit\.exceeded/);
+  });
+
+  it("answers a rate-limited tool call as the tool's error, with the refusing policy's RateLimit headers and Retry-After", async () => {
+    const { key } = await Auth.createKey(t.db, "paced");
+    await RateLimit.setLimits(t.db, "paced", { chat: "1/min", search: "1/min", default: "1/min" });
+    // ask and search_memory decide in their retrieval's batch; list_memories before it runs; a batch's second call alone.
+    const cases = [
+      { user: "u1", policy: '"chat";q=1;w=60', body: toolCall(1, "ask", { question: "Anything?" }) },
+      { user: "u2", policy: '"search";q=1;w=60', body: toolCall(1, "search_memory", { query: "anything" }) },
+      { user: "u3", policy: '"default";q=1;w=60', body: toolCall(1, "list_memories", {}) },
+      {
+        user: "u4",
+        policy: '"default";q=1;w=60',
+        body: [toolCall(1, "list_memories", {}), toolCall(2, "list_memories", {})],
+      },
+    ];
+    for (const { user, policy, body } of cases) {
+      const admitted = Array.isArray(body) ? undefined : await postMcp(body, key, user);
+      expect([admitted?.headers.get("ratelimit-policy"), admitted?.headers.get("retry-after")]).toEqual(
+        admitted ? [policy, null] : [undefined, undefined],
+      );
+      const refused = await postMcp(body, key, user);
+      const answers = [await refused.json()].flat();
+      expect([refused.status, answers.at(-1).result]).toEqual([
+        200,
+        {
+          isError: true,
+          content: [{ type: "text", text: expect.stringMatching(/^ratelimit\.exceeded: .*retry in \d+ s\.$/) }],
+        },
+      ]);
+      expect({
+        policy: refused.headers.get("ratelimit-policy"),
+        ratelimit: refused.headers.get("ratelimit"),
+        retryAfter: refused.headers.get("retry-after"),
+      }).toEqual({
+        policy,
+        ratelimit: expect.stringMatching(/;r=0;t=\d+$/),
+        retryAfter: expect.stringMatching(/^[1-9]\d*$/),
+      });
+    }
+  });
+
+  it("answers JSON that is no JSON-RPC 2.0 message, or an empty batch, -32600 Invalid Request with id null", async () => {
+    const list = { jsonrpc: "2.0", id: 1, method: "tools/list" };
+    const bodies = [
+      { ...list, jsonrpc: "1.0" },
+      { id: 13, method: "tools/list" },
+      { ...list, id: null },
+      { ...list, id: { a: 1 } },
+      [],
+      [list, { ...list, id: 2, jsonrpc: "1.0" }],
+    ];
+    for (const body of bodies) {
+      const res = await postMcp(body, acme);
+      expect([JSON.stringify(body), res.status, await res.json()]).toEqual([
+        JSON.stringify(body),
+        400,
+        { jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^Invalid Request: /) } },
+      ]);
+    }
+    // The key is still checked first: without a good one, it is 401 whatever the body.
+    expect((await postMcp([], "egm_nope")).status).toBe(401);
+    expect((await (await postMcp(list, acme)).json()).result.tools).toHaveLength(5);
   });
 
   it("answers 401 in the API's error shape without a key or with a bad one, and 405 to GET", async () => {
