@@ -63,6 +63,25 @@ export function checkTarget(target: { url?: string; key?: string; user?: string 
   }
 }
 
+/**
+ * The tenant a command works in on the database itself: a key's, checked as the server checks it (never silently
+ * the `local` tenant's), else the one named (created when `create`, and `local` always).
+ */
+async function tenantOf(db: Db, target: Target, create: boolean): Promise<{ id: string; name: string }> {
+  if (target.key !== undefined) {
+    const caller = await Auth.authenticate(db, `Bearer ${target.key}`);
+    if (target.tenant !== LOCAL_TENANT && target.tenant !== caller.tenantName) {
+      throw new EngramError(
+        "input",
+        "cli.invalid_option",
+        `--key is an API key of tenant ${caller.tenantName}, not ${target.tenant}: pass one of the two`,
+      );
+    }
+    return { id: caller.tenantId, name: caller.tenantName };
+  }
+  return create || target.tenant === LOCAL_TENANT ? Tenant.ensure(db, target.tenant) : Tenant.get(db, target.tenant);
+}
+
 export type Client = { kind: "http"; url: string; api: EngramClient } | { kind: "local"; db: Db; caller: Caller };
 
 /** How often one call waits out a 429 before giving up (the server names the wait in Retry-After). */
@@ -98,8 +117,10 @@ export async function connect(
     onWait = (seconds: number) => console.error(`engram: rate limited by the server: waiting ${seconds} s`),
     create = true,
   } = options;
+  // A key or an end user the API would refuse is refused here too, whichever way the command goes: stored under a
+  // user id the API refuses, a memory could never be read through it.
+  checkTarget(target);
   if (target.url !== undefined) {
-    checkTarget(target);
     return {
       kind: "http",
       url: target.url,
@@ -119,13 +140,10 @@ export async function connect(
     return { kind: "http", url: server.url, api: remote(server.url, { apiKey: key, userId: target.user, onWait }) };
   }
   const db = await openLocalDb();
-  const tenant =
-    create || target.tenant === LOCAL_TENANT
-      ? await Tenant.ensure(db, target.tenant)
-      : await Tenant.get(db, target.tenant).catch(async (error) => {
-          await db.close();
-          throw error;
-        });
+  const tenant = await tenantOf(db, target, create).catch(async (error) => {
+    await db.close();
+    throw error;
+  });
   return {
     kind: "local",
     db,

@@ -98,6 +98,35 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
     }, 120_000);
   });
 
+  describe("a key or a user on the database itself (no server)", () => {
+    it("works in the key's tenant, and refuses a key that is not valid or names another tenant", async () => {
+      const key = (await engram(["keys", "create", "--tenant", "keyed"])).stdout.trim();
+      const dir = mkdtempSync(join(tmpdir(), "engram-keyed-"));
+      writeFileSync(join(dir, "kiwi.md"), "# Kiwi\n\nThe kiwi orchard is watered at dawn.");
+      const ingested = await engram(["ingest", join(dir, "kiwi.md"), "--key", key]);
+      expect(ingested.code).toBe(0);
+      const inKeyed = await engram(["search", "kiwi orchard", "--tenant", "keyed", "--json"]);
+      expect(JSON.parse(inKeyed.stdout).results.map((r: { documentId: string }) => r.documentId)).toEqual(["kiwi.md"]);
+      const inLocal = await engram(["search", "kiwi orchard", "--json"]);
+      expect(JSON.parse(inLocal.stdout).results).toEqual([]);
+
+      const garbage = await engram(["stats", "--key", `egm_${"A".repeat(32)}`]);
+      expect([garbage.code, garbage.stderr.trim().split("\n").length]).toEqual([1, 1]);
+      expect(garbage.stderr).toContain("not valid");
+      const other = await engram(["stats", "--key", key, "--tenant", "acme"]);
+      expect([other.code, other.stderr]).toEqual([1, expect.stringContaining("tenant keyed, not acme")]);
+    }, 120_000);
+
+    it("refuses an end user the API would refuse, storing nothing", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-user-"));
+      writeFileSync(join(dir, "note.md"), "A note for a user whose id has a slash.");
+      const res = await engram(["ingest", join(dir, "note.md"), "--user", "bad/user"]);
+      expect([res.code, res.stderr]).toEqual([1, expect.stringContaining("X-User-Id must be")]);
+      const found = await engram(["search", "slash", "--user", "bad_user", "--scope", "user", "--json"]);
+      expect(JSON.parse(found.stdout).results).toEqual([]);
+    }, 120_000);
+  });
+
   describe("engram errors and help", () => {
     it("prints only its answer on stdout: the log goes to stderr", async () => {
       const res = await engram(["cleanup"], { LOG_LEVEL: "info" });
