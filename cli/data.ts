@@ -12,7 +12,7 @@ import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
 import { MAX_TOP_K, Scope } from "../core/search/schema";
 import { type Client, connect, type Target } from "./client";
-import { collectFiles, type FileDocument, NOT_FOUND, readDocuments, type Skipped } from "./files";
+import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
 
 const MAX_BATCH_DOCS = 100;
@@ -178,9 +178,10 @@ export function registerDataCommands(program: Command): void {
     const seconds = (Date.now() - started) / 1000;
     const failed = skipped.filter((s) => s.failed).length;
     const summary = { ...totals, failed, skipped: skipped as Skipped[], seconds: Number(seconds.toFixed(2)) };
-    // A path named on the command line that does not exist is a mistake to report (the rest is still ingested);
-    // files that fail inside a folder are listed, and the run still succeeds.
-    if (skipped.some((s) => s.reason === NOT_FOUND && paths.includes(s.path))) process.exitCode = 1;
+    // A file that failed (a path that does not exist, a damaged or encrypted file, an id two files would share) is
+    // listed and makes the run exit 1, after the rest is stored, so a script can tell; a file skipped as not a
+    // document (its type, no text) does not.
+    if (failed) process.exitCode = 1;
     if (options.json) return console.log(JSON.stringify(summary));
     console.log(
       `${totals.files} files, ${totals.documents} documents (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +

@@ -1,5 +1,5 @@
 /** Turns files and folders into documents for ingest, with a reason for every file skipped. */
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { DocumentInput } from "../core/document/schema";
 import { EngramError } from "../core/error";
@@ -39,8 +39,10 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
   const skipped: Skipped[] = [];
   const cwd = resolve(".");
   const ids = new Map<string, string>();
-  // A file reached twice (given alone and inside a folder also given) is one document, named as first reached.
+  // A file reached twice (given alone and inside a folder also given, or through a link) is one document, named as
+  // first reached; a folder reached again through a link is not read again (a link to a parent would loop).
   const seen = new Set<string>();
+  const folders = new Set<string>();
   const walk = async (path: string, root: string) => {
     const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
       skipped.push({ path, reason: error.code === "ENOENT" ? NOT_FOUND : `unreadable (${error.code})`, failed: true });
@@ -48,13 +50,20 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
     });
     if (!info) return;
     if (info.isDirectory()) {
+      const real = await realpath(path).catch(() => resolve(path));
+      if (folders.has(real)) return void skipped.push({ path, reason: "a folder already read (through a link)" });
+      folders.add(real);
       const entries = await readdir(path).catch(() => undefined);
       if (!entries) return void skipped.push({ path, reason: "unreadable folder", failed: true });
       for (const entry of entries.sort())
         if (!entry.startsWith(".") && entry !== "node_modules") await walk(join(path, entry), root);
+    } else if (!info.isFile()) {
+      // Reading a named pipe would wait for a writer forever; a socket or device is no document either.
+      skipped.push({ path, reason: "not a regular file (a pipe, socket or device)" });
     } else if (EXTENSIONS.has(extname(path).toLowerCase())) {
-      if (seen.has(resolve(path))) return;
-      seen.add(resolve(path));
+      const real = await realpath(path).catch(() => resolve(path));
+      if (seen.has(real)) return;
+      seen.add(real);
       const id = fileId(path, root);
       const first = ids.get(id);
       if (first === undefined) {

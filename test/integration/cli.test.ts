@@ -1,6 +1,6 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -305,7 +305,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       writeFileSync(join(dir, "logo.png"), "not an image either");
 
       const res = await engram(["ingest", dir, "--tenant", "formats"]);
-      expect(res.code).toBe(0);
+      // Two files failed: listed, the rest stored, and the exit status says so.
+      expect(res.code).toBe(1);
       expect(res.stdout).toMatch(
         /^8 files, 5 documents \(5 created, 0 updated, 0 unchanged\), \d+ chunks .*, 2 skipped, 2 failed/,
       );
@@ -324,6 +325,23 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
         expect.arrayContaining([expect.stringMatching(/handbook\.(pdf|docx)$/)]),
       );
     });
+
+    it("skips a named pipe instead of waiting on it, and reads a folder reached again through a link once", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-odd-"));
+      writeFileSync(join(dir, "note.md"), "A note beside a pipe and a link to its own folder.");
+      await run("mkfifo", [join(dir, "pipe.txt")]);
+      symlinkSync(dir, join(dir, "loop"));
+      const res = await engram(["ingest", dir, "--tenant", "odd", "--json"]);
+      expect(res.code).toBe(0);
+      const summary = JSON.parse(res.stdout);
+      expect(summary).toMatchObject({ files: 1, documents: 1, created: 1, failed: 0 });
+      expect(summary.skipped).toEqual(
+        expect.arrayContaining([
+          { path: join(dir, "pipe.txt"), reason: "not a regular file (a pipe, socket or device)" },
+        ]),
+      );
+      expect(summary.skipped.some((s: { path: string }) => s.path.startsWith(join(dir, "loop", "loop")))).toBe(false);
+    }, 120_000);
 
     it("ingests what exists and exits non-zero when a path given does not", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-missing-"));
