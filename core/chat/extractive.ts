@@ -66,6 +66,9 @@ export function terms(text: string): string[] {
   return out;
 }
 
+const SENTENCE_END =
+  /(?<=[.!?]["'”’)\]]*)(?<!\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|e\.g|i\.e|No|Fig|\p{Lu})\.)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u;
+
 /** Sentences of a passage: blocks split on blank lines, list items and headings, then on sentence ends. */
 export function sentences(text: string): string[] {
   const pieces: string[] = [];
@@ -76,8 +79,9 @@ export function sentences(text: string): string[] {
       .replace(/\s+/g, " ")
       .trim();
     if (!flat) continue;
-    // The closing quote or bracket stays with its sentence: `said "We ship Friday." Then` keeps the `"`.
-    for (const piece of flat.split(/(?<=[.!?]["'”’)\]]*)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u)) pieces.push(piece.trim());
+    // The closing quote or bracket stays with its sentence: `said "We ship Friday." Then` keeps the `"`. A title or
+    // an initial before a name ends no sentence: "The manager is Mr. Johnson." was answered "The manager is Mr".
+    for (const piece of flat.split(SENTENCE_END)) pieces.push(piece.trim());
   }
   // Fragments (headings, "Refund policy.") are not answers; a passage that is one short sentence is one:
   // "Maya likes sushi." stored as a memory.

@@ -255,6 +255,18 @@ describe("extractive answers", () => {
     expect(extractive("What is the boiling point of mercury?", sources)).toBe(NOT_FOUND);
   });
 
+  it("ends no sentence at a title or an initial before a name", () => {
+    const office = numbered([passage(1, "The office manager is Mr. Johnson and he approves expenses.")]);
+
+    expect(extractive("Who is the office manager?", office)).toBe(
+      "The office manager is Mr. Johnson and he approves expenses [1].",
+    );
+    expect(sentences("Dr. Smith said the meeting moved to 5 pm. J. R. Ortiz runs it now.")).toEqual([
+      "Dr. Smith said the meeting moved to 5 pm.",
+      "J. R. Ortiz runs it now.",
+    ]);
+  });
+
   it("never answers by meaning alone from a passage of a few words, which one word's meaning can make near", () => {
     // Each pair measured at cosine 0.50-0.59, above the bound, on the strength of one word (memo, doc).
     const labels = numbered([passage(1, "query frag doc"), passage(2, "proto doc")]);
