@@ -119,6 +119,32 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   const transport = new StdioServerTransport(process.stdin.pipe(withoutBlankLines()), process.stdout);
   answerUnreadable(transport); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
+  const answered = answeringAll(transport);
   await closed;
+  await answered();
   await server.close();
+}
+
+/**
+ * Counts the requests read and the answers written, so that stdin closing (`printf ... | engram mcp`) ends the
+ * server only once every request read has been answered: a tool call still in flight had been dropped.
+ */
+function answeringAll(transport: StdioServerTransport): () => Promise<void> {
+  const pending = new Set<string | number>();
+  let settled: (() => void) | undefined;
+  const receive = transport.onmessage;
+  transport.onmessage = (message: JSONRPCMessage) => {
+    if ("method" in message && "id" in message) pending.add(message.id);
+    receive?.(message);
+  };
+  const send = transport.send.bind(transport);
+  transport.send = async (message: JSONRPCMessage) => {
+    try {
+      return await send(message);
+    } finally {
+      const id = "method" in message ? undefined : (message as { id?: string | number }).id;
+      if (id !== undefined && pending.delete(id) && pending.size === 0) settled?.();
+    }
+  };
+  return () => (pending.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => (settled = resolve)));
 }

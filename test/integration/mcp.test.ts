@@ -553,6 +553,29 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
+  it("answers every request read before stdin closed, also through a server", async () => {
+    const child = spawn(process.execPath, ["bin/engram.js", "mcp"], {
+      env: mcpEnv({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }),
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+    const lines = [
+      rpc(1, "initialize", {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "pipe", version: "1" },
+      }),
+      rpc(undefined, "notifications/initialized"),
+      rpc(2, "tools/call", { name: "search_memory", arguments: { query: "anything at all" } }),
+    ];
+    // Written and closed at once, as `printf ... | engram mcp` does: the tool call is still in flight at the close.
+    child.stdin.end(lines.map((line) => `${line}\n`).join(""));
+    const replies: any[] = [];
+    for await (const line of createInterface({ input: child.stdout })) replies.push(JSON.parse(line));
+    expect(replies.map((reply) => reply.id).sort()).toEqual([1, 2]);
+    expect(replies.find((reply) => reply.id === 2).result.structuredContent).toHaveProperty("results");
+    expect(await exited).toBe(0);
+  });
+
   it("ignores blank and whitespace-only lines, answering none of them, and still answers a malformed one -32700", async () => {
     const { replies, exitCode } = await byHand([
       "",
