@@ -88,6 +88,11 @@ export function retryAfterOf(headers: Headers): number | null {
   return Number.isNaN(date) ? null : Math.max(0, Math.ceil((date - Date.now()) / 1000));
 }
 
+/** Whether a 429's `RateLimit-Policy` names a quota of 0 (`"search";q=0;w=3600`): no wait will ever pass it. */
+function closedPolicy(headers: Headers): boolean {
+  return /(?:^|;)\s*q=0\s*(?:;|,|$)/.test(headers.get("ratelimit-policy") ?? "");
+}
+
 async function errorOf(response: Response): Promise<EngramApiError> {
   let code = `http.${response.status}`;
   let message = `The server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}.`;
@@ -198,7 +203,8 @@ export function createClient(options: ClientOptions) {
         retry &&
         attempt < retry.retries &&
         wait !== null &&
-        wait <= (retry.maxWaitSeconds ?? 60)
+        wait <= (retry.maxWaitSeconds ?? 60) &&
+        !closedPolicy(response.headers)
       ) {
         const seconds = Math.max(wait, 0.1);
         retry.onWait?.(seconds, attempt + 1);

@@ -165,6 +165,33 @@ describe("429 retries", () => {
     await expect(client.stats()).rejects.toMatchObject({ retryAfter: 3600 });
     expect(calls).toHaveLength(1);
   });
+
+  it("do not wait on a policy whose quota is 0: no wait would pass it", async () => {
+    const shut = json(
+      429,
+      {
+        error: { code: "ratelimit.exceeded", message: "This tenant's chat limit is 0: no chat requests are allowed." },
+      },
+      { "retry-after": "0", "ratelimit-policy": '"chat";q=0;w=60' },
+    );
+    const { fetch, calls } = fakeFetch([shut, json(200, { ok: 1 })]);
+    const client = createClient({ baseUrl: "http://x", fetch, retry: { retries: 3 } });
+    await expect(client.stats()).rejects.toMatchObject({ message: expect.stringContaining("limit is 0") });
+    expect(calls).toHaveLength(1);
+    // A quota such as 10 still waits.
+    const busy = json(
+      429,
+      { error: { code: "ratelimit.exceeded", message: "m" } },
+      {
+        "retry-after": "0",
+        "ratelimit-policy": '"chat";q=10;w=60',
+      },
+    );
+    const later = fakeFetch([busy, json(200, { ok: 1 })]);
+    await expect(
+      createClient({ baseUrl: "http://x", fetch: later.fetch, retry: { retries: 3 } }).stats(),
+    ).resolves.toEqual({ ok: 1 });
+  });
 });
 
 describe("the client's bundle", () => {
