@@ -40,7 +40,11 @@ const describeRemote: Describe = (error) =>
 
 async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describe: Describe }> {
   // As every CLI command: the remote Engram, else the running local server when one owns the folder, else in-process.
-  const client = await connect({ tenant: options.tenant, user: options.userId, key: options.apiKey, url: options.url });
+  // A mistyped --tenant is refused, as by search, not made into a new tenant the memories would go to.
+  const client = await connect(
+    { tenant: options.tenant, user: options.userId, key: options.apiKey, url: options.url },
+    { create: false },
+  );
   if (client.kind === "http") return { memory: remoteMemory(client.api), describe: describeRemote };
   return { memory: Local.memory(client.db, client.caller), describe: Local.describe("stdio") };
 }

@@ -88,9 +88,9 @@ async function byHand(lines: string[], env: Record<string, string> = {}) {
   return { replies, exitCode: await exited };
 }
 
-/** `engram mcp` started with `env` and nothing on stdin: how it exits, and what it wrote. */
-async function start(env: Record<string, string>) {
-  const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv(env) });
+/** `engram mcp` started with `env` (and `args`) and nothing on stdin: how it exits, and what it wrote. */
+async function start(env: Record<string, string>, args: string[] = []) {
+  const child = spawn(process.execPath, ["bin/engram.js", "mcp", ...args], { env: mcpEnv(env) });
   let stdout = "";
   let stderr = "";
   child.stdout.on("data", (chunk) => {
@@ -607,6 +607,8 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: "egm_nope" }),
       start({ ENGRAM_USER_ID: "not a user id!" }),
       start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "x".repeat(129) }),
+      // A mistyped tenant, which would otherwise have been created to hold the memories.
+      start({}, ["--tenant", "acmee"]),
     ]);
     expect(refusals).toEqual([
       {
@@ -630,6 +632,7 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
         stdout: "",
         stderr: expect.stringMatching(/^engram: ENGRAM_USER_ID \(--user\) "x+" is refused: /),
       },
+      { exitCode: 1, stdout: "", stderr: "engram: No tenant named acmee.\n" },
     ]);
   });
 
