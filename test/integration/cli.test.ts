@@ -64,7 +64,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(list.stdout).toContain(created.prefix);
       expect(list.stdout).toContain("revoked");
       expect(list.stdout).not.toContain(created.key);
-    });
+    }, 120_000);
 
     it("revoking an unknown prefix fails with one line and a non-zero exit", async () => {
       const res = await engram(["keys", "revoke", "egm_nonexist"]);
