@@ -51,7 +51,8 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
     if (!info) return;
     if (info.isDirectory()) {
       const real = await realpath(path).catch(() => resolve(path));
-      if (folders.has(real)) return void skipped.push({ path, reason: "a folder already read (through a link)" });
+      if (folders.has(real))
+        return void skipped.push({ path, reason: "a folder already read (given twice, or through a link)" });
       folders.add(real);
       const entries = await readdir(path).catch(() => undefined);
       if (!entries) return void skipped.push({ path, reason: "unreadable folder", failed: true });
