@@ -124,6 +124,9 @@ export function centralDirectory(bytes: Uint8Array): { offset: number; entries: 
 
 /** Decodes UTF-8 text, or undefined when the bytes are not text (NUL bytes, or over 1% invalid sequences). */
 export function decodeText(bytes: Uint8Array): string | undefined {
+  // UTF-16 with its byte order mark (what Windows' Notepad once saved as "Unicode") is text, its NULs included.
+  if (startsWith(bytes, [0xff, 0xfe])) return new TextDecoder("utf-16le").decode(bytes.subarray(2));
+  if (startsWith(bytes, [0xfe, 0xff])) return new TextDecoder("utf-16be").decode(bytes.subarray(2));
   const head = bytes.subarray(0, 64 * 1024);
   if (head.includes(0)) return undefined;
   const text = new TextDecoder("utf-8").decode(bytes).replace(/^\uFEFF/, "");
@@ -144,7 +147,11 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
   for (const [magic, what] of KNOWN_BINARY)
     if (startsWith(bytes, magic)) return { format: "unsupported", reason: what };
   const decoded = text ?? decodeText(bytes);
-  if (decoded === undefined) return { format: "unsupported", reason: "binary file" };
+  if (decoded === undefined) {
+    // Without NULs, it reads as text in some other encoding (Latin-1, Windows-1252): say so, not "binary".
+    const binary = bytes.subarray(0, 64 * 1024).includes(0);
+    return { format: "unsupported", reason: binary ? "binary file" : "text that is not UTF-8 (save it as UTF-8)" };
+  }
   if (!decoded.trim()) return { format: "unsupported", reason: "empty file" };
   const ext = extensionOf(name);
   const start = decoded.trimStart().slice(0, 1024).toLowerCase();

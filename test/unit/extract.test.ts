@@ -158,6 +158,21 @@ describe("extract", () => {
     expect(text.code).toBe("extract.too_much_text");
   });
 
+  it("reads UTF-16 text with its byte order mark, and names text in another encoding as such, not as binary", async () => {
+    const note = "Café notes: the kiwi orchard is watered at dawn.";
+    const le = new Uint8Array([0xff, 0xfe, ...new Uint8Array(Uint16Array.from(note, (c) => c.charCodeAt(0)).buffer)]);
+    expect((await extract(le, { name: "notes.txt" })).content).toBe(note);
+    const be = new Uint8Array(le.length);
+    for (let i = 0; i < le.length; i += 2) [be[i], be[i + 1]] = [le[i + 1] as number, le[i] as number];
+    expect((await extract(be, { name: "notes.txt" })).content).toBe(note);
+    // Windows-1252 for "Café crème, naïve façade" over and over: no NUL, not UTF-8.
+    const latin1 = Uint8Array.from("Caf\xe9 cr\xe8me, na\xefve fa\xe7ade. ".repeat(20), (c) => c.charCodeAt(0));
+    expect(sniff(latin1, "notes.txt")).toEqual({
+      format: "unsupported",
+      reason: "text that is not UTF-8 (save it as UTF-8)",
+    });
+  });
+
   it("sniffs text formats by their first characters, then their extension", () => {
     const bytes = (s: string) => new TextEncoder().encode(s);
     expect(sniff(bytes("<!DOCTYPE html><p>x"), "a.md")).toEqual({ format: "html" });
