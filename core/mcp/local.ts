@@ -4,6 +4,7 @@
  */
 import { $ZodError } from "zod/v4/core";
 import type * as Api from "../../client/types";
+import * as Admission from "../admission";
 import { errorResponse } from "../api/http";
 import type { Caller } from "../auth";
 import * as Chat from "../chat";
@@ -49,7 +50,10 @@ export function memory(db: Db, caller: Caller, options: LocalOptions = {}): Memo
     async remember(document) {
       const { documents } = reroot(() => IngestRequest.parse({ documents: [document] }), ["documents", 0], []);
       await limit("ingest");
-      return Ingest.run(db, caller, documents, { signal });
+      // Admitted as POST /v1/ingest is (core/admission): the tenant's ingests in flight, and their bytes, are bounded
+      // whichever way they come.
+      const release = await Admission.admitIngest(db, caller, Buffer.byteLength(JSON.stringify(document)));
+      return Admission.atWorkTurn(() => Ingest.run(db, caller, documents, { signal })).finally(release);
     },
     async search(request) {
       const parsed = SearchRequest.parse(request);

@@ -11,6 +11,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
+import * as Admission from "../../core/admission";
 import * as Auth from "../../core/auth";
 import { ChatRequest } from "../../core/chat/schema";
 import { setConfig } from "../../core/config";
@@ -311,6 +312,22 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     for (const tool of tools) expect([tool.name, tool.inputSchema.additionalProperties]).toEqual([tool.name, false]);
     const filters = tools.flatMap((tool) => (tool.inputSchema.properties?.filter as any) ?? []);
     expect(filters.map((filter) => filter.additionalProperties)).toEqual([false, false]);
+  });
+
+  it("admits remember as POST /v1/ingest is: refused ingest.busy while the tenant's ingests fill its slots", async () => {
+    const { tenantId, tenantName } = await Auth.authenticate(t.db, `Bearer ${acme}`);
+    const owner = { tenantId, tenantName, keyPrefix: "test", userId: "", rateLimits: {} };
+    const held = [];
+    for (let i = 0; i < 4; i++) held.push(await Admission.admitIngest(t.db, owner, 10)); // the default 4 slots
+    const client = await overHttp(acme, "ines");
+    try {
+      const busy = await call(client, "remember", { content: "Ines parks on level two." });
+      expect([busy.isError, textOf(busy)]).toEqual([true, expect.stringMatching(/^ingest\.busy: /)]);
+    } finally {
+      for (const release of held) await release();
+    }
+    const stored = await call(client, "remember", { content: "Ines parks on level two." });
+    expect(stored.isError).toBeFalsy();
   });
 
   it("remembers with ttlSeconds null as POST /v1/ingest does: no expiry, and still refuses a TTL out of shape", async () => {
