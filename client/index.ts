@@ -43,7 +43,7 @@ export interface ClientOptions {
   apiKey?: string | (() => string | null | undefined);
   /** The end user (`X-User-Id`): their private space plus the shared one. */
   userId?: string | (() => string | null | undefined);
-  /** Opt-in: wait out 429s as `Retry-After` says, at most `retries` times (and `maxWaitSeconds` each). */
+  /** Opt-in: wait out 429s as `Retry-After` says, at most `retries` times (and `maxWaitSeconds`, default 60, each); a policy with a quota of 0 is never waited on. */
   retry?: { retries: number; maxWaitSeconds?: number; onWait?: (seconds: number, attempt: number) => void };
   /** A fetch of your own (instrumented, proxied, or a test double). */
   fetch?: typeof fetch;
