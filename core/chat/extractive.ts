@@ -20,6 +20,7 @@ const MIN_COVERAGE = 0.2;
 const RELATIVE_CUTOFF = 0.5;
 /** A sentence of fewer words is a fragment (a heading, a label), unless it is the whole passage. */
 const MIN_WORDS = 4;
+const isFragment = (sentence: string) => sentence.split(" ").length < MIN_WORDS;
 /**
  * Cosine of word meaning (core/embedding/offline.ts) a sentence needs to answer a question it shares no words
  * with: conservative, since a sentence on the same topic is not yet an answer (docs/search.md, "Extractive answers").
@@ -86,7 +87,7 @@ export function sentences(text: string): string[] {
   // Fragments (headings, "Refund policy.") are not answers; a passage that is one short sentence is one:
   // "Maya likes sushi." stored as a memory.
   return pieces
-    .filter((sentence) => pieces.length === 1 || sentence.split(" ").length >= MIN_WORDS)
+    .filter((sentence) => pieces.length === 1 || !isFragment(sentence))
     .map((sentence) => clip(sentence, MAX_SENTENCE_CHARS));
 }
 
@@ -181,7 +182,7 @@ function byMeaning(question: string, candidates: Candidate[]): string {
   const near = candidates
     // A passage of a few words (a stored label, "proto doc") is near anything by one word's meaning: it may answer
     // by its words (above), never by meaning alone.
-    .filter((c) => c.text.split(" ").length >= MIN_WORDS)
+    .filter((c) => !isFragment(c.text))
     .map((c) => ({ c, similarity: cosine(wanted, meaningOf(c.text)) }))
     .filter((n) => n.similarity >= MIN_MEANING)
     .sort((a, b) => b.similarity - a.similarity || a.c.source - b.c.source || a.c.position - b.c.position);
