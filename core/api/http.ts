@@ -172,5 +172,27 @@ export function errorResponse(
   const headers: Record<string, string> = { ...known.headers };
   if (known.retryAfterSeconds !== undefined)
     headers["retry-after"] = String(Math.max(0, Math.ceil(known.retryAfterSeconds)));
-  return toResult({ status, headers, body: { error: errorBody(known) } });
+  const rpc = context.route === "POST /mcp" ? jsonRpcError(known) : undefined;
+  return toResult({ status, headers, body: rpc ?? { error: errorBody(known) } });
+}
+
+/** Body errors JSON-RPC names: a body that is not JSON (or not UTF-8) is its parse error, any other unreadable body an invalid request. */
+const JSON_RPC_CODES: Record<string, number> = {
+  "request.invalid_json": -32700,
+  "request.invalid_utf8": -32700,
+  "request.too_deep": -32600,
+  "request.too_large": -32600,
+  "request.invalid": -32600,
+};
+
+/**
+ * An MCP client reads `POST /mcp`'s refusal of its body as JSON-RPC, as the MCP server answers a line it cannot read
+ * on stdio: the same HTTP status, a JSON-RPC error with id null, the API's code in `data`. Other refusals (the key,
+ * the limit) keep the API's shape, as the MCP spec leaves them to HTTP.
+ */
+function jsonRpcError(error: EngramError) {
+  const code = JSON_RPC_CODES[error.code];
+  if (code === undefined) return undefined;
+  const message = `${code === -32700 ? "Parse error" : "Invalid Request"}: ${error.message}`;
+  return { jsonrpc: "2.0", id: null, error: { code, message, data: { code: error.code } } };
 }

@@ -504,6 +504,48 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect((await (await postMcp(list, acme)).json()).result.tools).toHaveLength(5);
   });
 
+  it("answers a body that is not JSON -32700 Parse error, and one it cannot take -32600, with id null and the API's code", async () => {
+    const post = (body: string) =>
+      fetch(`${server.url}/mcp`, {
+        method: "POST",
+        headers: {
+          authorization: `Bearer ${acme}`,
+          "content-type": "application/json",
+          accept: "application/json, text/event-stream",
+        },
+        body,
+      });
+    const cases: [string, number, string][] = [
+      ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list"', -32700, "request.invalid_json"],
+      ["not json at all", -32700, "request.invalid_json"],
+      [`${"[".repeat(100)}${"]".repeat(100)}`, -32600, "request.too_deep"],
+      ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"__proto__": {}}}', -32600, "request.invalid"],
+    ];
+    for (const [body, code, apiCode] of cases) {
+      const res = await post(body);
+      expect([body.slice(0, 20), res.status, await res.json()]).toEqual([
+        body.slice(0, 20),
+        400,
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: {
+            code,
+            message: expect.stringMatching(code === -32700 ? /^Parse error: / : /^Invalid Request: /),
+            data: { code: apiCode },
+          },
+        },
+      ]);
+    }
+    // The other routes keep the API's shape for the same body.
+    const search = await fetch(`${server.url}/v1/search`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${acme}`, "content-type": "application/json" },
+      body: "not json at all",
+    });
+    expect((await search.json()).error.code).toBe("request.invalid_json");
+  });
+
   it("answers 401 in the API's error shape without a key or with a bad one, and 405 to GET", async () => {
     const body = JSON.stringify({ jsonrpc: "2.0", id: 1, method: "tools/list" });
     const headers = { "content-type": "application/json", accept: "application/json, text/event-stream" };
