@@ -149,8 +149,8 @@ const isStream = (result: LiveResult): result is LiveResult & { body: AsyncItera
   typeof result.body === "object" && result.body !== null && Symbol.asyncIterator in result.body;
 
 /** An error the server answers itself (before or around the handler), with the same shape and request id. */
-function failLocally(res: ServerResponse, error: unknown, requestId: string, origin?: string) {
-  const result = errorResponse(error, { requestId });
+function failLocally(res: ServerResponse, error: unknown, requestId: string, origin?: string, route?: string) {
+  const result = errorResponse(error, { requestId, route });
   // As on every answer, so that a page on another origin can read why (a body too large, a URL too long).
   write(res, { ...result, headers: { ...result.headers, ...Cors.responseHeaders(origin), "x-request-id": requestId } });
 }
@@ -271,11 +271,14 @@ export async function startServer(options: {
       if (options.extra && (await options.extra(req, res))) return;
       const body = await readBody(req);
       if (body === "too_large") {
+        // Named by its route, as the chain would: `POST /mcp` answers it as a JSON-RPC error.
+        const found = match((req.method ?? "GET").toUpperCase(), new URL(req.url ?? "/", "http://localhost").pathname);
         failLocally(
           res,
           new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."),
           requestId,
           req.headers.origin,
+          found.kind === "route" ? routeKey(found.route) : undefined,
         );
         req.destroy();
         return;

@@ -537,6 +537,21 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
         },
       ]);
     }
+    const huge = await post(
+      `{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "pad": "${"x".repeat(6 * 1024 * 1024)}"}`,
+    );
+    expect([huge.status, await huge.json()]).toEqual([
+      413,
+      {
+        jsonrpc: "2.0",
+        id: null,
+        error: {
+          code: -32600,
+          message: expect.stringMatching(/^Invalid Request: /),
+          data: { code: "request.too_large" },
+        },
+      },
+    ]);
     // The other routes keep the API's shape for the same body.
     const search = await fetch(`${server.url}/v1/search`, {
       method: "POST",
