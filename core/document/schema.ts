@@ -130,33 +130,36 @@ export const DocumentInput = z.strictObject({
 });
 export type DocumentInput = z.infer<typeof DocumentInput>;
 
-export const IngestRequest = z.strictObject({
-  documents: z.array(DocumentInput).check(
-    z.superRefine((docs, ctx) => {
-      if (docs.length === 0) {
-        ctx.addIssue({ code: "custom", message: "send at least one document", ...coded("ingest.no_documents") });
-      } else if (docs.length > MAX_DOCUMENTS) {
-        ctx.addIssue({
-          code: "custom",
-          message: `${docs.length} documents in one request; the limit is ${MAX_DOCUMENTS}`,
-          ...coded("ingest.too_many_documents"),
-        });
-      }
-      const seen = new Set<string>();
-      docs.forEach((doc, index) => {
-        if (doc.id === undefined) return;
-        if (seen.has(doc.id)) {
-          ctx.addIssue({
-            code: "custom",
-            path: [index, "id"],
-            message: `document id ${JSON.stringify(doc.id)} appears twice in this request`,
-            ...coded("ingest.duplicate_id"),
-          });
-        }
-        seen.add(doc.id);
+const DOCUMENTS_NOTE = `1-${MAX_DOCUMENTS} documents, each id at most once`;
+
+/** A request's documents: at least one, at most MAX_DOCUMENTS, no id twice (the second would replace the first). */
+const documentsChecked = (docs: { id?: string }[], ctx: z.core.$RefinementCtx<{ id?: string }[]>) => {
+  if (docs.length === 0) {
+    ctx.addIssue({ code: "custom", message: "send at least one document", ...coded("ingest.no_documents") });
+  } else if (docs.length > MAX_DOCUMENTS) {
+    ctx.addIssue({
+      code: "custom",
+      message: `${docs.length} documents in one request; the limit is ${MAX_DOCUMENTS}`,
+      ...coded("ingest.too_many_documents"),
+    });
+  }
+  const seen = new Set<string>();
+  docs.forEach((doc, index) => {
+    if (doc.id === undefined) return;
+    if (seen.has(doc.id)) {
+      ctx.addIssue({
+        code: "custom",
+        path: [index, "id"],
+        message: `document id ${JSON.stringify(doc.id)} appears twice in this request`,
+        ...coded("ingest.duplicate_id"),
       });
-    }),
-  ),
+    }
+    seen.add(doc.id);
+  });
+};
+
+export const IngestRequest = z.strictObject({
+  documents: z.array(DocumentInput).check(z.superRefine(documentsChecked), z.describe(DOCUMENTS_NOTE)),
 });
 export type IngestRequest = z.infer<typeof IngestRequest>;
 
@@ -224,5 +227,5 @@ export const DeleteQuery = z.strictObject({ hard: z._default(Bool, false) });
  */
 export const CompatDocumentInput = z.object(DocumentInput.shape);
 export const CompatIngestRequest = z.object({
-  documents: z.array(CompatDocumentInput).check(z.minLength(1), z.maxLength(MAX_DOCUMENTS)),
+  documents: z.array(CompatDocumentInput).check(z.superRefine(documentsChecked), z.describe(DOCUMENTS_NOTE)),
 });

@@ -229,6 +229,14 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(after.body.documents).toEqual(before.body.documents);
     });
 
+    it.each(cases.slice(0, 2).concat(cases.filter(([name]) => name === "duplicate ids")))(
+      "refuses %s on POST /api/ingest as /v1/ingest does: %i %s",
+      async (_name, body, status, code) => {
+        const res = await invoke({ method: "POST", path: "/api/ingest", headers: auth(), body });
+        expect([res.status, res.body.error.code]).toEqual([status, code]);
+      },
+    );
+
     it("refuses an unknown query parameter, naming it, and does nothing (a misspelt ?hard must not delete softly)", async () => {
       await post({ documents: [{ id: "kept-by-typo", content: "Still here after a misspelt delete." }] });
       const typo = await invoke({
