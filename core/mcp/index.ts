@@ -77,8 +77,14 @@ function argumentSchemas() {
       documentIds: optional(z.array(z.string()), "Only these memory ids"),
       conversationId: optional(z.string(), "Only memories of this conversation"),
       minImportance: bounded(z.optional(Importance), "Only memories at least this important"),
-      createdAfter: optional(z.string(), "ISO 8601 time: only memories stored at or after it"),
-      createdBefore: optional(z.string(), "ISO 8601 time: only memories stored before it"),
+      createdAfter: optional(
+        z.string(),
+        "ISO 8601 time with Z or an offset, or a date (its midnight UTC): only memories stored at or after it",
+      ),
+      createdBefore: optional(
+        z.string(),
+        "ISO 8601 time with Z or an offset, or a date (its midnight UTC): only memories stored before it",
+      ),
     }),
     "Narrow the memories searched",
   );

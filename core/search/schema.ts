@@ -29,6 +29,12 @@ const Timestamp = z.iso.datetime({ offset: true }).check(
   z.describe("ISO 8601 date and time with Z or an offset"),
 );
 
+/** A date alone (`2026-12-06`) stands for its midnight UTC (`scope.ts`). */
+const TimeOrDate = z.union([
+  Timestamp,
+  z.iso.date().check(z.refine((value) => !value.startsWith("0000"), { message: "must be a date from year 0001" })),
+]);
+
 export const SearchFilter = z.strictObject({
   metadata: z.optional(
     Metadata.check(z.describe("Documents whose metadata contains this JSON object (jsonb containment)")),
@@ -36,8 +42,20 @@ export const SearchFilter = z.strictObject({
   documentIds: z.optional(z.array(Id).check(z.minLength(1), z.maxLength(MAX_FILTER_DOCUMENT_IDS))),
   conversationId: z.optional(Id),
   minImportance: z.optional(Importance),
-  createdAfter: z.optional(Timestamp.check(z.describe("Documents created at or after this time"))),
-  createdBefore: z.optional(Timestamp.check(z.describe("Documents created before this time"))),
+  createdAfter: z.optional(
+    TimeOrDate.check(
+      z.describe(
+        "Documents created at or after this time: ISO 8601 with Z or an offset (2026-12-06T09:00:00Z), or a date alone for its midnight UTC",
+      ),
+    ),
+  ),
+  createdBefore: z.optional(
+    TimeOrDate.check(
+      z.describe(
+        "Documents created before this time: ISO 8601 with Z or an offset, or a date alone for its midnight UTC",
+      ),
+    ),
+  ),
 });
 export type SearchFilter = z.infer<typeof SearchFilter>;
 

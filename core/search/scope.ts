@@ -28,8 +28,8 @@ export function scopeAndFilters(tenant: SQL, userId: string, scope: Scope, filte
   if (filter.documentIds) conditions.push(sql`d.id = any(${arr(filter.documentIds)}::text[])`);
   if (filter.conversationId !== undefined) conditions.push(sql`d.conversation_id = ${filter.conversationId}`);
   if (filter.minImportance !== undefined) conditions.push(sql`d.importance >= ${filter.minImportance}`);
-  if (filter.createdAfter) conditions.push(sql`d.created_at >= ${filter.createdAfter}::timestamptz`);
-  if (filter.createdBefore) conditions.push(sql`d.created_at < ${filter.createdBefore}::timestamptz`);
+  if (filter.createdAfter) conditions.push(sql`d.created_at >= ${instant(filter.createdAfter)}::timestamptz`);
+  if (filter.createdBefore) conditions.push(sql`d.created_at < ${instant(filter.createdBefore)}::timestamptz`);
   // Document ids and conversations name few documents: find their keys once through documents' unique and
   // conversation indexes, then their chunks through `chunks_document`. Documents are otherwise joined by
   // key alone: without statistics (PGlite never autovacuums) the planner matched a tenant/owner condition on
@@ -53,3 +53,6 @@ export function scopeAndFilters(tenant: SQL, userId: string, scope: Scope, filte
     narrowed: conditions.length > 0,
   };
 }
+
+/** A date alone is its midnight UTC: cast as it is, it would be midnight in the session's time zone. */
+const instant = (value: string) => (/^\d{4}-\d{2}-\d{2}$/.test(value) ? `${value}T00:00:00Z` : value);

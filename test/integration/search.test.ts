@@ -215,6 +215,10 @@ describe.each(DRIVERS)("search on %s", (driver) => {
     expect(await ids({ minImportance: 6 })).toEqual(["alice-notes"]);
     expect(await ids({ createdAfter: future })).toEqual([]);
     expect((await ids({ createdBefore: future })).length).toBe(documents.length + 2);
+    // A date alone is its midnight UTC, whatever the database session's time zone: tomorrow's finds nothing yet.
+    const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+    expect(await ids({ createdAfter: tomorrow })).toEqual([]);
+    expect((await ids({ createdBefore: tomorrow })).length).toBe(documents.length + 2);
     expect(await ids({ metadata: { team: "payments" }, minImportance: 9 })).toEqual([]);
   });
 

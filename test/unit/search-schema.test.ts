@@ -28,10 +28,13 @@ describe("the search request", () => {
     expect(paths({ query: "x", minScore: -0.2 })).toEqual(["minScore"]);
   });
 
-  it("takes ISO timestamps with a zone and refuses anything else", () => {
+  it("takes ISO timestamps with a zone, or a date alone, and refuses anything else", () => {
     expect(paths({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00Z" } })).toEqual([]);
     expect(paths({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00+02:00" } })).toEqual([]);
-    expect(paths({ query: "x", filter: { createdAfter: "2026-01-01" } })).toEqual(["filter.createdAfter"]);
+    expect(paths({ query: "x", filter: { createdAfter: "2026-01-01" } })).toEqual([]);
+    expect(paths({ query: "x", filter: { createdAfter: "2026-02-30" } })).toEqual(["filter.createdAfter"]);
+    expect(paths({ query: "x", filter: { createdAfter: "0000-01-01" } })).toEqual(["filter.createdAfter"]);
+    expect(paths({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00" } })).toEqual(["filter.createdAfter"]);
     expect(paths({ query: "x", filter: { createdBefore: 1767225600000 } })).toEqual(["filter.createdBefore"]);
   });
 
