@@ -111,7 +111,8 @@ const rpc = (id: number | string | undefined, method: string, params?: object) =
   JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, ...(params ? { params } : {}) });
 
 /** A raw `POST /mcp` of `body` (any JSON), as a client without the SDK sends it. */
-const postMcp = (body: unknown, key: string, userId?: string) =>
+/** POSTs `text` to /mcp as it is, JSON or not. */
+const postMcpText = (text: string, key: string, userId?: string) =>
   fetch(`${server.url}/mcp`, {
     method: "POST",
     headers: {
@@ -120,8 +121,9 @@ const postMcp = (body: unknown, key: string, userId?: string) =>
       accept: "application/json, text/event-stream",
       ...(userId ? { "x-user-id": userId } : {}),
     },
-    body: JSON.stringify(body),
+    body: text,
   });
+const postMcp = (body: unknown, key: string, userId?: string) => postMcpText(JSON.stringify(body), key, userId);
 
 /** A `tools/call` message. */
 const toolCall = (id: number, name: string, args: object) => ({
@@ -505,16 +507,7 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
   });
 
   it("answers a body that is not JSON -32700 Parse error, and one it cannot take -32600, with id null and the API's code", async () => {
-    const post = (body: string) =>
-      fetch(`${server.url}/mcp`, {
-        method: "POST",
-        headers: {
-          authorization: `Bearer ${acme}`,
-          "content-type": "application/json",
-          accept: "application/json, text/event-stream",
-        },
-        body,
-      });
+    const post = (body: string) => postMcpText(body, acme);
     const cases: [string, number, string][] = [
       ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list"', -32700, "request.invalid_json"],
       ["not json at all", -32700, "request.invalid_json"],
