@@ -51,6 +51,54 @@ export function removeServerLock(cfg: Config = config()) {
   if (cfg.database.driver === "pglite") rmSync(lockPath(cfg), { force: true });
 }
 
+interface Holder {
+  pid: number;
+  command: string;
+}
+
+const holderPath = (cfg: Config) => join(cfg.database.dataDir, "open.json");
+
+/**
+ * Takes the embedded folder for this process, or refuses it to a second one. PGlite is one process's database: a
+ * second process opening the same folder (`npm start` while `engram mcp` had it open) wrote beside the first, and
+ * each lost what the other stored. The server's own lock (server.json) says where to send requests instead; this
+ * one is held by whatever process has the folder open, the server included, until it exits.
+ */
+function holdFolder(cfg: Config): void {
+  const path = holderPath(cfg);
+  const mine = JSON.stringify({ pid: process.pid, command: `engram ${process.argv.slice(2).join(" ")}`.trim() });
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, mine, { flag: "wx" });
+      process.once("exit", () => {
+        if (readHolder(path)?.pid === process.pid) rmSync(path, { force: true });
+      });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+    const holder = readHolder(path);
+    if (holder?.pid === process.pid) return;
+    if (holder && alive(holder.pid)) {
+      throw new EngramError(
+        "conflict",
+        "data.in_use",
+        `${cfg.database.dataDir} is open in another process (pid ${holder.pid}: ${holder.command}), and the embedded database serves one process at a time: stop that one first, or start the local server (npm start) before it, which every command and engram mcp then go through (if pid ${holder.pid} is no Engram process, remove ${path})`,
+      );
+    }
+    // Left by a process that is gone.
+    rmSync(path, { force: true });
+  }
+}
+
+function readHolder(path: string): Holder | undefined {
+  try {
+    return JSON.parse(readFileSync(path, "utf8")) as Holder;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Opens and migrates the configured database (with its model's HNSW index), refusing an embedded folder a server holds. */
 export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   const server = runningServer(cfg);
@@ -65,7 +113,10 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   const embedded = cfg.database.driver === "pglite" && !cfg.database.dataDir.startsWith("memory://");
   // A command run from another folder finds no data there: said, not silently an empty store.
   const fresh = embedded && !existsSync(join(cfg.database.dataDir, "pgdata"));
-  if (embedded) mkdirSync(cfg.database.dataDir, { recursive: true });
+  if (embedded) {
+    mkdirSync(cfg.database.dataDir, { recursive: true });
+    holdFolder(cfg);
+  }
   const db = await openDb(cfg.database);
   try {
     await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig });

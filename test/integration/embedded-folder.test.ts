@@ -1,0 +1,78 @@
+/**
+ * The embedded PGlite folder is one process's: a second process that opens it while another has it open is refused
+ * (it wrote beside the first, and each lost what the other stored), and a folder left by a process that is gone is
+ * taken over.
+ */
+import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createInterface } from "node:readline";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { BIN, engram, startServer } from "../../kit/cli";
+
+let env: NodeJS.ProcessEnv;
+let dataDir: string;
+const children: ChildProcessWithoutNullStreams[] = [];
+
+beforeAll(() => {
+  dataDir = join(mkdtempSync(join(tmpdir(), "engram-folder-")), "data");
+  env = { ...process.env, ENGRAM_DATA_DIR: dataDir, LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline" };
+  for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "ENGRAM_URL", "ENGRAM_API_KEY"]) {
+    delete env[name];
+  }
+});
+afterAll(() => {
+  for (const child of children) child.kill();
+});
+
+/** `engram mcp` on the embedded folder, once it has answered `initialize` (it opens the folder before). */
+async function mcp(): Promise<{ child: ChildProcessWithoutNullStreams; exited: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BIN, "mcp"], { env });
+  children.push(child);
+  const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+  const initialize = {
+    jsonrpc: "2.0",
+    id: 1,
+    method: "initialize",
+    params: { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "test", version: "1" } },
+  };
+  child.stdin.write(`${JSON.stringify(initialize)}\n`);
+  for await (const line of createInterface({ input: child.stdout })) {
+    if (JSON.parse(line).id === 1) break;
+  }
+  return { child, exited };
+}
+
+describe("the embedded folder", () => {
+  it("is refused to engram start while engram mcp has it open, and served once that one exits", async () => {
+    const holder = await mcp();
+    expect(JSON.parse(readFileSync(join(dataDir, "open.json"), "utf8"))).toMatchObject({
+      pid: holder.child.pid,
+      command: "engram mcp",
+    });
+
+    const refused = await engram(["start"], { ...env, PORT: "0" }, 60_000);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain(`is open in another process (pid ${holder.child.pid}: engram mcp)`);
+    const keys = await engram(["keys", "list"], env);
+    expect([keys.code, keys.stderr]).toEqual([1, expect.stringContaining("is open in another process")]);
+
+    holder.child.stdin.end();
+    expect(await holder.exited).toBe(0);
+    expect(existsSync(join(dataDir, "open.json"))).toBe(false);
+    const server = await startServer({ ...env, PORT: "0" });
+    try {
+      expect((await fetch(`${server.url}/v1/health`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  }, 120_000);
+
+  it("is taken over from a process that is gone", async () => {
+    writeFileSync(join(dataDir, "open.json"), JSON.stringify({ pid: 2 ** 22 + 1, command: "engram mcp" }));
+    const keys = await engram(["keys", "list"], env);
+    expect(keys.code).toBe(0);
+    expect(existsSync(join(dataDir, "open.json"))).toBe(false);
+  }, 120_000);
+});
