@@ -224,8 +224,8 @@ program
   .addOption(new Option("--url <url>", "a remote Engram to talk to (default: the local store)").env("ENGRAM_URL"))
   .addOption(new Option("--key <key>", "its API key").env("ENGRAM_API_KEY"))
   .addOption(new Option("--user <id>", "the end user whose memory this is (X-User-Id)").env("ENGRAM_USER_ID"))
-  .option("--tenant <name>", "tenant, for the local store", LOCAL_TENANT)
-  .action(async (options: { url?: string; key?: string; user?: string; tenant: string }) => {
+  .option("--tenant <name>", `tenant, for the local store (default: ${LOCAL_TENANT})`)
+  .action(async (options: { url?: string; key?: string; user?: string; tenant?: string }) => {
     const { serveStdio } = await import("./mcp");
     await serveStdio({ url: options.url, apiKey: options.key, userId: options.user, tenant: options.tenant });
   });

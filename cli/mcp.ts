@@ -10,16 +10,19 @@ import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.
 import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
 import { config, setConfig } from "../core/config";
+import { EngramError } from "../core/error";
 import type { Describe, Memory } from "../core/mcp";
 import * as Mcp from "../core/mcp";
 import * as Local from "../core/mcp/local";
 import { checkTarget, connect } from "./client";
+import { LOCAL_TENANT } from "./local";
 
 export interface McpOptions {
   url?: string;
   apiKey?: string;
   userId?: string;
-  tenant: string;
+  /** The local store's tenant (default `local`); a remote Engram serves the key's. */
+  tenant?: string;
 }
 
 /** The tools' memory over a remote Engram: the same routes any client calls. */
@@ -41,12 +44,44 @@ const describeRemote: Describe = (error) =>
 async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describe: Describe }> {
   // As every CLI command: the remote Engram, else the running local server when one owns the folder, else in-process.
   // A mistyped --tenant is refused, as by search, not made into a new tenant the memories would go to.
+  // A remote Engram serves the key's tenant: a --tenant there would be silently ignored, as `engram search` says.
+  if (options.url !== undefined && options.tenant !== undefined) {
+    throw new EngramError(
+      "input",
+      "cli.invalid_option",
+      "with --url (ENGRAM_URL) the API key names the tenant: drop --tenant",
+    );
+  }
   const client = await connect(
-    { tenant: options.tenant, user: options.userId, key: options.apiKey, url: options.url },
+    { tenant: options.tenant ?? LOCAL_TENANT, user: options.userId, key: options.apiKey, url: options.url },
     { create: false },
   );
-  if (client.kind === "http") return { memory: remoteMemory(client.api), describe: describeRemote };
+  if (client.kind === "http") {
+    await checkKey(client.api, client.url);
+    return { memory: remoteMemory(client.api), describe: describeRemote };
+  }
   return { memory: Local.memory(client.db, client.caller), describe: Local.describe("stdio") };
+}
+
+/**
+ * A key the Engram behind `url` refuses would fail every tool call: refused at start, as a malformed one is. One
+ * authenticated read; an Engram that cannot be reached yet is only said, as it may be up by the first call.
+ */
+async function checkKey(api: EngramClient, url: string): Promise<void> {
+  try {
+    // Bounded: a rate limit's wait (the client waits out 429s) must not hold the MCP client's start.
+    await api.stats({ signal: AbortSignal.timeout(5_000) });
+  } catch (error) {
+    if (error instanceof EngramApiError && error.status === 401) {
+      throw new EngramError(
+        "input",
+        "cli.invalid_option",
+        `ENGRAM_API_KEY (--key) is refused by ${url}: ${error.message}`,
+      );
+    }
+    const reason = error instanceof Error ? error.message : String(error);
+    process.stderr.write(`engram: ${url} did not answer a first request (${reason}); serving anyway\n`);
+  }
 }
 
 /**

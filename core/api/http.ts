@@ -75,6 +75,15 @@ function protoKeyAt(value: unknown, path: string[] = []): string | undefined {
   return undefined;
 }
 
+/** The refusal of a parsed value holding a `__proto__` key anywhere (see protoKeyAt); undefined when it holds none. */
+export function protoRefusal(value: unknown): EngramError | undefined {
+  const proto = protoKeyAt(value);
+  if (!proto) return undefined;
+  return inputError("request.invalid", `The key "__proto__" (at ${proto}) is not accepted; rename it.`, [
+    { path: proto, message: "__proto__ is not accepted as a key" },
+  ]);
+}
+
 /** The body's bytes as sent, for a route that reads its own (the upload's form); an empty body is `undefined`. */
 export function rawBody(event: APIGatewayProxyEventV2): Buffer | undefined {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
@@ -114,12 +123,8 @@ export function parseBody(event: APIGatewayProxyEventV2): unknown {
       `The request body nests JSON deeper than ${MAX_JSON_DEPTH} levels.`,
     );
   }
-  const proto = raw.includes("__proto__") ? protoKeyAt(body) : undefined;
-  if (proto) {
-    throw inputError("request.invalid", `The key "__proto__" (at ${proto}) is not accepted; rename it.`, [
-      { path: proto, message: "__proto__ is not accepted as a key" },
-    ]);
-  }
+  const refused = raw.includes("__proto__") ? protoRefusal(body) : undefined;
+  if (refused) throw refused;
   return body;
 }
 

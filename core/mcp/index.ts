@@ -21,17 +21,16 @@ import {
   type JSONRPCErrorResponse,
   type JSONRPCMessage,
   ListToolsRequestSchema,
-  McpError,
   PingRequestSchema,
   type ToolAnnotations,
   type Tool as ToolDefinition,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import type * as Api from "../../client/types";
-import { fromZod } from "../api/http";
+import { fromZod, protoRefusal } from "../api/http";
 import { ChatRequest } from "../chat/schema";
 import { VERSION } from "../config";
-import { Importance, ListQuery, MAX_CONTENT_CHARS, TtlSeconds } from "../document/schema";
+import { Id, Importance, ListQuery, MAX_CONTENT_CHARS, TtlSeconds } from "../document/schema";
 import { SearchRequest } from "../search/schema";
 import * as z from "../zod";
 
@@ -92,17 +91,14 @@ function argumentSchemas() {
     remember: z.strictObject({
       content: text(`The text to remember, in full (up to ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`),
       title: optional(z.string(), "A short title"),
-      id: optional(
-        z.string(),
-        "Your id for it; reuse it to replace the memory. Without one it is derived from the text",
-      ),
+      id: optional(Id, "Your id for it; reuse it to replace the memory. Without one it is derived from the text"),
       metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
       importance: bounded(
         z.optional(Importance),
         "How much it matters, from trivia (the minimum) to critical (the maximum); default 5",
       ),
       conversationId: optional(
-        z.string(),
+        Id,
         "Group it with a conversation: it is embedded after the two memories stored before it there",
       ),
       // null is no expiry, as in POST /v1/ingest: the API's schema behind the tool reads it so.
@@ -123,7 +119,7 @@ function argumentSchemas() {
     }),
     ask: z.strictObject({
       question: text("The question"),
-      conversationId: optional(z.string(), "Continue this conversation"),
+      conversationId: optional(Id, "Continue this conversation"),
       topK: bounded(ChatRequest.shape.topK, "Passages to read for the answer"),
       filter,
       remember: optional(z.boolean(), "Also store the question as a memory"),
@@ -131,10 +127,10 @@ function argumentSchemas() {
     list: z.strictObject({
       limit: bounded(ListQuery.shape.limit, "How many"),
       cursor: optional(z.string(), "nextCursor of the previous page"),
-      conversationId: optional(z.string(), "Only this conversation's memories"),
+      conversationId: optional(Id, "Only this conversation's memories"),
     }),
     forget: z.strictObject({
-      id: text("The memory's id"),
+      id: bounded(Id, "The memory's id"),
       hard: optional(z.boolean(), "Erase now, beyond recovery"),
     }),
   };
@@ -178,6 +174,10 @@ function tool<S extends z.ZodMiniObject>(
   return {
     definition: { ...definition, inputSchema },
     async call(memory, describe, input) {
+      // A `__proto__` key would vanish in the parse (a metadata field dropped, a filter widened): refused as the HTTP
+      // API refuses it. Over HTTP the body's check already did; on stdio the SDK's JSON.parse keeps it as data.
+      const refused = protoRefusal(input);
+      if (refused) return failure(refused);
       const parsed = z.safeParse(args, input);
       // Spec 2025-11-25 (SEP-1303; the SDK installed speaks it): arguments that fail the tool's schema are a
       // tool error, which the model sees and can correct, not a -32602 protocol error. Worded as the API words it.
@@ -312,11 +312,10 @@ export function server(memory: Memory, describe: Describe): Server {
   mcp.setRequestHandler(CallToolRequestSchema, ({ params }) => {
     const called = known.get(params.name);
     // An unknown tool is a protocol error (-32602), in the spec as in the SDK's McpServer.
+    // Not an McpError, whose message starts "MCP error -32602: ", which a client's McpError then prefixes again.
     if (!called) {
-      throw new McpError(
-        ErrorCode.InvalidParams,
-        `Unknown tool ${params.name}; the tools are ${[...known.keys()].join(", ")}`,
-      );
+      const message = `Unknown tool ${params.name}; the tools are ${[...known.keys()].join(", ")}`;
+      throw Object.assign(new Error(message), { code: ErrorCode.InvalidParams });
     }
     return called.call(memory, describe, params.arguments ?? {});
   });

@@ -377,7 +377,7 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(await errorOf({ name: "recall", arguments: {} })).toEqual({
       code: -32602,
       message: expect.stringMatching(
-        /Unknown tool recall; the tools are remember, search_memory, ask, list_memories, forget$/,
+        /^Unknown tool recall; the tools are remember, search_memory, ask, list_memories, forget$/,
       ),
     });
   });
@@ -643,6 +643,31 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(await exited).toBe(0);
   });
 
+  it("refuses a __proto__ key in a tool's arguments on stdio, as the HTTP API does, instead of dropping it", async () => {
+    // Written by hand: JSON.stringify of an object literal would make `__proto__` the prototype, not a key.
+    const remember = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"remember","arguments":{"content":"Proto note.","metadata":{"__proto__":{"a":1},"b":3}}}}`;
+    const search = `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search_memory","arguments":{"query":"note","filter":{"metadata":{"__proto__":{"team":"x"}}}}}}`;
+    const { replies } = await byHand([
+      rpc(1, "initialize", {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "t", version: "1" },
+      }),
+      rpc(undefined, "notifications/initialized"),
+      remember,
+      search,
+    ]);
+    const text = (id: number) => replies.find((reply) => reply.id === id)?.result;
+    expect([text(2)?.isError, text(2)?.content[0].text]).toEqual([
+      true,
+      'request.invalid: The key "__proto__" (at metadata.__proto__) is not accepted; rename it.',
+    ]);
+    expect([text(3)?.isError, text(3)?.content[0].text]).toEqual([
+      true,
+      'request.invalid: The key "__proto__" (at filter.metadata.__proto__) is not accepted; rename it.',
+    ]);
+  });
+
   it("ignores blank and whitespace-only lines, answering none of them, and still answers a malformed one -32700", async () => {
     const { replies, exitCode } = await byHand([
       "",
@@ -676,6 +701,10 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "x".repeat(129) }),
       // A mistyped tenant, which would otherwise have been created to hold the memories.
       start({}, ["--tenant", "acmee"]),
+      // A well-formed key the remote Engram does not know, asked once at start.
+      start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: `egm_${"A".repeat(32)}` }),
+      // A remote Engram serves the key's tenant: a --tenant would be ignored.
+      start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex }, ["--tenant", "acme"]),
     ]);
     expect(refusals).toEqual([
       {
@@ -700,6 +729,16 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
         stderr: expect.stringMatching(/^engram: ENGRAM_USER_ID \(--user\) "x+" is refused: /),
       },
       { exitCode: 1, stdout: "", stderr: "engram: No tenant named acmee.\n" },
+      {
+        exitCode: 1,
+        stdout: "",
+        stderr: `engram: ENGRAM_API_KEY (--key) is refused by ${server.url}: The API key is not valid or has been revoked.\n`,
+      },
+      {
+        exitCode: 1,
+        stdout: "",
+        stderr: "engram: with --url (ENGRAM_URL) the API key names the tenant: drop --tenant\n",
+      },
     ]);
   });
 
