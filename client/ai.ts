@@ -7,13 +7,55 @@
  *   const { text } = await generateText({ model, tools: engramTools(engram), stopWhen: stepCountIs(3), prompt });
  *   const chat = useChat({ transport: engramChatTransport({ baseUrl: "", apiKey }) });
  */
-import { DefaultChatTransport, jsonSchema, type ToolSet, tool, type UIMessage } from "ai";
-import type { ChatMessage, EngramClient, Metadata, SearchMode } from "./index";
+import { DefaultChatTransport, type JSONSchema7, jsonSchema, type ToolSet, tool, type UIMessage } from "ai";
+import {
+  type ChatMessage,
+  type ClientOptions,
+  createClient,
+  EngramApiError,
+  type EngramClient,
+  type Metadata,
+  type SearchMode,
+} from "./index";
 
 export interface ToolOptions {
   /** Passages a search returns (default 5). */
   topK?: number;
   mode?: SearchMode;
+}
+
+/**
+ * A tool's input schema that refuses a key it does not list, as the MCP tools and the API do: the AI SDK enforces
+ * no JSON schema itself, and a misspelt key would be dropped unseen. The API checks the values.
+ */
+function strictObject<T>(properties: Record<string, JSONSchema7>, required: string[]) {
+  return jsonSchema<T>(
+    { type: "object", properties, required, additionalProperties: false },
+    {
+      validate: (value) => {
+        const unknown = Object.keys(typeof value === "object" && value !== null ? value : {}).filter(
+          (key) => !Object.hasOwn(properties, key),
+        );
+        if (unknown.length === 0) return { success: true, value: value as T };
+        const keys = unknown.map((key) => JSON.stringify(key)).join(", ");
+        const message = `Unrecognized key${unknown.length > 1 ? "s" : ""}: ${keys}`;
+        return { success: false, error: new Error(`request.invalid: Invalid request: ${message}`) };
+      },
+    },
+  );
+}
+
+/**
+ * Runs a tool's call with its API error worded `code: message`, as the MCP tools word it: the AI SDK gives the
+ * model only the message, and the code is what tells it how to correct the call.
+ */
+async function worded<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (!(error instanceof EngramApiError)) throw error;
+    throw new EngramApiError(error.status, error.code, `${error.code}: ${error.message}`, error);
+  }
 }
 
 /** `searchMemory` and `remember`, for `generateText`/`streamText`'s `tools`. */
@@ -22,47 +64,45 @@ export function engramTools(client: EngramClient, options: ToolOptions = {}) {
     searchMemory: tool({
       description:
         "Search the user's long-term memory (Engram) for passages relevant to a query, best first, with their memory ids and where each is in its document (pages, headings).",
-      inputSchema: jsonSchema<{ query: string; topK?: number }>({
-        type: "object",
-        properties: {
+      inputSchema: strictObject<{ query: string; topK?: number }>(
+        {
           query: { type: "string", description: "What to look for" },
           topK: { type: "integer", minimum: 1, maximum: 50, description: "How many passages" },
         },
-        required: ["query"],
-        additionalProperties: false,
-      }),
-      execute: async ({ query, topK }, { abortSignal }) => {
-        const found = await client.search(
-          { query, topK: topK ?? options.topK, mode: options.mode },
-          { signal: abortSignal },
-        );
-        return found.results.map((r) => ({
-          documentId: r.documentId,
-          scope: r.scope,
-          title: r.title,
-          content: r.content,
-          score: r.score,
-          location: r.location,
-        }));
-      },
+        ["query"],
+      ),
+      execute: ({ query, topK }, { abortSignal }) =>
+        worded(async () => {
+          const found = await client.search(
+            { query, topK: topK ?? options.topK, mode: options.mode },
+            { signal: abortSignal },
+          );
+          return found.results.map((r) => ({
+            documentId: r.documentId,
+            scope: r.scope,
+            title: r.title,
+            content: r.content,
+            score: r.score,
+            location: r.location,
+          }));
+        }),
     }),
     remember: tool({
       description: "Store a fact, decision or preference in the user's long-term memory (Engram) for later.",
-      inputSchema: jsonSchema<{ content: string; title?: string; metadata?: Metadata }>({
-        type: "object",
-        properties: {
+      inputSchema: strictObject<{ content: string; title?: string; metadata?: Metadata }>(
+        {
           content: { type: "string", description: "The text to remember, in full" },
           title: { type: "string", description: "A short title" },
           metadata: { type: "object", description: "JSON tags to filter on later" },
         },
-        required: ["content"],
-        additionalProperties: false,
-      }),
-      execute: async (document, { abortSignal }) => {
-        const stored = await client.ingest({ documents: [document] }, { signal: abortSignal });
-        const doc = stored.documents[0];
-        return { id: doc?.id, status: doc?.status };
-      },
+        ["content"],
+      ),
+      execute: (document, { abortSignal }) =>
+        worded(async () => {
+          const stored = await client.ingest({ documents: [document] }, { signal: abortSignal });
+          const doc = stored.documents[0];
+          return { id: doc?.id, status: doc?.status };
+        }),
     }),
   } satisfies ToolSet;
 }
@@ -74,15 +114,11 @@ export interface EngramMessageMetadata {
   usage: { promptTokens: number; completionTokens: number; embeddingTokens: number };
 }
 
-export interface ChatTransportOptions {
-  /** Engram's URL ("" for the page's own origin). */
-  baseUrl: string;
-  apiKey?: string;
-  userId?: string;
+/** The client's options (the key and end user as text or a function read on every request), and the chat's. */
+export interface ChatTransportOptions extends ClientOptions {
   topK?: number;
   /** Store each question as a memory too. */
   remember?: boolean;
-  fetch?: typeof fetch;
 }
 
 const textOf = (message: UIMessage) => message.parts.map((part) => (part.type === "text" ? part.text : "")).join("");
@@ -92,13 +128,18 @@ const textOf = (message: UIMessage) => message.parts.map((part) => (part.type ==
  * from the last answer's metadata), so each request sends only the new question.
  */
 export function engramChatTransport(options: ChatTransportOptions) {
-  const headers: Record<string, string> = {};
-  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
-  if (options.userId) headers["x-user-id"] = options.userId;
+  const { topK, remember, ...clientOptions } = options;
+  const engram = createClient(clientOptions);
   return new DefaultChatTransport<UIMessage<EngramMessageMetadata>>({
-    api: `${options.baseUrl.replace(/\/+$/, "")}/v1/chat`,
-    headers,
-    fetch: options.fetch,
+    api: "/v1/chat",
+    // Sent by the client, as every call is: its key and end user, and a refusal thrown as EngramApiError.
+    fetch: (route, init) =>
+      engram.send(init?.method ?? "GET", String(route), {
+        body: typeof init?.body === "string" ? JSON.parse(init.body) : undefined,
+        // The transport's own (content-type, and any a `sendMessage` call adds), as a plain object.
+        headers: init?.headers as Record<string, string> | undefined,
+        signal: init?.signal ?? undefined,
+      }),
     prepareSendMessagesRequest: ({ messages }) => {
       const earlier = messages.findLast((m) => m.role === "assistant" && m.metadata?.conversationId);
       const conversationId = earlier?.metadata?.conversationId;
@@ -110,8 +151,8 @@ export function engramChatTransport(options: ChatTransportOptions) {
         body: {
           messages: conversationId ? turns.slice(-1) : turns,
           ...(conversationId ? { conversationId } : {}),
-          ...(options.topK ? { topK: options.topK } : {}),
-          ...(options.remember ? { remember: true } : {}),
+          ...(topK ? { topK } : {}),
+          ...(remember ? { remember: true } : {}),
           format: "ui-message-stream",
         },
       };

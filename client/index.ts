@@ -14,8 +14,19 @@ import type * as T from "./types";
 
 export type * from "./types";
 
-/** An error answer (or a failure to reach the server, status 0) with the API's dotted code. */
+const MARK = Symbol.for("engram.EngramApiError");
+
+/**
+ * An error answer (or a failure to reach the server, status 0) with the API's dotted code. `code` is always
+ * text: the API's (`document.not_found`); for POST /mcp's JSON-RPC errors, the API's code they carry in
+ * `data.code`, else `jsonrpc.<number>` (`jsonrpc.-32000`); `http.<status>` for an answer that names none.
+ */
 export class EngramApiError extends Error {
+  /** engram/ai bundles its own copy of this module: an error from either copy is an EngramApiError. */
+  static [Symbol.hasInstance](value: unknown): value is EngramApiError {
+    return typeof value === "object" && value !== null && MARK in value;
+  }
+  readonly [MARK] = true;
   /** For 400s: the failing paths, e.g. `documents.0.content`. */
   readonly details: unknown;
   readonly requestId: string | null;
@@ -93,13 +104,23 @@ function closedPolicy(headers: Headers): boolean {
   return /(?:^|;)\s*q=0\s*(?:;|,|$)/.test(headers.get("ratelimit-policy") ?? "");
 }
 
+/** An error body: the API's shape, or POST /mcp's JSON-RPC error, whose code is a number. */
+type Failure = { code?: unknown; message?: string; details?: unknown; data?: { code?: unknown } };
+
+function codeOf(error: Failure | undefined): string | undefined {
+  if (typeof error?.code === "string") return error.code;
+  if (typeof error?.data?.code === "string") return error.data.code;
+  if (typeof error?.code === "number") return `jsonrpc.${error.code}`;
+  return undefined;
+}
+
 async function errorOf(response: Response): Promise<EngramApiError> {
   let code = `http.${response.status}`;
   let message = `The server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}.`;
   let details: unknown;
   try {
-    const body = (await response.json()) as Partial<T.ErrorBody>;
-    if (body.error?.code) code = body.error.code;
+    const body = (await response.json()) as { error?: Failure };
+    code = codeOf(body.error) ?? code;
     if (body.error?.message) message = body.error.message;
     details = body.error?.details;
   } catch {
@@ -112,6 +133,13 @@ async function errorOf(response: Response): Promise<EngramApiError> {
     retryAfter: retryAfterOf(response.headers),
   });
 }
+
+/** What GET /v1/health answers with 200, and with 503 while the database is unreachable. */
+const isHealth = (body: unknown): body is T.Health =>
+  typeof body === "object" &&
+  body !== null &&
+  typeof (body as T.Health).status === "string" &&
+  typeof (body as T.Health).database === "string";
 
 const sleep = (seconds: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -166,34 +194,37 @@ export function createClient(options: ClientOptions) {
     return `${base}${route}${search ? `?${search}` : ""}`;
   }
 
-  /** One request; resolves with the (ok) response, throws `EngramApiError` for any failure but an abort. */
-  async function send(method: string, route: string, call: SendOptions = {}): Promise<Response> {
+  function headersOf(call: SendOptions): Record<string, string> {
     const headers: Record<string, string> = { accept: call.accept ?? "application/json", ...options.headers };
     const apiKey = typeof options.apiKey === "function" ? options.apiKey() : options.apiKey;
     const userId = typeof options.userId === "function" ? options.userId() : options.userId;
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
     if (userId) headers["x-user-id"] = userId;
     if (call.body !== undefined) headers["content-type"] = "application/json";
-    Object.assign(headers, call.headers);
+    return Object.assign(headers, call.headers);
+  }
+
+  /** One attempt, whatever it answers; a failure to reach the server throws `network.unreachable`. */
+  async function reach(method: string, route: string, call: SendOptions): Promise<Response> {
+    try {
+      return await doFetch(url(route, call.query), {
+        method,
+        headers: headersOf(call),
+        body: call.form ?? (call.body === undefined ? undefined : JSON.stringify(call.body)),
+        signal: call.signal,
+      });
+    } catch (error) {
+      if (error instanceof EngramApiError || (error as Error).name === "AbortError" || call.signal?.aborted)
+        throw error;
+      const reason = error instanceof Error ? (error.cause as Error | undefined)?.message || error.message : "";
+      throw new EngramApiError(0, "network.unreachable", `Cannot reach Engram at ${base || "this origin"}: ${reason}`);
+    }
+  }
+
+  /** One request; resolves with the (ok) response, throws `EngramApiError` for any failure but an abort. */
+  async function send(method: string, route: string, call: SendOptions = {}): Promise<Response> {
     for (let attempt = 0; ; attempt++) {
-      let response: Response;
-      try {
-        response = await doFetch(url(route, call.query), {
-          method,
-          headers,
-          body: call.form ?? (call.body === undefined ? undefined : JSON.stringify(call.body)),
-          signal: call.signal,
-        });
-      } catch (error) {
-        if (error instanceof EngramApiError || (error as Error).name === "AbortError" || call.signal?.aborted)
-          throw error;
-        const reason = error instanceof Error ? (error.cause as Error | undefined)?.message || error.message : "";
-        throw new EngramApiError(
-          0,
-          "network.unreachable",
-          `Cannot reach Engram at ${base || "this origin"}: ${reason}`,
-        );
-      }
+      const response = await reach(method, route, call);
       if (response.ok) return response;
       const error = await errorOf(response);
       const retry = options.retry;
@@ -239,13 +270,23 @@ export function createClient(options: ClientOptions) {
     call,
     /** Any request at all, for what the contract does not type. */
     send,
+    /**
+     * The service's health report, also when the database is unreachable (a 503 that carries it); any other
+     * answer (a wrong `baseUrl`'s 404, a proxy's 502 page) throws `EngramApiError` as every call does.
+     */
     health: async (options?: CallOptions): Promise<T.Health> => {
-      // A 503 (database unreachable) still carries the report.
-      const response = await doFetch(url("/v1/health"), { signal: options?.signal }).catch((error) => {
-        if ((error as Error).name === "AbortError") throw error;
-        throw new EngramApiError(0, "network.unreachable", `Cannot reach Engram at ${base || "this origin"}.`);
-      });
-      return (await response.json()) as T.Health;
+      const response = await reach("GET", "/v1/health", { signal: options?.signal });
+      const body: unknown = await response
+        .clone()
+        .json()
+        .catch(() => undefined);
+      if ((response.ok || response.status === 503) && isHealth(body)) return body;
+      if (!response.ok) throw await errorOf(response);
+      throw new EngramApiError(
+        response.status,
+        "health.unexpected_answer",
+        `${base || "This origin"}/v1/health answered ${response.status} without a health report: is that Engram's URL?`,
+      );
     },
     openapi: (options?: CallOptions): Promise<T.OpenApiDocument> => call("GET /v1/openapi.json", {}, options),
     ingest: (body: T.IngestRequest, options?: CallOptions): Promise<T.IngestResponse> =>

@@ -8,7 +8,7 @@ import { Document } from "@langchain/core/documents";
 import { DefaultChatTransport, generateText, readUIMessageStream, stepCountIs, type UIMessage } from "ai";
 import { MockLanguageModelV3 } from "ai/test";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createClient, type EngramClient } from "../../client";
+import { createClient, EngramApiError, type EngramClient } from "../../client";
 import { type EngramMessageMetadata, engramChatTransport, engramTools } from "../../client/ai";
 import { EngramRetriever } from "../../client/langchain";
 import { UI_MESSAGE_STREAM_ACCEPT } from "../../core/chat/ui-stream";
@@ -63,6 +63,21 @@ const text = (value: string): LanguageModelV3GenerateResult => ({
   warnings: [],
 });
 
+/** What the model was told of its tool call, in the prompt of the step after it. */
+function toolOutputSeen(model: MockLanguageModelV3): unknown {
+  const prompt = model.doGenerateCalls[1]?.prompt ?? [];
+  const results = prompt.flatMap((m) => (m.role === "tool" ? m.content : []));
+  return results.map((part) => (part.type === "tool-result" ? part.output : part))[0];
+}
+
+/** generateText with one tool call, then an answer; the model, to read what it was told. */
+async function callTool(toolName: string, input: object): Promise<MockLanguageModelV3> {
+  const replies = [toolCall(toolName, input), text("Done.")];
+  const model = new MockLanguageModelV3({ doGenerate: async () => replies.shift() ?? text("done") });
+  await generateText({ model, tools: engramTools(engram), stopWhen: stepCountIs(3), prompt: "Go." });
+  return model;
+}
+
 describe("Vercel AI SDK", () => {
   it("lets generateText's model search Engram and remember through the tools", async () => {
     const replies = [
@@ -105,6 +120,48 @@ describe("Vercel AI SDK", () => {
         location: { pages: [1, 2], headings: ["Security"] },
       }),
     ]);
+  });
+
+  it("tells the model a refused call as `code: message`, as the MCP tools do", async () => {
+    const model = await callTool("remember", { content: " " });
+    expect(toolOutputSeen(model)).toEqual({ type: "error-text", value: "document.empty_content: content is empty" });
+  });
+
+  it("refuses a key the tool's schema does not list instead of dropping it", async () => {
+    const searched = await callTool("searchMemory", { query: "refunds", extra: 1 });
+    expect(toolOutputSeen(searched)).toEqual({
+      type: "error-text",
+      value: expect.stringContaining('request.invalid: Invalid request: Unrecognized key: "extra"'),
+    });
+    const remembered = await callTool("remember", { content: "Ada likes tea.", importance: 9, ttl: 1 });
+    expect(toolOutputSeen(remembered)).toEqual({
+      type: "error-text",
+      value: expect.stringContaining('Unrecognized keys: "importance", "ttl"'),
+    });
+    const found = await engram.search({ query: "Ada likes tea", mode: "keyword" });
+    expect(found.results.map((r) => r.content)).not.toContain("Ada likes tea.");
+  });
+
+  it("throws the transport's refusal as EngramApiError, reading a key given as a function on every request", async () => {
+    let apiKey = "egm_not_a_key";
+    const transport = engramChatTransport({ baseUrl: server.url, apiKey: () => apiKey, userId: "ada" });
+    const send = () =>
+      transport.sendMessages({
+        chatId: "chat-3",
+        messages: [{ id: "u1", role: "user", parts: [{ type: "text", text: "How long do refunds take?" }] }],
+        trigger: "submit-message",
+        messageId: undefined,
+        abortSignal: undefined,
+      });
+    const refused = await send().catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({ status: 401, code: "auth.invalid_key", message: "The API key is not valid." });
+    apiKey = key;
+    let answer = "";
+    for await (const message of readUIMessageStream({ stream: await send() })) {
+      answer = message.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("");
+    }
+    expect(answer).toMatch(/14 days/);
   });
 
   it("streams chat to useChat's transport in the UI message stream protocol, read by the AI SDK's own reader", async () => {
@@ -214,5 +271,31 @@ describe("LangChain.js", () => {
       filter: { metadata: { team: "it" } },
     }).invoke("lost laptop");
     expect(laptop?.metadata.location).toEqual({ pages: [1, 2], headings: ["Security"] });
+  });
+
+  it("keeps a document's own score, title and source, and Engram's fields under `engram`", async () => {
+    await engram.ingest({
+      documents: [
+        {
+          id: "review",
+          title: "Customer review",
+          source: "https://reviews.example/1",
+          content: "The parcel arrived two days late.",
+          metadata: { team: "reviews", score: 4, title: "Late parcel", source: "crm" },
+        },
+      ],
+    });
+    const [doc] = await new EngramRetriever({ client: engram, filter: { metadata: { team: "reviews" } } }).invoke(
+      "parcel late",
+    );
+    expect(doc?.metadata).toMatchObject({ team: "reviews", score: 4, title: "Late parcel", source: "crm" });
+    expect(doc?.metadata.documentId).toBe("review");
+    expect(doc?.metadata.engram).toMatchObject({
+      documentId: "review",
+      title: "Customer review",
+      source: "https://reviews.example/1",
+      score: expect.any(Number),
+    });
+    expect(doc?.metadata.engram.score).not.toBe(4);
   });
 });

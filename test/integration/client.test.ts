@@ -129,6 +129,34 @@ describe("engram/client against the local server", () => {
     await expect(badUser.stats()).rejects.toMatchObject({ status: 400, code: "user.invalid_id" });
   });
 
+  it("health() at a wrong base URL throws the route's 404 instead of resolving with it", async () => {
+    const wrong = createClient({ baseUrl: `${server.url}/wrong`, fetch: recording });
+    const refused = await wrong.health().catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({ status: 404, code: "route.not_found" });
+  });
+
+  it("gives POST /mcp's JSON-RPC refusals a code that is text: the API's when they carry one", async () => {
+    const list = { jsonrpc: "2.0", id: 1, method: "tools/list" } as const;
+    await expect(engram.call("POST /mcp", { body: list }, { accept: "text/html" })).rejects.toMatchObject({
+      status: 406,
+      code: "jsonrpc.-32000",
+    });
+    // A `__proto__` key survives JSON.parse as a key of its own, and is refused as on every route.
+    const proto = JSON.parse('{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"__proto__":{}}}');
+    await expect(
+      engram.call("POST /mcp", { body: proto }, { accept: "application/json, text/event-stream" }),
+    ).rejects.toMatchObject({ status: 400, code: "request.invalid" });
+    // JSON-RPC 1.0: no message the contract types, refused with a bare JSON-RPC code.
+    await expect(
+      engram.call(
+        "POST /mcp",
+        { body: { ...list, jsonrpc: "1.0" } as never },
+        { accept: "application/json, text/event-stream" },
+      ),
+    ).rejects.toMatchObject({ status: 400, code: "jsonrpc.-32600" });
+  });
+
   it("reaches the MCP endpoint through send()", async () => {
     const mcp = (body: object) =>
       engram.send("POST", "/mcp", { body, accept: "application/json, text/event-stream" }).then((r) => r.json());

@@ -1,7 +1,7 @@
-/** engram/client without a server: stream parsing, errors, opt-in 429 retries, and what its bundle holds. */
+/** engram/client without a server: stream parsing, errors, health, opt-in 429 retries, and what its bundle holds. */
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { type ChatEvent, chatEvents, createClient, EngramApiError } from "../../client";
 
 const bytes = (text: string, size: number) =>
@@ -86,6 +86,38 @@ describe("errors", () => {
     await expect(client.stats()).rejects.toMatchObject({ status: 0, code: "network.unreachable" });
   });
 
+  it("gives a JSON-RPC error (POST /mcp) the API's code it carries, else jsonrpc.<number>: always text", async () => {
+    const { fetch } = fakeFetch([
+      json(400, {
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: -32700, message: "Parse error: not JSON.", data: { code: "request.invalid_json" } },
+      }),
+      json(406, { jsonrpc: "2.0", id: null, error: { code: -32000, message: "Not Acceptable: accept both types" } }),
+    ]);
+    const client = createClient({ baseUrl: "http://x", fetch });
+    const body = { jsonrpc: "2.0", id: 1, method: "tools/list" } as const;
+    await expect(client.call("POST /mcp", { body })).rejects.toMatchObject({
+      status: 400,
+      code: "request.invalid_json",
+      message: "Parse error: not JSON.",
+    });
+    await expect(client.call("POST /mcp", { body })).rejects.toMatchObject({
+      status: 406,
+      code: "jsonrpc.-32000",
+      message: "Not Acceptable: accept both types",
+    });
+  });
+
+  it("is recognised across copies of the client module (engram/ai bundles its own)", async () => {
+    vi.resetModules();
+    const copy = await import("../../client/index");
+    expect(copy.EngramApiError).not.toBe(EngramApiError);
+    expect(new copy.EngramApiError(404, "document.not_found", "m")).toBeInstanceOf(EngramApiError);
+    expect(new EngramApiError(404, "document.not_found", "m")).toBeInstanceOf(copy.EngramApiError);
+    expect(new Error("m")).not.toBeInstanceOf(EngramApiError);
+  });
+
   it("sends the key, the end user, JSON and query values as text", async () => {
     const { fetch, calls } = fakeFetch([json(200, { documents: [], nextCursor: null })]);
     await createClient({ baseUrl: "http://x/", apiKey: "egm_k", userId: "u-1", fetch }).documents.list({
@@ -94,6 +126,44 @@ describe("errors", () => {
     });
     expect(calls[0]?.url).toBe("http://x/v1/documents?limit=5&includeDeleted=true");
     expect(calls[0]?.init?.headers).toMatchObject({ authorization: "Bearer egm_k", "x-user-id": "u-1" });
+  });
+});
+
+describe("health()", () => {
+  const report = {
+    status: "degraded",
+    database: "unreachable",
+    driver: "pg",
+    version: "1",
+    embedder: { provider: "offline", model: "m", dimensions: 8 },
+    chat: { provider: "extractive", model: "extractive" },
+  };
+  const html = (status: number) => () =>
+    new Response("<html>Bad Gateway</html>", { status, headers: { "content-type": "text/html" } });
+  const healthOf = (answer: () => Response) =>
+    createClient({ baseUrl: "http://x", fetch: fakeFetch([answer]).fetch }).health();
+
+  it("resolves with the report of a 503: the database is unreachable, the service still answers", async () => {
+    await expect(healthOf(json(503, report))).resolves.toEqual(report);
+  });
+
+  it("throws EngramApiError for an answer that is no health report: an error body, a proxy's page", async () => {
+    const notFound = json(404, { error: { code: "route.not_found", message: "No route GET /wrong/v1/health." } });
+    await expect(healthOf(notFound)).rejects.toMatchObject({ status: 404, code: "route.not_found" });
+    const missing = json(503, { error: { code: "config.missing", message: "m" } });
+    await expect(healthOf(missing)).rejects.toMatchObject({ status: 503, code: "config.missing" });
+    const gateway = await healthOf(html(502)).catch((e) => e);
+    expect(gateway).toBeInstanceOf(EngramApiError);
+    expect(gateway).toMatchObject({ status: 502, code: "http.502" });
+    await expect(healthOf(html(200))).rejects.toMatchObject({ status: 200, code: "health.unexpected_answer" });
+  });
+
+  it("says why it cannot reach the server, as every other call does", async () => {
+    const client = createClient({ baseUrl: "http://127.0.0.1:9" });
+    const failed = await client.health().catch((e) => e);
+    expect(failed).toMatchObject({ status: 0, code: "network.unreachable" });
+    expect(failed.message).toBe((await client.stats().catch((e) => e)).message);
+    expect(failed.message).toMatch(/^Cannot reach Engram at http:\/\/127\.0\.0\.1:9: \S/);
   });
 });
 
