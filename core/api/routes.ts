@@ -61,7 +61,19 @@ const NO_CONVERSATION = {
 
 /** In the order docs/api.md lists them. */
 export const contract = {
-  "GET /v1/health": { fn: "api", rateClass: null, summary: "Service and database health", response: "HealthResponse" },
+  "GET /v1/health": {
+    fn: "api",
+    rateClass: null,
+    summary: "Service and database health",
+    response: "HealthResponse",
+    answers: {
+      "503": {
+        description:
+          'The database is unreachable: the same report, with `database: "unreachable"`; or, before a report can be made, a missing secret (`config.missing`) in the error shape',
+        body: "HealthResponse",
+      },
+    },
+  },
   "GET /v1/openapi.json": {
     fn: "api",
     rateClass: null,
