@@ -30,10 +30,16 @@ const Timestamp = z.iso.datetime({ offset: true }).check(
 );
 
 /** A date alone (`2026-12-06`) stands for its midnight UTC (`scope.ts`). */
-const TimeOrDate = z.union([
-  Timestamp,
-  z.iso.date().check(z.refine((value) => !value.startsWith("0000"), { message: "must be a date from year 0001" })),
-]);
+const TimeOrDate = z.union(
+  [
+    Timestamp,
+    z.iso.date().check(z.refine((value) => !value.startsWith("0000"), { message: "must be a date from year 0001" })),
+  ],
+  {
+    error:
+      "must be an ISO 8601 time with Z or an offset within ±15:59 (2026-12-06T09:00:00Z), or a date (2026-12-06), from year 0001",
+  },
+);
 
 export const SearchFilter = z.strictObject({
   metadata: z.optional(

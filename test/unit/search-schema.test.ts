@@ -35,6 +35,9 @@ describe("the search request", () => {
     expect(paths({ query: "x", filter: { createdAfter: "2026-02-30" } })).toEqual(["filter.createdAfter"]);
     expect(paths({ query: "x", filter: { createdAfter: "0000-01-01" } })).toEqual(["filter.createdAfter"]);
     expect(paths({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00" } })).toEqual(["filter.createdAfter"]);
+    // The refusal says which forms are taken, not only that the input is invalid.
+    const noZone = SearchRequest.safeParse({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00" } });
+    expect(noZone.error?.issues[0]?.message).toMatch(/ISO 8601 time with Z or an offset.*or a date \(2026-12-06\)/);
     expect(paths({ query: "x", filter: { createdBefore: 1767225600000 } })).toEqual(["filter.createdBefore"]);
   });
 
