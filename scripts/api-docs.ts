@@ -286,9 +286,12 @@ function section(route: Route, doc: Document): string[] {
   const op = doc.paths[route.path]?.[route.method.toLowerCase()] as Operation;
   const example = exampleFor(route);
   const out = [`### ${route.method} ${route.path}`, ""];
-  const who = route.auth
-    ? `Needs a key; counted in the \`${route.rateClass}\` rate class.`
-    : "Open: no key, no rate limit.";
+  const who = !route.auth
+    ? "Open: no key, no rate limit."
+    : route.fn === "mcp"
+      ? // Its class is the tool's, known once the message is read (core/mcp/http.ts).
+        `Needs a key; a tool call counts in its route's rate class (\`remember\` as POST /v1/ingest, \`search_memory\` as POST /v1/search, \`ask\` as POST /v1/chat), the other tools and any other message in the \`${route.rateClass}\` one.`
+      : `Needs a key; counted in the \`${route.rateClass}\` rate class.`;
   out.push(`${route.summary}. Served by the \`${route.fn}\` function. ${who}`, "");
   const params = (op.parameters ?? []).filter((p) => !p.$ref && p.in !== "header");
   if (params.length) {

@@ -66,10 +66,10 @@ function deref<T extends { $ref?: string }>(node: T): T {
 
 /** A string the schema allows: its format, within its lengths, matching its pattern (else a plain word that does). */
 function cleanString(node: Schema): Arb<string> {
-  if (node.format === "date-time") {
+  if (node.format === "date-time" || node.format === "date") {
     return fc
       .date({ min: new Date("2000-01-01T00:00:00Z"), max: new Date("2100-01-01T00:00:00Z"), noInvalidDate: true })
-      .map((d) => d.toISOString());
+      .map((d) => (node.format === "date" ? d.toISOString().slice(0, 10) : d.toISOString()));
   }
   const min = node.minLength ?? 0;
   const max = Math.max(min, Math.min(node.maxLength ?? 60, 60));
