@@ -91,14 +91,11 @@ export function rawBody(event: APIGatewayProxyEventV2): Buffer | undefined {
 }
 
 /**
- * Parses a JSON body with the 6 MB limit; an empty body is `undefined`. A multipart/form-data body (the upload
- * route) is left to its handler as its raw bytes, a Buffer.
+ * Parses a JSON body with the 6 MB limit, whatever its Content-Type (as API Gateway passes it); an empty body is
+ * `undefined`. A route that reads a form (the upload) takes `rawBody` instead.
  */
 export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
-  if (/^multipart\/form-data/i.test(event.headers?.["content-type"] ?? "")) {
-    return Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
-  }
   let raw = event.body;
   if (event.isBase64Encoded) {
     const bytes = Buffer.from(event.body, "base64");
@@ -114,7 +111,11 @@ export function parseBody(event: APIGatewayProxyEventV2): unknown {
     // A byte order mark is allowed before JSON text (RFC 8259 asks parsers to tolerate it); JSON.parse is not.
     body = JSON.parse(raw.charCodeAt(0) === 0xfeff ? raw.slice(1) : raw);
   } catch {
-    throw new EngramError("input", "request.invalid_json", "The request body is not valid JSON.");
+    // JSON routes read JSON whatever the Content-Type says; a form sent to one is told where forms go.
+    const form = /^multipart\/form-data/i.test(event.headers?.["content-type"] ?? "")
+      ? " This route takes JSON; a multipart/form-data upload goes to POST /v1/documents/upload."
+      : "";
+    throw new EngramError("input", "request.invalid_json", `The request body is not valid JSON.${form}`);
   }
   if (body !== null && typeof body === "object" && nestsDeeper(body, MAX_JSON_DEPTH)) {
     throw new EngramError(

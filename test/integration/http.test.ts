@@ -237,6 +237,20 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       },
     );
 
+    it("reads a JSON route's body as JSON whatever its Content-Type, and tells a form where forms go", async () => {
+      const search = (rawBody: string) =>
+        invoke({
+          method: "POST",
+          path: "/v1/search",
+          headers: { ...auth(), "content-type": "multipart/form-data; boundary=x" },
+          rawBody,
+        });
+      expect((await search(JSON.stringify({ query: "refunds" }))).status).toBe(200);
+      const form = await search('--x\r\ncontent-disposition: form-data; name="query"\r\n\r\nrefunds\r\n--x--\r\n');
+      expect([form.status, form.body.error.code]).toEqual([400, "request.invalid_json"]);
+      expect(form.body.error.message).toContain("POST /v1/documents/upload");
+    });
+
     it("refuses an unknown query parameter, naming it, and does nothing (a misspelt ?hard must not delete softly)", async () => {
       await post({ documents: [{ id: "kept-by-typo", content: "Still here after a misspelt delete." }] });
       const typo = await invoke({
