@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Caller } from "../auth";
 import { config } from "../config";
-import type { Db } from "../db";
+import type { Db, Query } from "../db";
 import { EngramError } from "../error";
 import * as Gate from "../gate";
 import { log } from "../log";
@@ -52,16 +52,46 @@ export async function admitIngest(db: Db, caller: Caller, bytes: number): Promis
       { retryAfterSeconds: 1, details: { inFlight: row?.inFlight, bytesInFlight: Number(row?.bytesInFlight) } },
     );
   }
-  let released = false;
+  const lease: Lease = { tenantId: caller.tenantId, id, released: false };
+  leases.set(caller, lease);
   return async () => {
-    if (released) return;
-    released = true;
+    leases.delete(caller);
+    if (lease.released) return;
+    lease.released = true;
     await db
-      .query({
-        text: "delete from ingest_leases where tenant_id = $1::uuid and id = $2::uuid",
-        params: [caller.tenantId, id],
-      })
+      .query(releaseQuery(lease))
       .catch((error: unknown) => log.warn("could not release an ingest lease; it expires on its own", { error }));
+  };
+}
+
+interface Lease {
+  tenantId: string;
+  id: string;
+  /** Deleted, by the release or by the ingest's own write. */
+  released: boolean;
+}
+
+/** The lease each admitted caller holds while its ingest runs. */
+const leases = new WeakMap<Caller, Lease>();
+
+const releaseQuery = (lease: Lease): Query => ({
+  text: "delete from ingest_leases where tenant_id = $1::uuid and id = $2::uuid",
+  params: [lease.tenantId, lease.id],
+});
+
+/**
+ * The statement that gives the caller's ingest lease back, for the ingest to add to its own write (one round trip
+ * less than releasing after it), and `done` for when that write has committed; undefined when the caller holds none.
+ * If the write fails, the lease is still held, and the release after the ingest gives it back.
+ */
+export function releasedWithWrite(caller: Caller): { statement: Query; done: () => void } | undefined {
+  const lease = leases.get(caller);
+  if (!lease || lease.released) return undefined;
+  return {
+    statement: releaseQuery(lease),
+    done: () => {
+      lease.released = true;
+    },
   };
 }
 

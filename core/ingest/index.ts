@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import { sql } from "drizzle-orm";
+import * as Admission from "../admission";
 import type { Caller } from "../auth";
 import { contexts, embeddingText, PRECEDING_TURN_CHARS, PRECEDING_TURNS, precedingText } from "../chunk/context";
 import { contentHash } from "../chunk/hash";
@@ -115,7 +116,12 @@ export async function run(
     const planned = await prepare(db, caller, documents, options);
     const added = (uncounted.get(tenant) ?? 0) + planned.result.totals.embedded + planned.result.totals.reused;
     if (!staged || added < Math.max(1, Math.floor(max / 10))) {
-      return { result: planned.settle(await db.batch(planned.statements)), added, waiting: undefined };
+      // The admission's lease goes back with the write (no round trip of its own): nothing of the ingest is left after
+      // it. Not when the backlog is counted: an index catch-up may follow, still part of this ingest.
+      const lease = Admission.releasedWithWrite(caller);
+      const answers = await db.batch(lease ? [...planned.statements, lease.statement] : planned.statements);
+      lease?.done();
+      return { result: planned.settle(answers), added, waiting: undefined };
     }
     // The tenant's backlog, counted (up to the bound) in the same batch: no extra round trip.
     const results = await db.batch([...planned.statements, Indexer.backlogQuery(tenant, max)]);

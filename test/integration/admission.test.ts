@@ -11,6 +11,7 @@ import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
 import { inLane } from "../../core/db/lane";
 import { createPgDb } from "../../core/db/pg";
+import * as Ingest from "../../core/ingest";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 
 describe.each(DRIVERS)("ingest admission on %s", (driver) => {
@@ -60,6 +61,42 @@ describe.each(DRIVERS)("ingest admission on %s", (driver) => {
     const release = await Admission.admitIngest(t.db, globex, 10);
 
     await release();
+  });
+
+  it("gives an ingest's lease back in its write, and keeps it when the write fails until the release", async () => {
+    const leases = async () =>
+      Number(
+        (await t.db.query<{ n: number }>({ text: "select count(*)::int as n from ingest_leases", params: [] }))[0]?.n,
+      );
+    const document = (content: string) => [{ id: `lease-${content.length}`, content }];
+    let sent = 0;
+    let fail = false;
+    const counted: Db = {
+      ...t.db,
+      query: async (query, options) => {
+        sent++;
+        return t.db.query(query, options);
+      },
+      batch: async (queries) => {
+        sent++;
+        if (fail) throw new Error("the write failed");
+        return t.db.batch(queries);
+      },
+    };
+
+    const release = await Admission.admitIngest(counted, acme, 10);
+    await Ingest.run(counted, acme, document("Leases go back with the write."));
+    expect(await leases()).toBe(0);
+    const before = sent;
+    await release(); // nothing left to send
+    expect(sent).toBe(before);
+
+    const again = await Admission.admitIngest(counted, acme, 10);
+    fail = true;
+    await expect(Ingest.run(counted, acme, document("A write that fails keeps its lease."))).rejects.toThrow();
+    expect(await leases()).toBe(1);
+    await again();
+    expect(await leases()).toBe(0);
   });
 });
 
