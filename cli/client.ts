@@ -14,6 +14,8 @@ import { LOCAL_TENANT, openLocalDb, runningServer, storedLocalKey } from "./loca
 
 export interface Target {
   tenant: string;
+  /** `--tenant` was given (`tenant` is otherwise the default, `local`): a key of another tenant is then refused. */
+  tenantGiven?: boolean;
   user?: string;
   /** An API key for talking to a running server (default: the local tenant's kept key). */
   key?: string;
@@ -70,17 +72,20 @@ export function checkTarget(target: { url?: string; key?: string; user?: string 
 async function tenantOf(db: Db, target: Target, create: boolean): Promise<{ id: string; name: string }> {
   if (target.key !== undefined) {
     const caller = await Auth.authenticate(db, `Bearer ${target.key}`);
-    if (target.tenant !== LOCAL_TENANT && target.tenant !== caller.tenantName) {
-      throw new EngramError(
-        "input",
-        "cli.invalid_option",
-        `--key is an API key of tenant ${caller.tenantName}, not ${target.tenant}: pass one of the two`,
-      );
+    if ((target.tenantGiven || target.tenant !== LOCAL_TENANT) && target.tenant !== caller.tenantName) {
+      throw keyOfAnother(caller.tenantName, target.tenant);
     }
     return { id: caller.tenantId, name: caller.tenantName };
   }
   return create || target.tenant === LOCAL_TENANT ? Tenant.ensure(db, target.tenant) : Tenant.get(db, target.tenant);
 }
+
+const keyOfAnother = (keyTenant: string, named: string) =>
+  new EngramError(
+    "input",
+    "cli.invalid_option",
+    `--key is an API key of tenant ${keyTenant}, not ${named}: pass one of the two`,
+  );
 
 export type Client = { kind: "http"; url: string; api: EngramClient } | { kind: "local"; db: Db; caller: Caller };
 
@@ -137,7 +142,13 @@ export async function connect(
         `${config().database.dataDir} is in use by the local server (${server.url}); pass --key for tenant ${target.tenant}`,
       );
     }
-    return { kind: "http", url: server.url, api: remote(server.url, { apiKey: key, userId: target.user, onWait }) };
+    const api = remote(server.url, { apiKey: key, userId: target.user, onWait });
+    // As on the database itself: a key of another tenant than the one named is refused, not silently used.
+    if (target.key !== undefined && target.tenantGiven) {
+      const { tenant } = await api.stats();
+      if (tenant !== target.tenant) throw keyOfAnother(tenant, target.tenant);
+    }
+    return { kind: "http", url: server.url, api };
   }
   const db = await openLocalDb();
   const tenant = await tenantOf(db, target, create).catch(async (error) => {

@@ -47,7 +47,9 @@ const scopeOption = () =>
     .default("all");
 
 function targetOf(o: TargetOptions): Target {
-  if (o.url === undefined) return { tenant: o.tenant ?? LOCAL_TENANT, user: o.user, key: o.key };
+  if (o.url === undefined) {
+    return { tenant: o.tenant ?? LOCAL_TENANT, tenantGiven: o.tenant !== undefined, user: o.user, key: o.key };
+  }
   // A deployed Engram serves the key's tenant: a --tenant there would be silently ignored.
   if (o.tenant !== undefined) {
     throw new EngramError(

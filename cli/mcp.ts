@@ -53,7 +53,13 @@ async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describ
     );
   }
   const client = await connect(
-    { tenant: options.tenant ?? LOCAL_TENANT, user: options.userId, key: options.apiKey, url: options.url },
+    {
+      tenant: options.tenant ?? LOCAL_TENANT,
+      tenantGiven: options.tenant !== undefined,
+      user: options.userId,
+      key: options.apiKey,
+      url: options.url,
+    },
     { create: false },
   );
   if (client.kind === "http") {

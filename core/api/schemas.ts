@@ -263,6 +263,7 @@ function responseSchemas() {
   });
 
   const StatsResponse = z.object({
+    tenant: z.string().check(z.describe("The tenant the API key belongs to")),
     documents: z.object({
       total: z.number().check(z.int(), z.describe("Live documents")),
       deleted: z.number().check(z.int(), z.describe("Soft-deleted, awaiting purge")),

@@ -123,6 +123,8 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
 }
 
 export interface Stats {
+  /** The tenant the caller's key belongs to. */
+  tenant: string;
   documents: { total: number; deleted: number };
   chunks: number;
   byConversation: { conversationId: string; documents: number }[];
@@ -143,6 +145,7 @@ export async function stats(db: Db, caller: Caller): Promise<Stats> {
   const row = rows[0];
   if (!row) throw new EngramError("internal", "internal", "stats query returned nothing");
   return {
+    tenant: caller.tenantName,
     documents: { total: row.total, deleted: row.deleted },
     chunks: row.chunks,
     byConversation: row.byConversation ?? [],

@@ -115,6 +115,9 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(garbage.stderr).toContain("not valid");
       const other = await engram(["stats", "--key", key, "--tenant", "acme"]);
       expect([other.code, other.stderr]).toEqual([1, expect.stringContaining("tenant keyed, not acme")]);
+      // `local` named is refused too; left out, the key's tenant is the one worked in.
+      const local = await engram(["stats", "--key", key, "--tenant", "local"]);
+      expect([local.code, local.stderr]).toEqual([1, expect.stringContaining("tenant keyed, not local")]);
     }, 120_000);
 
     it("refuses an end user the API would refuse, storing nothing", async () => {

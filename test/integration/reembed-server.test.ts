@@ -106,6 +106,14 @@ describe("engram reembed while the local server holds PGlite", () => {
     const search = await engram(["search", "note", "--tenant", "nosuch"], base());
     expect(search.code).not.toBe(0);
     expect(search.stderr).toContain("pass --key for tenant nosuch");
+    // Through the server as on the database: a key of another tenant than the one named is refused.
+    const other = await engram(["search", "note", "--key", key(), "--tenant", "acme"], base());
+    expect([other.code, other.stderr]).toEqual([
+      1,
+      expect.stringContaining("--key is an API key of tenant local, not acme"),
+    ]);
+    const stats = JSON.parse((await engram(["stats", "--key", key(), "--json"], base())).stdout);
+    expect(stats.tenant).toBe("local");
   }, 120_000);
 
   it("refuses the admin route without the local key", async () => {
