@@ -46,7 +46,9 @@ const scopeOption = () =>
     .choices(Scope.options)
     .default("all");
 
-function targetOf(o: TargetOptions): Target {
+function targetOf(options: TargetOptions): Target {
+  // An empty ENGRAM_URL (`ENGRAM_URL= engram search ...`) is none, as a shell user means it.
+  const o = { ...options, url: options.url || undefined };
   if (o.url === undefined) {
     return { tenant: o.tenant ?? LOCAL_TENANT, tenantGiven: o.tenant !== undefined, user: o.user, key: o.key };
   }

@@ -227,7 +227,13 @@ program
   .option("--tenant <name>", `tenant, for the local store (default: ${LOCAL_TENANT})`)
   .action(async (options: { url?: string; key?: string; user?: string; tenant?: string }) => {
     const { serveStdio } = await import("./mcp");
-    await serveStdio({ url: options.url, apiKey: options.key, userId: options.user, tenant: options.tenant });
+    // An empty ENGRAM_URL is none, as for the data commands.
+    await serveStdio({
+      url: options.url || undefined,
+      apiKey: options.key,
+      userId: options.user,
+      tenant: options.tenant,
+    });
   });
 
 function parsePort(value: string): number {

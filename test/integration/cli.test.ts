@@ -473,6 +473,9 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     // The key and user variables alone (a shell set up for a remote MCP server) leave local commands local.
     const localOnly = await engram(["stats"], shell({ ENGRAM_API_KEY: key, ENGRAM_USER_ID: "maya" }));
     expect(localOnly.code).toBe(0);
+    // An empty ENGRAM_URL is none: the command stays local.
+    const emptyUrl = await engram(["stats", "--json"], shell({ ENGRAM_URL: "" }));
+    expect([emptyUrl.code, JSON.parse(emptyUrl.stdout).tenant]).toEqual([0, "local"]);
     expect(localOnly.stderr).toContain("new embedded database");
   }, 120_000);
 });
