@@ -9,6 +9,13 @@ import type { Where } from "./scope";
 /** BM25's term-frequency saturation and length normalization, at their usual values (Robertson & Zaragoza). */
 export const K1 = 1.2;
 export const B = 0.75;
+/**
+ * Two consecutive words of the question found in that order within three positions of each other add this share
+ * of their idf: a bonus for phrases, after Metzler and Croft's sequential dependence model (docs/search.md).
+ */
+export const PAIR_WEIGHT = 0.15;
+/** Word pairs scored at most, the rarest first: a long chat message would otherwise add a check per pair per match. */
+const PAIRS = 12;
 
 export interface KeywordQuery {
   /** The question as the caller wrote it: any text, never parsed as tsquery syntax. */
@@ -64,12 +71,24 @@ export function candidates(q: KeywordQuery): SQL[] {
              ('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery as q
       from kwt where df > 0)`,
     // Identifiers the parser cuts into words (max_wal_size: max, wal, size) score their words again when the chunk
-    // holds them as written, adjacent and in order, so the exact term ranks first.
+    // holds them as written, adjacent and in order, so the exact term ranks first. Consecutive words of the question
+    // score a share of theirs when the chunk holds them in that order, one to three positions apart (stop words
+    // between them keep their positions in both tsvectors).
     sql`kwp as materialized (
       select phraseto_tsquery(${q.textConfig}::regconfig, p) as q, (
         select coalesce(sum(i.idf), 0) from kwi i
         where i.lexeme = any(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, p)))) as bonus
-      from unnest(${arr(phrases)}::text[]) p)`,
+      from unnest(${arr(phrases)}::text[]) p
+      union all (
+      select (format('%s <1> %s | %s <2> %s | %s <3> %s', a.q, b.q, a.q, b.q, a.q, b.q))::tsquery,
+             ${constant(PAIR_WEIGHT)}::float8 * (a.idf + b.idf)
+      from (select lexeme, lead(lexeme) over (order by pos) as next from (
+              select t.lexeme, unnest(t.positions) as pos
+              from unnest(to_tsvector(${q.textConfig}::regconfig, ${q.text})) t) w) s
+      join kwi a on a.lexeme = s.lexeme join kwi b on b.lexeme = s.next
+      where s.lexeme <> s.next
+      order by a.idf + b.idf desc limit ${constant(PAIRS)}))`,
+    sql`kwpa as materialized (select tsquery_any(q) as q from kwp)`,
     sql`kwmax as materialized (
       select greatest(coalesce((select sum(idf) from kwi), 0) * ${constant(K1 + 1)} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
     // The lexemes that gather matches: the rarest ones within the cap. When even the rarest alone passes it (a
@@ -101,7 +120,8 @@ export function candidates(q: KeywordQuery): SQL[] {
           select sum(i.idf * t.tf * ${constant(K1 + 1)}::float8 / (t.tf + ${constant(K1)}::float8 * (${constant(1 - B)}::float8 + ${constant(B)}::float8 * m.rel))) as bm25
           from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
           where t.tf > 0) s
-        left join lateral (select sum(p.bonus) as bonus from kwp p where m.tsv @@ p.q) p on true
+        cross join lateral (select case when m.tsv @@ (select q from kwpa)
+          then (select sum(p.bonus) from kwp p where m.tsv @@ p.q) end as bonus) p
         order by rank desc, m.id offset 0) r
       ${late ? sql`where ${live(sql`r.document_key`)}` : sql``}
       limit ${constant(q.n)})`,

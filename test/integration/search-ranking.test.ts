@@ -152,8 +152,36 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     ]);
   });
 
+  it("ranks a passage holding the question's words as a phrase above a shorter one that scatters them", async () => {
+    const git = await callerFor(db, "git-docs");
+    await Ingest.run(
+      db,
+      git,
+      [
+        // One lexeme longer than the other: BM25 alone prefers "scattered", as the reversed question shows.
+        { id: "together", content: "When a merge conflict stops the rebase, edit the file and continue." },
+        { id: "scattered", content: "A conflict stops the rebase when you merge; edit and continue." },
+        ...["Tags name commits.", "Remotes fetch objects.", "Hooks run scripts.", "Stashes keep changes."].map(
+          (content, i) => ({ id: `filler-${i}`, content }),
+        ),
+      ],
+      { embedder },
+    );
+
+    expect(await ids(git, { query: "merge conflict", mode: "keyword", topK: 2 })).toEqual(["together", "scattered"]);
+    expect(await ids(git, { query: "conflict merge", mode: "keyword", topK: 2 })).toEqual(["scattered", "together"]);
+  });
+
   it("treats tsquery syntax in a query as text, and answers a query of stop words from the vector leg alone", async () => {
-    for (const query of ["race & | ! :* <-> 'x' \"y\" \\ (z", "a:* & !b", "'''", "\\\\", "<2> <->", "!"]) {
+    for (const query of [
+      "race & | ! :* <-> 'x' \"y\" \\ (z",
+      "a:* & !b",
+      "'''",
+      "\\\\",
+      "<2> <->",
+      "!",
+      "charity' & race\\ <-> \"raised's\" 'money'",
+    ]) {
       for (const mode of ["keyword", "hybrid", "vector"] as const) {
         await expect(search(shared, { query, mode, topK: 3 })).resolves.toMatchObject({ mode });
       }
