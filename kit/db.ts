@@ -147,3 +147,24 @@ export async function preparedSearchPlan(
     await client.end();
   }
 }
+
+type TermRow = { tenant_id: string; owner: string; lexeme: string; chunks: number; length: number };
+
+/** The keyword statistics (search_terms, migrations/0009) as stored, leaving out rows that count nothing. */
+export const termStatistics = (db: Db) =>
+  db.query<TermRow>({
+    text: `select tenant_id, owner, lexeme, chunks::int, length::int from search_terms where chunks <> 0
+           order by tenant_id, owner, lexeme`,
+    params: [],
+  });
+
+/** The keyword statistics as a recount from the chunks would give them. */
+export const termRecount = (db: Db) =>
+  db.query<TermRow>({
+    text: `select tenant_id, owner, lexeme, chunks::int, length::int from (
+             select tenant_id, owner, '' as lexeme, count(*) as chunks, sum(length(tsv)) as length from chunks group by 1, 2
+             union all
+             select tenant_id, owner, l, count(*), 0 from chunks, unnest(tsvector_to_array(tsv)) l group by 1, 2, 3) x
+           order by tenant_id, owner, lexeme`,
+    params: [],
+  });

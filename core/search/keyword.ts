@@ -109,16 +109,17 @@ export function candidates(q: KeywordQuery): SQL[] {
         select c.id, c.document_key, c.tsv || ''::tsvector as tsv from chunks c
         where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
         limit ${constant(q.cap)}) m)`,
-    // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, every weight 0.1, is 0.1 an occurrence (one
-    // cover a position). One C call a lexeme (`offset 0`: inlined, the call was repeated in the filter and the sum);
-    // unnesting the tsvector instead cost seven times as much.
+    // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, weight 0.1, is 0.1 an occurrence (one cover
+    // a position). The turns before a conversation turn (weight C, migrations/0021) weigh 0.02: a fifth of an
+    // occurrence (docs/search.md, "Conversation turns"). One C call a lexeme (`offset 0`: inlined, the call was
+    // repeated in the filter and the sum); unnesting the tsvector instead cost seven times as much.
     sql`kw as materialized (
       select id, rank from (
         select m.id, m.document_key, s.bm25 + coalesce(p.bonus, 0) as rank
         from kwm m
         cross join lateral (
           select sum(i.idf * t.tf * ${constant(K1 + 1)}::float8 / (t.tf + ${constant(K1)}::float8 * (${constant(1 - B)}::float8 + ${constant(B)}::float8 * m.rel))) as bm25
-          from kwi i cross join lateral (select ts_rank_cd('{0.1,0.1,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
+          from kwi i cross join lateral (select ts_rank_cd('{0.1,0.02,0.1,0.1}', m.tsv, i.q, 0) * 10 as tf offset 0) t
           where t.tf > 0) s
         cross join lateral (select case when m.tsv @@ (select q from kwpa)
           then (select sum(p.bonus) from kwp p where m.tsv @@ p.q) end as bonus) p

@@ -12,6 +12,8 @@ import { contentHash } from "../../core/chunk/hash";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
+import { loadMigrations, migrate } from "../../core/db/migrate";
+import { createPgDb } from "../../core/db/pg";
 import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
@@ -19,7 +21,18 @@ import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
 import { CONTEXT_DROPPED } from "../../core/ingest/turns";
 import * as Search from "../../core/search";
-import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import {
+  callerFor,
+  createDatabase,
+  DIMENSIONS,
+  DRIVERS,
+  dropDatabase,
+  freshDb,
+  pgUrl,
+  type TestDb,
+  termRecount,
+  termStatistics,
+} from "../../kit/db";
 
 const embedder = createOfflineEmbedder({ dimensions: DIMENSIONS });
 
@@ -251,9 +264,12 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
       "edit-3|-|dropped",
       "edit-4|ctx|kept",
     ]);
+    // The keyword leg indexes the turns before (migrations/0021): its statistics follow the text dropped.
+    expect(await termStatistics(t.db)).toEqual(await termRecount(t.db));
 
     await t.db.query(sql`update documents set expires_at = now() - interval '1 second' where id = 'expire-1'`);
     await Cleanup.run(t.db);
+    expect(await termStatistics(t.db)).toEqual(await termRecount(t.db));
 
     // The cleanup also continues the re-embedding it finds begun: the turns after are then back in search.
     expect(await turnsOf("expire")).toEqual([
@@ -326,5 +342,61 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
     expect(withTurns).toBeGreaterThanOrEqual(0);
     expect(withTurns).toBeLessThanOrEqual(1);
     expect(without).toBeGreaterThan(withTurns);
+
+    // The keyword leg finds it too, through the words of the turn before it, below the turn that holds them.
+    const keyword = async (caller: Caller) =>
+      (
+        await Search.query(t.db, caller, Search.SearchRequest.parse({ query: "What kind of art?", mode: "keyword" }), {
+          embedder,
+        })
+      ).results.map((r) => r.documentId);
+    expect(await keyword(inConversation)).toEqual(["ask", "answer"]);
+    expect(await keyword(loose)).toEqual(["ask"]);
   });
+});
+
+describe("a database made before migration 0021 (pg)", () => {
+  it("indexes its stored turns' turns before for the keyword leg, with statistics equal to a recount", async () => {
+    const settings = { embeddingDimensions: DIMENSIONS, searchTextConfig: "english" };
+    const name = await createDatabase();
+    const db = createPgDb(pgUrl(name));
+    try {
+      await db.query(
+        sql`create table engram_migrations (id text primary key, applied_at timestamptz not null default now())`,
+      );
+      for (const m of loadMigrations(settings).filter((m) => m.id < "0021")) {
+        await db.batch([
+          ...m.statements.map((text) => ({ text, params: [] })),
+          sql`insert into engram_migrations (id) values (${m.id})`,
+        ]);
+      }
+      const caller = await callerFor(db, "upgrade", "maya");
+      const loose = await callerFor(db, "upgrade", "leo");
+      await Ingest.run(
+        db,
+        caller,
+        [turn("ask", "Leo: What kind of art?"), turn("answer", "Maya: Abstract painting.")],
+        {
+          embedder,
+        },
+      );
+      await Ingest.run(db, loose, [{ id: "note", content: "Leo: Art class on Monday." }], { embedder });
+      const keyword = async (who: Caller) =>
+        (
+          await Search.query(db, who, Search.SearchRequest.parse({ query: "kind of art", mode: "keyword" }), {
+            embedder,
+          })
+        ).results.map((r) => r.documentId);
+      expect(await keyword(caller)).toEqual(["ask"]);
+
+      expect(await migrate(db, settings)).toEqual(["0021_turns_in_keyword_leg"]);
+
+      expect(await keyword(caller)).toEqual(["ask", "answer"]);
+      expect(await keyword(loose)).toEqual(["note"]);
+      expect(await termStatistics(db)).toEqual(await termRecount(db));
+    } finally {
+      await db.close();
+      await dropDatabase(name);
+    }
+  }, 120_000);
 });

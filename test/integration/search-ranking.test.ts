@@ -16,7 +16,7 @@ import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import { identifiers } from "../../core/search/keyword";
-import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb, termRecount, termStatistics } from "../../kit/db";
 import { invoke } from "../../kit/events";
 
 const embedder = createOfflineEmbedder({ dimensions: DIMENSIONS });
@@ -34,23 +34,6 @@ const HANDBOOK = [
   "",
   "Laptops lock after five idle minutes. Report a lost badge to the front desk at once.",
 ].join("\n");
-
-/** The statistics as a recount from the chunks would give them. */
-const recount = (db: Db) =>
-  db.query<{ tenant_id: string; owner: string; lexeme: string; chunks: number; length: number }>({
-    text: `select tenant_id, owner, lexeme, chunks::int, length::int from (
-             select tenant_id, owner, '' as lexeme, count(*) as chunks, sum(length(tsv)) as length from chunks group by 1, 2
-             union all
-             select tenant_id, owner, l, count(*), 0 from chunks, unnest(tsvector_to_array(tsv)) l group by 1, 2, 3) x
-           order by tenant_id, owner, lexeme`,
-    params: [],
-  });
-const stored = (db: Db) =>
-  db.query<{ tenant_id: string; owner: string; lexeme: string; chunks: number; length: number }>({
-    text: `select tenant_id, owner, lexeme, chunks::int, length::int from search_terms where chunks <> 0
-           order by tenant_id, owner, lexeme`,
-    params: [],
-  });
 
 beforeAll(() => {
   setConfig({ LOG_LEVEL: "silent" });
@@ -230,7 +213,7 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     await Document.remove(db, alice, "a1", { hard: false });
     await Cleanup.run(db, { retentionDays: 0 });
 
-    expect(await stored(db)).toEqual(await recount(db));
+    expect(await termStatistics(db)).toEqual(await termRecount(db));
   });
 
   it("keeps the statistics exact when one owner's ingests and deletes run at once", async () => {
@@ -251,7 +234,7 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
       Ingest.run(db, shared, [{ id: "c2-2", content: words(7), title: "Retitled" }], { embedder }),
     ]);
 
-    expect(await stored(db)).toEqual(await recount(db));
+    expect(await termStatistics(db)).toEqual(await termRecount(db));
   });
 
   it("gives the same first hybrid results whatever topK asks for beyond them, under either fusion", async () => {
