@@ -17,8 +17,10 @@ const invalid = () => inputError("request.invalid_cursor", "The cursor is not on
 /** A time Postgres accepts: microseconds, or milliseconds in cursors written before them; Date rolls 02-30 over into March, and Postgres has no year 0. */
 function checkTime(text: string): string {
   const seconds = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.\d{3}(\d{3})?Z$/.exec(text)?.[1];
-  const real = seconds && !seconds.startsWith("0000") && new Date(`${seconds}Z`).toISOString().startsWith(seconds);
-  if (!real) throw invalid();
+  if (!seconds || seconds.startsWith("0000")) throw invalid();
+  // An impossible month or hour (9999-99-99) makes an invalid Date, whose toISOString throws.
+  const date = new Date(`${seconds}Z`);
+  if (Number.isNaN(date.getTime()) || !date.toISOString().startsWith(seconds)) throw invalid();
   return text;
 }
 

@@ -24,6 +24,8 @@ describe("keyset cursors", () => {
     ["a time Date.parse takes but Postgres refuses", b64("1|c1")],
     ["year 0000", b64("0000-01-01T00:00:00.000000Z|c1")],
     ["February 30th", b64("2026-02-30T00:00:00.000000Z|1")],
+    ["month 99", b64("9999-99-99T12:23:37.376000Z|10")],
+    ["hour 25", b64("2026-12-05T25:00:00.000000Z|10")],
     ["no tie-breaker", b64("2026-12-05T07:30:01.123456Z|")],
     ["a NUL in the tie-breaker", b64("2026-12-05T07:30:01.123456Z|a\u0000")],
     ["an old cursor with a number for an id", b64(JSON.stringify(["2026-12-05T07:30:01.123456Z", 1]))],
