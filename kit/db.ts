@@ -6,7 +6,7 @@
 import pg from "pg";
 import type { Caller } from "../core/auth";
 import type { Db, DriverName, Query, QueryOptions, Statement } from "../core/db";
-import { migrate } from "../core/db/migrate";
+import { loadMigrations, type MigrationSettings, migrate } from "../core/db/migrate";
 import { createNeonDb } from "../core/db/neon";
 import { createPgDb } from "../core/db/pg";
 import { createPgliteDb } from "../core/db/pglite";
@@ -168,3 +168,17 @@ export const termRecount = (db: Db) =>
            order by tenant_id, owner, lexeme`,
     params: [],
   });
+
+/** Migrates a fresh database as an earlier release did: every migration whose id sorts before `before`. */
+export async function migrateBefore(db: Db, settings: MigrationSettings, before: string): Promise<void> {
+  await db.query({
+    text: "create table engram_migrations (id text primary key, applied_at timestamptz not null default now())",
+    params: [],
+  });
+  for (const m of loadMigrations(settings).filter((m) => m.id < before)) {
+    await db.batch([
+      ...m.statements.map((text) => ({ text, params: [] })),
+      { text: "insert into engram_migrations (id) values ($1)", params: [m.id] },
+    ]);
+  }
+}

@@ -12,7 +12,7 @@ import { contentHash } from "../../core/chunk/hash";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
-import { loadMigrations, migrate } from "../../core/db/migrate";
+import { migrate } from "../../core/db/migrate";
 import { createPgDb } from "../../core/db/pg";
 import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
@@ -28,6 +28,7 @@ import {
   DRIVERS,
   dropDatabase,
   freshDb,
+  migrateBefore,
   pgUrl,
   type TestDb,
   termRecount,
@@ -361,15 +362,7 @@ describe("a database made before migration 0021 (pg)", () => {
     const name = await createDatabase();
     const db = createPgDb(pgUrl(name));
     try {
-      await db.query(
-        sql`create table engram_migrations (id text primary key, applied_at timestamptz not null default now())`,
-      );
-      for (const m of loadMigrations(settings).filter((m) => m.id < "0021")) {
-        await db.batch([
-          ...m.statements.map((text) => ({ text, params: [] })),
-          sql`insert into engram_migrations (id) values (${m.id})`,
-        ]);
-      }
+      await migrateBefore(db, settings, "0021");
       const caller = await callerFor(db, "upgrade", "maya");
       const loose = await callerFor(db, "upgrade", "leo");
       await Ingest.run(

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
 import type { Db } from "../../core/db";
-import { loadMigrations, migrate } from "../../core/db/migrate";
+import { migrate } from "../../core/db/migrate";
 import { createPgDb } from "../../core/db/pg";
 import { createOpenAIEmbedder } from "../../core/embedding/openai";
 import * as Reembed from "../../core/embedding/reembed";
@@ -22,6 +22,7 @@ import {
   DRIVERS,
   dropDatabase,
   freshDb,
+  migrateBefore,
   pgUrl,
   searchPlan,
   type TestDb,
@@ -150,15 +151,7 @@ describe("a database made before migration 0015 with 3,072 dimensions (pg)", () 
     const db = createPgDb(pgUrl(name));
     try {
       // Migrate as the previous release did (up to 0013), then store chunks in the old `vector(3072)` column.
-      await db.query(
-        sql`create table engram_migrations (id text primary key, applied_at timestamptz not null default now())`,
-      );
-      for (const m of loadMigrations(settings).filter((m) => m.id < "0014")) {
-        await db.batch([
-          ...m.statements.map((text) => ({ text, params: [] })),
-          sql`insert into engram_migrations (id) values (${m.id})`,
-        ]);
-      }
+      await migrateBefore(db, settings, "0014");
       expect(await columnType(db)).toBe("vector(3072)");
       const caller = await callerFor(db, "upgrade");
       // The previous release's search and ingest named `vector`: ingest with a statement of its own.
