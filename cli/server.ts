@@ -76,13 +76,19 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
   return Buffer.concat(chunks);
 }
 
+/** The request's URL. Its path is appended to the origin, not resolved against it: `//v1/documents` is a path, not a host. */
+function requestUrl(req: IncomingMessage): URL {
+  const path = req.url ?? "/";
+  return new URL(`http://localhost${path.startsWith("/") ? "" : "/"}${path}`);
+}
+
 /** Builds the API Gateway v2 (HTTP API, payload 2.0) event for a Node request. */
 export function toEvent(
   req: IncomingMessage,
   body: Buffer,
   requestId: string,
 ): { event: APIGatewayProxyEventV2; fn: FunctionName } {
-  const url = new URL(req.url ?? "/", "http://localhost");
+  const url = requestUrl(req);
   const method = (req.method ?? "GET").toUpperCase();
   const found = match(method, url.pathname);
   const headers: Record<string, string> = {};
@@ -272,7 +278,7 @@ export async function startServer(options: {
       const body = await readBody(req);
       if (body === "too_large") {
         // Named by its route, as the chain would: `POST /mcp` answers it as a JSON-RPC error.
-        const found = match((req.method ?? "GET").toUpperCase(), new URL(req.url ?? "/", "http://localhost").pathname);
+        const found = match((req.method ?? "GET").toUpperCase(), requestUrl(req).pathname);
         failLocally(
           res,
           new EngramError("too_large", "request.too_large", "The request body is larger than 6 MB."),

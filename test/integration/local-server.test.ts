@@ -121,6 +121,12 @@ describe("answers Node would write itself", () => {
     expectErrorShape(await raw(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`), 414, "request.uri_too_long");
   });
 
+  it("takes a path that starts with // as a path, not as a host", async () => {
+    const answer = await raw("GET //v1/documents HTTP/1.1\r\nHost: x\r\n\r\n", { keepOpen: true });
+    expectErrorShape(answer, 404, "route.not_found");
+    expect(JSON.parse(answer.body).error.message).toBe("No route for GET //v1/documents.");
+  });
+
   it("answers 413 request.too_large in the error shape for a body over 6 MB", async () => {
     const body = Buffer.alloc(6 * 1024 * 1024 + 1, "a");
     const head = `POST /v1/ingest HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`;
