@@ -45,6 +45,8 @@ export interface ChatOptions {
 export interface Prepared {
   conversationId: string;
   question: string;
+  /** What was searched for, and what the extractive answerer answers: the question, or a follow-up with the one before. */
+  query: string;
   /** Sources offered to the model, numbered as in the prompt. */
   sources: Source[];
   prompt: ChatMessage[];
@@ -155,6 +157,39 @@ async function retrieveApart(db: Db, caller: Caller, request: ChatRequest, quest
   return { stored: stored.value, found: found.value };
 }
 
+type Turns = { role: string; content: string }[];
+
+const lastUser = (messages: readonly { role: string; content: string }[]) =>
+  messages.findLast((m) => m.role === "user")?.content;
+
+/** The conversation's earlier turns alone, through the gate in the same round trip when it has not run yet. */
+async function storedTurns(db: Db, caller: Caller, id: string): Promise<Turns> {
+  if (!Gate.unsettled(caller)) return Conversation.history(db, caller, id);
+  const [rows = []] = await Gate.through(db, caller, [Conversation.historyQuery(caller, id)]);
+  return Conversation.historyFrom(rows, id);
+}
+
+/**
+ * What a question is searched as. A follow-up of at most one informative word ("Tell me more about that.", "And
+ * refunds?") names nothing to find, so the user's message before it is searched with it, after it (a long query is
+ * cut at its end): the request's own, or, when the client sent only the new message, the conversation's last stored
+ * one, read first (with the gate: one round trip more, only then). Other questions are searched as written.
+ */
+async function queryFor(
+  db: Db,
+  caller: Caller,
+  request: ChatRequest,
+  question: string,
+): Promise<{ query: string; stored?: Turns }> {
+  if (Extractive.terms(question).length > 1) return { query: question };
+  const sent = lastUser(request.messages.slice(0, -1));
+  if (sent !== undefined) return { query: `${question}\n${sent}` };
+  if (!request.conversationId) return { query: question };
+  const stored = await storedTurns(db, caller, request.conversationId);
+  const before = lastUser(stored);
+  return { query: before === undefined ? question : `${question}\n${before}`, stored };
+}
+
 /**
  * Retrieval plus assembly: loads the conversation's earlier turns (the caller's own only) and
  * searches the caller's scope with the question, together, then builds the prompt within the
@@ -175,9 +210,12 @@ export async function prepare(
 
   // With a read replica the gate runs on the primary first and retrieval reads the replica (core/db/replica.ts).
   if (Replica.replicaOf(db) && Gate.unsettled(caller)) await Gate.open(db, caller);
-  const { stored, found } = Gate.unsettled(caller)
-    ? await retrieveGated(db, caller, request, question, options.signal)
-    : await retrieveApart(db, caller, request, question, options.signal);
+  const { query, stored: read } = await queryFor(db, caller, request, question);
+  const { stored, found } = read
+    ? { stored: read, found: await retrieve(db, caller, request, query, options.signal) }
+    : Gate.unsettled(caller)
+      ? await retrieveGated(db, caller, request, query, options.signal)
+      : await retrieveApart(db, caller, request, query, options.signal);
 
   const earlier = stored.filter((m) => m.role !== "system") as ChatMessage[];
   const sent = messages.slice(0, -1).filter((m) => m.role !== "system");
@@ -193,6 +231,7 @@ export async function prepare(
   return {
     conversationId: request.conversationId ?? Conversation.newId(),
     question,
+    query,
     sources: prompt.sources,
     prompt: prompt.messages,
     newMessages: [...fresh, last].map((m) => ({ role: m.role, content: m.content })),
@@ -211,7 +250,7 @@ export async function answer(
   const prepared = await prepare(db, caller, request, options);
   const model = chatModel();
   if (!model) {
-    const final = finalize(Extractive.answer(prepared.question, prepared.sources), prepared.sources);
+    const final = finalize(Extractive.answer(prepared.query, prepared.sources), prepared.sources);
     return Turn.commit(
       db,
       caller,
@@ -246,7 +285,7 @@ export async function stream(
   const prepared = await prepare(db, caller, request, options);
   const model = chatModel();
   if (!model) {
-    const final = finalize(Extractive.answer(prepared.question, prepared.sources), prepared.sources);
+    const final = finalize(Extractive.answer(prepared.query, prepared.sources), prepared.sources);
     const done = { ...final, model: Extractive.MODEL, promptTokens: 0, completionTokens: 0 };
     return Stream.extractiveEvents(db, caller, request, prepared, done, options);
   }

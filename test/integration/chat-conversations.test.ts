@@ -181,4 +181,40 @@ describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
       expect(res.body.error.code).toBe("request.invalid_cursor");
     });
   });
+
+  describe("follow-ups", () => {
+    beforeAll(async () => {
+      await Ingest.run(t.db, shared, [
+        { id: "shipping", title: "Shipping", content: "Shipping takes 3 to 5 business days by courier." },
+      ]);
+    });
+    const chat = async (messages: { role: string; content: string }[], conversationId?: string) => {
+      const res = await invoke({
+        method: "POST",
+        path: "/v1/chat",
+        headers: as("dave"),
+        body: { messages, ...(conversationId ? { conversationId } : {}) },
+      });
+      expect(res.status).toBe(200);
+      return res.body as { message: { content: string }; citations: { documentId: string }[] };
+    };
+
+    it("searches a follow-up that names nothing with the user's message before it, stored or sent", async () => {
+      const conversationId = await ask("What is the refund window?", "dave");
+      const stored = await chat([{ role: "user", content: "Tell me more about that." }], conversationId);
+      expect(stored.citations[0]?.documentId).toBe("refunds");
+      expect(stored.message.content).toContain("30 days");
+
+      const sent = await chat([
+        { role: "user", content: "How long does shipping take?" },
+        { role: "assistant", content: "Orders ship within 3 to 5 business days." },
+        { role: "user", content: "Tell me more." },
+      ]);
+      expect(sent.citations[0]?.documentId).toBe("shipping");
+
+      // Alone, it names nothing to answer from.
+      const alone = await chat([{ role: "user", content: "Tell me more." }]);
+      expect(alone.citations).toEqual([]);
+    });
+  });
 });

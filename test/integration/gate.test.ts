@@ -94,7 +94,7 @@ describe("round trips to Neon through the handler chain", () => {
         t.db,
         caller,
         ChatRequest.parse({
-          messages: [{ role: "user", content: "And shipping?" }],
+          messages: [{ role: "user", content: "And shipping times?" }],
           conversationId: first.body.conversationId,
         }),
       ),
@@ -104,6 +104,23 @@ describe("round trips to Neon through the handler chain", () => {
     expect(result.prompt.map((m) => m.content).join("\n")).toContain("How long do refunds take?");
     expect(result.sources.map((s) => s.documentId)).toContain("shipping");
     expect(caller.tenantName).toBe("acme");
+
+    // A follow-up that names nothing reads the conversation with the gate first, then searches with the turn before.
+    const again = Gate.defer(`Bearer ${key}`, "alice", "chat");
+    const followUp = await counted(() =>
+      Chat.prepare(
+        t.db,
+        again,
+        ChatRequest.parse({
+          messages: [{ role: "user", content: "Tell me more." }],
+          conversationId: first.body.conversationId,
+        }),
+      ),
+    );
+    expect(followUp.trips).toBe(2);
+    // (prepare stores nothing: the last stored user message is still the first question)
+    expect(followUp.result.query).toBe("Tell me more.\nHow long do refunds take?");
+    expect(followUp.result.sources.map((s) => s.documentId)).toContain("refunds");
   });
 
   it("answers a chat in two round trips: retrieval, then the turn's one write", async () => {
