@@ -143,12 +143,7 @@ const SNIPPET_CHARS = 280;
  * that cite it, from its sentence that shares most of them, so the snippet shows what the answer took from it.
  */
 export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): string {
-  // A Markdown heading keeps its words, not its `#`s, and is set off from the text after it: "Refunds — Refunds are".
-  const flat = content
-    .replace(/^[ \t]*#{1,6}[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/gm, "$1 —")
-    .replace(/\s+/g, " ")
-    .replace(/ —$/, "")
-    .trim();
+  const flat = content.replace(/\s+/g, " ").trim();
   if (flat.length <= max) return flat;
   let from = focus ? sentenceStart(flat, focus) : 0;
   // A sentence near the end still fills the snippet: start earlier, at a word.
