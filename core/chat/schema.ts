@@ -92,31 +92,18 @@ const fields = {
         "Where passages come from, as in POST /v1/search: the caller's own space and the shared one (all), or one of them",
       ),
     ),
-  // Not defaulted, so that `stream: false` beside a `format` that streams is refused rather than overridden.
-  stream: z
-    .optional(z.boolean())
-    .check(z.describe("Answer as server-sent events: citations, deltas, done; default false")),
+  stream: z._default(z.boolean(), false).check(z.describe("Answer as server-sent events: citations, deltas, done")),
   format: z
     .optional(z.enum(["ui-message-stream"]))
     .check(
       z.describe(
-        "Stream the answer in the Vercel AI SDK's UI message stream protocol instead (for useChat); implies stream, and `stream: false` beside it is refused. `Accept: text/event-stream; format=ui-message-stream` does the same",
+        "Stream the answer in the Vercel AI SDK's UI message stream protocol instead (for useChat); implies stream. `Accept: text/event-stream; format=ui-message-stream` does the same",
       ),
     ),
   remember: z._default(z.boolean(), false).check(z.describe("Also store the user's message as a memory document")),
 };
 
-const streamsAsAsked = z.superRefine((body: { stream?: boolean; format?: string }, ctx) => {
-  if (body.format && body.stream === false) {
-    ctx.addIssue({
-      code: "custom",
-      path: ["stream"],
-      message: `format ${body.format} streams the answer; leave stream out or set it true`,
-    });
-  }
-});
-
-export const ChatRequest = z.strictObject({ messages: messages(ChatMessageInput), ...fields }).check(streamsAsAsked);
+export const ChatRequest = z.strictObject({ messages: messages(ChatMessageInput), ...fields });
 export type ChatRequest = z.infer<typeof ChatRequest>;
 
 /**
@@ -124,6 +111,4 @@ export type ChatRequest = z.infer<typeof ChatRequest>;
  * not know are ignored, on the body and on its messages (ids, timestamps), as that API did.
  */
 export const CompatChatMessageInput = z.object(message);
-export const CompatChatRequest = z
-  .object({ messages: messages(CompatChatMessageInput), ...fields })
-  .check(streamsAsAsked);
+export const CompatChatRequest = z.object({ messages: messages(CompatChatMessageInput), ...fields });

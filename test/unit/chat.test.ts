@@ -357,11 +357,6 @@ describe("chat request validation", () => {
     ["a message with a NUL character", { messages: [user("a\u0000b")] }, "400 request.invalid_text"],
     ["topK 0", { messages: [user()], topK: 0 }, "400 request.invalid"],
     ["a conversation id that is blank", { messages: [user()], conversationId: " " }, "400 request.invalid"],
-    [
-      "a format that streams beside stream: false",
-      { messages: [user()], format: "ui-message-stream", stream: false },
-      "400 request.invalid",
-    ],
   ])("refuses %s", (_name, body, expected) => {
     expect(codeOf(body)).toBe(expected);
   });
@@ -377,13 +372,6 @@ describe("chat request validation", () => {
   it("accepts 50 messages of 32,000 characters and fills in defaults", () => {
     const messages = Array.from({ length: 50 }, () => user("x".repeat(32_000)));
     const parsed = ChatRequest.parse({ messages });
-    expect(parsed).toMatchObject({ topK: 5, remember: false });
-    expect(parsed.stream).toBeUndefined();
-  });
-
-  it("takes a format that streams alone or with stream: true", () => {
-    for (const stream of [undefined, true]) {
-      expect(codeOf({ messages: [user()], format: "ui-message-stream", stream })).toBe("ok");
-    }
+    expect(parsed).toMatchObject({ topK: 5, stream: false, remember: false });
   });
 });
