@@ -97,7 +97,7 @@ const fields = {
     .optional(z.enum(["ui-message-stream"]))
     .check(
       z.describe(
-        "Stream the answer in the Vercel AI SDK's UI message stream protocol instead (for useChat); implies stream. `Accept: text/event-stream; format=ui-message-stream` does the same",
+        "Stream the answer in the Vercel AI SDK's UI message stream protocol instead (for useChat); implies stream, whatever `stream` says. `Accept: text/event-stream; format=ui-message-stream` does the same",
       ),
     ),
   remember: z._default(z.boolean(), false).check(z.describe("Also store the user's message as a memory document")),
