@@ -55,12 +55,17 @@ export function checkTarget(target: { url?: string; key?: string; user?: string 
       refuse("ENGRAM_API_KEY (--key)", error);
     }
   }
-  // Empty is the tenant's shared space, as without it (the client sends no X-User-Id).
-  if (target.user) {
+  // An empty user is refused, not taken as the shared space: `--user "$ID"` with $ID unset would otherwise store an
+  // end user's memories where every user of the tenant reads them. Leaving it out is the shared space.
+  if (target.user !== undefined) {
+    const name = target.url === undefined ? "--user" : "ENGRAM_USER_ID (--user)";
+    if (target.user === "") {
+      throw new EngramError("input", "cli.invalid_option", `${name} is empty: leave it out for the shared space`);
+    }
     try {
       Auth.userIdFrom(target.user);
     } catch (error) {
-      refuse(`ENGRAM_USER_ID (--user) ${JSON.stringify(target.user)}`, error);
+      refuse(`${name} ${JSON.stringify(target.user)}`, error);
     }
   }
 }

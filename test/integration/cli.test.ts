@@ -127,6 +127,11 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect([res.code, res.stderr]).toEqual([1, expect.stringContaining("X-User-Id must be")]);
       const found = await engram(["search", "slash", "--user", "bad_user", "--scope", "user", "--json"]);
       expect(JSON.parse(found.stdout).results).toEqual([]);
+      // An empty user (`--user "$ID"` with $ID unset) is not the shared space, where every user would read it.
+      const empty = await engram(["ingest", join(dir, "note.md"), "--user", ""]);
+      expect([empty.code, empty.stderr]).toEqual([1, "engram: --user is empty: leave it out for the shared space\n"]);
+      const shared = await engram(["search", "slash", "--scope", "shared", "--json"]);
+      expect(JSON.parse(shared.stdout).results).toEqual([]);
     }, 120_000);
   });
 
