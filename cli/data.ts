@@ -46,6 +46,9 @@ const scopeOption = () =>
     .choices(Scope.options)
     .default("all");
 
+/** "1 file", "2 files". */
+const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+
 function targetOf(options: TargetOptions): Target {
   // An empty ENGRAM_URL (`ENGRAM_URL= engram search ...`) is none, as a shell user means it.
   const o = { ...options, url: options.url || undefined };
@@ -138,7 +141,8 @@ export function registerDataCommands(program: Command): void {
       for (const d of result.documents) totals[d.status]++;
       done += fileCount;
       if (bar) bar.update(done, { documents: totals.documents });
-      else if (!options.json) console.error(`ingested ${done}/${files.length} files (${totals.documents} documents)`);
+      else if (!options.json)
+        console.error(`ingested ${done}/${count(files.length, "file")} (${count(totals.documents, "document")})`);
     };
     // Hands the batch over and waits only while `limit` batches are already being stored; the first failure
     // stops the run once the batches in flight have settled (each is atomic: stored whole or not at all).
@@ -161,10 +165,23 @@ export function registerDataCommands(program: Command): void {
       }
     };
 
+    // Two records with one id (in two .json files, or twice in one .jsonl) are not both stored, the second silently
+    // replacing the first: the second fails, as two files that would share an id do (cli/files.ts).
+    const firstWith = new Map<string, string>();
     for (const file of files) {
       const read = await readDocuments(file.path, file.root);
       skipped.push(...read.skipped);
       for (const doc of read.documents) {
+        const first = firstWith.get(doc.id);
+        if (first !== undefined) {
+          skipped.push({
+            path: file.path,
+            reason: `a second document with the id ${doc.id} (the first: ${first})`,
+            failed: true,
+          });
+          continue;
+        }
+        firstWith.set(doc.id, file.path);
         if (batch.length >= MAX_BATCH_DOCS || batchChars + doc.content.length > MAX_BATCH_CHARS) await flush();
         batch.push(doc);
         batchChars += doc.content.length;
@@ -188,8 +205,8 @@ export function registerDataCommands(program: Command): void {
     if (failed) process.exitCode = 1;
     if (options.json) return console.log(JSON.stringify(summary));
     console.log(
-      `${totals.files} files, ${totals.documents} documents (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +
-        `${totals.chunks} chunks (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ${seconds.toFixed(1)}s`,
+      `${count(totals.files, "file")}, ${count(totals.documents, "document")} (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +
+        `${count(totals.chunks, "chunk")} (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ${seconds.toFixed(1)}s`,
     );
     for (const s of skipped) console.log(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`);
   });

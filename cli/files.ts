@@ -115,7 +115,12 @@ export async function readDocuments(
     const parsed = DocumentInput.safeParse(doc);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
-      return void skipped.push({ path: where, reason: `${issue?.path.join(".") || "document"}: ${issue?.message}` });
+      // A record meant as a document and refused is lost: failed, as a damaged file is.
+      return void skipped.push({
+        path: where,
+        reason: `${issue?.path.join(".") || "document"}: ${issue?.message}`,
+        failed: true,
+      });
     }
     documents.push(parsed.data as FileDocument);
   };
@@ -130,7 +135,7 @@ export async function readDocuments(
         try {
           records.push(JSON.parse(line));
         } catch {
-          skipped.push({ path: `${path}:${i + 1}`, reason: "invalid JSON line" });
+          skipped.push({ path: `${path}:${i + 1}`, reason: "invalid JSON line", failed: true });
         }
       });
     } else {

@@ -244,12 +244,20 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       );
       writeFileSync(join(dir, "e.md"), Buffer.from([0x00, 0x01, 0x02, 0xff]));
       writeFileSync(join(dir, "f.png"), "not supported");
+      // The id of a record already read: refused, not written over the first.
+      writeFileSync(join(dir, "g.json"), '{"id":"j1","content":"Another text under the same id"}');
 
       const res = await engram(["ingest", dir, "--tenant", "acme"]);
-      expect(res.code).toBe(0);
-      expect(res.stdout).toMatch(/5 files, 5 documents \(5 created, 0 updated, 0 unchanged\)/);
+      // A damaged record and a second record under one id are lost documents: listed as failed, exit 1.
+      expect(res.code).toBe(1);
+      expect(res.stdout).toMatch(/6 files, 5 documents \(5 created, 0 updated, 0 unchanged\)/);
       expect(res.stdout).toContain("binary file");
-      expect(res.stdout).toContain("invalid JSON line");
+      expect(res.stdout).toContain(`failed ${join(dir, "d.jsonl")}:2: invalid JSON line`);
+      expect(res.stdout).toContain(
+        `failed ${join(dir, "g.json")}: a second document with the id j1 (the first: ${join(dir, "d.jsonl")})`,
+      );
+      const first = await engram(["search", "First line doc", "--tenant", "acme", "--json", "-k", "1"]);
+      expect(JSON.parse(first.stdout).results[0]).toMatchObject({ documentId: "j1", content: "First line doc" });
 
       const again = await engram(["ingest", dir, "--tenant", "acme", "--json"]);
       const summary = JSON.parse(again.stdout);
@@ -357,7 +365,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const missing = join(dir, "typo.md");
       const res = await engram(["ingest", join(dir, "here.txt"), missing, "--tenant", "missing"]);
       expect(res.code).toBe(1);
-      expect(res.stdout).toMatch(/^1 files, 1 documents \(1 created, .*0 skipped, 1 failed/);
+      expect(res.stdout).toMatch(/^1 file, 1 document \(1 created, .*0 skipped, 1 failed/);
       expect(res.stdout).toContain(`failed ${missing}: not found`);
     });
 
