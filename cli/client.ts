@@ -27,7 +27,11 @@ export interface Target {
  * Refuses at start what would make every call fail: a URL that is not http(s), a remote Engram without a key, a
  * key or an end user the API would refuse. Thrown, it is the CLI's one line on stderr and a non-zero exit.
  */
-export function checkTarget(target: { url?: string; key?: string; user?: string }): void {
+export function checkTarget(
+  target: { url?: string; key?: string; user?: string },
+  // Where the user may come from, to name it: ENGRAM_USER_ID counts for `engram mcp`, and with a URL.
+  userFromEnv = target.url !== undefined,
+): void {
   const refuse = (what: string, error: unknown) => {
     const reason = error instanceof EngramError ? error.message : String(error);
     throw new EngramError("input", "cli.invalid_option", `${what} is refused: ${reason}`);
@@ -58,7 +62,7 @@ export function checkTarget(target: { url?: string; key?: string; user?: string 
   // An empty user is refused, not taken as the shared space: `--user "$ID"` with $ID unset would otherwise store an
   // end user's memories where every user of the tenant reads them. Leaving it out is the shared space.
   if (target.user !== undefined) {
-    const name = target.url === undefined ? "--user" : "ENGRAM_USER_ID (--user)";
+    const name = userFromEnv ? "ENGRAM_USER_ID (--user)" : "--user";
     if (target.user === "") {
       throw new EngramError("input", "cli.invalid_option", `${name} is empty: leave it out for the shared space`);
     }

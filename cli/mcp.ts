@@ -153,7 +153,7 @@ export function withoutBlankLines(): Transform {
 
 /** Serves until the client closes stdin. */
 export async function serveStdio(options: McpOptions): Promise<void> {
-  checkTarget({ url: options.url, key: options.apiKey, user: options.userId });
+  checkTarget({ url: options.url, key: options.apiKey, user: options.userId }, true);
   if (["debug", "info"].includes(config().logLevel)) setConfig({ LOG_LEVEL: "warn" });
   const { memory, describe } = await memoryFor(options);
   const server = Mcp.server(memory, describe);

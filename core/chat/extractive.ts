@@ -51,9 +51,12 @@ function stem(word: string): string {
   if (w.length > 4 && w.endsWith("ies")) w = `${w.slice(0, -3)}y`;
   else if (w.endsWith("sses")) w = w.slice(0, -2);
   else if (w.length > 3 && w.endsWith("s") && !/(ss|us|is)$/.test(w)) w = w.slice(0, -1);
-  if (w.length > 5 && w.endsWith("ing")) w = w.slice(0, -3);
-  else if (w.length > 4 && w.endsWith("ed")) w = w.slice(0, -2);
-  else if (w.length > 4 && w.endsWith("ly")) w = w.slice(0, -2);
+  if ((w.length > 5 && w.endsWith("ing")) || (w.length > 4 && w.endsWith("ed"))) {
+    w = w.slice(0, w.endsWith("ing") ? -3 : -2);
+    // A consonant doubled before -ing or -ed is the word's one (shipping, shipped: ship), but not l, s or z (falling),
+    // nor d, as "added" is far more common than "padded".
+    if (/([^aeiouylszd])\1$/.test(w)) w = w.slice(0, -1);
+  } else if (w.length > 4 && w.endsWith("ly")) w = w.slice(0, -2);
   return w;
 }
 

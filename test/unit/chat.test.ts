@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ZodError } from "zod";
 import { errorResponse } from "../../core/api/http";
 import { citingText, dropInvalidMarkers, finalize, MarkerFilter, snippet } from "../../core/chat/citations";
-import { answer as extractive, NOT_FOUND, sentences } from "../../core/chat/extractive";
+import { answer as extractive, NOT_FOUND, sentences, terms } from "../../core/chat/extractive";
 import { buildPrompt, type Passage, type Source, tokens } from "../../core/chat/prompt";
 import { ChatRequest } from "../../core/chat/schema";
 import type { ChatMessage } from "../../core/llm";
@@ -206,6 +206,21 @@ describe("extractive answers", () => {
     ),
     passage(3, "Enterprise customers get a refund window of 60 days, agreed in their contract."),
   ]);
+
+  it("meets a word with its -ing and -ed forms, a doubled consonant undone but for l, s, z and d", () => {
+    expect(terms("shipping shipped ship running falling passed added add")).toEqual([
+      "ship",
+      "ship",
+      "ship",
+      "run",
+      "fall",
+      "pass",
+      "add",
+      "add",
+    ]);
+    const ship = numbered([passage(1, "Orders ship within three business days.")]);
+    expect(extractive("How long does shipping take?", ship)).toBe("Orders ship within three business days [1].");
+  });
 
   it("returns the best sentences in source order with markers", () => {
     const text = extractive("How many days is the refund window?", sources);
