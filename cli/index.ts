@@ -18,9 +18,10 @@ import * as Tenant from "../core/tenant";
 import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
 
-// `engram search … | head` closes stdout early: the reader has what it wanted, so stop quietly (no stack trace).
+// `engram search … | head` closes stdout early: the reader has what it wanted, so stop quietly (no stack trace), with
+// the exit code the command already set (an ingest with failed files is 1 however much of its summary was read).
 process.stdout.on("error", (error: NodeJS.ErrnoException) => {
-  if (error.code === "EPIPE") process.exit(0);
+  if (error.code === "EPIPE") process.exit(typeof process.exitCode === "number" ? process.exitCode : 0);
   throw error;
 });
 
