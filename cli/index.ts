@@ -81,7 +81,12 @@ keys
   .option("--json", "print JSON")
   .action(async (options: { tenant: string; json?: boolean }) => {
     const db = await openLocalDb();
-    const list = await Auth.listKeys(db, options.tenant);
+    // `local` is every command's default tenant, made on first use: before that it has no keys, it is not missing.
+    const list = await Auth.listKeys(db, options.tenant).catch((error) => {
+      if (options.tenant === LOCAL_TENANT && error instanceof EngramError && error.code === "tenant.not_found")
+        return [];
+      throw error;
+    });
     if (options.json) return console.log(JSON.stringify(list));
     if (!list.length) return console.log(`no keys for tenant ${options.tenant}`);
     for (const k of list) {

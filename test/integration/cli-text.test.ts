@@ -34,6 +34,16 @@ beforeAll(async () => {
 });
 afterAll(() => dropDatabase(database));
 
+describe("engram keys list on a new database", () => {
+  it("says the default tenant has no keys yet, and refuses a tenant nobody made", async () => {
+    expect(await engram(["keys", "list"])).toMatchObject({ code: 0, stdout: "no keys for tenant local\n" });
+    expect(await engram(["keys", "list", "--tenant", "nosuch"])).toMatchObject({
+      code: 1,
+      stderr: "engram: No tenant named nosuch.\n",
+    });
+  });
+});
+
 describe("engram start's banner", () => {
   /** The banner `engram start` prints with `extra` in its environment. */
   async function banner(extra: NodeJS.ProcessEnv): Promise<string> {
