@@ -76,10 +76,13 @@ async function readBody(req: IncomingMessage): Promise<Buffer | "too_large"> {
   return Buffer.concat(chunks);
 }
 
-/** The request's URL. Its path is appended to the origin, not resolved against it: `//v1/documents` is a path, not a host. */
+/**
+ * The request's URL. A path is appended to the origin, not resolved against it: `//v1/documents` is a path, not a
+ * host. A whole URL (a proxy's absolute form, `GET http://host/v1/...`) is taken as it is.
+ */
 function requestUrl(req: IncomingMessage): URL {
-  const path = req.url ?? "/";
-  return new URL(`http://localhost${path.startsWith("/") ? "" : "/"}${path}`);
+  const target = req.url ?? "/";
+  return target.startsWith("/") ? new URL(`http://localhost${target}`) : new URL(target, "http://localhost");
 }
 
 /** Builds the API Gateway v2 (HTTP API, payload 2.0) event for a Node request. */

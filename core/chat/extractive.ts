@@ -54,8 +54,8 @@ function stem(word: string): string {
   if ((w.length > 5 && w.endsWith("ing")) || (w.length > 4 && w.endsWith("ed"))) {
     w = w.slice(0, w.endsWith("ing") ? -3 : -2);
     // A consonant doubled before -ing or -ed is the word's one (shipping, shipped: ship), but not l, s or z (falling),
-    // nor d, as "added" is far more common than "padded".
-    if (/([^aeiouylszd])\1$/.test(w)) w = w.slice(0, -1);
+    // nor d or f, as "added" and "staffed" are far more common than "padded" and words ending in one f.
+    if (/([^aeiouylszdf])\1$/.test(w)) w = w.slice(0, -1);
   } else if (w.length > 4 && w.endsWith("ly")) w = w.slice(0, -2);
   return w;
 }

@@ -181,7 +181,7 @@ async function queryFor(
   request: ChatRequest,
   question: string,
 ): Promise<{ query: string; stored?: Turns }> {
-  if (Extractive.terms(question).length > 1) return { query: question };
+  if (new Set(Extractive.terms(question)).size > 1) return { query: question };
   const sent = lastUser(request.messages.slice(0, -1));
   if (sent !== undefined) return { query: `${question}\n${sent}` };
   if (!request.conversationId) return { query: question };

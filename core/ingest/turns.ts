@@ -32,28 +32,8 @@ export function forgetting(changed: SQL, except: string[] = []): SQL {
     context_dropped as (
       update chunks c set preceding = '', embedding_model = ${CONTEXT_DROPPED}, content_hash = encode(sha256(convert_to(
           case when c.context = '' then c.content else c.context || E'\\n\\n' || c.content end, 'UTF8')), 'hex')
-      from (select o.id, o.tsv from chunks o join turns_after f on o.document_key = f.key
-            where o.ordinal = 0 and o.preceding <> '') was
-      where c.id = was.id and c.preceding <> ''
-      returning c.tenant_id, c.owner, was.tsv as was, c.tsv as now),
-    -- The keyword leg indexes the turns before (migrations/0021), and no trigger follows an update: the statistics
-    -- move here, in the same statement and in key order, as the insert and delete triggers move them.
-    terms_dropped as (
-      insert into search_terms as s (tenant_id, owner, lexeme, chunks, length)
-      select tenant_id, owner, lexeme, sum(n), sum(len) from (
-        select tenant_id, owner, '' as lexeme, 0 as n, sum(length(now) - length(was)) as len
-        from context_dropped group by tenant_id, owner
-        union all
-        select tenant_id, owner, l, -count(*), 0 from context_dropped cross join lateral unnest(tsvector_to_array(was)) l
-        group by tenant_id, owner, l
-        union all
-        select tenant_id, owner, l, count(*), 0 from context_dropped cross join lateral unnest(tsvector_to_array(now)) l
-        group by tenant_id, owner, l) x
-      group by tenant_id, owner, lexeme having sum(n) <> 0 or sum(len) <> 0
-      order by tenant_id, owner, lexeme
-      on conflict (tenant_id, owner, lexeme) do update
-        set chunks = s.chunks + excluded.chunks, length = s.length + excluded.length
-      returning 1),
+      from turns_after f where c.document_key = f.key and c.ordinal = 0 and c.preceding <> ''
+      returning c.tenant_id),
     reembedding as (
       ${Reembed.beginning(sql`select distinct tenant_id from context_dropped`, model, dimensions)}
       returning 1)`;

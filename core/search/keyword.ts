@@ -67,27 +67,30 @@ export function candidates(q: KeywordQuery): SQL[] {
     // Each lexeme also as a tsquery operand, quoted so that it is taken verbatim (no second normalization).
     sql`kwi as materialized (
       select lexeme, df, ln(1 + ((select n from kwc) - df + 0.5) / (df + 0.5)) as idf,
-             sum(df) over (order by df, lexeme) as through,
-             ('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''')::tsquery as q
-      from kwt where df > 0)`,
+             sum(df) over (order by df, lexeme) as through, lit, lit::tsquery as q
+      from (select *, '''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || '''' as lit from kwt) t
+      where df > 0)`,
     // Identifiers the parser cuts into words (max_wal_size: max, wal, size) score their words again when the chunk
     // holds them as written, adjacent and in order, so the exact term ranks first. Consecutive words of the question
     // score a share of theirs when the chunk holds them in that order, one to three positions apart (stop words
-    // between them keep their positions in both tsvectors).
+    // between them keep their positions in both tsvectors): each pair once, read with hyphens as spaces (the parser
+    // would pair `e-mail` with its own parts `e` and `mail`). A pair in the turns before a turn counts whole: counted
+    // as a fifth there, as its words are, it found less on both conversation sets (docs/search.md, "Phrases").
     sql`kwp as materialized (
       select phraseto_tsquery(${q.textConfig}::regconfig, p) as q, (
         select coalesce(sum(i.idf), 0) from kwi i
         where i.lexeme = any(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, p)))) as bonus
       from unnest(${arr(phrases)}::text[]) p
       union all (
-      select (format('%s <1> %s | %s <2> %s | %s <3> %s', a.q, b.q, a.q, b.q, a.q, b.q))::tsquery,
+      select (format('%1$s <1> %2$s | %1$s <2> %2$s | %1$s <3> %2$s', a.lit, b.lit))::tsquery,
              ${constant(PAIR_WEIGHT)}::float8 * (a.idf + b.idf)
-      from (select lexeme, lead(lexeme) over (order by pos) as next from (
-              select t.lexeme, unnest(t.positions) as pos
-              from unnest(to_tsvector(${q.textConfig}::regconfig, ${q.text})) t) w) s
+      from (select distinct lexeme, next from (
+              select lexeme, lead(lexeme) over (order by pos) as next from (
+                select t.lexeme, unnest(t.positions) as pos
+                from unnest(to_tsvector(${q.textConfig}::regconfig, replace(${q.text}, '-', ' '))) t) w) o) s
       join kwi a on a.lexeme = s.lexeme join kwi b on b.lexeme = s.next
       where s.lexeme <> s.next
-      order by a.idf + b.idf desc limit ${constant(PAIRS)}))`,
+      order by a.idf + b.idf desc, a.lexeme, b.lexeme limit ${constant(PAIRS)}))`,
     sql`kwpa as materialized (select tsquery_any(q) as q from kwp)`,
     sql`kwmax as materialized (
       select greatest(coalesce((select sum(idf) from kwi), 0) * ${constant(K1 + 1)} + coalesce((select sum(bonus) from kwp), 0), 1e-9)::float8 as top)`,
