@@ -44,7 +44,8 @@ export interface KeywordQuery {
  * the commonest words of a question is the one a cap may leave out, and it would rank last. The cap is what
  * bounds a search's time (docs/search.md, "Bounded work").
  */
-export function candidates(q: KeywordQuery): SQL[] {
+export function candidates(query: KeywordQuery): SQL[] {
+  const q = { ...query, text: withoutComparisons(query.text) };
   const who = sql`${arr(q.owners)}::text[]`;
   const phrases = identifiers(q.text);
   // Without filters beyond liveness, a document is checked only for the matches that rank, in rank order: few
@@ -141,3 +142,10 @@ export function identifiers(text: string): string[] {
   const found = text.match(/[\p{L}\p{N}]+(?:[._-][\p{L}\p{N}]+)+/gu) ?? [];
   return [...new Set(found.filter((t) => /[_-]/.test(t)).map((t) => t.toLowerCase()))].slice(0, 8);
 }
+
+/**
+ * The question without "vs" and "versus", which no stop-word list drops: "git log -S vs -G" asks about two options,
+ * not about the sections titled "REBASE VS. PULL/MERGE" that ranked first for it (docs/search.md, "Comparisons").
+ */
+export const withoutComparisons = (text: string): string =>
+  text.replace(/(?<![\p{L}\p{N}_.-])(?:vs\.?|versus)(?![\p{L}\p{N}_-])/giu, " ");

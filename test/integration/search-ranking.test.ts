@@ -15,7 +15,7 @@ import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
-import { identifiers } from "../../core/search/keyword";
+import { identifiers, withoutComparisons } from "../../core/search/keyword";
 import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb, termRecount, termStatistics } from "../../kit/db";
 import { invoke } from "../../kit/events";
 
@@ -153,6 +153,25 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
 
     expect(await ids(git, { query: "merge conflict", mode: "keyword", topK: 2 })).toEqual(["together", "scattered"]);
     expect(await ids(git, { query: "conflict merge", mode: "keyword", topK: 2 })).toEqual(["scattered", "together"]);
+  });
+
+  it("reads vs and versus as no word of the question", async () => {
+    const git = await callerFor(db, "git-compare");
+    await Ingest.run(
+      db,
+      git,
+      [
+        { id: "options", content: "-S finds commits that change the count of a string; -G takes a regex." },
+        { id: "heading", title: "REBASE VS. PULL", content: "Prefer rebase vs merge when you pull." },
+        ...["Tags name commits.", "Remotes fetch objects."].map((content, i) => ({ id: `filler-${i}`, content })),
+      ],
+      { embedder },
+    );
+
+    // Only "vs" is shared with the heading passage; the question's words are all in the other one.
+    expect(await ids(git, { query: "string regex vs", mode: "keyword", topK: 3 })).toEqual(["options"]);
+    expect(await ids(git, { query: "vs. versus VS", mode: "keyword" })).toEqual([]);
+    expect(withoutComparisons("vs_code obvs --vs-flag")).toBe("vs_code obvs --vs-flag");
   });
 
   it("treats tsquery syntax in a query as text, and answers a query of stop words from the vector leg alone", async () => {
