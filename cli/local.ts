@@ -114,7 +114,16 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   // A command run from another folder finds no data there: said, not silently an empty store.
   const fresh = embedded && !existsSync(join(cfg.database.dataDir, "pgdata"));
   if (embedded) {
-    mkdirSync(cfg.database.dataDir, { recursive: true });
+    try {
+      mkdirSync(cfg.database.dataDir, { recursive: true });
+    } catch (error) {
+      // Node's own message ("EEXIST: file already exists, mkdir ...") does not say which setting named the path.
+      throw new EngramError(
+        "unavailable",
+        "config.invalid",
+        `ENGRAM_DATA_DIR: ${resolve(cfg.database.dataDir)} cannot be the embedded database's folder (${(error as Error).message})`,
+      );
+    }
     holdFolder(cfg);
   }
   const db = await openDb(cfg.database);

@@ -401,6 +401,20 @@ describe("the CLI on embedded PGlite", () => {
     expect(JSON.parse(first.stdout)).toMatchObject({ documents: { total: 0 }, chunks: 0 });
     expect(second.stderr).toBe("");
   }, 120_000);
+
+  it("names ENGRAM_DATA_DIR when its path cannot be a folder", async () => {
+    const file = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "a-file");
+    writeFileSync(file, "not a folder");
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: file, LOG_LEVEL: "silent" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER"]) delete env[name];
+
+    const failed = await run("node", [BIN, "stats"], { env, timeout: 60_000 }).catch((e) => e);
+
+    expect(failed.code).toBe(1);
+    expect(failed.stderr).toMatch(
+      new RegExp(`^engram: ENGRAM_DATA_DIR: ${file} cannot be the embedded database's folder \\(EEXIST`),
+    );
+  }, 60_000);
 });
 
 describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
