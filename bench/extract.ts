@@ -133,7 +133,7 @@ async function inputs(): Promise<Inputs> {
     const name = join(mixed, `file-${String(i).padStart(3, "0")}`);
     const text = texts[i] as string;
     if (i < 60) {
-      // A web page: the article between a site's navigation, sidebar and footer, as Readability meets them.
+      // A web page: the article between a site's navigation, sidebar and footer, as a web page is read.
       const html = spawnSync("pandoc", ["-f", "markdown", "-t", "html"], { input: text }).stdout.toString();
       writeFileSync(
         `${name}.html`,

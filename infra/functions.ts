@@ -76,7 +76,7 @@ export const functionSettings = {
     memory: "1024 MB" as const,
     timeout: "15 seconds" as const,
   },
-  // POST /v1/documents/upload: the only bundle with the document parsers (pdf.js, mammoth, Readability, linkedom),
+  // POST /v1/documents/upload: the only bundle with the document parsers (pdf.js, mammoth, linkedom),
   // so /v1/ingest starts as fast as before. Memory for the largest files' parse (docs/extract.md has the peaks)
   // and the CPU extraction spends.
   upload: {

@@ -160,7 +160,7 @@ export async function planFile({ file, path }: Picked): Promise<FilePlan> {
   if (!SUPPORTED.includes(ext)) return { ...plan, skipped: `unsupported file type ${ext || "(none)"}` };
   if (file.size === 0) return { ...plan, skipped: "empty file" };
   const records = ext === ".json" || ext === ".jsonl";
-  // A web page is extracted where the CLI's are (Readability, the page's headings kept): a reader of its own here
+  // A web page is extracted where the CLI's are (its main element, its headings kept): a reader of its own here
   // would make the same page a different document.
   const page = ext === ".html" || ext === ".htm";
   if (page || (!records && (await isBinaryDocument(file).catch(() => false)))) {

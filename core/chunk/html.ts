@@ -1,5 +1,8 @@
 /** HTML to plain text for chunking: block elements become lines, scripts and styles are dropped. Linear time. */
 
+/** A word that starts an ATX heading when it starts a line. */
+const ATX_MARK = /^#{1,6}$/;
+
 /** Elements whose content is dropped entirely. */
 const DROPPED = new Set(["script", "style", "noscript", "head", "template", "svg", "iframe", "object"]);
 /** Elements that start and end a block (a line of their own). */
@@ -166,9 +169,16 @@ export function htmlToText(html: string): string {
   let preStart = false;
   let headingLevel = 0;
   const cells: number[] = [];
+  /** Open lists, innermost last: the next item's number in an `ol`, 0 in a `ul`. */
+  const lists: number[] = [];
+  /**
+   * Right after a list item's marker or at a cell's start, until text comes: Word and Sphinx wrap an item's or a
+   * cell's text in a <p>, whose break would leave the marker or the cell's separator alone on its line.
+   */
+  let holdBreaks = false;
 
   const requestBreak = (lines: number) => {
-    if (lines > pendingBreak) pendingBreak = lines;
+    if (!holdBreaks && lines > pendingBreak) pendingBreak = lines;
   };
   const push = (s: string) => {
     out.push(s);
@@ -184,6 +194,7 @@ export function htmlToText(html: string): string {
     else if (pendingSpace && trailingNewlines === 0 && !trailingSpace) push(" ");
     pendingBreak = 0;
     pendingSpace = false;
+    holdBreaks = false;
     push(s);
   };
   const text = (raw: string) => {
@@ -198,7 +209,11 @@ export function htmlToText(html: string): string {
     const parts = decoded.split(/[ \t\n\r\f\v]+/);
     for (let i = 0; i < parts.length; i++) {
       if (i > 0) pendingSpace = true;
-      emit(parts[i]!);
+      const word = parts[i]!;
+      // A paragraph's "# Hello" (a comment in code Word set as plain paragraphs) would read as a Markdown heading and
+      // head every passage after it: escaped as Markdown escapes it.
+      const heading = headingLevel === 0 && ATX_MARK.test(word) && (pendingBreak > 0 || trailingNewlines > 0);
+      emit(heading ? `\\${word}` : word);
     }
   };
 
@@ -253,6 +268,7 @@ export function htmlToText(html: string): string {
     }
 
     if (name.length === 2 && name[0] === "h" && name[1]! >= "1" && name[1]! <= "6") {
+      holdBreaks = false;
       requestBreak(2);
       if (closing) {
         headingLevel = 0;
@@ -270,9 +286,24 @@ export function htmlToText(html: string): string {
           pendingSpace = false;
         }
         break;
+      case "ol":
+      case "ul":
+        if (closing) lists.pop();
+        else lists.push(name === "ol" ? 1 : 0);
+        requestBreak(2);
+        break;
       case "li":
+        holdBreaks = false;
+        // An item's last paragraph ends the item's line, not a paragraph: the list stays one block.
+        if (closing) pendingBreak = Math.min(pendingBreak, 1);
         requestBreak(1);
-        if (!closing) emit("- ");
+        if (!closing) {
+          const k = lists.length - 1;
+          const n = k >= 0 ? lists[k]! : 0;
+          emit(n > 0 ? `${n}. ` : "- ");
+          if (n > 0) lists[k] = n + 1;
+          holdBreaks = true;
+        }
         break;
       case "pre":
         if (!closing) {
@@ -288,6 +319,7 @@ export function htmlToText(html: string): string {
         }
         break;
       case "tr":
+        holdBreaks = false;
         requestBreak(1);
         if (!closing) cells.push(0);
         else cells.pop();
@@ -295,13 +327,20 @@ export function htmlToText(html: string): string {
       case "td":
       case "th": {
         const k = cells.length - 1;
+        if (closing) {
+          holdBreaks = false;
+          pendingBreak = 0;
+        }
         if (closing || k < 0) pendingSpace = true;
         else {
           if (cells[k]! > 0) {
+            // The cell before ends the same line: a break its last paragraph asked for is not kept.
+            pendingBreak = 0;
             pendingSpace = false;
             emit(" | ");
           }
           cells[k] = cells[k]! + 1;
+          holdBreaks = true;
         }
         break;
       }

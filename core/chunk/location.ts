@@ -13,8 +13,16 @@ export interface Location {
   headings?: string[];
 }
 
-/** The location of each chunk of `text` spanning `[start, end)`, or null when the text has neither pages nor headings. */
-export function locations(text: string, spans: { start: number; end: number }[]): (Location | null)[] {
+/**
+ * The location of each chunk of `text` spanning `[start, end)`, or null when the text has neither pages nor headings.
+ * A first heading that repeats the document's title is left out, as in the chunk's context (core/chunk/context.ts).
+ */
+export function locations(
+  text: string,
+  spans: { start: number; end: number }[],
+  title?: string | null,
+): (Location | null)[] {
+  const base = title?.replace(/\s+/g, " ").trim().toLowerCase() ?? "";
   const breaks: number[] = [];
   for (let i = text.indexOf("\f"); i >= 0; i = text.indexOf("\f", i + 1)) breaks.push(i);
   const pageAt = (offset: number) => {
@@ -38,7 +46,9 @@ export function locations(text: string, spans: { start: number; end: number }[])
     }
     const location: Location = {};
     if (breaks.length) location.pages = [pageAt(start), pageAt(Math.max(start, end - 1))];
-    if (path.length) location.headings = path.map((h) => h.text);
+    const names = path.map((h) => h.text);
+    if (base && names[0]?.toLowerCase() === base) names.shift();
+    if (names.length) location.headings = names;
     return location.pages || location.headings ? location : null;
   });
 }

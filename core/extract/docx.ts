@@ -78,6 +78,9 @@ function propertyTitle(bytes: Uint8Array, limits: Limits): string | undefined {
   return undefined;
 }
 
+/** Paragraph styles that hold code: Pandoc's, and Word's own preformatted ones. */
+const CODE_STYLES = ["Source Code", "HTML Preformatted", "Plain Text", "Macro Text", "Code"];
+
 /** What mammoth's document tree holds (its own types are not published). */
 interface DocxElement {
   type: string;
@@ -120,6 +123,8 @@ export async function extractDocx(bytes: Uint8Array, limits: Limits): Promise<{ 
         // Images become nothing: they are never decoded, and the text has no use for them.
         convertImage: mammoth.images.imgElement(async () => ({ src: "" })),
         externalFileAccess: false,
+        // Code set in Word's and Pandoc's code paragraph styles stays code (a fence in the text), as in a web page.
+        styleMap: CODE_STYLES.map((style) => `p[style-name='${style}'] => pre:separator('\\n')`),
         transformDocument: (document: DocxElement) => {
           styled = titleParagraph(document);
           return document;

@@ -1,86 +1,93 @@
 /**
- * A web page's main content: Mozilla's Readability (Firefox's Reader View) on linkedom's server-side DOM drops
- * navigation, sidebars and footers; `htmlToText` turns what is left into text with `#` headings. A page
- * Readability finds no article in (an index, a short note) is converted whole.
+ * A web page's content: its main element (or its one article, else its body) on linkedom's server-side DOM, less
+ * what is marked as navigation, sidebars, footers or site banners, then `htmlToText` with `#` headings. Nothing
+ * is judged by how it reads: Mozilla's Readability, used until 2026-12-06, kept one section of most manual pages
+ * it was given (72% of the Git manual's words; docs/extract.md, "Web pages").
  */
-import { Readability } from "@mozilla/readability";
 import { parseHTML } from "linkedom";
-import { htmlToText } from "../chunk/html";
+import { decodeEntities, htmlToText } from "../chunk/html";
 import { firstHeading } from "./markdown";
 
-/** Marks each heading with its index in `Heading[]` before Readability moves, renames or drops it. */
-const MARK = "data-engram-heading";
-
-interface Heading {
-  level: number;
-  text: string;
-}
-
-/** Readability's test for a heading that repeats the article's title (its `_textSimilarity` above 0.75). */
-function repeatsTitle(title: string, heading: string): boolean {
-  const words = (s: string) => s.toLowerCase().split(/\W+/).filter(Boolean);
-  const a = words(title);
-  const b = words(heading);
-  if (!a.length || !b.length) return false;
-  return 1 - b.filter((w) => !a.includes(w)).join(" ").length / b.join(" ").length > 0.75;
-}
-
+/** Landmark roles that are never a page's content. */
+const CHROME_ROLES = new Set(["navigation", "search", "banner", "contentinfo", "complementary"]);
 /**
- * The article's HTML with the page's own heading levels. Readability renames every h1 to h2 and drops the first
- * h1/h2 that repeats the title, since Reader View shows the title apart; the text's heading path (chunk contexts
- * and citation locations) needs the page's real hierarchy, so levels are restored and that heading put back.
+ * Class names (or their `-`/`_` parts) and ids that site templates give to chrome. Read only outside a page's
+ * main element: inside it, a Sphinx `sidebar` directive or a footnote `aside` is content.
  */
-function withPageHeadings(article: Element, headings: Heading[], title: string): string {
-  const kept: number[] = [];
-  for (const element of Array.from(article.querySelectorAll(`[${MARK}]`))) {
-    const index = Number(element.getAttribute(MARK));
-    element.removeAttribute(MARK);
-    const heading = headings[index];
-    if (!heading || !/^h[1-6]$/i.test(element.localName)) continue;
-    kept.push(index);
-    const tag = `h${heading.level}`;
-    if (element.localName.toLowerCase() === tag) continue;
-    const renamed = element.ownerDocument.createElement(tag);
-    while (element.firstChild) renamed.appendChild(element.firstChild);
-    element.replaceWith(renamed);
+const CHROME_NAMES = new Set([
+  "nav",
+  "navbar",
+  "navigation",
+  "navheader",
+  "navfooter",
+  "menu",
+  "breadcrumb",
+  "breadcrumbs",
+  "sidebar",
+  "sphinxsidebar",
+  "sphinxsidebarwrapper",
+  "related",
+  "footer",
+  "cookie",
+  "cookies",
+  "skip",
+  "share",
+  "social",
+  "comments",
+  "advert",
+  "ads",
+]);
+/** Text of a heading's permalink anchor (Sphinx's ¶, GitHub's and Docusaurus' #, empty icon links). */
+const PERMALINK = /^[\s\u200b¶§#🔗]*$/u;
+
+const words = (value: string | null) => (value ?? "").toLowerCase().split(/[\s_-]+/);
+
+/** Removes every element the selector matches, and those `chrome` says are not content. */
+function prune(root: Element, selector: string, chrome?: (element: Element) => boolean): void {
+  for (const element of Array.from(root.querySelectorAll(selector))) element.remove();
+  if (!chrome) return;
+  for (const element of Array.from(root.querySelectorAll("[class], [id], [role]"))) {
+    if (element.isConnected && chrome(element)) element.remove();
   }
-  const first = Math.min(...kept);
-  const dropped = kept.some((i) => repeatsTitle(title, headings[i]?.text ?? ""))
-    ? -1
-    : headings.findIndex((h, i) => h.level <= 2 && i < first && !kept.includes(i) && repeatsTitle(title, h.text));
-  const heading = headings[dropped];
-  if (heading) {
-    const restored = article.ownerDocument.createElement(`h${heading.level}`);
-    restored.textContent = heading.text;
-    article.insertBefore(restored, article.firstChild);
-  }
-  return article.innerHTML;
 }
+
+const outsideChrome = (element: Element): boolean =>
+  CHROME_ROLES.has(element.getAttribute("role") ?? "") ||
+  words(element.getAttribute("class")).some((w) => CHROME_NAMES.has(w)) ||
+  CHROME_NAMES.has((element.getAttribute("id") ?? "").toLowerCase());
+
+const clean = (s: string | null | undefined) =>
+  decodeEntities(s ?? "")
+    .replace(/\s+/g, " ")
+    .trim();
 
 export function extractHtml(html: string): { content: string; title?: string } {
-  const pageTitle = /<title[^>]*>([^<]*)<\/title>/i.exec(html)?.[1]?.replace(/\s+/g, " ").trim();
-  let article: { title: string; content: string } | undefined;
+  const pageTitle = clean(/<title[^>]*>([^<]*)<\/title>/i.exec(html)?.[1]) || undefined;
+  let content: string;
+  let h1: string | undefined;
   try {
     const { document } = parseHTML(html);
-    const headings: Heading[] = Array.from(document.querySelectorAll("h1, h2, h3, h4, h5, h6"), (element, i) => {
-      element.setAttribute(MARK, String(i));
-      return {
-        level: Number(element.localName.slice(1)),
-        text: (element.textContent ?? "").replace(/\s+/g, " ").trim(),
-      };
-    });
-    const parsed = new Readability<Node>(document as unknown as Document, {
-      charThreshold: 200,
-      serializer: (node) => node,
-    }).parse();
-    const title = parsed?.title?.replace(/\s+/g, " ").trim() ?? "";
-    if (parsed?.content) article = { title, content: withPageHeadings(parsed.content as Element, headings, title) };
+    const body = (document.body ?? document.documentElement) as Element | null;
+    if (!body) throw new Error("no body");
+    prune(body, "script, style, noscript, template, [hidden]");
+    for (const anchor of Array.from(body.querySelectorAll("h1 a, h2 a, h3 a, h4 a, h5 a, h6 a"))) {
+      if (PERMALINK.test(anchor.textContent ?? "")) anchor.remove();
+    }
+    const mains = body.querySelectorAll("main, [role=main]");
+    const articles = body.querySelectorAll("article");
+    const main = mains.length === 1 ? mains[0] : articles.length === 1 ? articles[0] : undefined;
+    // Inside the main element only navigation is left out; outside it, everything marked as chrome.
+    if (main) prune(main, "nav, [role=navigation], [role=search]");
+    const mainText = main ? htmlToText(main.innerHTML) : "";
+    prune(body, "nav, aside, footer", outsideChrome);
+    const bodyText = htmlToText(body.innerHTML);
+    // A main element that holds almost nothing (a page built around it) leaves the page to the body.
+    content = main && mainText.length >= Math.min(500, bodyText.length / 3) ? mainText : bodyText;
+    h1 = clean((main ?? body).querySelector("h1")?.textContent) || undefined;
   } catch {
-    article = undefined;
+    content = htmlToText(html);
   }
-  const main = article?.content ? htmlToText(article.content) : "";
-  // Readability keeps a page's article; when it keeps almost nothing, the page is its own content.
-  const whole = htmlToText(html);
-  const content = main.length >= Math.min(500, whole.length / 3) ? main : whole;
-  return { content, title: article?.title || pageTitle || firstHeading(content) };
+  // The page's h1 when the <title> holds it and more (the site's name: "Refund policy | Example Shop").
+  const title = h1 && pageTitle?.toLowerCase().includes(h1.toLowerCase()) ? h1 : pageTitle;
+  return { content, title: title || firstHeading(content) };
 }

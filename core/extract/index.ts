@@ -1,5 +1,5 @@
 /**
- * Files into text for ingest: PDF (unpdf), Word .docx (mammoth), web pages (Readability on linkedom), Markdown,
+ * Files into text for ingest: PDF (unpdf), Word .docx (mammoth), web pages (their main element, on linkedom), Markdown,
  * plain text, CSV and JSON, judged by content (core/extract/sniff.ts), with bounds on bytes, pages, expansion and
  * text (core/extract/limits.ts). Runs where ingest runs: the CLI, the console's server and the ingest Lambda's
  * upload route; never in the search or chat bundles. Choices and measurements: docs/extract.md.

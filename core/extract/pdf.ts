@@ -85,7 +85,9 @@ function render(pages: Line[][]): string[] {
     for (const line of lines) {
       const level = line.text.length <= 120 ? headingSizes.indexOf(line.size) + 1 : 0;
       const sep = !out ? "" : level || heading || line.gap ? "\n\n" : "\n";
-      out += `${sep}${level ? `${"#".repeat(level)} ` : ""}${line.text}`;
+      // A body line starting "# " (a comment in a code sample) is escaped, or it would head every passage after it.
+      const text = level ? `${"#".repeat(level)} ${line.text}` : line.text.replace(/^(?=#{1,6}(\s|$))/, "\\");
+      out += `${sep}${text}`;
       heading = level > 0;
     }
     return out.replace(/\f/g, " ");

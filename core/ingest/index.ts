@@ -240,7 +240,7 @@ export async function prepare(
       input.content,
       split.map((c) => c.start),
     );
-    const located = locations(input.content, split);
+    const located = locations(input.content, split, input.title);
     // The hash is set below, once the turns a conversation's document follows are known.
     const chunks = split.map((c, i) => ({
       ordinal: c.ordinal,

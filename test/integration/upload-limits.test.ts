@@ -111,7 +111,7 @@ describe("upload behind API Gateway and Lambda", () => {
       documents: [{ id: "harbour-survey.html", status: "created" }],
       file: { name: "harbour-survey.html", format: "html", bytes: MAX_UPLOAD_BYTES },
     });
-    // Readability kept the article; the inlined photo is not text.
+    // The page's text; the inlined photo is not text.
     expect(sent.answer.file.characters).toBeLessThan(2_000);
     expect(await documentCount()).toBe(before + 1);
   }, 60_000);

@@ -94,7 +94,7 @@ describe("npm run build", () => {
   });
 
   it("keeps the document parsers in the upload bundle alone, which also leaves out canvas", () => {
-    const parsers = /^(unpdf|mammoth|@mozilla\/readability|linkedom)$/;
+    const parsers = /^(unpdf|mammoth|linkedom)$/;
     for (const report of reports) {
       const held = report.largest.map((p) => p.part).filter((p) => parsers.test(p));
       if (report.name === "upload") expect(held).toEqual(expect.arrayContaining(["unpdf", "mammoth", "linkedom"]));

@@ -91,13 +91,57 @@ describe("extract", () => {
     const html = await extract(fixture("page.html"), { name: "page.html" });
     expect(html.format).toBe("html");
     expect(html.title).toMatch(/^Refund policy/);
-    // The page's own heading levels, its h1 (which Readability drops as the title's repeat) first.
-    expect(html.content).toMatch(/^# Refund policy\n\nWe want you/);
+    // The page's main element whole, its own heading levels, the byline kept.
+    expect(html.content).toMatch(/^# Refund policy\n\nUpdated 3 March by the customer care team\n\nWe want you/);
     expect(html.content).toMatch(/^## How long refunds take$/m);
     expect(html.content).toMatch(/^### Gift cards$/m);
     expect(html.content).toContain("Refunds are issued within 14 days");
     for (const boilerplate of ["Basket (0)", "newsletter", "All rights reserved", "analytics"])
       expect(html.content).not.toContain(boilerplate);
+  });
+
+  it("keeps every section of a manual page, which a reader view had cut to one", async () => {
+    // git-doc's asciidoc page: sections in plain divs, the h1 and NAME in a div#header, a div#footer.
+    const page = await extract(fixture("git-init.html"), { name: "git-init.html" });
+    expect(page.title).toBe("git-init(1)");
+    expect(page.content).toMatch(
+      /^# git-init\(1\) Manual Page\n\n## NAME\n\ngit-init - Create an empty Git repository/,
+    );
+    const sections = page.content.match(/^## .*$/gm);
+    expect(sections).toEqual(
+      ["NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "TEMPLATE DIRECTORY", "EXAMPLES", "CONFIGURATION", "GIT"].map(
+        (name) => `## ${name}`,
+      ),
+    );
+    expect(page.content).toContain("Create a bare repository.");
+    expect(page.content).not.toContain("Last updated");
+  });
+
+  it("keeps what a Sphinx page's main element holds, its sidebars and notes included, and none of the site's", async () => {
+    const page = await extract(fixture("asyncio.html"), { name: "asyncio.html" });
+    // The h1, not the <title> with the site's name after it; no permalink marks.
+    expect(page.title).toBe("asyncio — Asynchronous I/O");
+    expect(page.content).toMatch(/^# asyncio — Asynchronous I\/O\n\nHello World!\n\n```\nimport asyncio\n/);
+    expect(page.content).toContain("asyncio.run(main())");
+    expect(page.content).toContain("- run Python coroutines concurrently");
+    for (const chrome of ["¶", "Previous topic", "Report a Bug", "Quick search", "Python Software Foundation"])
+      expect(page.content).not.toContain(chrome);
+  });
+
+  it("keeps code a Word or PDF document holds as code, its tables' rows as rows, its lists numbered", async () => {
+    const docx = await extract(fixture("code-table.docx"), { name: "code-table.docx" });
+    const pdf = await extract(fixture("code-table.pdf"), { name: "code-table.pdf" });
+    expect(docx.content).toContain('```\n# Hello world\nprint("hello")\n## not a heading either\n```');
+    expect(docx.content).toContain("1. Download the installer.\n2. Run it as an administrator.\n3. Restart");
+    expect(docx.content).toContain("Plan | Price | Seats\nBasic | 5 euros | 1\nTeam | 20 euros | 10");
+    // A PDF does not say what is code: a line starting "# " in the body text is escaped, not a heading.
+    expect(pdf.content).toContain("\\# Hello world");
+    for (const { content } of [docx, pdf]) {
+      expect(content.replace(/```[^`]*```/g, "").match(/^#{1,6} .*$/gm)).toEqual(["# Setup", "# Plans"]);
+      const chunks = splitIntoChunks(content, { maxTokens: 30, overlapTokens: 0 });
+      const at = chunks.findIndex((chunk) => chunk.content.includes("Restart the machine"));
+      expect(locations(content, chunks)[at]).toEqual({ headings: ["Setup"] });
+    }
   });
 
   it("judges a file by its content when its extension lies", async () => {
@@ -272,7 +316,7 @@ describe("titles and heading paths", () => {
   it("titles a web page without a <title> by its first heading", () => {
     const article = `<!doctype html><html><body><nav><a href="/">Home</a></nav><article><h1>Payroll</h1><p>${para}</p><h2>Payroll Exceptions</h2><p>${para}</p></article></body></html>`;
     expect(extractHtml(article).title).toBe("Payroll");
-    // A page too short for Readability's article is converted whole, and titled the same way.
+    // A page without a main element or an article is its body, titled the same way.
     expect(extractHtml("<html><body><h1>Opening hours</h1><p>Nine to five.</p></body></html>")).toEqual({
       content: "# Opening hours\n\nNine to five.",
       title: "Opening hours",
@@ -290,7 +334,7 @@ describe("titles and heading paths", () => {
     expect(locate(md.content, phrase)).toEqual({ headings: ["Payroll", "Payroll Exceptions"] });
     expect(html.title).toBe("Employee Handbook 2026");
 
-    // Readability makes every h1 an h2 and drops the h1 repeating the <title>; both come back.
+    // The h1 repeating the <title> stays the first heading, at its own level.
     for (const head of ["", "<head><title>Payroll</title></head>"]) {
       const page = `<!doctype html><html>${head}<body><article><h1>Payroll</h1><p>${para}</p><h2>Payroll Exceptions</h2><p>${para}</p><h4>Deadlines</h4><p>${para}</p></article></body></html>`;
       const { content } = extractHtml(page);
@@ -373,5 +417,9 @@ describe("locations", () => {
 
   it("is null for a text with neither pages nor headings", () => {
     expect(locations("just words", [{ start: 0, end: 10 }])).toEqual([null]);
+    // A first heading that repeats the title is the title, as in the chunk's context.
+    const text = "# Guide\n\n## Setup\n\nInstall it.";
+    expect(locations(text, [{ start: 20, end: text.length }], " guide ")).toEqual([{ headings: ["Setup"] }]);
+    expect(locations(text, [{ start: 20, end: text.length }])).toEqual([{ headings: ["Guide", "Setup"] }]);
   });
 });
