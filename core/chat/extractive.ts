@@ -115,13 +115,43 @@ interface Candidate {
   position: number;
   terms: Set<string>;
   score: number;
+  /** Other documents' sources holding the very same sentence. */
+  also: number[];
 }
 
-/** The marker goes before the sentence's closing punctuation: `... 30 days [2].` */
-function withMarker(sentence: string, index: number): string {
+/** The markers go before the sentence's closing punctuation: `... 30 days [2].`, `... 30 days [2][4].` */
+function withMarkers(sentence: string, sources: number[]): string {
+  const markers = sources.map((index) => `[${index}]`).join("");
   const end = /[.!?…]+["'”’)\]]*$/.exec(sentence);
-  return end ? `${sentence.slice(0, end.index)} [${index}]${end[0]}` : `${sentence} [${index}].`;
+  return end ? `${sentence.slice(0, end.index)} ${markers}${end[0]}` : `${sentence} ${markers}.`;
 }
+
+/** Share of informative words two sentences must share to say the same thing (Jaccard), and the fewest they need. */
+const SAME_SENTENCE = 0.8;
+const SAME_SENTENCE_TERMS = 5;
+
+/**
+ * The first `limit` sentences of `list` that say different things, each with the sources of every sentence that
+ * says the same: the same page stored as HTML and as a PDF ("worktreeA worktree is ...", its heading run in) is
+ * one sentence citing both, not the same sentence twice. Short sentences must match exactly ("I do." / "I do not.").
+ */
+function distinct(list: Candidate[], limit: number): { c: Candidate; sources: number[] }[] {
+  const out: { c: Candidate; sources: number[] }[] = [];
+  for (const c of list) {
+    const same = out.find(({ c: o }) => {
+      if (o.terms.size < SAME_SENTENCE_TERMS || c.terms.size < SAME_SENTENCE_TERMS) return false;
+      const shared = [...c.terms].filter((t) => o.terms.has(t)).length;
+      return shared / (o.terms.size + c.terms.size - shared) >= SAME_SENTENCE;
+    });
+    const sources = [c.source, ...c.also];
+    if (same) same.sources.push(...sources.filter((s) => !same.sources.includes(s)));
+    else if (out.length < limit) out.push({ c, sources });
+  }
+  for (const entry of out) entry.sources.sort((a, b) => a - b);
+  return out;
+}
+
+const inOrder = (a: { c: Candidate }, b: { c: Candidate }) => a.c.source - b.c.source || a.c.position - b.c.position;
 
 /**
  * What a message asks: its questions, when it also says other things ("My favourite colour is teal, remember
@@ -137,17 +167,24 @@ export function answer(question: string, sources: readonly Source[]): string {
   const wanted = [...new Set(terms(asked(question)))];
   if (!wanted.length || !sources.length) return NOT_FOUND;
 
-  const seen = new Set<string>();
+  const seen = new Map<string, { candidate: Candidate; documentId: string }>();
   const candidates: Candidate[] = [];
   for (const source of sources) {
     sentences(source.content).forEach((text, position) => {
       const key = text.toLowerCase();
-      if (seen.has(key)) return; // overlapping chunks repeat sentences
+      const before = seen.get(key);
+      if (before) {
+        // Overlapping chunks of one document repeat sentences; another document saying it is another source.
+        if (before.documentId !== source.documentId && !before.candidate.also.includes(source.index))
+          before.candidate.also.push(source.index);
+        return;
+      }
       // A question answers nothing, however many of the question's words it repeats: a conversation's
       // "What car do you drive?" was quoted as the answer to "What car does Leo drive?".
       if (QUESTION.test(text)) return;
-      seen.add(key);
-      candidates.push({ text, source: source.index, position, terms: new Set(terms(text)), score: 0 });
+      const candidate = { text, source: source.index, position, terms: new Set(terms(text)), score: 0, also: [] };
+      seen.set(key, { candidate, documentId: source.documentId });
+      candidates.push(candidate);
     });
   }
 
@@ -171,11 +208,13 @@ export function answer(question: string, sources: readonly Source[]): string {
     .sort((a, b) => b.score - a.score || a.source - b.source || a.position - b.position);
   const best = ranked[0]?.score ?? 0;
   if (best === 0) return byMeaning(question, candidates);
-  const chosen = ranked
-    .filter((c) => c.score >= best * RELATIVE_CUTOFF)
-    .slice(0, MAX_SENTENCES)
-    .sort((a, b) => a.source - b.source || a.position - b.position);
-  return chosen.map((c) => withMarker(c.text, c.source)).join(" ");
+  return distinct(
+    ranked.filter((c) => c.score >= best * RELATIVE_CUTOFF),
+    MAX_SENTENCES,
+  )
+    .sort(inOrder)
+    .map(({ c, sources }) => withMarkers(c.text, sources))
+    .join(" ");
 }
 
 /** The fall-back when no sentence covers the question's words: the sentences nearest to it in meaning. */
@@ -191,11 +230,12 @@ function byMeaning(question: string, candidates: Candidate[]): string {
     .sort((a, b) => b.similarity - a.similarity || a.c.source - b.c.source || a.c.position - b.c.position);
   const best = near[0]?.similarity;
   if (best === undefined) return NOT_FOUND;
-  return near
-    .filter((n) => n.similarity >= best - MEANING_MARGIN)
-    .slice(0, MEANING_SENTENCES)
-    .sort((a, b) => a.c.source - b.c.source || a.c.position - b.c.position)
-    .map((n) => withMarker(n.c.text, n.c.source))
+  return distinct(
+    near.filter((n) => n.similarity >= best - MEANING_MARGIN).map((n) => n.c),
+    MEANING_SENTENCES,
+  )
+    .sort(inOrder)
+    .map(({ c, sources }) => withMarkers(c.text, sources))
     .join(" ");
 }
 

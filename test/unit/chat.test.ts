@@ -231,6 +231,25 @@ describe("extractive answers", () => {
     expect(text).not.toContain("Lisbon");
   });
 
+  it("says a sentence that several sources hold once, citing each of them", () => {
+    const copies = numbered([
+      passage(1, "git-worktree\n\nA worktree is a working tree linked to a repository, with its own HEAD and index."),
+      passage(2, "worktreeA worktree is a working tree linked to a repository, with its own HEAD and index."),
+      passage(
+        3,
+        "Branches name commits. A worktree is a working tree linked to a repository, with its own HEAD and index.",
+      ),
+      passage(4, "You can add another worktree with git worktree add."),
+    ]);
+
+    expect(extractive("What is a worktree?", copies)).toBe(
+      "A worktree is a working tree linked to a repository, with its own HEAD and index [1][2][3]. You can add another worktree with git worktree add [4].",
+    );
+    // Short sentences only when written alike: "not" is no informative word.
+    const short = numbered([passage(1, "Leo drives a car."), passage(2, "Leo drives no car.")]);
+    expect(extractive("Does Leo drive a car?", short)).toBe("Leo drives a car [1]. Leo drives no car [2].");
+  });
+
   it("answers the question of a message that also says something else", () => {
     const message = "My favourite colour is teal, remember that please. How many days is the refund window?";
 
