@@ -231,15 +231,16 @@ const auth = (options: ChainOptions): Middleware => ({
     if (!state.route?.auth) return;
     const headers = request.event.headers ?? {};
     const address = addressOf(request.event);
-    RateLimit.refuseBlockedAddress(address);
-    const database = await db();
     const keylessTenant = config().keylessTenant;
     if (keylessTenant && headers.authorization === undefined && state.route.path.startsWith("/api/")) {
+      // No key to guess: the address's failed keys do not lock it out of these routes (it has their own limit).
       warnKeylessOnce(keylessTenant);
-      state.caller = await Auth.keyless(database, keylessTenant, headers["x-user-id"], address);
+      state.caller = await Auth.keyless(await db(), keylessTenant, headers["x-user-id"], address);
       Log.setCaller(state.caller);
       return;
     }
+    RateLimit.refuseBlockedAddress(address);
+    const database = await db();
     const rateClass = state.route.rateClass ?? "default";
     await failedAuth(database, address, async () => {
       const caller = Gate.defer(headers.authorization, headers["x-user-id"], rateClass);

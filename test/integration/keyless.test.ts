@@ -117,6 +117,23 @@ describe("with KEYLESS_TENANT set", () => {
     expect(elsewhere.status).toBe(200);
   });
 
+  it("keeps answering keyless requests from an address its failed keys locked out of keyed ones", async () => {
+    setConfig({ ...BASE, KEYLESS_TENANT: "twin", RATE_LIMIT_AUTH_FAILURES: "2/min" });
+    try {
+      const guess = () =>
+        from("192.0.2.44", { ...twinChat("guesser"), headers: { authorization: `Bearer egm_${"0".repeat(32)}` } });
+      const guesses = [(await guess()).status, (await guess()).status, (await guess()).status];
+      const keyless = await from("192.0.2.44", twinChat("guesser"));
+
+      expect(guesses).toEqual([401, 401, 429]);
+      // The lockout is for requests that need a key (docs/contract.md); these need none.
+      expect(keyless.status).toBe(200);
+      expect((await guess()).body.error.code).toBe("auth.too_many_failures");
+    } finally {
+      setConfig({ ...BASE, KEYLESS_TENANT: "twin" });
+    }
+  });
+
   it("still validates x-user-id", async () => {
     const res = await from("203.0.113.3", twinIngest("not valid!"));
 
