@@ -317,11 +317,18 @@ export function createClient(options: ClientOptions) {
       body: T.ChatRequest & { stream?: false; format?: undefined },
       options?: CallOptions,
     ): Promise<T.ChatResponse> => call("POST /v1/chat", { body: { ...body, stream: false } }, options),
-    /** The answer as it is written: `citations`, `delta`s, then `done` (or an `error` event). */
-    chatStream: async function* (body: T.ChatRequest, options?: CallOptions): AsyncGenerator<T.ChatEvent> {
+    /**
+     * The answer as it is written: `citations`, `delta`s, then `done` (or an `error` event). Engram's own events
+     * only: the AI SDK's UI message stream (`format`) is for `useChat`, which reads it itself (client/ai.ts).
+     */
+    chatStream: async function* (
+      body: T.ChatRequest & { format?: undefined },
+      options?: CallOptions,
+    ): AsyncGenerator<T.ChatEvent> {
+      const { format: _format, ...request } = body;
       const response = await send("POST", "/v1/chat", {
         ...options,
-        body: { ...body, stream: true },
+        body: { ...request, stream: true },
         accept: "text/event-stream",
       });
       if (!response.body) throw new EngramApiError(0, "chat.no_body", "The answer arrived without a body.");

@@ -83,6 +83,12 @@ describe("engram/client against the local server", () => {
     expect(conversations.conversations[0]?.id).toBe(answer.conversationId);
     expect((await engram.conversations.get(answer.conversationId)).messages).toHaveLength(4);
     expect(await engram.conversations.delete(answer.conversationId)).toMatchObject({ deleted: true });
+    // A `format` slipped past the types (plain JavaScript) still gives Engram's own events, which the type promises.
+    const untyped = { messages: [{ role: "user", content: "When are you open?" }], format: "ui-message-stream" };
+    const kinds = [];
+    for await (const event of engram.chatStream(untyped as never)) kinds.push(event.event);
+    expect(kinds[0]).toBe("citations");
+    expect(kinds.at(-1)).toBe("done");
     expect((await engram.compat.ingest({ documents: [{ id: "x", content: "Compat text." }] })).success).toBe(true);
     expect((await engram.compat.chat({ messages: [{ role: "user", content: "Compat?" }] })).success).toBe(true);
     expect(await engram.documents.delete("refunds", { hard: true })).toMatchObject({ id: "refunds", deleted: true });
