@@ -297,7 +297,9 @@ export function createClient(options: ClientOptions) {
       /** One file (PDF, .docx, web page, Markdown, text, CSV; at most 4 MB) extracted and stored as a document. */
       upload: (file: Blob, fields: T.UploadFields = {}, options?: CallOptions): Promise<T.UploadResponse> => {
         const form = new FormData();
-        form.set("file", file, (file as File).name || "upload");
+        // A Blob without a name goes as one (browsers and Node call it "blob"): the server derives its id from its content.
+        if ((file as File).name) form.set("file", file, (file as File).name);
+        else form.set("file", file);
         for (const [name, value] of Object.entries(fields)) {
           if (value !== undefined) form.set(name, typeof value === "object" ? JSON.stringify(value) : String(value));
         }

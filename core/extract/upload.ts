@@ -95,7 +95,11 @@ export async function upload(
   }
   if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size);
   const bytes = new Uint8Array(await file.arrayBuffer());
-  const name = (file.name || "upload").replace(/^.*[\\/]/, "");
+  const given = (file.name ?? "").replace(/^.*[\\/]/, "");
+  // A Blob sent without a name is called "blob" by browsers and Node: no name to make its id, which is then derived
+  // from the content as /v1/ingest derives it (one id for every nameless upload would replace each with the next).
+  const named = given !== "" && given !== "blob";
+  const name = named ? given : "upload";
   let metadata: unknown;
   const rawMetadata = field(form, "metadata");
   if (rawMetadata !== undefined) {
@@ -122,7 +126,7 @@ export async function upload(
   // Fields are checked before the file is read: a bad form costs no extraction.
   const id = field(form, "id");
   const fields = DocumentInput.safeParse({
-    id: id ?? name,
+    id: id ?? (named ? name : undefined),
     content: "x",
     title: field(form, "title"),
     source: field(form, "source"),
@@ -146,7 +150,7 @@ export async function upload(
     ...fields.data,
     content: extracted.content,
     title: fields.data.title ?? extracted.title,
-    source: fields.data.source ?? name,
+    source: fields.data.source ?? (named ? name : undefined),
   });
   const result = await Ingest.run(db, caller, [document], { signal: options.signal });
   return {

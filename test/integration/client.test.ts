@@ -209,6 +209,16 @@ describe("engram/client against the local server", () => {
       status: 422,
       code: "extract.no_text",
     });
+
+    // Blobs without a name: each its own document, its id derived from its content, as /v1/ingest derives it.
+    const first = await engram.documents.upload(new Blob(["Nameless note one: the boiler is serviced in May."]));
+    const second = await engram.documents.upload(new Blob(["Nameless note two: the roof was fixed in June."]));
+    const again = await engram.documents.upload(new Blob(["Nameless note one: the boiler is serviced in May."]));
+    expect(first.documents[0]).toMatchObject({ id: expect.stringMatching(/^doc_/), status: "created" });
+    expect(second.documents[0]).toMatchObject({ id: expect.stringMatching(/^doc_/), status: "created" });
+    expect(second.documents[0]?.id).not.toBe(first.documents[0]?.id);
+    expect(again.documents[0]).toEqual({ ...first.documents[0], status: "unchanged" });
+    expect((await engram.documents.get(first.documents[0]?.id ?? "")).source).toBeNull();
   });
 });
 
