@@ -15,7 +15,8 @@ export interface Location {
 
 /**
  * The location of each chunk of `text` spanning `[start, end)`, or null when the text has neither pages nor headings.
- * A first heading that repeats the document's title is left out, as in the chunk's context (core/chunk/context.ts).
+ * Headings that repeat the document's title at its start are left out (a PDF may set the title, then the same
+ * words as its first heading), as the chunk's context leaves out the first.
  */
 export function locations(
   text: string,
@@ -47,7 +48,7 @@ export function locations(
     const location: Location = {};
     if (breaks.length) location.pages = [pageAt(start), pageAt(Math.max(start, end - 1))];
     const names = path.map((h) => h.text);
-    if (base && names[0]?.toLowerCase() === base) names.shift();
+    while (base && names[0]?.toLowerCase() === base) names.shift();
     if (names.length) location.headings = names;
     return location.pages || location.headings ? location : null;
   });

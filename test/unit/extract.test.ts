@@ -421,5 +421,8 @@ describe("locations", () => {
     const text = "# Guide\n\n## Setup\n\nInstall it.";
     expect(locations(text, [{ start: 20, end: text.length }], " guide ")).toEqual([{ headings: ["Setup"] }]);
     expect(locations(text, [{ start: 20, end: text.length }])).toEqual([{ headings: ["Guide", "Setup"] }]);
+    // A PDF sets the title, then the same words as its first heading: both are the title.
+    const twice = "# Guide\n\n## Guide\n\nInstall it.";
+    expect(locations(twice, [{ start: 20, end: twice.length }], "Guide")).toEqual([null]);
   });
 });
