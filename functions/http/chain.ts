@@ -175,8 +175,10 @@ const requestId = (): Middleware => {
     const state = stateOf(request);
     if (request.response) {
       request.response.headers = {
-        ...request.response.headers,
+        // The limit's headers the chain decided, unless the operation said them itself (POST /mcp: a batch's
+        // refused call, whose policy is what the answer reports, after calls the gate admitted).
         ...state.headers,
+        ...request.response.headers,
         ...SECURITY_HEADERS,
         "x-request-id": state.requestId,
       };

@@ -443,6 +443,25 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     await expect(client.listTools()).rejects.toThrow(/ratelimit\.exceeded/);
   });
 
+  it("says a batch's refusal in its headers when some of its calls were admitted before it", async () => {
+    const { key } = await Auth.createKey(t.db, "paced-batch");
+    await RateLimit.setLimits(t.db, "paced-batch", { default: "3/min", search: "3/min" });
+    for (const name of ["list_memories", "search_memory"]) {
+      const args = name === "search_memory" ? { query: "anything" } : {};
+      const res = await postMcp(
+        Array.from({ length: 6 }, (_, i) => toolCall(i + 1, name, args)),
+        key,
+        `batch-${name}`,
+      );
+      const answers = (await res.json()) as { result: { isError?: boolean } }[];
+
+      // A batch's calls run at once: which three are admitted is not fixed, that three are is.
+      expect(answers.filter((a) => a.result.isError === true)).toHaveLength(3);
+      expect(res.headers.get("ratelimit")).toMatch(/;r=0;t=\d+$/);
+      expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    }
+  });
+
   it("answers a rate-limited tool call as the tool's error, with the refusing policy's RateLimit headers and Retry-After", async () => {
     const { key } = await Auth.createKey(t.db, "paced");
     await RateLimit.setLimits(t.db, "paced", { chat: "1/min", search: "1/min", default: "1/min" });
