@@ -161,6 +161,15 @@ export async function keyless(
   clientAddress: string,
 ): Promise<Caller> {
   const userId = userIdFrom(userIdHeader);
+  // The shared space is what every end user's chat reads: an anonymous caller must not write it (or share
+  // conversations with every other anonymous caller). Without a key, a request speaks for one end user.
+  if (!userId) {
+    throw new EngramError(
+      "auth",
+      "auth.missing_key",
+      "Without an API key, name the end user with X-User-Id (the tenant's shared space needs a key: 'Authorization: Bearer egm_...').",
+    );
+  }
   const tenant = (await Tenant.byName(db, tenantName)) ?? (await Tenant.ensure(db, tenantName));
   return {
     tenantId: tenant.id,

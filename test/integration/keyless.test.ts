@@ -134,6 +134,14 @@ describe("with KEYLESS_TENANT set", () => {
     }
   });
 
+  it("refuses a keyless request that names no end user: the shared space takes writes only with a key", async () => {
+    const ingest = await from("192.0.2.60", { ...twinIngest("x"), headers: {} });
+    const chat = await from("192.0.2.60", { ...twinChat("x"), headers: {} });
+
+    expect([ingest.status, chat.status]).toEqual([401, 401]);
+    expect(ingest.body.error).toMatchObject({ code: "auth.missing_key", message: expect.stringMatching(/X-User-Id/) });
+  });
+
   it("still validates x-user-id", async () => {
     const res = await from("203.0.113.3", twinIngest("not valid!"));
 
