@@ -30,7 +30,13 @@ export const UploadForm = z.object({
         "The file (binary): PDF, .docx, HTML, Markdown, text, CSV or JSON, judged by content; at most 4 MB (larger: `engram ingest`)",
       ),
     ),
-  id: z.optional(Id).check(z.describe("Default: the file's name; for a file sent without one (a bare Blob, which browsers and Node name `blob`), derived from its content as in /v1/ingest")),
+  id: z
+    .optional(Id)
+    .check(
+      z.describe(
+        "Default: the file's name; for a file sent without one (a bare Blob, which browsers and Node name `blob`), derived from its content as in /v1/ingest",
+      ),
+    ),
   title: z
     .optional(z.string())
     .check(
