@@ -134,6 +134,7 @@ export async function extractDocx(bytes: Uint8Array, limits: Limits): Promise<{ 
     .catch((error: unknown) => {
       throw corrupt(error);
     });
-  const content = htmlToText(result.value);
+  // A footnote's "↑" back to where it is cited is a link, not text.
+  const content = htmlToText(result.value.replace(/<a href="#(?:foot|end)note-ref-\d+">↑<\/a>/g, ""));
   return { content, title: propertyTitle(bytes, limits) ?? styled ?? firstHeading(content) };
 }

@@ -40,6 +40,9 @@ const CHROME_NAMES = new Set([
 /** Text of a heading's permalink anchor (Sphinx's ¶, GitHub's and Docusaurus' #, empty icon links). */
 const PERMALINK = /^[\s\u200b¶§#🔗]*$/u;
 
+/** Text of a footnote's link back to where it is cited (Pandoc's ↩︎, Word's ↑ through mammoth). */
+const BACKLINK = /^\s*[↩↑⤴^][\ufe0e\ufe0f]?\s*$/u;
+
 const words = (value: string | null) => (value ?? "").toLowerCase().split(/[\s_-]+/);
 
 /** Removes every element the selector matches, and those `chrome` says are not content. */
@@ -72,6 +75,9 @@ export function extractHtml(html: string): { content: string; title?: string } {
     prune(body, "script, style, noscript, template, [hidden]");
     for (const anchor of Array.from(body.querySelectorAll("h1 a, h2 a, h3 a, h4 a, h5 a, h6 a"))) {
       if (PERMALINK.test(anchor.textContent ?? "")) anchor.remove();
+    }
+    for (const anchor of Array.from(body.querySelectorAll('a[href^="#"]'))) {
+      if (BACKLINK.test(anchor.textContent ?? "")) anchor.remove();
     }
     const mains = body.querySelectorAll("main, [role=main]");
     const articles = body.querySelectorAll("article");

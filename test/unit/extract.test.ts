@@ -144,6 +144,14 @@ describe("extract", () => {
     }
   });
 
+  it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
+    for (const name of ["footnote.docx", "footnote.html"]) {
+      const { content } = await extract(fixture(name), { name });
+      expect(content).toMatch(/\n1\. The source is the 2024 report\.$/);
+      expect(content).not.toMatch(/[↑↩]/u);
+    }
+  });
+
   it("judges a file by its content when its extension lies", async () => {
     expect((await extract(fixture("handbook.pdf"), { name: "notes.txt" })).format).toBe("pdf");
     expect((await extract(fixture("handbook.docx"), { name: "report.pdf" })).format).toBe("docx");
