@@ -69,29 +69,36 @@ function pageLines(items: TextItem[]): Line[] {
 
 /**
  * Text from every page's lines: lines set larger than the body text (the size most characters have) become `#`
- * headings, the largest size `#`, the next `##`, the next `###`, so PDF chunks get a heading path like Markdown's.
+ * headings, the largest size `#`, the next `##`, the next `###`, so PDF chunks get a heading path like Markdown's;
+ * and the title, when one line of the first page alone is set larger than any heading, a paragraph of its own.
  */
-function render(pages: Line[][]): string[] {
+function render(pages: Line[][]): { texts: string[]; title?: string } {
   const bySize = new Map<number, number>();
   for (const line of pages.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
   const body = [...bySize].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
-  const headingSizes = [...bySize.keys()]
-    .filter((size) => size >= body * 1.15)
-    .sort((a, b) => b - a)
-    .slice(0, 3);
-  return pages.map((lines) => {
+  const lines = new Map<number, number>();
+  for (const line of pages.flat()) if (line.text.trim()) lines.set(line.size, (lines.get(line.size) ?? 0) + 1);
+  const larger = [...bySize.keys()].filter((size) => size >= body * 1.15).sort((a, b) => b - a);
+  // A size set on one line of the first page alone is the document's title (Word's and LibreOffice's Title style
+  // sits above Heading 1): as a level it would head every passage and leave the third level of sections no `###`.
+  const titleLine =
+    larger[0] !== undefined && lines.get(larger[0]) === 1 ? pages[0]?.find((l) => l.size === larger[0]) : undefined;
+  const headingSizes = larger.slice(titleLine ? 1 : 0).slice(0, 3);
+  const texts = pages.map((lines) => {
     let out = "";
     let heading = false;
     for (const line of lines) {
       const level = line.text.length <= 120 ? headingSizes.indexOf(line.size) + 1 : 0;
-      const sep = !out ? "" : level || heading || line.gap ? "\n\n" : "\n";
+      const alone = level > 0 || line === titleLine; // a paragraph of its own
+      const sep = !out ? "" : alone || heading || line.gap ? "\n\n" : "\n";
       // A body line starting "# " (a comment in a code sample) is escaped, or it would head every passage after it.
       const text = level ? `${"#".repeat(level)} ${line.text}` : line.text.replace(/^(?=#{1,6}(\s|$))/, "\\");
       out += `${sep}${text}`;
-      heading = level > 0;
+      heading = alone;
     }
     return out.replace(/\f/g, " ");
   });
+  return { texts, title: titleLine?.text.replace(/\s+/g, " ").trim() || undefined };
 }
 
 const problem = (error: unknown): EngramError => {
@@ -142,7 +149,7 @@ export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<Pdf
       }
       pages.push(lines);
     }
-    const texts = render(pages);
+    const { texts, title: titleLine } = render(pages);
     if (!texts.some((p) => /\p{L}|\p{N}/u.test(p))) {
       throw new EngramError(
         "unprocessable",
@@ -154,6 +161,7 @@ export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<Pdf
     const content = texts.join(PAGE_BREAK);
     const title =
       (typeof info?.Title === "string" ? info.Title.replace(/\s+/g, " ").trim() : "") ||
+      titleLine ||
       /^# (.+)$/m.exec(content)?.[1]?.trim();
     return { content, title: title || undefined, pages: pdf.numPages };
   } finally {

@@ -40,7 +40,10 @@ describe("extract", () => {
     const pdf = await extract(fixture("shared-mime-info-spec.pdf"));
     expect(pdf.pages).toBe(17);
     expect(pdf.title).toBe("Shared MIME-info Database");
-    expect(pdf.content).toMatch(/^## 1\. Introduction$/m);
+    // Its title, on one line of the first page in the largest size, is the title and no heading level.
+    expect(pdf.content).toMatch(/^Shared MIME-info Database\n\n# X Desktop Group/);
+    expect(pdf.content).toMatch(/^# 1\. Introduction$/m);
+    expect(pdf.content).toMatch(/^## 1\.1\. Version$/m);
     expect(pdf.content.indexOf("1.1. Version")).toBeLessThan(pdf.content.indexOf("1.2. What is this spec?"));
   });
 
@@ -142,6 +145,15 @@ describe("extract", () => {
       const at = chunks.findIndex((chunk) => chunk.content.includes("Restart the machine"));
       expect(locations(content, chunks)[at]).toEqual({ headings: ["Setup"] });
     }
+  });
+
+  it("reads a Title paragraph set above Heading 1 in a PDF as the title, leaving the heading levels to the headings", async () => {
+    const pdf = await extract(fixture("title-style.pdf"), { name: "title-style.pdf" });
+    expect(pdf.title).toBe("Employee Handbook 2026");
+    expect(pdf.content).toMatch(/^Employee Handbook 2026\n\n# Travel\n\n## Booking\n/);
+    const chunks = splitIntoChunks(pdf.content, { maxTokens: 60, overlapTokens: 0 });
+    const at = chunks.findIndex((chunk) => chunk.content.includes("Book flights through the travel desk"));
+    expect(locations(pdf.content, chunks, pdf.title)[at]).toEqual({ pages: [1, 1], headings: ["Travel", "Booking"] });
   });
 
   it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
