@@ -86,7 +86,13 @@ async function tenantOf(db: Db, target: Target, create: boolean): Promise<{ id: 
     }
     return { id: caller.tenantId, name: caller.tenantName };
   }
-  return create || target.tenant === LOCAL_TENANT ? Tenant.ensure(db, target.tenant) : Tenant.get(db, target.tenant);
+  if (!create || target.tenant === LOCAL_TENANT)
+    return target.tenant === LOCAL_TENANT ? Tenant.ensure(db, target.tenant) : Tenant.get(db, target.tenant);
+  const found = await Tenant.byName(db, target.tenant);
+  if (found) return found;
+  // Said, as a new database is: a mistyped --tenant would otherwise put the files in a tenant nobody reads.
+  process.stderr.write(`engram: new tenant ${target.tenant}\n`);
+  return Tenant.ensure(db, target.tenant);
 }
 
 const keyOfAnother = (keyTenant: string, named: string) =>

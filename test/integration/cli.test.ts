@@ -260,6 +260,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(JSON.parse(first.stdout).results[0]).toMatchObject({ documentId: "j1", content: "First line doc" });
 
       const again = await engram(["ingest", dir, "--tenant", "acme", "--json"]);
+      expect(again.stderr).not.toContain("new tenant");
       const summary = JSON.parse(again.stdout);
       expect(summary).toMatchObject({ documents: 5, unchanged: 5, embedded: 0 });
 
@@ -375,7 +376,9 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const res = await engram(["ingest", dir, "--tenant", "many"]);
       expect(res.code).toBe(0);
       expect(res.stdout).toMatch(/^730 files, 730 documents \(730 created, 0 updated, 0 unchanged\), 730 chunks/);
-      const progress = res.stderr.trim().split("\n");
+      const [made, ...progress] = res.stderr.trim().split("\n");
+      // A tenant the ingest made is said first: a mistyped --tenant would otherwise go unnoticed.
+      expect(made).toBe("engram: new tenant many");
       expect(progress).toHaveLength(8);
       expect(progress.at(-1)).toBe("ingested 730/730 files (730 documents)");
       const stats = JSON.parse((await engram(["stats", "--tenant", "many", "--json"])).stdout);
