@@ -1,7 +1,7 @@
 /** HTML to plain text for chunking: block elements become lines, scripts and styles are dropped. Linear time. */
 
 /** A word that starts an ATX heading when it starts a line. */
-const ATX_MARK = /^#{1,6}$/;
+const ATX_MARK = /^(#{1,6}|=+|-{3,})$/;
 
 /** Elements whose content is dropped entirely. */
 const DROPPED = new Set(["script", "style", "noscript", "head", "template", "svg", "iframe", "object"]);
@@ -176,6 +176,14 @@ export function htmlToText(html: string): string {
    * cell's text in a <p>, whose break would leave the marker or the cell's separator alone on its line.
    */
   let holdBreaks = false;
+  /** A list item's marker, written before the item's first text (an item with none gets no bare "-" line). */
+  let marker = "";
+  /** Table cells open: a line break inside one is a space, so its row stays one line. */
+  let cellDepth = 0;
+  /** The last thing written closed a code fence: the next cell's separator starts a line of its own. */
+  let afterFence = false;
+  /** The table row open has written something: only then does a cell's separator continue its line. */
+  let rowText = false;
 
   const requestBreak = (lines: number) => {
     if (!holdBreaks && lines > pendingBreak) pendingBreak = lines;
@@ -189,6 +197,14 @@ export function htmlToText(html: string): string {
   };
   const emit = (s: string) => {
     if (s.length === 0) return;
+    if (marker) {
+      const m = marker;
+      marker = "";
+      emit(m);
+      holdBreaks = false;
+    }
+    afterFence = false;
+    rowText = true;
     const need = pendingBreak - trailingNewlines;
     if (need > 0) push("\n".repeat(need));
     else if (pendingSpace && trailingNewlines === 0 && !trailingSpace) push(" ");
@@ -211,7 +227,7 @@ export function htmlToText(html: string): string {
       if (i > 0) pendingSpace = true;
       const word = parts[i]!;
       // A paragraph's "# Hello" (a comment in code Word set as plain paragraphs) would read as a Markdown heading and
-      // head every passage after it: escaped as Markdown escapes it.
+      // head every passage after it, and a line of "===" or "---" would make the line above one: escaped.
       const heading = headingLevel === 0 && ATX_MARK.test(word) && (pendingBreak > 0 || trailingNewlines > 0);
       emit(heading ? `\\${word}` : word);
     }
@@ -280,7 +296,7 @@ export function htmlToText(html: string): string {
     }
     switch (name) {
       case "br":
-        if (headingLevel > 0) pendingSpace = true;
+        if (headingLevel > 0 || cellDepth > 0) pendingSpace = true;
         else if (out.length > 0) {
           push("\n");
           pendingSpace = false;
@@ -289,7 +305,7 @@ export function htmlToText(html: string): string {
       case "ol":
       case "ul":
         if (closing) lists.pop();
-        else lists.push(name === "ol" ? 1 : 0);
+        else lists.push(name === "ol" ? olStart(html.slice(j, end)) : 0);
         requestBreak(2);
         break;
       case "li":
@@ -300,13 +316,14 @@ export function htmlToText(html: string): string {
         if (!closing) {
           const k = lists.length - 1;
           const n = k >= 0 ? lists[k]! : 0;
-          emit(n > 0 ? `${n}. ` : "- ");
+          marker = n > 0 ? `${n}. ` : "- ";
           if (n > 0) lists[k] = n + 1;
           holdBreaks = true;
-        }
+        } else marker = "";
         break;
       case "pre":
         if (!closing) {
+          holdBreaks = false; // a fence starts a line, in a cell or a list item too
           requestBreak(2);
           emit("```\n");
           preDepth++;
@@ -315,11 +332,13 @@ export function htmlToText(html: string): string {
           preDepth--;
           if (trailingNewlines === 0) push("\n");
           push("```");
+          afterFence = true;
           requestBreak(2);
         }
         break;
       case "tr":
         holdBreaks = false;
+        rowText = false;
         requestBreak(1);
         if (!closing) cells.push(0);
         else cells.pop();
@@ -328,14 +347,16 @@ export function htmlToText(html: string): string {
       case "th": {
         const k = cells.length - 1;
         if (closing) {
+          cellDepth = Math.max(0, cellDepth - 1);
+          // A break the cell's last paragraph asked for is not kept; one from before an empty cell (its row's) is.
+          if (!holdBreaks && !afterFence) pendingBreak = 0;
           holdBreaks = false;
-          pendingBreak = 0;
-        }
+        } else cellDepth++;
         if (closing || k < 0) pendingSpace = true;
         else {
           if (cells[k]! > 0) {
-            // The cell before ends the same line: a break its last paragraph asked for is not kept.
-            pendingBreak = 0;
+            // The cell before ends the same line, unless it ended a code fence, which only a line may follow.
+            if (rowText && !afterFence) pendingBreak = 0;
             pendingSpace = false;
             emit(" | ");
           }
@@ -357,6 +378,12 @@ export function htmlToText(html: string): string {
     .replace(/[ \t]+$/gm, "")
     .replace(/\n{3,}/g, "\n\n")
     .trim();
+}
+
+/** Where an `<ol>` counts from: its `start` attribute, else 1. */
+function olStart(attributes: string): number {
+  const start = /\bstart\s*=\s*["']?(\d{1,9})/i.exec(attributes)?.[1];
+  return start ? Math.max(1, Number(start)) : 1;
 }
 
 function isAsciiLetter(c: number): boolean {

@@ -45,12 +45,19 @@ const BACKLINK = /^\s*[↩↑⤴^][\ufe0e\ufe0f]?\s*$/u;
 
 const words = (value: string | null) => (value ?? "").toLowerCase().split(/[\s_-]+/);
 
+/** Share of the body's text past which an element named as chrome is kept: a layout wrapper (`has-sidebar`), or content. */
+const CHROME_MAX_SHARE = 0.2;
+
 /** Removes every element the selector matches, and those `chrome` says are not content. */
 function prune(root: Element, selector: string, chrome?: (element: Element) => boolean): void {
   for (const element of Array.from(root.querySelectorAll(selector))) element.remove();
   if (!chrome) return;
+  const total = (root.textContent ?? "").length;
   for (const element of Array.from(root.querySelectorAll("[class], [id], [role]"))) {
-    if (element.isConnected && chrome(element)) element.remove();
+    if (!element.isConnected || !chrome(element)) continue;
+    // A page's h1, or a fifth of its text, is no sidebar, whatever its class says.
+    if (element.querySelector("h1") || (element.textContent ?? "").length > total * CHROME_MAX_SHARE) continue;
+    element.remove();
   }
 }
 
@@ -64,24 +71,30 @@ const clean = (s: string | null | undefined) =>
     .replace(/\s+/g, " ")
     .trim();
 
+/** The element the selector matches, when one holds every other it matches (`<div role="main"><main>` is one). */
+function only(root: Element, selector: string): Element | undefined {
+  const [first, ...rest] = Array.from(root.querySelectorAll(selector));
+  return first && rest.every((element) => first.contains(element)) ? first : undefined;
+}
+
 export function extractHtml(html: string): { content: string; title?: string } {
-  const pageTitle = clean(/<title[^>]*>([^<]*)<\/title>/i.exec(html)?.[1]) || undefined;
+  // The document's <title>, not an inline SVG's.
+  const pageTitle =
+    clean(/<title[^>]*>([^<]*)<\/title>/i.exec(html.replace(/<svg[\s\S]*?<\/svg>/gi, ""))?.[1]) || undefined;
   let content: string;
   let h1: string | undefined;
+  let headingTitle: string | undefined;
   try {
     const { document } = parseHTML(html);
     const body = (document.body ?? document.documentElement) as Element | null;
     if (!body) throw new Error("no body");
     prune(body, "script, style, noscript, template, [hidden]");
-    for (const anchor of Array.from(body.querySelectorAll("h1 a, h2 a, h3 a, h4 a, h5 a, h6 a"))) {
-      if (PERMALINK.test(anchor.textContent ?? "")) anchor.remove();
+    // Permalinks beside headings and definitions (Sphinx's `headerlink`), and footnotes' links back.
+    for (const anchor of Array.from(body.querySelectorAll('a[href^="#"], a.headerlink'))) {
+      const text = anchor.textContent ?? "";
+      if (PERMALINK.test(text) || BACKLINK.test(text)) anchor.remove();
     }
-    for (const anchor of Array.from(body.querySelectorAll('a[href^="#"]'))) {
-      if (BACKLINK.test(anchor.textContent ?? "")) anchor.remove();
-    }
-    const mains = body.querySelectorAll("main, [role=main]");
-    const articles = body.querySelectorAll("article");
-    const main = mains.length === 1 ? mains[0] : articles.length === 1 ? articles[0] : undefined;
+    const main = only(body, "main, [role=main]") ?? only(body, "article");
     // Inside the main element only navigation is left out; outside it, everything marked as chrome.
     if (main) prune(main, "nav, [role=navigation], [role=search]");
     const mainText = main ? htmlToText(main.innerHTML) : "";
@@ -89,11 +102,16 @@ export function extractHtml(html: string): { content: string; title?: string } {
     const bodyText = htmlToText(body.innerHTML);
     // A main element that holds almost nothing (a page built around it) leaves the page to the body.
     content = main && mainText.length >= Math.min(500, bodyText.length / 3) ? mainText : bodyText;
-    h1 = clean((main ?? body).querySelector("h1")?.textContent) || undefined;
+    // A fragment the DOM put in <head> (it began with <title>) is read as the text it is.
+    if (!content) content = htmlToText(html);
+    // The longest h1 the <title> holds: the article's, not the site's logo ("Repairing a chain | My Site").
+    const held = Array.from((main ?? body).querySelectorAll("h1"), (h) => clean(h.textContent))
+      .filter((text) => text && pageTitle?.toLowerCase().includes(text.toLowerCase()))
+      .sort((a, b) => b.length - a.length);
+    h1 = held[0];
+    headingTitle = clean((main ?? body).querySelector("h1, h2, h3, h4, h5, h6")?.textContent) || undefined;
   } catch {
     content = htmlToText(html);
   }
-  // The page's h1 when the <title> holds it and more (the site's name: "Refund policy | Example Shop").
-  const title = h1 && pageTitle?.toLowerCase().includes(h1.toLowerCase()) ? h1 : pageTitle;
-  return { content, title: title || firstHeading(content) };
+  return { content, title: h1 || pageTitle || headingTitle || firstHeading(content) };
 }

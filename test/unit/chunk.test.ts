@@ -1,6 +1,7 @@
 /** The chunker: token estimate, splitting, HTML to text, content hash. */
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { headings } from "../../core/chunk/context";
 import { contentHash } from "../../core/chunk/hash";
 import { htmlToText } from "../../core/chunk/html";
 import { type Chunk, splitIntoChunks } from "../../core/chunk/split";
@@ -409,6 +410,28 @@ describe("splitIntoChunks examples", () => {
 });
 
 describe("htmlToText", () => {
+  it("keeps a table row on one line and a list item with its marker, whatever paragraphs, breaks or code they hold", () => {
+    expect(
+      htmlToText(
+        "<table><tr><td><p>Plan</p></td><td><p>Price</p></td></tr><tr><td><p>Basic</p></td><td>5</td></tr></table>",
+      ),
+    ).toBe("Plan | Price\nBasic | 5");
+    // An empty first cell keeps its row's line; a <br> in a cell is a space.
+    expect(
+      htmlToText(
+        "<p>Intro.</p><table><tr><th></th><th>2025</th></tr><tr><td>Revenue</td><td>5<br>(restated)</td></tr></table>",
+      ),
+    ).toBe("Intro.\n\n | 2025\nRevenue | 5 (restated)");
+    // A code fence in a cell starts and ends a line, so the headings after it are still headings.
+    const fenced = htmlToText("<h1>Top</h1><table><tr><td>Baz</td><td><pre>code</pre></td></tr></table><h2>Later</h2>");
+    expect(headings(fenced).map((h) => h.text)).toEqual(["Top", "Later"]);
+    expect(
+      htmlToText('<ul><li><p>one</p></li><li></li><li>two</li></ul><ol start="4"><li>four</li><li>five</li></ol>'),
+    ).toBe("- one\n- two\n\n4. four\n5. five");
+    // Lines that would make Markdown headings are escaped.
+    expect(htmlToText("<p># Hello</p><p>Text<br>===</p>")).toBe("\\# Hello\n\nText\n\\===");
+  });
+
   const page = `<!DOCTYPE html>
 <html lang="en">
 <head>

@@ -156,6 +156,30 @@ describe("extract", () => {
     expect(locations(pdf.content, chunks, pdf.title)[at]).toEqual({ pages: [1, 1], headings: ["Travel", "Booking"] });
   });
 
+  it("reads pages whose layout trips a reader: wrappers named like chrome, nested mains, a logo's h1, an SVG's title", () => {
+    const para = "All the real content of the page, long enough to matter to anyone who reads it. ".repeat(3);
+    const wrapped = extractHtml(
+      `<html><head><title>Layout</title></head><body><div class="page-wrap has-sidebar"><div class="content"><h1>Layout</h1><p>${para}</p></div><div class="sidebar">Widgets</div></div></body></html>`,
+    );
+    expect(wrapped).toEqual({ content: `# Layout\n\n${para.trim()}`, title: "Layout" });
+    const nested = extractHtml(
+      '<html><body><div role="main"><main><h1>Doc</h1><p>Only this.</p></main></div><div>Popular tags</div></body></html>',
+    );
+    expect(nested.content).toBe("# Doc\n\nOnly this.");
+    const blog = extractHtml(
+      '<html><head><title>Repairing a bike chain | My Site</title></head><body><header><h1 class="site-title">My Site</h1></header><div><h1>Repairing a bike chain</h1><p>Body.</p></div><article>c1</article><article>c2</article></body></html>',
+    );
+    expect(blog.title).toBe("Repairing a bike chain");
+    const svg = extractHtml(
+      "<html><head><title></title></head><body><svg><title>Search</title></svg><h2>Second level</h2><pre># install it</pre></body></html>",
+    );
+    expect(svg.title).toBe("Second level");
+    const sphinx = extractHtml(
+      '<html><body><dl><dt>os.name<a class="headerlink" href="#os.name">¶</a></dt><dd>The name.</dd></dl></body></html>',
+    );
+    expect(sphinx.content).toBe("os.name\nThe name.");
+  });
+
   it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
     for (const name of ["footnote.docx", "footnote.html"]) {
       const { content } = await extract(fixture(name), { name });
