@@ -184,6 +184,8 @@ export function htmlToText(html: string): string {
   let afterFence = false;
   /** The table row open has written something: only then does a cell's separator continue its line. */
   let rowText = false;
+  /** The code fence of the <pre> open. */
+  let fence = "```";
 
   const requestBreak = (lines: number) => {
     if (!holdBreaks && lines > pendingBreak) pendingBreak = lines;
@@ -325,13 +327,15 @@ export function htmlToText(html: string): string {
         if (!closing) {
           holdBreaks = false; // a fence starts a line, in a cell or a list item too
           requestBreak(2);
-          emit("```\n");
+          // Not a fence a line of the block could close.
+          if (preDepth === 0) fence = fenceFor(html.slice(end, html.indexOf("</pre", end) >>> 0));
+          emit(`${fence}\n`);
           preDepth++;
           preStart = true;
         } else if (preDepth > 0) {
           preDepth--;
           if (trailingNewlines === 0) push("\n");
-          push("```");
+          push(fence);
           afterFence = true;
           requestBreak(2);
         }
@@ -379,6 +383,9 @@ export function htmlToText(html: string): string {
     .replace(/\n{3,}/g, "\n\n")
     .trim();
 }
+
+/** Backticks, or tildes for code that holds a line of backticks (which would close a backtick fence early). */
+const fenceFor = (code: string): string => (/(^|\n)\s*```/.test(code) ? "~~~" : "```");
 
 /** Where an `<ol>` counts from: its `start` attribute, else 1. */
 function olStart(attributes: string): number {

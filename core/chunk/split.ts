@@ -146,6 +146,7 @@ function buildAtoms(text: string, pieceUnits: number): Atoms {
   let first = true;
   let prevEndsSentence = false;
   let inFence = false;
+  let fenceChar = 0;
 
   const pushPieces = (s: number, e: number, brk: number, gap: number) => {
     const cost = estimateUnits(text, s, e);
@@ -228,7 +229,12 @@ function buildAtoms(text: string, pieceUnits: number): Atoms {
     else if (newlines === 1) brk = inFence || prevEndsSentence || isLineMarker(text, ws, we) ? B_SENTENCE : B_LINE;
     else if (prevEndsSentence && !isAsciiLower(text.charCodeAt(ws))) brk = B_SENTENCE;
     else brk = B_WORD;
-    if (atLineStart && isFenceMarker(text, ws, we)) inFence = !inFence;
+    // A fence closes at a marker of its own character (``` inside a ~~~ block is code), as CommonMark has it.
+    if (atLineStart && isFenceMarker(text, ws, we)) {
+      const char = text.charCodeAt(ws);
+      if (!inFence) fenceChar = char;
+      if (!inFence || char === fenceChar) inFence = !inFence;
+    }
     const gap = first ? 0 : heavy ? HEAVY_SPACE : 0;
 
     // Cut after CJK sentence ends inside the word.

@@ -428,6 +428,13 @@ describe("htmlToText", () => {
     expect(
       htmlToText('<ul><li><p>one</p></li><li></li><li>two</li></ul><ol start="4"><li>four</li><li>five</li></ol>'),
     ).toBe("- one\n- two\n\n4. four\n5. five");
+    // Code holding a line of backticks is fenced with tildes, which that line cannot close.
+    const backticks = htmlToText("<pre>a\n```\nb</pre><h2>After</h2>");
+    expect(backticks).toBe("~~~\na\n```\nb\n~~~\n\n## After");
+    expect(headings(backticks).map((h) => h.text)).toEqual(["After"]);
+    const long = `${backticks}\n\n${"Words after the heading. ".repeat(12)}\n\n## Section\n\n${"More words here. ".repeat(8)}`;
+    const chunks = splitIntoChunks(long, { maxTokens: 40, overlapTokens: 0 });
+    expect(chunks.some((chunk) => chunk.content.startsWith("## Section"))).toBe(true);
     // Lines that would make Markdown headings are escaped.
     expect(htmlToText("<p># Hello</p><p>Text<br>===</p>")).toBe("\\# Hello\n\nText\n\\===");
   });
