@@ -66,13 +66,13 @@ function clean(heading: string): string {
 }
 
 /**
- * The context of each chunk starting at `starts[i]`: the title, then the path of headings in force at that
- * offset (a heading starting the chunk included), joined by " > ", without repeating the title as the first
- * heading. Empty when there is neither.
+ * The path of headings in force at each of `starts` (ascending; a heading starting there included), outermost
+ * first, without the headings at its start that repeat the title (a PDF may set the title, then the same words as
+ * its first heading): the title is said apart, in the context, and is no location.
  */
-export function contexts(title: string | null | undefined, text: string, starts: number[]): string[] {
+export function headingPaths(title: string | null | undefined, text: string, starts: number[]): string[][] {
   const all = headings(text);
-  const base = title?.replace(/\s+/g, " ").trim() ?? "";
+  const base = title?.replace(/\s+/g, " ").trim().toLowerCase() ?? "";
   const path: Heading[] = [];
   let next = 0;
   return starts.map((start) => {
@@ -81,9 +81,20 @@ export function contexts(title: string | null | undefined, text: string, starts:
       while (path.length && (path.at(-1) as Heading).level >= heading.level) path.pop();
       path.push(heading);
     }
-    const parts = path.map((h) => h.text);
-    if (base && parts[0]?.toLowerCase() === base.toLowerCase()) parts.shift();
-    const joined = [base, ...parts].filter(Boolean).join(SEPARATOR);
+    const names = path.map((h) => h.text);
+    while (base && names[0]?.toLowerCase() === base) names.shift();
+    return names;
+  });
+}
+
+/**
+ * The context of each chunk starting at `starts[i]`: the title, then its path of headings (`headingPaths`), joined
+ * by " > ". Empty when there is neither.
+ */
+export function contexts(title: string | null | undefined, text: string, starts: number[]): string[] {
+  const base = title?.replace(/\s+/g, " ").trim() ?? "";
+  return headingPaths(title, text, starts).map((names) => {
+    const joined = [base, ...names].filter(Boolean).join(SEPARATOR);
     return joined.length > MAX_CONTEXT_CHARS ? `${joined.slice(0, MAX_CONTEXT_CHARS - 1).trimEnd()}…` : joined;
   });
 }

@@ -4,7 +4,7 @@
  * the chunk and returned by search, chat citations and sources; never part of the text that is embedded, so a
  * page inserted before a passage moves its location without paying for its embedding again.
  */
-import { type Heading, headings } from "./context";
+import { headingPaths } from "./context";
 
 export interface Location {
   /** First and last page (1-based) the chunk's text is on. */
@@ -15,15 +15,13 @@ export interface Location {
 
 /**
  * The location of each chunk of `text` spanning `[start, end)`, or null when the text has neither pages nor headings.
- * Headings that repeat the document's title at its start are left out (a PDF may set the title, then the same
- * words as its first heading), as the chunk's context leaves out the first.
+ * Its headings are the chunk context's (`headingPaths`): the title is no heading of it.
  */
 export function locations(
   text: string,
   spans: { start: number; end: number }[],
   title?: string | null,
 ): (Location | null)[] {
-  const base = title?.replace(/\s+/g, " ").trim().toLowerCase() ?? "";
   const breaks: number[] = [];
   for (let i = text.indexOf("\f"); i >= 0; i = text.indexOf("\f", i + 1)) breaks.push(i);
   const pageAt = (offset: number) => {
@@ -36,20 +34,15 @@ export function locations(
     }
     return lo + 1;
   };
-  const all = headings(text);
-  const path: Heading[] = [];
-  let next = 0;
-  return spans.map(({ start, end }) => {
-    while (next < all.length && (all[next] as Heading).offset <= start) {
-      const heading = all[next++] as Heading;
-      while (path.length && (path.at(-1) as Heading).level >= heading.level) path.pop();
-      path.push(heading);
-    }
+  const paths = headingPaths(
+    title,
+    text,
+    spans.map((span) => span.start),
+  );
+  return spans.map(({ start, end }, i) => {
     const location: Location = {};
     if (breaks.length) location.pages = [pageAt(start), pageAt(Math.max(start, end - 1))];
-    const names = path.map((h) => h.text);
-    while (base && names[0]?.toLowerCase() === base) names.shift();
-    if (names.length) location.headings = names;
+    if (paths[i]?.length) location.headings = paths[i];
     return location.pages || location.headings ? location : null;
   });
 }
