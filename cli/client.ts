@@ -86,8 +86,8 @@ async function tenantOf(db: Db, target: Target, create: boolean): Promise<{ id: 
     }
     return { id: caller.tenantId, name: caller.tenantName };
   }
-  if (!create || target.tenant === LOCAL_TENANT)
-    return target.tenant === LOCAL_TENANT ? Tenant.ensure(db, target.tenant) : Tenant.get(db, target.tenant);
+  if (target.tenant === LOCAL_TENANT) return Tenant.ensure(db, LOCAL_TENANT);
+  if (!create) return Tenant.get(db, target.tenant);
   const found = await Tenant.byName(db, target.tenant);
   if (found) return found;
   // Said, as a new database is: a mistyped --tenant would otherwise put the files in a tenant nobody reads.

@@ -76,13 +76,17 @@ function render(pages: Line[][]): { texts: string[]; title?: string } {
   const bySize = new Map<number, number>();
   for (const line of pages.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
   const body = [...bySize].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
-  const lines = new Map<number, number>();
-  for (const line of pages.flat()) if (line.text.trim()) lines.set(line.size, (lines.get(line.size) ?? 0) + 1);
+  const linesOfSize = new Map<number, number>();
+  for (const line of pages.flat()) {
+    if (line.text.trim()) linesOfSize.set(line.size, (linesOfSize.get(line.size) ?? 0) + 1);
+  }
   const larger = [...bySize.keys()].filter((size) => size >= body * 1.15).sort((a, b) => b - a);
   // A size set on one line of the first page alone is the document's title (Word's and LibreOffice's Title style
   // sits above Heading 1): as a level it would head every passage and leave the third level of sections no `###`.
   const titleLine =
-    larger[0] !== undefined && lines.get(larger[0]) === 1 ? pages[0]?.find((l) => l.size === larger[0]) : undefined;
+    larger[0] !== undefined && linesOfSize.get(larger[0]) === 1
+      ? pages[0]?.find((l) => l.size === larger[0])
+      : undefined;
   const headingSizes = larger.slice(titleLine ? 1 : 0).slice(0, 3);
   const texts = pages.map((lines) => {
     let out = "";

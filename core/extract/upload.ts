@@ -98,8 +98,8 @@ export async function upload(
   const given = (file.name ?? "").replace(/^.*[\\/]/, "");
   // A Blob sent without a name is called "blob" by browsers and Node: no name to make its id, which is then derived
   // from the content as /v1/ingest derives it (one id for every nameless upload would replace each with the next).
-  const named = given !== "" && given !== "blob";
-  const name = named ? given : "upload";
+  const named = given !== "" && given !== "blob" ? given : undefined;
+  const name = named ?? "upload";
   let metadata: unknown;
   const rawMetadata = field(form, "metadata");
   if (rawMetadata !== undefined) {
@@ -126,7 +126,7 @@ export async function upload(
   // Fields are checked before the file is read: a bad form costs no extraction.
   const id = field(form, "id");
   const fields = DocumentInput.safeParse({
-    id: id ?? (named ? name : undefined),
+    id: id ?? named,
     content: "x",
     title: field(form, "title"),
     source: field(form, "source"),
@@ -150,7 +150,7 @@ export async function upload(
     ...fields.data,
     content: extracted.content,
     title: fields.data.title ?? extracted.title,
-    source: fields.data.source ?? (named ? name : undefined),
+    source: fields.data.source ?? named,
   });
   const result = await Ingest.run(db, caller, [document], { signal: options.signal });
   return {
