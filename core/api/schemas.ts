@@ -91,9 +91,9 @@ function responseSchemas() {
         status: z.enum(["created", "updated", "unchanged"]),
         chunks: z.number().check(z.int()),
       }),
-    ),
+    ).check(z.describe("One entry per document sent, in order; copies of one id-less text share an entry's values")),
     totals: z.object({
-      documents: z.number().check(z.int()),
+      documents: z.number().check(z.int(), z.describe("Distinct documents stored")),
       chunks: z.number().check(z.int()),
       embedded: z.number().check(z.int(), z.describe("Chunks embedded by this request")),
       reused: z.number().check(z.int(), z.describe("Chunks whose text did not change and kept their embeddings")),

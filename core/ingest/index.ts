@@ -193,9 +193,10 @@ export async function prepare(
   const embedder = options.embedder ?? defaultEmbedder();
   const owner = caller.userId;
 
-  // Same text without an id twice in one request is one document.
+  // Same text without an id twice in one request is one document; the answer still has an entry per document sent.
+  const sent = documents.map((doc) => doc.id ?? derivedId(doc.content, doc.conversationId));
   const inputs = new Map<string, DocumentInput>();
-  for (const doc of documents) inputs.set(doc.id ?? derivedId(doc.content, doc.conversationId), doc);
+  for (const [i, doc] of documents.entries()) inputs.set(sent[i] as string, doc);
   const ids = [...inputs.keys()];
 
   const existingQuery = sql`
@@ -366,7 +367,11 @@ export async function prepare(
     insert into ingestions (id, tenant_id, owner, documents, document_count, chunk_count, embedded, reused, embedding_tokens)
     values (${ingestionId}, ${caller.tenantId}, ${owner}, ${recorded}, ${totals.documents},
             ${totals.chunks}, ${totals.embedded}, ${totals.reused}, ${embeddingTokens})`);
-  const result: IngestResult = { ingestionId, documents: results, totals, usage: { embeddingTokens } };
+  const perSent = (list: typeof results) => {
+    const byId = new Map(list.map((d) => [d.id, d]));
+    return sent.map((id) => byId.get(id) as (typeof results)[number]);
+  };
+  const result: IngestResult = { ingestionId, documents: perSent(results), totals, usage: { embeddingTokens } };
   return {
     statements,
     result,
@@ -374,7 +379,7 @@ export async function prepare(
     settle(answers) {
       if (written === undefined) return result;
       const found = JSON.parse(String(answers[written]?.[0]?.statuses)) as Record<string, DocumentStatus>;
-      return { ...result, documents: results.map((d) => ({ ...d, status: found[d.id] ?? d.status })) };
+      return { ...result, documents: perSent(results.map((d) => ({ ...d, status: found[d.id] ?? d.status }))) };
     },
   };
 }

@@ -71,10 +71,19 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
   it("derives the id from the content so the same text is stored once", async () => {
     const result = await ingest(alice, [
       { content: "Derived ids come from the content hash." },
+      { content: "A second text between the two copies." },
       { content: "Derived ids come from the content hash." },
     ]);
-    expect(result.documents).toHaveLength(1);
+    // One entry per document sent, in order, so a caller can pair them up; the copies share one stored document.
+    expect(result.documents).toHaveLength(3);
     expect(result.documents[0]?.id).toMatch(/^doc_[0-9a-f]{32}$/);
+    expect(result.documents[2]).toEqual(result.documents[0]);
+    expect(result.documents[1]?.id).not.toBe(result.documents[0]?.id);
+    expect(result.totals.documents).toBe(2);
+    const stored = await t.db.query<{ n: number }>(
+      sql`select count(*)::int as n from documents where tenant_id = ${alice.tenantId} and id = ${result.documents[0]?.id}`,
+    );
+    expect(stored[0]?.n).toBe(1);
   });
 
   it("derives a turn's id from its conversation too, so the same words in two conversations are two turns", async () => {
