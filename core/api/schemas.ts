@@ -85,13 +85,15 @@ function responseSchemas() {
 
   const IngestResponse = z.object({
     ingestionId: z.string(),
-    documents: z.array(
-      z.object({
-        id: z.string(),
-        status: z.enum(["created", "updated", "unchanged"]),
-        chunks: z.number().check(z.int()),
-      }),
-    ).check(z.describe("One entry per document sent, in order; copies of one id-less text share an entry's values")),
+    documents: z
+      .array(
+        z.object({
+          id: z.string(),
+          status: z.enum(["created", "updated", "unchanged"]),
+          chunks: z.number().check(z.int()),
+        }),
+      )
+      .check(z.describe("One entry per document sent, in order; copies of one id-less text share an entry's values")),
     totals: z.object({
       documents: z.number().check(z.int(), z.describe("Distinct documents stored")),
       chunks: z.number().check(z.int()),
