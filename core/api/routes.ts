@@ -237,6 +237,8 @@ const compiled = routes.map((route) => ({ route, regex: compilePath(route.path) 
 export type Match =
   | { kind: "route"; route: Route; params: Record<string, string> }
   | { kind: "method_not_allowed"; allow: Method[] }
+  /** A path parameter whose percent-escapes are not UTF-8 (`%ZZ`, a lone surrogate's `%ED%A0%80`). */
+  | { kind: "invalid_path"; param: string }
   | { kind: "not_found" };
 
 /** Finds the route for a request the way API Gateway would. */
@@ -247,7 +249,11 @@ export function match(method: string, path: string): Match {
     if (!m) continue;
     if (route.method === method.toUpperCase()) {
       const params: Record<string, string> = {};
-      for (const [k, v] of Object.entries(m.groups ?? {})) params[k] = safeDecode(v);
+      for (const [k, v] of Object.entries(m.groups ?? {})) {
+        const decoded = decode(v);
+        if (decoded === undefined) return { kind: "invalid_path", param: k };
+        params[k] = decoded;
+      }
       return { kind: "route", route, params };
     }
     allow.push(route.method);
@@ -255,11 +261,11 @@ export function match(method: string, path: string): Match {
   return allow.length ? { kind: "method_not_allowed", allow } : { kind: "not_found" };
 }
 
-function safeDecode(value: string): string {
+function decode(value: string): string | undefined {
   try {
     return decodeURIComponent(value);
   } catch {
-    return value;
+    return undefined;
   }
 }
 

@@ -35,6 +35,13 @@ export const handler = http({
   }),
   $default: async ({ method, path }) => {
     const found = match(method, path);
+    if (found.kind === "invalid_path") {
+      throw new EngramError(
+        "input",
+        "request.invalid_path",
+        `The path's ${found.param} is not a valid percent-encoded UTF-8 string.`,
+      );
+    }
     if (found.kind === "method_not_allowed") {
       throw new EngramError("method_not_allowed", "route.method_not_allowed", `${method} is not allowed on ${path}.`, {
         headers: { allow: found.allow.join(", ") },

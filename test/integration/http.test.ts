@@ -153,6 +153,18 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(res.body.error.code).toBe("route.not_found");
     });
 
+    it("answers 400 request.invalid_path for a path id whose percent-escapes are not UTF-8", async () => {
+      for (const path of ["/v1/documents/%ZZ", "/v1/documents/%ED%A0%80", "/v1/conversations/a%"]) {
+        const res = await invoke({ method: "GET", path, headers: auth() });
+        expect(res.status, path).toBe(400);
+        expect(res.body.error.code).toBe("request.invalid_path");
+      }
+      // A well-formed escape is the character it encodes: a 404 for a document that is not there.
+      const res = await invoke({ method: "GET", path: "/v1/documents/caf%C3%A9", headers: auth() });
+      expect(res.status).toBe(404);
+      expect(res.body.error.code).not.toBe("request.invalid_path");
+    });
+
     it("answers 405 with Allow for a wrong method", async () => {
       const res = await invoke({ method: "PUT", path: "/v1/documents/abc", headers: auth() });
       expect(res.status).toBe(405);
