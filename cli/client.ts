@@ -124,6 +124,26 @@ export function remote(
   });
 }
 
+/** How long the local server has to answer its health check before a command gives up on it. */
+const PROBE_SECONDS = 10;
+
+/**
+ * A server that was stopped (SIGSTOP, a debugger) still accepts connections, and a command waited on it for fetch's
+ * five minutes: its health is asked first, bounded, and a silence is said in one line naming the process.
+ */
+async function probe(api: EngramClient, server: { pid: number; url: string }): Promise<void> {
+  try {
+    await api.health({ signal: AbortSignal.timeout(PROBE_SECONDS * 1000) });
+  } catch (error) {
+    if ((error as Error).name !== "TimeoutError") return; // any other answer is the command's to meet
+    throw new EngramError(
+      "conflict",
+      "data.in_use",
+      `${config().database.dataDir} is held by the local server (${server.url}, pid ${server.pid}), which did not answer within ${PROBE_SECONDS} s: wait for it, or stop it (kill ${server.pid})`,
+    );
+  }
+}
+
 /**
  * `create: false` for commands that only read: a mistyped `--tenant` is then refused (`tenant.not_found`)
  * instead of creating an empty tenant and answering from it. The `local` tenant is always made.
@@ -158,6 +178,7 @@ export async function connect(
       );
     }
     const api = remote(server.url, { apiKey: key, userId: target.user, onWait });
+    await probe(api, server);
     // As on the database itself: a key of another tenant than the one named is refused, not silently used.
     if (target.key !== undefined && target.tenantGiven) {
       const { tenant } = await api.stats();

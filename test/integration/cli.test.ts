@@ -1,6 +1,6 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -418,6 +418,37 @@ describe("the CLI on embedded PGlite", () => {
       new RegExp(`^engram: ENGRAM_DATA_DIR: ${file} cannot be the embedded database's folder \\(EEXIST`),
     );
   }, 60_000);
+});
+
+describe("the CLI beside a local server on the same folder", () => {
+  it("gives up in one line, naming the process, when that server does not answer", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent", PORT: "0" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete env[name];
+    const server = await startServer(env);
+    // The lock names the process that serves; `bin/engram.js` may run it as a child of its own.
+    const { pid } = JSON.parse(readFileSync(join(dir, "server.json"), "utf8")) as { pid: number };
+    try {
+      const answered = await runEngram(["search", "anything"], env);
+      expect(answered.code).toBe(0);
+
+      process.kill(pid, "SIGSTOP");
+      const started = Date.now();
+      const frozen = await runEngram(["search", "anything"], env, 60_000);
+      const waited = Date.now() - started;
+      process.kill(pid, "SIGCONT");
+
+      expect(frozen.code).toBe(1);
+      expect(frozen.stderr.trim().split("\n")).toHaveLength(1);
+      expect(frozen.stderr).toContain(`pid ${pid}), which did not answer within 10 s`);
+      expect(waited).toBeLessThan(40_000);
+    } finally {
+      try {
+        process.kill(pid, "SIGCONT");
+      } catch {}
+      await server.stop();
+    }
+  }, 120_000);
 });
 
 describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
