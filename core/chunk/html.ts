@@ -151,7 +151,8 @@ export function decodeEntities(s: string): string {
  *
  * Drops comments, doctype/processing instructions and the content of script, style, noscript, head, template,
  * svg, iframe and object. Keeps block structure as line breaks (p, div, li, tr, br, headings, ...; a blank line
- * around paragraphs, lists, tables and pre). Headings h1-h6 become "# " to "###### " lines; list items "- ";
+ * around paragraphs, lists, tables and pre). Headings h1-h6 become "# " to "###### " lines; list items "- " or
+ * "1. ", a nested list's indented under its item's text;
  * table cells in a row are joined by " | "; pre content keeps its whitespace inside a ``` fence. Elsewhere runs of
  * whitespace collapse to one space. Character references are decoded (&nbsp; becomes a space). Tolerant of
  * malformed markup; linear time; no dependency.
@@ -171,6 +172,8 @@ export function htmlToText(html: string): string {
   const cells: number[] = [];
   /** Open lists, innermost last: the next item's number in an `ol`, 0 in a `ul`. */
   const lists: number[] = [];
+  /** Per open list, the width of its current item's marker: a nested item is indented by its parents' (Markdown's rule). */
+  const markerWidths: number[] = [];
   /**
    * Right after a list item's marker or at a cell's start, until text comes: Word and Sphinx wrap an item's or a
    * cell's text in a <p>, whose break would leave the marker or the cell's separator alone on its line.
@@ -306,9 +309,15 @@ export function htmlToText(html: string): string {
         break;
       case "ol":
       case "ul":
-        if (closing) lists.pop();
-        else lists.push(name === "ol" ? olStart(html.slice(j, end)) : 0);
-        requestBreak(2);
+        if (closing) {
+          lists.pop();
+          markerWidths.pop();
+        } else {
+          lists.push(name === "ol" ? olStart(html.slice(j, end)) : 0);
+          markerWidths.push(0);
+        }
+        // A list inside an item is part of the item's block: a line break, not a paragraph's.
+        requestBreak(lists.length > (closing ? 0 : 1) ? 1 : 2);
         break;
       case "li":
         holdBreaks = false;
@@ -318,8 +327,12 @@ export function htmlToText(html: string): string {
         if (!closing) {
           const k = lists.length - 1;
           const n = k >= 0 ? lists[k]! : 0;
-          marker = n > 0 ? `${n}. ` : "- ";
+          const own = n > 0 ? `${n}. ` : "- ";
           if (n > 0) lists[k] = n + 1;
+          let indent = 0;
+          for (let level = 0; level < k; level++) indent += markerWidths[level]!;
+          if (k >= 0) markerWidths[k] = own.length;
+          marker = " ".repeat(indent) + own;
           holdBreaks = true;
         } else marker = "";
         break;

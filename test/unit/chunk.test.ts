@@ -428,6 +428,12 @@ describe("htmlToText", () => {
     expect(
       htmlToText('<ul><li><p>one</p></li><li></li><li>two</li></ul><ol start="4"><li>four</li><li>five</li></ol>'),
     ).toBe("- one\n- two\n\n4. four\n5. five");
+    // A nested list stays in its item's block, indented under the item's text as Markdown reads it.
+    expect(
+      htmlToText(
+        "<ol><li>Install<ul><li>Linux<ol><li>apt</li></ol></li><li>macOS</li></ul></li><li>Run</li></ol><p>After.</p>",
+      ),
+    ).toBe("1. Install\n   - Linux\n     1. apt\n   - macOS\n2. Run\n\nAfter.");
     // Code holding a line of backticks is fenced with tildes, which that line cannot close.
     const backticks = htmlToText("<pre>a\n```\nb</pre><h2>After</h2>");
     expect(backticks).toBe("~~~\na\n```\nb\n~~~\n\n## After");
