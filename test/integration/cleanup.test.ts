@@ -1,10 +1,13 @@
 /** Scheduled cleanup through every driver: rows just past and just before each expiry. */
+import pg from "pg";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
+import { createOfflineEmbedder } from "../../core/embedding/offline";
+import * as Ingest from "../../core/ingest";
 import { handler } from "../../functions/cron/cleanup";
-import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { callerFor, freshDb, type TestDb, termRecount, termStatistics } from "../../kit/db";
 import { lambdaContext } from "../../kit/events";
 
 const GONE = 5;
@@ -187,6 +190,64 @@ describe.each(["pg", "neon-http", "pglite"] as const)("cleanup on %s", (driver) 
     expect((await remaining(t.db)).documents).toEqual(liveDocuments);
   });
 });
+
+describe("cleanup against a concurrent writer of the same keyword statistics (pg)", () => {
+  let t: TestDb;
+  beforeAll(async () => {
+    t = await freshDb("pg");
+  });
+  afterAll(() => t?.close());
+
+  it("runs a batch again when Postgres picks it as a deadlock's victim, leaving the statistics a recount gives", async () => {
+    const users = ["a-user", "b-user"];
+    for (const user of users) {
+      await Ingest.run(
+        t.db,
+        await callerFor(t.db, "acme", user),
+        [{ id: "note", content: `A note kept by ${user}.` }],
+        {
+          embedder: createOfflineEmbedder({ dimensions: 1536 }),
+        },
+      );
+    }
+    await run(t.db, "update documents set deleted_at = now() - interval '40 days'");
+    const tenantId = (await callerFor(t.db, "acme")).tenantId;
+    const other = new pg.Client({ connectionString: t.url });
+    await other.connect();
+    try {
+      // The other writer holds b-user's statistics row, which the cleanup's batch needs after a-user's (key order),
+      // then wants a-user's: a cycle. Its own deadlock check comes later, so the cleanup's batch is the victim.
+      await other.query("begin");
+      await other.query("set local deadlock_timeout = '10s'");
+      const lock = "update search_terms set chunks = chunks where tenant_id = $1 and owner = $2 and lexeme = ''";
+      await other.query(lock, [tenantId, "b-user"]);
+      const cleanup = Cleanup.run(t.db, { retentionDays: 30 });
+      await waitForLockWait(other);
+      await other.query(lock, [tenantId, "a-user"]);
+      await other.query("commit");
+
+      const report = await cleanup;
+
+      expect(report.removed.deletedDocuments).toBe(2);
+      expect(await remaining(t.db)).toMatchObject({ documents: [], chunks: [] });
+      expect(await termStatistics(t.db)).toEqual(await termRecount(t.db));
+    } finally {
+      await other.end();
+    }
+  });
+});
+
+/** Resolves once another session of the database waits for a lock (the cleanup's batch, on the row held). */
+async function waitForLockWait(client: pg.Client): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const { rows } = await client.query(
+      "select count(*)::int as n from pg_stat_activity where wait_event_type = 'Lock' and datname = current_database() and pid <> pg_backend_pid()",
+    );
+    if (rows[0].n > 0) return;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error("the cleanup never waited for the row held");
+}
 
 describe("the cleanup cron function", () => {
   let t: TestDb;
