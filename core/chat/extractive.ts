@@ -45,6 +45,13 @@ const STOPWORDS = new Set(
   ).split(" "),
 );
 
+/**
+ * "How long", "how often", "how old" ask for a measure: the adjective is the question's form, not its subject, and
+ * matched "Alice prefers window seats on long flights" to "How long do refunds take?".
+ */
+const MEASURE = /\bhow\s+(?:long|often|far|old|soon|late|early|big|large|tall|high|deep|wide|heavy|fast)\b/giu;
+const withoutMeasures = (question: string) => question.replace(MEASURE, "how");
+
 /** A light suffix stripper: it only has to map the question's and the sentence's forms alike. */
 function stem(word: string): string {
   let w = word;
@@ -164,7 +171,7 @@ export function asked(message: string): string {
 
 /** The answer text with markers numbered as `sources` are (finalize() renumbers them). */
 export function answer(question: string, sources: readonly Source[]): string {
-  const wanted = [...new Set(terms(asked(question)))];
+  const wanted = [...new Set(terms(withoutMeasures(asked(question))))];
   if (!wanted.length || !sources.length) return NOT_FOUND;
 
   const seen = new Map<string, { candidate: Candidate; documentId: string }>();

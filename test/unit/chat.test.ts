@@ -222,6 +222,18 @@ describe("extractive answers", () => {
     expect(extractive("How long does shipping take?", ship)).toBe("Orders ship within three business days [1].");
   });
 
+  it('reads "how long", "how often" and the like as asking for a measure, not for the adjective', () => {
+    const mixed = numbered([
+      passage(1, "Refunds are issued within 14 days of a return."),
+      passage(2, "Alice prefers window seats on long flights."),
+    ]);
+    expect(extractive("How long do refunds take?", mixed)).toBe("Refunds are issued within 14 days of a return [1].");
+    // Elsewhere the word counts: a question about long flights still finds them.
+    expect(extractive("Which seats does Alice like on long flights?", mixed)).toBe(
+      "Alice prefers window seats on long flights [2].",
+    );
+  });
+
   it("returns the best sentences in source order with markers", () => {
     const text = extractive("How many days is the refund window?", sources);
 
