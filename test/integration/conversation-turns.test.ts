@@ -382,7 +382,8 @@ describe("a database made before migration 0021 (pg)", () => {
         ).results.map((r) => r.documentId);
       expect(await keyword(caller)).toEqual(["ask"]);
 
-      expect(await migrate(db, settings)).toEqual(["0021_turns_in_keyword_leg"]);
+      // 0021 and the migrations after it.
+      expect((await migrate(db, settings))[0]).toBe("0021_turns_in_keyword_leg");
 
       expect(await keyword(caller)).toEqual(["ask", "answer"]);
       expect(await keyword(loose)).toEqual(["note"]);

@@ -364,13 +364,14 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
     const tenant = await callerFor(db, "race");
     const bucket = RateLimit.bucketKey({ userId: "", keyPrefix: prefix }, "search");
     // Inside the batch, after the check: another request takes the whole budget.
-    const fill = sql`insert into rate_limits (tenant_id, key, tat) values (${tenant.tenantId}, ${bucket}, now() + interval '2 hours')
+    const fill = sql`insert into rate_limits (tenant_id, key, tat) values (${tenant.tenantId}, ${bucket}, now() + interval '1 hour')
       on conflict (tenant_id, key) do update set tat = excluded.tat`;
 
     const error = await refusal(Gate.through(db, deferred(key), [fill, sql`select 'found' as work`]));
 
     expect(error.code).toBe("ratelimit.exceeded");
-    expect(error.retryAfterSeconds).toBeGreaterThan(3000);
+    // Full at 5/h: the next request fits one interval (720 s) later.
+    expect(error.retryAfterSeconds).toBeGreaterThan(600);
   });
 
   it("decides a request of another route in one statement, with the tenant's overrides", async () => {
@@ -418,6 +419,31 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
     // The configured default (100000/min), then the new 3/min; the ceiling's 1/min is raised to the own rate both times.
     expect(Gate.headersOf(first)["ratelimit-policy"]).toBe('"default";q=100000;w=60');
     expect(Gate.headersOf(second)["ratelimit-policy"]).toBe('"default";q=3;w=60');
+  });
+
+  it("holds a tenant's raised limits from the next request, for the users and the ceiling a slower policy filled", async () => {
+    const { key } = await Auth.createKey(db, "raised");
+    await RateLimit.setLimits(db, "raised", { search: "2/hour", "tenant.search": "3/hour" });
+    for (const user of ["dora", "dora", "eve"]) await Gate.open(db, deferred(key, "search", user));
+    const full = await refusal(Gate.open(db, deferred(key, "search", "dora")));
+    const ceiling = await refusal(Gate.open(db, deferred(key, "search", "fay")));
+    expect([full.retryAfterSeconds, ceiling.retryAfterSeconds].every((s) => (s ?? 0) > 600)).toBe(true);
+
+    await RateLimit.setLimits(db, "raised", { search: "1000/min", "tenant.search": "5000/min" });
+    // The buckets count as full under the new policy: refused for one interval (60 ms), not for the old hour.
+    const first = await Gate.open(db, deferred(key, "search", "dora")).then(
+      () => undefined,
+      (e: EngramError) => e,
+    );
+    if (first) expect(first.retryAfterSeconds).toBe(1);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // dora's own bucket admits one a 60 ms; the ceiling, full at 5000/min, one every 12 ms: 100 ms later, a few.
+    for (const user of ["dora", "fay", "gus", "hal"]) {
+      const caller = deferred(key, "search", user);
+      await Gate.open(db, caller);
+      // Admitted, and the policy named is the new one closest to its limit: the user's or the tenant's.
+      expect(Gate.headersOf(caller)["ratelimit-policy"]).toMatch(/^"(search";q=1000|tenant\.search";q=5000);w=60$/);
+    }
   });
 
   it("reads a tenant's overrides in SQL as parseRate does", async () => {
