@@ -28,8 +28,18 @@ export function isConnectionError(error: unknown): boolean {
     const e = current as { code?: unknown; name?: string; message?: string; cause?: unknown; sourceError?: unknown };
     if (typeof e.code === "string" && CONNECTION_CODES.has(e.code)) return true;
     const state = sqlState(current);
-    // Class 08: connection exceptions; 57P0x: server shutting down / cannot connect now; 53: resources.
-    if (state && (state.startsWith("08") || state.startsWith("57P") || state.startsWith("53"))) return true;
+    // Class 08: connection exceptions; 57P0x: server shutting down / cannot connect now; 53: resources; 28: the
+    // server refused the credentials, and 3D000: the database named does not exist (dropped, or a wrong
+    // DATABASE_URL): no query can run until that is fixed, which is a 503, not a 500.
+    if (
+      state &&
+      (state.startsWith("08") ||
+        state.startsWith("57P") ||
+        state.startsWith("53") ||
+        state.startsWith("28") ||
+        state === "3D000")
+    )
+      return true;
     if (e.name === "TypeError" && /fetch failed/i.test(e.message ?? "")) return true;
     // Neon's HTTP endpoint answers 5xx (no SQLSTATE) when it cannot reach the compute; when the endpoint
     // itself cannot be reached, the driver throws "Error connecting to database" with the fetch failure

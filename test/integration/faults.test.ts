@@ -21,7 +21,7 @@ import { type Embedder, useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import { createOpenAIEmbedder } from "../../core/embedding/openai";
 import * as Search from "../../core/search";
-import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { callerFor, freshDb, pgUrl, type TestDb } from "../../kit/db";
 import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../../kit/events";
 import { prose, UNLIMITED } from "../../kit/factories";
 import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
@@ -444,6 +444,23 @@ describe("the database going away mid-request", () => {
       }
     } finally {
       await gone.close();
+    }
+  });
+
+  it("a database that does not exist (dropped, a wrong name): 503 with Retry-After, not 500", async () => {
+    const missing = createPgDb(pgUrl("engram_no_such_database"));
+    useDb(missing);
+    try {
+      expectError(
+        await invoke({ method: "GET", path: "/v1/documents", headers: headers(pgT.db, "u") }),
+        503,
+        "database.unavailable",
+        "any",
+      );
+      const health = await invoke({ method: "GET", path: "/v1/health" });
+      expect(health.status).toBe(503);
+    } finally {
+      await missing.close();
     }
   });
 
