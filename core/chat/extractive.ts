@@ -147,6 +147,8 @@ function distinct(list: Candidate[], limit: number): { c: Candidate; sources: nu
   for (const c of list) {
     const same = out.find(({ c: o }) => {
       if (o.terms.size < SAME_SENTENCE_TERMS || c.terms.size < SAME_SENTENCE_TERMS) return false;
+      // "within 22 days" and "within 13 days" differ in the one word that matters: numbers must all be the same.
+      if (!sameNumbers(o.terms, c.terms)) return false;
       const shared = [...c.terms].filter((t) => o.terms.has(t)).length;
       return shared / (o.terms.size + c.terms.size - shared) >= SAME_SENTENCE;
     });
@@ -157,6 +159,16 @@ function distinct(list: Candidate[], limit: number): { c: Candidate; sources: nu
   for (const entry of out) entry.sources.sort((a, b) => a - b);
   return out;
 }
+
+const NUMBER = /\p{N}/u;
+const sameNumbers = (a: Set<string>, b: Set<string>) => {
+  const numbers = (terms: Set<string>) =>
+    [...terms]
+      .filter((t) => NUMBER.test(t))
+      .sort()
+      .join(" ");
+  return numbers(a) === numbers(b);
+};
 
 const inOrder = (a: { c: Candidate }, b: { c: Candidate }) => a.c.source - b.c.source || a.c.position - b.c.position;
 

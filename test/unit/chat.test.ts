@@ -257,6 +257,14 @@ describe("extractive answers", () => {
     expect(extractive("What is a worktree?", copies)).toBe(
       "A worktree is a working tree linked to a repository, with its own HEAD and index [1][2][3]. You can add another worktree with git worktree add [4].",
     );
+    // Nearly the same words with other numbers are other claims, each cited by its own source.
+    const policies = numbered([
+      passage(1, "Refund policy number 22: refunds are processed within 22 days for returns of item 22."),
+      passage(2, "Refund policy number 13: refunds are processed within 13 days for returns of item 13."),
+    ]);
+    expect(extractive("How are refunds for returns processed?", policies)).toBe(
+      "Refund policy number 22: refunds are processed within 22 days for returns of item 22 [1]. Refund policy number 13: refunds are processed within 13 days for returns of item 13 [2].",
+    );
     // Short sentences only when written alike: "not" is no informative word.
     const short = numbered([passage(1, "Leo drives a car."), passage(2, "Leo drives no car.")]);
     expect(extractive("Does Leo drive a car?", short)).toBe("Leo drives a car [1]. Leo drives no car [2].");
