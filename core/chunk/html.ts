@@ -353,6 +353,12 @@ export function htmlToText(html: string): string {
           requestBreak(2);
         }
         break;
+      case "sup":
+      case "a":
+        // A footnote's mark written onto its word ("Kilimanjaro<sup>1</sup>", Sphinx's footnote-reference link) made
+        // one word of them ("Kilimanjaro1"), which no search for the word finds: the mark is a word of its own.
+        if (!closing && (name === "sup" || /footnote|noteref/i.test(html.slice(j, end)))) pendingSpace = true;
+        break;
       case "tr":
         holdBreaks = false;
         rowText = false;

@@ -23,6 +23,7 @@ const CHROME_NAMES = new Set([
   "menu",
   "breadcrumb",
   "breadcrumbs",
+  "toc",
   "sidebar",
   "sphinxsidebar",
   "sphinxsidebarwrapper",

@@ -180,6 +180,17 @@ describe("extract", () => {
     expect(sphinx.content).toBe("os.name\nThe name.");
   });
 
+  it("leaves out a DocBook table of contents, and keeps a footnote's mark apart from its word", () => {
+    const para =
+      "The expedition reached the summit in March, after three weeks on the mountain's southern route. ".repeat(3);
+    const docbook = extractHtml(
+      `<html><head><title>Chapter 2. Climbing</title></head><body><div class="navheader">Prev Next</div><div class="chapter"><h2 class="title">Chapter 2. Climbing</h2><div class="toc"><p><b>Table of Contents</b></p><dl><dt>2.1. Routes</dt><dt>2.2. Gear</dt></dl></div><p>${para}</p><p>We reached Kilimanjaro<sup><a href="#fn1" class="footnote-ref" role="doc-noteref">1</a></sup> and Meru<a class="footnote-reference brackets" href="#id2">2</a> later.</p></div></body></html>`,
+    );
+    expect(docbook.content).not.toContain("Table of Contents");
+    expect(docbook.content).not.toContain("2.1. Routes");
+    expect(docbook.content).toContain("We reached Kilimanjaro 1 and Meru 2 later.");
+  });
+
   it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
     for (const name of ["footnote.docx", "footnote.html"]) {
       const { content } = await extract(fixture(name), { name });
