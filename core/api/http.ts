@@ -84,9 +84,25 @@ export function protoRefusal(value: unknown): EngramError | undefined {
   ]);
 }
 
+/**
+ * A body sent compressed (`Content-Encoding: gzip`) reached the JSON parser as its compressed bytes and was refused as
+ * invalid UTF-8, which the client had sent: Engram reads bodies as they are, and says so.
+ */
+function refuseEncoded(event: APIGatewayProxyEventV2): void {
+  const encoding = (event.headers?.["content-encoding"] ?? "").trim().toLowerCase();
+  if (encoding && encoding !== "identity") {
+    throw new EngramError(
+      "unsupported_media_type",
+      "request.unsupported_encoding",
+      `The request body is sent with Content-Encoding: ${encoding}; send it uncompressed.`,
+    );
+  }
+}
+
 /** The body's bytes as sent, for a route that reads its own (the upload's form); an empty body is `undefined`. */
 export function rawBody(event: APIGatewayProxyEventV2): Buffer | undefined {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
+  refuseEncoded(event);
   return Buffer.from(event.body, event.isBase64Encoded ? "base64" : "utf8");
 }
 
@@ -96,6 +112,7 @@ export function rawBody(event: APIGatewayProxyEventV2): Buffer | undefined {
  */
 export function parseBody(event: APIGatewayProxyEventV2): unknown {
   if (event.body === undefined || event.body === null || event.body === "") return undefined;
+  refuseEncoded(event);
   let raw = event.body;
   if (event.isBase64Encoded) {
     const bytes = Buffer.from(event.body, "base64");
@@ -186,6 +203,7 @@ export function errorResponse(
 const JSON_RPC_CODES: Record<string, number> = {
   "request.invalid_json": -32700,
   "request.invalid_utf8": -32700,
+  "request.unsupported_encoding": -32600,
   "request.too_deep": -32600,
   "request.too_large": -32600,
   "request.invalid": -32600,

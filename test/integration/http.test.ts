@@ -1,4 +1,5 @@
 /** The HTTP surface every route shares: auth, errors, request ids, routing. */
+import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
@@ -109,6 +110,24 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
   });
 
   describe("errors", () => {
+    it("answers 415 request.unsupported_encoding for a compressed body, which it would otherwise call bad UTF-8", async () => {
+      const res = await invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: { ...auth(), "content-encoding": "gzip" },
+        binaryBody: gzipSync(JSON.stringify({ documents: [{ content: "Compressed text." }] })),
+      });
+      expect(res.status).toBe(415);
+      expect(res.body.error.code).toBe("request.unsupported_encoding");
+      const identity = await invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: { ...auth(), "content-encoding": "identity" },
+        body: { documents: [{ content: "Plain text." }] },
+      });
+      expect(identity.status).toBe(200);
+    });
+
     it("answers 400 request.invalid_json for malformed JSON", async () => {
       const res = await invoke({ method: "POST", path: "/v1/ingest", headers: auth(), rawBody: '{"documents": [' });
       expect(res.status).toBe(400);
