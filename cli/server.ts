@@ -277,6 +277,8 @@ export async function startServer(options: {
       if (Buffer.byteLength(req.url ?? "") > MAX_URL_BYTES) {
         throw new EngramError("uri_too_long", "request.uri_too_long", `The URL is longer than ${MAX_URL_BYTES} bytes.`);
       }
+      // The console's files carry the request's id too, as every answer does.
+      res.setHeader("x-request-id", requestId);
       if (options.extra && (await options.extra(req, res))) return;
       const body = await readBody(req);
       if (body === "too_large") {

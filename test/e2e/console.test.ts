@@ -156,6 +156,7 @@ describe("the console", () => {
     expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
     expect(index.headers.get("cache-control")).toBe("no-cache");
     expect(index.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(index.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
     expect(index.headers.get("content-security-policy")).toBe(
       "default-src 'self'; connect-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'",
     );
