@@ -11,8 +11,8 @@ import type { Limits } from "./limits";
 import { firstHeading } from "./markdown";
 import { zipEntries } from "./sniff";
 
-const corrupt = (cause?: unknown) =>
-  new EngramError("unprocessable", "extract.corrupt", "The Word document cannot be read (damaged archive).", { cause });
+const corrupt = (cause?: unknown, part = "archive") =>
+  new EngramError("unprocessable", "extract.corrupt", `The Word document cannot be read (damaged ${part}).`, { cause });
 
 interface Part {
   name: string;
@@ -132,7 +132,8 @@ export async function extractDocx(bytes: Uint8Array, limits: Limits): Promise<{ 
       },
     )
     .catch((error: unknown) => {
-      throw corrupt(error);
+      // The archive was read above: what mammoth cannot read is the document inside it.
+      throw corrupt(error, "document XML");
     });
   // A footnote's "↑" back to where it is cited is a link, not text.
   const content = htmlToText(result.value.replace(/<a href="#(?:foot|end)note-ref-\d+">↑<\/a>/g, ""));

@@ -55,7 +55,7 @@ export async function extract(
     throw new EngramError(
       code === "extract.empty" ? "unprocessable" : "unsupported_media_type",
       code,
-      `Unsupported: ${kind.reason}.`,
+      code === "extract.empty" ? "The file is empty: it holds no text to store." : `Unsupported: ${kind.reason}.`,
     );
   }
   let out: Extracted;
