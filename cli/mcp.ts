@@ -148,6 +148,10 @@ export function withoutBlankLines(): Transform {
       if (kept.length) done(null, Buffer.concat(kept));
       else done();
     },
+    // A last line without its newline (`printf '{...}' | engram mcp`) is still a line: the SDK's reader waits for one.
+    flush(done) {
+      done(null, lineStart ? undefined : Buffer.from([LF]));
+    },
   });
 }
 
@@ -157,11 +161,15 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   if (["debug", "info"].includes(config().logLevel)) setConfig({ LOG_LEVEL: "warn" });
   const { memory, describe } = await memoryFor(options);
   const server = Mcp.server(memory, describe);
+  const input = process.stdin.pipe(withoutBlankLines());
+  // Ended when the filtered input is (its last line flushed and read), or when stdin goes without ending.
   const closed = new Promise<void>((resolve) => {
-    process.stdin.once("end", resolve);
-    process.stdin.once("close", resolve);
+    input.once("end", resolve);
+    process.stdin.once("close", () => {
+      if (!process.stdin.readableEnded) resolve();
+    });
   });
-  const transport = new StdioServerTransport(process.stdin.pipe(withoutBlankLines()), process.stdout);
+  const transport = new StdioServerTransport(input, process.stdout);
   answerUnreadable(transport); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
   const answered = answeringAll(transport);

@@ -309,6 +309,9 @@ export function server(memory: Memory, describe: Describe): Server {
     },
   );
   mcp.setRequestHandler(ListToolsRequestSchema, () => listed);
+  // Tool calls run one after another in the order they came, as a client sending `remember` then `forget` without
+  // waiting means them: the SDK starts each on arrival, and the forget found nothing while the remember was storing.
+  let previous: Promise<unknown> = Promise.resolve();
   mcp.setRequestHandler(CallToolRequestSchema, ({ params }) => {
     const called = known.get(params.name);
     // An unknown tool is a protocol error (-32602), in the spec as in the SDK's McpServer.
@@ -317,7 +320,9 @@ export function server(memory: Memory, describe: Describe): Server {
       const message = `Unknown tool ${params.name}; the tools are ${[...known.keys()].join(", ")}`;
       throw Object.assign(new Error(message), { code: ErrorCode.InvalidParams });
     }
-    return called.call(memory, describe, params.arguments ?? {});
+    const run = previous.then(() => called.call(memory, describe, params.arguments ?? {}));
+    previous = run.catch(() => undefined);
+    return run;
   });
   return mcp;
 }

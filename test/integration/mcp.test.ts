@@ -639,6 +639,36 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
+  it("runs tool calls in the order they came, and answers a last line sent without its newline", async () => {
+    const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv({ ENGRAM_USER_ID: "orderly" }) });
+    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+    const lines = [
+      rpc(1, "initialize", {
+        protocolVersion: "2025-06-18",
+        capabilities: {},
+        clientInfo: { name: "pipe", version: "1" },
+      }),
+      rpc(undefined, "notifications/initialized"),
+      rpc(2, "tools/call", {
+        name: "remember",
+        arguments: { id: "zeb", content: "The zebra Ziggy lives in enclosure 42." },
+      }),
+      rpc(3, "tools/call", { name: "list_memories", arguments: {} }),
+      rpc(4, "tools/call", { name: "forget", arguments: { id: "zeb" } }),
+      rpc(5, "tools/call", { name: "list_memories", arguments: {} }),
+    ];
+    // Written at once, without waiting for answers, and the last line without its newline (`printf '...' |`).
+    child.stdin.end(lines.join("\n"));
+    const replies: any[] = [];
+    for await (const line of createInterface({ input: child.stdout })) replies.push(JSON.parse(line));
+    const byId = (id: number) => replies.find((reply) => reply.id === id)?.result;
+    expect(replies.map((reply) => reply.id).sort()).toEqual([1, 2, 3, 4, 5]);
+    expect(JSON.stringify(byId(3).structuredContent)).toContain("zeb");
+    expect(byId(4).structuredContent).toMatchObject({ id: "zeb", deleted: true });
+    expect(JSON.stringify(byId(5).structuredContent)).not.toContain("zeb");
+    expect(await exited).toBe(0);
+  });
+
   it("answers every request read before stdin closed, also through a server", async () => {
     const child = spawn(process.execPath, ["bin/engram.js", "mcp"], {
       env: mcpEnv({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }),
