@@ -159,6 +159,10 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
     return { format: "html" };
   if (ext === ".html" || ext === ".htm" || ext === ".xhtml")
     return /<[a-z!]/.test(start) ? { format: "html" } : { format: "text" };
+  // Markup Engram does not read would be stored as its tags: a flat OpenDocument file, an SVG image.
+  const root = /^(?:<\?xml[^>]*>\s*)?(?:<!--[\s\S]*?-->\s*|<!doctype[^>]*>\s*)*<([a-z][\w:.-]*)/.exec(start)?.[1];
+  if (root === "office:document") return { format: "unsupported", reason: "OpenDocument file: save it as .docx" };
+  if (root === "svg") return { format: "unsupported", reason: "SVG image" };
   if (ext === ".jsonl" || ext === ".ndjson") return { format: "jsonl" };
   if (ext === ".json") return { format: "json" };
   if (ext === ".csv" || ext === ".tsv") return { format: "csv" };

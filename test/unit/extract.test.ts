@@ -206,6 +206,20 @@ describe("extract", () => {
     expect((await extract(fixture("page.html"), { name: "page.txt" })).format).toBe("html");
   });
 
+  it("refuses markup it does not read, a flat OpenDocument file or an SVG, instead of storing its tags as text", async () => {
+    const fodt = await refusal(extract(fixture("two-columns.fodt"), { name: "two-columns.fodt" }));
+    expect([fodt.status, fodt.code, fodt.message]).toEqual([
+      415,
+      "extract.unsupported_type",
+      "Unsupported: OpenDocument file: save it as .docx.",
+    ]);
+    const svg = Buffer.from('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><text>Hi</text></svg>');
+    expect((await refusal(extract(svg, { name: "logo.svg" }))).code).toBe("extract.unsupported_type");
+    // Other XML is text, as before: a configuration file is worth finding.
+    const xml = Buffer.from('<?xml version="1.0"?>\n<config><retries>3</retries></config>');
+    expect((await extract(xml, { name: "app.xml" })).format).toBe("text");
+  });
+
   it("skips a scanned PDF (no text layer) as no extractable text", async () => {
     const error = await refusal(extract(fixture("scanned.pdf")));
     expect([error.status, error.code]).toEqual([422, "extract.no_text"]);
