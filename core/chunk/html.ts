@@ -157,6 +157,16 @@ export function decodeEntities(s: string): string {
  * whitespace collapse to one space. Character references are decoded (&nbsp; becomes a space). Tolerant of
  * malformed markup; linear time; no dependency.
  */
+/** How far a cell's end is looked for; a longer cell is a layout cell. */
+const CELL_LOOKAHEAD = 4000;
+
+/** Whether the cell whose start tag ends at `from` is a data cell: its end within reach, no table, heading or code in it. */
+function isDataCell(html: string, from: number): boolean {
+  const ahead = html.slice(from, from + CELL_LOOKAHEAD);
+  const end = ahead.search(/<\/?(?:td|th|tr|table)\b/i);
+  return end >= 0 && !/<(?:h[1-6]|pre|table)\b/i.test(ahead.slice(0, end));
+}
+
 export function htmlToText(html: string): string {
   const out: string[] = [];
   /** Newlines at the end of out (a large number while out is empty, so nothing leads with a break). */
@@ -183,6 +193,11 @@ export function htmlToText(html: string): string {
   let marker = "";
   /** Table cells open: a line break inside one is a space, so its row stays one line. */
   let cellDepth = 0;
+  /**
+   * In a data cell (no table, heading or code inside, and short): its paragraphs, lines and list items are joined with
+   * spaces, so the row stays one line. A layout cell (a page built in a table) keeps its blocks.
+   */
+  let inlineCell = false;
   /** The last thing written closed a code fence: the next cell's separator starts a line of its own. */
   let afterFence = false;
   /** The table row open has written something: only then does a cell's separator continue its line. */
@@ -191,7 +206,8 @@ export function htmlToText(html: string): string {
   let fence = "```";
 
   const requestBreak = (lines: number) => {
-    if (!holdBreaks && lines > pendingBreak) pendingBreak = lines;
+    if (inlineCell) pendingSpace = true;
+    else if (!holdBreaks && lines > pendingBreak) pendingBreak = lines;
   };
   const push = (s: string) => {
     out.push(s);
@@ -227,6 +243,8 @@ export function htmlToText(html: string): string {
       emit(decoded);
       return;
     }
+    // A cell's own "|" (Python's "x | y") would read as one more column: escaped, as Markdown tables write it.
+    if (inlineCell) decoded = decoded.replaceAll("|", "\\|");
     const parts = decoded.split(/[ \t\n\r\f\v]+/);
     for (let i = 0; i < parts.length; i++) {
       if (i > 0) pendingSpace = true;
@@ -360,6 +378,7 @@ export function htmlToText(html: string): string {
         if (!closing && (name === "sup" || /footnote|noteref/i.test(html.slice(j, end)))) pendingSpace = true;
         break;
       case "tr":
+        inlineCell = false;
         holdBreaks = false;
         rowText = false;
         requestBreak(1);
@@ -370,11 +389,15 @@ export function htmlToText(html: string): string {
       case "th": {
         const k = cells.length - 1;
         if (closing) {
+          inlineCell = false;
           cellDepth = Math.max(0, cellDepth - 1);
           // A break the cell's last paragraph asked for is not kept; one from before an empty cell (its row's) is.
           if (!holdBreaks && !afterFence) pendingBreak = 0;
           holdBreaks = false;
-        } else cellDepth++;
+        } else {
+          cellDepth++;
+          inlineCell = false; // the cell before, if not closed
+        }
         if (closing || k < 0) pendingSpace = true;
         else {
           if (cells[k]! > 0) {
@@ -385,10 +408,12 @@ export function htmlToText(html: string): string {
           }
           cells[k] = cells[k]! + 1;
           holdBreaks = true;
+          inlineCell = isDataCell(html, end);
         }
         break;
       }
       default:
+        if (name === "table") inlineCell = false; // a cell left open ends with its table
         if (PARAGRAPH.has(name)) requestBreak(2);
         else if (BLOCK.has(name)) requestBreak(1);
         else if (name === "img" || name === "input" || name === "wbr") pendingSpace = true;

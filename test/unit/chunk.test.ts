@@ -422,6 +422,19 @@ describe("htmlToText", () => {
         "<p>Intro.</p><table><tr><th></th><th>2025</th></tr><tr><td>Revenue</td><td>5<br>(restated)</td></tr></table>",
       ),
     ).toBe("Intro.\n\n | 2025\nRevenue | 5 (restated)");
+    // A data cell's paragraphs, Sphinx's line blocks and list items stay on its row's line; a page laid out in a
+    // table (a cell holding headings) keeps its blocks.
+    expect(
+      htmlToText(
+        '<table><tr><td>%a</td><td><p>Sun, Mon (en_US);</p><p>So, Mo (de_DE)</p></td><td>(1)</td></tr><tr><td>%c</td><td><div class="line">one</div><div class="line">two</div></td><td><ul><li>x</li><li>y</li></ul></td></tr></table><p>After.</p>',
+      ),
+    ).toBe("%a | Sun, Mon (en_US); So, Mo (de_DE) | (1)\n%c | one two | - x - y\n\nAfter.");
+    expect(htmlToText("<table><tr><td><code>x | y</code></td><td>bitwise or</td></tr></table>")).toBe(
+      "x \\| y | bitwise or",
+    );
+    expect(htmlToText("<table><tr><td><h1>Site</h1><p>Intro.</p><p>More.</p></td></tr></table>")).toBe(
+      "# Site\n\nIntro.\n\nMore.",
+    );
     // A code fence in a cell starts and ends a line, so the headings after it are still headings.
     const fenced = htmlToText("<h1>Top</h1><table><tr><td>Baz</td><td><pre>code</pre></td></tr></table><h2>Later</h2>");
     expect(headings(fenced).map((h) => h.text)).toEqual(["Top", "Later"]);
