@@ -30,6 +30,8 @@ interface Line {
   size: number;
   /** A blank line goes before it: the gap above it is wider than its text. */
   gap: boolean;
+  /** Lines of the page it was joined from (a heading that wrapped). */
+  lines?: number;
 }
 
 /** A page's lines in pdf.js's reading order, with their font size and whether a wide gap precedes them. */
@@ -72,10 +74,21 @@ function pageLines(items: TextItem[]): Line[] {
  * headings, the largest size `#`, the next `##`, the next `###`, so PDF chunks get a heading path like Markdown's;
  * and the title, when one line of the first page alone is set larger than any heading, a paragraph of its own.
  */
-function render(pages: Line[][]): { texts: string[]; title?: string } {
+function render(given: Line[][]): { texts: string[]; title?: string } {
   const bySize = new Map<number, number>();
-  for (const line of pages.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
+  for (const line of given.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
   const body = [...bySize].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  // A heading or title too long for one line goes on in the next at the same size, with no gap: one line, or each
+  // half was a heading of its own and the first half alone headed every passage after it.
+  const pages = given.map((lines) =>
+    lines.reduce<Line[]>((out, line) => {
+      const last = out.at(-1);
+      if (last && !line.gap && line.size === last.size && line.size >= body * 1.15) {
+        out[out.length - 1] = { ...last, text: `${last.text} ${line.text}`, lines: (last.lines ?? 1) + 1 };
+      } else out.push(line);
+      return out;
+    }, []),
+  );
   const linesOfSize = new Map<number, number>();
   for (const line of pages.flat()) {
     if (line.text.trim()) linesOfSize.set(line.size, (linesOfSize.get(line.size) ?? 0) + 1);
@@ -92,7 +105,7 @@ function render(pages: Line[][]): { texts: string[]; title?: string } {
     let out = "";
     let heading = false;
     for (const line of lines) {
-      const level = line.text.length <= 120 ? headingSizes.indexOf(line.size) + 1 : 0;
+      const level = line.text.length <= 120 * (line.lines ?? 1) ? headingSizes.indexOf(line.size) + 1 : 0;
       const alone = level > 0 || line === titleLine; // a paragraph of its own
       const sep = !out ? "" : alone || heading || line.gap ? "\n\n" : "\n";
       // A body line starting "# " (a comment in a code sample) is escaped, or it would head every passage after it.

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { getDocumentProxy } from "unpdf";
 import { describe, expect, it } from "vitest";
 import { readDocuments } from "../../cli/files";
+import { headings } from "../../core/chunk/context";
 import { locations } from "../../core/chunk/location";
 import { splitIntoChunks } from "../../core/chunk/split";
 import { EngramError } from "../../core/error";
@@ -204,6 +205,15 @@ describe("extract", () => {
     expect((await extract(fixture("handbook.docx"), { name: "report.pdf" })).format).toBe("docx");
     expect((await extract(fixture("handbook.md"), { name: "scan.pdf" })).format).toBe("markdown");
     expect((await extract(fixture("page.html"), { name: "page.txt" })).format).toBe("html");
+  });
+
+  it("reads a PDF title or heading that wrapped onto a second line as one", async () => {
+    const { content, title } = await extract(fixture("wrapped-headings.pdf"));
+    expect(title).toBe("A deliberately long document title that is going to wrap onto a second line in the PDF");
+    expect(headings(content).map((h) => h.text)).toEqual([
+      "Introduction section",
+      "A second level heading that is also long enough that it has to wrap onto a second line of the page",
+    ]);
   });
 
   it("refuses markup it does not read, a flat OpenDocument file or an SVG, instead of storing its tags as text", async () => {
