@@ -160,6 +160,7 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
     );
   }
   out["414"] = error("URL longer than 8 KB");
+  if (takesBody) out["415"] = error("Body sent compressed (`Content-Encoding`: `request.unsupported_encoding`)");
   if (route.rateClass) {
     out["429"] = {
       ...error("Rate limited (or too many failed keys from this address); wait Retry-After seconds"),
