@@ -129,11 +129,14 @@ export async function readDocuments(
   if (format === "json" || format === "jsonl") {
     const text = new TextDecoder().decode(bytes).replace(/^\uFEFF/, "");
     const records: unknown[] = [];
+    /** Where each record is said to be in messages: its line in a .jsonl (as its invalid lines are), else `#index`. */
+    const where: string[] = [];
     if (format === "jsonl") {
       text.split("\n").forEach((line, i) => {
         if (!line.trim()) return;
         try {
           records.push(JSON.parse(line));
+          where.push(`${path}:${i + 1}`);
         } catch {
           skipped.push({ path: `${path}:${i + 1}`, reason: "invalid JSON line", failed: true });
         }
@@ -143,6 +146,7 @@ export async function readDocuments(
         const parsed = JSON.parse(text) as unknown;
         const list = Array.isArray(parsed) ? parsed : ((parsed as { documents?: unknown[] }).documents ?? [parsed]);
         records.push(...list);
+        where.push(...list.map((_, i) => `${path}#${i}`));
       } catch {
         return { documents: [], skipped: [{ path, reason: "invalid JSON", failed: true }] };
       }
@@ -151,13 +155,14 @@ export async function readDocuments(
       const r = (record ?? {}) as Record<string, unknown>;
       const content = typeof r?.content === "string" ? r.content : typeof r?.text === "string" ? r.text : undefined;
       if (content === undefined) {
-        skipped.push({ path: `${path}#${i}`, reason: "no content field" });
+        skipped.push({ path: where[i] as string, reason: "no content field" });
         continue;
       }
       const { text: _text, ...rest } = r;
       add(
+        // The id keeps the record's index: ids of files ingested before stay the same.
         { ...rest, id: typeof r.id === "string" ? r.id : `${id}#${i}`, content, source: r.source ?? id },
-        `${path}#${i}`,
+        where[i] as string,
       );
     }
     return { documents, skipped };

@@ -477,6 +477,20 @@ describe("Markdown front matter", () => {
   });
 });
 
+describe("records of a .jsonl file", () => {
+  it("are named by their line in what is skipped or failed, and keep ids by their index", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-jsonl-"));
+    const lines = ['{"content":"first"}', "", "not json", '{"content":"third"}', '{"title":"no content"}'];
+    writeFileSync(join(dir, "recs.jsonl"), lines.join("\n"));
+    const { documents, skipped } = await readDocuments(join(dir, "recs.jsonl"), dir);
+    expect(skipped).toEqual([
+      { path: join(dir, "recs.jsonl:3"), reason: "invalid JSON line", failed: true },
+      { path: join(dir, "recs.jsonl:5"), reason: "no content field" },
+    ]);
+    expect(documents.map((d) => d.id)).toEqual(["recs.jsonl#0", "recs.jsonl#1"]);
+  });
+});
+
 describe("locations", () => {
   it("gives each chunk of a PDF its page range and the headings above it", async () => {
     const pdf = await extract(fixture("handbook.pdf"));
