@@ -216,19 +216,26 @@ export function htmlToText(html: string): string {
     trailingNewlines = k === 0 ? trailingNewlines + s.length : s.length - k;
     trailingSpace = k > 0 && k === s.length && s.charCodeAt(k - 1) === 32;
   };
-  const emit = (s: string) => {
+  /** `bare`: written as it is, at a line's start too (a list marker carries its own indent; a fence starts its line). */
+  const emit = (s: string, bare = false) => {
     if (s.length === 0) return;
     if (marker) {
       const m = marker;
       marker = "";
-      emit(m);
+      emit(m, true);
       holdBreaks = false;
     }
     afterFence = false;
     rowText = true;
     const need = pendingBreak - trailingNewlines;
-    if (need > 0) push("\n".repeat(need));
-    else if (pendingSpace && trailingNewlines === 0 && !trailingSpace) push(" ");
+    if (need > 0) {
+      push("\n".repeat(need));
+      // A list item's paragraph after its first (or after a nested list) stays in the item: indented under its text.
+      if (!bare && lists.length > 0 && preDepth === 0 && cellDepth === 0) {
+        const indent = markerWidths.reduce((sum, width) => sum + width, 0);
+        if (indent > 0) push(" ".repeat(indent));
+      }
+    } else if (pendingSpace && trailingNewlines === 0 && !trailingSpace) push(" ");
     pendingBreak = 0;
     pendingSpace = false;
     holdBreaks = false;
@@ -360,7 +367,7 @@ export function htmlToText(html: string): string {
           requestBreak(2);
           // Not a fence a line of the block could close.
           if (preDepth === 0) fence = fenceFor(html.slice(end, html.indexOf("</pre", end) >>> 0));
-          emit(`${fence}\n`);
+          emit(`${fence}\n`, true);
           preDepth++;
           preStart = true;
         } else if (preDepth > 0) {

@@ -447,6 +447,10 @@ describe("htmlToText", () => {
         "<ol><li>Install<ul><li>Linux<ol><li>apt</li></ol></li><li>macOS</li></ul></li><li>Run</li></ol><p>After.</p>",
       ),
     ).toBe("1. Install\n   - Linux\n     1. apt\n   - macOS\n2. Run\n\nAfter.");
+    // An item's paragraph after a nested list is still the item's.
+    expect(
+      htmlToText("<ul><li><p>inspect</p><ul><li>trace()</li></ul><p>(Contributed by P.)</p></li><li>next</li></ul>"),
+    ).toBe("- inspect\n\n  - trace()\n\n  (Contributed by P.)\n- next");
     // Code holding a line of backticks is fenced with tildes, which that line cannot close.
     const backticks = htmlToText("<pre>a\n```\nb</pre><h2>After</h2>");
     expect(backticks).toBe("~~~\na\n```\nb\n~~~\n\n## After");
