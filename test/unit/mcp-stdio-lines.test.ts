@@ -25,7 +25,10 @@ describe("withoutBlankLines", () => {
     expect(out).toBe('{"note":"café ☕"}\n{"b":2}\n');
   });
 
-  it("passes a last line without its newline on as it is", async () => {
-    expect(await filtered(["\n", '  {"partial":'])).toBe('{"partial":');
+  it("ends a last line sent without its newline, so the reader, which waits for one, gets it", async () => {
+    expect(await filtered(["\n", '  {"partial":'])).toBe('{"partial":\n');
+    // Nothing is added after a line that ended, or to input of blank lines only.
+    expect(await filtered(['{"a":1}\n'])).toBe('{"a":1}\n');
+    expect(await filtered(["\n", "  \n"])).toBe("");
   });
 });
