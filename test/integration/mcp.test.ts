@@ -89,6 +89,28 @@ async function byHand(lines: string[], env: Record<string, string> = {}) {
   return { replies, exitCode: await exited };
 }
 
+/**
+ * `printf ... | engram mcp`: an initialize, then `lines`, written and stdin closed at once, without waiting for
+ * answers (the last line without its newline unless `newline`); every reply, and the exit code.
+ */
+async function piped(env: Record<string, string>, lines: string[], newline = true) {
+  const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv(env) });
+  const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
+  const all = [
+    rpc(1, "initialize", {
+      protocolVersion: "2025-06-18",
+      capabilities: {},
+      clientInfo: { name: "pipe", version: "1" },
+    }),
+    rpc(undefined, "notifications/initialized"),
+    ...lines,
+  ].join("\n");
+  child.stdin.end(newline ? `${all}\n` : all);
+  const replies: any[] = [];
+  for await (const line of createInterface({ input: child.stdout })) replies.push(JSON.parse(line));
+  return { replies, exitCode: await exited };
+}
+
 /** `engram mcp` started with `env` (and `args`) and nothing on stdin: how it exits, and what it wrote. */
 async function start(env: Record<string, string>, args: string[] = []) {
   const child = spawn(process.execPath, ["bin/engram.js", "mcp", ...args], { env: mcpEnv(env) });
@@ -640,56 +662,35 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
   });
 
   it("runs tool calls in the order they came, and answers a last line sent without its newline", async () => {
-    const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv({ ENGRAM_USER_ID: "orderly" }) });
-    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
-    const lines = [
-      rpc(1, "initialize", {
-        protocolVersion: "2025-06-18",
-        capabilities: {},
-        clientInfo: { name: "pipe", version: "1" },
-      }),
-      rpc(undefined, "notifications/initialized"),
-      rpc(2, "tools/call", {
-        name: "remember",
-        arguments: { id: "zeb", content: "The zebra Ziggy lives in enclosure 42." },
-      }),
-      rpc(3, "tools/call", { name: "list_memories", arguments: {} }),
-      rpc(4, "tools/call", { name: "forget", arguments: { id: "zeb" } }),
-      rpc(5, "tools/call", { name: "list_memories", arguments: {} }),
-    ];
-    // Written at once, without waiting for answers, and the last line without its newline (`printf '...' |`).
-    child.stdin.end(lines.join("\n"));
-    const replies: any[] = [];
-    for await (const line of createInterface({ input: child.stdout })) replies.push(JSON.parse(line));
+    const { replies, exitCode } = await piped(
+      { ENGRAM_USER_ID: "orderly" },
+      [
+        rpc(2, "tools/call", {
+          name: "remember",
+          arguments: { id: "zeb", content: "The zebra Ziggy lives in enclosure 42." },
+        }),
+        rpc(3, "tools/call", { name: "list_memories", arguments: {} }),
+        rpc(4, "tools/call", { name: "forget", arguments: { id: "zeb" } }),
+        rpc(5, "tools/call", { name: "list_memories", arguments: {} }),
+      ],
+      false,
+    );
     const byId = (id: number) => replies.find((reply) => reply.id === id)?.result;
     expect(replies.map((reply) => reply.id).sort()).toEqual([1, 2, 3, 4, 5]);
     expect(JSON.stringify(byId(3).structuredContent)).toContain("zeb");
     expect(byId(4).structuredContent).toMatchObject({ id: "zeb", deleted: true });
     expect(JSON.stringify(byId(5).structuredContent)).not.toContain("zeb");
-    expect(await exited).toBe(0);
+    expect(exitCode).toBe(0);
   });
 
   it("answers every request read before stdin closed, also through a server", async () => {
-    const child = spawn(process.execPath, ["bin/engram.js", "mcp"], {
-      env: mcpEnv({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }),
-    });
-    const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
-    const lines = [
-      rpc(1, "initialize", {
-        protocolVersion: "2025-06-18",
-        capabilities: {},
-        clientInfo: { name: "pipe", version: "1" },
-      }),
-      rpc(undefined, "notifications/initialized"),
+    // The tool call is still in flight when stdin closes.
+    const { replies, exitCode } = await piped({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }, [
       rpc(2, "tools/call", { name: "search_memory", arguments: { query: "anything at all" } }),
-    ];
-    // Written and closed at once, as `printf ... | engram mcp` does: the tool call is still in flight at the close.
-    child.stdin.end(lines.map((line) => `${line}\n`).join(""));
-    const replies: any[] = [];
-    for await (const line of createInterface({ input: child.stdout })) replies.push(JSON.parse(line));
+    ]);
     expect(replies.map((reply) => reply.id).sort()).toEqual([1, 2]);
     expect(replies.find((reply) => reply.id === 2).result.structuredContent).toHaveProperty("results");
-    expect(await exited).toBe(0);
+    expect(exitCode).toBe(0);
   });
 
   it("refuses a __proto__ key in a tool's arguments on stdio, as the HTTP API does, instead of dropping it", async () => {
