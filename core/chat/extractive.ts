@@ -49,7 +49,8 @@ const STOPWORDS = new Set(
  * "How long", "how often", "how old" ask for a measure: the adjective is the question's form, not its subject, and
  * matched "Alice prefers window seats on long flights" to "How long do refunds take?".
  */
-const MEASURE = /\bhow\s+(?:long|often|far|old|soon|late|early|big|large|tall|high|deep|wide|heavy|fast)\b/giu;
+const MEASURE =
+  /\bhow\s+(?:long|often|far|old|soon|late|early|big|large|tall|high|deep|wide|heavy|fast)(?![\p{L}\p{N}_-])/giu;
 const withoutMeasures = (question: string) => question.replace(MEASURE, "how");
 
 /** A light suffix stripper: it only has to map the question's and the sentence's forms alike. */

@@ -163,7 +163,7 @@ const CELL_LOOKAHEAD = 4000;
 /** Whether the cell whose start tag ends at `from` is a data cell: its end within reach, no table, heading or code in it. */
 function isDataCell(html: string, from: number): boolean {
   const ahead = html.slice(from, from + CELL_LOOKAHEAD);
-  const end = ahead.search(/<\/?(?:td|th|tr|table)\b/i);
+  const end = ahead.search(/<\/?(?:td|th|tr)\b|<\/table\b/i);
   return end >= 0 && !/<(?:h[1-6]|pre|table)\b/i.test(ahead.slice(0, end));
 }
 

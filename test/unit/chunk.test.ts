@@ -432,6 +432,10 @@ describe("htmlToText", () => {
     expect(htmlToText("<table><tr><td><code>x | y</code></td><td>bitwise or</td></tr></table>")).toBe(
       "x \\| y | bitwise or",
     );
+    // A cell holding a table is laid out too: its paragraphs keep their breaks.
+    expect(
+      htmlToText("<table><tr><td><p>Intro.</p><p>More.</p><table><tr><td>a</td></tr></table></td></tr></table>"),
+    ).toBe("Intro.\n\nMore.\n\na");
     expect(htmlToText("<table><tr><td><h1>Site</h1><p>Intro.</p><p>More.</p></td></tr></table>")).toBe(
       "# Site\n\nIntro.\n\nMore.",
     );
