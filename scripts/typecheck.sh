@@ -9,7 +9,15 @@ cd "$(dirname "$0")/.."
 npx tsc --noEmit
 npx tsc --noEmit -p console/tsconfig.json
 if [ ! -f .sst/platform/config.d.ts ]; then
-  SST_STAGE=${SST_STAGE:-ci} SST_SKIP_DEPENDENCY_CHECK=1 SST_NO_BUN=1 SST_TELEMETRY_DISABLED=1 npx sst install >/dev/null
+  # On a fresh checkout `sst install` prints "Unexpected error occurred" (it first looks for the platform version it
+  # is about to write) and goes on to install: its output is shown only when it fails.
+  log=$(mktemp)
+  if ! SST_STAGE=${SST_STAGE:-ci} SST_SKIP_DEPENDENCY_CHECK=1 SST_NO_BUN=1 SST_TELEMETRY_DISABLED=1 npx sst install >"$log" 2>&1; then
+    cat "$log"
+    rm -f "$log"
+    exit 1
+  fi
+  rm -f "$log"
 fi
 status=0
 output=$(npx tsc --noEmit -p tsconfig.sst.json 2>&1) || status=$?
