@@ -465,6 +465,23 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     await expect(client.listTools()).rejects.toThrow(/ratelimit\.exceeded/);
   });
 
+  it("runs a batch's tool calls in its order: a forget after a remember forgets it", async () => {
+    const { key } = await Auth.createKey(t.db, "ordered-batch");
+    const res = await postMcp(
+      [
+        toolCall(1, "remember", { id: "b1", content: "The spare key is under the blue flowerpot." }),
+        toolCall(2, "forget", { id: "b1" }),
+        toolCall(3, "list_memories", {}),
+      ],
+      key,
+      "orderly",
+    );
+    const answers = (await res.json()) as { id: number; result: { structuredContent: object } }[];
+    const byId = (id: number) => answers.find((a) => a.id === id)?.result.structuredContent;
+    expect(byId(2)).toMatchObject({ id: "b1", deleted: true });
+    expect(JSON.stringify(byId(3))).not.toContain("b1");
+  });
+
   it("says a batch's refusal in its headers when some of its calls were admitted before it", async () => {
     const { key } = await Auth.createKey(t.db, "paced-batch");
     await RateLimit.setLimits(t.db, "paced-batch", { default: "3/min", search: "3/min" });
@@ -477,8 +494,8 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       );
       const answers = (await res.json()) as { result: { isError?: boolean } }[];
 
-      // A batch's calls run at once: which three are admitted is not fixed, that three are is.
-      expect(answers.filter((a) => a.result.isError === true)).toHaveLength(3);
+      // A batch's calls run in its order: the first three are admitted, the last three refused.
+      expect(answers.map((a) => a.result.isError === true)).toEqual([false, false, false, true, true, true]);
       expect(res.headers.get("ratelimit")).toMatch(/;r=0;t=\d+$/);
       expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
     }
