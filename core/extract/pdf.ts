@@ -16,6 +16,8 @@ interface TextItem {
   hasEOL: boolean;
   transform: number[];
   height: number;
+  width: number;
+  fontName: string;
 }
 
 export interface PdfText {
@@ -32,10 +34,15 @@ interface Line {
   gap: boolean;
   /** Lines of the page it was joined from (a heading that wrapped). */
   lines?: number;
+  /** Set in a monospace font throughout: code, whose indentation is rebuilt from `x` (its left edge) and `em`. */
+  code?: { x: number; em: number };
 }
 
-/** A page's lines in pdf.js's reading order, with their font size and whether a wide gap precedes them. */
-function pageLines(items: TextItem[]): Line[] {
+/**
+ * A page's lines in pdf.js's reading order, with their font size and whether a wide gap precedes them; `mono` says
+ * which fonts are monospace (pdf.js's font family), so lines set in them alone are code.
+ */
+function pageLines(items: TextItem[], mono: (font: string) => boolean = () => false): Line[] {
   const lines: Line[] = [];
   let text = "";
   let size = 0;
@@ -43,18 +50,38 @@ function pageLines(items: TextItem[]): Line[] {
   let gap = false;
   let lastY: number | undefined;
   let lastSize = 0;
+  let code: { x: number; em: number } | undefined;
+  let allMono = true;
+  /** The line as code reads it: a gap between two runs (pdf.js gives positions, not the spaces) as spaces. */
+  let spaced = "";
+  let runEnd: number | undefined;
   const end = () => {
-    const clean = text.replace(/[\s\u00a0]+/g, " ").trim();
-    if (clean) {
-      lines.push({ text: clean, size, gap });
+    if (code && allMono && text.trim()) {
+      // Code keeps its spacing, leading spaces included; only its end is trimmed.
+      lines.push({ text: spaced.replace(/\u00a0/g, " ").trimEnd(), size, gap, code });
       lastY = y;
       lastSize = size;
+    } else {
+      const clean = text.replace(/[\s\u00a0]+/g, " ").trim();
+      if (clean) {
+        lines.push({ text: clean, size, gap });
+        lastY = y;
+        lastSize = size;
+      }
     }
     text = "";
+    spaced = "";
+    runEnd = undefined;
     size = 0;
     y = undefined;
+    code = undefined;
+    allMono = true;
   };
   for (const item of items) {
+    if (item.str.trim()) {
+      if (!mono(item.fontName)) allMono = false;
+      else code ??= { x: item.transform[4] ?? 0, em: item.width / Math.max(1, [...item.str].length) };
+    }
     if (y === undefined && item.str.trim()) {
       y = item.transform[5] ?? 0;
       // Only a step down the page is a paragraph gap: a step up is the next column (or frame), which goes on
@@ -62,6 +89,17 @@ function pageLines(items: TextItem[]): Line[] {
       gap = lastY !== undefined && lastY - y > 1.8 * Math.max(lastSize, item.height, 1);
     }
     text += item.str;
+    // Runs of visible text are placed by their positions; the space items between them only say that there is a gap.
+    if (item.str.trim()) {
+      const x = item.transform[4] ?? 0;
+      if (runEnd !== undefined) {
+        const gapped = /\s$/.test(spaced);
+        const spaces = Math.max(gapped ? 1 : 0, Math.round((x - runEnd) / (code?.em || item.height || 1)));
+        spaced = spaced.trimEnd() + " ".repeat(Math.min(spaces, 80));
+      }
+      spaced += item.str;
+      runEnd = x + item.width;
+    } else if (runEnd !== undefined) spaced += item.str.replace(/\S/g, "");
     if (item.str.trim()) size = Math.max(size, Math.round(item.height * 10) / 10);
     if (item.hasEOL) end();
   }
@@ -104,7 +142,25 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
   const texts = pages.map((lines) => {
     let out = "";
     let heading = false;
-    for (const line of lines) {
+    // Consecutive code lines are one fenced block, each indented by its offset from the block's leftmost line.
+    for (let i = 0; i < lines.length; i++) {
+      const first = lines[i] as Line;
+      if (first.code && !headingSizes.includes(first.size)) {
+        let j = i;
+        while (j < lines.length && lines[j]?.code && !headingSizes.includes((lines[j] as Line).size)) j++;
+        const block = lines.slice(i, j);
+        const left = Math.min(...block.map((l) => l.code?.x ?? 0));
+        const body = block.map((l) => {
+          const em = l.code?.em || 1;
+          return " ".repeat(Math.max(0, Math.round(((l.code?.x ?? left) - left) / em))) + l.text;
+        });
+        const fence = body.some((b) => b.includes("```")) ? "~~~" : "```";
+        out += `${out ? "\n\n" : ""}${fence}\n${body.join("\n")}\n${fence}`;
+        heading = true; // a paragraph break after the block
+        i = j - 1;
+        continue;
+      }
+      const line = first;
       const level = line.text.length <= 120 * (line.lines ?? 1) ? headingSizes.indexOf(line.size) + 1 : 0;
       const alone = level > 0 || line === titleLine; // a paragraph of its own
       const sep = !out ? "" : alone || heading || line.gap ? "\n\n" : "\n";
@@ -153,7 +209,11 @@ export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<Pdf
         throw problem(error);
       });
       const content = await page.getTextContent();
-      const lines = pageLines(content.items.filter((i) => "str" in i) as TextItem[]);
+      const styles = content.styles as Record<string, { fontFamily?: string }>;
+      const lines = pageLines(
+        content.items.filter((i) => "str" in i) as TextItem[],
+        (font) => styles[font]?.fontFamily === "monospace",
+      );
       page.cleanup();
       for (const line of lines) chars += characters(line.text) + 2;
       if (chars > limits.maxChars) {

@@ -138,8 +138,8 @@ describe("extract", () => {
     expect(docx.content).toContain('```\n# Hello world\nprint("hello")\n## not a heading either\n```');
     expect(docx.content).toContain("1. Download the installer.\n2. Run it as an administrator.\n3. Restart");
     expect(docx.content).toContain("Plan | Price | Seats\nBasic | 5 euros | 1\nTeam | 20 euros | 10");
-    // A PDF does not say what is code: a line starting "# " in the body text is escaped, not a heading.
-    expect(pdf.content).toContain("\\# Hello world");
+    // A PDF's lines set in a monospace font alone are code, fenced as the .docx's style makes them.
+    expect(pdf.content).toContain('```\n# Hello world\nprint("hello")\n## not a heading either\n```');
     for (const { content } of [docx, pdf]) {
       expect(content.replace(/```[^`]*```/g, "").match(/^#{1,6} .*$/gm)).toEqual(["# Setup", "# Plans"]);
       const chunks = splitIntoChunks(content, { maxTokens: 30, overlapTokens: 0 });
@@ -205,6 +205,14 @@ describe("extract", () => {
     expect((await extract(fixture("handbook.docx"), { name: "report.pdf" })).format).toBe("docx");
     expect((await extract(fixture("handbook.md"), { name: "scan.pdf" })).format).toBe("markdown");
     expect((await extract(fixture("page.html"), { name: "page.txt" })).format).toBe("html");
+  });
+
+  it("rebuilds a PDF's code as written: fenced, indented and spaced from where its runs of text sit", async () => {
+    const { content } = await extract(fixture("code-indent.pdf"));
+    expect(content).toContain(
+      "```\ndef fib(n):    # write Fibonacci series up to n\n    a, b = 0, 1\n    while a < n:\n        print(a, end=' ')\n        a, b = b, a+b\n    print()\n```",
+    );
+    expect(content).toMatch(/\n\nCall it with a bound such as 2000\.$/);
   });
 
   it("reads a PDF title or heading that wrapped onto a second line as one", async () => {
