@@ -145,9 +145,10 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
     // Consecutive code lines are one fenced block, each indented by its offset from the block's leftmost line.
     for (let i = 0; i < lines.length; i++) {
       const first = lines[i] as Line;
-      if (first.code && !headingSizes.includes(first.size)) {
-        let j = i;
-        while (j < lines.length && lines[j]?.code && !headingSizes.includes((lines[j] as Line).size)) j++;
+      let j = i;
+      while (j < lines.length && lines[j]?.code && !headingSizes.includes((lines[j] as Line).size)) j++;
+      // One code line right under a line of text, with no gap, is inline code the text wrapped onto it.
+      if (j > i && (j - i > 1 || first.gap || i === 0 || lines[i - 1]?.code)) {
         const block = lines.slice(i, j);
         const left = Math.min(...block.map((l) => l.code?.x ?? 0));
         const body = block.map((l) => {
