@@ -68,6 +68,9 @@ export async function extract(
     else out = { format: kind.format, content: decoded };
   }
   out.content = tidy(out.content);
+  // A Sphinx page saved as .docx or PDF keeps the permalink mark on every heading ("Loops¶"), which then heads
+  // each passage's location: dropped, as a web page's is.
+  if (out.format === "pdf" || out.format === "docx") out.content = out.content.replace(/^(#{1,6} .*?)\s*¶$/gm, "$1");
   if (!/\p{L}|\p{N}/u.test(out.content)) {
     throw new EngramError("unprocessable", "extract.empty", "The file holds no text.");
   }

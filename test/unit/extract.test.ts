@@ -215,6 +215,13 @@ describe("extract", () => {
     expect(content).toMatch(/\n\nCall it with a bound such as 2000\.$/);
   });
 
+  it("drops a Sphinx page's permalink marks from a .docx's headings, as from the web page's", async () => {
+    const docx = await extract(fixture("permalink.docx"), { name: "permalink.docx" });
+    const html = await extract(fixture("permalink.html"), { name: "permalink.html" });
+    expect(headings(docx.content).map((h) => h.text)).toEqual(["Control flow", "Loops"]);
+    expect(headings(html.content).map((h) => h.text)).toEqual(["Control flow", "Loops"]);
+  });
+
   it("reads a PDF title or heading that wrapped onto a second line as one", async () => {
     const { content, title } = await extract(fixture("wrapped-headings.pdf"));
     expect(title).toBe("A deliberately long document title that is going to wrap onto a second line in the PDF");
