@@ -153,6 +153,8 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
     return { format: "unsupported", reason: binary ? "binary file" : "text that is not UTF-8 (save it as UTF-8)" };
   }
   if (!decoded.trim()) return { format: "unsupported", reason: "empty file" };
+  // Text no document can hold (a NUL, from UTF-16 that is not text): refused as what it is, not later as bad content.
+  if (decoded.includes("\u0000")) return { format: "unsupported", reason: "binary file" };
   const ext = extensionOf(name);
   const start = decoded.trimStart().slice(0, 1024).toLowerCase();
   if (/^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*<(!doctype html|html|head|body)\b/.test(start))

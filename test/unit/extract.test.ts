@@ -231,7 +231,7 @@ describe("extract", () => {
     ]);
   });
 
-  it("refuses markup it does not read, a flat OpenDocument file or an SVG, instead of storing its tags as text", async () => {
+  it("refuses what it cannot store as text: a flat OpenDocument file or an SVG (their tags), UTF-16 holding a NUL", async () => {
     const fodt = await refusal(extract(fixture("two-columns.fodt"), { name: "two-columns.fodt" }));
     expect([fodt.status, fodt.code, fodt.message]).toEqual([
       415,
@@ -240,6 +240,9 @@ describe("extract", () => {
     ]);
     const svg = Buffer.from('<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><text>Hi</text></svg>');
     expect((await refusal(extract(svg, { name: "logo.svg" }))).code).toBe("extract.unsupported_type");
+    // UTF-16 that decodes to a NUL is no text a document can hold: refused here, not later as the request's content.
+    const nul = await refusal(extract(Buffer.from([0xff, 0xfe, 0x00, 0x00, 0x62, 0x00]), { name: "bad.txt" }));
+    expect([nul.status, nul.code]).toEqual([415, "extract.unsupported_type"]);
     // Other XML is text, as before: a configuration file is worth finding.
     const xml = Buffer.from('<?xml version="1.0"?>\n<config><retries>3</retries></config>');
     expect((await extract(xml, { name: "app.xml" })).format).toBe("text");
