@@ -146,6 +146,16 @@ export function decodeEntities(s: string): string {
   });
 }
 
+/** How far a cell's end is looked for; a longer cell is a layout cell. */
+const CELL_LOOKAHEAD = 4000;
+
+/** Whether the cell whose start tag ends at `from` is a data cell: its end within reach, no table, heading or code in it. */
+function isDataCell(html: string, from: number): boolean {
+  const ahead = html.slice(from, from + CELL_LOOKAHEAD);
+  const end = ahead.search(/<\/?(?:td|th|tr)\b|<\/table\b/i);
+  return end >= 0 && !/<(?:h[1-6]|pre|table)\b/i.test(ahead.slice(0, end));
+}
+
 /**
  * Converts an HTML document or fragment to plain text for chunking.
  *
@@ -157,16 +167,6 @@ export function decodeEntities(s: string): string {
  * whitespace collapse to one space. Character references are decoded (&nbsp; becomes a space). Tolerant of
  * malformed markup; linear time; no dependency.
  */
-/** How far a cell's end is looked for; a longer cell is a layout cell. */
-const CELL_LOOKAHEAD = 4000;
-
-/** Whether the cell whose start tag ends at `from` is a data cell: its end within reach, no table, heading or code in it. */
-function isDataCell(html: string, from: number): boolean {
-  const ahead = html.slice(from, from + CELL_LOOKAHEAD);
-  const end = ahead.search(/<\/?(?:td|th|tr)\b|<\/table\b/i);
-  return end >= 0 && !/<(?:h[1-6]|pre|table)\b/i.test(ahead.slice(0, end));
-}
-
 export function htmlToText(html: string): string {
   const out: string[] = [];
   /** Newlines at the end of out (a large number while out is empty, so nothing leads with a break). */
@@ -205,6 +205,8 @@ export function htmlToText(html: string): string {
   /** The code fence of the <pre> open. */
   let fence = "```";
 
+  /** The indent of text under the items open at the first `levels` lists: their markers' widths. */
+  const indentOf = (levels: number) => markerWidths.slice(0, levels).reduce((sum, width) => sum + width, 0);
   const requestBreak = (lines: number) => {
     if (inlineCell) pendingSpace = true;
     else if (!holdBreaks && lines > pendingBreak) pendingBreak = lines;
@@ -231,10 +233,7 @@ export function htmlToText(html: string): string {
     if (need > 0) {
       push("\n".repeat(need));
       // A list item's paragraph after its first (or after a nested list) stays in the item: indented under its text.
-      if (!bare && lists.length > 0 && preDepth === 0 && cellDepth === 0) {
-        const indent = markerWidths.reduce((sum, width) => sum + width, 0);
-        if (indent > 0) push(" ".repeat(indent));
-      }
+      if (!bare && lists.length > 0 && preDepth === 0 && cellDepth === 0) push(" ".repeat(indentOf(lists.length)));
     } else if (pendingSpace && trailingNewlines === 0 && !trailingSpace) push(" ");
     pendingBreak = 0;
     pendingSpace = false;
@@ -354,10 +353,8 @@ export function htmlToText(html: string): string {
           const n = k >= 0 ? lists[k]! : 0;
           const own = n > 0 ? `${n}. ` : "- ";
           if (n > 0) lists[k] = n + 1;
-          let indent = 0;
-          for (let level = 0; level < k; level++) indent += markerWidths[level]!;
           if (k >= 0) markerWidths[k] = own.length;
-          marker = " ".repeat(indent) + own;
+          marker = " ".repeat(indentOf(k)) + own;
           holdBreaks = true;
         } else marker = "";
         break;
@@ -436,7 +433,7 @@ export function htmlToText(html: string): string {
 }
 
 /** Backticks, or tildes for code that holds a line of backticks (which would close a backtick fence early). */
-const fenceFor = (code: string): string => (/(^|\n)\s*```/.test(code) ? "~~~" : "```");
+export const fenceFor = (code: string): string => (/(^|\n)\s*```/.test(code) ? "~~~" : "```");
 
 /** Where an `<ol>` counts from: its `start` attribute, else 1. */
 function olStart(attributes: string): number {

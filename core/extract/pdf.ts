@@ -4,6 +4,7 @@
  * Why unpdf, with the measurements: docs/extract.md.
  */
 import { getDocumentProxy } from "unpdf";
+import { fenceFor } from "../chunk/html";
 import { characters } from "../document/schema";
 import { EngramError } from "../error";
 import type { Limits } from "./limits";
@@ -78,11 +79,12 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
     allMono = true;
   };
   for (const item of items) {
-    if (item.str.trim()) {
+    const visible = item.str.trim() !== "";
+    if (visible) {
       if (!mono(item.fontName)) allMono = false;
       else code ??= { x: item.transform[4] ?? 0, em: item.width / Math.max(1, [...item.str].length) };
     }
-    if (y === undefined && item.str.trim()) {
+    if (y === undefined && visible) {
       y = item.transform[5] ?? 0;
       // Only a step down the page is a paragraph gap: a step up is the next column (or frame), which goes on
       // with the same paragraph as often as not (docs/extract.md, two columns).
@@ -90,7 +92,7 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
     }
     text += item.str;
     // Runs of visible text are placed by their positions; the space items between them only say that there is a gap.
-    if (item.str.trim()) {
+    if (visible) {
       const x = item.transform[4] ?? 0;
       if (runEnd !== undefined) {
         const gapped = /\s$/.test(spaced);
@@ -100,7 +102,7 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
       spaced += item.str;
       runEnd = x + item.width;
     } else if (runEnd !== undefined) spaced += item.str.replace(/\S/g, "");
-    if (item.str.trim()) size = Math.max(size, Math.round(item.height * 10) / 10);
+    if (visible) size = Math.max(size, Math.round(item.height * 10) / 10);
     if (item.hasEOL) end();
   }
   end();
@@ -144,24 +146,23 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
     let heading = false;
     // Consecutive code lines are one fenced block, each indented by its offset from the block's leftmost line.
     for (let i = 0; i < lines.length; i++) {
-      const first = lines[i] as Line;
+      const line = lines[i] as Line;
       let j = i;
       while (j < lines.length && lines[j]?.code && !headingSizes.includes((lines[j] as Line).size)) j++;
       // One code line right under a line of text, with no gap, is inline code the text wrapped onto it.
-      if (j > i && (j - i > 1 || first.gap || i === 0 || lines[i - 1]?.code)) {
+      if (j > i && (j - i > 1 || line.gap || i === 0 || lines[i - 1]?.code)) {
         const block = lines.slice(i, j);
         const left = Math.min(...block.map((l) => l.code?.x ?? 0));
         const body = block.map((l) => {
           const em = l.code?.em || 1;
           return " ".repeat(Math.max(0, Math.round(((l.code?.x ?? left) - left) / em))) + l.text;
         });
-        const fence = body.some((b) => b.includes("```")) ? "~~~" : "```";
+        const fence = fenceFor(body.join("\n"));
         out += `${out ? "\n\n" : ""}${fence}\n${body.join("\n")}\n${fence}`;
         heading = true; // a paragraph break after the block
         i = j - 1;
         continue;
       }
-      const line = first;
       const level = line.text.length <= 120 * (line.lines ?? 1) ? headingSizes.indexOf(line.size) + 1 : 0;
       const alone = level > 0 || line === titleLine; // a paragraph of its own
       const sep = !out ? "" : alone || heading || line.gap ? "\n\n" : "\n";
