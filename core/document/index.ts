@@ -113,11 +113,16 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
     ? sql`delete from documents d where ${where}`
     : // An expired document is already gone to its owner (a read is 404): deleting it softly is 404 too.
       sql`update documents d set deleted_at = now(), updated_at = now() where ${where} and d.deleted_at is null and ${LIVE}`;
-  const rows = await db.query<{ id: string }>(sql`
+  // The row is locked first, in a statement of its own: the delete's statement then sees a turn an ingest committed
+  // after it while it waited (an ingest holds the turns it embeds a turn after: Ingest's readTurnsHeld).
+  const [, rows] = await db.batch([
+    sql`select 1 from documents d where ${where} for no key update`,
+    sql`
     with gone as (${gone} returning d.id, d.key, d.tenant_id, d.owner, d.conversation_id),
     ${Turns.forgetting(sql`select tenant_id, owner, conversation_id, key from gone where conversation_id is not null`)}
-    select id from gone`);
-  if (!rows[0]) throw notFound(id);
+    select id from gone`,
+  ]);
+  if (!rows?.[0]) throw notFound(id);
   await Replica.written(db, caller.tenantId);
   return { id, deleted: true as const, hard: options.hard };
 }

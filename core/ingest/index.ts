@@ -152,7 +152,7 @@ const uncounted = new Map<string, number>();
 
 /**
  * Runs `write` (which plans an ingest and stores it) again when a chunk it meant to reuse was
- * purged between planning and writing; callers that add statements of their own to an ingest's
+ * purged, or a stored turn it embeds a turn after was deleted or edited, between planning and writing; callers that add statements of their own to an ingest's
  * batch (chat's `remember`) wrap their write in it too.
  */
 export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
@@ -160,7 +160,8 @@ export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
-      if (attempt < 3 && sqlState(error) === "23502") continue;
+      // The batch is atomic and planning reads again: a deadlock Postgres broke by aborting it (40P01) is run again too.
+      if (attempt < 3 && ["23502", "40P01"].includes(sqlState(error) ?? "")) continue;
       throw error;
     }
   }
@@ -267,6 +268,8 @@ export async function prepare(
     }
   }
   const preceding = precedingTurns(plans, stored);
+  // The stored turns a re-chunked turn is embedded after: the write checks they are still as read (see readTurnsHeld).
+  const read = plans.flatMap((p) => (p.chunks?.length === 1 ? (stored.get(p.id) ?? []) : []));
   for (const p of plans) {
     for (const c of p.chunks ?? []) {
       if (c.ordinal === 0) c.preceding = preceding.get(p.id) ?? "";
@@ -344,7 +347,9 @@ export async function prepare(
     written = statements.length;
     statements.push(upsertDocuments(caller.tenantId, owner, changed, options.keepExpiry ?? false));
     if (rechunked.length) {
-      statements.push(...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db)));
+      statements.push(
+        ...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db), read),
+      );
     }
     // A stored turn with new text (or moved to another conversation) leaves the context of the turns after it.
     const rewritten = rechunked.flatMap((p) => {
@@ -399,6 +404,7 @@ function firstTurns(ids: string[], inputs: Map<string, DocumentInput>): string[]
 interface StoredTurn {
   /** 1-based position in the list asked for. */
   i: number;
+  key: string;
   content: string;
 }
 
@@ -413,7 +419,7 @@ function storedTurnsQuery(
   ids: string[],
 ): Query {
   return sql`
-    select t.i::int as i, p.content
+    select t.i::int as i, p.key::text as key, p.content
     from unnest(${arr(list.map((x) => x.conversation))}::text[], ${arr(list.map((x) => x.before ?? null))}::bigint[])
       with ordinality as t(conversation, before, i)
     cross join lateral (
@@ -427,9 +433,9 @@ function storedTurnsQuery(
 }
 
 /** The stored turns read for each document asked for, oldest first. */
-function storedTurns(list: { id: string }[], rows: StoredTurn[]): Map<string, string[]> {
-  const stored = new Map<string, string[]>(list.map(({ id }) => [id, []]));
-  for (const row of rows) stored.get(list[Number(row.i) - 1]?.id as string)?.push(row.content);
+function storedTurns(list: { id: string }[], rows: StoredTurn[]): Map<string, StoredTurn[]> {
+  const stored = new Map<string, StoredTurn[]>(list.map(({ id }) => [id, []]));
+  for (const row of rows) stored.get(list[Number(row.i) - 1]?.id as string)?.push(row);
   return stored;
 }
 
@@ -438,7 +444,7 @@ function storedTurns(list: { id: string }[], rows: StoredTurn[]): Map<string, st
  * documents of its conversation before it (for a conversation's first documents in the request), then the ones sent
  * before it in the request.
  */
-function precedingTurns(plans: Planned[], stored: Map<string, string[]>): Map<string, string> {
+function precedingTurns(plans: Planned[], stored: Map<string, StoredTurn[]>): Map<string, string> {
   const preceding = new Map<string, string>();
   const sent = new Map<string, string[]>();
   for (const p of plans) {
@@ -448,7 +454,8 @@ function precedingTurns(plans: Planned[], stored: Map<string, string[]>): Map<st
     // A turn is a document of one chunk; a longer one (a transcript, a report) has its own context, and is not
     // the context of the turns after it either.
     if (p.chunks?.length === 1) {
-      preceding.set(p.id, precedingText([...(stored.get(p.id) ?? []), ...before.slice(-PRECEDING_TURNS)]));
+      const turns = (stored.get(p.id) ?? []).map((t) => t.content);
+      preceding.set(p.id, precedingText([...turns, ...before.slice(-PRECEDING_TURNS)]));
     }
     if (p.chunkCount === 1) before.push(p.input.content);
     sent.set(conversation, before);
@@ -587,8 +594,12 @@ function replaceChunks(
   plans: Planned[],
   vectors: Map<string, Float32Array>,
   vectorOid: number | undefined,
+  read: StoredTurn[],
 ): Query[] {
   const model = embedder.model;
+  // A chunk's turns before are written only while the turns they come from are still as read, else null: the
+  // batch fails on the column's not-null (23502) and withReplanning reads them again.
+  const preceding = read.length ? sql`case when ${readTurnsHeld(tenantId, read)} then t.preceding end` : sql`t.preceding`;
   const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
   const docIds = arr(rows.map((r) => r.doc));
   const ordinals = arr(rows.map((r) => r.ordinal));
@@ -607,7 +618,7 @@ function replaceChunks(
   return [
     sql`
       insert into chunks (tenant_id, document_key, owner, ordinal, content, context, preceding, content_hash, tokens, location, embedding, embedding_model)
-      select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, t.preceding, t.hash, t.tokens, t.location::jsonb,
+      select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, ${preceding}, t.hash, t.tokens, t.location::jsonb,
              coalesce(nv.embedding, (
                select c.embedding from chunks c
                where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
@@ -636,6 +647,25 @@ function replaceChunks(
           where t.doc = d.id and t.ordinal = c.ordinal and t.hash = c.content_hash
             and c.location is not distinct from t.location::jsonb)`,
   ];
+}
+
+/**
+ * Whether the stored turns an ingest read (to embed turns after them) are all still live and hold the text read,
+ * each held `for share` until the batch commits. A turn deleted or edited meanwhile would otherwise leave its old
+ * text in the new turn's context: the delete's own statement (core/ingest/turns.ts) cannot see a turn not yet
+ * committed. Its lock on the turn (Document.remove) orders the two: a delete that holds it first commits before
+ * this reads the row again (and finds it gone); one that waits for this batch then sees the new turn.
+ */
+function readTurnsHeld(tenantId: string, read: StoredTurn[]): Query {
+  const keys = [...new Map(read.map((t) => [t.key, t.content])).entries()];
+  return sql`(
+    select count(*) from (
+      select 1 from documents d
+      join unnest(${arr(keys.map(([key]) => key))}::bigint[], ${arr(keys.map(([, content]) => content))}::text[]) as r(key, content)
+        on d.key = r.key
+      where d.tenant_id = ${tenantId} and d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+        and left(d.content, ${PRECEDING_TURN_CHARS + 1}) = r.content
+      for share of d) held) = ${keys.length}`;
 }
 
 /**

@@ -252,6 +252,58 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
     },
   );
 
+  /** An embedder that waits, on its first call, until `release` is called: an ingest held between its read and its write. */
+  function paused() {
+    let release = () => {};
+    let reached = () => {};
+    const waiting = new Promise<void>((resolve) => (reached = resolve));
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let calls = 0;
+    const held: Embedder = {
+      ...embedder,
+      async embed(texts, options) {
+        if (++calls === 1) {
+          reached();
+          await released;
+        }
+        return embedder.embed(texts, options);
+      },
+    };
+    return { held, waiting, release, calls: () => calls };
+  }
+
+  it.each([
+    ["hard-deleted", "hard"],
+    ["soft-deleted", "soft"],
+    ["edited", "edit"],
+  ] as const)(
+    "keeps a turn %s while the turn after it was being embedded out of that turn's context",
+    async (_, change) => {
+      const name = `race-${change}`;
+      await Ingest.run(t.db, maya, secrets(name).slice(0, 2), { embedder });
+      const next = paused();
+      const writing = Ingest.run(t.db, maya, [turn(`${name}-2`, `Leo: Noted (${change}).`, name)], {
+        embedder: next.held,
+      });
+      await next.waiting;
+
+      if (change === "edit") await Ingest.run(t.db, maya, [turn(`${name}-1`, "Maya: Never mind.", name)], { embedder });
+      else await Document.remove(t.db, maya, `${name}-1`, { hard: change === "hard" });
+      next.release();
+      await writing;
+
+      // Planned before the change, the turn was written after it: planned again, with the turns as they are now.
+      expect(next.calls()).toBe(2);
+      expect(await preceding(t.db, "maya", `${name}-2`)).toBe(
+        change === "edit" ? "Leo: Can you keep a secret?\nMaya: Never mind." : "Leo: Can you keep a secret?",
+      );
+      const kept = await t.db.query<{ n: number }>(sql`
+        select count(*)::int as n from chunks c join documents d on d.key = c.document_key
+        where d.conversation_id = ${name} and d.deleted_at is null and c.preceding like '%4417%'`);
+      expect(kept[0]?.n).toBe(0);
+    },
+  );
+
   it("drops an edited turn's old text from the turns after it, and an expired turn's when the cleanup purges it", async () => {
     await Ingest.run(t.db, maya, secrets("edit"), { embedder });
     await Ingest.run(t.db, maya, secrets("expire"), { embedder });
