@@ -1,9 +1,11 @@
 // Regenerates the two manual corpora of the retrieval evaluation sets:
 //   eval/sets/python/corpus.jsonl  from Debian's python3-doc (/usr/share/doc/python3.11/html)
 //   eval/sets/git/corpus.jsonl     from Debian's git-doc     (/usr/share/doc/git-doc)
-// Needs: apt-get install python3-doc git-doc pandoc
+// Needs: apt-get install python3-doc git-doc debian-handbook pandoc
 // Run:   node bin/run-ts.js eval/build-sets.ts
 // Deterministic: files are taken in sorted order and converted by pandoc with a fixed Lua filter.
+//   eval/sets/handbook/corpus.jsonl from Debian's debian-handbook (/usr/share/doc/debian-handbook/html/en-US),
+//     each page read by Engram's own upload extraction (core/extract), as an upload of the page would store it
 // The conversation corpus (eval/sets/conversations) is hand-written and not touched here.
 // The MemoryBank corpus (eval/sets/memorybank) is converted only when asked, from the dataset's JSON:
 //   node bin/run-ts.js eval/build-sets.ts memorybank /path/to/memory_bank_en.json
@@ -20,6 +22,7 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const PY_HTML = "/usr/share/doc/python3.11/html";
 const GIT_HTML = "/usr/share/doc/git-doc";
+const HANDBOOK_HTML = "/usr/share/doc/debian-handbook/html/en-US";
 
 interface Doc {
   id: string;
@@ -414,6 +417,28 @@ function memoryBankCorpus(file: string): Doc[] {
   return docs;
 }
 
+/**
+ * The Debian Administrator's Handbook, one document a page but its title page (`index`: legal notice, abstract and
+ * the whole table of contents), read by the upload path's extraction: the DocBook HTML as a user's upload reads.
+ */
+async function handbookCorpus(): Promise<Doc[]> {
+  const { extract } = await import("../core/extract");
+  const docs: Doc[] = [];
+  for (const file of readdirSync(HANDBOOK_HTML)
+    .filter((f) => f.endsWith(".html") && f !== "index.html")
+    .sort()) {
+    const page = await extract(new Uint8Array(readFileSync(join(HANDBOOK_HTML, file))), { name: file });
+    const id = file.replace(/\.html$/, "");
+    docs.push({
+      id,
+      title: page.title ?? id,
+      source: `https://debian-handbook.info/browse/stable/${file}`,
+      content: page.content,
+    });
+  }
+  return docs;
+}
+
 function write(file: string, docs: Doc[], limitBytes: number): void {
   const text = `${docs.map((d) => JSON.stringify(d)).join("\n")}\n`;
   const bytes = Buffer.byteLength(text);
@@ -433,6 +458,8 @@ try {
   }
   if (!only || only === "python") write(join(out, "python", "corpus.jsonl"), pythonCorpus(), 7 * 1024 * 1024);
   if (!only || only === "git") write(join(out, "git", "corpus.jsonl"), gitCorpus(), 4 * 1024 * 1024);
+  if (!only || only === "handbook")
+    write(join(out, "handbook", "corpus.jsonl"), await handbookCorpus(), 2 * 1024 * 1024);
 } finally {
   if (filterDir) rmSync(filterDir, { recursive: true, force: true });
 }

@@ -8,7 +8,7 @@ import * as Indexer from "../core/search/indexer";
 import { callerFor } from "../kit/db";
 import type { Question } from "./metrics";
 
-export const SET_NAMES = ["python", "git", "conversations", "memorybank"];
+export const SET_NAMES = ["python", "git", "conversations", "memorybank", "handbook"];
 
 export interface EvalSet {
   name: string;

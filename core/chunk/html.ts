@@ -42,6 +42,8 @@ const BLOCK = new Set([
   "ul",
 ]);
 /** Elements separated from their neighbours by a blank line. */
+/** A div's attributes naming it a paragraph (DocBook's Publican pages: `<div class="para">`). */
+const PARAGRAPH_DIV = /\bclass\s*=\s*(["'])(?:[^"']*\s)?(?:para|paragraph|simpara)(?:\s[^"']*)?\1/i;
 const PARAGRAPH = new Set(["p", "blockquote", "pre", "table", "ul", "ol", "dl", "figure", "section", "article", "hr"]);
 
 const LATIN1_ENTITIES =
@@ -204,6 +206,8 @@ export function htmlToText(html: string): string {
   let rowText = false;
   /** The code fence of the <pre> open. */
   let fence = "```";
+  /** Open divs, innermost last: whether each is a paragraph (PARAGRAPH_DIV). */
+  const divs: boolean[] = [];
 
   /** The indent of text under the items open at the first `levels` lists: their markers' widths. */
   const indentOf = (levels: number) => markerWidths.slice(0, levels).reduce((sum, width) => sum + width, 0);
@@ -375,6 +379,13 @@ export function htmlToText(html: string): string {
           requestBreak(2);
         }
         break;
+      case "div": {
+        // A DocBook (Publican) page writes its paragraphs as <div class="para">: each a paragraph, as a <p> is.
+        if (!closing) divs.push(PARAGRAPH_DIV.test(html.slice(j, end)));
+        const paragraph = closing ? divs.pop() : divs.at(-1);
+        requestBreak(paragraph ? 2 : 1);
+        break;
+      }
       case "sup":
       case "a":
         // A footnote's mark written onto its word ("Kilimanjaro<sup>1</sup>", Sphinx's footnote-reference link) made

@@ -20,6 +20,8 @@ const CHROME_NAMES = new Set([
   "navigation",
   "navheader",
   "navfooter",
+  "docnav",
+  "banner",
   "menu",
   "breadcrumb",
   "breadcrumbs",
@@ -63,9 +65,34 @@ function prune(root: Element, selector: string, chrome?: (element: Element) => b
 }
 
 const outsideChrome = (element: Element): boolean =>
-  CHROME_ROLES.has(element.getAttribute("role") ?? "") ||
-  words(element.getAttribute("class")).some((w) => CHROME_NAMES.has(w)) ||
-  CHROME_NAMES.has((element.getAttribute("id") ?? "").toLowerCase());
+  (CHROME_ROLES.has(element.getAttribute("role") ?? "") ||
+    words(element.getAttribute("class")).some((w) => CHROME_NAMES.has(w)) ||
+    CHROME_NAMES.has((element.getAttribute("id") ?? "").toLowerCase())) &&
+  !proseBox(element);
+
+/** Tags of a text's running paragraphs. */
+const PROSE = new Set(["p", "pre", "blockquote", "h2", "h3", "h4", "h5", "h6", "table", "dl"]);
+
+/** Characters of an element's own text nodes, without whitespace (a `<div class="para">` holds its text itself). */
+const ownText = (element: Element) =>
+  Array.from(element.childNodes)
+    .filter((node) => node.nodeType === 3)
+    .reduce((sum, node) => sum + (node.textContent ?? "").replace(/\s+/g, "").length, 0);
+
+const compact = (element: Element) => (element.textContent ?? "").replace(/\s+/g, "").length;
+
+/**
+ * A box named `sidebar` set among a text's paragraphs and written in prose (less than half its text in links): a
+ * DocBook sidebar, the TIP, NOTE and BACK TO BASICS boxes of a manual. A site's sidebar sits beside the page's
+ * content wrapper, not among its paragraphs, and is mostly links.
+ */
+function proseBox(element: Element): boolean {
+  if (!words(element.getAttribute("class")).includes("sidebar")) return false;
+  const siblings = Array.from(element.parentElement?.children ?? []).filter((sibling) => sibling !== element);
+  if (!siblings.some((s) => PROSE.has(s.tagName.toLowerCase()) || ownText(s) >= 20)) return false;
+  const linked = Array.from(element.querySelectorAll("a"), compact).reduce((sum, n) => sum + n, 0);
+  return linked * 2 < compact(element);
+}
 
 const clean = (s: string | null | undefined) =>
   decodeEntities(s ?? "")

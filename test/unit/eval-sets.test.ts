@@ -5,11 +5,21 @@ import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 
 const ROOT = fileURLToPath(new URL("../../eval/sets", import.meta.url));
-const SETS = ["python", "git", "conversations", "memorybank"] as const;
-const MANUALS = ["python", "git"] as const;
+const SETS = ["python", "git", "conversations", "memorybank", "handbook"] as const;
+const MANUALS = ["python", "git", "handbook"] as const;
 const KINDS = ["keyword", "paraphrase", "identifier"] as const;
-const MIN_QUESTIONS: Record<(typeof SETS)[number], number> = { python: 65, git: 55, conversations: 60, memorybank: 90 };
-const MAX_BYTES: Record<(typeof MANUALS)[number], number> = { python: 7 * 1024 * 1024, git: 4 * 1024 * 1024 };
+const MIN_QUESTIONS: Record<(typeof SETS)[number], number> = {
+  python: 65,
+  git: 55,
+  conversations: 60,
+  memorybank: 90,
+  handbook: 60,
+};
+const MAX_BYTES: Record<(typeof MANUALS)[number], number> = {
+  python: 7 * 1024 * 1024,
+  git: 4 * 1024 * 1024,
+  handbook: 2 * 1024 * 1024,
+};
 
 interface Doc {
   id: string;
@@ -121,7 +131,8 @@ describe.each(MANUALS)("the %s manual corpus", (set) => {
 
   it("is Markdown with ATX headings and no leftover Sphinx roles or HTML blocks", () => {
     for (const doc of corpus(set)) {
-      expect(doc.content, doc.id).toMatch(/^# /m);
+      // A DocBook section page's own heading is its h2 (the book's chapters are h1).
+      expect(doc.content, doc.id).toMatch(set === "handbook" ? /^#{1,2} /m : /^# /m);
       expect(doc.content, doc.id).not.toMatch(/:(func|meth|class|mod|attr|data|exc|ref|term|envvar|option):`/);
       expect(doc.content, doc.id).not.toMatch(/^<\/?(div|span|table)\b/m);
     }

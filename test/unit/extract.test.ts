@@ -192,6 +192,35 @@ describe("extract", () => {
     expect(docbook.content).toContain("We reached Kilimanjaro 1 and Meru 2 later.");
   });
 
+  it("keeps a DocBook page's TIP and NOTE boxes and its <div> paragraphs, and leaves out its navigation bars", () => {
+    // A Publican page (The Debian Administrator's Handbook): no main element, a banner and Prev / Next lists around
+    // the section, paragraphs as <div class="para">, and boxes named "sidebar" among them.
+    const para = (text: string) => `<div class="para">\n\t\t${text}\n\t</div>`;
+    const page = extractHtml(
+      `<html><head><title>6.2. The apt Command</title></head><body><div id="banner"><a href="/get/"><span class="text">Download the ebook</span></a></div><ul class="docnav top"><li class="previous"><a href="apt.html"><strong>Prev</strong></a></li><li class="next"><a href="next.html"><strong>Next</strong></a></li></ul><div class="section"><div class="titlepage"><h2 class="title">6.2. The apt Command</h2></div>${para("APT is a vast project, whose original plans included a graphical interface.")}${para("Both tools are built on top of the same library.")}<div class="sidebar"><div class="titlepage"><p class="title"><strong><em>TIP</em> Incremental updates</strong></p></div>${para("APT can download diff files containing the changes since the previous update.")}</div>${para("For any work with APT, the list of available packages needs to be updated.")}</div><ul class="docnav"><li class="previous"><a href="apt.html"><strong>Prev</strong>Chapter 6. Maintenance</a></li><li class="home"><a href="index.html"><strong>Home</strong></a></li></ul></body></html>`,
+    );
+    expect(page.title).toBe("6.2. The apt Command");
+    expect(page.content).toBe(
+      [
+        "## 6.2. The apt Command",
+        "APT is a vast project, whose original plans included a graphical interface.",
+        "Both tools are built on top of the same library.",
+        "TIP Incremental updates",
+        "APT can download diff files containing the changes since the previous update.",
+        "For any work with APT, the list of available packages needs to be updated.",
+      ].join("\n\n"),
+    );
+    // A site's sidebar beside the content, or one of links, is still left out.
+    const site = extractHtml(
+      `<html><body><div class="content"><p>${"Body text of the article. ".repeat(20)}</p></div><div class="sidebar"><p>About this site and its author, a few words.</p></div></body></html>`,
+    );
+    expect(site.content).not.toContain("About this site");
+    const links = extractHtml(
+      `<html><body><p>${"Body text of the article. ".repeat(20)}</p><div class="sidebar"><a href="/a">Recent posts</a> <a href="/b">Archives</a></div></body></html>`,
+    );
+    expect(links.content).not.toContain("Recent posts");
+  });
+
   it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
     for (const name of ["footnote.docx", "footnote.html"]) {
       const { content } = await extract(fixture(name), { name });
