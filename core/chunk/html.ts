@@ -260,8 +260,13 @@ export function htmlToText(html: string): string {
       if (i > 0) pendingSpace = true;
       const word = parts[i]!;
       // A paragraph's "# Hello" (a comment in code Word set as plain paragraphs) would read as a Markdown heading and
-      // head every passage after it, and a line of "===" or "---" would make the line above one: escaped.
-      const heading = headingLevel === 0 && ATX_MARK.test(word) && (pendingBreak > 0 || trailingNewlines > 0);
+      // head every passage after it, and a line of "===" or "---" would make the line above one: escaped. Not after a
+      // list item's marker, where it underlines nothing ("- =: equal to", a list of operators).
+      const heading =
+        headingLevel === 0 &&
+        ATX_MARK.test(word) &&
+        (word[0] === "#" || !marker) &&
+        (pendingBreak > 0 || trailingNewlines > 0);
       emit(heading ? `\\${word}` : word);
     }
   };

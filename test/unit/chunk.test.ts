@@ -464,6 +464,10 @@ describe("htmlToText", () => {
     expect(chunks.some((chunk) => chunk.content.startsWith("## Section"))).toBe(true);
     // Lines that would make Markdown headings are escaped.
     expect(htmlToText("<p># Hello</p><p>Text<br>===</p>")).toBe("\\# Hello\n\nText\n\\===");
+    // Not after a list item's marker, where "=" underlines nothing; a "#" there still reads as a heading.
+    expect(htmlToText("<ul><li><code>=</code>: equal to</li><li># not a heading</li></ul>")).toBe(
+      "- =: equal to\n- \\# not a heading",
+    );
   });
 
   const page = `<!DOCTYPE html>
