@@ -15,12 +15,14 @@ export interface Location {
 
 /**
  * The location of each chunk of `text` spanning `[start, end)`, or null when the text has neither pages nor headings.
- * Its headings are the chunk context's (`headingPaths`): the title is no heading of it.
+ * Its headings are the chunk context's (`headingPaths`): the title is no heading of it. `paged`: the text is a paged
+ * document's (a PDF), so a chunk is on page 1 when no form feed comes before it, a one-page document's too.
  */
 export function locations(
   text: string,
   spans: { start: number; end: number }[],
   title?: string | null,
+  paged = false,
 ): (Location | null)[] {
   const breaks: number[] = [];
   for (let i = text.indexOf("\f"); i >= 0; i = text.indexOf("\f", i + 1)) breaks.push(i);
@@ -41,7 +43,7 @@ export function locations(
   );
   return spans.map(({ start, end }, i) => {
     const location: Location = {};
-    if (breaks.length) location.pages = [pageAt(start), pageAt(Math.max(start, end - 1))];
+    if (breaks.length || paged) location.pages = [pageAt(start), pageAt(Math.max(start, end - 1))];
     if (paths[i]?.length) location.headings = paths[i];
     return location.pages || location.headings ? location : null;
   });

@@ -152,7 +152,10 @@ export async function upload(
     title: fields.data.title ?? extracted.title,
     source: fields.data.source ?? named,
   });
-  const result = await Ingest.run(db, caller, [document], { signal: options.signal });
+  const result = await Ingest.run(db, caller, [document], {
+    signal: options.signal,
+    paged: extracted.pages !== undefined,
+  });
   return {
     ...result,
     file: {

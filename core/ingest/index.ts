@@ -96,6 +96,8 @@ export interface RunOptions {
    * replaces a document with what is sent, expiry included: without `ttlSeconds` it no longer expires.
    */
   keepExpiry?: boolean;
+  /** The documents are paged (an uploaded PDF): each chunk's location names its page, a one-page document's too. */
+  paged?: boolean;
 }
 
 /**
@@ -242,7 +244,7 @@ export async function prepare(
       input.content,
       split.map((c) => c.start),
     );
-    const located = locations(input.content, split, input.title);
+    const located = locations(input.content, split, input.title, options.paged);
     // The hash is set below, once the turns a conversation's document follows are known.
     const chunks = split.map((c, i) => ({
       ordinal: c.ordinal,

@@ -87,6 +87,20 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
     });
   });
 
+  it("gives a one-page PDF's passages their page, as a longer PDF's", async () => {
+    const res = await upload([{ name: "file", value: fixture("code-indent.pdf"), filename: "code-indent.pdf" }]);
+    expect(res.body).toMatchObject({ file: { format: "pdf", pages: 1 } });
+    const search = await invoke({
+      method: "POST",
+      path: "/v1/search",
+      headers: { authorization: `Bearer ${key}` },
+      body: { query: "print", topK: 3, filter: { documentIds: ["code-indent.pdf"] } },
+    });
+    const results = (search.body as { results: { location: { pages?: number[] } | null }[] }).results;
+    expect(results.length).toBeGreaterThan(0);
+    for (const result of results) expect(result.location?.pages).toEqual([1, 1]);
+  });
+
   it("is idempotent: the same file again is unchanged and embeds nothing", async () => {
     const calls = embedder.calls;
     const res = await upload([
