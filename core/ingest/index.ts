@@ -102,7 +102,7 @@ export interface RunOptions {
 
 /**
  * Adds or replaces documents in the caller's space: chunks them, embeds only chunk texts this
- * tenant has not embedded with this model before, then stores everything in one atomic batch.
+ * space (or the tenant's shared space) has not embedded with this model before, then stores everything in one atomic batch.
  * Sending the same request again changes nothing and embeds nothing.
  */
 export async function run(
@@ -285,7 +285,8 @@ export async function prepare(
   const rechunked = changed.filter((p) => p.chunks);
   const allChunks = rechunked.flatMap((p) => p.chunks ?? []);
 
-  // Embed each distinct chunk text this tenant has no embedding for yet (with this model).
+  // Embed each distinct chunk text the caller's space (or the tenant's shared one) has no embedding for yet (with this
+  // model). Not another end user's: `embedded` and `reused` would tell whether that user stored the same text.
   const wanted = [...new Set(allChunks.map((c) => c.hash))];
   const known = new Set(
     wanted.length
@@ -297,6 +298,7 @@ export async function prepare(
               select h, exists (
                 select 1 from chunks c
                 where c.tenant_id = ${caller.tenantId} and c.embedding_model = ${embedder.model} and c.content_hash = h
+                  and c.owner in (${owner}, '')
                 offset 0
               ) as known
               from unnest(${arr(wanted)}::text[]) h) x
@@ -328,7 +330,8 @@ export async function prepare(
     documents: plans.length,
     chunks: plans.reduce((n, p) => n + p.chunkCount, 0),
     embedded: toEmbed.size,
-    reused: allChunks.length - allChunks.filter((c) => toEmbed.has(c.hash)).length,
+    // Every chunk written either had its text embedded (once for all the request's chunks of that text) or reused a vector.
+    reused: allChunks.length - toEmbed.size,
   };
 
   const statements: Query[] = [];
@@ -586,7 +589,7 @@ const vectorOidOf = (db: Db): Promise<number> | undefined =>
 
 /**
  * Swaps the chunks of re-chunked documents inside the same batch: inserts the (ordinal, text)
- * pairs that are new, taking reused embeddings from the tenant's existing chunks, then deletes
+ * pairs that are new, taking reused embeddings from the owner's (or the shared space's) chunks, then deletes
  * the pairs that are gone. Unchanged chunks are not rewritten (no index churn).
  */
 function replaceChunks(
@@ -623,7 +626,8 @@ function replaceChunks(
       select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, ${preceding}, t.hash, t.tokens, t.location::jsonb,
              coalesce(nv.embedding, (
                select c.embedding from chunks c
-               where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash limit 1)),
+               where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash
+                 and c.owner in (${owner}, '') limit 1)),
              ${model}
       from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[],
                   ${arr(rows.map((r) => r.context))}::text[], ${arr(rows.map((r) => r.preceding))}::text[], ${hashes}::text[],

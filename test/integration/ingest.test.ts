@@ -48,6 +48,33 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(embedder.calls).toBe(calls);
   });
 
+  it("reuses vectors of the caller's own space and the shared one, never another end user's", async () => {
+    const mallory = { ...alice, userId: "mallory" };
+    const shared = { ...alice, userId: "" };
+    await ingest(alice, [{ id: "interview", content: "Alice only: I am interviewing at Initech on Friday." }]);
+    await ingest(shared, [{ id: "hours", content: "The office opens at nine on weekdays." }]);
+
+    // The same text as alice's: embedded again, so the answer does not tell mallory that alice stored it.
+    const copy = await ingest(mallory, [{ content: "Alice only: I am interviewing at Initech on Friday." }]);
+    expect(copy.totals).toMatchObject({ chunks: 1, embedded: 1, reused: 0 });
+    expect(copy.usage.embeddingTokens).toBeGreaterThan(0);
+    const fromShared = await ingest(mallory, [{ content: "The office opens at nine on weekdays." }]);
+    expect(fromShared.totals).toMatchObject({ chunks: 1, embedded: 0, reused: 1 });
+    const own = await ingest(alice, [{ id: "again", content: "Alice only: I am interviewing at Initech on Friday." }]);
+    expect(own.totals).toMatchObject({ chunks: 1, embedded: 0, reused: 1 });
+  });
+
+  it("counts every chunk as embedded or reused, copies of one text in the same request too", async () => {
+    const same = "Copies of these very words, three times in one request.";
+    const result = await ingest(alice, [
+      { content: same },
+      { content: same, conversationId: "k1" },
+      { content: same, conversationId: "k2" },
+    ]);
+    // The two turns are embedded after no turns: the same text as the loose copy, embedded once.
+    expect(result.totals).toMatchObject({ chunks: 3, embedded: 1, reused: 2 });
+  });
+
   it("re-embeds only the chunks whose text changed and keeps the others' rows", async () => {
     const paragraphs = prose(3, 30, 6).split("\n\n");
     await ingest(alice, [{ id: "long", content: paragraphs.join("\n\n") }]);
