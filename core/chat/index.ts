@@ -78,14 +78,30 @@ export function chatModel(): ChatModel | undefined {
   return client.model;
 }
 
-const sameMessage = (a: { role: string; content: string }, b: { role: string; content: string }) =>
-  a.role === b.role && a.content === b.content;
+/** A message's words: its citation markers and spacing left out, as a client may resend an answer without them. */
+const wordsOf = (content: string) =>
+  content
+    .replace(/\s*\[\d+\]/g, "")
+    .replace(/\s+/g, " ")
+    .trim();
 
-/** How many of `sent`'s first messages repeat the end of `stored` (clients that resend history). */
+const sameMessage = (a: { role: string; content: string }, b: { role: string; content: string }) =>
+  a.role === b.role && wordsOf(a.content) === wordsOf(b.content);
+
+/**
+ * How many of `sent`'s first messages the conversation already holds (clients that resend history): the longest run
+ * of them that repeats the end of `stored`, in order, where the client may have left out assistant messages (one that
+ * keeps only its user's questions) and written an answer without its markers.
+ */
 function overlap(stored: readonly ChatMessage[], sent: readonly ChatMessage[]): number {
-  for (let k = Math.min(stored.length, sent.length); k > 0; k--) {
-    const tail = stored.slice(stored.length - k);
-    if (tail.every((message, i) => sameMessage(message, sent[i] as ChatMessage))) return k;
+  for (let k = sent.length; k > 0; k--) {
+    let i = k - 1;
+    for (let j = stored.length - 1; j >= 0 && i >= 0; j--) {
+      const held = stored[j] as ChatMessage;
+      if (sameMessage(held, sent[i] as ChatMessage)) i--;
+      else if (held.role !== "assistant") break;
+    }
+    if (i < 0) return k;
   }
   return 0;
 }

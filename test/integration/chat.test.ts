@@ -293,6 +293,49 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
       expect(stored.body.messages).toHaveLength(4);
     });
 
+    it("knows resent history that keeps only the user's questions, or answers without their markers", async () => {
+      fake.reply = () => "Thirty days [1].";
+      const first = await ask({ messages: question("What is the refund window?") });
+      const conversationId = first.body.conversationId;
+      const messagesOf = async () =>
+        (await invoke({ method: "GET", path: `/v1/conversations/${conversationId}`, headers: headers() })).body
+          .messages as { role: string; content: string }[];
+
+      // A client that keeps only its user's questions.
+      await ask({
+        conversationId,
+        messages: [
+          { role: "user", content: "What is the refund window?" },
+          { role: "user", content: "And gift cards?" },
+        ],
+      });
+      // One that shows answers without their markers.
+      await ask({
+        conversationId,
+        messages: [
+          { role: "user", content: "What is the refund window?" },
+          { role: "assistant", content: "Thirty days." },
+          { role: "user", content: "And gift cards?" },
+          { role: "assistant", content: "Thirty  days." },
+          { role: "user", content: "And store credit?" },
+        ],
+      });
+
+      expect((await messagesOf()).map((m) => `${m.role}: ${m.content}`)).toEqual([
+        "user: What is the refund window?",
+        "assistant: Thirty days [1].",
+        "user: And gift cards?",
+        "assistant: Thirty days [1].",
+        "user: And store credit?",
+        "assistant: Thirty days [1].",
+      ]);
+      expect(
+        lastChatRequest()
+          .messages.slice(1)
+          .map((m) => m.role),
+      ).toEqual(["user", "assistant", "user", "assistant", "user"]);
+    });
+
     it("answers 404 for another user's or another tenant's conversation and asks no model", async () => {
       const mine = await ask({ messages: question("What is the refund window?") });
       const requestsBefore = chatRequests().length;
