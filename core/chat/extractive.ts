@@ -11,6 +11,8 @@ import type { Source } from "./prompt";
 
 export const MODEL = "extractive";
 export const NOT_FOUND = "The sources do not contain an answer to this question.";
+/** The answer to a message stored with `remember` that asks nothing ("Remember: my train leaves at 8:15."). */
+export const NOTED = "Noted: I will remember that.";
 
 /** Sentences an answer is made of, at most. */
 const MAX_SENTENCES = 3;
@@ -180,6 +182,18 @@ const inOrder = (a: { c: Candidate }, b: { c: Candidate }) => a.c.source - b.c.s
 export function asked(message: string): string {
   const questions = sentences(message).filter((sentence) => QUESTION.test(sentence));
   return questions.length && terms(questions.join(" ")).length ? questions.join(" ") : message;
+}
+
+/** Whether a message asks anything: one of its sentences is a question. */
+export const asks = (message: string) => sentences(message).some((sentence) => QUESTION.test(sentence));
+
+/**
+ * The answer to a message (`query`: what was searched for, a follow-up with the question before), its markers numbered
+ * as `sources` are (finalize() renumbers them). A message stored with `remember` that asks nothing is a statement to keep, not a question: it is acknowledged, not answered with the
+ * passages that share most of its words.
+ */
+export function reply(message: { question: string; query: string }, sources: readonly Source[], remember: boolean) {
+  return remember && !asks(message.question) ? NOTED : answer(message.query, sources);
 }
 
 /** The answer text with markers numbered as `sources` are (finalize() renumbers them). */

@@ -266,7 +266,7 @@ export async function answer(
   const prepared = await prepare(db, caller, request, options);
   const model = chatModel();
   if (!model) {
-    const final = finalize(Extractive.answer(prepared.query, prepared.sources), prepared.sources);
+    const final = finalize(Extractive.reply(prepared, prepared.sources, request.remember), prepared.sources);
     return Turn.commit(
       db,
       caller,
@@ -301,7 +301,7 @@ export async function stream(
   const prepared = await prepare(db, caller, request, options);
   const model = chatModel();
   if (!model) {
-    const final = finalize(Extractive.answer(prepared.query, prepared.sources), prepared.sources);
+    const final = finalize(Extractive.reply(prepared, prepared.sources, request.remember), prepared.sources);
     const done = { ...final, model: Extractive.MODEL, promptTokens: 0, completionTokens: 0 };
     return Stream.extractiveEvents(db, caller, request, prepared, done, options);
   }

@@ -98,6 +98,36 @@ describe.each(DRIVERS)("extractive chat on %s", (driver) => {
     ]);
   });
 
+  it("acknowledges a message to remember that asks nothing, and answers one that also asks", async () => {
+    // A user of its own: what it remembers stays out of the other tests' answers.
+    await Ingest.run(t.db, await callerFor(t.db, "acme", "remy"), CORPUS);
+    const ask = (body: Record<string, unknown>) =>
+      invoke({
+        method: "POST",
+        path: "/v1/chat",
+        headers: { authorization: `Bearer ${key}`, "x-user-id": "remy" },
+        body,
+      });
+    const kept = await ask({
+      messages: [{ role: "user", content: "Remember: the office dog gets fed at 8:15 by Marta." }],
+      remember: true,
+    });
+    expect(kept.status).toBe(200);
+    // Not the passages that share its words ("a dog named Pixel who guards the coffee machine").
+    expect(kept.body.message.content).toBe("Noted: I will remember that.");
+    expect(kept.body.citations).toEqual([]);
+
+    const asked = await ask({
+      messages: [{ role: "user", content: "Remember that I prefer email. Where is the office?" }],
+      remember: true,
+    });
+    expect(asked.body.message.content).toContain("Our office is in Lisbon");
+    expect(asked.body.message.content).not.toBe("Noted: I will remember that.");
+    // Without remember a statement is searched and answered from the passages, as before.
+    const said = await ask({ messages: [{ role: "user", content: "Tell me about the office dog." }] });
+    expect(said.body.message.content).toContain("Pixel");
+  });
+
   it("gives the same answer to the same question", async () => {
     const body = { messages: [{ role: "user", content: "Where is the office and who guards the coffee?" }] };
     const first = await ask(body);
