@@ -134,6 +134,26 @@ async function errorOf(response: Response): Promise<EngramApiError> {
   });
 }
 
+/**
+ * A successful answer's JSON; undefined for an empty one (POST /mcp's 202 to a notification). A body that is not JSON
+ * (a proxy's page in front of the API) is an EngramApiError too, not the parser's SyntaxError.
+ */
+async function jsonOf(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (!text.trim()) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    const type = response.headers.get("content-type") ?? "no content type";
+    throw new EngramApiError(
+      response.status,
+      "response.not_json",
+      `The server answered ${response.status} with a body that is not JSON (${type}): is something else at this address?`,
+      { requestId: response.headers.get("x-request-id"), retryAfter: null },
+    );
+  }
+}
+
 /** What GET /v1/health answers with 200, and with 503 while the database is unreachable. */
 const isHealth = (body: unknown): body is T.Health =>
   typeof body === "object" &&
@@ -263,7 +283,7 @@ export function createClient(options: ClientOptions) {
     const [method = "GET", template = ""] = route.split(" ");
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
     const response = await send(method, path, { ...options, query, body, form });
-    return (await response.json()) as T.Routes[K]["response"];
+    return (await jsonOf(response)) as T.Routes[K]["response"];
   }
 
   return {

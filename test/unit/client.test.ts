@@ -181,6 +181,20 @@ describe("call(routeKey, input)", () => {
     expect(calls[1]?.init?.body).toBe('{"importance":9}');
   });
 
+  it("answers an empty success with undefined, and a success that is not JSON with EngramApiError", async () => {
+    const { fetch } = fakeFetch([
+      () => new Response(null, { status: 202 }),
+      () => new Response("<html>Welcome to nginx</html>", { status: 200, headers: { "content-type": "text/html" } }),
+    ]);
+    const client = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const notified = await client.call("POST /mcp", { body: { jsonrpc: "2.0", method: "notifications/initialized" } });
+    expect(notified).toBeUndefined();
+    const error = await client.stats().catch((e) => e);
+    expect(error).toBeInstanceOf(EngramApiError);
+    expect(error).toMatchObject({ status: 200, code: "response.not_json" });
+    expect(error.message).toContain("text/html");
+  });
+
   it("refuses at compile time a key no route has, a missing parameter and a body the route does not take", async () => {
     const { fetch, calls } = fakeFetch([json(200, {})]);
     const client = createClient({ baseUrl: "http://x", fetch });
