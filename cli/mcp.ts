@@ -95,11 +95,18 @@ async function checkKey(api: EngramClient, url: string): Promise<void> {
  * zod's error for JSON that is no JSON-RPC message) and reads on; JSON-RPC 2.0 answers such a line,
  * with id null since none could be read, so the client is not left waiting for a reply.
  */
-function answerUnreadable(transport: StdioServerTransport): void {
+function answerUnreadable(transport: StdioServerTransport, lines: { cut: boolean }): void {
   transport.onerror = (error) => {
+    const cut = lines.cut;
+    lines.cut = false;
     const refusal =
       error instanceof SyntaxError
-        ? { code: ErrorCode.ParseError, message: `Parse error: ${error.message}` }
+        ? {
+            code: ErrorCode.ParseError,
+            message: cut
+              ? `Parse error: a line longer than ${MAX_LINE_BYTES / 1048576} MiB was cut and not read`
+              : `Parse error: ${error.message}`,
+          }
         : error instanceof $ZodError
           ? { code: ErrorCode.InvalidRequest, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" }
           : undefined;
@@ -113,21 +120,40 @@ function answerUnreadable(transport: StdioServerTransport): void {
 const LF = 0x0a;
 /** JSON's whitespace other than the newline that ends a line: space, tab, carriage return. */
 const BLANK = new Set([0x20, 0x09, 0x0d]);
+/**
+ * The longest line passed on (8 MiB). The SDK's reader holds at most 10 MB, a partial line and the chunk after it, and
+ * past that closes the transport: the server then read nothing more and ended without a word. The largest request the
+ * tools take (`remember`'s 1,000,000 characters, escaped) fits.
+ */
+export const MAX_LINE_BYTES = 8 * 1024 * 1024;
 
 /**
- * The input without its blank lines. The SDK's reader parses every line, so an empty or whitespace-only one
- * ("\r" from a CRLF client, a stray Enter) would be answered -32700; MCP transports ignore such lines. JSON
- * ignores whitespace before a value, so each line's leading whitespace is dropped as it streams by, and a line
- * that was nothing else goes with its newline; nothing is held back, so the SDK's own line-size bound still holds.
- * Bytes are safe to test one by one: in UTF-8 no byte of a multi-byte character is ASCII.
+ * The input without its blank lines, and with lines longer than `maxLine` cut. The SDK's reader parses every line, so
+ * an empty or whitespace-only one ("\r" from a CRLF client, a stray Enter) would be answered -32700; MCP transports
+ * ignore such lines. JSON ignores whitespace before a value, so each line's leading whitespace is dropped as it
+ * streams by, and a line that was nothing else goes with its newline. Nothing is held back: a line that grows past
+ * `maxLine` is ended where it is (`cut` is called, then the reader answers the part it has with a parse error, id
+ * null) and its rest is dropped up to its newline. Bytes are safe to test one by one: in UTF-8 no byte of a
+ * multi-byte character is ASCII.
  */
-export function withoutBlankLines(): Transform {
+export function withoutBlankLines(maxLine = MAX_LINE_BYTES, cut: () => void = () => {}): Transform {
   let lineStart = true;
+  /** Bytes of the current line passed on, or -1 while dropping the rest of a line that was cut. */
+  let length = 0;
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
       const kept: Buffer[] = [];
       let i = 0;
       while (i < chunk.length) {
+        const end = chunk.indexOf(LF, i);
+        const stop = end === -1 ? chunk.length : end;
+        if (length < 0) {
+          if (end === -1) break;
+          length = 0;
+          lineStart = true;
+          i = end + 1;
+          continue;
+        }
         if (lineStart) {
           const byte = chunk[i] as number;
           if (byte === LF || BLANK.has(byte)) {
@@ -136,13 +162,23 @@ export function withoutBlankLines(): Transform {
           }
           lineStart = false;
         }
-        const end = chunk.indexOf(LF, i);
+        if (length + (stop - i) > maxLine) {
+          // End the line where the limit falls; what the reader holds of it is answered, the rest never read.
+          const room = maxLine - length;
+          kept.push(chunk.subarray(i, i + room), Buffer.from([LF]));
+          cut();
+          length = -1;
+          i += room;
+          continue;
+        }
         if (end === -1) {
           kept.push(chunk.subarray(i));
+          length += chunk.length - i;
           break;
         }
         kept.push(chunk.subarray(i, end + 1));
         i = end + 1;
+        length = 0;
         lineStart = true;
       }
       if (kept.length) done(null, Buffer.concat(kept));
@@ -150,7 +186,7 @@ export function withoutBlankLines(): Transform {
     },
     // A last line without its newline (`printf '{...}' | engram mcp`) is still a line: the SDK's reader waits for one.
     flush(done) {
-      done(null, lineStart ? undefined : Buffer.from([LF]));
+      done(null, lineStart || length < 0 ? undefined : Buffer.from([LF]));
     },
   });
 }
@@ -161,7 +197,12 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   if (["debug", "info"].includes(config().logLevel)) setConfig({ LOG_LEVEL: "warn" });
   const { memory, describe } = await memoryFor(options);
   const server = Mcp.server(memory, describe);
-  const input = process.stdin.pipe(withoutBlankLines());
+  const lines = { cut: false };
+  const input = process.stdin.pipe(
+    withoutBlankLines(MAX_LINE_BYTES, () => {
+      lines.cut = true;
+    }),
+  );
   // Ended when the filtered input is (its last line flushed and read), or when stdin goes without ending.
   const closed = new Promise<void>((resolve) => {
     input.once("end", resolve);
@@ -170,7 +211,7 @@ export async function serveStdio(options: McpOptions): Promise<void> {
     });
   });
   const transport = new StdioServerTransport(input, process.stdout);
-  answerUnreadable(transport); // before connect, which keeps it and adds its own
+  answerUnreadable(transport, lines); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
   const answered = answeringAll(transport);
   await closed;

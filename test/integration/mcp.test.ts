@@ -700,6 +700,16 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
+  it("answers a line past the size bound with a parse error and serves the lines after it", async () => {
+    // More than the SDK's reader holds (10 MB): it had closed, and the server ended without a word.
+    const huge = rpc(2, "tools/call", { name: "remember", arguments: { content: "x ".repeat(5_500_000) } });
+    const { replies, exitCode } = await piped({ ENGRAM_USER_ID: "huge" }, [huge, rpc(3, "ping")]);
+    expect(replies.map((reply) => reply.id)).toEqual([1, null, 3]);
+    expect(replies[1].error).toMatchObject({ code: -32700, message: expect.stringContaining("longer than 8 MiB") });
+    expect(replies[2].result).toEqual({});
+    expect(exitCode).toBe(0);
+  });
+
   it("answers every request read before stdin closed, also through a server", async () => {
     // The tool call is still in flight when stdin closes.
     const { replies, exitCode } = await piped({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }, [

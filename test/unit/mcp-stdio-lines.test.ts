@@ -1,4 +1,7 @@
-/** `engram mcp`'s input filter: blank and whitespace-only lines never reach the SDK's reader, every other line does. */
+/**
+ * `engram mcp`'s input filter: blank and whitespace-only lines never reach the SDK's reader, every other line does, and
+ * a line past the bound is cut short.
+ */
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
@@ -30,5 +33,19 @@ describe("withoutBlankLines", () => {
     // Nothing is added after a line that ended, or to input of blank lines only.
     expect(await filtered(['{"a":1}\n'])).toBe('{"a":1}\n');
     expect(await filtered(["\n", "  \n"])).toBe("");
+  });
+
+  it("cuts a line past the bound where it falls, drops its rest, and reads the lines after it", async () => {
+    let cuts = 0;
+    const chunks = ['{"id":1}\n{"id":2,"x":"', "a".repeat(30), 'bbbb"}\n{"id":3}\n', '{"id":4,"y":"', "c".repeat(20)];
+    const out = await text(
+      Readable.from(chunks.map((c) => Buffer.from(c))).pipe(
+        withoutBlankLines(24, () => {
+          cuts++;
+        }),
+      ),
+    );
+    expect(out).toBe(`{"id":1}\n{"id":2,"x":"${"a".repeat(11)}\n{"id":3}\n{"id":4,"y":"${"c".repeat(11)}\n`);
+    expect(cuts).toBe(2);
   });
 });
