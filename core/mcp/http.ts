@@ -30,15 +30,29 @@ function headersOf(response: Response): Record<string, string> {
  */
 function invalidRequest(body: unknown): Response | undefined {
   const messages = Array.isArray(body) ? body : [body];
-  if (messages.length > 0 && messages.every((message) => JSONRPCMessageSchema.safeParse(message).success)) {
-    return undefined;
+  const refuse = (message: string) =>
+    Response.json({ jsonrpc: "2.0", id: null, error: { code: ErrorCode.InvalidRequest, message } }, { status: 400 });
+  if (messages.length === 0 || !messages.every((message) => JSONRPCMessageSchema.safeParse(message).success)) {
+    return refuse(
+      'Invalid Request: the body must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them',
+    );
   }
-  const message =
-    'Invalid Request: the body must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them';
-  return Response.json(
-    { jsonrpc: "2.0", id: null, error: { code: ErrorCode.InvalidRequest, message } },
-    { status: 400 },
-  );
+  // The transport answers a batch by id: of two requests with one id, both would run and one answer be lost.
+  const ids = messages.flatMap((message) => ("id" in message && "method" in message ? [message.id] : []));
+  if (new Set(ids).size < ids.length) {
+    return refuse("Invalid Request: the requests of a batch must have different ids");
+  }
+  return undefined;
+}
+
+/** A batch's answer is an array, of one answer too (JSON-RPC 2.0, 6); the transport gives a lone answer bare. */
+function asBatchAnswer(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? JSON.stringify([parsed]) : body;
+  } catch {
+    return body;
+  }
 }
 
 export interface McpRequest {
@@ -108,7 +122,8 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     }
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
     const response = invalidRequest(request.body) ?? (await transport.handleRequest(web, { parsedBody: request.body }));
-    const body = await response.text();
+    const text = await response.text();
+    const body = lone || response.status !== 200 || !text ? text : asBatchAnswer(text);
     const refused = Gate.keyRefusalOf(caller);
     if (refused) throw refused;
     if (Gate.unsettled(caller)) await Gate.open(db, caller);

@@ -550,6 +550,8 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       { ...list, id: { a: 1 } },
       [],
       [list, { ...list, id: 2, jsonrpc: "1.0" }],
+      // Two requests with one id: both would run, and one answer be lost.
+      [list, { ...list, method: "ping" }],
     ];
     for (const body of bodies) {
       const res = await postMcp(body, acme);
@@ -562,6 +564,9 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     // The key is still checked first: without a good one, it is 401 whatever the body.
     expect((await postMcp([], "egm_nope")).status).toBe(401);
     expect((await (await postMcp(list, acme)).json()).result.tools).toHaveLength(5);
+    // A batch is answered with an array, a batch of one too; a lone message with an object.
+    const one = await (await postMcp([list], acme)).json();
+    expect([Array.isArray(one), one[0]?.result.tools.length]).toEqual([true, 5]);
   });
 
   it("answers a body that is not JSON -32700 Parse error, and one it cannot take -32600, with id null and the API's code", async () => {
