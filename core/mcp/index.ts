@@ -354,12 +354,23 @@ function malformed(message: JSONRPCMessage): JSONRPCErrorResponse | undefined {
   };
 }
 
+/**
+ * A tool call whose arguments hold a `__proto__` key, answered as the tool's refusal. The SDK's parse of the call
+ * drops such a key before any tool sees its arguments (at their top: a `topK` under it vanished unsaid), so it is
+ * read here, from the message as the transport parsed it. Over HTTP the body's own check refused it already.
+ */
+function protoKeyed(message: JSONRPCMessage): JSONRPCMessage | undefined {
+  if (!isJSONRPCRequest(message) || message.method !== "tools/call") return undefined;
+  const refused = protoRefusal((message.params as { arguments?: unknown } | undefined)?.arguments);
+  return refused ? { jsonrpc: "2.0", id: message.id, result: failure(refused) } : undefined;
+}
+
 /** Connects a server built here to a transport, answering malformed requests itself (see `malformed`). */
 export async function connect(mcp: Server, transport: Transport): Promise<void> {
   await mcp.connect(transport);
   const receive = transport.onmessage;
   transport.onmessage = (message, extra) => {
-    const refusal = malformed(message);
+    const refusal = malformed(message) ?? protoKeyed(message);
     if (refusal) transport.send(refusal).catch((error: Error) => transport.onerror?.(error));
     else receive?.(message, extra);
   };

@@ -729,6 +729,8 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     // Written by hand: JSON.stringify of an object literal would make `__proto__` the prototype, not a key.
     const remember = `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"remember","arguments":{"content":"Proto note.","metadata":{"__proto__":{"a":1},"b":3}}}}`;
     const search = `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search_memory","arguments":{"query":"note","filter":{"metadata":{"__proto__":{"team":"x"}}}}}}`;
+    // At the top of the arguments, which the SDK parses (and loses the key in) before the tool sees them.
+    const top = `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"search_memory","arguments":{"query":"lemons","__proto__":{"topK":1}}}}`;
     const { replies } = await byHand([
       rpc(1, "initialize", {
         protocolVersion: "2025-06-18",
@@ -738,6 +740,7 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       rpc(undefined, "notifications/initialized"),
       remember,
       search,
+      top,
     ]);
     const text = (id: number) => replies.find((reply) => reply.id === id)?.result;
     expect([text(2)?.isError, text(2)?.content[0].text]).toEqual([
@@ -747,6 +750,10 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect([text(3)?.isError, text(3)?.content[0].text]).toEqual([
       true,
       'request.invalid: The key "__proto__" (at filter.metadata.__proto__) is not accepted; rename it.',
+    ]);
+    expect([text(4)?.isError, text(4)?.content[0].text]).toEqual([
+      true,
+      'request.invalid: The key "__proto__" (at __proto__) is not accepted; rename it.',
     ]);
   });
 
