@@ -15,12 +15,13 @@ import * as Ingest from "../ingest";
 import { extract } from "./index";
 import { FORM_OVERHEAD_BYTES, MAX_UPLOAD_BYTES, UploadForm, type UploadResult } from "./schema";
 
-const tooLarge = (bytes: number) =>
+/** `body`: the size is the multipart body's (the file with its form), refused before the file is read from it. */
+const tooLarge = (bytes: number, what: "file" | "body") =>
   new EngramError(
     "too_large",
     "upload.too_large",
-    `The upload is ${bytes.toLocaleString("en")} bytes; a file may be at most ${MAX_UPLOAD_BYTES.toLocaleString("en")} bytes (4 MB: API Gateway hands it to Lambda base64-encoded, and Lambda takes 6 MB). Send larger files with \`engram ingest\`, which extracts them locally.`,
-    { details: { bytes, limitBytes: MAX_UPLOAD_BYTES } },
+    `${what === "file" ? "The file is" : "The upload's multipart body is"} ${bytes.toLocaleString("en")} bytes; a file may be at most ${MAX_UPLOAD_BYTES.toLocaleString("en")} bytes (4 MB: API Gateway hands it to Lambda base64-encoded, and Lambda takes 6 MB). Send larger files with \`engram ingest\`, which extracts them locally.`,
+    { details: { bytes, of: what, limitBytes: MAX_UPLOAD_BYTES } },
   );
 
 const field = (form: FormData, name: string): string | undefined => {
@@ -37,7 +38,7 @@ async function readForm(body: unknown, contentType: string | undefined): Promise
     );
   }
   // Refused before parsing: no file it could hold fits.
-  if (body.length > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES) throw tooLarge(body.length);
+  if (body.length > MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES) throw tooLarge(body.length, "body");
   try {
     return await new Response(new Uint8Array(body), { headers: { "content-type": contentType ?? "" } }).formData();
   } catch (error) {
@@ -93,7 +94,7 @@ export async function upload(
       { path: "file", message: "no file" },
     ]);
   }
-  if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size);
+  if (file.size > MAX_UPLOAD_BYTES) throw tooLarge(file.size, "file");
   const bytes = new Uint8Array(await file.arrayBuffer());
   const given = (file.name ?? "").replace(/^.*[\\/]/, "");
   // A Blob sent without a name is called "blob" by browsers and Node: no name to make its id, which is then derived

@@ -124,9 +124,9 @@ describe("upload behind API Gateway and Lambda", () => {
     expect(sent.status).toBe(413);
     expect(sent.answer.error).toMatchObject({
       code: "upload.too_large",
-      details: { bytes: MAX_UPLOAD_BYTES + 1, limitBytes: MAX_UPLOAD_BYTES },
+      details: { bytes: MAX_UPLOAD_BYTES + 1, of: "file", limitBytes: MAX_UPLOAD_BYTES },
     });
-    expect(sent.answer.error.message).toContain("4,194,305 bytes");
+    expect(sent.answer.error.message).toContain("The file is 4,194,305 bytes");
     expect(sent.answer.error.message).toContain("at most 4,194,304 bytes");
     expect(sent.answer.error.message).toContain("engram ingest");
     expect(await documentCount()).toBe(before);
@@ -136,7 +136,9 @@ describe("upload behind API Gateway and Lambda", () => {
     const sent = await send(savedPage(MAX_UPLOAD_BYTES + FORM_OVERHEAD_BYTES), "big.html");
     expect(sent.status).toBe(413);
     expect(sent.answer.error.code).toBe("upload.too_large");
-    expect(sent.answer.error.details.bytes).toBe(sent.bodyBytes);
+    expect(sent.answer.error.details).toMatchObject({ bytes: sent.bodyBytes, of: "body" });
+    // The size said is the body's, not the file's, and says so.
+    expect(sent.answer.error.message).toMatch(/^The upload's multipart body is [\d,]+ bytes; a file may be at most/);
   }, 60_000);
 
   it("counts the file's text in code points, an emoji as one character, as every other length limit does", async () => {
