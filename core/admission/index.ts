@@ -5,6 +5,7 @@ import type { Db, Query } from "../db";
 import { EngramError } from "../error";
 import * as Gate from "../gate";
 import { log } from "../log";
+import * as RateLimit from "../ratelimit";
 
 /** A lease outlives the longest an ingest may run (29 s on Lambda, 30 s locally), then expires. */
 const LEASE_SECONDS = 60;
@@ -42,6 +43,8 @@ export async function admitIngest(db: Db, caller: Caller, bytes: number): Promis
       : await db.query({ name: "ingest_admit", text: ADMIT, params: [caller.tenantId, ...params] })
   ) as { admitted: boolean; inFlight: number; bytesInFlight: number }[];
   if (!row?.admitted) {
+    // Counted by the rate limit's decision before it: given back, as a refusal to retry in a second.
+    await RateLimit.refund(db, caller, "ingest");
     const full = (row?.inFlight ?? 0) >= concurrency;
     throw new EngramError(
       "rate_limited",

@@ -361,6 +361,27 @@ export async function enforce(db: Db, caller: Caller, rateClass: RateClass): Pro
   return verdict(rateClass, rate, ceiling, result);
 }
 
+/**
+ * Gives back the request a decision counted for `rateClass` (`enforce`, or the gate's statement) when the request was
+ * then refused for a reason of its own: an ingest past its tenant's concurrency (`ingest.busy`, Retry-After 1 s), which
+ * a client following Retry-After would otherwise pay for with its whole budget. Each bucket's TAT moves back one
+ * interval, never before now (no credit is banked). Best effort: a failure leaves the count, and is logged.
+ */
+export async function refund(db: Db, caller: Caller, rateClass: RateClass): Promise<void> {
+  const rate = policyFor(caller, rateClass);
+  const ceiling = ceilingFor(caller, rateClass);
+  if (rate.limit === 0 || ceiling.limit === 0) return;
+  const back = (table: "rate_limits" | "rate_ceilings", key: string, r: Rate) => sql`
+    update ${sql.raw(table)} set tat = greatest(clock_timestamp(), tat - make_interval(secs => ${r.windowSeconds / r.limit}))
+    where tenant_id = ${caller.tenantId} and key = ${key}`;
+  await db
+    .batch([
+      back("rate_limits", bucketKey(caller, rateClass), rate),
+      back("rate_ceilings", ceilingKey(rateClass), ceiling),
+    ])
+    .catch((error: unknown) => log.warn("could not give back a refused request's count", { rateClass, error }));
+}
+
 /** Rows of rate_limits for failed authentications: a tenant id no tenant has. */
 const NO_TENANT = "00000000-0000-0000-0000-000000000000";
 

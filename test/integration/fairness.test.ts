@@ -7,10 +7,13 @@ import { execFile } from "node:child_process";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import * as Admission from "../../core/admission";
+import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
 import * as RateLimit from "../../core/ratelimit";
+import * as Tenant from "../../core/tenant";
 import { DRIVERS, freshDb, type TestDb } from "../../kit/db";
 import { apiEvent, type EventInput, invoke, lambdaContext, type Response } from "../../kit/events";
 
@@ -76,6 +79,47 @@ describe.each(DRIVERS)("the tenant's ceiling on %s", (driver) => {
     const statuses = [(await ask()).status, (await ask()).status, (await ask()).status];
 
     expect(statuses).toEqual([200, 200, 429]);
+  });
+
+  it("does not count an ingest refused ingest.busy against the caller's limits: it is told to retry in a second", async () => {
+    const busy = (await Auth.createKey(t.db, "busy")).key;
+    await RateLimit.setLimits(t.db, "busy", { ingest: "3/min", "tenant.ingest": "3/min" });
+    const tenant = await Tenant.byName(t.db, "busy");
+    // The tenant's every slot taken by ingests in flight.
+    setConfig({ LOG_LEVEL: "silent", INGEST_CONCURRENCY_PER_TENANT: "1" });
+    const caller: Caller = {
+      tenantId: tenant?.id as string,
+      tenantName: "busy",
+      keyPrefix: "x",
+      userId: "other",
+      rateLimits: {},
+    };
+    const release = await Admission.admitIngest(t.db, caller, 10);
+    const ingest = (i: number) =>
+      invoke({
+        method: "POST",
+        path: "/v1/ingest",
+        headers: { authorization: `Bearer ${busy}`, "x-user-id": "eager" },
+        body: { documents: [{ content: `Note ${i}.` }] },
+      });
+    try {
+      const refused = [];
+      for (let i = 0; i < 5; i++) refused.push(await ingest(i));
+      expect(refused.map((r) => [r.status, r.body.error?.code])).toEqual(
+        Array.from({ length: 5 }, () => [429, "ingest.busy"]),
+      );
+    } finally {
+      await release();
+      setConfig({ LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" });
+    }
+    // The three a minute are all still there.
+    const after = [
+      (await ingest(5)).status,
+      (await ingest(6)).status,
+      (await ingest(7)).status,
+      (await ingest(8)).status,
+    ];
+    expect(after).toEqual([200, 200, 200, 429]);
   });
 });
 
