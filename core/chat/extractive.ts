@@ -49,11 +49,15 @@ const STOPWORDS = new Set(
 
 /**
  * "How long", "how often", "how old" ask for a measure: the adjective is the question's form, not its subject, and
- * matched "Alice prefers window seats on long flights" to "How long do refunds take?".
+ * matched "Alice prefers window seats on long flights" to "How long do refunds take?" (as "take" matched "Shipping
+ * takes three days").
  */
 const MEASURE =
   /\bhow\s+(?:long|often|far|old|soon|late|early|big|large|tall|high|deep|wide|heavy|fast)(?![\p{L}\p{N}_-])/giu;
-const withoutMeasures = (question: string) => question.replace(MEASURE, "how");
+/** The verb a measure is asked with ("How long does shipping take?", "How long do batteries last?"): its form too. */
+const MEASURE_VERB = /\b(?:take|takes|took|taking|last|lasts|lasted)(?![\p{L}\p{N}_-])/giu;
+const withoutMeasures = (question: string) =>
+  question.search(MEASURE) >= 0 ? question.replace(MEASURE, "how").replace(MEASURE_VERB, "") : question;
 
 /** A light suffix stripper: it only has to map the question's and the sentence's forms alike. */
 function stem(word: string): string {

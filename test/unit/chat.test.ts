@@ -228,6 +228,12 @@ describe("extractive answers", () => {
       passage(2, "Alice prefers window seats on long flights."),
     ]);
     expect(extractive("How long do refunds take?", mixed)).toBe("Refunds are issued within 14 days of a return [1].");
+    // Nor the verb it is asked with: "take" had matched a sentence about shipping.
+    const taking = numbered([
+      passage(1, "Refunds are issued within 14 days of a return."),
+      passage(2, "Shipping takes three to five days, and tracking takes a day to appear."),
+    ]);
+    expect(extractive("How long do refunds take?", taking)).toBe("Refunds are issued within 14 days of a return [1].");
     // Elsewhere the word counts: a question about long flights still finds them.
     expect(extractive("Which seats does Alice like on long flights?", mixed)).toBe(
       "Alice prefers window seats on long flights [2].",
