@@ -1,7 +1,7 @@
 import pg from "pg";
 import { EngramError } from "../error";
 import { isConnectionError, mapDbError } from "./errors";
-import { laneNow } from "./lane";
+import { laneNow, shareNow } from "./lane";
 import { compile } from "./sql";
 import type { Db, Query, QueryOptions, Row } from "./types";
 
@@ -84,6 +84,8 @@ function gate(size: number, waitMs: number) {
   let held = 0;
   const waiting: { resolve(): void; timer: ReturnType<typeof setTimeout> }[] = [];
   return {
+    /** Nobody holds or waits for a place. */
+    idle: () => held === 0 && waiting.length === 0,
     async run<T>(work: () => Promise<T>): Promise<T> {
       if (held >= size) {
         await new Promise<void>((resolve, reject) => {
@@ -117,7 +119,7 @@ function gate(size: number, waitMs: number) {
 /**
  * Plain Postgres over TCP with a small pool (the local server, the CLI, tests, benchmarks). Bulk
  * work (core/db/lane.ts) holds at most `max - reserved` connections, so a tenant's large ingests
- * leave searches and chats theirs; a query that cannot get a connection in `connectWaitMs` is
+ * leave searches and chats theirs, and so do one API key's requests, so one client's burst leaves other clients theirs; a query that cannot get a connection in `connectWaitMs` is
  * 503 `database.busy` with Retry-After.
  */
 export function createPgDb(url: string, options: PgOptions = {}): Db {
@@ -127,8 +129,28 @@ export function createPgDb(url: string, options: PgOptions = {}): Db {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: connectWaitMs, pipeline: true });
   // An idle client losing its connection must not crash the process.
   pool.on("error", () => {});
-  const bulk = gate(Math.max(1, max - (options.reserved ?? Math.min(3, max - 1))), connectWaitMs);
-  const inLane = <T>(work: () => Promise<T>): Promise<T> => (laneNow() === "bulk" ? bulk.run(work) : work());
+  const part = Math.max(1, max - (options.reserved ?? Math.min(3, max - 1)));
+  const bulk = gate(part, connectWaitMs);
+  // One API key's requests hold at most the same part: a burst of one client's searches (120 at once) had taken every
+  // connection, and every other client's waited seconds or got 503. Its own requests queue behind each other instead.
+  const shares = new Map<string, ReturnType<typeof gate>>();
+  const inShare = async <T>(share: string, work: () => Promise<T>): Promise<T> => {
+    let own = shares.get(share);
+    if (!own) {
+      own = gate(part, connectWaitMs);
+      shares.set(share, own);
+    }
+    try {
+      return await own.run(work);
+    } finally {
+      if (own.idle()) shares.delete(share);
+    }
+  };
+  const inLane = <T>(work: () => Promise<T>): Promise<T> => {
+    const lane = laneNow() === "bulk" ? () => bulk.run(work) : work;
+    const share = shareNow();
+    return share === undefined ? lane() : inShare(share, lane);
+  };
 
   return {
     driver: "pg",

@@ -12,6 +12,7 @@
  * local server writes such a body as it comes, and ./stream.ts pipes it into Lambda response
  * streaming. Errors raised before the stream starts are ordinary JSON error responses on every path.
  */
+import { createHash } from "node:crypto";
 import middy, { type MiddlewareObj, type Request } from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import * as Admission from "../../core/admission";
@@ -277,6 +278,18 @@ const bodyBytes = (event: Event) => Buffer.byteLength(event.body ?? "");
 
 const addressOf = (event: Event) => event.requestContext?.http?.sourceIp || "unknown";
 
+/**
+ * Whose part of a `pg` pool a request's queries draw on (core/db/pg.ts): its API key's (by the key's bytes, hashed:
+ * whatever it says, it is never read here), else its client address. Read before the key is checked, which already
+ * takes a connection.
+ */
+const shareOf = (event: Event): string => {
+  const authorization = event.headers?.authorization;
+  return authorization
+    ? `key:${createHash("sha256").update(authorization).digest("base64url").slice(0, 16)}`
+    : `address:${addressOf(event)}`;
+};
+
 const counted = new WeakSet<object>();
 
 /** Runs `work`; an authentication it fails counts, once, against the address (and may become 429). */
@@ -473,7 +486,7 @@ export function http(operations: Operations, options: ChainOptions = {}): HttpHa
   const run = (event: Event, context: Context) => {
     const { key, route } = routeOf(event);
     return Log.withRequest({ requestId: requestIdOf(event), route: key }, () =>
-      inLane(route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context)),
+      inLane(route?.rateClass === "ingest" ? "bulk" : "interactive", () => chain(event, context), shareOf(event)),
     );
   };
   const handler = (async (event: Event, context: Context): Promise<Result> => {

@@ -132,6 +132,20 @@ describe("connections on pg", () => {
     });
   });
 
+  it("keeps one client's share of connections to a part of the pool, so another client's query is served beside it", async () => {
+    const burst = inLane("interactive", () => Promise.allSettled([sleep(1), sleep(1), sleep(1)]), "key:a");
+    await new Promise((resolve) => setTimeout(resolve, 100));
+
+    const started = performance.now();
+    await inLane("interactive", () => db.query({ text: "select 1", params: [] }), "key:b");
+    const quick = performance.now() - started;
+    const settled = await burst;
+
+    expect(quick).toBeLessThan(250);
+    // Two of the burst held its part; the third waited 300 ms behind them and was turned away: its client's 503.
+    expect(settled.map((s) => s.status).sort()).toEqual(["fulfilled", "fulfilled", "rejected"]);
+  });
+
   it("answers 503 database.busy with Retry-After, not 500, when no connection frees up in time", async () => {
     const holders = Promise.allSettled([sleep(1), sleep(1), sleep(1)]);
     await new Promise((resolve) => setTimeout(resolve, 100));
