@@ -193,8 +193,8 @@ export const asks = (message: string) => sentences(message).some((sentence) => Q
 
 /**
  * The answer to a message (`query`: what was searched for, a follow-up with the question before), its markers numbered
- * as `sources` are (finalize() renumbers them). A message stored with `remember` that asks nothing is a statement to keep, not a question: it is acknowledged, not answered with the
- * passages that share most of its words.
+ * as `sources` are (finalize() renumbers them). A message stored with `remember` that asks nothing is a statement to
+ * keep, not a question: it is acknowledged, not answered with the passages that share most of its words.
  */
 export function reply(message: { question: string; query: string }, sources: readonly Source[], remember: boolean) {
   return remember && !asks(message.question) ? NOTED : answer(message.query, sources);

@@ -102,8 +102,8 @@ export interface RunOptions {
 
 /**
  * Adds or replaces documents in the caller's space: chunks them, embeds only chunk texts this
- * space (or the tenant's shared space) has not embedded with this model before, then stores everything in one atomic batch.
- * Sending the same request again changes nothing and embeds nothing.
+ * space (or the tenant's shared space) has not embedded with this model before, then stores
+ * everything in one atomic batch. Sending the same request again changes nothing and embeds nothing.
  */
 export async function run(
   db: Db,
@@ -154,8 +154,9 @@ const uncounted = new Map<string, number>();
 
 /**
  * Runs `write` (which plans an ingest and stores it) again when a chunk it meant to reuse was
- * purged, or a stored turn it embeds a turn after was deleted or edited, between planning and writing; callers that add statements of their own to an ingest's
- * batch (chat's `remember`) wrap their write in it too.
+ * purged, or a stored turn it embeds a turn after was deleted or edited, between planning and
+ * writing; callers that add statements of their own to an ingest's batch (chat's `remember`) wrap
+ * their write in it too.
  */
 export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
