@@ -605,7 +605,9 @@ function replaceChunks(
   const model = embedder.model;
   // A chunk's turns before are written only while the turns they come from are still as read, else null: the
   // batch fails on the column's not-null (23502) and withReplanning reads them again.
-  const preceding = read.length ? sql`case when ${readTurnsHeld(tenantId, read)} then t.preceding end` : sql`t.preceding`;
+  const preceding = read.length
+    ? sql`case when ${readTurnsHeld(tenantId, read)} then t.preceding end`
+    : sql`t.preceding`;
   const rows = plans.flatMap((p) => (p.chunks ?? []).map((c) => ({ doc: p.id, ...c })));
   const docIds = arr(rows.map((r) => r.doc));
   const ordinals = arr(rows.map((r) => r.ordinal));
