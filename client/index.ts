@@ -331,6 +331,9 @@ export function createClient(options: ClientOptions) {
         call("PATCH /v1/documents/{id}", { params: { id }, body }, options),
       delete: (id: string, query: T.DeleteDocumentQuery = {}, options?: CallOptions): Promise<T.DocumentDeleted> =>
         call("DELETE /v1/documents/{id}", { params: { id }, query }, options),
+      /** A soft-deleted document back, before the cleanup purges it (30 days by default). */
+      restore: (id: string, options?: CallOptions): Promise<T.DocumentView> =>
+        call("POST /v1/documents/{id}/restore", { params: { id } }, options),
     },
     stats: (options?: CallOptions): Promise<T.Stats> => call("GET /v1/stats", {}, options),
     search: (body: T.SearchRequest, options?: CallOptions): Promise<T.SearchResponse> =>

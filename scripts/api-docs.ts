@@ -121,6 +121,8 @@ export const EXAMPLES: Partial<Record<RouteKey, Example>> = {
       params: { name: "search_memory", arguments: { query: "refund window" } },
     },
   },
+  // Restoring a live document answers it as it is; after a soft delete, it brings the document back.
+  "POST /v1/documents/{id}/restore": { path: "/v1/documents/refunds/restore" },
   "DELETE /v1/documents/{id}": { path: "/v1/documents/refunds?hard=true" },
 };
 

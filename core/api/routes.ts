@@ -129,6 +129,12 @@ export const contract = {
     query: DeleteQuery,
     response: "DocumentDeleted",
   },
+  "POST /v1/documents/{id}/restore": {
+    fn: "api",
+    rateClass: "default",
+    summary: "Restore a soft-deleted document (before the cleanup purges it)",
+    response: "DocumentView",
+  },
   "GET /v1/stats": {
     fn: "api",
     rateClass: "default",

@@ -127,6 +127,27 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
   return { id, deleted: true as const, hard: options.hard };
 }
 
+/**
+ * Restores a soft-deleted document of the caller's own that the cleanup has not purged yet: found again at once, with
+ * its chunks and vectors as they were (a soft delete keeps them). A live document is answered as it is, so restoring
+ * twice is one restore; an expired, purged or hard-deleted one is 404. The turns after a restored conversation turn
+ * keep the context they were re-embedded with, without it (core/ingest/turns.ts).
+ */
+export async function restore(db: Db, caller: Caller, id: string): Promise<DocumentView> {
+  const where = sql`d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id} and ${LIVE}`;
+  const rows = await db.query<DocumentView>(sql`
+    with restored as (
+      update documents d set deleted_at = null, updated_at = now() where ${where} and d.deleted_at is not null
+      returning ${columns(true)})
+    select * from restored
+    union all
+    select ${columns(true)} from documents d where ${where} and d.deleted_at is null`);
+  const doc = rows[0];
+  if (!doc) throw notFound(id);
+  await Replica.written(db, caller.tenantId);
+  return doc;
+}
+
 export interface Stats {
   /** The tenant the caller's key belongs to. */
   tenant: string;

@@ -1,4 +1,4 @@
-/** Health, OpenAPI, document reads and deletes, stats, conversations, and the catch-all 404/405. */
+/** Health, OpenAPI, document reads, deletes and restores, stats, conversations, and the catch-all 404/405. */
 import * as OpenApi from "../../core/api/openapi";
 import { match } from "../../core/api/routes";
 import * as Conversation from "../../core/conversation";
@@ -22,6 +22,9 @@ export const handler = http({
   }),
   "DELETE /v1/documents/{id}": async ({ caller, params, query }) => ({
     body: await Document.remove(await db(), caller, params.id, query),
+  }),
+  "POST /v1/documents/{id}/restore": async ({ caller, params }) => ({
+    body: await Document.restore(await db(), caller, params.id),
   }),
   "GET /v1/stats": async ({ caller }) => ({ body: await Document.stats(await db(), caller) }),
   "GET /v1/conversations": async ({ caller, query }) => ({

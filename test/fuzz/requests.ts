@@ -523,6 +523,16 @@ export const ROUTES: Partial<Record<RouteKey, { runs: number; build: Build }>> =
         headers: { accept: "application/json, text/event-stream", ...r.headers },
       })),
   },
+  "POST /v1/documents/{id}/restore": {
+    runs: 80,
+    build: (c, w) =>
+      request(
+        c,
+        w,
+        "POST",
+        documentPath(c, w).map((path) => `${path}/restore`),
+      ),
+  },
   // Deletes last: they remove what the other routes aim at.
   "DELETE /v1/documents/{id}": {
     runs: 120,

@@ -305,6 +305,31 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       }
     });
 
+    it("restores a soft-deleted document before the purge, found again at once; a hard-deleted one stays gone", async () => {
+      const as = (user: string) => ({ ...auth(), "x-user-id": user });
+      await post({ documents: [{ id: "oops", content: "The vault opens with the brass key kept by Ingrid." }] });
+      await invoke({ method: "DELETE", path: "/v1/documents/oops", headers: auth() });
+      const find = async () =>
+        (await invoke({ method: "POST", path: "/v1/search", headers: auth(), body: { query: "brass key Ingrid" } })).body
+          .results as { documentId: string }[];
+      expect((await find()).map((r) => r.documentId)).not.toContain("oops");
+
+      // Another end user cannot restore it: it is not theirs.
+      const other = await invoke({ method: "POST", path: "/v1/documents/oops/restore", headers: as("mallory") });
+      expect([other.status, other.body.error.code]).toEqual([404, "document.not_found"]);
+      const restored = await invoke({ method: "POST", path: "/v1/documents/oops/restore", headers: auth() });
+      expect(restored.status).toBe(200);
+      expect(restored.body).toMatchObject({ id: "oops", deletedAt: null, content: expect.stringContaining("brass key") });
+      expect((await find()).map((r) => r.documentId)).toContain("oops");
+      // Restoring a live document is answered with it: twice is once.
+      const again = await invoke({ method: "POST", path: "/v1/documents/oops/restore", headers: auth() });
+      expect([again.status, again.body.id]).toEqual([200, "oops"]);
+
+      await invoke({ method: "DELETE", path: "/v1/documents/oops", headers: auth(), query: { hard: "true" } });
+      const gone = await invoke({ method: "POST", path: "/v1/documents/oops/restore", headers: auth() });
+      expect([gone.status, gone.body.error.code]).toEqual([404, "document.not_found"]);
+    });
+
     it("says what a page's limit must be, however it is wrong", async () => {
       for (const limit of ["abc", "", "5,6", "0", "101", "2.5"]) {
         const res = await invoke({ method: "GET", path: "/v1/documents", headers: auth(), query: { limit } });
