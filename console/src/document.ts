@@ -1,4 +1,4 @@
-/** One document in a dialog: content, metadata, counts; edit title/metadata/importance; soft or hard delete. */
+/** One document in a dialog: content, metadata, counts; edit title/metadata/importance; soft or hard delete, restore. */
 
 import type { DocumentView, Location } from "../../client/types";
 import { ApiError, describeError, engram } from "./api";
@@ -109,6 +109,19 @@ export async function deleteDocument(id: string, hard: boolean): Promise<boolean
     return true;
   } catch (error) {
     notifyError(error, "Delete");
+    return false;
+  }
+}
+
+/** A soft-deleted document back in listing, search and chat, before the cleanup purges it. */
+export async function restoreDocument(id: string): Promise<boolean> {
+  try {
+    await engram.documents.restore(id);
+    notify(`Restored ${id}.`);
+    emit("documents");
+    return true;
+  } catch (error) {
+    notifyError(error, "Restore");
     return false;
   }
 }

@@ -504,15 +504,24 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
-  it("deletes a document after a confirmation, softly and then for good", async () => {
+  it("deletes a document after a confirmation, softly, restores it, and then deletes it for good", async () => {
     await go("Documents");
     const row = page.locator('tr[data-id="markup.txt"]');
-    await row.getByRole("button", { name: /^Delete/ }).click();
-    const confirm = page.getByRole("dialog", { name: "Delete this document?" });
-    await confirm.getByRole("button", { name: "Delete", exact: true }).click();
+    const softly = async () => {
+      await row.getByRole("button", { name: /^Delete/ }).click();
+      const confirm = page.getByRole("dialog", { name: "Delete this document?" });
+      await confirm.getByRole("button", { name: "Delete", exact: true }).click();
+    };
+    await softly();
     await row.waitFor({ state: "detached" });
 
     await page.getByLabel("Include deleted").check();
+    await row.locator(".badge", { hasText: "deleted" }).waitFor();
+    await row.getByRole("button", { name: /^Restore/ }).click();
+    await row.getByRole("button", { name: /^Delete/ }).waitFor();
+    expect(await row.locator(".badge", { hasText: "deleted" }).count()).toBe(0);
+
+    await softly();
     await row.locator(".badge", { hasText: "deleted" }).waitFor();
     await row.getByRole("button", { name: /^Purge/ }).click();
     await page

@@ -2,7 +2,7 @@
 
 import type { DocumentView } from "../../../client/types";
 import { engram } from "../api";
-import { deleteDocument, openDocument } from "../document";
+import { deleteDocument, openDocument, restoreDocument } from "../document";
 import { field, fmtDate, fmtNumber, h, plural, replace } from "../dom";
 import { session } from "../session";
 import { notifyError, on } from "../ui";
@@ -81,6 +81,9 @@ export function documentsView(): View {
       : h("button", { type: "button", class: "small" }, "Delete…");
     action.setAttribute("aria-label", `${deleted ? "Purge" : "Delete"} ${doc.title || doc.id}`);
     action.addEventListener("click", () => void deleteDocument(doc.id, deleted));
+    const restore = deleted ? h("button", { type: "button", class: "small" }, "Restore") : null;
+    restore?.setAttribute("aria-label", `Restore ${doc.title || doc.id}`);
+    restore?.addEventListener("click", () => void restoreDocument(doc.id));
     return h(
       "tr",
       { "data-id": doc.id, class: deleted ? "deleted" : "" },
@@ -96,7 +99,7 @@ export function documentsView(): View {
       h("td", { class: "num" }, String(doc.importance)),
       h("td", { class: "num" }, fmtNumber(doc.accessCount)),
       h("td", null, fmtDate(doc.createdAt)),
-      h("td", null, action),
+      h("td", null, restore, action),
     );
   };
 
