@@ -19,6 +19,18 @@ export function sqlState(error: unknown): string | undefined {
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
+/** Runs an atomic `write` again (twice at most) when Postgres aborted it to break a deadlock (40P01): it wrote nothing. */
+export async function retriedOnDeadlock<T>(write: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await write();
+    } catch (error) {
+      if (attempt < 3 && sqlState(error) === "40P01") continue;
+      throw error;
+    }
+  }
+}
+
 export const isUniqueViolation = (error: unknown) => sqlState(error) === "23505";
 
 /** Whether the error means the database could not be reached (as opposed to a bad query). */
@@ -101,6 +113,17 @@ export function mapDbError(error: unknown): unknown {
         cause: error,
         retryAfterSeconds: 1,
       },
+    );
+  }
+  // Postgres broke a deadlock (40P01) or a serialization conflict (40001) by aborting this request's transaction,
+  // which left nothing behind: a collision of concurrent writes, answered as a retry in a moment, not a 500.
+  if (sqlState(error) === "40P01" || sqlState(error) === "40001") {
+    log.warn("a transaction was aborted by a concurrent one", { sqlState: sqlState(error) });
+    return new EngramError(
+      "unavailable",
+      "database.busy",
+      "The request collided with concurrent writes to the same data; try again in a moment.",
+      { cause: error, retryAfterSeconds: 1 },
     );
   }
   const refused = sizeRefusal(error);

@@ -2,6 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
 import * as Cursor from "../db/cursor";
+import { retriedOnDeadlock } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
 import { EngramError } from "../error";
@@ -115,13 +116,16 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
       sql`update documents d set deleted_at = now(), updated_at = now() where ${where} and d.deleted_at is null and ${LIVE}`;
   // The row is locked first, in a statement of its own: the delete's statement then sees a turn an ingest committed
   // after it while it waited (an ingest holds the turns it embeds a turn after: Ingest's readTurnsHeld).
-  const [, rows] = await db.batch([
+  const statements = [
     sql`select 1 from documents d where ${where} for no key update`,
     sql`
     with gone as (${gone} returning d.id, d.key, d.tenant_id, d.owner, d.conversation_id),
     ${Turns.forgetting(sql`select tenant_id, owner, conversation_id, key from gone where conversation_id is not null`)}
     select id from gone`,
-  ]);
+  ];
+  // Dropping a turn's text from the turns after it moves keyword statistics and re-embedding state that a concurrent
+  // ingest of the same conversation may hold in another order: a deadlock Postgres breaks is run again (it wrote nothing).
+  const [, rows] = await retriedOnDeadlock(() => db.batch(statements));
   if (!rows?.[0]) throw notFound(id);
   await Replica.written(db, caller.tenantId);
   return { id, deleted: true as const, hard: options.hard };

@@ -374,10 +374,11 @@ export async function refund(db: Db, caller: Caller, rateClass: RateClass): Prom
   const back = (table: "rate_limits" | "rate_ceilings", key: string, r: Rate) => sql`
     update ${sql.raw(table)} set tat = greatest(clock_timestamp(), tat - make_interval(secs => ${r.windowSeconds / r.limit}))
     where tenant_id = ${caller.tenantId} and key = ${key}`;
+  // The ceiling's row first, as every decision locks them (migrations/0022): the other order deadlocked with them.
   await db
     .batch([
-      back("rate_limits", bucketKey(caller, rateClass), rate),
       back("rate_ceilings", ceilingKey(rateClass), ceiling),
+      back("rate_limits", bucketKey(caller, rateClass), rate),
     ])
     .catch((error: unknown) => log.warn("could not give back a refused request's count", { rateClass, error }));
 }

@@ -310,8 +310,8 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       await post({ documents: [{ id: "oops", content: "The vault opens with the brass key kept by Ingrid." }] });
       await invoke({ method: "DELETE", path: "/v1/documents/oops", headers: auth() });
       const find = async () =>
-        (await invoke({ method: "POST", path: "/v1/search", headers: auth(), body: { query: "brass key Ingrid" } })).body
-          .results as { documentId: string }[];
+        (await invoke({ method: "POST", path: "/v1/search", headers: auth(), body: { query: "brass key Ingrid" } }))
+          .body.results as { documentId: string }[];
       expect((await find()).map((r) => r.documentId)).not.toContain("oops");
 
       // Another end user cannot restore it: it is not theirs.
@@ -319,7 +319,11 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect([other.status, other.body.error.code]).toEqual([404, "document.not_found"]);
       const restored = await invoke({ method: "POST", path: "/v1/documents/oops/restore", headers: auth() });
       expect(restored.status).toBe(200);
-      expect(restored.body).toMatchObject({ id: "oops", deletedAt: null, content: expect.stringContaining("brass key") });
+      expect(restored.body).toMatchObject({
+        id: "oops",
+        deletedAt: null,
+        content: expect.stringContaining("brass key"),
+      });
       expect((await find()).map((r) => r.documentId)).toContain("oops");
       // Restoring a live document is answered with it: twice is once.
       const again = await invoke({ method: "POST", path: "/v1/documents/oops/restore", headers: auth() });

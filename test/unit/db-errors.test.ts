@@ -1,6 +1,6 @@
 /** Driver failures as the product's answers: never a 500 for a database that is only busy or a request too big for it. */
 import { describe, expect, it } from "vitest";
-import { mapDbError } from "../../core/db/errors";
+import { mapDbError, retriedOnDeadlock } from "../../core/db/errors";
 
 describe("mapDbError", () => {
   it("answers 503 database.busy with Retry-After when pg's pool waited too long for a connection", () => {
@@ -14,6 +14,40 @@ describe("mapDbError", () => {
   it("answers 503 database.busy when Postgres has no connection slot left (53300)", () => {
     const error = Object.assign(new Error("sorry, too many clients already"), { code: "53300" });
     expect(mapDbError(error)).toMatchObject({ code: "database.busy", status: 503 });
+  });
+
+  it("answers 503 database.busy with Retry-After, not 500, when Postgres aborted the transaction for a deadlock", () => {
+    for (const code of ["40P01", "40001"]) {
+      const error = Object.assign(new Error("deadlock detected"), { code });
+      expect(mapDbError(error)).toMatchObject({ code: "database.busy", status: 503, retryAfterSeconds: 1 });
+    }
+  });
+
+  it("runs a write Postgres aborted for a deadlock again, twice at most, and nothing else", async () => {
+    const deadlock = Object.assign(new Error("deadlock detected"), { code: "40P01" });
+    let calls = 0;
+    const twice = await retriedOnDeadlock(async () => {
+      if (++calls < 3) throw deadlock;
+      return "written";
+    });
+    expect([twice, calls]).toEqual(["written", 3]);
+    calls = 0;
+    await expect(
+      retriedOnDeadlock(async () => {
+        calls++;
+        throw deadlock;
+      }),
+    ).rejects.toBe(deadlock);
+    expect(calls).toBe(3);
+    calls = 0;
+    const other = Object.assign(new Error("unique"), { code: "23505" });
+    await expect(
+      retriedOnDeadlock(async () => {
+        calls++;
+        throw other;
+      }),
+    ).rejects.toBe(other);
+    expect(calls).toBe(1);
   });
 
   it("answers 413 request.too_large when Neon refuses a request or an answer over its size limit", () => {
