@@ -12,7 +12,6 @@
  * local server writes such a body as it comes, and ./stream.ts pipes it into Lambda response
  * streaming. Errors raised before the stream starts are ordinary JSON error responses on every path.
  */
-import { createHash } from "node:crypto";
 import middy, { type MiddlewareObj, type Request } from "@middy/core";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import * as Admission from "../../core/admission";
@@ -279,15 +278,16 @@ const bodyBytes = (event: Event) => Buffer.byteLength(event.body ?? "");
 const addressOf = (event: Event) => event.requestContext?.http?.sourceIp || "unknown";
 
 /**
- * Whose part of a `pg` pool a request's queries draw on (core/db/pg.ts): its API key's (by the key's bytes, hashed:
- * whatever it says, it is never read here), else its client address. Read before the key is checked, which already
- * takes a connection.
+ * Whose part of a `pg` pool a request's queries draw on (core/db/pg.ts): its API key's, as auth reads the key
+ * (`bearer` and `Bearer  ` name the same one), else its client address. Read before the key is checked, which
+ * already takes a connection.
  */
 const shareOf = (event: Event): string => {
-  const authorization = event.headers?.authorization;
-  return authorization
-    ? `key:${createHash("sha256").update(authorization).digest("base64url").slice(0, 16)}`
-    : `address:${addressOf(event)}`;
+  try {
+    return `key:${Auth.keyFrom(event.headers?.authorization).hash.slice(0, 16)}`;
+  } catch {
+    return `address:${addressOf(event)}`; // no well-formed key: refused before long, counted by address meanwhile
+  }
 };
 
 const counted = new WeakSet<object>();
