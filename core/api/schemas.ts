@@ -90,15 +90,22 @@ function responseSchemas() {
         z.object({
           id: z.string(),
           status: z.enum(["created", "updated", "unchanged"]),
-          chunks: z.number().check(z.int()),
+          chunks: z.number().check(z.int(), z.describe("Chunks of the documents sent, those left unchanged included")),
         }),
       )
       .check(z.describe("One entry per document sent, in order; copies of one id-less text share an entry's values")),
     totals: z.object({
       documents: z.number().check(z.int(), z.describe("Distinct documents stored")),
       chunks: z.number().check(z.int()),
-      embedded: z.number().check(z.int(), z.describe("Chunks embedded by this request")),
-      reused: z.number().check(z.int(), z.describe("Chunks whose text did not change and kept their embeddings")),
+      embedded: z.number().check(z.int(), z.describe("Distinct chunk texts this request embedded")),
+      reused: z
+        .number()
+        .check(
+          z.int(),
+          z.describe(
+            "Chunks written without embedding: their text already had a vector in the caller's or the shared space, or was embedded for another chunk of this request",
+          ),
+        ),
     }),
     usage: z.object({ embeddingTokens: z.number().check(z.int()) }),
   });
