@@ -356,8 +356,20 @@ export function createClient(options: ClientOptions) {
         body: { ...request, stream: true },
         accept: "text/event-stream",
       });
+      const requestId = response.headers.get("x-request-id");
       if (!response.body) throw new EngramApiError(0, "chat.no_body", "The answer arrived without a body.");
-      yield* chatEvents(response.body, response.headers.get("x-request-id"));
+      // Anything but an event stream (a proxy's page, a JSON answer) would parse as no events at all: said instead.
+      const type = response.headers.get("content-type") ?? "";
+      if (!/^text\/event-stream\b/i.test(type)) {
+        await response.body.cancel().catch(() => {});
+        throw new EngramApiError(
+          response.status,
+          "response.not_event_stream",
+          `The server answered ${response.status} with ${type || "no content type"}, not an event stream: is something else at this address?`,
+          { requestId, retryAfter: null },
+        );
+      }
+      yield* chatEvents(response.body, requestId);
     },
     conversations: {
       list: (query: T.ListConversationsQuery = {}, options?: CallOptions): Promise<T.ConversationList> =>

@@ -193,6 +193,14 @@ describe("call(routeKey, input)", () => {
     expect(error).toBeInstanceOf(EngramApiError);
     expect(error).toMatchObject({ status: 200, code: "response.not_json" });
     expect(error.message).toContain("text/html");
+    // A stream asked for and answered with a page: an error, not a stream of no events.
+    const page = fakeFetch([
+      () => new Response("<html>Welcome</html>", { status: 200, headers: { "content-type": "text/html" } }),
+    ]);
+    const streamed = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch: page.fetch }).chatStream({
+      messages: [{ role: "user", content: "Hi?" }],
+    });
+    await expect(collect(streamed)).rejects.toMatchObject({ status: 200, code: "response.not_event_stream" });
   });
 
   it("refuses at compile time a key no route has, a missing parameter and a body the route does not take", async () => {
