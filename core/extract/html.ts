@@ -56,7 +56,8 @@ function prune(root: Element, selector: string, chrome?: (element: Element) => b
   for (const element of Array.from(root.querySelectorAll(selector))) element.remove();
   if (!chrome) return;
   const total = (root.textContent ?? "").length;
-  for (const element of Array.from(root.querySelectorAll("[class], [id], [role]"))) {
+  // Every element, not "[class], [id], [role]": linkedom's selectors miss an attribute named in capitals (see attribute).
+  for (const element of Array.from(root.querySelectorAll("*"))) {
     if (!element.isConnected || !chrome(element)) continue;
     // A page's h1, or a fifth of its text, is no sidebar, whatever its class says.
     if (element.querySelector("h1") || (element.textContent ?? "").length > total * CHROME_MAX_SHARE) continue;
@@ -64,10 +65,22 @@ function prune(root: Element, selector: string, chrome?: (element: Element) => b
   }
 }
 
+/**
+ * An attribute whatever the case of its name: HTML's are case-insensitive, but linkedom keeps the case written, and
+ * old generators write `CLASS="NAVHEADER"` (DocBook's DSSSL pages), which `getAttribute("class")` did not find.
+ */
+function attribute(element: Element, name: string): string | null {
+  // linkedom answers "" (not null) for an attribute it holds under another case.
+  const direct = element.getAttribute(name);
+  if (direct) return direct;
+  for (const attr of Array.from(element.attributes)) if (attr.name.toLowerCase() === name) return attr.value;
+  return null;
+}
+
 const outsideChrome = (element: Element): boolean =>
-  (CHROME_ROLES.has(element.getAttribute("role") ?? "") ||
-    words(element.getAttribute("class")).some((w) => CHROME_NAMES.has(w)) ||
-    CHROME_NAMES.has((element.getAttribute("id") ?? "").toLowerCase())) &&
+  (CHROME_ROLES.has(attribute(element, "role") ?? "") ||
+    words(attribute(element, "class")).some((w) => CHROME_NAMES.has(w)) ||
+    CHROME_NAMES.has((attribute(element, "id") ?? "").toLowerCase())) &&
   !proseBox(element);
 
 /** Tags of a text's running paragraphs. */
@@ -87,7 +100,7 @@ const compact = (element: Element) => (element.textContent ?? "").replace(/\s+/g
  * content wrapper, not among its paragraphs, and is mostly links.
  */
 function proseBox(element: Element): boolean {
-  if (!words(element.getAttribute("class")).includes("sidebar")) return false;
+  if (!words(attribute(element, "class")).includes("sidebar")) return false;
   const siblings = Array.from(element.parentElement?.children ?? []).filter((sibling) => sibling !== element);
   if (!siblings.some((s) => PROSE.has(s.tagName.toLowerCase()) || ownText(s) >= 20)) return false;
   const linked = Array.from(element.querySelectorAll("a"), compact).reduce((sum, n) => sum + n, 0);

@@ -210,6 +210,12 @@ describe("extract", () => {
         "For any work with APT, the list of available packages needs to be updated.",
       ].join("\n\n"),
     );
+    // Attributes written in capitals (DocBook's DSSSL pages: CLASS="NAVHEADER") name chrome as lower-case ones do.
+    const dsssl = extractHtml(
+      `<HTML><BODY CLASS="sect1"><DIV CLASS="NAVHEADER"><TABLE><TR><TD><A HREF="index.html">Prev</A></TD><TD><A HREF="x2.html">Next</A></TD></TR></TABLE></DIV><DIV CLASS="sect1"><H1>2. Unified system</H1><P>${"The databases were separate, and nobody disagreed about merging them. ".repeat(4)}</P></DIV><DIV CLASS="NAVFOOTER">Prev Home Next</DIV></BODY></HTML>`,
+    );
+    expect(dsssl.content).toMatch(/^# 2\. Unified system\n\nThe databases were separate/);
+    expect(dsssl.content).not.toMatch(/Prev|Next/);
     // A site's sidebar beside the content, or one of links, is still left out.
     const site = extractHtml(
       `<html><body><div class="content"><p>${"Body text of the article. ".repeat(20)}</p></div><div class="sidebar"><p>About this site and its author, a few words.</p></div></body></html>`,
