@@ -42,9 +42,9 @@ const BLOCK = new Set([
   "ul",
 ]);
 /** Elements separated from their neighbours by a blank line. */
+const PARAGRAPH = new Set(["p", "blockquote", "pre", "table", "ul", "ol", "dl", "figure", "section", "article", "hr"]);
 /** A div's attributes naming it a paragraph (DocBook's Publican pages: `<div class="para">`). */
 const PARAGRAPH_DIV = /\bclass\s*=\s*(["'])(?:[^"']*\s)?(?:para|paragraph|simpara)(?:\s[^"']*)?\1/i;
-const PARAGRAPH = new Set(["p", "blockquote", "pre", "table", "ul", "ol", "dl", "figure", "section", "article", "hr"]);
 
 const LATIN1_ENTITIES =
   "nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute " +

@@ -19,7 +19,9 @@ export function sqlState(error: unknown): string | undefined {
   return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }
 
-/** Runs an atomic `write` again (twice at most) when Postgres aborted it to break a deadlock (40P01): it wrote nothing. */
+/**
+ * Runs an atomic `write` again (twice at most) when Postgres aborted it to break a deadlock (40P01): it wrote nothing.
+ */
 export async function retriedOnDeadlock<T>(write: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {

@@ -119,8 +119,9 @@ function gate(size: number, waitMs: number) {
 /**
  * Plain Postgres over TCP with a small pool (the local server, the CLI, tests, benchmarks). Bulk
  * work (core/db/lane.ts) holds at most `max - reserved` connections, so a tenant's large ingests
- * leave searches and chats theirs, and so do one API key's requests, so one client's burst leaves other clients theirs; a query that cannot get a connection in `connectWaitMs` is
- * 503 `database.busy` with Retry-After.
+ * leave searches and chats theirs, and so do one API key's requests, so one client's burst leaves
+ * other clients theirs; a query that cannot get a connection in `connectWaitMs` is 503
+ * `database.busy` with Retry-After.
  */
 export function createPgDb(url: string, options: PgOptions = {}): Db {
   const max = options.max ?? 10;

@@ -124,7 +124,8 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
     select id from gone`,
   ];
   // Dropping a turn's text from the turns after it moves keyword statistics and re-embedding state that a concurrent
-  // ingest of the same conversation may hold in another order: a deadlock Postgres breaks is run again (it wrote nothing).
+  // ingest of the same conversation may hold in another order: a deadlock Postgres breaks is run again (it wrote
+  // nothing).
   const [, rows] = await retriedOnDeadlock(() => db.batch(statements));
   if (!rows?.[0]) throw notFound(id);
   await Replica.written(db, caller.tenantId);

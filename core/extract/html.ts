@@ -56,7 +56,8 @@ function prune(root: Element, selector: string, chrome?: (element: Element) => b
   for (const element of Array.from(root.querySelectorAll(selector))) element.remove();
   if (!chrome) return;
   const total = (root.textContent ?? "").length;
-  // Every element, not "[class], [id], [role]": linkedom's selectors miss an attribute named in capitals (see attribute).
+  // Every element, not "[class], [id], [role]": linkedom's selectors miss an attribute named in capitals
+  // (see attribute).
   for (const element of Array.from(root.querySelectorAll("*"))) {
     if (!element.isConnected || !chrome(element)) continue;
     // A page's h1, or a fifth of its text, is no sidebar, whatever its class says.

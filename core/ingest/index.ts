@@ -163,7 +163,8 @@ export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
     try {
       return await write();
     } catch (error) {
-      // The batch is atomic and planning reads again: a deadlock Postgres broke by aborting it (40P01) is run again too.
+      // The batch is atomic and planning reads again: a deadlock Postgres broke by aborting it (40P01) is run again
+      // too.
       if (attempt < 3 && ["23502", "40P01"].includes(sqlState(error) ?? "")) continue;
       throw error;
     }
@@ -331,7 +332,8 @@ export async function prepare(
     documents: plans.length,
     chunks: plans.reduce((n, p) => n + p.chunkCount, 0),
     embedded: toEmbed.size,
-    // Every chunk written either had its text embedded (once for all the request's chunks of that text) or reused a vector.
+    // Every chunk written either had its text embedded (once for all the request's chunks of that text) or reused a
+    // vector.
     reused: allChunks.length - toEmbed.size,
   };
 
