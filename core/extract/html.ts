@@ -22,6 +22,9 @@ const CHROME_NAMES = new Set([
   "navfooter",
   "docnav",
   "banner",
+  // Texinfo's "Next: ... Previous: ... Up: ..." bar above every node of a GNU manual (a site's header with the page's h1
+  // in it stays, as any element holding the h1 does).
+  "header",
   "menu",
   "breadcrumb",
   "breadcrumbs",

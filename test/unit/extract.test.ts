@@ -216,6 +216,12 @@ describe("extract", () => {
     );
     expect(dsssl.content).toMatch(/^# 2\. Unified system\n\nThe databases were separate/);
     expect(dsssl.content).not.toMatch(/Prev|Next/);
+    // Texinfo's bar above each node of a GNU manual.
+    const texinfo = extractHtml(
+      `<html><body><h1 class="settitle">Measuring Program Resource Use</h1><div class="top" id="Top"><div class="header"><p>Next: <a href="#Resource-Measurement">Measuring Program Resource Use</a> &nbsp; [<a href="#SEC_Contents">Contents</a>][<a href="#Concept-index">Index</a>]</p></div><h1 class="top">Time</h1><p>${"This file documents the GNU time command for running programs. ".repeat(8)}</p></div></body></html>`,
+    );
+    expect(texinfo.content).not.toMatch(/Next:|\[Contents\]/);
+    expect(texinfo.content).toContain("# Time\n\nThis file documents the GNU time command");
     // A site's sidebar beside the content, or one of links, is still left out.
     const site = extractHtml(
       `<html><body><div class="content"><p>${"Body text of the article. ".repeat(20)}</p></div><div class="sidebar"><p>About this site and its author, a few words.</p></div></body></html>`,
