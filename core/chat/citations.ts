@@ -143,11 +143,7 @@ const SNIPPET_CHARS = 280;
  * that cite it, from its sentence that shares most of them, so the snippet shows what the answer took from it.
  */
 export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): string {
-  // A Markdown heading reads as a sentence of its own ("Exceptions."), not "## Exceptions" run into the next one.
-  const flat = content
-    .replace(/^#{1,6}[ \t]+(.*?)[ \t]*#*[ \t]*$/gm, (_, text: string) => (/[.!?:]$/.test(text) ? text : `${text}.`))
-    .replace(/\s+/g, " ")
-    .trim();
+  const flat = content.replace(/\s+/g, " ").trim();
   if (flat.length <= max) return flat;
   let from = focus ? sentenceStart(flat, focus) : 0;
   // A sentence near the end still fills the snippet: start earlier, at a word.
