@@ -6,6 +6,7 @@ import { isUtf8 } from "node:buffer";
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { $ZodError } from "zod/v4/core";
+import { collision } from "../db/errors";
 import { EngramError, errorBody, inputError, statusOf } from "../error";
 import { log } from "../log";
 import * as Cors from "./cors";
@@ -174,7 +175,7 @@ export function errorResponse(
   error: unknown,
   context: { requestId: string; route?: string },
 ): APIGatewayProxyStructuredResultV2 {
-  const known = error instanceof $ZodError ? fromZod(error) : error instanceof EngramError ? error : undefined;
+  const known = error instanceof $ZodError ? fromZod(error) : error instanceof EngramError ? error : collision(error);
   if (!known) {
     log.error("request failed", { requestId: context.requestId, route: context.route, error });
     return toResult({ status: 500, body: { error: errorBody(error, context.requestId) } });

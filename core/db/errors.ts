@@ -33,6 +33,23 @@ export async function retriedOnDeadlock<T>(write: () => Promise<T>): Promise<T> 
   }
 }
 
+/**
+ * A transaction Postgres aborted to break a deadlock (40P01) or a serialization conflict (40001), which the code that
+ * ran it did not retry (or retried in vain), as the answer it is: a collision of concurrent writes that left nothing
+ * behind, to retry in a moment; undefined for any other error. Read where errors become answers (core/api/http.ts),
+ * not in the drivers: code that retries such a write must still see its SQLSTATE.
+ */
+export function collision(error: unknown): EngramError | undefined {
+  const state = sqlState(error);
+  if (state !== "40P01" && state !== "40001") return undefined;
+  return new EngramError(
+    "unavailable",
+    "database.busy",
+    "The request collided with concurrent writes to the same data; try again in a moment.",
+    { cause: error, retryAfterSeconds: 1 },
+  );
+}
+
 export const isUniqueViolation = (error: unknown) => sqlState(error) === "23505";
 
 /** Whether the error means the database could not be reached (as opposed to a bad query). */
@@ -115,17 +132,6 @@ export function mapDbError(error: unknown): unknown {
         cause: error,
         retryAfterSeconds: 1,
       },
-    );
-  }
-  // Postgres broke a deadlock (40P01) or a serialization conflict (40001) by aborting this request's transaction,
-  // which left nothing behind: a collision of concurrent writes, answered as a retry in a moment, not a 500.
-  if (sqlState(error) === "40P01" || sqlState(error) === "40001") {
-    log.warn("a transaction was aborted by a concurrent one", { sqlState: sqlState(error) });
-    return new EngramError(
-      "unavailable",
-      "database.busy",
-      "The request collided with concurrent writes to the same data; try again in a moment.",
-      { cause: error, retryAfterSeconds: 1 },
     );
   }
   const refused = sizeRefusal(error);
