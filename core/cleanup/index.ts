@@ -1,7 +1,7 @@
 import { type SQL, sql } from "drizzle-orm";
 import { config } from "../config";
 import type { Db } from "../db";
-import { sqlState } from "../db/errors";
+import { retriedOn } from "../db/errors";
 import * as Reembed from "../embedding/reembed";
 import * as Turns from "../ingest/turns";
 import { log } from "../log";
@@ -39,9 +39,6 @@ export interface Report {
 }
 
 type Kind = Exclude<keyof Report["removed"], "searchTerms">;
-
-/** Times a batch is run when Postgres chose it as a deadlock's victim. */
-const DEADLOCK_RETRIES = 3;
 
 /**
  * One bounded batch of each kind. Rows are picked with `FOR UPDATE SKIP LOCKED`, so two runs
@@ -119,20 +116,14 @@ export async function run(db: Db, options: Options = {}): Promise<Report> {
     const statement = then
       ? sql`with gone as (${batch} returning ${then.returning}), ${then.ctes} select count(*)::int as n from gone`
       : sql`with gone as (${batch} returning 1) select count(*)::int as n from gone`;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return (await db.query<{ n: number }>(statement))[0]?.n ?? 0;
-      } catch (error) {
-        // A batch's chunks move the keyword statistics of every owner they belong to, one row trigger at a time for
-        // the turns a deleted turn leaves: against a concurrent write to the same owners' rows that can deadlock,
-        // and Postgres aborts one side (40P01). The batch is one transaction and idempotent: run it again.
-        if (attempt < DEADLOCK_RETRIES && sqlState(error) === "40P01") {
-          log.warn("a cleanup batch was chosen as a deadlock's victim; running it again", { attempt });
-          continue;
-        }
-        throw error;
-      }
-    }
+    // A batch's chunks move the keyword statistics of every owner they belong to, one row trigger at a time for the
+    // turns a deleted turn leaves: against a concurrent write to the same owners' rows that can deadlock, and Postgres
+    // aborts one side (40P01). The batch is one transaction and idempotent: run it again.
+    return retriedOn(
+      async () => (await db.query<{ n: number }>(statement))[0]?.n ?? 0,
+      ["40P01"],
+      (attempt) => log.warn("a cleanup batch was chosen as a deadlock's victim; running it again", { attempt }),
+    );
   };
   let pending = Object.keys(batches) as Kind[];
   while (pending.length > 0 && performance.now() - started < budgetMs) {

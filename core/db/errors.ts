@@ -20,15 +20,21 @@ export function sqlState(error: unknown): string | undefined {
 }
 
 /**
- * Runs an atomic `write` again (twice at most) when Postgres aborted it to break a deadlock (40P01): it wrote nothing.
+ * Runs an atomic `write` again (twice at most) when it failed with one of `states` (by default 40P01: Postgres aborted
+ * it to break a deadlock), which leave nothing written; `again` hears of each retry.
  */
-export async function retriedOnDeadlock<T>(write: () => Promise<T>): Promise<T> {
+export async function retriedOn<T>(
+  write: () => Promise<T>,
+  states: readonly string[] = ["40P01"],
+  again?: (attempt: number, state: string) => void,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await write();
     } catch (error) {
-      if (attempt < 3 && sqlState(error) === "40P01") continue;
-      throw error;
+      const state = sqlState(error);
+      if (attempt >= 3 || !state || !states.includes(state)) throw error;
+      again?.(attempt, state);
     }
   }
 }

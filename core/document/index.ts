@@ -2,7 +2,7 @@ import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
 import * as Cursor from "../db/cursor";
-import { retriedOnDeadlock } from "../db/errors";
+import { retriedOn } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
 import { EngramError } from "../error";
@@ -126,7 +126,7 @@ export async function remove(db: Db, caller: Caller, id: string, options: { hard
   // Dropping a turn's text from the turns after it moves keyword statistics and re-embedding state that a concurrent
   // ingest of the same conversation may hold in another order: a deadlock Postgres breaks is run again (it wrote
   // nothing).
-  const [, rows] = await retriedOnDeadlock(() => db.batch(statements));
+  const [, rows] = await retriedOn(() => db.batch(statements));
   if (!rows?.[0]) throw notFound(id);
   await Replica.written(db, caller.tenantId);
   return { id, deleted: true as const, hard: options.hard };

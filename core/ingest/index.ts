@@ -9,7 +9,7 @@ import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, type Row, vectorLiteral } from "../db";
-import { sqlState } from "../db/errors";
+import { retriedOn } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Document from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
@@ -158,17 +158,9 @@ const uncounted = new Map<string, number>();
  * writing; callers that add statements of their own to an ingest's batch (chat's `remember`) wrap
  * their write in it too.
  */
-export async function withReplanning<T>(write: () => Promise<T>): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await write();
-    } catch (error) {
-      // The batch is atomic and planning reads again: a deadlock Postgres broke by aborting it (40P01) is run again
-      // too.
-      if (attempt < 3 && ["23502", "40P01"].includes(sqlState(error) ?? "")) continue;
-      throw error;
-    }
-  }
+export function withReplanning<T>(write: () => Promise<T>): Promise<T> {
+  // The batch is atomic and planning reads again: a deadlock Postgres broke by aborting it (40P01) is run again too.
+  return retriedOn(write, ["23502", "40P01"]);
 }
 
 /** An ingest planned and embedded but not yet stored: its statements form one atomic batch. */

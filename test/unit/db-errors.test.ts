@@ -1,7 +1,7 @@
 /** Driver failures as the product's answers: never a 500 for a database that is only busy or a request too big for it. */
 import { describe, expect, it } from "vitest";
 import { errorResponse } from "../../core/api/http";
-import { mapDbError, retriedOnDeadlock } from "../../core/db/errors";
+import { mapDbError, retriedOn } from "../../core/db/errors";
 
 describe("mapDbError", () => {
   it("answers 503 database.busy with Retry-After when pg's pool waited too long for a connection", () => {
@@ -31,14 +31,14 @@ describe("mapDbError", () => {
   it("runs a write Postgres aborted for a deadlock again, twice at most, and nothing else", async () => {
     const deadlock = Object.assign(new Error("deadlock detected"), { code: "40P01" });
     let calls = 0;
-    const twice = await retriedOnDeadlock(async () => {
+    const twice = await retriedOn(async () => {
       if (++calls < 3) throw deadlock;
       return "written";
     });
     expect([twice, calls]).toEqual(["written", 3]);
     calls = 0;
     await expect(
-      retriedOnDeadlock(async () => {
+      retriedOn(async () => {
         calls++;
         throw deadlock;
       }),
@@ -47,7 +47,7 @@ describe("mapDbError", () => {
     calls = 0;
     const other = Object.assign(new Error("unique"), { code: "23505" });
     await expect(
-      retriedOnDeadlock(async () => {
+      retriedOn(async () => {
         calls++;
         throw other;
       }),
