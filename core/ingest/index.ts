@@ -525,8 +525,9 @@ const DOCUMENT_KEYS = "engram.ingest_document_keys";
 const writtenDocuments = sql`jsonb_each_text(current_setting(${DOCUMENT_KEYS})::jsonb) as d(id, key)`;
 
 /**
- * The transaction-local setting where the documents upsert leaves `{id: status}` of the documents it wrote: "created"
- * or "updated" as the write found each document, whatever planning read before. The upsert answers it too.
+ * The transaction-local setting where the documents upsert leaves `{id: status}` of the documents it was given:
+ * "created", "updated" or "unchanged" as the write found each document, whatever planning read before. The upsert
+ * answers it too.
  */
 const WRITTEN_STATUSES = "engram.ingest_written_statuses";
 function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keepExpiry: boolean): Query {
@@ -559,11 +560,21 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keep
       created_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.created_at else now() end,
       deleted_at = null,
       updated_at = now()
+    -- What another request stored since planning, exactly as this one would write it, stays as it is: the same
+    -- request sent twice at once writes once (no second version of the row or of its chunks), and answers "unchanged".
+    where not coalesce(
+      d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+      and d.content_hash = excluded.content_hash and d.title is not distinct from excluded.title
+      and d.source is not distinct from excluded.source and d.metadata = excluded.metadata
+      and d.importance = excluded.importance and d.conversation_id is not distinct from excluded.conversation_id
+      and case when excluded.expires_at is null then ${keepExpiry}::boolean or d.expires_at is null
+               else excluded.expires_at - now() = d.expires_at - d.updated_at end, false)
     returning d.id, d.key, d.created_at = now() as created)
     select set_config(${DOCUMENT_KEYS}, (select coalesce(jsonb_object_agg(d.id, d.key), '{}')::text from d), true),
            set_config(${WRITTEN_STATUSES}, (
-             select coalesce(jsonb_object_agg(d.id, case when d.created then 'created' else 'updated' end), '{}')::text
-             from d), true) as statuses`;
+             select coalesce(jsonb_object_agg(t.id,
+                      case when d.id is null then 'unchanged' when d.created then 'created' else 'updated' end), '{}')::text
+             from unnest(${col((p) => p.id)}::text[]) t(id) left join d on d.id = t.id), true) as statuses`;
 }
 
 /** The ingestion record's documents as planned (`results`), with the statuses the upsert left (WRITTEN_STATUSES). */

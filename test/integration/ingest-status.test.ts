@@ -71,26 +71,28 @@ describe.each(DRIVERS)("ingest statuses on %s", (driver) => {
   });
   afterAll(() => t?.close());
 
-  it("answers created to exactly one of two identical ingests of a new document that both read it absent", async () => {
+  it("writes one of two identical ingests of a new document that both read it absent, the other unchanged", async () => {
     for (let round = 0; round < 4; round++) {
-      const doc = { id: `twin-${round}`, content: prose(100 + round, 3, 4) };
+      const doc = { id: `twin-${round}`, title: "Twin", content: prose(100 + round, 3, 4), ttlSeconds: 3600 };
       const results = await planTogether(2)([doc]);
 
-      expect(results.map((r) => r.documents[0]?.status).sort()).toEqual(["created", "updated"]);
+      expect(results.map((r) => r.documents[0]?.status).sort()).toEqual(["created", "unchanged"]);
       for (const result of results) expect(await recorded(result.ingestionId)).toEqual(result.documents);
       const stored = await Document.get(t.db, alice, doc.id, { track: false });
       expect(await chunkCount(doc.id)).toBe(stored.chunks);
+      // Written once: the second did not rewrite the row (its transaction began first, so its time was earlier).
+      expect(stored.updatedAt).toEqual(stored.createdAt);
     }
   });
 
-  it("answers created to exactly one of two identical ingests reviving a deleted document", async () => {
+  it("writes one of two identical ingests reviving a deleted document, the other unchanged", async () => {
     for (let round = 0; round < 3; round++) {
       const doc = { id: `revived-${round}`, content: prose(200 + round, 2, 4) };
       await ingest([doc]);
       await Document.remove(t.db, alice, doc.id, { hard: false });
       const results = await planTogether(2)([doc]);
 
-      expect(results.map((r) => r.documents[0]?.status).sort()).toEqual(["created", "updated"]);
+      expect(results.map((r) => r.documents[0]?.status).sort()).toEqual(["created", "unchanged"]);
       for (const result of results) expect(await recorded(result.ingestionId)).toEqual(result.documents);
     }
   });
@@ -128,16 +130,20 @@ describe.each(DRIVERS)("ingest statuses on %s", (driver) => {
     }
   });
 
-  it("answers updated when another request revived the deleted document after this one read it", async () => {
+  it("answers unchanged when another request revived the deleted document as this one would, after it read it", async () => {
     const doc = { id: "raced-revival", content: prose(600, 2, 4) };
     await ingest([doc]);
     await Document.remove(t.db, alice, doc.id, { hard: false });
 
-    // The same text: the other request keeps the chunks whose embeddings this one reuses.
     const result = await ingestStale([doc], () => ingest([doc]));
-
-    expect(result.documents[0]?.status).toBe("updated");
+    expect(result.documents[0]?.status).toBe("unchanged");
     expect(await recorded(result.ingestionId)).toEqual(result.documents);
+
+    // Revived with other fields (a title): written, as an update.
+    await Document.remove(t.db, alice, doc.id, { hard: false });
+    const titled = await ingestStale([{ ...doc, title: "Revived" }], () => ingest([doc]));
+    expect(titled.documents[0]?.status).toBe("updated");
+    expect((await Document.get(t.db, alice, doc.id, { track: false })).title).toBe("Revived");
   });
 
   it("answers as planned when nothing changed between the read and the write", async () => {
