@@ -190,6 +190,10 @@ export async function plan(
         where,
         n,
         cap,
+        // The vector leg's first FUSION_DEPTH, which no topK changes (see FUSION_DEPTH).
+        ...(vector === undefined
+          ? {}
+          : { alongside: sql`select id from vec order by distance, id limit ${constant(FUSION_DEPTH)}` }),
       }),
     );
   }

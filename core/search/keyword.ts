@@ -30,6 +30,11 @@ export interface KeywordQuery {
   n: number;
   /** Matches ranked at most. */
   cap: number;
+  /**
+   * Ids of the chunks another leg found (hybrid: the vector leg's `vec`), scored on the question's words too when the
+   * cap cut the gathering short: which matches it keeps is then the table's order, not relevance.
+   */
+  alongside?: SQL;
 }
 
 /**
@@ -108,11 +113,25 @@ export function candidates(query: KeywordQuery): SQL[] {
     // The tsvector lives out of line (TOAST: the embedding fills the row) and each function handed the column
     // fetches it again, so it is copied here (`|| ''`) once, and the scoring below reads the copy (docs/search.md,
     // "Where a hybrid search's time goes").
+    sql`kwg as materialized (
+      select c.id, c.document_key, c.tsv || ''::tsvector as tsv from chunks c
+      where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
+      limit ${constant(q.cap)})`,
+    // A full gathering is the first `cap` matches in the table's order (oldest first), whichever rank best: a short
+    // passage added last, all of whose words are common, was never scored (helper 60: "When are you open?" over the
+    // Python manual). The other leg's chunks that hold any of the question's words are scored then too.
     sql`kwm as materialized (
       select id, document_key, tsv, length(tsv)::float8 / (select avgdl from kwc) as rel from (
-        select c.id, c.document_key, c.tsv || ''::tsvector as tsv from chunks c
-        where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
-        limit ${constant(q.cap)}) m)`,
+        select * from kwg
+        ${
+          q.alongside
+            ? sql`union all
+        select c.id, c.document_key, c.tsv || ''::tsvector from chunks c
+        where (select count(*) from kwg) >= ${constant(q.cap)} and c.id in (${q.alongside})
+          and c.id not in (select id from kwg) and c.tsv @@ (select tsquery_any(q) from kwi)
+          and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}`
+            : sql``
+        }) m)`,
     // A lexeme's frequency in a chunk: ts_rank_cd of the lexeme alone, weight 0.1, is 0.1 an occurrence (one cover
     // a position). The turns before a conversation turn (weight C, migrations/0021) weigh 0.02: a fifth of an
     // occurrence (docs/search.md, "Conversation turns"). One C call a lexeme (`offset 0`: inlined, the call was

@@ -291,6 +291,25 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     setConfig({ LOG_LEVEL: "silent" });
   });
 
+  it("scores the vector leg's passages on the question's words when its words are too common to gather all matches", async () => {
+    // More passages holding "open" than the hybrid cap gathers (300), all stored before the one that answers: the
+    // cap keeps the first in the table's order, so the answer's keyword score came only from the vector leg's list.
+    const other = await callerFor(db, "common-words");
+    const verbs = ["opens the file", "keeps the socket open", "an open issue", "opened the window", "open a ticket"];
+    const filler = Array.from({ length: 320 }, (_, i) => ({
+      id: `f${i}`,
+      content: `Step ${i} of the build ${verbs[i % verbs.length]} and writes ${i % 7} records to the log.`,
+    }));
+    await Ingest.run(db, other, filler, { embedder });
+    await Ingest.run(db, other, [{ id: "hours", title: "Opening hours", content: "We are open 9 to 5 on weekdays." }], {
+      embedder,
+    });
+
+    const [first] = (await search(other, { query: "When are you open?", mode: "hybrid", topK: 5 })).results;
+    expect(first?.documentId).toBe("hours");
+    expect(first?.legs?.keyword).toBeGreaterThan(0);
+  });
+
   it("scores each owner's documents with that owner's statistics only", async () => {
     const before = (await search(shared, { query: "race", mode: "keyword", topK: 1 })).results[0]?.score;
     await Ingest.run(
