@@ -47,6 +47,14 @@ export const newId = () => `conv_${randomBytes(12).toString("hex")}`;
 export const notFound = (id: string) =>
   new EngramError("not_found", "conversation.not_found", `No conversation with id ${JSON.stringify(id)}.`);
 
+/** A chat's `conversationId` continues a conversation; one that names none says how to start one. */
+const notFoundToContinue = (id: string) =>
+  new EngramError(
+    "not_found",
+    "conversation.not_found",
+    `No conversation with id ${JSON.stringify(id)} to continue. Leave conversationId out to start one (its id is in the answer), or ingest a document with this conversationId first.`,
+  );
+
 /** A title from the first question: its first line, shortened at a word. */
 export function titleOf(question: string): string {
   const line = question.trim().split("\n")[0]?.replace(/\s+/g, " ").trim() ?? "";
@@ -80,7 +88,7 @@ export function historyQuery(caller: Caller, id: string): Query {
 /** `history`'s answer from its statement's rows. */
 export function historyFrom(rows: Row[], id: string): { role: MessageRole; content: string }[] {
   const found = rows as { role: MessageRole | null; content: string | null }[];
-  if (!found.length) throw notFound(id);
+  if (!found.length) throw notFoundToContinue(id);
   return found.flatMap((row) => (row.role && row.content !== null ? [{ role: row.role, content: row.content }] : []));
 }
 

@@ -513,7 +513,10 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
 
       expect(res.status).toBe(404);
       expect(res.headers.get("content-type")).toMatch(/^application\/json/);
-      expect((await res.json()).error.code).toBe("conversation.not_found");
+      const { error } = await res.json();
+      expect(error.code).toBe("conversation.not_found");
+      // A client that chose its own id for a new conversation is told how to start one.
+      expect(error.message).toMatch(/Leave conversationId out to start one .*ingest a document with this conversationId/);
       expect(fake.stats.chatRequests).toBe(0);
     });
 
