@@ -50,6 +50,17 @@ export const handler = http({
         headers: { allow: found.allow.join(", ") },
       });
     }
-    throw new EngramError("not_found", "route.not_found", `No route for ${method} ${path}.`);
+    throw new EngramError("not_found", "route.not_found", `No route for ${method} ${path}.${slashedId(path)}`);
   },
 });
+
+/**
+ * A document or conversation id holding `/` (the CLI names files by their path: `library/json.html`) is one path
+ * segment only percent-encoded; the hint a 404 for such a path gives.
+ */
+function slashedId(path: string): string {
+  const nested = /^\/v1\/(documents|conversations)\/([^/]+\/.+?)(\/restore)?$/.exec(path);
+  if (!nested) return "";
+  const [, kind, id, tail = ""] = nested;
+  return ` An id holding "/" is one path segment, written with %2F: /v1/${kind}/${id?.replaceAll("/", "%2F")}${tail}.`;
+}

@@ -172,6 +172,14 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(res.body.error.code).toBe("route.not_found");
     });
 
+    it("says how to write an id holding / when a document path has more segments than a route", async () => {
+      const res = await invoke({ method: "DELETE", path: "/v1/documents/library/json.html", headers: auth() });
+      expect([res.status, res.body.error.code]).toEqual([404, "route.not_found"]);
+      expect(res.body.error.message).toContain("/v1/documents/library%2Fjson.html.");
+      const restore = await invoke({ method: "POST", path: "/v1/documents/a/b/restore", headers: auth() });
+      expect(restore.body.error.message).toContain("/v1/documents/a%2Fb/restore.");
+    });
+
     it("answers 400 request.invalid_path for a path id whose percent-escapes are not UTF-8", async () => {
       for (const path of ["/v1/documents/%ZZ", "/v1/documents/%ED%A0%80", "/v1/conversations/a%"]) {
         const res = await invoke({ method: "GET", path, headers: auth() });
