@@ -34,7 +34,7 @@ export const UploadForm = z.object({
     .optional(Id)
     .check(
       z.describe(
-        "Default: the file's name; for a file sent without one (a bare Blob, which browsers and Node name `blob`), derived from its content as in /v1/ingest",
+        "Default (also when sent empty, as a browser form sends an empty input; so is any empty field): the file's name; for a file sent without one (a bare Blob, which browsers and Node name `blob`), derived from its content as in /v1/ingest",
       ),
     ),
   title: z
