@@ -41,9 +41,33 @@ const TimeOrDate = z.union(
   },
 );
 
+/**
+ * Query operators of other stores (MongoDB's, and those LangChain and vector databases copied): a filter is matched
+ * by containment, so `{"year": {"$gt": 2020}}` looked for the literal key "$gt" and found nothing, silently.
+ */
+const OPERATOR = /^\$(?:eq|ne|gt|gte|lt|lte|in|nin|exists|regex|and|or|not|nor|all|size|elemMatch|contains|like|ilike|between)$/;
+const operatorIn = (value: unknown): string | undefined => {
+  if (value === null || typeof value !== "object") return undefined;
+  for (const [key, inner] of Object.entries(value)) {
+    const found = OPERATOR.test(key) ? key : operatorIn(inner);
+    if (found) return found;
+  }
+  return undefined;
+};
+
 export const SearchFilter = z.strictObject({
   metadata: z.optional(
-    Metadata.check(z.describe("Documents whose metadata contains this JSON object (jsonb containment)")),
+    Metadata.check(
+      z.superRefine((value, ctx) => {
+        const operator = operatorIn(value);
+        if (operator)
+          ctx.addIssue({
+            code: "custom",
+            message: `${operator} is not supported: a metadata filter matches documents whose metadata contains it ({"team": "sales"}, {"tags": ["urgent"]}), with no operators`,
+          });
+      }),
+      z.describe("Documents whose metadata contains this JSON object (jsonb containment; no $ operators)"),
+    ),
   ),
   documentIds: z.optional(z.array(Id).check(z.minLength(1), z.maxLength(MAX_FILTER_DOCUMENT_IDS))),
   conversationId: z.optional(Id),

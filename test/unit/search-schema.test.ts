@@ -49,6 +49,17 @@ describe("the search request", () => {
     expect(paths({ query: "x", filter: { metadata: { emoji: "\uD83D\uDE00", q: "'\"\\$$" } } })).toEqual([]);
   });
 
+  it("refuses another store's query operators in a metadata filter, which containment would take literally", () => {
+    expect(paths({ query: "x", filter: { metadata: { year: { $gt: 2020 } } } })).toEqual(["filter.metadata"]);
+    expect(paths({ query: "x", filter: { metadata: { $or: [{ team: "a" }, { team: "b" }] } } })).toEqual([
+      "filter.metadata",
+    ]);
+    const refused = SearchRequest.safeParse({ query: "x", filter: { metadata: { tag: { $in: ["a"] } } } });
+    expect(refused.error?.issues[0]?.message).toMatch(/^\$in is not supported: a metadata filter matches .* contains it/);
+    // A key that only starts with $ is a key, and values are values.
+    expect(paths({ query: "x", filter: { metadata: { $schema: "v2", price: "$gt" } } })).toEqual([]);
+  });
+
   it("refuses unknown fields instead of silently searching more widely", () => {
     expect(paths({ query: "x", filters: {} })).toEqual([""]);
     expect(paths({ query: "x", filter: { metdata: {} } })).toEqual(["filter"]);
