@@ -163,7 +163,11 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
   if (takesBody) out["415"] = error("Body sent compressed (`Content-Encoding`: `request.unsupported_encoding`)");
   if (route.rateClass) {
     out["429"] = {
-      ...error("Rate limited (or too many failed keys from this address); wait Retry-After seconds"),
+      ...error(
+        route.rateClass === "ingest"
+          ? "Rate limited (`ratelimit.exceeded`), too many failed keys from this address (`auth.too_many_failures`), or the tenant's ingests in flight at their bound (`ingest.busy`, not counted); wait Retry-After seconds"
+          : "Rate limited (or too many failed keys from this address); wait Retry-After seconds",
+      ),
       headers: rateLimitHeaders(true),
     };
   }

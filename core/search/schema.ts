@@ -99,7 +99,15 @@ export const SearchRequest = z
     topK: z._default(z.number().check(z.int(), z.gte(1), z.lte(MAX_TOP_K)), 5),
     mode: z._default(Mode, "hybrid"),
     filter: z._default(SearchFilter, {}),
-    minScore: z.optional(z.number()),
+    minScore: z.optional(
+      z
+        .number()
+        .check(
+          z.describe(
+            "Results scoring at least this, on the mode's scale: -1 to 1 in vector mode (cosine), 0 to 1 in keyword and hybrid",
+          ),
+        ),
+    ),
     scope: z._default(Scope, "all"),
   })
   .check(
