@@ -13,6 +13,7 @@ import {
   ceilingKey,
   ceilingName,
   closed,
+  headers,
   type Limits,
   type Outcome,
   outcome,
@@ -422,12 +423,19 @@ export async function countFailedAuth(db: Db, address: string, failure: unknown)
   throw tooManyFailures(rate.windowSeconds);
 }
 
+/** Its headers name the policy `"auth"` (AUTH_FAILURE_RATE), as every limited answer names the one that refused it. */
 const tooManyFailures = (retryAfterSeconds: number) =>
   new EngramError(
     "rate_limited",
     "auth.too_many_failures",
     `Too many failed authentications from this address; retry in ${retryAfterSeconds} s.`,
-    { retryAfterSeconds },
+    {
+      retryAfterSeconds,
+      headers: headers("auth", parseRate(config().rateLimit.authFailures), {
+        remaining: 0,
+        resetSeconds: retryAfterSeconds,
+      }),
+    },
   );
 
 function storeDown(error: unknown, caller: Caller, rateClass: RateClass): undefined {
