@@ -316,20 +316,7 @@ export async function startServer(options: {
       else res.destroy();
     }
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === "EADDRINUSE"
-          ? new EngramError(
-              "conflict",
-              "server.port_in_use",
-              `port ${options.port} is in use (another engram start?): set PORT or pass --port`,
-            )
-          : error,
-      ),
-    );
-    server.listen(options.port, options.host ?? "127.0.0.1", () => resolve());
-  });
+  await listen(server, options.port, options.host);
   const address = server.address();
   const port = typeof address === "object" && address ? address.port : options.port;
   return {
@@ -341,4 +328,28 @@ export async function startServer(options: {
         server.closeAllConnections();
       }),
   };
+}
+
+function listen(server: Server, port: number, host = "127.0.0.1"): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once("error", (error: NodeJS.ErrnoException) =>
+      reject(
+        error.code === "EADDRINUSE"
+          ? new EngramError(
+              "conflict",
+              "server.port_in_use",
+              `port ${port} is in use (another engram start?): set PORT or pass --port`,
+            )
+          : error,
+      ),
+    );
+    server.listen(port, host, () => resolve());
+  });
+}
+
+/** Throws `server.port_in_use` now if the port is taken: before a start opens (or creates) its database. */
+export async function ensurePortFree(port: number, host?: string): Promise<void> {
+  const probe = createServer();
+  await listen(probe, port, host);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }

@@ -5,12 +5,13 @@ import * as Statistics from "../core/db/statistics";
 import { embedder as configured } from "../core/embedding";
 import { OFFLINE_MODEL } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
+import { EngramError } from "../core/error";
 import * as Indexer from "../core/search/indexer";
 import * as Tenant from "../core/tenant";
 import { adminRoutes } from "./admin";
 import { consoleSite } from "./console";
-import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, writeServerLock } from "./local";
-import { type Extra, startServer } from "./server";
+import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, runningServer, writeServerLock } from "./local";
+import { type Extra, ensurePortFree, startServer } from "./server";
 
 /**
  * Why the embedder is offline, for the start banner. Offline is the default only when nothing is reachable
@@ -28,6 +29,16 @@ export function extractiveReason(cfg: Config): string {
 /** `engram start`: migrate, make sure the local key exists, serve, shut down cleanly. */
 export async function start(options: { host: string; reembed?: boolean }): Promise<void> {
   const cfg = config();
+  const running = runningServer(cfg);
+  if (running) {
+    throw new EngramError(
+      "conflict",
+      "data.in_use",
+      `a local server already serves ${cfg.database.dataDir} (pid ${running.pid}, ${running.url}): use that one (every engram command goes through it), or stop it before starting another`,
+    );
+  }
+  // Before the database is opened: a start that cannot listen leaves no new data folder behind.
+  await ensurePortFree(cfg.port, options.host);
   const db = await openLocalDb(cfg);
   const { key, created } = await ensureLocalKey(db, cfg);
   const site = await consoleSite({ key });

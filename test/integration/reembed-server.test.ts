@@ -3,7 +3,7 @@
  * model configured, then `engram reembed` in another terminal while the server holds the database. Real processes:
  * the server and the CLI as a person runs them, the model behind the OpenAI-compatible fake.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -97,6 +97,24 @@ describe("engram reembed while the local server holds PGlite", () => {
     expect(again).toMatchObject({ code: 0 });
     expect(again.stdout).toMatch(/nothing to re-embed/);
   }, 300_000);
+
+  it("says a second start on the folder finds the server running, and a start on a taken port creates nothing", async () => {
+    const again = await engram(["start"], base());
+    expect([again.code, again.stderr.trim()]).toEqual([
+      1,
+      expect.stringMatching(
+        /^engram: a local server already serves .* \(pid \d+, http:\/\/localhost:\d+\): use that one/,
+      ),
+    ]);
+    const port = new URL(server?.url ?? "").port;
+    const elsewhere = join(dir, "other");
+    const taken = await engram(["start"], { ...base(), ENGRAM_DATA_DIR: elsewhere, PORT: port });
+    expect([taken.code, taken.stderr.trim()]).toEqual([
+      1,
+      `engram: port ${port} is in use (another engram start?): set PORT or pass --port`,
+    ]);
+    expect(existsSync(elsewhere)).toBe(false);
+  });
 
   it("says an admin command needs the server stopped, and a data command for an unknown tenant needs a key", async () => {
     const keys = await engram(["keys", "list", "--tenant", "local"], base());
