@@ -80,9 +80,11 @@ const messages = (item: z.ZodMiniType<ChatMessageInput>) =>
 const fields = {
   conversationId: z
     .optional(Id)
-    .check(z.describe(
+    .check(
+      z.describe(
         "Continue this conversation of the caller's (404 when it has none of this id; ingesting a document with a new conversationId creates one); without it one is created",
-      )),
+      ),
+    ),
   topK: z
     ._default(z.number().check(z.int(), z.gte(1), z.lte(50)), 5)
     .check(z.describe("Passages retrieved for the answer")),

@@ -45,7 +45,8 @@ const TimeOrDate = z.union(
  * Query operators of other stores (MongoDB's, and those LangChain and vector databases copied): a filter is matched
  * by containment, so `{"year": {"$gt": 2020}}` looked for the literal key "$gt" and found nothing, silently.
  */
-const OPERATOR = /^\$(?:eq|ne|gt|gte|lt|lte|in|nin|exists|regex|and|or|not|nor|all|size|elemMatch|contains|like|ilike|between)$/;
+const OPERATOR =
+  /^\$(?:eq|ne|gt|gte|lt|lte|in|nin|exists|regex|and|or|not|nor|all|size|elemMatch|contains|like|ilike|between)$/;
 const operatorIn = (value: unknown): string | undefined => {
   if (value === null || typeof value !== "object") return undefined;
   for (const [key, inner] of Object.entries(value)) {

@@ -516,7 +516,9 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
       const { error } = await res.json();
       expect(error.code).toBe("conversation.not_found");
       // A client that chose its own id for a new conversation is told how to start one.
-      expect(error.message).toMatch(/Leave conversationId out to start one .*ingest a document with this conversationId/);
+      expect(error.message).toMatch(
+        /Leave conversationId out to start one .*ingest a document with this conversationId/,
+      );
       expect(fake.stats.chatRequests).toBe(0);
     });
 

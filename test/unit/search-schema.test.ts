@@ -55,7 +55,9 @@ describe("the search request", () => {
       "filter.metadata",
     ]);
     const refused = SearchRequest.safeParse({ query: "x", filter: { metadata: { tag: { $in: ["a"] } } } });
-    expect(refused.error?.issues[0]?.message).toMatch(/^\$in is not supported: a metadata filter matches .* contains it/);
+    expect(refused.error?.issues[0]?.message).toMatch(
+      /^\$in is not supported: a metadata filter matches .* contains it/,
+    );
     // A key that only starts with $ is a key, and values are values.
     expect(paths({ query: "x", filter: { metadata: { $schema: "v2", price: "$gt" } } })).toEqual([]);
   });
