@@ -117,13 +117,17 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
 function render(given: Line[][]): { texts: string[]; title?: string } {
   const bySize = new Map<number, number>();
   for (const line of given.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
-  const body = [...bySize].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
+  // The body is the prose's size: a page of code in a smaller monospace font made its prose "larger", so headings.
+  const proseBySize = new Map<number, number>();
+  for (const line of given.flat().filter((l) => !l.code))
+    proseBySize.set(line.size, (proseBySize.get(line.size) ?? 0) + line.text.length);
+  const body = [...(proseBySize.size ? proseBySize : bySize)].sort((a, b) => b[1] - a[1])[0]?.[0] ?? 0;
   // A heading or title too long for one line goes on in the next at the same size, with no gap: one line, or each
   // half was a heading of its own and the first half alone headed every passage after it.
   const pages = given.map((lines) =>
     lines.reduce<Line[]>((out, line) => {
       const last = out.at(-1);
-      if (last && !line.gap && line.size === last.size && line.size >= body * 1.15) {
+      if (last && !line.gap && line.size === last.size && line.size >= body * 1.08) {
         out[out.length - 1] = { ...last, text: `${last.text} ${line.text}`, lines: (last.lines ?? 1) + 1 };
       } else out.push(line);
       return out;
@@ -133,7 +137,7 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
   for (const line of pages.flat()) {
     if (line.text.trim()) linesOfSize.set(line.size, (linesOfSize.get(line.size) ?? 0) + 1);
   }
-  const larger = [...bySize.keys()].filter((size) => size >= body * 1.15).sort((a, b) => b - a);
+  const larger = [...bySize.keys()].filter((size) => size >= body * 1.08).sort((a, b) => b - a);
   // A size set on one line of the first page alone is the document's title (Word's and LibreOffice's Title style
   // sits above Heading 1): as a level it would head every passage and leave the third level of sections no `###`.
   const titleLine =

@@ -263,6 +263,19 @@ describe("extract", () => {
     expect(headings(html.content).map((h) => h.text)).toEqual(["Control flow", "Loops"]);
   });
 
+  it("reads a PDF's headings set only a little larger than its prose as headings", async () => {
+    // Chromium's print of a page styled as Python's documentation: h3 at 12 pt over a 10.5 pt body.
+    const { content, title } = await extract(fixture("small-headings.pdf"));
+    expect(title).toBe("Input and output");
+    expect(headings(content).map((h) => `${h.level} ${h.text}`)).toEqual([
+      "1 Fancier output formatting",
+      "2 Formatted string literals",
+      "2 The string format method",
+      "1 Reading and writing files",
+      "2 Methods of file objects",
+    ]);
+  });
+
   it("reads a PDF title or heading that wrapped onto a second line as one", async () => {
     const { content, title } = await extract(fixture("wrapped-headings.pdf"));
     expect(title).toBe("A deliberately long document title that is going to wrap onto a second line in the PDF");
