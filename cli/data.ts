@@ -93,7 +93,7 @@ export function registerDataCommands(program: Command): void {
   withTarget(
     program
       .command("ingest")
-      .description("ingest files and folders of .pdf, .docx, .html, .md, .txt, .csv, .json and .jsonl")
+      .description("ingest files and folders of .pdf, .docx, .html, .md, .adoc, .txt, .csv, .json and .jsonl")
       .argument("<paths...>", "files or folders"),
   ).action(async (paths: string[], options: TargetOptions) => {
     const started = Date.now();

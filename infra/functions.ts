@@ -135,17 +135,18 @@ export interface Lambda {
  * an alarm for a dependency that creeps in, not a goal.
  */
 export const httpFunctions = {
-  api: { file: "functions/http/api.ts", export: "handler", budget: 320 * KB, settings: functionSettings.api },
+  api: { file: "functions/http/api.ts", export: "handler", budget: 330 * KB, settings: functionSettings.api },
   ingest: { file: "functions/http/ingest.ts", export: "handler", budget: 470 * KB, settings: functionSettings.ingest },
-  // pdf.js alone is most of it; only this function holds the parsers (EXTRACTORS in scripts/build.ts).
+  // pdf.js alone is most of it; only this function holds the parsers (EXTRACTORS in scripts/build.ts). Asciidoctor's
+  // 380 KB is evaluated only when an AsciiDoc file comes (core/extract/asciidoc.ts).
   upload: {
     file: "functions/http/upload.ts",
     export: "handler",
-    budget: 3 * 1024 * KB,
+    budget: 3.5 * 1024 * KB,
     settings: functionSettings.upload,
   },
   search: { file: "functions/http/search.ts", export: "handler", budget: 470 * KB, settings: functionSettings.search },
-  chat: { file: "functions/http/chat.ts", export: "handler", budget: 500 * KB, settings: functionSettings.chat },
+  chat: { file: "functions/http/chat.ts", export: "handler", budget: 510 * KB, settings: functionSettings.chat },
   mcp: { file: "functions/http/mcp.ts", export: "handler", budget: 670 * KB, settings: functionSettings.mcp },
 } satisfies Record<FunctionName, Lambda>;
 

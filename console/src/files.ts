@@ -8,9 +8,9 @@
  */
 import type { DocumentInput, Metadata } from "../../client/types";
 import { extractMarkdown, tidy } from "../../core/extract/markdown";
-import { decodeText, sniff } from "../../core/extract/sniff";
+import { decodeText, EXTENSIONS, sniff } from "../../core/extract/sniff";
 
-export const SUPPORTED = [".pdf", ".docx", ".html", ".htm", ".md", ".markdown", ".txt", ".csv", ".json", ".jsonl"];
+export const SUPPORTED: readonly string[] = EXTENSIONS;
 /** PDFs, Word files and web pages go to `POST /v1/documents/upload`, which extracts them on the server: at most 4 MB each. */
 export const MAX_UPLOAD_BYTES = 4 * 1024 * 1024;
 /** The API's limits (docs/contract.md): per document and per request. */
@@ -223,7 +223,8 @@ export async function planFile({ file, path }: Picked): Promise<FilePlan> {
   // The format as `engram ingest` judges it: a text file with `#` headings is Markdown, and one holding a web page
   // goes to the server like any page.
   const { format } = sniff(bytes, path, text);
-  if (format === "html") {
+  // AsciiDoc is read on the server too, by Asciidoctor, which the console does not carry.
+  if (format === "html" || format === "asciidoc") {
     return uploaded(plan, file);
   }
   const doc: DocumentInput =

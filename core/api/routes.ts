@@ -90,7 +90,7 @@ export const contract = {
   "POST /v1/documents/upload": {
     fn: "upload",
     rateClass: "ingest",
-    summary: "Upload one file (PDF, Word, web page, Markdown, text, CSV)",
+    summary: "Upload one file (PDF, Word, web page, Markdown, AsciiDoc, text, CSV)",
     rawBody: { type: "multipart/form-data", schema: UploadForm },
     response: "UploadResponse",
     answers: {

@@ -114,7 +114,7 @@ function responseSchemas() {
     file: z.object({
       name: z.string(),
       format: z
-        .enum(["pdf", "docx", "html", "markdown", "text", "csv", "json", "jsonl"])
+        .enum(["pdf", "docx", "html", "markdown", "asciidoc", "text", "csv", "json", "jsonl"])
         .check(z.describe("What the file was judged to be by its content")),
       bytes: z.number().check(z.int()),
       characters: z.number().check(z.int(), z.describe("Characters of text extracted")),

@@ -9,6 +9,7 @@ import { EngramError } from "../error";
 import { extractDocx } from "./docx";
 import { extractHtml } from "./html";
 import { DEFAULT_LIMITS, type Limits } from "./limits";
+import { extractAsciidoc } from "./asciidoc";
 import { extractMarkdown, tidy } from "./markdown";
 import { extractPdf } from "./pdf";
 import { decodeText, type Format, sniff } from "./sniff";
@@ -65,6 +66,7 @@ export async function extract(
     const decoded = text ?? decodeText(bytes) ?? "";
     if (kind.format === "html") out = { format: "html", ...extractHtml(decoded) };
     else if (kind.format === "markdown") out = { format: "markdown", ...extractMarkdown(decoded) };
+    else if (kind.format === "asciidoc") out = { format: "asciidoc", ...(await extractAsciidoc(decoded)) };
     else out = { format: kind.format, content: decoded };
   }
   out.content = tidy(out.content);

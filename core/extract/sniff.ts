@@ -4,9 +4,12 @@
  * a PDF.
  */
 
-export type Format = "pdf" | "docx" | "html" | "markdown" | "text" | "csv" | "json" | "jsonl";
+export type Format = "pdf" | "docx" | "html" | "markdown" | "asciidoc" | "text" | "csv" | "json" | "jsonl";
 
 export type Sniffed = { format: Format } | { format: "unsupported"; reason: string };
+
+/** An AsciiDoc document title on the first line that is not blank or a comment: `= Git User Manual`. */
+const ASCIIDOC_TITLE = /^(?:\s*\n|\/\/[^\n]*\n)*= \S[^\n]*\n/;
 
 const startsWith = (bytes: Uint8Array, magic: number[], at = 0) => magic.every((b, i) => bytes[at + i] === b);
 
@@ -169,6 +172,8 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
   if (ext === ".json") return { format: "json" };
   if (ext === ".csv" || ext === ".tsv") return { format: "csv" };
   if (ext === ".md" || ext === ".markdown" || ext === ".mdx") return { format: "markdown" };
+  if (ext === ".adoc" || ext === ".asciidoc" || ext === ".asc" || ASCIIDOC_TITLE.test(decoded.slice(0, 4096)))
+    return { format: "asciidoc" };
   return { format: /^#{1,6}\s/m.test(decoded.slice(0, 64 * 1024)) ? "markdown" : "text" };
 }
 
@@ -180,6 +185,8 @@ export const EXTENSIONS = [
   ".htm",
   ".md",
   ".markdown",
+  ".adoc",
+  ".asciidoc",
   ".txt",
   ".csv",
   ".json",

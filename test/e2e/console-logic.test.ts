@@ -85,6 +85,11 @@ describe("console file reading", () => {
       expect((await planFile(pick("notes.txt", "# Notes\n\ntext"))).documents[0]?.title).toBe("Notes");
       const saved = await planFile(pick("saved.txt", "<!doctype html><html><body><h1>Saved</h1></body></html>"));
       expect(saved.upload?.name).toBe("saved.txt");
+      // AsciiDoc, named so or opening with a document title, is read on the server, as engram ingest reads it.
+      for (const name of ["guide.adoc", "guide.txt"]) {
+        const asciidoc = await planFile(pick(name, "= Guide\n\n== Install\n\n----\n# a comment\n----\n"));
+        expect([asciidoc.upload?.name, asciidoc.documents]).toEqual([name, []]);
+      }
     } finally {
       rmSync(folder, { recursive: true, force: true });
     }

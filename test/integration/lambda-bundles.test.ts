@@ -4,7 +4,7 @@
  * against the fake OpenAI server.
  */
 import { execFile } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Auth from "../../core/auth";
 import { freshDb, type TestDb } from "../../kit/db";
 import { apiEvent, type EventInput } from "../../kit/events";
+import { multipart, multipartType } from "../../kit/multipart";
 import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 import { buildLambdas, ENTRIES } from "../../scripts/build";
 
@@ -27,7 +28,7 @@ const bundles: Record<string, string> = {};
 beforeAll(async () => {
   const reports = await buildLambdas(
     join(work, "lambda"),
-    ENTRIES.filter((e) => ["ingest", "search", "chat", "mcp"].includes(e.name)),
+    ENTRIES.filter((e) => ["ingest", "upload", "search", "chat", "mcp"].includes(e.name)),
   );
   for (const r of reports) bundles[r.name] = r.file;
   [test, openai] = await Promise.all([freshDb("neon-http"), startOpenAIServer()]);
@@ -99,6 +100,25 @@ describe("a Lambda bundle with the OpenAI SDK", () => {
     expect(res.status).toBe(200);
     expect(JSON.parse(res.text).results.map((r: { documentId: string }) => r.documentId)).toContain("refunds");
     expect(openai.stats.embeddingRequests).toBe(before + 1);
+  });
+
+  it("reads an uploaded AsciiDoc file with Asciidoctor, loaded inside the bundle when the file comes", async () => {
+    const res = await invokeBundle("upload", {
+      method: "POST",
+      path: "/v1/documents/upload",
+      headers: { "content-type": multipartType() },
+      binaryBody: multipart([
+        {
+          name: "file",
+          value: readFileSync(join(import.meta.dirname, "../fixtures/extract/guide.adoc")),
+          filename: "guide.adoc",
+        },
+      ]),
+    });
+    expect(res.status).toBe(200);
+    const answer = JSON.parse(res.text);
+    expect(answer.file).toMatchObject({ name: "guide.adoc", format: "asciidoc" });
+    expect(answer.documents).toEqual([expect.objectContaining({ id: "guide.adoc", status: "created" })]);
   });
 
   it("answers a chat from the ingested document with the chat model", async () => {

@@ -263,6 +263,25 @@ describe("extract", () => {
     expect(headings(html.content).map((h) => h.text)).toEqual(["Control flow", "Loops"]);
   });
 
+  it("reads AsciiDoc, .adoc or a .txt that opens with a document title, with its sections, blocks and references", async () => {
+    for (const name of ["guide.adoc", "guide.txt"]) {
+      const { format, title, content } = await extract(fixture("guide.adoc"), { name });
+      expect([format, title]).toEqual(["asciidoc", "Deploying the Service"]);
+      expect(headings(content).map((h) => `${h.level} ${h.text}`)).toEqual([
+        "1 Deploying the Service",
+        "2 Introduction",
+        "2 Installing",
+        "3 Configuring the port",
+        "2 Rolling back a release",
+      ]);
+      // A block's shell comment is code, not a heading (read as Markdown, it titled the document), and a cross
+      // reference reads as its text.
+      expect(content).toContain("```\n$ sudo apt install engram\n# Lines starting with '#' are comments");
+      expect(content).toContain("See Rolling back a release when something goes wrong.");
+      expect(content).not.toMatch(/<<|\[\[|:toc:|\/\/ A comment|\u200B/);
+    }
+  });
+
   it("reads a PDF's headings set only a little larger than its prose as headings", async () => {
     // Chromium's print of a page styled as Python's documentation: h3 at 12 pt over a 10.5 pt body.
     const { content, title } = await extract(fixture("small-headings.pdf"));
