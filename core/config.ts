@@ -17,8 +17,22 @@ const rate = z.string().check(z.regex(/^\d+\/(s|sec|second|m|min|minute|h|hour)$
 
 const int = (min: number, max: number) => {
   const error = `expected a whole number from ${min} to ${max}`;
-  return z.coerce.number({ error }).check(z.int({ error }), z.gte(min, { error }), z.lte(max, { error }));
+  // Digits only: Number() would also read " 1536", "0x600" and "1e3".
+  return z.pipe(
+    z.string().check(z.regex(/^-?\d+$/, { error })),
+    z.coerce.number<string>({ error }).check(z.int({ error }), z.gte(min, { error }), z.lte(max, { error })),
+  );
 };
+/** A decimal number in a range ("0.6", "1"), named in its message as the whole numbers' are. */
+const decimal = (min: number, max: number) => {
+  const error = `expected a number from ${min} to ${max}`;
+  return z.pipe(
+    z.string().check(z.regex(/^-?(\d+\.?\d*|\.\d+)$/, { error })),
+    z.coerce.number<string>({ error }).check(z.gte(min, { error }), z.lte(max, { error })),
+  );
+};
+/** An http(s) URL: a base URL the OpenAI SDK or fetch is handed (`ftp://` passed z.url() and failed at each call). */
+const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/]+/i, "expected an http:// or https:// URL"));
 
 const schema = z.object({
   DATABASE_URL: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL"))),
@@ -35,15 +49,23 @@ const schema = z.object({
   INGEST_CONCURRENCY_PER_TENANT: z._default(int(1, 1000), 4),
   INGEST_BYTES_PER_TENANT: z._default(int(1, 1024 * 1024 * 1024), 24 * 1024 * 1024),
   OPENAI_API_KEY: z.optional(z.string().check(z.minLength(1))),
-  OPENAI_BASE_URL: z.optional(z.string().check(z.url())),
+  OPENAI_BASE_URL: z.optional(httpUrl),
   EMBEDDING_PROVIDER: z.optional(z.enum(["openai", "offline"])),
-  EMBEDDING_MODEL: z._default(z.string().check(z.minLength(1)), "text-embedding-3-small"),
+  EMBEDDING_MODEL: z._default(
+    z.string().check(
+      z.minLength(1),
+      // Vectors are told apart by their model's name: an OpenAI-compatible model named as the offline embedder's
+      // would have its vectors ranked against the offline ones.
+      z.refine((name) => !name.startsWith("engram-"), "names starting with engram- are the offline embedder's"),
+    ),
+    "text-embedding-3-small",
+  ),
   EMBEDDING_DIMENSIONS: z._default(int(2, 16000), 1536),
-  REEMBED_PACE: z._default(z.coerce.number().check(z.gte(0), z.lte(100)), 1),
+  REEMBED_PACE: z._default(decimal(0, 100), 1),
   CHAT_PROVIDER: z.optional(z.enum(["openai", "extractive"])),
   CHAT_MODEL: z._default(z.string().check(z.minLength(1)), "gpt-4o-mini"),
   OPENAI_TIMEOUT_MS: z._default(int(100, 600_000), 30_000),
-  CHAT_BASE_URL: z.optional(z.string().check(z.url())),
+  CHAT_BASE_URL: z.optional(httpUrl),
   CHAT_TIMEOUT_MS: z._default(int(100, 600_000), 60_000),
   CHAT_MAX_RETRIES: z._default(int(0, 10), 2),
   CHAT_PROMPT_TOKENS: z._default(int(1_000, 1_000_000), 12_000),
@@ -77,11 +99,13 @@ const schema = z.object({
   // Chosen on the labelled sets (docs/search.md, "Fusion"): the only setting whose hybrid found at least as much as
   // each of its legs on every set.
   SEARCH_FUSION: z._default(z.enum(["rrf", "score"]), "score"),
-  SEARCH_KEYWORD_WEIGHT: z._default(z.coerce.number().check(z.gte(0), z.lte(1)), 0.6),
-  RERANK_URL: z.optional(z.url()),
+  SEARCH_KEYWORD_WEIGHT: z._default(decimal(0, 1), 0.6),
+  RERANK_URL: z.optional(httpUrl),
   RERANK_MODEL: z.optional(z.string()),
   RERANK_API_KEY: z.optional(z.string()),
-  RERANK_TIMEOUT_MS: z._default(int(50, 60_000), 2_000),
+  // Within the search function's 15 s (infra/functions.ts) beside the embedding and the statement: a longer wait
+  // ended as the request's own timeout, a 503, where a slow re-ranker is to leave the fused order.
+  RERANK_TIMEOUT_MS: z._default(int(50, 10_000), 2_000),
   RERANK_CANDIDATES: z._default(int(1, 200), 30),
   SEARCH_EXACT_SCAN_CHUNKS: z._default(int(0, 1_000_000), 2500),
   SEARCH_QUERY_CACHE_TTL_SECONDS: z._default(int(0, 365 * 24 * 3600), 7 * 24 * 3600),
@@ -219,7 +243,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
   // configuration says, OpenAI unless EMBEDDING_PROVIDER=offline / CHAT_PROVIDER=extractive is chosen explicitly.
   const embeddingProvider = e.EMBEDDING_PROVIDER ?? (cloud || openaiReachable ? "openai" : "offline");
   const chatProvider = e.CHAT_PROVIDER ?? (cloud || openaiReachable || e.CHAT_BASE_URL ? "openai" : "extractive");
-  if (cloud) {
+  // Locally too when OpenAI was chosen by name: with no key and no server, every request failed after four tries
+  // toward api.openai.com.
+  if (cloud || e.EMBEDDING_PROVIDER === "openai" || e.CHAT_PROVIDER === "openai") {
     const needs = [
       embeddingProvider === "openai" && !e.OPENAI_BASE_URL ? "embeddings" : undefined,
       chatProvider === "openai" && !e.CHAT_BASE_URL && !e.OPENAI_BASE_URL ? "chat" : undefined,
@@ -228,7 +254,9 @@ export function parseConfig(env: Record<string, string | undefined>): Config {
       throw new EngramError(
         "unavailable",
         "config.missing",
-        `OPENAI_API_KEY is not set (link the OpenAiApiKey secret, needed for ${needs.join(" and ")}; or choose EMBEDDING_PROVIDER=offline and CHAT_PROVIDER=extractive explicitly)`,
+        cloud
+          ? `OPENAI_API_KEY is not set (link the OpenAiApiKey secret, needed for ${needs.join(" and ")}; or choose EMBEDDING_PROVIDER=offline and CHAT_PROVIDER=extractive explicitly)`
+          : `OPENAI_API_KEY is not set, needed for ${needs.join(" and ")} with the OpenAI provider chosen: set it, or OPENAI_BASE_URL for a server that needs no key (Ollama, vLLM)`,
       );
     }
   }
