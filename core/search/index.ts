@@ -230,14 +230,13 @@ export async function plan(
       let scale = SCALE[request.mode];
       let rerank: Rerank.Outcome | undefined;
       if (reranking && cfg.rerank) {
+        // minScore is on the fused scale (the endpoint's scores have one of their own): it chooses the candidates,
+        // and the endpoint orders them, so which results come back does not depend on whether it answered.
+        if (request.minScore !== undefined) results = results.filter((r) => r.score >= (request.minScore as number));
         const reranked = await Rerank.apply(cfg.rerank, request.query, results, options.signal);
         rerank = reranked.outcome;
         if (reranked.outcome === "applied") scale = "rerank";
-        results = reranked.results;
-        if (request.minScore !== undefined && reranked.outcome !== "applied") {
-          results = results.filter((r) => r.score >= (request.minScore as number));
-        }
-        results = results.slice(0, request.topK);
+        results = reranked.results.slice(0, request.topK);
       }
 
       return {

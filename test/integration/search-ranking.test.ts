@@ -394,6 +394,23 @@ describe("re-rank stage", () => {
     expect(fused.results.length).toBe(5);
   });
 
+  it("keeps the results minScore chooses on the fused scale, whether the endpoint answers or not", async () => {
+    behaviour = "reverse";
+    const fused = (await post({ query: "refunds days", topK: 8, mode: "hybrid" })).body.results;
+    behaviour = "down";
+    const all = (await post({ query: "refunds days", topK: 8 })).body.results as { chunkId: string; score: number }[];
+    const cut = all[2]?.score as number;
+    const failed = await post({ query: "refunds days", topK: 8, minScore: cut });
+    behaviour = "reverse";
+    const applied = await post({ query: "refunds days", topK: 8, minScore: cut });
+
+    expect([failed.body.rerank, applied.body.rerank]).toEqual(["failed", "applied"]);
+    const ids = (body: { results: { chunkId: string }[] }) => body.results.map((r) => r.chunkId).sort();
+    expect(ids(applied.body)).toEqual(ids(failed.body));
+    expect(ids(failed.body)).toEqual(all.filter((r) => r.score >= cut).map((r) => r.chunkId).sort());
+    expect(fused.length).toBeGreaterThan(ids(applied.body).length);
+  });
+
   it.each(["slow", "down", "malformed"] as const)(
     "keeps the fused order within the timeout when the endpoint is %s",
     async (mode) => {
