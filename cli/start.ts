@@ -55,7 +55,9 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     await Statistics.refresh(db);
   });
   const local = await Tenant.ensure(db, LOCAL_TENANT);
-  if (options.reembed) await Reembed.begin(db, local.id, embedder.model, embedder.dimensions);
+  const busy = options.reembed
+    ? (await Reembed.begin(db, local.id, embedder.model, embedder.dimensions)).busy
+    : undefined;
   const stale = await Reembed.pending(db, local.id, embedder.model);
   const reembedder = Reembed.inBackground(db, embedder);
 
@@ -76,9 +78,11 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
       ...(stale
         ? [
             `  re-embed:  ${stale.toLocaleString("en-US")} chunks of another model than ${embedder.model}: keyword search finds them, vector search not yet; ${
-              options.reembed
-                ? "re-embedding them in the background"
-                : "run `engram reembed` (in another terminal) to re-embed them in the background"
+              busy
+                ? `another run (to ${busy.model}) holds this tenant until ${busy.until}: start with --reembed again after it`
+                : options.reembed
+                  ? "re-embedding them in the background"
+                  : "run `engram reembed` (in another terminal) to re-embed them in the background"
             }`,
           ]
         : []),

@@ -180,8 +180,17 @@ export async function state(db: Db, tenantId: string, model: string): Promise<St
  * Records that the tenant's chunks are to move to `model`, without doing any of it: the cleanup cron and the local
  * server's background loop then continue it (`continueUnfinished`). A no-op while a run for `model` is unfinished.
  */
-export async function begin(db: Db, tenantId: string, model: string, dimensions: number): Promise<void> {
+export async function begin(
+  db: Db,
+  tenantId: string,
+  model: string,
+  dimensions: number,
+): Promise<{ busy?: { model: string; until: string } }> {
   await db.query(beginning(sql`select ${tenantId}::uuid`, model, dimensions));
+  const [held] = await db.query<{ model: string; until: Date | string }>(sql`
+    select model, lease_until as until from embedding_state
+    where tenant_id = ${tenantId} and model <> ${model} and lease_until > now()`);
+  return held ? { busy: { model: held.model, until: new Date(held.until).toISOString() } } : {};
 }
 
 /** `begin` for each tenant of a query, as a statement (or a common table expression) of its own. */
@@ -192,7 +201,9 @@ export function beginning(tenants: SQL, model: string, dimensions: number): SQL 
     on conflict (tenant_id) do update set
       model = excluded.model, dimensions = excluded.dimensions, started_at = now(), finished_at = null,
       reembedded = 0, reused = 0, tokens = 0, last_error = null, updated_at = now()
-    where s.model <> excluded.model or s.finished_at is not null`;
+    -- A run another process holds (its lease) keeps its model: overwritten, it went on writing its own model's
+    -- vectors under this one's name, and this one's request was lost when it finished.
+    where (s.model <> excluded.model or s.finished_at is not null) and (s.lease_until is null or s.lease_until < now())`;
 }
 
 /**

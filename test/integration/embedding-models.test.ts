@@ -230,6 +230,26 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     }
   });
 
+  it("leaves a run another process holds to it when asked to begin another, and says which", async () => {
+    const held = await callerFor(t.db, "held-run");
+    await t.db.query(sql`
+      insert into embedding_state (tenant_id, model, dimensions, runner, lease_until)
+      values (${held.tenantId}, 'model-held', ${DIMS}, 'other-process', now() + interval '1 minute')`);
+
+    const asked = await Reembed.begin(t.db, held.tenantId, "model-new", DIMS);
+
+    expect(asked.busy).toMatchObject({ model: "model-held" });
+    expect((await Reembed.state(t.db, held.tenantId, "model-new")).run?.model).toBe("model-held");
+    await t.db.query(
+      sql`update embedding_state set lease_until = null, finished_at = now() where tenant_id = ${held.tenantId}`,
+    );
+    expect(await Reembed.begin(t.db, held.tenantId, "model-new", DIMS)).toEqual({});
+    expect((await Reembed.state(t.db, held.tenantId, "model-new")).run).toMatchObject({
+      model: "model-new",
+      finishedAt: null,
+    });
+  });
+
   it("stops at once when interrupted between batches, and a run that died holding the lease is taken over when it expires", async () => {
     const other = await callerFor(t.db, "interrupted", "u1");
     await Ingest.run(t.db, other, docs("i", 30), { embedder: old.embedder });

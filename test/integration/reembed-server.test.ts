@@ -98,6 +98,28 @@ describe("engram reembed while the local server holds PGlite", () => {
     expect(again.stdout).toMatch(/nothing to re-embed/);
   }, 300_000);
 
+  it("answers bad requests to its admin route as the API answers them", async () => {
+    const admin = (method: string, body?: string) =>
+      fetch(`${server?.url}/_local/reembed`, {
+        method,
+        headers: { authorization: `Bearer ${key()}`, "content-type": "application/json" },
+        body,
+      });
+    for (const [body, code] of [
+      ["{not json", "request.invalid_json"],
+      ["null", "request.invalid"],
+      ['{"tenant":"local","dryrun":true}', "request.invalid"],
+    ]) {
+      const res = await admin("POST", body);
+      expect([res.status, (await res.json()).error.code], body).toEqual([400, code]);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    }
+    const put = await admin("PUT", "{}");
+    expect([put.status, put.headers.get("allow")]).toEqual([405, "GET, POST"]);
+    const unknown = await admin("POST", '{"tenant":"nosuch"}');
+    expect([unknown.status, (await unknown.json()).error.code]).toEqual([404, "tenant.not_found"]);
+  });
+
   it("says a second start on the folder finds the server running, and a start on a taken port creates nothing", async () => {
     const again = await engram(["start"], base());
     expect([again.code, again.stderr.trim()]).toEqual([
