@@ -6,10 +6,10 @@
  */
 import { characters } from "../document/schema";
 import { EngramError } from "../error";
+import { extractAsciidoc } from "./asciidoc";
 import { extractDocx } from "./docx";
 import { extractHtml } from "./html";
 import { DEFAULT_LIMITS, type Limits } from "./limits";
-import { extractAsciidoc } from "./asciidoc";
 import { extractMarkdown, tidy } from "./markdown";
 import { extractPdf } from "./pdf";
 import { decodeText, type Format, sniff } from "./sniff";

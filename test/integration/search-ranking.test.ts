@@ -407,7 +407,12 @@ describe("re-rank stage", () => {
     expect([failed.body.rerank, applied.body.rerank]).toEqual(["failed", "applied"]);
     const ids = (body: { results: { chunkId: string }[] }) => body.results.map((r) => r.chunkId).sort();
     expect(ids(applied.body)).toEqual(ids(failed.body));
-    expect(ids(failed.body)).toEqual(all.filter((r) => r.score >= cut).map((r) => r.chunkId).sort());
+    expect(ids(failed.body)).toEqual(
+      all
+        .filter((r) => r.score >= cut)
+        .map((r) => r.chunkId)
+        .sort(),
+    );
     expect(fused.length).toBeGreaterThan(ids(applied.body).length);
   });
 
