@@ -59,6 +59,11 @@ export interface Options {
    * Default 2 minutes, longer than one batch's embedding call with its retries (30 s timeouts, Retry-After <= 20 s).
    */
   leaseMs?: number;
+  /**
+   * Continuing a run begun before (the cleanup, the local server's loop): it moves what the record asks, only the
+   * turns whose context was dropped when that is what it was begun for. Otherwise (`engram reembed`) every stale chunk.
+   */
+  continuing?: boolean;
 }
 
 export interface Report {
@@ -103,12 +108,21 @@ export function active(): { provider: "openai" | "offline"; model: string; dimen
 const staleFor = (tenantId: string, model: string) =>
   sql`c.tenant_id = ${tenantId} and (c.embedding_model < ${model} or c.embedding_model > ${model})`;
 
+/** The model of a chunk whose context was dropped, until it is re-embedded: no model's, so no search ranks it. */
+export const CONTEXT_DROPPED = "engram:context-dropped";
+
+/** What a run moves: every stale chunk, or (a run begun for dropped turn context) only those turns. */
+const movedBy = (tenantId: string, model: string, contextOnly: boolean) =>
+  contextOnly
+    ? sql`c.tenant_id = ${tenantId} and c.embedding_model = ${CONTEXT_DROPPED}`
+    : staleFor(tenantId, model);
+
+const countOf = async (db: Db, where: SQL) =>
+  Number((await db.query<{ n: number }>(sql`select count(*)::int as n from chunks c where ${where}`))[0]?.n ?? 0);
+
 /** How many of the tenant's chunks are of another model than `model`. */
 export async function pending(db: Db, tenantId: string, model: string): Promise<number> {
-  const [row] = await db.query<{ n: number }>(
-    sql`select count(*)::int as n from chunks c where ${staleFor(tenantId, model)}`,
-  );
-  return Number(row?.n ?? 0);
+  return countOf(db, staleFor(tenantId, model));
 }
 
 /** What a run would do, without doing it: chunks, texts to embed and their estimated tokens. */
@@ -193,17 +207,22 @@ export async function begin(
   return held ? { busy: { model: held.model, until: new Date(held.until).toISOString() } } : {};
 }
 
-/** `begin` for each tenant of a query, as a statement (or a common table expression) of its own. */
-export function beginning(tenants: SQL, model: string, dimensions: number): SQL {
+/**
+ * `begin` for each tenant of a query, as a statement (or a common table expression) of its own. `contextOnly`: a run
+ * for the turns whose context was dropped only (core/ingest/turns.ts), which a run of the whole tenant includes.
+ */
+export function beginning(tenants: SQL, model: string, dimensions: number, contextOnly = false): SQL {
   return sql`
-    insert into embedding_state as s (tenant_id, model, dimensions)
-    select t, ${model}::text, ${dimensions}::int from (${tenants}) as x(t)
+    insert into embedding_state as s (tenant_id, model, dimensions, context_only)
+    select t, ${model}::text, ${dimensions}::int, ${contextOnly}::boolean from (${tenants}) as x(t)
     on conflict (tenant_id) do update set
       model = excluded.model, dimensions = excluded.dimensions, started_at = now(), finished_at = null,
-      reembedded = 0, reused = 0, tokens = 0, last_error = null, updated_at = now()
+      reembedded = 0, reused = 0, tokens = 0, last_error = null, updated_at = now(),
+      context_only = excluded.context_only
     -- A run another process holds (its lease) keeps its model: overwritten, it went on writing its own model's
     -- vectors under this one's name, and this one's request was lost when it finished.
-    where (s.model <> excluded.model or s.finished_at is not null) and (s.lease_until is null or s.lease_until < now())`;
+    where (s.model <> excluded.model or s.finished_at is not null or (s.context_only and not excluded.context_only))
+      and (s.lease_until is null or s.lease_until < now())`;
 }
 
 /**
@@ -221,7 +240,7 @@ export async function continueUnfinished(
   for (const tenantId of await unfinished(db, embedder.model)) {
     const budgetMs = options.budgetMs - (performance.now() - started);
     if (budgetMs <= 0) return { reembedded, complete: false };
-    const report = await run(db, { tenantId, embedder, budgetMs, batchSize: options.batchSize });
+    const report = await run(db, { tenantId, embedder, budgetMs, batchSize: options.batchSize, continuing: true });
     reembedded += report.reembedded;
     if (report.remaining > 0) complete = false;
   }
@@ -247,7 +266,14 @@ export async function run(db: Db, options: Options): Promise<Report> {
   const pace = options.pace ?? config().embedding.reembedPace;
   const runner = randomUUID();
   const started = performance.now();
-  const stale = await pending(db, tenantId, model);
+  const [recorded] = options.continuing
+    ? await db.query<{ contextOnly: boolean }>(sql`
+        select context_only as "contextOnly" from embedding_state
+        where tenant_id = ${tenantId} and model = ${model} and finished_at is null`)
+    : [];
+  const contextOnly = recorded?.contextOnly === true;
+  const moving = movedBy(tenantId, model, contextOnly);
+  const stale = await countOf(db, moving);
   const report: Report = { model, stale, reembedded: 0, reused: 0, tokens: 0, remaining: stale };
   if (stale === 0) {
     await finish(db, tenantId, model, embedder.dimensions);
@@ -258,10 +284,12 @@ export async function run(db: Db, options: Options): Promise<Report> {
   await Hnsw.ensure(db, model);
   // Take the tenant's lease (a new model starts the record over); nothing comes back while another run holds it.
   const [lease] = await db.query<{ ok: boolean }>(sql`
-    insert into embedding_state as s (tenant_id, model, dimensions, runner, lease_until)
-    values (${tenantId}, ${model}, ${embedder.dimensions}, ${runner}, now() + ${leaseMs}::int * interval '1 millisecond')
+    insert into embedding_state as s (tenant_id, model, dimensions, runner, lease_until, context_only)
+    values (${tenantId}, ${model}, ${embedder.dimensions}, ${runner}, now() + ${leaseMs}::int * interval '1 millisecond',
+            ${contextOnly}::boolean)
     on conflict (tenant_id) do update set
       runner = excluded.runner, lease_until = excluded.lease_until, updated_at = now(), last_error = null,
+      context_only = excluded.context_only,
       finished_at = null, dimensions = excluded.dimensions,
       started_at = case when s.model = excluded.model and s.finished_at is null then s.started_at else now() end,
       reembedded = case when s.model = excluded.model and s.finished_at is null then s.reembedded else 0 end,
@@ -286,7 +314,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
       }
       options.signal?.throwIfAborted();
       const want = Math.min(batchSize, limit - report.reembedded);
-      const moved = await batch(db, tenantId, embedder, runner, want, leaseMs, hnsw, options.signal);
+      const moved = await batch(db, tenantId, moving, embedder, runner, want, leaseMs, hnsw, options.signal);
       if (moved.lost) throw new EngramError("conflict", "reembed.lease_lost", "another run took over this tenant");
       report.reembedded += moved.n;
       report.reused += moved.reused;
@@ -302,7 +330,7 @@ export async function run(db: Db, options: Options): Promise<Report> {
     report.error = error instanceof Error ? error.message : String(error);
     log.warn("reembed: stopped; the next run continues", { tenantId, model, error: report.error });
   }
-  report.remaining = await pending(db, tenantId, model);
+  report.remaining = await countOf(db, moving);
   if (report.remaining === 0) await finish(db, tenantId, model, embedder.dimensions, runner);
   else {
     await db.query(sql`
@@ -340,6 +368,8 @@ interface Moved {
 async function batch(
   db: Db,
   tenantId: string,
+  /** Which chunks the run moves (`movedBy`). */
+  moving: SQL,
   embedder: Embedder,
   runner: string,
   want: number,
@@ -361,7 +391,7 @@ async function batch(
       select c.id, c.context, c.preceding, c.content, c.content_hash as hash, exists (
           select 1 from chunks k where k.tenant_id = ${tenantId} and k.embedding_model = ${model}
             and k.content_hash = c.content_hash offset 0) as known
-      from chunks c where ${staleFor(tenantId, model)}
+      from chunks c where ${moving}
       limit ${want}`);
     if (!rows.length) return { writeMs: 0, claimed: 0, n: 0, reused: 0, tokens: 0, lost: false };
     const texts = new Map<string, string>();
@@ -404,7 +434,7 @@ async function batch(
               select k.embedding from chunks k
               where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = c.content_hash limit 1))
           from unnest(${arr(ids)}::bigint[], ${arr(slots)}::int[]) as r(id, slot)
-          where c.id = r.id and ${staleFor(tenantId, model)} and exists (select 1 from held)
+          where c.id = r.id and ${moving} and exists (select 1 from held)
           returning 1),
         progress as (
           update embedding_state set reembedded = reembedded + (select count(*) from moved),

@@ -2,7 +2,7 @@
  * What a conversation turn leaves in the turns after it. A turn is embedded after the two before it
  * (docs/search.md, "Conversation turns"), so when one is deleted, expired or edited, the next two carry text that is
  * gone. Their stored copy of it is dropped and their vectors leave search at once (marked with a model no search
- * ranks); the re-embedding run this starts embeds them again, without it, as the cleanup or `engram reembed` gets
+ * ranks); the re-embedding run this starts (of these turns only) embeds them again, without it, as the cleanup or `engram reembed` gets
  * to them. Their context is dropped, not rebuilt: nothing here embeds, so a delete stays one statement.
  */
 import { type SQL, sql } from "drizzle-orm";
@@ -10,8 +10,7 @@ import { PRECEDING_TURNS } from "../chunk/context";
 import { arr } from "../db";
 import * as Reembed from "../embedding/reembed";
 
-/** The model of a chunk whose context was dropped, until it is re-embedded: no model's, so no search ranks it. */
-export const CONTEXT_DROPPED = "engram:context-dropped";
+export const CONTEXT_DROPPED = Reembed.CONTEXT_DROPPED;
 
 /**
  * Common table expressions (to follow a statement's own, after a comma) that drop the context of the turns after
@@ -35,6 +34,6 @@ export function forgetting(changed: SQL, except: string[] = []): SQL {
       from turns_after f where c.document_key = f.key and c.ordinal = 0 and c.preceding <> ''
       returning c.tenant_id),
     reembedding as (
-      ${Reembed.beginning(sql`select distinct tenant_id from context_dropped`, model, dimensions)}
+      ${Reembed.beginning(sql`select distinct tenant_id from context_dropped`, model, dimensions, true)}
       returning 1)`;
 }

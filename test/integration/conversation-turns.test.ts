@@ -252,6 +252,40 @@ describe.each(DRIVERS)("conversation turns on %s", (driver) => {
     },
   );
 
+  it("re-embeds only the turns whose context it dropped, not the tenant's chunks of a model it has not moved to", async () => {
+    // Stored under another model (the one configured before), with no `engram reembed` run since.
+    const switched = await callerFor(t.db, "switched", "maya");
+    const before: Embedder = { ...embedder, model: "model-before" };
+    await Ingest.run(t.db, switched, secrets("sw"), { embedder: before });
+    await Ingest.run(t.db, switched, [{ id: "manual", content: "Loose notes of another model, ten of them." }], {
+      embedder: before,
+    });
+    const byModel = async () =>
+      Object.fromEntries(
+        (
+          await t.db.query<{ m: string; n: number }>(sql`
+            select embedding_model as m, count(*)::int as n from chunks where tenant_id = ${switched.tenantId} group by 1`)
+        ).map((r) => [r.m, r.n]),
+      );
+
+    await Document.remove(t.db, switched, "sw-1", { hard: true });
+    let embedded = 0;
+    const counting: Embedder = {
+      ...embedder,
+      embed: (texts, options) => {
+        embedded += texts.length;
+        return embedder.embed(texts, options);
+      },
+    };
+    await Reembed.continueUnfinished(t.db, counting, { budgetMs: 60_000 });
+
+    expect(embedded).toBe(2);
+    expect(await byModel()).toEqual({ "model-before": 3, [embedder.model]: 2 });
+    // The operator's run, when it comes, moves the rest.
+    await Reembed.run(t.db, { tenantId: switched.tenantId, embedder: counting });
+    expect(await byModel()).toEqual({ [embedder.model]: 5 });
+  });
+
   /** An embedder that waits, on its first call, until `release` is called: an ingest held between its read and its write. */
   function paused() {
     let release = () => {};
