@@ -282,10 +282,16 @@ export async function prepare(
   // Embed each distinct chunk text the caller's space (or the tenant's shared one) has no embedding for yet (with this
   // model). Not another end user's: `embedded` and `reused` would tell whether that user stored the same text.
   const wanted = [...new Set(allChunks.map((c) => c.hash))];
+  // Stored documents re-chunked here: a chunk they keep may be of another model (the configured one changed since).
+  const storedKeys = rechunked.flatMap((p) => {
+    const old = existing.get(p.id);
+    return old?.live ? [old.key] : [];
+  });
   const known = new Set(
     wanted.length
       ? // One probe of `chunks_reuse` per hash. A join, or an EXISTS Postgres may hash (`offset 0` forbids it), was
         // planned under stale statistics (a fast-growing table) as a read of all the tenant's chunks: 39 ms at 5,000.
+        // The row '' says a stored document holds chunks of another model (see replaceChunks).
         (
           await db.query<{ h: string }>(sql`
             select h from (
@@ -296,10 +302,18 @@ export async function prepare(
                 offset 0
               ) as known
               from unnest(${arr(wanted)}::text[]) h) x
-            where known`)
+            where known
+            ${
+              storedKeys.length
+                ? sql`union all select '' where exists (
+                    select 1 from chunks c where c.document_key = any(${arr(storedKeys)}::bigint[])
+                      and (c.embedding_model < ${embedder.model} or c.embedding_model > ${embedder.model}))`
+                : sql``
+            }`)
         ).map((r) => r.h)
       : [],
   );
+  const otherModel = known.delete("");
   const toEmbed = new Map<string, string>();
   for (const c of allChunks) {
     if (!known.has(c.hash) && !toEmbed.has(c.hash))
@@ -348,7 +362,7 @@ export async function prepare(
     statements.push(upsertDocuments(caller.tenantId, owner, changed, options.keepExpiry ?? false));
     if (rechunked.length) {
       statements.push(
-        ...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db), read),
+        ...replaceChunks(caller.tenantId, owner, embedder, rechunked, vectors, await vectorOidOf(db), read, otherModel),
       );
     }
     // A stored turn with new text (or moved to another conversation) leaves the context of the turns after it.
@@ -606,6 +620,8 @@ function replaceChunks(
   vectors: Map<string, Float32Array>,
   vectorOid: number | undefined,
   read: StoredTurn[],
+  /** The stored documents hold chunks of another model: those kept as they are take this model's vectors. */
+  otherModel: boolean,
 ): Query[] {
   const model = embedder.model;
   // A chunk's turns before are written only while the turns they come from are still as read, else null: the
@@ -628,6 +644,20 @@ function replaceChunks(
     vectorOid === undefined
       ? sql`unnest(${arr(ordered.map(vectorLiteral))}::text[]::vector[])`
       : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
+  const movedToModel = sql`
+      update chunks c set embedding = v.embedding, embedding_model = ${model}, indexed = false
+      from (
+        select d.key::bigint as key, t.ordinal, t.hash, t.location, coalesce(nv.embedding, (
+                 select k.embedding from chunks k
+                 where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = t.hash
+                   and k.owner in (${owner}, '') limit 1)) as embedding
+        from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[], ${slot}::int[], ${located}::text[])
+          as t(doc, ordinal, hash, slot, location)
+        join ${writtenDocuments} on d.id = t.doc
+        left join ${newVectors} with ordinality as nv(embedding, slot) on nv.slot = t.slot) v
+      where c.document_key = v.key and c.ordinal = v.ordinal and c.content_hash = v.hash
+        and c.location is not distinct from v.location::jsonb and c.embedding_model <> ${model}
+        and v.embedding is not null`;
   return [
     sql`
       insert into chunks (tenant_id, document_key, owner, ordinal, content, context, preceding, content_hash, tokens, location, embedding, embedding_model)
@@ -646,6 +676,10 @@ function replaceChunks(
       where not exists (
         select 1 from chunks c where c.document_key = d.key::bigint and c.ordinal = t.ordinal and c.content_hash = t.hash
           and c.location is not distinct from t.location::jsonb)`,
+    // A chunk the document keeps as it was, stored under another model (the configured one changed, no `engram
+    // reembed` yet): its text was embedded with this model above, as the reuse probe found no vector of it; the
+    // vector is kept, not paid for and dropped (helper 59), and the indexer takes the chunk into this model's graph.
+    ...(otherModel ? [movedToModel] : []),
     // Documents new to this request have no chunks to remove, but another request may have stored the same
     // document since this one planned: the delete runs anyway and leaves this request's version whole.
     sql`

@@ -392,4 +392,30 @@ describe("pacing a re-embed (pg)", () => {
     const unpaced = await gaps("p0", 0);
     for (const gap of unpaced) expect(gap).toBeLessThan(4 * 150 - 5);
   });
+
+  it("keeps the vectors an ingest paid for: a document's unchanged chunks of the old model move to the new one", async () => {
+    const kept = await callerFor(t.db, "kept", "u1");
+    const sections = (last: string) =>
+      ["Refunds", "Shipping", "Returns"]
+        .map((h, i) => `## ${h}\n\n${`Sentence ${i} about ${h.toLowerCase()}. `.repeat(60)}`)
+        .concat(`## Changes\n\n${last}`)
+        .join("\n\n");
+    const before = model("model-before");
+    await Ingest.run(t.db, kept, [{ id: "policy", content: sections("Nothing changed yet.") }], {
+      embedder: before.embedder,
+    });
+    const after = model("model-after");
+
+    const result = await Ingest.run(t.db, kept, [{ id: "policy", content: sections("One sentence changed.") }], {
+      embedder: after.embedder,
+    });
+
+    const byModel = await t.db.query<{ m: string; n: number }>(sql`
+      select embedding_model as m, count(*)::int as n from chunks where tenant_id = ${kept.tenantId} group by 1`);
+    expect(byModel).toEqual([{ m: "model-after", n: result.totals.chunks }]);
+    expect(result.totals.embedded).toBe(after.seen.length);
+    expect(await waiting(t.db, "model-after")).toBeGreaterThanOrEqual(result.totals.chunks);
+    // Nothing left for a re-embedding to pay for again.
+    expect(await Reembed.pending(t.db, kept.tenantId, "model-after")).toBe(0);
+  });
 });
