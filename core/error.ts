@@ -132,7 +132,18 @@ export function upstreamError(error: unknown, what: "embedding" | "chat"): unkno
       },
     );
   }
-  return new EngramError("upstream", `${what}.failed`, `${label} failed: ${e?.message ?? "unknown error"}`, {
+  // The provider's own words about its credentials name the operator's key ("Incorrect API key provided:
+  // sk-***1234"): the client is told what failed, the log (the cause) keeps what the provider said.
+  if (e?.status === 401 || e?.status === 403) {
+    return new EngramError(
+      "upstream",
+      `${what}.failed`,
+      `${label} refused this deployment's credentials (HTTP ${e.status}); its operator must check the API key.`,
+      { cause: error },
+    );
+  }
+  const message = (e?.message ?? "unknown error").replace(/\b(sk|key|Bearer)([-_ ])[\w*.-]{6,}/gi, "$1$2…");
+  return new EngramError("upstream", `${what}.failed`, `${label} failed: ${message}`, {
     cause: error,
     retryAfterSeconds: e?.retryAfterSeconds,
   });

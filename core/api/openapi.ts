@@ -171,9 +171,14 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
       headers: rateLimitHeaders(true),
     };
   }
-  if (["ingest", "search", "chat", "mcp"].includes(route.fn)) out["502"] = error("The embedding or chat model failed");
+  if (["ingest", "upload", "search", "chat", "mcp"].includes(route.fn))
+    out["502"] = error("The embedding or chat model failed");
   out["500"] = error("Unexpected failure (logged with the request id)");
-  out["503"] = error("Database unavailable, or a missing secret (`config.missing`)");
+  out["503"] = error(
+    ["ingest", "upload", "search", "chat", "mcp"].includes(route.fn)
+      ? "Database unavailable (`database.unavailable`, `database.busy`), a missing secret (`config.missing`), the model provider rate limiting (`embedding.rate_limited`, `chat.rate_limited`: its Retry-After passed on), or the request past its deadline (`request.timeout`)"
+      : "Database unavailable (`database.unavailable`, `database.busy`), or a missing secret (`config.missing`)",
+  );
   for (const [status, { description, body }] of Object.entries(route.answers ?? {})) {
     out[status] =
       body === null

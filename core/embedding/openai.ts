@@ -33,7 +33,7 @@ export interface OpenAIEmbedderOptions {
   concurrency?: number;
   /** Backoff base in ms (full jitter). Default 500. */
   retryBaseMs?: number;
-  /** Cap on a single backoff/Retry-After wait. Default 20 s. */
+  /** Cap on one call's backoff and Retry-After waits, summed. Default 10 s. */
   retryMaxDelayMs?: number;
   /**
    * Wire format requested from the server. Default "base64" (4 bytes per value instead of

@@ -56,7 +56,7 @@ export interface Options {
   signal?: AbortSignal;
   /**
    * How long the lease lasts without renewal: a run that dies (SIGKILL, a Lambda timeout) blocks others this long.
-   * Default 2 minutes, longer than one batch's embedding call with its retries (30 s timeouts, Retry-After <= 20 s).
+   * Default 2 minutes, longer than one batch's embedding call with its retries (30 s timeouts, waits summing to at most 10 s).
    */
   leaseMs?: number;
   /**
@@ -113,9 +113,7 @@ export const CONTEXT_DROPPED = "engram:context-dropped";
 
 /** What a run moves: every stale chunk, or (a run begun for dropped turn context) only those turns. */
 const movedBy = (tenantId: string, model: string, contextOnly: boolean) =>
-  contextOnly
-    ? sql`c.tenant_id = ${tenantId} and c.embedding_model = ${CONTEXT_DROPPED}`
-    : staleFor(tenantId, model);
+  contextOnly ? sql`c.tenant_id = ${tenantId} and c.embedding_model = ${CONTEXT_DROPPED}` : staleFor(tenantId, model);
 
 const countOf = async (db: Db, where: SQL) =>
   Number((await db.query<{ n: number }>(sql`select count(*)::int as n from chunks c where ${where}`))[0]?.n ?? 0);

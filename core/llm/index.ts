@@ -52,7 +52,7 @@ export interface ChatModelOptions {
   maxRetries?: number;
   /** Backoff base in ms (full jitter). Default 500. */
   retryBaseMs?: number;
-  /** Cap on a single backoff/Retry-After wait. Default 20 s. */
+  /** Cap on one call's backoff and Retry-After waits, summed. Default 10 s. */
   retryMaxDelayMs?: number;
 }
 

@@ -5,9 +5,10 @@
  * - bounded retries (`maxRetries` retries after the first attempt);
  * - exponential backoff with full jitter: wait = random(0, min(maxDelayMs, baseDelayMs * 2^n));
  * - an upstream `retry-after-ms` / `Retry-After` (delta-seconds or HTTP date) replaces the
- *   computed backoff; if it asks for more than `maxDelayMs` we do not wait at all and give up
- *   at once, so the caller can surface `retryAfterSeconds` to its own client instead of
- *   holding a serverless invocation open;
+ *   computed backoff; if it (or the waits before it, summed) asks for more than `maxDelayMs` we
+ *   do not wait at all and give up at once, so the caller can surface `retryAfterSeconds` to its
+ *   own client instead of holding a serverless invocation open (two 20 s Retry-Afters had run a
+ *   search into its own 30 s deadline, a 503 `request.timeout` with the wrong Retry-After);
  * - a per-attempt timeout (covering the whole attempt, body included);
  * - the caller's AbortSignal aborts the in-flight request and any backoff sleep, and is
  *   rethrown as the signal's reason (never retried, never wrapped).
@@ -22,12 +23,15 @@ export interface RetryPolicy {
   maxRetries: number;
   /** Backoff base: the n-th retry waits random(0, min(maxDelayMs, baseDelayMs * 2^n)). */
   baseDelayMs: number;
-  /** Cap on any single wait. An upstream Retry-After above this makes us give up immediately. */
+  /** Cap on the waits of one call, summed. An upstream Retry-After past it makes us give up immediately. */
   maxDelayMs: number;
 }
 
 export const DEFAULT_RETRY_BASE_MS = 500;
-export const DEFAULT_RETRY_MAX_DELAY_MS = 20_000;
+/** Within a search function's 15 s (infra/functions.ts), beside the attempts themselves. */
+export const DEFAULT_RETRY_MAX_DELAY_MS = 10_000;
+/** The longest Retry-After passed on to a client: an HTTP date years ahead is no instruction to wait years. */
+const MAX_RETRY_AFTER_MS = 3_600_000;
 
 /** What the retry loop needs to know about a failed attempt. */
 export interface AttemptFailure {
@@ -239,6 +243,7 @@ export async function withRetry<T>(
   opts: WithRetryOptions,
 ): Promise<T> {
   const classify = opts.classify ?? classifyUpstreamError;
+  let waited = 0;
   for (let retries = 0; ; retries++) {
     opts.signal?.throwIfAborted();
     const attempt = startAttempt(opts.timeoutMs, opts.signal);
@@ -253,15 +258,18 @@ export async function withRetry<T>(
     if (opts.signal?.aborted) throw abortReason(opts.signal);
     if (attempt.timedOut) error = new AttemptTimeoutError(opts.timeoutMs);
     const failure = classify(error);
-    const delay = planRetry(failure, retries, opts, opts.random);
+    const delay = planRetry(failure, retries, { ...opts, maxDelayMs: opts.maxDelayMs - waited }, opts.random);
     if (delay === undefined) throw opts.toError(error, failure, retries + 1);
+    waited += delay;
     await sleep(delay, opts.signal);
   }
 }
 
 /** Retry-After as whole seconds (rounded up), for surfacing to API clients. */
 export function retryAfterSeconds(failure: AttemptFailure): number | undefined {
-  return failure.retryAfterMs === undefined ? undefined : Math.ceil(failure.retryAfterMs / 1000);
+  return failure.retryAfterMs === undefined
+    ? undefined
+    : Math.ceil(Math.min(failure.retryAfterMs, MAX_RETRY_AFTER_MS) / 1000);
 }
 
 /** Short human description of an upstream failure, for error messages. */

@@ -331,6 +331,35 @@ describe.each(["pg", "neon-http"] as const)("the embedder failing during ingest 
     await Search.query(T().db, known, Search.SearchRequest.parse({ query: "refunds once known" }));
     expect(await cached()).toBe(before + 1);
   });
+
+  it("tells a client the provider refused the deployment's key without repeating what it said of the key", async () => {
+    useDb(T().db);
+    useEmbedder(
+      createOpenAIEmbedder({
+        apiKey: "sk-operators-secret-9876",
+        baseURL: fake.url,
+        model: "text-embedding-3-small",
+        dimensions: 1536,
+        timeoutMs: UPSTREAM_TIMEOUT_MS,
+        maxRetries: 1,
+        retryBaseMs: 10,
+      }),
+    );
+    try {
+      const res = await invoke({
+        method: "POST",
+        path: "/v1/search",
+        headers: headers(T().db, "searcher"),
+        body: { query: "a key the provider refuses" },
+      });
+      expectError(res, 502, "embedding.failed");
+      expect(res.body.error.message).toBe(
+        "The embedding service refused this deployment's credentials (HTTP 401); its operator must check the API key.",
+      );
+    } finally {
+      useEmbedder(openAiEmbedder());
+    }
+  });
 });
 
 // ---------------------------------------------------------------------------------------------------------------

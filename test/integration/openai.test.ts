@@ -345,6 +345,27 @@ describe("chat model", () => {
     expect(server.stats.chatRequests).toBe(1);
   });
 
+  it("gives up once the waits of one call would sum past the cap, and surfaces the wait asked for", async () => {
+    // Each wait alone is within the cap (1.2 s), the second would take the sum past it.
+    server.failNext(5, { status: 429, retryAfterMs: 800 });
+    const started = Date.now();
+
+    const err = await rejection(chat({ maxRetries: 4, retryMaxDelayMs: 1_200 }).complete(question));
+
+    expect(err).toBeInstanceOf(UpstreamError);
+    expect((err as UpstreamError).retryAfterSeconds).toBe(1);
+    expect(server.stats.chatRequests).toBe(2);
+    expect(Date.now() - started).toBeLessThan(1_200);
+  });
+
+  it("passes on at most an hour of a Retry-After written as a date years ahead", async () => {
+    server.failNext(1, { status: 429, retryAfter: "Wed, 21 Oct 2099 07:28:00 GMT" });
+
+    const err = await rejection(chat().complete(question));
+
+    expect((err as UpstreamError).retryAfterSeconds).toBe(3600);
+  });
+
   it("times out a stream that stalls between chunks", async () => {
     server.streamDelayMs = 500;
 
