@@ -11,6 +11,7 @@ import * as Ingest from "../core/ingest";
 import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
 import { MAX_TOP_K, Scope } from "../core/search/schema";
+import { STALE_COUNT_MAX } from "../core/search/vector";
 import { type Client, connect, type Target } from "./client";
 import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
 import { LOCAL_TENANT } from "./local";
@@ -227,7 +228,12 @@ export function registerDataCommands(program: Command): void {
         ? await client.api.search(input as SearchInput)
         : await Search.query(client.db, client.caller, Search.SearchRequest.parse(input as SearchInput));
     if (options.json) return console.log(JSON.stringify(response));
-    if (!response.results.length) return console.log("no results");
+    // Chunks of another model than the configured one are not vector-searched until re-embedded: said, as the API says.
+    const stale = response.stale
+      ? `${response.stale >= STALE_COUNT_MAX ? "at least " : ""}${response.stale.toLocaleString("en-US")} chunks of another model than the configured one were not vector-searched: run \`engram reembed\``
+      : "";
+    if (!response.results.length) return console.log(stale ? `no results (${stale})` : "no results");
+    if (stale && options.mode !== "keyword") console.error(`note: ${stale}`);
     // Each result names its space (user or shared): a user's document and a shared one may have the same id.
     for (const [i, r] of response.results.entries()) {
       const snippet = r.content.replace(/\s+/g, " ").slice(0, 160);

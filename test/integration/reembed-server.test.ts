@@ -78,6 +78,11 @@ describe("engram reembed while the local server holds PGlite", () => {
     expect(server?.output()).toMatch(/re-embed:\s+12 chunks of another model than text-embedding-3-small/);
     const stale = await api("/v1/search", { query: "Note n5 on topic 5.", mode: "vector", topK: 1 });
     expect(stale).toMatchObject({ results: [], stale: 12 });
+    // The CLI says why a vector search found nothing, as the API's `stale` does.
+    const said = await engram(["search", "--mode", "vector", "Note n5"], configured());
+    expect(said.stdout.trim()).toBe(
+      "no results (12 chunks of another model than the configured one were not vector-searched: run `engram reembed`)",
+    );
 
     const res = await engram(["reembed"], configured());
     expect(res.code, res.stderr).toBe(0);
