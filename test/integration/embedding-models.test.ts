@@ -10,7 +10,7 @@ import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import { compile, type Db } from "../../core/db";
 import * as Document from "../../core/document";
-import type { Embedder } from "../../core/embedding";
+import { embedder as configuredEmbedder, type Embedder } from "../../core/embedding";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
 import { createOpenAIEmbedder, type OpenAIEmbedderOptions } from "../../core/embedding/openai";
 import * as Reembed from "../../core/embedding/reembed";
@@ -278,6 +278,17 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     expect(resumed).toMatchObject({ reembedded: 20, remaining: 0 });
     expect([...first.seen, ...second.seen]).toHaveLength(30);
     expect(new Set([...first.seen, ...second.seen]).size).toBe(30);
+  });
+
+  it("counts as stale in stats what a search counts: live documents' chunks, not a soft-deleted one's", async () => {
+    const other = await callerFor(t.db, "stale-live", "u1");
+    await Ingest.run(t.db, other, docs("s", 3), { embedder: old.embedder });
+    await Document.remove(t.db, other, "s0", { hard: false });
+    const searched = await Search.query(t.db, other, Search.SearchRequest.parse({ query: "memo", mode: "vector" }), {
+      embedder: configuredEmbedder(),
+    });
+    expect(searched.stale).toBe(2);
+    expect((await Document.stats(t.db, other)).embedding.stale).toBe(2);
   });
 });
 
