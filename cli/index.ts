@@ -35,7 +35,11 @@ const program = new Command("engram")
   .exitOverride()
   // A command's stdout is its answer (a key, JSON, a summary); the server's log is its output.
   .hook("preAction", (_program, command) => {
-    if (command.name() !== "start") Log.toStderr();
+    if (command.name() === "start") return;
+    Log.toStderr();
+    // A command says what happened in its own words; the service's warnings and errors, JSON lines meant for a
+    // log, came before them (`engram reembed` stopped by the provider). LOG_LEVEL set by the user still shows them.
+    if (process.env.LOG_LEVEL === undefined && command.name() !== "mcp") setConfig({ LOG_LEVEL: "silent" });
   });
 
 program

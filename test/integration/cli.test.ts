@@ -141,6 +141,9 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.code).toBe(0);
       expect(res.stdout).toMatch(/^removed \d+ rate-limit rows.*\n$/);
       expect(JSON.parse(res.stderr.trim().split("\n")[0] ?? "")).toMatchObject({ level: "info", message: "cleanup" });
+      // Without LOG_LEVEL a command says what happened in its own words only: no JSON log lines around them.
+      const quiet = await engram(["cleanup"], { LOG_LEVEL: undefined });
+      expect([quiet.code, quiet.stderr]).toEqual([0, ""]);
     });
 
     it("names the setting and its range when an environment number is not one", async () => {
