@@ -119,7 +119,7 @@ export function registerDataCommands(program: Command): void {
     const tty = process.stderr.isTTY && !options.json;
     bar = tty
       ? new SingleBar({
-          format: "ingest [{bar}] {value}/{total} files | {documents} documents | {eta_formatted}",
+          format: "ingest [{bar}] {value}/{total} files | {documents} documents | {eta_formatted} left",
           stream: process.stderr,
           hideCursor: true,
         })
