@@ -87,10 +87,17 @@ export function terms(text: string): string[] {
 const SENTENCE_END =
   /(?<=[.!?]["'”’)\]]*)(?<!\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|e\.g|i\.e|No|Fig|\p{Lu})\.)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u;
 
-/** Sentences of a passage: blocks split on blank lines, list items and headings, then on sentence ends. */
+/** A fenced code block (``` or ~~~, to its closing fence or the passage's end). */
+const FENCED = /^ {0,3}(`{3,}|~{3,})[^\n]*\n[\s\S]*?(?:^ {0,3}\1[`~]*[ \t]*$|(?![\s\S]))/gm;
+
+/**
+ * Sentences of a passage: blocks split on blank lines, list items and headings, then on sentence ends. Code is no
+ * sentence: a fenced block flattened onto one line ("``` >>> import json >>> json.dumps(...) ```") was quoted as an
+ * answer; the citation leads to it.
+ */
 export function sentences(text: string): string[] {
   const pieces: string[] = [];
-  const blocks = text.split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
+  const blocks = text.replace(FENCED, "\n\n").split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
   for (const block of blocks) {
     const flat = block
       .replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, "")

@@ -327,6 +327,23 @@ describe("extractive answers", () => {
     ]);
   });
 
+  it("quotes no code block as a sentence: the citation leads to it", () => {
+    const manual = numbered([
+      passage(
+        1,
+        "Use json.dumps to serialize an object.\n\n```\n>>> import json\n>>> json.dumps(['foo', {'bar': 1}])\n```\n\nThe result is a string of JSON text.",
+      ),
+    ]);
+
+    expect(extractive("How do I serialize an object to JSON with json.dumps?", manual)).toBe(
+      "Use json.dumps to serialize an object [1].",
+    );
+    expect(sentences("Print it like this below.\n\n~~~python\nprint('x')\n~~~\nAnd then it is printed.")).toEqual([
+      "Print it like this below.",
+      "And then it is printed.",
+    ]);
+  });
+
   it("never answers by meaning alone from a passage of a few words, which one word's meaning can make near", () => {
     // Each pair measured at cosine 0.50-0.59, above the bound, on the strength of one word (memo, doc).
     const labels = numbered([passage(1, "query frag doc"), passage(2, "proto doc")]);
