@@ -35,9 +35,9 @@ let scenario = 0;
 const UPSTREAM_TIMEOUT_MS = 400;
 
 /** The embedder production builds from OPENAI_BASE_URL, with a faster retry policy for tests. */
-const openAiEmbedder = (): Embedder =>
+const openAiEmbedder = (apiKey = fake.apiKey): Embedder =>
   createOpenAIEmbedder({
-    apiKey: fake.apiKey,
+    apiKey,
     baseURL: fake.url,
     model: "text-embedding-3-small",
     dimensions: 1536,
@@ -334,17 +334,7 @@ describe.each(["pg", "neon-http"] as const)("the embedder failing during ingest 
 
   it("tells a client the provider refused the deployment's key without repeating what it said of the key", async () => {
     useDb(T().db);
-    useEmbedder(
-      createOpenAIEmbedder({
-        apiKey: "sk-operators-secret-9876",
-        baseURL: fake.url,
-        model: "text-embedding-3-small",
-        dimensions: 1536,
-        timeoutMs: UPSTREAM_TIMEOUT_MS,
-        maxRetries: 1,
-        retryBaseMs: 10,
-      }),
-    );
+    useEmbedder(openAiEmbedder("sk-operators-secret-9876"));
     try {
       const res = await invoke({
         method: "POST",
