@@ -45,7 +45,8 @@ export const FORBIDDEN: { pattern: RegExp; why: string }[] = [
 
 /** The document parsers: only the upload function may hold them (they would slow every other cold start). */
 export const EXTRACTORS: { pattern: RegExp; why: string } = {
-  pattern: /node_modules\/(unpdf|mammoth|@mozilla\/readability|linkedom|jszip|@asciidoctor\/core)\/|^core\/extract\/(?!schema\.ts$)/,
+  pattern:
+    /node_modules\/(unpdf|mammoth|@mozilla\/readability|linkedom|jszip|@asciidoctor\/core)\/|^core\/extract\/(?!schema\.ts$)/,
   why: "a document parser (only the upload function holds them)",
 };
 
