@@ -199,6 +199,11 @@ export async function begin(
   dimensions: number,
 ): Promise<{ busy?: { model: string; until: string } }> {
   await db.query(beginning(sql`select ${tenantId}::uuid`, model, dimensions));
+  // A run of this model for dropped turn context only, which may hold the lease: it is to move everything now (it
+  // does not finish the record while this says so, and the next pass moves the rest).
+  await db.query(sql`
+    update embedding_state set context_only = false, updated_at = now()
+    where tenant_id = ${tenantId} and model = ${model} and finished_at is null and context_only`);
   const [held] = await db.query<{ model: string; until: Date | string }>(sql`
     select model, lease_until as until from embedding_state
     where tenant_id = ${tenantId} and model <> ${model} and lease_until > now()`);
@@ -269,25 +274,28 @@ export async function run(db: Db, options: Options): Promise<Report> {
         select context_only as "contextOnly" from embedding_state
         where tenant_id = ${tenantId} and model = ${model} and finished_at is null`)
     : [];
-  const contextOnly = recorded?.contextOnly === true;
-  const moving = movedBy(tenantId, model, contextOnly);
+  let contextOnly = recorded?.contextOnly === true;
+  let moving = movedBy(tenantId, model, contextOnly);
   const stale = await countOf(db, moving);
   const report: Report = { model, stale, reembedded: 0, reused: 0, tokens: 0, remaining: stale };
   if (stale === 0) {
-    await finish(db, tenantId, model, embedder.dimensions);
+    // (A record asked meanwhile to move everything stays unfinished: the next pass moves it.)
+    await finish(db, tenantId, model, embedder.dimensions, undefined, contextOnly);
     return report;
   }
 
   // Its vectors go straight into its own graph (below), which must exist first: built before the lease is taken.
   await Hnsw.ensure(db, model);
   // Take the tenant's lease (a new model starts the record over); nothing comes back while another run holds it.
-  const [lease] = await db.query<{ ok: boolean }>(sql`
+  const [lease] = await db.query<{ ok: boolean; contextOnly: boolean }>(sql`
     insert into embedding_state as s (tenant_id, model, dimensions, runner, lease_until, context_only)
     values (${tenantId}, ${model}, ${embedder.dimensions}, ${runner}, now() + ${leaseMs}::int * interval '1 millisecond',
             ${contextOnly}::boolean)
     on conflict (tenant_id) do update set
       runner = excluded.runner, lease_until = excluded.lease_until, updated_at = now(), last_error = null,
-      context_only = excluded.context_only,
+      -- Never narrowed by a run: an operator's request to move everything, made since this run read the record, stays.
+      context_only = case when s.model = excluded.model and s.finished_at is null
+                          then s.context_only and excluded.context_only else excluded.context_only end,
       finished_at = null, dimensions = excluded.dimensions,
       started_at = case when s.model = excluded.model and s.finished_at is null then s.started_at else now() end,
       reembedded = case when s.model = excluded.model and s.finished_at is null then s.reembedded else 0 end,
@@ -295,12 +303,17 @@ export async function run(db: Db, options: Options): Promise<Report> {
       tokens = case when s.model = excluded.model and s.finished_at is null then s.tokens else 0 end,
       model = excluded.model
     where s.lease_until is null or s.lease_until < now()
-    returning true as ok`);
+    returning true as ok, context_only as "contextOnly"`);
   if (!lease) {
     const [other] = await db.query<{ until: Date | string }>(
       sql`select lease_until as until from embedding_state where tenant_id = ${tenantId}`,
     );
     return { ...report, stopped: "busy", busyUntil: other ? new Date(other.until).toISOString() : undefined };
+  }
+  if (contextOnly && !lease.contextOnly) {
+    // Asked since to move everything: this run does.
+    contextOnly = false;
+    moving = movedBy(tenantId, model, false);
   }
 
   const hnsw = (await Hnsw.available(db)) !== undefined;
@@ -329,8 +342,9 @@ export async function run(db: Db, options: Options): Promise<Report> {
     log.warn("reembed: stopped; the next run continues", { tenantId, model, error: report.error });
   }
   report.remaining = await countOf(db, moving);
-  if (report.remaining === 0) await finish(db, tenantId, model, embedder.dimensions, runner);
-  else {
+  // A run for dropped context only does not finish a record asked meanwhile to move everything (`begin`).
+  const finished = report.remaining === 0 && (await finish(db, tenantId, model, embedder.dimensions, runner, contextOnly));
+  if (!finished) {
     await db.query(sql`
       update embedding_state set runner = null, lease_until = null, last_error = ${report.error ?? null}, updated_at = now()
       where tenant_id = ${tenantId} and runner = ${runner}`);
@@ -339,14 +353,24 @@ export async function run(db: Db, options: Options): Promise<Report> {
 }
 
 /** Marks the tenant's record finished for `model` (creating it when there was nothing to do). */
-async function finish(db: Db, tenantId: string, model: string, dimensions: number, runner?: string) {
-  await db.query(sql`
+async function finish(
+  db: Db,
+  tenantId: string,
+  model: string,
+  dimensions: number,
+  runner?: string,
+  contextOnly = false,
+): Promise<boolean> {
+  const rows = await db.query(sql`
     insert into embedding_state as s (tenant_id, model, dimensions, finished_at)
     values (${tenantId}, ${model}, ${dimensions}, now())
     on conflict (tenant_id) do update set
       model = excluded.model, dimensions = excluded.dimensions, finished_at = coalesce(s.finished_at, now()),
       runner = null, lease_until = null, last_error = null, updated_at = now()
-    where ${runner === undefined ? sql`(s.lease_until is null or s.lease_until < now())` : sql`s.runner = ${runner}`}`);
+    where ${runner === undefined ? sql`(s.lease_until is null or s.lease_until < now())` : sql`s.runner = ${runner}`}
+      and (${!contextOnly}::boolean or s.context_only)
+    returning 1`);
+  return rows.length > 0;
 }
 
 /** Waits `ms`, or until `signal` aborts (then the loop's next check throws). */

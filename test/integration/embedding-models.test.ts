@@ -280,6 +280,40 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     expect(new Set([...first.seen, ...second.seen]).size).toBe(30);
   });
 
+  it("moves the whole tenant when asked while a run for dropped turn context only holds it", async () => {
+    const asked = await callerFor(t.db, "asked-whole", "u1");
+    await Ingest.run(t.db, asked, docs("w", 10), { embedder: old.embedder });
+    // A turn's context was dropped (core/ingest/turns.ts) and a run for it alone begun, to model-whole.
+    await t.db.query(sql`
+      update chunks set embedding_model = ${Reembed.CONTEXT_DROPPED}
+      where id = (select min(id) from chunks where tenant_id = ${asked.tenantId})`);
+    await t.db.query(Reembed.beginning(sql`select ${asked.tenantId}::uuid`, "model-whole", DIMS, true));
+    let release = () => {};
+    let holding = () => {};
+    const held = new Promise<void>((resolve) => (holding = resolve));
+    const target = model("model-whole");
+    const slow: Embedder = {
+      ...target.embedder,
+      embed: async (texts, options) => {
+        holding();
+        await new Promise<void>((resolve) => (release = resolve));
+        return target.embedder.embed(texts, options);
+      },
+    };
+    const loop = Reembed.run(t.db, { tenantId: asked.tenantId, embedder: slow, continuing: true });
+    await held;
+
+    // The operator asks for everything (engram reembed through the server, start --reembed) while it holds the lease.
+    expect(await Reembed.begin(t.db, asked.tenantId, "model-whole", DIMS)).toEqual({});
+    release();
+    await loop;
+
+    expect((await Reembed.state(t.db, asked.tenantId, "model-whole")).run?.finishedAt).toBeNull();
+    const next = await Reembed.run(t.db, { tenantId: asked.tenantId, embedder: target.embedder, continuing: true });
+    expect(next).toMatchObject({ reembedded: 9, remaining: 0 });
+    expect((await Reembed.state(t.db, asked.tenantId, "model-whole")).run?.finishedAt).toBeTruthy();
+  });
+
   it("counts as stale in stats what a search counts: live documents' chunks, not a soft-deleted one's", async () => {
     const other = await callerFor(t.db, "stale-live", "u1");
     await Ingest.run(t.db, other, docs("s", 3), { embedder: old.embedder });
