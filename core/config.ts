@@ -32,7 +32,7 @@ const decimal = (min: number, max: number) => {
   );
 };
 /** An http(s) URL: a base URL the OpenAI SDK or fetch is handed (`ftp://` passed z.url() and failed at each call). */
-const httpUrl = z.string().check(z.regex(/^https?:\/\/[^\s/]+/i, "expected an http:// or https:// URL"));
+const httpUrl = z.url().check(z.regex(/^https?:\/\/\S+$/i, "expected an http:// or https:// URL"));
 
 const schema = z.object({
   DATABASE_URL: z.optional(z.string().check(z.regex(/^postgres(ql)?:\/\//, "expected a postgres:// URL"))),

@@ -142,7 +142,7 @@ export function upstreamError(error: unknown, what: "embedding" | "chat"): unkno
       { cause: error },
     );
   }
-  const message = (e?.message ?? "unknown error").replace(/\b(sk|key|Bearer)([-_ ])[\w*.-]{6,}/gi, "$1$2…");
+  const message = (e?.message ?? "unknown error").replace(/\b(sk-|Bearer\s+)[\w*.-]{6,}/gi, "$1…");
   return new EngramError("upstream", `${what}.failed`, `${label} failed: ${message}`, {
     cause: error,
     retryAfterSeconds: e?.retryAfterSeconds,

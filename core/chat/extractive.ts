@@ -87,8 +87,41 @@ export function terms(text: string): string[] {
 const SENTENCE_END =
   /(?<=[.!?]["'”’)\]]*)(?<!\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|e\.g|i\.e|No|Fig|\p{Lu})\.)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u;
 
-/** A fenced code block (``` or ~~~, to its closing fence or the passage's end). */
-const FENCED = /^ {0,3}(`{3,}|~{3,})[^\n]*\n[\s\S]*?(?:^ {0,3}\1[`~]*[ \t]*$|(?![\s\S]))/gm;
+/** A fence line (``` or ~~~, an opening one with its info string). */
+const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+/** A line that reads as prose: a capital (or a quote, a bracket) first, sentence punctuation last. */
+const PROSE_LINE = /^["'“‘([]?\p{Lu}.*[.!?:]["'”’)\]]*$/u;
+const proseShare = (lines: string[]) => {
+  const full = lines.filter((l) => l.trim());
+  return full.length ? full.filter((l) => PROSE_LINE.test(l.trim())).length / full.length : 0;
+};
+
+/**
+ * The passage without its code: fenced blocks, and the part of one the passage starts or ends inside (a chunk may
+ * be cut inside a block). With an odd number of fences, the unpaired one opens a block when it carries an info
+ * string (```python) or when what follows it reads less like prose than what precedes it; else it closes one.
+ */
+function withoutCode(text: string): string {
+  const lines = text.split("\n");
+  const fences = lines.flatMap((line, i) => (FENCE.test(line) ? [i] : []));
+  if (!fences.length) return text;
+  let inside = false;
+  if (fences.length % 2 === 1) {
+    const first = fences[0] as number;
+    const opens =
+      (FENCE.exec(lines[first] as string)?.[2] ?? "").trim() !== "" ||
+      proseShare(lines.slice(first + 1)) < proseShare(lines.slice(0, first));
+    inside = !opens;
+  }
+  const kept: string[] = [];
+  for (const line of lines) {
+    if (FENCE.test(line)) {
+      inside = !inside;
+      kept.push("");
+    } else kept.push(inside ? "" : line);
+  }
+  return kept.join("\n");
+}
 
 /**
  * Sentences of a passage: blocks split on blank lines, list items and headings, then on sentence ends. Code is no
@@ -97,7 +130,7 @@ const FENCED = /^ {0,3}(`{3,}|~{3,})[^\n]*\n[\s\S]*?(?:^ {0,3}\1[`~]*[ \t]*$|(?!
  */
 export function sentences(text: string): string[] {
   const pieces: string[] = [];
-  const blocks = text.replace(FENCED, "\n\n").split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
+  const blocks = withoutCode(text).split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
   for (const block of blocks) {
     const flat = block
       .replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, "")

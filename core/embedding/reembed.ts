@@ -343,7 +343,8 @@ export async function run(db: Db, options: Options): Promise<Report> {
   }
   report.remaining = await countOf(db, moving);
   // A run for dropped context only does not finish a record asked meanwhile to move everything (`begin`).
-  const finished = report.remaining === 0 && (await finish(db, tenantId, model, embedder.dimensions, runner, contextOnly));
+  const finished =
+    report.remaining === 0 && (await finish(db, tenantId, model, embedder.dimensions, runner, contextOnly));
   if (!finished) {
     await db.query(sql`
       update embedding_state set runner = null, lease_until = null, last_error = ${report.error ?? null}, updated_at = now()

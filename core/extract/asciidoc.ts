@@ -12,7 +12,13 @@ export async function extractAsciidoc(text: string): Promise<{ content: string; 
   // upload, and no cold start, should pay.
   const { convert } = await import("@asciidoctor/core");
   // `secure`: no include directive reads a file, no attribute reaches the environment, nothing is fetched.
-  const html = await convert(text, { standalone: true, safe: "secure", attributes: { "skip-front-matter": "" } });
+  // No footer ("Last updated" and the conversion's time: the same file read twice was two versions) and no table of
+  // contents, which a short document would keep as text.
+  const html = await convert(text, {
+    standalone: true,
+    safe: "secure",
+    attributes: { "skip-front-matter": "", nofooter: "", "toc!": "" },
+  });
   const { content, title } = extractHtml(typeof html === "string" ? html : "");
   // Asciidoctor writes `--` as an em dash and a zero-width space (a line-break hint no search wants in a word).
   return { content: content.replaceAll("\u200B", ""), ...(title === undefined ? {} : { title }) };

@@ -137,7 +137,10 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
   for (const line of pages.flat()) {
     if (line.text.trim()) linesOfSize.set(line.size, (linesOfSize.get(line.size) ?? 0) + 1);
   }
-  const larger = [...bySize.keys()].filter((size) => size >= body * 1.08).sort((a, b) => b - a);
+  // Sizes of prose only: code set larger than the prose is no heading level.
+  const larger = [...(proseBySize.size ? proseBySize : bySize).keys()]
+    .filter((size) => size >= body * 1.08)
+    .sort((a, b) => b - a);
   // A size set on one line of the first page alone is the document's title (Word's and LibreOffice's Title style
   // sits above Heading 1): as a level it would head every passage and leave the third level of sections no `###`.
   const titleLine =

@@ -172,7 +172,7 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
   if (ext === ".json") return { format: "json" };
   if (ext === ".csv" || ext === ".tsv") return { format: "csv" };
   if (ext === ".md" || ext === ".markdown" || ext === ".mdx") return { format: "markdown" };
-  if (ext === ".adoc" || ext === ".asciidoc" || ext === ".asc" || ASCIIDOC_TITLE.test(decoded.slice(0, 4096)))
+  if (ext === ".adoc" || ext === ".asciidoc" || ASCIIDOC_TITLE.test(decoded.slice(0, 4096)))
     return { format: "asciidoc" };
   return { format: /^#{1,6}\s/m.test(decoded.slice(0, 64 * 1024)) ? "markdown" : "text" };
 }

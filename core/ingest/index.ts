@@ -305,9 +305,11 @@ export async function prepare(
             where known
             ${
               storedKeys.length
-                ? sql`union all select '' where exists (
-                    select 1 from chunks c where c.document_key = any(${arr(storedKeys)}::bigint[])
-                      and (c.embedding_model < ${embedder.model} or c.embedding_model > ${embedder.model}))`
+                ? // The tenant's other models first (chunks_reuse, two index descents when it has none).
+                  sql`union all select '' where exists (
+                    select 1 from chunks c where c.tenant_id = ${caller.tenantId}
+                      and (c.embedding_model < ${embedder.model} or c.embedding_model > ${embedder.model})
+                      and c.document_key = any(${arr(storedKeys)}::bigint[]))`
                 : sql``
             }`)
         ).map((r) => r.h)

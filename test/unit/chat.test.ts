@@ -342,6 +342,18 @@ describe("extractive answers", () => {
       "Print it like this below.",
       "And then it is printed.",
     ]);
+    // A passage cut inside a block (chunks may start or end in one): its code goes, its prose stays.
+    const prose = "The json module encodes Python objects as JSON text. It also decodes them back.";
+    expect(sentences(`>>> json.dumps(x)\n'{}'\n\`\`\`\n\n${prose}`)).toEqual([
+      "The json module encodes Python objects as JSON text.",
+      "It also decodes them back.",
+    ]);
+    for (const fence of ["```python", "```"]) {
+      expect(sentences(`${prose}\n\n${fence}\nimport json\njson.dumps(x)`), fence).toEqual([
+        "The json module encodes Python objects as JSON text.",
+        "It also decodes them back.",
+      ]);
+    }
   });
 
   it("never answers by meaning alone from a passage of a few words, which one word's meaning can make near", () => {

@@ -36,6 +36,8 @@ describe("the configuration", () => {
   it("takes only http(s) base URLs, a model name not the offline embedder's, and a re-rank wait within a search's", () => {
     expect(refusal({ OPENAI_BASE_URL: "ftp://example.com/v1" })?.message).toMatch(/OPENAI_BASE_URL.*http/);
     expect(refusal({ RERANK_URL: "file:///etc/passwd" })?.message).toMatch(/RERANK_URL.*http/);
+    expect(refusal({ OPENAI_BASE_URL: "https://host/v1 junk" })?.message).toMatch(/OPENAI_BASE_URL/);
+    expect(refusal({ OPENAI_BASE_URL: "http://127.0.0.1:11434/v1" })).toBeUndefined();
     expect(refusal({ OPENAI_API_KEY: "sk-test", EMBEDDING_MODEL: "engram-offline-v2" })?.message).toMatch(
       /EMBEDDING_MODEL.*offline embedder/,
     );

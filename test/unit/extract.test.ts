@@ -282,6 +282,15 @@ describe("extract", () => {
     }
   });
 
+  it("reads a short AsciiDoc file the same every time: no footer with the time, no table of contents", async () => {
+    const short = new TextEncoder().encode("= Office hours\n:toc:\n\n== Hours\n\nWe are open 9 to 5 on weekdays.\n");
+    const first = await extract(short, { name: "hours.adoc" });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const again = await extract(short, { name: "hours.adoc" });
+    expect(again.content).toBe(first.content);
+    expect(first.content).toBe("# Office hours\n\n## Hours\n\nWe are open 9 to 5 on weekdays.");
+  });
+
   it("reads a PDF's headings set only a little larger than its prose as headings", async () => {
     // Chromium's print of a page styled as Python's documentation: h3 at 12 pt over a 10.5 pt body.
     const { content, title } = await extract(fixture("small-headings.pdf"));
