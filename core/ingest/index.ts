@@ -680,7 +680,7 @@ function replaceChunks(
           and c.location is not distinct from t.location::jsonb)`,
     // A chunk the document keeps as it was, stored under another model (the configured one changed, no `engram
     // reembed` yet): its text was embedded with this model above, as the reuse probe found no vector of it; the
-    // vector is kept, not paid for and dropped (helper 59), and the indexer takes the chunk into this model's graph.
+    // vector is kept, not paid for and dropped, and the indexer takes the chunk into this model's graph.
     ...(otherModel ? [movedToModel] : []),
     // Documents new to this request have no chunks to remove, but another request may have stored the same
     // document since this one planned: the delete runs anyway and leaves this request's version whole.

@@ -118,7 +118,7 @@ export function candidates(query: KeywordQuery): SQL[] {
       where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
       limit ${constant(q.cap)})`,
     // A full gathering is the first `cap` matches in the table's order (oldest first), whichever rank best: a short
-    // passage added last, all of whose words are common, was never scored (helper 60: "When are you open?" over the
+    // passage added last, all of whose words are common, was never scored ("When are you open?" over the
     // Python manual). The other leg's chunks that hold any of the question's words are scored then too.
     sql`kwm as materialized (
       select id, document_key, tsv, length(tsv)::float8 / (select avgdl from kwc) as rel from (
