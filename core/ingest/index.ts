@@ -646,13 +646,15 @@ function replaceChunks(
     vectorOid === undefined
       ? sql`unnest(${arr(ordered.map(vectorLiteral))}::text[]::vector[])`
       : sql`unnest(${sql.param(binaryVectorArray(ordered, embedder.dimensions, vectorOid))}::vector[])`;
+  // A row's vector: the one embedded for it here (`nv`), else an existing one of its text (`t.hash`) and this model.
+  const vectorOfRow = sql`coalesce(nv.embedding, (
+      select k.embedding from chunks k
+      where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = t.hash
+        and k.owner in (${owner}, '') limit 1))`;
   const movedToModel = sql`
       update chunks c set embedding = v.embedding, embedding_model = ${model}, indexed = false
       from (
-        select d.key::bigint as key, t.ordinal, t.hash, t.location, coalesce(nv.embedding, (
-                 select k.embedding from chunks k
-                 where k.tenant_id = ${tenantId} and k.embedding_model = ${model} and k.content_hash = t.hash
-                   and k.owner in (${owner}, '') limit 1)) as embedding
+        select d.key::bigint as key, t.ordinal, t.hash, t.location, ${vectorOfRow} as embedding
         from unnest(${docIds}::text[], ${ordinals}::int[], ${hashes}::text[], ${slot}::int[], ${located}::text[])
           as t(doc, ordinal, hash, slot, location)
         join ${writtenDocuments} on d.id = t.doc
@@ -664,11 +666,7 @@ function replaceChunks(
     sql`
       insert into chunks (tenant_id, document_key, owner, ordinal, content, context, preceding, content_hash, tokens, location, embedding, embedding_model)
       select ${tenantId}, d.key::bigint, ${owner}, t.ordinal, t.content, t.context, ${preceding}, t.hash, t.tokens, t.location::jsonb,
-             coalesce(nv.embedding, (
-               select c.embedding from chunks c
-               where c.tenant_id = ${tenantId} and c.embedding_model = ${model} and c.content_hash = t.hash
-                 and c.owner in (${owner}, '') limit 1)),
-             ${model}
+             ${vectorOfRow}, ${model}
       from unnest(${docIds}::text[], ${ordinals}::int[], ${arr(rows.map((r) => r.content))}::text[],
                   ${arr(rows.map((r) => r.context))}::text[], ${arr(rows.map((r) => r.preceding))}::text[], ${hashes}::text[],
                   ${arr(rows.map((r) => r.tokens))}::int[], ${slot}::int[], ${located}::text[])
