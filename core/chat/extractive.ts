@@ -6,7 +6,7 @@
  * word meaning answer instead, if close enough. Deterministic: the same question and sources give
  * the same answer.
  */
-import { meaningOf } from "../embedding/offline";
+import { embedOffline, meaningOf } from "../embedding/offline";
 import type { Source } from "./prompt";
 
 export const MODEL = "extractive";
@@ -27,7 +27,16 @@ const isFragment = (sentence: string) => sentence.split(" ").length < MIN_WORDS;
  * Cosine of word meaning (core/embedding/offline.ts) a sentence needs to answer a question it shares no words
  * with: conservative, since a sentence on the same topic is not yet an answer (docs/search.md, "Extractive answers").
  */
-const MIN_MEANING = 0.5;
+const MIN_MEANING = 0.6;
+/**
+ * Cosine (offline embedder, whatever model stored the vectors) a passage needs with the question for a sentence of it
+ * that covers only part of the question's words to answer: "What is the capital of France?" had been answered "LATIN
+ * CAPITAL LETTER C WITH CEDILLA ..." from a manual. A sentence holding every word of the question needs no such
+ * nearness. Chosen on unanswerable questions (docs/search.md, "Extractive answers").
+ */
+const MIN_PASSAGE_SIMILARITY = 0.35;
+/** Vector length for that comparison: the offline embedder's default, where its words collide least. */
+const NEARNESS_DIMENSIONS = 1536;
 /** Sentences a meaning-only answer is made of, at most, and how far below the best one they may be. */
 const MEANING_SENTENCES = 2;
 const MEANING_MARGIN = 0.1;
@@ -242,12 +251,16 @@ export function reply(message: { question: string; query: string }, sources: rea
 
 /** The answer text with markers numbered as `sources` are (finalize() renumbers them). */
 export function answer(question: string, sources: readonly Source[]): string {
-  const wanted = [...new Set(terms(withoutMeasures(asked(question))))];
+  const subject = withoutMeasures(asked(question));
+  const wanted = [...new Set(terms(subject))];
   if (!wanted.length || !sources.length) return NOT_FOUND;
+  const wantedVector = embedOffline(subject, NEARNESS_DIMENSIONS);
+  let near = false;
 
   const seen = new Map<string, { candidate: Candidate; documentId: string }>();
   const candidates: Candidate[] = [];
   for (const source of sources) {
+    near ||= cosine(wantedVector, embedOffline(source.content, NEARNESS_DIMENSIONS)) >= MIN_PASSAGE_SIMILARITY;
     sentences(source.content).forEach((text, position) => {
       const key = text.toLowerCase();
       const before = seen.get(key);
@@ -285,7 +298,12 @@ export function answer(question: string, sources: readonly Source[]): string {
     .filter((c) => c.score > 0)
     .sort((a, b) => b.score - a.score || a.source - b.source || a.position - b.position);
   const best = ranked[0]?.score ?? 0;
-  if (best === 0) return byMeaning(question, candidates);
+  // Sources far from the question that share only some of its words are about something else ("capital" letters),
+  // unless the words they share are all its rare ones (names, identifiers: "What does edquota -t set?").
+  const holds = (term: string) => ranked[0]?.terms.has(term) ?? false;
+  const rare = wanted.filter((term) => !meaningOf(term));
+  const offTopic = !near && !wanted.every(holds) && !(rare.length > 0 && rare.every(holds));
+  if (best === 0 || offTopic) return byMeaning(question, candidates);
   return distinct(
     ranked.filter((c) => c.score >= best * RELATIVE_CUTOFF),
     MAX_SENTENCES,

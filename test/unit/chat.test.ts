@@ -296,6 +296,36 @@ describe("extractive answers", () => {
     expect(extractive("Refunds?", [])).toBe(NOT_FOUND);
   });
 
+  it("answers no question whose only word in common with the sources is one of its common ones", () => {
+    const policy = numbered([
+      passage(
+        1,
+        "# Travel\n\nEmployees book flights through the portal. The capital budget for travel is approved by finance each quarter. Hotels up to 150 EUR per night are reimbursed.\n\n## Paris office\n\nThe Paris office is open from 9 to 6. Visitors sign in at reception.",
+      ),
+    ]);
+    const manual = numbered([
+      passage(
+        1,
+        "For example, U+00C7 (LATIN CAPITAL LETTER C WITH CEDILLA) can also be expressed as the sequence U+0043 (LATIN CAPITAL LETTER C) U+0327 (COMBINING CEDILLA). Normalization makes both forms compare equal.",
+      ),
+      passage(
+        2,
+        "To automatically setup a quota for new users, you have to configure a template user (with edquota or setquota) and indicate their user name in the QUOTAUSER variable in the /etc/adduser.conf file.",
+      ),
+    ]);
+
+    expect(extractive("What is the capital of France?", policy)).toBe(NOT_FOUND);
+    expect(extractive("What is the weather in Paris tomorrow?", policy)).toBe(NOT_FOUND);
+    expect(extractive("What is the capital of France?", manual)).toBe(NOT_FOUND);
+    // Questions about the sources still get their sentence, by all of their words or by some of them.
+    expect(extractive("When is the Paris office open?", policy)).toBe("The Paris office is open from 9 to 6 [1].");
+    expect(extractive("Who approves the travel budget?", policy)).toContain("approved by finance each quarter [1].");
+    expect(extractive("What does a hotel cost?", policy)).toBe("Hotels up to 150 EUR per night are reimbursed [1].");
+    expect(extractive("How are capital letters with a cedilla normalized?", manual)).toContain("CEDILLA) [1].");
+    // A rare word (a command, a name) the sentence holds is what the question is about, whatever else it asks.
+    expect(extractive("What does edquota -t set?", manual)).toContain("(with edquota or setquota)");
+  });
+
   it("answers a paraphrase that shares no word with the sources from the sentence nearest in meaning", () => {
     const travel = numbered([
       passage(1, "The quarterly report is due on Friday. Please send it to finance."),
