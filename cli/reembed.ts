@@ -136,6 +136,12 @@ async function throughServer(server: ServerLock, options: ReembedOptions): Promi
     return json;
   };
   const mine = Reembed.active();
+  // The server's background loop does the work, in its own batches: said rather than silently ignored.
+  if (options.batchSize && !options.dryRun) {
+    process.stderr.write(
+      `engram: --batch-size is not applied: the local server (${server.url}) re-embeds in its own batches; stop it and run this again to choose the size\n`,
+    );
+  }
   if (options.dryRun) {
     const { estimate, tenant } = await ask("POST", { dryRun: true, model: mine.model });
     if (estimate) printEstimate(tenant, estimate, options);

@@ -84,12 +84,14 @@ describe("engram reembed while the local server holds PGlite", () => {
       "no results (12 chunks of another model than the configured one were not vector-searched: run `engram reembed`)",
     );
 
-    const res = await engram(["reembed"], configured());
+    const res = await engram(["reembed", "--batch-size", "5"], configured());
     expect(res.code, res.stderr).toBe(0);
     expect(res.stdout).toMatch(
       /re-embedded 12 chunks of tenant local with text-embedding-3-small \(by the local server/,
     );
     expect(res.stderr).toMatch(/12\/12 chunks/);
+    // The server's loop re-embeds in its own batches: the option is said not to apply, not silently dropped.
+    expect(res.stderr).toContain("--batch-size is not applied: the local server");
     expect(openai.stats.embeddedInputs).toBeGreaterThanOrEqual(12);
 
     // The fake embeds a text to the same vector every time: the chunk of the question's own text comes first.
