@@ -254,13 +254,10 @@ export function answer(question: string, sources: readonly Source[]): string {
   const subject = withoutMeasures(asked(question));
   const wanted = [...new Set(terms(subject))];
   if (!wanted.length || !sources.length) return NOT_FOUND;
-  const wantedVector = embedOffline(subject, NEARNESS_DIMENSIONS);
-  let near = false;
 
   const seen = new Map<string, { candidate: Candidate; documentId: string }>();
   const candidates: Candidate[] = [];
   for (const source of sources) {
-    near ||= cosine(wantedVector, embedOffline(source.content, NEARNESS_DIMENSIONS)) >= MIN_PASSAGE_SIMILARITY;
     sentences(source.content).forEach((text, position) => {
       const key = text.toLowerCase();
       const before = seen.get(key);
@@ -302,7 +299,8 @@ export function answer(question: string, sources: readonly Source[]): string {
   // unless the words they share are all its rare ones (names, identifiers: "What does edquota -t set?").
   const holds = (term: string) => ranked[0]?.terms.has(term) ?? false;
   const rare = wanted.filter((term) => !meaningOf(term));
-  const offTopic = !near && !wanted.every(holds) && !(rare.length > 0 && rare.every(holds));
+  const offTopic =
+    best > 0 && !wanted.every(holds) && !(rare.length > 0 && rare.every(holds)) && !near(subject, sources);
   if (best === 0 || offTopic) return byMeaning(question, candidates);
   return distinct(
     ranked.filter((c) => c.score >= best * RELATIVE_CUTOFF),
@@ -311,6 +309,14 @@ export function answer(question: string, sources: readonly Source[]): string {
     .sort(inOrder)
     .map(({ c, sources }) => withMarkers(c.text, sources))
     .join(" ");
+}
+
+/** Whether one of the passages is near the question as a whole (MIN_PASSAGE_SIMILARITY). */
+function near(question: string, sources: readonly Source[]): boolean {
+  const wanted = embedOffline(question, NEARNESS_DIMENSIONS);
+  return sources.some(
+    (source) => cosine(wanted, embedOffline(source.content, NEARNESS_DIMENSIONS)) >= MIN_PASSAGE_SIMILARITY,
+  );
 }
 
 /** The fall-back when no sentence covers the question's words: the sentences nearest to it in meaning. */
