@@ -56,11 +56,24 @@ export function headings(text: string): Heading[] {
   return found;
 }
 
-/** Inline Markdown a heading may carry (emphasis, code, links) reduced to its words. */
+/**
+ * Inline Markdown a heading may carry (emphasis, code, links, backslash escapes) reduced to its words. A code span is
+ * kept as written, and emphasis marks go only at a word's edges, as CommonMark reads them: `add_argument()` and
+ * my_app had lost their underscores ("The addargument() method").
+ */
 function clean(heading: string): string {
   return heading
     .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
-    .replace(/[*_`]+/g, "")
+    .split(/(`+[^`]*`+)/)
+    .map((part, i) =>
+      i % 2
+        ? part.replace(/^`+\s?|\s?`+$/g, "")
+        : part
+            .replace(/(^|[\s([{"'])[*_]+(?=[^\s*_])/g, "$1")
+            .replace(/(?<=[^\s*_\\])[*_]+(?=$|[\s)\]}"'.,:;!?])/g, "")
+            .replace(/\\([\\`*_{}[\]()#+\-.!<>|~])/g, "$1"),
+    )
+    .join("")
     .replace(/\s+/g, " ")
     .trim();
 }

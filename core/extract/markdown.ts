@@ -4,11 +4,14 @@
  * being its text: its `title` is the document's title and the whole block is left out of the content.
  */
 import { parse } from "yaml";
+import { headings } from "../chunk/context";
 
-/** The first `#` heading of Markdown-ish text: the title of a document that names none itself. */
+/**
+ * The first top-level heading of Markdown-ish text (`# Title`, or `Title` underlined with `===`), outside code blocks:
+ * the title of a document that names none itself. A `#` comment in a code block had titled a file.
+ */
 export function firstHeading(text: string): string | undefined {
-  const line = /^#[ \t]+(.+)$/m.exec(text)?.[1];
-  return line?.replace(/[ \t]+#+[ \t]*$/, "").trim() || undefined;
+  return headings(text).find((heading) => heading.level === 1)?.text;
 }
 
 /**

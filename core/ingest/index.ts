@@ -77,7 +77,7 @@ export const derivedId = (content: string, conversationId?: string) =>
  * chunking scheme. Raise CHUNKING when chunks or their context are made differently: the next ingest of each
  * document then re-chunks it, still reusing every embedding whose text did not change.
  */
-const CHUNKING = "4";
+const CHUNKING = "5";
 // A conversation's turn is also embedded after the turns before it, so its conversation is part of the scheme: a
 // document moved into one, or to another (or stored before turns were), is re-chunked on its next ingest.
 const documentHash = (content: string, title: string | undefined, conversationId: string | undefined) =>

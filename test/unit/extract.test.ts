@@ -524,6 +524,41 @@ describe("titles and heading paths", () => {
   });
 });
 
+describe("titles and headings of Markdown-ish text", () => {
+  it("titles Markdown by its first top-level heading outside code, `#` or underlined", async () => {
+    const fenced = "Set the port first.\n\n```sh\n# fenced comment\nexport PORT=3000\n```\n\nThen start it.";
+    expect((await extract(new TextEncoder().encode(fenced), { name: "notes.md" })).title).toBeUndefined();
+    const underlined = "Release Guide\n=============\n\nShip on Fridays.\n\n# Appendix\n\nOld notes.";
+    expect((await extract(new TextEncoder().encode(underlined), { name: "release.md" })).title).toBe("Release Guide");
+  });
+
+  it("keeps an identifier's underscores and a code span's text in a heading, dropping emphasis marks", () => {
+    const text =
+      "# Config for my_app\n\n## The `add_argument()` method\n\n## *Emphasis*, **strong** and a\\_b\n\nText.";
+    expect(headings(text).map((h) => h.text)).toEqual([
+      "Config for my_app",
+      "The add_argument() method",
+      "Emphasis, strong and a_b",
+    ]);
+  });
+
+  it("reads Git's manual pages as AsciiDoc: the title underlined, not a line of a listing block", async () => {
+    const { format, title, content } = await extract(fixture("git-bisect.txt"), { name: "git-bisect.txt" });
+    expect([format, title]).toEqual(["asciidoc", "git-bisect(1)"]);
+    const names = headings(content).map((h) => `${h.level} ${h.text}`);
+    expect(names.slice(0, 4)).toEqual(["1 git-bisect(1)", "2 NAME", "2 SYNOPSIS", "2 DESCRIPTION"]);
+    // As Markdown, its listing blocks' lines above `------` were headings, and one titled the page.
+    expect(names.join("\n")).not.toMatch(/hot-fix|refactor/);
+    expect(content).not.toMatch(/^=+$/m);
+    // Text underlined the same way but with nothing only AsciiDoc writes (an INI section is not) stays Markdown.
+    const readme = "Installing Packages\n===================\n\nUse the package manager.\n\n[global]\nbreak = 1\n";
+    expect(await extract(new TextEncoder().encode(readme), { name: "README.txt" })).toMatchObject({
+      format: "markdown",
+      title: "Installing Packages",
+    });
+  });
+});
+
 describe("Markdown front matter", () => {
   const bytes = (s: string) => new TextEncoder().encode(s);
 
