@@ -29,10 +29,10 @@ const isFragment = (sentence: string) => sentence.split(" ").length < MIN_WORDS;
  */
 const MIN_MEANING = 0.6;
 /**
- * Cosine (offline embedder, whatever model stored the vectors) a passage needs with the question for a sentence of it
- * that covers only part of the question's words to answer: "What is the capital of France?" had been answered "LATIN
- * CAPITAL LETTER C WITH CEDILLA ..." from a manual. A sentence holding every word of the question needs no such
- * nearness. Chosen on unanswerable questions (docs/search.md, "Extractive answers").
+ * Cosine (offline embedder, whatever model stored the vectors) one of the passages needs with the question when the best
+ * sentence covers only part of the question's words and some word of the question is in no passage: "What is the
+ * capital of France?" had been answered "LATIN CAPITAL LETTER C WITH CEDILLA ..." from a manual. Chosen on
+ * unanswerable questions (docs/search.md, "Extractive answers").
  */
 const MIN_PASSAGE_SIMILARITY = 0.35;
 /** Vector length for that comparison: the offline embedder's default, where its words collide least. */
@@ -42,6 +42,8 @@ const MEANING_SENTENCES = 2;
 const MEANING_MARGIN = 0.1;
 /** A longer sentence is cut (clip) to this many characters and "…". */
 const MAX_SENTENCE_CHARS = 400;
+/** Text that starts inside a sentence: a small letter or a punctuation mark that continues one. */
+const CUT_START = /^[\p{Ll},;:)\]]/u;
 /** A sentence that ends in a question mark (before any closing quote or bracket). */
 const QUESTION = /[?？]["'”’)\]]*$/;
 
@@ -270,6 +272,10 @@ export function answer(question: string, sources: readonly Source[]): string {
       // A question answers nothing, however many of the question's words it repeats: a conversation's
       // "What car do you drive?" was quoted as the answer to "What car does Leo drive?".
       if (QUESTION.test(text)) return;
+      // A later chunk may begin inside a sentence (its overlap with the one before): that part alone can say the
+      // opposite of the whole ("specifically need to activate a virtual environment" of "You don't specifically
+      // need to ..."), so it answers nothing.
+      if (position === 0 && source.ordinal > 0 && CUT_START.test(text)) return;
       const candidate = { text, source: source.index, position, terms: new Set(terms(text)), score: 0, also: [] };
       seen.set(key, { candidate, documentId: source.documentId });
       candidates.push(candidate);
@@ -295,12 +301,17 @@ export function answer(question: string, sources: readonly Source[]): string {
     .filter((c) => c.score > 0)
     .sort((a, b) => b.score - a.score || a.source - b.source || a.position - b.position);
   const best = ranked[0]?.score ?? 0;
-  // Sources far from the question that share only some of its words are about something else ("capital" letters),
-  // unless the words they share are all its rare ones (names, identifiers: "What does edquota -t set?").
+  // A word of the question that none of the passages holds says they are about something else when the best sentence
+  // shares only some of its words ("capital of France" over "LATIN CAPITAL LETTER C"), unless a passage is near the
+  // question as a whole, or the sentence holds every rare word of it (a command, a name: "What does edquota -t set?").
   const holds = (term: string) => ranked[0]?.terms.has(term) ?? false;
   const rare = wanted.filter((term) => !meaningOf(term));
   const offTopic =
-    best > 0 && !wanted.every(holds) && !(rare.length > 0 && rare.every(holds)) && !near(subject, sources);
+    best > 0 &&
+    !wanted.every(holds) &&
+    !wanted.every((term) => heldBy(sources).has(term)) &&
+    !(rare.length > 0 && rare.every(holds)) &&
+    !near(subject, sources);
   if (best === 0 || offTopic) return byMeaning(question, candidates);
   return distinct(
     ranked.filter((c) => c.score >= best * RELATIVE_CUTOFF),
@@ -310,6 +321,10 @@ export function answer(question: string, sources: readonly Source[]): string {
     .map(({ c, sources }) => withMarkers(c.text, sources))
     .join(" ");
 }
+
+/** The terms of the passages and their titles. */
+const heldBy = (sources: readonly Source[]) =>
+  new Set(sources.flatMap((source) => terms(`${source.title ?? ""} ${source.content}`)));
 
 /** Whether one of the passages is near the question as a whole (MIN_PASSAGE_SIMILARITY). */
 function near(question: string, sources: readonly Source[]): boolean {

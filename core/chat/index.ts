@@ -175,8 +175,16 @@ async function retrieveApart(db: Db, caller: Caller, request: ChatRequest, quest
 
 type Turns = { role: string; content: string }[];
 
-const lastUser = (messages: readonly { role: string; content: string }[]) =>
-  messages.findLast((m) => m.role === "user")?.content;
+/**
+ * The user's last message that names something: a follow-up of a follow-up ("What is git bisect?", "Tell me more.",
+ * "And how do I stop it?") is about the message before both, where the one before it alone had found git rebase.
+ */
+const lastUser = (messages: readonly { role: string; content: string }[]) => {
+  const users = messages.filter((m) => m.role === "user");
+  return (users.findLast((m) => names(m.content)) ?? users.at(-1))?.content;
+};
+/** Whether a message names something to find: more than one informative word. */
+const names = (message: string) => new Set(Extractive.terms(message)).size > 1;
 
 /** The conversation's earlier turns alone, through the gate in the same round trip when it has not run yet. */
 async function storedTurns(db: Db, caller: Caller, id: string): Promise<Turns> {
@@ -187,9 +195,10 @@ async function storedTurns(db: Db, caller: Caller, id: string): Promise<Turns> {
 
 /**
  * What a question is searched as. A follow-up of at most one informative word ("Tell me more about that.", "And
- * refunds?") names nothing to find, so the user's message before it is searched with it, after it (a long query is
- * cut at its end): the request's own, or, when the client sent only the new message, the conversation's last stored
- * one, read first (with the gate: one round trip more, only then). Other questions are searched as written.
+ * refunds?") names nothing to find, so the user's last message before it that does (`lastUser`) is searched with it,
+ * after it (a long query is cut at its end): the request's own, or, when the client sent only the new message, the
+ * conversation's stored one, read first (with the gate: one round trip more, only then). Other questions are searched
+ * as written.
  */
 async function queryFor(
   db: Db,
@@ -197,7 +206,7 @@ async function queryFor(
   request: ChatRequest,
   question: string,
 ): Promise<{ query: string; stored?: Turns }> {
-  if (new Set(Extractive.terms(question)).size > 1) return { query: question };
+  if (names(question)) return { query: question };
   const sent = lastUser(request.messages.slice(0, -1));
   if (sent !== undefined) return { query: `${question}\n${sent}` };
   if (!request.conversationId) return { query: question };

@@ -216,5 +216,20 @@ describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
       const alone = await chat([{ role: "user", content: "Tell me more." }]);
       expect(alone.citations).toEqual([]);
     });
+
+    it("searches a follow-up of a follow-up with the last message before them that names something", async () => {
+      const conversationId = await ask("How long does shipping take?", "dave");
+      await chat([{ role: "user", content: "Tell me more." }], conversationId);
+      // The stored message before it is itself a follow-up: the question before that is what it is about.
+      const stored = await chat([{ role: "user", content: "And by air?" }], conversationId);
+      expect(stored.citations[0]?.documentId).toBe("shipping");
+
+      const sent = await chat([
+        { role: "user", content: "What is the refund window?" },
+        { role: "user", content: "Tell me more." },
+        { role: "user", content: "And exceptions?" },
+      ]);
+      expect(sent.citations[0]?.documentId).toBe("refunds");
+    });
   });
 });

@@ -326,6 +326,33 @@ describe("extractive answers", () => {
     expect(extractive("What does edquota -t set?", manual)).toContain("(with edquota or setquota)");
   });
 
+  it("answers from a dotted name's passage, which holds every word of the question if not in one sentence", () => {
+    const reduce = numbered([
+      passage(
+        1,
+        "```\nfunctools.reduce(function, iterable[, initializer])\n```\n\nApply function of two arguments cumulatively to the items of iterable, from left to right, so as to reduce the iterable to a single value.",
+      ),
+    ]);
+    expect(extractive("What does functools.reduce do?", reduce)).toMatch(/^Apply function of two arguments/);
+  });
+
+  it("quotes nothing of a sentence a passage starts inside, which alone can say the opposite", () => {
+    const cut = { ...passage(1, ""), ordinal: 5 };
+    const venv = numbered([
+      {
+        ...cut,
+        content:
+          "specifically need to activate a virtual environment, as you can just specify the full path to that environment's Python interpreter. All scripts installed in the environment run without activating it.",
+      },
+    ]);
+    const text = extractive("Do I need to activate a virtual environment?", venv);
+    expect(text).not.toContain("specifically need");
+    expect(text).toBe("All scripts installed in the environment run without activating it [1].");
+    // The document's first passage starts where its text does.
+    const first = numbered([{ ...cut, ordinal: 0, content: "specifically, activate it first. Then run pip." }]);
+    expect(extractive("How do I activate it specifically?", first)).toContain("specifically, activate it first [1].");
+  });
+
   it("answers a paraphrase that shares no word with the sources from the sentence nearest in meaning", () => {
     const travel = numbered([
       passage(1, "The quarterly report is due on Friday. Please send it to finance."),
