@@ -44,6 +44,9 @@ const MEANING_MARGIN = 0.1;
 const MAX_SENTENCE_CHARS = 400;
 /** Text that starts inside a sentence: a small letter or a punctuation mark that continues one. */
 const CUT_START = /^[\p{Ll},;:)\]]/u;
+/** A sentence that ends in a colon, and the words from which such a sentence may answer (evidence measured 12-20). */
+const LEADS_IN = /:["'”’)\]]*$/;
+const LEAD_IN_WORDS = 10;
 /** A sentence that ends in a question mark (before any closing quote or bracket). */
 const QUESTION = /[?？]["'”’)\]]*$/;
 
@@ -188,7 +191,9 @@ interface Candidate {
 function withMarkers(sentence: string, sources: number[]): string {
   const markers = sources.map((index) => `[${index}]`).join("");
   const end = /[.!?…]+["'”’)\]]*$/.exec(sentence);
-  return end ? `${sentence.slice(0, end.index)} ${markers}${end[0]}` : `${sentence} ${markers}.`;
+  if (end) return `${sentence.slice(0, end.index)} ${markers}${end[0]}`;
+  // A sentence leading into a list ends the answer's sentence: "... up to 5 Debian packages [1]."
+  return `${sentence.replace(/:$/, "")} ${markers}.`;
 }
 
 /** Share of informative words two sentences must share to say the same thing (Jaccard), and the fewest they need. */
@@ -276,6 +281,10 @@ export function answer(question: string, sources: readonly Source[]): string {
       // opposite of the whole ("specifically need to activate a virtual environment" of "You don't specifically
       // need to ..."), so it answers nothing.
       if (position === 0 && source.ordinal > 0 && CUT_START.test(text)) return;
+      // A short sentence that leads into what follows it ("Example of an LRU cache for static web content:") says
+      // nothing without the code or list after it (a longer one may: "... will generate up to 5 Debian packages:"),
+      // and a table's rows run together are no sentence.
+      if ((LEADS_IN.test(text) && text.split(" ").length < LEAD_IN_WORDS) || text.startsWith("|")) return;
       const candidate = { text, source: source.index, position, terms: new Set(terms(text)), score: 0, also: [] };
       seen.set(key, { candidate, documentId: source.documentId });
       candidates.push(candidate);

@@ -353,6 +353,28 @@ describe("extractive answers", () => {
     expect(extractive("How do I activate it specifically?", first)).toContain("specifically, activate it first [1].");
   });
 
+  it("answers with no short sentence that only leads into code, nor with a table's rows", () => {
+    const tool = numbered([
+      passage(
+        1,
+        "Using json.tool from the shell to validate and pretty-print:\n\n```\n$ python -m json.tool films.json\n```\n\nThe json.tool module validates and pretty-prints JSON objects from the command line.",
+      ),
+      passage(
+        2,
+        "| Platform | Shell | Command to activate a virtual environment |\n|---|---|---|\n| POSIX | bash | source venv/bin/activate |",
+      ),
+    ]);
+    expect(extractive("How do I validate and pretty-print a JSON file from the shell?", tool)).toBe(
+      "The json.tool module validates and pretty-prints JSON objects from the command line [1].",
+    );
+    expect(extractive("Which command activates a virtual environment in bash?", tool)).not.toContain("| POSIX");
+    // A longer one says something itself.
+    const kernel = numbered([
+      passage(1, "Once the configuration is ready, a simple make deb-pkg will generate up to 5 Debian packages:"),
+    ]);
+    expect(extractive("What does make deb-pkg generate?", kernel)).toContain("up to 5 Debian packages [1].");
+  });
+
   it("answers a paraphrase that shares no word with the sources from the sentence nearest in meaning", () => {
     const travel = numbered([
       passage(1, "The quarterly report is due on Friday. Please send it to finance."),
