@@ -1,5 +1,5 @@
 /** Turns files and folders into documents for ingest, with a reason for every file skipped. */
-import { readdir, readFile, realpath, stat } from "node:fs/promises";
+import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { dirname, extname, join, relative, resolve, sep } from "node:path";
 import { DocumentInput } from "../core/document/schema";
 import { EngramError } from "../core/error";
@@ -43,9 +43,17 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
   // first reached; a folder reached again through a link is not read again (a link to a parent would loop).
   const seen = new Set<string>();
   const folders = new Set<string>();
-  const walk = async (path: string, root: string) => {
-    const info = await stat(path).catch((error: NodeJS.ErrnoException) => {
-      skipped.push({ path, reason: error.code === "ENOENT" ? NOT_FOUND : `unreadable (${error.code})`, failed: true });
+  const walk = async (path: string, root: string, given = false) => {
+    const info = await stat(path).catch(async (error: NodeJS.ErrnoException) => {
+      // A link to nothing found in a folder is no file asked for (a path given that does not exist is a failure).
+      const link = !given && error.code === "ENOENT" && (await lstat(path).catch(() => undefined))?.isSymbolicLink();
+      if (link) skipped.push({ path, reason: "a link to nothing (broken link)" });
+      else
+        skipped.push({
+          path,
+          reason: error.code === "ENOENT" ? NOT_FOUND : `unreadable (${error.code})`,
+          failed: true,
+        });
       return undefined;
     });
     if (!info) return;
@@ -80,7 +88,7 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
   for (const path of paths) {
     const absolute = resolve(path);
     const inside = absolute === cwd || !relative(cwd, absolute).startsWith("..");
-    await walk(path, inside ? cwd : dirname(absolute));
+    await walk(path, inside ? cwd : dirname(absolute), true);
   }
   return { files, skipped };
 }

@@ -274,6 +274,9 @@ function databaseLine(error: unknown): string {
   } catch {}
   const cause =
     (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
+  // The server answered but refused (a database that does not exist, a wrong password): its own words say which.
+  if (cause?.code && /^[0-9A-Z]{5}$/.test(cause.code) && cause.message)
+    return `the database server at ${host} refused the connection: ${cause.message} (${cause.code})`;
   return `cannot reach the database at ${host}${cause?.code ? ` (${cause.code})` : cause?.message ? ` (${cause.message})` : ""}`;
 }
 

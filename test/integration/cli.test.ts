@@ -200,6 +200,16 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stderr).toContain("127.0.0.1:1");
     });
 
+    it("says the database does not exist, not that its server cannot be reached", async () => {
+      const res = await engram(["keys", "list"], {
+        DATABASE_URL: pgUrl("engram_no_such_database"),
+        DATABASE_DRIVER: "pg",
+      });
+      expect(res.code).toBe(1);
+      expect(res.stderr.trim().split("\n")).toHaveLength(1);
+      expect(res.stderr).toMatch(/refused the connection: database "engram_no_such_database" does not exist \(3D000\)/);
+    });
+
     it("rejects a malformed rate limit with the reason", async () => {
       await engram(["tenants", "create", "acme"]);
       const res = await engram(["tenants", "set-limits", "acme", "--chat", "lots"]);
@@ -351,6 +361,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       writeFileSync(join(dir, "note.md"), "A note beside a pipe and a link to its own folder.");
       await run("mkfifo", [join(dir, "pipe.txt")]);
       symlinkSync(dir, join(dir, "loop"));
+      // A link to nothing in the folder is skipped, not a failure: it was not asked for.
+      symlinkSync(join(dir, "gone.md"), join(dir, "dangling.md"));
       const res = await engram(["ingest", dir, "--tenant", "odd", "--json"]);
       expect(res.code).toBe(0);
       const summary = JSON.parse(res.stdout);
@@ -358,6 +370,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(summary.skipped).toEqual(
         expect.arrayContaining([
           { path: join(dir, "pipe.txt"), reason: "not a regular file (a pipe, socket or device)" },
+          { path: join(dir, "dangling.md"), reason: "a link to nothing (broken link)" },
         ]),
       );
       expect(summary.skipped.some((s: { path: string }) => s.path.startsWith(join(dir, "loop", "loop")))).toBe(false);
