@@ -222,6 +222,19 @@ describe("extractive answers", () => {
     expect(extractive("How long does shipping take?", ship)).toBe("Orders ship within three business days [1].");
   });
 
+  it("meets a plural in -es with its word, and keeps the e of a word that has one", () => {
+    expect(terms("stashes stash branches indexes caches cache sizes size")).toEqual([
+      "stash",
+      "stash",
+      "branch",
+      "index",
+      "cache",
+      "cache",
+      "size",
+      "size",
+    ]);
+  });
+
   it('reads "how long", "how often" and the like as asking for a measure, not for the adjective', () => {
     const mixed = numbered([
       passage(1, "Refunds are issued within 14 days of a return."),
