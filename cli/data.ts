@@ -13,7 +13,7 @@ import * as Search from "../core/search";
 import { MAX_TOP_K, Scope } from "../core/search/schema";
 import { STALE_COUNT_MAX } from "../core/search/vector";
 import { type Client, connect, type Target } from "./client";
-import { collectFiles, type FileDocument, readDocuments, type Skipped } from "./files";
+import { collectFiles, type FileDocument, readDocuments } from "./files";
 import { LOCAL_TENANT } from "./local";
 
 const MAX_BATCH_DOCS = 100;
@@ -199,7 +199,9 @@ export function registerDataCommands(program: Command): void {
 
     const seconds = (Date.now() - started) / 1000;
     const failed = skipped.filter((s) => s.failed).length;
-    const summary = { ...totals, failed, skipped: skipped as Skipped[], seconds: Number(seconds.toFixed(2)) };
+    // Each entry says whether it failed, true or false, so a script need not tell an absent field from false.
+    const listed = skipped.map(({ path, reason, failed }) => ({ path, reason, failed: failed === true }));
+    const summary = { ...totals, failed, skipped: listed, seconds: Number(seconds.toFixed(2)) };
     // A file that failed (a path that does not exist, a damaged or encrypted file, an id two files would share) is
     // listed and makes the run exit 1, after the rest is stored, so a script can tell; a file skipped as not a
     // document (its type, no text) does not.

@@ -369,8 +369,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(summary).toMatchObject({ files: 1, documents: 1, created: 1, failed: 0 });
       expect(summary.skipped).toEqual(
         expect.arrayContaining([
-          { path: join(dir, "pipe.txt"), reason: "not a regular file (a pipe, socket or device)" },
-          { path: join(dir, "dangling.md"), reason: "a link to nothing (broken link)" },
+          { path: join(dir, "pipe.txt"), reason: "not a regular file (a pipe, socket or device)", failed: false },
+          { path: join(dir, "dangling.md"), reason: "a link to nothing (broken link)", failed: false },
         ]),
       );
       expect(summary.skipped.some((s: { path: string }) => s.path.startsWith(join(dir, "loop", "loop")))).toBe(false);
