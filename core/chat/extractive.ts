@@ -6,7 +6,7 @@
  * word meaning answer instead, if close enough. Deterministic: the same question and sources give
  * the same answer.
  */
-import { embedOffline, meaningOf } from "../embedding/offline";
+import { embedOffline, isCommonWord, meaningOf } from "../embedding/offline";
 import type { Source } from "./prompt";
 
 export const MODEL = "extractive";
@@ -316,7 +316,7 @@ export function answer(question: string, sources: readonly Source[]): string {
   // shares only some of its words ("capital of France" over "LATIN CAPITAL LETTER C"), unless a passage is near the
   // question as a whole, or the sentence holds every rare word of it (a command, a name: "What does edquota -t set?").
   const holds = (term: string) => ranked[0]?.terms.has(term) ?? false;
-  const rare = wanted.filter((term) => !meaningOf(term));
+  const rare = wanted.filter((term) => !isCommonWord(term));
   const offTopic =
     best > 0 &&
     !wanted.every(holds) &&

@@ -430,6 +430,14 @@ export function meaningOf(text: string): Float32Array | null {
   return meaning;
 }
 
+/**
+ * Whether a lower-case word is a common one: a stop word, or among the table's 50,000 most frequent words. The
+ * extractive answerer takes the others (a command, a name) for what a question is about.
+ */
+export function isCommonWord(word: string): boolean {
+  return STOP_HASHES.has(fnvRange(word, 0, word.length, SEED_WORD)) || wordTable().index.has(word);
+}
+
 function checkDimensions(dimensions: number): number {
   if (!Number.isInteger(dimensions) || dimensions < 1) throw new RangeError("dimensions must be an integer >= 1");
   return dimensions;

@@ -337,6 +337,15 @@ describe("extractive answers", () => {
     expect(extractive("How are capital letters with a cedilla normalized?", manual)).toContain("CEDILLA) [1].");
     // A rare word (a command, a name) the sentence holds is what the question is about, whatever else it asks.
     expect(extractive("What does edquota -t set?", manual)).toContain("(with edquota or setquota)");
+    // A stop word ("get") is no rare word, though it has no meaning vector.
+    const graph = numbered([
+      passage(
+        1,
+        "Call get_ready() repeatedly to get the nodes that are ready, in topological order, and pass each to done() once processed. Nodes cannot be added after prepare() was called.",
+      ),
+    ]);
+    expect(extractive("Can I get a discount on my order?", graph)).toBe(NOT_FOUND);
+    expect(extractive("How do I get the ready nodes in order?", graph)).toMatch(/^Call get_ready\(\) repeatedly/);
   });
 
   it("answers from a dotted name's passage, which holds every word of the question if not in one sentence", () => {
