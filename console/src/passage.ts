@@ -24,9 +24,12 @@ export function pageSpans(content: string): Span[] {
 
 const literal = (word: string) => word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
-/** The words of a passage as a pattern that matches them across any whitespace (line breaks, page breaks). */
+/**
+ * The words of a passage as a pattern that matches them across any whitespace (line breaks, page breaks) and the
+ * Markdown marks a snippet leaves out (a heading's `#`s, a code fence's line: core/chat/citations.ts).
+ */
 function pattern(words: string[]): RegExp {
-  return new RegExp(words.map(literal).join("\\s+"), "gu");
+  return new RegExp(words.map(literal).join("(?:\\s+(?:#{1,6}|`{3,}\\S*|~{3,}\\S*)(?=\\s))*\\s+"), "gu");
 }
 
 /**

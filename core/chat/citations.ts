@@ -143,13 +143,21 @@ const SNIPPET_CHARS = 280;
  * that cite it, from its sentence that shares most of them, so the snippet shows what the answer took from it.
  */
 export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): string {
-  const flat = content.replace(/\s+/g, " ").trim();
+  const flat = withoutMarkup(content).replace(/\s+/g, " ").trim();
   if (flat.length <= max) return flat;
   let from = focus ? sentenceStart(flat, focus) : 0;
   // A sentence near the end still fills the snippet: start earlier, at a word.
   if (from > flat.length - max) from = Math.max(0, flat.indexOf(" ", flat.length - max) + 1);
   return `${from > 0 ? "…" : ""}${clip(flat.slice(from), max)}`;
 }
+
+/**
+ * A passage without the Markdown marks a reader of a snippet has no use for: a heading's `#`s and a code fence's line
+ * ("## EXAMPLES When recording ..." read "EXAMPLES When recording ..."). The console finds a snippet in its document
+ * across such marks (console/src/passage.ts).
+ */
+const withoutMarkup = (content: string) =>
+  content.replace(/^ {0,3}#{1,6}[ \t]+/gm, "").replace(/^ {0,3}(?:`{3,}|~{3,})[^\n]*$/gm, "");
 
 /** Where the sentence of `flat` sharing most words with `focus` starts (0 when none shares any). */
 function sentenceStart(flat: string, focus: string): number {

@@ -160,6 +160,8 @@ describe("console: a cited passage in its document", () => {
     return { content: pdf.content, chunks, where: locations(pdf.content, chunks) };
   };
   const flat = (text: string) => text.replace(/\s+/g, " ").trim();
+  // A snippet leaves out a heading's `#`s (core/chat/citations.ts): the text it is found at, read the same way.
+  const read = (text: string) => flat(text.replace(/^ {0,3}#{1,6}[ \t]+/gm, ""));
 
   it("finds every chunk of a PDF from its citation's snippet, on the chunk's own page, and whole from a search result", async () => {
     // Numbered sentences: no passage's words are anywhere else.
@@ -168,8 +170,9 @@ describe("console: a cited passage in its document", () => {
     expect(chunks.length).toBeGreaterThan(10);
     for (const [i, chunk] of chunks.entries()) {
       const start = chunk.start + (chunk.content.length - chunk.content.trimStart().length);
+      const marks = /^#{1,6}[ \t]+/.exec(chunk.content.trimStart())?.[0].length ?? 0;
       const cited = findPassage(content, snippet(chunk.content), where[i]);
-      expect(cited?.start).toBe(start);
+      expect(cited?.start).toBe(start + marks);
       expect(pageAt(content, cited?.start ?? 0)).toBe(where[i]?.pages?.[0]);
       const result = findPassage(content, chunk.content, where[i]);
       expect(content.slice(result?.start, result?.end)).toBe(chunk.content.trim());
@@ -182,7 +185,7 @@ describe("console: a cited passage in its document", () => {
     for (const [i, chunk] of chunks.entries()) {
       const quote = snippet(chunk.content);
       const cited = findPassage(content, quote, where[i]);
-      expect(flat(content.slice(cited?.start, cited?.end))).toBe(flat(quote.replace(/…$/, "")));
+      expect(read(content.slice(cited?.start, cited?.end))).toBe(flat(quote.replace(/…$/, "")));
       expect(pageAt(content, cited?.start ?? 0)).toBe(where[i]?.pages?.[0]);
     }
   });
@@ -196,8 +199,20 @@ describe("console: a cited passage in its document", () => {
       const quote = snippet(chunk.content, 280, cited);
       expect(quote.startsWith("…"), quote).toBe(true);
       const found = findPassage(content, quote, where[i]);
-      expect(flat(content.slice(found?.start, found?.end))).toBe(flat(quote.replace(/^…|…$/g, "")));
+      expect(read(content.slice(found?.start, found?.end))).toBe(flat(quote.replace(/^…|…$/g, "")));
     }
+  });
+
+  it("finds a snippet across the heading marks and code fences it leaves out", () => {
+    const content = "Intro to the tool.\n\n## EXAMPLES\n\nWhen recording, run:\n\n```python\nrecord(x)\n```\n\nDone.";
+    const quote = snippet(content);
+    expect(quote).toBe("Intro to the tool. EXAMPLES When recording, run: record(x) Done.");
+    expect(findPassage(content, quote)).toEqual({ start: 0, end: content.length });
+    // In the middle of a snippet too, and from a heading's text on.
+    expect(findPassage(content, "EXAMPLES When recording")).toEqual({
+      start: content.indexOf("EXAMPLES"),
+      end: content.indexOf(",", content.indexOf("When recording")),
+    });
   });
 
   it("prefers the cited page when the same words are on an earlier one, and falls back to the first words", () => {
