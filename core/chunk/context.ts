@@ -25,9 +25,11 @@ export function headings(text: string): Heading[] {
   let fence: string | undefined;
   let offset = 0;
   let previous: { offset: number; text: string } | undefined;
-  for (const line of text.split("\n")) {
+  for (const raw of text.split("\n")) {
     const lineOffset = offset;
-    offset += line.length + 1;
+    offset += raw.length + 1;
+    // A Windows line end's \r is no part of the line (a title had been lost to it).
+    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const trimmed = line.trim();
     const marker = /^(`{3,}|~{3,})/.exec(trimmed)?.[1];
     if (marker) {
@@ -37,7 +39,8 @@ export function headings(text: string): Heading[] {
       continue;
     }
     if (fence !== undefined) continue;
-    const atx = /^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*#*[ \t]*$/.exec(line);
+    // A closing run of #s needs a space before it: "Learning C#" keeps its #.
+    const atx = /^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/.exec(line);
     if (atx) {
       const title = clean(atx[2] ?? "");
       if (title) found.push({ offset: lineOffset, level: (atx[1] ?? "#").length, text: title });
@@ -69,8 +72,8 @@ function clean(heading: string): string {
       i % 2
         ? part.replace(/^`+\s?|\s?`+$/g, "")
         : part
-            .replace(/(^|[\s([{"'])[*_]+(?=[^\s*_])/g, "$1")
-            .replace(/(?<=[^\s*_\\])[*_]+(?=$|[\s)\]}"'.,:;!?])/g, "")
+            // A pair of marks around words, opening and closing at word edges; an unpaired one is text (_id, *args).
+            .replace(/(^|[\s([{"'])(\*{1,3}|_{1,3})(?=[^\s*_])([^*_]*?[^\s*_\\])\2(?=$|[\s)\]}"'.,:;!?])/g, "$1$3")
             .replace(/\\([\\`*_{}[\]()#+\-.!<>|~])/g, "$1"),
     )
     .join("")

@@ -9,9 +9,10 @@ export type Format = "pdf" | "docx" | "html" | "markdown" | "asciidoc" | "text" 
 export type Sniffed = { format: Format } | { format: "unsupported"; reason: string };
 
 /** An AsciiDoc document title on the first line that is not blank or a comment: `= Git User Manual`. */
-const ASCIIDOC_TITLE = /^(?:\s*\n|\/\/[^\n]*\n)*= \S[^\n]*\n/;
+// Blank lines are `[ \t]*\n`: `\s*\n` could split a run of them in 2^n ways before failing (30 blank lines took 35 s).
+const ASCIIDOC_TITLE = /^(?:[ \t]*\n|\/\/[^\n]*\n)*= \S[^\n]*\n/;
 /** The two-line form Git's manual pages use (`git-log(1)` over `==========`), as Markdown's setext heading also is. */
-const UNDERLINED_TITLE = /^(?:\s*\n|\/\/[^\n]*\n)*(\S[^\n]*)\n(=+)[ \t]*\n/;
+const UNDERLINED_TITLE = /^(?:[ \t]*\n|\/\/[^\n]*\n)*[ \t]*(\S[^\n]*)\n(=+)[ \t]*\n/;
 /**
  * What only AsciiDoc writes, to tell such a file from Markdown or reStructuredText underlined alike: a block style
  * (`[verse]`, `[source,shell]`, `[NOTE]`) or anchor (`[[id]]`) alone on a line, or an inline macro
@@ -19,7 +20,7 @@ const UNDERLINED_TITLE = /^(?:\s*\n|\/\/[^\n]*\n)*(\S[^\n]*)\n(=+)[ \t]*\n/;
  * 7,398 text files outside git-doc it found 4, all Git's AsciiDoc; in git-doc, 200 of its 202 underlined pages.
  */
 const ASCIIDOC_MARK =
-  /^(?:\[(?:verse|source|listing|literal|quote|example|sidebar|horizontal|abstract|appendix|glossary|bibliography|preface|colophon|discrete|NOTE|TIP|WARNING|IMPORTANT|CAUTION)\b[^\]\n]*\]|\[\[[\w:.-]+(?:,[^\]\n]*)?\]\])[ \t]*$|\b(?:linkgit|link|include|image|xref|footnote|kbd|btn|menu):{1,2}[^\s[\]]*\[[^\]\n]*\]/m;
+  /^(?:\[(?:verse|source|listing|literal|quote|example|sidebar|horizontal|abstract|appendix|glossary|bibliography|preface|colophon|discrete|NOTE|TIP|WARNING|IMPORTANT|CAUTION)\b[^\]\n]*\]|\[\[[\w:.-]+(?:,[^\]\n]*)?\]\])[ \t]*$|\b(?:linkgit|link|include|image|xref|footnote|kbd|btn|menu):{1,2}[^\s[\]]{0,200}\[[^\]\n]{0,200}\]/m;
 
 /** A title underlined to its length (±1, as Asciidoctor takes it; Markdown takes any length) at the start. */
 function underlinedTitle(text: string): boolean {
@@ -191,7 +192,8 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
   if (ext === ".json") return { format: "json" };
   if (ext === ".csv" || ext === ".tsv") return { format: "csv" };
   if (ext === ".md" || ext === ".markdown" || ext === ".mdx") return { format: "markdown" };
-  const opening = decoded.slice(0, 64 * 1024);
+  // Windows line ends read as Unix ones, as every extracted text is stored (tidy in core/extract/markdown.ts).
+  const opening = decoded.slice(0, 64 * 1024).replace(/\r\n?/g, "\n");
   if (ext === ".adoc" || ext === ".asciidoc" || asciidoc(opening)) return { format: "asciidoc" };
   return { format: /^#{1,6}\s/m.test(opening) || underlinedTitle(opening) ? "markdown" : "text" };
 }

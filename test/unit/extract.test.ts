@@ -540,6 +540,25 @@ describe("titles and headings of Markdown-ish text", () => {
       "The add_argument() method",
       "Emphasis, strong and a_b",
     ]);
+    // An unpaired mark is text, and a closing run of #s needs a space before it.
+    expect(
+      headings("# The _id field\n\n# *args and **kwargs\n\n# Learning C#\n\n# Closing ##").map((h) => h.text),
+    ).toEqual(["The _id field", "*args and **kwargs", "Learning C#", "Closing"]);
+  });
+
+  it("reads Windows line ends as Unix ones, and a file opening with many blank lines at once", async () => {
+    const crlf = await extract(new TextEncoder().encode("# Release Guide\r\n\r\nShip on Fridays.\r\n"), {
+      name: "guide.md",
+    });
+    expect(crlf.title).toBe("Release Guide");
+    const bisect = new TextDecoder().decode(fixture("git-bisect.txt")).replace(/\n/g, "\r\n");
+    const adoc = await extract(new TextEncoder().encode(bisect), { name: "git-bisect.txt" });
+    expect([adoc.format, adoc.title]).toEqual(["asciidoc", "git-bisect(1)"]);
+    // The start-of-file patterns had split a run of blank lines 2^n ways: 30 of them took 35 s.
+    for (const blank of ["\n", " \n", "\r\n"]) {
+      const { format } = await extract(new TextEncoder().encode(`${blank.repeat(60)}notes`), { name: "notes.txt" });
+      expect(format).toBe("text");
+    }
   });
 
   it("reads Git's manual pages as AsciiDoc: the title underlined, not a line of a listing block", async () => {
