@@ -275,7 +275,8 @@ function databaseLine(error: unknown): string {
   const cause =
     (error as { cause?: { code?: string; message?: string } }).cause ?? (error as { code?: string; message?: string });
   // The server answered but refused (a database that does not exist, a wrong password): its own words say which.
-  if (cause?.code && /^[0-9A-Z]{5}$/.test(cause.code) && cause.message)
+  // A SQLSTATE has a digit; Node's EPIPE or EBUSY, five capitals too, has none.
+  if (cause?.code && /^(?=.*\d)[0-9A-Z]{5}$/.test(cause.code) && cause.message)
     return `the database server at ${host} refused the connection: ${cause.message} (${cause.code})`;
   return `cannot reach the database at ${host}${cause?.code ? ` (${cause.code})` : cause?.message ? ` (${cause.message})` : ""}`;
 }

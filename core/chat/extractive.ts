@@ -44,8 +44,12 @@ const MEANING_MARGIN = 0.1;
 const MAX_SENTENCE_CHARS = 400;
 /** Text that starts inside a sentence: a small letter or a punctuation mark that continues one. */
 const CUT_START = /^[\p{Ll},;:)\]]/u;
+/** A first word that is a name written in small letters (iPhone, macOS, eBay) or code (`json.dumps`, get_ready). */
+const NAME_START = /^\S*(?:\p{Ll}\p{Lu}|[_.(`])/u;
+/** A Markdown heading line (ATX). */
+const HEADING = /^\s*#{1,6}\s/;
 /** A sentence that ends in a colon, and the words from which such a sentence may answer (evidence measured 12-20). */
-const LEADS_IN = /:["'”’)\]]*$/;
+const LEADS_IN = /:["'”’]*$/;
 const LEAD_IN_WORDS = 10;
 /** A sentence that ends in a question mark (before any closing quote or bracket). */
 const QUESTION = /[?？]["'”’)\]]*$/;
@@ -90,9 +94,12 @@ function stem(word: string): string {
   return w;
 }
 
+/** A word, with an apostrophe's ending ("Maya's") that terms drop. */
+const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu;
+
 export function terms(text: string): string[] {
   const out: string[] = [];
-  for (const match of text.toLowerCase().matchAll(/[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu)) {
+  for (const match of text.toLowerCase().matchAll(WORD)) {
     const word = match[0].replace(/['’].*$/, "");
     if (word.length < 2 || STOPWORDS.has(word)) continue;
     out.push(stem(word));
@@ -148,6 +155,9 @@ export function sentences(text: string): string[] {
   const pieces: string[] = [];
   const blocks = withoutCode(text).split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
   for (const block of blocks) {
+    // A heading names what follows rather than saying it ("`pathlib` — Object-oriented filesystem paths" had answered
+    // "How do I join two paths with pathlib?"), unless the passage is nothing else.
+    if (HEADING.test(block) && blocks.some((other) => other.trim() && !HEADING.test(other))) continue;
     const flat = block
       .replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, "")
       .replace(/\s+/g, " ")
@@ -282,7 +292,7 @@ export function answer(question: string, sources: readonly Source[]): string {
       // A later chunk may begin inside a sentence (its overlap with the one before): that part alone can say the
       // opposite of the whole ("specifically need to activate a virtual environment" of "You don't specifically
       // need to ..."), so it answers nothing.
-      if (position === 0 && source.ordinal > 0 && CUT_START.test(text)) return;
+      if (position === 0 && source.ordinal > 0 && cutStart(source.content, text)) return;
       // A short sentence that leads into what follows it ("Example of an LRU cache for static web content:") says
       // nothing without the code or list after it (a longer one may: "... will generate up to 5 Debian packages:"),
       // and a table's rows run together are no sentence.
@@ -316,11 +326,17 @@ export function answer(question: string, sources: readonly Source[]): string {
   // shares only some of its words ("capital of France" over "LATIN CAPITAL LETTER C"), unless a passage is near the
   // question as a whole, or the sentence holds every rare word of it (a command, a name: "What does edquota -t set?").
   const holds = (term: string) => ranked[0]?.terms.has(term) ?? false;
-  const rare = wanted.filter((term) => !isCommonWord(term));
+  // The passages' terms, gathered once when first needed.
+  let inSources: Set<string> | undefined;
+  const held = (term: string) => {
+    inSources = inSources ?? heldBy(sources);
+    return inSources.has(term);
+  };
+  const rare = rareTerms(subject);
   const offTopic =
     best > 0 &&
     !wanted.every(holds) &&
-    !wanted.every((term) => heldBy(sources).has(term)) &&
+    !wanted.every(held) &&
     !(rare.length > 0 && rare.every(holds)) &&
     !near(subject, sources);
   if (best === 0 || offTopic) return byMeaning(question, candidates);
@@ -331,6 +347,30 @@ export function answer(question: string, sources: readonly Source[]): string {
     .sort(inOrder)
     .map(({ c, sources }) => withMarkers(c.text, sources))
     .join(" ");
+}
+
+/**
+ * Whether a passage's first sentence is the end of one cut by the chunker (the passage text starts right with it, in a
+ * small letter or continuing punctuation, and not with a name written in small letters or code); a list item or a
+ * paragraph after a heading starts where it starts.
+ */
+function cutStart(content: string, sentence: string): boolean {
+  const start = content.trimStart();
+  return CUT_START.test(start) && !NAME_START.test(start) && start.startsWith(sentence.slice(0, 12));
+}
+
+/**
+ * The question's rare words, as terms: neither stop words nor among the offline embedder's 50,000 (a command, a name),
+ * judged on the words as written ("released" is common though its stem "releas" is in no table) and never a number.
+ */
+function rareTerms(question: string): string[] {
+  const out = new Set<string>();
+  for (const match of question.toLowerCase().matchAll(WORD)) {
+    const word = match[0].replace(/['’].*$/, "");
+    if (word.length < 2 || STOPWORDS.has(word) || /^\p{N}+$/u.test(word) || isCommonWord(word)) continue;
+    out.add(stem(word));
+  }
+  return [...out];
 }
 
 /** The terms of the passages and their titles. */

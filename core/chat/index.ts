@@ -176,12 +176,13 @@ async function retrieveApart(db: Db, caller: Caller, request: ChatRequest, quest
 type Turns = { role: string; content: string }[];
 
 /**
- * The user's last message that names something: a follow-up of a follow-up ("What is git bisect?", "Tell me more.",
- * "And how do I stop it?") is about the message before both, where the one before it alone had found git rebase.
+ * The user's last message that says anything (an informative word): a follow-up of a follow-up ("What is git bisect?",
+ * "Tell me more.", "And how do I stop it?") is about the message before both, where the one before it alone had found
+ * git rebase; a one-word change of topic ("Shipping?" before "Tell me more.") is the topic.
  */
 const lastUser = (messages: readonly { role: string; content: string }[]) => {
   const users = messages.filter((m) => m.role === "user");
-  return (users.findLast((m) => names(m.content)) ?? users.at(-1))?.content;
+  return (users.findLast((m) => Extractive.terms(m.content).length > 0) ?? users.at(-1))?.content;
 };
 /** Whether a message names something to find: more than one informative word. */
 const names = (message: string) => new Set(Extractive.terms(message)).size > 1;

@@ -345,6 +345,15 @@ describe("extractive answers", () => {
       ),
     ]);
     expect(extractive("Can I get a discount on my order?", graph)).toBe(NOT_FOUND);
+    // Nor is a stem no table holds ("releas") or a number: the question's rare word here is iPhone.
+    const release = numbered([
+      passage(1, "Python 3.12 was released on 2 October 2023. It brings faster startup and better error messages."),
+    ]);
+    expect(extractive("When was the first iPhone released?", release)).toBe(NOT_FOUND);
+    const travel = numbered([
+      passage(1, "The travel policy was last revised in 2018 and applies to all staff abroad."),
+    ]);
+    expect(extractive("What was Apple's revenue in 2018?", travel)).toBe(NOT_FOUND);
     expect(extractive("How do I get the ready nodes in order?", graph)).toMatch(/^Call get_ready\(\) repeatedly/);
   });
 
@@ -370,9 +379,33 @@ describe("extractive answers", () => {
     const text = extractive("Do I need to activate a virtual environment?", venv);
     expect(text).not.toContain("specifically need");
     expect(text).toBe("All scripts installed in the environment run without activating it [1].");
+    // A passage that starts with a list item, or with a name written in small letters, starts where its text does.
+    const later = (content: string) => numbered([{ ...cut, ordinal: 3, content }]);
+    const tips = later("## Tips\n\n- use git stash to save changes you are not ready to commit.\n- run git stash pop.");
+    expect(extractive("How do I save changes I am not ready to commit?", tips)).toBe(
+      "use git stash to save changes you are not ready to commit [1].",
+    );
+    const phones = later("iPhone X and later support Face ID. Older models use Touch ID instead.");
+    expect(extractive("Which iPhone supports Face ID?", phones)).toBe("iPhone X and later support Face ID [1].");
     // The document's first passage starts where its text does.
     const first = numbered([{ ...cut, ordinal: 0, content: "specifically, activate it first. Then run pip." }]);
     expect(extractive("How do I activate it specifically?", first)).toContain("specifically, activate it first [1].");
+  });
+
+  it("answers with no heading, which names what follows rather than saying it", () => {
+    const page = numbered([
+      passage(
+        1,
+        "# `pathlib` — Object-oriented filesystem paths\n\nThis module offers classes representing filesystem paths with semantics for different operating systems.\n\n## Basic use of pathlib paths\n\nJoin paths with the slash operator.",
+      ),
+    ]);
+    const text = extractive("How do I join two paths with pathlib?", page);
+    expect(text).not.toMatch(/Object-oriented|Basic use/);
+    expect(text).toContain("Join paths with the slash operator [1].");
+    // A passage that is only a heading is still a sentence.
+    expect(sentences("## Refunds are issued within 14 days of a return")).toEqual([
+      "Refunds are issued within 14 days of a return",
+    ]);
   });
 
   it("answers with no short sentence that only leads into code, nor with a table's rows", () => {
@@ -390,6 +423,9 @@ describe("extractive answers", () => {
       "The json.tool module validates and pretty-prints JSON objects from the command line [1].",
     );
     expect(extractive("Which command activates a virtual environment in bash?", tool)).not.toContain("| POSIX");
+    // A smiley is no lead-in.
+    const smile = numbered([passage(1, "Maya got a job at the bakery :)")]);
+    expect(extractive("Where did Maya get a job?", smile)).toBe("Maya got a job at the bakery :) [1].");
     // A longer one says something itself.
     const kernel = numbered([
       passage(1, "Once the configuration is ready, a simple make deb-pkg will generate up to 5 Debian packages:"),
