@@ -46,6 +46,11 @@ const MAX_SENTENCE_CHARS = 400;
 const CUT_START = /^[\p{Ll},;:)\]]/u;
 /** A first word that is a name written in small letters (iPhone, macOS, eBay) or code (`json.dumps`, get_ready). */
 const NAME_START = /^\S*(?:\p{Ll}\p{Lu}|[_.(`])/u;
+/** A block of two or more lines, each of cells split by `|`. */
+const isTable = (block: string) => {
+  const lines = block.split("\n").filter((line) => line.trim());
+  return lines.length >= 2 && lines.every((line) => / \| |^\s*\||\|\s*$/.test(line));
+};
 /** A Markdown heading line (ATX). */
 const HEADING = /^\s*#{1,6}\s/;
 /** A sentence that ends in a colon, and the words from which such a sentence may answer (evidence measured 12-20). */
@@ -158,6 +163,9 @@ export function sentences(text: string): string[] {
     // A heading names what follows rather than saying it ("`pathlib` — Object-oriented filesystem paths" had answered
     // "How do I join two paths with pathlib?"), unless the passage is nothing else.
     if (HEADING.test(block) && blocks.some((other) => other.trim() && !HEADING.test(other))) continue;
+    // A table (rows of cells, as a web page's or a Markdown table is stored) is no sentence: its rows ran together into
+    // "Platform | Shell | Command ... POSIX | bash/zsh | $ source <venv>/bin/activate ...".
+    if (isTable(block)) continue;
     const flat = block
       .replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, "")
       .replace(/\s+/g, " ")
@@ -294,9 +302,8 @@ export function answer(question: string, sources: readonly Source[]): string {
       // need to ..."), so it answers nothing.
       if (position === 0 && source.ordinal > 0 && cutStart(source.content, text)) return;
       // A short sentence that leads into what follows it ("Example of an LRU cache for static web content:") says
-      // nothing without the code or list after it (a longer one may: "... will generate up to 5 Debian packages:"),
-      // and a table's rows run together are no sentence.
-      if ((LEADS_IN.test(text) && text.split(" ").length < LEAD_IN_WORDS) || text.startsWith("|")) return;
+      // nothing without the code or list after it (a longer one may: "... will generate up to 5 Debian packages:").
+      if (LEADS_IN.test(text) && text.split(" ").length < LEAD_IN_WORDS) return;
       const candidate = { text, source: source.index, position, terms: new Set(terms(text)), score: 0, also: [] };
       seen.set(key, { candidate, documentId: source.documentId });
       candidates.push(candidate);

@@ -423,6 +423,16 @@ describe("extractive answers", () => {
       "The json.tool module validates and pretty-prints JSON objects from the command line [1].",
     );
     expect(extractive("Which command activates a virtual environment in bash?", tool)).not.toContain("| POSIX");
+    // A web page's table is stored as rows of cells without a leading |.
+    const page = numbered([
+      passage(
+        1,
+        "The activation script is platform-specific.\n\nPlatform | Shell | Command to activate virtual environment\nPOSIX | bash/zsh | $ source <venv>/bin/activate\n\nYou don't need to activate a virtual environment to use it.",
+      ),
+    ]);
+    const text = extractive("Do I need to activate a virtual environment?", page);
+    expect(text).not.toContain("Platform | Shell");
+    expect(text).toContain("You don't need to activate a virtual environment to use it [1].");
     // A smiley is no lead-in.
     const smile = numbered([passage(1, "Maya got a job at the bakery :)")]);
     expect(extractive("Where did Maya get a job?", smile)).toBe("Maya got a job at the bakery :) [1].");
