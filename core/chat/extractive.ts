@@ -121,7 +121,11 @@ const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
 const PROSE_LINE = /^["'“‘([]?\p{Lu}.*[.!?:]["'”’)\]]*$/u;
 const proseShare = (lines: string[]) => {
   const full = lines.filter((l) => l.trim());
-  return full.length ? full.filter((l) => PROSE_LINE.test(l.trim())).length / full.length : 0;
+  // A list item reads as prose by its text: "- Automatically bisect a broken build:" before a block had made a passage
+  // that ends inside the block read as one starting inside another.
+  return full.length
+    ? full.filter((l) => PROSE_LINE.test(l.trim().replace(/^(?:[-*+•]|\d+[.)])\s+/, ""))).length / full.length
+    : 0;
 };
 
 /**

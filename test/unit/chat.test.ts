@@ -495,6 +495,13 @@ describe("extractive answers", () => {
       "The json module encodes Python objects as JSON text.",
       "It also decodes them back.",
     ]);
+    // A passage that ends inside a block, its blocks each led into by a list item.
+    const examples =
+      "## EXAMPLES\n\n- Automatically bisect a broken build between v1.2 and HEAD:\n\n```\n$ git bisect start HEAD v1.2 --\n$ git bisect reset\n```\n- Automatically bisect a test failure:\n\n```\n$ git bisect start HEAD origin --\n$ git bisect run make test";
+    expect(sentences(examples)).toEqual([
+      "Automatically bisect a broken build between v1.2 and HEAD:",
+      "Automatically bisect a test failure:",
+    ]);
     for (const fence of ["```python", "```"]) {
       expect(sentences(`${prose}\n\n${fence}\nimport json\njson.dumps(x)`), fence).toEqual([
         "The json module encodes Python objects as JSON text.",
