@@ -116,7 +116,8 @@ const SENTENCE_END =
   /(?<=[.!?]["'”’)\]]*)(?<!\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|e\.g|i\.e|No|Fig|\p{Lu})\.)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u;
 
 /** A fence line (``` or ~~~, an opening one with its info string). */
-const FENCE = /^ {0,3}(`{3,}|~{3,})(.*)$/;
+// At any indentation: a fence inside a list item is indented past the three spaces a top-level one may have.
+const FENCE = /^[ \t]*(`{3,}|~{3,})(.*)$/;
 /** A line that reads as prose: a capital (or a quote, a bracket) first, sentence punctuation last. */
 const PROSE_LINE = /^["'“‘([]?\p{Lu}.*[.!?:]["'”’)\]]*$/u;
 const proseShare = (lines: string[]) => {
@@ -133,10 +134,21 @@ const proseShare = (lines: string[]) => {
  * be cut inside a block). With an odd number of fences, the unpaired one opens a block when it carries an info
  * string (```python) or when what follows it reads less like prose than what precedes it; else it closes one.
  */
+/**
+ * Whether a passage with no fence is all inside one code block (a long listing cut into chunks): most of its lines
+ * indented, as no paragraph or list is, and hardly any prose. A chunk of venv's example script had answered "How do I
+ * create a virtual environment?" with "parser = argparse.ArgumentParser(prog=__name__, ...".
+ */
+function insideCode(lines: string[]): boolean {
+  const full = lines.filter((line) => line.trim());
+  const indented = full.filter((line) => /^(?: {4}|\t)/.test(line) && !/^\s*(?:[-*+•]|\d+[.)])\s/.test(line));
+  return full.length >= 3 && indented.length >= full.length / 2 && proseShare(full) < 0.2;
+}
+
 function withoutCode(text: string): string {
   const lines = text.split("\n");
   const fences = lines.flatMap((line, i) => (FENCE.test(line) ? [i] : []));
-  if (!fences.length) return text;
+  if (!fences.length) return insideCode(lines) ? "" : text;
   let inside = false;
   if (fences.length % 2 === 1) {
     const first = fences[0] as number;

@@ -495,6 +495,15 @@ describe("extractive answers", () => {
       "The json module encodes Python objects as JSON text.",
       "It also decodes them back.",
     ]);
+    // A passage all inside one long listing (no fence in it), and a fence indented inside a list item.
+    const listing =
+      "        import argparse\n\n        parser = argparse.ArgumentParser(prog=__name__,\n                                         description='Creates virtual Python environments.')\n        parser.add_argument('dirs', metavar='ENV_DIR', nargs='+')";
+    expect(sentences(listing)).toEqual([]);
+    expect(
+      sentences(
+        "- Use a task group:\n\n    ```python\n    async with asyncio.TaskGroup() as tg:\n        tg.create_task(work())\n    ```\n\nIt waits for every task.",
+      ),
+    ).toEqual(["Use a task group:", "It waits for every task."]);
     // A passage that ends inside a block, its blocks each led into by a list item.
     const examples =
       "## EXAMPLES\n\n- Automatically bisect a broken build between v1.2 and HEAD:\n\n```\n$ git bisect start HEAD v1.2 --\n$ git bisect reset\n```\n- Automatically bisect a test failure:\n\n```\n$ git bisect start HEAD origin --\n$ git bisect run make test";
