@@ -16,8 +16,8 @@ const common = {
   // Graviton: 20% cheaper per GB-second than x86, and the bundles hold no native code to rebuild.
   architecture: "arm64" as const,
   logging: { retention: "1 month" as const, format: "json" as const },
-  // The offline embedder's word vectors (5.6 MB), read only when EMBEDDING_PROVIDER=offline is chosen; the path
-  // under the function's root is the one core/embedding/offline.ts looks for.
+  // The offline embedder's word vectors (5.6 MB), read only by the offline embedder and by extractive answers (chat
+  // without a model); the path under the function's root is the one core/embedding/offline.ts looks for.
   copyFiles: [{ from: "core/embedding/words.bin" }],
   nodejs: {
     format: "esm" as const,

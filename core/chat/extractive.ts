@@ -130,11 +130,6 @@ const proseShare = (lines: string[]) => {
 };
 
 /**
- * The passage without its code: fenced blocks, and the part of one the passage starts or ends inside (a chunk may
- * be cut inside a block). With an odd number of fences, the unpaired one opens a block when it carries an info
- * string (```python) or when what follows it reads less like prose than what precedes it; else it closes one.
- */
-/**
  * Whether a passage with no fence is all inside one code block (a long listing cut into chunks): most of its lines
  * indented, as no paragraph or list is, and hardly any prose. A chunk of venv's example script had answered "How do I
  * create a virtual environment?" with "parser = argparse.ArgumentParser(prog=__name__, ...".
@@ -145,6 +140,11 @@ function insideCode(lines: string[]): boolean {
   return full.length >= 3 && indented.length >= full.length / 2 && proseShare(full) < 0.2;
 }
 
+/**
+ * The passage without its code: fenced blocks, and the part of one the passage starts or ends inside (a chunk may
+ * be cut inside a block). With an odd number of fences, the unpaired one opens a block when it carries an info
+ * string (```python) or when what follows it reads less like prose than what precedes it; else it closes one.
+ */
 function withoutCode(text: string): string {
   const lines = text.split("\n");
   const fences = lines.flatMap((line, i) => (FENCE.test(line) ? [i] : []));
