@@ -66,7 +66,9 @@ const STOPWORDS = new Set(
     "himself his how i if in into is it its itself just me more most my myself no nor not now of off on once only or other " +
     "our ours ourselves out over own same she should so some such than that the their theirs them themselves then there " +
     "these they this those through to too under until up very was we were what when where which while who whom why will " +
-    "with would you your yours yourself yourselves tell know please give show explain describe much many also us"
+    "with would you your yours yourself yourselves tell know please give show explain describe much many also us " +
+    // A pronoun or a time word of a follow-up ("And how do I drop one?", "How do I remove it afterwards?").
+    "one ones afterwards afterward"
   ).split(" "),
 );
 
@@ -152,9 +154,14 @@ function withoutCode(text: string): string {
   let inside = false;
   if (fences.length % 2 === 1) {
     const first = fences[0] as number;
+    const before = lines.slice(0, first);
+    // With nothing before it, the fence opens a block unless prose follows it, up to the next fence (itertools'
+    // recipes opened with one).
     const opens =
       (FENCE.exec(lines[first] as string)?.[2] ?? "").trim() !== "" ||
-      proseShare(lines.slice(first + 1)) < proseShare(lines.slice(0, first));
+      (before.some((line) => line.trim())
+        ? proseShare(lines.slice(first + 1)) < proseShare(before)
+        : proseShare(lines.slice(first + 1, fences[1] ?? lines.length)) < 0.5);
     inside = !opens;
   }
   const kept: string[] = [];
@@ -289,7 +296,14 @@ export const asks = (message: string) => sentences(message).some((sentence) => Q
  * keep, not a question: it is acknowledged, not answered with the passages that share most of its words.
  */
 export function reply(message: { question: string; query: string }, sources: readonly Source[], remember: boolean) {
-  return remember && !asks(message.question) ? NOTED : answer(message.query, sources);
+  if (remember && !asks(message.question)) return NOTED;
+  // A follow-up with a word of its own ("What if there is a conflict?" after "How do I rebase onto main?") is answered
+  // by that word, from what the two found together: answered as the two, it had repeated the first answer.
+  if (message.query !== message.question && terms(message.question).length) {
+    const own = answer(message.question, sources);
+    if (own !== NOT_FOUND) return own;
+  }
+  return answer(message.query, sources);
 }
 
 /** The answer text with markers numbered as `sources` are (finalize() renumbers them). */

@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import { ZodError } from "zod";
 import { errorResponse } from "../../core/api/http";
 import { citingText, dropInvalidMarkers, finalize, MarkerFilter, snippet } from "../../core/chat/citations";
-import { answer as extractive, NOT_FOUND, sentences, terms } from "../../core/chat/extractive";
+import { answer as extractive, NOT_FOUND, reply, sentences, terms } from "../../core/chat/extractive";
 import { buildPrompt, type Passage, type Source, tokens } from "../../core/chat/prompt";
 import { ChatRequest } from "../../core/chat/schema";
 import type { ChatMessage } from "../../core/llm";
@@ -392,6 +392,28 @@ describe("extractive answers", () => {
     expect(extractive("How do I activate it specifically?", first)).toContain("specifically, activate it first [1].");
   });
 
+  it("answers a follow-up with a word of its own by that word, from what it and the question before found", () => {
+    const rebase = numbered([
+      passage(1, "Use git rebase main to replay your branch onto main. The branch then starts from main's tip."),
+      passage(
+        2,
+        "In case of conflict, git rebase will stop at the first problematic commit and leave conflict markers.",
+      ),
+    ]);
+    const message = {
+      question: "What if there is a conflict?",
+      query: "What if there is a conflict?\nHow do I rebase my branch onto main?",
+    };
+    expect(reply(message, rebase, false)).toBe(
+      "In case of conflict, git rebase will stop at the first problematic commit and leave conflict markers [2].",
+    );
+    // One with no word of its own is answered as the two.
+    const more = { question: "Tell me more.", query: "Tell me more.\nHow do I rebase my branch onto main?" };
+    expect(reply(more, rebase, false)).toContain("Use git rebase main to replay your branch onto main [1].");
+    // "one" and "afterwards" are no words of a follow-up's own.
+    expect(terms("And how do I drop one afterwards?")).toEqual(["drop"]);
+  });
+
   it("answers with no heading, which names what follows rather than saying it", () => {
     const page = numbered([
       passage(
@@ -504,6 +526,19 @@ describe("extractive answers", () => {
         "- Use a task group:\n\n    ```python\n    async with asyncio.TaskGroup() as tg:\n        tg.create_task(work())\n    ```\n\nIt waits for every task.",
       ),
     ).toEqual(["Use a task group:", "It waits for every task."]);
+    // A passage that opens with a fence and never closes it is all code (itertools' recipes).
+    expect(sentences("```\nimport collections\nimport math\ndef all_equal(iterable):\n    return True")).toEqual([]);
+    // One that opens a block, closes it, then opens another it ends inside.
+    expect(
+      sentences(
+        "```\n$ git commit -m 'Massive'\n$ git stash pop\n```\n\nFinish the work on the saved change first.\n\n```\n$ git stash",
+      ),
+    ).toEqual(["Finish the work on the saved change first."]);
+    // One that opens with the fence closing a block, prose after it, is prose.
+    expect(sentences("```\n\nThe result is a string of JSON text. It is printed to standard output.")).toEqual([
+      "The result is a string of JSON text.",
+      "It is printed to standard output.",
+    ]);
     // A passage that ends inside a block, its blocks each led into by a list item.
     const examples =
       "## EXAMPLES\n\n- Automatically bisect a broken build between v1.2 and HEAD:\n\n```\n$ git bisect start HEAD v1.2 --\n$ git bisect reset\n```\n- Automatically bisect a test failure:\n\n```\n$ git bisect start HEAD origin --\n$ git bisect run make test";
