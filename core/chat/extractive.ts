@@ -180,8 +180,24 @@ function withoutCode(text: string): string {
  * answer; the citation leads to it.
  */
 export function sentences(text: string): string[] {
-  const pieces: string[] = [];
+  return described(text).map((s) => s.text);
+}
+
+/**
+ * An API signature alone in its block (`@functools.lru_cache(maxsize=128, typed=False)`, a Sphinx or man page entry):
+ * a call, and no sentence's end.
+ */
+const SIGNATURE = /^(?:[\w@]+ )?[^\s(]*[\w\]]\(.*\)[^\s.!?]*$/;
+
+/**
+ * The sentences of a passage, each with the signature its block follows, if any: "Decorator to wrap a function with a
+ * memoizing callable ..." never names `functools.lru_cache`, the line above it does, so "What does
+ * functools.lru_cache do?" had quoted every other sentence that names it.
+ */
+function described(text: string): { text: string; signature?: string }[] {
+  const pieces: { text: string; signature?: string }[] = [];
   const blocks = withoutCode(text).split(/\n\s*\n|\n(?=\s*(?:[-*•+]\s|\d+[.)]\s|#{1,6}\s))/);
+  let signature: string | undefined;
   for (const block of blocks) {
     // A heading names what follows rather than saying it ("`pathlib` — Object-oriented filesystem paths" had answered
     // "How do I join two paths with pathlib?"), unless the passage is nothing else.
@@ -189,6 +205,14 @@ export function sentences(text: string): string[] {
     // A table (rows of cells, as a web page's or a Markdown table is stored) is no sentence: its rows ran together into
     // "Platform | Shell | Command ... POSIX | bash/zsh | $ source <venv>/bin/activate ...".
     if (isTable(block)) continue;
+    const lines = block
+      .split("\n")
+      .map((line) => line.trim().replace(/^`|`$/g, ""))
+      .filter(Boolean);
+    if (lines.length && lines.every((line) => SIGNATURE.test(line))) {
+      signature = lines.join(" ");
+      continue;
+    }
     const flat = block
       .replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, "")
       .replace(/\s+/g, " ")
@@ -196,13 +220,16 @@ export function sentences(text: string): string[] {
     if (!flat) continue;
     // The closing quote or bracket stays with its sentence: `said "We ship Friday." Then` keeps the `"`. A title or
     // an initial before a name ends no sentence: "The manager is Mr. Johnson." was answered "The manager is Mr".
-    for (const piece of flat.split(SENTENCE_END)) pieces.push(piece.trim());
+    flat.split(SENTENCE_END).forEach((piece, i) => {
+      pieces.push(i === 0 && signature ? { text: piece.trim(), signature } : { text: piece.trim() });
+    });
+    signature = undefined;
   }
   // Fragments (headings, "Refund policy.") are not answers; a passage that is one short sentence is one:
   // "Maya likes sushi." stored as a memory.
   return pieces
-    .filter((sentence) => pieces.length === 1 || !isFragment(sentence))
-    .map((sentence) => clip(sentence, MAX_SENTENCE_CHARS));
+    .filter((sentence) => pieces.length === 1 || !isFragment(sentence.text))
+    .map((sentence) => ({ ...sentence, text: clip(sentence.text, MAX_SENTENCE_CHARS) }));
 }
 
 /**
@@ -315,7 +342,7 @@ export function answer(question: string, sources: readonly Source[]): string {
   const seen = new Map<string, { candidate: Candidate; documentId: string }>();
   const candidates: Candidate[] = [];
   for (const source of sources) {
-    sentences(source.content).forEach((text, position) => {
+    described(source.content).forEach(({ text, signature }, position) => {
       const key = text.toLowerCase();
       const before = seen.get(key);
       if (before) {
@@ -334,7 +361,9 @@ export function answer(question: string, sources: readonly Source[]): string {
       // A short sentence that leads into what follows it ("Example of an LRU cache for static web content:") says
       // nothing without the code or list after it (a longer one may: "... will generate up to 5 Debian packages:").
       if (LEADS_IN.test(text) && text.split(" ").length < LEAD_IN_WORDS) return;
-      const candidate = { text, source: source.index, position, terms: new Set(terms(text)), score: 0, also: [] };
+      // The sentence that describes a signature is about what the signature names.
+      const words = new Set(terms(signature ? `${signature} ${text}` : text));
+      const candidate = { text, source: source.index, position, terms: words, score: 0, also: [] };
       seen.set(key, { candidate, documentId: source.documentId });
       candidates.push(candidate);
     });

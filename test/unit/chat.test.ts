@@ -414,6 +414,29 @@ describe("extractive answers", () => {
     expect(terms("And how do I drop one afterwards?")).toEqual(["drop"]);
   });
 
+  it("reads the sentence under an API signature as about what the signature names, and quotes no signature", () => {
+    const pages = numbered([
+      passage(
+        1,
+        "An OrderedDict would also be useful for implementing variants of functools.lru_cache(). It keeps order.",
+      ),
+      passage(
+        2,
+        "New in version 3.2.\n\n@functools.lru_cache(user_function)\n@functools.lru_cache(maxsize=128, typed=False)\n\nDecorator to wrap a function with a memoizing callable that saves up to the maxsize most recent calls. It can save time when an expensive function is called again.",
+      ),
+      passage(
+        3,
+        "class collections.defaultdict(default_factory=None, /[, ...])\n\nReturn a new dictionary-like object.",
+      ),
+    ]);
+    expect(extractive("What does functools.lru_cache do?", pages)).toContain(
+      "Decorator to wrap a function with a memoizing callable that saves up to the maxsize most recent calls [2].",
+    );
+    const text = extractive("What is a collections.defaultdict?", pages);
+    expect(text).not.toContain("default_factory");
+    expect(text).toContain("Return a new dictionary-like object [3].");
+  });
+
   it("answers with no heading, which names what follows rather than saying it", () => {
     const page = numbered([
       passage(
