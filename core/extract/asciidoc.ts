@@ -14,7 +14,10 @@ export async function extractAsciidoc(text: string): Promise<{ content: string; 
   // `secure`: no include directive reads a file, no attribute reaches the environment, nothing is fetched.
   // No footer ("Last updated" and the conversion's time: the same file read twice was two versions) and no table of
   // contents, which a short document would keep as text.
-  const html = await convert(text, {
+  // Git's manual pages link each other with its own macro, `linkgit:git-stash[1]`, which its build renders as
+  // "git-stash(1)"; Asciidoctor does not know it and left "linkgit:git-stash[1]", whose "[1]" read as a citation.
+  const source = text.replace(/\blinkgit:([\w.-]+)\[(\d+)\]/g, "$1($2)");
+  const html = await convert(source, {
     standalone: true,
     safe: "secure",
     attributes: { "skip-front-matter": "", nofooter: "", "toc!": "" },

@@ -569,6 +569,9 @@ describe("titles and headings of Markdown-ish text", () => {
     // As Markdown, its listing blocks' lines above `------` were headings, and one titled the page.
     expect(names.join("\n")).not.toMatch(/hot-fix|refactor/);
     expect(content).not.toMatch(/^=+$/m);
+    // Git's own macro reads as its build renders it: "git-bisect(1)", no "[1]" to read as a citation.
+    expect(content).toContain("git-blame(1)");
+    expect(content).not.toContain("linkgit:");
     // Text underlined the same way but with nothing only AsciiDoc writes (an INI section is not) stays Markdown.
     const readme = "Installing Packages\n===================\n\nUse the package manager.\n\n[global]\nbreak = 1\n";
     expect(await extract(new TextEncoder().encode(readme), { name: "README.txt" })).toMatchObject({
