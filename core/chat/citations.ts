@@ -143,9 +143,21 @@ const SNIPPET_CHARS = 280;
  * that cite it, from its sentence that shares most of them, so the snippet shows what the answer took from it.
  */
 export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): string {
-  const flat = withoutMarkup(content).replace(/\s+/g, " ").trim();
+  const blocks = withoutMarkup(content)
+    .split(/\n[ \t]*\n/)
+    .map((block) => block.replace(/\s+/g, " ").trim())
+    .filter(Boolean);
+  const flat = blocks.join(" ");
   if (flat.length <= max) return flat;
-  let from = focus ? sentenceStart(flat, focus) : 0;
+  // A block (a paragraph, a code block) starts a sentence too: code has no full stop to end it, and the sentence after
+  // a block of code had started at the code.
+  let at = 0;
+  const blockStarts = blocks.map((block) => {
+    const start = at;
+    at += block.length + 1;
+    return start;
+  });
+  let from = focus ? sentenceStart(flat, focus, blockStarts) : 0;
   // A sentence near the end still fills the snippet: start earlier, at a word.
   if (from > flat.length - max) from = Math.max(0, flat.indexOf(" ", flat.length - max) + 1);
   return `${from > 0 ? "…" : ""}${clip(flat.slice(from), max)}`;
@@ -159,13 +171,17 @@ export function snippet(content: string, max = SNIPPET_CHARS, focus = ""): strin
 const withoutMarkup = (content: string) =>
   content.replace(/^ {0,3}#{1,6}[ \t]+/gm, "").replace(/^ {0,3}(?:`{3,}|~{3,})[^\n]*$/gm, "");
 
-/** Where the sentence of `flat` sharing most words with `focus` starts (0 when none shares any). */
-function sentenceStart(flat: string, focus: string): number {
+/**
+ * Where the sentence of `flat` sharing most words with `focus` starts (0 when none shares any); a sentence ends at a full
+ * stop or where its block does.
+ */
+function sentenceStart(flat: string, focus: string, blockStarts: number[]): number {
   // The extractive answerer's terms (stop words out, light stemming): "refunds" in the answer is "refund" here.
   const wanted = new Set(terms(focus));
   let best = 0;
   let bestShared = 0;
-  const starts = [0, ...[...flat.matchAll(/[.!?…] (?=\S)/g)].map((m) => (m.index ?? 0) + 2)];
+  const ends = [...flat.matchAll(/[.!?…] (?=\S)/g)].map((m) => (m.index ?? 0) + 2);
+  const starts = [...new Set([0, ...ends, ...blockStarts])].sort((a, b) => a - b);
   for (const [i, start] of starts.entries()) {
     let shared = 0;
     for (const term of new Set(terms(flat.slice(start, starts[i + 1] ?? flat.length)))) if (wanted.has(term)) shared++;

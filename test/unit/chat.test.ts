@@ -101,6 +101,12 @@ describe("citation markers", () => {
     const { citations } = finalize("Lost laptops are reported to security within 24 hours [1].", sources);
     expect(citations[0]?.snippet).toMatch(/^…Lost laptops are reported to security within 24 hours\. The handbook/);
     expect(citations[0]?.snippet.endsWith("…")).toBe(true);
+    // A sentence after a block of code starts after the code, which has no full stop to end it.
+    const code = Array.from({ length: 12 }, (_, i) => `    self.move_to_end(key_${i})`).join("\n");
+    const dict = `Ordered dictionaries remember insertion order.\n\n\`\`\`\nclass LastUpdated(OrderedDict):\n${code}\n\`\`\`\n\nAn OrderedDict would also be useful for implementing variants of lru_cache. ${filler}`;
+    expect(snippet(dict, 120, "An OrderedDict would also be useful for implementing variants of lru_cache")).toMatch(
+      /^…An OrderedDict would also be useful/,
+    );
     // Words the passage does not share: its start, as before.
     expect(snippet(passage, 100, "unrelated words entirely")).toMatch(/^Security The handbook/);
     // A sentence near the end still fills the snippet, ending at the passage's end.
