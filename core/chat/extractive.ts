@@ -277,7 +277,16 @@ const SAME_SENTENCE_TERMS = 5;
  */
 function distinct(list: Candidate[], limit: number): { c: Candidate; sources: number[] }[] {
   const out: { c: Candidate; sources: number[] }[] = [];
+  const bare = (text: string) => text.toLowerCase().replace(/[.!?…]+$/, "");
   for (const c of list) {
+    // One sentence whole inside another says nothing more: it is said once, in full when the other only went on
+    // after it (a passage cut after "... will catch all messages"), not with a PDF's heading run into its start.
+    const within = out.find(({ c: o }) => bare(o.text).includes(bare(c.text)) || bare(c.text).includes(bare(o.text)));
+    if (within) {
+      if (bare(c.text).startsWith(bare(within.c.text))) within.c = c;
+      within.sources.push(...[c.source, ...c.also].filter((s) => !within.sources.includes(s)));
+      continue;
+    }
     const same = out.find(({ c: o }) => {
       if (o.terms.size < SAME_SENTENCE_TERMS || c.terms.size < SAME_SENTENCE_TERMS) return false;
       // "within 22 days" and "within 13 days" differ in the one word that matters: numbers must all be the same.

@@ -420,6 +420,19 @@ describe("extractive answers", () => {
     expect(terms("And how do I drop one afterwards?")).toEqual(["drop"]);
   });
 
+  it("says a sentence once when another passage holds it cut short, in full", () => {
+    const logging = numbered([
+      passage(1, "If no logger is given, the default is the root logger, which will catch all messages"),
+      passage(
+        2,
+        "If no logger is given, the default is the root logger, which will catch all messages that were not blocked.",
+      ),
+    ]);
+    expect(extractive("What is the default logger?", logging)).toBe(
+      "If no logger is given, the default is the root logger, which will catch all messages that were not blocked [1][2].",
+    );
+  });
+
   it("reads the sentence under an API signature as about what the signature names, and quotes no signature", () => {
     const pages = numbered([
       passage(
