@@ -104,15 +104,17 @@ function stem(word: string): string {
 /** A word, with an apostrophe's ending ("Maya's") that terms drop. */
 const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu;
 
-export function terms(text: string): string[] {
+/** A text's informative words, lower case, as written (no stop words, none of one letter). */
+function words(text: string): string[] {
   const out: string[] = [];
   for (const match of text.toLowerCase().matchAll(WORD)) {
     const word = match[0].replace(/['’].*$/, "");
-    if (word.length < 2 || STOPWORDS.has(word)) continue;
-    out.push(stem(word));
+    if (word.length >= 2 && !STOPWORDS.has(word)) out.push(word);
   }
   return out;
 }
+
+export const terms = (text: string): string[] => words(text).map(stem);
 
 const SENTENCE_END =
   /(?<=[.!?]["'”’)\]]*)(?<!\b(?:Mr|Mrs|Ms|Dr|Prof|Sr|Jr|St|Mt|vs|e\.g|i\.e|No|Fig|\p{Lu})\.)\s+(?=["'“‘([]?[\p{Lu}\p{N}])/u;
@@ -400,19 +402,13 @@ export function answer(question: string, sources: readonly Source[]): string {
   // A word of the question that none of the passages holds says they are about something else when the best sentence
   // shares only some of its words ("capital of France" over "LATIN CAPITAL LETTER C"), unless a passage is near the
   // question as a whole, or the sentence holds every rare word of it (a command, a name: "What does edquota -t set?").
+  // Each test only when the ones before it fail: the later ones read every passage.
   const holds = (term: string) => ranked[0]?.terms.has(term) ?? false;
-  // The passages' terms, gathered once when first needed.
-  let inSources: Set<string> | undefined;
-  const held = (term: string) => {
-    inSources = inSources ?? heldBy(sources);
-    return inSources.has(term);
-  };
-  const rare = rareTerms(subject);
   const offTopic =
     best > 0 &&
     !wanted.every(holds) &&
-    !wanted.every(held) &&
-    !(rare.length > 0 && rare.every(holds)) &&
+    !allIn(wanted, heldBy(sources)) &&
+    !holdsRare(rareTerms(subject), holds) &&
     !near(subject, sources);
   if (best === 0 || offTopic) return byMeaning(question, candidates);
   return distinct(
@@ -439,14 +435,14 @@ function cutStart(content: string, sentence: string): boolean {
  * judged on the words as written ("released" is common though its stem "releas" is in no table) and never a number.
  */
 function rareTerms(question: string): string[] {
-  const out = new Set<string>();
-  for (const match of question.toLowerCase().matchAll(WORD)) {
-    const word = match[0].replace(/['’].*$/, "");
-    if (word.length < 2 || STOPWORDS.has(word) || /^\p{N}+$/u.test(word) || isCommonWord(word)) continue;
-    out.add(stem(word));
-  }
-  return [...out];
+  const rare = words(question).filter((word) => !/^\p{N}+$/u.test(word) && !isCommonWord(word));
+  return [...new Set(rare.map(stem))];
 }
+
+const allIn = (list: string[], set: Set<string>) => list.every((term) => set.has(term));
+
+/** Whether a question has rare words and `holds` all of them. */
+const holdsRare = (rare: string[], holds: (term: string) => boolean) => rare.length > 0 && rare.every(holds);
 
 /** The terms of the passages and their titles. */
 const heldBy = (sources: readonly Source[]) =>
