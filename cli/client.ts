@@ -114,13 +114,16 @@ const RATE_LIMIT_RETRIES = 20;
  */
 export function remote(
   url: string,
-  options: { apiKey?: string; userId?: string; onWait?: (seconds: number) => void } = {},
+  options: { apiKey?: string; userId?: string; onWait?: (seconds: number) => void; waitOutRateLimits?: boolean } = {},
 ): EngramClient {
   return createClient({
     baseUrl: url,
     apiKey: options.apiKey,
     userId: options.userId,
-    retry: { retries: RATE_LIMIT_RETRIES, maxWaitSeconds: Number.POSITIVE_INFINITY, onWait: options.onWait },
+    retry:
+      options.waitOutRateLimits === false
+        ? { retries: 0 }
+        : { retries: RATE_LIMIT_RETRIES, maxWaitSeconds: Number.POSITIVE_INFINITY, onWait: options.onWait },
   });
 }
 
@@ -150,12 +153,13 @@ async function probe(api: EngramClient, server: { pid: number; url: string }): P
  */
 export async function connect(
   target: Target,
-  options: { onWait?: (seconds: number) => void; create?: boolean } = {},
+  options: { onWait?: (seconds: number) => void; create?: boolean; waitOutRateLimits?: boolean } = {},
 ): Promise<Client> {
   // A wait the server asks for is said, so a command does not seem to hang (ingest shows it on its progress line).
   const {
     onWait = (seconds: number) => console.error(`engram: rate limited by the server: waiting ${seconds} s`),
     create = true,
+    waitOutRateLimits,
   } = options;
   // A key or an end user the API would refuse is refused here too, whichever way the command goes: stored under a
   // user id the API refuses, a memory could never be read through it.
@@ -164,7 +168,7 @@ export async function connect(
     return {
       kind: "http",
       url: target.url,
-      api: remote(target.url, { apiKey: target.key, userId: target.user, onWait }),
+      api: remote(target.url, { apiKey: target.key, userId: target.user, onWait, waitOutRateLimits }),
     };
   }
   const server = runningServer();
@@ -177,7 +181,7 @@ export async function connect(
         `${config().database.dataDir} is in use by the local server (${server.url}); pass --key for tenant ${target.tenant}`,
       );
     }
-    const api = remote(server.url, { apiKey: key, userId: target.user, onWait });
+    const api = remote(server.url, { apiKey: key, userId: target.user, onWait, waitOutRateLimits });
     await probe(api, server);
     // As on the database itself: a key of another tenant than the one named is refused, not silently used.
     if (target.key !== undefined && target.tenantGiven) {

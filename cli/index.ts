@@ -235,15 +235,14 @@ program
   .addOption(new Option("--key <key>", "its API key").env("ENGRAM_API_KEY"))
   .addOption(new Option("--user <id>", "the end user whose memory this is (X-User-Id)").env("ENGRAM_USER_ID"))
   .option("--tenant <name>", `tenant, for the local store (default: ${LOCAL_TENANT})`)
-  .action(async (options: { url?: string; key?: string; user?: string; tenant?: string }, command: Command) => {
+  .action(async (options: { url?: string; key?: string; user?: string; tenant?: string }) => {
     const { serveStdio } = await import("./mcp");
-    // An empty ENGRAM_URL is none, as for the data commands, and so is an empty ENGRAM_USER_ID (an MCP client's env
-    // block); an empty --user is refused.
-    const user = command.getOptionValueSource("user") === "env" ? options.user || undefined : options.user;
+    // An empty ENGRAM_URL is none, as for the data commands. An empty ENGRAM_USER_ID is refused, as --user "" is: an
+    // MCP client's env block with the value left blank would put the user's memories in the shared space.
     await serveStdio({
       url: options.url || undefined,
       apiKey: options.key,
-      userId: user,
+      userId: options.user,
       tenant: options.tenant,
     });
   });

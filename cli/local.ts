@@ -5,12 +5,16 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as Auth from "../core/auth";
+import * as Background from "../core/background";
 import { type Config, config } from "../core/config";
 import { type Db, openDb, useDb } from "../core/db";
 import { migrate } from "../core/db/migrate";
+import * as Statistics from "../core/db/statistics";
 import * as Reembed from "../core/embedding/reembed";
+import type { Embedder } from "../core/embedding/types";
 import { EngramError } from "../core/error";
 import * as Hnsw from "../core/search/hnsw";
+import * as Indexer from "../core/search/indexer";
 
 export const LOCAL_TENANT = "local";
 
@@ -167,4 +171,21 @@ export async function ensureLocalKey(db: Db, cfg: Config = config()): Promise<{ 
 export function storedLocalKey(cfg: Config = config()): string | undefined {
   const path = keyPath(cfg);
   return existsSync(path) ? readFileSync(path, "utf8").trim() : undefined;
+}
+
+/**
+ * What a process holding the database keeps doing while it lives, where Lambdas rely on the cleanup's schedule: the
+ * HNSW indexer, re-embedding (chunks of another model, turns whose context a deletion dropped) and, as embedded
+ * PGlite has no autovacuum, the planner's statistics. The local server runs it, and so does `engram mcp` on the
+ * folder itself: without it, the turns after a forgotten one stayed out of vector search until a cleanup.
+ */
+export function keepUp(db: Db, embedder: Embedder): Background.Background {
+  const work = [
+    Indexer.inBackground(db, { model: embedder.model }),
+    Background.repeat("statistics", 5_000, async () => {
+      await Statistics.refresh(db);
+    }),
+    Reembed.inBackground(db, embedder),
+  ];
+  return { stop: async () => void (await Promise.all(work.map((w) => w.stop()))) };
 }

@@ -9,13 +9,15 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
+import type { Background } from "../core/background";
 import { config, setConfig } from "../core/config";
+import { embedder } from "../core/embedding";
 import { EngramError } from "../core/error";
 import type { Describe, Memory } from "../core/mcp";
 import * as Mcp from "../core/mcp";
 import * as Local from "../core/mcp/local";
 import { checkTarget, connect } from "./client";
-import { LOCAL_TENANT } from "./local";
+import { keepUp, LOCAL_TENANT } from "./local";
 
 export interface McpOptions {
   url?: string;
@@ -26,13 +28,20 @@ export interface McpOptions {
 }
 
 /** The tools' memory over a remote Engram: the same routes any client calls. */
-export function remoteMemory(api: EngramClient): Memory {
+export function remoteMemory(api: EngramClient, userId?: string): Memory {
   return {
     remember: (document) => api.ingest({ documents: [document] }),
     search: (request) => api.search(request),
     ask: (request) => api.chat({ ...request, stream: false, format: undefined }),
     list: (query) => api.documents.list(query),
     forget: (id, hard) => api.documents.delete(id, { hard }),
+    // Without a user, forget acts on the shared space itself.
+    inShared: async (id) =>
+      userId !== undefined &&
+      api.documents.get(id, { scope: "shared", track: false }).then(
+        () => true,
+        () => false,
+      ),
   };
 }
 
@@ -41,7 +50,9 @@ const describeRemote: Describe = (error) =>
     ? { code: error.code, message: error.message }
     : { code: "internal", message: error instanceof Error ? error.message : String(error) };
 
-async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describe: Describe }> {
+async function memoryFor(
+  options: McpOptions,
+): Promise<{ memory: Memory; describe: Describe; background?: Background }> {
   // As every CLI command: the remote Engram, else the running local server when one owns the folder, else in-process.
   // A mistyped --tenant is refused, as by search, not made into a new tenant the memories would go to.
   // A remote Engram serves the key's tenant: a --tenant there would be silently ignored, as `engram search` says.
@@ -60,13 +71,19 @@ async function memoryFor(options: McpOptions): Promise<{ memory: Memory; describ
       key: options.apiKey,
       url: options.url,
     },
-    { create: false },
+    // A tool call the server's rate limit refuses is that tool's error at once, as over HTTP: waited out, it held the
+    // MCP client past its timeout, and then ran after the client had given it up.
+    { create: false, waitOutRateLimits: false },
   );
   if (client.kind === "http") {
     await checkKey(client.api, client.url);
-    return { memory: remoteMemory(client.api), describe: describeRemote };
+    return { memory: remoteMemory(client.api, options.userId), describe: describeRemote };
   }
-  return { memory: Local.memory(client.db, client.caller), describe: Local.describe("stdio") };
+  return {
+    memory: Local.memory(client.db, client.caller),
+    describe: Local.describe("stdio"),
+    background: keepUp(client.db, embedder()),
+  };
 }
 
 /**
@@ -195,7 +212,7 @@ export function withoutBlankLines(maxLine = MAX_LINE_BYTES, cut: () => void = ()
 export async function serveStdio(options: McpOptions): Promise<void> {
   checkTarget({ url: options.url, key: options.apiKey, user: options.userId }, true);
   if (["debug", "info"].includes(config().logLevel)) setConfig({ LOG_LEVEL: "warn" });
-  const { memory, describe } = await memoryFor(options);
+  const { memory, describe, background } = await memoryFor(options);
   const server = Mcp.server(memory, describe);
   const lines = { cut: false };
   const input = process.stdin.pipe(
@@ -217,6 +234,7 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   await closed;
   await answered();
   await server.close();
+  await background?.stop();
 }
 
 /**

@@ -1,16 +1,21 @@
-import * as Background from "../core/background";
 import { type Config, config } from "../core/config";
 import { closeDb } from "../core/db";
-import * as Statistics from "../core/db/statistics";
 import { embedder as configured } from "../core/embedding";
 import { OFFLINE_MODEL } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
 import { EngramError } from "../core/error";
-import * as Indexer from "../core/search/indexer";
 import * as Tenant from "../core/tenant";
 import { adminRoutes } from "./admin";
 import { consoleSite } from "./console";
-import { ensureLocalKey, LOCAL_TENANT, openLocalDb, removeServerLock, runningServer, writeServerLock } from "./local";
+import {
+  ensureLocalKey,
+  keepUp,
+  LOCAL_TENANT,
+  openLocalDb,
+  removeServerLock,
+  runningServer,
+  writeServerLock,
+} from "./local";
 import { type Extra, ensurePortFree, startServer } from "./server";
 
 /**
@@ -49,17 +54,12 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
   const extra: Extra = async (req, res) => (await admin(req, res)) || site.extra(req, res);
   const server = await startServer({ port: cfg.port, host: options.host, extra });
   writeServerLock(server.url, cfg);
-  const indexer = Indexer.inBackground(db, { model: embedder.model });
-  // Embedded PGlite has no autovacuum: keep the planner's statistics as the corpus grows.
-  const statistics = Background.repeat("statistics", 5_000, async () => {
-    await Statistics.refresh(db);
-  });
   const local = await Tenant.ensure(db, LOCAL_TENANT);
   const busy = options.reembed
     ? (await Reembed.begin(db, local.id, embedder.model, embedder.dimensions)).busy
     : undefined;
   const stale = await Reembed.pending(db, local.id, embedder.model);
-  const reembedder = Reembed.inBackground(db, embedder);
+  const background = keepUp(db, embedder);
 
   const where =
     cfg.database.driver === "pglite"
@@ -107,7 +107,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     stopping = true;
     console.log(`\n${signal}: shutting down`);
     await server.close();
-    await Promise.all([indexer.stop(), reembedder.stop(), statistics.stop()]);
+    await background.stop();
     removeServerLock(cfg);
     await closeDb();
     process.exit(0);

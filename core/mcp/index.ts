@@ -31,7 +31,7 @@ import { fromZod, protoRefusal } from "../api/http";
 import { ChatRequest } from "../chat/schema";
 import { VERSION } from "../config";
 import { Id, Importance, ListQuery, MAX_CONTENT_CHARS, TtlSeconds } from "../document/schema";
-import { SearchRequest } from "../search/schema";
+import { MAX_FILTER_DOCUMENT_IDS, SearchRequest } from "../search/schema";
 import * as z from "../zod";
 
 /** What the tools need; each call runs in one end user's scope (or the tenant's shared space). */
@@ -41,6 +41,8 @@ export interface Memory {
   ask(request: Api.ChatRequest): Promise<Api.ChatResponse>;
   list(query: Api.ListDocumentsQuery): Promise<Api.DocumentList>;
   forget(id: string, hard: boolean): Promise<Api.Deleted>;
+  /** Whether the shared space holds a memory of this id (read, not counted as an access). */
+  inShared(id: string): Promise<boolean>;
 }
 
 /** An error as the API would answer it: `{ code, message }`. */
@@ -73,8 +75,11 @@ function argumentSchemas() {
   const filter = optional(
     z.strictObject({
       metadata: optional(json, "Only memories whose metadata contains this JSON object"),
-      documentIds: optional(z.array(z.string()), "Only these memory ids"),
-      conversationId: optional(z.string(), "Only memories of this conversation"),
+      documentIds: optional(
+        z.array(Id).check(z.minLength(1), z.maxLength(MAX_FILTER_DOCUMENT_IDS)),
+        "Only these memory ids",
+      ),
+      conversationId: optional(Id, "Only memories of this conversation"),
       minImportance: bounded(z.optional(Importance), "Only memories at least this important"),
       createdAfter: optional(
         z.string(),
@@ -155,8 +160,40 @@ export function where(location: Api.Location): string {
   return pages + headings;
 }
 
+/**
+ * What each leg made of a hybrid result, for the model to judge it by: the fused score is relative to the other
+ * candidates (a query that matches nothing still has a first result at 0.4), its legs are not.
+ */
+const legsOf = (r: Api.SearchResponse["results"][number]) =>
+  r.legs
+    ? `; meaning ${r.legs.vector === null ? "not among the nearest" : r.legs.vector.toFixed(3)}, keywords ${r.legs.keyword === null ? "none matched" : r.legs.keyword.toFixed(3)}`
+    : "";
+
 const cite = (c: Api.Citation) =>
   `[${c.index}] ${c.title ?? c.documentId} (id ${c.documentId}, ${c.scope}${where(c.location)}, score ${c.score.toFixed(3)})`;
+
+/**
+ * A JSON Schema every MCP host can read. Left out, as the tool's own check still refuses what they refused: patterns
+ * with Unicode classes (`\p{Cc}`: Python's `re` and a JavaScript RegExp without the `u` flag cannot compile them) and
+ * the recursive definition of a JSON value (`$ref` to itself, which some hosts refuse), read as any value instead.
+ */
+function portable(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(portable);
+  if (typeof schema !== "object" || schema === null) return schema;
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) {
+    if (key === "definitions") continue;
+    if (key === "$ref") return {};
+    if (key === "pattern" && typeof value === "string" && value.includes("\\p{")) continue;
+    if (key === "allOf" && Array.isArray(value)) {
+      const kept = value.map(portable).filter((part) => Object.keys(part as object).some((k) => k !== "type"));
+      if (kept.length) out.allOf = kept;
+      continue;
+    }
+    out[key] = portable(value);
+  }
+  return out;
+}
 
 /** A tool as listed, and its call: arguments checked, then run on one caller's memory. */
 interface Tool {
@@ -170,7 +207,9 @@ function tool<S extends z.ZodMiniObject>(
   run: (memory: Memory, args: z.output<S>, describe: Describe) => Promise<CallToolResult>,
 ): Tool {
   // As the SDK's McpServer lists a zod schema: what a client may send (defaults optional), draft 7.
-  const inputSchema = z.toJSONSchema(args, { target: "draft-7", io: "input" }) as ToolDefinition["inputSchema"];
+  const inputSchema = portable(
+    z.toJSONSchema(args, { target: "draft-7", io: "input" }),
+  ) as ToolDefinition["inputSchema"];
   return {
     definition: { ...definition, inputSchema },
     async call(memory, describe, input) {
@@ -200,7 +239,7 @@ function buildTools(): Map<string, Tool> {
         name: "remember",
         title: "Remember",
         description:
-          "Store a piece of text in long-term memory so it can be found later by meaning or keywords. Storing the same text again changes nothing; giving an existing id replaces that memory.",
+          "Store a piece of text in long-term memory so it can be found later by meaning or keywords. The same text stored again (or an existing id given) replaces that memory with this call's fields: one left out takes its default (importance 5, no title, metadata or expiry), so give them again to keep them; the same text with the same fields changes nothing.",
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       },
       args.remember,
@@ -215,7 +254,7 @@ function buildTools(): Map<string, Tool> {
         name: "search_memory",
         title: "Search memory",
         description:
-          "Find the stored passages most relevant to a query, best first, each with its memory id, whose it is (user: this user's own; shared: the shared memories all users read), title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords.",
+          "Find the stored passages most relevant to a query, best first, each with its memory id, whose it is (user: this user's own; shared: the shared memories all users read), title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords. Its score only ranks the results against each other: a result with no keywords matched and a low meaning score (below about 0.3) is likely unrelated.",
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
       args.search,
@@ -223,7 +262,7 @@ function buildTools(): Map<string, Tool> {
         const result = await memory.search(args);
         const lines = result.results.map(
           (r, i) =>
-            `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, ${r.scope}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)})\n${r.content}`,
+            `${i + 1}. ${r.title ?? r.documentId} (id ${r.documentId}, ${r.scope}, chunk ${r.chunkId}${where(r.location)}, score ${r.score.toFixed(3)}${legsOf(r)})\n${r.content}`,
         );
         return ok(lines.length ? lines.join("\n\n") : "Nothing in memory matches.", result);
       },
@@ -269,7 +308,7 @@ function buildTools(): Map<string, Tool> {
         name: "forget",
         title: "Forget",
         description:
-          "Delete one memory by id. It disappears from search at once; with hard it is erased now instead of after the retention period. Forgetting a memory that is already gone changes nothing and says so.",
+          "Delete one of this user's memories by id. It disappears from search at once; with hard it is erased now instead of after the retention period. Forgetting a memory that is already gone changes nothing and says so. Shared memories (scope shared in search results) are read-only here: forgetting one is refused.",
         // Idempotent as the spec means it (a repeat has no further effect), and answered so: a retry after a lost
         // answer finds the memory gone, which is what was asked, so it succeeds rather than reading as a failure.
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
@@ -281,6 +320,13 @@ function buildTools(): Map<string, Tool> {
         } catch (error) {
           const refused = describe(error);
           if (refused.code !== "document.not_found") return failure(refused);
+          // Said as it is, not "nothing to forget": the model would otherwise think it gone while search still finds it.
+          if (await memory.inShared(id).catch(() => false)) {
+            return failure({
+              code: "document.shared",
+              message: `${id} is a shared memory, which every user reads and no user can forget: only the tenant (without a user) can`,
+            });
+          }
           return ok(`Nothing to forget: no memory ${id} here (already forgotten, or never stored).`, {
             id,
             deleted: false,

@@ -79,6 +79,13 @@ export function memory(db: Db, caller: Caller, options: LocalOptions = {}): Memo
       await limit("default");
       return Document.remove(db, caller, parsed, DeleteQuery.parse({ hard: String(hard) }));
     },
+    async inShared(id) {
+      if (!caller.userId) return false;
+      return Document.get(db, caller, id, { track: false, scope: "shared" }).then(
+        () => true,
+        () => false,
+      );
+    },
   };
 }
 

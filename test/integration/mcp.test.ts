@@ -196,6 +196,17 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(byName.forget?.annotations?.destructiveHint).toBe(true);
     expect(byName.remember?.inputSchema.required).toEqual(["content"]);
     for (const tool of tools) expect(tool.description?.length).toBeGreaterThan(40);
+    // Readable by every host: no self-referencing $ref, and every pattern compiles without the `u` flag (as hosts
+    // compile them; Unicode classes such as \p{Cc} do not), while the tool's own check still applies them.
+    const listed = JSON.stringify(tools.map((tool) => tool.inputSchema));
+    expect(listed).not.toContain("$ref");
+    for (const [, pattern] of listed.matchAll(/"pattern":("(?:[^"\\]|\\.)*")/g)) {
+      expect(() => new RegExp(JSON.parse(pattern as string))).not.toThrow();
+      expect(new RegExp(JSON.parse(pattern as string)).test("kyoto")).toBe(true);
+    }
+    expect(byName.search_memory?.inputSchema.properties?.filter).toMatchObject({
+      properties: { documentIds: { minItems: 1 }, conversationId: { minLength: 1 } },
+    });
   });
 
   it("lists each number argument with the range the HTTP API's schema gives it, not any safe integer", async () => {
@@ -425,6 +436,22 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       deleted: false,
       hard: true,
     });
+  });
+
+  it("refuses to forget a shared memory for a user, saying so, and keeps it", async () => {
+    const tenant = await overHttp(acme);
+    const content = "Travel policy: economy class for flights under six hours.";
+    const id = (await call(tenant, "remember", { content, id: "travel-policy" })).structuredContent.documents[0].id;
+    const zoe = await overHttp(acme, "zoe");
+    const refused = await call(zoe, "forget", { id });
+    expect([refused.isError, textOf(refused)]).toEqual([
+      true,
+      expect.stringMatching(/^document\.shared: travel-policy is a shared memory/),
+    ]);
+    const found = await call(zoe, "search_memory", { query: "travel policy economy flights" });
+    expect(found.structuredContent.results[0]).toMatchObject({ documentId: id, scope: "shared" });
+    // A memory of that id in neither space is still "nothing to forget".
+    expect(textOf(await call(zoe, "forget", { id: "no-such-policy" }))).toMatch(/^Nothing to forget/);
   });
 
   it("spends the tool's own rate class: search_memory is limited like POST /v1/search", async () => {
@@ -787,6 +814,8 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       start({ ENGRAM_URL: "localhost:3000", ENGRAM_API_KEY: globex }),
       start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: "egm_nope" }),
       start({ ENGRAM_USER_ID: "not a user id!" }),
+      // An empty one (a config template's unfilled value) would put a user's memories in the shared space.
+      start({ ENGRAM_USER_ID: "" }),
       start({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "x".repeat(129) }),
       // A mistyped tenant, which would otherwise have been created to hold the memories.
       start({}, ["--tenant", "acmee"]),
@@ -815,6 +844,11 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       {
         exitCode: 1,
         stdout: "",
+        stderr: "engram: ENGRAM_USER_ID (--user) is empty: leave it out for the shared space\n",
+      },
+      {
+        exitCode: 1,
+        stdout: "",
         stderr: expect.stringMatching(/^engram: ENGRAM_USER_ID \(--user\) "x+" is refused: /),
       },
       { exitCode: 1, stdout: "", stderr: "engram: No tenant named acmee.\n" },
@@ -839,6 +873,45 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect([Boolean(again.isError), again.structuredContent]).toEqual([false, { id, deleted: false, hard: false }]);
     const wrong = await call(client, "search_memory", { query: "x", topK: 500 });
     expect(textOf(wrong)).toMatch(/^request\.invalid: .*topK/);
+  });
+
+  it("answers a tool call the server's rate limit refuses at once, as the tool's error, instead of waiting it out", async () => {
+    const { key } = await Auth.createKey(t.db, "paced-stdio");
+    await RateLimit.setLimits(t.db, "paced-stdio", { search: "1/min" });
+    const client = await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: key, ENGRAM_USER_ID: "quick" });
+    expect((await call(client, "search_memory", { query: "anything" })).isError).toBeFalsy();
+    // Waited out (60 s), the call outlived the client's own timeout, set shorter here, and ran after it gave up.
+    const refused = (await client.callTool({ name: "search_memory", arguments: { query: "anything" } }, undefined, {
+      timeout: 20_000,
+    })) as CallToolResult;
+    expect([refused.isError, textOf(refused)]).toEqual([
+      true,
+      expect.stringMatching(/^ratelimit\.exceeded: .*retry in \d+ s/),
+    ]);
+  });
+
+  it("re-embeds in the background on the store itself: the turns after a forgotten one are found by meaning again", async () => {
+    const client = await overStdio({ ENGRAM_USER_ID: "turns" });
+    const turns = [
+      "I moved to Lisbon in March for the new job.",
+      "The flat in Alfama has a view of the river.",
+      "We should reserve a table at the fado restaurant on Friday.",
+    ];
+    for (const [i, content] of turns.entries()) {
+      const stored = await call(client, "remember", { content, id: `turn-${i + 1}`, conversationId: "lisbon" });
+      expect(stored.isError, textOf(stored)).toBeFalsy();
+    }
+    expect((await call(client, "forget", { id: "turn-1" })).structuredContent).toMatchObject({ deleted: true });
+    // Their context held the forgotten turn: stale (out of vector search) until re-embedded, which nothing did here.
+    const query = { query: "reserve a table at the fado restaurant", mode: "vector", scope: "user" };
+    let found: string[] = [];
+    for (let waited = 0; waited < 60_000 && !found.includes("turn-3"); waited += 1_000) {
+      found = (await call(client, "search_memory", query)).structuredContent.results.map(
+        (r: { documentId: string }) => r.documentId,
+      );
+      if (!found.includes("turn-3")) await new Promise((resolve) => setTimeout(resolve, 1_000));
+    }
+    expect(found).toContain("turn-3");
   });
 
   it("reports an unreachable remote Engram as a tool error and stays up", async () => {
