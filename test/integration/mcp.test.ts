@@ -260,6 +260,9 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(textOf(found)).toContain(
       `(id ${id}, user, chunk ${found.structuredContent.results[0].chunkId}, pages 1-2, under Security, score`,
     );
+    // Each leg's own score, which says whether the match is real (the fused score only ranks).
+    const { vector, keyword } = found.structuredContent.results[0].legs;
+    expect(textOf(found)).toContain(`; meaning ${vector.toFixed(3)}, keywords ${keyword.toFixed(3)})`);
     const answer = await call(client, "ask", { question: "Where is a lost laptop reported?" });
     expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, scope: "user", location });
     expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, user, pages 1-2, under Security, score/);
