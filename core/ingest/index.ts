@@ -347,19 +347,21 @@ export async function prepare(
 
   const statements: Query[] = [];
   let written: number | undefined;
+  if (changed.length && owner) {
+    statements.push(
+      sql`insert into users (tenant_id, id) values (${caller.tenantId}, ${owner}) on conflict do nothing`,
+    );
+  }
+  // Every document's conversation, unchanged ones' too: sent again after its conversation was deleted, a document
+  // makes it again, as the first ingest did (the same request, the same state).
+  const conversations = [...new Set(plans.map((p) => p.input.conversationId).filter((c): c is string => !!c))];
+  if (conversations.length) {
+    statements.push(sql`
+      insert into conversations (tenant_id, owner, id)
+      select ${caller.tenantId}, ${owner}, c from unnest(${arr(conversations)}::text[]) c
+      on conflict do nothing`);
+  }
   if (changed.length) {
-    if (owner) {
-      statements.push(
-        sql`insert into users (tenant_id, id) values (${caller.tenantId}, ${owner}) on conflict do nothing`,
-      );
-    }
-    const conversations = [...new Set(changed.map((p) => p.input.conversationId).filter((c): c is string => !!c))];
-    if (conversations.length) {
-      statements.push(sql`
-        insert into conversations (tenant_id, owner, id)
-        select ${caller.tenantId}, ${owner}, c from unnest(${arr(conversations)}::text[]) c
-        on conflict do nothing`);
-    }
     written = statements.length;
     statements.push(upsertDocuments(caller.tenantId, owner, changed, options.keepExpiry ?? false));
     if (rechunked.length) {

@@ -172,6 +172,26 @@ describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
       expect(chat.status).toBe(404);
     });
 
+    it("makes a deleted conversation again when a document of it is sent again unchanged, as the first time", async () => {
+      const body = {
+        documents: [{ id: "note-1042", content: "Asked about order 1042.", conversationId: "support-1" }],
+      };
+      const ingest = () => invoke({ method: "POST", path: "/v1/ingest", headers: as("ivy"), body });
+      expect((await ingest()).body.documents[0].status).toBe("created");
+      const gone = await invoke({ method: "DELETE", path: "/v1/conversations/support-1", headers: as("ivy") });
+      expect(gone.status).toBe(200);
+      expect((await ingest()).body.documents[0].status).toBe("unchanged");
+      const again = await invoke({ method: "GET", path: "/v1/conversations/support-1", headers: as("ivy") });
+      expect([again.status, again.body.id]).toEqual([200, "support-1"]);
+      const chat = await invoke({
+        method: "POST",
+        path: "/v1/chat",
+        headers: as("ivy"),
+        body: { messages: [{ role: "user", content: "Which order?" }], conversationId: "support-1" },
+      });
+      expect(chat.status).toBe(200);
+    });
+
     it("refuses a cursor it did not make", async () => {
       const res = await invoke({
         method: "GET",
