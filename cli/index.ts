@@ -178,15 +178,15 @@ tenants
           .join(", ") || "defaults"
       }`,
     );
-    // The ceiling in force is the limiter's own answer (never below one end user's rate), which may not be the one set.
+    // A ceiling set below one end user's rate holds (the tenant chose it); said, as one user alone can then spend it.
     for (const rateClass of RateLimit.CLASSES) {
       const asked = now[RateLimit.ceilingName(rateClass)];
       if (asked === undefined) continue;
-      const wanted = RateLimit.parseRate(asked);
-      const inForce = RateLimit.ceilingFor({ tenantId: "", rateLimits: now }, rateClass);
-      if (inForce.limit !== wanted.limit || inForce.windowSeconds !== wanted.windowSeconds)
+      const ceiling = RateLimit.parseRate(asked);
+      const own = RateLimit.policyFor({ tenantId: "", rateLimits: now }, rateClass);
+      if (ceiling.limit / ceiling.windowSeconds < own.limit / own.windowSeconds)
         console.error(
-          `note: ${RateLimit.ceilingName(rateClass)} ${asked} is below one end user's ${rateClass} rate (${inForce.limit} per ${inForce.windowSeconds} s), so that rate is the ceiling in force`,
+          `note: ${RateLimit.ceilingName(rateClass)} ${asked} is below one end user's ${rateClass} rate (${own.limit} per ${own.windowSeconds} s): one user alone can spend the tenant's ceiling`,
         );
     }
   });

@@ -65,8 +65,9 @@ export const ceilingName = (rateClass: RateClass) => `tenant.${rateClass}` as co
 const perSecond = (rate: Rate) => rate.limit / rate.windowSeconds;
 
 /**
- * The tenant-wide ceiling for a class: the tenant's override, else the configured default, and
- * never below one end user's own rate (a ceiling under it would only make the user's limit a lie).
+ * The tenant-wide ceiling for a class: the tenant's override, as set; else the configured default, lifted to one end
+ * user's own rate when below it (a tenant that raised its users' rate would otherwise find them held to a ceiling it
+ * never chose). An override below the users' rate is the tenant's choice and holds: one user alone can reach it.
  */
 export function ceilingFor(caller: Pick<Caller, "tenantId" | "rateLimits">, rateClass: RateClass): Rate {
   const own = policyFor(caller, rateClass);
@@ -79,8 +80,9 @@ export function ceilingFor(caller: Pick<Caller, "tenantId" | "rateLimits">, rate
       log.warn("ignoring a malformed rate-limit ceiling", { tenantId: caller.tenantId, rateClass, value: override });
     }
   }
-  ceiling ??= parseRate(config().rateLimit.ceilings[rateClass]);
-  return perSecond(ceiling) < perSecond(own) ? own : ceiling;
+  if (ceiling) return ceiling;
+  const byDefault = parseRate(config().rateLimit.ceilings[rateClass]);
+  return perSecond(byDefault) < perSecond(own) ? own : byDefault;
 }
 
 /** A bucket's state after a decision, in the units of the headers. */

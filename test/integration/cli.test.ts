@@ -217,12 +217,14 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stderr).toMatch(/chat/i);
     });
 
-    it("says when a tenant ceiling is below one end user's rate, and what is in force", async () => {
+    it("says when a tenant ceiling is below one end user's rate: one user alone can spend it", async () => {
       await engram(["tenants", "create", "ceilings"]);
       const low = await engram(["tenants", "set-limits", "ceilings", "--search", "10/min", "--tenant-search", "4/min"]);
       expect(low.code).toBe(0);
       expect(low.stdout).toContain("search 10/min, tenant.search 4/min");
-      expect(low.stderr).toContain("tenant.search 4/min is below one end user's search rate (10 per 60 s)");
+      expect(low.stderr).toContain(
+        "note: tenant.search 4/min is below one end user's search rate (10 per 60 s): one user alone can spend the tenant's ceiling",
+      );
       const fine = await engram(["tenants", "set-limits", "ceilings", "--tenant-search", "40/min"]);
       expect(fine.stderr).not.toContain("below");
     });

@@ -81,6 +81,22 @@ describe.each(DRIVERS)("the tenant's ceiling on %s", (driver) => {
     expect(statuses).toEqual([200, 200, 429]);
   });
 
+  it("holds a ceiling the tenant set below one user's own rate: one user alone then spends it", async () => {
+    const low = (await Auth.createKey(t.db, "low-ceiling")).key;
+    await RateLimit.setLimits(t.db, "low-ceiling", { search: "1000/min", "tenant.search": "2/min" });
+    const search = (user: string) =>
+      invoke({
+        method: "POST",
+        path: "/v1/search",
+        headers: { authorization: `Bearer ${low}`, "x-user-id": user },
+        body: { query: "anything" },
+      });
+    const answers = [await search("one"), await search("one"), await search("one"), await search("two")];
+
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 429, 429]);
+    expect(answers[2]?.headers["ratelimit-policy"]).toBe('"tenant.search";q=2;w=60');
+  });
+
   it("does not count an ingest refused ingest.busy against the caller's limits: it is told to retry in a second", async () => {
     const busy = (await Auth.createKey(t.db, "busy")).key;
     await RateLimit.setLimits(t.db, "busy", { ingest: "3/min", "tenant.ingest": "3/min" });
@@ -124,7 +140,7 @@ describe.each(DRIVERS)("the tenant's ceiling on %s", (driver) => {
 });
 
 describe("the ceiling's defaults", () => {
-  it("are five end users at their full rate, never below one user's own rate", () => {
+  it("are five end users at their full rate, never below one user's own rate unless the tenant set them so", () => {
     setConfig({ LOG_LEVEL: "silent" });
     const tenant = { tenantId: "t", rateLimits: {} };
 
@@ -137,6 +153,13 @@ describe("the ceiling's defaults", () => {
       windowSeconds: 60,
     });
     expect(RateLimit.ceilingFor({ tenantId: "t", rateLimits: { "tenant.chat": "50/min" } }, "chat")).toEqual({
+      limit: 50,
+      windowSeconds: 60,
+    });
+    // Lifted to the user's rate only by default: a ceiling the tenant set holds as set.
+    expect(
+      RateLimit.ceilingFor({ tenantId: "t", rateLimits: { chat: "1000/min", "tenant.chat": "50/min" } }, "chat"),
+    ).toEqual({
       limit: 50,
       windowSeconds: 60,
     });
