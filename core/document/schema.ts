@@ -99,13 +99,18 @@ export const Metadata = z.record(z.string(), z.json()).check(
 export const Importance = z.number().check(z.int(), z.gte(1), z.lte(10));
 export const TtlSeconds = z.number().check(z.int(), z.gte(1), z.lte(10 * 365 * 24 * 3600));
 /**
- * An ingested document's TTL: null is no expiry, as leaving it out is (ingest replaces a document with what is
- * sent); PATCH's null says the same. Read as undefined, so that both are the one case downstream.
+ * A field a document is read back with as null (title, source, conversationId, ttlSeconds) may be sent as null,
+ * meaning none, as leaving it out does (ingest replaces a document with what is sent): a client that reads a
+ * document and sends it back is not refused. Read as undefined, so that both are the one case downstream.
  */
-const IngestTtl = z.pipe(
-  z.nullable(TtlSeconds),
-  z.transform((ttl) => ttl ?? undefined),
-);
+const orNull = <T extends z.ZodMiniType>(schema: T) =>
+  z.pipe(
+    z.nullable(schema),
+    z.transform((value: z.output<T> | null) => value ?? undefined),
+  );
+
+/** An ingested document's TTL: null is no expiry; PATCH's null says the same. */
+const IngestTtl = orNull(TtlSeconds);
 
 // A misspelt field (`ttl` for `ttlSeconds`) is refused, not silently dropped: the document would be stored without it.
 export const DocumentInput = z.strictObject({
@@ -113,12 +118,12 @@ export const DocumentInput = z.strictObject({
     .optional(Id)
     .check(z.describe("Without it, the id is derived from the content hash (and the conversationId, for a turn)")),
   content: Content,
-  title: z.optional(StoredText(1000)),
-  source: z.optional(StoredText(2048)),
+  title: z.optional(orNull(StoredText(1000))),
+  source: z.optional(orNull(StoredText(2048))),
   metadata: z.optional(Metadata),
   importance: z.optional(Importance),
   conversationId: z
-    .optional(Id)
+    .optional(orNull(Id))
     .check(
       z.describe(
         "The conversation this document belongs to: a one-chunk document (a turn) is embedded after the two sent before it",

@@ -57,3 +57,12 @@ describe("an ingested document's ttlSeconds", () => {
     expect(DocumentInput.safeParse({ content: "x", ttlSeconds: 0 }).success).toBe(false);
   });
 });
+
+describe("an ingested document's fields read back as null", () => {
+  it("takes title, source and conversationId null as none, so a document read back can be sent again", () => {
+    const readBack = { id: "d", content: "x", title: null, source: null, conversationId: null, ttlSeconds: null };
+    expect(DocumentInput.parse(readBack)).toEqual(DocumentInput.parse({ id: "d", content: "x" }));
+    expect(DocumentInput.safeParse({ content: "x", title: 5 }).success).toBe(false);
+    expect(DocumentInput.parse({ content: "x", conversationId: "c1" }).conversationId).toBe("c1");
+  });
+});
