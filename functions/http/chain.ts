@@ -380,6 +380,14 @@ const body = (): Middleware => ({
     const query = request.event.queryStringParameters ?? {};
     if (state.route?.query) checkRepeated(request.event.rawQueryString, state.route.query.shape);
     state.query = state.route?.query ? state.route.query.parse(query) : query;
+    // A route that takes a JSON body and got none is told so, as for any body that is no JSON (not "expected object").
+    if (state.route?.body && raw === undefined) {
+      throw new EngramError(
+        "input",
+        "request.invalid_json",
+        "The request body is empty; this route takes a JSON object.",
+      );
+    }
     state.body = state.route?.body ? state.route.body.parse(raw) : raw;
   },
 });

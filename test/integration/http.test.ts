@@ -134,6 +134,26 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(res.body).toEqual({ error: { code: "request.invalid_json", message: expect.any(String) } });
     });
 
+    it("answers 400 request.invalid_json to a JSON route sent no body, as to whitespace", async () => {
+      for (const [method, path] of [
+        ["POST", "/v1/search"],
+        ["POST", "/v1/chat"],
+        ["POST", "/v1/ingest"],
+        ["PATCH", "/v1/documents/x"],
+      ] as const) {
+        for (const rawBody of ["", "   "]) {
+          // Its own end user: the describe's other tests spend most of the key's ingest rate.
+          const res = await invoke({ method, path, headers: { ...auth(), "x-user-id": "no-body" }, rawBody });
+          expect([path, rawBody, res.status, res.body.error.code]).toEqual([
+            path,
+            rawBody,
+            400,
+            "request.invalid_json",
+          ]);
+        }
+      }
+    });
+
     it("refuses a body that is not UTF-8 rather than storing U+FFFD in place of its bad bytes", async () => {
       const body = Buffer.concat([
         Buffer.from('{"documents":[{"content":"caf'),
