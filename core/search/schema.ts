@@ -21,9 +21,12 @@ export const SCORE_RANGE: Record<Mode, [min: number, max: number]> = {
   hybrid: [0, 1],
 };
 
-/** Postgres refuses year 0000 and offsets beyond ±15:59 (each was a 500), which the ISO format allows. */
+/**
+ * Postgres refuses year 0000 and offsets beyond ±15:59 (each was a 500), which the ISO format allows. Patterns, not
+ * refinements, so that the OpenAPI document says the same to a client that validates before sending.
+ */
 const Timestamp = z.iso.datetime({ offset: true }).check(
-  z.refine((value) => !value.startsWith("0000") && !/[+-](1[6-9]|2\d)(:?\d\d)?$/.test(value), {
+  z.regex(/^(?!0000).*(?:Z|[+-](?:0\d|1[0-5])(?::?\d\d)?)$/, {
     message: "must be a time from year 0001 with an offset within ±15:59",
   }),
   z.describe("ISO 8601 date and time with Z or an offset"),
@@ -31,10 +34,7 @@ const Timestamp = z.iso.datetime({ offset: true }).check(
 
 /** A date alone (`2026-12-06`) stands for its midnight UTC (`scope.ts`). */
 const TimeOrDate = z.union(
-  [
-    Timestamp,
-    z.iso.date().check(z.refine((value) => !value.startsWith("0000"), { message: "must be a date from year 0001" })),
-  ],
+  [Timestamp, z.iso.date().check(z.regex(/^(?!0000)/, { message: "must be a date from year 0001" }))],
   {
     error:
       "must be an ISO 8601 time with Z or an offset within ±15:59 (2026-12-06T09:00:00Z), or a date (2026-12-06), from year 0001",

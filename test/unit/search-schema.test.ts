@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { owners } from "../../core/search";
 import { SearchRequest } from "../../core/search/schema";
+import * as z from "../../core/zod";
 
 const paths = (body: unknown) => {
   const result = SearchRequest.safeParse(body);
@@ -39,6 +40,35 @@ describe("the search request", () => {
     const noZone = SearchRequest.safeParse({ query: "x", filter: { createdAfter: "2026-01-01T00:00:00" } });
     expect(noZone.error?.issues[0]?.message).toMatch(/ISO 8601 time with Z or an offset.*or a date \(2026-12-06\)/);
     expect(paths({ query: "x", filter: { createdBefore: 1767225600000 } })).toEqual(["filter.createdBefore"]);
+  });
+
+  it("says in its JSON Schema (the OpenAPI document's) what it refuses: offsets past ±15:59, year 0000", () => {
+    type Branch = { pattern?: string; allOf?: { pattern: string }[] };
+    const schema = z.toJSONSchema(SearchRequest, { io: "input" }) as {
+      properties: { filter: { properties: { createdAfter: { anyOf: Branch[] } } } };
+    };
+    const branches = schema.properties.filter.properties.createdAfter.anyOf;
+    // Taken by the schema as a client reads it: some branch whose every pattern matches.
+    const byPatterns = (value: string) =>
+      branches.some((b) =>
+        [b.pattern, ...(b.allOf ?? []).map((a) => a.pattern)]
+          .filter((p): p is string => p !== undefined)
+          .every((p) => new RegExp(p).test(value)),
+      );
+    for (const value of [
+      "2026-12-06T09:00:00Z",
+      "2026-12-06T09:00:00+15:59",
+      "2026-12-06T09:00:00+16:00",
+      "2026-12-06T09:00:00-20:00",
+      "0000-01-01T00:00:00Z",
+      "0000-01-01",
+      "0001-01-01",
+    ]) {
+      expect([value, byPatterns(value)]).toEqual([
+        value,
+        paths({ query: "x", filter: { createdAfter: value } }).length === 0,
+      ]);
+    }
   });
 
   it("refuses NUL characters and unpaired surrogates anywhere in a metadata filter, naming where", () => {
