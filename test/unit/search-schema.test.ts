@@ -44,7 +44,7 @@ describe("the search request", () => {
 
   it("says in its JSON Schema (the OpenAPI document's) what it refuses: offsets past ±15:59, year 0000", () => {
     type Branch = { pattern?: string; allOf?: { pattern: string }[] };
-    const schema = z.toJSONSchema(SearchRequest, { io: "input" }) as {
+    const schema = z.toJSONSchema(SearchRequest, { io: "input" }) as unknown as {
       properties: { filter: { properties: { createdAfter: { anyOf: Branch[] } } } };
     };
     const branches = schema.properties.filter.properties.createdAfter.anyOf;
