@@ -292,10 +292,14 @@ const shareOf = (event: Event): string => {
 
 const counted = new WeakSet<object>();
 
-/** Runs `work`; an authentication it fails counts, once, against the address (and may become 429). */
+/**
+ * Runs `work`; a key it refuses counts, once, against the address (and may become 429). A request with no key guessed
+ * nothing: counted, a misconfigured poller on a shared address locked out every client behind it.
+ */
 const failedAuth = (database: Awaited<ReturnType<typeof db>>, address: string, work: () => Promise<void>) =>
   work().catch((error: unknown) => {
     if (!(error instanceof EngramError && error.kind === "auth") || counted.has(error)) throw error;
+    if (error.code === "auth.missing_key") throw error;
     counted.add(error);
     return RateLimit.countFailedAuth(database, address, error);
   });

@@ -230,13 +230,23 @@ describe("failed authentication", () => {
     expect(otherWithKey.status).toBe(200);
   });
 
-  it("counts a missing key as a failure too", async () => {
+  it("does not count a request without a key, which guesses nothing: a keyless poller locks no one out", async () => {
     const statuses: number[] = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 8; i++) {
       statuses.push((await from("192.0.2.9", { method: "GET", path: "/v1/stats" })).status);
     }
+    const withKey = await from("192.0.2.9", {
+      method: "GET",
+      path: "/v1/stats",
+      headers: { authorization: `Bearer ${key}` },
+    });
 
-    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    expect(statuses).toEqual(Array.from({ length: 8 }, () => 401));
+    expect(withKey.status).toBe(200);
+    // A key that is refused still counts there.
+    const guesses: number[] = [];
+    for (let i = 0; i < 6; i++) guesses.push((await guess("192.0.2.9")).status);
+    expect(guesses).toEqual([401, 401, 401, 401, 401, 429]);
   });
 });
 
