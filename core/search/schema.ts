@@ -30,11 +30,16 @@ const Timestamp = z.iso.datetime({ offset: true }).check(
     message: "must be a time from year 0001 with an offset within ±15:59",
   }),
   z.describe("ISO 8601 date and time with Z or an offset"),
+  // A second pattern moves both into an allOf and drops the format, which clients and generators read.
+  z.meta({ format: "date-time" }),
 );
 
 /** A date alone (`2026-12-06`) stands for its midnight UTC (`scope.ts`). */
 const TimeOrDate = z.union(
-  [Timestamp, z.iso.date().check(z.regex(/^(?!0000)/, { message: "must be a date from year 0001" }))],
+  [
+    Timestamp,
+    z.iso.date().check(z.regex(/^(?!0000)/, { message: "must be a date from year 0001" }), z.meta({ format: "date" })),
+  ],
   {
     error:
       "must be an ISO 8601 time with Z or an offset within ±15:59 (2026-12-06T09:00:00Z), or a date (2026-12-06), from year 0001",

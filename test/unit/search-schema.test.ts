@@ -48,6 +48,8 @@ describe("the search request", () => {
       properties: { filter: { properties: { createdAfter: { anyOf: Branch[] } } } };
     };
     const branches = schema.properties.filter.properties.createdAfter.anyOf;
+    // The formats stay beside the patterns, for the clients and generators that read them.
+    expect(branches.map((b) => (b as { format?: string }).format)).toEqual(["date-time", "date"]);
     // Taken by the schema as a client reads it: some branch whose every pattern matches.
     const byPatterns = (value: string) =>
       branches.some((b) =>
