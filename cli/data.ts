@@ -68,7 +68,8 @@ function targetOf(options: TargetOptions): Target {
     tenant: LOCAL_TENANT,
     url: o.url,
     key: o.key ?? process.env.ENGRAM_API_KEY,
-    user: o.user ?? (process.env.ENGRAM_USER_ID || undefined),
+    // Set but empty, refused (checkTarget), as for `engram mcp`: it would otherwise mean the shared space.
+    user: o.user ?? process.env.ENGRAM_USER_ID,
   };
 }
 

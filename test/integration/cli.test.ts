@@ -478,10 +478,17 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
   const local = join(mkdtempSync(join(tmpdir(), "engram-cli-remote-")), "data");
   const shell = (extra: NodeJS.ProcessEnv = {}) => {
     const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: local, LOG_LEVEL: "silent" };
-    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "ENGRAM_URL", "ENGRAM_API_KEY"]) {
+    for (const name of [
+      "DATABASE_URL",
+      "DATABASE_DRIVER",
+      "OPENAI_API_KEY",
+      "ENGRAM_URL",
+      "ENGRAM_API_KEY",
+      "ENGRAM_USER_ID",
+    ]) {
       delete env[name];
     }
-    return { ...env, ENGRAM_USER_ID: "", ...extra };
+    return { ...env, ...extra };
   };
   const engram = runEngram;
 
@@ -525,11 +532,16 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     expect(existsSync(local)).toBe(false);
   }, 120_000);
 
-  it("refuses in one line a URL without a key, a malformed key and a URL that is not http(s)", async () => {
+  it("refuses in one line a URL without a key, a malformed key, a URL that is not http(s) and an empty user", async () => {
     for (const [extra, message] of [
       [{ ENGRAM_URL: url }, "ENGRAM_URL (--url) needs the API key of that Engram"],
       [{ ENGRAM_URL: url, ENGRAM_API_KEY: "nope" }, "ENGRAM_API_KEY (--key) is refused"],
       [{ ENGRAM_URL: "ftp://example.org", ENGRAM_API_KEY: key }, "ENGRAM_URL (--url) is not an http(s) URL"],
+      // Set but empty, as `engram mcp` refuses it: it would otherwise put a user's documents in the shared space.
+      [
+        { ENGRAM_URL: url, ENGRAM_API_KEY: key, ENGRAM_USER_ID: "" },
+        "ENGRAM_USER_ID (--user) is empty: leave it out for the shared space",
+      ],
     ] as const) {
       const res = await engram(["search", "boiler"], shell(extra));
       expect(res.code).toBe(1);
