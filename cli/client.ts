@@ -120,9 +120,10 @@ export function remote(
     baseUrl: url,
     apiKey: options.apiKey,
     userId: options.userId,
+    // Not waited out, only a 429 that asks for a second at most (`ingest.busy`, the tenant's ingests in flight), twice.
     retry:
       options.waitOutRateLimits === false
-        ? { retries: 0 }
+        ? { retries: 2, maxWaitSeconds: 1 }
         : { retries: RATE_LIMIT_RETRIES, maxWaitSeconds: Number.POSITIVE_INFINITY, onWait: options.onWait },
   });
 }

@@ -184,7 +184,7 @@ tenants
       if (asked === undefined) continue;
       const ceiling = RateLimit.parseRate(asked);
       const own = RateLimit.policyFor({ tenantId: "", rateLimits: now }, rateClass);
-      if (ceiling.limit / ceiling.windowSeconds < own.limit / own.windowSeconds)
+      if (ceiling.limit > 0 && ceiling.limit / ceiling.windowSeconds < own.limit / own.windowSeconds)
         console.error(
           `note: ${RateLimit.ceilingName(rateClass)} ${asked} is below one end user's ${rateClass} rate (${own.limit} per ${own.windowSeconds} s): one user alone can spend the tenant's ceiling`,
         );

@@ -11,6 +11,7 @@ import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
 import type { Background } from "../core/background";
 import { config, setConfig } from "../core/config";
+import { closeDb } from "../core/db";
 import { embedder } from "../core/embedding";
 import { EngramError } from "../core/error";
 import type { Describe, Memory } from "../core/mcp";
@@ -82,7 +83,8 @@ async function memoryFor(
   return {
     memory: Local.memory(client.db, client.caller),
     describe: Local.describe("stdio"),
-    background: keepUp(client.db, embedder()),
+    // The embedded folder has no other process to do it; a Postgres of DATABASE_URL has its server or cleanup job.
+    background: config().database.driver === "pglite" ? keepUp(client.db, embedder()) : undefined,
   };
 }
 
@@ -92,7 +94,7 @@ async function memoryFor(
  */
 async function checkKey(api: EngramClient, url: string): Promise<void> {
   try {
-    // Bounded: a rate limit's wait (the client waits out 429s) must not hold the MCP client's start.
+    // Bounded: an Engram that does not answer must not hold the MCP client's start.
     await api.stats({ signal: AbortSignal.timeout(5_000) });
   } catch (error) {
     if (error instanceof EngramApiError && error.status === 401) {
@@ -227,6 +229,7 @@ export async function serveStdio(options: McpOptions): Promise<void> {
       if (!process.stdin.readableEnded) resolve();
     });
   });
+  if (background) stopOnSignals(background);
   const transport = new StdioServerTransport(input, process.stdout);
   answerUnreadable(transport, lines); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
@@ -235,6 +238,24 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   await answered();
   await server.close();
   await background?.stop();
+}
+
+/**
+ * On the store itself, a client that closes the server (the SDK's stdio client ends stdin, then sends SIGTERM two
+ * seconds later) must not kill it in the middle of a write: the embedded database's folder would be left damaged.
+ * The background work is stopped (its pass told to end) and the database closed, then the process exits.
+ */
+function stopOnSignals(background: Background): void {
+  let stopping = false;
+  const stop = async () => {
+    if (stopping) return;
+    stopping = true;
+    await background.stop();
+    await closeDb();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop());
+  process.on("SIGINT", () => void stop());
 }
 
 /**

@@ -9,13 +9,21 @@ export interface Background {
   stop(): Promise<void>;
 }
 
-export function repeat(name: string, everyMs: number, pass: () => Promise<void>): Background {
+/**
+ * `pass` is handed a signal that aborts when `stop` is called: a pass that heeds it (between its statements, and in
+ * its calls out) ends promptly, so a process that must exit soon (`engram mcp` when its client closes it) does not
+ * wait out a slow embedding call, or get killed in the middle of a write.
+ */
+export function repeat(name: string, everyMs: number, pass: (signal: AbortSignal) => Promise<void>): Background {
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
+  const stopping = new AbortController();
   const next = () => {
-    running = pass()
-      .catch((error) => log.warn(`${name}: pass failed; retrying later`, { error }))
+    running = pass(stopping.signal)
+      .catch((error) => {
+        if (!stopping.signal.aborted) log.warn(`${name}: pass failed; retrying later`, { error });
+      })
       .finally(() => {
         if (!stopped) timer = setTimeout(next, everyMs).unref();
       });
@@ -25,6 +33,7 @@ export function repeat(name: string, everyMs: number, pass: () => Promise<void>)
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      stopping.abort();
       await running;
     },
   };

@@ -172,7 +172,7 @@ function responseSchemas() {
       .check(
         z.int(),
         z.describe(
-          "Chunks in this search's scope without a vector of the active model (counted up to 1,000, which means at least; 0 in keyword mode): the vector leg does not rank them, keyword still finds them. They are chunks embedded by another model, which `engram reembed` moves to the active one, and the two conversation turns after a deleted or edited turn until they are embedded again without it (seconds on the local server; the next hourly cleanup on AWS)",
+          "Chunks in this search's scope without a vector of the active model (counted up to 1,000, which means at least; 0 in keyword mode): the vector leg does not rank them, keyword still finds them. They are chunks embedded by another model, which `engram reembed` moves to the active one, and the two conversation turns after a deleted or edited turn until they are embedded again without it (seconds on the local server and under `engram mcp` on the embedded folder; the next hourly cleanup on AWS, or `engram cleanup`)",
         ),
       ),
   });

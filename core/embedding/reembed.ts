@@ -235,15 +235,22 @@ export function beginning(tenants: SQL, model: string, dimensions: number, conte
 export async function continueUnfinished(
   db: Db,
   embedder: Embedder,
-  options: { budgetMs: number; batchSize?: number },
+  options: { budgetMs: number; batchSize?: number; signal?: AbortSignal },
 ): Promise<{ reembedded: number; complete: boolean }> {
   const started = performance.now();
   let reembedded = 0;
   let complete = true;
   for (const tenantId of await unfinished(db, embedder.model)) {
     const budgetMs = options.budgetMs - (performance.now() - started);
-    if (budgetMs <= 0) return { reembedded, complete: false };
-    const report = await run(db, { tenantId, embedder, budgetMs, batchSize: options.batchSize, continuing: true });
+    if (budgetMs <= 0 || options.signal?.aborted) return { reembedded, complete: false };
+    const report = await run(db, {
+      tenantId,
+      embedder,
+      budgetMs,
+      batchSize: options.batchSize,
+      continuing: true,
+      signal: options.signal,
+    });
     reembedded += report.reembedded;
     if (report.remaining > 0) complete = false;
   }
@@ -487,8 +494,8 @@ export function inBackground(
   embedder: Embedder,
   options: { everyMs?: number; budgetMs?: number } = {},
 ): Background.Background {
-  return Background.repeat("reembed", options.everyMs ?? 5_000, async () => {
-    const done = await continueUnfinished(db, embedder, { budgetMs: options.budgetMs ?? 10_000 });
+  return Background.repeat("reembed", options.everyMs ?? 5_000, async (signal) => {
+    const done = await continueUnfinished(db, embedder, { budgetMs: options.budgetMs ?? 10_000, signal });
     if (done.reembedded) log.info("reembed: background pass", { model: embedder.model, ...done });
   });
 }

@@ -174,25 +174,39 @@ const cite = (c: Api.Citation) =>
 
 /**
  * A JSON Schema every MCP host can read. Left out, as the tool's own check still refuses what they refused: patterns
- * with Unicode classes (`\p{Cc}`: Python's `re` and a JavaScript RegExp without the `u` flag cannot compile them) and
- * the recursive definition of a JSON value (`$ref` to itself, which some hosts refuse), read as any value instead.
+ * with Unicode classes (`\p{Cc}`: Python's `re` and a JavaScript RegExp without the `u` flag cannot compile them), and
+ * a definition that refers to itself (a JSON value's), which some hosts refuse, read as any value; other definitions
+ * are written in place.
  */
-function portable(schema: unknown): unknown {
-  if (Array.isArray(schema)) return schema.map(portable);
-  if (typeof schema !== "object" || schema === null) return schema;
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(schema)) {
-    if (key === "definitions") continue;
-    if (key === "$ref") return {};
-    if (key === "pattern" && typeof value === "string" && value.includes("\\p{")) continue;
-    if (key === "allOf" && Array.isArray(value)) {
-      const kept = value.map(portable).filter((part) => Object.keys(part as object).some((k) => k !== "type"));
-      if (kept.length) out.allOf = kept;
-      continue;
+function portable(schema: Record<string, unknown>): unknown {
+  const definitions = (schema.definitions ?? {}) as Record<string, unknown>;
+  const refersTo = (name: string, value: unknown): boolean => JSON.stringify(value).includes(`"#/definitions/${name}"`);
+  const rewrite = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(rewrite);
+    if (typeof node !== "object" || node === null) return node;
+    const out: Record<string, unknown> = {};
+    for (const [key, value] of Object.entries(node)) {
+      if (key === "definitions") continue;
+      if (key === "$ref" && typeof value === "string") {
+        const name = value.replace(/^#\/definitions\//, "");
+        const target = definitions[name];
+        return target === undefined || refersTo(name, target) ? {} : rewrite(target);
+      }
+      if (key === "pattern" && typeof value === "string" && value.includes("\\p{")) continue;
+      if (key === "allOf" && Array.isArray(value)) {
+        const kept = value.map(rewrite).filter((part) => Object.keys(part as object).some((k) => k !== "type"));
+        if (kept.length) out.allOf = kept;
+        continue;
+      }
+      // The names of `properties` are arguments, not keywords: each one's schema is rewritten, its name kept.
+      out[key] =
+        key === "properties" && typeof value === "object" && value !== null
+          ? Object.fromEntries(Object.entries(value).map(([name, property]) => [name, rewrite(property)]))
+          : rewrite(value);
     }
-    out[key] = portable(value);
-  }
-  return out;
+    return out;
+  };
+  return rewrite(schema);
 }
 
 /** A tool as listed, and its call: arguments checked, then run on one caller's memory. */
@@ -239,7 +253,7 @@ function buildTools(): Map<string, Tool> {
         name: "remember",
         title: "Remember",
         description:
-          "Store a piece of text in long-term memory so it can be found later by meaning or keywords. The same text stored again (or an existing id given) replaces that memory with this call's fields: one left out takes its default (importance 5, no title, metadata or expiry), so give them again to keep them; the same text with the same fields changes nothing.",
+          "Store a piece of text in long-term memory so it can be found later by meaning or keywords. The same text stored again (or an existing id given) replaces that memory with this call's fields: one left out takes its default (importance 5; no title, metadata, conversation or expiry), so give them again to keep them; the same text with the same fields changes nothing.",
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
       },
       args.remember,
@@ -254,7 +268,7 @@ function buildTools(): Map<string, Tool> {
         name: "search_memory",
         title: "Search memory",
         description:
-          "Find the stored passages most relevant to a query, best first, each with its memory id, whose it is (user: this user's own; shared: the shared memories all users read), title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords. Its score only ranks the results against each other: a result with no keywords matched and a low meaning score (below about 0.3) is likely unrelated.",
+          "Find the stored passages most relevant to a query, best first, each with its memory id, whose it is (user: this user's own; shared: the shared memories all users read), title, score and where it is in its document (pages, headings). Use short descriptive queries; hybrid mode (default) matches by meaning and by keywords. Its score only ranks the results against each other; each result also gives its meaning and keyword scores, and one with no keywords matched and a low meaning score is likely unrelated.",
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
       args.search,
@@ -308,7 +322,7 @@ function buildTools(): Map<string, Tool> {
         name: "forget",
         title: "Forget",
         description:
-          "Delete one of this user's memories by id. It disappears from search at once; with hard it is erased now instead of after the retention period. Forgetting a memory that is already gone changes nothing and says so. Shared memories (scope shared in search results) are read-only here: forgetting one is refused.",
+          "Delete one memory by id: this user's own (without a user, the shared space's). It disappears from search at once; with hard it is erased now instead of after the retention period. Forgetting a memory that is already gone changes nothing and says so. Shared memories (scope shared in search results) are read-only to a user: forgetting one changes nothing and says so.",
         // Idempotent as the spec means it (a repeat has no further effect), and answered so: a retry after a lost
         // answer finds the memory gone, which is what was asked, so it succeeds rather than reading as a failure.
         annotations: { readOnlyHint: false, destructiveHint: true, idempotentHint: true, openWorldHint: false },
@@ -320,12 +334,13 @@ function buildTools(): Map<string, Tool> {
         } catch (error) {
           const refused = describe(error);
           if (refused.code !== "document.not_found") return failure(refused);
-          // Said as it is, not "nothing to forget": the model would otherwise think it gone while search still finds it.
-          if (await memory.inShared(id).catch(() => false)) {
-            return failure({
-              code: "document.shared",
-              message: `${id} is a shared memory, which every user reads and no user can forget: only the tenant (without a user) can`,
-            });
+          // Said as it is: told "nothing to forget", the model would think it gone while search still finds it. Not an
+          // error: a retry after the user's own memory of that id was forgotten must still succeed (idempotent).
+          if (await memory.inShared(id)) {
+            return ok(
+              `Nothing of this user's to forget: ${id} is a shared memory, which every user reads and only the tenant (without a user) can forget.`,
+              { id, deleted: false, hard, shared: true },
+            );
           }
           return ok(`Nothing to forget: no memory ${id} here (already forgotten, or never stored).`, {
             id,

@@ -223,8 +223,8 @@ function warnKeylessOnce(tenant: string) {
  * caller when that is set (the Digital Twin's clients send only `x-user-id`), limited per
  * address. The key and the rate limit are one statement (core/gate); search and chat defer it
  * into their own batch (one round trip in all), and any other answer of theirs first asks it.
- * Failed authentications count against the client's address (API Gateway's source IP,
- * the socket's locally); past RATE_LIMIT_AUTH_FAILURES they are 429, and the address is refused
+ * Refused keys count against the client's address (API Gateway's source IP, the socket's
+ * locally; a request without a key does not); past RATE_LIMIT_AUTH_FAILURES they are 429, and the address is refused
  * before its key is even looked at until Retry-After.
  */
 const auth = (options: ChainOptions): Middleware => ({

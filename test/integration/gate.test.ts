@@ -407,7 +407,8 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
 
   it("decides by the defaults past overrides parseRate refuses, and by a tenant's new overrides from its next request", async () => {
     const { key } = await Auth.createKey(db, "handwritten");
-    // Written around setLimits' validation: a unit parseRate does not know and a number, beside a valid ceiling.
+    // Written around setLimits' validation: a unit parseRate does not know and a number, beside a valid ceiling (its
+    // spaces trimmed, as the parse trims them).
     const limits = { default: "2/fortnight", search: 5, "tenant.default": " 1000000/min " };
     await db.query(sql`update tenants set rate_limits = ${JSON.stringify(limits)}::jsonb where name = 'handwritten'`);
 

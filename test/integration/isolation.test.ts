@@ -372,9 +372,15 @@ describe.each<[DriverName, string[]]>([
     for (const id of names) {
       if (truth.all.includes(id)) continue;
       for (const hard of [false, true]) {
-        // Answered as for a memory already forgotten: nothing of another space is touched or revealed.
         const forgot = await tool("forget", { id, hard });
-        expect([id, forgot.isError, forgot.structuredContent]).toEqual([id, undefined, { id, deleted: false, hard }]);
+        // Nothing is touched or revealed: a shared memory the attacker's own tenant lets it read is said to be shared
+        // and kept; anything else is answered as a memory already forgotten.
+        const shared = truth.readable.includes(id) ? { shared: true } : {};
+        expect([id, forgot.isError, forgot.structuredContent]).toEqual([
+          id,
+          undefined,
+          { id, deleted: false, hard, ...shared },
+        ]);
       }
     }
     const mcpWrite = await tool("remember", {

@@ -4,6 +4,9 @@
  * local store and against a remote Engram). Tools, their scoping, and their errors.
  */
 import { spawn } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -441,16 +444,19 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     });
   });
 
-  it("refuses to forget a shared memory for a user, saying so, and keeps it", async () => {
+  it("forgets nothing of a shared memory for a user, saying it is shared, and keeps it", async () => {
     const tenant = await overHttp(acme);
     const content = "Travel policy: economy class for flights under six hours.";
     const id = (await call(tenant, "remember", { content, id: "travel-policy" })).structuredContent.documents[0].id;
     const zoe = await overHttp(acme, "zoe");
-    const refused = await call(zoe, "forget", { id });
-    expect([refused.isError, textOf(refused)]).toEqual([
-      true,
-      expect.stringMatching(/^document\.shared: travel-policy is a shared memory/),
-    ]);
+    for (const hard of [false, true]) {
+      const kept = await call(zoe, "forget", { id, hard });
+      expect([Boolean(kept.isError), kept.structuredContent]).toEqual([
+        false,
+        { id, deleted: false, hard, shared: true },
+      ]);
+      expect(textOf(kept)).toMatch(/^Nothing of this user's to forget: travel-policy is a shared memory/);
+    }
     const found = await call(zoe, "search_memory", { query: "travel policy economy flights" });
     expect(found.structuredContent.results[0]).toMatchObject({ documentId: id, scope: "shared" });
     // A memory of that id in neither space is still "nothing to forget".
@@ -894,7 +900,9 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
   });
 
   it("re-embeds in the background on the store itself: the turns after a forgotten one are found by meaning again", async () => {
-    const client = await overStdio({ ENGRAM_USER_ID: "turns" });
+    // The embedded folder: its only process does the work a server or the cleanup does for a Postgres.
+    const folder = mkdtempSync(join(tmpdir(), "engram-mcp-"));
+    const client = await overStdio({ ENGRAM_USER_ID: "turns", DATABASE_URL: "", ENGRAM_DATA_DIR: folder });
     const turns = [
       "I moved to Lisbon in March for the new job.",
       "The flat in Alfama has a view of the river.",
@@ -915,6 +923,26 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       if (!found.includes("turn-3")) await new Promise((resolve) => setTimeout(resolve, 1_000));
     }
     expect(found).toContain("turn-3");
+  });
+
+  it("on the embedded folder, ends its background work and closes the database on SIGTERM instead of dying mid-write", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-mcp-"));
+    const env = mcpEnv({ DATABASE_URL: "", ENGRAM_DATA_DIR: folder, ENGRAM_USER_ID: "sig" });
+    const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env });
+    const lines = createInterface({ input: child.stdout });
+    const answered = new Promise((resolve) => lines.once("line", resolve));
+    child.stdin.write(
+      `${rpc(1, "tools/call", { name: "remember", arguments: { content: "Kept across a SIGTERM." } })}\n`,
+    );
+    await answered;
+    const exited = new Promise<[number | null, string | null]>((resolve) =>
+      child.once("exit", (code, signal) => resolve([code, signal])),
+    );
+    child.kill("SIGTERM");
+    // Exited by itself (code 0), not killed by the signal.
+    expect(await exited).toEqual([0, null]);
+    const again = await overStdio({ DATABASE_URL: "", ENGRAM_DATA_DIR: folder, ENGRAM_USER_ID: "sig" });
+    expect(textOf(await call(again, "search_memory", { query: "kept across a SIGTERM" }))).toContain("Kept across");
   });
 
   it("reports an unreachable remote Engram as a tool error and stays up", async () => {
