@@ -164,6 +164,9 @@ async function build(db: Db, opclass: string, model: string): Promise<void> {
       await run(db, createStatement(model, opclass));
     } catch (error) {
       if (!lostRace(error)) throw error;
+      // After a random pause, so that two processes that lost to each other (a cancelled build leaves an invalid
+      // index) do not drop and build again in step: once, under load, a test saw all three attempts used up.
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * BUILD_POLL_MS));
     }
   }
   throw new EngramError("unavailable", "search.index_invalid", `the HNSW index of ${model} (${index}) is not valid`);
