@@ -85,7 +85,10 @@ const outsideChrome = (element: Element): boolean =>
   (CHROME_ROLES.has(attribute(element, "role") ?? "") ||
     words(attribute(element, "class")).some((w) => CHROME_NAMES.has(w)) ||
     CHROME_NAMES.has((attribute(element, "id") ?? "").toLowerCase())) &&
-  !proseBox(element);
+  !proseBox(element) &&
+  // A part of a table is the table's: Pandoc marks every header row `<tr class="header">`, and the row was dropped.
+  // A table that is itself chrome (a DocBook `navheader` table) still goes whole.
+  !element.parentElement?.closest("table");
 
 /** Tags of a text's running paragraphs. */
 const PROSE = new Set(["p", "pre", "blockquote", "h2", "h3", "h4", "h5", "h6", "table", "dl"]);

@@ -104,6 +104,18 @@ describe("extract", () => {
       expect(html.content).not.toContain(boilerplate);
   });
 
+  it("keeps a table's header row that Pandoc marks class=header, and drops a navigation table whole", async () => {
+    const page = `<!DOCTYPE html><html><head><title>Plans</title></head><body>
+      <table class="navheader"><tr><td>Prev</td><td>Home</td><td>Next</td></tr></table>
+      <h1>Plans</h1><p>What each plan costs.</p>
+      <table><thead><tr class="header"><th>Plan</th><th>Price</th></tr></thead>
+      <tbody><tr class="odd"><td>Basic</td><td>10</td></tr><tr class="even"><td>Pro</td><td>20</td></tr></tbody></table>
+      </body></html>`;
+    const { content } = await extract(new TextEncoder().encode(page), { name: "plans.html" });
+    expect(content).toMatch(/^Plan \| Price\nBasic \| 10\nPro \| 20$/m);
+    expect(content).not.toContain("Prev");
+  });
+
   it("keeps every section of a manual page, which a reader view had cut to one", async () => {
     // git-doc's asciidoc page: sections in plain divs, the h1 and NAME in a div#header, a div#footer.
     const page = await extract(fixture("git-init.html"), { name: "git-init.html" });
