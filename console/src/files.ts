@@ -93,10 +93,13 @@ async function walk(entry: FileSystemEntry, out: Picked[]): Promise<void> {
   for (const child of children) if (!(child.isFile && hidden(child.name))) await walk(child, out);
 }
 
-/** The files of an `<input type=file>` (with `webkitdirectory`, paths keep their folders). */
+/**
+ * The files of an `<input type=file>` (with `webkitdirectory`, paths keep their folders). Hidden entries are left out
+ * of a folder, as `engram ingest` leaves them; a file chosen by name is taken whatever its name (`.hidden.md`).
+ */
 export function filesFromInput(list: FileList): Picked[] {
   return Array.from(list)
-    .filter((file) => !(file.webkitRelativePath || file.name).split("/").some(hidden))
+    .filter((file) => !file.webkitRelativePath.split("/").some(hidden))
     .map((file) => ({ file, path: file.webkitRelativePath || file.name }));
 }
 
@@ -183,7 +186,15 @@ export async function planFile({ file, path }: Picked): Promise<FilePlan> {
     return { ...plan, skipped: "unreadable" };
   }
   const text = decodeText(bytes);
-  if (text === undefined) return { ...plan, skipped: "not a text file" };
+  // NUL bytes, or more than one character in a hundred that is no UTF-8: the server's words for it (core/extract).
+  if (text === undefined) {
+    return {
+      ...plan,
+      skipped: bytes.subarray(0, 64 * 1024).includes(0)
+        ? "not a text file"
+        : "text that is not UTF-8 (save it as UTF-8)",
+    };
+  }
 
   if (records) {
     const raws: { raw: unknown; where: string }[] = [];

@@ -284,6 +284,13 @@ describe("the console", () => {
     await page.getByTestId("file-input").setInputFiles(files(["refunds.md", refunds]));
     await page.getByTestId("ingest-totals").filter({ hasText: "1 unchanged" }).waitFor();
     expect(await state("refunds.md")).toBe("unchanged · 1 chunk");
+    // A file chosen by name is taken whatever its name, as `engram ingest` takes it; text that is not UTF-8 is said so.
+    // (An empty one, so that it is listed as skipped and the documents later tests count stay the same.)
+    const latin1 = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xe9, 0xe9, 0xe9]);
+    await page.getByTestId("file-input").setInputFiles(files([".hidden-note.md", ""], ["latin1.txt", latin1]));
+    await page.getByTestId("ingest-totals").filter({ hasText: "2 files skipped" }).waitFor();
+    expect(await state(".hidden-note.md")).toBe("skipped: empty file");
+    expect(await state("latin1.txt")).toBe("skipped: text that is not UTF-8 (save it as UTF-8)");
     rmSync(folder, { recursive: true, force: true });
     expect(problems).toEqual([]);
   });
@@ -391,6 +398,8 @@ describe("the console", () => {
     await page.getByTestId("chat-input").fill("Do gift cards expire?");
     await page.getByRole("button", { name: "Send" }).click();
     await expect.poll(() => page.locator(".msg.assistant .sources").count()).toBe(2);
+    // Said of one message: unticked once it is sent.
+    expect(await page.getByLabel("Remember this message").isChecked()).toBe(false);
     await page
       .getByTestId("conversations")
       .getByRole("button", { name: /^What is the refund window\? 4 messages/ })
@@ -514,6 +523,8 @@ describe("the console", () => {
     };
     await softly();
     await row.waitFor({ state: "detached" });
+    // The focus is on the list's heading, not lost to the page's top with the row it was in.
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("documents-title");
 
     await page.getByLabel("Include deleted").check();
     await row.locator(".badge", { hasText: "deleted" }).waitFor();

@@ -351,6 +351,8 @@ export function chatView(): View {
         if (started || remember.checked) void loadConversations();
         else markCurrent();
         if (remember.checked) emit("documents");
+        // "Remember this message" is said of one message: the next is not stored unless ticked again.
+        remember.checked = false;
       }
     } catch (error) {
       if ((error as Error).name === "AbortError") {

@@ -51,6 +51,7 @@ export function documentsView(): View {
       tbody,
     ),
   );
+  const title = h("h1", { id: "documents-title", tabindex: "-1" }, "Documents");
   const newer = h("button", { type: "button", disabled: true }, "← Newer");
   const older = h("button", { type: "button", disabled: true }, "Older →");
   const pageLabel = h("span", { class: "page" }, "Page 1");
@@ -58,7 +59,7 @@ export function documentsView(): View {
   const root = h(
     "section",
     { class: "view", "aria-labelledby": "documents-title" },
-    h("h1", { id: "documents-title" }, "Documents"),
+    title,
     stats,
     toolbar,
     table,
@@ -80,7 +81,10 @@ export function documentsView(): View {
       ? h("button", { type: "button", class: "danger small" }, "Purge…")
       : h("button", { type: "button", class: "small" }, "Delete…");
     action.setAttribute("aria-label", `${deleted ? "Purge" : "Delete"} ${doc.title || doc.id}`);
-    action.addEventListener("click", () => void deleteDocument(doc.id, deleted));
+    action.addEventListener("click", async () => {
+      // The row, and the button that had the focus, are gone: the focus goes to the list's heading, not the page's top.
+      if (await deleteDocument(doc.id, deleted)) title.focus();
+    });
     const restore = deleted ? h("button", { type: "button", class: "small" }, "Restore") : null;
     restore?.setAttribute("aria-label", `Restore ${doc.title || doc.id}`);
     restore?.addEventListener("click", () => void restoreDocument(doc.id));
