@@ -90,6 +90,9 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
       // with the same paragraph as often as not (docs/extract.md, two columns).
       gap = lastY !== undefined && lastY - y > 1.8 * Math.max(lastSize, item.height, 1);
     }
+    // A footnote mark (a number set smaller and raised) is a word of its own, as in web pages and .docx: glued on,
+    // `ants.1` was a token of its own and "ants" was found by no search.
+    if (visible && y !== undefined && footnoteMark(item, y, size) && /\S$/.test(text)) text += " ";
     text += item.str;
     // Runs of visible text are placed by their positions; the space items between them only say that there is a gap.
     if (visible) {
@@ -108,6 +111,10 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
   end();
   return lines;
 }
+
+/** A number of at most three digits set smaller than the line so far (`size`) and above its baseline (`y`). */
+const footnoteMark = (item: TextItem, y: number, size: number): boolean =>
+  /^\d{1,3}$/.test(item.str.trim()) && item.height < 0.8 * size && (item.transform[5] ?? 0) > y + 0.15 * size;
 
 /**
  * Text from every page's lines: lines set larger than the body text (the size most characters have) become `#`

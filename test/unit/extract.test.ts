@@ -253,6 +253,13 @@ describe("extract", () => {
     }
   });
 
+  it("keeps a PDF's footnote mark, set smaller and raised, apart from the word before it", async () => {
+    const { content } = await extract(fixture("footnote.pdf"), { name: "footnote.pdf" });
+    // Glued (`source.1`), the word was a token of its own, and no search found "source" there.
+    expect(content).toContain("A claim that needs a source. 1 Another sentence.");
+    expect(content).toMatch(/\n1 The source is the 2024 report\.$/);
+  });
+
   it("judges a file by its content when its extension lies", async () => {
     expect((await extract(fixture("handbook.pdf"), { name: "notes.txt" })).format).toBe("pdf");
     expect((await extract(fixture("handbook.docx"), { name: "report.pdf" })).format).toBe("docx");
