@@ -3,7 +3,7 @@
  * point at no source are dropped (streamed text included); the final answer's markers are
  * renumbered in order of first use, and its citations are exactly the sources it used.
  */
-import type { Location } from "../chunk/location";
+import * as Location from "../chunk/location";
 import type { DocumentScope } from "../document/schema";
 import { clip, terms } from "./extractive";
 import type { Source } from "./prompt";
@@ -19,7 +19,7 @@ export interface Citation {
   snippet: string;
   score: number;
   /** Where the cited passage is in its document: `{ pages: [14, 15] }`, `{ headings: [...] }`, or null. */
-  location: Location | null;
+  location: Location.Location | null;
 }
 
 /** `[1]`, `[2, 3]`, with the whitespace before it (dropped along with an invalid marker). */
@@ -123,6 +123,7 @@ export function citingText(answer: string, n: number): string {
 
 /** A source as a citation with the given number; its snippet shows the passage's part `focus` (the citing words) names. */
 export function citationOf(source: Source, index: number, focus = ""): Citation {
+  const cited = snippet(source.content, SNIPPET_CHARS, focus);
   return {
     index,
     documentId: source.documentId,
@@ -130,9 +131,12 @@ export function citationOf(source: Source, index: number, focus = ""): Citation 
     chunkId: source.chunkId,
     title: source.title,
     source: source.source,
-    snippet: snippet(source.content, SNIPPET_CHARS, focus),
+    snippet: cited,
     score: source.score,
-    location: source.location ?? null,
+    // Where the cited part is: the passage may begin a page or a section before it.
+    location: focus
+      ? Location.within(source.content, source.location ?? null, focus, cited)
+      : (source.location ?? null),
   };
 }
 

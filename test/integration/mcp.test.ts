@@ -267,8 +267,10 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     const { vector, keyword } = found.structuredContent.results[0].legs;
     expect(textOf(found)).toContain(`; meaning ${vector.toFixed(3)}, keywords ${keyword.toFixed(3)})`);
     const answer = await call(client, "ask", { question: "Where is a lost laptop reported?" });
-    expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, scope: "user", location });
-    expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, user, pages 1-2, under Security, score/);
+    // A citation is located where the sentence it cites is: page 1 of the passage's two.
+    const cited = { pages: [1, 1], headings: ["Security"] };
+    expect(answer.structuredContent.citations[0]).toMatchObject({ documentId: id, scope: "user", location: cited });
+    expect(textOf(answer)).toMatch(/\[1\] Handbook \(id [^,]+, user, page 1, under Security, score/);
   });
 
   it("scopes every tool to the end user and tenant the request names", async () => {

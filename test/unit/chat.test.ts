@@ -115,6 +115,21 @@ describe("citation markers", () => {
     expect(late.length).toBeGreaterThan(100);
   });
 
+  it("locates a citation where the words it cites are: the page and section a passage crosses into", () => {
+    const content =
+      "Booking goes through the travel desk.\n\n# Security\n\n## Laptops\n\nA lost laptop is reported within one hour.\f\nThe desk is on floor two.";
+    const source = { ...passage(1, content), location: { pages: [3, 4] as [number, number], headings: ["Booking"] } };
+    const cite = (answer: string) => finalize(answer, numbered([source])).citations[0]?.location;
+    expect(cite("A lost laptop is reported within one hour [1].")).toEqual({
+      pages: [3, 3],
+      headings: ["Security", "Laptops"],
+    });
+    expect(cite("The desk is on floor two [1].")).toEqual({ pages: [4, 4], headings: ["Security", "Laptops"] });
+    // Cited from its start, or in words the passage does not hold: the passage's own location.
+    expect(cite("Booking goes through the travel desk [1].")).toEqual({ pages: [3, 4], headings: ["Booking"] });
+    expect(cite("Ask the desk [1].")).toEqual({ pages: [3, 4], headings: ["Booking"] });
+  });
+
   it("takes the citing words from each sentence that ends at the source's marker", () => {
     expect(citingText("Refunds take 9 days [1]. Vouchers never expire [2][1]. Ask us [2].", 1)).toBe(
       "Refunds take 9 days Vouchers never expire",
