@@ -7,7 +7,7 @@ import { join, resolve } from "node:path";
 import * as Auth from "../core/auth";
 import * as Background from "../core/background";
 import { type Config, config } from "../core/config";
-import { type Db, openDb, useDb } from "../core/db";
+import { closeDb, type Db, openDb, useDb } from "../core/db";
 import { migrate } from "../core/db/migrate";
 import * as Statistics from "../core/db/statistics";
 import * as Reembed from "../core/embedding/reembed";
@@ -188,4 +188,20 @@ export function keepUp(db: Db, embedder: Embedder): Background.Background {
     Reembed.inBackground(db, embedder),
   ];
   return { stop: async () => void (await Promise.all(work.map((w) => w.stop()))) };
+}
+
+/**
+ * On SIGINT or SIGTERM, once: `first` (stop serving, stop background work), then the database is closed and the process
+ * exits 0. Killed by the signal instead, a process could cut an embedded database's write short and damage its folder.
+ */
+export function exitCleanlyOnSignals(first: (signal: NodeJS.Signals) => Promise<void>): void {
+  let stopping = false;
+  const stop = async (signal: NodeJS.Signals) => {
+    if (stopping) return;
+    stopping = true;
+    await first(signal);
+    await closeDb();
+    process.exit(0);
+  };
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stop(signal));
 }

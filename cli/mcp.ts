@@ -11,14 +11,13 @@ import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
 import type { Background } from "../core/background";
 import { config, setConfig } from "../core/config";
-import { closeDb } from "../core/db";
 import { embedder } from "../core/embedding";
 import { EngramError } from "../core/error";
 import type { Describe, Memory } from "../core/mcp";
 import * as Mcp from "../core/mcp";
 import * as Local from "../core/mcp/local";
 import { checkTarget, connect } from "./client";
-import { keepUp, LOCAL_TENANT } from "./local";
+import { exitCleanlyOnSignals, keepUp, LOCAL_TENANT } from "./local";
 
 export interface McpOptions {
   url?: string;
@@ -229,7 +228,9 @@ export async function serveStdio(options: McpOptions): Promise<void> {
       if (!process.stdin.readableEnded) resolve();
     });
   });
-  if (background) stopOnSignals(background);
+  // On the store itself, a client closing the server (the SDK's stdio client ends stdin, then sends SIGTERM two seconds
+  // later) stops the background work first: a write it cut short would damage the embedded database's folder.
+  if (background) exitCleanlyOnSignals(() => background.stop());
   const transport = new StdioServerTransport(input, process.stdout);
   answerUnreadable(transport, lines); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
@@ -238,24 +239,6 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   await answered();
   await server.close();
   await background?.stop();
-}
-
-/**
- * On the store itself, a client that closes the server (the SDK's stdio client ends stdin, then sends SIGTERM two
- * seconds later) must not kill it in the middle of a write: the embedded database's folder would be left damaged.
- * The background work is stopped (its pass told to end) and the database closed, then the process exits.
- */
-function stopOnSignals(background: Background): void {
-  let stopping = false;
-  const stop = async () => {
-    if (stopping) return;
-    stopping = true;
-    await background.stop();
-    await closeDb();
-    process.exit(0);
-  };
-  process.on("SIGTERM", () => void stop());
-  process.on("SIGINT", () => void stop());
 }
 
 /**

@@ -1,5 +1,4 @@
 import { type Config, config } from "../core/config";
-import { closeDb } from "../core/db";
 import { embedder as configured } from "../core/embedding";
 import { OFFLINE_MODEL } from "../core/embedding/offline";
 import * as Reembed from "../core/embedding/reembed";
@@ -9,6 +8,7 @@ import { adminRoutes } from "./admin";
 import { consoleSite } from "./console";
 import {
   ensureLocalKey,
+  exitCleanlyOnSignals,
   keepUp,
   LOCAL_TENANT,
   openLocalDb,
@@ -101,17 +101,10 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     ].join("\n"),
   );
 
-  let stopping = false;
-  const stop = async (signal: string) => {
-    if (stopping) return;
-    stopping = true;
+  exitCleanlyOnSignals(async (signal) => {
     console.log(`\n${signal}: shutting down`);
     await server.close();
     await background.stop();
     removeServerLock(cfg);
-    await closeDb();
-    process.exit(0);
-  };
-  process.on("SIGINT", () => void stop("SIGINT"));
-  process.on("SIGTERM", () => void stop("SIGTERM"));
+  });
 }
