@@ -13,7 +13,7 @@ import * as Search from "../core/search";
 import { MAX_TOP_K, Scope } from "../core/search/schema";
 import { STALE_COUNT_MAX } from "../core/search/vector";
 import { type Client, connect, type Target } from "./client";
-import { collectFiles, type FileDocument, readDocuments } from "./files";
+import { collectFiles, coveredBy, type FileDocument, readDocuments } from "./files";
 import { LOCAL_TENANT } from "./local";
 
 const MAX_BATCH_DOCS = 100;
@@ -78,6 +78,32 @@ async function ingestBatch(client: Client, documents: FileDocument[]): Promise<I
   return Ingest.run(client.db, client.caller, documents);
 }
 
+/**
+ * `ingest --prune`: soft-deletes the caller's own documents stored from files the paths cover (by their source) whose
+ * ids this run did not send, so a folder ingested again loses the files deleted or renamed since. Returns their ids.
+ */
+async function prune(client: Client, covered: (source: string | null) => boolean, sent: Set<string>) {
+  const gone: string[] = [];
+  let cursor: string | undefined;
+  do {
+    const page =
+      client.kind === "http"
+        ? await client.api.documents.list({ limit: 100, cursor })
+        : await Document.list(client.db, client.caller, { limit: 100, cursor, includeDeleted: false });
+    for (const d of page.documents) if (covered(d.source) && !sent.has(d.id)) gone.push(d.id);
+    cursor = page.nextCursor ?? undefined;
+  } while (cursor);
+  for (const id of gone) {
+    // Deleted meanwhile by someone else: gone all the same.
+    const done = (error: unknown) => {
+      if (!(error instanceof Error && "code" in error && error.code === "document.not_found")) throw error;
+    };
+    if (client.kind === "http") await client.api.documents.delete(id).catch(done);
+    else await Document.remove(client.db, client.caller, id, { hard: false }).catch(done);
+  }
+  return gone;
+}
+
 /** A passage's location for people: ", p. 14-15, Travel > Expenses". */
 function where(
   location: { pages?: [number, number]; headings?: string[] } | null | undefined,
@@ -96,8 +122,12 @@ export function registerDataCommands(program: Command): void {
     program
       .command("ingest")
       .description("ingest files and folders of .pdf, .docx, .html, .md, .adoc, .txt, .csv, .json and .jsonl")
-      .argument("<paths...>", "files or folders"),
-  ).action(async (paths: string[], options: TargetOptions) => {
+      .argument("<paths...>", "files or folders")
+      .option(
+        "--prune",
+        "then delete (softly: restorable until the cleanup purges them) the documents stored from files under these paths that this run did not send: files deleted or renamed since",
+      ),
+  ).action(async (paths: string[], options: TargetOptions & { prune?: boolean }) => {
     const started = Date.now();
     let bar: SingleBar | undefined;
     const client = await connect(targetOf(options), {
@@ -198,11 +228,19 @@ export function registerDataCommands(program: Command): void {
     bar?.update(files.length);
     bar?.stop();
 
-    const seconds = (Date.now() - started) / 1000;
     const failed = skipped.filter((s) => s.failed).length;
+    // A file that failed this time still exists: its document is kept, so nothing is pruned after a failure.
+    const pruned = options.prune && !failed ? await prune(client, coveredBy(paths), new Set(firstWith.keys())) : [];
+    const seconds = (Date.now() - started) / 1000;
     // Each entry says whether it failed, true or false, so a script need not tell an absent field from false.
     const listed = skipped.map(({ path, reason, failed }) => ({ path, reason, failed: failed === true }));
-    const summary = { ...totals, failed, skipped: listed, seconds: Number(seconds.toFixed(2)) };
+    const summary = {
+      ...totals,
+      failed,
+      skipped: listed,
+      ...(options.prune ? { pruned } : {}),
+      seconds: Number(seconds.toFixed(2)),
+    };
     // A file that failed (a path that does not exist, a damaged or encrypted file, an id two files would share) is
     // listed and makes the run exit 1, after the rest is stored, so a script can tell; a file skipped as not a
     // document (its type, no text) does not.
@@ -210,9 +248,11 @@ export function registerDataCommands(program: Command): void {
     if (options.json) return console.log(JSON.stringify(summary));
     console.log(
       `${count(totals.files, "file")}, ${count(totals.documents, "document")} (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +
-        `${count(totals.chunks, "chunk")} (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ${seconds.toFixed(1)}s`,
+        `${count(totals.chunks, "chunk")} (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ` +
+        `${options.prune ? (failed ? "none pruned (a file failed), " : `${pruned.length} pruned, `) : ""}${seconds.toFixed(1)}s`,
     );
     for (const s of skipped) console.log(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`);
+    for (const id of pruned) console.log(`  pruned ${id}`);
   });
 
   withTarget(

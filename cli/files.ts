@@ -96,6 +96,27 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
 /** A file's document id: its path from `root`, with `/` between folders on every system. */
 const fileId = (path: string, root: string) => (relative(root, resolve(path)) || path).split(sep).join("/");
 
+/**
+ * Whether a stored document came from a file that the paths given cover, by its `source`, which `ingest` sets to the
+ * file's id: a relative path with a supported extension, at or under a path given (the current folder covers every
+ * such path). A source a program wrote (a URL, an absolute path, no file name) is no file of these paths.
+ */
+export function coveredBy(paths: string[]): (source: string | null) => boolean {
+  const cwd = resolve(".");
+  const given = paths.map((path) => {
+    const absolute = resolve(path);
+    const inside = absolute === cwd || !relative(cwd, absolute).startsWith("..");
+    return inside ? relative(cwd, absolute).split(sep).join("/") : fileId(path, dirname(absolute));
+  });
+  return (source) =>
+    source !== null &&
+    !source.includes("//") &&
+    !source.startsWith("/") &&
+    !source.split("/").includes("..") &&
+    EXTENSIONS.has(extname(source).toLowerCase()) &&
+    given.some((id) => id === "" || source === id || source.startsWith(`${id}/`));
+}
+
 /** Reads one file into documents: a .json/.jsonl file may hold many, any other file is extracted into one. */
 export async function readDocuments(
   path: string,

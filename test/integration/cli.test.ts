@@ -1,6 +1,16 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
 import { execFile } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -388,6 +398,53 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stdout).toContain(`failed ${missing}: not found`);
     });
 
+    it("--prune deletes what the folder's files no longer hold, and nothing after a run with a failed file", async () => {
+      const base = mkdtempSync(join(tmpdir(), "engram-cli-prune-"));
+      const notes = join(base, "notes");
+      mkdirSync(join(notes, "sub"), { recursive: true });
+      writeFileSync(join(notes, "kiwi.md"), "# Kiwi\n\nKiwis ripen on the counter in a week.");
+      writeFileSync(join(notes, "sub", "mango.txt"), "Mangoes ripen faster in a paper bag.");
+      writeFileSync(join(notes, "list.jsonl"), '{"content":"Plums keep a week."}\n{"content":"Figs keep two days."}\n');
+      // Beside them: a folder whose name starts the same, and a program's document with a URL for its source.
+      mkdirSync(join(base, "notes-old"));
+      writeFileSync(join(base, "notes-old", "pear.md"), "Pears ripen from the inside out.");
+      writeFileSync(
+        join(base, "web.jsonl"),
+        '{"id":"web-apple","content":"Apples keep for months.","source":"https://example.com/notes/apple.md"}\n',
+      );
+      const t = ["--tenant", "prune"];
+      for (const path of [notes, join(base, "notes-old"), join(base, "web.jsonl")])
+        expect((await engram(["ingest", path, ...t])).code).toBe(0);
+
+      // The mango note deleted, the kiwi note renamed, the second record dropped.
+      rmSync(join(notes, "sub", "mango.txt"));
+      renameSync(join(notes, "kiwi.md"), join(notes, "kiwi-notes.md"));
+      writeFileSync(join(notes, "list.jsonl"), '{"content":"Plums keep a week."}\n');
+      // A path that fails in the same run: nothing is pruned, and the summary says so.
+      const failing = await engram(["ingest", notes, join(base, "typo"), "--prune", ...t]);
+      expect(failing.code).toBe(1);
+      expect(failing.stdout).toContain("1 failed, none pruned (a file failed)");
+
+      const res = await engram(["ingest", notes, "--prune", "--json", ...t]);
+      expect(res.code).toBe(0);
+      const summary = JSON.parse(res.stdout);
+      expect(summary).toMatchObject({ files: 2, failed: 0 });
+      expect(summary.pruned.sort()).toEqual(["notes/kiwi.md", "notes/list.jsonl#1", "notes/sub/mango.txt"]);
+      const stats = JSON.parse((await engram(["stats", "--json", ...t])).stdout);
+      // kiwi-notes.md, list.jsonl#0, pear.md and web-apple live; the three pruned await the cleanup.
+      expect(stats.documents).toEqual({ total: 4, deleted: 3 });
+      const found = JSON.parse(
+        (await engram(["search", "ripen", "--mode", "keyword", "--json", "-k", "10", ...t])).stdout,
+      );
+      expect(found.results.map((r: { documentId: string }) => r.documentId).sort()).toEqual([
+        "notes-old/pear.md",
+        "notes/kiwi-notes.md",
+      ]);
+      // Again: nothing more to prune.
+      const again = await engram(["ingest", notes, "--prune", ...t]);
+      expect(again.stdout).toContain("0 failed, 0 pruned");
+    });
+
     it("stores a folder of many batches, several at once, and counts every file once", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-many-"));
       for (let i = 0; i < 730; i++) writeFileSync(join(dir, `n${i}.txt`), `Note ${i} about widget ${i % 13}.`);
@@ -530,6 +587,32 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     // No embedded database was made on the user's machine.
     expect(`${ingested.stderr}${search.stderr}${chat.stderr}`).not.toContain("new embedded database");
     expect(existsSync(local)).toBe(false);
+  }, 120_000);
+
+  it("--prune lists and deletes through the API, in the end user's own space only", async () => {
+    const folder = join(mkdtempSync(join(tmpdir(), "engram-cli-remote-prune-")), "recipes");
+    mkdirSync(folder);
+    writeFileSync(join(folder, "soup.md"), "Leek soup needs an hour.");
+    writeFileSync(join(folder, "bread.md"), "Bread needs a night to rise.");
+    const maya = shell({ ENGRAM_URL: url, ENGRAM_API_KEY: key, ENGRAM_USER_ID: "maya-prune" });
+    const leo = shell({ ENGRAM_URL: url, ENGRAM_API_KEY: key, ENGRAM_USER_ID: "leo-prune" });
+    expect((await engram(["ingest", folder], maya)).code).toBe(0);
+    expect((await engram(["ingest", folder], leo)).code).toBe(0);
+
+    rmSync(join(folder, "bread.md"));
+    const res = await engram(["ingest", folder, "--prune", "--json"], maya);
+    expect(JSON.parse(res.stdout)).toMatchObject({ pruned: ["recipes/bread.md"], failed: 0 });
+    const ids = async (env: NodeJS.ProcessEnv) =>
+      (
+        JSON.parse((await engram(["search", "needs", "--json", "--scope", "user"], env)).stdout).results as {
+          documentId: string;
+        }[]
+      )
+        .map((r) => r.documentId)
+        .sort();
+    expect(await ids(maya)).toEqual(["recipes/soup.md"]);
+    // Leo's copy of the same file is his, and stays.
+    expect(await ids(leo)).toEqual(["recipes/bread.md", "recipes/soup.md"]);
   }, 120_000);
 
   it("refuses in one line a URL without a key, a malformed key, a URL that is not http(s) and an empty user", async () => {
