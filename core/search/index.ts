@@ -190,6 +190,9 @@ export async function plan(
         where,
         n,
         cap,
+        // Hybrid without filters needs no fill: its short gathering holds every chunk with a rarer word, and the
+        // vector leg answers for the rest (docs/search.md, "Bounded work").
+        fill: request.mode === "keyword" || where.narrowed,
         // The vector leg's first FUSION_DEPTH, which no topK changes (see FUSION_DEPTH).
         ...(vector === undefined
           ? {}

@@ -30,6 +30,8 @@ export interface KeywordQuery {
   n: number;
   /** Matches ranked at most. */
   cap: number;
+  /** Whether the matches of the question's commoner words fill a gathering its rarer words left short of `cap`. */
+  fill: boolean;
   /**
    * Ids of the chunks another leg found (hybrid: the vector leg's `vec`), scored on the question's words too when the
    * cap cut the gathering short: which matches it keeps is then the table's order, not relevance.
@@ -45,9 +47,9 @@ export interface KeywordQuery {
  * punctuation and tsquery operators in it are plain text. A chunk matches on any of them (OR). Document
  * frequencies, the chunk count and the average length come from `search_terms` (migrations/0009), summed over
  * the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
- * stay within `cap` (the rarest always), and every gathered chunk is scored on all lexemes: a chunk holding only
- * the commonest words of a question is the one a cap may leave out, and it would rank last. The cap is what
- * bounds a search's time (docs/search.md, "Bounded work").
+ * stay within `cap` (the rarest always), then (`fill`), while fewer than `cap` are gathered, from the others; every
+ * gathered chunk is scored on all lexemes: a chunk holding only the commonest words of a question is the one a cap
+ * may leave out, and it would rank last. The cap is what bounds a search's time (docs/search.md, "Bounded work").
  */
 export function candidates(query: KeywordQuery): SQL[] {
   const q = { ...query, text: withoutComparisons(query.text) };
@@ -113,10 +115,26 @@ export function candidates(query: KeywordQuery): SQL[] {
     // The tsvector lives out of line (TOAST: the embedding fills the row) and each function handed the column
     // fetches it again, so it is copied here (`|| ''`) once, and the scoring below reads the copy (docs/search.md,
     // "Where a hybrid search's time goes").
-    sql`kwg as materialized (
+    sql`${q.fill ? sql`kwr` : sql`kwg`} as materialized (
       select c.id, c.document_key, c.tsv || ''::tsvector as tsv from chunks c
       where c.tsv @@ (select q from kwq) and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
       limit ${constant(q.cap)})`,
+    // Fewer than the cap (the rarest words are few, or a filter kept few of their matches): with `fill`, the matches
+    // of the question's other words fill it, or a search for "refund policy window" filtered to the 12 passages that
+    // say only "refund" found none of them, and one whose rare word is in 3 passages returned 3 results of the
+    // thousands that match its common words.
+    ...(q.fill
+      ? [
+          sql`kwg as materialized (
+      select * from kwr
+      union all (
+      select c.id, c.document_key, c.tsv || ''::tsvector from chunks c
+      where (select count(*) from kwr) < ${constant(q.cap)} and c.tsv @@ (select tsquery_any(q) from kwi)
+        and c.id not in (select id from kwr)
+        and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
+      limit ${constant(q.cap)} - (select count(*) from kwr)))`,
+        ]
+      : []),
     // A full gathering is the first `cap` matches in the table's order (oldest first), whichever rank best: a short
     // passage added last, all of whose words are common, was never scored ("When are you open?" over the
     // Python manual). The other leg's chunks that hold any of the question's words are scored then too.

@@ -310,6 +310,35 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(first?.legs?.keyword).toBeGreaterThan(0);
   });
 
+  it("gathers the matches of the question's commoner words when its rarest ones leave the cap short", async () => {
+    // "policy" and "window" fill 320 passages between them, past the hybrid cap (300): the rarest words alone gather.
+    // The 12 garden notes hold only "refund", the commonest word; a filter to them left the keyword leg empty.
+    const other = await callerFor(db, "rare-first");
+    const filler = Array.from({ length: 160 }, (_, i) => ({
+      id: `p${i}`,
+      content: `Refund policy window, clause ${i}: returns are accepted within ${i % 30} days.`,
+      metadata: { team: "support" },
+    }));
+    const garden = Array.from({ length: 12 }, (_, i) => ({
+      id: `g${i}`,
+      content: `Gardening note ${i}: tomatoes need sun; a refund was once requested for seeds.`,
+      metadata: { team: "garden" },
+    }));
+    const rare = { id: "zanzibar", content: "The zanzibar shipment arrived late." };
+    await Ingest.run(db, other, [...filler, ...garden, rare], { embedder });
+
+    const filter = { metadata: { team: "garden" } };
+    for (const mode of ["keyword", "hybrid"] as const) {
+      const { results } = await search(other, { query: "refund policy window", mode, topK: 5, filter });
+      expect(results.map((r) => r.documentId.slice(0, 1))).toEqual(["g", "g", "g", "g", "g"]);
+      if (mode === "hybrid") expect(results.every((r) => (r.legs?.keyword ?? 0) > 0)).toBe(true);
+    }
+    // A rare word in one passage and a common one in 172: every passage holding either is a keyword match.
+    const { results } = await search(other, { query: "zanzibar refund", mode: "keyword", topK: 10 });
+    expect(results[0]?.documentId).toBe("zanzibar");
+    expect(results).toHaveLength(10);
+  });
+
   it("scores each owner's documents with that owner's statistics only", async () => {
     const before = (await search(shared, { query: "race", mode: "keyword", topK: 1 })).results[0]?.score;
     await Ingest.run(
