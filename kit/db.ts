@@ -10,6 +10,7 @@ import { loadMigrations, type MigrationSettings, migrate } from "../core/db/migr
 import { createNeonDb } from "../core/db/neon";
 import { createPgDb } from "../core/db/pg";
 import { createPgliteDb } from "../core/db/pglite";
+import { compile } from "../core/db/sql";
 import * as Tenant from "../core/tenant";
 import { type NeonServer, neonConnectionString, startNeonServer } from "./neon-server";
 import { createDatabase, databaseUrl, dropDatabase, serverUrl } from "./postgres";
@@ -96,6 +97,27 @@ export async function searchPlan(db: Db, search: (spy: Db) => Promise<unknown>):
     { settings: { ...caught.options?.settings, enable_seqscan: "off", enable_sort: "off" } },
   );
   return explained.map((r) => r["QUERY PLAN"]).join("\n");
+}
+
+/**
+ * `db`, but the first read whose statement matches `read` is followed, before its rows are handed back, by `meanwhile`
+ * on the real database: a competing write that commits between a read and the write planned on it, every time.
+ */
+export function afterRead(db: Db, read: RegExp, meanwhile: () => Promise<unknown>): Db {
+  let done = false;
+  const run = async <T>(result: Promise<T>, query: Query) => {
+    const rows = await result;
+    if (!done && read.test(compile(query).text)) {
+      done = true;
+      await meanwhile();
+    }
+    return rows;
+  };
+  return {
+    ...db,
+    query: (query, options) => run(db.query(query, options), query),
+    batch: (queries) => run(db.batch(queries), queries[0] as Query),
+  };
 }
 
 /** The search statement `search` sends through `db`, and the options it is sent with. */

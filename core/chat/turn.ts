@@ -3,6 +3,7 @@ import { createHash } from "node:crypto";
 import type { Caller } from "../auth";
 import * as Conversation from "../conversation";
 import type { Db } from "../db";
+import { CHANGED, sqlState } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Ingest from "../ingest";
 import type { Citation } from "./citations";
@@ -58,8 +59,10 @@ export async function commit(
       embeddingTokens: prepared.embeddingTokens + (memory?.result.usage.embeddingTokens ?? 0),
     };
     options.signal?.throwIfAborted();
-    // The memory first: the turn's conversation row is then already there, as in any later turn.
+    // A continued conversation deleted meanwhile is gone: its check comes first, as a remembered question would
+    // make the conversation again too. The memory next: the turn's conversation row is then already there.
     await db.batch([
+      ...(request.conversationId ? [Conversation.stillThere(caller, request.conversationId)] : []),
       ...(memory?.statements ?? []),
       ...Conversation.saveTurn(caller, {
         conversationId: prepared.conversationId,
@@ -77,6 +80,9 @@ export async function commit(
       }),
     ]);
     return usage;
+  }).catch((error) => {
+    if (request.conversationId && sqlState(error) === CHANGED) throw Conversation.notFound(request.conversationId);
+    throw error;
   });
   // The remembered question is searchable: the next turn's retrieval must find it (core/db/replica.ts).
   if (request.remember) await Replica.written(db, caller.tenantId);

@@ -93,6 +93,17 @@ export function historyFrom(rows: Row[], id: string): { role: MessageRole; conte
 }
 
 /**
+ * A statement for the head of a turn's batch when the turn continues a conversation: locks it and fails the batch
+ * (CHANGED, core/db/errors.ts) when it was deleted since its history was read, as the turn would make it again.
+ */
+export function stillThere(caller: Caller, id: string): Query {
+  return sql`select engram_expect(exists(
+    select 1 from conversations c
+    where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId} and c.id = ${id}
+    for no key update), 'the conversation was deleted')`;
+}
+
+/**
  * The statements that store a finished turn, for one atomic batch: the end user, the
  * conversation (created, or its `updated_at` moved), and the turn's messages in order.
  */

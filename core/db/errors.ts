@@ -20,6 +20,12 @@ export function sqlState(error: unknown): string | undefined {
 }
 
 /**
+ * SQLSTATE of `engram_expect` (migrations/0025): a row a write was planned on changed or went away before the write
+ * locked it, and the write's batch left nothing.
+ */
+export const CHANGED = "EG001";
+
+/**
  * Runs an atomic `write` again (twice at most) when it failed with one of `states` (by default 40P01: Postgres aborted
  * it to break a deadlock), which leave nothing written; `again` hears of each retry.
  */
@@ -40,14 +46,16 @@ export async function retriedOn<T>(
 }
 
 /**
- * A transaction Postgres aborted to break a deadlock (40P01) or a serialization conflict (40001), which the code that
+ * A transaction Postgres aborted to break a deadlock (40P01) or a serialization conflict (40001), or one whose row
+ * changed before it could lock it (CHANGED), which the code that
  * ran it did not retry (or retried in vain), as the answer it is: a collision of concurrent writes that left nothing
  * behind, to retry in a moment; undefined for any other error. Read where errors become answers (core/api/http.ts),
  * not in the drivers: code that retries such a write must still see its SQLSTATE.
  */
 export function collision(error: unknown): EngramError | undefined {
   const state = sqlState(error);
-  if (state !== "40P01" && state !== "40001") return undefined;
+  // CHANGED left over: the row changed under the write each time it was planned again.
+  if (state !== "40P01" && state !== "40001" && state !== CHANGED) return undefined;
   return new EngramError(
     "unavailable",
     "database.busy",

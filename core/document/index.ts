@@ -92,16 +92,36 @@ export async function get(
   return doc;
 }
 
-/** The caller's own live document with its content, for a change (not counted as an access). */
-export async function own(db: Db, caller: Caller, id: string): Promise<DocumentView & { content: string }> {
+/**
+ * The caller's own live document with its content, for a change (not counted as an access), and its `version`: the
+ * time of its last change to the microsecond, which the change's write checks (`unchanged`).
+ */
+export async function own(
+  db: Db,
+  caller: Caller,
+  id: string,
+): Promise<DocumentView & { content: string; version: string }> {
   const current = (
-    await db.query<DocumentView & { content: string }>(sql`
-      select ${columns(true)} from documents d
+    await db.query<DocumentView & { content: string; version: string }>(sql`
+      select ${columns(true)}, d.updated_at::text as version from documents d
       where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}
         and d.deleted_at is null and ${LIVE}`)
   )[0];
   if (!current) throw notFound(id);
   return current;
+}
+
+/**
+ * A statement for the head of a write's batch: locks the caller's own document `id` and fails the batch (CHANGED) unless
+ * it is still live and at `version` (`own`), so a change planned on what was read cannot undo a delete or another
+ * change that committed since.
+ */
+export function unchanged(caller: Caller, id: string, version: string) {
+  return sql`select engram_expect(exists(
+    select 1 from documents d
+    where d.tenant_id = ${caller.tenantId} and d.owner = ${caller.userId} and d.id = ${id}
+      and d.deleted_at is null and ${LIVE} and d.updated_at = ${version}::timestamptz
+    for no key update), 'the document changed since it was read')`;
 }
 
 /**

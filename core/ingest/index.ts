@@ -9,7 +9,7 @@ import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
 import { arr, binaryVectorArray, type Db, perDb, type Query, type Row, vectorLiteral } from "../db";
-import { retriedOn } from "../db/errors";
+import { CHANGED, retriedOn } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Document from "../document";
 import type { DocumentInput, PatchRequest } from "../document/schema";
@@ -98,6 +98,8 @@ export interface RunOptions {
   keepExpiry?: boolean;
   /** The documents are paged (an uploaded PDF): each chunk's location names its page, a one-page document's too. */
   paged?: boolean;
+  /** A statement the batch starts with, that fails it when what the documents were planned on changed (`patch`). */
+  guard?: Query;
 }
 
 /**
@@ -345,7 +347,7 @@ export async function prepare(
     reused: allChunks.length - toEmbed.size,
   };
 
-  const statements: Query[] = [];
+  const statements: Query[] = options.guard ? [options.guard] : [];
   let written: number | undefined;
   if (changed.length && owner) {
     statements.push(
@@ -723,25 +725,33 @@ function readTurnsHeld(tenantId: string, read: StoredTurn[]): Query {
  * is re-chunked and only changed chunks are embedded again.
  */
 export async function patch(db: Db, caller: Caller, id: string, change: PatchRequest, signal?: AbortSignal) {
-  const current = await Document.own(db, caller, id);
-  const result = await run(
-    db,
-    caller,
-    [
+  // The write checks that the document is still as read (Document.unchanged): a delete or another change that
+  // committed in between is read again, so a PATCH never revives a deleted document (it is 404) or undoes another.
+  const result = await retriedOn(async () => {
+    const current = await Document.own(db, caller, id);
+    return run(
+      db,
+      caller,
+      [
+        {
+          id,
+          content: change.content ?? current.content,
+          title: change.title === null ? undefined : (change.title ?? current.title ?? undefined),
+          source: current.source ?? undefined,
+          metadata: change.metadata ?? (current.metadata as DocumentInput["metadata"]),
+          importance: change.importance ?? current.importance,
+          conversationId: current.conversationId ?? undefined,
+          ttlSeconds: change.ttlSeconds ?? undefined,
+        },
+      ],
+      // One batch: the new content and the new or removed TTL land together or not at all.
       {
-        id,
-        content: change.content ?? current.content,
-        title: change.title === null ? undefined : (change.title ?? current.title ?? undefined),
-        source: current.source ?? undefined,
-        metadata: change.metadata ?? (current.metadata as DocumentInput["metadata"]),
-        importance: change.importance ?? current.importance,
-        conversationId: current.conversationId ?? undefined,
-        ttlSeconds: change.ttlSeconds ?? undefined,
+        signal,
+        keepExpiry: change.ttlSeconds === undefined,
+        guard: Document.unchanged(caller, id, current.version),
       },
-    ],
-    // One batch: the new content and the new or removed TTL land together or not at all.
-    { signal, keepExpiry: change.ttlSeconds === undefined },
-  );
+    );
+  }, [CHANGED]);
   const doc = await Document.get(db, caller, id, { track: false });
   return { ...doc, status: result.documents[0]?.status ?? "unchanged", totals: result.totals };
 }

@@ -5,11 +5,12 @@ import * as Auth from "../../core/auth";
 import * as Chat from "../../core/chat";
 import { ChatRequest } from "../../core/chat/schema";
 import { setConfig } from "../../core/config";
+import * as Conversation from "../../core/conversation";
 import { useDb } from "../../core/db";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
-import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { afterRead, callerFor, freshDb, type TestDb } from "../../kit/db";
 import { invoke } from "../../kit/events";
 
 setConfig({
@@ -190,6 +191,23 @@ describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
         body: { messages: [{ role: "user", content: "Which order?" }], conversationId: "support-1" },
       });
       expect(chat.status).toBe(200);
+    });
+
+    it("answers 404 to a turn whose conversation was deleted after its history was read, and makes it no more", async () => {
+      const id = await ask("What is the refund window?", "rachel");
+      const rachel = { ...shared, userId: "rachel" };
+      for (const remember of [false, true]) {
+        const db = afterRead(t.db, /from conversations c/, () => Conversation.remove(t.db, rachel, id));
+        const request = ChatRequest.parse({
+          messages: [{ role: "user", content: "Can I get store credit instead?" }],
+          conversationId: id,
+          remember,
+        });
+        await expect(Chat.answer(db, rachel, request)).rejects.toMatchObject({ code: "conversation.not_found" });
+        await expect(Conversation.get(t.db, rachel, id)).rejects.toMatchObject({ status: 404 });
+        // Made again for the second round.
+        await Ingest.run(t.db, rachel, [{ content: "A note to reopen it.", conversationId: id }]);
+      }
     });
 
     it("refuses a cursor it did not make", async () => {

@@ -6,7 +6,7 @@ import { setConfig } from "../../core/config";
 import * as Document from "../../core/document";
 import type { Embedder } from "../../core/embedding";
 import * as Ingest from "../../core/ingest";
-import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
+import { afterRead, callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 import { type CountingEmbedder, countingEmbedder, prose } from "../../kit/factories";
 
 setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
@@ -340,6 +340,25 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     // A PATCH that does not name the TTL keeps it.
     await ingest(alice, [doc]);
     expect((await Ingest.patch(t.db, alice, "replaced", { title: "Otters" })).expiresAt).not.toBeNull();
+  });
+
+  it("answers 404 to a change read before a delete that committed first, and the document stays deleted", async () => {
+    await ingest(alice, [{ id: "race-delete", content: "Kept until someone deletes it." }]);
+    const db = afterRead(t.db, /from documents d/, () => Document.remove(t.db, alice, "race-delete", { hard: false }));
+    await expect(Ingest.patch(db, alice, "race-delete", { content: "A new text." })).rejects.toMatchObject({
+      status: 404,
+    });
+    await expect(Document.get(t.db, alice, "race-delete", { track: false })).rejects.toMatchObject({ status: 404 });
+  });
+
+  it("keeps both of two changes that read the document before either wrote", async () => {
+    await ingest(alice, [{ id: "race-two", content: "Changed twice at once.", title: "Old" }]);
+    const db = afterRead(t.db, /from documents d/, () => Ingest.patch(t.db, alice, "race-two", { title: "New" }));
+    expect((await Ingest.patch(db, alice, "race-two", { importance: 9 })).status).toBe("updated");
+    expect(await Document.get(t.db, alice, "race-two", { track: false })).toMatchObject({
+      title: "New",
+      importance: 9,
+    });
   });
 
   it("refuses to patch another user's or the shared space's document", async () => {
