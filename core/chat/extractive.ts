@@ -182,7 +182,7 @@ function withoutCode(text: string): string {
  * answer; the citation leads to it.
  */
 export function sentences(text: string): string[] {
-  return described(text).map((s) => s.text);
+  return described(text).map((s) => clip(s.text, MAX_SENTENCE_CHARS));
 }
 
 /**
@@ -229,9 +229,38 @@ function described(text: string): { text: string; signature?: string }[] {
   }
   // Fragments (headings, "Refund policy.") are not answers; a passage that is one short sentence is one:
   // "Maya likes sushi." stored as a memory.
-  return pieces
-    .filter((sentence) => pieces.length === 1 || !isFragment(sentence.text))
-    .map((sentence) => ({ ...sentence, text: clip(sentence.text, MAX_SENTENCE_CHARS) }));
+  return pieces.filter((sentence) => pieces.length === 1 || !isFragment(sentence.text));
+}
+
+/**
+ * A sentence as quoted: whole up to MAX_SENTENCE_CHARS, else the part of that length that holds most of the question's
+ * `wanted` terms (its start or its end, when either holds as many; else the earliest such), with "…" where it is cut.
+ * A sentence is scored whole and shortened only here: cut before scoring, a 473-character sentence whose answer came
+ * last ("... hotels up to 150 EUR per night are reimbursed ...") answered nothing.
+ */
+function excerpt(text: string, wanted: ReadonlySet<string> = new Set()): string {
+  if (text.length <= MAX_SENTENCE_CHARS) return text;
+  const spans = [...text.matchAll(/\S+/g)].map((m) => ({
+    at: m.index,
+    hit: terms(m[0]).some((term) => wanted.has(term)) ? 1 : 0,
+  }));
+  // Two pointers: the window starting at word `from` runs to the last word that starts inside it.
+  let best = { count: -1, from: 0 };
+  let count = 0;
+  let to = 0;
+  for (let from = 0; from < spans.length; from++) {
+    while (to < spans.length && (spans[to]?.at ?? 0) - (spans[from]?.at ?? 0) < MAX_SENTENCE_CHARS - 1) {
+      count += spans[to]?.hit ?? 0;
+      to++;
+    }
+    if (count > best.count) best = { count, from };
+    count -= spans[from]?.hit ?? 0;
+  }
+  // The sentence's end, when it holds as many: one cut instead of two.
+  const tail = spans.findIndex((span) => text.length - span.at <= MAX_SENTENCE_CHARS - 1);
+  const inTail = spans.slice(tail).reduce((n, span) => n + span.hit, 0);
+  const start = spans[best.from === 0 || inTail < best.count ? best.from : tail]?.at ?? 0;
+  return start === 0 ? clip(text, MAX_SENTENCE_CHARS) : `…${clip(text.slice(start), MAX_SENTENCE_CHARS - 1)}`;
 }
 
 /**
@@ -259,9 +288,13 @@ interface Candidate {
   also: number[];
 }
 
-/** The markers go before the sentence's closing punctuation: `... 30 days [2].`, `... 30 days [2][4].` */
+/**
+ * The markers go before the sentence's closing punctuation: `... 30 days [2].`, `... 30 days [2][4].`; after a cut
+ * (`excerpt`), after its "…".
+ */
 function withMarkers(sentence: string, sources: number[]): string {
   const markers = sources.map((index) => `[${index}]`).join("");
+  if (sentence.endsWith("…")) return `${sentence} ${markers}`;
   const end = /[.!?…]+["'”’)\]]*$/.exec(sentence);
   if (end) return `${sentence.slice(0, end.index)} ${markers}${end[0]}`;
   // A sentence leading into a list ends the answer's sentence: "... up to 5 Debian packages [1]."
@@ -416,7 +449,7 @@ export function answer(question: string, sources: readonly Source[]): string {
     MAX_SENTENCES,
   )
     .sort(inOrder)
-    .map(({ c, sources }) => withMarkers(c.text, sources))
+    .map(({ c, sources }) => withMarkers(excerpt(c.text, new Set(wanted)), sources))
     .join(" ");
 }
 
@@ -474,7 +507,7 @@ function byMeaning(question: string, candidates: Candidate[]): string {
     MEANING_SENTENCES,
   )
     .sort(inOrder)
-    .map(({ c, sources }) => withMarkers(c.text, sources))
+    .map(({ c, sources }) => withMarkers(excerpt(c.text), sources))
     .join(" ");
 }
 

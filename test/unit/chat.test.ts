@@ -633,8 +633,20 @@ describe("extractive answers", () => {
     expect(cut).toBe(`${startup.slice(0, startup.indexOf(" or the folder"))}…`);
     expect(cut?.endsWith("before the configuration is changed…")).toBe(true);
     expect(extractive("Why does Engram refuse to start?", numbered([passage(1, startup)]))).toMatch(
-      / the configuration is changed \[1\]…$/,
+      / the configuration is changed… \[1\]$/,
     );
+  });
+
+  it("scores a long sentence whole and quotes the part of it that holds the question's words", () => {
+    const policy =
+      "Subject to the conditions set out in the travel policy approved by the board in the spring, and provided that the employee has obtained the prior written consent of the line manager, which must be filed with the request, and further provided that the trip is not covered by a client contract or by any grant that reimburses costs separately, which the finance team will check, hotels up to 150 EUR per night are reimbursed when booked through the portal.";
+    const answer = extractive("How much are hotels reimbursed per night?", numbered([passage(1, policy)]));
+
+    expect(policy.length).toBeGreaterThan(400);
+    expect(answer).toMatch(
+      /^….* hotels up to 150 EUR per night are reimbursed when booked through the portal \[1\]\.$/,
+    );
+    expect(answer.length).toBeLessThanOrEqual(400 + " [1]".length);
   });
 
   it("cuts inside a word only when that word alone is longer than a sentence may be", () => {
