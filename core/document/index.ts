@@ -232,7 +232,10 @@ function statsRow(db: Db, caller: Caller, model: string) {
         as "byConversation",
       (select round(avg(importance)::numeric, 2)::float8 from live) as "averageImportance",
       (select coalesce(sum(access_count), 0)::int from live) as "totalAccessCount",
-      (select max(created_at) from ingestions where tenant_id = ${caller.tenantId} and owner = ${caller.userId}) as "lastIngestAt",
+      -- Ingestion records are purged after 30 days (migrations/0002): past that, the last write of a live document.
+      coalesce(
+        (select max(created_at) from ingestions where tenant_id = ${caller.tenantId} and owner = ${caller.userId}),
+        (select max(updated_at) from live)) as "lastIngestAt",
       -- Of live documents, as a search's count (a soft-deleted document's chunks wait in the re-embedding too).
       (select count(*)::int from chunks c where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId}
          and (c.embedding_model < ${model} or c.embedding_model > ${model})

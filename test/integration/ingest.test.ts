@@ -237,6 +237,17 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect((await Document.stats(t.db, other)).documents.total).toBe(0);
   });
 
+  it("keeps lastIngestAt once the ingestion records are purged, from the documents' last write", async () => {
+    const carol = await callerFor(t.db, "acme", "carol");
+    await ingest(carol, [{ id: "kept", content: "Carol's note on the quarterly plan." }]);
+    const before = (await Document.stats(t.db, carol)).lastIngestAt;
+    await t.db.query(sql`delete from ingestions where owner = 'carol'`);
+
+    const after = (await Document.stats(t.db, carol)).lastIngestAt;
+    expect(before).not.toBeNull();
+    expect(after?.getTime()).toBe(before?.getTime());
+  });
+
   it("lets users read shared documents but not change them", async () => {
     const shared = await callerFor(t.db, "acme");
     await ingest(shared, [{ id: "policy", content: "The shared refund policy is 30 days." }]);
