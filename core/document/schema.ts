@@ -27,14 +27,14 @@ export function characters(text: string): number {
 }
 
 /** 1-256 printable characters (no control characters, not only spaces), and not `.` or `..`, which URLs drop. */
-export const Id = z
-  .string()
-  .check(
-    z.minLength(1),
-    z.maxLength(256),
-    z.regex(/^(?!\s*$)[^\p{Cc}\p{Cs}\p{Co}\p{Cn}]+$/u, "must be 1-256 printable characters"),
-    z.regex(/^(?!\.\.?$)/, "cannot be . or .. (a URL path drops them, so the document could not be read)"),
-  );
+export const Id = z.string().check(
+  z.minLength(1),
+  z.maxLength(256),
+  z.regex(/^(?!\s*$)[^\p{Cc}\p{Cs}\p{Co}\p{Cn}]+$/u, "must be 1-256 printable characters"),
+  z.regex(/^(?!\.\.?$)/, "cannot be . or .. (a URL path drops them, so the document could not be read)"),
+  // The embedded database drops it when reading an id back: the document could not be opened by the id listed.
+  z.regex(/^(?!\uFEFF)/, "cannot start with a byte-order mark (U+FEFF)"),
+);
 
 /** A zod issue's own product code, and its status kind when it is not 400. */
 export const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });

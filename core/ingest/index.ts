@@ -185,9 +185,10 @@ export interface PreparedIngest {
 export async function prepare(
   db: Db,
   caller: Caller,
-  documents: DocumentInput[],
+  sentDocuments: DocumentInput[],
   options: RunOptions = {},
 ): Promise<PreparedIngest> {
+  const documents = sentDocuments.map(withoutByteOrderMarks);
   const cfg = config();
   const embedder = options.embedder ?? defaultEmbedder();
   const owner = caller.userId;
@@ -406,6 +407,24 @@ export async function prepare(
       const found = JSON.parse(String(answers[written]?.[0]?.statuses)) as Record<string, DocumentStatus>;
       return { ...result, documents: perSent(results.map((d) => ({ ...d, status: found[d.id] ?? d.status }))) };
     },
+  };
+}
+
+/**
+ * A document without the byte-order mark its text may open with (a file read as UTF-8 keeps it): an encoding's mark,
+ * not text. PGlite drops it when reading a value back, so a document stored with it read back without it there, and
+ * sent again as read was "updated" and embedded again; the same text on `pg` kept it. Stripped on every driver.
+ */
+function withoutByteOrderMarks(doc: DocumentInput): DocumentInput {
+  const strip = <T extends string | null | undefined>(text: T): T =>
+    (text?.startsWith("\uFEFF") ? text.replace(/^\uFEFF+/, "") : text) as T;
+  if (![doc.content, doc.title, doc.source].some((text) => text?.startsWith("\uFEFF"))) return doc;
+  // A title or source that was only the mark is none.
+  return {
+    ...doc,
+    content: strip(doc.content),
+    title: strip(doc.title) || undefined,
+    source: strip(doc.source) || undefined,
   };
 }
 

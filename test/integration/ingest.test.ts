@@ -4,6 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Caller } from "../../core/auth";
 import { setConfig } from "../../core/config";
 import * as Document from "../../core/document";
+import { IngestRequest } from "../../core/document/schema";
 import type { Embedder } from "../../core/embedding";
 import * as Ingest from "../../core/ingest";
 import { afterRead, callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
@@ -246,6 +247,17 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     const after = (await Document.stats(t.db, carol)).lastIngestAt;
     expect(before).not.toBeNull();
     expect(after?.getTime()).toBe(before?.getTime());
+  });
+
+  it("stores a text without the byte-order mark it opens with, so that sending it again as read changes nothing", async () => {
+    const sent = { id: "bom", content: "\uFEFFNotes from the Lisbon offsite.", title: "\uFEFFOffsite" };
+    expect((await ingest(alice, [sent])).documents[0]?.status).toBe("created");
+    const stored = await Document.get(t.db, alice, "bom", { track: false });
+    expect([stored.content, stored.title]).toEqual(["Notes from the Lisbon offsite.", "Offsite"]);
+    expect((await ingest(alice, [sent])).documents[0]?.status).toBe("unchanged");
+    const asRead = { id: "bom", content: stored.content as string, title: stored.title as string };
+    expect((await ingest(alice, [asRead])).documents[0]?.status).toBe("unchanged");
+    expect(IngestRequest.safeParse({ documents: [{ id: "\uFEFFbom", content: "x" }] }).success).toBe(false);
   });
 
   it("lets users read shared documents but not change them", async () => {
