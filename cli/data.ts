@@ -200,37 +200,68 @@ export function registerDataCommands(program: Command): void {
     // Two records with one id (in two .json files, or twice in one .jsonl) are not both stored, the second silently
     // replacing the first: the second fails, as two files that would share an id do (cli/files.ts).
     const firstWith = new Map<string, string>();
-    for (const file of files) {
-      const read = await readDocuments(file.path, file.root);
-      skipped.push(...read.skipped);
-      for (const doc of read.documents) {
-        const first = firstWith.get(doc.id);
-        if (first !== undefined) {
-          skipped.push({
-            path: file.path,
-            reason: `a second document with the id ${doc.id} (the first: ${first})`,
-            failed: true,
-          });
-          continue;
-        }
-        firstWith.set(doc.id, file.path);
-        if (batch.length >= MAX_BATCH_DOCS || batchChars + doc.content.length > MAX_BATCH_CHARS) await flush();
-        batch.push(doc);
-        batchChars += doc.content.length;
-      }
-      pendingFiles++;
+    // Ctrl-C (or SIGTERM) stops reading files, lets the batches being stored settle (each is atomic) and says what was
+    // stored; a second one quits at once. Either way the progress bar gives the terminal its cursor back.
+    let interrupted = false;
+    const interrupt = () => {
+      bar?.stop();
+      bar = undefined;
+      if (interrupted) process.exit(130);
+      interrupted = true;
+      if (!options.json) console.error("engram: interrupted: finishing the batches being stored (again to quit now)");
+    };
+    process.on("SIGINT", interrupt);
+    process.on("SIGTERM", interrupt);
+    try {
+      await readAndStore();
+    } catch (error) {
+      bar?.stop();
+      if (!options.json)
+        console.error(
+          `engram: stopped after storing ${done} of ${count(files.length, "file")} (${count(totals.documents, "document")})`,
+        );
+      throw error;
+    } finally {
+      process.off("SIGINT", interrupt);
+      process.off("SIGTERM", interrupt);
     }
-    await flush();
-    await Promise.all(inFlight);
-    // Embedded PGlite has no autovacuum: the next searches plan with statistics of what was just stored.
-    if (client.kind !== "http") await Statistics.refresh(client.db);
-    if (failure) throw failure;
-    bar?.update(files.length);
+    if (!interrupted) bar?.update(files.length);
     bar?.stop();
+
+    async function readAndStore() {
+      for (const file of files) {
+        if (interrupted) break;
+        const read = await readDocuments(file.path, file.root);
+        skipped.push(...read.skipped);
+        for (const doc of read.documents) {
+          const first = firstWith.get(doc.id);
+          if (first !== undefined) {
+            skipped.push({
+              path: file.path,
+              reason: `a second document with the id ${doc.id} (the first: ${first})`,
+              failed: true,
+            });
+            continue;
+          }
+          firstWith.set(doc.id, file.path);
+          if (batch.length >= MAX_BATCH_DOCS || batchChars + doc.content.length > MAX_BATCH_CHARS) await flush();
+          batch.push(doc);
+          batchChars += doc.content.length;
+        }
+        pendingFiles++;
+      }
+      // Interrupted, the batch not yet sent is left out: its files count as not stored.
+      if (!interrupted) await flush();
+      await Promise.all(inFlight);
+      // Embedded PGlite has no autovacuum: the next searches plan with statistics of what was just stored.
+      if (client.kind !== "http") await Statistics.refresh(client.db);
+      if (failure) throw failure;
+    }
 
     const failed = skipped.filter((s) => s.failed).length;
     // A file that failed this time still exists: its document is kept, so nothing is pruned after a failure.
-    const pruned = options.prune && !failed ? await prune(client, coveredBy(paths), new Set(firstWith.keys())) : [];
+    const pruned =
+      options.prune && !failed && !interrupted ? await prune(client, coveredBy(paths), new Set(firstWith.keys())) : [];
     const seconds = (Date.now() - started) / 1000;
     // Each entry says whether it failed, true or false, so a script need not tell an absent field from false.
     const listed = skipped.map(({ path, reason, failed }) => ({ path, reason, failed: failed === true }));
@@ -245,7 +276,12 @@ export function registerDataCommands(program: Command): void {
     // listed and makes the run exit 1, after the rest is stored, so a script can tell; a file skipped as not a
     // document (its type, no text) does not.
     if (failed) process.exitCode = 1;
-    if (options.json) return console.log(JSON.stringify(summary));
+    if (interrupted) process.exitCode = 130;
+    if (options.json) return console.log(JSON.stringify(interrupted ? { ...summary, interrupted: true } : summary));
+    if (interrupted)
+      console.log(
+        `interrupted: ${done} of ${count(files.length, "file")} stored; the same command again stores the rest (what is stored stays unchanged)`,
+      );
     console.log(
       `${count(totals.files, "file")}, ${count(totals.documents, "document")} (${totals.created} created, ${totals.updated} updated, ${totals.unchanged} unchanged), ` +
         `${count(totals.chunks, "chunk")} (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ` +

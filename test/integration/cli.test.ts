@@ -1,5 +1,5 @@
 /** The `engram` command as a person runs it: real processes, real Postgres. */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
@@ -444,6 +444,32 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const again = await engram(["ingest", notes, "--prune", ...t]);
       expect(again.stdout).toContain("0 failed, 0 pruned");
     });
+
+    it("stops on Ctrl-C after the batches being stored, says how far it got, and a second run stores the rest", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-interrupt-"));
+      for (let i = 0; i < 3000; i++) writeFileSync(join(dir, `n${i}.txt`), `Note ${i} about gadget ${i % 17}.`);
+      const child = spawn("node", [BIN, "ingest", dir, "--tenant", "interrupted"], { env });
+      let stdout = "";
+      let stderr = "";
+      child.stdout.on("data", (d) => {
+        stdout += d;
+      });
+      child.stderr.on("data", (d) => {
+        stderr += d;
+        if (stderr.includes("ingested ") && !child.killed) child.kill("SIGINT");
+      });
+      const code = await new Promise((resolve) => child.on("exit", resolve));
+
+      expect(code).toBe(130);
+      expect(stderr).toContain("engram: interrupted: finishing the batches being stored");
+      const stored = Number(/interrupted: (\d+) of 3,?000 files stored/.exec(stdout)?.[1]);
+      expect(stored).toBeGreaterThan(0);
+      expect(stored).toBeLessThan(3000);
+      const stats = JSON.parse((await engram(["stats", "--tenant", "interrupted", "--json"])).stdout);
+      expect(stats.documents.total).toBe(stored);
+      const rest = JSON.parse((await engram(["ingest", dir, "--tenant", "interrupted", "--json"])).stdout);
+      expect(rest).toMatchObject({ created: 3000 - stored, unchanged: stored });
+    }, 120_000);
 
     it("stores a folder of many batches, several at once, and counts every file once", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-many-"));
