@@ -25,6 +25,9 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+/** Commands that open the database themselves: no API serves them. */
+const DATABASE_ONLY = new Set(["migrate", "keys", "tenants", "cleanup", "reembed"]);
+
 const program = new Command("engram")
   .description("Engram: memory and retrieval-augmented chat on Postgres + pgvector")
   .version(VERSION)
@@ -34,8 +37,19 @@ const program = new Command("engram")
   })
   .exitOverride()
   // A command's stdout is its answer (a key, JSON, a summary); the server's log is its output.
-  .hook("preAction", (_program, command) => {
+  .hook("preAction", (root, command) => {
     if (command.name() === "start") return;
+    // These work on a database itself: with ENGRAM_URL set, the user means the deployed one, and running on this
+    // machine's store instead (a new embedded one, made in the current folder) reported on the wrong data.
+    let top = command;
+    while (top.parent && top.parent !== root) top = top.parent;
+    if (DATABASE_ONLY.has(top.name()) && process.env.ENGRAM_URL) {
+      throw new EngramError(
+        "input",
+        "cli.invalid_option",
+        `the ${top.name()} command works on a database itself (DATABASE_URL, else the embedded folder), not through ENGRAM_URL (${process.env.ENGRAM_URL}): unset ENGRAM_URL to run it on this machine's store`,
+      );
+    }
     Log.toStderr();
     // A command says what happened in its own words; the service's warnings and errors, JSON lines meant for a
     // log, came before them (`engram reembed` stopped by the provider). LOG_LEVEL set by the user still shows them.
@@ -61,9 +75,14 @@ program
   .command("migrate")
   .description("apply pending database migrations")
   .action(async () => {
-    const db = await openLocalDb();
-    void db;
-    console.log(`database is up to date (${config().database.driver})`);
+    let applied: string[] = [];
+    await openLocalDb(config(), { migrated: (ids) => (applied = ids) });
+    const driver = config().database.driver;
+    console.log(
+      applied.length
+        ? `applied ${applied.length} migration${applied.length === 1 ? "" : "s"} (${applied[0]}${applied.length > 1 ? ` to ${applied.at(-1)}` : ""}); the database is up to date (${driver})`
+        : `database is up to date (${driver})`,
+    );
   });
 
 const keys = program.command("keys").description("manage API keys");

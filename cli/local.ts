@@ -104,7 +104,10 @@ function readHolder(path: string): Holder | undefined {
 }
 
 /** Opens and migrates the configured database (with its model's HNSW index), refusing an embedded folder a server holds. */
-export async function openLocalDb(cfg: Config = config()): Promise<Db> {
+export async function openLocalDb(
+  cfg: Config = config(),
+  options: { migrated?: (applied: string[]) => void } = {},
+): Promise<Db> {
   const server = runningServer(cfg);
   if (server) {
     throw new EngramError(
@@ -132,7 +135,9 @@ export async function openLocalDb(cfg: Config = config()): Promise<Db> {
   }
   const db = await openDb(cfg.database);
   try {
-    await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig });
+    options.migrated?.(
+      await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig }),
+    );
     // The configured model's HNSW index, before anything searches or indexes its vectors (`engram migrate` at deploy).
     await Hnsw.ensure(db, Reembed.active().model);
   } catch (error) {

@@ -506,6 +506,31 @@ describe("the CLI on embedded PGlite", () => {
     expect(second.stderr).toBe("");
   }, 120_000);
 
+  it("says which migrations it applied, and refuses the database's own commands when ENGRAM_URL names a server", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER", "ENGRAM_URL"])
+      delete env[name];
+    const migrate = () => run("node", [BIN, "migrate"], { env, timeout: 60_000 }).then((r) => r.stdout);
+    expect(await migrate()).toMatch(/^applied \d+ migrations \(0001_\w+ to \d{4}_\w+\); the database is up to date/);
+    expect(await migrate()).toBe("database is up to date (pglite)\n");
+
+    const elsewhere = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
+    for (const args of [["keys", "list"], ["tenants", "list"], ["cleanup"], ["reembed", "--dry-run"], ["migrate"]]) {
+      const refused = await run("node", [BIN, ...args], {
+        env: { ...env, ENGRAM_DATA_DIR: elsewhere, ENGRAM_URL: "https://engram.example.com" },
+        timeout: 60_000,
+      }).catch((error: { code: number; stdout: string; stderr: string }) => error);
+      expect(refused).toMatchObject({
+        code: 1,
+        stdout: "",
+        stderr: `engram: the ${args[0]} command works on a database itself (DATABASE_URL, else the embedded folder), not through ENGRAM_URL (https://engram.example.com): unset ENGRAM_URL to run it on this machine's store\n`,
+      });
+    }
+    // Nothing was made on this machine.
+    expect(existsSync(elsewhere)).toBe(false);
+  }, 120_000);
+
   it("names ENGRAM_DATA_DIR when its path cannot be a folder", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "a-file");
     writeFileSync(file, "not a folder");
