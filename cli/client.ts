@@ -106,10 +106,15 @@ export type Client = { kind: "http"; url: string; api: EngramClient } | { kind: 
 
 /** How often one call waits out a 429 before giving up (the server names the wait in Retry-After). */
 const RATE_LIMIT_RETRIES = 20;
+/**
+ * The longest wait a command sits out; a longer Retry-After (a limit of a few an hour) is the command's error at once:
+ * `engram search` under `--search 1/hour` sat for an hour.
+ */
+const RATE_LIMIT_MAX_WAIT_SECONDS = 60;
 
 /**
  * The typed client (engram/client) for a running server. A 429 (the server's rate limit: nothing
- * was done) is waited out as its Retry-After says and sent again, so a folder bigger than a
+ * was done) is waited out as its Retry-After says (up to a minute) and sent again, so a folder bigger than a
  * minute's ingest allowance arrives whole, slower; `onWait` hears each wait.
  */
 export function remote(
@@ -124,7 +129,7 @@ export function remote(
     retry:
       options.waitOutRateLimits === false
         ? { retries: 2, maxWaitSeconds: 1 }
-        : { retries: RATE_LIMIT_RETRIES, maxWaitSeconds: Number.POSITIVE_INFINITY, onWait: options.onWait },
+        : { retries: RATE_LIMIT_RETRIES, maxWaitSeconds: RATE_LIMIT_MAX_WAIT_SECONDS, onWait: options.onWait },
   });
 }
 

@@ -135,9 +135,11 @@ export async function openLocalDb(
   }
   const db = await openDb(cfg.database);
   try {
-    options.migrated?.(
-      await migrate(db, { embeddingDimensions: cfg.embedding.dimensions, searchTextConfig: cfg.search.textConfig }),
-    );
+    const applied = await migrate(db, {
+      embeddingDimensions: cfg.embedding.dimensions,
+      searchTextConfig: cfg.search.textConfig,
+    });
+    options.migrated?.(applied);
     // The configured model's HNSW index, before anything searches or indexes its vectors (`engram migrate` at deploy).
     await Hnsw.ensure(db, Reembed.active().model);
   } catch (error) {

@@ -666,6 +666,25 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     expect(await ids(leo)).toEqual(["recipes/bread.md", "recipes/soup.md"]);
   }, 120_000);
 
+  it("does not sit out a rate limit's wait of more than a minute: the refusal, with when to retry, is its error", async () => {
+    const serverEnv: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pgUrl(database), LOG_LEVEL: "silent" };
+    for (const name of ["DATABASE_DRIVER", "ENGRAM_URL"]) delete serverEnv[name];
+    await run("node", [BIN, "tenants", "set-limits", "deployed", "--search", "1/h"], { env: serverEnv });
+    const env = shell({ ENGRAM_URL: url, ENGRAM_API_KEY: key, ENGRAM_USER_ID: "hourly" });
+    try {
+      expect((await engram(["search", "boiler", "--json"], env)).code).toBe(0);
+      const started = Date.now();
+      const refused = await engram(["search", "boiler"], env);
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /^engram: Too many search requests: the limit is 1 per 3600 s; retry in \d+ s\.\n$/,
+      );
+    } finally {
+      await run("node", [BIN, "tenants", "set-limits", "deployed", "--search", "default"], { env: serverEnv });
+    }
+  }, 120_000);
+
   it("refuses in one line a URL without a key, a malformed key, a URL that is not http(s) and an empty user", async () => {
     for (const [extra, message] of [
       [{ ENGRAM_URL: url }, "ENGRAM_URL (--url) needs the API key of that Engram"],
