@@ -79,7 +79,11 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
         ids.set(id, path);
         files.push({ path, root });
       } else if (first !== path) {
-        skipped.push({ path, reason: `its id ${id} is also ${first}'s; ingest them separately`, failed: true });
+        skipped.push({
+          path,
+          reason: `its id ${id} is also ${first}'s: run this from a folder that holds both (ids are paths from the current folder), so that each keeps a document of its own`,
+          failed: true,
+        });
       }
     } else {
       skipped.push({ path, reason: `unsupported file type ${extname(path) || "(none)"}` });

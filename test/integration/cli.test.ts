@@ -330,7 +330,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(await skippedOf(both)).toEqual([
         {
           path: join(base, "blue", "notes", "gym.md"),
-          reason: `its id notes/gym.md is also ${join(folder, "gym.md")}'s; ingest them separately`,
+          reason: `its id notes/gym.md is also ${join(folder, "gym.md")}'s: run this from a folder that holds both (ids are paths from the current folder), so that each keeps a document of its own`,
           failed: true,
         },
       ]);
