@@ -332,19 +332,37 @@ export async function startServer(options: {
 
 function listen(server: Server, port: number, host = "127.0.0.1"): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    server.once("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        error.code === "EADDRINUSE"
-          ? new EngramError(
-              "conflict",
-              "server.port_in_use",
-              `port ${port} is in use (another engram start?): set PORT or pass --port`,
-            )
-          : error,
-      ),
-    );
+    server.once("error", (error: NodeJS.ErrnoException) => reject(listenError(error, port, host)));
     server.listen(port, host, () => resolve());
   });
+}
+
+/**
+ * Why the server cannot listen, in the flags' terms: a host that names nothing (ENOTFOUND) had read as a database that
+ * cannot be reached, one that is no address of this machine as Node's own line.
+ */
+function listenError(error: NodeJS.ErrnoException, port: number, host: string): Error {
+  if (error.code === "EADDRINUSE")
+    return new EngramError(
+      "conflict",
+      "server.port_in_use",
+      `port ${port} is in use (another engram start?): set PORT or pass --port`,
+    );
+  if (error.code === "EACCES")
+    return new EngramError("input", "server.cannot_listen", `port ${port} needs privileges: pass --port 1024 or above`);
+  const why =
+    error.code === "ENOTFOUND" || error.code === "EAI_AGAIN"
+      ? "names no host"
+      : error.code === "EADDRNOTAVAIL"
+        ? "is no address of this machine"
+        : undefined;
+  return why
+    ? new EngramError(
+        "input",
+        "server.cannot_listen",
+        `--host ${host} ${why}: pass --host 127.0.0.1 (this machine), 0.0.0.0 (every interface) or one of its addresses`,
+      )
+    : error;
 }
 
 /** Throws `server.port_in_use` now if the port is taken: before a start opens (or creates) its database. */

@@ -531,6 +531,26 @@ describe("the CLI on embedded PGlite", () => {
     expect(existsSync(elsewhere)).toBe(false);
   }, 120_000);
 
+  it("names --host when it is no host or no address of this machine, before making a database", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
+    const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent" };
+    for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "ENGRAM_URL"]) delete env[name];
+    for (const [host, why] of [
+      ["nosuch.invalid", "names no host"],
+      ["192.0.2.1", "is no address of this machine"],
+    ]) {
+      const refused = await run("node", [BIN, "start", "--port", "0", "--host", host as string], {
+        env,
+        timeout: 60_000,
+      }).catch((error: { code: number; stderr: string }) => error);
+      expect(refused).toMatchObject({
+        code: 1,
+        stderr: `engram: --host ${host} ${why}: pass --host 127.0.0.1 (this machine), 0.0.0.0 (every interface) or one of its addresses\n`,
+      });
+    }
+    expect(existsSync(dir)).toBe(false);
+  }, 120_000);
+
   it("names ENGRAM_DATA_DIR when its path cannot be a folder", async () => {
     const file = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "a-file");
     writeFileSync(file, "not a folder");
