@@ -492,11 +492,35 @@ export async function setLimits(db: Db, tenantName: string, limits: Limits): Pro
     }
     set[rateClass] = value.trim();
   }
-  const rows = await db.query<{ rateLimits: Record<string, string> }>(sql`
+  const rows = await db.query<{ id: string; rateLimits: Record<string, string> }>(sql`
     update tenants set rate_limits = (rate_limits || ${JSON.stringify(set)}::jsonb) - ${arr(unset)}::text[]
     where name = ${tenantName}
-    returning rate_limits as "rateLimits"`);
+    returning id, rate_limits as "rateLimits"`);
   const row = rows[0];
   if (!row) throw new EngramError("not_found", "tenant.not_found", `No tenant named ${tenantName}.`);
+  const clamps = fullUnder({ tenantId: row.id, rateLimits: row.rateLimits }, [...Object.keys(set), ...unset]);
+  if (clamps.length) await db.batch(clamps);
   return row.rateLimits;
+}
+
+/**
+ * A raise holds from when it is made: the tenant's buckets of the classes changed, filled under slower limits (more
+ * than a window ahead), count as full under the new ones from now, as the gate would count them at their next
+ * request. Counted only then, the first request after a raise from `1/hour` to `1000/min` was refused, however long
+ * after the raise it came.
+ */
+function fullUnder(tenant: Pick<Caller, "tenantId" | "rateLimits">, changed: string[]) {
+  const classes = CLASSES.filter((c) => changed.includes(c) || changed.includes(ceilingName(c)));
+  return classes.flatMap((rateClass) => {
+    const own = policyFor(tenant, rateClass).windowSeconds;
+    const ceiling = ceilingFor(tenant, rateClass).windowSeconds;
+    return [
+      sql`update rate_limits set tat = now() + make_interval(secs => ${own})
+          where tenant_id = ${tenant.tenantId} and key like ${`${rateClass}/%`}
+            and tat > now() + make_interval(secs => ${own})`,
+      sql`update rate_ceilings set tat = now() + make_interval(secs => ${ceiling})
+          where tenant_id = ${tenant.tenantId} and key = ${ceilingKey(rateClass)}
+            and tat > now() + make_interval(secs => ${ceiling})`,
+    ];
+  });
 }
