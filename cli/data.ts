@@ -232,7 +232,7 @@ export function registerDataCommands(program: Command): void {
       for (const file of files) {
         if (interrupted) break;
         const read = await readDocuments(file.path, file.root);
-        skipped.push(...read.skipped);
+        skipped.push(...(file.given ? read.skipped.map((s) => ({ ...s, failed: true })) : read.skipped));
         for (const doc of read.documents) {
           const first = firstWith.get(doc.id);
           if (first !== undefined) {

@@ -25,6 +25,11 @@ export const NOT_FOUND = "not found";
 export interface FoundFile {
   path: string;
   root: string;
+  /**
+   * Named on the command line, not found in a folder: read whatever its name (`README`, `notes.log`, judged by content),
+   * and a failure when it holds nothing to ingest, as a script that names one file means it.
+   */
+  given?: boolean;
 }
 
 /**
@@ -69,7 +74,7 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
     } else if (!info.isFile()) {
       // Reading a named pipe would wait for a writer forever; a socket or device is no document either.
       skipped.push({ path, reason: "not a regular file (a pipe, socket or device)" });
-    } else if (EXTENSIONS.has(extname(path).toLowerCase())) {
+    } else if (given || EXTENSIONS.has(extname(path).toLowerCase())) {
       const real = await realpath(path).catch(() => resolve(path));
       if (seen.has(real)) return;
       seen.add(real);
@@ -77,7 +82,7 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
       const first = ids.get(id);
       if (first === undefined) {
         ids.set(id, path);
-        files.push({ path, root });
+        files.push(given ? { path, root, given } : { path, root });
       } else if (first !== path) {
         skipped.push({
           path,

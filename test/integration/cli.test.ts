@@ -388,6 +388,22 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(summary.skipped.some((s: { path: string }) => s.path.startsWith(join(dir, "loop", "loop")))).toBe(false);
     }, 120_000);
 
+    it("reads a file named on the command line whatever its name, and fails one that holds nothing to ingest", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "engram-cli-named-"));
+      writeFileSync(join(dir, "README"), "The boiler key hangs in the garage.\n");
+      writeFileSync(join(dir, "blob.bin"), Buffer.from([0x89, 0x00, 0x01, 0x02, 0xfa, 0xfb, 0x00, 0x9c]));
+      const read = await engram(["ingest", join(dir, "README"), "--tenant", "named", "--json"]);
+      expect([read.code, JSON.parse(read.stdout).created]).toEqual([0, 1]);
+      const failed = await engram(["ingest", join(dir, "blob.bin"), "--tenant", "named", "--json"]);
+      expect(failed.code).toBe(1);
+      expect(JSON.parse(failed.stdout).skipped).toEqual([
+        expect.objectContaining({ path: join(dir, "blob.bin"), failed: true }),
+      ]);
+      // Found in a folder, the same files are skipped by their names, as before: no failure.
+      const folder = await engram(["ingest", dir, "--tenant", "named-folder", "--json"]);
+      expect([folder.code, JSON.parse(folder.stdout).failed]).toEqual([0, 0]);
+    });
+
     it("ingests what exists and exits non-zero when a path given does not", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-missing-"));
       writeFileSync(join(dir, "here.txt"), "A note that exists.");
