@@ -154,8 +154,37 @@ export function decodeText(bytes: Uint8Array): string | undefined {
   if (head.includes(0)) return undefined;
   const text = new TextDecoder("utf-8").decode(bytes).replace(/^\uFEFF/, "");
   const bad = text.match(/\uFFFD/g)?.length ?? 0;
-  return bad > text.length / 100 ? undefined : text;
+  return bad > text.length / 100 ? declared(bytes) : text;
 }
+
+/**
+ * Text in the encoding it declares, when it is not UTF-8: a web page's `<meta charset>` (or its http-equiv
+ * Content-Type), an XML declaration's `encoding`, in the first 1,024 bytes, as browsers look for it. Never guessed:
+ * undeclared, such text stays refused as not UTF-8. A page saved as windows-1252 that said so was refused.
+ */
+function declared(bytes: Uint8Array): string | undefined {
+  const head = new TextDecoder("latin1").decode(bytes.subarray(0, 1024));
+  const label =
+    /<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head)?.[1] ??
+    /^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([\w.:-]+)["']/i.exec(head)?.[1];
+  if (!label || /^utf-?8$/i.test(label)) return undefined;
+  let decoder: TextDecoder;
+  let text: string;
+  try {
+    decoder = new TextDecoder(label, { fatal: true });
+    text = decoder.decode(bytes);
+  } catch {
+    return undefined; // a label no decoder knows, or bytes that are not that encoding either
+  }
+  // Node's decoder reads windows-1252 (also what "latin1" and "iso-8859-1" label, by the Encoding Standard) as Latin-1,
+  // its curly quotes and € as C1 controls; browsers' do not. Those 27 bytes are mapped here, in the module both use.
+  return decoder.encoding === "windows-1252"
+    ? text.replace(/[\u0080-\u009f]/g, (c) => CP1252[c.charCodeAt(0) - 0x80] || c)
+    : text;
+}
+
+/** windows-1252's characters for the bytes 0x80-0x9F ("" where it has none). */
+const CP1252 = [..."€\0‚ƒ„…†‡ˆ‰Š‹Œ\0Ž\0\0‘’“”•–—˜™š›œ\0žŸ"].map((c) => (c === "\0" ? "" : c));
 
 /** The format of a file from its first bytes (and, for text, its extension and first characters). */
 export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed {

@@ -415,6 +415,24 @@ describe("extract", () => {
     });
   });
 
+  it("reads a web page or XML in the encoding it declares, and still refuses one that declares none", async () => {
+    const cp1252 = (s: string) => Uint8Array.from(s, (c) => c.charCodeAt(0));
+    // "Café", "Crème brûlée", curly quotes and the euro sign in windows-1252 (0x93, 0x94, 0x80).
+    const page = cp1252(
+      '<html><head><meta charset="windows-1252"><title>Caf\xe9</title></head><body><p>\x93Cr\xe8me br\xfbl\xe9e\x94 costs 5 \x80.</p></body></html>',
+    );
+    expect(await extract(page, { name: "menu.html" })).toMatchObject({
+      title: "Café",
+      content: "“Crème brûlée” costs 5 €.",
+    });
+    const equiv = cp1252(
+      '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"></head><body><p>Na\xefve fa\xe7ade.</p></body></html>',
+    );
+    expect((await extract(equiv, { name: "page.htm" })).content).toBe("Naïve façade.");
+    const undeclared = cp1252("<html><body><p>Cr\xe8me br\xfbl\xe9e.</p></body></html>");
+    expect(sniff(undeclared, "menu.html")).toMatchObject({ format: "unsupported" });
+  });
+
   it("sniffs text formats by their first characters, then their extension", () => {
     const bytes = (s: string) => new TextEncoder().encode(s);
     expect(sniff(bytes("<!DOCTYPE html><p>x"), "a.md")).toEqual({ format: "html" });
