@@ -204,7 +204,8 @@ export function keepUp(db: Db, embedder: Embedder): Background.Background {
 export function exitCleanlyOnSignals(first: (signal: NodeJS.Signals) => Promise<void>): void {
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
-    if (stopping) return;
+    // A second signal while the first waits (for requests being answered to finish) quits at once.
+    if (stopping) process.exit(1);
     stopping = true;
     await first(signal);
     await closeDb();

@@ -171,7 +171,14 @@ function failLocally(res: ServerResponse, error: unknown, requestId: string, ori
  * an idle keep-alive connection is closed after 5 s. Answers are not bounded by these (a
  * streamed chat may run for minutes, as on the function URL). Checked every second.
  */
-export const SERVER_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000, checkEveryMs: 1_000 };
+export const SERVER_TIMEOUTS = {
+  headersMs: 10_000,
+  requestMs: 30_000,
+  keepAliveMs: 5_000,
+  checkEveryMs: 1_000,
+  /** On close, how long the requests being answered have to finish before their connections are cut. */
+  drainMs: 10_000,
+};
 
 /** Request lines longer than this are 414 (API Gateway's limit for the request line and headers is 10 KB). */
 export const MAX_URL_BYTES = 8_192;
@@ -322,10 +329,16 @@ export async function startServer(options: {
   return {
     server,
     url: `http://localhost:${port}`,
+    // The requests being answered finish (a stopped server cut an ingest's batch mid-request: the client could not
+    // tell whether it was stored); idle connections close now, and any still open after `drainMs` are cut.
     close: () =>
       new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
+        const cut = setTimeout(() => server.closeAllConnections(), timeouts.drainMs);
+        server.close(() => {
+          clearTimeout(cut);
+          resolve();
+        });
+        server.closeIdleConnections();
       }),
   };
 }

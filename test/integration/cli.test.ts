@@ -583,6 +583,34 @@ describe("the CLI on embedded PGlite", () => {
 });
 
 describe("the CLI beside a local server on the same folder", () => {
+  it("lets the requests being answered finish when it is stopped", async () => {
+    const database = await createDatabase();
+    const env: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pgUrl(database), LOG_LEVEL: "silent", PORT: "0" };
+    for (const name of ["DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete env[name];
+    const server = await startServer(env);
+    const key = /local key: (egm_\S+)/.exec(server.output())?.[1];
+    const documents = Array.from({ length: 100 }, (_, i) => ({
+      id: `d${i}`,
+      content: `Section ${i}. ${"The orchard is watered at dawn and the kiwis are picked in May. ".repeat(300)}`,
+    }));
+    const answer = fetch(`${server.url}/v1/ingest`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+      body: JSON.stringify({ documents }),
+    });
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    const stopped = server.stop();
+
+    const response = await answer;
+    expect(response.status).toBe(200);
+    expect((await response.json()).totals.documents).toBe(100);
+    await stopped;
+    expect(server.child.exitCode).toBe(0);
+    const stats = await runEngram(["stats", "--json"], env);
+    expect(JSON.parse(stats.stdout).documents.total).toBe(100);
+    await dropDatabase(database);
+  }, 120_000);
+
   it("gives up in one line, naming the process, when that server does not answer", async () => {
     const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
     const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent", PORT: "0" };
