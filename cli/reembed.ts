@@ -82,7 +82,7 @@ export async function reembed(options: ReembedOptions): Promise<void> {
   }
   if (report.stopped === "error") {
     throw new Error(
-      `re-embedding stopped: ${report.error}; ${n(report.reembedded)} chunks done, ${n(report.remaining)} left. Run \`engram reembed\` again to continue from there`,
+      `re-embedding stopped: ${String(report.error).replace(/\.$/, "")}; ${n(report.reembedded)} chunks done, ${n(report.remaining)} left. Run \`engram reembed\` again to continue from there`,
     );
   }
   if (!options.json) {
@@ -178,7 +178,7 @@ async function throughServer(server: ServerLock, options: ReembedOptions): Promi
       if (run?.runningUntil || status.state.pending < total) working = true;
       if (run?.lastError && !run.runningUntil && (working || run.lastError !== oldError)) {
         throw new Error(
-          `re-embedding stopped: ${run.lastError}; ${n(Math.max(0, total - status.state.pending))} chunks done, ${n(status.state.pending)} left. ` +
+          `re-embedding stopped: ${run.lastError.replace(/\.$/, "")}; ${n(Math.max(0, total - status.state.pending))} chunks done, ${n(status.state.pending)} left. ` +
             "The local server tries again every few seconds; run `engram reembed` again to follow it",
         );
       }

@@ -39,7 +39,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
     throw new EngramError(
       "conflict",
       "data.in_use",
-      `a local server already serves ${cfg.database.dataDir} (pid ${running.pid}, ${running.url}): use that one (every engram command goes through it), or stop it before starting another`,
+      `a local server already serves ${cfg.database.dataDir} (pid ${running.pid}, ${running.url}): use that one (ingest, search, chat, stats and reembed go through it), or stop it before starting another`,
     );
   }
   // Before the database is opened: a start that cannot listen leaves no new data folder behind.

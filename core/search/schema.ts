@@ -98,7 +98,10 @@ export type SearchFilter = z.infer<typeof SearchFilter>;
 export const SearchRequest = z
   .strictObject({
     query: z.string().check(
-      z.maxLength(MAX_QUERY_CHARS),
+      z.maxLength(MAX_QUERY_CHARS, {
+        error: (issue) =>
+          `the query is ${[...String(issue.input)].length} characters; the limit is ${MAX_QUERY_CHARS}: search with its key words`,
+      }),
       z.refine((q) => q.trim() !== "", "query is empty"),
       z.refine((q) => !UNSTORABLE.test(q), unstorable("query")),
     ),

@@ -180,7 +180,7 @@ describe("lengths in characters", () => {
     const over = await search(EMOJI.repeat(2001));
     expect(over.status).toBe(400);
     expect(over.body.error.message).toBe(
-      "Invalid request at query: Too big: expected string to have <=2000 characters",
+      "Invalid request at query: the query is 2001 characters; the limit is 2000: search with its key words",
     );
   });
 
