@@ -14,7 +14,6 @@ import {
   citationOf,
   citingText,
   dropInvalidMarkers,
-  finalize,
   MarkerFilter,
   usedSources,
 } from "./citations";
@@ -57,24 +56,21 @@ export async function* modelEvents(
     const tail = filter.flush();
     if (tail) yield { event: "delta", data: { text: tail } };
 
+    // Stored as it was streamed, in the stream's numbering: the conversation read back shows the markers the client
+    // was shown ([3] stayed [3]; renumbered as a JSON answer is, it read [1] once stored).
+    const answer = dropInvalidMarkers(raw, sources.length).trim();
+    const citations = usedSources(answer, sources).map((s) => citationOf(s, s.index, citingText(answer, s.index)));
     const response = await Turn.commit(
       db,
       caller,
       request,
       prepared,
-      { ...finalize(raw, sources), model: model.model, ...usage },
+      { content: answer, citations, model: model.model, ...usage },
       options,
     );
-    const answer = dropInvalidMarkers(raw, sources.length);
-    const used = usedSources(answer, sources);
     yield {
       event: "done",
-      data: {
-        conversationId: response.conversationId,
-        citations: used.map((s) => citationOf(s, s.index, citingText(answer, s.index))),
-        model: response.model,
-        usage: response.usage,
-      },
+      data: { conversationId: response.conversationId, citations, model: response.model, usage: response.usage },
     };
   } catch (error) {
     // A client that went away gets no more events; the turn is not stored.

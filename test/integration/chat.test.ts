@@ -488,6 +488,19 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
       expect(await countMessages()).toBe(before + 2);
     });
 
+    it("stores a streamed turn with the markers the stream showed, not renumbered", async () => {
+      fake.reply = () => "Shipping is quick [2].";
+      const res = await post({ messages: question("How fast is shipping?"), stream: true, topK: 4 });
+      const events = parseEvents(await res.text());
+      const done = events.at(-1)?.data;
+      expect(done.citations.map((c: { index: number }) => c.index)).toEqual([2]);
+
+      const read = await fetch(`${server.url}/v1/conversations/${done.conversationId}`, { headers: headers() });
+      const [, answer] = (await read.json()).messages;
+      expect(answer).toMatchObject({ role: "assistant", content: "Shipping is quick [2]." });
+      expect(answer.citations).toEqual(done.citations);
+    });
+
     it("stops the model's stream when the client disconnects and stores nothing", async () => {
       fake.streamDelayMs = 100;
       fake.reply = () => `${"word ".repeat(100)}[1]`;
