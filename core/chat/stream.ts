@@ -9,14 +9,7 @@ import { EngramError, errorBody, statusOf, upstreamError } from "../error";
 import type { ChatStreamEvent } from "../llm";
 import { log } from "../log";
 import * as Provider from "../provider";
-import {
-  type Citation,
-  citationOf,
-  citingText,
-  dropInvalidMarkers,
-  MarkerFilter,
-  usedSources,
-} from "./citations";
+import { type Citation, citationOf, citingText, dropInvalidMarkers, MarkerFilter, usedSources } from "./citations";
 import type { ChatOptions, ChatResponse, Prepared } from "./index";
 import type { ChatRequest } from "./schema";
 import * as Turn from "./turn";

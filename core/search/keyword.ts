@@ -125,13 +125,17 @@ export function candidates(query: KeywordQuery): SQL[] {
     // thousands that match its common words.
     ...(q.fill
       ? [
+          // At most `cap` more matches are read before a filter drops some, so the work stays bounded by the cap
+          // however few of them a filter keeps (the vector leg still answers for the rest in hybrid).
           sql`kwg as materialized (
       select * from kwr
       union all (
-      select c.id, c.document_key, c.tsv || ''::tsvector from chunks c
-      where (select count(*) from kwr) < ${constant(q.cap)} and c.tsv @@ (select tsquery_any(q) from kwi)
-        and c.id not in (select id from kwr)
-        and ${q.where.chunks} ${late ? sql`` : sql`and ${live(sql`c.document_key`)}`}
+      select m.id, m.document_key, m.tsv || ''::tsvector from (
+        select c.id, c.document_key, c.tsv from chunks c
+        where (select count(*) from kwr) < ${constant(q.cap)} and c.tsv @@ (select tsquery_any(q) from kwi)
+          and c.id not in (select id from kwr) and ${q.where.chunks}
+        limit ${constant(q.cap)}) m
+      ${late ? sql`` : sql`where ${live(sql`m.document_key`)}`}
       limit ${constant(q.cap)} - (select count(*) from kwr)))`,
         ]
       : []),
