@@ -177,6 +177,7 @@ describe("time limits", () => {
         requestMs: 30_000,
         keepAliveMs: 5_000,
         checkEveryMs: 1_000,
+        drainMs: 10_000,
       });
     } finally {
       await plain.close();

@@ -44,7 +44,8 @@ const NOT_ANSWERED = new Set([
   "ratelimit.invalid_class", // `engram tenants set-limits`
   "ratelimit.invalid_rate",
   "reembed.lease_lost",
-  "server.port_in_use", // `engram start`
+  "server.cannot_listen", // `engram start`
+  "server.port_in_use",
   "tenant.invalid_name", // `engram tenants` / `keys create`
   "tenant.not_found", // the CLI, and the local server's own re-embed route
 ]);
