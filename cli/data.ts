@@ -232,7 +232,9 @@ export function registerDataCommands(program: Command): void {
       for (const file of files) {
         if (interrupted) break;
         const read = await readDocuments(file.path, file.root);
-        skipped.push(...(file.given ? read.skipped.map((s) => ({ ...s, failed: true })) : read.skipped));
+        // A file named on the command line that gave nothing is a failure; its skipped records, as in any file, are not.
+        const nothing = file.given && !read.documents.length;
+        skipped.push(...(nothing ? read.skipped.map((s) => ({ ...s, failed: true })) : read.skipped));
         for (const doc of read.documents) {
           const first = firstWith.get(doc.id);
           if (first !== undefined) {

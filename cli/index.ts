@@ -25,6 +25,15 @@ process.stdout.on("error", (error: NodeJS.ErrnoException) => {
   throw error;
 });
 
+/** A URL's origin, for a message: never its credentials or path. */
+const originOf = (url: string) => {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return "not a URL";
+  }
+};
+
 /** Commands that open the database themselves: no API serves them. */
 const DATABASE_ONLY = new Set(["migrate", "keys", "tenants", "cleanup", "reembed"]);
 
@@ -43,11 +52,12 @@ const program = new Command("engram")
     // machine's store instead (a new embedded one, made in the current folder) reported on the wrong data.
     let top = command;
     while (top.parent && top.parent !== root) top = top.parent;
-    if (DATABASE_ONLY.has(top.name()) && process.env.ENGRAM_URL) {
+    // With DATABASE_URL the database is named, and meant (a deploy's `engram migrate` beside a smoke test's URL).
+    if (DATABASE_ONLY.has(top.name()) && process.env.ENGRAM_URL && config().database.driver === "pglite") {
       throw new EngramError(
         "input",
         "cli.invalid_option",
-        `the ${top.name()} command works on a database itself (DATABASE_URL, else the embedded folder), not through ENGRAM_URL (${process.env.ENGRAM_URL}): unset ENGRAM_URL to run it on this machine's store`,
+        `the ${top.name()} command works on a database itself (DATABASE_URL, else the embedded folder), not through ENGRAM_URL (${originOf(process.env.ENGRAM_URL)}): set DATABASE_URL to the database meant, or unset ENGRAM_URL to use this machine's embedded store`,
       );
     }
     Log.toStderr();

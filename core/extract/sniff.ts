@@ -154,7 +154,13 @@ export function decodeText(bytes: Uint8Array): string | undefined {
   if (head.includes(0)) return undefined;
   const text = new TextDecoder("utf-8").decode(bytes).replace(/^\uFEFF/, "");
   const bad = text.match(/\uFFFD/g)?.length ?? 0;
-  return bad > text.length / 100 ? declared(bytes) : text;
+  // Any byte that is not UTF-8 in a page that declares another encoding: that encoding (a page of English with a few
+  // curly quotes and a € read as UTF-8 with "�" in their place).
+  if (bad > 0) {
+    const other = declared(bytes);
+    if (other !== undefined) return other;
+  }
+  return bad > text.length / 100 ? undefined : text;
 }
 
 /**
@@ -167,7 +173,8 @@ function declared(bytes: Uint8Array): string | undefined {
   const label =
     /<meta\b[^>]*?\bcharset\s*=\s*["']?\s*([\w.:-]+)/i.exec(head)?.[1] ??
     /^\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([\w.:-]+)["']/i.exec(head)?.[1];
-  if (!label || /^utf-?8$/i.test(label)) return undefined;
+  // A page can only declare an encoding that writes its declaration in ASCII: browsers read "utf-16" there as UTF-8.
+  if (!label || /^utf-?(?:8|16)/i.test(label)) return undefined;
   let decoder: TextDecoder;
   let text: string;
   try {
@@ -179,7 +186,7 @@ function declared(bytes: Uint8Array): string | undefined {
   // Node's decoder reads windows-1252 (also what "latin1" and "iso-8859-1" label, by the Encoding Standard) as Latin-1,
   // its curly quotes and € as C1 controls; browsers' do not. Those 27 bytes are mapped here, in the module both use.
   return decoder.encoding === "windows-1252"
-    ? text.replace(/[\u0080-\u009f]/g, (c) => CP1252[c.charCodeAt(0) - 0x80] || c)
+    ? text.replace(/[\u0080-\u009f]/g, (c) => CP1252[c.charCodeAt(0) - 0x80] ?? c)
     : text;
 }
 

@@ -534,13 +534,13 @@ describe("the CLI on embedded PGlite", () => {
     const elsewhere = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
     for (const args of [["keys", "list"], ["tenants", "list"], ["cleanup"], ["reembed", "--dry-run"], ["migrate"]]) {
       const refused = await run("node", [BIN, ...args], {
-        env: { ...env, ENGRAM_DATA_DIR: elsewhere, ENGRAM_URL: "https://engram.example.com" },
+        env: { ...env, ENGRAM_DATA_DIR: elsewhere, ENGRAM_URL: "https://user:secret@engram.example.com/v1" },
         timeout: 60_000,
       }).catch((error: { code: number; stdout: string; stderr: string }) => error);
       expect(refused).toMatchObject({
         code: 1,
         stdout: "",
-        stderr: `engram: the ${args[0]} command works on a database itself (DATABASE_URL, else the embedded folder), not through ENGRAM_URL (https://engram.example.com): unset ENGRAM_URL to run it on this machine's store\n`,
+        stderr: `engram: the ${args[0]} command works on a database itself (DATABASE_URL, else the embedded folder), not through ENGRAM_URL (https://engram.example.com): set DATABASE_URL to the database meant, or unset ENGRAM_URL to use this machine's embedded store\n`,
       });
     }
     // Nothing was made on this machine.

@@ -429,6 +429,11 @@ describe("extract", () => {
       '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"></head><body><p>Na\xefve fa\xe7ade.</p></body></html>',
     );
     expect((await extract(equiv, { name: "page.htm" })).content).toBe("Naïve façade.");
+    // A long page with a single byte that is not UTF-8 is read by its declaration too, not with "�".
+    const long = cp1252(
+      `<html><head><meta charset="windows-1252"></head><body><p>${"Plain words. ".repeat(200)}It costs 5 \x80.</p></body></html>`,
+    );
+    expect((await extract(long, { name: "long.html" })).content).toMatch(/It costs 5 €\.$/);
     const undeclared = cp1252("<html><body><p>Cr\xe8me br\xfbl\xe9e.</p></body></html>");
     expect(sniff(undeclared, "menu.html")).toMatchObject({ format: "unsupported" });
   });
