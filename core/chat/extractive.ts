@@ -233,34 +233,44 @@ function described(text: string): { text: string; signature?: string }[] {
 }
 
 /**
- * A sentence as quoted: whole up to MAX_SENTENCE_CHARS, else the part of that length that holds most of the question's
- * `wanted` terms (its start or its end, when either holds as many; else the earliest such), with "…" where it is cut.
- * A sentence is scored whole and shortened only here: cut before scoring, a 473-character sentence whose answer came
- * last ("... hotels up to 150 EUR per night are reimbursed ...") answered nothing.
+ * A sentence as quoted: whole up to MAX_SENTENCE_CHARS, else the whole words of that length (the "…" of each cut
+ * counted) that hold most of the question's `wanted` terms: of those, one cut rather than two, then the words most
+ * centred. A sentence is scored whole and shortened only here: cut before scoring, a 473-character sentence whose
+ * answer came last ("... hotels up to 150 EUR per night are reimbursed ...") answered nothing.
  */
 function excerpt(text: string, wanted: ReadonlySet<string> = new Set()): string {
   if (text.length <= MAX_SENTENCE_CHARS) return text;
-  const spans = [...text.matchAll(/\S+/g)].map((m) => ({
+  const words = [...text.matchAll(/\S+/g)].map((m) => ({
     at: m.index,
-    hit: terms(m[0]).some((term) => wanted.has(term)) ? 1 : 0,
+    end: m.index + m[0].length,
+    hit: terms(m[0]).some((term) => wanted.has(term)),
   }));
-  // Two pointers: the window starting at word `from` runs to the last word that starts inside it.
-  let best = { count: -1, from: 0 };
-  let count = 0;
-  let to = 0;
-  for (let from = 0; from < spans.length; from++) {
-    while (to < spans.length && (spans[to]?.at ?? 0) - (spans[from]?.at ?? 0) < MAX_SENTENCE_CHARS - 1) {
-      count += spans[to]?.hit ?? 0;
-      to++;
-    }
-    if (count > best.count) best = { count, from };
-    count -= spans[from]?.hit ?? 0;
+  const last = words.length - 1;
+  // Words i..j fit with the "…" of each side that is cut.
+  const width = (i: number, j: number) =>
+    (words[j]?.end ?? 0) - (words[i]?.at ?? 0) + (i > 0 ? 1 : 0) + (j < last ? 1 : 0);
+  let best: { i: number; j: number; count: number; cuts: number; margin: number } | undefined;
+  for (let i = 0, j = -1; i <= last; i++) {
+    j = Math.max(j, i - 1);
+    while (j < last && width(i, j + 1) <= MAX_SENTENCE_CHARS) j++;
+    if (j < i) continue; // a word longer than the whole window: clip below cuts inside it
+    const hits = words.slice(i, j + 1).filter((w) => w.hit);
+    const count = hits.length;
+    const cuts = (i > 0 ? 1 : 0) + (j < last ? 1 : 0);
+    // How far the counted words sit from the window's edges: centred, each keeps some of what it says.
+    const margin = count
+      ? Math.min((hits[0]?.at ?? 0) - (words[i]?.at ?? 0), (words[j]?.end ?? 0) - (hits.at(-1)?.end ?? 0))
+      : 0;
+    if (
+      !best ||
+      count > best.count ||
+      (count === best.count && (cuts < best.cuts || (cuts === best.cuts && margin > best.margin)))
+    )
+      best = { i, j, count, cuts, margin };
   }
-  // The sentence's end, when it holds as many: one cut instead of two.
-  const tail = spans.findIndex((span) => text.length - span.at <= MAX_SENTENCE_CHARS - 1);
-  const inTail = spans.slice(tail).reduce((n, span) => n + span.hit, 0);
-  const start = spans[best.from === 0 || inTail < best.count ? best.from : tail]?.at ?? 0;
-  return start === 0 ? clip(text, MAX_SENTENCE_CHARS) : `…${clip(text.slice(start), MAX_SENTENCE_CHARS - 1)}`;
+  if (!best) return clip(text, MAX_SENTENCE_CHARS);
+  const part = text.slice(words[best.i]?.at, words[best.j]?.end);
+  return `${best.i > 0 ? "…" : ""}${part}${best.j < last ? "…" : ""}`;
 }
 
 /**

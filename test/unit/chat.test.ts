@@ -649,6 +649,19 @@ describe("extractive answers", () => {
     expect(answer.length).toBeLessThanOrEqual(400 + " [1]".length);
   });
 
+  it("quotes the middle of a long sentence whole words around what the question asks, within 400 characters", () => {
+    const filler = (n: number) => Array.from({ length: n }, (_, i) => `clause ${i} applies to staff travel`).join(", ");
+    const policy = `Under this policy ${filler(14)}, and the zanzibar allowance covers reimbursement, ${filler(14)}.`;
+    const answer = extractive("Which reimbursement does the zanzibar allowance give?", numbered([passage(1, policy)]));
+
+    expect(policy.length).toBeGreaterThan(800);
+    expect(answer).toMatch(/^…\S.* the zanzibar allowance covers reimbursement, clause 0 .*\S… \[1\]$/);
+    expect(answer.length).toBeLessThanOrEqual(400 + " [1]".length);
+    // Centred: as much of the sentence before the words asked about as after them.
+    const [before = "", after = ""] = answer.split("the zanzibar allowance covers reimbursement");
+    expect(Math.abs(before.length - after.length)).toBeLessThan(60);
+  });
+
   it("cuts inside a word only when that word alone is longer than a sentence may be", () => {
     const url = `https://downloads.example.com/engram/releases/v0.1.0/${"a1b2c3d4".repeat(45)}/engram-0.1.0-linux-x64.tar.gz`;
     const [cut] = sentences(`Download the signed release archive from ${url} before you install it.`);
