@@ -201,12 +201,15 @@ export function registerDataCommands(program: Command): void {
     // replacing the first: the second fails, as two files that would share an id do (cli/files.ts).
     const firstWith = new Map<string, string>();
     // Ctrl-C (or SIGTERM) stops reading files, lets the batches being stored settle (each is atomic) and says what was
-    // stored; a second one quits at once. Either way the progress bar gives the terminal its cursor back.
+    // stored; a second one quits at once (but for the embedded database). The progress bar gives the terminal its
+    // cursor back.
     let interrupted = false;
     const interrupt = () => {
       bar?.stop();
       bar = undefined;
-      if (interrupted) process.exit(130);
+      // Not on an embedded database this process writes: cut short, its write could damage the folder.
+      if (interrupted && (client.kind === "http" || client.db.capabilities.concurrent)) process.exit(130);
+      if (interrupted) return void console.error("engram: still storing into the embedded database; wait for it");
       interrupted = true;
       if (!options.json) console.error("engram: interrupted: finishing the batches being stored (again to quit now)");
     };

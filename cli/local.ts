@@ -204,8 +204,13 @@ export function keepUp(db: Db, embedder: Embedder): Background.Background {
 export function exitCleanlyOnSignals(first: (signal: NodeJS.Signals) => Promise<void>): void {
   let stopping = false;
   const stop = async (signal: NodeJS.Signals) => {
-    // A second signal while the first waits (for requests being answered to finish) quits at once.
-    if (stopping) process.exit(1);
+    // A second signal while the first waits (for requests being answered to finish) quits at once, but for an embedded
+    // database: cut short, its write could damage the folder.
+    if (stopping) {
+      if (config().database.driver !== "pglite") process.exit(1);
+      process.stderr.write("engram: still closing the embedded database; stopping now could damage it\n");
+      return;
+    }
     stopping = true;
     await first(signal);
     await closeDb();
