@@ -277,8 +277,15 @@ export async function startServer(options: {
       toResult({ status: 417, body, headers: { ...Cors.responseHeaders(undefined), "x-request-id": requestId } }),
     );
   });
+  // Closing, every answer ends its connection: one kept alive would otherwise carry a client's next request in, to be
+  // cut when the drain runs out.
+  let closing = false;
+  const answering = new Set<ServerResponse>();
   server.on("request", async (req: IncomingMessage, res: ServerResponse) => {
     const requestId = randomUUID();
+    if (closing) res.shouldKeepAlive = false;
+    answering.add(res);
+    res.once("close", () => answering.delete(res));
     try {
       if (req.method === "OPTIONS") return preflight(req, res, requestId);
       if (Buffer.byteLength(req.url ?? "") > MAX_URL_BYTES) {
@@ -333,6 +340,8 @@ export async function startServer(options: {
     // tell whether it was stored); idle connections close now, and any still open after `drainMs` are cut.
     close: () =>
       new Promise<void>((resolve) => {
+        closing = true;
+        for (const res of answering) if (!res.headersSent) res.shouldKeepAlive = false;
         const cut = setTimeout(() => server.closeAllConnections(), timeouts.drainMs);
         server.close(() => {
           clearTimeout(cut);

@@ -3,6 +3,7 @@
  * shape (also the ones Node would write itself), CORS preflights as API Gateway answers them,
  * its time limits, and a client hanging up is no error.
  */
+import { Agent, request } from "node:http";
 import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { MAX_URL_BYTES, SERVER_TIMEOUTS, startServer } from "../../cli/server";
@@ -166,6 +167,41 @@ describe("answers Node would write itself", () => {
 });
 
 describe("time limits", () => {
+  it("on close, finishes the answers under way with Connection: close and takes no further request on their connections", async () => {
+    const slow = await startServer({
+      port: 0,
+      extra: async (req, res) => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        res.end(req.url);
+        return true;
+      },
+    });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (path: string) =>
+      new Promise<string>((resolve) => {
+        const req = request(`${slow.url}${path}`, { agent }, (res) => {
+          let body = "";
+          res.on("data", (d) => {
+            body += d;
+          });
+          res.on("end", () => resolve(`${res.statusCode} ${body} ${res.headers.connection}`));
+        });
+        req.on("error", (error: NodeJS.ErrnoException) => resolve(`refused ${error.code}`));
+        req.end();
+      });
+    try {
+      const first = get("/first");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const closed = slow.close();
+      expect(await first).toBe("200 /first close");
+      // The client's next request found no connection to go on: refused before anything was done.
+      expect(await get("/next")).toBe("refused ECONNREFUSED");
+      await closed;
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it("sets header, request and keep-alive timeouts, by default as stated", async () => {
     const plain = await startServer({ port: 0 });
     try {
