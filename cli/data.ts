@@ -80,9 +80,15 @@ async function ingestBatch(client: Client, documents: FileDocument[]): Promise<I
 
 /**
  * `ingest --prune`: soft-deletes the caller's own documents stored from files the paths cover (by their source) whose
- * ids this run did not send, so a folder ingested again loses the files deleted or renamed since. Returns their ids.
+ * ids this run did not send, so a folder ingested again loses the files deleted or renamed since. Each id pruned is
+ * added to `pruned` as it goes, so a prune that fails halfway still says what it did.
  */
-async function prune(client: Client, covered: (source: string | null) => boolean, sent: Set<string>) {
+async function prune(
+  client: Client,
+  covered: (source: string | null) => boolean,
+  sent: Set<string>,
+  pruned: string[],
+): Promise<void> {
   const gone: string[] = [];
   let cursor: string | undefined;
   do {
@@ -100,8 +106,8 @@ async function prune(client: Client, covered: (source: string | null) => boolean
     };
     if (client.kind === "http") await client.api.documents.delete(id).catch(done);
     else await Document.remove(client.db, client.caller, id, { hard: false }).catch(done);
+    pruned.push(id);
   }
-  return gone;
 }
 
 /** A passage's location for people: ", p. 14-15, Travel > Expenses". */
@@ -129,6 +135,8 @@ export function registerDataCommands(program: Command): void {
       ),
   ).action(async (paths: string[], options: TargetOptions & { prune?: boolean }) => {
     const started = Date.now();
+    // Checked before anything is stored: a --prune that cannot run must not leave half of what was asked done.
+    const covered = options.prune ? coveredBy(paths) : undefined;
     let bar: SingleBar | undefined;
     const client = await connect(targetOf(options), {
       onWait: (seconds) => {
@@ -265,8 +273,15 @@ export function registerDataCommands(program: Command): void {
 
     const failed = skipped.filter((s) => s.failed).length;
     // A file that failed this time still exists: its document is kept, so nothing is pruned after a failure.
-    const pruned =
-      options.prune && !failed && !interrupted ? await prune(client, coveredBy(paths), new Set(firstWith.keys())) : [];
+    const pruned: string[] = [];
+    // A prune that fails (the server gone, a rate limit) still has its ingest summary printed, then its error.
+    const pruning =
+      covered && !failed && !interrupted
+        ? await prune(client, covered, new Set(firstWith.keys()), pruned).then(
+            () => undefined,
+            (error: unknown) => error,
+          )
+        : undefined;
     const seconds = (Date.now() - started) / 1000;
     // Each entry says whether it failed, true or false, so a script need not tell an absent field from false.
     const listed = skipped.map(({ path, reason, failed }) => ({ path, reason, failed: failed === true }));
@@ -282,7 +297,11 @@ export function registerDataCommands(program: Command): void {
     // document (its type, no text) does not.
     if (failed) process.exitCode = 1;
     if (interrupted) process.exitCode = 130;
-    if (options.json) return console.log(JSON.stringify(interrupted ? { ...summary, interrupted: true } : summary));
+    if (options.json) {
+      console.log(JSON.stringify(interrupted ? { ...summary, interrupted: true } : summary));
+      if (pruning) throw pruning;
+      return;
+    }
     if (interrupted)
       console.log(
         `interrupted: ${done} of ${count(files.length, "file")} stored; the same command again stores the rest (what is stored stays unchanged)`,
@@ -294,6 +313,7 @@ export function registerDataCommands(program: Command): void {
     );
     for (const s of skipped) console.log(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`);
     for (const id of pruned) console.log(`  pruned ${id}`);
+    if (pruning) throw pruning;
   });
 
   withTarget(

@@ -107,8 +107,9 @@ const fileId = (path: string, root: string) => (relative(root, resolve(path)) ||
 
 /**
  * Whether a stored document came from a file that the paths given cover, by its `source`, which `ingest` sets to the
- * file's id: a relative path with a supported extension, at or under a path given (the current folder covers every
- * such path). A source a program wrote (a URL, an absolute path, no file name) is no file of these paths.
+ * file's id: a relative path with a supported extension, at or under a path given, through no folder the walk skips.
+ * A source a program wrote (a URL, an absolute path, no file name) is no file of these paths. Refuses the current
+ * folder itself, whose files' ids are bare names.
  */
 export function coveredBy(paths: string[]): (source: string | null) => boolean {
   const cwd = resolve(".");
@@ -117,13 +118,22 @@ export function coveredBy(paths: string[]): (source: string | null) => boolean {
     const inside = absolute === cwd || !relative(cwd, absolute).startsWith("..");
     return inside ? relative(cwd, absolute).split(sep).join("/") : fileId(path, dirname(absolute));
   });
-  return (source) =>
-    source !== null &&
-    !source.includes("//") &&
-    !source.startsWith("/") &&
-    !source.split("/").includes("..") &&
-    EXTENSIONS.has(extname(source).toLowerCase()) &&
-    given.some((id) => id === "" || source === id || source.startsWith(`${id}/`));
+  // The current folder's files are stored under bare names, as uploads are (`handbook.pdf`): no prefix tells them apart.
+  if (given.includes(""))
+    throw new EngramError(
+      "input",
+      "cli.invalid_option",
+      "--prune covers the folders named, and the current folder's files have ids without one (as uploads do): name the folder from its parent (cd .. && engram ingest <folder> --prune)",
+    );
+  return (source) => {
+    if (source === null || source.includes("//") || source.startsWith("/")) return false;
+    const parts = source.split("/");
+    // Nothing the walk skips (hidden files and folders, node_modules, `..`) is a file it could have sent.
+    if (parts.some((part) => part.startsWith(".") || part === "node_modules")) return false;
+    return (
+      EXTENSIONS.has(extname(source).toLowerCase()) && given.some((id) => source === id || source.startsWith(`${id}/`))
+    );
+  };
 }
 
 /** Reads one file into documents: a .json/.jsonl file may hold many, any other file is extracted into one. */

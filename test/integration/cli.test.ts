@@ -459,6 +459,12 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       // Again: nothing more to prune.
       const again = await engram(["ingest", notes, "--prune", ...t]);
       expect(again.stdout).toContain("0 failed, 0 pruned");
+      // The current folder's files have bare ids, as uploads do: refused before anything is read or stored.
+      const here = await engram(["ingest", ".", "--prune", "--json", ...t]);
+      expect(here).toMatchObject({ code: 1, stdout: "" });
+      expect(here.stderr).toMatch(
+        /^engram: --prune covers the folders named, .*cd \.\. && engram ingest <folder> --prune\)\n$/,
+      );
     });
 
     it("stops on Ctrl-C after the batches being stored, says how far it got, and a second run stores the rest", async () => {
