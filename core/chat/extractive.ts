@@ -451,7 +451,7 @@ export function answer(question: string, sources: readonly Source[]): string {
     best > 0 &&
     !wanted.every(holds) &&
     !allIn(wanted, heldBy(sources)) &&
-    !holdsRare(rareTerms(subject), holds) &&
+    !(holdsRare(rareTerms(subject), holds) && onlyFrameMissing(subject, holds)) &&
     !near(subject, sources);
   if (best === 0 || offTopic) return byMeaning(question, candidates);
   return distinct(
@@ -483,6 +483,20 @@ function rareTerms(question: string): string[] {
 }
 
 const allIn = (list: string[], set: Set<string>) => list.every((term) => set.has(term));
+
+/**
+ * Verbs a question is framed with ("What does edquota -t set?", "What does --force do?"): a sentence about the rare
+ * thing asked of answers them. Any other word of the question the sentence lacks is what is asked: "Who is the CEO of
+ * Kovalink?" is not answered by what else is said of Kovalink. A frequency bound could not tell them apart ("budget"
+ * is more frequent than "seen").
+ */
+const FRAME = new Set(
+  "set sets do mean means use used work works happen happens return returns need needs make makes take takes give gives get gets change changes cause causes vs versus".split(
+    " ",
+  ),
+);
+const onlyFrameMissing = (question: string, holds: (term: string) => boolean) =>
+  words(question).every((word) => FRAME.has(word) || holds(stem(word)));
 
 /** Whether a question has rare words and `holds` all of them. */
 const holdsRare = (rare: string[], holds: (term: string) => boolean) => rare.length > 0 && rare.every(holds);

@@ -649,6 +649,24 @@ describe("extractive answers", () => {
     expect(answer.length).toBeLessThanOrEqual(400 + " [1]".length);
   });
 
+  it("does not answer what a passage does not say of the rare thing it names, only the question's frame verbs", () => {
+    const kovalink = numbered([
+      passage(1, "Kovalink was founded in 1999 in Oslo. Kovalink sells industrial sensors to shipyards."),
+      passage(2, "Project Nimbatra migrates the billing system to Postgres by June."),
+    ]);
+    for (const question of [
+      "Who is the CEO of Kovalink?",
+      "How many employees does Kovalink have?",
+      "What is the budget of Nimbatra?",
+    ])
+      expect(extractive(question, kovalink)).toBe(NOT_FOUND);
+    // A question framed with a verb the sentence need not hold is answered by what names the thing asked of.
+    expect(extractive("What does Nimbatra do?", kovalink)).toBe(
+      "Project Nimbatra migrates the billing system to Postgres by June [2].",
+    );
+    expect(extractive("When was Kovalink founded?", kovalink)).toBe("Kovalink was founded in 1999 in Oslo [1].");
+  });
+
   it("quotes the middle of a long sentence whole words around what the question asks, within 400 characters", () => {
     const filler = (n: number) => Array.from({ length: n }, (_, i) => `clause ${i} applies to staff travel`).join(", ");
     const policy = `Under this policy ${filler(14)}, and the zanzibar allowance covers reimbursement, ${filler(14)}.`;
