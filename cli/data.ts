@@ -99,11 +99,11 @@ async function prune(
     for (const d of page.documents) if (covered(d.source) && !sent.has(d.id)) gone.push(d.id);
     cursor = page.nextCursor ?? undefined;
   } while (cursor);
+  // Deleted meanwhile by someone else: gone all the same.
+  const done = (error: unknown) => {
+    if (!(error instanceof Error && "code" in error && error.code === "document.not_found")) throw error;
+  };
   for (const id of gone) {
-    // Deleted meanwhile by someone else: gone all the same.
-    const done = (error: unknown) => {
-      if (!(error instanceof Error && "code" in error && error.code === "document.not_found")) throw error;
-    };
     if (client.kind === "http") await client.api.documents.delete(id).catch(done);
     else await Document.remove(client.db, client.caller, id, { hard: false }).catch(done);
     pruned.push(id);

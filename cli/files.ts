@@ -42,7 +42,6 @@ export interface FoundFile {
 export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[]; skipped: Skipped[] }> {
   const files: FoundFile[] = [];
   const skipped: Skipped[] = [];
-  const cwd = resolve(".");
   const ids = new Map<string, string>();
   // A file reached twice (given alone and inside a folder also given, or through a link) is one document, named as
   // first reached; a folder reached again through a link is not read again (a link to a parent would loop).
@@ -94,12 +93,15 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
       skipped.push({ path, reason: `unsupported file type ${extname(path) || "(none)"}` });
     }
   };
-  for (const path of paths) {
-    const absolute = resolve(path);
-    const inside = absolute === cwd || !relative(cwd, absolute).startsWith("..");
-    await walk(path, inside ? cwd : dirname(absolute), true);
-  }
+  for (const path of paths) await walk(path, rootOf(path), true);
   return { files, skipped };
+}
+
+/** The folder a path given is named from: the current one, or for a path outside it, the path's parent. */
+function rootOf(path: string): string {
+  const cwd = resolve(".");
+  const absolute = resolve(path);
+  return absolute === cwd || !relative(cwd, absolute).startsWith("..") ? cwd : dirname(absolute);
 }
 
 /** A file's document id: its path from `root`, with `/` between folders on every system. */
@@ -112,12 +114,8 @@ const fileId = (path: string, root: string) => (relative(root, resolve(path)) ||
  * folder itself, whose files' ids are bare names.
  */
 export function coveredBy(paths: string[]): (source: string | null) => boolean {
-  const cwd = resolve(".");
-  const given = paths.map((path) => {
-    const absolute = resolve(path);
-    const inside = absolute === cwd || !relative(cwd, absolute).startsWith("..");
-    return inside ? relative(cwd, absolute).split(sep).join("/") : fileId(path, dirname(absolute));
-  });
+  // As the walk names them; the current folder itself has the empty id.
+  const given = paths.map((path) => relative(rootOf(path), resolve(path)).split(sep).join("/"));
   // The current folder's files are stored under bare names, as uploads are (`handbook.pdf`): no prefix tells them apart.
   if (given.includes(""))
     throw new EngramError(
