@@ -79,6 +79,14 @@ export async function revokeKey(
   db: Db,
   prefixOrKey: string,
 ): Promise<{ prefix: string; tenant: string; revokedBefore: Date | null }> {
+  if (prefixOrKey.length > PREFIX_LENGTH && !KEY.test(prefixOrKey)) {
+    // Said in the operator's terms: a pasted key with a typo is no key, not an HTTP authorization failure.
+    throw new EngramError(
+      "not_found",
+      "key.not_found",
+      `No API key is the value given (not shown: it may be a key with a typo): a key is egm_ and 32 letters or digits, its prefix (engram keys list) its first ${PREFIX_LENGTH} characters.`,
+    );
+  }
   const whole = prefixOrKey.length > PREFIX_LENGTH ? keyFrom(`Bearer ${prefixOrKey}`) : undefined;
   const prefix = whole?.prefix ?? prefixOrKey;
   // `old` reads the row as it was before this update: a key already revoked keeps its time and says so.

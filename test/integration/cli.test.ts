@@ -89,7 +89,11 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(revoked.stdout).toBe(`revoked ${created.prefix} (tenant globex)\n`);
       const typo = await engram(["keys", "revoke", `${created.key}x`]);
       expect(typo.code).toBe(1);
-      expect(typo.stderr).toBe("engram: The API key is not valid.\n");
+      expect(typo.stderr).toBe(
+        "engram: No API key is the value given (not shown: it may be a key with a typo): a key is egm_ and 32 letters or digits, its prefix (engram keys list) its first 12 characters.\n",
+      );
+      const spaced = await engram(["keys", "revoke", "egm_abc def ghi jkl"]);
+      expect(spaced.stderr).toBe(typo.stderr);
       // A well-formed key that only shares a real key's prefix revokes nothing.
       const other = JSON.parse((await engram(["keys", "create", "--tenant", "globex", "--json"])).stdout);
       const lookalike = `${other.prefix}${"z".repeat(other.key.length - other.prefix.length)}`;
