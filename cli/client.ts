@@ -88,11 +88,20 @@ async function tenantOf(db: Db, target: Target, create: boolean): Promise<{ id: 
   }
   if (target.tenant === LOCAL_TENANT) return Tenant.ensure(db, LOCAL_TENANT);
   if (!create) return Tenant.get(db, target.tenant);
-  const found = await Tenant.byName(db, target.tenant);
+  return ensureSaid(db, target.tenant);
+}
+
+/**
+ * The tenant named, created when missing and then said on stderr, as a new database is: a mistyped --tenant would
+ * otherwise put files or a key in a tenant nobody reads. A name that differs from a tenant's only in case is named.
+ */
+export async function ensureSaid(db: Db, name: string): Promise<{ id: string; name: string }> {
+  const found = await Tenant.byName(db, name);
   if (found) return found;
-  // Said, as a new database is: a mistyped --tenant would otherwise put the files in a tenant nobody reads.
-  process.stderr.write(`engram: new tenant ${target.tenant}\n`);
-  return Tenant.ensure(db, target.tenant);
+  const others = await Tenant.sameButCase(db, name);
+  const hint = others.length ? ` (names are case-sensitive: ${others.join(", ")} is another tenant)` : "";
+  process.stderr.write(`engram: new tenant ${name}${hint}\n`);
+  return Tenant.ensure(db, name);
 }
 
 const keyOfAnother = (keyTenant: string, named: string) =>

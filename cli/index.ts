@@ -15,6 +15,7 @@ import { EngramError } from "../core/error";
 import * as Log from "../core/log";
 import * as RateLimit from "../core/ratelimit";
 import * as Tenant from "../core/tenant";
+import { ensureSaid } from "./client";
 import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
 
@@ -104,6 +105,7 @@ keys
   .option("--json", "print JSON with the key, prefix and tenant")
   .action(async (options: { tenant: string; name?: string; json?: boolean }) => {
     const db = await openLocalDb();
+    if (options.tenant !== LOCAL_TENANT) await ensureSaid(db, options.tenant);
     const created = await Auth.createKey(db, options.tenant, options.name);
     console.log(options.json ? JSON.stringify(created) : created.key);
   });

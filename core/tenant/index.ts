@@ -40,6 +40,14 @@ export async function byName(db: Db, name: string): Promise<TenantRow | undefine
   return rows[0];
 }
 
+/** Other tenants whose names differ from `name` only in case: names are case-sensitive, so `Acme` is not `acme`. */
+export async function sameButCase(db: Db, name: string): Promise<string[]> {
+  const rows = await db.query<{ name: string }>(
+    sql`select name from tenants where lower(name) = lower(${name}) and name <> ${name} order by name`,
+  );
+  return rows.map((row) => row.name);
+}
+
 export async function get(db: Db, name: string): Promise<TenantRow> {
   const tenant = await byName(db, name);
   if (!tenant) throw new EngramError("not_found", "tenant.not_found", `No tenant named ${name}.`);

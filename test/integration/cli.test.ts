@@ -51,6 +51,17 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
     });
 
+    it("create says on stderr when it made the tenant, naming one that differs only in case", async () => {
+      const first = await engram(["keys", "create", "--tenant", "Initech"]);
+      expect(first.code).toBe(0);
+      expect(first.stderr).toBe("engram: new tenant Initech\n");
+      const again = await engram(["keys", "create", "--tenant", "Initech"]);
+      expect(again.stderr).toBe("");
+      const cased = await engram(["keys", "create", "--tenant", "initech"]);
+      expect(cased.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
+      expect(cased.stderr).toBe("engram: new tenant initech (names are case-sensitive: Initech is another tenant)\n");
+    });
+
     it("create --json prints the key with its prefix and tenant", async () => {
       const res = await engram(["keys", "create", "--tenant", "acme", "--json"]);
       const json = JSON.parse(res.stdout);
