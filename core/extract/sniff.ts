@@ -145,22 +145,22 @@ export function centralDirectory(bytes: Uint8Array): { offset: number; entries: 
   return undefined;
 }
 
-/** Decodes UTF-8 text, or undefined when the bytes are not text (NUL bytes, or over 1% invalid sequences). */
+/**
+ * Decodes UTF-8 text, or undefined when the bytes are not text (NUL bytes) or not UTF-8: a single byte that is not
+ * (a Latin-1 "é" in English text) refuses the file rather than storing "caf�" (unless a web page declares its encoding).
+ */
 export function decodeText(bytes: Uint8Array): string | undefined {
   // UTF-16 with its byte order mark (what Windows' Notepad once saved as "Unicode") is text, its NULs included.
   if (startsWith(bytes, [0xff, 0xfe])) return new TextDecoder("utf-16le").decode(bytes.subarray(2));
   if (startsWith(bytes, [0xfe, 0xff])) return new TextDecoder("utf-16be").decode(bytes.subarray(2));
   const head = bytes.subarray(0, 64 * 1024);
   if (head.includes(0)) return undefined;
-  const text = new TextDecoder("utf-8").decode(bytes).replace(/^\uFEFF/, "");
-  const bad = text.match(/\uFFFD/g)?.length ?? 0;
-  // Any byte that is not UTF-8 in a page that declares another encoding: that encoding (a page of English with a few
-  // curly quotes and a € read as UTF-8 with "�" in their place).
-  if (bad > 0) {
-    const other = declared(bytes);
-    if (other !== undefined) return other;
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes).replace(/^\uFEFF/, "");
+  } catch {
+    // A page that declares another encoding is read in it (English with a few curly quotes and a € in windows-1252).
+    return declared(bytes);
   }
-  return bad > text.length / 100 ? undefined : text;
 }
 
 /**

@@ -413,6 +413,14 @@ describe("extract", () => {
       format: "unsupported",
       reason: "text that is not UTF-8 (save it as UTF-8)",
     });
+    // One such byte in a long English text is refused too, not stored as "caf�"; a U+FFFD written in UTF-8 is text.
+    const few = Uint8Array.from(`${"Plain English words. ".repeat(50)}The caf\xe9 opens at nine.`, (c) =>
+      c.charCodeAt(0),
+    );
+    await expect(extract(few, { name: "notes.md" })).rejects.toMatchObject({ code: "extract.unsupported_type" });
+    expect(
+      (await extract(new TextEncoder().encode("A \uFFFD stands for a lost character."), { name: "a.txt" })).content,
+    ).toBe("A \uFFFD stands for a lost character.");
   });
 
   it("reads a web page or XML in the encoding it declares, and still refuses one that declares none", async () => {
