@@ -58,7 +58,6 @@ export function locations(
  * drops; none found, the chunk's location is the answer.
  */
 export function within(content: string, location: Location | null, ...parts: string[]): Location | null {
-  if (!location) return location;
   let found: { at: number; length: number } | undefined;
   for (const part of parts) {
     // Letters and digits only: nothing to escape in the pattern they make.
@@ -73,12 +72,13 @@ export function within(content: string, location: Location | null, ...parts: str
   if (!found || found.at === 0) return location;
   const { at, length } = found;
   const result: Location = {};
-  if (location.pages) {
+  // A chunk with no location of its own (it starts before the document's first heading) can still cross one.
+  if (location?.pages) {
     const first = location.pages[0] + content.slice(0, at).split("\f").length - 1;
     const last = first + content.slice(at, at + length).split("\f").length - 1;
     result.pages = [first, Math.min(Math.max(first, last), Math.max(first, location.pages[1]))];
   }
-  const path = (location.headings ?? []).map((text, i) => ({ text, level: i + 1 }));
+  const path = (location?.headings ?? []).map((text, i) => ({ text, level: i + 1 }));
   for (const heading of headings(content)) {
     if (heading.offset >= at) break;
     if (heading.offset === 0) continue; // the chunk's first line: in its path already

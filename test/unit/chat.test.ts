@@ -128,6 +128,14 @@ describe("citation markers", () => {
     // Cited from its start, or in words the passage does not hold: the passage's own location.
     expect(cite("Booking goes through the travel desk [1].")).toEqual({ pages: [3, 4], headings: ["Booking"] });
     expect(cite("Ask the desk [1].")).toEqual({ pages: [3, 4], headings: ["Booking"] });
+    // A passage that starts before the document's first heading has no location of its own, but crosses one.
+    const preamble = {
+      ...passage(1, "Field notes from the survey.\n\n# Nesting\n\nThe avocet lays four eggs on bare mud."),
+      location: null,
+    };
+    const located = (answer: string) => finalize(answer, numbered([preamble])).citations[0]?.location;
+    expect(located("The avocet lays four eggs on bare mud [1].")).toEqual({ headings: ["Nesting"] });
+    expect(located("Field notes from the survey [1].")).toBeNull();
   });
 
   it("takes the citing words from each sentence that ends at the source's marker", () => {
