@@ -148,7 +148,11 @@ export async function readDocuments(
     return {
       documents: [],
       skipped: [
-        { path, reason: `too large: ${mb(size)} (limit ${mb(Extract.DEFAULT_LIMITS.maxBytes)})`, failed: true },
+        {
+          path,
+          reason: `too large: ${mb(size)} (limit ${mb(Extract.DEFAULT_LIMITS.maxBytes)}) (extract.too_large)`,
+          failed: true,
+        },
       ],
     };
   }
@@ -188,17 +192,24 @@ export async function readDocuments(
         }
       });
     } else {
+      let parsed: unknown;
       try {
-        const parsed = JSON.parse(text) as unknown;
-        const list = Array.isArray(parsed) ? parsed : ((parsed as { documents?: unknown[] }).documents ?? [parsed]);
-        records.push(...list);
-        where.push(...list.map((_, i) => `${path}#${i}`));
+        parsed = JSON.parse(text);
       } catch {
         return { documents: [], skipped: [{ path, reason: "invalid JSON", failed: true }] };
       }
+      const wrapped = (parsed as { documents?: unknown } | null)?.documents;
+      const list = Array.isArray(parsed) ? parsed : Array.isArray(wrapped) ? wrapped : [parsed];
+      records.push(...list);
+      where.push(...list.map((_, i) => `${path}#${i}`));
     }
     for (const [i, record] of records.entries()) {
-      const r = (record ?? {}) as Record<string, unknown>;
+      // JSON that is not an object (`null`, a number, a list) holds no document: said as such, not as a parse error.
+      if (typeof record !== "object" || record === null || Array.isArray(record)) {
+        skipped.push({ path: where[i] as string, reason: "not a JSON object" });
+        continue;
+      }
+      const r = record as Record<string, unknown>;
       const content = typeof r?.content === "string" ? r.content : typeof r?.text === "string" ? r.text : undefined;
       if (content === undefined) {
         skipped.push({ path: where[i] as string, reason: "no content field" });

@@ -696,6 +696,24 @@ describe("records of a .jsonl file", () => {
     ]);
     expect(documents.map((d) => d.id)).toEqual(["recs.jsonl#0", "recs.jsonl#1"]);
   });
+
+  it("of a .json file: valid JSON that is no object is said as such, not as invalid JSON", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-json-"));
+    writeFileSync(join(dir, "null.json"), "null");
+    writeFileSync(join(dir, "mixed.json"), '[{"content":"kept"}, 7, null]');
+    writeFileSync(join(dir, "odd.json"), '{"documents":"abc","content":"the record itself"}');
+    expect((await readDocuments(join(dir, "null.json"), dir)).skipped).toEqual([
+      { path: join(dir, "null.json#0"), reason: "not a JSON object" },
+    ]);
+    const mixed = await readDocuments(join(dir, "mixed.json"), dir);
+    expect(mixed.documents.map((d) => d.content)).toEqual(["kept"]);
+    expect(mixed.skipped.map((s) => s.reason)).toEqual(["not a JSON object", "not a JSON object"]);
+    // A `documents` field that is no list is the record's own field (one the API refuses), not records "a", "b", "c".
+    const odd = await readDocuments(join(dir, "odd.json"), dir);
+    expect(odd.documents).toEqual([]);
+    expect(odd.skipped).toEqual([expect.objectContaining({ path: join(dir, "odd.json#0"), failed: true })]);
+    expect(odd.skipped[0]?.reason).toMatch(/documents/);
+  });
 });
 
 describe("locations", () => {
