@@ -37,6 +37,8 @@ interface Line {
   lines?: number;
   /** Set in a monospace font throughout: code, whose indentation is rebuilt from `x` (its left edge) and `em`. */
   code?: { x: number; em: number };
+  /** Its height on the page (the first run's baseline, from the bottom). */
+  y?: number;
 }
 
 /**
@@ -59,13 +61,13 @@ function pageLines(items: TextItem[], mono: (font: string) => boolean = () => fa
   const end = () => {
     if (code && allMono && text.trim()) {
       // Code keeps its spacing, leading spaces included; only its end is trimmed.
-      lines.push({ text: spaced.replace(/\u00a0/g, " ").trimEnd(), size, gap, code });
+      lines.push({ text: spaced.replace(/\u00a0/g, " ").trimEnd(), size, gap, code, y });
       lastY = y;
       lastSize = size;
     } else {
       const clean = text.replace(/[\s\u00a0]+/g, " ").trim();
       if (clean) {
-        lines.push({ text: clean, size, gap });
+        lines.push({ text: clean, size, gap, y });
         lastY = y;
         lastSize = size;
       }
@@ -121,7 +123,8 @@ const footnoteMark = (item: TextItem, y: number, size: number): boolean =>
  * headings, the largest size `#`, the next `##`, the next `###`, so PDF chunks get a heading path like Markdown's;
  * and the title, when one line of the first page alone is set larger than any heading, a paragraph of its own.
  */
-function render(given: Line[][]): { texts: string[]; title?: string } {
+function render(pagesRead: Line[][]): { texts: string[]; title?: string } {
+  const given = withoutFurniture(pagesRead);
   const bySize = new Map<number, number>();
   for (const line of given.flat()) bySize.set(line.size, (bySize.get(line.size) ?? 0) + line.text.length);
   // The body is the prose's size: a page of code in a smaller monospace font made its prose "larger", so headings.
@@ -155,6 +158,9 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
       ? pages[0]?.find((l) => l.size === larger[0])
       : undefined;
   const headingSizes = larger.slice(titleLine ? 1 : 0).slice(0, 3);
+  let words: Set<string> | undefined;
+  const wordsOf = () =>
+    (words ??= new Set(given.flatMap((lines) => lines.flatMap((l) => l.text.toLowerCase().match(/\p{L}+/gu) ?? []))));
   const texts = pages.map((lines) => {
     let out = "";
     let heading = false;
@@ -180,6 +186,17 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
       const level = line.text.length <= 120 * (line.lines ?? 1) ? headingSizes.indexOf(line.size) + 1 : 0;
       const alone = level > 0 || line === titleLine; // a paragraph of its own
       const sep = !out ? "" : alone || heading || line.gap ? "\n\n" : "\n";
+      // A word the typesetter broke at the line's end ("substi‐" / "tute") is one word again: halves no search finds.
+      // A plain "-" may be the word's own ("positional-only"): dropped only when the text has the word without it.
+      const broken = sep === "\n" && !lines[i - 1]?.code ? HYPHENATED.exec(out) : null;
+      const rest = broken ? /^\p{Ll}+/u.exec(line.text)?.[0] : undefined;
+      if (broken && rest) {
+        const [, start, hyphen] = broken;
+        const drop = hyphen !== "-" || wordsOf().has(`${start}${rest}`.toLowerCase());
+        out = (drop ? out.slice(0, -1) : out) + line.text;
+        heading = false;
+        continue;
+      }
       // A body line starting "# " (a comment in a code sample) is escaped, or it would head every passage after it.
       const text = level ? `${"#".repeat(level)} ${line.text}` : line.text.replace(/^(?=#{1,6}(\s|$))/, "\\");
       out += `${sep}${text}`;
@@ -188,6 +205,40 @@ function render(given: Line[][]): { texts: string[]; title?: string } {
     return out.replace(/\f/g, " ");
   });
   return { texts, title: titleLine?.text.replace(/\s+/g, " ").trim() || undefined };
+}
+
+/** A line ending in a word's start and a hyphen: U+2010 or a soft hyphen, as typesetters break words, or "-". */
+const HYPHENATED = /(\p{L}*\p{Ll})([\u2010\u00ad-])$/u;
+
+/**
+ * The pages without their running headers and footers (a title and "Page 3 of 5" on every page): lines among the two
+ * highest or two lowest of a page that recur, digits aside, in the same size on at least two pages and 40% of them (a
+ * book's left and right pages differ), and never anywhere else on a page (text repeated in the body stays). Kept,
+ * they sat inside passages, split sentences across pages and, set larger than the body, became headings
+ * ("## Page 1"). A one-page document keeps every line.
+ */
+function withoutFurniture(pages: Line[][]): Line[][] {
+  if (pages.length < 2) return pages;
+  const key = (line: Line) => `${line.size}|${line.text.toLowerCase().replace(/\d+/g, "#")}`;
+  // By height, not reading order: some producers write the header after the page's body.
+  const edges = pages.map((lines) => {
+    const high = [...lines].sort((a, b) => (b.y ?? 0) - (a.y ?? 0));
+    return new Set([...high.slice(0, 2), ...high.slice(-2)].filter((line) => !line.code && line.text.length <= 150));
+  });
+  const onPages = new Map<string, number>();
+  const inside = new Set<string>();
+  pages.forEach((lines, n) => {
+    const seen = new Set<string>();
+    for (const line of lines) {
+      if (!edges[n]?.has(line)) inside.add(key(line));
+      else if (!seen.has(key(line))) seen.add(key(line));
+    }
+    for (const k of seen) onPages.set(k, (onPages.get(k) ?? 0) + 1);
+  });
+  const needed = Math.max(2, 0.4 * pages.length);
+  const furniture = new Set([...onPages].filter(([k, n]) => n >= needed && !inside.has(k)).map(([k]) => k));
+  if (!furniture.size) return pages;
+  return pages.map((lines, n) => lines.filter((line) => !(edges[n]?.has(line) && furniture.has(key(line)))));
 }
 
 const problem = (error: unknown): EngramError => {

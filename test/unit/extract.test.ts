@@ -48,6 +48,29 @@ describe("extract", () => {
     expect(pdf.content.indexOf("1.1. Version")).toBeLessThan(pdf.content.indexOf("1.2. What is this spec?"));
   });
 
+  it("drops a PDF's running header and footer and joins the words its typesetter hyphenated at line ends", async () => {
+    const pdf = await extract(fixture("running-heads.pdf"));
+    expect(pdf.pages).toBe(5);
+    const pages = pdf.content.split(PAGE_BREAK);
+    expect(pages).toHaveLength(5);
+    // On every page as WeasyPrint set them (after the page's body): "Kestrel field handbook, revision 7", "Page 2 of 5".
+    expect(pdf.content).not.toMatch(/revision 7|Page \d of 5/);
+    expect(pdf.content).toMatch(/^# Expenses$/m);
+    expect(pdf.content).not.toMatch(/^#+ .*(Page|revision)/m);
+    // U+2010 at a line's end ("con‐" / "firmed") is the typesetter's; a plain "-" is dropped only for a word the
+    // text has whole ("documentation"), as "positional-only" is no "positionalonly".
+    const flat = pdf.content.replace(/\s+/g, " ");
+    expect(flat).not.toContain("\u2010");
+    expect(flat).toContain("before any reservation is confirmed.");
+    expect(flat).toContain("including intermediate connections and unanticipated cancellations.");
+    expect(flat).toContain(
+      "Arguments are passed positional-only or keyword-only, as the documentation of each function says.",
+    );
+    // A sentence the body repeats on several pages is kept everywhere, even where a page starts or ends with it.
+    expect(flat.split("Unattended workstations lock automatically").length - 1).toBe(3);
+    expect(flat.split("International accommodation requires documentation").length - 1).toBe(3);
+  });
+
   // Each fixture numbers its 80 sentences in writing order, down the left column, then the right (README there).
   const SENTENCE = /Sentence (\d+) says the [a-z ]+? were \w+ in week \d+ by a team of \d+ people\./g;
 
