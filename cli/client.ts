@@ -98,6 +98,7 @@ async function tenantOf(db: Db, target: Target, create: boolean): Promise<{ id: 
 export async function ensureSaid(db: Db, name: string): Promise<{ id: string; name: string }> {
   const found = await Tenant.byName(db, name);
   if (found) return found;
+  Tenant.checkName(name); // refused in one line, before saying it is new
   const others = await Tenant.sameButCase(db, name);
   const hint = others.length ? ` (names are case-sensitive: ${others.join(", ")} is another tenant)` : "";
   process.stderr.write(`engram: new tenant ${name}${hint}\n`);

@@ -10,7 +10,7 @@ export interface TenantRow {
 
 export const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
-function checkName(name: string) {
+export function checkName(name: string): void {
   if (!NAME.test(name)) {
     throw inputError("tenant.invalid_name", "Tenant names are 1-64 characters of letters, digits, '.', '_' and '-'.");
   }

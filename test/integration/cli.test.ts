@@ -60,6 +60,9 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const cased = await engram(["keys", "create", "--tenant", "initech"]);
       expect(cased.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
       expect(cased.stderr).toBe("engram: new tenant initech (names are case-sensitive: Initech is another tenant)\n");
+      const invalid = await engram(["keys", "create", "--tenant", "x y"]);
+      expect(invalid.code).toBe(1);
+      expect(invalid.stderr).toBe("engram: Tenant names are 1-64 characters of letters, digits, '.', '_' and '-'.\n");
     });
 
     it("create --json prints the key with its prefix and tenant", async () => {
