@@ -139,6 +139,22 @@ function decodeNumeric(body: string): string | undefined {
   return String.fromCodePoint(cp);
 }
 
+/** Whether text is a whole web page: a doctype, or an <html>, <head> or <body> first (an XML declaration and comments aside). */
+export function isWebPage(text: string): boolean {
+  const start = text.trimStart().slice(0, 1024).toLowerCase();
+  return /^(<\?xml[^>]*>\s*)?(<!--[\s\S]*?-->\s*)*<(!doctype html|html|head|body)\b/.test(start);
+}
+
+/** A page's <title>, entities decoded and spaces collapsed; not an inline SVG's. */
+export function pageTitle(html: string): string | undefined {
+  const raw = /<title[^>]*>([^<]*)<\/title>/i.exec(html.replace(/<svg[\s\S]*?<\/svg>/gi, ""))?.[1];
+  return (
+    decodeEntities(raw ?? "")
+      .replace(/\s+/g, " ")
+      .trim() || undefined
+  );
+}
+
 /** Decodes character references: named ones (HTML's common set) and numeric ones; unknown ones are kept. */
 export function decodeEntities(s: string): string {
   if (!s.includes("&")) return s;

@@ -1,5 +1,6 @@
 /** Request schemas for documents and ingest; the same schemas feed the OpenAPI document. */
 
+import { isWebPage } from "../chunk/html";
 import { UNSTORABLE, unstorableAt } from "../db/text";
 import * as z from "../zod";
 
@@ -58,7 +59,8 @@ export const Content = z.string().check(
   z.superRefine((value, ctx) => {
     // Counted as `maxLength` counts (code points); only a string over the limit in UTF-16 units can be over it.
     const count = value.length > MAX_CONTENT_CHARS ? characters(value) : value.length;
-    if (count > MAX_CONTENT_CHARS) {
+    // A whole web page is stored as its text (core/ingest), which the limit then counts: its markup may be most of it.
+    if (count > MAX_CONTENT_CHARS && !isWebPage(value)) {
       ctx.addIssue({
         code: "custom",
         message: `content is ${count} characters; the limit is ${MAX_CONTENT_CHARS}`,

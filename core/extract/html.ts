@@ -5,7 +5,7 @@
  * it was given (72% of the Git manual's words; docs/extract.md, "Web pages").
  */
 import { parseHTML } from "linkedom";
-import { decodeEntities, htmlToText } from "../chunk/html";
+import { decodeEntities, htmlToText, pageTitle } from "../chunk/html";
 import { firstHeading } from "./markdown";
 
 /** Landmark roles that are never a page's content. */
@@ -126,9 +126,7 @@ function only(root: Element, selector: string): Element | undefined {
 }
 
 export function extractHtml(html: string): { content: string; title?: string } {
-  // The document's <title>, not an inline SVG's.
-  const pageTitle =
-    clean(/<title[^>]*>([^<]*)<\/title>/i.exec(html.replace(/<svg[\s\S]*?<\/svg>/gi, ""))?.[1]) || undefined;
+  const title = pageTitle(html);
   let content: string;
   let h1: string | undefined;
   let headingTitle: string | undefined;
@@ -154,12 +152,12 @@ export function extractHtml(html: string): { content: string; title?: string } {
     if (!content) content = htmlToText(html);
     // The longest h1 the <title> holds: the article's, not the site's logo ("Repairing a chain | My Site").
     const held = Array.from((main ?? body).querySelectorAll("h1"), (h) => clean(h.textContent))
-      .filter((text) => text && pageTitle?.toLowerCase().includes(text.toLowerCase()))
+      .filter((text) => text && title?.toLowerCase().includes(text.toLowerCase()))
       .sort((a, b) => b.length - a.length);
     h1 = held[0];
     headingTitle = clean((main ?? body).querySelector("h1, h2, h3, h4, h5, h6")?.textContent) || undefined;
   } catch {
     content = htmlToText(html);
   }
-  return { content, title: h1 || pageTitle || headingTitle || firstHeading(content) };
+  return { content, title: h1 || title || headingTitle || firstHeading(content) };
 }

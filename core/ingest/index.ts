@@ -5,6 +5,7 @@ import * as Admission from "../admission";
 import type { Caller } from "../auth";
 import { contexts, embeddingText, PRECEDING_TURN_CHARS, PRECEDING_TURNS, precedingText } from "../chunk/context";
 import { contentHash } from "../chunk/hash";
+import { htmlToText, isWebPage, pageTitle } from "../chunk/html";
 import { type Location, locations } from "../chunk/location";
 import { splitIntoChunks } from "../chunk/split";
 import { config } from "../config";
@@ -12,7 +13,7 @@ import { arr, binaryVectorArray, type Db, perDb, type Query, type Row, vectorLit
 import { CHANGED, retriedOn } from "../db/errors";
 import * as Replica from "../db/replica";
 import * as Document from "../document";
-import type { DocumentInput, PatchRequest } from "../document/schema";
+import { characters, type DocumentInput, MAX_CONTENT_CHARS, type PatchRequest } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { EngramError, upstreamError } from "../error";
 import * as Indexer from "../search/indexer";
@@ -188,7 +189,7 @@ export async function prepare(
   sentDocuments: DocumentInput[],
   options: RunOptions = {},
 ): Promise<PreparedIngest> {
-  const documents = sentDocuments.map(withoutByteOrderMarks);
+  const documents = sentDocuments.map(withoutByteOrderMarks).map(fromWebPage);
   const cfg = config();
   const embedder = options.embedder ?? defaultEmbedder();
   const owner = caller.userId;
@@ -415,6 +416,33 @@ export async function prepare(
  * not text. PGlite drops it when reading a value back, so a document stored with it read back without it there, and
  * sent again as read was "updated" and embedded again; the same text on `pg` kept it. Stripped on every driver.
  */
+/**
+ * A whole web page sent as content (a doctype or <html> first) is stored as its text, its <title> the title when none
+ * is sent: its tags, scripts and styles made three times the chunks, which no question matched and answers quoted.
+ * The upload route reads pages more closely (it keeps the main element, drops navigation), with a parser this
+ * function's bundle does not carry.
+ */
+function fromWebPage(doc: DocumentInput): DocumentInput {
+  if (!isWebPage(doc.content)) return doc;
+  const content = htmlToText(doc.content);
+  if (!/\p{L}|\p{N}/u.test(content)) {
+    throw new EngramError(
+      "input",
+      "document.empty_content",
+      `The web page sent as ${doc.id ?? "a document"} holds no text.`,
+    );
+  }
+  const count = characters(content);
+  if (count > MAX_CONTENT_CHARS) {
+    throw new EngramError(
+      "too_large",
+      "document.too_large",
+      `The web page sent as ${doc.id ?? "a document"} holds ${count} characters of text; the limit is ${MAX_CONTENT_CHARS}.`,
+    );
+  }
+  return { ...doc, content, title: doc.title ?? pageTitle(doc.content) };
+}
+
 function withoutByteOrderMarks(doc: DocumentInput): DocumentInput {
   const strip = <T extends string | null | undefined>(text: T): T =>
     (text?.startsWith("\uFEFF") ? text.replace(/^\uFEFF+/, "") : text) as T;

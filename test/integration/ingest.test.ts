@@ -260,6 +260,33 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect(IngestRequest.safeParse({ documents: [{ id: "\uFEFFbom", content: "x" }] }).success).toBe(false);
   });
 
+  it("stores a whole web page sent as content as its text, titled by its <title>, and counts the text against the limit", async () => {
+    const markup = `<div class="menu">${'<a href="/x">Link</a> '.repeat(50_000)}</div>`; // over a million characters
+    const page = `<!DOCTYPE html>\n<html><head><title>Refunds &amp; returns</title><style>p { color: red }</style>
+      <script>var secret = "tracking";</script></head><body>${markup}<h1>Refunds</h1>
+      <p>Refunds are issued within <b>14 days</b> of a return.</p></body></html>`;
+    expect(IngestRequest.safeParse({ documents: [{ content: page }] }).success).toBe(true);
+    expect((await ingest(alice, [{ id: "page", content: page }])).documents[0]?.status).toBe("created");
+    const stored = await Document.get(t.db, alice, "page", { track: false });
+    expect(stored.title).toBe("Refunds & returns");
+    expect(stored.content).toMatch(/^Link Link/);
+    expect(stored.content).toMatch(/# Refunds\n\nRefunds are issued within 14 days of a return\.$/);
+    expect(stored.content).not.toMatch(/<|tracking|color/);
+    // Sent again as it was, or with a title of its own: the same text, the title sent wins.
+    expect((await ingest(alice, [{ id: "page", content: page }])).documents[0]?.status).toBe("unchanged");
+    await ingest(alice, [{ id: "page", content: page, title: "Policy" }]);
+    expect((await Document.get(t.db, alice, "page", { track: false })).title).toBe("Policy");
+    // HTML that is not a whole page (a fragment, a template) is stored as sent.
+    await ingest(alice, [{ id: "fragment", content: "<p>Use <b>bold</b> for warnings.</p>" }]);
+    expect((await Document.get(t.db, alice, "fragment", { track: false })).content).toBe(
+      "<p>Use <b>bold</b> for warnings.</p>",
+    );
+    const empty = ingest(alice, [{ id: "script", content: "<html><script>alert(1)</script></html>" }]);
+    await expect(empty).rejects.toMatchObject({ code: "document.empty_content" });
+    const big = `<html><body><p>${"word ".repeat(210_000)}</p></body></html>`;
+    await expect(ingest(alice, [{ id: "big", content: big }])).rejects.toMatchObject({ code: "document.too_large" });
+  });
+
   it("lets users read shared documents but not change them", async () => {
     const shared = await callerFor(t.db, "acme");
     await ingest(shared, [{ id: "policy", content: "The shared refund policy is 30 days." }]);
