@@ -200,7 +200,11 @@ export async function plan(
       }),
     );
   }
-  const fusion = { kind: cfg.fusion, keywordWeight: cfg.keywordWeight, rrfK: cfg.rrfK };
+  // A question naming an identifier is answered where its exact term is: the keyword leg counts for more.
+  const keywordWeight = Keyword.namesIdentifier(request.query)
+    ? Math.max(cfg.keywordWeight, IDENTIFIER_KEYWORD_WEIGHT)
+    : cfg.keywordWeight;
+  const fusion = { kind: cfg.fusion, keywordWeight, rrfK: cfg.rrfK };
   const final = finalSelect(request.mode, k, reranking ? undefined : request.minScore, fusion, probed !== undefined);
   // With a vector leg, the stale count rides on every row, and on a row of its own (chunkId null) when no result.
   const statement =
@@ -298,6 +302,12 @@ function prepared(statement: SQL): Statement {
  * the common-word tail, where BM25 gives least.
  */
 export const HYBRID_KEYWORD_MATCHES = 300;
+/**
+ * The keyword leg's least weight in hybrid for a question that names an identifier (`Keyword.namesIdentifier`):
+ * the offline vector leg reads `sqlite3_prepare_v2` as its spelling, and near-tied keyword scores were reordered by
+ * it (docs/search.md, "Fusion", measured).
+ */
+export const IDENTIFIER_KEYWORD_WEIGHT = 0.8;
 export const KEYWORD_MATCHES = 5000;
 
 interface Fusion {

@@ -190,3 +190,15 @@ export function identifiers(text: string): string[] {
  */
 export const withoutComparisons = (text: string): string =>
   text.replace(/(?<![\p{L}\p{N}_.-])(?:vs\.?|versus)(?![\p{L}\p{N}_-])/giu, " ");
+
+/**
+ * Whether a question names an identifier as code writes it: `snake_case`, a dotted name (`core.autocrlf`,
+ * `os.path`), a call (`coalesce()`), camelCase, a Git revision (`HEAD~3`, `HEAD@{2}`), an option (`--onto`, `-f`),
+ * `::`, `->`, `key=value`, backticks or a code (`ERR-4012`). Other hyphenated words are not: English writes
+ * "fast-forward" too. (`identifiers` finds the terms a phrase must match; this only asks whether there is one.)
+ */
+export function namesIdentifier(query: string): boolean {
+  return /[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z0-9_]{2,}\.[A-Za-z_]\w|[A-Za-z_]\w*\(|[a-z][A-Z]|\w[~^@{]|(^|\s)--?[a-z]|::|->|\w=\w|`|\b[A-Z]{2,}-\d/.test(
+    query,
+  );
+}

@@ -217,6 +217,27 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(junk.results.map((r) => r.legs?.keyword)).toEqual([null, null, null]);
   });
 
+  it("weighs the keyword leg at 0.8 for a question naming an identifier, at the configured 0.6 otherwise", async () => {
+    // Each leg's list min-max normalized between its best and its last (fewer than the fusion depth here).
+    const normalized = async (query: string, mode: "vector" | "keyword") => {
+      const list = (await search(shared, { query, mode, topK: 50 })).results;
+      const best = list[0]?.score ?? 0;
+      const last = list.at(-1)?.score ?? 0;
+      return new Map(list.map((r) => [r.chunkId, best === last ? 1 : (r.score - last) / (best - last)]));
+    };
+    for (const [query, w] of [
+      ["Raise max_wal_size for bulk loads?", 0.8],
+      ["Raise the maximum size for bulk loads?", 0.6],
+    ] as const) {
+      const vector = await normalized(query, "vector");
+      const keyword = await normalized(query, "keyword");
+      const hybrid = (await search(shared, { query, mode: "hybrid", topK: 6 })).results;
+      expect(hybrid.length).toBeGreaterThan(2);
+      for (const r of hybrid)
+        expect(r.score).toBeCloseTo(w * (keyword.get(r.chunkId) ?? 0) + (1 - w) * (vector.get(r.chunkId) ?? 0), 6);
+    }
+  });
+
   it("keeps the term statistics equal to a recount after ingests, changes, deletes and purges", async () => {
     await Ingest.run(
       db,

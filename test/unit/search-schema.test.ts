@@ -1,6 +1,7 @@
 /** The search request schema: defaults, the score range per mode, and inputs Postgres could not take. */
 import { describe, expect, it } from "vitest";
 import { owners } from "../../core/search";
+import * as Keyword from "../../core/search/keyword";
 import { SearchRequest } from "../../core/search/schema";
 import * as z from "../../core/zod";
 
@@ -110,5 +111,32 @@ describe("the owners a scope reads", () => {
   it("is the shared space alone for a caller without an end user", () => {
     expect(owners("", "all")).toEqual([""]);
     expect(owners("", "user")).toEqual([""]);
+  });
+});
+
+describe("a question that names an identifier", () => {
+  it("is told by how code writes names, not by hyphens or capitals English uses", () => {
+    for (const query of [
+      "What does core.autocrlf=true do?",
+      "sqlite3_prepare_v2",
+      "What is coalesce() for?",
+      "HEAD~3 vs HEAD^^^",
+      "What does HEAD@{2} mean?",
+      "How do I use git rebase --onto?",
+      "journalctl -f",
+      "What does APT::Periodic::AutocleanInterval control?",
+      "Should I use cProfile or profile?",
+      "What does `git stash` keep?",
+      "What does ERR-4012 mean?",
+    ])
+      expect([query, Keyword.namesIdentifier(query)]).toEqual([query, true]);
+    for (const query of [
+      "What is a fast-forward merge?",
+      "How do I commit only some of the edits in a file?",
+      "When did Caroline go to the LGBTQ support group?",
+      "Is it safe, e.g. in production?",
+      "Who won in 2019? I.e. the final.",
+    ])
+      expect([query, Keyword.namesIdentifier(query)]).toEqual([query, false]);
   });
 });
