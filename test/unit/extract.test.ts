@@ -658,6 +658,41 @@ describe("titles and headings of Markdown-ish text", () => {
     ).toEqual(["The _id field", "*args and **kwargs", "Learning C#", "Closing"]);
   });
 
+  it("reads a heading's inline HTML as its text, a permalink's ¶ dropped", async () => {
+    // Pandoc's `-t gfm` of a Sphinx page keeps each heading's spans and permalink as HTML, wrapped onto a second line.
+    const md = await extract(fixture("sphinx-gfm.md"), { name: "interpreter.md" });
+    expect(md.title).toBe("2. Using the Python Interpreter");
+    expect(headings(md.content).map((h) => `${h.level} ${h.text}`)).toEqual(
+      expect.arrayContaining([
+        "1 2. Using the Python Interpreter",
+        "2 2.1. Invoking the Interpreter",
+        "3 2.1.1. Argument Passing",
+        "2 2.2. The Interpreter and Its Environment",
+      ]),
+    );
+    expect(
+      headings(md.content)
+        .map((h) => h.text)
+        .join("\n"),
+    ).not.toMatch(/[<>¶]/);
+    const text = [
+      '## <span class="section-number">4. </span>More Control Flow Tools<a href="#x" class="headerlink">¶</a>',
+      '# <a href="#module-chunk" class="reference internal"\ntitle="chunk: Module"><code\nclass="sourceCode python">chunk</code></a> — Read IFF chunked data<a href="#module-chunk" class="headerlink"\ntitle="Permalink to this heading">¶</a>',
+      "## <span>: The Content Span element",
+      "## Use <kbd>Ctrl</kbd>+<kbd>C</kbd>",
+      // A "<" that opens no tag with attributes joins no line to the heading.
+      "## When a<b and c\nholds",
+    ].join("\n\nText.\n\n");
+    expect(headings(text).map((h) => h.text)).toEqual([
+      "4. More Control Flow Tools",
+      "chunk — Read IFF chunked data",
+      // A tag named alone, with no attributes and no end, is text (MDN's own heading).
+      "<span>: The Content Span element",
+      "Use Ctrl+C",
+      "When a<b and c",
+    ]);
+  });
+
   it("reads Windows line ends as Unix ones, and a file opening with many blank lines at once", async () => {
     const crlf = await extract(new TextEncoder().encode("# Release Guide\r\n\r\nShip on Fridays.\r\n"), {
       name: "guide.md",
