@@ -90,7 +90,8 @@ export const contract = {
   "POST /v1/documents/upload": {
     fn: "upload",
     rateClass: "ingest",
-    summary: "Upload one file (PDF, Word, web page, Markdown, AsciiDoc, text, CSV)",
+    summary:
+      "Upload one file (PDF, Word, web page, Markdown, AsciiDoc, text, CSV; JSON as one document of its raw text)",
     rawBody: { type: "multipart/form-data", schema: UploadForm },
     response: "UploadResponse",
     answers: {

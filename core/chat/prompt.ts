@@ -48,7 +48,7 @@ const escapeAttribute = (text: string) =>
 
 export function sourceBlock(source: Source): string {
   const title = source.title ? ` title="${escapeAttribute(source.title)}"` : "";
-  return `<source id="${source.index}"${title}>\n${escapeBody(source.content.trim())}\n</source>`;
+  return `<source id="${source.index}"${title}>\n${escapeBody(proseWithoutMarkers(source.content.trim()))}\n</source>`;
 }
 
 export function systemPrompt(sources: readonly Source[], appInstructions: readonly string[]): string {
@@ -59,8 +59,25 @@ export function systemPrompt(sources: readonly Source[], appInstructions: readon
   return `${INSTRUCTIONS}${app}\n\n<sources>\n${body}\n</sources>`;
 }
 
-/** Markers of earlier answers pointed at earlier sources; left in, they would mislead the model. */
-const withoutMarkers = (text: string) => text.replace(/\s*\[\d+\]/g, "");
+/**
+ * A bracketed number, with the whitespace before it: what an answer's reader (and the console) takes for a citation
+ * marker, `[1]`, `[2, 3]`, `[1-3]`, `[ 4 ]`.
+ */
+const BRACKETED_NUMBER = /\s*\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]/g;
+
+/**
+ * Text without its bracketed numbers. Markers of earlier answers pointed at earlier sources; a passage's own (a
+ * footnote's or a bibliography's "[1]") quoted into an answer read as a citation of source 1 (docs/search.md,
+ * "Bracketed numbers in passages").
+ */
+export const withoutMarkers = (text: string) => text.replace(BRACKETED_NUMBER, "");
+
+/** A passage without bracketed numbers outside its code (fenced blocks, code spans), where `argv[1]` is code. */
+const proseWithoutMarkers = (text: string) =>
+  text
+    .split(/(^[ \t]*(?:`{3,}|~{3,})[^\n]*\n[\s\S]*?^[ \t]*(?:`{3,}|~{3,})[ \t]*$|`[^`\n]+`)/m)
+    .map((part, i) => (i % 2 ? part : withoutMarkers(part)))
+    .join("");
 
 export interface PromptInput {
   question: string;

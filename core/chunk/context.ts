@@ -25,11 +25,16 @@ export function headings(text: string): Heading[] {
   let fence: string | undefined;
   let offset = 0;
   let previous: { offset: number; text: string } | undefined;
-  for (const raw of text.split("\n")) {
+  const lines = text.split("\n");
+  // A Windows line end's \r is no part of the line (a title had been lost to it).
+  const lineAt = (k: number) => {
+    const raw = lines[k] ?? "";
+    return raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+  };
+  for (let k = 0; k < lines.length; k++) {
     const lineOffset = offset;
-    offset += raw.length + 1;
-    // A Windows line end's \r is no part of the line (a title had been lost to it).
-    const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+    offset += (lines[k] ?? "").length + 1;
+    let line = lineAt(k);
     const trimmed = line.trim();
     const marker = /^(`{3,}|~{3,})/.exec(trimmed)?.[1];
     if (marker) {
@@ -40,6 +45,17 @@ export function headings(text: string): Heading[] {
     }
     if (fence !== undefined) continue;
     // A closing run of #s needs a space before it: "Learning C#" keeps its #.
+    // Pandoc's `-t gfm` wraps a heading's HTML tag onto the next lines (`<a href="#x" class="headerlink"` then
+    // `title="...">¶</a>`): the heading goes on until the tag ends.
+    for (
+      let more = 0;
+      more < MAX_TAG_LINES && /^ {0,3}#{1,6}[ \t]/.test(line) && (more ? OPEN_TAG : ATTRIBUTED_TAG).test(line);
+      more++
+    ) {
+      if (k + 1 >= lines.length) break;
+      offset += (lines[++k] ?? "").length + 1;
+      line = `${line} ${lineAt(k).trim()}`;
+    }
     const atx = /^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/.exec(line);
     if (atx) {
       const title = clean(atx[2] ?? "");
@@ -59,13 +75,44 @@ export function headings(text: string): Heading[] {
   return found;
 }
 
+/** Lines a heading's HTML tag may be wrapped onto. */
+const MAX_TAG_LINES = 4;
+/** HTML elements that sit inside a heading's text (CommonMark passes them through as raw HTML). */
+const INLINE_TAGS =
+  "a|abbr|b|bdi|bdo|cite|code|data|del|dfn|em|font|i|ins|kbd|mark|q|s|samp|small|span|strong|sub|sup|time|u|var";
+/** An inline element holding text only, its name in $1, its text in $3. */
+const PAIRED_TAG = new RegExp(`<(${INLINE_TAGS})(\\s[^<>]*)?>([^<]*)</\\1\\s*>`, "gi");
+/** An opening tag with attributes whose end is not in the heading (`<span id="x">`) or cut off at its end, and `<br>`. */
+const LONE_TAG = new RegExp(`<(?:${INLINE_TAGS}|img|br|wbr)\\s[^<>]*=[^<>]*(?:>|$)|<(?:br|wbr)\\s*/?>`, "gi");
+
+/** A line ending inside an inline tag with an attribute (`<a href="#x" class="headerlink"`), or inside any inline tag. */
+const ATTRIBUTED_TAG = new RegExp(`<(?:${INLINE_TAGS})\\s[^<>]*=[^<>]*$`, "i");
+const OPEN_TAG = new RegExp(`<(?:${INLINE_TAGS})(?:\\s[^<>]*)?$`, "i");
+
 /**
- * Inline Markdown a heading may carry (emphasis, code, links, backslash escapes) reduced to its words. A code span is
+ * A heading's inline HTML as its text (Pandoc's `-t gfm` of a Sphinx page: `<span class="section-number">4.
+ * </span>More Control Flow Tools<a class="headerlink">¶</a>`), a permalink's `¶` dropped as a web page's is. A tag
+ * named alone, with no attributes and no end tag, is text: MDN's heading "<span>: The Content Span element".
+ */
+function withoutTags(heading: string): string {
+  if (!heading.includes("<")) return heading;
+  let text = heading;
+  for (let before = ""; before !== text; ) {
+    before = text;
+    text = text.replace(PAIRED_TAG, (_tag, name: string, _attributes, inner: string) =>
+      name.toLowerCase() === "a" && /^[\s¶§#\u200b]*$/.test(inner) ? "" : inner,
+    );
+  }
+  return text.replace(LONE_TAG, "");
+}
+
+/**
+ * Inline Markdown a heading may carry (emphasis, code, links, backslash escapes, HTML) reduced to its words. A code span is
  * kept as written, and emphasis marks go only at a word's edges, as CommonMark reads them: `add_argument()` and
  * my_app had lost their underscores ("The addargument() method").
  */
 function clean(heading: string): string {
-  return heading
+  return withoutTags(heading)
     .replace(/!?\[([^\]]*)\]\([^)]*\)/g, "$1")
     .split(/(`+[^`]*`+)/)
     .map((part, i) =>

@@ -87,6 +87,56 @@ interface DocxElement {
   styleName?: string | null;
   value?: string;
   children?: DocxElement[];
+  /** A paragraph of a numbered or bulleted list. */
+  numbering?: unknown;
+  /** A note reference's note. */
+  noteType?: string;
+  noteId?: string;
+  /** A note's paragraphs. */
+  body?: DocxElement[];
+  /** The document's notes (mammoth's `Notes`). */
+  notes?: { resolve(reference: DocxElement): DocxElement | null };
+}
+
+/**
+ * Each footnote's (and endnote's) text placed right after the top-level block that cites it, as "2. Its text.", and
+ * its mark made a plain word (" 2"): mammoth writes every note after the last section, so a citation of one named the
+ * last heading, and writes the mark "[2]", which read as citation 2 in a chat answer. A block is a paragraph, a table,
+ * or a whole list (a paragraph inside one would restart its numbering). Numbered in order of use, as mammoth does.
+ */
+function placeNotes(document: DocxElement): void {
+  let number = 0;
+  const blocks = document.children ?? [];
+  const placed: DocxElement[] = [];
+  let waiting: DocxElement[] = [];
+  const marks = (element: DocxElement): void => {
+    const children = element.children ?? [];
+    for (let i = 0; i < children.length; i++) {
+      const child = children[i] as DocxElement;
+      if (child.type !== "noteReference") {
+        marks(child);
+        continue;
+      }
+      number++;
+      children[i] = { type: "text", value: ` ${number}` };
+      const note = document.notes?.resolve(child);
+      const [first, ...rest] = note?.body ?? [];
+      if (first)
+        waiting.push(
+          { ...first, children: [{ type: "text", value: `${number}. ` }, ...(first.children ?? [])] },
+          ...rest,
+        );
+    }
+  };
+  for (const [i, block] of blocks.entries()) {
+    marks(block);
+    placed.push(block);
+    // A list's paragraphs stay together: its notes follow its last one.
+    if (block.numbering && blocks[i + 1]?.numbering) continue;
+    placed.push(...waiting);
+    waiting = [];
+  }
+  document.children = placed;
 }
 
 const textOf = (element: DocxElement): string =>
@@ -127,6 +177,7 @@ export async function extractDocx(bytes: Uint8Array, limits: Limits): Promise<{ 
         styleMap: CODE_STYLES.map((style) => `p[style-name='${style}'] => pre:separator('\\n')`),
         transformDocument: (document: DocxElement) => {
           styled = titleParagraph(document);
+          placeNotes(document);
           return document;
         },
       },
@@ -135,7 +186,6 @@ export async function extractDocx(bytes: Uint8Array, limits: Limits): Promise<{ 
       // The archive was read above: what mammoth cannot read is the document inside it.
       throw corrupt(error, "document XML");
     });
-  // A footnote's "↑" back to where it is cited is a link, not text.
-  const content = htmlToText(result.value.replace(/<a href="#(?:foot|end)note-ref-\d+">↑<\/a>/g, ""));
+  const content = htmlToText(result.value);
   return { content, title: propertyTitle(bytes, limits) ?? styled ?? firstHeading(content) };
 }

@@ -114,6 +114,23 @@ function proseBox(element: Element): boolean {
   return linked * 2 < compact(element);
 }
 
+/** A footnote's mark written in brackets: "[1]", "[*]", "[ 2 ]". */
+const BRACKETED_MARK = /^\s*\[\s*([^\s[\]]{1,8})\s*\]\s*$/;
+/** A footnote reference that is no `<sup>`: Sphinx's and docutils' links, Pandoc's and DPUB-ARIA's roles. */
+const NOTE_REFERENCE = "a.footnote-reference, a.fn-backref, [role=doc-noteref], [role=doc-backlink]";
+
+/**
+ * A footnote's mark as a plain word ("1"), without the brackets Sphinx (its `fn-bracket` spans), Asciidoctor and
+ * Wikipedia write around it: "[1]" in a chat answer quoting the sentence read as citation 1 (docs/extract.md).
+ */
+function unbracketNotes(root: Element): void {
+  for (const bracket of Array.from(root.querySelectorAll("span.fn-bracket"))) bracket.remove();
+  for (const mark of Array.from(root.querySelectorAll(`sup, ${NOTE_REFERENCE}`))) {
+    const word = BRACKETED_MARK.exec(mark.textContent ?? "")?.[1];
+    if (word && mark.isConnected) mark.textContent = word;
+  }
+}
+
 const clean = (s: string | null | undefined) =>
   decodeEntities(s ?? "")
     .replace(/\s+/g, " ")
@@ -140,6 +157,7 @@ export function extractHtml(html: string): { content: string; title?: string } {
       const text = anchor.textContent ?? "";
       if (PERMALINK.test(text) || BACKLINK.test(text)) anchor.remove();
     }
+    unbracketNotes(body);
     const main = only(body, "main, [role=main]") ?? only(body, "article");
     // Inside the main element only navigation is left out; outside it, everything marked as chrome.
     if (main) prune(main, "nav, [role=navigation], [role=search]");

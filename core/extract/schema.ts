@@ -27,7 +27,7 @@ export const UploadForm = z.object({
     .string()
     .check(
       z.describe(
-        "The file (binary): PDF, .docx, HTML, Markdown, AsciiDoc, text, CSV or JSON, judged by content; at most 4 MB (larger: `engram ingest`)",
+        "The file (binary): PDF, .docx, HTML, Markdown, AsciiDoc, text, CSV or JSON, judged by content; at most 4 MB (larger: `engram ingest`). A .json or .jsonl file is stored as one document of its raw text; `engram ingest` and the console read its records' `content` as documents",
       ),
     ),
   id: z

@@ -226,6 +226,28 @@ describe("prompt", () => {
   });
 });
 
+describe("bracketed numbers in the prompt's passages", () => {
+  it("shows the model passages without them outside code, so none it quotes reads as a citation", () => {
+    const prompt = buildPrompt({
+      question: "When does the night heron hunt?",
+      history: [],
+      passages: [
+        passage(
+          1,
+          "The night heron [1] hunts after dark [2].[3]\n\n```python\nfirst = sys.argv[1]\n```\n\nUse `argv[1]`.",
+        ),
+        passage(2, "Egrets are white herons."),
+      ],
+      appInstructions: [],
+      budget: 10_000,
+    });
+    const system = prompt.messages[0]?.content ?? "";
+    expect(system).toContain(
+      "The night heron hunts after dark.\n\n```python\nfirst = sys.argv[1]\n```\n\nUse `argv[1]`.",
+    );
+  });
+});
+
 describe("extractive answers", () => {
   const sources = numbered([
     passage(1, "Our office is in Lisbon. The team has twelve people and a dog named Pixel."),
@@ -719,6 +741,23 @@ describe("extractive answers", () => {
       "Second one is here too!",
       "a list item with words",
     ]);
+  });
+
+  it("quotes a sentence without its own bracketed numbers, which would read as citations", () => {
+    // A source's reference marks ("[1]" of a footnote or a bibliography) had passed through finalize: [1] named
+    // source 1, [2] and [3] other sources or none.
+    const heron = numbered([
+      passage(1, "The night heron [1] hunts after dark [2] and rests by day in dense thickets [3] near water."),
+      passage(2, "Herons nest in colonies.[4] Grey herons fish in shallow water [5, 6]. They wait."),
+      passage(3, "Egrets are white herons."),
+    ]);
+    const { content, citations } = finalize(extractive("When does the night heron hunt?", heron), heron);
+    expect(content).toBe("The night heron hunts after dark and rests by day in dense thickets near water [1].");
+    expect(citations.map((c) => c.documentId)).toEqual(["doc-1"]);
+    // A mark glued to a full stop ends its sentence as the stop alone would.
+    const grey = finalize(extractive("Where do grey herons fish?", heron), heron);
+    expect(grey.content).toBe("Grey herons fish in shallow water [1].");
+    expect(grey.citations.map((c) => c.documentId)).toEqual(["doc-2"]);
   });
 
   it("cites through finalize like a model answer", () => {

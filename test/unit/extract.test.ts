@@ -276,6 +276,45 @@ describe("extract", () => {
     }
   });
 
+  it("stores a footnote's mark as a plain word, no brackets, whatever made the file", async () => {
+    // Mammoth writes Word's marks "[1]", Sphinx "[1]" in fn-bracket spans, Asciidoctor "[1]" around its link: each
+    // read as citation 1 in a chat answer quoting the sentence.
+    const sentence = "The night heron 1 hunts after dark 2 and rests by day in dense thickets 3 near water.";
+    for (const name of ["heron.docx", "heron.html"]) {
+      const { content } = await extract(fixture(name), { name });
+      expect(content).toContain(sentence);
+      expect(content).not.toMatch(/\[\s*\d+\s*\]/);
+    }
+    const sphinx = await extract(fixture("sphinx-footnote.html"), { name: "chunk.html" });
+    expect(sphinx.content).toContain("files that use EA IFF 85 chunks. 1 This format is used");
+    expect(sphinx.content).toMatch(/\n1\n\n“EA IFF 85” Standard for Interchange Format Files/);
+    expect(sphinx.content).not.toMatch(/\[\s*\d+\s*\]/);
+    const adoc = await extract(
+      new TextEncoder().encode("= Herons\n\nIt hunts after dark.footnote:[At dusk.] It rests.\n"),
+      {
+        name: "herons.adoc",
+      },
+    );
+    expect(adoc.content).toContain("It hunts after dark. 1 It rests.");
+    // A web page's reference in a <sup> (Wikipedia's "[1]") is a footnote's mark too; a bracketed word is not one.
+    const page = extractHtml(
+      '<html><body><p>Herons nest in colonies.<sup class="reference"><a href="#cite_note-1">[1]</a></sup> Some <sup>[citation needed]</sup>.</p></body></html>',
+    );
+    expect(page.content).toBe("Herons nest in colonies. 1 Some [citation needed].");
+  });
+
+  it("places a .docx footnote's text after the paragraph citing it, in that paragraph's section", async () => {
+    const { content } = await extract(fixture("heron.docx"), { name: "heron.docx" });
+    expect(content).toMatch(
+      /near water\.\n\n1\. Nycticorax nycticorax, the black-crowned night heron\.\n\n2\. Mostly at dusk and before dawn\.\n\n3\. Reed beds, willows and mangroves\.\n\n# Grey heron\n/,
+    );
+    expect(content.trimEnd()).toMatch(/waits for fish to come within reach\.$/);
+    const at = content.indexOf("Mostly at dusk");
+    expect(locations(content, [{ start: at, end: at + 14 }])[0]).toEqual({
+      headings: ["Night heron"],
+    });
+  });
+
   it("keeps a PDF's footnote mark, set smaller and raised, apart from the word before it", async () => {
     const { content } = await extract(fixture("footnote.pdf"), { name: "footnote.pdf" });
     // Glued (`source.1`), the word was a token of its own, and no search found "source" there.
@@ -617,6 +656,41 @@ describe("titles and headings of Markdown-ish text", () => {
     expect(
       headings("# The _id field\n\n# *args and **kwargs\n\n# Learning C#\n\n# Closing ##").map((h) => h.text),
     ).toEqual(["The _id field", "*args and **kwargs", "Learning C#", "Closing"]);
+  });
+
+  it("reads a heading's inline HTML as its text, a permalink's ¶ dropped", async () => {
+    // Pandoc's `-t gfm` of a Sphinx page keeps each heading's spans and permalink as HTML, wrapped onto a second line.
+    const md = await extract(fixture("sphinx-gfm.md"), { name: "interpreter.md" });
+    expect(md.title).toBe("2. Using the Python Interpreter");
+    expect(headings(md.content).map((h) => `${h.level} ${h.text}`)).toEqual(
+      expect.arrayContaining([
+        "1 2. Using the Python Interpreter",
+        "2 2.1. Invoking the Interpreter",
+        "3 2.1.1. Argument Passing",
+        "2 2.2. The Interpreter and Its Environment",
+      ]),
+    );
+    expect(
+      headings(md.content)
+        .map((h) => h.text)
+        .join("\n"),
+    ).not.toMatch(/[<>¶]/);
+    const text = [
+      '## <span class="section-number">4. </span>More Control Flow Tools<a href="#x" class="headerlink">¶</a>',
+      '# <a href="#module-chunk" class="reference internal"\ntitle="chunk: Module"><code\nclass="sourceCode python">chunk</code></a> — Read IFF chunked data<a href="#module-chunk" class="headerlink"\ntitle="Permalink to this heading">¶</a>',
+      "## <span>: The Content Span element",
+      "## Use <kbd>Ctrl</kbd>+<kbd>C</kbd>",
+      // A "<" that opens no tag with attributes joins no line to the heading.
+      "## When a<b and c\nholds",
+    ].join("\n\nText.\n\n");
+    expect(headings(text).map((h) => h.text)).toEqual([
+      "4. More Control Flow Tools",
+      "chunk — Read IFF chunked data",
+      // A tag named alone, with no attributes and no end, is text (MDN's own heading).
+      "<span>: The Content Span element",
+      "Use Ctrl+C",
+      "When a<b and c",
+    ]);
   });
 
   it("reads Windows line ends as Unix ones, and a file opening with many blank lines at once", async () => {

@@ -133,6 +133,19 @@ describe("the OpenAPI document", () => {
     expect(doc.servers).toHaveLength(1);
   });
 
+  it("says the upload route stores a JSON file as one document of its raw text, as it does", async () => {
+    // The CLI and console read a .json file's records; the upload route does not, which its description did not say.
+    const upload = op("POST", "/v1/documents/upload");
+    const form = deref(upload.requestBody).content["multipart/form-data"].schema;
+    expect(upload.summary).toMatch(/JSON as one document of its raw text/);
+    expect(form.properties.file.description).toMatch(
+      /\.json or \.jsonl file is stored as one document of its raw text/,
+    );
+    const raw = '[{"id": "a", "content": "Refunds take 30 days."}]';
+    const { extract } = await import("../../core/extract");
+    expect((await extract(new TextEncoder().encode(raw), { name: "records.json" })).content).toBe(raw);
+  });
+
   it("resolves every $ref inside the document", () => {
     for (const ref of new Set(refs(doc))) expect(() => resolve(ref), ref).not.toThrow();
   });
