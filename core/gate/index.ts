@@ -39,6 +39,8 @@ interface Pending {
   headers: Record<string, string>;
   /** The 401 the gate answered, when it refused the key. */
   keyRefused?: EngramError;
+  /** The gate counted the request (and `refund` has not given it back). */
+  counted?: boolean;
 }
 
 const pending = new WeakMap<Caller, Pending>();
@@ -189,6 +191,18 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
     rateLimits: { value: row.rateLimits ?? {}, enumerable: true, writable: true, configurable: true },
   });
   state.headers = headers;
+  state.counted = true;
+}
+
+/**
+ * Gives back the request the gate counted, for an answer that did no work (`RateLimit.costsNothing`); nothing when the
+ * gate has not counted it (unsettled, refused, or given back already). Best effort, as `RateLimit.refund` is.
+ */
+export async function refund(db: Db, caller: Caller): Promise<void> {
+  const state = pending.get(caller);
+  if (!state?.counted) return;
+  state.counted = false;
+  await RateLimit.refund(db, caller, state.pass.rateClass);
 }
 
 function stateOf(caller: Caller): Pending {

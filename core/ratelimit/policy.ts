@@ -191,5 +191,12 @@ export function verdict(
   );
 }
 
+/**
+ * Whether an answer did no work and asks for a retry in a moment (`database.busy`: no connection was free, or Postgres
+ * rolled the request back; nothing was written), so the request costs no token: a client following Retry-After
+ * through a busy second had spent its whole budget on 503s, then met 429 for the rest of the window.
+ */
+export const costsNothing = (error: unknown): boolean => error instanceof EngramError && error.code === "database.busy";
+
 /** Per-class overrides: `chat` is each end user's rate, `tenant.chat` the tenant's ceiling. */
 export type Limits = Partial<Record<RateClass | `tenant.${RateClass}`, string | null>>;
