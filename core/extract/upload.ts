@@ -6,7 +6,7 @@
  * and sends text.
  */
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
-import { parseBody } from "../api/http";
+import { fromZod, parseBody } from "../api/http";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
 import { characters, DocumentInput } from "../document/schema";
@@ -137,6 +137,9 @@ export async function upload(
     ttlSeconds,
   });
   if (!fields.success) {
+    // A refusal with a code of its own (document.metadata_too_large, request.invalid_text) answers as /v1/ingest's.
+    const coded = fromZod(fields.error);
+    if (coded.code !== "request.invalid") throw coded;
     const issue = fields.error.issues[0];
     const path = issue?.path.join(".");
     // Without an id the file's name is the id: say so, rather than name a field that was never sent.
