@@ -1,9 +1,9 @@
 /** Query schemas for the conversation routes. */
-import { Limit } from "../document/schema";
+import { Limit, PageCursor } from "../document/schema";
 import * as z from "../zod";
 
 export const ConversationListQuery = z.strictObject({
   limit: Limit,
-  cursor: z.optional(z.string().check(z.maxLength(200))),
+  cursor: z.optional(PageCursor),
 });
 export type ConversationListQuery = z.infer<typeof ConversationListQuery>;

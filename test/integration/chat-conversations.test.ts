@@ -219,6 +219,11 @@ describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
       });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe("request.invalid_cursor");
+      // Longer than any cursor the API makes: forged too, whichever list it is sent to.
+      for (const path of ["/v1/conversations", "/v1/documents"]) {
+        const long = await invoke({ method: "GET", path, headers: as("carol"), query: { cursor: "A".repeat(201) } });
+        expect([long.status, long.body.error.code]).toEqual([400, "request.invalid_cursor"]);
+      }
     });
   });
 
