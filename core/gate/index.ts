@@ -195,11 +195,13 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
 }
 
 /**
- * Gives back the request the gate counted, for an answer that did no work (`RateLimit.costsNothing`); nothing when the
- * gate has not counted it (unsettled, refused, or given back already). Best effort, as `RateLimit.refund` is.
+ * Leaves uncounted a request whose answer did no work (`RateLimit.costsNothing`): a caller the gate has not decided is
+ * settled with no decision and no round trip (its key unchecked, as nothing read with it; the chain then asks the
+ * gate nothing), and a request it counted is given its token back (best effort, as `RateLimit.refund` is).
  */
 export async function refund(db: Db, caller: Caller): Promise<void> {
   const state = pending.get(caller);
+  if (state && !state.settled) state.settled = true;
   if (!state?.counted) return;
   state.counted = false;
   await RateLimit.refund(db, caller, state.pass.rateClass);

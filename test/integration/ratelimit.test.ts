@@ -586,6 +586,32 @@ describe.each(["pg", "neon-http"] as const)("an answer that did no work on %s", 
     expect(third.status).toBe(429);
   });
 
+  it("spends no token on an MCP tool call that met database.busy", async () => {
+    const key = (await Auth.createKey(t.db, "busy-mcp")).key;
+    await RateLimit.setLimits(t.db, "busy-mcp", { search: "1/h" });
+    const call = () =>
+      invoke({
+        method: "POST",
+        path: "/mcp",
+        headers: { authorization: `Bearer ${key}`, accept: "application/json, text/event-stream" },
+        body: {
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: { name: "search_memory", arguments: { query: "x" } },
+        },
+      });
+
+    failAfter = "";
+    const refused = await call();
+    const retried = await call();
+
+    expect(refused.body.result.isError).toBe(true);
+    expect(JSON.stringify(refused.body.result.content)).toContain("database.busy");
+    expect(retried.status).toBe(200);
+    expect(retried.body.result.isError).toBeFalsy();
+  });
+
   it("gives back a keyless caller's token when its chat met database.busy", async () => {
     await Tenant.ensure(t.db, "twin");
     await RateLimit.setLimits(t.db, "twin", { chat: "1/h" });
