@@ -374,8 +374,9 @@ export function createClient(options: ClientOptions) {
     conversations: {
       list: (query: T.ListConversationsQuery = {}, options?: CallOptions): Promise<T.ConversationList> =>
         call("GET /v1/conversations", { query }, options),
-      get: (id: string, options?: CallOptions): Promise<T.ConversationView> =>
-        call("GET /v1/conversations/{id}", { params: { id } }, options),
+      /** Its newest 4 MB of messages when it holds more: `olderCursor` as `before` reads the ones before them. */
+      get: (id: string, query: T.GetConversationQuery = {}, options?: CallOptions): Promise<T.ConversationView> =>
+        call("GET /v1/conversations/{id}", { params: { id }, query }, options),
       delete: (id: string, options?: CallOptions): Promise<T.Deleted> =>
         call("DELETE /v1/conversations/{id}", { params: { id } }, options),
     },

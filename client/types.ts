@@ -29,6 +29,7 @@ export type ListDocumentsQuery = Partial<QueryOf<"GET /v1/documents">>;
 export type GetDocumentQuery = Partial<QueryOf<"GET /v1/documents/{id}">>;
 export type DeleteDocumentQuery = Partial<QueryOf<"DELETE /v1/documents/{id}">>;
 export type ListConversationsQuery = Partial<QueryOf<"GET /v1/conversations">>;
+export type GetConversationQuery = Partial<QueryOf<"GET /v1/conversations/{id}">>;
 
 // Answers.
 export type ErrorBody = Out<"ErrorBody">;

@@ -8,7 +8,7 @@
  * it while deploying.
  */
 import { ChatRequest, CompatChatRequest } from "../chat/schema";
-import { ConversationListQuery } from "../conversation/schema";
+import { ConversationGetQuery, ConversationListQuery } from "../conversation/schema";
 import { CompatIngestRequest, DeleteQuery, GetQuery, IngestRequest, ListQuery, PatchRequest } from "../document/schema";
 import { UploadForm } from "../extract/schema";
 import type * as RateLimit from "../ratelimit";
@@ -168,7 +168,8 @@ export const contract = {
   "GET /v1/conversations/{id}": {
     fn: "api",
     rateClass: "default",
-    summary: "One conversation with its messages",
+    summary: "One conversation with its messages (the newest 4 MB of them, and a cursor for the older)",
+    query: ConversationGetQuery,
     response: "ConversationView",
   },
   "DELETE /v1/conversations/{id}": {

@@ -259,16 +259,25 @@ function responseSchemas() {
   });
 
   const ConversationView = z.extend(ConversationSummary, {
-    messages: z.array(
-      z.object({
-        role: z.enum(["user", "assistant", "system"]),
-        content: z.string(),
-        citations: z.array(z.unknown()),
-        model: z.nullable(z.string()),
-        usage: z.nullable(z.record(z.string(), z.number())),
-        createdAt: timestamp,
-      }),
-    ),
+    messages: z
+      .array(
+        z.object({
+          role: z.enum(["user", "assistant", "system"]),
+          content: z.string(),
+          citations: z.array(z.unknown()),
+          model: z.nullable(z.string()),
+          usage: z.nullable(z.record(z.string(), z.number())),
+          createdAt: timestamp,
+        }),
+      )
+      .check(z.describe("Oldest first: all of them, or the newest whose JSON fits in 4 MB")),
+    olderCursor: z
+      .nullable(z.string())
+      .check(
+        z.describe(
+          "null when `messages` starts at the conversation's first; else pass it as `before` for the older messages",
+        ),
+      ),
   });
 
   const StatsResponse = z.object({

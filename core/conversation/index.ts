@@ -27,6 +27,8 @@ export interface ConversationSummary {
 
 export interface ConversationView extends ConversationSummary {
   messages: StoredMessage[];
+  /** `before` for the messages older than these; null when they start at the conversation's first. */
+  olderCursor: string | null;
 }
 
 /** A message to store with a turn. */
@@ -40,6 +42,17 @@ export interface NewMessage {
 
 /** Earlier turns loaded for a new question, at most. The prompt budget keeps fewer still. */
 export const HISTORY_LIMIT = 100;
+/**
+ * And at most this many bytes of them (the newest whole messages that fit, always the newest one): 100 stored messages
+ * can hold 12.8 MB (32,000 characters of 4 bytes each), past Neon HTTP's 10 MB answer. As much as a chat request
+ * can resend (6 MB), so history a client resends is still found stored and not stored twice.
+ */
+export const HISTORY_BYTES = 6 * 1024 * 1024;
+/**
+ * The JSON one read of a conversation answers, at most (its newest whole messages that fit, always the newest one):
+ * under Lambda's 6 MB response and Neon HTTP's 10 MB. A conversation that fits (almost all) is answered whole.
+ */
+export const PAGE_BYTES = 4 * 1024 * 1024;
 const TITLE_CHARS = 80;
 
 export const newId = () => `conv_${randomBytes(12).toString("hex")}`;
@@ -77,9 +90,13 @@ export function historyQuery(caller: Caller, id: string): Query {
   return sql`
     select m.role, m.content from conversations c
     left join lateral (
-      select id, role, content from messages
-      where tenant_id = c.tenant_id and owner = c.owner and conversation_id = c.id
-      order by id desc limit ${HISTORY_LIMIT}
+      select id, role, content from (
+        select id, role, content,
+          sum(octet_length(content)) over (order by id desc) as running, row_number() over (order by id desc) as n
+        from messages
+        where tenant_id = c.tenant_id and owner = c.owner and conversation_id = c.id
+        order by id desc limit ${HISTORY_LIMIT}
+      ) newest where running <= ${HISTORY_BYTES} or n = 1
     ) m on true
     where c.tenant_id = ${Gate.tenantOf(caller)} and c.owner = ${caller.userId} and c.id = ${id}
     order by m.id`;
@@ -157,20 +174,54 @@ export async function list(
   };
 }
 
-/** One of the caller's own conversations with all its messages, oldest first. */
-export async function get(db: Db, caller: Caller, id: string): Promise<ConversationView> {
-  const rows = await db.query<ConversationSummary & { messages: StoredMessage[] | null }>(sql`
-    select ${summaryColumns},
-      (select json_agg(json_build_object('role', m.role, 'content', m.content, 'citations', m.citations,
-                                         'model', m.model, 'usage', m.usage, 'createdAt', m.created_at) order by m.id)
-         from messages m where m.tenant_id = c.tenant_id and m.owner = c.owner and m.conversation_id = c.id) as messages
+/**
+ * One of the caller's own conversations with its messages, oldest first: all of them when their JSON fits in
+ * PAGE_BYTES, else the newest that fit and `olderCursor`, which `before` takes for the ones before them (docs/contract.md).
+ * Measured and cut in the database, so a long conversation never crosses the wire whole.
+ */
+export async function get(
+  db: Db,
+  caller: Caller,
+  id: string,
+  query: { before?: string | undefined } = {},
+): Promise<ConversationView> {
+  const before = query.before ? Cursor.decodeKey(query.before) : undefined;
+  const rows = await db.query<
+    ConversationSummary & {
+      messages: StoredMessage[] | null;
+      oldestId: number | null;
+      oldestAt: string | null;
+      more: boolean | null;
+    }
+  >(sql`
+    select ${summaryColumns}, p.messages, p."oldestId", p."oldestAt", p.more
     from conversations c
+    left join lateral (
+      select json_agg(w.j order by w.id) filter (where w.kept) as messages,
+             min(w.id) filter (where w.kept) as "oldestId",
+             (array_agg(w.at order by w.id) filter (where w.kept))[1] as "oldestAt",
+             bool_or(not w.kept) as more
+      from (
+        select s.id, s.j, s.at, (s.running <= ${PAGE_BYTES} or s.n = 1) as kept
+        from (
+          select m.id, x.j, ${Cursor.timeOf(sql`m.created_at`)} as at,
+            sum(octet_length(x.j::text) + 1) over (order by m.id desc) as running,
+            row_number() over (order by m.id desc) as n
+          from messages m,
+            lateral (select json_build_object('role', m.role, 'content', m.content, 'citations', m.citations,
+                     'model', m.model, 'usage', m.usage, 'createdAt', m.created_at) as j) x
+          where m.tenant_id = c.tenant_id and m.owner = c.owner and m.conversation_id = c.id
+            ${before ? sql`and m.id < ${before.key}` : sql``}
+        ) s
+      ) w
+    ) p on true
     where c.tenant_id = ${caller.tenantId} and c.owner = ${caller.userId} and c.id = ${id}`);
   const row = rows[0];
   if (!row) throw notFound(id);
   return {
     ...normalizeSummary(row),
     messages: (row.messages ?? []).map((m) => ({ ...m, createdAt: new Date(m.createdAt) })),
+    olderCursor: row.more && row.oldestAt && row.oldestId !== null ? Cursor.encode(row.oldestAt, row.oldestId) : null,
   };
 }
 

@@ -202,10 +202,27 @@ export const Limit = z.prefault(
   20,
 );
 
+/**
+ * A page's cursor. One longer than any this API makes is forged, and refused as every other forged cursor is (400
+ * `request.invalid_cursor`, core/db/cursor.ts), not as a malformed request; `maxLength` stays for the documents.
+ */
+export const PageCursor = z.string().check(
+  z.maxLength(200),
+  z.superRefine((value, ctx) => {
+    if (value.length > 200) {
+      ctx.addIssue({
+        code: "custom",
+        message: "The cursor is not one this API returned.",
+        ...coded("request.invalid_cursor"),
+      });
+    }
+  }),
+);
+
 // Query parameters, like body fields, are refused when unknown: `?hrad=true` must not delete softly in silence.
 export const ListQuery = z.strictObject({
   limit: Limit,
-  cursor: z.optional(z.string().check(z.maxLength(200))),
+  cursor: z.optional(PageCursor),
   conversationId: z.optional(Id),
   includeDeleted: z._default(Bool, false),
 });

@@ -39,6 +39,8 @@ interface Pending {
   headers: Record<string, string>;
   /** The 401 the gate answered, when it refused the key. */
   keyRefused?: EngramError;
+  /** The gate counted the request (and `refund` has not given it back). */
+  counted?: boolean;
 }
 
 const pending = new WeakMap<Caller, Pending>();
@@ -189,6 +191,20 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
     rateLimits: { value: row.rateLimits ?? {}, enumerable: true, writable: true, configurable: true },
   });
   state.headers = headers;
+  state.counted = true;
+}
+
+/**
+ * Leaves uncounted a request whose answer did no work (`RateLimit.costsNothing`): a caller the gate has not decided is
+ * settled with no decision and no round trip (its key unchecked, as nothing read with it; the chain then asks the
+ * gate nothing), and a request it counted is given its token back (best effort, as `RateLimit.refund` is).
+ */
+export async function refund(db: Db, caller: Caller): Promise<void> {
+  const state = pending.get(caller);
+  if (state && !state.settled) state.settled = true;
+  if (!state?.counted) return;
+  state.counted = false;
+  await RateLimit.refund(db, caller, state.pass.rateClass);
 }
 
 function stateOf(caller: Caller): Pending {

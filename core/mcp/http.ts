@@ -100,7 +100,10 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
   // the HTTP client still gets the 429's headers to pace by.
   let refusal: APIGatewayProxyStructuredResultV2["headers"];
   const describeLocally = Local.describe(requestId);
+  // A lone call that met database.busy did no work: it costs no token, as the HTTP routes' 503 does (functions/http/chain.ts).
+  let costsNothing = false;
   const describe: Describe = (error) => {
+    costsNothing = lone && RateLimit.costsNothing(error);
     const answer = describeLocally(error);
     if (error instanceof EngramError && error.kind === "rate_limited") refusal ??= answer.headers;
     return answer;
@@ -126,7 +129,8 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     const body = lone || response.status !== 200 || !text ? text : asBatchAnswer(text);
     const refused = Gate.keyRefusalOf(caller);
     if (refused) throw refused;
-    if (Gate.unsettled(caller)) await Gate.open(db, caller);
+    if (costsNothing) await Gate.refund(db, caller);
+    else if (Gate.unsettled(caller)) await Gate.open(db, caller);
     else if (!spent) rateHeaders = await RateLimit.enforce(db, caller, "default");
     // When a call was refused, its refusal is what the answer says of the limit (content-type stays the transport's).
     const limits = refusal ?? { ...Gate.headersOf(caller), ...rateHeaders };

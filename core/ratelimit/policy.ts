@@ -149,13 +149,21 @@ export const ceilingKey = (rateClass: RateClass) => `${rateClass}/tenant`;
 /** The name the headers give a policy: the class for the caller's own rate, `tenant.<class>` for the ceiling. */
 const policyName = (rateClass: RateClass, tenant: boolean) => (tenant ? `tenant.${rateClass}` : rateClass);
 
+/**
+ * A class's requests in a refusal's words: `default` is no kind a user knows ("Too many default requests"), only the
+ * routes that are not search, chat or ingest.
+ */
+const requestsOf = (rateClass: RateClass) => (rateClass === "default" ? "requests" : `${rateClass} requests`);
+
 /** 429 for a class whose limit (the caller's own or the tenant's ceiling) is 0. */
 export function closed(rateClass: RateClass, rate: Rate, ceiling: Rate): EngramError {
   const shut = rate.limit === 0 ? rate : ceiling;
   return new EngramError(
     "rate_limited",
     "ratelimit.exceeded",
-    `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`,
+    rateClass === "default"
+      ? "This tenant's default limit is 0: no requests other than search, chat and ingest are allowed."
+      : `This tenant's ${rateClass} limit is 0: no ${rateClass} requests are allowed.`,
     {
       retryAfterSeconds: shut.windowSeconds,
       headers: headers(policyName(rateClass, rate.limit !== 0), shut, {
@@ -185,11 +193,18 @@ export function verdict(
     "rate_limited",
     "ratelimit.exceeded",
     tenantBinds
-      ? `Too many ${rateClass} requests for this tenant: its ceiling, shared by all its users, is ${ceiling.limit} per ${ceiling.windowSeconds} s; retry in ${state.retryAfterSeconds} s.`
-      : `Too many ${rateClass} requests: the limit is ${rate.limit} per ${rate.windowSeconds} s; retry in ${state.retryAfterSeconds} s.`,
+      ? `Too many ${requestsOf(rateClass)} for this tenant: its ceiling, shared by all its users, is ${ceiling.limit} per ${ceiling.windowSeconds} s; retry in ${state.retryAfterSeconds} s.`
+      : `Too many ${requestsOf(rateClass)}: the limit is ${rate.limit} per ${rate.windowSeconds} s; retry in ${state.retryAfterSeconds} s.`,
     { retryAfterSeconds: state.retryAfterSeconds, headers: fields },
   );
 }
+
+/**
+ * Whether an answer did no work and asks for a retry in a moment (`database.busy`: no connection was free, or Postgres
+ * rolled the request back; nothing was written), so the request costs no token: a client following Retry-After
+ * through a busy second had spent its whole budget on 503s, then met 429 for the rest of the window.
+ */
+export const costsNothing = (error: unknown): boolean => error instanceof EngramError && error.code === "database.busy";
 
 /** Per-class overrides: `chat` is each end user's rate, `tenant.chat` the tenant's ceiling. */
 export type Limits = Partial<Record<RateClass | `tenant.${RateClass}`, string | null>>;

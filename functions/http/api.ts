@@ -30,8 +30,8 @@ export const handler = http({
   "GET /v1/conversations": async ({ caller, query }) => ({
     body: await Conversation.list(await db(), caller, query),
   }),
-  "GET /v1/conversations/{id}": async ({ caller, params }) => ({
-    body: await Conversation.get(await db(), caller, params.id),
+  "GET /v1/conversations/{id}": async ({ caller, params, query }) => ({
+    body: await Conversation.get(await db(), caller, params.id, query),
   }),
   "DELETE /v1/conversations/{id}": async ({ caller, params }) => ({
     body: await Conversation.remove(await db(), caller, params.id),

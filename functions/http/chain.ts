@@ -127,6 +127,8 @@ interface State {
   /** The query string, validated by the route's schema when it has one. */
   query?: Record<string, unknown>;
   headers: Record<string, string>;
+  /** The class the chain's own decision counted this request in (a keyless caller's: not through the gate). */
+  counted?: RateLimit.RateClass;
   /** Gives an admitted ingest's place back (core/admission). */
   release?: () => Promise<void>;
   /** The operation has started: it releases its own admission. */
@@ -262,6 +264,12 @@ const auth = (options: ChainOptions): Middleware => ({
     if (!caller || !Gate.has(caller)) return;
     const address = addressOf(request.event);
     const database = await db();
+    // An answer that did no work (database.busy) costs no token: the gate is not asked (its key is checked on the
+    // retry), or what it counted is given back.
+    if (RateLimit.costsNothing(request.error)) {
+      await Gate.refund(database, caller);
+      return;
+    }
     // A refusal by the key or the limit is the answer, before what the operation failed on.
     await failedAuth(database, address, async () => {
       if (Gate.unsettled(caller)) await Gate.open(database, caller);
@@ -309,7 +317,18 @@ const rateLimit = (options: ChainOptions): Middleware => ({
     const state = stateOf(request);
     if (options.rateLimit === "operation" || !state.route?.rateClass || !state.caller) return;
     if (Gate.has(state.caller)) return; // decided with the key
-    Object.assign(state.headers, await RateLimit.enforce(await db(), state.caller, state.route.rateClass));
+    const decided = await RateLimit.enforce(await db(), state.caller, state.route.rateClass);
+    // Empty when the store was down and RATE_LIMIT_FAIL_MODE=open admitted uncounted.
+    if (Object.keys(decided).length) state.counted = state.route.rateClass;
+    Object.assign(state.headers, decided);
+  },
+  onError: async (request) => {
+    const state = stateOf(request);
+    // As auth's onError does for the gate's callers: an answer that did no work gives its token back.
+    if (!state.counted || !state.caller || !RateLimit.costsNothing(request.error)) return;
+    const rateClass = state.counted;
+    state.counted = undefined;
+    await RateLimit.refund(await db(), state.caller, rateClass);
   },
   after: async (request) => {
     const caller = stateOf(request).caller;

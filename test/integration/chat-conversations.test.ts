@@ -219,6 +219,81 @@ describe.each(["pg", "neon-http"] as const)("conversations on %s", (driver) => {
       });
       expect(res.status).toBe(400);
       expect(res.body.error.code).toBe("request.invalid_cursor");
+      // Longer than any cursor the API makes: forged too, whichever list it is sent to.
+      for (const path of ["/v1/conversations", "/v1/documents"]) {
+        const long = await invoke({ method: "GET", path, headers: as("carol"), query: { cursor: "A".repeat(201) } });
+        expect([long.status, long.body.error.code]).toEqual([400, "request.invalid_cursor"]);
+      }
+    });
+  });
+
+  describe("a conversation larger than one answer", () => {
+    const id = "conv_long";
+    const COUNT = 70;
+    // 100 KB each: 7 MB in all, over Lambda's 6 MB response.
+    const text = (i: number) => `message ${i} ${"x".repeat(100_000)}`;
+    let bob: Caller;
+    beforeAll(async () => {
+      bob = await callerFor(t.db, "acme", "bob");
+      for (let start = 0; start < COUNT; start += 10) {
+        const messages = Array.from({ length: 10 }, (_, k) => ({
+          role: (start + k) % 2 ? ("assistant" as const) : ("user" as const),
+          content: text(start + k),
+        }));
+        await t.db.batch(Conversation.saveTurn(bob, { conversationId: id, title: "Long", messages }));
+      }
+    });
+    const read = (query?: Record<string, string>) =>
+      invoke({ method: "GET", path: `/v1/conversations/${id}`, headers: as("bob"), ...(query ? { query } : {}) });
+    const numbers = (messages: { content: string }[]) => messages.map((m) => Number(m.content.split(" ")[1]));
+
+    it("answers the newest messages within 4 MB, oldest first, and a cursor that reads the ones before them", async () => {
+      const newest = await read();
+      const older = await read({ before: newest.body.olderCursor });
+
+      expect(newest.status).toBe(200);
+      expect(JSON.stringify(newest.body).length).toBeLessThanOrEqual(Conversation.PAGE_BYTES);
+      expect(newest.body.messageCount).toBe(COUNT);
+      const first = numbers(newest.body.messages);
+      expect(first.at(-1)).toBe(COUNT - 1);
+      expect(first).toEqual([...first].sort((a, b) => a - b));
+      expect(newest.body.olderCursor).toEqual(expect.any(String));
+      expect(older.status).toBe(200);
+      expect(older.body.olderCursor).toBeNull();
+      expect([...numbers(older.body.messages), ...first]).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+    });
+
+    it("answers a conversation that fits whole, with no cursor", async () => {
+      const small = await ask("Can I get a refund?", "bob");
+      const res = await invoke({ method: "GET", path: `/v1/conversations/${small}`, headers: as("bob") });
+
+      expect(res.body.messages).toHaveLength(2);
+      expect(res.body.olderCursor).toBeNull();
+    });
+
+    it("refuses a before cursor it did not make", async () => {
+      const res = await read({ before: "nonsense" });
+
+      expect([res.status, res.body.error.code]).toEqual([400, "request.invalid_cursor"]);
+    });
+
+    it("loads at most 6 MB of history for a turn continuing it, its newest messages", async () => {
+      const history = await Conversation.history(t.db, bob, id);
+      const bytes = history.reduce((sum, m) => sum + Buffer.byteLength(m.content), 0);
+
+      expect(bytes).toBeLessThanOrEqual(Conversation.HISTORY_BYTES);
+      expect(history.length).toBeGreaterThan(50);
+      expect(numbers(history).at(-1)).toBe(COUNT - 1);
+      expect(
+        (
+          await invoke({
+            method: "POST",
+            path: "/v1/chat",
+            headers: as("bob"),
+            body: { conversationId: id, messages: [{ role: "user", content: "And refunds?" }] },
+          })
+        ).status,
+      ).toBe(200);
     });
   });
 

@@ -207,6 +207,8 @@ describe("failed authentication", () => {
     expect(statuses).toEqual([401, 401, 401, 401, 401, 429, 429, 429]);
     expect(refused.body.error.code).toBe("auth.too_many_failures");
     expect(Number(refused.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    // As the docs say: until the address may try one key more (one interval, 60 s / 5), not the whole window.
+    expect(Number(refused.headers["retry-after"])).toBeLessThanOrEqual(12);
     // Named like every limited answer's: the policy that refused it, nothing left, when it resets.
     expect(refused.headers["ratelimit-policy"]).toMatch(/^"auth";q=5;w=\d+$/);
     expect(refused.headers.ratelimit).toBe(`"auth";r=0;t=${refused.headers["retry-after"]}`);

@@ -9,6 +9,7 @@ import { createNeonDb } from "../../core/db/neon";
 import { createPgDb } from "../../core/db/pg";
 import { EngramError } from "../../core/error";
 import * as RateLimit from "../../core/ratelimit";
+import * as Tenant from "../../core/tenant";
 import { callerFor, freshDb, type TestDb } from "../../kit/db";
 import { invoke } from "../../kit/events";
 import { neonConnectionString } from "../../kit/neon-server";
@@ -514,5 +515,120 @@ describe.each(["pg", "neon-http"] as const)("rate limits through the HTTP chain 
 
     expect(health.status).toBe(200);
     expect(health.headers.ratelimit).toBeUndefined();
+  });
+});
+
+describe.each(["pg", "neon-http"] as const)("an answer that did no work on %s", (driver) => {
+  let t: TestDb;
+  /** The name of the statement after which the next call fails with database.busy; "" fails the next call. */
+  let failAfter: string | undefined;
+  const named = (queries: unknown[]) =>
+    queries.some((q) => String((q as { name?: string }).name).startsWith(failAfter ?? "\0"));
+  const busy = () =>
+    new EngramError("unavailable", "database.busy", "Every database connection is busy.", { retryAfterSeconds: 1 });
+  /** Fails the call `failAfter` names once: as the pool does when no connection came free in time. */
+  const fails = (queries: unknown[]) => {
+    if (failAfter === undefined) return false;
+    if (failAfter === "") {
+      failAfter = undefined;
+      return true;
+    }
+    if (named(queries)) failAfter = "";
+    return false;
+  };
+  beforeAll(async () => {
+    setConfig({
+      LOG_LEVEL: "silent",
+      EMBEDDING_PROVIDER: "offline",
+      CHAT_PROVIDER: "extractive",
+      KEYLESS_TENANT: "twin",
+    });
+    t = await freshDb(driver);
+    const db = Object.create(t.db) as Db;
+    db.query = (query, options) => (fails([query]) ? Promise.reject(busy()) : t.db.query(query, options));
+    db.batch = (queries) => (fails(queries) ? Promise.reject(busy()) : t.db.batch(queries));
+    useDb(db);
+  });
+  afterAll(() => {
+    setConfig({ LOG_LEVEL: "silent", RATE_LIMIT_FAIL_MODE: "closed" });
+    return t?.close();
+  });
+
+  it("spends no search token on a 503 database.busy: the retry it asks for is served", async () => {
+    const key = (await Auth.createKey(t.db, "busy-search")).key;
+    await RateLimit.setLimits(t.db, "busy-search", { search: "1/h" });
+    const search = () =>
+      invoke({ method: "POST", path: "/v1/search", headers: { authorization: `Bearer ${key}` }, body: { query: "x" } });
+
+    failAfter = "";
+    const refused = await search();
+    const retried = await search();
+
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe("database.busy");
+    expect(refused.headers["retry-after"]).toBe("1");
+    expect(retried.status).toBe(200);
+  });
+
+  it("gives back the token of a request counted before its work met database.busy", async () => {
+    const key = (await Auth.createKey(t.db, "busy-list")).key;
+    await RateLimit.setLimits(t.db, "busy-list", { default: "1/h" });
+    const list = () => invoke({ method: "GET", path: "/v1/documents", headers: { authorization: `Bearer ${key}` } });
+
+    failAfter = "request_gate";
+    const refused = await list();
+    const retried = await list();
+    const third = await list();
+
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe("database.busy");
+    expect(retried.status).toBe(200);
+    expect(third.status).toBe(429);
+  });
+
+  it("spends no token on an MCP tool call that met database.busy", async () => {
+    const key = (await Auth.createKey(t.db, "busy-mcp")).key;
+    await RateLimit.setLimits(t.db, "busy-mcp", { search: "1/h" });
+    const call = () =>
+      invoke({
+        method: "POST",
+        path: "/mcp",
+        headers: { authorization: `Bearer ${key}`, accept: "application/json, text/event-stream" },
+        body: {
+          jsonrpc: "2.0",
+          id: 1,
+          method: "tools/call",
+          params: { name: "search_memory", arguments: { query: "x" } },
+        },
+      });
+
+    failAfter = "";
+    const refused = await call();
+    const retried = await call();
+
+    expect(refused.body.result.isError).toBe(true);
+    expect(JSON.stringify(refused.body.result.content)).toContain("database.busy");
+    expect(retried.status).toBe(200);
+    expect(retried.body.result.isError).toBeFalsy();
+  });
+
+  it("gives back a keyless caller's token when its chat met database.busy", async () => {
+    await Tenant.ensure(t.db, "twin");
+    await RateLimit.setLimits(t.db, "twin", { chat: "1/h" });
+    const chat = () =>
+      invoke({
+        method: "POST",
+        path: "/api/chat",
+        headers: { "x-user-id": "visitor" },
+        body: { messages: [{ role: "user", content: "When are you open?" }] },
+      });
+
+    failAfter = "rate_limit_decide_pair";
+    const refused = await chat();
+    const retried = await chat();
+
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe("database.busy");
+    expect(retried.status).toBe(200);
   });
 });

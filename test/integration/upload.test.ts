@@ -228,6 +228,13 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
       "request.invalid",
       'metadata must be a JSON object, e.g. {"team":"hr"}.',
     ]);
+    // The code /v1/ingest, PATCH, /api/ingest and MCP answer for the same metadata.
+    const bulky = JSON.stringify({ notes: "n".repeat(9_000) });
+    expect(error(await upload([md, { name: "metadata", value: bulky }]))).toEqual([
+      400,
+      "document.metadata_too_large",
+      expect.stringContaining("the limit is 8192"),
+    ]);
     expect(error(await upload([md, { name: "ttlSeconds", value: "1.5" }]))).toEqual([
       400,
       "request.invalid",

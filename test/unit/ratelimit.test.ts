@@ -105,6 +105,37 @@ describe("headers", () => {
   });
 });
 
+describe("refusal messages", () => {
+  const rate = { limit: 3, windowSeconds: 60 };
+  const ceiling = { limit: 10, windowSeconds: 60 };
+  const refused = (rateClass: RateLimit.RateClass, refusedBy: "user" | "tenant") => {
+    const full = RateLimit.outcome(rate, false, 60);
+    const room = RateLimit.outcome(ceiling, true, 0);
+    try {
+      RateLimit.verdict(rateClass, rate, ceiling, {
+        own: refusedBy === "user" ? full : room,
+        ceiling: refusedBy === "tenant" ? full : room,
+        refusedBy,
+      });
+    } catch (error) {
+      return (error as EngramError).message;
+    }
+    throw new Error("not refused");
+  };
+
+  it("names the default class's requests in words a user knows, and the other classes by name", () => {
+    expect(refused("default", "user")).toBe("Too many requests: the limit is 3 per 60 s; retry in 20 s.");
+    expect(refused("default", "tenant")).toMatch(/^Too many requests for this tenant: its ceiling, shared by all/);
+    expect(refused("search", "user")).toMatch(/^Too many search requests: the limit is 3 per 60 s/);
+    expect(RateLimit.closed("default", { limit: 0, windowSeconds: 60 }, ceiling).message).toBe(
+      "This tenant's default limit is 0: no requests other than search, chat and ingest are allowed.",
+    );
+    expect(RateLimit.closed("chat", { limit: 0, windowSeconds: 60 }, ceiling).message).toBe(
+      "This tenant's chat limit is 0: no chat requests are allowed.",
+    );
+  });
+});
+
 describe("bucketKey", () => {
   it("counts per end user when there is one, else per API key, within the class", () => {
     const key = { keyPrefix: "egm_AbCdEfGh", userId: "" };
