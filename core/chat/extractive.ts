@@ -7,7 +7,7 @@
  * the same answer.
  */
 import { embedOffline, isCommonWord, meaningOf } from "../embedding/offline";
-import { type Source, withoutMarkers } from "./prompt";
+import { type Source, withoutNoteMarks } from "./prompt";
 
 export const MODEL = "extractive";
 export const NOT_FOUND = "The sources do not contain an answer to this question.";
@@ -217,7 +217,7 @@ function described(text: string): { text: string; signature?: string }[] {
     }
     // A source's own bracketed numbers (a footnote's "[1]", a bibliography's) are no part of a sentence as quoted:
     // they would read as the answer's citations (finalize cannot tell them from its markers); "water.[3] The" ends one.
-    const flat = withoutMarkers(block.replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, ""))
+    const flat = withoutNoteMarks(block.replace(/^\s*(?:[-*•+]|\d+[.)]|#{1,6})\s+/, ""))
       .replace(/\s+/g, " ")
       .trim();
     if (!flat) continue;

@@ -72,11 +72,18 @@ const BRACKETED_NUMBER = /\s*\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]/g;
  */
 export const withoutMarkers = (text: string) => text.replace(BRACKETED_NUMBER, "");
 
+/**
+ * A passage's text without the bracketed numbers that stand as words of their own ("heron [1]", "water.[3]"); one
+ * written onto a name or a bracket is an index (`argv[1]`, `rows[0][2]`), which a passage's reader needs.
+ */
+export const withoutNoteMarks = (text: string) =>
+  text.replace(/(?:\s+|(?<![\p{L}\p{N}_\])]))\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]/gu, "");
+
 /** A passage without bracketed numbers outside its code (fenced blocks, code spans), where `argv[1]` is code. */
 const proseWithoutMarkers = (text: string) =>
   text
     .split(/(^[ \t]*(?:`{3,}|~{3,})[^\n]*\n[\s\S]*?^[ \t]*(?:`{3,}|~{3,})[ \t]*$|`[^`\n]+`)/m)
-    .map((part, i) => (i % 2 ? part : withoutMarkers(part)))
+    .map((part, i) => (i % 2 ? part : withoutNoteMarks(part)))
     .join("");
 
 export interface PromptInput {

@@ -234,7 +234,7 @@ describe("bracketed numbers in the prompt's passages", () => {
       passages: [
         passage(
           1,
-          "The night heron [1] hunts after dark [2].[3]\n\n```python\nfirst = sys.argv[1]\n```\n\nUse `argv[1]`.",
+          "The night heron [1] hunts after dark [2].[3]\n\n```python\nfirst = sys.argv[1]\n```\n\nUse `argv[1]`, or rows[0][2] in prose.",
         ),
         passage(2, "Egrets are white herons."),
       ],
@@ -243,7 +243,7 @@ describe("bracketed numbers in the prompt's passages", () => {
     });
     const system = prompt.messages[0]?.content ?? "";
     expect(system).toContain(
-      "The night heron hunts after dark.\n\n```python\nfirst = sys.argv[1]\n```\n\nUse `argv[1]`.",
+      "The night heron hunts after dark.\n\n```python\nfirst = sys.argv[1]\n```\n\nUse `argv[1]`, or rows[0][2] in prose.",
     );
   });
 });
