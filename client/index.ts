@@ -17,7 +17,8 @@ export type * from "./types";
 const MARK = Symbol.for("engram.EngramApiError");
 
 /**
- * An error answer (or a failure to reach the server, status 0) with the API's dotted code. `code` is always
+ * An error answer with the API's dotted code; status 0 when there was no answer (the server could not be reached, or a
+ * call the client refused before sending it, as an empty `userId` returned by its function). `code` is always
  * text: the API's (`document.not_found`); for POST /mcp's JSON-RPC errors, the API's code they carry in
  * `data.code`, else `jsonrpc.<number>` (`jsonrpc.-32000`); `http.<status>` for an answer that names none.
  */
@@ -201,7 +202,26 @@ export async function* chatEvents(body: ReadableStream<Uint8Array>, requestId: s
   }
 }
 
+/**
+ * Options that would fail every call, refused at creation as a TypeError (as `new URL` refuses a malformed URL): a
+ * `baseUrl` with no http(s) scheme (`localhost:3000`) would fail each call as network.unreachable, and an empty
+ * `userId` (an unfilled template) would put the user's data in the shared space every user reads.
+ */
+function checkOptions(options: ClientOptions): void {
+  const base = options.baseUrl;
+  if (base !== "" && !base.startsWith("/") && !/^https?:\/\/[^/]/i.test(base)) {
+    throw new TypeError(
+      `engram/client: baseUrl ${JSON.stringify(base)} is not an http(s) URL (write it as http://${base.replace(/^[a-z][a-z\d+.-]*:\/\//i, "")}), nor "" for the page's origin`,
+    );
+  }
+  if (options.userId === "") throw new TypeError(emptyUserId);
+}
+
+const emptyUserId =
+  "engram/client: userId is empty, which the API refuses (user.invalid_id): leave it out (or return null) for the tenant's shared space";
+
 export function createClient(options: ClientOptions) {
+  checkOptions(options);
   const base = options.baseUrl.replace(/\/+$/, "");
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
 
@@ -219,7 +239,9 @@ export function createClient(options: ClientOptions) {
     const apiKey = typeof options.apiKey === "function" ? options.apiKey() : options.apiKey;
     const userId = typeof options.userId === "function" ? options.userId() : options.userId;
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
-    if (userId) headers["x-user-id"] = userId;
+    // Sent as given, so the API judges it; only "" is refused here, as no header would mean the shared space.
+    if (userId === "") throw new EngramApiError(0, "user.invalid_id", emptyUserId);
+    if (userId !== undefined && userId !== null) headers["x-user-id"] = userId;
     if (call.body !== undefined) headers["content-type"] = "application/json";
     return Object.assign(headers, call.headers);
   }

@@ -164,6 +164,22 @@ describe("Vercel AI SDK", () => {
     expect(answer).toMatch(/14 days/);
   });
 
+  it("refuses an empty userId, given or returned by its function, instead of chatting in the shared space", async () => {
+    expect(() => engramChatTransport({ baseUrl: server.url, apiKey: key, userId: "" })).toThrow(TypeError);
+    const transport = engramChatTransport({ baseUrl: server.url, apiKey: key, userId: () => "" });
+    const refused = await transport
+      .sendMessages({
+        chatId: "chat-4",
+        messages: [{ id: "u1", role: "user", parts: [{ type: "text", text: "Remember my PIN is 1234." }] }],
+        trigger: "submit-message",
+        messageId: undefined,
+        abortSignal: undefined,
+      })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({ status: 0, code: "user.invalid_id" });
+  });
+
   it("streams chat to useChat's transport in the UI message stream protocol, read by the AI SDK's own reader", async () => {
     const transport = engramChatTransport({ baseUrl: server.url, apiKey: key, userId: "ada" });
     const ask = async (messages: UIMessage<EngramMessageMetadata>[]) => {

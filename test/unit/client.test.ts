@@ -127,6 +127,37 @@ describe("errors", () => {
     expect(calls[0]?.url).toBe("http://x/v1/documents?limit=5&includeDeleted=true");
     expect(calls[0]?.init?.headers).toMatchObject({ authorization: "Bearer egm_k", "x-user-id": "u-1" });
   });
+
+  it("refuses an empty userId, which would have sent no X-User-Id and so written to the shared space", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { ok: 1 })]);
+    expect(() => createClient({ baseUrl: "http://x", userId: "", fetch })).toThrow(
+      new TypeError(
+        "engram/client: userId is empty, which the API refuses (user.invalid_id): leave it out (or return null) for the tenant's shared space",
+      ),
+    );
+    // Read on every request: refused then, before anything is sent.
+    const refused = await createClient({ baseUrl: "http://x", userId: () => "", fetch })
+      .ingest({ documents: [{ content: "A secret." }] })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({ status: 0, code: "user.invalid_id" });
+    expect(calls).toEqual([]);
+    // null or undefined is the shared space, as leaving it out is.
+    await createClient({ baseUrl: "http://x", userId: () => null, fetch }).stats();
+    expect(calls[0]?.init?.headers).not.toHaveProperty("x-user-id");
+  });
+
+  it("refuses at creation a baseUrl with no http(s) scheme, which every call would fail as network.unreachable", () => {
+    for (const baseUrl of ["localhost:4311", "127.0.0.1:4311", "ftp://x", "api.example.com"]) {
+      expect(() => createClient({ baseUrl }), baseUrl).toThrow(TypeError);
+    }
+    expect(() => createClient({ baseUrl: "localhost:4311" })).toThrow(
+      'engram/client: baseUrl "localhost:4311" is not an http(s) URL (write it as http://localhost:4311), nor "" for the page\'s origin',
+    );
+    for (const baseUrl of ["", "/engram", "http://localhost:4311", "HTTPS://api.example.com/"]) {
+      expect(() => createClient({ baseUrl }), baseUrl).not.toThrow();
+    }
+  });
 });
 
 describe("health()", () => {
