@@ -220,6 +220,9 @@ function checkOptions(options: ClientOptions): void {
 const emptyUserId =
   "engram/client: userId is empty, which the API refuses (user.invalid_id): leave it out (or return null) for the tenant's shared space";
 
+/** What `chatStream` yields: the chat's events but `error`, which it throws. */
+export type ChatStreamEvent = Exclude<T.ChatEvent, { event: "error" }>;
+
 export function createClient(options: ClientOptions) {
   checkOptions(options);
   const base = options.baseUrl.replace(/\/+$/, "");
@@ -365,13 +368,15 @@ export function createClient(options: ClientOptions) {
       options?: CallOptions,
     ): Promise<T.ChatResponse> => call("POST /v1/chat", { body: { ...body, stream: false } }, options),
     /**
-     * The answer as it is written: `citations`, `delta`s, then `done` (or an `error` event). Engram's own events
-     * only: the AI SDK's UI message stream (`format`) is for `useChat`, which reads it itself (client/ai.ts).
+     * The answer as it is written: `citations`, `delta`s, then `done`. A failure after the answer started (the
+     * stream's `error` event) throws EngramApiError with its code, as every failure does: a loop that only reads
+     * deltas would otherwise end as if the answer were whole. Engram's own events only: the AI SDK's UI message
+     * stream (`format`) is for `useChat`, which reads it itself (client/ai.ts).
      */
     chatStream: async function* (
       body: T.ChatRequest & { format?: undefined },
       options?: CallOptions,
-    ): AsyncGenerator<T.ChatEvent> {
+    ): AsyncGenerator<ChatStreamEvent> {
       const { format: _format, ...request } = body;
       const response = await send("POST", "/v1/chat", {
         ...options,
@@ -391,7 +396,15 @@ export function createClient(options: ClientOptions) {
           { requestId, retryAfter: null },
         );
       }
-      yield* chatEvents(response.body, requestId);
+      for await (const event of chatEvents(response.body, requestId)) {
+        if (event.event !== "error") {
+          yield event;
+          continue;
+        }
+        const { code, message } = event.data.error;
+        // The answer's status (200): the failure came in its body, after the headers.
+        throw new EngramApiError(response.status, code, message, { requestId, retryAfter: null });
+      }
     },
     conversations: {
       list: (query: T.ListConversationsQuery = {}, options?: CallOptions): Promise<T.ConversationList> =>

@@ -59,6 +59,38 @@ describe("chat stream parsing", () => {
   });
 });
 
+describe("chatStream()", () => {
+  const sse = (text: string) => () =>
+    new Response(bytes(text, 7), {
+      status: 200,
+      headers: { "content-type": "text/event-stream", "x-request-id": "r-9" },
+    });
+
+  it("throws EngramApiError with the error event's code and message when the answer fails part-way", async () => {
+    const { fetch } = fakeFetch([
+      sse(
+        'event: citations\ndata: {"citations":[]}\n\nevent: delta\ndata: {"text":"Refunds take"}\n\n' +
+          'event: error\ndata: {"error":{"code":"chat.failed","message":"The model provider failed."}}\n\n',
+      ),
+    ]);
+    const seen: string[] = [];
+    const stream = createClient({ baseUrl: "http://x", fetch }).chatStream({
+      messages: [{ role: "user", content: "Refunds?" }],
+    });
+    const error = await (async () => {
+      for await (const e of stream) seen.push(e.event === "delta" ? e.data.text : e.event);
+    })().catch((e) => e);
+    expect(seen).toEqual(["citations", "Refunds take"]);
+    expect(error).toBeInstanceOf(EngramApiError);
+    expect(error).toMatchObject({
+      status: 200,
+      code: "chat.failed",
+      message: "The model provider failed.",
+      requestId: "r-9",
+    });
+  });
+});
+
 describe("errors", () => {
   it("throws EngramApiError with the API's code, message, details and request id", async () => {
     const { fetch } = fakeFetch([
