@@ -115,6 +115,14 @@ function codeOf(error: Failure | undefined): string | undefined {
   return undefined;
 }
 
+/** A lone JSON-RPC error response: `{"jsonrpc": "2.0", "id": ..., "error": {"code": -32602, ...}}`. */
+const isJsonRpcError = (body: unknown): body is { error: Failure } =>
+  typeof body === "object" &&
+  body !== null &&
+  !Array.isArray(body) &&
+  (body as { jsonrpc?: unknown }).jsonrpc === "2.0" &&
+  typeof (body as { error?: { code?: unknown } }).error?.code === "number";
+
 async function errorOf(response: Response): Promise<EngramApiError> {
   let code = `http.${response.status}`;
   let message = `The server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}.`;
@@ -308,7 +316,18 @@ export function createClient(options: ClientOptions) {
     const [method = "GET", template = ""] = route.split(" ");
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
     const response = await send(method, path, { ...options, query, body, form });
-    return (await jsonOf(response)) as T.Routes[K]["response"];
+    const answer = await jsonOf(response);
+    // POST /mcp answers a request's JSON-RPC error with 200: thrown, as every other refusal is. A batch's answers
+    // resolve, each its own, as one error among them must not hide the others' results.
+    if (route === "POST /mcp" && isJsonRpcError(answer)) {
+      const requestId = response.headers.get("x-request-id");
+      const { error } = answer;
+      throw new EngramApiError(response.status, codeOf(error) ?? `http.${response.status}`, error.message ?? "", {
+        requestId,
+        retryAfter: null,
+      });
+    }
+    return answer as T.Routes[K]["response"];
   }
 
   return {

@@ -141,6 +141,35 @@ describe("errors", () => {
     });
   });
 
+  it("throws a JSON-RPC error POST /mcp answers with 200, and resolves a batch's answers and a tool's error result", async () => {
+    const unknownTool = { jsonrpc: "2.0", id: 1, error: { code: -32602, message: "Unknown tool nope" } };
+    const coded = {
+      jsonrpc: "2.0",
+      id: 2,
+      error: { code: -32000, message: "m", data: { code: "ratelimit.exceeded" } },
+    };
+    const toolError = { jsonrpc: "2.0", id: 3, result: { isError: true, content: [] } };
+    const { fetch } = fakeFetch([
+      json(200, unknownTool, { "x-request-id": "r-7" }),
+      json(200, coded),
+      json(200, [unknownTool, toolError]),
+      json(200, toolError),
+    ]);
+    const client = createClient({ baseUrl: "http://x", fetch });
+    const call = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "nope", arguments: {} } } as const;
+    const refused = await client.call("POST /mcp", { body: call }).catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({
+      status: 200,
+      code: "jsonrpc.-32602",
+      message: "Unknown tool nope",
+      requestId: "r-7",
+    });
+    await expect(client.call("POST /mcp", { body: call })).rejects.toMatchObject({ code: "ratelimit.exceeded" });
+    await expect(client.call("POST /mcp", { body: [call] as never })).resolves.toEqual([unknownTool, toolError]);
+    await expect(client.call("POST /mcp", { body: call })).resolves.toEqual(toolError);
+  });
+
   it("is recognised across copies of the client module (engram/ai bundles its own)", async () => {
     vi.resetModules();
     const copy = await import("../../client/index");
