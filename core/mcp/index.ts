@@ -291,8 +291,19 @@ function buildTools(): Map<string, Tool> {
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
       },
       args.ask,
-      async (memory, { question, ...rest }) => {
-        const result = await memory.ask({ messages: [{ role: "user", content: question }], ...rest });
+      async (memory, { question, ...rest }, describe) => {
+        let result: Api.ChatResponse;
+        try {
+          result = await memory.ask({ messages: [{ role: "user", content: question }], ...rest });
+        } catch (error) {
+          const refused = describe(error);
+          if (refused.code !== "conversation.not_found") return failure(refused);
+          // The API's sentence says to ingest a document; here the way to start a conversation is remember.
+          return failure({
+            code: refused.code,
+            message: `No conversation with id ${JSON.stringify(rest.conversationId)} to continue. Leave conversationId out to start one (its id is in the answer), or remember something with this conversationId first.`,
+          });
+        }
         const sources = result.citations.map(cite).join("\n");
         return ok(
           `${result.message.content}${sources ? `\n\nSources:\n${sources}` : ""}\n\nconversationId: ${result.conversationId}`,
@@ -304,7 +315,8 @@ function buildTools(): Map<string, Tool> {
       {
         name: "list_memories",
         title: "List memories",
-        description: "List stored memories, newest first, with ids and titles (not their text). Page with cursor.",
+        description:
+          "List this user's own stored memories (without a user, the shared space's), newest first, with ids and titles (not their text). Shared memories are not listed here; search_memory and ask find them. Page with cursor.",
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
       args.list,

@@ -899,6 +899,24 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     }
   });
 
+  it("words what the model reads for MCP: remember starts a conversation, list_memories lists the user's own", async () => {
+    const transports = [
+      await overHttp(acme, "uma"),
+      await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme, ENGRAM_USER_ID: "uma" }),
+    ];
+    for (const client of transports) {
+      const unknown = await call(client, "ask", { question: "Where were we?", conversationId: "nope" });
+      expect([unknown.isError, textOf(unknown)]).toEqual([
+        true,
+        'conversation.not_found: No conversation with id "nope" to continue. Leave conversationId out to start one (its id is in the answer), or remember something with this conversationId first.',
+      ]);
+      const { tools } = await client.listTools();
+      expect(tools.find((tool) => tool.name === "list_memories")?.description).toMatch(
+        /^List this user's own stored memories .*Shared memories are not listed here; search_memory and ask find them/,
+      );
+    }
+  });
+
   it("talks to a remote Engram with ENGRAM_URL and ENGRAM_API_KEY", async () => {
     const client = await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "erin" });
     const id = await exercise(client, "remote");
