@@ -314,4 +314,15 @@ describe("LangChain.js", () => {
     });
     expect(doc?.metadata.engram.score).not.toBe(4);
   });
+
+  it("keeps a document's own `engram` key, and puts Engram's fields under the fieldsKey asked for", async () => {
+    const own = { team: "owned", engram: { plan: "pro" }, score: 4 };
+    await engram.ingest({ documents: [{ id: "owned", content: "The invoice is paid monthly.", metadata: own }] });
+    const filter = { metadata: { team: "owned" } };
+    const [doc] = await new EngramRetriever({ client: engram, filter }).invoke("invoice paid");
+    expect(doc?.metadata).toMatchObject({ ...own, documentId: "owned", scope: "user" });
+    const [keyed] = await new EngramRetriever({ client: engram, filter, fieldsKey: "_engram" }).invoke("invoice paid");
+    expect(keyed?.metadata).toMatchObject({ ...own, _engram: { documentId: "owned", score: expect.any(Number) } });
+    expect(keyed?.metadata._engram.score).not.toBe(4);
+  });
 });
