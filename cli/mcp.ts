@@ -27,12 +27,41 @@ export interface McpOptions {
   tenant?: string;
 }
 
+/**
+ * A refusal of the API's body worded for the tool's argument, as the in-process tools word it (core/mcp/local.ts):
+ * `Invalid request at documents.0.title` names no argument the model sent; `title` does.
+ */
+function asArgument(error: unknown, from: string, to: string): unknown {
+  if (!(error instanceof EngramApiError)) return error;
+  const moved = (path: string) =>
+    path === from
+      ? to
+      : path.startsWith(`${from}.`)
+        ? [to, path.slice(from.length + 1)].filter(Boolean).join(".")
+        : path;
+  const message = error.message.replace(/^Invalid request at ([^\s:]+):/, (_, path: string) =>
+    moved(path) ? `Invalid request at ${moved(path)}:` : "Invalid request:",
+  );
+  const details = Array.isArray(error.details)
+    ? error.details.map((detail: { path?: unknown }) =>
+        typeof detail?.path === "string" ? { ...detail, path: moved(detail.path) } : detail,
+      )
+    : error.details;
+  return new EngramApiError(error.status, error.code, message, { ...error, details });
+}
+
 /** The tools' memory over a remote Engram: the same routes any client calls. */
 export function remoteMemory(api: EngramClient, userId?: string): Memory {
   return {
-    remember: (document) => api.ingest({ documents: [document] }),
+    remember: (document) =>
+      api.ingest({ documents: [document] }).catch((error) => {
+        throw asArgument(error, "documents.0", "");
+      }),
     search: (request) => api.search(request),
-    ask: (request) => api.chat({ ...request, stream: false, format: undefined }),
+    ask: (request) =>
+      api.chat({ ...request, stream: false, format: undefined }).catch((error) => {
+        throw asArgument(error, "messages.0.content", "question");
+      }),
     list: (query) => api.documents.list(query),
     forget: (id, hard) => api.documents.delete(id, { hard }),
     // Without a user, forget acts on the shared space itself.

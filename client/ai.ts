@@ -25,23 +25,35 @@ export interface ToolOptions {
 }
 
 /**
- * A tool's input schema that refuses a key it does not list, as the MCP tools and the API do: the AI SDK enforces
- * no JSON schema itself, and a misspelt key would be dropped unseen. The API checks the values.
+ * A tool's input schema as the model reads it: `additionalProperties: false`, as the MCP tools and the API list theirs.
+ * Not enforced by the AI SDK, which would tell the model its own multi-line "Invalid input for tool ...: Type validation
+ * failed" instead of `code: message`: `refuseUnknownKeys` refuses a key it does not list inside the call.
  */
-function strictObject<T>(properties: Record<string, JSONSchema7>, required: string[]) {
-  return jsonSchema<T>(
-    { type: "object", properties, required, additionalProperties: false },
-    {
-      validate: (value) => {
-        const unknown = Object.keys(typeof value === "object" && value !== null ? value : {}).filter(
-          (key) => !Object.hasOwn(properties, key),
-        );
-        if (unknown.length === 0) return { success: true, value: value as T };
-        const keys = unknown.map((key) => JSON.stringify(key)).join(", ");
-        const message = `Unrecognized key${unknown.length > 1 ? "s" : ""}: ${keys}`;
-        return { success: false, error: new Error(`request.invalid: Invalid request: ${message}`) };
-      },
-    },
+function objectSchema<T>(properties: Record<string, JSONSchema7>, required: string[]) {
+  return {
+    properties,
+    inputSchema: jsonSchema<T>(
+      { type: "object", properties, required, additionalProperties: false },
+      { validate: (value) => ({ success: true, value: value as T }) },
+    ),
+  };
+}
+
+/**
+ * A misspelt key would be dropped unseen (`ttl` for a TTL the tool does not take): refused, worded as the API refuses an
+ * unknown body field, before anything is sent (status 0). The API checks the values.
+ */
+function refuseUnknownKeys(input: unknown, properties: Record<string, JSONSchema7>): void {
+  if (typeof input !== "object" || input === null || Array.isArray(input)) {
+    throw new EngramApiError(0, "request.invalid", "Invalid request: expected an object of the tool's arguments");
+  }
+  const unknown = Object.keys(input).filter((key) => !Object.hasOwn(properties, key));
+  if (unknown.length === 0) return;
+  const keys = unknown.map((key) => JSON.stringify(key)).join(", ");
+  throw new EngramApiError(
+    0,
+    "request.invalid",
+    `Invalid request: Unrecognized key${unknown.length > 1 ? "s" : ""}: ${keys}`,
   );
 }
 
@@ -60,19 +72,30 @@ async function worded<T>(call: () => Promise<T>): Promise<T> {
 
 /** `searchMemory` and `remember`, for `generateText`/`streamText`'s `tools`. */
 export function engramTools(client: EngramClient, options: ToolOptions = {}) {
+  const search = objectSchema<{ query: string; topK?: number }>(
+    {
+      query: { type: "string", maxLength: 2000, description: "What to look for" },
+      topK: { type: "integer", minimum: 1, maximum: 50, description: "How many passages" },
+    },
+    ["query"],
+  );
+  const remember = objectSchema<{ content: string; title?: string; metadata?: Metadata }>(
+    {
+      content: { type: "string", description: "The text to remember, in full" },
+      title: { type: "string", maxLength: 1000, description: "A short title" },
+      metadata: { type: "object", description: "JSON tags to filter on later" },
+    },
+    ["content"],
+  );
   return {
     searchMemory: tool({
       description:
         "Search the user's long-term memory (Engram) for passages relevant to a query, best first, with their memory ids and where each is in its document (pages, headings).",
-      inputSchema: strictObject<{ query: string; topK?: number }>(
-        {
-          query: { type: "string", description: "What to look for" },
-          topK: { type: "integer", minimum: 1, maximum: 50, description: "How many passages" },
-        },
-        ["query"],
-      ),
-      execute: ({ query, topK }, { abortSignal }) =>
+      inputSchema: search.inputSchema,
+      execute: (input, { abortSignal }) =>
         worded(async () => {
+          refuseUnknownKeys(input, search.properties);
+          const { query, topK } = input;
           const found = await client.search(
             { query, topK: topK ?? options.topK, mode: options.mode },
             { signal: abortSignal },
@@ -89,16 +112,10 @@ export function engramTools(client: EngramClient, options: ToolOptions = {}) {
     }),
     remember: tool({
       description: "Store a fact, decision or preference in the user's long-term memory (Engram) for later.",
-      inputSchema: strictObject<{ content: string; title?: string; metadata?: Metadata }>(
-        {
-          content: { type: "string", description: "The text to remember, in full" },
-          title: { type: "string", description: "A short title" },
-          metadata: { type: "object", description: "JSON tags to filter on later" },
-        },
-        ["content"],
-      ),
+      inputSchema: remember.inputSchema,
       execute: (document, { abortSignal }) =>
         worded(async () => {
+          refuseUnknownKeys(document, remember.properties);
           const stored = await client.ingest({ documents: [document] }, { signal: abortSignal });
           const doc = stored.documents[0];
           return { id: doc?.id, status: doc?.status };

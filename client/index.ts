@@ -17,7 +17,8 @@ export type * from "./types";
 const MARK = Symbol.for("engram.EngramApiError");
 
 /**
- * An error answer (or a failure to reach the server, status 0) with the API's dotted code. `code` is always
+ * An error answer with the API's dotted code; status 0 when there was no answer (the server could not be reached, or a
+ * call the client refused before sending it, as an empty `userId` returned by its function). `code` is always
  * text: the API's (`document.not_found`); for POST /mcp's JSON-RPC errors, the API's code they carry in
  * `data.code`, else `jsonrpc.<number>` (`jsonrpc.-32000`); `http.<status>` for an answer that names none.
  */
@@ -114,6 +115,14 @@ function codeOf(error: Failure | undefined): string | undefined {
   return undefined;
 }
 
+/** A lone JSON-RPC error response: `{"jsonrpc": "2.0", "id": ..., "error": {"code": -32602, ...}}`. */
+const isJsonRpcError = (body: unknown): body is { error: Failure } =>
+  typeof body === "object" &&
+  body !== null &&
+  !Array.isArray(body) &&
+  (body as { jsonrpc?: unknown }).jsonrpc === "2.0" &&
+  typeof (body as { error?: { code?: unknown } }).error?.code === "number";
+
 async function errorOf(response: Response): Promise<EngramApiError> {
   let code = `http.${response.status}`;
   let message = `The server answered ${response.status}${response.statusText ? ` ${response.statusText}` : ""}.`;
@@ -201,7 +210,29 @@ export async function* chatEvents(body: ReadableStream<Uint8Array>, requestId: s
   }
 }
 
+/**
+ * Options that would fail every call, refused at creation as a TypeError (as `new URL` refuses a malformed URL): a
+ * `baseUrl` with no http(s) scheme (`localhost:3000`) would fail each call as network.unreachable, and an empty
+ * `userId` (an unfilled template) would put the user's data in the shared space every user reads.
+ */
+function checkOptions(options: ClientOptions): void {
+  const base = options.baseUrl;
+  if (base !== "" && !base.startsWith("/") && !/^https?:\/\/[^/]/i.test(base)) {
+    throw new TypeError(
+      `engram/client: baseUrl ${JSON.stringify(base)} is not an http(s) URL (write it as http://${base.replace(/^[a-z][a-z\d+.-]*:\/\//i, "")}), nor "" for the page's origin`,
+    );
+  }
+  if (options.userId === "") throw new TypeError(emptyUserId);
+}
+
+const emptyUserId =
+  "engram/client: userId is empty, which the API refuses (user.invalid_id): leave it out (or return null) for the tenant's shared space";
+
+/** What `chatStream` yields: the chat's events but `error`, which it throws. */
+export type ChatStreamEvent = Exclude<T.ChatEvent, { event: "error" }>;
+
 export function createClient(options: ClientOptions) {
+  checkOptions(options);
   const base = options.baseUrl.replace(/\/+$/, "");
   const doFetch = options.fetch ?? ((input, init) => fetch(input, init));
 
@@ -219,7 +250,9 @@ export function createClient(options: ClientOptions) {
     const apiKey = typeof options.apiKey === "function" ? options.apiKey() : options.apiKey;
     const userId = typeof options.userId === "function" ? options.userId() : options.userId;
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
-    if (userId) headers["x-user-id"] = userId;
+    // Sent as given, so the API judges it; only "" is refused here, as no header would mean the shared space.
+    if (userId === "") throw new EngramApiError(0, "user.invalid_id", emptyUserId);
+    if (userId !== undefined && userId !== null) headers["x-user-id"] = userId;
     if (call.body !== undefined) headers["content-type"] = "application/json";
     return Object.assign(headers, call.headers);
   }
@@ -283,7 +316,18 @@ export function createClient(options: ClientOptions) {
     const [method = "GET", template = ""] = route.split(" ");
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
     const response = await send(method, path, { ...options, query, body, form });
-    return (await jsonOf(response)) as T.Routes[K]["response"];
+    const answer = await jsonOf(response);
+    // POST /mcp answers a request's JSON-RPC error with 200: thrown, as every other refusal is. A batch's answers
+    // resolve, each its own, as one error among them must not hide the others' results.
+    if (route === "POST /mcp" && isJsonRpcError(answer)) {
+      const requestId = response.headers.get("x-request-id");
+      const { error } = answer;
+      throw new EngramApiError(response.status, codeOf(error) ?? `http.${response.status}`, error.message ?? "", {
+        requestId,
+        retryAfter: null,
+      });
+    }
+    return answer as T.Routes[K]["response"];
   }
 
   return {
@@ -343,13 +387,15 @@ export function createClient(options: ClientOptions) {
       options?: CallOptions,
     ): Promise<T.ChatResponse> => call("POST /v1/chat", { body: { ...body, stream: false } }, options),
     /**
-     * The answer as it is written: `citations`, `delta`s, then `done` (or an `error` event). Engram's own events
-     * only: the AI SDK's UI message stream (`format`) is for `useChat`, which reads it itself (client/ai.ts).
+     * The answer as it is written: `citations`, `delta`s, then `done`. A failure after the answer started (the
+     * stream's `error` event) throws EngramApiError with its code, as every failure does: a loop that only reads
+     * deltas would otherwise end as if the answer were whole. Engram's own events only: the AI SDK's UI message
+     * stream (`format`) is for `useChat`, which reads it itself (client/ai.ts).
      */
     chatStream: async function* (
       body: T.ChatRequest & { format?: undefined },
       options?: CallOptions,
-    ): AsyncGenerator<T.ChatEvent> {
+    ): AsyncGenerator<ChatStreamEvent> {
       const { format: _format, ...request } = body;
       const response = await send("POST", "/v1/chat", {
         ...options,
@@ -369,7 +415,15 @@ export function createClient(options: ClientOptions) {
           { requestId, retryAfter: null },
         );
       }
-      yield* chatEvents(response.body, requestId);
+      for await (const event of chatEvents(response.body, requestId)) {
+        if (event.event !== "error") {
+          yield event;
+          continue;
+        }
+        const { code, message } = event.data.error;
+        // The answer's status (200): the failure came in its body, after the headers.
+        throw new EngramApiError(response.status, code, message, { requestId, retryAfter: null });
+      }
     },
     conversations: {
       list: (query: T.ListConversationsQuery = {}, options?: CallOptions): Promise<T.ConversationList> =>

@@ -1,7 +1,8 @@
 /**
  * `engram/langchain`: Engram as a LangChain.js retriever. Each search result becomes a `Document` whose
  * metadata is the document's own, as stored, plus Engram's fields (ids, title, source, score, location...):
- * always under `engram`, and beside the document's keys where it has none of that name.
+ * under `engram` (or the `fieldsKey` given), and beside the document's keys where it has none of that name. The
+ * document's own keys always win, that one included: pick a `fieldsKey` its metadata never uses.
  *
  *   const retriever = new EngramRetriever({ client: createClient({ baseUrl, apiKey }), topK: 4 });
  *   const docs = await retriever.invoke("refund window");
@@ -13,6 +14,8 @@ import type { EngramClient, SearchRequest } from "./index";
 
 export interface EngramRetrieverInput extends BaseRetrieverInput, Omit<SearchRequest, "query"> {
   client: EngramClient;
+  /** The metadata key Engram's fields go under (default `engram`); a document's own key of that name keeps its value. */
+  fieldsKey?: string;
 }
 
 export class EngramRetriever extends BaseRetriever {
@@ -22,10 +25,12 @@ export class EngramRetriever extends BaseRetriever {
   lc_namespace = ["engram", "retrievers"];
   private readonly client: EngramClient;
   private readonly search: Omit<SearchRequest, "query">;
+  private readonly fieldsKey: string;
 
-  constructor({ client, callbacks, tags, metadata, verbose, ...search }: EngramRetrieverInput) {
+  constructor({ client, fieldsKey = "engram", callbacks, tags, metadata, verbose, ...search }: EngramRetrieverInput) {
     super({ callbacks, tags, metadata, verbose });
     this.client = client;
+    this.fieldsKey = fieldsKey;
     this.search = search;
   }
 
@@ -46,9 +51,10 @@ export class EngramRetriever extends BaseRetriever {
         scale: found.scale,
         location: r.location,
       };
-      // The document's own keys win (a `score` or `source` it was stored with comes back as it was stored);
-      // Engram's fields stay readable, unshadowed, under `engram`.
-      return new Document({ id: r.chunkId, pageContent: r.content, metadata: { ...engram, ...r.metadata, engram } });
+      // The document's own keys win (a `score`, `source` or `engram` it was stored with comes back as it was stored):
+      // its metadata is never changed. Engram's fields stay readable under `fieldsKey` unless the document has it too.
+      const metadata = { ...engram, [this.fieldsKey]: engram, ...r.metadata };
+      return new Document({ id: r.chunkId, pageContent: r.content, metadata });
     });
   }
 }

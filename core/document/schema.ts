@@ -7,6 +7,7 @@ import * as z from "../zod";
 export const MAX_DOCUMENTS = 100;
 export const MAX_CONTENT_CHARS = 1_000_000;
 export const MAX_METADATA_BYTES = 8 * 1024;
+export const MAX_TITLE_CHARS = 1000;
 
 /**
  * How many characters a string has: Unicode code points, as people, JSON Schema and zod's `maxLength` count them,
@@ -120,7 +121,7 @@ export const DocumentInput = z.strictObject({
     .optional(Id)
     .check(z.describe("Without it, the id is derived from the content hash (and the conversationId, for a turn)")),
   content: Content,
-  title: z.optional(orNull(StoredText(1000))),
+  title: z.optional(orNull(StoredText(MAX_TITLE_CHARS))),
   source: z.optional(orNull(StoredText(2048))),
   metadata: z.optional(Metadata),
   importance: z.optional(Importance),
@@ -172,7 +173,7 @@ export type IngestRequest = z.infer<typeof IngestRequest>;
 
 export const PatchRequest = z.strictObject({
   content: z.optional(Content),
-  title: z.optional(z.nullable(StoredText(1000))),
+  title: z.optional(z.nullable(StoredText(MAX_TITLE_CHARS))),
   metadata: z.optional(Metadata),
   importance: z.optional(Importance),
   ttlSeconds: z.optional(z.nullable(TtlSeconds)),

@@ -28,9 +28,9 @@ import {
 import type { jsonSchemaValidator } from "@modelcontextprotocol/sdk/validation/types.js";
 import type * as Api from "../../client/types";
 import { fromZod, protoRefusal } from "../api/http";
-import { ChatRequest } from "../chat/schema";
+import { ChatRequest, MAX_MESSAGE_CHARS } from "../chat/schema";
 import { VERSION } from "../config";
-import { Id, Importance, ListQuery, MAX_CONTENT_CHARS, TtlSeconds } from "../document/schema";
+import { Id, Importance, ListQuery, MAX_CONTENT_CHARS, MAX_TITLE_CHARS, TtlSeconds } from "../document/schema";
 import { MAX_FILTER_DOCUMENT_IDS, SearchRequest } from "../search/schema";
 import * as z from "../zod";
 
@@ -95,7 +95,8 @@ function argumentSchemas() {
   return {
     remember: z.strictObject({
       content: text(`The text to remember, in full (up to ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`),
-      title: optional(z.string(), "A short title"),
+      // The API's bound, so the JSON Schema listed gives it and every transport refuses it naming `title`.
+      title: optional(z.string().check(z.maxLength(MAX_TITLE_CHARS)), "A short title"),
       id: optional(Id, "Your id for it; reuse it to replace the memory. Without one it is derived from the text"),
       metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
       importance: bounded(
@@ -113,7 +114,7 @@ function argumentSchemas() {
       ),
     }),
     search: z.strictObject({
-      query: text("What to look for"),
+      query: bounded(SearchRequest.shape.query, "What to look for"),
       topK: bounded(SearchRequest.shape.topK, "How many passages"),
       mode: optional(z.enum(["hybrid", "vector", "keyword"]), "hybrid (default), vector (meaning) or keyword"),
       scope: optional(
@@ -123,7 +124,7 @@ function argumentSchemas() {
       filter,
     }),
     ask: z.strictObject({
-      question: text("The question"),
+      question: text(`The question (up to ${MAX_MESSAGE_CHARS.toLocaleString("en")} characters)`),
       conversationId: optional(Id, "Continue this conversation"),
       topK: bounded(ChatRequest.shape.topK, "Passages to read for the answer"),
       filter,
@@ -131,7 +132,7 @@ function argumentSchemas() {
     }),
     list: z.strictObject({
       limit: bounded(ListQuery.shape.limit, "How many"),
-      cursor: optional(z.string(), "nextCursor of the previous page"),
+      cursor: bounded(ListQuery.shape.cursor, "nextCursor of the previous page"),
       conversationId: optional(Id, "Only this conversation's memories"),
     }),
     forget: z.strictObject({
@@ -290,8 +291,19 @@ function buildTools(): Map<string, Tool> {
         annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
       },
       args.ask,
-      async (memory, { question, ...rest }) => {
-        const result = await memory.ask({ messages: [{ role: "user", content: question }], ...rest });
+      async (memory, { question, ...rest }, describe) => {
+        let result: Api.ChatResponse;
+        try {
+          result = await memory.ask({ messages: [{ role: "user", content: question }], ...rest });
+        } catch (error) {
+          const refused = describe(error);
+          if (refused.code !== "conversation.not_found") return failure(refused);
+          // The API's sentence says to ingest a document; here the way to start a conversation is remember.
+          return failure({
+            code: refused.code,
+            message: `No conversation with id ${JSON.stringify(rest.conversationId)} to continue. Leave conversationId out to start one (its id is in the answer), or remember something with this conversationId first.`,
+          });
+        }
         const sources = result.citations.map(cite).join("\n");
         return ok(
           `${result.message.content}${sources ? `\n\nSources:\n${sources}` : ""}\n\nconversationId: ${result.conversationId}`,
@@ -303,7 +315,8 @@ function buildTools(): Map<string, Tool> {
       {
         name: "list_memories",
         title: "List memories",
-        description: "List stored memories, newest first, with ids and titles (not their text). Page with cursor.",
+        description:
+          "List this user's own stored memories (without a user, the shared space's), newest first, with ids and titles (not their text). Shared memories are not listed here; search_memory and ask find them. Page with cursor.",
         annotations: { readOnlyHint: true, openWorldHint: false },
       },
       args.list,

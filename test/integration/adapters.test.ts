@@ -98,9 +98,18 @@ describe("Vercel AI SDK", () => {
     const id = (remembered?.output as { id: string } | undefined)?.id ?? "";
     expect((await engram.documents.get(id)).content).toBe("Ada prefers refunds to store credit.");
     expect((searched?.output as { location: unknown }[] | undefined)?.[0]).toHaveProperty("location", null);
-    // The model saw the tools with their JSON schemas.
+    // The model saw the tools with their JSON schemas: no other key, and the API's ranges.
     const tools = model.doGenerateCalls[0]?.tools ?? [];
     expect(tools.map((tool) => tool.name).sort()).toEqual(["remember", "searchMemory"]);
+    const schemas = Object.fromEntries(tools.map((tool) => [tool.name, tool.type === "function" && tool.inputSchema]));
+    expect(schemas.remember).toMatchObject({
+      additionalProperties: false,
+      properties: { title: { type: "string", maxLength: 1000 } },
+    });
+    expect(schemas.searchMemory).toMatchObject({
+      additionalProperties: false,
+      properties: { topK: { minimum: 1, maximum: 50 }, query: { maxLength: 2000 } },
+    });
   });
 
   it("gives the model each passage's pages and headings in searchMemory's output", async () => {
@@ -127,16 +136,16 @@ describe("Vercel AI SDK", () => {
     expect(toolOutputSeen(model)).toEqual({ type: "error-text", value: "document.empty_content: content is empty" });
   });
 
-  it("refuses a key the tool's schema does not list instead of dropping it", async () => {
+  it("refuses a key the tool's schema does not list instead of dropping it, told as `code: message` in one line", async () => {
     const searched = await callTool("searchMemory", { query: "refunds", extra: 1 });
     expect(toolOutputSeen(searched)).toEqual({
       type: "error-text",
-      value: expect.stringContaining('request.invalid: Invalid request: Unrecognized key: "extra"'),
+      value: 'request.invalid: Invalid request: Unrecognized key: "extra"',
     });
     const remembered = await callTool("remember", { content: "Ada likes tea.", importance: 9, ttl: 1 });
     expect(toolOutputSeen(remembered)).toEqual({
       type: "error-text",
-      value: expect.stringContaining('Unrecognized keys: "importance", "ttl"'),
+      value: 'request.invalid: Invalid request: Unrecognized keys: "importance", "ttl"',
     });
     const found = await engram.search({ query: "Ada likes tea", mode: "keyword" });
     expect(found.results.map((r) => r.content)).not.toContain("Ada likes tea.");
@@ -162,6 +171,22 @@ describe("Vercel AI SDK", () => {
       answer = message.parts.flatMap((p) => (p.type === "text" ? [p.text] : [])).join("");
     }
     expect(answer).toMatch(/14 days/);
+  });
+
+  it("refuses an empty userId, given or returned by its function, instead of chatting in the shared space", async () => {
+    expect(() => engramChatTransport({ baseUrl: server.url, apiKey: key, userId: "" })).toThrow(TypeError);
+    const transport = engramChatTransport({ baseUrl: server.url, apiKey: key, userId: () => "" });
+    const refused = await transport
+      .sendMessages({
+        chatId: "chat-4",
+        messages: [{ id: "u1", role: "user", parts: [{ type: "text", text: "Remember my PIN is 1234." }] }],
+        trigger: "submit-message",
+        messageId: undefined,
+        abortSignal: undefined,
+      })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({ status: 0, code: "user.invalid_id" });
   });
 
   it("streams chat to useChat's transport in the UI message stream protocol, read by the AI SDK's own reader", async () => {
@@ -297,5 +322,16 @@ describe("LangChain.js", () => {
       score: expect.any(Number),
     });
     expect(doc?.metadata.engram.score).not.toBe(4);
+  });
+
+  it("keeps a document's own `engram` key, and puts Engram's fields under the fieldsKey asked for", async () => {
+    const own = { team: "owned", engram: { plan: "pro" }, score: 4 };
+    await engram.ingest({ documents: [{ id: "owned", content: "The invoice is paid monthly.", metadata: own }] });
+    const filter = { metadata: { team: "owned" } };
+    const [doc] = await new EngramRetriever({ client: engram, filter }).invoke("invoice paid");
+    expect(doc?.metadata).toMatchObject({ ...own, documentId: "owned", scope: "user" });
+    const [keyed] = await new EngramRetriever({ client: engram, filter, fieldsKey: "_engram" }).invoke("invoice paid");
+    expect(keyed?.metadata).toMatchObject({ ...own, _engram: { documentId: "owned", score: expect.any(Number) } });
+    expect(keyed?.metadata._engram.score).not.toBe(4);
   });
 });

@@ -161,6 +161,20 @@ describe("engram/client against the local server", () => {
         { accept: "application/json, text/event-stream" },
       ),
     ).rejects.toMatchObject({ status: 400, code: "jsonrpc.-32600" });
+    // Answered with 200, as JSON-RPC errors to a well-formed request are: thrown all the same.
+    const unknownTool = {
+      jsonrpc: "2.0",
+      id: 4,
+      method: "tools/call",
+      params: { name: "nope", arguments: {} },
+    } as const;
+    await expect(
+      engram.call("POST /mcp", { body: unknownTool }, { accept: "application/json, text/event-stream" }),
+    ).rejects.toMatchObject({
+      status: 200,
+      code: "jsonrpc.-32602",
+      message: expect.stringMatching(/^Unknown tool nope/),
+    });
   });
 
   it("reaches the MCP endpoint through send()", async () => {

@@ -241,6 +241,10 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       "list_memories limit": expect.objectContaining(range(ListQuery.shape.limit)),
     });
     expect(JSON.stringify(tools)).not.toContain(String(Number.MAX_SAFE_INTEGER));
+    // Text the API bounds is listed with its bound too.
+    expect(byName.remember.properties.title).toMatchObject({ type: "string", maxLength: 1000 });
+    expect(byName.list_memories.properties.cursor).toMatchObject({ type: "string", maxLength: 200 });
+    expect(byName.search_memory.properties.query).toMatchObject({ type: "string", maxLength: 2000 });
   });
 
   it("remembers, searches, answers with citations, lists and forgets", async () => {
@@ -874,6 +878,43 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
         stderr: "engram: with --url (ENGRAM_URL) the API key names the tenant: drop --tenant\n",
       },
     ]);
+  });
+
+  it("names the tool's own argument in a refusal on every transport (title, not documents.0.title)", async () => {
+    const transports = [
+      await overHttp(acme, "tess"),
+      await overStdio({ ENGRAM_USER_ID: "tess" }),
+      await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme, ENGRAM_USER_ID: "tess" }),
+    ];
+    for (const client of transports) {
+      const long = await call(client, "remember", { content: "A fact.", title: "t".repeat(1001) });
+      expect([long.isError, textOf(long)]).toEqual([
+        true,
+        "request.invalid: Invalid request at title: Too big: expected string to have <=1000 characters",
+      ]);
+      const cursor = await call(client, "list_memories", { cursor: "c".repeat(201) });
+      expect(textOf(cursor)).toBe(
+        "request.invalid: Invalid request at cursor: Too big: expected string to have <=200 characters",
+      );
+    }
+  });
+
+  it("words what the model reads for MCP: remember starts a conversation, list_memories lists the user's own", async () => {
+    const transports = [
+      await overHttp(acme, "uma"),
+      await overStdio({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme, ENGRAM_USER_ID: "uma" }),
+    ];
+    for (const client of transports) {
+      const unknown = await call(client, "ask", { question: "Where were we?", conversationId: "nope" });
+      expect([unknown.isError, textOf(unknown)]).toEqual([
+        true,
+        'conversation.not_found: No conversation with id "nope" to continue. Leave conversationId out to start one (its id is in the answer), or remember something with this conversationId first.',
+      ]);
+      const { tools } = await client.listTools();
+      expect(tools.find((tool) => tool.name === "list_memories")?.description).toMatch(
+        /^List this user's own stored memories .*Shared memories are not listed here; search_memory and ask find them/,
+      );
+    }
   });
 
   it("talks to a remote Engram with ENGRAM_URL and ENGRAM_API_KEY", async () => {

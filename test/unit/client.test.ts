@@ -59,6 +59,38 @@ describe("chat stream parsing", () => {
   });
 });
 
+describe("chatStream()", () => {
+  const sse = (text: string) => () =>
+    new Response(bytes(text, 7), {
+      status: 200,
+      headers: { "content-type": "text/event-stream", "x-request-id": "r-9" },
+    });
+
+  it("throws EngramApiError with the error event's code and message when the answer fails part-way", async () => {
+    const { fetch } = fakeFetch([
+      sse(
+        'event: citations\ndata: {"citations":[]}\n\nevent: delta\ndata: {"text":"Refunds take"}\n\n' +
+          'event: error\ndata: {"error":{"code":"chat.failed","message":"The model provider failed."}}\n\n',
+      ),
+    ]);
+    const seen: string[] = [];
+    const stream = createClient({ baseUrl: "http://x", fetch }).chatStream({
+      messages: [{ role: "user", content: "Refunds?" }],
+    });
+    const error = await (async () => {
+      for await (const e of stream) seen.push(e.event === "delta" ? e.data.text : e.event);
+    })().catch((e) => e);
+    expect(seen).toEqual(["citations", "Refunds take"]);
+    expect(error).toBeInstanceOf(EngramApiError);
+    expect(error).toMatchObject({
+      status: 200,
+      code: "chat.failed",
+      message: "The model provider failed.",
+      requestId: "r-9",
+    });
+  });
+});
+
 describe("errors", () => {
   it("throws EngramApiError with the API's code, message, details and request id", async () => {
     const { fetch } = fakeFetch([
@@ -109,6 +141,35 @@ describe("errors", () => {
     });
   });
 
+  it("throws a JSON-RPC error POST /mcp answers with 200, and resolves a batch's answers and a tool's error result", async () => {
+    const unknownTool = { jsonrpc: "2.0", id: 1, error: { code: -32602, message: "Unknown tool nope" } };
+    const coded = {
+      jsonrpc: "2.0",
+      id: 2,
+      error: { code: -32000, message: "m", data: { code: "ratelimit.exceeded" } },
+    };
+    const toolError = { jsonrpc: "2.0", id: 3, result: { isError: true, content: [] } };
+    const { fetch } = fakeFetch([
+      json(200, unknownTool, { "x-request-id": "r-7" }),
+      json(200, coded),
+      json(200, [unknownTool, toolError]),
+      json(200, toolError),
+    ]);
+    const client = createClient({ baseUrl: "http://x", fetch });
+    const call = { jsonrpc: "2.0", id: 1, method: "tools/call", params: { name: "nope", arguments: {} } } as const;
+    const refused = await client.call("POST /mcp", { body: call }).catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({
+      status: 200,
+      code: "jsonrpc.-32602",
+      message: "Unknown tool nope",
+      requestId: "r-7",
+    });
+    await expect(client.call("POST /mcp", { body: call })).rejects.toMatchObject({ code: "ratelimit.exceeded" });
+    await expect(client.call("POST /mcp", { body: [call] as never })).resolves.toEqual([unknownTool, toolError]);
+    await expect(client.call("POST /mcp", { body: call })).resolves.toEqual(toolError);
+  });
+
   it("is recognised across copies of the client module (engram/ai bundles its own)", async () => {
     vi.resetModules();
     const copy = await import("../../client/index");
@@ -126,6 +187,37 @@ describe("errors", () => {
     });
     expect(calls[0]?.url).toBe("http://x/v1/documents?limit=5&includeDeleted=true");
     expect(calls[0]?.init?.headers).toMatchObject({ authorization: "Bearer egm_k", "x-user-id": "u-1" });
+  });
+
+  it("refuses an empty userId, which would have sent no X-User-Id and so written to the shared space", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { ok: 1 })]);
+    expect(() => createClient({ baseUrl: "http://x", userId: "", fetch })).toThrow(
+      new TypeError(
+        "engram/client: userId is empty, which the API refuses (user.invalid_id): leave it out (or return null) for the tenant's shared space",
+      ),
+    );
+    // Read on every request: refused then, before anything is sent.
+    const refused = await createClient({ baseUrl: "http://x", userId: () => "", fetch })
+      .ingest({ documents: [{ content: "A secret." }] })
+      .catch((e) => e);
+    expect(refused).toBeInstanceOf(EngramApiError);
+    expect(refused).toMatchObject({ status: 0, code: "user.invalid_id" });
+    expect(calls).toEqual([]);
+    // null or undefined is the shared space, as leaving it out is.
+    await createClient({ baseUrl: "http://x", userId: () => null, fetch }).stats();
+    expect(calls[0]?.init?.headers).not.toHaveProperty("x-user-id");
+  });
+
+  it("refuses at creation a baseUrl with no http(s) scheme, which every call would fail as network.unreachable", () => {
+    for (const baseUrl of ["localhost:4311", "127.0.0.1:4311", "ftp://x", "api.example.com"]) {
+      expect(() => createClient({ baseUrl }), baseUrl).toThrow(TypeError);
+    }
+    expect(() => createClient({ baseUrl: "localhost:4311" })).toThrow(
+      'engram/client: baseUrl "localhost:4311" is not an http(s) URL (write it as http://localhost:4311), nor "" for the page\'s origin',
+    );
+    for (const baseUrl of ["", "/engram", "http://localhost:4311", "HTTPS://api.example.com/"]) {
+      expect(() => createClient({ baseUrl }), baseUrl).not.toThrow();
+    }
   });
 });
 

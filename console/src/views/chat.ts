@@ -4,7 +4,7 @@
  */
 
 import type { ChatDone, Citation, ConversationSummary, StoredMessage } from "../../../client/types";
-import { ApiError, engram } from "../api";
+import { engram } from "../api";
 import { openDocument } from "../document";
 import { fmtDate, h, plural, replace, uid } from "../dom";
 import { locationText } from "../location";
@@ -320,15 +320,6 @@ export function chatView(): View {
           done = event.data;
           // The final citations' snippets show what the answer cited; the first event's could only show passage starts.
           for (const c of done.citations) citations.set(c.index, c);
-        } else if (event.event === "error") {
-          const error = new ApiError(0, event.data.error.code, event.data.error.message, {
-            requestId: event.data.requestId,
-          });
-          answer.footer.append(
-            h("p", { class: "problem" }, `The answer stopped: ${error.message}`),
-            errorDetails(error),
-          );
-          notifyError(error, "Chat");
         }
       }
       if (!content) answer.text.textContent = "(no answer)";
@@ -360,8 +351,11 @@ export function chatView(): View {
         if (!content) answer.text.textContent = "(stopped)";
       } else {
         const api = notifyError(error, "Chat");
-        answer.text.textContent = "No answer.";
-        if (api) answer.footer.append(h("p", { class: "problem" }, api.message), errorDetails(api));
+        // A failure after the answer started (the stream's error event, thrown) keeps what was written.
+        if (content) render();
+        else answer.text.textContent = "No answer.";
+        const said = content && api ? `The answer stopped: ${api.message}` : api?.message;
+        if (api) answer.footer.append(h("p", { class: "problem" }, said), errorDetails(api));
       }
     } finally {
       answer.el.removeAttribute("aria-busy");
