@@ -42,6 +42,8 @@ const CHROME_NAMES = new Set([
   "comments",
   "advert",
   "ads",
+  // What a site marks as not for its own search index: SQLite's logo, tagline and menus.
+  "nosearch",
 ]);
 /** Text of a heading's permalink anchor (Sphinx's ¶, GitHub's and Docusaurus' #, empty icon links). */
 const PERMALINK = /^[\s\u200b¶§#🔗]*$/u;
@@ -63,8 +65,10 @@ function prune(root: Element, selector: string, chrome?: (element: Element) => b
   // (see attribute).
   for (const element of Array.from(root.querySelectorAll("*"))) {
     if (!element.isConnected || !chrome(element)) continue;
-    // A page's h1, or a fifth of its text, is no sidebar, whatever its class says.
-    if (element.querySelector("h1") || (element.textContent ?? "").length > total * CHROME_MAX_SHARE) continue;
+    // A page's h1, or a fifth of its text, is no sidebar, whatever its class says; unless the page says it is not for
+    // search (a short page's site header is more than a fifth of it).
+    const large = element.querySelector("h1") || (element.textContent ?? "").length > total * CHROME_MAX_SHARE;
+    if (large && !words(attribute(element, "class")).includes("nosearch")) continue;
     element.remove();
   }
 }
@@ -151,7 +155,9 @@ export function extractHtml(html: string): { content: string; title?: string } {
     const { document } = parseHTML(html);
     const body = (document.body ?? document.documentElement) as Element | null;
     if (!body) throw new Error("no body");
-    prune(body, "script, style, noscript, template, [hidden]");
+    // Form controls are the page's interface, not its text: a search box's choices ("Search Documentation"), the
+    // "show"/"hide" buttons beside every syntax diagram of the SQLite manual.
+    prune(body, "script, style, noscript, template, [hidden], select, button, textarea");
     // Permalinks beside headings and definitions (Sphinx's `headerlink`), and footnotes' links back.
     for (const anchor of Array.from(body.querySelectorAll('a[href^="#"], a.headerlink'))) {
       const text = anchor.textContent ?? "";

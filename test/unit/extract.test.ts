@@ -127,6 +127,17 @@ describe("extract", () => {
       expect(html.content).not.toContain(boilerplate);
   });
 
+  it("drops what a page marks as not for search, and its form controls: a short SQLite manual page", async () => {
+    const html = await extract(fixture("sqlite-detach.html"), { name: "lang_detach.html" });
+    expect(html.title).toBe("DETACH");
+    // The site's header (logo, tagline, menus, a search form) sits in <div class=nosearch>, more than a fifth of the
+    // page's text; the "show" button beside the syntax diagram is a control.
+    for (const chrome of ["Small. Fast. Reliable.", "Choose any three", "Search Changelog", "Download", ": show"])
+      expect(html.content).not.toContain(chrome);
+    expect(html.content).toMatch(/^detach-stmt:\n\nThis statement detaches an additional database connection/);
+    expect(html.content).toMatch(/results in an error\.\n\nThis page last modified on 2020-02-10/);
+  });
+
   it("keeps a table's header row that Pandoc marks class=header, and drops a navigation table whole", async () => {
     const page = `<!DOCTYPE html><html><head><title>Plans</title></head><body>
       <table class="navheader"><tr><td>Prev</td><td>Home</td><td>Next</td></tr></table>
