@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Db } from "../db";
-import { EngramError } from "../error";
+import { EngramError, inputError } from "../error";
 import * as Tenant from "../tenant";
 
 /** Who is calling: the tenant from the key, the end user from `X-User-Id` ('' = shared space). */
@@ -45,7 +45,16 @@ export interface CreatedKey {
 }
 
 /** Creates a key for a tenant (creating the tenant if needed). The key is returned once, never stored. */
+/** A key's label, at most: shown in `keys list`, where a pasted paragraph would push every other column away. */
+const KEY_NAME_CHARS = 200;
+
 export async function createKey(db: Db, tenantName: string, name?: string): Promise<CreatedKey> {
+  if (name !== undefined && ([...name].length > KEY_NAME_CHARS || /[\p{Cc}]/u.test(name))) {
+    throw inputError(
+      "request.invalid",
+      `A key's name is at most ${KEY_NAME_CHARS} characters, without control characters (line breaks, tabs).`,
+    );
+  }
   const tenant = await Tenant.ensure(db, tenantName);
   const key = `egm_${randomToken()}`;
   const prefix = prefixOf(key);

@@ -60,6 +60,11 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const cased = await engram(["keys", "create", "--tenant", "initech"]);
       expect(cased.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
       expect(cased.stderr).toBe("engram: new tenant initech (names are case-sensitive: Initech is another tenant)\n");
+      const long = await engram(["keys", "create", "--tenant", "Initech", "--name", "n".repeat(201)]);
+      expect(long.code).toBe(1);
+      expect(long.stderr).toBe(
+        "engram: A key's name is at most 200 characters, without control characters (line breaks, tabs).\n",
+      );
       const invalid = await engram(["keys", "create", "--tenant", "x y"]);
       expect(invalid.code).toBe(1);
       expect(invalid.stderr).toBe("engram: Tenant names are 1-64 characters of letters, digits, '.', '_' and '-'.\n");
