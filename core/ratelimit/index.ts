@@ -482,15 +482,17 @@ export async function setLimits(db: Db, tenantName: string, limits: Limits): Pro
       continue;
     }
     if (value === undefined) continue;
+    let count: number;
     try {
-      parseRate(value);
+      count = parseRate(value).limit;
     } catch (error) {
       throw inputError("ratelimit.invalid_rate", `Invalid ${rateClass} limit: ${(error as Error).message}`, {
         class: rateClass,
         value,
       });
     }
-    set[rateClass] = value.trim();
+    // Stored as it is read back and shown (`00005/min` is 5/min), its unit as written.
+    set[rateClass] = `${count}/${value.trim().split("/")[1]}`;
   }
   const rows = await db.query<{ id: string; rateLimits: Record<string, string> }>(sql`
     update tenants set rate_limits = (rate_limits || ${JSON.stringify(set)}::jsonb) - ${arr(unset)}::text[]

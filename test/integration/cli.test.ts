@@ -264,7 +264,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
 
     it("lists the tenants with their active keys and the limits they override", async () => {
       await engram(["tenants", "create", "listed"]);
-      await engram(["tenants", "set-limits", "listed", "--chat", "7/min"]);
+      // Stored as read: a count with leading zeros is the number it means.
+      await engram(["tenants", "set-limits", "listed", "--chat", "007/min"]);
       const kept = (await engram(["keys", "create", "--tenant", "listed"])).stdout.trim();
       await engram(["keys", "create", "--tenant", "listed"]);
       await engram(["keys", "revoke", kept]);
