@@ -89,8 +89,9 @@ function stem(word: string): string {
   let w = word;
   if (w.length > 4 && w.endsWith("ies")) w = `${w.slice(0, -3)}y`;
   else if (w.endsWith("sses")) w = w.slice(0, -2);
-  // "stashes", "branches", "indexes": the plural's -es, where "caches" and "sizes" keep their e.
-  else if (/(?:sh|x|tch|nch|rch)es$/.test(w)) w = w.slice(0, -2);
+  // "stashes", "branches", "indexes", "detaches", "reaches", "approaches": the -es of a word ending in ch, sh or x,
+  // where "caches", "headaches" and "sizes" keep their e.
+  else if (/(?:sh|x|tch|nch|rch|each|oach|tach)es$/.test(w)) w = w.slice(0, -2);
   else if (w.length > 3 && w.endsWith("s") && !/(ss|us|is)$/.test(w)) w = w.slice(0, -1);
   if ((w.length > 5 && w.endsWith("ing")) || (w.length > 4 && w.endsWith("ed"))) {
     w = w.slice(0, w.endsWith("ing") ? -3 : -2);

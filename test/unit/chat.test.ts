@@ -258,6 +258,24 @@ describe("extractive answers", () => {
     passage(3, "Enterprise customers get a refund window of 60 days, agreed in their contract."),
   ]);
 
+  it("meets a word with its -es form after ch, sh and x, and keeps the e of a word that has one", () => {
+    expect(terms("detaches attaches reaches approaches stashes indexes caches headaches sizes")).toEqual([
+      "detach",
+      "attach",
+      "reach",
+      "approach",
+      "stash",
+      "index",
+      "cache",
+      "headache",
+      "size",
+    ]);
+    const detach = numbered([passage(1, "This statement detaches a database connection attached with ATTACH.")]);
+    expect(extractive("What does DETACH do?", detach)).toBe(
+      "This statement detaches a database connection attached with ATTACH [1].",
+    );
+  });
+
   it("meets a word with its -ing and -ed forms, a doubled consonant undone but for l, s, z and d", () => {
     expect(terms("shipping shipped ship running falling passed added add")).toEqual([
       "ship",
