@@ -68,7 +68,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const invalid = await engram(["keys", "create", "--tenant", "x y"]);
       expect(invalid.code).toBe(1);
       expect(invalid.stderr).toBe("engram: Tenant names are 1-64 characters of letters, digits, '.', '_' and '-'.\n");
-    });
+    }, 120_000);
 
     it("create --json prints the key with its prefix and tenant", async () => {
       const res = await engram(["keys", "create", "--tenant", "acme", "--json"]);
@@ -320,7 +320,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(chat.code).toBe(0);
       expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
       expect(chat.stdout).toMatch(/\[1\] Refunds/);
-    });
+    }, 120_000);
 
     it("names a file outside the current folder from the folder given, the same from anywhere, never `../`", async () => {
       const base = mkdtempSync(join(tmpdir(), "engram-cli-ids-"));
@@ -489,7 +489,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(here.stderr).toMatch(
         /^engram: --prune covers the folders named, .*cd \.\. && engram ingest <folder> --prune\)\n$/,
       );
-    });
+    }, 120_000);
 
     it("stops on Ctrl-C after the batches being stored, says how far it got, and a second run stores the rest", async () => {
       const dir = mkdtempSync(join(tmpdir(), "engram-cli-interrupt-"));
