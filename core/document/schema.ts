@@ -120,7 +120,11 @@ export const DocumentInput = z.strictObject({
   id: z
     .optional(Id)
     .check(z.describe("Without it, the id is derived from the content hash (and the conversationId, for a turn)")),
-  content: Content,
+  content: Content.check(
+    z.describe(
+      "Stored as sent (Markdown and HTML fragments too), except a whole web page (starting with a doctype or an html tag): stored as its text",
+    ),
+  ),
   title: z.optional(orNull(StoredText(MAX_TITLE_CHARS))),
   source: z.optional(orNull(StoredText(2048))),
   metadata: z.optional(Metadata),
