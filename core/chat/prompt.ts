@@ -59,25 +59,23 @@ export function systemPrompt(sources: readonly Source[], appInstructions: readon
   return `${INSTRUCTIONS}${app}\n\n<sources>\n${body}\n</sources>`;
 }
 
-/**
- * A bracketed number, with the whitespace before it: what an answer's reader (and the console) takes for a citation
- * marker, `[1]`, `[2, 3]`, `[1-3]`, `[ 4 ]`.
- */
-const BRACKETED_NUMBER = /\s*\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]/g;
+/** A bracketed number: what an answer's reader (and the console) takes for a citation marker, `[1]`, `[2, 3]`, `[1-3]`. */
+const BRACKETED_NUMBER = String.raw`\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]`;
 
 /**
  * Text without its bracketed numbers. Markers of earlier answers pointed at earlier sources; a passage's own (a
  * footnote's or a bibliography's "[1]") quoted into an answer read as a citation of source 1 (docs/search.md,
  * "Bracketed numbers in passages").
  */
-export const withoutMarkers = (text: string) => text.replace(BRACKETED_NUMBER, "");
+const withoutMarkers = (text: string) => text.replace(MARKER, "");
+const MARKER = new RegExp(String.raw`\s*${BRACKETED_NUMBER}`, "g");
 
 /**
  * A passage's text without the bracketed numbers that stand as words of their own ("heron [1]", "water.[3]"); one
  * written onto a name or a bracket is an index (`argv[1]`, `rows[0][2]`), which a passage's reader needs.
  */
-export const withoutNoteMarks = (text: string) =>
-  text.replace(/(?:\s+|(?<![\p{L}\p{N}_\])]))\[\s*\d+(?:\s*[,\u2013-]\s*\d+)*\s*\]/gu, "");
+export const withoutNoteMarks = (text: string) => text.replace(NOTE_MARK, "");
+const NOTE_MARK = new RegExp(String.raw`(?:\s+|(?<![\p{L}\p{N}_\])]))${BRACKETED_NUMBER}`, "gu");
 
 /** A passage without bracketed numbers outside its code (fenced blocks, code spans), where `argv[1]` is code. */
 const proseWithoutMarkers = (text: string) =>

@@ -217,7 +217,7 @@ export function sniff(bytes: Uint8Array, name?: string, text?: string): Sniffed 
   if (decoded.includes("\u0000")) return { format: "unsupported", reason: "binary file" };
   const ext = extensionOf(name);
   const start = decoded.trimStart().slice(0, 1024).toLowerCase();
-  if (isWebPage(decoded)) return { format: "html" };
+  if (isWebPage(start)) return { format: "html" };
   if (ext === ".html" || ext === ".htm" || ext === ".xhtml")
     return /<[a-z!]/.test(start) ? { format: "html" } : { format: "text" };
   // Markup Engram does not read would be stored as its tags: a flat OpenDocument file, an SVG image.

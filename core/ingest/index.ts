@@ -416,6 +416,19 @@ export async function prepare(
  * not text. PGlite drops it when reading a value back, so a document stored with it read back without it there, and
  * sent again as read was "updated" and embedded again; the same text on `pg` kept it. Stripped on every driver.
  */
+function withoutByteOrderMarks(doc: DocumentInput): DocumentInput {
+  const strip = <T extends string | null | undefined>(text: T): T =>
+    (text?.startsWith("\uFEFF") ? text.replace(/^\uFEFF+/, "") : text) as T;
+  if (![doc.content, doc.title, doc.source].some((text) => text?.startsWith("\uFEFF"))) return doc;
+  // A title or source that was only the mark is none.
+  return {
+    ...doc,
+    content: strip(doc.content),
+    title: strip(doc.title) || undefined,
+    source: strip(doc.source) || undefined,
+  };
+}
+
 /**
  * A whole web page sent as content (a doctype or <html> first) is stored as its text, its <title> the title when none
  * is sent: its tags, scripts and styles made three times the chunks, which no question matched and answers quoted.
@@ -441,19 +454,6 @@ function fromWebPage(doc: DocumentInput): DocumentInput {
     );
   }
   return { ...doc, content, title: doc.title ?? pageTitle(doc.content) };
-}
-
-function withoutByteOrderMarks(doc: DocumentInput): DocumentInput {
-  const strip = <T extends string | null | undefined>(text: T): T =>
-    (text?.startsWith("\uFEFF") ? text.replace(/^\uFEFF+/, "") : text) as T;
-  if (![doc.content, doc.title, doc.source].some((text) => text?.startsWith("\uFEFF"))) return doc;
-  // A title or source that was only the mark is none.
-  return {
-    ...doc,
-    content: strip(doc.content),
-    title: strip(doc.title) || undefined,
-    source: strip(doc.source) || undefined,
-  };
 }
 
 /** The first PRECEDING_TURNS documents of each conversation in a request: the ones that may follow stored turns. */
