@@ -76,6 +76,9 @@ export function isConnectionError(error: unknown): boolean {
     // Class 08: connection exceptions; 57P0x: server shutting down / cannot connect now; 53: resources; 28: the
     // server refused the credentials, and 3D000: the database named does not exist (dropped, or a wrong
     // DATABASE_URL): no query can run until that is fixed, which is a 503, not a 500.
+    // 55000 is a general "not in prerequisite state"; at connect time it is a database closed to connections
+    // (`allow_connections false`), unusable until an operator opens it again.
+    if (state === "55000" && /not currently accepting connections/i.test(e.message ?? "")) return true;
     if (
       state &&
       (state.startsWith("08") ||

@@ -483,6 +483,30 @@ describe("the database going away mid-request", () => {
     }
   });
 
+  it("a database that refuses connections (allow_connections off, for maintenance): 503, not 500", async () => {
+    const name = `engram_closed_${process.pid}`;
+    const admin = new pg.Client({ connectionString: pgUrl("postgres") });
+    await admin.connect();
+    await admin.query(`drop database if exists ${name}`);
+    await admin.query(`create database ${name} allow_connections false`);
+    const closed = createPgDb(pgUrl(name));
+    useDb(closed);
+    try {
+      // Postgres says 55000 "database ... is not currently accepting connections": no query can run until an
+      // operator opens it again.
+      expectError(
+        await invoke({ method: "POST", path: "/v1/search", headers: headers(pgT.db, "u"), body: { query: "x" } }),
+        503,
+        "database.unavailable",
+        "any",
+      );
+    } finally {
+      await closed.close();
+      await admin.query(`drop database if exists ${name}`);
+      await admin.end();
+    }
+  });
+
   it("Neon unreachable from the start: 503 with Retry-After, not 500", async () => {
     useDb(neonT.db);
     neonConfig.fetchFunction = async () => {
