@@ -2,6 +2,7 @@
  * What the CLI and the local server share: opening the configured database (migrated), the
  * PGlite single-process guard, and the `local` tenant's key kept in the data folder.
  */
+import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import * as Auth from "../core/auth";
@@ -24,7 +25,23 @@ export interface ServerLock {
 }
 
 const lockPath = (cfg: Config) => join(cfg.database.dataDir, "server.json");
-const keyPath = (cfg: Config) => join(cfg.database.dataDir, "local-key");
+/**
+ * Where the `local` tenant's key is kept: `local-key` for the embedded database, a file of its own for each server
+ * database (named by a hash of its URL without the password), since a key is valid in one database only. One file for
+ * all let `DATABASE_URL=... npm start` replace the embedded server's key under it while that server ran.
+ */
+export function keyPath(cfg: Config = config()): string {
+  if (cfg.database.driver === "pglite" || !cfg.database.url) return join(cfg.database.dataDir, "local-key");
+  let identity = cfg.database.url;
+  try {
+    const url = new URL(cfg.database.url);
+    url.password = "";
+    identity = url.toString();
+  } catch {
+    // not a URL the parser reads: hashed as it is
+  }
+  return join(cfg.database.dataDir, `local-key-${createHash("sha256").update(identity).digest("hex").slice(0, 12)}`);
+}
 
 function alive(pid: number): boolean {
   try {

@@ -10,6 +10,7 @@ import {
   ensureLocalKey,
   exitCleanlyOnSignals,
   keepUp,
+  keyPath,
   LOCAL_TENANT,
   openLocalDb,
   removeServerLock,
@@ -87,7 +88,7 @@ export async function start(options: { host: string; reembed?: boolean }): Promi
           ]
         : []),
       `  answers:   ${answers}`,
-      `  local key: ${key}${created ? ` (new; kept in ${cfg.database.dataDir}/local-key)` : ""}`,
+      `  local key: ${key}${created ? ` (new; kept in ${keyPath(cfg)})` : ""}`,
       `  console:   ${site.error ? `unavailable: ${site.error}` : `${server.url}/`}`,
       ...(cfg.keylessTenant
         ? [

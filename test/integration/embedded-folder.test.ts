@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BIN, engram, startServer } from "../../kit/cli";
+import { createDatabase, dropDatabase, pgUrl } from "../../kit/db";
 
 let env: NodeJS.ProcessEnv;
 let dataDir: string;
@@ -66,6 +67,25 @@ describe("the embedded folder", () => {
       expect((await fetch(`${server.url}/v1/health`)).status).toBe(200);
     } finally {
       await server.stop();
+    }
+  }, 120_000);
+
+  it("keeps the embedded server's local key when a server on DATABASE_URL starts from the same folder", async () => {
+    const embedded = await startServer({ ...env, PORT: "0" });
+    const database = await createDatabase();
+    try {
+      const kept = readFileSync(join(dataDir, "local-key"), "utf8");
+      const other = await startServer({ ...env, PORT: "0", DATABASE_URL: pgUrl(database) });
+      const path = /local key: egm_\S+ \(new; kept in (\S+)\)/.exec(other.output())?.[1];
+      await other.stop();
+      // Each database's key in its own file: before, the second server wrote its key over the first's.
+      expect(path).toMatch(/local-key-[0-9a-f]{12}$/);
+      expect(readFileSync(join(dataDir, "local-key"), "utf8")).toBe(kept);
+      const stats = await engram(["stats"], env);
+      expect([stats.code, stats.stderr]).toEqual([0, ""]);
+    } finally {
+      await embedded.stop();
+      await dropDatabase(database);
     }
   }, 120_000);
 
