@@ -40,6 +40,11 @@ const NEARNESS_DIMENSIONS = 1536;
 /** Sentences a meaning-only answer is made of, at most, and how far below the best one they may be. */
 const MEANING_SENTENCES = 2;
 const MEANING_MARGIN = 0.1;
+/**
+ * Words a sentence needs to answer by meaning alone: the mean of a few words' vectors is near anything ("hello text
+ * plain ct" at 0.61 to "What is the ephemeral zebra password?").
+ */
+const MEANING_MIN_WORDS = 6;
 /** A longer sentence is cut (clip) to this many characters and "…". */
 const MAX_SENTENCE_CHARS = 400;
 /** Text that starts inside a sentence: a small letter or a punctuation mark that continues one. */
@@ -522,7 +527,7 @@ function byMeaning(question: string, candidates: Candidate[]): string {
   const near = candidates
     // A passage of a few words (a stored label, "proto doc") is near anything by one word's meaning: it may answer
     // by its words (above), never by meaning alone.
-    .filter((c) => !isFragment(c.text))
+    .filter((c) => c.text.split(" ").length >= MEANING_MIN_WORDS)
     .map((c) => ({ c, similarity: cosine(wanted, meaningOf(c.text)) }))
     .filter((n) => n.similarity >= MIN_MEANING)
     .sort((a, b) => b.similarity - a.similarity || a.c.source - b.c.source || a.c.position - b.c.position);
