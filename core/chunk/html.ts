@@ -45,6 +45,14 @@ const BLOCK = new Set([
 const PARAGRAPH = new Set(["p", "blockquote", "pre", "table", "ul", "ol", "dl", "figure", "section", "article", "hr"]);
 /** A div's attributes naming it a paragraph (DocBook's Publican pages: `<div class="para">`). */
 const PARAGRAPH_DIV = /\bclass\s*=\s*(["'])(?:[^"']*\s)?(?:para|paragraph|simpara)(?:\s[^"']*)?\1/i;
+/**
+ * A div's attributes naming it a box set beside the text (DocBook's and Apache's `<div class="note">` with an `<h3>`
+ * title, "Note", "Warning", "Example"): its title heads the box alone, not the section's text after it.
+ */
+const BOX_DIV =
+  /\bclass\s*=\s*(["'])(?:[^"']*\s)?(?:note|tip|hint|warning|caution|important|attention|danger|admonition|example)(?:\s[^"']*)?\1/i;
+/** Text of a heading's permalink anchor (Sphinx's ¶, GitHub's and Docusaurus' #, empty icon links). */
+export const PERMALINK = /^[\s\u200b¶§#🔗]*$/u;
 
 const LATIN1_ENTITIES =
   "nbsp iexcl cent pound curren yen brvbar sect uml copy ordf laquo not shy reg macr deg plusmn sup2 sup3 acute " +
@@ -222,8 +230,10 @@ export function htmlToText(html: string): string {
   let rowText = false;
   /** The code fence of the <pre> open. */
   let fence = "```";
-  /** Open divs, innermost last: whether each is a paragraph (PARAGRAPH_DIV). */
-  const divs: boolean[] = [];
+  /** Open divs, innermost last: whether each is a paragraph (PARAGRAPH_DIV), and whether a box (BOX_DIV). */
+  const divs: { paragraph: boolean; box: boolean }[] = [];
+  /** Box divs open: a heading inside one is the box's title, written as a line of text. */
+  let boxes = 0;
 
   /** The indent of text under the items open at the first `levels` lists: their markers' widths. */
   const indentOf = (levels: number) => markerWidths.slice(0, levels).reduce((sum, width) => sum + width, 0);
@@ -340,6 +350,8 @@ export function htmlToText(html: string): string {
     if (name.length === 2 && name[0] === "h" && name[1]! >= "1" && name[1]! <= "6") {
       holdBreaks = false;
       requestBreak(2);
+      // A note's "Note" as a heading had headed every passage of the section after the note (docs/extract.md).
+      if (boxes > 0) continue;
       if (closing) {
         headingLevel = 0;
       } else {
@@ -347,6 +359,18 @@ export function htmlToText(html: string): string {
         emit(`${"#".repeat(headingLevel)} `);
       }
       continue;
+    }
+    // A heading's permalink (Apache's and Sphinx's "¶") would be a word of the heading, in every heading path.
+    if (name === "a" && !closing && /\bhref\s*=\s*["']?#/i.test(html.slice(j, end))) {
+      const close = html.indexOf("</a", end);
+      if (
+        close >= 0 &&
+        close - end <= 200 &&
+        PERMALINK.test(decodeEntities(html.slice(end, close).replace(/<[^>]*>/g, "")))
+      ) {
+        i = textStart = findTagEnd(html, close + 3);
+        continue;
+      }
     }
     switch (name) {
       case "br":
@@ -402,9 +426,13 @@ export function htmlToText(html: string): string {
         break;
       case "div": {
         // A DocBook (Publican) page writes its paragraphs as <div class="para">: each a paragraph, as a <p> is.
-        if (!closing) divs.push(PARAGRAPH_DIV.test(html.slice(j, end)));
-        const paragraph = closing ? divs.pop() : divs.at(-1);
-        requestBreak(paragraph ? 2 : 1);
+        if (!closing) {
+          const attributes = html.slice(j, end);
+          divs.push({ paragraph: PARAGRAPH_DIV.test(attributes), box: BOX_DIV.test(attributes) });
+        }
+        const div = closing ? divs.pop() : divs.at(-1);
+        if (div?.box) boxes += closing ? -1 : 1;
+        requestBreak(div?.paragraph ? 2 : 1);
         break;
       }
       case "sup":

@@ -5,7 +5,7 @@
  * it was given (72% of the Git manual's words; docs/extract.md, "Web pages").
  */
 import { parseHTML } from "linkedom";
-import { decodeEntities, htmlToText, pageTitle } from "../chunk/html";
+import { decodeEntities, htmlToText, PERMALINK, pageTitle } from "../chunk/html";
 import { firstHeading } from "./markdown";
 
 /** Landmark roles that are never a page's content. */
@@ -45,8 +45,6 @@ const CHROME_NAMES = new Set([
   // What a site marks as not for its own search index: SQLite's logo, tagline and menus.
   "nosearch",
 ]);
-/** Text of a heading's permalink anchor (Sphinx's ¶, GitHub's and Docusaurus' #, empty icon links). */
-const PERMALINK = /^[\s\u200b¶§#🔗]*$/u;
 
 /** Text of a footnote's link back to where it is cited (Pandoc's ↩︎, Word's ↑ through mammoth). */
 const BACKLINK = /^\s*[↩↑⤴^][\ufe0e\ufe0f]?\s*$/u;
@@ -86,6 +84,9 @@ function attribute(element: Element, name: string): string | null {
 }
 
 const outsideChrome = (element: Element): boolean =>
+  // A heading's ids are its anchors, named after its text: Apache's "Header Directive" is
+  // `<h2 id="header"><span id="Header">Header</span> Directive`.
+  !element.closest("h1, h2, h3, h4, h5, h6") &&
   (CHROME_ROLES.has(attribute(element, "role") ?? "") ||
     words(attribute(element, "class")).some((w) => CHROME_NAMES.has(w)) ||
     CHROME_NAMES.has((attribute(element, "id") ?? "").toLowerCase())) &&

@@ -6,6 +6,7 @@ import { getDocumentProxy } from "unpdf";
 import { describe, expect, it } from "vitest";
 import { readDocuments } from "../../cli/files";
 import { headings } from "../../core/chunk/context";
+import { htmlToText } from "../../core/chunk/html";
 import { locations } from "../../core/chunk/location";
 import { splitIntoChunks } from "../../core/chunk/split";
 import { EngramError } from "../../core/error";
@@ -277,6 +278,29 @@ describe("extract", () => {
       `<html><body><p>${"Body text of the article. ".repeat(20)}</p><div class="sidebar"><a href="/a">Recent posts</a> <a href="/b">Archives</a></div></body></html>`,
     );
     expect(links.content).not.toContain("Recent posts");
+  });
+
+  it("reads a note's or an example's title as the box's own line, keeps headings whose ids read like chrome, drops ¶", () => {
+    // As the Apache manual writes a directive's section (apache2-doc), and DocBook a note: <div class="note"><h3>.
+    const page = `<html><head><title>mod_headers</title></head><body><div id="preamble"><h1>Apache Module mod_headers</h1><p>Customization of HTTP request and response headers.</p></div>
+<h2 id="related">Related Modules <a title="Permanent link" href="#related" class="permalink">&para;</a></h2><p>See also mod_setenvif for conditions on the request.</p>
+<div class="directive-section"><h2 id="header"><span id="Header">Header</span> Directive <a title="Permanent link" href="#header" class="permalink">&para;</a></h2>
+<p>This directive can replace, merge or remove HTTP response headers.</p>
+<div class="note"><h3 class="title">Note</h3><p>The header is modified just before the response is sent.</p></div>
+<div class="example"><h3>Example</h3><pre>Header set MyHeader "hello"</pre></div>
+<p>The action it performs is determined by the first argument.</p></div></body></html>`;
+    const uploaded = extractHtml(page).content;
+    // A page sent whole to POST /v1/ingest is read by htmlToText alone, with no DOM: the same headings.
+    for (const content of [uploaded, htmlToText(page)]) {
+      expect(content).not.toContain("¶");
+      expect(headings(content).map((h) => `${h.level} ${h.text}`)).toEqual([
+        "1 Apache Module mod_headers",
+        "2 Related Modules",
+        "2 Header Directive",
+      ]);
+      expect(content).toContain("Note\n\nThe header is modified just before the response is sent.");
+      expect(content).toContain("Example\n\n```");
+    }
   });
 
   it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
