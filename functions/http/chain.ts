@@ -392,6 +392,12 @@ function checkRepeated(rawQuery: string | undefined, taken: Record<string, unkno
   );
 }
 
+/** No body, or one that says nothing (`{}`, `null`), as some HTTP clients send with every request. */
+const emptyBody = (raw: unknown) =>
+  raw === undefined ||
+  raw === null ||
+  (typeof raw === "object" && !Array.isArray(raw) && Object.keys(raw).length === 0);
+
 /** Parses the body, then validates query and body with the route's contract schemas (a ZodError is a 400). */
 const body = (): Middleware => ({
   before: (request) => {
@@ -409,6 +415,15 @@ const body = (): Middleware => ({
         "input",
         "request.invalid_json",
         "The request body is empty; this route takes a JSON object.",
+      );
+    }
+    // A body a route would ignore is refused: `DELETE` with `{"hard": true}` had soft-deleted, answering 200.
+    if (state.route && !state.route.body && !state.route.rawBody && !emptyBody(raw)) {
+      const options = Object.keys(state.route.query?.shape ?? {});
+      throw new EngramError(
+        "input",
+        "request.unexpected_body",
+        `This route takes no request body${options.length ? `; send its options as query parameters (${options.join(", ")})` : ""}.`,
       );
     }
     state.body = state.route?.body ? state.route.body.parse(raw) : raw;

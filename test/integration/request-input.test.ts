@@ -141,6 +141,31 @@ describe("a query parameter given twice", () => {
   });
 });
 
+describe("a body sent to a route that takes none", () => {
+  it("is refused, naming the query parameters, where it had been ignored: a DELETE with {hard: true} soft-deleted", async () => {
+    await ingest([{ id: "body-delete", content: "Still here after a delete whose option was in the body." }]);
+    const res = await invoke({
+      method: "DELETE",
+      path: "/v1/documents/body-delete",
+      headers: auth(),
+      body: { hard: true },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({
+      code: "request.unexpected_body",
+      message: "This route takes no request body; send its options as query parameters (hard).",
+    });
+    expect((await viaServer("GET", "/v1/documents/body-delete?track=false")).status).toBe(200);
+  });
+
+  it("is taken when it says nothing, as clients that send {} with every request do", async () => {
+    await ingest([{ id: "empty-body", content: "Deleted by a request with an empty JSON object." }]);
+    const res = await invoke({ method: "DELETE", path: "/v1/documents/empty-body", headers: auth(), body: {} });
+    expect(res.status).toBe(200);
+    expect((await invoke({ method: "GET", path: "/v1/stats", headers: auth(), body: null })).status).toBe(200);
+  });
+});
+
 describe("lengths in characters", () => {
   it("counts an emoji in a chat message as one character", async () => {
     await ingest([{ id: "smiles", content: "Smiles are answered in the customer's own words." }]);
