@@ -203,6 +203,8 @@ export async function readDocuments(
       records.push(...list);
       where.push(...list.map((_, i) => `${path}#${i}`));
     }
+    // `[]` or `{"documents": []}`: counted as read, it had been neither stored nor listed.
+    if (records.length === 0 && skipped.length === 0) skipped.push({ path, reason: "holds no documents" });
     for (const [i, record] of records.entries()) {
       // JSON that is not an object (`null`, a number, a list) holds no document: said as such, not as a parse error.
       if (typeof record !== "object" || record === null || Array.isArray(record)) {

@@ -837,6 +837,15 @@ describe("records of a .jsonl file", () => {
     expect((await readDocuments(join(dir, "null.json"), dir)).skipped).toEqual([
       { path: join(dir, "null.json#0"), reason: "not a JSON object" },
     ]);
+    // An empty list holds no document: said, where it had been counted and listed nowhere.
+    writeFileSync(join(dir, "empty.json"), "[]");
+    writeFileSync(join(dir, "wrapped.json"), '{"documents": []}');
+    for (const name of ["empty.json", "wrapped.json"]) {
+      expect(await readDocuments(join(dir, name), dir)).toEqual({
+        documents: [],
+        skipped: [{ path: join(dir, name), reason: "holds no documents" }],
+      });
+    }
     const mixed = await readDocuments(join(dir, "mixed.json"), dir);
     expect(mixed.documents.map((d) => d.content)).toEqual(["kept"]);
     expect(mixed.skipped.map((s) => s.reason)).toEqual(["not a JSON object", "not a JSON object"]);
