@@ -361,10 +361,18 @@ export function registerDataCommands(program: Command): void {
       conversationId: options.conversation,
       scope: options.scope,
     };
-    const response =
-      client.kind === "http"
-        ? await client.api.chat(input)
-        : await Chat.answer(client.db, client.caller, ChatRequest.parse(input));
+    const response = await (client.kind === "http"
+      ? client.api.chat(input)
+      : Chat.answer(client.db, client.caller, ChatRequest.parse(input))
+    ).catch((error: unknown) => {
+      // The API's message names its field (`conversationId`); here it is a flag.
+      if ((error as { code?: unknown }).code !== "conversation.not_found") throw error;
+      throw new EngramError(
+        "not_found",
+        "conversation.not_found",
+        `No conversation with id ${JSON.stringify(options.conversation)} to continue: leave --conversation out to start one (its id is printed below the answer)`,
+      );
+    });
     if (options.json) return console.log(JSON.stringify(response));
     console.log(response.message.content);
     for (const c of response.citations)

@@ -320,6 +320,12 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(chat.code).toBe(0);
       expect(chat.stdout).toContain("Refunds are issued within 14 days [1]");
       expect(chat.stdout).toMatch(/\[1\] Refunds/);
+      // The API's message names its field; the CLI's names its flag.
+      const unknown = await engram(["chat", "And after that?", "--tenant", "acme", "--conversation", "nope"]);
+      expect([unknown.code, unknown.stderr]).toEqual([
+        1,
+        'engram: No conversation with id "nope" to continue: leave --conversation out to start one (its id is printed below the answer)\n',
+      ]);
     }, 120_000);
 
     it("names a file outside the current folder from the folder given, the same from anywhere, never `../`", async () => {
@@ -725,6 +731,8 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     expect(JSON.parse(search.stdout).results[0]).toMatchObject({ documentId: "boiler.md" });
     const chat = await engram(["chat", "Who services the boiler?"], env);
     expect(chat.stdout).toContain("Hartley Heating");
+    const unknown = await engram(["chat", "And then?", "--conversation", "nope"], env);
+    expect(unknown.stderr).toContain("leave --conversation out to start one");
 
     // Stored in the deployed tenant, in Maya's space (ENGRAM_USER_ID): another user does not see it.
     const other = await engram(["search", "who services the boiler", "--json", "--user", "leo"], env);
