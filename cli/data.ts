@@ -16,6 +16,8 @@ import { type Client, connect, type Target } from "./client";
 import { collectFiles, coveredBy, type FileDocument, readDocuments } from "./files";
 import { LOCAL_TENANT } from "./local";
 
+const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+
 const MAX_BATCH_DOCS = 100;
 /**
  * Batches stored at once when the CLI writes to Postgres itself, which serves several at once (docs/contract.md, CLI);
@@ -208,7 +210,7 @@ export function registerDataCommands(program: Command): void {
     // Two records with one id (in two .json files, or twice in one .jsonl) are not both stored, the second silently
     // replacing the first: the second fails, as two files that would share an id do (cli/files.ts).
     const firstWith = new Map<string, string>();
-    // Ctrl-C (or SIGTERM) stops reading files, lets the batches being stored settle (each is atomic) and says what was
+    // Ctrl-C (or SIGTERM, SIGHUP) stops reading files, lets the batches being stored settle (each is atomic) and says what was
     // stored; a second one quits at once (but for the embedded database). The progress bar gives the terminal its
     // cursor back.
     let interrupted = false;
@@ -221,8 +223,8 @@ export function registerDataCommands(program: Command): void {
       interrupted = true;
       if (!options.json) console.error("engram: interrupted: finishing the batches being stored (again to quit now)");
     };
-    process.on("SIGINT", interrupt);
-    process.on("SIGTERM", interrupt);
+    // SIGHUP: its terminal was closed, which had killed it mid-write.
+    for (const signal of SIGNALS) process.on(signal, interrupt);
     try {
       await readAndStore();
     } catch (error) {
@@ -233,8 +235,7 @@ export function registerDataCommands(program: Command): void {
         );
       throw error;
     } finally {
-      process.off("SIGINT", interrupt);
-      process.off("SIGTERM", interrupt);
+      for (const signal of SIGNALS) process.off(signal, interrupt);
     }
     if (!interrupted) bar?.update(files.length);
     bar?.stop();

@@ -215,7 +215,7 @@ export function keepUp(db: Db, embedder: Embedder): Background.Background {
 }
 
 /**
- * On SIGINT or SIGTERM, once: `first` (stop serving, stop background work), then the database is closed and the process
+ * On SIGINT, SIGTERM or SIGHUP, once: `first` (stop serving, stop background work), then the database is closed and the process
  * exits 0. Killed by the signal instead, a process could cut an embedded database's write short and damage its folder.
  */
 export function exitCleanlyOnSignals(first: (signal: NodeJS.Signals) => Promise<void>): void {
@@ -233,5 +233,6 @@ export function exitCleanlyOnSignals(first: (signal: NodeJS.Signals) => Promise<
     await closeDb();
     process.exit(0);
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void stop(signal));
+  // SIGHUP: the terminal it runs in was closed, which had killed it mid-write and left server.json behind.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void stop(signal));
 }

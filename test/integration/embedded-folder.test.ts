@@ -89,6 +89,17 @@ describe("the embedded folder", () => {
     }
   }, 120_000);
 
+  it("is closed cleanly when the terminal the server runs in is closed (SIGHUP)", async () => {
+    const server = await startServer({ ...env, PORT: "0" });
+    expect(existsSync(join(dataDir, "server.json"))).toBe(true);
+    const exited = new Promise<number | null>((resolve) => server.child.once("exit", resolve));
+    server.child.kill("SIGHUP");
+    // Killed by the signal, it had exited with no code, its write possibly cut short and server.json left behind.
+    expect(await exited).toBe(0);
+    expect(server.output()).toContain("SIGHUP: shutting down");
+    expect(existsSync(join(dataDir, "server.json"))).toBe(false);
+  }, 120_000);
+
   it("is taken over from a process that is gone", async () => {
     writeFileSync(join(dataDir, "open.json"), JSON.stringify({ pid: 2 ** 22 + 1, command: "engram mcp" }));
     const keys = await engram(["keys", "list"], env);
