@@ -65,7 +65,7 @@ export interface Example {
 /**
  * Examples by route key, for the routes a made-up request would not show well (most need ids that
  * exist, a file, or fields worth seeing); any other route's is derived from its schemas. Ordered as
- * a session would go (ingest before reading, delete last), which is the order
+ * a session would go (ingest before reading, delete and restore last), which is the order
  * test/integration/api-docs.test.ts runs them in; docs/api.md lists routes in the route table's order.
  */
 export const EXAMPLES: Partial<Record<RouteKey, Example>> = {
@@ -121,9 +121,10 @@ export const EXAMPLES: Partial<Record<RouteKey, Example>> = {
       params: { name: "search_memory", arguments: { query: "refund window" } },
     },
   },
-  // Restoring a live document answers it as it is; after a soft delete, it brings the document back.
-  "POST /v1/documents/{id}/restore": { path: "/v1/documents/refunds/restore" },
-  "DELETE /v1/documents/{id}": { path: "/v1/documents/refunds?hard=true" },
+  // A soft delete, then the restore that brings the document back: the refund policy stays for the CLI's examples
+  // below them in the README (a hard delete of it had left "What is the refund window?" to note-1042).
+  "DELETE /v1/documents/{id}": { path: "/v1/documents/note-1042" },
+  "POST /v1/documents/{id}/restore": { path: "/v1/documents/note-1042/restore" },
 };
 
 /** A value the schema allows, as small as it can be: required fields only, defaults where there are some. */
@@ -376,7 +377,7 @@ export function renderApiDocs(): string {
 export function renderCurlBlock(): string {
   const lines = [
     CURL_BEGIN,
-    "<details><summary>curl for every route (top to bottom: ingest first, delete last)</summary>",
+    "<details><summary>curl for every route (top to bottom: ingest first, delete and restore last)</summary>",
     "",
     "```sh",
     "API=http://localhost:3000; KEY=$(cat .engram/local-key)",

@@ -87,9 +87,13 @@ describe("docs/api.md and the README's curl block", () => {
       expect(res.status, `${k}: ${text.slice(0, 300)}`).toBeGreaterThanOrEqual(200);
       expect(res.status, `${k}: ${text.slice(0, 300)}`).toBeLessThan(300);
       if (k === "POST /v1/search") expect(JSON.parse(text).results[0]?.documentId).toBe("refunds");
-      if (k === "DELETE /v1/documents/{id}") {
-        const gone = await fetch(`${server.url}/v1/documents/refunds`, { headers: { authorization: `Bearer ${key}` } });
-        expect(gone.status).toBe(404);
+      const read = (id: string) =>
+        fetch(`${server.url}/v1/documents/${id}?track=false`, { headers: { authorization: `Bearer ${key}` } });
+      if (k === "DELETE /v1/documents/{id}") expect((await read("note-1042")).status).toBe(404);
+      // Back, and the refund policy the README's CLI examples ask about is still there after the whole block.
+      if (k === "POST /v1/documents/{id}/restore") {
+        expect((await read("note-1042")).status).toBe(200);
+        expect((await read("refunds")).status).toBe(200);
       }
     }
   });
