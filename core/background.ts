@@ -18,14 +18,25 @@ export function repeat(name: string, everyMs: number, pass: (signal: AbortSignal
   let timer: ReturnType<typeof setTimeout> | undefined;
   let running: Promise<void> = Promise.resolve();
   let stopped = false;
+  /** Passes failed in a row: each doubles the pause, so a failure that lasts (a model refusing a chunk's text) is not
+   * sent again every few seconds for as long as the process lives. */
+  let failures = 0;
   const stopping = new AbortController();
   const next = () => {
     running = pass(stopping.signal)
-      .catch((error) => {
-        if (!stopping.signal.aborted) log.warn(`${name}: pass failed; retrying later`, { error });
-      })
+      .then(
+        () => {
+          failures = 0;
+        },
+        (error) => {
+          if (stopping.signal.aborted) return;
+          failures++;
+          const pauseMs = pauseAfter(everyMs, failures);
+          log.warn(`${name}: pass failed; retrying in ${Math.round(pauseMs / 1000)} s`, { error, failures });
+        },
+      )
       .finally(() => {
-        if (!stopped) timer = setTimeout(next, everyMs).unref();
+        if (!stopped) timer = setTimeout(next, pauseAfter(everyMs, failures)).unref();
       });
   };
   timer = setTimeout(next, 0).unref();
@@ -38,3 +49,10 @@ export function repeat(name: string, everyMs: number, pass: (signal: AbortSignal
     },
   };
 }
+
+/** The longest pause after failed passes: a failure that clears (the provider back) is still noticed within minutes. */
+export const MAX_PAUSE_MS = 10 * 60_000;
+
+/** The pause before the next pass: `everyMs`, doubled for each pass failed in a row, at most MAX_PAUSE_MS. */
+export const pauseAfter = (everyMs: number, failures: number) =>
+  Math.min(everyMs * 2 ** Math.min(failures, 30), Math.max(everyMs, MAX_PAUSE_MS));
