@@ -121,6 +121,19 @@ export function upstreamError(error: unknown, what: "embedding" | "chat"): unkno
       { cause: error },
     );
   }
+  // OpenAI answers an account out of credit with a 429 too: no retry will clear it, and "try again later" had hidden
+  // the provider's word for it.
+  if (
+    e?.status === 429 &&
+    ((e as { code?: unknown }).code === "insufficient_quota" || /quota/i.test(e.message ?? ""))
+  ) {
+    return new EngramError(
+      "upstream",
+      `${what}.failed`,
+      `${label} refused the request: this deployment's account has no quota left (insufficient_quota); its operator must check the plan and billing.`,
+      { cause: error },
+    );
+  }
   if (e?.status === 429) {
     return new EngramError(
       "unavailable",

@@ -75,4 +75,24 @@ describe("upstreamError", () => {
     expect(upstreamError(tooBig, "chat")).toMatchObject({ code: "request.too_large", status: 413 });
     expect(upstreamError(other, "embedding")).toMatchObject({ code: "embedding.failed", status: 502 });
   });
+
+  it("answers 502, with no Retry-After, when the provider's 429 says the account is out of quota: retrying cannot clear it", async () => {
+    const { upstreamError } = await import("../../core/error");
+    const quota = Object.assign(
+      new Error("429 You exceeded your current quota, please check your plan and billing details."),
+      {
+        status: 429,
+        code: "insufficient_quota",
+      },
+    );
+    const busy = Object.assign(new Error("429 Rate limit reached for requests"), { status: 429, retryAfterSeconds: 7 });
+
+    expect(upstreamError(quota, "embedding")).toMatchObject({
+      code: "embedding.failed",
+      status: 502,
+      retryAfterSeconds: undefined,
+      message: expect.stringContaining("no quota left"),
+    });
+    expect(upstreamError(busy, "chat")).toMatchObject({ code: "chat.rate_limited", status: 503, retryAfterSeconds: 7 });
+  });
 });
