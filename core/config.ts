@@ -54,6 +54,9 @@ const schema = z.object({
   EMBEDDING_MODEL: z._default(
     z.string().check(
       z.minLength(1),
+      // A trailing space or a Windows line end ("model-a\r" from a .env file) named another model, whose vectors
+      // every chunk then lacked, and printed the same as the model meant.
+      z.refine((name) => name === name.trim(), "no spaces or line ends before or after the name"),
       // Vectors are told apart by their model's name: an OpenAI-compatible model named as the offline embedder's
       // would have its vectors ranked against the offline ones.
       z.refine((name) => !name.startsWith("engram-"), "names starting with engram- are the offline embedder's"),

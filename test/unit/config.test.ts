@@ -42,5 +42,10 @@ describe("the configuration", () => {
       /EMBEDDING_MODEL.*offline embedder/,
     );
     expect(refusal({ RERANK_TIMEOUT_MS: "40000" })?.message).toMatch(/RERANK_TIMEOUT_MS.*50 to 10000/);
+    for (const model of ["model-a ", "model-a\r", " model-a"]) {
+      expect(refusal({ OPENAI_API_KEY: "sk-test", EMBEDDING_MODEL: model })?.message, model).toMatch(
+        /EMBEDDING_MODEL.*no spaces or line ends/,
+      );
+    }
   });
 });
