@@ -3,12 +3,13 @@
  * model configured, then `engram reembed` in another terminal while the server holds the database. Real processes:
  * the server and the CLI as a person runs them, the model behind the OpenAI-compatible fake.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
 import { engram as run, type ServerProcess, startServer } from "../../kit/cli";
+import { createDatabase, dropDatabase, pgUrl } from "../../kit/db";
 import { type FakeOpenAI, startOpenAIServer } from "../../kit/openai-server";
 
 describe("engram reembed while the local server holds PGlite", () => {
@@ -170,4 +171,42 @@ describe("engram reembed while the local server holds PGlite", () => {
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe("auth.invalid_key");
   });
+});
+
+describe("engram reembed on a shared database", () => {
+  let database: string;
+  let openai: FakeOpenAI;
+  const env = (extra: NodeJS.ProcessEnv = {}) => {
+    const base: NodeJS.ProcessEnv = { ...process.env, DATABASE_URL: pgUrl(database), LOG_LEVEL: "warn", ...extra };
+    for (const name of ["DATABASE_DRIVER", "OPENAI_API_KEY", "OPENAI_BASE_URL", "EMBEDDING_PROVIDER"]) {
+      if (!(name in extra)) delete base[name];
+    }
+    return base;
+  };
+
+  beforeAll(async () => {
+    database = await createDatabase();
+    openai = await startOpenAIServer();
+  });
+  afterAll(async () => {
+    await openai?.close();
+    await dropDatabase(database);
+  });
+
+  it("says that processes still on the old model find the moved chunks by keyword only, and nothing when none move", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-reembed-pg-"));
+    writeFileSync(join(folder, "boiler.md"), "# Boiler\n\nThe boiler is serviced every March by Hartley Heating.\n");
+    expect((await run(["ingest", folder], env())).code).toBe(0);
+    const model = env({ OPENAI_API_KEY: openai.apiKey, OPENAI_BASE_URL: openai.url });
+
+    const moved = await run(["reembed"], model, 120_000);
+    expect(moved.code).toBe(0);
+    // A server or the Lambdas still on the offline embedder had been left with no word of it.
+    expect(moved.stderr).toContain(
+      "engram: moving tenant local's chunks to text-embedding-3-small: a server or Lambda on this database still configured for another model finds them by keyword only",
+    );
+    expect(moved.stdout).toMatch(/re-embedded 1 chunks of tenant local with text-embedding-3-small/);
+    const again = await run(["reembed"], model, 120_000);
+    expect([again.code, again.stderr]).toEqual([0, ""]);
+  }, 240_000);
 });
