@@ -90,6 +90,11 @@ export interface SearchOptions {
    * `index` and `exact` force one strategy (tests and benchmarks compare them).
    */
   strategy?: "auto" | "index" | "exact";
+  /**
+   * Hybrid's keyword leg gathers as keyword mode's does (its cap, and the commoner words' matches): set when the
+   * vector leg found nothing, as during a switch of embedding models (see `finish`).
+   */
+  wideKeyword?: boolean;
 }
 
 /** Candidates each list contributes to hybrid fusion, per requested result. */
@@ -180,7 +185,7 @@ export async function plan(
     ctes.push(...Vector.vectorCandidates(vector, model, where, n, strategy, cfg.exactScanChunks));
   }
   if (request.mode !== "vector") {
-    const cap = request.mode === "hybrid" ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
+    const cap = request.mode === "hybrid" && !options.wideKeyword ? HYBRID_KEYWORD_MATCHES : KEYWORD_MATCHES;
     ctes.push(
       ...Keyword.candidates({
         text: request.query,
@@ -192,7 +197,7 @@ export async function plan(
         cap,
         // Hybrid without filters needs no fill: its short gathering holds every chunk with a rarer word, and the
         // vector leg answers for the rest (docs/search.md, "Bounded work").
-        fill: request.mode === "keyword" || where.narrowed,
+        fill: request.mode === "keyword" || where.narrowed || options.wideKeyword === true,
         // The vector leg's first FUSION_DEPTH, which no topK changes (see FUSION_DEPTH).
         ...(vector === undefined
           ? {}
@@ -232,6 +237,19 @@ export async function plan(
       if (probed !== undefined && typeof large === "boolean")
         Vector.scopeSizes.set(probed, large, Vector.SCOPE_SIZE_TTL_SECONDS);
       const stale = Number((rows[0] as { stale?: number } | undefined)?.stale ?? 0);
+      // No vector of the active model in scope (every chunk stale: a switch of models under way): hybrid is its keyword
+      // leg alone, whose short gathering counts on the vector leg for the rest. Searched again as keyword mode
+      // gathers, so the stale chunks are found by keyword as well in hybrid as in keyword mode; the query's vector is
+      // remembered, so the second statement embeds nothing.
+      if (
+        request.mode === "hybrid" &&
+        !options.wideKeyword &&
+        stale > 0 &&
+        (rows as unknown as ResultRow[]).every((row) => row.vectorScore == null)
+      ) {
+        const wide = await query(db, caller, request, { ...options, wideKeyword: true });
+        return { ...wide, usage: { embeddingTokens: embeddingTokens + wide.usage.embeddingTokens } };
+      }
 
       let results = (rows as unknown as ResultRow[]).filter((row) => row.chunkId != null).map(toResult);
       let scale = SCALE[request.mode];

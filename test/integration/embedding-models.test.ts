@@ -464,3 +464,30 @@ describe("pacing a re-embed (pg)", () => {
     expect(await Reembed.pending(t.db, kept.tenantId, "model-after")).toBe(0);
   });
 });
+
+describe.each(DRIVERS)("hybrid search during a switch of models on %s", (driver) => {
+  it("finds in hybrid, while every chunk is stale, what keyword mode finds: its gathering no longer counts on vectors", async () => {
+    const t = await freshDb(driver, { dimensions: DIMS });
+    const other = await callerFor(t.db, "switch-wide", "u1");
+    const old = model("model-old");
+    // More passages holding both words than hybrid's keyword leg gathers (300, in the table's order), and the best
+    // match last: hybrid's vector leg finds such a passage in a search, but during a switch it has no vectors.
+    const many = Array.from({ length: Search.HYBRID_KEYWORD_MATCHES + 60 }, (_, i) => ({
+      id: `m${i}`,
+      content: `Memo ${i}: the refund form, the travel policy and the expense rules for team ${i} are kept in the shared folder.`,
+    }));
+    await Ingest.run(t.db, other, many, { embedder: old.embedder });
+    await Ingest.run(t.db, other, [{ id: "best", content: "Refund policy." }], { embedder: old.embedder });
+    const next = model("model-new").embedder;
+    const ask = (mode: "hybrid" | "keyword") =>
+      Search.query(t.db, other, Search.SearchRequest.parse({ query: "refund policy", mode, topK: 3 }), {
+        embedder: next,
+      });
+    const keyword = await ask("keyword");
+    expect(keyword.results[0]?.documentId).toBe("best");
+    const hybrid = await ask("hybrid");
+    expect(hybrid.stale).toBe(Search.HYBRID_KEYWORD_MATCHES + 61);
+    expect(hybrid.results.map((r) => r.documentId)).toEqual(keyword.results.map((r) => r.documentId));
+    await t.close();
+  }, 120_000);
+});
