@@ -248,14 +248,17 @@ program
   .description(
     "re-embed a tenant's chunks of other models with the configured one, in resumable batches; search keeps answering meanwhile",
   )
-  .option("--tenant <name>", "tenant", LOCAL_TENANT)
+  .addOption(new Option("--tenant <name>", "tenant").default(LOCAL_TENANT).conflicts("allTenants"))
+  .option("--all-tenants", "every tenant with chunks of another model, one after another")
   .option("--dry-run", "print what it would embed (chunks, texts, estimated tokens) and change nothing")
   .addOption(new Option("--batch-size <n>", "chunks per batch").argParser(wholeNumber(1, 10_000)))
   .option("--json", "print JSON")
-  .action(async (options: { tenant: string; dryRun?: boolean; json?: boolean; batchSize?: number }) => {
-    const { reembed } = await import("./reembed");
-    await reembed(options);
-  });
+  .action(
+    async (options: { tenant: string; allTenants?: boolean; dryRun?: boolean; json?: boolean; batchSize?: number }) => {
+      const { reembed } = await import("./reembed");
+      await reembed(options);
+    },
+  );
 
 registerDataCommands(program);
 

@@ -1,5 +1,6 @@
 /** `engram reembed`: moves a tenant's chunks to the configured embedding model (core/embedding/reembed.ts). */
 import { config } from "../core/config";
+import type { Db } from "../core/db";
 import { embedder as configured } from "../core/embedding";
 import * as Reembed from "../core/embedding/reembed";
 import * as Tenant from "../core/tenant";
@@ -8,6 +9,8 @@ import { LOCAL_TENANT, openLocalDb, runningServer, type ServerLock, storedLocalK
 
 export interface ReembedOptions {
   tenant: string;
+  /** Every tenant with chunks of another model, one after another (a switch of models is a run per tenant). */
+  allTenants?: boolean;
   dryRun?: boolean;
   json?: boolean;
   batchSize?: number;
@@ -43,11 +46,33 @@ export async function reembed(options: ReembedOptions): Promise<void> {
   const cfg = config();
   const server = runningServer(cfg);
   // Embedded PGlite has one process: while the local server holds it, the server does the work.
-  if (server) return throughServer(server, options);
+  if (server) {
+    if (options.allTenants)
+      throw new Error(
+        `--all-tenants reads every tenant from the database, which the local server (${server.url}) holds: stop it, run this, then start it again`,
+      );
+    return throughServer(server, options);
+  }
   const db = await openLocalDb(cfg);
-  // The local tenant exists from the first command on (as for every data command), so a new store has nothing to do.
-  const tenant =
-    options.tenant === LOCAL_TENANT ? await Tenant.ensure(db, LOCAL_TENANT) : await Tenant.get(db, options.tenant);
+  if (!options.allTenants) {
+    // The local tenant exists from the first command on (as for every data command), so a new store has nothing to do.
+    const tenant =
+      options.tenant === LOCAL_TENANT ? await Tenant.ensure(db, LOCAL_TENANT) : await Tenant.get(db, options.tenant);
+    return reembedTenant(db, tenant, options);
+  }
+  const model = configured().model;
+  const tenants = await Reembed.tenantsWithStale(db, model);
+  if (!tenants.length) {
+    if (options.json) console.log(JSON.stringify({ tenants: [] }));
+    else console.log(`nothing to re-embed: every chunk of every tenant is of ${model}`);
+    return;
+  }
+  // One after another, each as `--tenant` would: a failure stops the run there, and running it again continues.
+  for (const tenant of tenants) await reembedTenant(db, tenant, options);
+}
+
+async function reembedTenant(db: Db, tenant: { id: string; name: string }, options: ReembedOptions): Promise<void> {
+  const cfg = config();
   const embedder = configured();
   const model = embedder.model;
 

@@ -105,7 +105,7 @@ export function active(): { provider: "openai" | "offline"; model: string; dimen
 }
 
 /** Chunks that are stale for `model`: two ranges over `chunks_reuse` (tenant, model, hash), which skip the rest. */
-const staleFor = (tenantId: string, model: string) =>
+const staleFor = (tenantId: string | SQL, model: string) =>
   sql`c.tenant_id = ${tenantId} and (c.embedding_model < ${model} or c.embedding_model > ${model})`;
 
 /** The model of a chunk whose context was dropped, until it is re-embedded: no model's, so no search ranks it. */
@@ -135,6 +135,14 @@ export async function estimate(db: Db, tenantId: string, model: string): Promise
     select (select coalesce(sum(n), 0)::int from stale) as chunks, (select count(*)::int from todo) as texts,
            (select coalesce(sum(ceil((chars + case when ctx then 2 else 0 end) / 4.0)), 0)::int from todo) as tokens`);
   return { model, chunks: Number(row?.chunks ?? 0), texts: Number(row?.texts ?? 0), tokens: Number(row?.tokens ?? 0) };
+}
+
+/** Tenants holding chunks of another model than `model`, by name (`engram reembed --all-tenants`). */
+export async function tenantsWithStale(db: Db, model: string): Promise<{ id: string; name: string }[]> {
+  return db.query<{ id: string; name: string }>(sql`
+    select t.id, t.name from tenants t
+    where exists (select 1 from chunks c where ${staleFor(sql`t.id`, model)})
+    order by t.name`);
 }
 
 /** The tenant's re-embedding state, as stats and health show it. */

@@ -209,4 +209,25 @@ describe("engram reembed on a shared database", () => {
     const again = await run(["reembed"], model, 120_000);
     expect([again.code, again.stderr]).toEqual([0, ""]);
   }, 240_000);
+
+  it("--all-tenants moves every tenant that has chunks of another model, where each had needed a run of its own", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-reembed-all-"));
+    writeFileSync(join(folder, "kettle.md"), "# Kettle\n\nThe kettle is descaled every Friday.\n");
+    for (const tenant of ["acme", "globex"])
+      expect((await run(["ingest", folder, "--tenant", tenant], env())).code).toBe(0);
+    const model = env({ OPENAI_API_KEY: openai.apiKey, OPENAI_BASE_URL: openai.url });
+
+    const both = await run(["reembed", "--tenant", "acme", "--all-tenants"], model);
+    expect([both.code, both.stderr.trim()]).toEqual([
+      1,
+      "engram: option '--tenant <name>' cannot be used with option '--all-tenants' (run with --help for usage)",
+    ]);
+    const dry = await run(["reembed", "--all-tenants", "--dry-run"], model);
+    expect(dry.stdout).toMatch(/would re-embed 1 chunks of tenant acme .*\n.*would re-embed 1 chunks of tenant globex/);
+    const moved = await run(["reembed", "--all-tenants"], model, 120_000);
+    expect(moved.code).toBe(0);
+    expect(moved.stdout).toMatch(/re-embedded 1 chunks of tenant acme[^\n]*\nre-embedded 1 chunks of tenant globex/);
+    const again = await run(["reembed", "--all-tenants"], model);
+    expect(again.stdout.trim()).toBe("nothing to re-embed: every chunk of every tenant is of text-embedding-3-small");
+  }, 240_000);
 });
