@@ -685,6 +685,89 @@ describe("the console", () => {
     expect(errors).toEqual([]);
   });
 
+  it("keeps the documents table readable when narrow: whole headers, numbers and buttons, long titles wrapped", async () => {
+    // Titles of 120 characters, in an end user's own space: the shared space's counts in the other tests stay.
+    const title = (n: number) =>
+      `${n}. The refund, return and store credit policy for every order placed online, in one of our shops or by phone, this year!`;
+    const paragraph = "Refunds are issued within fourteen days of a return, and store credit never expires at all. ";
+    const stored = await fetch(`${server.url}/v1/ingest`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "narrow", "content-type": "application/json" },
+      body: JSON.stringify({
+        documents: [1, 2, 3].map((n) => ({
+          id: `long-title-${n}.md`,
+          title: title(n),
+          importance: 10,
+          content: Array.from({ length: n === 1 ? 160 : 2 }, () => paragraph.repeat(3)).join("\n\n"),
+        })),
+      }),
+    });
+    expect(stored.status).toBe(200);
+    const screens = [
+      { name: "390 px", viewport: { width: 390, height: 844 } },
+      { name: "640 px", viewport: { width: 640, height: 900 } },
+      { name: "1280 px", viewport: { width: 1280, height: 900 } },
+      { name: "200% zoom", viewport: { width: 640, height: 450 }, deviceScaleFactor: 2 },
+      { name: "CSS zoom 200%", viewport: { width: 1280, height: 900 }, zoom: true },
+    ];
+    for (const { name, zoom, ...options } of screens) {
+      const narrow = await browser.newContext({ ...options, colorScheme: "light" });
+      const p = await narrow.newPage();
+      const errors: string[] = [];
+      watch(p, errors);
+      await p.goto(`${server.url}/#documents`);
+      if (zoom) await p.evaluate(() => document.documentElement.style.setProperty("zoom", "2"));
+      await switchUser(p, "narrow");
+      const table = p.getByTestId("documents-table");
+      await expect.poll(() => table.locator("tbody tr").count()).toBe(3);
+      const layout = await table.evaluate((el) => {
+        // How many lines a box's text is laid out on: its line boxes' distinct tops.
+        const lines = (box: Element) => {
+          const range = document.createRange();
+          range.selectNodeContents(box);
+          const tops = Array.from(range.getClientRects())
+            .filter((r) => r.width > 0)
+            .map((r) => r.top)
+            .sort((a, b) => a - b);
+          return tops.filter((top, i) => i === 0 || top - (tops[i - 1] ?? top) > 4).length;
+        };
+        const text = (box: Element) => box.textContent?.trim() ?? "";
+        const whole = (selector: string) =>
+          Array.from(el.querySelectorAll(selector))
+            .filter((box) => text(box))
+            .map((box) => `${text(box)}: ${lines(box)}`);
+        return {
+          headers: whole("thead th:not(:has(.visually-hidden))"),
+          numbers: whole("tbody td.num"),
+          buttons: whole("tbody button:not(.title)"),
+          titles: Array.from(el.querySelectorAll("tbody button.title")).map((b) => ({
+            text: text(b),
+            lines: lines(b),
+          })),
+          labels: Array.from(document.querySelectorAll(".status dt")).map((dt) => `${text(dt)}: ${lines(dt)}`),
+          pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        };
+      });
+      const oneLine = (list: string[]) => list.map((entry) => entry.replace(/: \d+$/, ": 1"));
+      expect(layout.headers, `headers at ${name}`).toEqual(oneLine(layout.headers));
+      expect(layout.headers).toHaveLength(5);
+      expect(layout.numbers, `numbers at ${name}`).toEqual(oneLine(layout.numbers));
+      expect(
+        layout.numbers.some((n) => /^\d\d+: /.test(n)),
+        "a number of two digits or more",
+      ).toBe(true);
+      expect(layout.buttons, `buttons at ${name}`).toEqual(oneLine(layout.buttons));
+      expect(layout.labels, `status labels at ${name}`).toEqual(oneLine(layout.labels));
+      // Long titles are shown whole, wrapped between words; the page itself never scrolls sideways.
+      expect(layout.titles.map((t) => t.text)).toEqual([3, 2, 1].map(title));
+      if (name !== "1280 px")
+        expect(Math.min(...layout.titles.map((t) => t.lines)), `titles at ${name}`).toBeGreaterThan(1);
+      expect(layout.pageOverflow, `horizontal scrolling at ${name}`).toBeLessThanOrEqual(0);
+      await narrow.close();
+      expect(errors).toEqual([]);
+    }
+  });
+
   it("shows a 429's message, request id and retry time with another key, and keeps working", async () => {
     await Tenant.ensure(db, "tight");
     await RateLimit.setLimits(db, "tight", { search: "2/min" });

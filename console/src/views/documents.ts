@@ -93,7 +93,7 @@ export function documentsView(): View {
       { "data-id": doc.id, class: deleted ? "deleted" : "" },
       h(
         "td",
-        null,
+        { class: "doc" },
         deleted ? h("span", { class: "title" }, doc.title || doc.id) : open,
         deleted ? h("span", { class: "badge" }, "deleted") : null,
         h("small", { class: "id" }, doc.id),
@@ -103,7 +103,7 @@ export function documentsView(): View {
       h("td", { class: "num" }, String(doc.importance)),
       h("td", { class: "num" }, fmtNumber(doc.accessCount)),
       h("td", null, fmtDate(doc.createdAt)),
-      h("td", null, restore, action),
+      h("td", { class: "row-actions" }, restore, action),
     );
   };
 
