@@ -544,6 +544,55 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("gives the focus back after a restore, a delete from the document's dialog and a conversation's delete", async () => {
+    const api = (path: string, body: unknown) =>
+      fetch(`${server.url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "x-user-id": "keyboard", "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const documents = ["first", "second"].map((id) => ({ id, content: `The ${id} note on returns and refunds.` }));
+    expect((await api("/v1/ingest", { documents })).status).toBe(200);
+    expect((await api("/v1/chat", { messages: [{ role: "user", content: "What about returns?" }] })).status).toBe(200);
+    await page.goto(`${server.url}/#documents`);
+    await switchUser(page, "keyboard");
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return "body";
+        return `${el.closest("tr")?.getAttribute("data-id") ?? el.id}|${el.textContent?.trim()}`;
+      });
+    const row = page.locator('tr[data-id="first"]');
+    await row.getByRole("button", { name: /^Delete/ }).click();
+    await page.getByRole("dialog", { name: "Delete this document?" }).getByRole("button", { name: "Delete" }).click();
+    await row.waitFor({ state: "detached" });
+    await page.getByLabel("Include deleted").check();
+    // Restored, its row is drawn anew: the focus goes to that row, not to the page's top.
+    await row.getByRole("button", { name: /^Restore/ }).click();
+    await row.getByRole("button", { name: /^Delete/ }).waitFor();
+    expect(await focused()).toBe("first|first");
+    await page.getByLabel("Include deleted").uncheck();
+    await page.getByTestId("documents-table").getByRole("button", { name: "second", exact: true }).click();
+    const dialog = page.getByTestId("document-dialog");
+    await dialog.getByRole("button", { name: "Delete…", exact: true }).click();
+    await page.getByRole("dialog", { name: "Delete this document?" }).getByRole("button", { name: "Delete" }).click();
+    await page.locator('tr[data-id="second"]').waitFor({ state: "detached" });
+    // The document's row went with it: the focus is on the list's heading.
+    expect(await focused()).toBe("documents-title|Documents");
+
+    await go("Chat");
+    const conversations = page.getByTestId("conversations");
+    await conversations.getByRole("button", { name: /^Delete conversation What about returns\?/ }).click();
+    await page
+      .getByRole("dialog", { name: "Delete this conversation?" })
+      .getByRole("button", { name: "Delete" })
+      .click();
+    await conversations.getByText("No conversations yet.").waitFor();
+    expect(await focused()).toBe("conversations-title|Conversations");
+    await switchUser(page, "");
+    expect(problems).toEqual([]);
+  });
+
   it("extracts dropped PDFs on the server, skips a scan with its reason, and shows a result's page and section", async () => {
     const folder = mkdtempSync(join(tmpdir(), "engram-drop-pdf-"));
     // A PDF made by LibreOffice, and a scanned page with no text layer: extracted by the upload route.

@@ -128,10 +128,11 @@ export function chatView(): View {
   const list = h("ul", { class: "conversations", "data-testid": "conversations" });
   const more = h("button", { type: "button", hidden: true }, "More conversations");
   const fresh = h("button", { type: "button" }, "New conversation");
+  const listTitle = h("h2", { id: "conversations-title", tabindex: -1 }, "Conversations");
   const aside = h(
     "aside",
     { class: "conversation-list", "aria-labelledby": "conversations-title" },
-    h("div", { class: "aside-head" }, h("h2", { id: "conversations-title" }, "Conversations"), fresh),
+    h("div", { class: "aside-head" }, listTitle, fresh),
     list,
     more,
   );
@@ -225,6 +226,8 @@ export function chatView(): View {
       if (!ok) return;
       try {
         await engram.conversations.delete(c.id);
+        // Its item, and the button that had the focus, go with the list's reload: the focus goes to the list's heading.
+        listTitle.focus();
         if (conversationId === c.id) startNew();
         void loadConversations();
       } catch (error) {
