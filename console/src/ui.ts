@@ -1,6 +1,7 @@
 /** Shared pieces of the page: messages (errors with request ids), dialogs, and a small event bus. */
 import { ApiError, describeError } from "./api";
 import { h, replace, uid } from "./dom";
+import { session } from "./session";
 
 type Topic = "space" | "documents" | "conversations";
 const bus = new EventTarget();
@@ -53,6 +54,14 @@ export function errorDetails(error: ApiError): HTMLElement {
   );
 }
 
+/** What to do when the key is refused (a typo, a revoked key): the choices at the top of the page. */
+export function nextStep(error: ApiError): string | undefined {
+  if (error.status !== 401 || error.code === "auth.missing_key") return undefined;
+  return session.customKey && session.localKey
+    ? "Enter another key (Use another key, at the top of the page) or go back to the local key (Use the local key)."
+    : "Enter another key (Use another key, at the top of the page; npx engram keys create makes one).";
+}
+
 /** Shows an error that the page survives; an abort (the person stopped it) is not one. */
 export function notifyError(error: unknown, context?: string): ApiError | undefined {
   if ((error as Error)?.name === "AbortError") return undefined;
@@ -60,11 +69,13 @@ export function notifyError(error: unknown, context?: string): ApiError | undefi
   // A lost server has its own banner.
   if (api.code === "network.unreachable") return api;
   const title = api.status === 429 ? `Rate limited: ${api.message}` : api.message;
+  const next = nextStep(api);
   const dismiss = h("button", { type: "button", class: "link", "aria-label": "Dismiss this message" }, "Dismiss");
   const toast = h(
     "div",
     { class: "toast error", role: "alert" },
     h("p", { class: "title" }, context ? `${context}: ${title}` : title),
+    next ? h("p", null, next) : null,
     errorDetails(api),
     dismiss,
   );

@@ -817,6 +817,43 @@ describe("the console", () => {
     }
   });
 
+  it("checks another key before using it, and says what to do when a key is refused", async () => {
+    const p = await context.newPage();
+    await p.goto(`${server.url}/#search`);
+    await p.getByRole("heading", { name: "Search" }).waitFor();
+    const label = p.getByTestId("key-label");
+    const problem = p.getByTestId("key-problem");
+    await p.getByRole("button", { name: "Use another key" }).click();
+    await p.getByRole("button", { name: "Use key" }).click();
+    await problem.filter({ hasText: "Enter a key" }).waitFor();
+    await p.getByTestId("key-input").fill("not-a-key");
+    await p.getByRole("button", { name: "Use key" }).click();
+    await problem.filter({ hasText: "not an Engram key: a key starts with egm_" }).waitFor();
+    // The shape of a key, but none the server knows: one request (GET /v1/stats) says so before it is used.
+    const unknown = `egm_${"x".repeat(32)}`;
+    await p.getByTestId("key-input").fill(unknown);
+    await p.getByRole("button", { name: "Use key" }).click();
+    await problem.filter({ hasText: "Not used: The API key is not valid" }).waitFor();
+    expect(await label.textContent()).toContain(`local key ${key.slice(0, 12)}`);
+    expect(await p.evaluate(() => sessionStorage.getItem("engram.console.key"))).toBeNull();
+
+    // A key refused later (revoked, say) says what to do, wherever it is refused.
+    await p.evaluate((k) => sessionStorage.setItem("engram.console.key", k), unknown);
+    await p.reload();
+    await expect.poll(() => label.textContent()).toContain(`your key ${unknown.slice(0, 12)}`);
+    await p.getByTestId("search-query").fill("refunds");
+    await p.getByRole("button", { name: "Search", exact: true }).click();
+    const next =
+      "Enter another key (Use another key, at the top of the page) or go back to the local key (Use the local key).";
+    const toast = p.locator(".toast.error").filter({ hasText: "The API key is not valid" });
+    await toast.waitFor();
+    expect(await toast.textContent()).toContain(next);
+    expect(await p.getByTestId("search-summary").textContent()).toContain(next);
+    await p.getByRole("button", { name: "Use the local key" }).click();
+    await search(p, "gift cards");
+    await p.close();
+  });
+
   it("shows a 429's message, request id and retry time with another key, and keeps working", async () => {
     await Tenant.ensure(db, "tight");
     await RateLimit.setLimits(db, "tight", { search: "2/min" });

@@ -9,7 +9,7 @@ import { openDocument } from "../document";
 import { fmtDate, h, plural, replace, uid } from "../dom";
 import { locationText } from "../location";
 import { session } from "../session";
-import { busy, confirmAction, emit, errorDetails, modal, notifyError, on } from "../ui";
+import { busy, confirmAction, emit, errorDetails, modal, nextStep, notifyError, on } from "../ui";
 import type { View } from "./view";
 
 const MARKER = /\[(\d{1,4})\]/g;
@@ -358,7 +358,8 @@ export function chatView(): View {
         if (content) render();
         else answer.text.textContent = "No answer.";
         const said = content && api ? `The answer stopped: ${api.message}` : api?.message;
-        if (api) answer.footer.append(h("p", { class: "problem" }, said), errorDetails(api));
+        const next = api && nextStep(api);
+        if (api) answer.footer.append(h("p", { class: "problem" }, said, next ? ` ${next}` : null), errorDetails(api));
       }
     } finally {
       answer.el.removeAttribute("aria-busy");

@@ -7,7 +7,7 @@ import { field, fmtDate, h, plural, replace, uid } from "../dom";
 import { highlighted } from "../highlight";
 import { locationText } from "../location";
 import { session } from "../session";
-import { notifyError } from "../ui";
+import { nextStep, notifyError } from "../ui";
 import type { View } from "./view";
 
 /** What a score means in each mode, and the range it lies in. */
@@ -201,7 +201,7 @@ export function searchView(): View {
       const api = notifyError(error, "Search");
       summary.textContent =
         api instanceof ApiError
-          ? `Search failed: ${api.message}${api.requestId ? ` (request ${api.requestId})` : ""}`
+          ? `Search failed: ${api.message}${api.requestId ? ` (request ${api.requestId})` : ""} ${nextStep(api) ?? ""}`.trim()
           : "";
     } finally {
       if (running === controller) submit.removeAttribute("aria-busy");
