@@ -105,9 +105,16 @@ function identity(space: HTMLElement): HTMLElement {
     event.preventDefault();
     const value = userInput.value.trim();
     if (value && !USER_ID.test(value)) {
+      // The box goes back to the user in effect, as the status strip shows; the message keeps the refused text.
+      const still = session.userId ? `Still acting as ${session.userId}.` : "Still in the shared space.";
       notifyError(
-        new ApiError(0, "user.invalid_id", "An end user id is 1-128 characters of letters, digits and . _ : @ -"),
+        new ApiError(
+          0,
+          "user.invalid_id",
+          `“${value}” is not an end user id: one is 1-128 characters of letters, digits and . _ : @ -. ${still}`,
+        ),
       );
+      render();
       userInput.focus();
       return;
     }

@@ -449,6 +449,22 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("keeps the end user box on the user in effect when an id is refused, and says which text was refused", async () => {
+    await page.goto(`${server.url}/#search`);
+    await switchUser(page, "alice");
+    await page.getByTestId("user-input").fill("not valid!");
+    await page.getByRole("button", { name: "Switch" }).click();
+    const refused = page.locator(".toast.error").filter({ hasText: "“not valid!” is not an end user id" });
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain("Still acting as alice.");
+    // The box and the status strip agree: alice is still the end user.
+    expect(await page.getByTestId("user-input").inputValue()).toBe("alice");
+    expect(await page.getByTestId("space-label").textContent()).toBe("alice (private) + shared");
+    await refused.getByRole("button", { name: "Dismiss this message" }).click();
+    await switchUser(page, "");
+    expect(problems).toEqual([]);
+  });
+
   it("opens the shared document a search result or citation names when the end user has one of the same id", async () => {
     // Alice's own refunds.md beside the shared refunds.md (dropped above): one id, two documents.
     const api = (method: string, path: string, body?: unknown) =>
