@@ -14,6 +14,15 @@ export function toastRegion(): HTMLElement {
   return toasts;
 }
 
+/**
+ * Messages go in the topmost open dialog while there is one: a modal dialog is in the top layer, above anything
+ * else on the page, and makes the rest of the page inert (a popover would show above it, but its buttons not work).
+ */
+function placeToasts() {
+  const open = document.querySelectorAll("dialog[open]");
+  (open[open.length - 1] ?? document.body).append(toastRegion());
+}
+
 const MAX_TOASTS = 4;
 
 function addToast(el: HTMLElement, timeoutMs?: number) {
@@ -24,7 +33,10 @@ function addToast(el: HTMLElement, timeoutMs?: number) {
 }
 
 export function notify(message: string): void {
-  addToast(h("div", { class: "toast info", role: "status" }, h("p", null, message)), 6000);
+  const close = h("button", { type: "button", class: "close", "aria-label": "Dismiss this message" }, "×");
+  const toast = h("div", { class: "toast info", role: "status" }, h("p", null, message), close);
+  close.addEventListener("click", () => toast.remove());
+  addToast(toast, 4000);
 }
 
 function countdown(seconds: number): HTMLElement {
@@ -108,6 +120,7 @@ export function modal(label: string, className = ""): { dialog: HTMLDialogElemen
   });
   dialog.addEventListener("close", () => {
     dialog.remove();
+    placeToasts();
     if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
   });
   return {
@@ -117,6 +130,7 @@ export function modal(label: string, className = ""): { dialog: HTMLDialogElemen
       opener = document.activeElement;
       document.body.append(dialog);
       dialog.showModal();
+      placeToasts();
     },
   };
 }

@@ -465,6 +465,53 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("shows messages that let clicks through to the page beneath, and above an open dialog", async () => {
+    const stored = await fetch(`${server.url}/v1/ingest`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "toasted", "content-type": "application/json" },
+      body: JSON.stringify({ documents: [{ id: "toasted.md", content: "A note to open in a dialog." }] }),
+    });
+    expect(stored.status).toBe(200);
+    await page.goto(`${server.url}/#documents`);
+    await switchUser(page, "toasted");
+    // What a click at a point reaches: the element there and whether it is (in) the message.
+    const hit = (selector: string, where: "text" | "close") =>
+      page.evaluate(
+        ([selector, where]) => {
+          const toast = Array.from(document.querySelectorAll<HTMLElement>(selector)).at(-1);
+          const target = where === "text" ? toast?.querySelector("p") : toast?.querySelector("button");
+          const box = target?.getBoundingClientRect();
+          if (!toast || !box) return "no message";
+          const el = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+          if (!toast.contains(el)) return "the page beneath";
+          return where === "close" && el === target ? "its button" : "the message";
+        },
+        [selector, where] as const,
+      );
+    // The newest message (the test before may have left one of the same words).
+    const switched = page.locator(".toast.info", { hasText: "Now acting as end user toasted." }).last();
+    await switched.waitFor();
+    // A row's Restore or Purge under a message stays clickable; only the message's close button is not let through.
+    expect(await hit(".toast.info", "text")).toBe("the page beneath");
+    expect(await hit(".toast.info", "close")).toBe("its button");
+    await switched.getByRole("button", { name: "Dismiss this message" }).click();
+    expect(await page.locator(".toast.info", { hasText: "Now acting as end user toasted." }).count()).toBe(0);
+
+    // Over an open dialog (the top layer): the message is shown in it, in front, its button clickable.
+    await page.getByTestId("documents-table").getByRole("button", { name: "toasted.md", exact: true }).click();
+    const dialog = page.getByTestId("document-dialog");
+    await dialog.getByRole("button", { name: "Save changes" }).click();
+    await page.locator(".toast.info", { hasText: "Nothing changed." }).last().waitFor();
+    expect(await hit(".toast.info", "close")).toBe("its button");
+    await dialog.getByRole("button", { name: "Close", exact: true }).click();
+    await dialog.waitFor({ state: "detached" });
+    // Back on the page once the dialog is gone.
+    await switchUser(page, "");
+    await page.locator(".toast.info", { hasText: "Now using the shared space" }).last().waitFor();
+    expect(await hit(".toast.info", "close")).toBe("its button");
+    expect(problems).toEqual([]);
+  });
+
   it("opens the shared document a search result or citation names when the end user has one of the same id", async () => {
     // Alice's own refunds.md beside the shared refunds.md (dropped above): one id, two documents.
     const api = (method: string, path: string, body?: unknown) =>
