@@ -739,6 +739,26 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("says a query is needed when a search or a question is only spaces", async () => {
+    await page.goto(`${server.url}/#search`);
+    await page.getByTestId("search-query").fill("   ");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await page.getByTestId("search-summary").filter({ hasText: "Enter a query" }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("search-query");
+
+    await go("Chat");
+    const messages = await page.locator(".msg").count();
+    await page.getByTestId("chat-input").fill("  \n  ");
+    await page.getByTestId("chat-input").press("Enter");
+    await page.getByTestId("chat-problem").filter({ hasText: "Enter a question" }).waitFor();
+    expect(await page.locator(".msg").count()).toBe(messages);
+    // Gone once a question is being written.
+    await page.getByTestId("chat-input").fill("Do gift cards expire?");
+    await page.getByTestId("chat-problem").waitFor({ state: "hidden" });
+    await page.getByTestId("chat-input").fill("");
+    expect(problems).toEqual([]);
+  });
+
   it("can be used with the keyboard alone", async () => {
     await page.goto(`${server.url}/#search`);
     await page.getByRole("heading", { name: "Search" }).waitFor();

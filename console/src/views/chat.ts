@@ -149,11 +149,13 @@ export function chatView(): View {
   const remember = h("input", { type: "checkbox" });
   const send = h("button", { type: "submit", class: "primary" }, "Send");
   const stop = h("button", { type: "button", hidden: true }, "Stop");
+  const problem = h("p", { class: "problem", role: "alert", hidden: true, "data-testid": "chat-problem" });
   const composer = h(
     "form",
     { class: "composer", "aria-label": "Ask" },
     h("label", { for: question.id }, "Your question ", h("small", null, "(Enter sends, Shift+Enter adds a line)")),
     question,
+    problem,
     h(
       "div",
       { class: "row" },
@@ -374,9 +376,18 @@ export function chatView(): View {
   composer.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = question.value.trim();
-    if (!text || streaming) return;
+    if (streaming) return;
+    if (!text) {
+      problem.textContent = "Enter a question: spaces alone ask nothing.";
+      problem.hidden = false;
+      question.focus();
+      return;
+    }
     question.value = "";
     void ask(text);
+  });
+  question.addEventListener("input", () => {
+    problem.hidden = true;
   });
   question.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

@@ -155,7 +155,13 @@ export function searchView(): View {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = query.value;
-    if (!text.trim()) return;
+    if (!text.trim()) {
+      replace(list);
+      summary.classList.add("problem");
+      summary.textContent = "Enter a query: words to search for (spaces alone match nothing).";
+      query.focus();
+      return;
+    }
     const mode = (form.querySelector<HTMLInputElement>(`input[name="${modeName}"]:checked`)?.value ?? "hybrid") as Mode;
     const filter: SearchFilter = {};
     if (metaKey.value.trim()) filter.metadata = { [metaKey.value.trim()]: metadataValue(metaValue.value) };
