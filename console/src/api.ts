@@ -79,6 +79,11 @@ export const engram = createClient({
   fetch: observed,
 });
 
+/** Throws unless `key` opens this server: one cheap authenticated request (GET /v1/stats) before the key is used. */
+export async function checkKey(key: string): Promise<void> {
+  await createClient({ baseUrl: "", apiKey: key, userId: () => credentials.userId, fetch: observed }).stats();
+}
+
 /** The health report; a 503 (database unreachable) still carries one. */
 export async function health(signal?: AbortSignal): Promise<Health> {
   try {

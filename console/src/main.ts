@@ -2,11 +2,11 @@
  * The Engram console: one page over the HTTP API. Sections are chosen by the URL's hash, so
  * they are plain links (keyboard, history, bookmarks); the key and the end user sit in the header.
  */
-import { ApiError, credentials, localConfig } from "./api";
+import { ApiError, checkKey, credentials, describeError, localConfig } from "./api";
 import { h, replace } from "./dom";
 import { maskKey, session, USER_ID } from "./session";
 import { createStatus } from "./status";
-import { emit, notify, notifyError, on, toastRegion } from "./ui";
+import { busy, emit, notify, notifyError, on, toastRegion } from "./ui";
 import { chatView } from "./views/chat";
 import { documentsView } from "./views/documents";
 import { ingestView } from "./views/ingest";
@@ -25,12 +25,15 @@ function identity(space: HTMLElement): HTMLElement {
     "aria-label": "API key",
     "data-testid": "key-input",
   });
+  const useKey = h("button", { type: "submit", class: "small primary" }, "Use key");
+  const keyProblem = h("small", { class: "problem", role: "alert", hidden: true, "data-testid": "key-problem" });
   const keyForm = h(
     "form",
     { class: "key-form", hidden: true, "aria-label": "Use another API key" },
     keyInput,
-    h("button", { type: "submit", class: "small primary" }, "Use key"),
+    useKey,
     h("small", null, "Kept in this tab only (session storage)."),
+    keyProblem,
   );
   const userInput = h("input", {
     type: "text",
@@ -62,12 +65,29 @@ function identity(space: HTMLElement): HTMLElement {
 
   change.addEventListener("click", () => {
     keyForm.hidden = !keyForm.hidden;
+    keyProblem.hidden = true;
     if (!keyForm.hidden) keyInput.focus();
   });
-  keyForm.addEventListener("submit", (event) => {
+  const refuse = (message: string) => {
+    keyProblem.textContent = message;
+    keyProblem.hidden = false;
+    keyInput.focus();
+    return false;
+  };
+  keyForm.addEventListener("submit", async (event) => {
     event.preventDefault();
     const key = keyInput.value.trim();
-    if (!key) return keyInput.focus();
+    if (!key) return refuse("Enter a key: an Engram key starts with egm_ (npx engram keys create makes one).");
+    if (!key.startsWith("egm_")) return refuse("That is not an Engram key: a key starts with egm_.");
+    keyProblem.hidden = true;
+    // Said to be in use only once the server takes it, not at the next search.
+    const taken = await busy(useKey, "Checking…", () =>
+      checkKey(key).then(
+        () => true,
+        (error) => refuse(`Not used: ${describeError(error).message}`),
+      ),
+    );
+    if (!taken) return;
     session.useKey(key);
     keyInput.value = "";
     keyForm.hidden = true;
@@ -85,9 +105,16 @@ function identity(space: HTMLElement): HTMLElement {
     event.preventDefault();
     const value = userInput.value.trim();
     if (value && !USER_ID.test(value)) {
+      // The box goes back to the user in effect, as the status strip shows; the message keeps the refused text.
+      const still = session.userId ? `Still acting as ${session.userId}.` : "Still in the shared space.";
       notifyError(
-        new ApiError(0, "user.invalid_id", "An end user id is 1-128 characters of letters, digits and . _ : @ -"),
+        new ApiError(
+          0,
+          "user.invalid_id",
+          `“${value}” is not an end user id: one is 1-128 characters of letters, digits and . _ : @ -. ${still}`,
+        ),
       );
+      render();
       userInput.focus();
       return;
     }

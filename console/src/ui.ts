@@ -1,6 +1,7 @@
 /** Shared pieces of the page: messages (errors with request ids), dialogs, and a small event bus. */
 import { ApiError, describeError } from "./api";
 import { h, replace, uid } from "./dom";
+import { session } from "./session";
 
 type Topic = "space" | "documents" | "conversations";
 const bus = new EventTarget();
@@ -13,6 +14,15 @@ export function toastRegion(): HTMLElement {
   return toasts;
 }
 
+/**
+ * Messages go in the topmost open dialog while there is one: a modal dialog is in the top layer, above anything
+ * else on the page, and makes the rest of the page inert (a popover would show above it, but its buttons not work).
+ */
+function placeToasts() {
+  const open = document.querySelectorAll("dialog[open]");
+  (open[open.length - 1] ?? document.body).append(toastRegion());
+}
+
 const MAX_TOASTS = 4;
 
 function addToast(el: HTMLElement, timeoutMs?: number) {
@@ -23,7 +33,10 @@ function addToast(el: HTMLElement, timeoutMs?: number) {
 }
 
 export function notify(message: string): void {
-  addToast(h("div", { class: "toast info", role: "status" }, h("p", null, message)), 6000);
+  const close = h("button", { type: "button", class: "close", "aria-label": "Dismiss this message" }, "×");
+  const toast = h("div", { class: "toast info", role: "status" }, h("p", null, message), close);
+  close.addEventListener("click", () => toast.remove());
+  addToast(toast, 4000);
 }
 
 function countdown(seconds: number): HTMLElement {
@@ -53,6 +66,14 @@ export function errorDetails(error: ApiError): HTMLElement {
   );
 }
 
+/** What to do when the key is refused (a typo, a revoked key): the choices at the top of the page. */
+export function nextStep(error: ApiError): string | undefined {
+  if (error.status !== 401 || error.code === "auth.missing_key") return undefined;
+  return session.customKey && session.localKey
+    ? "Enter another key (Use another key, at the top of the page) or go back to the local key (Use the local key)."
+    : "Enter another key (Use another key, at the top of the page; npx engram keys create makes one).";
+}
+
 /** Shows an error that the page survives; an abort (the person stopped it) is not one. */
 export function notifyError(error: unknown, context?: string): ApiError | undefined {
   if ((error as Error)?.name === "AbortError") return undefined;
@@ -60,11 +81,13 @@ export function notifyError(error: unknown, context?: string): ApiError | undefi
   // A lost server has its own banner.
   if (api.code === "network.unreachable") return api;
   const title = api.status === 429 ? `Rate limited: ${api.message}` : api.message;
+  const next = nextStep(api);
   const dismiss = h("button", { type: "button", class: "link", "aria-label": "Dismiss this message" }, "Dismiss");
   const toast = h(
     "div",
     { class: "toast error", role: "alert" },
     h("p", { class: "title" }, context ? `${context}: ${title}` : title),
+    next ? h("p", null, next) : null,
     errorDetails(api),
     dismiss,
   );
@@ -97,6 +120,7 @@ export function modal(label: string, className = ""): { dialog: HTMLDialogElemen
   });
   dialog.addEventListener("close", () => {
     dialog.remove();
+    placeToasts();
     if (opener instanceof HTMLElement && opener.isConnected) opener.focus();
   });
   return {
@@ -106,6 +130,7 @@ export function modal(label: string, className = ""): { dialog: HTMLDialogElemen
       opener = document.activeElement;
       document.body.append(dialog);
       dialog.showModal();
+      placeToasts();
     },
   };
 }

@@ -449,6 +449,69 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("keeps the end user box on the user in effect when an id is refused, and says which text was refused", async () => {
+    await page.goto(`${server.url}/#search`);
+    await switchUser(page, "alice");
+    await page.getByTestId("user-input").fill("not valid!");
+    await page.getByRole("button", { name: "Switch" }).click();
+    const refused = page.locator(".toast.error").filter({ hasText: "“not valid!” is not an end user id" });
+    await refused.waitFor();
+    expect(await refused.textContent()).toContain("Still acting as alice.");
+    // The box and the status strip agree: alice is still the end user.
+    expect(await page.getByTestId("user-input").inputValue()).toBe("alice");
+    expect(await page.getByTestId("space-label").textContent()).toBe("alice (private) + shared");
+    await refused.getByRole("button", { name: "Dismiss this message" }).click();
+    await switchUser(page, "");
+    expect(problems).toEqual([]);
+  });
+
+  it("shows messages that let clicks through to the page beneath, and above an open dialog", async () => {
+    const stored = await fetch(`${server.url}/v1/ingest`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "toasted", "content-type": "application/json" },
+      body: JSON.stringify({ documents: [{ id: "toasted.md", content: "A note to open in a dialog." }] }),
+    });
+    expect(stored.status).toBe(200);
+    await page.goto(`${server.url}/#documents`);
+    await switchUser(page, "toasted");
+    // What a click at a point reaches: the element there and whether it is (in) the message.
+    const hit = (selector: string, where: "text" | "close") =>
+      page.evaluate(
+        ([selector, where]) => {
+          const toast = Array.from(document.querySelectorAll<HTMLElement>(selector)).at(-1);
+          const target = where === "text" ? toast?.querySelector("p") : toast?.querySelector("button");
+          const box = target?.getBoundingClientRect();
+          if (!toast || !box) return "no message";
+          const el = document.elementFromPoint(box.left + box.width / 2, box.top + box.height / 2);
+          if (!toast.contains(el)) return "the page beneath";
+          return where === "close" && el === target ? "its button" : "the message";
+        },
+        [selector, where] as const,
+      );
+    // The newest message (the test before may have left one of the same words).
+    const switched = page.locator(".toast.info", { hasText: "Now acting as end user toasted." }).last();
+    await switched.waitFor();
+    // A row's Restore or Purge under a message stays clickable; only the message's close button is not let through.
+    expect(await hit(".toast.info", "text")).toBe("the page beneath");
+    expect(await hit(".toast.info", "close")).toBe("its button");
+    await switched.getByRole("button", { name: "Dismiss this message" }).click();
+    expect(await page.locator(".toast.info", { hasText: "Now acting as end user toasted." }).count()).toBe(0);
+
+    // Over an open dialog (the top layer): the message is shown in it, in front, its button clickable.
+    await page.getByTestId("documents-table").getByRole("button", { name: "toasted.md", exact: true }).click();
+    const dialog = page.getByTestId("document-dialog");
+    await dialog.getByRole("button", { name: "Save changes" }).click();
+    await page.locator(".toast.info", { hasText: "Nothing changed." }).last().waitFor();
+    expect(await hit(".toast.info", "close")).toBe("its button");
+    await dialog.getByRole("button", { name: "Close", exact: true }).click();
+    await dialog.waitFor({ state: "detached" });
+    // Back on the page once the dialog is gone.
+    await switchUser(page, "");
+    await page.locator(".toast.info", { hasText: "Now using the shared space" }).last().waitFor();
+    expect(await hit(".toast.info", "close")).toBe("its button");
+    expect(problems).toEqual([]);
+  });
+
   it("opens the shared document a search result or citation names when the end user has one of the same id", async () => {
     // Alice's own refunds.md beside the shared refunds.md (dropped above): one id, two documents.
     const api = (method: string, path: string, body?: unknown) =>
@@ -544,6 +607,55 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("gives the focus back after a restore, a delete from the document's dialog and a conversation's delete", async () => {
+    const api = (path: string, body: unknown) =>
+      fetch(`${server.url}${path}`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${key}`, "x-user-id": "keyboard", "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const documents = ["first", "second"].map((id) => ({ id, content: `The ${id} note on returns and refunds.` }));
+    expect((await api("/v1/ingest", { documents })).status).toBe(200);
+    expect((await api("/v1/chat", { messages: [{ role: "user", content: "What about returns?" }] })).status).toBe(200);
+    await page.goto(`${server.url}/#documents`);
+    await switchUser(page, "keyboard");
+    const focused = () =>
+      page.evaluate(() => {
+        const el = document.activeElement;
+        if (!el || el === document.body) return "body";
+        return `${el.closest("tr")?.getAttribute("data-id") ?? el.id}|${el.textContent?.trim()}`;
+      });
+    const row = page.locator('tr[data-id="first"]');
+    await row.getByRole("button", { name: /^Delete/ }).click();
+    await page.getByRole("dialog", { name: "Delete this document?" }).getByRole("button", { name: "Delete" }).click();
+    await row.waitFor({ state: "detached" });
+    await page.getByLabel("Include deleted").check();
+    // Restored, its row is drawn anew: the focus goes to that row, not to the page's top.
+    await row.getByRole("button", { name: /^Restore/ }).click();
+    await row.getByRole("button", { name: /^Delete/ }).waitFor();
+    expect(await focused()).toBe("first|first");
+    await page.getByLabel("Include deleted").uncheck();
+    await page.getByTestId("documents-table").getByRole("button", { name: "second", exact: true }).click();
+    const dialog = page.getByTestId("document-dialog");
+    await dialog.getByRole("button", { name: "Delete…", exact: true }).click();
+    await page.getByRole("dialog", { name: "Delete this document?" }).getByRole("button", { name: "Delete" }).click();
+    await page.locator('tr[data-id="second"]').waitFor({ state: "detached" });
+    // The document's row went with it: the focus is on the list's heading.
+    expect(await focused()).toBe("documents-title|Documents");
+
+    await go("Chat");
+    const conversations = page.getByTestId("conversations");
+    await conversations.getByRole("button", { name: /^Delete conversation What about returns\?/ }).click();
+    await page
+      .getByRole("dialog", { name: "Delete this conversation?" })
+      .getByRole("button", { name: "Delete" })
+      .click();
+    await conversations.getByText("No conversations yet.").waitFor();
+    expect(await focused()).toBe("conversations-title|Conversations");
+    await switchUser(page, "");
+    expect(problems).toEqual([]);
+  });
+
   it("extracts dropped PDFs on the server, skips a scan with its reason, and shows a result's page and section", async () => {
     const folder = mkdtempSync(join(tmpdir(), "engram-drop-pdf-"));
     // A PDF made by LibreOffice, and a scanned page with no text layer: extracted by the upload route.
@@ -627,6 +739,26 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("says a query is needed when a search or a question is only spaces", async () => {
+    await page.goto(`${server.url}/#search`);
+    await page.getByTestId("search-query").fill("   ");
+    await page.getByRole("button", { name: "Search", exact: true }).click();
+    await page.getByTestId("search-summary").filter({ hasText: "Enter a query" }).waitFor();
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("data-testid"))).toBe("search-query");
+
+    await go("Chat");
+    const messages = await page.locator(".msg").count();
+    await page.getByTestId("chat-input").fill("  \n  ");
+    await page.getByTestId("chat-input").press("Enter");
+    await page.getByTestId("chat-problem").filter({ hasText: "Enter a question" }).waitFor();
+    expect(await page.locator(".msg").count()).toBe(messages);
+    // Gone once a question is being written.
+    await page.getByTestId("chat-input").fill("Do gift cards expire?");
+    await page.getByTestId("chat-problem").waitFor({ state: "hidden" });
+    await page.getByTestId("chat-input").fill("");
+    expect(problems).toEqual([]);
+  });
+
   it("can be used with the keyboard alone", async () => {
     await page.goto(`${server.url}/#search`);
     await page.getByRole("heading", { name: "Search" }).waitFor();
@@ -683,6 +815,126 @@ describe("the console", () => {
     await shot(p, "search-dark-200.png");
     await zoomed.close();
     expect(errors).toEqual([]);
+  });
+
+  it("keeps the documents table readable when narrow: whole headers, numbers and buttons, long titles wrapped", async () => {
+    // Titles of 120 characters, in an end user's own space: the shared space's counts in the other tests stay.
+    const title = (n: number) =>
+      `${n}. The refund, return and store credit policy for every order placed online, in one of our shops or by phone, this year!`;
+    const paragraph = "Refunds are issued within fourteen days of a return, and store credit never expires at all. ";
+    const stored = await fetch(`${server.url}/v1/ingest`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "x-user-id": "narrow", "content-type": "application/json" },
+      body: JSON.stringify({
+        documents: [1, 2, 3].map((n) => ({
+          id: `long-title-${n}.md`,
+          title: title(n),
+          importance: 10,
+          content: Array.from({ length: n === 1 ? 160 : 2 }, () => paragraph.repeat(3)).join("\n\n"),
+        })),
+      }),
+    });
+    expect(stored.status).toBe(200);
+    const screens = [
+      { name: "390 px", viewport: { width: 390, height: 844 } },
+      { name: "640 px", viewport: { width: 640, height: 900 } },
+      { name: "1280 px", viewport: { width: 1280, height: 900 } },
+      { name: "200% zoom", viewport: { width: 640, height: 450 }, deviceScaleFactor: 2 },
+      { name: "CSS zoom 200%", viewport: { width: 1280, height: 900 }, zoom: true },
+    ];
+    for (const { name, zoom, ...options } of screens) {
+      const narrow = await browser.newContext({ ...options, colorScheme: "light" });
+      const p = await narrow.newPage();
+      const errors: string[] = [];
+      watch(p, errors);
+      await p.goto(`${server.url}/#documents`);
+      if (zoom) await p.evaluate(() => document.documentElement.style.setProperty("zoom", "2"));
+      await switchUser(p, "narrow");
+      const table = p.getByTestId("documents-table");
+      await expect.poll(() => table.locator("tbody tr").count()).toBe(3);
+      const layout = await table.evaluate((el) => {
+        // How many lines a box's text is laid out on: its line boxes' distinct tops.
+        const lines = (box: Element) => {
+          const range = document.createRange();
+          range.selectNodeContents(box);
+          const tops = Array.from(range.getClientRects())
+            .filter((r) => r.width > 0)
+            .map((r) => r.top)
+            .sort((a, b) => a - b);
+          return tops.filter((top, i) => i === 0 || top - (tops[i - 1] ?? top) > 4).length;
+        };
+        const text = (box: Element) => box.textContent?.trim() ?? "";
+        const whole = (selector: string) =>
+          Array.from(el.querySelectorAll(selector))
+            .filter((box) => text(box))
+            .map((box) => `${text(box)}: ${lines(box)}`);
+        return {
+          headers: whole("thead th:not(:has(.visually-hidden))"),
+          numbers: whole("tbody td.num"),
+          buttons: whole("tbody button:not(.title)"),
+          titles: Array.from(el.querySelectorAll("tbody button.title")).map((b) => ({
+            text: text(b),
+            lines: lines(b),
+          })),
+          labels: Array.from(document.querySelectorAll(".status dt")).map((dt) => `${text(dt)}: ${lines(dt)}`),
+          pageOverflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
+        };
+      });
+      const oneLine = (list: string[]) => list.map((entry) => entry.replace(/: \d+$/, ": 1"));
+      expect(layout.headers, `headers at ${name}`).toEqual(oneLine(layout.headers));
+      expect(layout.headers).toHaveLength(5);
+      expect(layout.numbers, `numbers at ${name}`).toEqual(oneLine(layout.numbers));
+      expect(
+        layout.numbers.some((n) => /^\d\d+: /.test(n)),
+        "a number of two digits or more",
+      ).toBe(true);
+      expect(layout.buttons, `buttons at ${name}`).toEqual(oneLine(layout.buttons));
+      expect(layout.labels, `status labels at ${name}`).toEqual(oneLine(layout.labels));
+      // Long titles are shown whole, wrapped between words; the page itself never scrolls sideways.
+      expect(layout.titles.map((t) => t.text)).toEqual([3, 2, 1].map(title));
+      if (name !== "1280 px")
+        expect(Math.min(...layout.titles.map((t) => t.lines)), `titles at ${name}`).toBeGreaterThan(1);
+      expect(layout.pageOverflow, `horizontal scrolling at ${name}`).toBeLessThanOrEqual(0);
+      await narrow.close();
+      expect(errors).toEqual([]);
+    }
+  });
+
+  it("checks another key before using it, and says what to do when a key is refused", async () => {
+    const p = await context.newPage();
+    await p.goto(`${server.url}/#search`);
+    await p.getByRole("heading", { name: "Search" }).waitFor();
+    const label = p.getByTestId("key-label");
+    const problem = p.getByTestId("key-problem");
+    await p.getByRole("button", { name: "Use another key" }).click();
+    await p.getByRole("button", { name: "Use key" }).click();
+    await problem.filter({ hasText: "Enter a key" }).waitFor();
+    await p.getByTestId("key-input").fill("not-a-key");
+    await p.getByRole("button", { name: "Use key" }).click();
+    await problem.filter({ hasText: "not an Engram key: a key starts with egm_" }).waitFor();
+    // The shape of a key, but none the server knows: one request (GET /v1/stats) says so before it is used.
+    const unknown = `egm_${"x".repeat(32)}`;
+    await p.getByTestId("key-input").fill(unknown);
+    await p.getByRole("button", { name: "Use key" }).click();
+    await problem.filter({ hasText: "Not used: The API key is not valid" }).waitFor();
+    expect(await label.textContent()).toContain(`local key ${key.slice(0, 12)}`);
+    expect(await p.evaluate(() => sessionStorage.getItem("engram.console.key"))).toBeNull();
+
+    // A key refused later (revoked, say) says what to do, wherever it is refused.
+    await p.evaluate((k) => sessionStorage.setItem("engram.console.key", k), unknown);
+    await p.reload();
+    await expect.poll(() => label.textContent()).toContain(`your key ${unknown.slice(0, 12)}`);
+    await p.getByTestId("search-query").fill("refunds");
+    await p.getByRole("button", { name: "Search", exact: true }).click();
+    const next =
+      "Enter another key (Use another key, at the top of the page) or go back to the local key (Use the local key).";
+    const toast = p.locator(".toast.error").filter({ hasText: "The API key is not valid" });
+    await toast.waitFor();
+    expect(await toast.textContent()).toContain(next);
+    expect(await p.getByTestId("search-summary").textContent()).toContain(next);
+    await p.getByRole("button", { name: "Use the local key" }).click();
+    await search(p, "gift cards");
+    await p.close();
   });
 
   it("shows a 429's message, request id and retry time with another key, and keeps working", async () => {

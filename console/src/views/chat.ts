@@ -9,7 +9,7 @@ import { openDocument } from "../document";
 import { fmtDate, h, plural, replace, uid } from "../dom";
 import { locationText } from "../location";
 import { session } from "../session";
-import { busy, confirmAction, emit, errorDetails, modal, notifyError, on } from "../ui";
+import { busy, confirmAction, emit, errorDetails, modal, nextStep, notifyError, on } from "../ui";
 import type { View } from "./view";
 
 const MARKER = /\[(\d{1,4})\]/g;
@@ -128,10 +128,11 @@ export function chatView(): View {
   const list = h("ul", { class: "conversations", "data-testid": "conversations" });
   const more = h("button", { type: "button", hidden: true }, "More conversations");
   const fresh = h("button", { type: "button" }, "New conversation");
+  const listTitle = h("h2", { id: "conversations-title", tabindex: -1 }, "Conversations");
   const aside = h(
     "aside",
     { class: "conversation-list", "aria-labelledby": "conversations-title" },
-    h("div", { class: "aside-head" }, h("h2", { id: "conversations-title" }, "Conversations"), fresh),
+    h("div", { class: "aside-head" }, listTitle, fresh),
     list,
     more,
   );
@@ -148,11 +149,13 @@ export function chatView(): View {
   const remember = h("input", { type: "checkbox" });
   const send = h("button", { type: "submit", class: "primary" }, "Send");
   const stop = h("button", { type: "button", hidden: true }, "Stop");
+  const problem = h("p", { class: "problem", role: "alert", hidden: true, "data-testid": "chat-problem" });
   const composer = h(
     "form",
     { class: "composer", "aria-label": "Ask" },
     h("label", { for: question.id }, "Your question ", h("small", null, "(Enter sends, Shift+Enter adds a line)")),
     question,
+    problem,
     h(
       "div",
       { class: "row" },
@@ -225,6 +228,8 @@ export function chatView(): View {
       if (!ok) return;
       try {
         await engram.conversations.delete(c.id);
+        // Its item, and the button that had the focus, go with the list's reload: the focus goes to the list's heading.
+        listTitle.focus();
         if (conversationId === c.id) startNew();
         void loadConversations();
       } catch (error) {
@@ -355,7 +360,8 @@ export function chatView(): View {
         if (content) render();
         else answer.text.textContent = "No answer.";
         const said = content && api ? `The answer stopped: ${api.message}` : api?.message;
-        if (api) answer.footer.append(h("p", { class: "problem" }, said), errorDetails(api));
+        const next = api && nextStep(api);
+        if (api) answer.footer.append(h("p", { class: "problem" }, said, next ? ` ${next}` : null), errorDetails(api));
       }
     } finally {
       answer.el.removeAttribute("aria-busy");
@@ -370,9 +376,18 @@ export function chatView(): View {
   composer.addEventListener("submit", (event) => {
     event.preventDefault();
     const text = question.value.trim();
-    if (!text || streaming) return;
+    if (streaming) return;
+    if (!text) {
+      problem.textContent = "Enter a question: spaces alone ask nothing.";
+      problem.hidden = false;
+      question.focus();
+      return;
+    }
     question.value = "";
     void ask(text);
+  });
+  question.addEventListener("input", () => {
+    problem.hidden = true;
   });
   question.addEventListener("keydown", (event) => {
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {

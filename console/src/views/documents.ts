@@ -74,18 +74,20 @@ export function documentsView(): View {
   let loading: AbortController | undefined;
 
   const row = (doc: DocumentView) => {
-    const open = h("button", { type: "button", class: "link title" }, doc.title || doc.id);
+    const open = h("button", { type: "button", class: "link title", "data-action": "open" }, doc.title || doc.id);
     open.addEventListener("click", () => openDocument(doc.id, undefined, doc.scope));
     const deleted = Boolean(doc.deletedAt);
     const action = deleted
-      ? h("button", { type: "button", class: "danger small" }, "Purge…")
-      : h("button", { type: "button", class: "small" }, "Delete…");
+      ? h("button", { type: "button", class: "danger small", "data-action": "purge" }, "Purge…")
+      : h("button", { type: "button", class: "small", "data-action": "delete" }, "Delete…");
     action.setAttribute("aria-label", `${deleted ? "Purge" : "Delete"} ${doc.title || doc.id}`);
     action.addEventListener("click", async () => {
       // The row, and the button that had the focus, are gone: the focus goes to the list's heading, not the page's top.
       if (await deleteDocument(doc.id, deleted)) title.focus();
     });
-    const restore = deleted ? h("button", { type: "button", class: "small" }, "Restore") : null;
+    const restore = deleted
+      ? h("button", { type: "button", class: "small", "data-action": "restore" }, "Restore")
+      : null;
     restore?.setAttribute("aria-label", `Restore ${doc.title || doc.id}`);
     restore?.addEventListener("click", () => void restoreDocument(doc.id));
     return h(
@@ -93,7 +95,7 @@ export function documentsView(): View {
       { "data-id": doc.id, class: deleted ? "deleted" : "" },
       h(
         "td",
-        null,
+        { class: "doc" },
         deleted ? h("span", { class: "title" }, doc.title || doc.id) : open,
         deleted ? h("span", { class: "badge" }, "deleted") : null,
         h("small", { class: "id" }, doc.id),
@@ -103,7 +105,7 @@ export function documentsView(): View {
       h("td", { class: "num" }, String(doc.importance)),
       h("td", { class: "num" }, fmtNumber(doc.accessCount)),
       h("td", null, fmtDate(doc.createdAt)),
-      h("td", null, restore, action),
+      h("td", { class: "row-actions" }, restore, action),
     );
   };
 
@@ -161,7 +163,18 @@ export function documentsView(): View {
         { signal: controller.signal },
       );
       next = page.nextCursor;
+      // New rows replace the old, the focused button with them: the focus moves to the same document's row (the
+      // same button, else its first: Restore leaves the title), or to the list's heading once that row is gone.
+      const focused = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+      const focusedRow = focused && tbody.contains(focused) ? focused.closest("tr")?.dataset.id : undefined;
       replace(tbody, page.documents.map(row));
+      if (focusedRow !== undefined) {
+        const same = Array.from(tbody.rows).find((tr) => tr.dataset.id === focusedRow);
+        const button =
+          same?.querySelector<HTMLElement>(`button[data-action="${focused?.dataset.action}"]`) ??
+          same?.querySelector<HTMLElement>("button");
+        (button ?? title).focus();
+      }
       empty.hidden = page.documents.length > 0;
       empty.textContent =
         cursors.length > 1

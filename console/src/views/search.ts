@@ -7,7 +7,7 @@ import { field, fmtDate, h, plural, replace, uid } from "../dom";
 import { highlighted } from "../highlight";
 import { locationText } from "../location";
 import { session } from "../session";
-import { notifyError } from "../ui";
+import { nextStep, notifyError } from "../ui";
 import type { View } from "./view";
 
 /** What a score means in each mode, and the range it lies in. */
@@ -155,7 +155,13 @@ export function searchView(): View {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const text = query.value;
-    if (!text.trim()) return;
+    if (!text.trim()) {
+      replace(list);
+      summary.classList.add("problem");
+      summary.textContent = "Enter a query: words to search for (spaces alone match nothing).";
+      query.focus();
+      return;
+    }
     const mode = (form.querySelector<HTMLInputElement>(`input[name="${modeName}"]:checked`)?.value ?? "hybrid") as Mode;
     const filter: SearchFilter = {};
     if (metaKey.value.trim()) filter.metadata = { [metaKey.value.trim()]: metadataValue(metaValue.value) };
@@ -201,7 +207,7 @@ export function searchView(): View {
       const api = notifyError(error, "Search");
       summary.textContent =
         api instanceof ApiError
-          ? `Search failed: ${api.message}${api.requestId ? ` (request ${api.requestId})` : ""}`
+          ? `Search failed: ${api.message}${api.requestId ? ` (request ${api.requestId})` : ""} ${nextStep(api) ?? ""}`.trim()
           : "";
     } finally {
       if (running === controller) submit.removeAttribute("aria-busy");
