@@ -174,13 +174,34 @@ export function registerDataCommands(program: Command): void {
     const inFlight = new Set<Promise<void>>();
     const limit = client.kind === "local" && client.db.capabilities.concurrent ? DIRECT_BATCHES_IN_FLIGHT : 1;
     let failure: unknown;
+    /**
+     * A batch the database refuses as too large for one atomic write (Neon's 10 MB request: about 500 new chunks) is
+     * stored in halves, and a document refused alone is listed as failed while the rest is stored: the batch is the
+     * CLI's own grouping, and one refusal had stored nothing of an ordinary folder on Neon.
+     */
+    const fitted = async (documents: FileDocument[]): Promise<IngestResult[]> => {
+      try {
+        return [await ingestBatch(client, documents)];
+      } catch (error) {
+        if ((error as { code?: unknown }).code !== "request.too_large") throw error;
+        if (documents.length > 1) {
+          const half = Math.ceil(documents.length / 2);
+          return [...(await fitted(documents.slice(0, half))), ...(await fitted(documents.slice(half)))];
+        }
+        const [doc] = documents as [FileDocument];
+        const message = (error as Error).message.replace(/\.$/, "");
+        skipped.push({ path: firstWith.get(doc.id) ?? doc.id, reason: `${message} (request.too_large)`, failed: true });
+        return [];
+      }
+    };
     const store = async (documents: FileDocument[], fileCount: number) => {
-      const result = await ingestBatch(client, documents);
-      totals.documents += result.totals.documents;
-      totals.chunks += result.totals.chunks;
-      totals.embedded += result.totals.embedded;
-      totals.reused += result.totals.reused;
-      for (const d of result.documents) totals[d.status]++;
+      for (const result of await fitted(documents)) {
+        totals.documents += result.totals.documents;
+        totals.chunks += result.totals.chunks;
+        totals.embedded += result.totals.embedded;
+        totals.reused += result.totals.reused;
+        for (const d of result.documents) totals[d.status]++;
+      }
       done += fileCount;
       if (bar) bar.update(done, { documents: totals.documents });
       else if (!options.json)

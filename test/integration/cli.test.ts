@@ -825,3 +825,59 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
     expect(localOnly.stderr).toContain("new embedded database");
   }, 120_000);
 });
+
+// Neon's HTTP endpoint takes at most 10 MB a request, so one atomic write holds about 500 new chunks.
+describe("engram ingest on the Neon HTTP driver", () => {
+  let database: string;
+  let env: NodeJS.ProcessEnv;
+
+  beforeAll(async () => {
+    database = await createDatabase();
+    const neon = await sharedNeonServer();
+    env = {
+      ...process.env,
+      DATABASE_URL: neonConnectionString(database, neon.port),
+      DATABASE_DRIVER: "neon-http",
+      NEON_FETCH_ENDPOINT: neon.url,
+      LOG_LEVEL: "silent",
+      EMBEDDING_PROVIDER: "offline",
+    };
+    delete env.OPENAI_API_KEY;
+  });
+  afterAll(() => dropDatabase(database));
+
+  it("stores a folder its batches would overflow in smaller batches, and fails only a file too large alone", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "engram-cli-neon-"));
+    // Text that never repeats (a repeated passage reuses its vector, and only new vectors fill a write).
+    const prose = (i: number, chars: number) => {
+      let seed = i + 1;
+      const words: string[] = [];
+      for (let length = 0; length < chars; ) {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        const word = `w${seed % 100_000}`;
+        words.push(word);
+        length += word.length + 1;
+      }
+      return `# Note ${i}\n\n${words.join(" ").slice(0, chars)}\n`;
+    };
+    // 12 files of 150,000 characters: about 800 chunks in the CLI's one batch (4,000,000 characters), some 15 MB.
+    for (let i = 0; i < 12; i++) writeFileSync(join(dir, `note-${String(i).padStart(2, "0")}.md`), prose(i, 150_000));
+    // And one whose 1,000,000 characters alone make more than Neon takes in one write.
+    writeFileSync(join(dir, "zz-huge.md"), prose(99, 999_000));
+
+    const res = await runEngram(["ingest", dir, "--json"], env, 240_000);
+    const summary = JSON.parse(res.stdout);
+    // Before, the first batch's refusal stored nothing: "stopped after storing 0 of 13 files".
+    expect(res.code).toBe(1);
+    expect(summary).toMatchObject({ files: 13, documents: 12, created: 12, failed: 1 });
+    expect(summary.skipped).toEqual([
+      {
+        path: join(dir, "zz-huge.md"),
+        reason: expect.stringMatching(
+          /^This request would send about 1\d\.\d MB .* Neon's limit is 10 MB.*\(request\.too_large\)$/,
+        ),
+        failed: true,
+      },
+    ]);
+  }, 300_000);
+});
