@@ -23,9 +23,11 @@ export interface Citation {
 }
 
 /** `[1]`, `[2, 3]`, with the whitespace before it (dropped along with an invalid marker). */
-const MARKER = /(\s*)\[(\d{1,4}(?:\s*,\s*\d{1,4})*)\]/g;
+// From a run of spaces' start only (`(?<!\s)`): tried from each of its positions, a long run cost time in the square
+// of its length (core/chat/prompt.ts, MARKER).
+const MARKER = /(?<!\s)(\s*)\[(\d{1,4}(?:\s*,\s*\d{1,4})*)\]/g;
 /** What may still become a marker once more text arrives. */
-const PARTIAL = /\s*\[[\d,\s]*$|\s+$/;
+const PARTIAL = /(?<!\s)\s*\[[\d,\s]*$|(?<!\s)\s+$/;
 /** Longer than any marker we keep: past it a held `[` is plain text. */
 const MAX_PARTIAL = 40;
 
@@ -114,7 +116,7 @@ export function citingText(answer: string, n: number): string {
   const parts: string[] = [];
   for (const match of answer.matchAll(new RegExp(`\\[${n}\\]`, "g"))) {
     // Markers right before this one (`[2][1]`) cite the same words.
-    const before = answer.slice(0, match.index).replace(/(\s*\[\d+\])+\s*$/, "");
+    const before = answer.slice(0, match.index).replace(/(?<!\s)(\s*\[\d+\])+\s*$/, "");
     const start = Math.max(...[". ", "? ", "! ", "\n", "]"].map((end) => before.lastIndexOf(end))) + 1;
     parts.push(before.slice(start).trim());
   }

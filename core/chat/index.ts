@@ -81,7 +81,7 @@ export function chatModel(): ChatModel | undefined {
 /** A message's words: its citation markers and spacing left out, as a client may resend an answer without them. */
 const wordsOf = (content: string) =>
   content
-    .replace(/\s*\[\d+\]/g, "")
+    .replace(/(?<!\s)\s*\[\d+\]/g, "") // from a run of spaces' start only: linear (core/chat/prompt.ts, MARKER)
     .replace(/\s+/g, " ")
     .trim();
 

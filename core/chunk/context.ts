@@ -56,10 +56,10 @@ export function headings(text: string): Heading[] {
       offset += (lines[++k] ?? "").length + 1;
       line = `${line} ${lineAt(k).trim()}`;
     }
-    const atx = /^ {0,3}(#{1,6})[ \t]+(.*?)(?:[ \t]+#+)?[ \t]*$/.exec(line);
+    const atx = atxHeading(line);
     if (atx) {
-      const title = clean(atx[2] ?? "");
-      if (title) found.push({ offset: lineOffset, level: (atx[1] ?? "#").length, text: title });
+      const title = clean(atx.text);
+      if (title) found.push({ offset: lineOffset, level: atx.level, text: title });
       previous = undefined;
       continue;
     }
@@ -75,6 +75,27 @@ export function headings(text: string): Heading[] {
   return found;
 }
 
+/**
+ * An ATX heading's level and text, less its closing `#`s. Read without one regex: `(.*?)(?:[ \t]+#+)?[ \t]*$` tried
+ * each end of the lazy text against the rest of the line, in the square of its length ("# a", 100,000 spaces and "b"
+ * took 30 s of one request).
+ */
+function atxHeading(line: string): { level: number; text: string } | undefined {
+  const open = /^ {0,3}(#{1,6})[ \t]+/.exec(line);
+  if (!open) return undefined;
+  const blank = (i: number) => line[i] === " " || line[i] === "\t";
+  let end = line.length;
+  while (end > open[0].length && blank(end - 1)) end--;
+  // A closing sequence: `#`s after a space or tab of the text.
+  let hashes = end;
+  while (hashes > open[0].length && line[hashes - 1] === "#") hashes--;
+  if (hashes < end && hashes > open[0].length && blank(hashes - 1)) {
+    end = hashes;
+    while (end > open[0].length && blank(end - 1)) end--;
+  }
+  return { level: (open[1] ?? "#").length, text: line.slice(open[0].length, end) };
+}
+
 /** Lines a heading's HTML tag may be wrapped onto. */
 const MAX_TAG_LINES = 4;
 /** HTML elements that sit inside a heading's text (CommonMark passes them through as raw HTML). */
@@ -83,10 +104,12 @@ const INLINE_TAGS =
 /** An inline element holding text only, its name in $1, its text in $3. */
 const PAIRED_TAG = new RegExp(`<(${INLINE_TAGS})(\\s[^<>]*)?>([^<]*)</\\1\\s*>`, "gi");
 /** An opening tag with attributes whose end is not in the heading (`<span id="x">`) or cut off at its end, and `<br>`. */
-const LONE_TAG = new RegExp(`<(?:${INLINE_TAGS}|img|br|wbr)\\s[^<>]*=[^<>]*(?:>|$)|<(?:br|wbr)\\s*/?>`, "gi");
+// `[^<>=]*=`: the first "=" ends the scan (`[^<>]*=` backtracked through every "=" of a long line, in the square of
+// its length).
+const LONE_TAG = new RegExp(`<(?:${INLINE_TAGS}|img|br|wbr)\\s[^<>=]*=[^<>]*(?:>|$)|<(?:br|wbr)\\s*/?>`, "gi");
 
 /** A line ending inside an inline tag with an attribute (`<a href="#x" class="headerlink"`), or inside any inline tag. */
-const ATTRIBUTED_TAG = new RegExp(`<(?:${INLINE_TAGS})\\s[^<>]*=[^<>]*$`, "i");
+const ATTRIBUTED_TAG = new RegExp(`<(?:${INLINE_TAGS})\\s[^<>=]*=[^<>]*$`, "i");
 const OPEN_TAG = new RegExp(`<(?:${INLINE_TAGS})(?:\\s[^<>]*)?$`, "i");
 
 /**

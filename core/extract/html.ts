@@ -54,15 +54,83 @@ const words = (value: string | null) => (value ?? "").toLowerCase().split(/[\s_-
 /** Share of the body's text past which an element named as chrome is kept: a layout wrapper (`has-sidebar`), or content. */
 const CHROME_MAX_SHARE = 0.2;
 
+/** Nesting past which a page is read as plain text (Chromium's HTML parser stops nesting at 512). */
+const MAX_DEPTH = 512;
+
+/**
+ * Tags a page may hold open at once, counted on its text before any parse (void elements, and those whose end tag
+ * may be left out, not counted): past it, the page is read as text. Larger than MAX_DEPTH, since a count without a
+ * parse cannot see every end the parser would imply.
+ */
+const MAX_OPEN_TAGS = 2_000;
+const VOID_OR_OPTIONAL_END = new Set(
+  "area base br col embed hr img input link meta source track wbr p li dt dd tr td th thead tbody tfoot option optgroup colgroup caption rb rt rtc rp".split(
+    " ",
+  ),
+);
+
+/** Whether more than `limit` tags are ever open at once in `html`, by counting start and end tags: one pass. */
+function tagsOpenPast(html: string, limit: number): boolean {
+  let open = 0;
+  for (const tag of html.matchAll(/<(\/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*?(\/?)>/g)) {
+    const name = (tag[2] ?? "").toLowerCase();
+    if (VOID_OR_OPTIONAL_END.has(name) || tag[3]) continue;
+    open += tag[1] ? -1 : 1;
+    if (open < 0) open = 0;
+    if (open > limit) return true;
+  }
+  return false;
+}
+
+/** Whether any element under `root` sits more than `limit` levels below it: one walk. */
+function deeperThan(root: Element, limit: number): boolean {
+  const stack: [Element, number][] = [[root, 0]];
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    const [element, depth] = next;
+    if (depth > limit) return true;
+    for (const child of Array.from(element.children)) stack.push([child as Element, depth + 1]);
+  }
+  return false;
+}
+
+/** Where an element sits: inside a heading (itself one included), or below a table. */
+interface Placement {
+  inHeading: boolean;
+  belowTable: boolean;
+}
+
+/**
+ * Every element under `root` in document order, with its placement, in one walk: asked of each element (`closest`),
+ * it cost time in the square of the page's depth (16,000 nested divs: 19 s of one upload).
+ */
+function placed(root: Element): [Element, Placement][] {
+  const out: [Element, Placement][] = [];
+  const stack: [Element, Placement][] = [];
+  const push = (parent: Element, at: Placement) => {
+    const below = { inHeading: at.inHeading, belowTable: at.belowTable || parent.tagName.toLowerCase() === "table" };
+    const children = Array.from(parent.children);
+    for (let i = children.length - 1; i >= 0; i--) {
+      const child = children[i] as Element;
+      stack.push([child, { ...below, inHeading: below.inHeading || /^h[1-6]$/i.test(child.tagName) }]);
+    }
+  };
+  push(root, { inHeading: /^h[1-6]$/i.test(root.tagName), belowTable: false });
+  for (let next = stack.pop(); next; next = stack.pop()) {
+    out.push(next);
+    push(next[0], next[1]);
+  }
+  return out;
+}
+
 /** Removes every element the selector matches, and those `chrome` says are not content. */
-function prune(root: Element, selector: string, chrome?: (element: Element) => boolean): void {
+function prune(root: Element, selector: string, chrome?: (element: Element, at: Placement) => boolean): void {
   for (const element of Array.from(root.querySelectorAll(selector))) element.remove();
   if (!chrome) return;
   const total = (root.textContent ?? "").length;
   // Every element, not "[class], [id], [role]": linkedom's selectors miss an attribute named in capitals
   // (see attribute).
-  for (const element of Array.from(root.querySelectorAll("*"))) {
-    if (!element.isConnected || !chrome(element)) continue;
+  for (const [element, at] of placed(root)) {
+    if (!element.isConnected || !chrome(element, at)) continue;
     // A page's h1, or a fifth of its text, is no sidebar, whatever its class says; unless the page says it is not for
     // search (a short page's site header is more than a fifth of it).
     const large = element.querySelector("h1") || (element.textContent ?? "").length > total * CHROME_MAX_SHARE;
@@ -83,17 +151,17 @@ function attribute(element: Element, name: string): string | null {
   return null;
 }
 
-const outsideChrome = (element: Element): boolean =>
+const outsideChrome = (element: Element, at: Placement): boolean =>
   // A heading's ids are its anchors, named after its text: Apache's "Header Directive" is
   // `<h2 id="header"><span id="Header">Header</span> Directive`.
-  !element.closest("h1, h2, h3, h4, h5, h6") &&
+  !at.inHeading &&
   (CHROME_ROLES.has(attribute(element, "role") ?? "") ||
     words(attribute(element, "class")).some((w) => CHROME_NAMES.has(w)) ||
     CHROME_NAMES.has((attribute(element, "id") ?? "").toLowerCase())) &&
   !proseBox(element) &&
   // A part of a table is the table's: Pandoc marks every header row `<tr class="header">`, and the row was dropped.
   // A table that is itself chrome (a DocBook `navheader` table) still goes whole.
-  !element.parentElement?.closest("table");
+  !at.belowTable;
 
 /** Tags of a text's running paragraphs. */
 const PROSE = new Set(["p", "pre", "blockquote", "h2", "h3", "h4", "h5", "h6", "table", "dl"]);
@@ -153,9 +221,15 @@ export function extractHtml(html: string): { content: string; title?: string } {
   let h1: string | undefined;
   let headingTitle: string | undefined;
   try {
+    // linkedom's parse itself takes time in the square of the nesting (128,000 levels: 20 s): such a page is read as
+    // text without it.
+    if (tagsOpenPast(html, MAX_OPEN_TAGS)) throw new Error("nested too deep");
     const { document } = parseHTML(html);
     const body = (document.body ?? document.documentElement) as Element | null;
     if (!body) throw new Error("no body");
+    // Read as plain text below: the DOM's walks (a main element inside each other one, the chrome inside each) cost
+    // time in the square of the depth, and browsers nest no deeper than this either.
+    if (deeperThan(body, MAX_DEPTH)) throw new Error("nested too deep");
     // Form controls are the page's interface, not its text: a search box's choices ("Search Documentation"), the
     // "show"/"hide" buttons beside every syntax diagram of the SQLite manual.
     prune(body, "script, style, noscript, template, [hidden], select, button, textarea");
