@@ -43,12 +43,52 @@ function inflate(part: Part, max: number): Uint8Array {
 }
 
 /**
- * Inflates every XML part of the archive (what mammoth reads; images are never read) with a running bound on the
- * total, so declared sizes need not be trusted. Throws `extract.too_large` past `limits.maxExpandedBytes`.
+ * The parts the archive's relationships name as images only, which mammoth never reads (convertImage below does not
+ * read them). Any other part may be what mammoth reads: `_rels/.rels` may name any part as the main document.
+ */
+function imagesOnly(bytes: Uint8Array, limits: Limits): Set<string> {
+  const images = new Set<string>();
+  const other = new Set<string>();
+  for (const part of parts(bytes, (name) => /\.rels$/i.test(name))) {
+    let xml: string;
+    try {
+      xml = new TextDecoder().decode(inflate(part, limits.maxExpandedBytes));
+    } catch {
+      continue; // counted, and refused if too large, by checkExpansion
+    }
+    // `word/_rels/document.xml.rels` names parts relative to `word/`; `_rels/.rels` relative to the root.
+    const base = part.name.replace(/(^|\/)_rels\/[^/]*$/, "$1");
+    for (const [attributes] of xml.matchAll(/<Relationship\b[^>]*>/g)) {
+      const target = /\bTarget="([^"]*)"/.exec(attributes)?.[1];
+      if (!target || /\bTargetMode="External"/.test(attributes)) continue;
+      const path = resolvePart(base, decodeEntities(target));
+      (/\bType="[^"]*\/image"/.test(attributes) ? images : other).add(path);
+    }
+  }
+  for (const path of other) images.delete(path);
+  return images;
+}
+
+/** A relationship's target as an archive path: relative to `base` unless it starts with "/", "." and ".." resolved. */
+function resolvePart(base: string, target: string): string {
+  const out: string[] = [];
+  for (const segment of `${target.startsWith("/") ? "" : base}${target}`.split("/")) {
+    if (segment === "..") out.pop();
+    else if (segment && segment !== ".") out.push(segment);
+  }
+  return out.join("/");
+}
+
+/**
+ * Inflates every part of the archive that mammoth could read (all but the images, which it never reads) with a
+ * running bound on the total, so declared sizes need not be trusted. Throws `extract.too_large` past
+ * `limits.maxExpandedBytes`. Counting only the parts named `.xml` let a main document named otherwise (`_rels/.rels`
+ * may name any part) expand to 400 MB.
  */
 export function checkExpansion(bytes: Uint8Array, limits: Limits): number {
   let total = 0;
-  for (const part of parts(bytes, (name) => /\.(xml|rels)$/i.test(name))) {
+  const images = imagesOnly(bytes, limits);
+  for (const part of parts(bytes, (name) => !images.has(name) && !name.endsWith("/"))) {
     try {
       total += inflate(part, limits.maxExpandedBytes - total).length;
     } catch (error) {

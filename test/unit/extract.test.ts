@@ -472,6 +472,9 @@ describe("extract", () => {
   it("refuses a .docx whose XML expands past the bound while inflating it, before mammoth parses it", async () => {
     const error = await refusal(extract(fixture("bomb.docx")));
     expect([error.status, error.code]).toEqual([413, "extract.too_large"]);
+    // Its main document named otherwise than .xml (the archive's relationships may name any part): read, before.
+    const renamed = await refusal(extract(fixture("bomb-renamed.docx")));
+    expect([renamed.status, renamed.code]).toEqual([413, "extract.too_large"]);
     // The same bound holds however small: the honest handbook passes 32 MB, not 10 KB.
     expect(checkExpansion(fixture("handbook.docx"), { maxExpandedBytes: 32 << 20 } as never)).toBeGreaterThan(10_000);
     expect(() => checkExpansion(fixture("handbook.docx"), { maxExpandedBytes: 10_000 } as never)).toThrow(
