@@ -235,7 +235,9 @@ export async function prepare(
   const question = last.content;
 
   // With a read replica the gate runs on the primary first and retrieval reads the replica (core/db/replica.ts).
-  if (Replica.replicaOf(db) && Gate.unsettled(caller)) await Gate.open(db, caller);
+  // So does a key this process has not seen accepted, before a model is paid to embed its question (core/search).
+  if (Gate.unsettled(caller) && (Replica.replicaOf(db) || Search.paysBeforeKnowing(caller, { mode: "hybrid" })))
+    await Gate.open(db, caller);
   const { query, stored: read } = await queryFor(db, caller, request, question);
   const { stored, found } = read
     ? { stored: read, found: await retrieve(db, caller, request, query, options.signal) }

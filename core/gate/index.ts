@@ -7,6 +7,7 @@ import { config } from "../config";
 import type { Db, Query, Row, Statement } from "../db";
 import { EngramError } from "../error";
 import * as RateLimit from "../ratelimit";
+import { lru } from "../search/lru";
 
 /**
  * The request gate: a request's API key and its rate-limit decision in one statement
@@ -111,9 +112,24 @@ export const headersOf = (caller: Caller): Record<string, string> => pending.get
 export const tenantOf = (caller: Caller): SQL =>
   unsettled(caller) ? sql`nullif(current_setting('engram.tenant', true), '')::uuid` : sql`${caller.tenantId}`;
 
-/** A name for the caller in process memories (query vectors, scope sizes): its tenant, or its key until known. */
+/**
+ * A name for the caller in process memories (query vectors, scope sizes): its tenant, or its whole key's hash until
+ * known (its prefix alone, which `keys list` shows, let anyone with no key probe what a tenant had searched).
+ */
 export const memoryKeyOf = (caller: Caller): string =>
-  unsettled(caller) ? `key:${caller.keyPrefix}` : caller.tenantId;
+  unsettled(caller) ? `key:${stateOf(caller).pass.hash}` : caller.tenantId;
+
+/**
+ * Hashes of keys this process's gate accepted lately. A paid embedding before the gate has checked a key (one round
+ * trip for key, limit and search) is only spent for one of these: any well-formed made-up key had cost the operator
+ * an embedding per request. A key revoked since is still refused by the gate, after one embedding.
+ */
+const accepted = lru<true>(4096);
+const ACCEPTED_SECONDS = 600;
+
+/** Whether the caller's key is one this process's gate accepted lately (a settled caller's was just accepted). */
+export const vouched = (caller: Caller): boolean =>
+  !unsettled(caller) || accepted.get(stateOf(caller).pass.hash) === true;
 
 const GATE = `
   select tenant as "tenantId", tenant_name as "tenantName", limits as "rateLimits",
@@ -192,6 +208,7 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
   });
   state.headers = headers;
   state.counted = true;
+  accepted.set(state.pass.hash, true, ACCEPTED_SECONDS);
 }
 
 /**

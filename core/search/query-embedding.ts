@@ -19,7 +19,7 @@ export const normalizeQuery = (text: string) => text.normalize("NFC").trim().rep
 /**
  * The last few hundred query embeddings of this process, in front of the database cache: a warm Lambda or the
  * local server answers a repeated query without the cache's round trip (0.5 ms, and 18 KB of vector text, at
- * 1,536 dimensions). Keyed by tenant like the database cache (by key before the gate has named the tenant);
+ * 1,536 dimensions). Keyed by tenant and end user like the database cache (by key before the gate has named the tenant);
  * entries live no longer than the cache's TTL.
  * Only what the same (model, dimensions, text) always embeds to is kept, so no instance can hold a stale one.
  */
@@ -37,7 +37,9 @@ export async function embed(
   // cache's two round trips to every search.
   const ttl = embedder.provider === "offline" ? 0 : config().search.queryCacheTtlSeconds;
   const digest = createHash("sha256").update(normalized).digest("hex");
-  const key = `search:embedding:${embedder.model}:${embedder.dimensions}:${digest}`;
+  // Each end user's own: shared across a tenant's users, a query that embedded nothing (`embeddingTokens: 0`) told one
+  // user that another had asked exactly that within the cache's week.
+  const key = `search:embedding:${embedder.model}:${embedder.dimensions}:${caller.userId}:${digest}`;
   const local = `${Gate.memoryKeyOf(caller)}/${key}`;
   // Before the gate has run the tenant is unknown, and the database's cache would cost a round trip of its own:
   // a gated search (Lambda's) uses this process's memory only.

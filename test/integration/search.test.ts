@@ -333,6 +333,34 @@ describe.each(DRIVERS)("search on %s", (driver) => {
     expect(embedder.calls).toBe(afterFirst + 2);
   });
 
+  it("keeps each end user's remembered queries their own: another user's same question is embedded again", async () => {
+    const query = "is my salary above the band for staff engineers";
+    await search(alice, { query, mode: "vector" });
+    const afterAlice = embedder.calls;
+    // Shared, bob's `embeddingTokens: 0` had told him that someone in his tenant asked exactly this.
+    const asBob = await search(bob, { query, mode: "vector" });
+    expect([embedder.calls, asBob.usage.embeddingTokens > 0]).toEqual([afterAlice + 1, true]);
+    const again = await search(alice, { query, mode: "vector" });
+    expect([embedder.calls, again.usage.embeddingTokens]).toEqual([afterAlice + 1, 0]);
+  });
+
+  it("pays no embedding for a made-up key: the gate checks a key it has not seen accepted before the query is embedded", async () => {
+    const before = embedder.calls;
+    for (const bogus of ["egm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1", `${key.slice(0, 16)}${"Z".repeat(20)}`.slice(0, 36)]) {
+      const refused = await invoke({
+        method: "POST",
+        path: "/v1/search",
+        headers: { authorization: `Bearer ${bogus}` },
+        body: { query: `a question asked with ${bogus}` },
+      });
+      expect([refused.status, refused.body.error.code]).toEqual([401, "auth.invalid_key"]);
+    }
+    expect(embedder.calls).toBe(before);
+    // A real key still searches, and is embedded for once the gate has accepted it.
+    const first = await post({ query: "a question asked with the real key", mode: "vector" });
+    expect([first.status, embedder.calls]).toEqual([200, before + 1]);
+  });
+
   it("answers 502 when the query cannot be embedded, while keyword mode still works", async () => {
     embedder.fail = true;
     try {
