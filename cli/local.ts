@@ -139,7 +139,10 @@ export async function openLocalDb(
   const fresh = embedded && !existsSync(join(cfg.database.dataDir, "pgdata"));
   if (embedded) {
     try {
-      mkdirSync(cfg.database.dataDir, { recursive: true });
+      // The owner's alone, as its key file is: PGlite writes its files readable and writable by anyone, and another
+      // user of the machine read stored memories from the write-ahead log.
+      mkdirSync(cfg.database.dataDir, { recursive: true, mode: 0o700 });
+      chmodSync(cfg.database.dataDir, 0o700);
     } catch (error) {
       // Node's own message ("EEXIST: file already exists, mkdir ...") does not say which setting named the path.
       throw new EngramError(
@@ -185,7 +188,7 @@ export async function ensureLocalKey(db: Db, cfg: Config = config()): Promise<{ 
     }
   }
   const { key } = await Auth.createKey(db, LOCAL_TENANT, "local server");
-  mkdirSync(cfg.database.dataDir, { recursive: true });
+  mkdirSync(cfg.database.dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return { key, created: true };

@@ -4,7 +4,7 @@
  * taken over.
  */
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -98,6 +98,13 @@ describe("the embedded folder", () => {
     expect(await exited).toBe(0);
     expect(server.output()).toContain("SIGHUP: shutting down");
     expect(existsSync(join(dataDir, "server.json"))).toBe(false);
+  }, 120_000);
+
+  it("is its owner's alone: the folder holding the database files, which PGlite makes readable by anyone", async () => {
+    const keys = await engram(["keys", "list"], env);
+    expect(keys.code).toBe(0);
+    // Before, 0755 over files of 0666: another user of the machine read stored memories from the write-ahead log.
+    expect(statSync(dataDir).mode & 0o777).toBe(0o700);
   }, 120_000);
 
   it("is taken over from a process that is gone", async () => {
