@@ -82,7 +82,8 @@ export function headings(text: string): Heading[] {
  */
 function atxHeading(line: string): { level: number; text: string } | undefined {
   const open = /^ {0,3}(#{1,6})[ \t]+/.exec(line);
-  if (!open) return undefined;
+  // The regex's `.` stopped at these, so a line holding one was no heading (an old Mac file's "\r" line ends).
+  if (!open || /[\r\u2028\u2029]/.test(line)) return undefined;
   const blank = (i: number) => line[i] === " " || line[i] === "\t";
   let end = line.length;
   while (end > open[0].length && blank(end - 1)) end--;

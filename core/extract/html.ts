@@ -54,25 +54,33 @@ const words = (value: string | null) => (value ?? "").toLowerCase().split(/[\s_-
 /** Share of the body's text past which an element named as chrome is kept: a layout wrapper (`has-sidebar`), or content. */
 const CHROME_MAX_SHARE = 0.2;
 
-/** Nesting past which a page is read as plain text (Chromium's HTML parser stops nesting at 512). */
-const MAX_DEPTH = 512;
+/**
+ * Nesting past which a page is read as plain text: far past any real page's (htmlparser2 nests each unclosed `<li><p>`
+ * two levels, so a list of 300 such items is 600 deep), and cheap to walk (linkedom's parse at 5,000 levels: 30 ms).
+ */
+const MAX_DEPTH = 5_000;
 
 /**
  * Tags a page may hold open at once, counted on its text before any parse (void elements, and those whose end tag
  * may be left out, not counted): past it, the page is read as text. Larger than MAX_DEPTH, since a count without a
  * parse cannot see every end the parser would imply.
  */
-const MAX_OPEN_TAGS = 2_000;
+const MAX_OPEN_TAGS = 5_000;
 const VOID_OR_OPTIONAL_END = new Set(
   "area base br col embed hr img input link meta source track wbr p li dt dd tr td th thead tbody tfoot option optgroup colgroup caption rb rt rtc rp".split(
     " ",
   ),
 );
 
-/** Whether more than `limit` tags are ever open at once in `html`, by counting start and end tags: one pass. */
+/**
+ * Whether more than `limit` tags are ever open at once in `html`, by counting start and end tags outside comments,
+ * scripts and styles (a minified script's `i<e.length` reads as tags): one pass. The name is matched whole
+ * (`(?![\w-])`): a name and the attributes after it could both take a run of letters, tried at every split.
+ */
 function tagsOpenPast(html: string, limit: number): boolean {
   let open = 0;
-  for (const tag of html.matchAll(/<(\/?)([a-zA-Z][a-zA-Z0-9-]*)[^<>]*?(\/?)>/g)) {
+  const text = html.replace(/<!--[\s\S]*?(?:-->|$)|<(script|style)\b[^<>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi, "");
+  for (const tag of text.matchAll(/<(\/?)([a-zA-Z][a-zA-Z0-9-]*)(?![\w-])[^<>]*?(\/?)>/g)) {
     const name = (tag[2] ?? "").toLowerCase();
     if (VOID_OR_OPTIONAL_END.has(name) || tag[3]) continue;
     open += tag[1] ? -1 : 1;

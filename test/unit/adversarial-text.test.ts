@@ -8,6 +8,7 @@ import { describe, expect, it } from "vitest";
 import { dropInvalidMarkers, MarkerFilter } from "../../core/chat/citations";
 import { buildPrompt, withoutNoteMarks } from "../../core/chat/prompt";
 import { headings } from "../../core/chunk/context";
+import { htmlToText } from "../../core/chunk/html";
 import { extractHtml } from "../../core/extract/html";
 
 const SPACES = " ".repeat(200_000);
@@ -47,6 +48,8 @@ describe("text made to be slow", () => {
       `${"<div>".repeat(64_000)}Deep text.${"</div>".repeat(64_000)}`,
       `${"<h2><span>".repeat(32_000)}Deep text.${"</span></h2>".repeat(32_000)}`,
       `${"<a ".repeat(300_000)}`,
+      `<${"a".repeat(200_000)}`,
+      `${"<script ".repeat(200_000)}`,
     ]) {
       expect(
         timed(() => (content = extractHtml(`<html><body>${body}<p>After.</p></body></html>`).content)),
@@ -56,5 +59,12 @@ describe("text made to be slow", () => {
     // A page of ordinary depth keeps its DOM reading: the heading named like chrome, the navigation left out.
     const page = `<html><body><nav>Home | Docs</nav>${"<div>".repeat(300)}<h2 id="header">Header</h2><p>Kept.</p>${"</div>".repeat(300)}</body></html>`;
     expect(extractHtml(page).content).toBe("## Header\n\nKept.");
+    // Nor does a long list of items whose ends are left out (two levels each in the DOM), nor a minified script.
+    const list = `<html><body><nav>Home | Docs</nav><ul>${"<li><p>Item".repeat(300)}</ul><footer>Foot</footer></body></html>`;
+    expect(extractHtml(list).content).not.toMatch(/Home|Foot/);
+    const script = `<html><body><nav>Home | Docs</nav><script>${"if(i<e.length){}".repeat(3_000)}</script><p>Kept.</p></body></html>`;
+    expect(extractHtml(script).content).toBe("Kept.");
+    // A page sent whole to /v1/ingest: each link's end looked for nearby, not to the end of the page.
+    expect(timed(() => htmlToText(`<html><body>${"<a href=#>x ".repeat(100_000)}</body></html>`))).toBeLessThan(2_000);
   });
 });

@@ -301,6 +301,9 @@ describe("extract", () => {
       expect(content).toContain("Note\n\nThe header is modified just before the response is sent.");
       expect(content).toContain("Example\n\n```");
     }
+    // A box left unclosed keeps its title a line, and only its title: the headings after it stay headings.
+    const unclosed = htmlToText('<div class="note"><h3>Note</h3><p>Careful.</p><h2>Next section</h2><p>Text.</p>');
+    expect(headings(unclosed).map((h) => h.text)).toEqual(["Next section"]);
   });
 
   it("keeps a footnote's text and leaves out its link back to where it is cited", async () => {
