@@ -4,6 +4,7 @@
  * archive's XML parts are inflated under a bound first: a ZIP bomb is refused before mammoth reads it.
  */
 import { inflateRawSync } from "node:zlib";
+import { DOMParser } from "linkedom";
 import mammoth from "mammoth";
 import { decodeEntities, htmlToText } from "../chunk/html";
 import { EngramError } from "../error";
@@ -43,30 +44,40 @@ function inflate(part: Part, max: number): Uint8Array {
 }
 
 /**
- * The parts the archive's relationships name as images only, which mammoth never reads (convertImage below does not
- * read them). Any other part may be what mammoth reads: `_rels/.rels` may name any part as the main document.
+ * Relationship types whose targets mammoth never reads: images (convertImage below does not read them), fonts,
+ * embedded objects and media. A part named only by these is not counted (a 34 MB embedded font is no bomb).
  */
-function imagesOnly(bytes: Uint8Array, limits: Limits): Set<string> {
-  const images = new Set<string>();
-  const other = new Set<string>();
+const UNREAD_TYPE = /\/(image|font|obfuscatedFont|oleObject|package|video|audio|media|hdphoto)$/;
+
+/**
+ * The parts mammoth may read: the relationship files, `[Content_Types].xml`, `word/document.xml` (its fallback) and
+ * every part a relationship names with a type it reads (`_rels/.rels` may name any part as the main document), read
+ * with an XML parser as mammoth reads them. `spend` counts each relationship file's inflated bytes; undefined (count
+ * every part) when one cannot be read as XML.
+ */
+function partsRead(bytes: Uint8Array, spend: (part: Part) => Uint8Array): Set<string> | undefined {
+  const read = new Set(["[Content_Types].xml", "word/document.xml"]);
   for (const part of parts(bytes, (name) => /\.rels$/i.test(name))) {
-    let xml: string;
+    read.add(part.name);
+    let relationships: Element[];
     try {
-      xml = new TextDecoder().decode(inflate(part, limits.maxExpandedBytes));
-    } catch {
-      continue; // counted, and refused if too large, by checkExpansion
+      const xml = new TextDecoder().decode(spend(part));
+      relationships = Array.from(
+        new DOMParser().parseFromString(xml, "text/xml").getElementsByTagName("Relationship"),
+      ) as Element[];
+    } catch (error) {
+      if (error instanceof EngramError) throw error;
+      return undefined;
     }
     // `word/_rels/document.xml.rels` names parts relative to `word/`; `_rels/.rels` relative to the root.
     const base = part.name.replace(/(^|\/)_rels\/[^/]*$/, "$1");
-    for (const [attributes] of xml.matchAll(/<Relationship\b[^>]*>/g)) {
-      const target = /\bTarget="([^"]*)"/.exec(attributes)?.[1];
-      if (!target || /\bTargetMode="External"/.test(attributes)) continue;
-      const path = resolvePart(base, decodeEntities(target));
-      (/\bType="[^"]*\/image"/.test(attributes) ? images : other).add(path);
+    for (const relationship of relationships) {
+      const target = relationship.getAttribute("Target");
+      if (!target || relationship.getAttribute("TargetMode") === "External") continue;
+      if (!UNREAD_TYPE.test(relationship.getAttribute("Type") ?? "")) read.add(resolvePart(base, target));
     }
   }
-  for (const path of other) images.delete(path);
-  return images;
+  return read;
 }
 
 /** A relationship's target as an archive path: relative to `base` unless it starts with "/", "." and ".." resolved. */
@@ -80,31 +91,37 @@ function resolvePart(base: string, target: string): string {
 }
 
 /**
- * Inflates every part of the archive that mammoth could read (all but the images, which it never reads) with a
- * running bound on the total, so declared sizes need not be trusted. Throws `extract.too_large` past
- * `limits.maxExpandedBytes`. Counting only the parts named `.xml` let a main document named otherwise (`_rels/.rels`
- * may name any part) expand to 400 MB.
+ * Inflates every part of the archive that mammoth may read (partsRead) with a running bound on the total, so declared
+ * sizes need not be trusted. Throws `extract.too_large` past `limits.maxExpandedBytes`. Counting only the parts named
+ * `.xml` let a main document named otherwise expand to 400 MB.
  */
 export function checkExpansion(bytes: Uint8Array, limits: Limits): number {
   let total = 0;
-  const images = imagesOnly(bytes, limits);
-  for (const part of parts(bytes, (name) => !images.has(name) && !name.endsWith("/"))) {
+  const tooLarge = () =>
+    new EngramError(
+      "too_large",
+      "extract.too_large",
+      `The Word document expands past ${limits.maxExpandedBytes / 1024 / 1024} MB (a ZIP bomb, or split it).`,
+      { details: { limitBytes: limits.maxExpandedBytes } },
+    );
+  const spend = (part: Part): Uint8Array => {
+    let inflated: Uint8Array;
     try {
-      total += inflate(part, limits.maxExpandedBytes - total).length;
+      inflated = inflate(part, limits.maxExpandedBytes - total);
     } catch (error) {
-      if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) total = Infinity;
-      else if (error instanceof EngramError) throw error;
-      else throw corrupt(error);
+      if ((error as { code?: string }).code === "ERR_BUFFER_TOO_LARGE" || error instanceof RangeError) throw tooLarge();
+      if (error instanceof EngramError) throw error;
+      throw corrupt(error);
     }
-    if (total > limits.maxExpandedBytes) {
-      throw new EngramError(
-        "too_large",
-        "extract.too_large",
-        `The Word document's XML expands past ${limits.maxExpandedBytes / 1024 / 1024} MB (a ZIP bomb, or split it).`,
-        { details: { limitBytes: limits.maxExpandedBytes } },
-      );
-    }
-  }
+    total += inflated.length;
+    if (total > limits.maxExpandedBytes) throw tooLarge();
+    return inflated;
+  };
+  const read = partsRead(bytes, spend);
+  const counted = read
+    ? (name: string) => read.has(name) && !/\.rels$/i.test(name)
+    : (name: string) => !/\.rels$/i.test(name) && !name.endsWith("/");
+  for (const part of parts(bytes, counted)) spend(part);
   return total;
 }
 

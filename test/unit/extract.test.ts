@@ -478,6 +478,11 @@ describe("extract", () => {
     // Its main document named otherwise than .xml (the archive's relationships may name any part): read, before.
     const renamed = await refusal(extract(fixture("bomb-renamed.docx")));
     expect([renamed.status, renamed.code]).toEqual([413, "extract.too_large"]);
+    // Nor one whose relationship is written with spaces and single quotes, another naming the part an image.
+    const decoy = await refusal(extract(fixture("bomb-decoy.docx")));
+    expect([decoy.status, decoy.code]).toEqual([413, "extract.too_large"]);
+    // A part mammoth never reads (a 34 MB embedded font) counts for nothing: the document is read.
+    expect((await extract(fixture("font-large.docx"))).content).toMatch(/^# Employee handbook/);
     // The same bound holds however small: the honest handbook passes 32 MB, not 10 KB.
     expect(checkExpansion(fixture("handbook.docx"), { maxExpandedBytes: 32 << 20 } as never)).toBeGreaterThan(10_000);
     expect(() => checkExpansion(fixture("handbook.docx"), { maxExpandedBytes: 10_000 } as never)).toThrow(
