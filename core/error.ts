@@ -122,11 +122,8 @@ export function upstreamError(error: unknown, what: "embedding" | "chat"): unkno
     );
   }
   // OpenAI answers an account out of credit with a 429 too: no retry will clear it, and "try again later" had hidden
-  // the provider's word for it.
-  if (
-    e?.status === 429 &&
-    ((e as { code?: unknown }).code === "insufficient_quota" || /quota/i.test(e.message ?? ""))
-  ) {
+  // the provider's word for it. By its code only: Azure's ordinary rate limit names a "quotaincrease" page.
+  if (e?.status === 429 && (e as { code?: unknown }).code === "insufficient_quota") {
     return new EngramError(
       "upstream",
       `${what}.failed`,

@@ -94,5 +94,13 @@ describe("upstreamError", () => {
       message: expect.stringContaining("no quota left"),
     });
     expect(upstreamError(busy, "chat")).toMatchObject({ code: "chat.rate_limited", status: 503, retryAfterSeconds: 7 });
+    // Azure OpenAI's ordinary rate limit links a page about quotas: still a rate limit to wait out.
+    const azure = Object.assign(
+      new Error(
+        "429 Requests have exceeded token rate limit. Please retry after 54 seconds. Please go here: https://aka.ms/oai/quotaincrease",
+      ),
+      { status: 429, retryAfterSeconds: 54 },
+    );
+    expect(upstreamError(azure, "embedding")).toMatchObject({ code: "embedding.rate_limited", retryAfterSeconds: 54 });
   });
 });
