@@ -95,6 +95,8 @@ export interface SearchOptions {
    * vector leg found nothing, as during a switch of embedding models (see `finish`).
    */
   wideKeyword?: boolean;
+  /** The query's vector, already embedded (that second search): nothing is embedded again. */
+  queryVector?: string;
 }
 
 /** Candidates each list contributes to hybrid fusion, per requested result. */
@@ -183,7 +185,9 @@ export async function plan(
   let vector: string | undefined;
   const model = (options.embedder ?? defaultEmbedder()).model;
   if (request.mode !== "keyword") {
-    const embedded = await QueryEmbedding.embed(db, caller, request.query, options);
+    const embedded = options.queryVector
+      ? { literal: options.queryVector, tokens: 0, remember: undefined }
+      : await QueryEmbedding.embed(db, caller, request.query, options);
     vector = embedded.literal;
     embeddingTokens = embedded.tokens;
     remember = embedded.remember;
@@ -235,7 +239,8 @@ export async function plan(
     vector === undefined
       ? sql`with ${sql.join(ctes, sql`, `)} ${final}`
       : sql`with ${sql.join(ctes, sql`, `)}
-        select f.*, s.n as stale from stale s left join (${final}) f on true order by f.position`;
+        select f.*, s.n as stale, exists (select 1 from vec) as "vectorFound"
+        from stale s left join (${final}) f on true order by f.position`;
 
   // Without the HNSW index (PGlite, embedded in-process) the settings for its scan and the server's planner, and a
   // named statement, have nothing to serve.
@@ -258,15 +263,12 @@ export async function plan(
       const stale = Number((rows[0] as { stale?: number } | undefined)?.stale ?? 0);
       // No vector of the active model in scope (every chunk stale: a switch of models under way): hybrid is its keyword
       // leg alone, whose short gathering counts on the vector leg for the rest. Searched again as keyword mode
-      // gathers, so the stale chunks are found by keyword as well in hybrid as in keyword mode; the query's vector is
-      // remembered, so the second statement embeds nothing.
-      if (
-        request.mode === "hybrid" &&
-        !options.wideKeyword &&
-        stale > 0 &&
-        (rows as unknown as ResultRow[]).every((row) => row.vectorScore == null)
-      ) {
-        const wide = await query(db, caller, request, { ...options, wideKeyword: true });
+      // gathers, so the stale chunks are found by keyword as well in hybrid as in keyword mode. The statement says
+      // whether the vector leg found anything (an empty result alone does not: a high minScore); the query's vector is
+      // handed over, so the second statement embeds nothing.
+      const vectorFound = (rows[0] as { vectorFound?: boolean } | undefined)?.vectorFound;
+      if (request.mode === "hybrid" && !options.wideKeyword && stale > 0 && vectorFound === false && vector) {
+        const wide = await query(db, caller, request, { ...options, wideKeyword: true, queryVector: vector });
         return { ...wide, usage: { embeddingTokens: embeddingTokens + wide.usage.embeddingTokens } };
       }
 

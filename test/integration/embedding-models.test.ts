@@ -4,7 +4,7 @@
  * with nothing lost and nothing embedded twice, runs once per tenant at a time, and reuses vectors of the same text.
  */
 import { sql } from "drizzle-orm";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Caller } from "../../core/auth";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
@@ -478,7 +478,8 @@ describe.each(DRIVERS)("hybrid search during a switch of models on %s", (driver)
     }));
     await Ingest.run(t.db, other, many, { embedder: old.embedder });
     await Ingest.run(t.db, other, [{ id: "best", content: "Refund policy." }], { embedder: old.embedder });
-    const next = model("model-new").embedder;
+    const counted = model("model-new");
+    const next = counted.embedder;
     const ask = (mode: "hybrid" | "keyword") =>
       Search.query(t.db, other, Search.SearchRequest.parse({ query: "refund policy", mode, topK: 3 }), {
         embedder: next,
@@ -488,6 +489,21 @@ describe.each(DRIVERS)("hybrid search during a switch of models on %s", (driver)
     const hybrid = await ask("hybrid");
     expect(hybrid.stale).toBe(Search.HYBRID_KEYWORD_MATCHES + 61);
     expect(hybrid.results.map((r) => r.documentId)).toEqual(keyword.results.map((r) => r.documentId));
+    // Searched twice, embedded once.
+    expect(counted.calls()).toBe(1);
+    // With a vector of the active model in scope, an empty result (minScore above anything) is searched once.
+    await Ingest.run(t.db, other, [{ id: "fresh", content: "A refund note embedded by the new model." }], {
+      embedder: next,
+    });
+    const statements = vi.spyOn(t.db, "query");
+    const none = await Search.query(
+      t.db,
+      other,
+      Search.SearchRequest.parse({ query: "refund policy", mode: "hybrid", minScore: 0.999 }),
+      { embedder: next },
+    );
+    expect([none.results, statements.mock.calls.length]).toEqual([[], 1]);
+    statements.mockRestore();
     await t.close();
   }, 120_000);
 });
