@@ -189,8 +189,11 @@ export function registerDataCommands(program: Command): void {
           return [...(await fitted(documents.slice(0, half))), ...(await fitted(documents.slice(half)))];
         }
         const [doc] = documents as [FileDocument];
-        const message = (error as Error).message.replace(/\.$/, "");
-        skipped.push({ path: firstWith.get(doc.id) ?? doc.id, reason: `${message} (request.too_large)`, failed: true });
+        const size = /about ([\d.]+ MB) .* limit is ([\d.]+ MB)/.exec((error as Error).message);
+        const reason = size
+          ? `too large for one write to the database: about ${size[1]}, its limit ${size[2]}; split the file`
+          : (error as Error).message.replace(/\.$/, "");
+        skipped.push({ path: firstWith.get(doc.id) ?? doc.id, reason: `${reason} (request.too_large)`, failed: true });
         return [];
       }
     };

@@ -140,9 +140,9 @@ export async function openLocalDb(
   if (embedded) {
     try {
       // The owner's alone, as its key file is: PGlite writes its files readable and writable by anyone, and another
-      // user of the machine read stored memories from the write-ahead log.
+      // user of the machine read stored memories from the write-ahead log. Only a folder made here: one the user
+      // chose (ENGRAM_DATA_DIR) keeps its mode.
       mkdirSync(cfg.database.dataDir, { recursive: true, mode: 0o700 });
-      chmodSync(cfg.database.dataDir, 0o700);
     } catch (error) {
       // Node's own message ("EEXIST: file already exists, mkdir ...") does not say which setting named the path.
       throw new EngramError(

@@ -114,12 +114,12 @@ async function reembedTenant(db: Db, tenant: { id: string; name: string }, optio
   }
   if (report.stopped === "error" && abort.signal.aborted) {
     throw new Error(
-      `interrupted: ${n(report.reembedded)} chunks done, ${n(report.remaining)} left. Run \`engram reembed\` again to continue from there`,
+      `interrupted: ${n(report.reembedded)} chunks done, ${n(report.remaining)} left. Run \`engram reembed${options.allTenants ? " --all-tenants" : ""}\` again to continue from there`,
     );
   }
   if (report.stopped === "error") {
     throw new Error(
-      `re-embedding stopped: ${String(report.error).replace(/\.$/, "")}; ${n(report.reembedded)} chunks done, ${n(report.remaining)} left. Run \`engram reembed\` again to continue from there`,
+      `re-embedding stopped: ${String(report.error).replace(/\.$/, "")}; ${n(report.reembedded)} chunks done, ${n(report.remaining)} left. Run \`engram reembed${options.allTenants ? " --all-tenants" : ""}\` again to continue from there`,
     );
   }
   if (!options.json) {

@@ -7,6 +7,8 @@ import { log } from "./log";
 export interface Background {
   /** Stops scheduling passes and waits for the one under way. */
   stop(): Promise<void>;
+  /** Runs the next pass now (after the one under way, if any), as if no pass had failed: new work was asked for. */
+  wake?(): void;
 }
 
 /**
@@ -41,6 +43,17 @@ export function repeat(name: string, everyMs: number, pass: (signal: AbortSignal
   };
   timer = setTimeout(next, 0).unref();
   return {
+    wake() {
+      failures = 0;
+      if (stopped) return;
+      clearTimeout(timer);
+      // A pass under way schedules the next itself, now without the failures' pause.
+      void running.then(() => {
+        if (stopped) return;
+        clearTimeout(timer);
+        timer = setTimeout(next, 0).unref();
+      });
+    },
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -207,6 +207,8 @@ export async function begin(
   dimensions: number,
 ): Promise<{ busy?: { model: string; until: string } }> {
   await db.query(beginning(sql`select ${tenantId}::uuid`, model, dimensions));
+  // This process's loop may be waiting out failures (Background.repeat): the run asked for starts now.
+  for (const wake of wakers) wake();
   // A run of this model for dropped turn context only, which may hold the lease: it is to move everything now (it
   // does not finish the record while this says so, and the next pass moves the rest).
   await db.query(sql`
@@ -502,8 +504,19 @@ export function inBackground(
   embedder: Embedder,
   options: { everyMs?: number; budgetMs?: number } = {},
 ): Background.Background {
-  return Background.repeat("reembed", options.everyMs ?? 5_000, async (signal) => {
+  const loop = Background.repeat("reembed", options.everyMs ?? 5_000, async (signal) => {
     const done = await continueUnfinished(db, embedder, { budgetMs: options.budgetMs ?? 10_000, signal });
     if (done.reembedded) log.info("reembed: background pass", { model: embedder.model, ...done });
   });
+  const wake = () => loop.wake?.();
+  wakers.add(wake);
+  return {
+    stop: async () => {
+      wakers.delete(wake);
+      await loop.stop();
+    },
+  };
 }
+
+/** The background loops of this process, woken by `begin`. */
+const wakers = new Set<() => void>();

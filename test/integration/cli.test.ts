@@ -874,7 +874,7 @@ describe("engram ingest on the Neon HTTP driver", () => {
       {
         path: join(dir, "zz-huge.md"),
         reason: expect.stringMatching(
-          /^This request would send about 1\d\.\d MB .* Neon's limit is 10 MB.*\(request\.too_large\)$/,
+          /^too large for one write to the database: about 1\d\.\d MB, its limit 10 MB; split the file \(request\.too_large\)$/,
         ),
         failed: true,
       },

@@ -30,6 +30,25 @@ describe("Background.repeat", () => {
     await work.stop();
   });
 
+  it("runs a pass at once when woken, whatever the failures' pause: new work was asked for", async () => {
+    vi.useFakeTimers();
+    const at: number[] = [];
+    const work = Background.repeat("test", 5_000, async () => {
+      at.push(Date.now());
+      throw new Error("the provider is down");
+    });
+    await vi.advanceTimersByTimeAsync(10 * 60_000);
+    const before = at.length;
+    const woken = Date.now();
+    work.wake?.();
+    await vi.advanceTimersByTimeAsync(1);
+    expect([at.length, at.at(-1)]).toEqual([before + 1, woken]);
+    // And the pause starts again from the pace: 10 s after this failure, not 10 minutes.
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(at.length).toBe(before + 2);
+    await work.stop();
+  });
+
   it("keeps a pace longer than the longest pause as it is", () => {
     expect(Background.pauseAfter(20 * 60_000, 3)).toBe(20 * 60_000);
     expect(Background.pauseAfter(5_000, 0)).toBe(5_000);
