@@ -55,48 +55,63 @@ const words = (value: string | null) => (value ?? "").toLowerCase().split(/[\s_-
 const CHROME_MAX_SHARE = 0.2;
 
 /**
- * Nesting past which a page is read as plain text: far past any real page's (htmlparser2 nests each unclosed `<li><p>`
- * two levels, so a list of 300 such items is 600 deep), and cheap to walk (linkedom's parse at 5,000 levels: 30 ms).
+ * Nesting past which a page is read as plain text, without the DOM: htmlparser2 (under linkedom) keeps its open
+ * elements in an array it shifts, so its parse takes time in the square of the nesting (128,000 levels: 20 s; each
+ * unclosed `<li><p>` two levels), and so would the DOM's walks. Far past any real page's.
  */
 const MAX_DEPTH = 5_000;
 
-/**
- * Tags a page may hold open at once, counted on its text before any parse (void elements, and those whose end tag
- * may be left out, not counted): past it, the page is read as text. Larger than MAX_DEPTH, since a count without a
- * parse cannot see every end the parser would imply.
- */
-const MAX_OPEN_TAGS = 5_000;
-const VOID_OR_OPTIONAL_END = new Set(
-  "area base br col embed hr img input link meta source track wbr p li dt dd tr td th thead tbody tfoot option optgroup colgroup caption rb rt rtc rp".split(
+/** Elements with no end (htmlparser2's void elements). */
+const VOID = new Set(
+  "area base basefont br col command embed frame hr img input isindex keygen link meta param source track wbr".split(
     " ",
   ),
 );
+const P = new Set(["p"]);
+/** Open elements that a start tag closes first, as htmlparser2 closes them (an unclosed `<p>` before a `<div>`). */
+const CLOSED_BY = new Map<string, Set<string>>([
+  ..."address article aside blockquote details div dl fieldset figcaption figure footer form header hr main nav ol p pre section table ul h1 h2 h3 h4 h5 h6"
+    .split(" ")
+    .map((name): [string, Set<string>] => [name, P]),
+  ["li", new Set(["li"])],
+  ["dd", new Set(["dd", "dt"])],
+  ["dt", new Set(["dd", "dt"])],
+  ["tr", new Set(["tr", "th", "td"])],
+  ["td", new Set(["thead", "th", "td"])],
+  ["th", new Set(["th"])],
+  ["tbody", new Set(["thead", "tbody"])],
+  ["tfoot", new Set(["thead", "tbody"])],
+  ["option", new Set(["option"])],
+  ["optgroup", new Set(["optgroup", "option"])],
+]);
 
 /**
- * Whether more than `limit` tags are ever open at once in `html`, by counting start and end tags outside comments,
- * scripts and styles (a minified script's `i<e.length` reads as tags): one pass. The name is matched whole
- * (`(?![\w-])`): a name and the attributes after it could both take a run of letters, tried at every split.
+ * Whether the parse would nest elements more than `limit` deep: its stack of open elements followed tag by tag, outside
+ * comments, scripts and styles (a minified script's `i<e.length` reads as tags), with the closes the parser implies.
+ * One pass: an end tag pops to its element, each element popped once. The name is matched whole (`(?![\w-])`): a name
+ * and the attributes after it could both take a run of letters, tried at every split.
  */
-function tagsOpenPast(html: string, limit: number): boolean {
-  let open = 0;
+function nestsPast(html: string, limit: number): boolean {
+  const stack: string[] = [];
+  const open = new Map<string, number>();
+  const pop = () => {
+    const name = stack.pop() as string;
+    open.set(name, (open.get(name) ?? 1) - 1);
+    return name;
+  };
   const text = html.replace(/<!--[\s\S]*?(?:-->|$)|<(script|style)\b[^<>]*>[\s\S]*?(?:<\/\1\s*>|$)/gi, "");
-  for (const tag of text.matchAll(/<(\/?)([a-zA-Z][a-zA-Z0-9-]*)(?![\w-])[^<>]*?(\/?)>/g)) {
+  for (const tag of text.matchAll(/<(\/?)([a-zA-Z][a-zA-Z0-9-]*)(?![\w-])[^<>]*>/g)) {
     const name = (tag[2] ?? "").toLowerCase();
-    if (VOID_OR_OPTIONAL_END.has(name) || tag[3]) continue;
-    open += tag[1] ? -1 : 1;
-    if (open < 0) open = 0;
-    if (open > limit) return true;
-  }
-  return false;
-}
-
-/** Whether any element under `root` sits more than `limit` levels below it: one walk. */
-function deeperThan(root: Element, limit: number): boolean {
-  const stack: [Element, number][] = [[root, 0]];
-  for (let next = stack.pop(); next; next = stack.pop()) {
-    const [element, depth] = next;
-    if (depth > limit) return true;
-    for (const child of Array.from(element.children)) stack.push([child as Element, depth + 1]);
+    if (VOID.has(name)) continue;
+    if (tag[1]) {
+      if (open.get(name)) while (pop() !== name);
+      continue;
+    }
+    const closes = CLOSED_BY.get(name);
+    while (closes && stack.length && closes.has(stack[stack.length - 1] as string)) pop();
+    stack.push(name);
+    open.set(name, (open.get(name) ?? 0) + 1);
+    if (stack.length > limit) return true;
   }
   return false;
 }
@@ -229,15 +244,10 @@ export function extractHtml(html: string): { content: string; title?: string } {
   let h1: string | undefined;
   let headingTitle: string | undefined;
   try {
-    // linkedom's parse itself takes time in the square of the nesting (128,000 levels: 20 s): such a page is read as
-    // text without it.
-    if (tagsOpenPast(html, MAX_OPEN_TAGS)) throw new Error("nested too deep");
+    if (nestsPast(html, MAX_DEPTH)) throw new Error("nested too deep"); // read as text below (MAX_DEPTH)
     const { document } = parseHTML(html);
     const body = (document.body ?? document.documentElement) as Element | null;
     if (!body) throw new Error("no body");
-    // Read as plain text below: the DOM's walks (a main element inside each other one, the chrome inside each) cost
-    // time in the square of the depth, and browsers nest no deeper than this either.
-    if (deeperThan(body, MAX_DEPTH)) throw new Error("nested too deep");
     // Form controls are the page's interface, not its text: a search box's choices ("Search Documentation"), the
     // "show"/"hide" buttons beside every syntax diagram of the SQLite manual.
     prune(body, "script, style, noscript, template, [hidden], select, button, textarea");
