@@ -6,8 +6,8 @@ import * as Auth from "../auth";
 import { config } from "../config";
 import type { Db, Query, Row, Statement } from "../db";
 import { EngramError } from "../error";
+import { lru } from "../lru";
 import * as RateLimit from "../ratelimit";
-import { lru } from "../search/lru";
 
 /**
  * The request gate: a request's API key and its rate-limit decision in one statement

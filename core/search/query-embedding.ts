@@ -11,7 +11,7 @@ import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import { upstreamError } from "../error";
 import * as Gate from "../gate";
 import { log } from "../log";
-import { lru } from "./lru";
+import { lru } from "../lru";
 
 /** The query text as embedded and cached: Unicode NFC, trimmed, whitespace runs collapsed. */
 export const normalizeQuery = (text: string) => text.normalize("NFC").trim().replace(/\s+/g, " ");

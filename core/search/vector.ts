@@ -5,7 +5,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { constant } from "../db";
-import { lru } from "./lru";
+import { lru } from "../lru";
 import type { Where } from "./scope";
 
 /** The stale count stops here ("at least"): every search during a switch pays for counting (docs/search.md). */
