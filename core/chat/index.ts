@@ -3,7 +3,6 @@ import { type Config, config } from "../config";
 import type { NewMessage } from "../conversation";
 import * as Conversation from "../conversation";
 import type { Db } from "../db";
-import * as Replica from "../db/replica";
 import { EngramError, upstreamError } from "../error";
 import * as Gate from "../gate";
 import { type ChatMessage, type ChatModel, type ChatStreamEvent, createChatModel } from "../llm";
@@ -234,10 +233,8 @@ export async function prepare(
   }
   const question = last.content;
 
-  // With a read replica the gate runs on the primary first and retrieval reads the replica (core/db/replica.ts).
-  // So does a key this process has not seen accepted, before a model is paid to embed its question (core/search).
-  if (Gate.unsettled(caller) && (Replica.replicaOf(db) || Search.paysBeforeKnowing(caller, { mode: "hybrid" })))
-    await Gate.open(db, caller);
+  // With a read replica, or a key this process has not seen accepted, the gate runs first (Search.gateFirst).
+  if (Search.gateFirst(db, caller, { mode: "hybrid" })) await Gate.open(db, caller);
   const { query, stored: read } = await queryFor(db, caller, request, question);
   const { stored, found } = read
     ? { stored: read, found: await retrieve(db, caller, request, query, options.signal) }

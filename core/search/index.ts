@@ -122,8 +122,7 @@ export async function query(
   // A request through the gate (core/gate) searches in one batch with its key and limit checks: one round trip.
   // With a read replica the gate (a decision, so a write) stays on the primary and runs first, then the search
   // reads the replica once it has the tenant's writes (core/db/replica.ts): two round trips.
-  if (Gate.unsettled(caller) && (Replica.replicaOf(db) || paysBeforeKnowing(caller, request, options)))
-    await Gate.open(db, caller);
+  if (gateFirst(db, caller, request, options)) await Gate.open(db, caller);
   // Made before the query is embedded, so the replica's mark lookup (if any) overlaps the embedding.
   const reader = Gate.unsettled(caller) ? undefined : Replica.reader(db, caller.tenantId);
   const search = await plan(db, caller, request, options);
@@ -134,19 +133,22 @@ export async function query(
 }
 
 /**
- * Whether the search would pay a model to embed its query for a key the gate has not checked and this process has not
- * seen accepted: the gate then runs first (a round trip more, once per key and process), so no made-up key costs the
- * operator an embedding. The offline embedder costs nothing and waits for no one.
+ * Whether the gate must run on its own before the search (search and chat's retrieval): with a read replica (its
+ * decision writes, so it stays on the primary), or when the search would pay a model to embed its query for a key the
+ * gate has not checked and this process has not seen accepted (a round trip more, once per key and process), so no
+ * made-up key costs the operator an embedding. The offline embedder costs nothing and waits for no one.
  */
-export function paysBeforeKnowing(
+export function gateFirst(
+  db: Db,
   caller: Caller,
   request: { mode: SearchRequest["mode"] },
   options: { embedder?: Embedder } = {},
 ): boolean {
+  if (!Gate.unsettled(caller)) return false;
+  if (Replica.replicaOf(db)) return true;
   return (
     request.mode !== "keyword" &&
     (options.embedder ?? defaultEmbedder()).provider !== "offline" &&
-    Gate.unsettled(caller) &&
     !Gate.vouched(caller)
   );
 }
