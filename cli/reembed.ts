@@ -78,13 +78,6 @@ async function reembedTenant(db: Db, tenant: { id: string; name: string }, optio
 
   if (options.dryRun) return printEstimate(tenant.name, await Reembed.estimate(db, tenant.id, model), options);
 
-  // Every process on a shared database embeds with its own configuration: one still on the old model (a server, the
-  // Lambdas) finds the moved chunks by keyword only until it runs the new one too. Said, since nothing else here can.
-  if (cfg.database.driver !== "pglite" && !options.json && (await Reembed.estimate(db, tenant.id, model)).chunks > 0) {
-    process.stderr.write(
-      `engram: moving tenant ${tenant.name}'s chunks to ${model}: a server or Lambda on this database still configured for another model finds them by keyword only (its vector search skips them) until it runs ${model} too\n`,
-    );
-  }
   const bar = progressBar(`re-embedding with ${model}`);
   const abort = new AbortController();
   const stop = () => abort.abort(new Error("interrupted"));
@@ -110,6 +103,14 @@ async function reembedTenant(db: Db, tenant: { id: string; name: string }, optio
   if (report.stopped === "busy") {
     throw new Error(
       `another re-embedding of tenant ${tenant.name} is running; nothing was done (if that run died, its lease expires at ${report.busyUntil}: run this again then)`,
+    );
+  }
+  // Every process on a shared database embeds with its own configuration: one still on the old model (a server, the
+  // Lambdas) finds the moved chunks by keyword only until it runs the new one too. Said, since nothing else here can;
+  // from the run's own count (an estimate first had read every stale chunk once more).
+  if (cfg.database.driver !== "pglite" && !options.json && report.reembedded > 0) {
+    process.stderr.write(
+      `engram: moving tenant ${tenant.name}'s chunks to ${model}: a server or Lambda on this database still configured for another model finds them by keyword only (its vector search skips them) until it runs ${model} too\n`,
     );
   }
   if (report.stopped === "error" && abort.signal.aborted) {
