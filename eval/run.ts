@@ -9,11 +9,15 @@
  *   npm run eval -- --systems keyword,bm25  some systems (hybrid, keyword, vector, fts, bm25)
  *   npm run eval -- --grid rrf:0.5,score:0.7  hybrid under other fusion settings, on the same stored sets
  *   npm run eval -- --topk 50             hybrid, keyword and vector asked for 50 results, scored on their first 10
+ *   npm run eval -- --seed 11             the offline embedder hashing its features with another seed: an equally good
+ *                                         embedder, so the spread over seeds is the figures' noise (docs/search.md)
  *   npm run eval -- --out none            print only
  */
 import { mkdirSync, writeFileSync } from "node:fs";
-import { setConfig } from "../core/config";
+import { config, setConfig } from "../core/config";
 import type { DriverName } from "../core/db";
+import { useEmbedder } from "../core/embedding";
+import { createOfflineEmbedder } from "../core/embedding/offline";
 import * as Search from "../core/search";
 import type { Mode } from "../core/search/schema";
 import { freshDb } from "../kit/db";
@@ -135,6 +139,8 @@ async function main() {
   const topK = Number(option("topk") ?? K);
   if (!Number.isInteger(topK) || topK < K) throw new Error(`--topk must be an integer of at least ${K}`);
   setConfig(BASE_CONFIG);
+  const seed = option("seed") === undefined ? undefined : Number(option("seed"));
+  if (seed !== undefined) useEmbedder(createOfflineEmbedder({ dimensions: config().embedding.dimensions, seed }));
   const variants: Record<string, Record<string, string>> = {};
   if (args.includes("--grid")) {
     const grid = (option("grid") ?? "rrf:0.5,rrf:0.7,score:0.7").split(",");
@@ -160,7 +166,7 @@ async function main() {
   const report = {
     date: new Date().toISOString(),
     driver,
-    embedder: "offline",
+    embedder: seed === undefined ? "offline" : `offline, seed ${seed}`,
     k: K,
     topK,
     seconds: Math.round((Date.now() - started) / 1000),
@@ -169,7 +175,7 @@ async function main() {
   if (out !== "none") {
     mkdirSync(out.replace(/\/[^/]*$/, ""), { recursive: true });
     writeFileSync(`${out}.json`, `${JSON.stringify(report, null, 2)}\n`);
-    const header = `# Retrieval quality (npm run eval)\n\n${report.date}, driver ${driver}, offline embedder, top ${K}${topK === K ? "" : ` of ${topK} asked`}; baselines computed in the same run on the same text (eval/baselines.ts). Percentages.\n\n`;
+    const header = `# Retrieval quality (npm run eval)\n\n${report.date}, driver ${driver}, ${report.embedder} embedder, top ${K}${topK === K ? "" : ` of ${topK} asked`}; baselines computed in the same run on the same text (eval/baselines.ts). Percentages.\n\n`;
     writeFileSync(
       `${out}.md`,
       `${header}${table(rows.filter((r) => r.kind === "all"))}\n\nBy question kind:\n\n${table(rows.filter((r) => r.kind !== "all"))}\n`,

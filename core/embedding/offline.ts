@@ -52,6 +52,8 @@ const SEED_STEM = 0x2f1b7c31; // unigram feature
 const SEED_TRIGRAM = 0x6a09e667;
 const SEED_CJK_BIGRAM = 0x3c6ef372;
 const FNV_PRIME = 0x01000193;
+/** Mixed into a feature's hash to pick its bucket; another seed is an equally good embedder (`npm run eval -- --seed`). */
+const BUCKET_SEED = 0x5bd1e995;
 
 /** Share of the squared length given to meaning, chosen on the labelled sets (docs/search.md, "Offline embedder"). */
 const MEANING_SHARE = 0.4;
@@ -213,10 +215,10 @@ class FeatureCounts {
   }
 
   /** Adds every feature into vector[0, dims) (signed hashing) and empties the map. */
-  drainInto(vector: Float32Array, dims: number): void {
+  drainInto(vector: Float32Array, dims: number, seed: number): void {
     for (let j = 0; j < this.size; j++) {
       const i = this.used[j]!;
-      const h = fmix32(this.keys[i]! ^ 0x5bd1e995);
+      const h = fmix32(this.keys[i]! ^ seed);
       const value = this.weight[i]! * (1 + Math.log(this.tf[i]!));
       const bucket = (h >>> 1) % dims;
       vector[bucket]! += h & 1 ? value : -value;
@@ -448,16 +450,16 @@ function checkDimensions(dimensions: number): number {
  * The same text always gives the same vector.
  */
 export function embedOffline(text: string, dimensions: number): Float32Array {
-  return embedWith(text, checkDimensions(dimensions), new FeatureCounts());
+  return embedWith(text, checkDimensions(dimensions), new FeatureCounts(), BUCKET_SEED);
 }
 
-function embedWith(text: string, dimensions: number, counts: FeatureCounts): Float32Array {
+function embedWith(text: string, dimensions: number, counts: FeatureCounts, seed: number): Float32Array {
   const vector = new Float32Array(dimensions);
   const table = dimensions >= MEANING_MIN_DIMENSIONS ? wordTable() : null;
   const meaning = table ? new Float32Array(table.dimensions) : null;
   extractFeatures(text, counts, meaning, table);
   const wordDims = dimensions - (table?.dimensions ?? 0);
-  counts.drainInto(vector, wordDims);
+  counts.drainInto(vector, wordDims, seed);
   const wordsLength = Math.sqrt(sumOfSquares(vector, 0, wordDims));
   if (wordsLength === 0) {
     vector.fill(0);
@@ -481,13 +483,19 @@ function sumOfSquares(v: Float32Array, from: number, to: number): number {
   return sum;
 }
 
-/** An Embedder that needs no network or key: hashed lexical features and word meaning (OFFLINE_MODEL). */
-export function createOfflineEmbedder(opts: { dimensions: number }): Embedder {
+/**
+ * An Embedder that needs no network or key: hashed lexical features and word meaning (OFFLINE_MODEL). `seed`, for
+ * measurement only, hashes the features into other buckets: its vectors are another model's, and named so.
+ */
+export function createOfflineEmbedder(opts: { dimensions: number; seed?: number }): Embedder {
   const dimensions = checkDimensions(opts.dimensions);
+  const seed = opts.seed ?? BUCKET_SEED;
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new RangeError("seed must be a 32-bit unsigned integer");
   const counts = new FeatureCounts();
   return {
     provider: "offline",
-    model: OFFLINE_MODEL,
+    model: seed === BUCKET_SEED ? OFFLINE_MODEL : `${OFFLINE_MODEL}-seed-${seed}`,
     dimensions,
     async embed(texts: string[], embedOpts?: { signal?: AbortSignal }): Promise<EmbedResult> {
       const signal = embedOpts?.signal;
@@ -497,7 +505,7 @@ export function createOfflineEmbedder(opts: { dimensions: number }): Embedder {
         if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         signal?.throwIfAborted();
         const text = texts[i]!;
-        vectors[i] = embedWith(text, dimensions, counts);
+        vectors[i] = embedWith(text, dimensions, counts, seed | 0);
         tokens += Tokens.estimate(text);
       }
       signal?.throwIfAborted();

@@ -166,6 +166,24 @@ describe("createOfflineEmbedder", () => {
     expect(() => createOfflineEmbedder({ dimensions: Number.NaN })).toThrow(RangeError);
   });
 
+  it("hashes into other buckets under another seed, as another model, with the same word meaning", async () => {
+    const built = createOfflineEmbedder({ dimensions: 1536 });
+    const seeded = createOfflineEmbedder({ dimensions: 1536, seed: 11 });
+    const [a, b] = [(await built.embed(SAMPLES)).vectors, (await seeded.embed(SAMPLES)).vectors];
+
+    expect(seeded.model).toBe("engram-offline-v2-seed-11");
+    expect(createOfflineEmbedder({ dimensions: 1536, seed: 0x5bd1e995 }).model).toBe(OFFLINE_MODEL);
+    expect(b[1]).not.toEqual(a[1]);
+    expect(norm(b[1]!)).toBeCloseTo(1, 5);
+    // The last 100 numbers are word meaning, which the seed does not touch.
+    expect(b[1]!.subarray(1436)).toEqual(a[1]!.subarray(1436));
+    // Another draw of the same method: the refund question stays nearer the refund policy than the cat.
+    expect(cosine(b[0]!, b[1]!)).toBeGreaterThan(cosine(b[0]!, b[2]!));
+    for (const seed of [-1, 1.5, 2 ** 32, Number.NaN]) {
+      expect(() => createOfflineEmbedder({ dimensions: 16, seed })).toThrow(RangeError);
+    }
+  });
+
   it("rejects with the abort reason when the signal is aborted", async () => {
     const embedder = createOfflineEmbedder({ dimensions: 16 });
     const controller = new AbortController();
