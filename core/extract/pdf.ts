@@ -8,6 +8,7 @@ import { fenceFor } from "../chunk/html";
 import { characters } from "../document/schema";
 import { EngramError } from "../error";
 import type { Limits } from "./limits";
+import { checkStreams } from "./pdf-streams";
 
 /** What separates pages in extracted text: a paragraph break holding a form feed. */
 export const PAGE_BREAK = "\n\f\n";
@@ -252,14 +253,33 @@ const problem = (error: unknown): EngramError => {
   });
 };
 
-/** Extracts a PDF's text page by page, refusing one with more than `limits.maxPages` pages before reading any. */
+/**
+ * The copy of the file pdf.js reads (pdf.js takes ownership of, detaches, the buffer it is given, and refuses a
+ * Buffer), once its streams are known to decode to at most `limits.maxPdfDecodedBytes` (core/extract/pdf-streams.ts).
+ */
+async function checkedCopy(bytes: Uint8Array, limits: Limits): Promise<Uint8Array> {
+  const tooLarge = () =>
+    new EngramError(
+      "too_large",
+      "extract.too_large",
+      `The PDF's streams decode to more than ${limits.maxPdfDecodedBytes / 1024 / 1024} MB (a decompression bomb, or split it).`,
+      { details: { limitBytes: limits.maxPdfDecodedBytes } },
+    );
+  const checked = await checkStreams(bytes, limits.maxPdfDecodedBytes, tooLarge).catch((error: unknown) => {
+    throw error instanceof EngramError ? error : problem(error);
+  });
+  return checked.copy;
+}
+
+/**
+ * Extracts a PDF's text page by page, refusing one whose streams decode past `limits.maxPdfDecodedBytes` before
+ * pdf.js opens it, and one with more than `limits.maxPages` pages before reading any.
+ */
 export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<PdfText> {
-  // pdf.js takes ownership of (detaches) the buffer it is given, and refuses a Buffer: a plain copy.
-  const pdf = await getDocumentProxy(new Uint8Array(bytes), { isEvalSupported: false, verbosity: 0 }).catch(
-    (error: unknown) => {
-      throw problem(error);
-    },
-  );
+  const copy = await checkedCopy(bytes, limits);
+  const pdf = await getDocumentProxy(copy, { isEvalSupported: false, verbosity: 0 }).catch((error: unknown) => {
+    throw problem(error);
+  });
   try {
     if (pdf.numPages > limits.maxPages) {
       throw new EngramError(

@@ -164,6 +164,7 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
       ["encrypted.pdf", 422, "extract.encrypted"],
       ["corrupt.pdf", 422, "extract.corrupt"],
       ["bomb.docx", 413, "extract.too_large"],
+      ["bomb.pdf", 413, "extract.too_large"],
       ["pages-50000.pdf", 413, "extract.too_many_pages"],
     ];
     for (const [name, status, code] of cases) {

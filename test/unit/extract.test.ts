@@ -490,6 +490,19 @@ describe("extract", () => {
     );
   });
 
+  it("refuses a PDF whose streams decode past the bound while decoding them, before pdf.js opens it", async () => {
+    // bomb.pdf: 0.5 MB whose second content stream inflates to 512 MB of spaces (pdf.js alone: 13 s, 1.7 GB).
+    const started = performance.now();
+    const error = await refusal(extract(fixture("bomb.pdf")));
+    expect([error.status, error.code, error.details]).toEqual([413, "extract.too_large", { limitBytes: 64 << 20 }]);
+    expect(error.message).toMatch(/decode to more than 64 MB \(a decompression bomb/);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    // The same bound holds however small: the honest handbook decodes to 130 KB, past 100 KB, within 64 MB.
+    expect((await extract(fixture("handbook.pdf"))).pages).toBe(6);
+    const small = await refusal(extract(fixture("handbook.pdf"), { limits: { maxPdfDecodedBytes: 100_000 } }));
+    expect(small.code).toBe("extract.too_large");
+  });
+
   it("names unsupported, empty and oversized files", async () => {
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]);
     const image = await refusal(extract(png, { name: "photo.pdf" }));
