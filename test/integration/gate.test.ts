@@ -17,6 +17,7 @@ import * as Gate from "../../core/gate";
 import * as Ingest from "../../core/ingest";
 import * as RateLimit from "../../core/ratelimit";
 import { callerFor, freshDb, type TestDb } from "../../kit/db";
+import { refusal } from "../../kit/errors";
 import { invoke } from "../../kit/events";
 import { UNLIMITED } from "../../kit/factories";
 
@@ -29,15 +30,6 @@ const bearer = (key: string, userId?: string) => ({
   authorization: `Bearer ${key}`,
   ...(userId ? { "x-user-id": userId } : {}),
 });
-
-async function refusal(work: Promise<unknown>): Promise<EngramError> {
-  const error = await work.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(error instanceof EngramError)) throw new Error(`expected an EngramError, got ${String(error)}`);
-  return error;
-}
 
 describe("round trips to Neon through the handler chain", () => {
   let t: TestDb;

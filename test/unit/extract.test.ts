@@ -9,22 +9,13 @@ import { headings } from "../../core/chunk/context";
 import { htmlToText } from "../../core/chunk/html";
 import { locations } from "../../core/chunk/location";
 import { splitIntoChunks } from "../../core/chunk/split";
-import { EngramError } from "../../core/error";
 import { extract, PAGE_BREAK, sniff } from "../../core/extract";
 import { checkExpansion } from "../../core/extract/docx";
 import { extractHtml } from "../../core/extract/html";
 import { frontMatter } from "../../core/extract/markdown";
+import { refusal } from "../../kit/errors";
 
 const fixture = (name: string) => new Uint8Array(readFileSync(join(__dirname, "../fixtures/extract", name)));
-
-async function refusal(promise: Promise<unknown>): Promise<EngramError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(EngramError);
-  return error as EngramError;
-}
 
 describe("extract", () => {
   it("reads a LibreOffice PDF page by page, with its headings from font sizes and its pages separated by form feeds", async () => {

@@ -8,9 +8,10 @@ import { join } from "node:path";
 import { deflateSync } from "node:zlib";
 import { getDocumentProxy } from "unpdf";
 import { describe, expect, it } from "vitest";
-import { EngramError } from "../../core/error";
+import type { EngramError } from "../../core/error";
 import { extract } from "../../core/extract";
 import { checkStreams } from "../../core/extract/pdf-streams";
+import { refusal } from "../../kit/errors";
 
 const FIXTURES = join(__dirname, "../fixtures/extract");
 const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
@@ -84,15 +85,6 @@ function lzwBomb(more: number): Uint8Array {
     bytes[i >> 3] = (bytes[i >> 3] as number) | (bit << (7 - (i & 7)));
   });
   return bytes;
-}
-
-async function refusal(promise: Promise<unknown>): Promise<EngramError> {
-  const error = await promise.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(error).toBeInstanceOf(EngramError);
-  return error as EngramError;
 }
 
 /** What `work` settled to, and in how many milliseconds. */
