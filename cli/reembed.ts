@@ -18,13 +18,16 @@ export interface ReembedOptions {
 
 const n = (value: number) => value.toLocaleString("en-US");
 
-/** A one-line progress bar on a terminal (stderr); a line every 10% elsewhere. */
+/**
+ * A one-line progress bar on a terminal (stderr); a line every 10% elsewhere. `total` is what is done plus what is
+ * left (both callers count it so), never a count taken before the run, so the share is at most 1 unclamped.
+ */
 function progressBar(label: string) {
   const tty = process.stderr.isTTY;
   let lastTenth = -1;
   return {
     update({ done, total }: { done: number; total: number }) {
-      const share = total ? Math.min(1, done / total) : 1;
+      const share = total ? done / total : 1;
       if (tty) {
         const width = 30;
         const filled = Math.round(share * width);
@@ -199,9 +202,17 @@ async function throughServer(server: ServerLock, options: ReembedOptions): Promi
     return console.log(`nothing to re-embed: every chunk of tenant ${first.tenant} is of ${mine.model}`);
   }
 
-  const total = first.state.pending;
   const oldError = first.state.run?.lastError ?? null;
   let status = await ask("POST");
+  // Done: the chunks the server's run has moved since this command asked (its record counts them); total: those plus
+  // what is stale now. A total counted once before went wrong as chunks of another model arrived or left meanwhile
+  // (the bar went back, to 0 when more arrived than had been moved). Not below 0: a record begun over counts from 0.
+  const model = (s: ReembedStatus) => (s.state.run?.model === mine.model ? s.state.run.reembedded : 0);
+  const since = model(status);
+  const progress = (s: ReembedStatus) => {
+    const done = Math.max(0, model(s) - since);
+    return { done, total: done + s.state.pending };
+  };
   let working = false; // whether the server has been seen at it since this command asked
   const bar = progressBar(`re-embedding with ${mine.model} (by the local server)`);
   let interrupted = false;
@@ -211,12 +222,12 @@ async function throughServer(server: ServerLock, options: ReembedOptions): Promi
   process.once("SIGINT", stop);
   try {
     while (status.state.pending > 0 && !interrupted) {
-      bar.update({ done: Math.max(0, total - status.state.pending), total });
+      bar.update(progress(status));
       const run = status.state.run;
-      if (run?.runningUntil || status.state.pending < total) working = true;
+      if (run?.runningUntil || progress(status).done > 0) working = true;
       if (run?.lastError && !run.runningUntil && (working || run.lastError !== oldError)) {
         throw new Error(
-          `re-embedding stopped: ${run.lastError.replace(/\.$/, "")}; ${n(Math.max(0, total - status.state.pending))} chunks done, ${n(status.state.pending)} left. ` +
+          `re-embedding stopped: ${run.lastError.replace(/\.$/, "")}; ${n(progress(status).done)} chunks done, ${n(status.state.pending)} left. ` +
             "The local server tries again every few seconds; run `engram reembed` again to follow it",
         );
       }
@@ -225,10 +236,10 @@ async function throughServer(server: ServerLock, options: ReembedOptions): Promi
     }
   } finally {
     process.off("SIGINT", stop);
-    bar.update({ done: Math.max(0, total - status.state.pending), total });
+    bar.update(progress(status));
     bar.end();
   }
-  const done = Math.max(0, total - status.state.pending);
+  const { done } = progress(status);
   if (interrupted) {
     console.log(
       `stopped following: ${n(done)} chunks done, ${n(status.state.pending)} left; the local server keeps re-embedding in the background (\`engram stats\` shows how far)`,

@@ -66,7 +66,13 @@ function responseSchemas() {
     .check(z.describe("This document"));
 
   const HealthResponse = z.object({
-    status: z.enum(["ok", "degraded"]),
+    status: z
+      .enum(["ok", "degraded"])
+      .check(
+        z.describe(
+          "`degraded`: the database is unreachable (503), or most stored chunks are of another embedding model than this process's (200, `embedder.warning` says what to do)",
+        ),
+      ),
     database: z.enum(["ok", "unreachable"]),
     driver: z.string(),
     version: z.string(),
@@ -78,6 +84,24 @@ function responseSchemas() {
         z
           .number()
           .check(z.int(), z.describe("Tenants whose re-embedding to this model (`engram reembed`) is unfinished")),
+      ),
+      staleShare: z.optional(
+        z
+          .number()
+          .check(
+            z.describe(
+              "Share (0 to 1, two decimals) of the stored chunks, every tenant's, embedded by another model than this one: vector search skips them, keyword still finds them. Counted up to 1,000 chunks, above read from the database's statistics (which lag by up to about a tenth); absent when the database is unreachable or a large table has no statistics yet",
+            ),
+          ),
+      ),
+      warning: z.optional(
+        z
+          .string()
+          .check(
+            z.describe(
+              "When `staleShare` is 0.5 or more (`status` is then `degraded`, still 200): what the operator does, `engram reembed` with this configuration, or this process restarted with the model the others moved to",
+            ),
+          ),
       ),
     }),
     chat: z.object({ provider: z.string(), model: z.string() }),

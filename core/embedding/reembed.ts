@@ -51,7 +51,10 @@ export interface Options {
   budgetMs?: number;
   /** Stop after this many chunks (tests, bounded steps). */
   limit?: number;
-  /** Called after each batch. */
+  /**
+   * Called after each batch: `done`, the chunks this run moved; `total`, those plus the chunks still to move, counted
+   * again each time (chunks of another model can arrive or be deleted during the run), so `done <= total`.
+   */
   onProgress?: (progress: { done: number; total: number }) => void;
   signal?: AbortSignal;
   /**
@@ -328,9 +331,10 @@ export async function run(db: Db, options: Options): Promise<Report> {
     return { ...report, stopped: "busy", busyUntil: other ? new Date(other.until).toISOString() : undefined };
   }
   if (contextOnly && !lease.contextOnly) {
-    // Asked since to move everything: this run does.
+    // Asked since to move everything: this run does, so its count is of everything too.
     contextOnly = false;
     moving = movedBy(tenantId, model, false);
+    report.stale = report.remaining = await countOf(db, moving);
   }
 
   const hnsw = (await Hnsw.available(db)) !== undefined;
@@ -347,7 +351,13 @@ export async function run(db: Db, options: Options): Promise<Report> {
       report.reembedded += moved.n;
       report.reused += moved.reused;
       report.tokens += moved.tokens;
-      options.onProgress?.({ done: report.reembedded, total: stale });
+      if (options.onProgress) {
+        // The total is what is done plus what is left now, not the count before the run: each batch moves what is
+        // stale when it reads, so chunks of another model stored meanwhile (a process on the old model ingesting,
+        // turns whose context was dropped) are moved too, and deleted ones never are (done had reached 34 of 20).
+        // A range count over `chunks_reuse`, only when someone follows the progress (the cron does not).
+        options.onProgress({ done: report.reembedded, total: report.reembedded + (await countOf(db, moving)) });
+      }
       if (moved.claimed < want) break;
       // Never as long as the lease, which the next batch's write renews.
       if (pace > 0) await rest(Math.min(moved.writeMs * pace, leaseMs / 2), options.signal);

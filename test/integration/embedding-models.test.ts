@@ -314,6 +314,42 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     expect((await Reembed.state(t.db, asked.tenantId, "model-whole")).run?.finishedAt).toBeTruthy();
   });
 
+  it("reports progress that never passes its total when chunks of another model arrive or leave during the run", async () => {
+    const busy = await callerFor(t.db, "arriving", "u1");
+    await Ingest.run(t.db, busy, docs("p", 20), { embedder: old.embedder });
+    const target = model("model-new");
+    let calls = 0;
+    // While the run embeds: a process still on the old model stores 15 more chunks (first batch), and a document
+    // not yet moved is deleted (second batch). The run moves what is stale when it reads, so both change its total.
+    const meanwhile: Embedder = {
+      ...target.embedder,
+      embed: async (texts, options) => {
+        calls++;
+        if (calls === 1) await Ingest.run(t.db, busy, docs("q", 15), { embedder: old.embedder });
+        if (calls === 2) {
+          const old = await t.db.query<{ id: string; content: string }>(sql`
+            select d.id, c.content from documents d join chunks c on c.document_key = d.key
+            where d.tenant_id = ${busy.tenantId} and c.embedding_model = 'model-old'`);
+          const left = old.find((c) => !texts.some((x) => x.includes(c.content)));
+          await Document.remove(t.db, busy, String(left?.id), { hard: true });
+        }
+        return target.embedder.embed(texts, options);
+      },
+    };
+    const progress: { done: number; total: number }[] = [];
+    const report = await Reembed.run(t.db, {
+      tenantId: busy.tenantId,
+      embedder: meanwhile,
+      batchSize: 10,
+      onProgress: (p) => progress.push(p),
+    });
+
+    expect(report).toMatchObject({ stale: 20, reembedded: 34, remaining: 0 });
+    for (const p of progress) expect(p.done, JSON.stringify(progress)).toBeLessThanOrEqual(p.total);
+    // The last report is the whole run, done: 20 + 15 arrived - 1 deleted.
+    expect(progress.at(-1)).toEqual({ done: 34, total: 34 });
+  });
+
   it("counts as stale in stats what a search counts: live documents' chunks, not a soft-deleted one's", async () => {
     const other = await callerFor(t.db, "stale-live", "u1");
     await Ingest.run(t.db, other, docs("s", 3), { embedder: old.embedder });

@@ -1,11 +1,16 @@
 /** The HTTP surface every route shares: auth, errors, request ids, routing. */
 import { gzipSync } from "node:zlib";
+import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
-import { freshDb, type TestDb } from "../../kit/db";
+import { embedder as configuredEmbedder, type Embedder } from "../../core/embedding";
+import * as Reembed from "../../core/embedding/reembed";
+import * as Ingest from "../../core/ingest";
+import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
 import { invoke } from "../../kit/events";
+import { fakeEmbedding } from "../../kit/openai-server";
 
 // Production runs the Neon HTTP driver; the local server and the CLI run pg.
 describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) => {
@@ -386,5 +391,71 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       });
       expect(doc.body.title).toBe("Twin");
     });
+  });
+});
+
+// An operator switched EMBEDDING_MODEL and has not run `engram reembed` (or this process is the one left on the old
+// model): the process is up, so still 200 for the load balancer, but health had said "ok" while vector search found
+// none of the stored chunks.
+describe.each(DRIVERS)("health while the stored chunks are of another model on %s", (driver) => {
+  let t: TestDb;
+  const old: Embedder = {
+    provider: "openai",
+    model: "model-old",
+    dimensions: 1536,
+    embed: async (texts) => ({ vectors: texts.map((x) => fakeEmbedding(x, 1536)), tokens: texts.length }),
+  };
+  const docs = (prefix: string, count: number) =>
+    Array.from({ length: count }, (_, i) => ({ id: `${prefix}${i}`, content: `Note ${prefix}${i} on topic ${i}.` }));
+  const health = () => invoke({ method: "GET", path: "/v1/health" });
+
+  beforeAll(async () => {
+    setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+    t = await freshDb(driver);
+    useDb(t.db);
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it("says degraded (still 200) with the share of stale chunks and what to do, and ok again once they are moved", async () => {
+    expect((await health()).body).toMatchObject({ status: "ok", embedder: { reembedding: 0, staleShare: 0 } });
+    const caller = await callerFor(t.db, "switched");
+    await Ingest.run(t.db, caller, docs("n", 12), { embedder: old });
+
+    const stale = await health();
+    expect(stale.status).toBe(200);
+    expect(stale.body).toMatchObject({
+      status: "degraded",
+      database: "ok",
+      embedder: { model: "engram-offline-v2", reembedding: 0, staleShare: 1 },
+    });
+    expect(stale.body.embedder.warning).toMatch(
+      /^100% of the stored chunks were embedded by another model than engram-offline-v2, so vector search skips them .*run `engram reembed` configured for engram-offline-v2/,
+    );
+
+    await Reembed.begin(t.db, caller.tenantId, "engram-offline-v2", 1536);
+    expect((await health()).body.embedder).toMatchObject({
+      reembedding: 1,
+      warning: expect.stringMatching(/under way/),
+    });
+    const offline = configuredEmbedder();
+    expect(await Reembed.run(t.db, { tenantId: caller.tenantId, embedder: offline })).toMatchObject({ remaining: 0 });
+    const moved = await health();
+    expect(moved.body).toMatchObject({ status: "ok", embedder: { reembedding: 0, staleShare: 0 } });
+    expect(moved.body.embedder.warning).toBeUndefined();
+  });
+
+  it("reads the share of a larger table from the planner's statistics, not from its chunks", async () => {
+    const caller = await callerFor(t.db, "larger");
+    const many = docs("m", 1_188);
+    for (let i = 0; i < many.length; i += 100)
+      await Ingest.run(t.db, caller, many.slice(i, i + 100), { embedder: old });
+    await t.db.query(sql`analyze chunks`);
+    // 1,188 of 1,200 chunks stale (the 12 above are of the active model).
+    expect((await health()).body).toMatchObject({ status: "degraded", embedder: { staleShare: 0.99 } });
+    // The statistics, not the chunks: the share is the one ANALYZE recorded until it runs again.
+    await t.db.query(sql`update chunks set embedding_model = 'engram-offline-v2' where tenant_id = ${caller.tenantId}`);
+    expect((await health()).body.embedder.staleShare).toBe(0.99);
+    await t.db.query(sql`analyze chunks`);
+    expect((await health()).body).toMatchObject({ status: "ok", embedder: { staleShare: 0 } });
   });
 });
