@@ -74,6 +74,14 @@ export function createStatus(space: HTMLElement): { strip: HTMLElement; banner: 
       embedder,
       `${report.embedder.provider} ${report.embedder.model} · ${report.embedder.dimensions} dims`,
       offline ? h("span", { class: "badge" }, "offline") : null,
+      // Most stored chunks are of another model: vector search misses them until `engram reembed` moves them.
+      report.embedder.warning
+        ? h(
+            "span",
+            { class: "badge stale", title: report.embedder.warning },
+            `${Math.round((report.embedder.staleShare ?? 1) * 100)}% stale: engram reembed`,
+          )
+        : null,
     );
     const extractive = report.chat.provider === "extractive";
     replace(

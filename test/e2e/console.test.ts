@@ -151,6 +151,29 @@ describe("the console", () => {
     expect(problems).toEqual([]);
   });
 
+  it("says so beside the embedder when health warns that most chunks are of another model", async () => {
+    const warning = "80% of the stored chunks were embedded by another model than engram-offline-v2";
+    await page.route("**/v1/health", async (route) => {
+      const real = await (await route.fetch()).json();
+      await route.fulfill({
+        json: { ...real, status: "degraded", embedder: { ...real.embedder, staleShare: 0.8, warning } },
+      });
+    });
+    try {
+      await page.goto(server.url);
+      const badge = page.getByText("80% stale: engram reembed");
+      await badge.waitFor();
+      expect(await badge.getAttribute("title")).toBe(warning);
+      // The database itself is fine: the strip must not say it is unreachable.
+      await page.getByRole("definition").filter({ hasText: "pglite · healthy" }).waitFor();
+    } finally {
+      await page.unroute("**/v1/health");
+    }
+    await page.goto(server.url);
+    await page.getByRole("definition").filter({ hasText: "offline engram-offline-v2 · 1536 dims" }).waitFor();
+    expect(await page.getByText("stale: engram reembed").count()).toBe(0);
+  });
+
   it("serves the page under a same-origin Content-Security-Policy with immutable hashed assets", async () => {
     const index = await fetch(server.url);
     expect(index.headers.get("content-type")).toBe("text/html; charset=utf-8");
