@@ -492,6 +492,7 @@ export function createOfflineEmbedder(opts: { dimensions: number; seed?: number 
   const seed = opts.seed ?? BUCKET_SEED;
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
     throw new RangeError("seed must be a 32-bit unsigned integer");
+  const bucketSeed = seed | 0; // as the 32-bit integers the feature hashes are
   const counts = new FeatureCounts();
   return {
     provider: "offline",
@@ -505,7 +506,7 @@ export function createOfflineEmbedder(opts: { dimensions: number; seed?: number 
         if (i > 0 && i % YIELD_EVERY === 0) await new Promise<void>((resolve) => setImmediate(resolve));
         signal?.throwIfAborted();
         const text = texts[i]!;
-        vectors[i] = embedWith(text, dimensions, counts, seed | 0);
+        vectors[i] = embedWith(text, dimensions, counts, bucketSeed);
         tokens += Tokens.estimate(text);
       }
       signal?.throwIfAborted();

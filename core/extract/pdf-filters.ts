@@ -1,7 +1,8 @@
 /**
  * PDF stream filters decoded under a byte budget, for core/extract/pdf-streams.ts: what pdf.js would make of a
  * stream, counted as it is produced and never past the budget. Flate and Brotli through Node's zlib; LZW, RunLength,
- * ASCII85 and ASCIIHex ported from pdf.js's own decoders (unpdf 1.7), so each produces what pdf.js would.
+ * ASCII85 and ASCIIHex written from the PDF specification, with pdf.js's tolerances (unpdf 1.7: data cut short
+ * is read as far as it goes), so each produces what pdf.js would.
  */
 import type { Transform } from "node:stream";
 import { constants, createBrotliDecompress, createInflateRaw, inflateRawSync } from "node:zlib";
