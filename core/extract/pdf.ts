@@ -295,7 +295,9 @@ export async function extractPdf(bytes: Uint8Array, limits: Limits): Promise<Pdf
       const page = await pdf.getPage(n).catch((error: unknown) => {
         throw problem(error);
       });
-      const content = await page.getTextContent();
+      const content = await page.getTextContent().catch((error: unknown) => {
+        throw problem(error);
+      });
       const styles = content.styles as Record<string, { fontFamily?: string }>;
       const lines = pageLines(
         content.items.filter((i) => "str" in i) as TextItem[],
