@@ -43,8 +43,9 @@ export interface KeywordQuery {
  * CTEs ending in `kw(id, rank)`, the `n` best chunks by BM25, and `kwmax(top)`, the most a chunk could score for
  * this question (every word, saturated), which keyword mode divides by.
  *
- * The question's lexemes come from `to_tsvector` (stop words out, stemmed per the text configuration), so
- * punctuation and tsquery operators in it are plain text. A chunk matches on any of them (OR). Document
+ * The question's lexemes come from `to_tsvector` (stop words out, stemmed per the text configuration), with the
+ * words inside its paths and dotted names as the chunks have them (migrations/0026), so punctuation and tsquery
+ * operators in it are plain text. A chunk matches on any of them (OR). Document
  * frequencies, the chunk count and the average length come from `search_terms` (migrations/0009), summed over
  * the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
  * stay within `cap` (the rarest always), then (`fill`), while fewer than `cap` are gathered, from the others; every
@@ -65,7 +66,8 @@ export function candidates(query: KeywordQuery): SQL[] {
   return [
     sql`kwt as materialized (
       select t.lexeme, greatest(coalesce(sum(s.chunks), 0), 0)::float8 as df
-      from unnest(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, ${q.text}))) t(lexeme)
+      from unnest(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, ${q.text})
+        || to_tsvector(${q.textConfig}::regconfig, search_compound_words(${q.text})))) t(lexeme)
       left join search_terms s on s.tenant_id = ${q.tenantId} and s.owner = any(${who}) and s.lexeme = t.lexeme
       group by t.lexeme)`,
     sql`kwc as materialized (

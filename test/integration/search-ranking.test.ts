@@ -135,6 +135,36 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     ]);
   });
 
+  it("finds the words inside paths, file names, dotted names and URLs, which the parser keeps whole", async () => {
+    const paths = await callerFor(db, "paths");
+    await Ingest.run(
+      db,
+      paths,
+      [
+        {
+          id: "paths",
+          content:
+            "Modules are installed to /usr/lib/python3/dist-packages by default. Client authentication lives in $PGDATA/pg_hba.conf; see https://example.com/zlib/manual.html for details.",
+        },
+        { id: "decoy", content: "The packages list is long. Dist is short for distribution." },
+        { id: "other", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
+      ],
+      { embedder },
+    );
+    const first = async (query: string) => (await ids(paths, { query, mode: "keyword", topK: 3 }))[0];
+
+    // Each of these met only the whole token's lexeme before (`dist-packages` ranked the decoy first).
+    expect(await first("dist-packages")).toBe("paths");
+    expect(await first("python3")).toBe("paths");
+    expect(await first("manual.html")).toBe("paths");
+    expect(await first("pg_hba")).toBe("paths");
+    expect(await first("pg_hba.conf")).toBe("paths");
+    // The whole path still matches as written, and the chunk's text comes back as stored.
+    const { results } = await search(paths, { query: "/usr/lib/python3/dist-packages", mode: "keyword", topK: 1 });
+    expect(results[0]?.content).toContain("/usr/lib/python3/dist-packages by default");
+    expect(await termRecount(db)).toEqual(await termStatistics(db));
+  });
+
   it("ranks a passage holding the question's words as a phrase above a shorter one that scatters them", async () => {
     const git = await callerFor(db, "git-docs");
     await Ingest.run(
