@@ -207,8 +207,13 @@ export function registerDataCommands(program: Command): void {
       }
       done += fileCount;
       if (bar) bar.update(done, { documents: totals.documents });
-      else if (!options.json)
-        console.error(`ingested ${done}/${count(files.length, "file")} (${count(totals.documents, "document")})`);
+      else if (!options.json) {
+        // Files read, not stored: a file that failed is read too, and says so here as well as in the summary.
+        const failed = skipped.filter((s) => s.failed).length;
+        console.error(
+          `read ${done}/${count(files.length, "file")} (${count(totals.documents, "document")} stored${failed ? `, ${failed} failed` : ""})`,
+        );
+      }
     };
     // Hands the batch over and waits only while `limit` batches are already being stored; the first failure
     // stops the run once the batches in flight have settled (each is atomic: stored whole or not at all).

@@ -386,6 +386,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       expect(res.stdout).toContain(`skipped ${join(dir, "scanned.pdf")}: No extractable text (scanned?)`);
       expect(res.stdout).toMatch(/failed .*encrypted\.pdf: The PDF is encrypted .*\(extract\.encrypted\)/);
       expect(res.stdout).toMatch(/failed .*bomb\.docx: .*\(extract\.too_large\)/);
+      // The last progress line says so too, not that every file was ingested.
+      expect(res.stderr.trim().split("\n").at(-1)).toBe("read 8/8 files (5 documents stored, 2 failed)");
 
       const json = JSON.parse((await engram(["ingest", dir, "--tenant", "formats", "--json"])).stdout);
       expect(json).toMatchObject({ files: 8, documents: 5, unchanged: 5, embedded: 0, failed: 2 });
@@ -533,7 +535,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       // A tenant the ingest made is said first: a mistyped --tenant would otherwise go unnoticed.
       expect(made).toBe("engram: new tenant many");
       expect(progress).toHaveLength(8);
-      expect(progress.at(-1)).toBe("ingested 730/730 files (730 documents)");
+      expect(progress.at(-1)).toBe("read 730/730 files (730 documents stored)");
       const stats = JSON.parse((await engram(["stats", "--tenant", "many", "--json"])).stdout);
       expect(stats.documents.total).toBe(730);
     });
