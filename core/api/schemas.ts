@@ -307,8 +307,15 @@ function responseSchemas() {
   const StatsResponse = z.object({
     tenant: z.string().check(z.describe("The tenant the API key belongs to")),
     documents: z.object({
-      total: z.number().check(z.int(), z.describe("Live documents")),
-      deleted: z.number().check(z.int(), z.describe("Soft-deleted, awaiting purge")),
+      total: z.number().check(z.int(), z.describe("Live documents: neither deleted nor expired")),
+      deleted: z
+        .number()
+        .check(
+          z.int(),
+          z.describe(
+            "Soft-deleted, awaiting purge; expired documents awaiting purge are in neither count (a listing with `includeDeleted` shows them, `expiresAt` past)",
+          ),
+        ),
     }),
     chunks: z.number().check(z.int()),
     byConversation: z.array(z.object({ conversationId: z.string(), documents: z.number().check(z.int()) })),
