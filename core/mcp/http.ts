@@ -82,18 +82,19 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
   const lone = !Array.isArray(request.body);
   const limit = async (rateClass: RateLimit.RateClass) => {
     spent = true;
-    if (!decided && Gate.unsettled(caller)) {
+    await decided?.catch(() => {});
+    const refused = Gate.keyRefusalOf(caller);
+    if (refused) throw refused;
+    // The first tool call to reach the gate (or the next, when the gate failed without deciding) names its class.
+    if (Gate.unsettled(caller)) {
       Gate.reclass(caller, rateClass);
       // A lone call's search or ask runs its retrieval in the gate's own batch; any other opens the gate now.
       decided = lone && Gate.GATED.has(rateClass) ? Promise.resolve() : Gate.open(db, caller);
       await decided;
       return;
     }
-    // A batch's later tool calls, once its first has been decided (its refusal is its own answer), or a
-    // caller made without the chain: a decision of their own.
-    await decided?.catch(() => {});
-    const refused = Gate.keyRefusalOf(caller);
-    if (refused) throw refused;
+    // A batch's later tool calls, once the gate has decided its first (admitted or refused: its refusal is its own
+    // answer), or a caller made without the chain: a decision of their own, in their own class.
     rateHeaders = await RateLimit.enforce(db, caller, rateClass);
   };
   // A refused limit stays the tool's error, which the model reads (and a batch's other answers stand);

@@ -543,6 +543,29 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
   });
 
+  it("answers a batch's later tool calls by their own limits when its first was refused", async () => {
+    const { key } = await Auth.createKey(t.db, "refused-first");
+    await RateLimit.setLimits(t.db, "refused-first", { search: "3/min" });
+    const search = (id: number) => toolCall(id, "search_memory", { query: "anything" });
+    for (let i = 0; i < 3; i++) expect((await postMcp(search(1), key, "q1")).status).toBe(200);
+
+    const res = await postMcp(
+      [search(1), search(2), toolCall(3, "remember", { id: "after", content: "Stored after a refused search." })],
+      key,
+      "q1",
+    );
+
+    const answers = (await res.json()) as { id: number; result: CallToolResult }[];
+    expect(answers.map((a) => [a.id, a.result.isError === true, textOf(a.result).split(":")[0]])).toEqual([
+      [1, true, "ratelimit.exceeded"],
+      [2, true, "ratelimit.exceeded"],
+      [3, false, expect.stringMatching(/^Remembered as id after /)],
+    ]);
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    const listed = await (await postMcp(toolCall(4, "list_memories", {}), key, "q1")).json();
+    expect(listed.result.structuredContent.documents.map((d: { id: string }) => d.id)).toEqual(["after"]);
+  });
+
   it("answers a rate-limited tool call as the tool's error, with the refusing policy's RateLimit headers and Retry-After", async () => {
     const { key } = await Auth.createKey(t.db, "paced");
     await RateLimit.setLimits(t.db, "paced", { chat: "1/min", search: "1/min", default: "1/min" });
