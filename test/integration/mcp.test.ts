@@ -628,6 +628,7 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
     // The key is still checked first: without a good one, it is 401 whatever the body.
     expect((await postMcp([], "egm_nope")).status).toBe(401);
+    expect((await postMcpText("", "egm_nope")).status).toBe(401);
     expect((await (await postMcp(list, acme)).json()).result.tools).toHaveLength(5);
     // A batch is answered with an array, a batch of one too; a lone message with an object.
     const one = await (await postMcp([list], acme)).json();
@@ -639,6 +640,8 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     const cases: [string, number, string][] = [
       ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list"', -32700, "request.invalid_json"],
       ["not json at all", -32700, "request.invalid_json"],
+      ["", -32700, "request.invalid_json"],
+      ["   ", -32700, "request.invalid_json"],
       [`${"[".repeat(100)}${"]".repeat(100)}`, -32600, "request.too_deep"],
       ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"__proto__": {}}}', -32600, "request.invalid"],
     ];
