@@ -242,7 +242,9 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     });
     expect(JSON.stringify(tools)).not.toContain(String(Number.MAX_SAFE_INTEGER));
     // Text the API bounds is listed with its bound too.
-    expect(byName.remember.properties.title).toMatchObject({ type: "string", maxLength: 1000 });
+    expect(byName.remember.properties.title).toMatchObject({
+      anyOf: [{ type: "string", maxLength: 1000 }, { type: "null" }],
+    });
     expect(byName.list_memories.properties.cursor).toMatchObject({ type: "string", maxLength: 200 });
     expect(byName.search_memory.properties.query).toMatchObject({ type: "string", maxLength: 2000 });
   });
@@ -399,6 +401,18 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
         expect.stringMatching(/^request\.invalid: Invalid request at ttlSeconds: /),
       ]);
     }
+  });
+
+  it("remembers with title and conversationId null as POST /v1/ingest does: none, as if left out", async () => {
+    const client = await overHttp(acme, "nils");
+    const titled = { id: "bike", content: "Nils locks his bike at the north rack.", title: "Bike" };
+    expect((await call(client, "remember", titled)).isError).toBeFalsy();
+
+    const result = await call(client, "remember", { ...titled, title: null, conversationId: null });
+
+    expect([result.isError, textOf(result)]).toEqual([undefined, expect.stringMatching(/^Remembered as id bike /)]);
+    const [stored] = (await call(client, "list_memories")).structuredContent.documents;
+    expect([stored.id, stored.title, stored.conversationId]).toEqual(["bike", null, null]);
   });
 
   it("answers a malformed tools/call (no params, arguments not an object, an unknown tool) with -32602 in one sentence", async () => {
