@@ -580,6 +580,64 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     expect(listed.result.structuredContent.documents.map((d: { id: string }) => d.id)).toEqual(["after"]);
   });
 
+  it("counts a batch's messages that call no tool once, in default, beside its tool calls, and refuses them each", async () => {
+    const { key } = await Auth.createKey(t.db, "mixed-batch");
+    await RateLimit.setLimits(t.db, "mixed-batch", { default: "1/min" });
+    const batch = [
+      toolCall(1, "search_memory", { query: "anything" }),
+      { jsonrpc: "2.0", id: 2, method: "tools/list" },
+      { jsonrpc: "2.0", id: 3, method: "ping" },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+    ];
+    type Answer = { id: number; result?: CallToolResult & { tools?: unknown[] }; error?: object };
+
+    // tools/list, ping and the notification: one of default's one.
+    const first = (await (await postMcp(batch, key, "m1")).json()) as Answer[];
+    expect(first.map((a) => [a.id, a.error === undefined])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+
+    const res = await postMcp(batch, key, "m1");
+    const second = (await res.json()) as Answer[];
+    expect(res.status).toBe(200);
+    expect(second[0]?.result?.isError).toBeFalsy();
+    const refusal = {
+      code: -32000,
+      message: expect.stringMatching(/retry in \d+ s\.$/),
+      data: { code: "ratelimit.exceeded" },
+    };
+    expect(second.slice(1)).toEqual([
+      { jsonrpc: "2.0", id: 2, error: refusal },
+      { jsonrpc: "2.0", id: 3, error: refusal },
+    ]);
+    expect(res.headers.get("ratelimit-policy")).toBe('"default";q=1;w=60');
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    // The same tools/list alone is refused as the route would.
+    expect((await postMcp(batch[1], key, "m1")).status).toBe(429);
+  });
+
+  it("refuses a batch's other messages with the tool's refusal beside it when default is closed", async () => {
+    const { key } = await Auth.createKey(t.db, "closed-default");
+    await RateLimit.setLimits(t.db, "closed-default", { default: "0/min", search: "0/min" });
+    const res = await postMcp(
+      [
+        toolCall(1, "search_memory", { query: "anything" }),
+        { jsonrpc: "2.0", id: 2, method: "tools/list" },
+        { jsonrpc: "2.0", id: 3, method: "ping" },
+      ],
+      key,
+    );
+    const answers = (await res.json()) as { id: number; result?: CallToolResult; error?: { data: object } }[];
+    expect(res.status).toBe(200);
+    expect(textOf(answers[0]?.result as CallToolResult)).toMatch(/^ratelimit\.exceeded: /);
+    expect(answers.slice(1).map((a) => [a.id, a.error?.data])).toEqual([
+      [2, { code: "ratelimit.exceeded" }],
+      [3, { code: "ratelimit.exceeded" }],
+    ]);
+  });
+
   it("answers a rate-limited tool call as the tool's error, with the refusing policy's RateLimit headers and Retry-After", async () => {
     const { key } = await Auth.createKey(t.db, "paced");
     await RateLimit.setLimits(t.db, "paced", { chat: "1/min", search: "1/min", default: "1/min" });
