@@ -80,12 +80,13 @@ export interface ErrorBody {
 
 /**
  * What a failure tells the client: an EngramError's code, message and details; anything else is
- * `internal`, naming the request so its log line can be found, and never leaks its message.
+ * `internal`, naming the request so its log line can be found, and never leaks its message. Nor
+ * does an EngramError of kind `internal`: its message says what broke inside, for the log.
  */
 export function errorBody(error: unknown, requestId?: string): ErrorBody {
-  if (!(error instanceof EngramError)) {
+  if (!(error instanceof EngramError) || error.kind === "internal") {
     return {
-      code: "internal",
+      code: error instanceof EngramError ? error.code : "internal",
       message: `Something went wrong on our side${requestId ? ` (request ${requestId})` : ""}.`,
     };
   }

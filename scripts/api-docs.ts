@@ -293,7 +293,7 @@ function section(route: Route, doc: Document): string[] {
     ? "Open: no key, no rate limit."
     : route.fn === "mcp"
       ? // Its class is the tool's, known once the message is read (core/mcp/http.ts).
-        `Needs a key; a tool call counts in its route's rate class (\`remember\` as POST /v1/ingest, \`search_memory\` as POST /v1/search, \`ask\` as POST /v1/chat), the other tools and any other message in the \`${route.rateClass}\` one.`
+        `Needs a key; a tool call counts in its route's rate class (\`remember\` as POST /v1/ingest, \`search_memory\` as POST /v1/search, \`ask\` as POST /v1/chat), the other tools and any other message in the \`${route.rateClass}\` one; a batch's messages no tool spent for (\`tools/list\`, \`ping\`, notifications, a tool call refused before its tool ran) count once together. A tool call the limit refuses is that tool's error, in a 200 answer with the 429's headers; in a batch calling a tool, the other requests the limit refuses are each answered with a JSON-RPC error -32000 whose \`data.code\` is \`ratelimit.exceeded\`, and the tool calls' answers stand; a lone message, or a batch calling no tool, is refused 429.`
       : `Needs a key; counted in the \`${route.rateClass}\` rate class.`;
   out.push(`${route.summary}. Served by the \`${route.fn}\` function. ${who}`, "");
   const params = (op.parameters ?? []).filter((p) => !p.$ref && p.in !== "header");

@@ -197,7 +197,7 @@ export function errorResponse(
   if (known.retryAfterSeconds !== undefined)
     headers["retry-after"] = String(Math.max(0, Math.ceil(known.retryAfterSeconds)));
   const rpc = context.route === "POST /mcp" ? jsonRpcError(known) : undefined;
-  return toResult({ status, headers, body: rpc ?? { error: errorBody(known) } });
+  return toResult({ status, headers, body: rpc ?? { error: errorBody(known, context.requestId) } });
 }
 
 /** Body errors JSON-RPC names: a body that is not JSON (or not UTF-8) is its parse error, any other unreadable body an invalid request. */

@@ -191,6 +191,13 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
     state.keyRefused = new EngramError("auth", "auth.invalid_key", "The API key is not valid or has been revoked.");
     throw state.keyRefused;
   }
+  // The key is good whatever the limit decides: a refused request's caller is its tenant's too, so a decision of its
+  // own for a later part of the request (POST /mcp: a batch's next tool call, in its class) can read its limits.
+  Object.defineProperties(caller, {
+    tenantId: { value: row.tenantId, enumerable: true, writable: true, configurable: true },
+    tenantName: { value: row.tenantName, enumerable: true, writable: true, configurable: true },
+    rateLimits: { value: row.rateLimits ?? {}, enumerable: true, writable: true, configurable: true },
+  });
   const rateClass = state.pass.rateClass;
   const rate = { limit: Number(row.ownLimit), windowSeconds: Number(row.ownWindow) };
   const ceiling = { limit: Number(row.ceilingLimit), windowSeconds: Number(row.ceilingWindow) };
@@ -200,11 +207,6 @@ function settle(caller: Caller, state: Pending, row: GateRow | undefined): void 
     own: RateLimit.outcome(rate, refusedBy !== "user" && Boolean(row.admitted), Number(row.ahead)),
     ceiling: RateLimit.outcome(ceiling, refusedBy !== "tenant" && Boolean(row.admitted), Number(row.ceilingAhead)),
     refusedBy,
-  });
-  Object.defineProperties(caller, {
-    tenantId: { value: row.tenantId, enumerable: true, writable: true, configurable: true },
-    tenantName: { value: row.tenantName, enumerable: true, writable: true, configurable: true },
-    rateLimits: { value: row.rateLimits ?? {}, enumerable: true, writable: true, configurable: true },
   });
   state.headers = headers;
   state.counted = true;

@@ -5,7 +5,7 @@
  * the tool called, which is known only once the JSON-RPC message is read.
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { ErrorCode, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, isJSONRPCRequest, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
@@ -55,6 +55,24 @@ function asBatchAnswer(body: string): string {
   }
 }
 
+/** JSON-RPC's code for a server error of the implementation's own (2.0, 5.1): the limit's refusal, or its failure. */
+const REFUSED = -32000;
+
+/**
+ * A batch's answer with the answers of its requests of `ids` replaced by the limit's refusal (or failure), as JSON-RPC errors
+ * carrying the API's code in `data` (as POST /mcp's other JSON-RPC errors do), its tool calls' answers as they were.
+ */
+function refusing(body: string, ids: Set<unknown>, { code, message }: { code: string; message: string }): string {
+  const answers = JSON.parse(body) as { id?: unknown }[];
+  return JSON.stringify(
+    answers.map((answer) =>
+      ids.has(answer.id)
+        ? { jsonrpc: "2.0", id: answer.id, error: { code: REFUSED, message, data: { code } } }
+        : answer,
+    ),
+  );
+}
+
 export interface McpRequest {
   db: Db;
   caller: Caller;
@@ -68,32 +86,37 @@ export interface McpRequest {
  * Answers one JSON-RPC message (or batch) as a web Response would, for the chain to return.
  * Like every route, a request is one rate-limit decision: a tool spends its own class before it
  * runs (search_memory as POST /v1/search does), and a request no tool spent for (initialize,
- * tools/list, arguments refused before the tool ran) spends `default` once it is answered. The key
- * is checked by that decision's statement, so a tool call costs no round trip of its own for it:
+ * tools/list, arguments refused before the tool ran) spends `default` once it is answered. In a
+ * batch, each tool call is a decision, and the messages no tool spent for are one more, in `default`.
+ * The key is checked by the first decision's statement, so a tool call costs no round trip of its own for it:
  * search_memory and ask run their retrieval in the same batch (core/gate), the other tools after it.
  * A refused key answers 401, whichever tool met it; a refused limit is that tool's error, and the answer
- * carries the headers the API's 429 would (RateLimit-Policy, RateLimit, Retry-After).
+ * carries the headers the API's 429 would (RateLimit-Policy, RateLimit, Retry-After). A batch calling a tool
+ * whose other messages `default` refuses answers those requests with the refusal as their JSON-RPC error, so
+ * its tool calls' answers stand; a lone message, or a batch calling no tool, is refused 429 as any route's request.
  */
 export async function handle(request: McpRequest): Promise<APIGatewayProxyStructuredResultV2> {
   const { db, caller, requestId, signal } = request;
-  let spent = false;
+  // Tool calls that reached their limit: the batch's other messages count once, in default.
+  let spent = 0;
   let rateHeaders: Record<string, string> = {};
   let decided: Promise<unknown> | undefined;
   const lone = !Array.isArray(request.body);
   const limit = async (rateClass: RateLimit.RateClass) => {
-    spent = true;
-    if (!decided && Gate.unsettled(caller)) {
+    spent++;
+    await decided?.catch(() => {});
+    const refused = Gate.keyRefusalOf(caller);
+    if (refused) throw refused;
+    // The first tool call to reach the gate (or the next, when the gate failed without deciding) names its class.
+    if (Gate.unsettled(caller)) {
       Gate.reclass(caller, rateClass);
       // A lone call's search or ask runs its retrieval in the gate's own batch; any other opens the gate now.
       decided = lone && Gate.GATED.has(rateClass) ? Promise.resolve() : Gate.open(db, caller);
       await decided;
       return;
     }
-    // A batch's later tool calls, once its first has been decided (its refusal is its own answer), or a
-    // caller made without the chain: a decision of their own.
-    await decided?.catch(() => {});
-    const refused = Gate.keyRefusalOf(caller);
-    if (refused) throw refused;
+    // A batch's later tool calls, once the gate has decided its first (admitted or refused: its refusal is its own
+    // answer), or a caller made without the chain: a decision of their own, in their own class.
     rateHeaders = await RateLimit.enforce(db, caller, rateClass);
   };
   // A refused limit stays the tool's error, which the model reads (and a batch's other answers stand);
@@ -126,12 +149,26 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
     const response = invalidRequest(request.body) ?? (await transport.handleRequest(web, { parsedBody: request.body }));
     const text = await response.text();
-    const body = lone || response.status !== 200 || !text ? text : asBatchAnswer(text);
+    let body = lone || response.status !== 200 || !text ? text : asBatchAnswer(text);
     const refused = Gate.keyRefusalOf(caller);
     if (refused) throw refused;
-    if (costsNothing) await Gate.refund(db, caller);
-    else if (Gate.unsettled(caller)) await Gate.open(db, caller);
-    else if (!spent) rateHeaders = await RateLimit.enforce(db, caller, "default");
+    const messages: unknown[] = Array.isArray(request.body) ? request.body : [request.body];
+    try {
+      if (costsNothing) await Gate.refund(db, caller);
+      else if (Gate.unsettled(caller)) await Gate.open(db, caller);
+      else if (spent < messages.length) rateHeaders = await RateLimit.enforce(db, caller, "default");
+    } catch (error) {
+      // A refused key is the whole answer's; any other failure of the batch's last decision (the limit's refusal, the
+      // limiter unavailable) is its other requests' answer: the tool calls have run, and their answers must stand.
+      const calls = messages.filter(isJSONRPCRequest);
+      const keyRefused = error instanceof EngramError && error.kind === "auth";
+      if (lone || keyRefused || response.status !== 200 || !text || !calls.some((m) => m.method === "tools/call")) {
+        throw error;
+      }
+      const answer = describeLocally(error);
+      if (error instanceof EngramError && error.kind === "rate_limited") refusal ??= answer.headers;
+      body = refusing(body, new Set(calls.filter((m) => m.method !== "tools/call").map((m) => m.id)), answer);
+    }
     // When a call was refused, its refusal is what the answer says of the limit (content-type stays the transport's).
     const limits = refusal ?? { ...Gate.headersOf(caller), ...rateHeaders };
     return { statusCode: response.status, headers: { ...limits, ...headersOf(response) }, body };

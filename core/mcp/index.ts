@@ -95,8 +95,9 @@ function argumentSchemas() {
   return {
     remember: z.strictObject({
       content: text(`The text to remember, in full (up to ${MAX_CONTENT_CHARS.toLocaleString("en")} characters)`),
-      // The API's bound, so the JSON Schema listed gives it and every transport refuses it naming `title`.
-      title: optional(z.string().check(z.maxLength(MAX_TITLE_CHARS)), "A short title"),
+      // The API's bound, so the JSON Schema listed gives it and every transport refuses it naming `title`. null, as
+      // POST /v1/ingest reads it (and the API's schema behind the tool does), is no title.
+      title: optional(z.nullable(z.string().check(z.maxLength(MAX_TITLE_CHARS))), "A short title; null is none"),
       id: optional(Id, "Your id for it; reuse it to replace the memory. Without one it is derived from the text"),
       metadata: optional(json, 'JSON tags to filter on later, e.g. {"topic": "billing"}'),
       importance: bounded(
@@ -104,8 +105,8 @@ function argumentSchemas() {
         "How much it matters, from trivia (the minimum) to critical (the maximum); default 5",
       ),
       conversationId: optional(
-        Id,
-        "Group it with a conversation: it is embedded after the two memories stored before it there",
+        z.nullable(Id),
+        "Group it with a conversation: it is embedded after the two memories stored before it there; null is none",
       ),
       // null is no expiry, as in POST /v1/ingest: the API's schema behind the tool reads it so.
       ttlSeconds: bounded(

@@ -409,12 +409,13 @@ const body = (): Middleware => ({
     const query = request.event.queryStringParameters ?? {};
     if (state.route?.query) checkRepeated(request.event.rawQueryString, state.route.query.shape);
     state.query = state.route?.query ? state.route.query.parse(query) : query;
-    // A route that takes a JSON body and got none is told so, as for any body that is no JSON (not "expected object").
-    if (state.route?.body && raw === undefined) {
+    // A route that takes a JSON body and got none is told so, as for any body that is no JSON (not "expected object"):
+    // POST /mcp, which reads its JSON itself, too (JSON-RPC's -32700, as for a body of spaces).
+    if ((state.route?.body || state.route?.rawBody?.type === "application/json") && raw === undefined) {
       throw new EngramError(
         "input",
         "request.invalid_json",
-        "The request body is empty; this route takes a JSON object.",
+        `The request body is empty; this route takes ${state.route.body ? "a JSON object" : "JSON"}.`,
       );
     }
     // A body a route would ignore is refused: `DELETE` with `{"hard": true}` had soft-deleted, answering 200.

@@ -366,6 +366,17 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the gate on %s", (driver)
     expect(error.retryAfterSeconds).toBeGreaterThan(600);
   });
 
+  it("leaves a caller its limit refused as its tenant's, so a later decision in another class reads its limits", async () => {
+    const { key } = await Auth.createKey(db, "refused-then");
+    await RateLimit.setLimits(db, "refused-then", { search: "0/min", ingest: "5/min" });
+    const caller = deferred(key, "search");
+
+    expect((await refusal(Gate.open(db, caller))).code).toBe("ratelimit.exceeded");
+
+    expect([caller.tenantName, caller.rateLimits.ingest]).toEqual(["refused-then", "5/min"]);
+    expect(await RateLimit.enforce(db, caller, "ingest")).toMatchObject({ "ratelimit-policy": '"ingest";q=5;w=60' });
+  });
+
   it("decides a request of another route in one statement, with the tenant's overrides", async () => {
     const { key } = await Auth.createKey(db, "plain");
     await RateLimit.setLimits(db, "plain", { default: "2/min", "tenant.default": "1/min" });

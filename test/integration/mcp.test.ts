@@ -242,7 +242,9 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     });
     expect(JSON.stringify(tools)).not.toContain(String(Number.MAX_SAFE_INTEGER));
     // Text the API bounds is listed with its bound too.
-    expect(byName.remember.properties.title).toMatchObject({ type: "string", maxLength: 1000 });
+    expect(byName.remember.properties.title).toMatchObject({
+      anyOf: [{ type: "string", maxLength: 1000 }, { type: "null" }],
+    });
     expect(byName.list_memories.properties.cursor).toMatchObject({ type: "string", maxLength: 200 });
     expect(byName.search_memory.properties.query).toMatchObject({ type: "string", maxLength: 2000 });
   });
@@ -401,6 +403,18 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
   });
 
+  it("remembers with title and conversationId null as POST /v1/ingest does: none, as if left out", async () => {
+    const client = await overHttp(acme, "nils");
+    const titled = { id: "bike", content: "Nils locks his bike at the north rack.", title: "Bike" };
+    expect((await call(client, "remember", titled)).isError).toBeFalsy();
+
+    const result = await call(client, "remember", { ...titled, title: null, conversationId: null });
+
+    expect([result.isError, textOf(result)]).toEqual([undefined, expect.stringMatching(/^Remembered as id bike /)]);
+    const [stored] = (await call(client, "list_memories")).structuredContent.documents;
+    expect([stored.id, stored.title, stored.conversationId]).toEqual(["bike", null, null]);
+  });
+
   it("answers a malformed tools/call (no params, arguments not an object, an unknown tool) with -32602 in one sentence", async () => {
     const headers = {
       authorization: `Bearer ${acme}`,
@@ -543,6 +557,87 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
   });
 
+  it("answers a batch's later tool calls by their own limits when its first was refused", async () => {
+    const { key } = await Auth.createKey(t.db, "refused-first");
+    await RateLimit.setLimits(t.db, "refused-first", { search: "3/min" });
+    const search = (id: number) => toolCall(id, "search_memory", { query: "anything" });
+    for (let i = 0; i < 3; i++) expect((await postMcp(search(1), key, "q1")).status).toBe(200);
+
+    const res = await postMcp(
+      [search(1), search(2), toolCall(3, "remember", { id: "after", content: "Stored after a refused search." })],
+      key,
+      "q1",
+    );
+
+    const answers = (await res.json()) as { id: number; result: CallToolResult }[];
+    expect(answers.map((a) => [a.id, a.result.isError === true, textOf(a.result).split(":")[0]])).toEqual([
+      [1, true, "ratelimit.exceeded"],
+      [2, true, "ratelimit.exceeded"],
+      [3, false, expect.stringMatching(/^Remembered as id after /)],
+    ]);
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    const listed = await (await postMcp(toolCall(4, "list_memories", {}), key, "q1")).json();
+    expect(listed.result.structuredContent.documents.map((d: { id: string }) => d.id)).toEqual(["after"]);
+  });
+
+  it("counts a batch's messages that call no tool once, in default, beside its tool calls, and refuses them each", async () => {
+    const { key } = await Auth.createKey(t.db, "mixed-batch");
+    await RateLimit.setLimits(t.db, "mixed-batch", { default: "1/min" });
+    const batch = [
+      toolCall(1, "search_memory", { query: "anything" }),
+      { jsonrpc: "2.0", id: 2, method: "tools/list" },
+      { jsonrpc: "2.0", id: 3, method: "ping" },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+    ];
+    type Answer = { id: number; result?: CallToolResult & { tools?: unknown[] }; error?: object };
+
+    // tools/list, ping and the notification: one of default's one.
+    const first = (await (await postMcp(batch, key, "m1")).json()) as Answer[];
+    expect(first.map((a) => [a.id, a.error === undefined])).toEqual([
+      [1, true],
+      [2, true],
+      [3, true],
+    ]);
+
+    const res = await postMcp(batch, key, "m1");
+    const second = (await res.json()) as Answer[];
+    expect(res.status).toBe(200);
+    expect(second[0]?.result?.isError).toBeFalsy();
+    const refusal = {
+      code: -32000,
+      message: expect.stringMatching(/retry in \d+ s\.$/),
+      data: { code: "ratelimit.exceeded" },
+    };
+    expect(second.slice(1)).toEqual([
+      { jsonrpc: "2.0", id: 2, error: refusal },
+      { jsonrpc: "2.0", id: 3, error: refusal },
+    ]);
+    expect(res.headers.get("ratelimit-policy")).toBe('"default";q=1;w=60');
+    expect(res.headers.get("retry-after")).toMatch(/^[1-9]\d*$/);
+    // The same tools/list alone is refused as the route would.
+    expect((await postMcp(batch[1], key, "m1")).status).toBe(429);
+  });
+
+  it("refuses a batch's other messages with the tool's refusal beside it when default is closed", async () => {
+    const { key } = await Auth.createKey(t.db, "closed-default");
+    await RateLimit.setLimits(t.db, "closed-default", { default: "0/min", search: "0/min" });
+    const res = await postMcp(
+      [
+        toolCall(1, "search_memory", { query: "anything" }),
+        { jsonrpc: "2.0", id: 2, method: "tools/list" },
+        { jsonrpc: "2.0", id: 3, method: "ping" },
+      ],
+      key,
+    );
+    const answers = (await res.json()) as { id: number; result?: CallToolResult; error?: { data: object } }[];
+    expect(res.status).toBe(200);
+    expect(textOf(answers[0]?.result as CallToolResult)).toMatch(/^ratelimit\.exceeded: /);
+    expect(answers.slice(1).map((a) => [a.id, a.error?.data])).toEqual([
+      [2, { code: "ratelimit.exceeded" }],
+      [3, { code: "ratelimit.exceeded" }],
+    ]);
+  });
+
   it("answers a rate-limited tool call as the tool's error, with the refusing policy's RateLimit headers and Retry-After", async () => {
     const { key } = await Auth.createKey(t.db, "paced");
     await RateLimit.setLimits(t.db, "paced", { chat: "1/min", search: "1/min", default: "1/min" });
@@ -605,6 +700,7 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
     // The key is still checked first: without a good one, it is 401 whatever the body.
     expect((await postMcp([], "egm_nope")).status).toBe(401);
+    expect((await postMcpText("", "egm_nope")).status).toBe(401);
     expect((await (await postMcp(list, acme)).json()).result.tools).toHaveLength(5);
     // A batch is answered with an array, a batch of one too; a lone message with an object.
     const one = await (await postMcp([list], acme)).json();
@@ -616,6 +712,8 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     const cases: [string, number, string][] = [
       ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list"', -32700, "request.invalid_json"],
       ["not json at all", -32700, "request.invalid_json"],
+      ["", -32700, "request.invalid_json"],
+      ["   ", -32700, "request.invalid_json"],
       [`${"[".repeat(100)}${"]".repeat(100)}`, -32600, "request.too_deep"],
       ['{"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"__proto__": {}}}', -32600, "request.invalid"],
     ];
