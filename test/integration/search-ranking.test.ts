@@ -10,13 +10,27 @@ import * as Auth from "../../core/auth";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
 import { type Db, useDb } from "../../core/db";
+import { migrate } from "../../core/db/migrate";
+import { createPgDb } from "../../core/db/pg";
 import * as Document from "../../core/document";
 import { useEmbedder } from "../../core/embedding";
 import { createOfflineEmbedder } from "../../core/embedding/offline";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import { identifiers, withoutComparisons } from "../../core/search/keyword";
-import { callerFor, DIMENSIONS, DRIVERS, freshDb, type TestDb, termRecount, termStatistics } from "../../kit/db";
+import {
+  callerFor,
+  createDatabase,
+  DIMENSIONS,
+  DRIVERS,
+  dropDatabase,
+  freshDb,
+  migrateBefore,
+  pgUrl,
+  type TestDb,
+  termRecount,
+  termStatistics,
+} from "../../kit/db";
 import { invoke } from "../../kit/events";
 
 const embedder = createOfflineEmbedder({ dimensions: DIMENSIONS });
@@ -517,4 +531,49 @@ describe("re-rank stage", () => {
     expect(response.body.rerank).toBeUndefined();
     expect(response.body.scale).toBe("bm25");
   });
+});
+
+describe("a database made before migration 0026 (pg)", () => {
+  it("finds the words inside its stored paths once migrated, with statistics equal to a recount", async () => {
+    const settings = { embeddingDimensions: DIMENSIONS, searchTextConfig: "english" };
+    const name = await createDatabase();
+    const db = createPgDb(pgUrl(name));
+    try {
+      await migrateBefore(db, settings, "0026");
+      const caller = await callerFor(db, "upgrade");
+      await Ingest.run(
+        db,
+        caller,
+        [
+          { id: "paths", content: "Client authentication is configured in $PGDATA/pg_hba.conf on the server." },
+          { id: "other", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
+        ],
+        { embedder },
+      );
+      const keyword = async (query: string) =>
+        (
+          await Search.query(db, caller, Search.SearchRequest.parse({ query, mode: "keyword" }), { embedder })
+        ).results.map((r) => r.documentId);
+      // As stored before 0026 (this release's search needs it): the path's words are not in the full-text column.
+      const [before] = await db.query<{ n: number }>({
+        text: "select count(*)::int as n from chunks where tsv @@ to_tsquery('english', 'hba')",
+        params: [],
+      });
+      expect(before?.n).toBe(0);
+
+      expect((await migrate(db, settings))[0]).toBe("0026_words_inside_compounds");
+
+      expect(await keyword("pg_hba")).toEqual(["paths"]);
+      expect(await termStatistics(db)).toEqual(await termRecount(db));
+      // The row trigger on the turns before, dropped with the column, is there again.
+      const triggers = await db.query<{ tgname: string }>({
+        text: "select tgname from pg_trigger where tgrelid = 'chunks'::regclass and tgname = 'chunks_terms_moved'",
+        params: [],
+      });
+      expect(triggers).toHaveLength(1);
+    } finally {
+      await db.close();
+      await dropDatabase(name);
+    }
+  }, 120_000);
 });
