@@ -169,7 +169,7 @@ describe("a PDF's streams, decoded under one bound before pdf.js opens the file"
   });
 
   it("gives pdf.js the same text from every PDF fixture as from the file itself", async () => {
-    const names = readdirSync(FIXTURES).filter((name) => name.endsWith(".pdf") && name !== "bomb.pdf");
+    const names = readdirSync(FIXTURES).filter((name) => name.endsWith(".pdf") && !name.startsWith("bomb"));
     expect(names.length).toBeGreaterThan(10);
     const text = async (bytes: Uint8Array) => {
       const doc = await getDocumentProxy(bytes);
