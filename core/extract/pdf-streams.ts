@@ -241,14 +241,21 @@ class Reader {
   }
 }
 
-/** Each place `word` starts as a keyword: after whitespace or a delimiter, and (unless `open`) before one. */
-function keywordsOf(text: string, word: string, open = false): number[] {
+/** Each place `word` starts as a keyword: after whitespace or a delimiter, and before one. */
+function keywordsOf(text: string, word: string): number[] {
   const found: number[] = [];
   for (let at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
-    if (!regular(text[at - 1]) && (open || !regular(text[at + word.length]))) found.push(at);
+    if (!regular(text[at - 1]) && !regular(text[at + word.length])) found.push(at);
   }
   return found;
 }
+
+/**
+ * Each place an `obj` keyword starts for pdf.js: after whitespace, a delimiter or a digit (the generation's: pdf.js
+ * reads `12 0obj` as `12 0 obj`), whatever follows (it takes `objects` for `obj` too).
+ */
+const objKeywords = (text: string): number[] =>
+  Array.from(text.matchAll(/(?<![^\d\0\t\n\f\r ()<>[\]{}/%])obj/g), ({ index }) => index);
 
 /** The index in sorted `positions` of the first at or after `at` (their length when none is). */
 function firstFrom(positions: number[], at: number): number {
@@ -425,8 +432,8 @@ function lengthsOf(dict: Dict, objects: Objects): Value[] | undefined {
 /** Every `stream` keyword of the file, with its dictionary and the extent of its data. */
 function* streamsOf(reader: Reader, objects: Objects): Generator<Found> {
   const { text } = reader;
-  // pdf.js takes `objects` for `obj` too, whatever follows; it takes `endsteam` and `endstrea` for `endstream`.
-  const obj = keywordsOf(text, "obj", true);
+  const obj = objKeywords(text);
+  // pdf.js takes `endsteam` and `endstrea` for `endstream`.
   const endstream = Array.from(text.matchAll(/end(?:stream|steam[\t\n\r ]|strea[\t\n\r ])/g), (m) => m.index);
   const dataStart = dataStarts(text);
   for (const keyword of keywordsOf(text, "stream")) {
@@ -456,7 +463,7 @@ function trailersOf(reader: Reader): [Dict | undefined, Dict[]] {
   const last = Array.from(text.matchAll(/startxref[\0\t\n\f\r ]+(\d+)/g)).at(-1);
   const read = last ? trailerAt(reader, Number(last[1])) : undefined;
   const xrefStreams = Array.from(text.matchAll(/\/XRef[\0-?]/g), ({ index }) => index);
-  const obj = xrefStreams.length ? keywordsOf(text, "obj", true) : [];
+  const obj = xrefStreams.length ? objKeywords(text) : [];
   const others = [
     ...keywordsOf(text, "trailer").map((at) => reader.value(at + "trailer".length)?.value),
     ...xrefStreams.map((at) => {
