@@ -462,14 +462,14 @@ function trailersOf(reader: Reader): [Dict | undefined, Dict[]] {
   const { text } = reader;
   const last = Array.from(text.matchAll(/startxref[\0\t\n\f\r ]+(\d+)/g)).at(-1);
   const read = last ? trailerAt(reader, Number(last[1])) : undefined;
-  const xrefStreams = Array.from(text.matchAll(/\/XRef[\0-?]/g), ({ index }) => index);
-  const obj = xrefStreams.length ? objKeywords(text) : [];
+  const mentions = Array.from(text.matchAll(/\/XRef[\0-?]/g), ({ index }) => index);
+  const obj = mentions.length ? objKeywords(text) : [];
+  // Each object holding `/XRef` is read once, however often it names it.
+  const xrefStreams = new Set(mentions.map((at) => obj[firstFrom(obj, at) - 1]));
+  xrefStreams.delete(undefined);
   const others = [
     ...keywordsOf(text, "trailer").map((at) => reader.value(at + "trailer".length)?.value),
-    ...xrefStreams.map((at) => {
-      const header = obj[firstFrom(obj, at) - 1];
-      return header === undefined ? undefined : reader.value(header + "obj".length)?.value;
-    }),
+    ...Array.from(xrefStreams, (header) => reader.value((header as number) + "obj".length)?.value),
   ];
   return [read instanceof Map ? read : undefined, others.filter((dict): dict is Dict => dict instanceof Map)];
 }
