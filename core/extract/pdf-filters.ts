@@ -113,7 +113,7 @@ function drain(zlib: Transform & { bytesWritten: number }, stage: Stage, ratio: 
 }
 
 /** pdf.js refuses a Flate stream whose two-byte zlib header is wrong (and decodes nothing of it). */
-const flateHeader = ([cmf = -1, flg = -1]: Uint8Array): boolean =>
+export const flateHeader = ([cmf = -1, flg = -1]: Uint8Array): boolean =>
   (cmf & 0x0f) === 8 && ((cmf << 8) + flg) % 31 === 0 && (flg & 0x20) === 0;
 
 /**

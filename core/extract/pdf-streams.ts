@@ -6,8 +6,11 @@
  * table, which may lie), its filters applied as pdf.js applies them (core/extract/pdf-filters.ts), the output of all
  * of them counted against `limits.maxPdfDecodedBytes`. Images and attached files, which text extraction never
  * decodes, are not counted but blanked in the copy pdf.js gets, so one named as a page's contents decodes to nothing.
+ * A file encrypted with an empty user password, which pdf.js opens without asking, has its streams decrypted first
+ * as pdf.js decrypts them (core/extract/pdf-crypt.ts); docs/extract.md says what is decrypted and what is not.
  */
-import { Budget, decodeFilter, IMAGE_CODECS, type Predictor, predicted } from "./pdf-filters";
+import { decrypt, fileKey, type Method, type ObjectId, type Standard } from "./pdf-crypt";
+import { Budget, decodeFilter, flateHeader, IMAGE_CODECS, type Predictor, predicted } from "./pdf-filters";
 
 /** A stream the reader cannot account for as pdf.js would read it: the file is refused as damaged. */
 export class Unchecked extends Error {}
@@ -24,8 +27,14 @@ class Ref {
 class Keyword {
   constructor(readonly word: string) {}
 }
-const STRING = Symbol("string");
-type Value = number | boolean | null | Name | Ref | Keyword | typeof STRING | Value[] | Dict;
+/** A string as written between its delimiters; its bytes are worked out only where they are needed (stringBytes). */
+class PdfString {
+  constructor(
+    readonly raw: string,
+    readonly hex: boolean,
+  ) {}
+}
+type Value = number | boolean | null | Name | Ref | Keyword | PdfString | Value[] | Dict;
 type Dict = Map<string, Value>;
 type Token = Value | "<<" | ">>" | "[" | "]";
 
@@ -72,8 +81,10 @@ class Lexer {
     if (c === "(") return this.literalString();
     if (c === "<") {
       const close = this.text.indexOf(">", this.pos);
-      this.pos = close < 0 || close >= this.end ? this.end : close + 1;
-      return STRING;
+      const end = close < 0 || close >= this.end ? this.end : close;
+      const raw = this.text.slice(this.pos + 1, end);
+      this.pos = Math.min(end + 1, this.end);
+      return new PdfString(raw, true);
     }
     if (c === "/") return this.name();
     if (c === ")" || c === ">") throw new SyntaxError(`unexpected ${c}`);
@@ -83,16 +94,18 @@ class Lexer {
     return NUMBER.test(word) ? Number(word) : new Keyword(word);
   }
 
-  /** Past a (string), its parentheses balanced and escaped ones skipped; its text is never needed. */
-  private literalString(): typeof STRING {
+  /** A (string), its parentheses balanced and escaped ones skipped. */
+  private literalString(): PdfString {
+    const start = this.pos + 1;
     for (let depth = 0; this.pos < this.end; this.pos++) {
       const c = this.text[this.pos];
       if (c === "\\") this.pos++;
       else if (c === "(") depth++;
       else if (c === ")" && --depth === 0) break;
     }
+    const raw = this.text.slice(start, Math.min(this.pos, this.end));
     this.pos = Math.min(this.pos + 1, this.end);
-    return STRING;
+    return new PdfString(raw, false);
   }
 
   /** A /Name with its #xx escapes decoded: `/Fl#61teDecode` is FlateDecode to pdf.js. */
@@ -104,6 +117,57 @@ class Lexer {
       raw.replace(/#([0-9a-fA-F]{2})/g, (_, hex: string) => String.fromCharCode(Number.parseInt(hex, 16))),
     );
   }
+}
+
+const ESCAPES = new Map([
+  ["n", 10],
+  ["r", 13],
+  ["t", 9],
+  ["b", 8],
+  ["f", 12],
+]);
+
+/**
+ * A string's bytes as pdf.js reads them. A literal's escapes are undone (\n \r \t \b \f, \( \) \\, one to three
+ * octal digits, a backslash before a line end joining the lines, another character escaped standing for itself), its
+ * unescaped line ends kept as written: pdf.js keeps them, where the specification reads each as \n, and a key made
+ * otherwise than pdf.js makes it decrypts nothing it reads. A hex string's digits are paired, anything else skipped,
+ * an odd last digit read as followed by 0.
+ */
+function stringBytes({ raw, hex }: PdfString): Uint8Array {
+  const out: number[] = [];
+  if (hex) {
+    let high = -1;
+    for (const c of raw) {
+      const digit = Number.parseInt(c, 16);
+      if (Number.isNaN(digit)) continue;
+      if (high < 0) high = digit;
+      else {
+        out.push((high << 4) | digit);
+        high = -1;
+      }
+    }
+    if (high >= 0) out.push(high << 4);
+    return Uint8Array.from(out);
+  }
+  const octal = (c: string | undefined) => c !== undefined && c >= "0" && c <= "7";
+  for (let i = 0; i < raw.length; i++) {
+    if (raw[i] !== "\\") {
+      out.push(raw.charCodeAt(i));
+      continue;
+    }
+    const c = raw[++i];
+    if (c === undefined || c === "\n") continue;
+    if (c === "\r") {
+      if (raw[i + 1] === "\n") i++;
+    } else if (octal(c)) {
+      let value = 0;
+      for (let digits = 0; digits < 3 && octal(raw[i]); digits++) value = value * 8 + Number(raw[i++]);
+      out.push(value & 255);
+      i--;
+    } else out.push(ESCAPES.get(c) ?? raw.charCodeAt(i));
+  }
+  return Uint8Array.from(out);
 }
 
 const CONSTANTS = new Map<string, Value>([
@@ -177,14 +241,21 @@ class Reader {
   }
 }
 
-/** Each place `word` starts as a keyword: after whitespace or a delimiter, and (unless `open`) before one. */
-function keywordsOf(text: string, word: string, open = false): number[] {
+/** Each place `word` starts as a keyword: after whitespace or a delimiter, and before one. */
+function keywordsOf(text: string, word: string): number[] {
   const found: number[] = [];
   for (let at = text.indexOf(word); at >= 0; at = text.indexOf(word, at + 1)) {
-    if (!regular(text[at - 1]) && (open || !regular(text[at + word.length]))) found.push(at);
+    if (!regular(text[at - 1]) && !regular(text[at + word.length])) found.push(at);
   }
   return found;
 }
+
+/**
+ * Each place an `obj` keyword starts for pdf.js: after whitespace, a delimiter or a digit (the generation's: pdf.js
+ * reads `12 0obj` as `12 0 obj`), whatever follows (it takes `objects` for `obj` too).
+ */
+const objKeywords = (text: string): number[] =>
+  Array.from(text.matchAll(/(?<![^\d\0\t\n\f\r ()<>[\]{}/%])obj/g), ({ index }) => index);
 
 /** The index in sorted `positions` of the first at or after `at` (their length when none is). */
 function firstFrom(positions: number[], at: number): number {
@@ -253,10 +324,12 @@ function indexObjects(text: string): Map<string, number[]> {
   return index;
 }
 
-/** One `stream` keyword's data and, when it has one, its dictionary. */
+/** One `stream` keyword's data and, when it has one, its dictionary and object numbers. */
 interface Found {
   /** Undefined when no `obj` keyword before it starts a dictionary ending at it. */
   dict?: Dict;
+  /** The numbers its object header gives it (objectIds); empty without a dictionary. */
+  ids: ObjectId[];
   start: number;
   /** Where its data ends: at its /Length when that is right, else at the next `endstream`, never before pdf.js. */
   end: number;
@@ -287,18 +360,42 @@ function dataStarts(text: string): (keyword: number) => number {
 }
 
 /**
- * The dictionary ending right at the keyword, from the nearest `obj` before it that starts one so (the object's
- * numbers are not needed, and pdf.js allows comments among them).
+ * The numbers the object header ending at `obj` (`12 0 obj`) gives its object, those it is written with first, then
+ * each pdf.js reads when a cross-reference offset points inside the object number (`2 0 obj` within `12 0 obj`);
+ * none when it is not two numbers apart by whitespace (pdf.js allows comments too, which no producer writes there).
  */
-function dictBefore(reader: Reader, keyword: number, obj: number[]): Dict | undefined {
+function objectIds(text: string, obj: number): ObjectId[] {
+  let at = obj;
+  const back = (test: (c: string | undefined) => boolean) => {
+    const end = at;
+    while (at > 0 && test(text[at - 1])) at--;
+    return text.slice(at, end);
+  };
+  const digit = (c: string | undefined) => c !== undefined && c >= "0" && c <= "9";
+  back(isSpace);
+  const gen = back(digit);
+  if (!gen || !back(isSpace)) return [];
+  // Longer numbers name no object a cross-reference table can hold.
+  const num = back(digit).slice(-10);
+  const nums = new Set(Array.from(num, (_, i) => Number(num.slice(i))));
+  return Array.from(nums, (n) => ({ num: n, gen: Number(gen) }));
+}
+
+/**
+ * The dictionary ending right at the keyword, from the nearest `obj` before it that starts one so (pdf.js allows
+ * comments between `obj` and the dictionary), and the object's numbers.
+ */
+function dictBefore(reader: Reader, keyword: number, obj: number[]): Pick<Found, "dict" | "ids"> {
   const nearest = firstFrom(obj, keyword) - 1;
   for (let i = nearest; i >= 0 && i > nearest - 16; i--) {
     let at = (obj[i] as number) + "obj".length;
     while (regular(reader.text[at])) at++;
     const read = reader.value(at, keyword);
-    if (read?.value instanceof Map && read.end === keyword) return read.value;
+    if (read?.value instanceof Map && read.end === keyword) {
+      return { dict: read.value, ids: objectIds(reader.text, obj[i] as number) };
+    }
   }
-  return undefined;
+  return { ids: [] };
 }
 
 /**
@@ -311,7 +408,7 @@ function extent(
   start: number,
   lengths: Value[] | undefined,
   endstream: number[],
-): Omit<Found, "dict" | "start"> {
+): Omit<Found, "dict" | "ids" | "start"> {
   const firstEnd = endstream[firstFrom(endstream, start)] ?? text.length;
   if (!lengths) return { end: text.length, exact: false, firstEnd };
   // A kilobyte of whitespace and comments before `endstream` is no producer's: that /Length ends at the next one.
@@ -335,14 +432,14 @@ function lengthsOf(dict: Dict, objects: Objects): Value[] | undefined {
 /** Every `stream` keyword of the file, with its dictionary and the extent of its data. */
 function* streamsOf(reader: Reader, objects: Objects): Generator<Found> {
   const { text } = reader;
-  // pdf.js takes `objects` for `obj` too, whatever follows; it takes `endsteam` and `endstrea` for `endstream`.
-  const obj = keywordsOf(text, "obj", true);
+  const obj = objKeywords(text);
+  // pdf.js takes `endsteam` and `endstrea` for `endstream`.
   const endstream = Array.from(text.matchAll(/end(?:stream|steam[\t\n\r ]|strea[\t\n\r ])/g), (m) => m.index);
   const dataStart = dataStarts(text);
   for (const keyword of keywordsOf(text, "stream")) {
     const start = dataStart(keyword);
-    const dict = dictBefore(reader, keyword, obj);
-    yield { dict, start, ...extent(text, start, dict ? lengthsOf(dict, objects) : [null], endstream) };
+    const { dict, ids } = dictBefore(reader, keyword, obj);
+    yield { dict, ids, start, ...extent(text, start, dict ? lengthsOf(dict, objects) : [null], endstream) };
   }
 }
 
@@ -357,15 +454,114 @@ function trailerAt(reader: Reader, at: number): Value | undefined {
 }
 
 /**
- * Whether pdf.js reads the file as encrypted: the trailer the last `startxref` points at names an /Encrypt
- * dictionary, or, when it points at none, any trailer does (pdf.js then rebuilds the table from them all).
+ * The file's trailers: first the one of the cross-reference section the last `startxref` points at (undefined when
+ * it points at none, and pdf.js rebuilds the table), then every other: each `trailer` dictionary and each
+ * cross-reference stream's, found as pdf.js finds them then (an object holding `/XRef`).
  */
-function encrypted(reader: Reader): boolean {
-  const named = (dict: Value | undefined) => dict instanceof Map && dict.has("Encrypt");
-  const last = Array.from(reader.text.matchAll(/startxref[\0\t\n\f\r ]+(\d+)/g)).at(-1);
-  const trailer = last ? trailerAt(reader, Number(last[1])) : undefined;
-  if (trailer instanceof Map) return named(trailer);
-  return keywordsOf(reader.text, "trailer").some((at) => named(reader.value(at + "trailer".length)?.value));
+function trailersOf(reader: Reader): [Dict | undefined, Dict[]] {
+  const { text } = reader;
+  const last = Array.from(text.matchAll(/startxref[\0\t\n\f\r ]+(\d+)/g)).at(-1);
+  const read = last ? trailerAt(reader, Number(last[1])) : undefined;
+  const mentions = Array.from(text.matchAll(/\/XRef[\0-?]/g), ({ index }) => index);
+  const obj = mentions.length ? objKeywords(text) : [];
+  // Each object holding `/XRef` is read once, however often it names it.
+  const xrefStreams = new Set(mentions.map((at) => obj[firstFrom(obj, at) - 1]));
+  xrefStreams.delete(undefined);
+  const others = [
+    ...keywordsOf(text, "trailer").map((at) => reader.value(at + "trailer".length)?.value),
+    ...Array.from(xrefStreams, (header) => reader.value((header as number) + "obj".length)?.value),
+  ];
+  return [read instanceof Map ? read : undefined, others.filter((dict): dict is Dict => dict instanceof Map)];
+}
+
+/** How pdf.js reads the streams of a file the empty password opens: decrypted by `method` with `key`. */
+interface Opened {
+  key: Uint8Array;
+  method: Method;
+  /** Whether pdf.js decrypts the document's XML metadata (Standard.metadata). */
+  metadata: boolean;
+}
+
+/** An encrypted file the empty password does not open, or another security handler's: pdf.js opens no stream. */
+const LOCKED = "locked";
+
+/**
+ * An entry of the encryption's dictionaries (or the trailer's /ID) of the type the specification gives it: Unchecked
+ * for another, which pdf.js may read otherwise than this reader.
+ */
+function entry<T>(dict: Dict, key: string, objects: Objects, read: (value: Value | undefined) => T | undefined): T {
+  const value = read(objects.resolve(dict.get(key)));
+  if (value === undefined) throw new Unchecked(`the /Encrypt dictionary's /${key} is not what it should be`);
+  return value;
+}
+const integer = (value: Value | undefined) => (Number.isInteger(value) ? (value as number) : undefined);
+const optionalInteger = (value: Value | undefined) => (value === undefined ? 0 : integer(value));
+const bytes = (value: Value | undefined) => (value instanceof PdfString ? stringBytes(value) : undefined);
+const optionalName = (fallback: string) => (value: Value | undefined) =>
+  value === undefined ? fallback : value instanceof Name ? value.name : undefined;
+const optionalDict = (value: Value | undefined) =>
+  value === undefined ? new Map() : value instanceof Map ? value : undefined;
+const METHODS = new Set(["None", "V2", "AESV2", "AESV3"]);
+const method = (value: Value | undefined) => {
+  const name = optionalName("None")(value);
+  return name !== undefined && METHODS.has(name) ? (name as Method) : undefined;
+};
+
+/** A key longer than this is no producer's: pdf.js would hash that many bytes 50 times over. */
+const MAX_KEY_BITS = 4096;
+
+/**
+ * The streams' crypt filter method and the Standard handler's entries as pdf.js reads them, its defaults filled in
+ * (the key's length from /Length, else 40 bits under V1 and V2, else the stream filter's /Length, in bytes when
+ * under 40, else 128); undefined for another handler or version, which pdf.js refuses.
+ */
+function standardOf(dict: Dict, trailer: Dict, objects: Objects): { standard: Standard; method: Method } | undefined {
+  const version = objects.resolve(dict.get("V"));
+  if (nameAt(dict, "Filter", objects) !== "Standard" || ![1, 2, 4, 5].includes(version as number)) return undefined;
+  const modern = version === 4 || version === 5;
+  let streams: Method = "V2";
+  let bits = entry(dict, "Length", objects, optionalInteger);
+  if (modern) {
+    // Streams use /StmF's filter of /CF (Identity, or one /CF lacks, is none); pdf.js ignores a stream's own /Crypt.
+    const filters = entry(dict, "CF", objects, (value) => (value instanceof Map ? value : undefined));
+    const filter = entry(filters, entry(dict, "StmF", objects, optionalName("Identity")), objects, optionalDict);
+    streams = entry(filter, "CFM", objects, method);
+    if (!bits) {
+      bits = entry(filter, "Length", objects, optionalInteger) || 128;
+      if (bits < 40) bits <<= 3;
+    }
+  } else bits ||= 40;
+  if (bits < 40 || bits % 8) return undefined;
+  if (bits > MAX_KEY_BITS) throw new Unchecked(`a ${bits}-bit key`);
+  const id = entry(trailer, "ID", objects, (value) => {
+    if (value === undefined || (Array.isArray(value) && !value.length)) return new Uint8Array();
+    return Array.isArray(value) ? bytes(value[0]) : undefined;
+  });
+  const standard: Standard = {
+    version: version as number,
+    revision: entry(dict, "R", objects, integer),
+    bits,
+    owner: entry(dict, "O", objects, bytes),
+    user: entry(dict, "U", objects, bytes),
+    userKey: version === 5 ? entry(dict, "UE", objects, bytes) : new Uint8Array(),
+    permissions: entry(dict, "P", objects, integer),
+    metadata: modern && objects.resolve(dict.get("EncryptMetadata")) !== false,
+    id,
+  };
+  return { standard, method: streams };
+}
+
+/**
+ * How pdf.js reads the streams of a file with `trailer`: as written (undefined: no /Encrypt dictionary), decrypted,
+ * or not at all (LOCKED).
+ */
+function encryptionOf(trailer: Dict, objects: Objects): Opened | typeof LOCKED | undefined {
+  if (!trailer.has("Encrypt")) return undefined;
+  const dict = objects.resolve(trailer.get("Encrypt"));
+  if (!(dict instanceof Map)) return undefined; // pdf.js reads the file as not encrypted
+  const handler = standardOf(dict, trailer, objects);
+  const key = handler && fileKey(handler.standard);
+  return key && handler ? { key, method: handler.method, metadata: handler.standard.metadata } : LOCKED;
 }
 
 /** A name a dictionary holds at `key`, a reference followed; undefined when it holds none or names nothing found. */
@@ -465,6 +661,78 @@ async function decodeGuessed(data: Uint8Array, budget: Budget): Promise<void> {
   }
 }
 
+/** Filters whose data pdf.js decodes nothing of without a zlib header. */
+const FLATE = new Set(["FlateDecode", "Fl"]);
+
+/**
+ * The file's encryption as pdf.js reads it, and the readings of each stream under it. `main` is how pdf.js reads the
+ * streams by the trailer it finds (the last `startxref`'s, else the first naming /Encrypt, as pdf.js prefers one when
+ * it rebuilds the table): as written (undefined), decrypted, or not at all (LOCKED). `others` are the keys of every
+ * other trailer, which pdf.js decrypts with should it take that one for the file's. What is decrypted in all is
+ * bounded like the Reader's reads: a stream whose /Length is not found is decrypted to the end of the file.
+ */
+class Decryption {
+  readonly main?: Opened | typeof LOCKED;
+  readonly others: Opened[];
+  private left: number;
+
+  constructor(reader: Reader, objects: Objects) {
+    const [found, rest] = trailersOf(reader);
+    const trailer = found ?? rest.find((dict) => dict.has("Encrypt"));
+    this.main = trailer && encryptionOf(trailer, objects);
+    const describe = (o: Opened | typeof LOCKED | undefined) =>
+      typeof o === "object" ? `${o.method} ${Buffer.from(o.key).toString("hex")} ${o.metadata}` : o;
+    const others = new Map<string | undefined, Opened>();
+    for (const dict of rest) {
+      const opened = dict === trailer ? undefined : encryptionOf(dict, objects);
+      if (typeof opened === "object" && describe(opened) !== describe(this.main)) others.set(describe(opened), opened);
+    }
+    this.others = [...others.values()];
+    this.left = 4 * reader.text.length + (16 << 20);
+  }
+
+  /**
+   * The data pdf.js may decode of a stream with `filters`, each with whether damage in it is charged (pdf-filters'
+   * `pessimistic`): as written, charged unless pdf.js decrypts it (a cross-reference stream it never does; the
+   * catalog's XML metadata not when it counts metadata as not encrypted); decrypted with the file's key, charged when
+   * pdf.js reads it so; and, uncharged, decrypted with another trailer's key or for another number pdf.js may read
+   * the object header as (Flate data first tried on its first blocks: without a zlib header pdf.js decodes none).
+   */
+  *readings(
+    data: Uint8Array,
+    { dict, ids }: { dict: Dict; ids: ObjectId[] },
+    filters: string[],
+    objects: Objects,
+  ): Generator<[Uint8Array, boolean]> {
+    const opened = this.main === LOCKED ? undefined : this.main;
+    const type = nameAt(dict, "Type", objects);
+    const metadata = type === "Metadata" && nameAt(dict, "Subtype", objects) === "XML";
+    const plain =
+      !this.main || type === "XRef" || opened?.method === "None" || (opened?.metadata === false && metadata);
+    yield [data, plain];
+    if (!filters.length) return; // decrypted, it decodes to nothing more either
+    for (const crypt of opened ? [opened, ...this.others] : this.others) {
+      if (crypt.method === "None") continue;
+      // AES-256 keys are the file's: the object's numbers change nothing.
+      for (const [i, id] of (crypt.method === "AESV3" || !ids.length ? [undefined] : ids).entries()) {
+        const main = crypt === opened && i === 0;
+        if (!main && FLATE.has(filters[0] as string) && !flateHeader(this.decrypt(data.subarray(0, 48), crypt, id))) {
+          continue;
+        }
+        yield [this.decrypt(data, crypt, id), main && !plain];
+      }
+    }
+  }
+
+  private decrypt(data: Uint8Array, { key, method }: Opened, id: ObjectId | undefined): Uint8Array {
+    this.left -= data.length;
+    if (this.left < 0) throw new Unchecked("too much to decrypt again and again");
+    const decrypted = decrypt(data, method, key, id);
+    if (!decrypted) throw new Unchecked("an encrypted stream whose object header is not read");
+    return decrypted;
+  }
+}
+
 /**
  * Decodes every stream of the PDF that pdf.js may decode for its text under `maxBytes` in all, throwing `exceeded()`
  * past it and Unchecked for a stream it cannot account for; answers the copy of the file to give pdf.js, with the
@@ -477,11 +745,10 @@ export async function checkStreams(
 ): Promise<{ copy: Uint8Array; decoded: number }> {
   const reader = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("latin1"));
   const objects = new Objects(reader);
-  // An encrypted file's streams are ciphertext here: what decodes is noise, and no damage is charged for.
-  const charged = !encrypted(reader);
+  const decryption = new Decryption(reader, objects);
   const budget = new Budget(maxBytes, exceeded);
   const copy = new Uint8Array(bytes);
-  for (const { dict, start, end, exact, firstEnd } of streamsOf(reader, objects)) {
+  for (const { dict, ids, start, end, exact, firstEnd } of streamsOf(reader, objects)) {
     const data = bytes.subarray(start, end);
     // Zeroed only to where pdf.js surely ends it, so no byte of the next object is touched.
     const blank = () => copy.fill(0, start, exact ? end : firstEnd);
@@ -491,9 +758,11 @@ export async function checkStreams(
       const filters = filtersOf(dict, objects);
       // An image codec's output follows the sizes its header declares: it is read as an image is, never decoded.
       if (filters?.some((name) => IMAGE_CODECS.has(name))) blank();
-      // A cross-reference stream is never encrypted.
-      else if (filters)
-        await decodeStream(data, dict, filters, objects, budget, charged || nameAt(dict, "Type", objects) === "XRef");
+      else if (filters) {
+        for (const [input, pessimistic] of decryption.readings(data, { dict, ids }, filters, objects)) {
+          await decodeStream(input, dict, filters, objects, budget, pessimistic);
+        }
+      }
     }
   }
   return { copy, decoded: budget.spent };

@@ -165,6 +165,7 @@ describe.each(["pg", "pglite"] as const)("upload on %s", (driver) => {
       ["corrupt.pdf", 422, "extract.corrupt"],
       ["bomb.docx", 413, "extract.too_large"],
       ["bomb.pdf", 413, "extract.too_large"],
+      ["bomb-aes256.pdf", 413, "extract.too_large"], // encrypted, opening without a password
       ["pages-50000.pdf", 413, "extract.too_many_pages"],
     ];
     for (const [name, status, code] of cases) {

@@ -494,6 +494,24 @@ describe("extract", () => {
     expect(small.code).toBe("extract.too_large");
   });
 
+  it("refuses a bomb in a PDF encrypted with an empty user password, which pdf.js opens and decrypts, as quickly", async () => {
+    // bomb-*.pdf: bomb.pdf's page with 100 MB of spaces, encrypted by qpdf (pdf.js alone: 3-5 s, 420 MB each).
+    for (const name of ["bomb-aes256.pdf", "bomb-aes128.pdf", "bomb-rc4-128.pdf", "bomb-rc4-40.pdf"]) {
+      const started = performance.now();
+      const error = await refusal(extract(fixture(name)));
+      expect([name, error.status, error.code]).toEqual([name, 413, "extract.too_large"]);
+      expect(performance.now() - started).toBeLessThan(2_000);
+    }
+    // The handbook so encrypted reads as the plain one; a PDF that asks for a password is refused as before.
+    const plain = await extract(fixture("handbook.pdf"));
+    for (const name of ["handbook-aes256.pdf", "handbook-rc4.pdf"]) {
+      const { content, title, pages } = await extract(fixture(name));
+      expect([name, content, title, pages]).toEqual([name, plain.content, plain.title, plain.pages]);
+    }
+    const locked = await refusal(extract(fixture("encrypted.pdf")));
+    expect([locked.status, locked.code]).toEqual([422, "extract.encrypted"]);
+  });
+
   it("names unsupported, empty and oversized files", async () => {
     const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0]);
     const image = await refusal(extract(png, { name: "photo.pdf" }));
