@@ -510,7 +510,7 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       });
       child.stderr.on("data", (d) => {
         stderr += d;
-        if (stderr.includes("ingested ") && !child.killed) child.kill("SIGINT");
+        if (/^read \d/m.test(stderr) && !child.killed) child.kill("SIGINT");
       });
       const code = await new Promise((resolve) => child.on("exit", resolve));
 
