@@ -402,6 +402,9 @@ const emptyBody = (raw: unknown) =>
 const body = (): Middleware => ({
   before: (request) => {
     const state = stateOf(request);
+    // No route, no body to read: a wrong path or method is answered 404 or 405 whatever was sent to it (a file posted to
+    // a mistyped upload path had been told its body was not valid UTF-8).
+    if (!state.route) return;
     checkParams(state.params);
     // A route that reads a form answers anything else with its own code (`upload.not_multipart`), not a JSON error.
     const raw =

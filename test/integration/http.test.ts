@@ -197,6 +197,16 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(res.body.error.code).toBe("route.not_found");
     });
 
+    it("answers an unknown route or a wrong method 404 or 405 whatever its body, not a complaint about the body", async () => {
+      // A file posted to a mistyped upload path had been told its body was not valid UTF-8.
+      for (const rawBody of ["not json", "\uFFFE binary", '{"documents": []}']) {
+        const res = await invoke({ method: "POST", path: "/v1/upload", headers: auth(), rawBody });
+        expect([res.status, res.body.error.code], rawBody).toEqual([404, "route.not_found"]);
+      }
+      const put = await invoke({ method: "PUT", path: "/v1/documents/abc", headers: auth(), rawBody: "not json" });
+      expect([put.status, put.body.error.code]).toEqual([405, "route.method_not_allowed"]);
+    });
+
     it("says how to write an id holding / when a document path has more segments than a route", async () => {
       const res = await invoke({ method: "DELETE", path: "/v1/documents/library/json.html", headers: auth() });
       expect([res.status, res.body.error.code]).toEqual([404, "route.not_found"]);
