@@ -44,7 +44,8 @@ export interface KeywordQuery {
  * this question (every word, saturated), which keyword mode divides by.
  *
  * The question's lexemes come from `to_tsvector` (stop words out, stemmed per the text configuration), with the
- * words inside its paths and dotted names as the chunks have them (migrations/0026), so punctuation and tsquery
+ * words inside its paths and dotted names as the chunks have them (migrations/0026), in Unicode's compatibility
+ * form (migrations/0027), so punctuation and tsquery
  * operators in it are plain text. A chunk matches on any of them (OR). Document
  * frequencies, the chunk count and the average length come from `search_terms` (migrations/0009), summed over
  * the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
@@ -53,7 +54,9 @@ export interface KeywordQuery {
  * may leave out, and it would rank last. The cap is what bounds a search's time (docs/search.md, "Bounded work").
  */
 export function candidates(query: KeywordQuery): SQL[] {
-  const q = { ...query, text: withoutComparisons(query.text) };
+  // In the compatibility form the chunks' words are indexed in (migrations/0027): `café` with a combining accent or
+  // `ﬁle` with a ligature, asked, meets the plain spelling stored, and the reverse.
+  const q = { ...query, text: withoutComparisons(query.text.normalize("NFKC")) };
   const who = sql`${arr(q.owners)}::text[]`;
   const phrases = identifiers(q.text);
   // Without filters beyond liveness, a document is checked only for the matches that rank, in rank order: few

@@ -179,6 +179,42 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(await termRecount(db)).toEqual(await termStatistics(db));
   });
 
+  it("matches words whatever Unicode form they were written in, and returns the text as stored", async () => {
+    const forms = await callerFor(db, "forms");
+    // A combining accent (as macOS and some PDFs write it), a ligature and full-width letters.
+    const decomposed = "The cafe\u0301 on the corner serves cre\u0300me bru\u0302le\u0301e on Sundays.";
+    await Ingest.run(
+      db,
+      forms,
+      [
+        { id: "nfd", content: decomposed },
+        { id: "ligature", content: "Each con\ufb01guration \ufb01le is read once at start." },
+        { id: "wide", content: "Run \uff33\uff25\uff2c\uff25\uff23\uff34 against the replica only." },
+        {
+          id: "plain",
+          content: "Our caf\u00e9 menu lists a cr\u00e8me br\u00fbl\u00e9e and a configuration of tables.",
+        },
+        { id: "other", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
+      ],
+      { embedder },
+    );
+    const keyword = async (query: string) =>
+      (await ids(forms, { query, mode: "keyword", topK: 5 })).filter((id) => id !== "other").sort();
+
+    // Typed precomposed, found in both spellings; typed decomposed, the same.
+    expect(await keyword("caf\u00e9 on the corner")).toEqual(["nfd", "plain"]);
+    expect(await keyword("cre\u0300me bru\u0302le\u0301e")).toEqual(["nfd", "plain"]);
+    expect(await keyword("configuration file")).toEqual(["ligature", "plain"]);
+    expect(await keyword("\uff43\uff4f\uff4e\uff46\uff49\uff47\uff55\uff52\uff41\uff54\uff49\uff4f\uff4e")).toEqual([
+      "ligature",
+      "plain",
+    ]);
+    expect(await keyword("select replica")).toEqual(["wide"]);
+    const { results } = await search(forms, { query: "Sundays", mode: "keyword", topK: 1 });
+    expect(results[0]?.content).toBe(decomposed);
+    expect(await termRecount(db)).toEqual(await termStatistics(db));
+  });
+
   it("ranks a passage holding the question's words as a phrase above a shorter one that scatters them", async () => {
     const git = await callerFor(db, "git-docs");
     await Ingest.run(
@@ -533,8 +569,8 @@ describe("re-rank stage", () => {
   });
 });
 
-describe("a database made before migration 0026 (pg)", () => {
-  it("finds the words inside its stored paths once migrated, with statistics equal to a recount", async () => {
+describe("a database made before migrations 0026 and 0027 (pg)", () => {
+  it("finds the words inside its stored paths and its decomposed accents once migrated, with statistics equal to a recount", async () => {
     const settings = { embeddingDimensions: DIMENSIONS, searchTextConfig: "english" };
     const name = await createDatabase();
     const db = createPgDb(pgUrl(name));
@@ -547,6 +583,7 @@ describe("a database made before migration 0026 (pg)", () => {
         [
           { id: "paths", content: "Client authentication is configured in $PGDATA/pg_hba.conf on the server." },
           { id: "other", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
+          { id: "accents", content: "The cafe\u0301 serves cre\u0300me bru\u0302le\u0301e." },
         ],
         { embedder },
       );
@@ -561,9 +598,19 @@ describe("a database made before migration 0026 (pg)", () => {
       });
       expect(before?.n).toBe(0);
 
-      expect((await migrate(db, settings))[0]).toBe("0026_words_inside_compounds");
+      const [accented] = await db.query<{ n: number }>({
+        text: "select count(*)::int as n from chunks where tsv @@ to_tsquery('english', $1)",
+        params: ["caf\u00e9"],
+      });
+      expect(accented?.n).toBe(0);
+
+      expect((await migrate(db, settings)).slice(0, 2)).toEqual([
+        "0026_words_inside_compounds",
+        "0027_unicode_compatibility_form",
+      ]);
 
       expect(await keyword("pg_hba")).toEqual(["paths"]);
+      expect(await keyword("caf\u00e9 cr\u00e8me")).toEqual(["accents"]);
       expect(await termStatistics(db)).toEqual(await termRecount(db));
       // The row trigger on the turns before, dropped with the column, is there again.
       const triggers = await db.query<{ tgname: string }>({
