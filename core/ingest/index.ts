@@ -183,6 +183,32 @@ export interface PreparedIngest {
  * that store it, without running them: `run` sends them as one batch, and chat sends them in the
  * same batch as the turn they belong to.
  */
+/**
+ * Two documents of one request stored under one id, where one would silently replace the other: an id given that is
+ * another document's derived id, or the same text twice without an id but with other fields (a title, metadata).
+ * Ids given twice are refused by the schema; identical copies are one document.
+ */
+function refuseClashes(documents: DocumentInput[], ids: string[]): void {
+  const first = new Map<string, number>();
+  for (const [i, id] of ids.entries()) {
+    const j = first.get(id);
+    if (j === undefined) {
+      first.set(id, i);
+      continue;
+    }
+    const a = documents[j] as DocumentInput;
+    const b = documents[i] as DocumentInput;
+    if (a.id === undefined && b.id === undefined && same(a, b)) continue;
+    const message =
+      a.id === undefined && b.id === undefined
+        ? `documents ${j} and ${i} have the same text without an id, so both would be stored as ${id}, but other fields differ; give each an id, or send it once`
+        : `document ${b.id === undefined ? i : j}'s text, sent without an id, is stored as ${JSON.stringify(id)}, the id document ${b.id === undefined ? j : i} gives; give it another id`;
+    throw new EngramError("input", "ingest.duplicate_id", message, {
+      details: [{ path: `documents.${i}${b.id === undefined ? "" : ".id"}`, message, code: "custom" }],
+    });
+  }
+}
+
 export async function prepare(
   db: Db,
   caller: Caller,
@@ -196,6 +222,7 @@ export async function prepare(
 
   // Same text without an id twice in one request is one document; the answer still has an entry per document sent.
   const sent = documents.map((doc) => doc.id ?? derivedId(doc.content, doc.conversationId));
+  refuseClashes(sentDocuments, sent);
   const inputs = new Map<string, DocumentInput>();
   for (const [i, doc] of documents.entries()) inputs.set(sent[i] as string, doc);
   const ids = [...inputs.keys()];

@@ -289,6 +289,29 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
         400,
         "ingest.duplicate_id",
       ],
+      // Each would silently replace the other: one entry stored, both answered `created`.
+      [
+        "an id that another document's text derives without one",
+        {
+          documents: [
+            { id: Ingest.derivedId("the derived text"), content: "the explicit text" },
+            { content: "the derived text" },
+          ],
+        },
+        400,
+        "ingest.duplicate_id",
+      ],
+      [
+        "the same text twice without an id, titled differently",
+        {
+          documents: [
+            { content: "the same text", title: "one" },
+            { content: "the same text", title: "two" },
+          ],
+        },
+        400,
+        "ingest.duplicate_id",
+      ],
       // A misspelt field would otherwise be dropped: the document stored without the expiry it was sent with.
       ["a misspelt field (ttl)", { documents: [{ content: "a", ttl: 60 }] }, 400, "request.invalid"],
       ["an unknown top-level field", { documents: [{ content: "a" }], dryRun: true }, 400, "request.invalid"],
