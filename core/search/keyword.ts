@@ -44,11 +44,11 @@ export interface KeywordQuery {
  * this question (every word, saturated), which keyword mode divides by.
  *
  * The question's lexemes come from `to_tsvector` (stop words out, stemmed per the text configuration), with the
- * words inside its paths and dotted names as the chunks have them (migrations/0026), in Unicode's compatibility
- * form (migrations/0027), so punctuation and tsquery
- * operators in it are plain text. A chunk matches on any of them (OR). Document
- * frequencies, the chunk count and the average length come from `search_terms` (migrations/0009), summed over
- * the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
+ * words inside its paths and dotted names as the chunks have them (migrations/0026), its options (`-t`,
+ * `--porcelain`, whose word is left out: the option counts for it) and snake_case names as written, in Unicode's
+ * compatibility form (migrations/0027), so punctuation and tsquery operators in it are plain text. A chunk matches
+ * on any of them (OR). Document frequencies, the chunk count and the average length come from `search_terms`
+ * (migrations/0009), summed over the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
  * stay within `cap` (the rarest always), then (`fill`), while fewer than `cap` are gathered, from the others; every
  * gathered chunk is scored on all lexemes: a chunk holding only the commonest words of a question is the one a cap
  * may leave out, and it would rank last. The cap is what bounds a search's time (docs/search.md, "Bounded work").
@@ -69,8 +69,9 @@ export function candidates(query: KeywordQuery): SQL[] {
   return [
     sql`kwt as materialized (
       select t.lexeme, greatest(coalesce(sum(s.chunks), 0), 0)::float8 as df
-      from unnest(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, ${q.text})
-        || to_tsvector(${q.textConfig}::regconfig, search_compound_words(${q.text})))) t(lexeme)
+      from unnest(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, regexp_replace(${q.text}, search_option_pattern(), '\\1 ', 'g'))
+        || to_tsvector(${q.textConfig}::regconfig, search_compound_words(${q.text}))
+        || search_code_lexemes(${q.text}))) t(lexeme)
       left join search_terms s on s.tenant_id = ${q.tenantId} and s.owner = any(${who}) and s.lexeme = t.lexeme
       group by t.lexeme)`,
     sql`kwc as materialized (
@@ -198,12 +199,12 @@ export const withoutComparisons = (text: string): string =>
 
 /**
  * Whether a question names an identifier as code writes it: `snake_case`, a dotted name (`core.autocrlf`,
- * `os.path`), a call (`coalesce()`), camelCase, a Git revision (`HEAD~3`, `HEAD@{2}`), an option (`--onto`, `-f`),
- * `::`, `->`, `key=value`, backticks or a code (`ERR-4012`). Other hyphenated words are not: English writes
+ * `os.path`), a call (`coalesce()`), camelCase, a Git revision (`HEAD~3`, `HEAD@{2}`), an option (`--onto`, `-f`,
+ * `-S`), `::`, `->`, `key=value`, backticks or a code (`ERR-4012`). Other hyphenated words are not: English writes
  * "fast-forward" too. (`identifiers` finds the terms a phrase must match; this only asks whether there is one.)
  */
 export function namesIdentifier(query: string): boolean {
-  return /[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z0-9_]{2,}\.[A-Za-z_]\w|[A-Za-z_]\w*\(|[a-z][A-Z]|\w[~^@{]|(^|\s)--?[a-z]|::|->|\w=\w|`|\b[A-Z]{2,}-\d/.test(
+  return /[A-Za-z0-9]_[A-Za-z0-9]|[A-Za-z0-9_]{2,}\.[A-Za-z_]\w|[A-Za-z_]\w*\(|[a-z][A-Z]|\w[~^@{]|(^|[^\w-])--?[A-Za-z]|::|->|\w=\w|`|\b[A-Z]{2,}-\d/.test(
     query,
   );
 }

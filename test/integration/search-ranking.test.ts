@@ -179,6 +179,49 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(await termRecount(db)).toEqual(await termStatistics(db));
   });
 
+  it("finds options and snake_case names as written, which the parser reads as stop words or plain words", async () => {
+    const code = await callerFor(db, "code");
+    await Ingest.run(
+      db,
+      code,
+      [
+        { id: "tuples", title: "psql", content: "Use -t to print rows only, and -A for unaligned output." },
+        { id: "user-prose", content: "Each user of the system has a home directory; the user may change it." },
+        {
+          id: "find-user",
+          title: "find",
+          content: "The test -user NAME is true when the file belongs to user NAME; -N is not -n.",
+        },
+        { id: "timestamps", content: "Start the mirror with -N to download only files newer than local ones." },
+        { id: "lines", content: "Pass -n 2 so that each command gets at most two arguments." },
+        { id: "to-char", content: "Format a timestamp as text with to_char(now(), 'HH24:MI')." },
+        { id: "char-type", content: "The char type pads with spaces; char(n) is fixed width, char columns too." },
+        { id: "porcelain-prose", content: "Porcelain commands are for people; porcelain output may change." },
+        { id: "porcelain", content: "git status --porcelain gives output for scripts that stays stable." },
+      ],
+      { embedder },
+    );
+    const keyword = async (query: string) => ids(code, { query, mode: "keyword", topK: 3 });
+
+    // `-t` and `-A` were stop words: the question held no word at all.
+    expect((await keyword("psql -t"))[0]).toBe("tuples");
+    expect((await keyword("what does -A do"))[0]).toBe("tuples");
+    // `-user` was the word "user", which the prose repeats.
+    expect((await keyword("find -user"))[0]).toBe("find-user");
+    // Case kept: `-N` and `-n` were one lexeme.
+    expect((await keyword("mirror -N newer"))[0]).toBe("timestamps");
+    expect((await keyword("-n arguments"))[0]).toBe("lines");
+    // `to` is a stop word: `to_char` was `char`, which the type's passage holds three times.
+    expect((await keyword("to_char"))[0]).toBe("to-char");
+    expect((await keyword("TO_CHAR format"))[0]).toBe("to-char");
+    // The question's option is not its word again: prose saying "porcelain" twice does not outrank the option.
+    expect((await keyword("--porcelain"))[0]).toBe("porcelain");
+    // Prose hyphens are not options; the words still match.
+    expect(await keyword("e-mail 5-10")).toEqual([]);
+    expect((await keyword("porcelain commands"))[0]).toBe("porcelain-prose");
+    expect(await termRecount(db)).toEqual(await termStatistics(db));
+  });
+
   it("matches words whatever Unicode form they were written in, and returns the text as stored", async () => {
     const forms = await callerFor(db, "forms");
     // A combining accent (as macOS and some PDFs write it), a ligature and full-width letters.
@@ -606,7 +649,7 @@ describe("a database made before migrations 0026 and 0027 (pg)", () => {
 
       expect((await migrate(db, settings)).slice(0, 2)).toEqual([
         "0026_words_inside_compounds",
-        "0027_unicode_compatibility_form",
+        "0027_options_and_unicode_forms",
       ]);
 
       expect(await keyword("pg_hba")).toEqual(["paths"]);

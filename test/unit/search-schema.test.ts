@@ -124,6 +124,8 @@ describe("a question that names an identifier", () => {
       "What does HEAD@{2} mean?",
       "How do I use git rebase --onto?",
       "journalctl -f",
+      "dpkg -S /usr/bin/ls",
+      "What does wget (-N) do?",
       "What does APT::Periodic::AutocleanInterval control?",
       "Should I use cProfile or profile?",
       "What does `git stash` keep?",
@@ -136,6 +138,7 @@ describe("a question that names an identifier", () => {
       "When did Caroline go to the LGBTQ support group?",
       "Is it safe, e.g. in production?",
       "Who won in 2019? I.e. the final.",
+      "A well-Known e-Mail from 5-10 people, -5 degrees",
     ])
       expect([query, Keyword.namesIdentifier(query)]).toEqual([query, false]);
   });
