@@ -1,7 +1,7 @@
 /** Request schemas for chat; the same schemas feed the OpenAPI document. */
 
 import { UNSTORABLE } from "../db/text";
-import { characters, coded, Id, unstorable } from "../document/schema";
+import { blank, characters, coded, Id, unstorable } from "../document/schema";
 import { Scope, SearchFilter } from "../search/schema";
 import * as z from "../zod";
 
@@ -38,7 +38,7 @@ const message = {
           message: `a message is ${count} characters; the limit is ${MAX_MESSAGE_CHARS}`,
           ...coded("chat.message_too_long", "too_large"),
         });
-      } else if (content.trim() === "") {
+      } else if (blank(content)) {
         ctx.addIssue({ code: "custom", message: "a message is empty", ...coded("chat.empty_message") });
       } else if (UNSTORABLE.test(content)) {
         ctx.addIssue({ code: "custom", ...unstorable("a message") });

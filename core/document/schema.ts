@@ -38,6 +38,12 @@ export const Id = z.string().check(
   z.regex(/^(?!\uFEFF)/, "cannot start with a byte-order mark (U+FEFF)"),
 );
 
+/**
+ * Text that shows nothing: white space and format characters only (a zero-width space, joiner or byte-order mark,
+ * which `trim` keeps), so a document, message or query of them is refused as empty.
+ */
+export const blank = (text: string) => /^[\s\p{Cf}]*$/u.test(text);
+
 /** A zod issue's own product code, and its status kind when it is not 400. */
 export const coded = (code: string, kind?: "too_large") => ({ params: kind ? { code, kind } : { code } });
 
@@ -67,7 +73,7 @@ export const Content = z.string().check(
         message: `content is ${count} characters; the limit is ${MAX_CONTENT_CHARS}`,
         ...coded("document.too_large", "too_large"),
       });
-    } else if (value.trim() === "") {
+    } else if (blank(value)) {
       ctx.addIssue({ code: "custom", message: "content is empty", ...coded("document.empty_content") });
     } else if (UNSTORABLE.test(value)) {
       ctx.addIssue({ code: "custom", ...unstorable("content") });

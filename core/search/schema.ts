@@ -1,7 +1,7 @@
 /** The `POST /v1/search` request; the same schema feeds the OpenAPI document and the chat route's filter. */
 
 import { UNSTORABLE } from "../db/text";
-import { Id, Importance, Metadata, unstorable } from "../document/schema";
+import { blank, Id, Importance, Metadata, unstorable } from "../document/schema";
 import * as z from "../zod";
 
 export const MAX_QUERY_CHARS = 2000;
@@ -102,7 +102,7 @@ export const SearchRequest = z
         error: (issue) =>
           `the query is ${[...String(issue.input)].length} characters; the limit is ${MAX_QUERY_CHARS}: search with its key words`,
       }),
-      z.refine((q) => q.trim() !== "", "query is empty"),
+      z.refine((q) => !blank(q), "query is empty"),
       z.refine((q) => !UNSTORABLE.test(q), unstorable("query")),
     ),
     topK: z._default(z.number().check(z.int(), z.gte(1), z.lte(MAX_TOP_K)), 5),

@@ -42,6 +42,7 @@ import { config } from "../../core/config";
 import { db } from "../../core/db";
 import { inLane } from "../../core/db/lane";
 import { UNSTORABLE } from "../../core/db/text";
+import { Id } from "../../core/document/schema";
 import { EngramError } from "../../core/error";
 import * as Gate from "../../core/gate";
 import * as Log from "../../core/log";
@@ -356,7 +357,11 @@ const admission = (): Middleware => {
   };
 };
 
-/** Path ids are compared with stored text, which never holds NUL or unpaired surrogates (a 500 from Postgres). */
+/**
+ * Path ids are compared with stored text, which never holds NUL or unpaired surrogates (a 500 from Postgres), and an
+ * id no document or conversation can have (a control character, over 256 characters) is refused as in a body, not
+ * answered "not found".
+ */
 function checkParams(params: Record<string, string>): void {
   for (const [name, value] of Object.entries(params)) {
     if (UNSTORABLE.test(value)) {
@@ -365,6 +370,13 @@ function checkParams(params: Record<string, string>): void {
         "request.invalid_path",
         `The path's ${name} contains a NUL character or an unpaired surrogate, which no ${name} can.`,
       );
+    }
+    const checked = Id.safeParse(value);
+    if (!checked.success) {
+      const message = `The path's ${name} ${checked.error.issues[0]?.message ?? "is not valid"}.`;
+      throw new EngramError("input", "request.invalid_path", message, {
+        details: [{ path: name, message: checked.error.issues[0]?.message }],
+      });
     }
   }
 }

@@ -215,11 +215,22 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(restore.body.error.message).toContain("/v1/documents/a%2Fb/restore.");
     });
 
-    it("answers 400 request.invalid_path for a path id whose percent-escapes are not UTF-8", async () => {
+    it("answers 400 request.invalid_path for a path id whose percent-escapes are not UTF-8, or that no id can be", async () => {
       for (const path of ["/v1/documents/%ZZ", "/v1/documents/%ED%A0%80", "/v1/conversations/a%"]) {
         const res = await invoke({ method: "GET", path, headers: auth() });
         expect(res.status, path).toBe(400);
         expect(res.body.error.code).toBe("request.invalid_path");
+      }
+      // An id no document can have is refused as in a body, not answered "not found".
+      for (const path of [
+        "/v1/documents/a%07b",
+        `/v1/documents/${"a".repeat(257)}`,
+        "/v1/documents/%20%20",
+        "/v1/conversations/a%0Ab",
+        "/v1/documents/a%01b/restore",
+      ]) {
+        const res = await invoke({ method: path.endsWith("restore") ? "POST" : "GET", path, headers: auth() });
+        expect([res.status, res.body.error.code], path).toEqual([400, "request.invalid_path"]);
       }
       // A well-formed escape is the character it encodes: a 404 for a document that is not there.
       const res = await invoke({ method: "GET", path: "/v1/documents/caf%C3%A9", headers: auth() });
@@ -257,6 +268,7 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
         "ingest.too_many_documents",
       ],
       ["whitespace content", { documents: [{ content: " \n\t " }] }, 400, "document.empty_content"],
+      ["content of zero-width spaces", { documents: [{ content: "\u200b\u2060 " }] }, 400, "document.empty_content"],
       [
         "content over 1,000,000 characters",
         { documents: [{ content: "x".repeat(1_000_001) }] },

@@ -383,6 +383,7 @@ describe.each(DRIVERS)("search on %s", (driver) => {
   it.each([
     [{ query: "" }, "query"],
     [{ query: "   " }, "query"],
+    [{ query: "\u200b\ufeff" }, "query"],
     [{ query: "x".repeat(2001) }, "query"],
     [{ query: "x", topK: 0 }, "topK"],
     [{ query: "x", topK: 51 }, "topK"],

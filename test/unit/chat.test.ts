@@ -810,6 +810,7 @@ describe("chat request validation", () => {
     ["an unknown role", { messages: [{ role: "bot", content: "x" }] }, "400 chat.invalid_role"],
     ["a 32,001-character message", { messages: [user("x".repeat(32_001))] }, "413 chat.message_too_long"],
     ["an empty message", { messages: [user("  ")] }, "400 chat.empty_message"],
+    ["a message of zero-width spaces", { messages: [user("\u200b \u200b")] }, "400 chat.empty_message"],
     ["a message with a NUL character", { messages: [user("a\u0000b")] }, "400 request.invalid_text"],
     ["topK 0", { messages: [user()], topK: 0 }, "400 request.invalid"],
     ["a conversation id that is blank", { messages: [user()], conversationId: " " }, "400 request.invalid"],
