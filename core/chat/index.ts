@@ -88,11 +88,17 @@ const sameMessage = (a: { role: string; content: string }, b: { role: string; co
   a.role === b.role && wordsOf(a.content) === wordsOf(b.content);
 
 /**
- * How many of `sent`'s first messages the conversation already holds (clients that resend history): the longest run
- * of them that repeats the end of `stored`, in order, where the client may have left out assistant messages (one that
- * keeps only its user's questions) and written an answer without its markers.
+ * How many of `sent`'s first messages the conversation already holds (clients that resend history), where the client
+ * may have left out assistant messages (one that keeps only its user's questions) and written an answer without its
+ * markers: the longest run of them that repeats the end of `stored`, in order, or that repeats `stored` from its start
+ * on (`stored` is the newest part of the conversation; messages sent before its first are older ones). The second is
+ * a client resending its history after an answer it never got: the conversation holds that answer after the history.
  */
 function overlap(stored: readonly ChatMessage[], sent: readonly ChatMessage[]): number {
+  return Math.max(heldAtEnd(stored, sent), heldFromStart(stored, sent));
+}
+
+function heldAtEnd(stored: readonly ChatMessage[], sent: readonly ChatMessage[]): number {
   for (let k = sent.length; k > 0; k--) {
     let i = k - 1;
     for (let j = stored.length - 1; j >= 0 && i >= 0; j--) {
@@ -103,6 +109,27 @@ function overlap(stored: readonly ChatMessage[], sent: readonly ChatMessage[]): 
     if (i < 0) return k;
   }
   return 0;
+}
+
+function heldFromStart(stored: readonly ChatMessage[], sent: readonly ChatMessage[]): number {
+  // The run starts at the first stored message, or at the first user message for a client that keeps only those.
+  const starts = stored.length
+    ? [0, stored.findIndex((m) => m.role === "user")].filter((s, n, all) => s >= 0 && all.indexOf(s) === n)
+    : [];
+  let best = 0;
+  for (const start of starts) {
+    for (let x = 0; x < sent.length; x++) {
+      if (!sameMessage(stored[start] as ChatMessage, sent[x] as ChatMessage)) continue;
+      let i = x;
+      for (let j = start; j < stored.length && i < sent.length; j++) {
+        const held = stored[j] as ChatMessage;
+        if (sameMessage(held, sent[i] as ChatMessage)) i++;
+        else if (held.role !== "assistant") break;
+      }
+      best = Math.max(best, i);
+    }
+  }
+  return best;
 }
 
 /** The search query: a long message's start says what it is about (never half a surrogate pair). */

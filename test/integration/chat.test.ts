@@ -293,6 +293,35 @@ describe.each(["pg", "neon-http"] as const)("chat on %s", (driver) => {
       expect(stored.body.messages).toHaveLength(4);
     });
 
+    it("does not store again the history a client resends after an answer it never got", async () => {
+      fake.reply = () => "Thirty days [1].";
+      const first = await ask({ messages: question("What is the refund window?") });
+      const conversationId = first.body.conversationId;
+      const resent = {
+        conversationId,
+        messages: [
+          { role: "user" as const, content: "What is the refund window?" },
+          { role: "assistant" as const, content: "Thirty days [1]." },
+          { role: "user" as const, content: "And shipping?" },
+        ],
+      };
+      await ask(resent);
+      // The answer was lost on the way; the client sends the same request again.
+      await ask(resent);
+
+      const stored = await invoke({ method: "GET", path: `/v1/conversations/${conversationId}`, headers: headers() });
+      // The question is asked again (a client sending only it could not be told from one asking twice), the history
+      // before it is not stored a second time.
+      expect(stored.body.messages.map((m: { role: string; content: string }) => `${m.role}: ${m.content}`)).toEqual([
+        "user: What is the refund window?",
+        "assistant: Thirty days [1].",
+        "user: And shipping?",
+        "assistant: Thirty days [1].",
+        "user: And shipping?",
+        "assistant: Thirty days [1].",
+      ]);
+    });
+
     it("knows resent history that keeps only the user's questions, or answers without their markers", async () => {
       fake.reply = () => "Thirty days [1].";
       const first = await ask({ messages: question("What is the refund window?") });
