@@ -231,7 +231,7 @@ export async function prepare(
     select id, key::text as key, content_hash as "contentHash", title, source, metadata, importance,
            conversation_id as "conversationId", chunk_count as "chunkCount",
            (deleted_at is null and (expires_at is null or expires_at > now())) as live,
-           extract(epoch from expires_at - updated_at)::float8 as "ttlSeconds"
+           ttl_seconds as "ttlSeconds"
     from documents where tenant_id = ${caller.tenantId} and owner = ${owner} and id = any(${arr(ids)})`;
   // The turns before a conversation's first documents in this request are stored ones: read in the same round trip,
   // as for new documents (the latest of the conversation).
@@ -634,9 +634,10 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keep
   return sql`
     with d as (
     insert into documents as d (tenant_id, owner, id, title, source, metadata, content, content_hash, importance,
-                                conversation_id, chunk_count, expires_at)
+                                conversation_id, chunk_count, expires_at, ttl_seconds)
     select ${tenantId}, ${owner}, t.id, t.title, t.source, t.metadata::jsonb, t.content, t.hash, t.importance,
-           t.conversation_id, t.chunk_count, case when t.ttl is null then null else now() + make_interval(secs => t.ttl) end
+           t.conversation_id, t.chunk_count, case when t.ttl is null then null else now() + make_interval(secs => t.ttl) end,
+           t.ttl
     from unnest(${col((p) => p.id)}::text[], ${col((p) => p.input.title ?? null)}::text[],
                 ${col((p) => p.input.source ?? null)}::text[], ${col((p) => JSON.stringify(p.input.metadata ?? {}))}::text[],
                 ${col((p) => p.input.content)}::text[], ${col((p) => p.hash)}::text[], ${col((p) => p.input.importance ?? 5)}::int[],
@@ -647,8 +648,13 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keep
       title = excluded.title, source = excluded.source, metadata = excluded.metadata, content = excluded.content,
       content_hash = excluded.content_hash, importance = excluded.importance, conversation_id = excluded.conversation_id,
       chunk_count = excluded.chunk_count,
-      expires_at = case when ${keepExpiry}::boolean and d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
-                        then coalesce(excluded.expires_at, d.expires_at) else excluded.expires_at end,
+      -- A live document keeps its expiry when sent the time to live it was set with, or, with keepExpiry, none.
+      expires_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+                          and (excluded.ttl_seconds = d.ttl_seconds or ${keepExpiry}::boolean and excluded.ttl_seconds is null)
+                        then d.expires_at else excluded.expires_at end,
+      ttl_seconds = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now())
+                           and ${keepExpiry}::boolean and excluded.ttl_seconds is null
+                         then d.ttl_seconds else excluded.ttl_seconds end,
       access_count = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.access_count else 0 end,
       last_accessed_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.last_accessed_at end,
       created_at = case when d.deleted_at is null and (d.expires_at is null or d.expires_at > now()) then d.created_at else now() end,
@@ -661,8 +667,8 @@ function upsertDocuments(tenantId: string, owner: string, plans: Planned[], keep
       and d.content_hash = excluded.content_hash and d.title is not distinct from excluded.title
       and d.source is not distinct from excluded.source and d.metadata = excluded.metadata
       and d.importance = excluded.importance and d.conversation_id is not distinct from excluded.conversation_id
-      and case when excluded.expires_at is null then ${keepExpiry}::boolean or d.expires_at is null
-               else excluded.expires_at - now() = d.expires_at - d.updated_at end, false)
+      and case when excluded.ttl_seconds is null then ${keepExpiry}::boolean or d.ttl_seconds is null
+               else excluded.ttl_seconds = d.ttl_seconds end, false)
     returning d.id, d.key, d.created_at = now() as created)
     select set_config(${DOCUMENT_KEYS}, (select coalesce(jsonb_object_agg(d.id, d.key), '{}')::text from d), true),
            set_config(${WRITTEN_STATUSES}, (

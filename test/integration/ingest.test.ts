@@ -373,6 +373,29 @@ describe.each(DRIVERS)("ingest on %s", (driver) => {
     expect((await ingest(alice, [{ ...doc, metadata: { topic: "y", a: 1 } }])).documents[0]?.status).toBe("updated");
   });
 
+  it("keeps an expiry when sent the TTL it was set with, after other changes too", async () => {
+    const doc = { id: "kept-ttl", content: "Expiry test about alpacas.", ttlSeconds: 1000 };
+    await ingest(alice, [doc]);
+    const set = (await Document.get(t.db, alice, "kept-ttl", { track: false })).expiresAt;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Each of these moved the expiry: the TTL was read back as expiry minus the last change's time.
+    await Ingest.patch(t.db, alice, "kept-ttl", { importance: 6 });
+    expect((await ingest(alice, [{ ...doc, importance: 6 }])).documents[0]?.status).toBe("unchanged");
+    expect(
+      (await ingest(alice, [{ ...doc, content: "Expiry test about alpacas and llamas." }])).documents[0]?.status,
+    ).toBe("updated");
+    await Ingest.patch(t.db, alice, "kept-ttl", { importance: 7 });
+    await Ingest.patch(t.db, alice, "kept-ttl", { ttlSeconds: 1000 });
+    expect((await Document.get(t.db, alice, "kept-ttl", { track: false })).expiresAt).toEqual(set);
+    // Another TTL sets it from now, and that one is kept in turn.
+    await Ingest.patch(t.db, alice, "kept-ttl", { ttlSeconds: 2000 });
+    const moved = (await Document.get(t.db, alice, "kept-ttl", { track: false })).expiresAt;
+    expect(Number(moved)).toBeGreaterThan(Number(set) + 900_000);
+    await Ingest.patch(t.db, alice, "kept-ttl", { title: "Alpacas" });
+    await ingest(alice, [{ ...doc, title: "Alpacas", ttlSeconds: 2000 }]);
+    expect((await Document.get(t.db, alice, "kept-ttl", { track: false })).expiresAt).toEqual(moved);
+  });
+
   it("replaces a document with what is sent, expiry included: sent again without a TTL, it no longer expires", async () => {
     const doc = { id: "replaced", content: "Replace test about otters.", importance: 8, ttlSeconds: 3600 };
     await ingest(alice, [doc]);
