@@ -95,8 +95,9 @@ export function toEvent(
   const method = (req.method ?? "GET").toUpperCase();
   const found = match(method, url.pathname);
   const headers: Record<string, string> = {};
-  for (const [name, value] of Object.entries(req.headers)) {
-    if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
+  // Every header sent twice is joined by commas, as API Gateway joins them (Node keeps only the first Authorization).
+  for (const [name, value] of Object.entries(req.headersDistinct)) {
+    if (value !== undefined) headers[name.toLowerCase()] = value.join(",");
   }
   // A body that is not UTF-8 text goes base64, as API Gateway sends binary, for the handler to refuse it whole.
   const binary = /^multipart\/form-data/i.test(headers["content-type"] ?? "") || !isUtf8(body);

@@ -152,6 +152,17 @@ export async function authenticate(db: Db, authorization: string | undefined): P
 export function keyFrom(authorization: string | undefined): { key: string; prefix: string; hash: string } {
   const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? "");
   const key = match?.[1];
+  // Two Authorization headers arrive joined by a comma (API Gateway's way, and the local server's): neither is used.
+  if (!key && /^Bearer\s+\S/i.test(authorization ?? "")) {
+    const what = /,\s*Bearer\s/i.test(authorization ?? "")
+      ? "more than one API key"
+      : "more than one word after Bearer";
+    throw new EngramError(
+      "auth",
+      "auth.invalid_key",
+      `The Authorization header holds ${what}; send one: 'Authorization: Bearer egm_...'.`,
+    );
+  }
   if (!key) throw new EngramError("auth", "auth.missing_key", "Send your API key as 'Authorization: Bearer egm_...'.");
   if (!KEY.test(key)) throw new EngramError("auth", "auth.invalid_key", "The API key is not valid.");
   return { key, prefix: prefixOf(key), hash: hashKey(key) };

@@ -55,6 +55,13 @@ describe.each(["pg", "neon-http"] as const)("the HTTP surface on %s", (driver) =
       expect(res.body.error.code).toBe("auth.missing_key");
     });
 
+    it("answers 401 auth.invalid_key, not missing_key, for a header holding more than a key", async () => {
+      for (const authorization of [`Bearer ${key} extra`, `Bearer ${key},Bearer ${key}`]) {
+        const res = await invoke({ method: "GET", path: "/v1/documents", headers: { authorization } });
+        expect([res.status, res.body.error.code]).toEqual([401, "auth.invalid_key"]);
+      }
+    });
+
     it("answers 401 for a well-formed key that does not exist", async () => {
       const res = await invoke({
         method: "GET",

@@ -151,6 +151,15 @@ describe("answers Node would write itself", () => {
     expectErrorShape(answer, 431, "request.headers_too_large");
   });
 
+  it("uses neither key of two Authorization headers, as API Gateway joins them", async () => {
+    const answer = await raw(
+      `GET /v1/stats HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${key}\r\nAuthorization: Bearer egm_other\r\n\r\n`,
+      { keepOpen: true },
+    );
+    expectErrorShape(answer, 401, "auth.invalid_key");
+    expect(JSON.parse(answer.body).error.message).toContain("more than one API key");
+  });
+
   it("answers 400 request.malformed in the error shape for a request that is not HTTP", async () => {
     expectErrorShape(await raw("HELLO THERE\r\n\r\n"), 400, "request.malformed");
   });
