@@ -179,11 +179,6 @@ export interface PreparedIngest {
 }
 
 /**
- * Plans an ingest (reads what is stored, chunks, embeds what is new) and returns the statements
- * that store it, without running them: `run` sends them as one batch, and chat sends them in the
- * same batch as the turn they belong to.
- */
-/**
  * Two documents of one request stored under one id, where one would silently replace the other: an id given that is
  * another document's derived id, or the same text twice without an id but with other fields (a title, metadata).
  * Ids given twice are refused by the schema; identical copies are one document.
@@ -209,6 +204,11 @@ function refuseClashes(documents: DocumentInput[], ids: string[]): void {
   }
 }
 
+/**
+ * Plans an ingest (reads what is stored, chunks, embeds what is new) and returns the statements
+ * that store it, without running them: `run` sends them as one batch, and chat sends them in the
+ * same batch as the turn they belong to.
+ */
 export async function prepare(
   db: Db,
   caller: Caller,

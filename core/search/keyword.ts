@@ -48,10 +48,10 @@ export interface KeywordQuery {
  * `--porcelain`, whose word is left out: the option counts for it) and snake_case names as written, in Unicode's
  * compatibility form (migrations/0027), so punctuation and tsquery operators in it are plain text. A chunk matches
  * on any of them (OR). Document frequencies, the chunk count and the average length come from `search_terms`
- * (migrations/0009), summed over the scope's owners. Matches are gathered from the rarest lexemes first, as long as their summed frequencies
- * stay within `cap` (the rarest always), then (`fill`), while fewer than `cap` are gathered, from the others; every
- * gathered chunk is scored on all lexemes: a chunk holding only the commonest words of a question is the one a cap
- * may leave out, and it would rank last. The cap is what bounds a search's time (docs/search.md, "Bounded work").
+ * (migrations/0009), summed over the scope's owners. Matches are gathered from the rarest lexemes first, as long as
+ * their summed frequencies stay within `cap` (the rarest always), then (`fill`), while fewer than `cap` are gathered,
+ * from the others; every gathered chunk is scored on all lexemes: a chunk holding only the commonest words of a
+ * question is the one a cap may leave out, and it would rank last. The cap is what bounds a search's time (docs/search.md, "Bounded work").
  */
 export function candidates(query: KeywordQuery): SQL[] {
   // In the compatibility form the chunks' words are indexed in (migrations/0027): `café` with a combining accent or

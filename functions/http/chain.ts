@@ -373,7 +373,7 @@ function checkParams(params: Record<string, string>): void {
     }
     const checked = Id.safeParse(value);
     if (!checked.success) {
-      const message = `The path's ${name} ${checked.error.issues[0]?.message ?? "is not valid"}.`;
+      const message = `The path's ${name} is no valid ${name}: ${checked.error.issues[0]?.message ?? "invalid"}.`;
       throw new EngramError("input", "request.invalid_path", message, {
         details: [{ path: name, message: checked.error.issues[0]?.message }],
       });
