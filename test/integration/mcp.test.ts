@@ -805,13 +805,18 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       rpc(3, "tools/list"),
       rpc(4, "tools/call"),
       rpc(5, "tools/call", { name: "remember", arguments: {} }),
+      // A batch, which POST /mcp takes and stdio does not (MCP 2025-06-18 dropped them): none of it runs.
+      `[${rpc(6, "ping")}]`,
     ]);
     const byId = (id: unknown) => replies.filter((reply) => reply.id === id);
+    const notOneMessage = { code: -32600, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" };
     expect(byId(null)).toEqual([
       { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: .*JSON/) } },
       { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: /) } },
-      { jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^Invalid Request: /) } },
+      { jsonrpc: "2.0", id: null, error: notOneMessage },
+      { jsonrpc: "2.0", id: null, error: notOneMessage },
     ]);
+    expect(byId(6)).toEqual([]);
     expect(byId(3)[0].result.tools).toHaveLength(5);
     expect(byId(4)[0].error).toEqual({
       code: -32602,
@@ -822,7 +827,7 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       content: [{ text: expect.stringMatching(/^request\.invalid: .*content/) }],
     });
     expect(byId("last")[0].result).toEqual({});
-    expect(replies).toHaveLength(8);
+    expect(replies).toHaveLength(9);
     expect(exitCode).toBe(0);
   });
 
