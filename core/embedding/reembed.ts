@@ -148,12 +148,16 @@ export async function tenantsWithStale(db: Db, model: string): Promise<{ id: str
     order by t.name`);
 }
 
-/** The tenant's re-embedding state, as stats and health show it. */
+/** The tenant's re-embedding state for the active model, as stats and health show it. */
 export interface State {
   model: string;
   /** Chunks of another model than the active one. */
   pending: number;
-  /** The last run's record, when one ever ran. */
+  /**
+   * The record of the tenant's last re-embedding, when it was to the active model. A move begun to another model (say
+   * one that failed before the configuration went back) is that model's to report and continue, as health counts only
+   * moves to the active model: nothing run with this one finishes it.
+   */
   run?: {
     model: string;
     startedAt: string;
@@ -176,7 +180,7 @@ export async function state(db: Db, tenantId: string, model: string): Promise<St
     }>(sql`
       select model, started_at as "startedAt", finished_at as "finishedAt", reembedded, last_error as "lastError",
              case when lease_until > now() then lease_until end as "leaseUntil"
-      from embedding_state where tenant_id = ${tenantId}`),
+      from embedding_state where tenant_id = ${tenantId} and model = ${model}`),
     pending(db, tenantId, model),
   ]);
   const row = rows[0];
