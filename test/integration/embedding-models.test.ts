@@ -231,7 +231,7 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     }
   });
 
-  it("reports in stats only a move to the active model: one to a model configured no more stays that model's", async () => {
+  it("reports in stats only a move to the active model: one to a model configured no more stays that model's until a run of the active one", async () => {
     setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0", EMBEDDING_DIMENSIONS: String(DIMS) });
     try {
       useDb(t.db);
@@ -257,6 +257,17 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
         lastError: expect.stringMatching(/provider down/),
       });
       expect(await Reembed.unfinished(t.db, "model-gone")).toContain(back.tenantId);
+      const gave = (await Reembed.state(t.db, back.tenantId, "model-gone")).run?.startedAt as string;
+
+      // `engram reembed` with the active model finds nothing to do: the record is then its own, started over.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const nothing = await Reembed.run(t.db, { tenantId: back.tenantId, embedder: configuredEmbedder() });
+      expect(nothing).toMatchObject({ stale: 0, reembedded: 0 });
+      const own = (await Document.stats(t.db, back)).embedding.reembed;
+      expect(own).toMatchObject({ model: OFFLINE_MODEL, reembedded: 0, lastError: null, runningUntil: null });
+      expect(own?.finishedAt).toBeTruthy();
+      expect(Date.parse(own?.startedAt as string)).toBeGreaterThan(Date.parse(gave));
+      expect(await Reembed.unfinished(t.db, "model-gone")).not.toContain(back.tenantId);
     } finally {
       setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" });
     }
