@@ -4,6 +4,7 @@
  * running local server when one owns the embedded folder, else in-process on the database.
  * stdout carries the protocol, so logs stay on stderr.
  */
+import { isUtf8 } from "node:buffer";
 import { Transform } from "node:stream";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
@@ -142,98 +143,99 @@ async function checkKey(api: EngramClient, url: string): Promise<void> {
  * zod's error for JSON that is no JSON-RPC message) and reads on; JSON-RPC 2.0 answers such a line,
  * with id null since none could be read, so the client is not left waiting for a reply.
  */
-function answerUnreadable(transport: StdioServerTransport, lines: { cut: boolean }): void {
+function answerUnreadable(transport: StdioServerTransport): void {
   transport.onerror = (error) => {
-    const cut = lines.cut;
-    lines.cut = false;
     const refusal =
       error instanceof SyntaxError
-        ? {
-            code: ErrorCode.ParseError,
-            message: cut
-              ? `Parse error: a line longer than ${MAX_LINE_BYTES / 1048576} MiB was cut and not read`
-              : `Parse error: ${error.message}`,
-          }
+        ? { code: ErrorCode.ParseError, message: `Parse error: ${error.message}` }
         : error instanceof $ZodError
           ? { code: ErrorCode.InvalidRequest, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" }
           : undefined;
-    if (!refusal) return;
-    // The SDK's type allows an error response without an id, not JSON-RPC's `id: null`.
-    const message = { jsonrpc: "2.0", id: null, error: refusal } as unknown as JSONRPCMessage;
-    transport.send(message).catch(() => {});
+    if (refusal) refuseLine(transport, refusal);
   };
 }
 
+/** Answers a line that was not read, with id null as none could be. */
+function refuseLine(transport: StdioServerTransport, refusal: LineRefusal): void {
+  // The SDK's type allows an error response without an id, not JSON-RPC's `id: null`.
+  const message = { jsonrpc: "2.0", id: null, error: refusal } as unknown as JSONRPCMessage;
+  transport.send(message).catch(() => {});
+}
+
+/** A JSON-RPC error for a line refused before the SDK's reader sees it. */
+export interface LineRefusal {
+  code: number;
+  message: string;
+  data?: { code: string };
+}
+
 const LF = 0x0a;
+const NEWLINE = Buffer.from([LF]);
 /** JSON's whitespace other than the newline that ends a line: space, tab, carriage return. */
 const BLANK = new Set([0x20, 0x09, 0x0d]);
 /**
- * The longest line passed on (8 MiB). The SDK's reader holds at most 10 MB, a partial line and the chunk after it, and
+ * The longest line read (8 MiB). The SDK's reader holds at most 10 MB, a partial line and the chunk after it, and
  * past that closes the transport: the server then read nothing more and ended without a word. The largest request the
  * tools take (`remember`'s 1,000,000 characters, escaped) fits.
  */
 export const MAX_LINE_BYTES = 8 * 1024 * 1024;
 
+/** As `POST /mcp` answers a body that is not UTF-8 (core/api/http.ts): the same code, the API's code in `data`. */
+const NOT_UTF8: LineRefusal = {
+  code: ErrorCode.ParseError,
+  message: "Parse error: The line is not valid UTF-8.",
+  data: { code: "request.invalid_utf8" },
+};
+
 /**
- * The input without its blank lines, and with lines longer than `maxLine` cut. The SDK's reader parses every line, so
- * an empty or whitespace-only one ("\r" from a CRLF client, a stray Enter) would be answered -32700; MCP transports
- * ignore such lines. JSON ignores whitespace before a value, so each line's leading whitespace is dropped as it
- * streams by, and a line that was nothing else goes with its newline. Nothing is held back: a line that grows past
- * `maxLine` is ended where it is (`cut` is called, then the reader answers the part it has with a parse error, id
- * null) and its rest is dropped up to its newline. Bytes are safe to test one by one: in UTF-8 no byte of a
- * multi-byte character is ASCII.
+ * The input as the SDK's reader is to read it: whole lines, one at a time, each valid UTF-8, and no blank ones. The
+ * reader decodes leniently, so a line of bad bytes (Latin-1 `café`) was stored with U+FFFD in their place; such a line
+ * is answered as `POST /mcp` answers such a body, through `refuse`, and the lines after it are read. So is a line
+ * longer than `maxLine`, as soon as it grows past it; its rest is dropped up to its newline. MCP transports ignore
+ * empty and whitespace-only lines ("\r" from a CRLF client, a stray Enter), which the reader would answer -32700;
+ * JSON ignores whitespace before a value, so each line's leading whitespace is dropped. A line is held until its
+ * newline (at most `maxLine` bytes), as the reader holds it anyway, and passed on alone, so the reader never holds more.
  */
-export function withoutBlankLines(maxLine = MAX_LINE_BYTES, cut: () => void = () => {}): Transform {
-  let lineStart = true;
-  /** Bytes of the current line passed on, or -1 while dropping the rest of a line that was cut. */
+export function inputLines(refuse: (refusal: LineRefusal) => void, maxLine = MAX_LINE_BYTES): Transform {
+  let parts: Buffer[] = [];
+  /** Bytes of the current line held, or -1 while dropping the rest of a line that was too long. */
   let length = 0;
+  const lineOut = (stream: Transform) => {
+    const line = Buffer.concat([...parts, NEWLINE]);
+    parts = [];
+    length = 0;
+    if (isUtf8(line)) stream.push(line);
+    else refuse(NOT_UTF8);
+  };
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
-      const kept: Buffer[] = [];
       let i = 0;
       while (i < chunk.length) {
         const end = chunk.indexOf(LF, i);
         const stop = end === -1 ? chunk.length : end;
-        if (length < 0) {
-          if (end === -1) break;
-          length = 0;
-          lineStart = true;
-          i = end + 1;
-          continue;
-        }
-        if (lineStart) {
-          const byte = chunk[i] as number;
-          if (byte === LF || BLANK.has(byte)) {
-            i++;
-            continue;
-          }
-          lineStart = false;
-        }
-        if (length + (stop - i) > maxLine) {
-          // End the line where the limit falls; what the reader holds of it is answered, the rest never read.
-          const room = maxLine - length;
-          kept.push(chunk.subarray(i, i + room), Buffer.from([LF]));
-          cut();
+        if (length === 0) while (i < stop && BLANK.has(chunk[i] as number)) i++;
+        if (length >= 0 && length + (stop - i) > maxLine) {
+          parts = [];
           length = -1;
-          i += room;
-          continue;
+          refuse({
+            code: ErrorCode.ParseError,
+            message: `Parse error: a line longer than ${maxLine / 1048576} MiB was cut and not read`,
+          });
+        } else if (length >= 0 && stop > i) {
+          parts.push(chunk.subarray(i, stop));
+          length += stop - i;
         }
-        if (end === -1) {
-          kept.push(chunk.subarray(i));
-          length += chunk.length - i;
-          break;
-        }
-        kept.push(chunk.subarray(i, end + 1));
-        i = end + 1;
+        if (end === -1) break;
+        if (length > 0) lineOut(this);
         length = 0;
-        lineStart = true;
+        i = end + 1;
       }
-      if (kept.length) done(null, Buffer.concat(kept));
-      else done();
+      done();
     },
     // A last line without its newline (`printf '{...}' | engram mcp`) is still a line: the SDK's reader waits for one.
     flush(done) {
-      done(null, lineStart || length < 0 ? undefined : Buffer.from([LF]));
+      if (length > 0) lineOut(this);
+      done();
     },
   });
 }
@@ -244,12 +246,11 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   if (["debug", "info"].includes(config().logLevel)) setConfig({ LOG_LEVEL: "warn" });
   const { memory, describe, background } = await memoryFor(options);
   const server = Mcp.server(memory, describe);
-  const lines = { cut: false };
-  const input = process.stdin.pipe(
-    withoutBlankLines(MAX_LINE_BYTES, () => {
-      lines.cut = true;
-    }),
-  );
+  // A line refused here is answered at once, as the reader's refusals are: their order among the answers is the
+  // client's to match by id, none having one.
+  const input = inputLines((refusal) => refuseLine(transport, refusal));
+  const transport = new StdioServerTransport(input, process.stdout);
+  process.stdin.pipe(input);
   // Ended when the filtered input is (its last line flushed and read), or when stdin goes without ending.
   const closed = new Promise<void>((resolve) => {
     input.once("end", resolve);
@@ -260,8 +261,7 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   // On the store itself, a client closing the server (the SDK's stdio client ends stdin, then sends SIGTERM two seconds
   // later) stops the background work first: a write it cut short would damage the embedded database's folder.
   if (background) exitCleanlyOnSignals(() => background.stop());
-  const transport = new StdioServerTransport(input, process.stdout);
-  answerUnreadable(transport, lines); // before connect, which keeps it and adds its own
+  answerUnreadable(transport); // before connect, which keeps it and adds its own
   await Mcp.connect(server, transport);
   const answered = answeringAll(transport);
   await closed;

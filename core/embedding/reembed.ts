@@ -148,12 +148,16 @@ export async function tenantsWithStale(db: Db, model: string): Promise<{ id: str
     order by t.name`);
 }
 
-/** The tenant's re-embedding state, as stats and health show it. */
+/** The tenant's re-embedding state for the active model, as stats and health show it. */
 export interface State {
   model: string;
   /** Chunks of another model than the active one. */
   pending: number;
-  /** The last run's record, when one ever ran. */
+  /**
+   * The record of the tenant's last re-embedding, when it was to the active model. A move begun to another model (say
+   * one that failed before the configuration went back) is that model's to report and continue, as health counts only
+   * moves to the active model: nothing run with this one finishes it.
+   */
   run?: {
     model: string;
     startedAt: string;
@@ -176,7 +180,7 @@ export async function state(db: Db, tenantId: string, model: string): Promise<St
     }>(sql`
       select model, started_at as "startedAt", finished_at as "finishedAt", reembedded, last_error as "lastError",
              case when lease_until > now() then lease_until end as "leaseUntil"
-      from embedding_state where tenant_id = ${tenantId}`),
+      from embedding_state where tenant_id = ${tenantId} and model = ${model}`),
     pending(db, tenantId, model),
   ]);
   const row = rows[0];
@@ -380,7 +384,10 @@ export async function run(db: Db, options: Options): Promise<Report> {
   return report;
 }
 
-/** Marks the tenant's record finished for `model` (creating it when there was nothing to do). */
+/**
+ * Marks the tenant's record finished for `model` (creating it when there was nothing to do). A record of another
+ * model is started over, as a run's lease starts it: it kept that run's start and count under this model's name.
+ */
 async function finish(
   db: Db,
   tenantId: string,
@@ -393,7 +400,12 @@ async function finish(
     insert into embedding_state as s (tenant_id, model, dimensions, finished_at)
     values (${tenantId}, ${model}, ${dimensions}, now())
     on conflict (tenant_id) do update set
-      model = excluded.model, dimensions = excluded.dimensions, finished_at = coalesce(s.finished_at, now()),
+      started_at = case when s.model = excluded.model then s.started_at else now() end,
+      reembedded = case when s.model = excluded.model then s.reembedded else 0 end,
+      reused = case when s.model = excluded.model then s.reused else 0 end,
+      tokens = case when s.model = excluded.model then s.tokens else 0 end,
+      finished_at = case when s.model = excluded.model then coalesce(s.finished_at, now()) else now() end,
+      model = excluded.model, dimensions = excluded.dimensions,
       runner = null, lease_until = null, last_error = null, updated_at = now()
     where ${runner === undefined ? sql`(s.lease_until is null or s.lease_until < now())` : sql`s.runner = ${runner}`}
       and (${!contextOnly}::boolean or s.context_only)

@@ -8,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import type { Caller } from "../../core/auth";
 import * as Cleanup from "../../core/cleanup";
 import { setConfig } from "../../core/config";
-import { compile, type Db } from "../../core/db";
+import { compile, type Db, useDb } from "../../core/db";
 import * as Document from "../../core/document";
 import { embedder as configuredEmbedder, type Embedder } from "../../core/embedding";
 import { OFFLINE_MODEL } from "../../core/embedding/offline";
 import { createOpenAIEmbedder, type OpenAIEmbedderOptions } from "../../core/embedding/openai";
 import * as Reembed from "../../core/embedding/reembed";
+import * as Health from "../../core/health";
 import * as Ingest from "../../core/ingest";
 import * as Search from "../../core/search";
 import { callerFor, DRIVERS, freshDb, type TestDb } from "../../kit/db";
@@ -230,6 +231,48 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     }
   });
 
+  it("reports in stats only a move to the active model: one to a model configured no more stays that model's until a run of the active one", async () => {
+    setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0", EMBEDDING_DIMENSIONS: String(DIMS) });
+    try {
+      useDb(t.db);
+      const back = await callerFor(t.db, "went-back", "u1");
+      await Ingest.run(t.db, back, docs("g", 3), { embedder: configuredEmbedder() });
+      const reembedding = async () => (await Health.check()).embedder.reembedding;
+      const before = await reembedding();
+      // `engram reembed` configured for another model, whose provider is down; then the configuration goes back.
+      const gone = model("model-gone", { failOnCall: 1 });
+      const failed = await Reembed.run(t.db, { tenantId: back.tenantId, embedder: gone.embedder });
+      expect(failed).toMatchObject({ stopped: "error", reembedded: 0, remaining: 3 });
+
+      expect((await Document.stats(t.db, back)).embedding).toEqual({
+        model: OFFLINE_MODEL,
+        dimensions: DIMS,
+        stale: 0,
+        reembed: null,
+      });
+      expect(await reembedding()).toBe(before);
+      // Kept for that model: configured again, its processes report it and continue it.
+      expect((await Reembed.state(t.db, back.tenantId, "model-gone")).run).toMatchObject({
+        finishedAt: null,
+        lastError: expect.stringMatching(/provider down/),
+      });
+      expect(await Reembed.unfinished(t.db, "model-gone")).toContain(back.tenantId);
+      const gave = (await Reembed.state(t.db, back.tenantId, "model-gone")).run?.startedAt as string;
+
+      // `engram reembed` with the active model finds nothing to do: the record is then its own, started over.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      const nothing = await Reembed.run(t.db, { tenantId: back.tenantId, embedder: configuredEmbedder() });
+      expect(nothing).toMatchObject({ stale: 0, reembedded: 0 });
+      const own = (await Document.stats(t.db, back)).embedding.reembed;
+      expect(own).toMatchObject({ model: OFFLINE_MODEL, reembedded: 0, lastError: null, runningUntil: null });
+      expect(own?.finishedAt).toBeTruthy();
+      expect(Date.parse(own?.startedAt as string)).toBeGreaterThan(Date.parse(gave));
+      expect(await Reembed.unfinished(t.db, "model-gone")).not.toContain(back.tenantId);
+    } finally {
+      setConfig({ LOG_LEVEL: "silent", SEARCH_QUERY_CACHE_TTL_SECONDS: "0" });
+    }
+  });
+
   it("leaves a run another process holds to it when asked to begin another, and says which", async () => {
     const held = await callerFor(t.db, "held-run");
     await t.db.query(sql`
@@ -239,7 +282,8 @@ describe.each(DRIVERS)("switching embedding models on %s", (driver) => {
     const asked = await Reembed.begin(t.db, held.tenantId, "model-new", DIMS);
 
     expect(asked.busy).toMatchObject({ model: "model-held" });
-    expect((await Reembed.state(t.db, held.tenantId, "model-new")).run?.model).toBe("model-held");
+    expect((await Reembed.state(t.db, held.tenantId, "model-held")).run).toMatchObject({ finishedAt: null });
+    expect((await Reembed.state(t.db, held.tenantId, "model-new")).run).toBeUndefined();
     await t.db.query(
       sql`update embedding_state set lease_until = null, finished_at = now() where tenant_id = ${held.tenantId}`,
     );

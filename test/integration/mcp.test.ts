@@ -76,14 +76,18 @@ async function overStdio(env: Record<string, string>): Promise<Client> {
   return client;
 }
 
+const NL = Buffer.from("\n");
+
 /**
  * `engram mcp` driven by hand, as a black-box tester does: writes `lines` to stdin and a last `ping`,
  * reads stdout until that ping is answered, then closes stdin; returns every line it wrote as JSON.
  */
-async function byHand(lines: string[], env: Record<string, string> = {}) {
+async function byHand(lines: (string | Buffer)[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, ["bin/engram.js", "mcp"], { env: mcpEnv(env) });
   const exited = new Promise<number | null>((resolve) => child.once("close", resolve));
-  child.stdin.write([...lines, rpc("last", "ping")].map((line) => `${line}\n`).join(""));
+  child.stdin.write(
+    Buffer.concat([...lines, rpc("last", "ping")].map((line) => Buffer.concat([Buffer.from(line), NL]))),
+  );
   const replies: any[] = [];
   for await (const line of createInterface({ input: child.stdout })) {
     replies.push(JSON.parse(line));
@@ -135,9 +139,8 @@ async function start(env: Record<string, string>, args: string[] = []) {
 const rpc = (id: number | string | undefined, method: string, params?: object) =>
   JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, ...(params ? { params } : {}) });
 
-/** A raw `POST /mcp` of `body` (any JSON), as a client without the SDK sends it. */
-/** POSTs `text` to /mcp as it is, JSON or not. */
-const postMcpText = (text: string, key: string, userId?: string) =>
+/** POSTs `text` to /mcp as it is, JSON or not (bytes as they are, UTF-8 or not). */
+const postMcpText = (text: string | Uint8Array<ArrayBuffer>, key: string, userId?: string) =>
   fetch(`${server.url}/mcp`, {
     method: "POST",
     headers: {
@@ -802,13 +805,18 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       rpc(3, "tools/list"),
       rpc(4, "tools/call"),
       rpc(5, "tools/call", { name: "remember", arguments: {} }),
+      // A batch, which POST /mcp takes and stdio does not (MCP 2025-06-18 dropped them): none of it runs.
+      `[${rpc(6, "ping")}]`,
     ]);
     const byId = (id: unknown) => replies.filter((reply) => reply.id === id);
+    const notOneMessage = { code: -32600, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" };
     expect(byId(null)).toEqual([
       { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: .*JSON/) } },
       { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: /) } },
-      { jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^Invalid Request: /) } },
+      { jsonrpc: "2.0", id: null, error: notOneMessage },
+      { jsonrpc: "2.0", id: null, error: notOneMessage },
     ]);
+    expect(byId(6)).toEqual([]);
     expect(byId(3)[0].result.tools).toHaveLength(5);
     expect(byId(4)[0].error).toEqual({
       code: -32602,
@@ -819,7 +827,37 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       content: [{ text: expect.stringMatching(/^request\.invalid: .*content/) }],
     });
     expect(byId("last")[0].result).toEqual({});
-    expect(replies).toHaveLength(8);
+    expect(replies).toHaveLength(9);
+    expect(exitCode).toBe(0);
+  });
+
+  it("refuses a line that is not UTF-8 -32700 as POST /mcp refuses such a body, storing nothing, and reads on", async () => {
+    // Latin-1 é: decoded leniently, it was stored as U+FFFD and answered "Remembered".
+    const remember = (id: number) =>
+      Buffer.from(
+        `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"remember","arguments":{"content":"caf\xe9 latin1"}}}`,
+        "latin1",
+      );
+    const { replies, exitCode } = await byHand(
+      [
+        rpc(1, "initialize", {
+          protocolVersion: "2025-06-18",
+          capabilities: {},
+          clientInfo: { name: "t", version: "1" },
+        }),
+        rpc(undefined, "notifications/initialized"),
+        remember(2),
+        rpc(3, "tools/call", { name: "list_memories", arguments: {} }),
+      ],
+      { ENGRAM_USER_ID: "latin1" },
+    );
+    const http = await (await postMcpText(remember(2), acme)).json();
+    expect(http).toMatchObject({ id: null, error: { code: -32700, data: { code: "request.invalid_utf8" } } });
+    expect(replies.filter((reply) => reply.id === null)).toEqual([
+      { jsonrpc: "2.0", id: null, error: { ...http.error, message: "Parse error: The line is not valid UTF-8." } },
+    ]);
+    expect(replies.find((reply) => reply.id === 2)).toBeUndefined();
+    expect(replies.find((reply) => reply.id === 3).result.structuredContent.documents).toEqual([]);
     expect(exitCode).toBe(0);
   });
 

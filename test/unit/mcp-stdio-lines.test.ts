@@ -1,51 +1,73 @@
 /**
- * `engram mcp`'s input filter: blank and whitespace-only lines never reach the SDK's reader, every other line does, and
- * a line past the bound is cut short.
+ * `engram mcp`'s input filter: blank and whitespace-only lines never reach the SDK's reader, every other line does,
+ * whole and valid UTF-8, and a line that is not UTF-8, or past the bound, is refused instead.
  */
 import { Readable } from "node:stream";
 import { text } from "node:stream/consumers";
 import { describe, expect, it } from "vitest";
-import { withoutBlankLines } from "../../cli/mcp";
+import { inputLines, type LineRefusal } from "../../cli/mcp";
 
-/** What the reader gets when `chunks` arrive one by one. */
-const filtered = (chunks: string[]) => text(Readable.from(chunks.map((c) => Buffer.from(c))).pipe(withoutBlankLines()));
+/** What the reader gets when `chunks` arrive one by one, and what was refused. */
+async function filtered(chunks: (string | Buffer)[], maxLine?: number) {
+  const refused: LineRefusal[] = [];
+  const lines = inputLines((refusal) => refused.push(refusal), maxLine);
+  const out = await text(Readable.from(chunks.map((c) => (typeof c === "string" ? Buffer.from(c) : c))).pipe(lines));
+  return { out, refused };
+}
 
-describe("withoutBlankLines", () => {
+const NOT_UTF8 = {
+  code: -32700,
+  message: "Parse error: The line is not valid UTF-8.",
+  data: { code: "request.invalid_utf8" },
+};
+
+describe("inputLines", () => {
   it("drops empty, CR-only and whitespace-only lines and keeps the others whole", async () => {
-    expect(await filtered(['\n\r\n \t \r\n{"id":1}\r\n\n   \n{bad\n'])).toBe('{"id":1}\r\n{bad\n');
+    expect((await filtered(['\n\r\n \t \r\n{"id":1}\r\n\n   \n{bad\n'])).out).toBe('{"id":1}\r\n{bad\n');
   });
 
   it("drops a line's leading whitespace, which JSON ignores, and nothing after it", async () => {
-    expect(await filtered(['  \t{"a": " x "}  \n'])).toBe('{"a": " x "}  \n');
+    expect((await filtered(['  \t{"a": " x "}  \n'])).out).toBe('{"a": " x "}  \n');
   });
 
   it("reads lines split anywhere across chunks, multi-byte characters included", async () => {
     const input = ' \r\n  {"note":"café ☕"}\n\r\n{"b":2}\n';
-    const bytes = Buffer.from(input);
     // Every byte its own chunk: a blank line, a line start and a character each cut in pieces.
-    const chunks = [...bytes].map((b) => Buffer.from([b]));
-    const out = await text(Readable.from(chunks).pipe(withoutBlankLines()));
-    expect(out).toBe('{"note":"café ☕"}\n{"b":2}\n');
+    const chunks = [...Buffer.from(input)].map((b) => Buffer.from([b]));
+    expect(await filtered(chunks)).toEqual({ out: '{"note":"café ☕"}\n{"b":2}\n', refused: [] });
   });
 
   it("ends a last line sent without its newline, so the reader, which waits for one, gets it", async () => {
-    expect(await filtered(["\n", '  {"partial":'])).toBe('{"partial":\n');
+    expect((await filtered(["\n", '  {"partial":'])).out).toBe('{"partial":\n');
     // Nothing is added after a line that ended, or to input of blank lines only.
-    expect(await filtered(['{"a":1}\n'])).toBe('{"a":1}\n');
-    expect(await filtered(["\n", "  \n"])).toBe("");
+    expect((await filtered(['{"a":1}\n'])).out).toBe('{"a":1}\n');
+    expect((await filtered(["\n", "  \n"])).out).toBe("");
   });
 
-  it("cuts a line past the bound where it falls, drops its rest, and reads the lines after it", async () => {
-    let cuts = 0;
+  it("refuses a line that is not UTF-8 as POST /mcp refuses such a body, and reads the lines around it", async () => {
+    // Latin-1 é (0xe9), which a lenient decoder stores as U+FFFD; split from its line's end by a chunk boundary.
+    const latin1 = Buffer.from('{"id":2,"content":"caf\xe9 latin1"}', "latin1");
+    const { out, refused } = await filtered(['{"id":1}\n', latin1.subarray(0, 22), latin1.subarray(22), '\n{"id":3}']);
+    expect(out).toBe('{"id":1}\n{"id":3}\n');
+    expect(refused).toEqual([NOT_UTF8]);
+    // A multi-byte character cut off by the line's end, an overlong encoding and an encoded surrogate too.
+    for (const bad of [
+      [0xe2, 0x98],
+      [0xc0, 0xaf],
+      [0xed, 0xa0, 0x80],
+    ]) {
+      const line = Buffer.concat([Buffer.from('{"x":"'), Buffer.from(bad), Buffer.from('"}\n')]);
+      expect(await filtered([line, '{"ok":1}\n'])).toEqual({ out: '{"ok":1}\n', refused: [NOT_UTF8] });
+    }
+    // The last line, without its newline, too.
+    expect(await filtered(['{"a":1}\n', Buffer.from([0x7b, 0xff])])).toEqual({ out: '{"a":1}\n', refused: [NOT_UTF8] });
+  });
+
+  it("refuses a line past the bound as soon as it grows past it, drops its rest, and reads the lines after it", async () => {
     const chunks = ['{"id":1}\n{"id":2,"x":"', "a".repeat(30), 'bbbb"}\n{"id":3}\n', '{"id":4,"y":"', "c".repeat(20)];
-    const out = await text(
-      Readable.from(chunks.map((c) => Buffer.from(c))).pipe(
-        withoutBlankLines(24, () => {
-          cuts++;
-        }),
-      ),
-    );
-    expect(out).toBe(`{"id":1}\n{"id":2,"x":"${"a".repeat(11)}\n{"id":3}\n{"id":4,"y":"${"c".repeat(11)}\n`);
-    expect(cuts).toBe(2);
+    const { out, refused } = await filtered(chunks, 24);
+    expect(out).toBe('{"id":1}\n{"id":3}\n');
+    expect(refused).toHaveLength(2);
+    expect(refused[0]).toEqual({ code: -32700, message: expect.stringMatching(/^Parse error: a line longer than/) });
   });
 });
