@@ -15,6 +15,7 @@ import { STALE_COUNT_MAX } from "../core/search/vector";
 import { type Client, connect, type Target } from "./client";
 import { collectFiles, coveredBy, type FileDocument, readDocuments } from "./files";
 import { LOCAL_TENANT } from "./local";
+import { printable } from "./printable";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -341,8 +342,9 @@ export function registerDataCommands(program: Command): void {
         `${count(totals.chunks, "chunk")} (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ` +
         `${options.prune ? (failed ? "none pruned (a file failed), " : `${pruned.length} pruned, `) : ""}${seconds.toFixed(1)}s`,
     );
-    for (const s of skipped) console.log(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`);
-    for (const id of pruned) console.log(`  pruned ${id}`);
+    // A file's name, a record's path and a reason quoting a file are anyone's text: one line each, nothing a terminal obeys.
+    for (const s of skipped) console.log(printable(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`));
+    for (const id of pruned) console.log(printable(`  pruned ${id}`));
     if (pruning) throw pruning;
   });
 
@@ -368,12 +370,16 @@ export function registerDataCommands(program: Command): void {
       : "";
     if (!response.results.length) return console.log(stale ? `no results (${stale})` : "no results");
     if (stale && options.mode !== "keyword") console.error(`note: ${stale}`);
-    // Each result names its space (user or shared): a user's document and a shared one may have the same id.
+    // Each result names its space (user or shared): a user's document and a shared one may have the same id. Titles,
+    // headings and text are whoever stored them: printable, as a terminal would obey an escape sequence in them.
     for (const [i, r] of response.results.entries()) {
       const snippet = r.content.replace(/\s+/g, " ").slice(0, 160);
       console.log(
-        `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${r.scope}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
+        printable(
+          `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${r.scope}, ${response.scale} ${r.score.toFixed(4)})`,
+        ),
       );
+      console.log(`   ${printable(snippet)}${r.content.length > 160 ? "…" : ""}`);
     }
   });
 
@@ -404,12 +410,15 @@ export function registerDataCommands(program: Command): void {
       );
     });
     if (options.json) return console.log(JSON.stringify(response));
-    console.log(response.message.content);
+    // The answer quotes stored text (an extractive answer is made of it): in lines, nothing a terminal obeys.
+    console.log(printable(response.message.content, { lines: true }));
     for (const c of response.citations)
       console.log(
-        `  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId}, ${c.scope})`,
+        printable(
+          `  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId}, ${c.scope})`,
+        ),
       );
-    console.log(`  conversation ${response.conversationId} · ${response.model}`);
+    console.log(printable(`  conversation ${response.conversationId} · ${response.model}`));
   });
 
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(

@@ -18,6 +18,7 @@ import * as Tenant from "../core/tenant";
 import { ensureSaid } from "./client";
 import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
+import { printable } from "./printable";
 
 // `engram search … | head` closes stdout early: the reader has what it wanted, so stop quietly (no stack trace), with
 // the exit code the command already set (an ingest with failed files is 1 however much of its summary was read).
@@ -43,7 +44,8 @@ const program = new Command("engram")
   .version(VERSION)
   // A usage error is one line, as every other error (commander's own hint would be a second).
   .configureOutput({
-    outputError: (text, write) => write(`engram: ${text.trim().replace(/^error: /, "")} (run with --help for usage)\n`),
+    outputError: (text, write) =>
+      write(`engram: ${printable(text.trim().replace(/^error: /, ""))} (run with --help for usage)\n`),
   })
   .exitOverride()
   // A command's stdout is its answer (a key, JSON, a summary); the server's log is its output.
@@ -127,7 +129,7 @@ keys
     for (const k of list) {
       const state = k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active";
       const used = k.lastUsedAt ? `last used ${k.lastUsedAt.toISOString()}` : "never used";
-      console.log(`${k.prefix}  ${state.padEnd(33)} ${used.padEnd(35)} ${k.name ?? ""}`.trimEnd());
+      console.log(printable(`${k.prefix}  ${state.padEnd(33)} ${used.padEnd(35)} ${k.name ?? ""}`.trimEnd()));
     }
   });
 keys
@@ -167,7 +169,9 @@ tenants
     for (const t of all) {
       const limits = Object.entries(t.rateLimits).map(([k, v]) => `${k} ${v}`);
       const keys = `${t.activeKeys} active key${t.activeKeys === 1 ? "" : "s"}`;
-      console.log(`${t.name}  ${keys.padEnd(14)} ${limits.length ? `limits: ${limits.join(", ")}` : "default limits"}`);
+      console.log(
+        printable(`${t.name}  ${keys.padEnd(14)} ${limits.length ? `limits: ${limits.join(", ")}` : "default limits"}`),
+      );
     }
   });
 
@@ -322,7 +326,8 @@ try {
     // --help and --version exit 0; usage errors were already printed by commander.
     process.exitCode = error.exitCode;
   } else {
-    console.error(`engram: ${describe(error)}`);
+    // A message may quote what anyone stored or typed (a path, a name, a server's answer): one line a terminal only shows.
+    console.error(`engram: ${printable(describe(error))}`);
     process.exitCode = 1;
   }
   await closeDb().catch(() => {});

@@ -159,3 +159,47 @@ describe("engram search and chat --scope", () => {
     }
   }, 120_000);
 });
+
+describe("engram's output for people", () => {
+  const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
+  // A control character but the newline that ends a line.
+  const CONTROL = /[^\P{Cc}\n]/u;
+
+  it("shows the control characters of stored text and of file names, never sends them to the terminal", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-escapes-"));
+    const text = "Escape test about wombats \x1b[31mRED\x1b[0m and \x1b]0;pwned\x07 title\n";
+    writeFileSync(join(folder, "esc.txt"), text);
+    const record = { id: "marsupials", title: "Wombats\x1b[2J\x9b", content: "Wombats dig burrows \x1b[5mblink." };
+    writeFileSync(join(folder, "records.jsonl"), `${JSON.stringify(record)}\n`);
+    const newline = join(mkdtempSync(join(tmpdir(), "engram-cli-escapes-")), "new\nline.md");
+    writeFileSync(newline, "");
+    const ingested = await engram(["ingest", folder, newline, "--tenant", "escapes"], local);
+    expect(ingested.code).toBe(1);
+    expect(ingested.stdout).not.toMatch(CONTROL);
+    const failed = ingested.stdout.split("\n").filter((line) => line.startsWith("  failed "));
+    expect(failed).toEqual([expect.stringMatching(/^ {2}failed .*new\\x0aline\.md: .*\(extract\.empty\)$/)]);
+
+    const search = await engram(["search", "wombats", "--tenant", "escapes"], local);
+    expect(search.code).toBe(0);
+    expect(search.stdout).not.toMatch(CONTROL);
+    expect(search.stdout).toContain("wombats \\x1b[31mRED\\x1b[0m and \\x1b]0;pwned\\x07 title");
+    expect(search.stdout).toContain("Wombats\\x1b[2J\\x9b");
+
+    const chat = await engram(["chat", "Where do wombats dig burrows?", "--tenant", "escapes"], local);
+    expect(chat.code).toBe(0);
+    expect(chat.stdout).not.toMatch(CONTROL);
+    expect(chat.stdout).toContain("\\x1b[");
+    expect(chat.stdout).toMatch(/^ {2}\[\d+\] Wombats\\x1b\[2J\\x9b \(marsupials, shared\)$/m);
+
+    // --json is JSON's own escaping, unchanged.
+    const json = await engram(["search", "wombats", "--tenant", "escapes", "--json"], local);
+    expect(JSON.parse(json.stdout).results.map((r: { content: string }) => r.content)).toContain(text.trim());
+  }, 120_000);
+
+  it("keeps an error quoting what was typed to one line a terminal only shows", async () => {
+    const res = await engram(["chat", "hello", "--conversation", "x", "--scope", "mine\x1b[31m"], local);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("mine\\x1b[31m");
+    expect(res.stderr).not.toMatch(CONTROL);
+  });
+});
