@@ -1,6 +1,7 @@
 /** `ingest`, `search`, `chat`, `stats`, `cleanup`: the API from the command line. */
 import { SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError, Option } from "commander";
+import type { Stats as ApiStats } from "../client";
 import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
 import * as Statistics from "../core/db/statistics";
@@ -425,9 +426,52 @@ export function registerDataCommands(program: Command): void {
     async (options: TargetOptions) => {
       const client = await connect(targetOf(options), { create: false });
       const stats = client.kind === "http" ? await client.api.stats() : await Document.stats(client.db, client.caller);
-      console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
+      if (options.json) return console.log(JSON.stringify(stats));
+      for (const line of statsText(stats, targetOf(options).user)) console.log(printable(line));
     },
   );
+}
+
+/** How many conversations `engram stats` names; the rest are counted. */
+const CONVERSATIONS_SHOWN = 5;
+
+/** `engram stats` for people: a line a measure, in the words of docs/contract.md's stats fields. */
+function statsText(stats: Document.Stats | ApiStats, user: string | undefined): string[] {
+  const n = (value: number) => value.toLocaleString("en-US");
+  const time = (value: Date | string) => new Date(value).toISOString();
+  const { embedding: e, byConversation: conversations } = stats;
+  const shown = conversations.slice(0, CONVERSATIONS_SHOWN);
+  const more = conversations.length - shown.length;
+  const run = e.reembed;
+  const share = stats.chunks ? ` (${((e.stale / stats.chunks) * 100).toFixed(1)}%)` : "";
+  return [
+    `tenant         ${stats.tenant}, ${user ? `user ${user}'s space` : "the shared space"}`,
+    `documents      ${n(stats.documents.total)}${stats.documents.deleted ? ` (and ${n(stats.documents.deleted)} deleted, restorable until the cleanup purges them)` : ""}`,
+    `chunks         ${n(stats.chunks)}`,
+    `embedding      ${e.model}, ${e.dimensions} dims`,
+    `stale chunks   ${
+      e.stale
+        ? `${n(e.stale)}${share} of another model: keyword search finds them, vector search not until \`engram reembed\``
+        : "none"
+    }`,
+    `re-embedding   ${
+      !run
+        ? "never run in this tenant"
+        : run.runningUntil
+          ? `to ${run.model}, running: ${n(run.reembedded)} chunks moved since ${time(run.startedAt)}`
+          : run.finishedAt
+            ? `to ${run.model}, finished ${time(run.finishedAt)}: ${n(run.reembedded)} chunks moved`
+            : `to ${run.model}, unfinished${run.lastError ? ` (stopped: ${run.lastError.replace(/\.$/, "")})` : ""}: ${n(run.reembedded)} chunks moved; the cleanup or \`engram reembed\` continues it`
+    }`,
+    `conversations  ${
+      conversations.length
+        ? `${n(conversations.length)}: ${shown.map((c) => `${c.conversationId} (${count(c.documents, "document")})`).join(", ")}${more ? `, and ${n(more)} more` : ""}`
+        : "none"
+    }`,
+    `importance     ${stats.averageImportance === null ? "none (no documents)" : `${stats.averageImportance} on average`}`,
+    `accessed       ${count(stats.totalAccessCount, "time")}`,
+    `last ingest    ${stats.lastIngestAt ? time(stats.lastIngestAt) : "never"}`,
+  ];
 }
 
 /** `-k abc` is the user's mistake, said in their terms (the API's own message named a field and `null`). */

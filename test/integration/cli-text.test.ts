@@ -203,3 +203,41 @@ describe("engram's output for people", () => {
     expect(res.stderr).not.toMatch(CONTROL);
   });
 });
+
+describe("engram stats", () => {
+  const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
+
+  it("prints its counts a line each for people, and the API's answer on one line with --json", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-stats-"));
+    const records = [
+      { id: "a", content: "Apples are picked in autumn.", conversationId: "conv_orchard", importance: 8 },
+      { id: "b", content: "Pears ripen after picking.", conversationId: "conv_orchard", importance: 6 },
+      { id: "c", content: "Plums are dried into prunes." },
+    ];
+    writeFileSync(join(folder, "fruit.jsonl"), records.map((r) => JSON.stringify(r)).join("\n"));
+    expect((await engram(["ingest", folder, "--tenant", "counted"], local)).code).toBe(0);
+
+    const json = await engram(["stats", "--tenant", "counted", "--json"], local);
+    expect(json.stdout.trim().split("\n")).toHaveLength(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ tenant: "counted", documents: { total: 3 }, chunks: 3 });
+
+    const human = await engram(["stats", "--tenant", "counted"], local);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^tenant +counted, the shared space\n/);
+    expect(human.stdout).toMatch(/^documents +3\n/m);
+    expect(human.stdout).toMatch(/^chunks +3\n/m);
+    expect(human.stdout).toMatch(/^stale chunks +none\n/m);
+    expect(human.stdout).toMatch(/^re-embedding +never run in this tenant\n/m);
+    expect(human.stdout).toMatch(/^conversations +1: conv_orchard \(2 documents\)\n/m);
+    expect(human.stdout).toMatch(/^importance +6\.33 on average\n/m);
+    expect(human.stdout).toMatch(/^last ingest +20\d\d-\d\d-\d\dT[\d:.]+Z\n$/m);
+    expect(human.stdout).not.toContain("{");
+
+    // Configured for another model, every chunk stored is stale: its share is said, and what to do.
+    const other = await engram(["stats", "--tenant", "counted"], { OPENAI_API_KEY: "sk-never-used" });
+    expect(other.code).toBe(0);
+    expect(other.stdout).toMatch(
+      /^stale chunks +3 \(100\.0%\) of another model: keyword search finds them, vector search not until `engram reembed`\n/m,
+    );
+  }, 120_000);
+});

@@ -548,7 +548,7 @@ describe("the CLI on embedded PGlite", () => {
     const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
     const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent" };
     for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete env[name];
-    const stats = () => run("node", [BIN, "stats"], { env, timeout: 60_000 });
+    const stats = () => run("node", [BIN, "stats", "--json"], { env, timeout: 60_000 });
 
     const first = await stats();
     const second = await stats();
