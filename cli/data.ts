@@ -150,7 +150,7 @@ export function registerDataCommands(program: Command): void {
     });
     const { files, skipped } = await collectFiles(paths);
     const totals = {
-      files: files.length,
+      files: 0,
       documents: 0,
       chunks: 0,
       embedded: 0,
@@ -270,10 +270,18 @@ export function registerDataCommands(program: Command): void {
     }
     if (!interrupted) bar?.update(files.length);
     bar?.stop();
+    // The files this run dealt with: stored, or read (or refused) and listed as failed or skipped. Interrupted, those
+    // never read (or read but not yet sent) are not among them: the line above the summary counts them.
+    totals.files = done;
 
     async function readAndStore() {
       for (const file of files) {
         if (interrupted) break;
+        if (file.refused) {
+          skipped.push({ path: file.path, reason: file.refused, failed: true });
+          pendingFiles++;
+          continue;
+        }
         const read = await readDocuments(file.path, file.root);
         // A file named on the command line that gave nothing is a failure; its skipped records, as in any file, are not.
         const nothing = file.given && !read.documents.length;
@@ -298,6 +306,9 @@ export function registerDataCommands(program: Command): void {
       // Interrupted, the batch not yet sent is left out: its files count as not stored.
       if (!interrupted) await flush();
       await Promise.all(inFlight);
+      // The files read since the last batch that gave it nothing (failed, refused, nothing to ingest) are dealt with;
+      // interrupted with a batch not sent, its files are not.
+      if (!batch.length) done += pendingFiles;
       // Embedded PGlite has no autovacuum: the next searches plan with statistics of what was just stored.
       if (client.kind !== "http") await Statistics.refresh(client.db);
       if (failure) throw failure;

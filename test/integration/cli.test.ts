@@ -358,6 +358,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
 
       // Two folders that would give the same ids in one run: the second is refused, not written over the first.
       const both = await engram(["ingest", folder, join(base, "blue", "notes"), "--tenant", "ids", "--json"]);
+      // Counted among the run's files, as a damaged file is: "1 file ... 1 failed" had not counted it.
+      expect(JSON.parse(both.stdout)).toMatchObject({ files: 2, documents: 1, failed: 1 });
       expect(await skippedOf(both)).toEqual([
         {
           path: join(base, "blue", "notes", "gym.md"),
@@ -520,6 +522,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const stored = Number(/interrupted: (\d+) of 3,?000 files stored/.exec(stdout)?.[1]);
       expect(stored).toBeGreaterThan(0);
       expect(stored).toBeLessThan(3000);
+      // The summary counts the files dealt with, not the 3,000 the run never read.
+      expect(stdout).toMatch(new RegExp(`^${stored} files?, ${stored} documents? \\(`, "m"));
       const stats = JSON.parse((await engram(["stats", "--tenant", "interrupted", "--json"])).stdout);
       expect(stats.documents.total).toBe(stored);
       const rest = JSON.parse((await engram(["ingest", dir, "--tenant", "interrupted", "--json"])).stdout);
