@@ -72,6 +72,7 @@ function targetOf(options: TargetOptions): Target {
     tenant: LOCAL_TENANT,
     url: o.url,
     key: o.key ?? process.env.ENGRAM_API_KEY,
+    keyFrom: o.key !== undefined ? "--key" : "ENGRAM_API_KEY",
     // Set but empty, refused (checkTarget), as for `engram mcp`: it would otherwise mean the shared space.
     user: o.user ?? process.env.ENGRAM_USER_ID,
   };

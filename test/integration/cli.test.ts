@@ -824,7 +824,7 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
   it("refuses in one line a URL without a key, a malformed key, a URL that is not http(s) and an empty user", async () => {
     for (const [extra, message] of [
       [{ ENGRAM_URL: url }, "ENGRAM_URL (--url) needs the API key of that Engram"],
-      [{ ENGRAM_URL: url, ENGRAM_API_KEY: "nope" }, "ENGRAM_API_KEY (--key) is refused"],
+      [{ ENGRAM_URL: url, ENGRAM_API_KEY: "nope" }, "engram: ENGRAM_API_KEY is refused"],
       [{ ENGRAM_URL: "ftp://example.org", ENGRAM_API_KEY: key }, "ENGRAM_URL (--url) is not an http(s) URL"],
       // Set but empty, as `engram mcp` refuses it: it would otherwise put a user's documents in the shared space.
       [
@@ -836,6 +836,15 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
       expect(res.code).toBe(1);
       expect(res.stderr).toContain(message);
       expect(res.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    // The refusal names where the key came from: ENGRAM_API_KEY counts only with a URL, so without one it is --key.
+    for (const [args, extra] of [
+      [["--key", "nope"], {}],
+      [["--key", "nope"], { ENGRAM_URL: url, ENGRAM_API_KEY: key }],
+      [["--url", url, "--key", "nope"], {}],
+    ] as const) {
+      const res = await engram(["search", "boiler", ...args], shell(extra));
+      expect([res.code, res.stderr]).toEqual([1, expect.stringMatching(/^engram: --key is refused: [^\n]*\n$/)]);
     }
     // The key's tenant is the one served: a --tenant beside --url would be ignored, so it is refused.
     const tenant = await engram(
