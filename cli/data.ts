@@ -56,7 +56,9 @@ const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 function targetOf(options: TargetOptions): Target {
   // An empty ENGRAM_URL (`ENGRAM_URL= engram search ...`) is none, as a shell user means it.
-  const o = { ...options, url: options.url || undefined };
+  // The API's routes start /v1: a URL copied with it (`https://<api>/v1`) is the Engram's own, or every route
+  // was /v1/v1/... ("No route for GET /v1/v1/stats.").
+  const o = { ...options, url: options.url?.replace(/\/v1\/*$/, "") || undefined };
   if (o.url === undefined) {
     return { tenant: o.tenant ?? LOCAL_TENANT, tenantGiven: o.tenant !== undefined, user: o.user, key: o.key };
   }

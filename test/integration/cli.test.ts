@@ -837,6 +837,11 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
       expect(res.stderr).toContain(message);
       expect(res.stderr.trim().split("\n")).toHaveLength(1);
     }
+    // A URL copied with the API's /v1 is the Engram's own: its routes were /v1/v1/...
+    for (const given of [`${url}/v1`, `${url}/v1/`]) {
+      const v1 = await engram(["stats", "--json", "--url", given, "--key", key], shell());
+      expect([v1.code, v1.stderr, JSON.parse(v1.stdout || "{}").tenant]).toEqual([0, "", "deployed"]);
+    }
     // The refusal names where the key came from: ENGRAM_API_KEY counts only with a URL, so without one it is --key.
     for (const [args, extra] of [
       [["--key", "nope"], {}],
