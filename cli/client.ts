@@ -103,7 +103,11 @@ export async function ensureSaid(db: Db, name: string): Promise<{ id: string; na
   if (found) return found;
   Tenant.checkName(name); // refused in one line, before saying it is new
   const others = await Tenant.sameButCase(db, name);
-  const hint = others.length ? ` (names are case-sensitive: ${others.join(", ")} is another tenant)` : "";
+  const last = others.at(-1);
+  const hint =
+    last === undefined
+      ? ""
+      : ` (names are case-sensitive: ${others.length === 1 ? `${last} is another tenant` : `${others.slice(0, -1).join(", ")} and ${last} are other tenants`})`;
   process.stderr.write(`engram: new tenant ${name}${hint}\n`);
   return Tenant.ensure(db, name);
 }

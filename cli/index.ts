@@ -149,11 +149,14 @@ keys
 const tenants = program.command("tenants").description("manage tenants");
 tenants
   .command("create")
-  .description("create a tenant (no-op when it exists)")
+  .description(
+    "create a tenant (no-op when it exists); a new one is said on stderr, naming any that differs only in case",
+  )
   .argument("<name>", "tenant name")
   .action(async (name: string) => {
     const db = await openLocalDb();
-    const tenant = await Tenant.ensure(db, name);
+    // As keys create and ingest: `tenants create Acme` beside `acme` made a second tenant without a word.
+    const tenant = await ensureSaid(db, name);
     console.log(`tenant ${tenant.name} (${tenant.id})`);
   });
 

@@ -61,6 +61,19 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const cased = await engram(["keys", "create", "--tenant", "initech"]);
       expect(cased.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
       expect(cased.stderr).toBe("engram: new tenant initech (names are case-sensitive: Initech is another tenant)\n");
+      // Two others: one sentence, "Initech and initech are other tenants" (was "Initech, initech is another tenant").
+      const third = await engram(["keys", "create", "--tenant", "INITECH"]);
+      expect(third.stderr).toBe(
+        "engram: new tenant INITECH (names are case-sensitive: Initech and initech are other tenants)\n",
+      );
+      // tenants create says so too: it had made another tenant without a word.
+      const made = await engram(["tenants", "create", "iniTech"]);
+      expect([made.code, made.stdout]).toEqual([0, expect.stringMatching(/^tenant iniTech \(/)]);
+      expect(made.stderr).toBe(
+        "engram: new tenant iniTech (names are case-sensitive: INITECH, Initech and initech are other tenants)\n",
+      );
+      const existing = await engram(["tenants", "create", "iniTech"]);
+      expect([existing.code, existing.stderr]).toEqual([0, ""]);
       const long = await engram(["keys", "create", "--tenant", "Initech", "--name", "n".repeat(201)]);
       expect(long.code).toBe(1);
       expect(long.stderr).toBe(
