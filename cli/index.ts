@@ -258,7 +258,14 @@ program
   .addOption(new Option("--tenant <name>", "tenant").default(LOCAL_TENANT).conflicts("allTenants"))
   .option("--all-tenants", "every tenant with chunks of another model, one after another")
   .option("--dry-run", "print what it would embed (chunks, texts, estimated tokens) and change nothing")
-  .addOption(new Option("--batch-size <n>", "chunks per batch").argParser(wholeNumber(1, 10_000)))
+  // The default is shown, not set: a value set is one the user chose, said as not applied when a running server
+  // re-embeds in its own batches (cli/reembed.ts). 256 is core/embedding/reembed.ts's.
+  .addOption(
+    new Option(
+      "--batch-size <n>",
+      "chunks per batch (default: 256; the local server, if running, uses its own)",
+    ).argParser(wholeNumber(1, 10_000)),
+  )
   .option("--json", "print JSON")
   .action(
     async (options: { tenant: string; allTenants?: boolean; dryRun?: boolean; json?: boolean; batchSize?: number }) => {

@@ -241,3 +241,11 @@ describe("engram stats", () => {
     );
   }, 120_000);
 });
+
+describe("engram reembed --help", () => {
+  it("shows --batch-size's default, as the README gives it", async () => {
+    const help = await engram(["reembed", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^ {2}--batch-size <n> +chunks per batch \(default: 256[;)]/m);
+  });
+});
