@@ -19,6 +19,8 @@ export interface Target {
   user?: string;
   /** An API key for talking to a running server (default: the local tenant's kept key). */
   key?: string;
+  /** Where `key` came from, as a refusal names it (`--key`, `ENGRAM_API_KEY`); by default both are named with a URL. */
+  keyFrom?: string;
   /** A remote Engram (ENGRAM_URL): its API is used with `key`, whose tenant it is. */
   url?: string;
 }
@@ -28,7 +30,7 @@ export interface Target {
  * key or an end user the API would refuse. Thrown, it is the CLI's one line on stderr and a non-zero exit.
  */
 export function checkTarget(
-  target: { url?: string; key?: string; user?: string },
+  target: { url?: string; key?: string; keyFrom?: string; user?: string },
   // Where the user may come from, to name it: ENGRAM_USER_ID counts for `engram mcp`, and with a URL.
   userFromEnv = target.url !== undefined,
 ): void {
@@ -56,7 +58,8 @@ export function checkTarget(
     try {
       Auth.keyFrom(`Bearer ${target.key}`);
     } catch (error) {
-      refuse("ENGRAM_API_KEY (--key)", error);
+      // Without a URL only --key is read (ENGRAM_API_KEY counts only with one).
+      refuse(target.keyFrom ?? (target.url !== undefined ? "ENGRAM_API_KEY (--key)" : "--key"), error);
     }
   }
   // An empty user is refused, not taken as the shared space: `--user "$ID"` with $ID unset would otherwise store an
@@ -100,7 +103,11 @@ export async function ensureSaid(db: Db, name: string): Promise<{ id: string; na
   if (found) return found;
   Tenant.checkName(name); // refused in one line, before saying it is new
   const others = await Tenant.sameButCase(db, name);
-  const hint = others.length ? ` (names are case-sensitive: ${others.join(", ")} is another tenant)` : "";
+  const last = others.at(-1);
+  const hint =
+    last === undefined
+      ? ""
+      : ` (names are case-sensitive: ${others.length === 1 ? `${last} is another tenant` : `${others.slice(0, -1).join(", ")} and ${last} are other tenants`})`;
   process.stderr.write(`engram: new tenant ${name}${hint}\n`);
   return Tenant.ensure(db, name);
 }

@@ -1,6 +1,7 @@
 /** `ingest`, `search`, `chat`, `stats`, `cleanup`: the API from the command line. */
 import { SingleBar } from "cli-progress";
 import { type Command, InvalidArgumentError, Option } from "commander";
+import type { Stats as ApiStats } from "../client";
 import * as Chat from "../core/chat";
 import { ChatRequest } from "../core/chat/schema";
 import * as Statistics from "../core/db/statistics";
@@ -15,6 +16,7 @@ import { STALE_COUNT_MAX } from "../core/search/vector";
 import { type Client, connect, type Target } from "./client";
 import { collectFiles, coveredBy, type FileDocument, readDocuments } from "./files";
 import { LOCAL_TENANT } from "./local";
+import { printable } from "./printable";
 
 const SIGNALS = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
 
@@ -54,7 +56,9 @@ const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 function targetOf(options: TargetOptions): Target {
   // An empty ENGRAM_URL (`ENGRAM_URL= engram search ...`) is none, as a shell user means it.
-  const o = { ...options, url: options.url || undefined };
+  // The API's routes start /v1: a URL copied with it (`https://<api>/v1`) is the Engram's own, or every route
+  // was /v1/v1/... ("No route for GET /v1/v1/stats.").
+  const o = { ...options, url: options.url?.replace(/\/v1\/*$/, "") || undefined };
   if (o.url === undefined) {
     return { tenant: o.tenant ?? LOCAL_TENANT, tenantGiven: o.tenant !== undefined, user: o.user, key: o.key };
   }
@@ -70,6 +74,7 @@ function targetOf(options: TargetOptions): Target {
     tenant: LOCAL_TENANT,
     url: o.url,
     key: o.key ?? process.env.ENGRAM_API_KEY,
+    keyFrom: o.key !== undefined ? "--key" : "ENGRAM_API_KEY",
     // Set but empty, refused (checkTarget), as for `engram mcp`: it would otherwise mean the shared space.
     user: o.user ?? process.env.ENGRAM_USER_ID,
   };
@@ -148,7 +153,7 @@ export function registerDataCommands(program: Command): void {
     });
     const { files, skipped } = await collectFiles(paths);
     const totals = {
-      files: files.length,
+      files: 0,
       documents: 0,
       chunks: 0,
       embedded: 0,
@@ -268,10 +273,18 @@ export function registerDataCommands(program: Command): void {
     }
     if (!interrupted) bar?.update(files.length);
     bar?.stop();
+    // The files this run dealt with: stored, or read (or refused) and listed as failed or skipped. Interrupted, those
+    // never read (or read but not yet sent) are not among them: the line above the summary counts them.
+    totals.files = done;
 
     async function readAndStore() {
       for (const file of files) {
         if (interrupted) break;
+        if (file.refused) {
+          skipped.push({ path: file.path, reason: file.refused, failed: true });
+          pendingFiles++;
+          continue;
+        }
         const read = await readDocuments(file.path, file.root);
         // A file named on the command line that gave nothing is a failure; its skipped records, as in any file, are not.
         const nothing = file.given && !read.documents.length;
@@ -296,6 +309,9 @@ export function registerDataCommands(program: Command): void {
       // Interrupted, the batch not yet sent is left out: its files count as not stored.
       if (!interrupted) await flush();
       await Promise.all(inFlight);
+      // The files read since the last batch that gave it nothing (failed, refused, nothing to ingest) are dealt with;
+      // interrupted with a batch not sent, its files are not.
+      if (!batch.length) done += pendingFiles;
       // Embedded PGlite has no autovacuum: the next searches plan with statistics of what was just stored.
       if (client.kind !== "http") await Statistics.refresh(client.db);
       if (failure) throw failure;
@@ -341,8 +357,9 @@ export function registerDataCommands(program: Command): void {
         `${count(totals.chunks, "chunk")} (${totals.embedded} embedded, ${totals.reused} reused), ${skipped.length - failed} skipped, ${failed} failed, ` +
         `${options.prune ? (failed ? "none pruned (a file failed), " : `${pruned.length} pruned, `) : ""}${seconds.toFixed(1)}s`,
     );
-    for (const s of skipped) console.log(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`);
-    for (const id of pruned) console.log(`  pruned ${id}`);
+    // A file's name, a record's path and a reason quoting a file are anyone's text: one line each, nothing a terminal obeys.
+    for (const s of skipped) console.log(printable(`  ${s.failed ? "failed" : "skipped"} ${s.path}: ${s.reason}`));
+    for (const id of pruned) console.log(printable(`  pruned ${id}`));
     if (pruning) throw pruning;
   });
 
@@ -368,12 +385,16 @@ export function registerDataCommands(program: Command): void {
       : "";
     if (!response.results.length) return console.log(stale ? `no results (${stale})` : "no results");
     if (stale && options.mode !== "keyword") console.error(`note: ${stale}`);
-    // Each result names its space (user or shared): a user's document and a shared one may have the same id.
+    // Each result names its space (user or shared): a user's document and a shared one may have the same id. Titles,
+    // headings and text are whoever stored them: printable, as a terminal would obey an escape sequence in them.
     for (const [i, r] of response.results.entries()) {
       const snippet = r.content.replace(/\s+/g, " ").slice(0, 160);
       console.log(
-        `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${r.scope}, ${response.scale} ${r.score.toFixed(4)})\n   ${snippet}${r.content.length > 160 ? "…" : ""}`,
+        printable(
+          `${i + 1}. ${r.title ?? r.documentId}${where(r.location, r.title)}  (${r.documentId}, ${r.scope}, ${response.scale} ${r.score.toFixed(4)})`,
+        ),
       );
+      console.log(`   ${printable(snippet)}${r.content.length > 160 ? "…" : ""}`);
     }
   });
 
@@ -404,21 +425,67 @@ export function registerDataCommands(program: Command): void {
       );
     });
     if (options.json) return console.log(JSON.stringify(response));
-    console.log(response.message.content);
+    // The answer quotes stored text (an extractive answer is made of it): in lines, nothing a terminal obeys.
+    console.log(printable(response.message.content, { lines: true }));
     for (const c of response.citations)
       console.log(
-        `  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId}, ${c.scope})`,
+        printable(
+          `  [${c.index}] ${c.title ?? c.documentId}${where(c.location, c.title)} (${c.documentId}, ${c.scope})`,
+        ),
       );
-    console.log(`  conversation ${response.conversationId} · ${response.model}`);
+    console.log(printable(`  conversation ${response.conversationId} · ${response.model}`));
   });
 
   withTarget(program.command("stats").description("counts for a tenant's (or end user's) space")).action(
     async (options: TargetOptions) => {
       const client = await connect(targetOf(options), { create: false });
       const stats = client.kind === "http" ? await client.api.stats() : await Document.stats(client.db, client.caller);
-      console.log(JSON.stringify(stats, null, options.json ? undefined : 2));
+      if (options.json) return console.log(JSON.stringify(stats));
+      for (const line of statsText(stats, targetOf(options).user)) console.log(printable(line));
     },
   );
+}
+
+/** How many conversations `engram stats` names; the rest are counted. */
+const CONVERSATIONS_SHOWN = 5;
+
+/** `engram stats` for people: a line a measure, in the words of docs/contract.md's stats fields. */
+function statsText(stats: Document.Stats | ApiStats, user: string | undefined): string[] {
+  const n = (value: number) => value.toLocaleString("en-US");
+  const time = (value: Date | string) => new Date(value).toISOString();
+  const { embedding: e, byConversation: conversations } = stats;
+  const shown = conversations.slice(0, CONVERSATIONS_SHOWN);
+  const more = conversations.length - shown.length;
+  const run = e.reembed;
+  const share = stats.chunks ? ` (${((e.stale / stats.chunks) * 100).toFixed(1)}%)` : "";
+  return [
+    `tenant         ${stats.tenant}, ${user ? `user ${user}'s space` : "the shared space"}`,
+    `documents      ${n(stats.documents.total)}${stats.documents.deleted ? ` (and ${n(stats.documents.deleted)} deleted, restorable until the cleanup purges them)` : ""}`,
+    `chunks         ${n(stats.chunks)}`,
+    `embedding      ${e.model}, ${e.dimensions} dims`,
+    `stale chunks   ${
+      e.stale
+        ? `${n(e.stale)}${share} of another model: keyword search finds them, vector search not until \`engram reembed\``
+        : "none"
+    }`,
+    `re-embedding   ${
+      !run
+        ? "never run in this tenant"
+        : run.runningUntil
+          ? `to ${run.model}, running: ${n(run.reembedded)} chunks moved since ${time(run.startedAt)}`
+          : run.finishedAt
+            ? `to ${run.model}, finished ${time(run.finishedAt)}: ${n(run.reembedded)} chunks moved`
+            : `to ${run.model}, unfinished${run.lastError ? ` (stopped: ${run.lastError.replace(/\.$/, "")})` : ""}: ${n(run.reembedded)} chunks moved; the cleanup or \`engram reembed\` continues it`
+    }`,
+    `conversations  ${
+      conversations.length
+        ? `${n(conversations.length)}: ${shown.map((c) => `${c.conversationId} (${count(c.documents, "document")})`).join(", ")}${more ? `, and ${n(more)} more` : ""}`
+        : "none"
+    }`,
+    `importance     ${stats.averageImportance === null ? "none (no documents)" : `${stats.averageImportance} on average`}`,
+    `accessed       ${count(stats.totalAccessCount, "time")}`,
+    `last ingest    ${stats.lastIngestAt ? time(stats.lastIngestAt) : "never"}`,
+  ];
 }
 
 /** `-k abc` is the user's mistake, said in their terms (the API's own message named a field and `null`). */

@@ -30,13 +30,19 @@ export interface FoundFile {
    * and a failure when it holds nothing to ingest, as a script that names one file means it.
    */
   given?: boolean;
+  /**
+   * Why it is refused without being read (its id is another file's): it is one of the run's files all the same,
+   * counted with them and listed as failed when its turn comes.
+   */
+  refused?: string;
 }
 
 /**
  * Every supported file under the given paths, sorted, with a reason for what is skipped. A file's id is its path
  * from the current folder; for a path given outside it, from that path's parent (`/data/notes` → `notes/a.md`), so
  * the same argument names the same documents from any folder outside it, and no id starts `../`. Two files that
- * would share an id (`/a/notes` and `/b/notes` together) are refused rather than one replacing the other; a file
+ * would share an id (`/a/notes` and `/b/notes` together) are not both read: the second is refused (`refused`) rather
+ * than replacing the first; a file
  * reached twice (`notes/a.md notes`) is read once, under the id it was first reached by.
  */
 export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[]; skipped: Skipped[] }> {
@@ -83,10 +89,10 @@ export async function collectFiles(paths: string[]): Promise<{ files: FoundFile[
         ids.set(id, path);
         files.push(given ? { path, root, given } : { path, root });
       } else if (first !== path) {
-        skipped.push({
+        files.push({
           path,
-          reason: `its id ${id} is also ${first}'s: run this from a folder that holds both (ids are paths from the current folder), so that each keeps a document of its own`,
-          failed: true,
+          root,
+          refused: `its id ${id} is also ${first}'s: run this from a folder that holds both (ids are paths from the current folder), so that each keeps a document of its own`,
         });
       }
     } else {

@@ -18,6 +18,7 @@ import * as Tenant from "../core/tenant";
 import { ensureSaid } from "./client";
 import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
+import { printable } from "./printable";
 
 // `engram search … | head` closes stdout early: the reader has what it wanted, so stop quietly (no stack trace), with
 // the exit code the command already set (an ingest with failed files is 1 however much of its summary was read).
@@ -43,7 +44,8 @@ const program = new Command("engram")
   .version(VERSION)
   // A usage error is one line, as every other error (commander's own hint would be a second).
   .configureOutput({
-    outputError: (text, write) => write(`engram: ${text.trim().replace(/^error: /, "")} (run with --help for usage)\n`),
+    outputError: (text, write) =>
+      write(`engram: ${printable(text.trim().replace(/^error: /, ""))} (run with --help for usage)\n`),
   })
   .exitOverride()
   // A command's stdout is its answer (a key, JSON, a summary); the server's log is its output.
@@ -127,7 +129,7 @@ keys
     for (const k of list) {
       const state = k.revokedAt ? `revoked ${k.revokedAt.toISOString()}` : "active";
       const used = k.lastUsedAt ? `last used ${k.lastUsedAt.toISOString()}` : "never used";
-      console.log(`${k.prefix}  ${state.padEnd(33)} ${used.padEnd(35)} ${k.name ?? ""}`.trimEnd());
+      console.log(printable(`${k.prefix}  ${state.padEnd(33)} ${used.padEnd(35)} ${k.name ?? ""}`.trimEnd()));
     }
   });
 keys
@@ -147,11 +149,14 @@ keys
 const tenants = program.command("tenants").description("manage tenants");
 tenants
   .command("create")
-  .description("create a tenant (no-op when it exists)")
+  .description(
+    "create a tenant (no-op when it exists); a new one is said on stderr, naming any that differs only in case",
+  )
   .argument("<name>", "tenant name")
   .action(async (name: string) => {
     const db = await openLocalDb();
-    const tenant = await Tenant.ensure(db, name);
+    // As keys create and ingest: `tenants create Acme` beside `acme` made a second tenant without a word.
+    const tenant = await ensureSaid(db, name);
     console.log(`tenant ${tenant.name} (${tenant.id})`);
   });
 
@@ -167,7 +172,9 @@ tenants
     for (const t of all) {
       const limits = Object.entries(t.rateLimits).map(([k, v]) => `${k} ${v}`);
       const keys = `${t.activeKeys} active key${t.activeKeys === 1 ? "" : "s"}`;
-      console.log(`${t.name}  ${keys.padEnd(14)} ${limits.length ? `limits: ${limits.join(", ")}` : "default limits"}`);
+      console.log(
+        printable(`${t.name}  ${keys.padEnd(14)} ${limits.length ? `limits: ${limits.join(", ")}` : "default limits"}`),
+      );
     }
   });
 
@@ -251,7 +258,14 @@ program
   .addOption(new Option("--tenant <name>", "tenant").default(LOCAL_TENANT).conflicts("allTenants"))
   .option("--all-tenants", "every tenant with chunks of another model, one after another")
   .option("--dry-run", "print what it would embed (chunks, texts, estimated tokens) and change nothing")
-  .addOption(new Option("--batch-size <n>", "chunks per batch").argParser(wholeNumber(1, 10_000)))
+  // The default is shown, not set: a value set is one the user chose, said as not applied when a running server
+  // re-embeds in its own batches (cli/reembed.ts). 256 is core/embedding/reembed.ts's.
+  .addOption(
+    new Option(
+      "--batch-size <n>",
+      "chunks per batch (default: 256; the local server, if running, uses its own)",
+    ).argParser(wholeNumber(1, 10_000)),
+  )
   .option("--json", "print JSON")
   .action(
     async (options: { tenant: string; allTenants?: boolean; dryRun?: boolean; json?: boolean; batchSize?: number }) => {
@@ -322,7 +336,8 @@ try {
     // --help and --version exit 0; usage errors were already printed by commander.
     process.exitCode = error.exitCode;
   } else {
-    console.error(`engram: ${describe(error)}`);
+    // A message may quote what anyone stored or typed (a path, a name, a server's answer): one line a terminal only shows.
+    console.error(`engram: ${printable(describe(error))}`);
     process.exitCode = 1;
   }
   await closeDb().catch(() => {});

@@ -3,8 +3,8 @@
  * PGlite single-process guard, and the `local` tenant's key kept in the data folder.
  */
 import { createHash } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import * as Auth from "../core/auth";
 import * as Background from "../core/background";
 import { type Config, config } from "../core/config";
@@ -120,6 +120,24 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
+/**
+ * `mkdir -p` with the owner's mode, one folder at a time: Node's recursive mkdir looped forever, at full CPU, on a path
+ * under /proc (whose mkdir says ENOENT with the parent there), where this says ENOENT once, in as many steps as the
+ * path has folders.
+ */
+function makeFolder(path: string, parentMade = false): void {
+  try {
+    mkdirSync(path, { mode: 0o700 });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    // There already, or made meanwhile by another process.
+    if (code === "EEXIST" && statSync(path, { throwIfNoEntry: false })?.isDirectory()) return;
+    if (code !== "ENOENT" || parentMade || dirname(path) === path) throw error;
+    makeFolder(dirname(path));
+    makeFolder(path, true);
+  }
+}
+
 /** Opens and migrates the configured database (with its model's HNSW index), refusing an embedded folder a server holds. */
 export async function openLocalDb(
   cfg: Config = config(),
@@ -142,7 +160,7 @@ export async function openLocalDb(
       // The owner's alone, as its key file is: PGlite writes its files readable and writable by anyone, and another
       // user of the machine read stored memories from the write-ahead log. Only a folder made here: one the user
       // chose (ENGRAM_DATA_DIR) keeps its mode.
-      mkdirSync(cfg.database.dataDir, { recursive: true, mode: 0o700 });
+      makeFolder(cfg.database.dataDir);
     } catch (error) {
       // Node's own message ("EEXIST: file already exists, mkdir ...") does not say which setting named the path.
       throw new EngramError(
@@ -188,7 +206,7 @@ export async function ensureLocalKey(db: Db, cfg: Config = config()): Promise<{ 
     }
   }
   const { key } = await Auth.createKey(db, LOCAL_TENANT, "local server");
-  mkdirSync(cfg.database.dataDir, { recursive: true, mode: 0o700 });
+  makeFolder(cfg.database.dataDir);
   writeFileSync(path, `${key}\n`, { mode: 0o600 });
   chmodSync(path, 0o600);
   return { key, created: true };

@@ -269,7 +269,22 @@ export function createClient(options: ClientOptions) {
     } catch (error) {
       if (error instanceof EngramApiError || (error as Error).name === "AbortError" || call.signal?.aborted)
         throw error;
-      const reason = error instanceof Error ? (error.cause as Error | undefined)?.message || error.message : "";
+      const cause =
+        error instanceof Error
+          ? (error.cause as (Error & { code?: unknown; reason?: unknown }) | undefined)
+          : undefined;
+      // OpenSSL's own message names its source files over two lines: a failed handshake is said in words, the usual
+      // one (an https URL for a plain-http server) with what to check.
+      if (typeof cause?.code === "string" && /^ERR_(SSL|TLS)_/.test(cause.code)) {
+        const why =
+          cause.code === "ERR_SSL_WRONG_VERSION_NUMBER"
+            ? "does it speak plain http?"
+            : typeof cause.reason === "string"
+              ? cause.reason
+              : cause.code;
+        throw new EngramApiError(0, "network.unreachable", `TLS handshake with ${base} failed (${why})`);
+      }
+      const reason = ((error instanceof Error ? cause?.message || error.message : "") ?? "").trim().split("\n")[0];
       throw new EngramApiError(0, "network.unreachable", `Cannot reach Engram at ${base || "this origin"}: ${reason}`);
     }
   }

@@ -159,3 +159,93 @@ describe("engram search and chat --scope", () => {
     }
   }, 120_000);
 });
+
+describe("engram's output for people", () => {
+  const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
+  // A control character but the newline that ends a line.
+  const CONTROL = /[^\P{Cc}\n]/u;
+
+  it("shows the control characters of stored text and of file names, never sends them to the terminal", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-escapes-"));
+    const text = "Escape test about wombats \x1b[31mRED\x1b[0m and \x1b]0;pwned\x07 title\n";
+    writeFileSync(join(folder, "esc.txt"), text);
+    const record = { id: "marsupials", title: "Wombats\x1b[2J\x9b", content: "Wombats dig burrows \x1b[5mblink." };
+    writeFileSync(join(folder, "records.jsonl"), `${JSON.stringify(record)}\n`);
+    const newline = join(mkdtempSync(join(tmpdir(), "engram-cli-escapes-")), "new\nline.md");
+    writeFileSync(newline, "");
+    const ingested = await engram(["ingest", folder, newline, "--tenant", "escapes"], local);
+    expect(ingested.code).toBe(1);
+    expect(ingested.stdout).not.toMatch(CONTROL);
+    const failed = ingested.stdout.split("\n").filter((line) => line.startsWith("  failed "));
+    expect(failed).toEqual([expect.stringMatching(/^ {2}failed .*new\\x0aline\.md: .*\(extract\.empty\)$/)]);
+
+    const search = await engram(["search", "wombats", "--tenant", "escapes"], local);
+    expect(search.code).toBe(0);
+    expect(search.stdout).not.toMatch(CONTROL);
+    expect(search.stdout).toContain("wombats \\x1b[31mRED\\x1b[0m and \\x1b]0;pwned\\x07 title");
+    expect(search.stdout).toContain("Wombats\\x1b[2J\\x9b");
+
+    const chat = await engram(["chat", "Where do wombats dig burrows?", "--tenant", "escapes"], local);
+    expect(chat.code).toBe(0);
+    expect(chat.stdout).not.toMatch(CONTROL);
+    expect(chat.stdout).toContain("\\x1b[");
+    expect(chat.stdout).toMatch(/^ {2}\[\d+\] Wombats\\x1b\[2J\\x9b \(marsupials, shared\)$/m);
+
+    // --json is JSON's own escaping, unchanged.
+    const json = await engram(["search", "wombats", "--tenant", "escapes", "--json"], local);
+    expect(JSON.parse(json.stdout).results.map((r: { content: string }) => r.content)).toContain(text.trim());
+  }, 120_000);
+
+  it("keeps an error quoting what was typed to one line a terminal only shows", async () => {
+    const res = await engram(["chat", "hello", "--conversation", "x", "--scope", "mine\x1b[31m"], local);
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain("mine\\x1b[31m");
+    expect(res.stderr).not.toMatch(CONTROL);
+  });
+});
+
+describe("engram stats", () => {
+  const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
+
+  it("prints its counts a line each for people, and the API's answer on one line with --json", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-stats-"));
+    const records = [
+      { id: "a", content: "Apples are picked in autumn.", conversationId: "conv_orchard", importance: 8 },
+      { id: "b", content: "Pears ripen after picking.", conversationId: "conv_orchard", importance: 6 },
+      { id: "c", content: "Plums are dried into prunes." },
+    ];
+    writeFileSync(join(folder, "fruit.jsonl"), records.map((r) => JSON.stringify(r)).join("\n"));
+    expect((await engram(["ingest", folder, "--tenant", "counted"], local)).code).toBe(0);
+
+    const json = await engram(["stats", "--tenant", "counted", "--json"], local);
+    expect(json.stdout.trim().split("\n")).toHaveLength(1);
+    expect(JSON.parse(json.stdout)).toMatchObject({ tenant: "counted", documents: { total: 3 }, chunks: 3 });
+
+    const human = await engram(["stats", "--tenant", "counted"], local);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/^tenant +counted, the shared space\n/);
+    expect(human.stdout).toMatch(/^documents +3\n/m);
+    expect(human.stdout).toMatch(/^chunks +3\n/m);
+    expect(human.stdout).toMatch(/^stale chunks +none\n/m);
+    expect(human.stdout).toMatch(/^re-embedding +never run in this tenant\n/m);
+    expect(human.stdout).toMatch(/^conversations +1: conv_orchard \(2 documents\)\n/m);
+    expect(human.stdout).toMatch(/^importance +6\.33 on average\n/m);
+    expect(human.stdout).toMatch(/^last ingest +20\d\d-\d\d-\d\dT[\d:.]+Z\n$/m);
+    expect(human.stdout).not.toContain("{");
+
+    // Configured for another model, every chunk stored is stale: its share is said, and what to do.
+    const other = await engram(["stats", "--tenant", "counted"], { OPENAI_API_KEY: "sk-never-used" });
+    expect(other.code).toBe(0);
+    expect(other.stdout).toMatch(
+      /^stale chunks +3 \(100\.0%\) of another model: keyword search finds them, vector search not until `engram reembed`\n/m,
+    );
+  }, 120_000);
+});
+
+describe("engram reembed --help", () => {
+  it("shows --batch-size's default, as the README gives it", async () => {
+    const help = await engram(["reembed", "--help"]);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^ {2}--batch-size <n> +chunks per batch \(default: 256[;)]/m);
+  });
+});

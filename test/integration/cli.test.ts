@@ -8,6 +8,7 @@ import {
   readFileSync,
   renameSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -60,6 +61,19 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const cased = await engram(["keys", "create", "--tenant", "initech"]);
       expect(cased.stdout).toMatch(/^egm_[0-9A-Za-z]{32}\n$/);
       expect(cased.stderr).toBe("engram: new tenant initech (names are case-sensitive: Initech is another tenant)\n");
+      // Two others: one sentence, "Initech and initech are other tenants" (was "Initech, initech is another tenant").
+      const third = await engram(["keys", "create", "--tenant", "INITECH"]);
+      expect(third.stderr).toBe(
+        "engram: new tenant INITECH (names are case-sensitive: Initech and initech are other tenants)\n",
+      );
+      // tenants create says so too: it had made another tenant without a word.
+      const made = await engram(["tenants", "create", "iniTech"]);
+      expect([made.code, made.stdout]).toEqual([0, expect.stringMatching(/^tenant iniTech \(/)]);
+      expect(made.stderr).toBe(
+        "engram: new tenant iniTech (names are case-sensitive: INITECH, Initech and initech are other tenants)\n",
+      );
+      const existing = await engram(["tenants", "create", "iniTech"]);
+      expect([existing.code, existing.stderr]).toEqual([0, ""]);
       const long = await engram(["keys", "create", "--tenant", "Initech", "--name", "n".repeat(201)]);
       expect(long.code).toBe(1);
       expect(long.stderr).toBe(
@@ -357,6 +371,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
 
       // Two folders that would give the same ids in one run: the second is refused, not written over the first.
       const both = await engram(["ingest", folder, join(base, "blue", "notes"), "--tenant", "ids", "--json"]);
+      // Counted among the run's files, as a damaged file is: "1 file ... 1 failed" had not counted it.
+      expect(JSON.parse(both.stdout)).toMatchObject({ files: 2, documents: 1, failed: 1 });
       expect(await skippedOf(both)).toEqual([
         {
           path: join(base, "blue", "notes", "gym.md"),
@@ -519,6 +535,8 @@ describe.each(["pg", "neon-http"] as const)("the CLI on %s", (driver) => {
       const stored = Number(/interrupted: (\d+) of 3,?000 files stored/.exec(stdout)?.[1]);
       expect(stored).toBeGreaterThan(0);
       expect(stored).toBeLessThan(3000);
+      // The summary counts the files dealt with, not the 3,000 the run never read.
+      expect(stdout).toMatch(new RegExp(`^${stored} files?, ${stored} documents? \\(`, "m"));
       const stats = JSON.parse((await engram(["stats", "--tenant", "interrupted", "--json"])).stdout);
       expect(stats.documents.total).toBe(stored);
       const rest = JSON.parse((await engram(["ingest", dir, "--tenant", "interrupted", "--json"])).stdout);
@@ -547,7 +565,7 @@ describe("the CLI on embedded PGlite", () => {
     const dir = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "data");
     const env: NodeJS.ProcessEnv = { ...process.env, ENGRAM_DATA_DIR: dir, LOG_LEVEL: "silent" };
     for (const name of ["DATABASE_URL", "DATABASE_DRIVER", "OPENAI_API_KEY", "EMBEDDING_PROVIDER"]) delete env[name];
-    const stats = () => run("node", [BIN, "stats"], { env, timeout: 60_000 });
+    const stats = () => run("node", [BIN, "stats", "--json"], { env, timeout: 60_000 });
 
     const first = await stats();
     const second = await stats();
@@ -618,6 +636,33 @@ describe("the CLI on embedded PGlite", () => {
       new RegExp(`^engram: ENGRAM_DATA_DIR: ${file} cannot be the embedded database's folder \\(EEXIST`),
     );
   }, 60_000);
+
+  // Node's recursive mkdir looped there forever at full CPU: /proc's mkdir says ENOENT with its parent there.
+  it.skipIf(!existsSync("/proc/self"))(
+    "names ENGRAM_DATA_DIR in one line, at once, under /proc, and makes a path's missing folders",
+    async () => {
+      const env: NodeJS.ProcessEnv = { ...process.env, LOG_LEVEL: "silent" };
+      for (const name of ["DATABASE_URL", "DATABASE_DRIVER"]) delete env[name];
+      for (const dir of ["/proc/nope", "/proc/nope/deeper"]) {
+        const failed = await run("node", [BIN, "stats"], {
+          env: { ...env, ENGRAM_DATA_DIR: dir },
+          timeout: 20_000,
+        }).catch((e) => e);
+        expect([failed.code, failed.stdout]).toEqual([1, ""]);
+        expect(failed.stderr).toMatch(
+          new RegExp(`^engram: ENGRAM_DATA_DIR: ${dir} cannot be the embedded database's folder \\(ENOENT[^\n]*\n$`),
+        );
+      }
+      const nested = join(mkdtempSync(join(tmpdir(), "engram-cli-")), "a", "b", "data");
+      const made = await run("node", [BIN, "stats", "--json"], {
+        env: { ...env, ENGRAM_DATA_DIR: nested },
+        timeout: 60_000,
+      });
+      expect(JSON.parse(made.stdout)).toMatchObject({ tenant: "local" });
+      expect(statSync(nested).mode & 0o777).toBe(0o700);
+    },
+    60_000,
+  );
 });
 
 describe("the CLI beside a local server on the same folder", () => {
@@ -792,7 +837,7 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
   it("refuses in one line a URL without a key, a malformed key, a URL that is not http(s) and an empty user", async () => {
     for (const [extra, message] of [
       [{ ENGRAM_URL: url }, "ENGRAM_URL (--url) needs the API key of that Engram"],
-      [{ ENGRAM_URL: url, ENGRAM_API_KEY: "nope" }, "ENGRAM_API_KEY (--key) is refused"],
+      [{ ENGRAM_URL: url, ENGRAM_API_KEY: "nope" }, "engram: ENGRAM_API_KEY is refused"],
       [{ ENGRAM_URL: "ftp://example.org", ENGRAM_API_KEY: key }, "ENGRAM_URL (--url) is not an http(s) URL"],
       // Set but empty, as `engram mcp` refuses it: it would otherwise put a user's documents in the shared space.
       [
@@ -804,6 +849,20 @@ describe("the CLI against a deployed Engram (ENGRAM_URL)", () => {
       expect(res.code).toBe(1);
       expect(res.stderr).toContain(message);
       expect(res.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    // A URL copied with the API's /v1 is the Engram's own: its routes were /v1/v1/...
+    for (const given of [`${url}/v1`, `${url}/v1/`]) {
+      const v1 = await engram(["stats", "--json", "--url", given, "--key", key], shell());
+      expect([v1.code, v1.stderr, JSON.parse(v1.stdout || "{}").tenant]).toEqual([0, "", "deployed"]);
+    }
+    // The refusal names where the key came from: ENGRAM_API_KEY counts only with a URL, so without one it is --key.
+    for (const [args, extra] of [
+      [["--key", "nope"], {}],
+      [["--key", "nope"], { ENGRAM_URL: url, ENGRAM_API_KEY: key }],
+      [["--url", url, "--key", "nope"], {}],
+    ] as const) {
+      const res = await engram(["search", "boiler", ...args], shell(extra));
+      expect([res.code, res.stderr]).toEqual([1, expect.stringMatching(/^engram: --key is refused: [^\n]*\n$/)]);
     }
     // The key's tenant is the one served: a --tenant beside --url would be ignored, so it is refused.
     const tenant = await engram(

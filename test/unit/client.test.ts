@@ -1,4 +1,6 @@
 /** engram/client without a server: stream parsing, errors, health, opt-in 429 retries, and what its bundle holds. */
+import { createServer } from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { describe, expect, it, vi } from "vitest";
@@ -116,6 +118,25 @@ describe("errors", () => {
   it("reports a server it cannot reach as status 0, network.unreachable", async () => {
     const client = createClient({ baseUrl: "http://127.0.0.1:9", apiKey: "k" });
     await expect(client.stats()).rejects.toMatchObject({ status: 0, code: "network.unreachable" });
+  });
+
+  it("says in one line that the TLS handshake failed when an https URL names a plain-http server", async () => {
+    const server = createServer((_, res) => res.end("{}"));
+    await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+    try {
+      const base = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const error = await createClient({ baseUrl: base, apiKey: "k" })
+        .stats()
+        .catch((e) => e);
+      // OpenSSL's own words ran over two lines: "...:SSL routines:ssl3_get_record:wrong version number:../deps/...".
+      expect(error).toMatchObject({
+        status: 0,
+        code: "network.unreachable",
+        message: `TLS handshake with ${base} failed (does it speak plain http?)`,
+      });
+    } finally {
+      await new Promise((done) => server.close(done));
+    }
   });
 
   it("gives a JSON-RPC error (POST /mcp) the API's code it carries, else jsonrpc.<number>: always text", async () => {
