@@ -13,13 +13,21 @@
 
 -- Text already in that form is returned as it is, found by a length count when ASCII (about a microsecond for a
 -- chunk) and by Postgres's quick check otherwise (some 30 µs for 1,800 characters of accented prose, against 200 µs
--- for its tsvector); normalize() on every chunk had cost 50% more for each tsvector even of ASCII text. Postgres
--- normalizes only in a UTF8 database; another encoding, which Engram does not otherwise expect, keeps its text as it
--- is rather than fail every write.
-create or replace function search_normal_form(t text) returns text language sql immutable parallel safe as $$
-  select case when octet_length(t) = length(t) or current_setting('server_encoding') <> 'UTF8'
-    or t is nfkc normalized then t else normalize(t, NFKC) end
-$$;
+-- for its tsvector); normalize() on every chunk had cost 50% more for each tsvector even of ASCII text. The body is
+-- one immutable expression, so Postgres inlines it into the column's expression: called as a function, the calls
+-- cost 12% of the ingest benchmark's rate. Postgres normalizes only in a UTF8 database; in another encoding, which
+-- Engram does not otherwise expect, text is searched as it is rather than fail every write.
+do $$ begin
+  if current_setting('server_encoding') = 'UTF8' then
+    create or replace function search_normal_form(t text) returns text language sql immutable parallel safe as $f$
+      select case when octet_length(t) = length(t) or t is nfkc normalized then t else normalize(t, NFKC) end
+    $f$;
+  else
+    create or replace function search_normal_form(t text) returns text language sql immutable parallel safe as $f$
+      select t
+    $f$;
+  end if;
+end $$;
 --> statement-breakpoint
 -- An option: one or two dashes and a letter, after no letter, digit, `_` or `-` (so not `e-mail`, `5-10` or `-5`).
 -- Also read by the keyword leg, which leaves a question's options out of its words: counted as the option and as
@@ -54,8 +62,11 @@ alter table chunks add column tsv tsvector generated always as (
   || setweight(to_tsvector('{{SEARCH_TEXT_CONFIG}}'::regconfig, search_normal_form(preceding)), 'C')
   || setweight(to_tsvector('{{SEARCH_TEXT_CONFIG}}'::regconfig, search_normal_form(search_compound_words(context))), 'B')
   || to_tsvector('{{SEARCH_TEXT_CONFIG}}'::regconfig, search_normal_form(search_compound_words(content)))
-  || setweight(search_code_lexemes(search_normal_form(context)), 'B')
-  || search_code_lexemes(search_normal_form(content))
+  -- Tested here as well as inside: a function with subqueries is called, not inlined, and most text has neither.
+  || case when strpos(context, '-') + strpos(context, '_') = 0 then ''::tsvector
+          else setweight(search_code_lexemes(search_normal_form(context)), 'B') end
+  || case when strpos(content, '-') + strpos(content, '_') = 0 then ''::tsvector
+          else search_code_lexemes(search_normal_form(content)) end
 ) stored;
 --> statement-breakpoint
 create index if not exists chunks_tsv on chunks using gin (tsv);
