@@ -110,13 +110,21 @@ function stem(word: string): string {
 /** A word, with an apostrophe's ending ("Maya's") that terms drop. */
 const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu;
 
-/** A text's informative words, lower case, as written (no stop words, none of one letter). */
+/** A command-line option (`-t`, `--porcelain`), as the keyword leg reads one (migrations/0027's pattern). */
+const OPTION = /(?<![\p{L}\p{N}_-])--?[a-z][a-z0-9_-]*/gu;
+
+/**
+ * A text's informative words, lower case, as written (no stop words, none of one letter), and its options whole:
+ * `-t` and `-a` were a stop word and a letter, so "What does -A do in psql?" shared no word with its answer.
+ */
 function words(text: string): string[] {
   const out: string[] = [];
-  for (const match of text.toLowerCase().matchAll(WORD)) {
+  const lower = text.toLowerCase();
+  for (const match of lower.matchAll(WORD)) {
     const word = match[0].replace(/['’].*$/, "");
     if (word.length >= 2 && !STOPWORDS.has(word)) out.push(word);
   }
+  for (const match of lower.matchAll(OPTION)) out.push(match[0]);
   return out;
 }
 
@@ -485,7 +493,9 @@ function cutStart(content: string, sentence: string): boolean {
  * judged on the words as written ("released" is common though its stem "releas" is in no table) and never a number.
  */
 function rareTerms(question: string): string[] {
-  const rare = words(question).filter((word) => !/^\p{N}+$/u.test(word) && !isCommonWord(word));
+  const rare = words(question).filter(
+    (word) => !/^\p{N}+$/u.test(word) && !word.startsWith("-") && !isCommonWord(word),
+  );
   return [...new Set(rare.map(stem))];
 }
 
@@ -493,7 +503,7 @@ const allIn = (list: string[], set: Set<string>) => list.every((term) => set.has
 
 /**
  * Verbs a question is framed with ("What does edquota -t set?", "What does --force do?"): a sentence about the rare
- * thing asked of answers them. Any other word of the question the sentence lacks is what is asked: "Who is the CEO of
+ * thing asked of answers them, as it does an option it does not name (an option it names is matched as a word). Any other word of the question the sentence lacks is what is asked: "Who is the CEO of
  * Kovalink?" is not answered by what else is said of Kovalink. A frequency bound could not tell them apart ("budget"
  * is more frequent than "seen").
  */
@@ -503,7 +513,7 @@ const FRAME = new Set(
   ),
 );
 const onlyFrameMissing = (question: string, holds: (term: string) => boolean) =>
-  words(question).every((word) => FRAME.has(word) || holds(stem(word)));
+  words(question).every((word) => FRAME.has(word) || word.startsWith("-") || holds(stem(word)));
 
 /** Whether a question has rare words and `holds` all of them. */
 const holdsRare = (rare: string[], holds: (term: string) => boolean) => rare.length > 0 && rare.every(holds);

@@ -406,6 +406,9 @@ describe("extractive answers", () => {
     expect(extractive("How are capital letters with a cedilla normalized?", manual)).toContain("CEDILLA) [1].");
     // A rare word (a command, a name) the sentence holds is what the question is about, whatever else it asks.
     expect(extractive("What does edquota -t set?", manual)).toContain("(with edquota or setquota)");
+    // An option the sentence names is matched whole: `-A` was a letter, and the question shared no word with it.
+    const psql = numbered([passage(1, "Use -t to print rows only, and -A for unaligned output. Quit with \\q.")]);
+    expect(extractive("What does -A do?", psql)).toBe("Use -t to print rows only, and -A for unaligned output [1].");
     // A stop word ("get") is no rare word, though it has no meaning vector.
     const graph = numbered([
       passage(
