@@ -147,7 +147,12 @@ function answerUnreadable(transport: StdioServerTransport): void {
   transport.onerror = (error) => {
     const refusal =
       error instanceof SyntaxError
-        ? { code: ErrorCode.ParseError, message: `Parse error: ${error.message}` }
+        ? {
+            code: ErrorCode.ParseError,
+            message: `Parse error: ${error.message}`,
+            // As `POST /mcp` answers a body that is no JSON: the API's code in `data`.
+            data: { code: "request.invalid_json" },
+          }
         : error instanceof $ZodError
           ? { code: ErrorCode.InvalidRequest, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" }
           : undefined;

@@ -810,9 +810,19 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     ]);
     const byId = (id: unknown) => replies.filter((reply) => reply.id === id);
     const notOneMessage = { code: -32600, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" };
+    // The API's code, as POST /mcp gives it for a body that is no JSON.
+    const notJson = { code: "request.invalid_json" };
     expect(byId(null)).toEqual([
-      { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: .*JSON/) } },
-      { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: /) } },
+      {
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: -32700, message: expect.stringMatching(/^Parse error: .*JSON/), data: notJson },
+      },
+      {
+        jsonrpc: "2.0",
+        id: null,
+        error: { code: -32700, message: expect.stringMatching(/^Parse error: /), data: notJson },
+      },
       { jsonrpc: "2.0", id: null, error: notOneMessage },
       { jsonrpc: "2.0", id: null, error: notOneMessage },
     ]);
@@ -950,7 +960,15 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(replies).toHaveLength(4);
     expect(replies).toEqual(
       expect.arrayContaining([
-        { jsonrpc: "2.0", id: null, error: { code: -32700, message: expect.stringMatching(/^Parse error: /) } },
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: {
+            code: -32700,
+            message: expect.stringMatching(/^Parse error: /),
+            data: { code: "request.invalid_json" },
+          },
+        },
         { jsonrpc: "2.0", id: 1, result: {} },
         { jsonrpc: "2.0", id: 2, result: {} },
         { jsonrpc: "2.0", id: "last", result: {} },
