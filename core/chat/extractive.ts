@@ -7,6 +7,7 @@
  * the same answer.
  */
 import { embedOffline, isCommonWord, meaningOf } from "../embedding/offline";
+import * as Keyword from "../search/keyword";
 import { type Source, withoutNoteMarks } from "./prompt";
 
 export const MODEL = "extractive";
@@ -114,15 +115,20 @@ const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}]+)?/gu;
 const OPTION = /(?<![\p{L}\p{N}_-])--?[a-z][a-z0-9_-]*/gu;
 
 /**
- * A text's informative words, lower case, as written (no stop words, none of one letter), and its options whole:
- * `-t` and `-a` were a stop word and a letter, so "What does -A do in psql?" shared no word with its answer.
+ * A text's informative words, lower case, as written (no stop words, none of one letter), its options whole, and its
+ * stop words written in capitals as written when it has lower-case letters too, as the keyword leg reads them
+ * (migrations/0029): `-t` and `-a` were a stop word and a letter, so "What does -A do in psql?" shared no word with
+ * its answer, and "What does the OVER clause do?" only "clause" with "A window function has an OVER clause".
  */
 function words(text: string): string[] {
   const out: string[] = [];
   const lower = text.toLowerCase();
-  for (const match of lower.matchAll(WORD)) {
-    const word = match[0].replace(/['’].*$/, "");
+  const capitals = Keyword.capitals(text) !== "";
+  for (const match of text.matchAll(WORD)) {
+    const written = match[0].replace(/['’].*$/, "");
+    const word = written.toLowerCase();
     if (word.length >= 2 && !STOPWORDS.has(word)) out.push(word);
+    else if (capitals && word.length >= 2 && /^\p{Lu}+$/u.test(written)) out.push(written);
   }
   for (const match of lower.matchAll(OPTION)) out.push(match[0]);
   return out;

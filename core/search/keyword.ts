@@ -46,7 +46,8 @@ export interface KeywordQuery {
  * The question's lexemes come from `to_tsvector` (stop words out, stemmed per the text configuration), with the
  * words inside its paths and dotted names as the chunks have them (migrations/0026), its options (`-t`,
  * `--porcelain`, whose word is left out: the option counts for it) and snake_case names as written, in Unicode's
- * compatibility form (migrations/0027), so punctuation and tsquery operators in it are plain text. A chunk matches
+ * compatibility form (migrations/0027), and its stop words written in capitals as written (`OVER`, `INTO`;
+ * migrations/0029), so punctuation and tsquery operators in it are plain text. A chunk matches
  * on any of them (OR). Document frequencies, the chunk count and the average length come from `search_terms`
  * (migrations/0009), summed over the scope's owners. Matches are gathered from the rarest lexemes first, as long as
  * their summed frequencies stay within `cap` (the rarest always), then (`fill`), while fewer than `cap` are gathered,
@@ -71,7 +72,8 @@ export function candidates(query: KeywordQuery): SQL[] {
       select t.lexeme, greatest(coalesce(sum(s.chunks), 0), 0)::float8 as df
       from unnest(tsvector_to_array(to_tsvector(${q.textConfig}::regconfig, regexp_replace(${q.text}, search_option_pattern(), '\\1 ', 'g'))
         || to_tsvector(${q.textConfig}::regconfig, search_compound_words(${q.text}))
-        || search_code_lexemes(${q.text}))) t(lexeme)
+        || search_code_lexemes(${q.text})
+        || search_capital_lexemes(${capitals(q.text)}))) t(lexeme)
       left join search_terms s on s.tenant_id = ${q.tenantId} and s.owner = any(${who}) and s.lexeme = t.lexeme
       group by t.lexeme)`,
     sql`kwc as materialized (
@@ -189,6 +191,12 @@ export function identifiers(text: string): string[] {
   const found = text.match(/[\p{L}\p{N}]+(?:[._-][\p{L}\p{N}]+)+/gu) ?? [];
   return [...new Set(found.filter((t) => /[_-]/.test(t)).map((t) => t.toLowerCase()))].slice(0, 8);
 }
+
+/**
+ * The question's text for its words in capitals (migrations/0029): none when it has no lower-case letter, as a question
+ * written all in capitals ("WHAT DID I SAY ABOUT IT") shouts its stop words rather than naming SQL's keywords.
+ */
+export const capitals = (text: string): string => (/\p{Ll}/u.test(text) ? text : "");
 
 /**
  * The question without "vs" and "versus", which no stop-word list drops: "git log -S vs -G" asks about two options,

@@ -222,6 +222,44 @@ describe.each(DRIVERS)("ranking on %s", (driver) => {
     expect(await termRecount(db)).toEqual(await termStatistics(db));
   });
 
+  it("finds SQL's keywords written in capitals, which English drops as stop words, and doubles no other word", async () => {
+    const sqlDocs = await callerFor(db, "sql");
+    await Ingest.run(
+      db,
+      sqlDocs,
+      [
+        { id: "window", content: "A window function is called with an OVER clause naming its partition and order." },
+        { id: "contract", content: "Each clause of the contract is numbered; a clause may refer to another clause." },
+        { id: "select-into", content: "SELECT INTO makes a new table from the rows a query returns." },
+        { id: "copy", content: "Copy the rows of a query into a new table, or the table into a file." },
+        { id: "meeting", content: "The meeting ran over time, so we went over the plan again over lunch." },
+      ],
+      { embedder },
+    );
+    const keyword = async (query: string) => ids(sqlDocs, { query, mode: "keyword", topK: 3 });
+
+    // `OVER` was a stop word: the question was "clause", which the contract says three times.
+    expect((await keyword("What does the OVER clause do?"))[0]).toBe("window");
+    expect((await keyword("SELECT INTO a new table"))[0]).toBe("select-into");
+    // In lower case it is the English word, and a stop word still; so is a question written all in capitals.
+    expect((await keyword("what does the over clause do"))[0]).toBe("contract");
+    expect((await keyword("WHAT DOES THE OVER CLAUSE DO"))[0]).toBe("contract");
+    expect(await keyword("over")).toEqual([]);
+    // Only the words the configuration drops get a lexeme in capitals: `SELECT` matches `select` as before.
+    const lexemes = await db.query<{ word: string; n: number }>({
+      text: `select w as word, (select count(*)::int from chunks where tsv @@ quote_literal(w)::tsquery) as n
+             from unnest(array['OVER', 'INTO', 'SELECT', 'CLAUSE']) w order by w`,
+      params: [],
+    });
+    expect(lexemes).toEqual([
+      { word: "CLAUSE", n: 0 },
+      { word: "INTO", n: 1 },
+      { word: "OVER", n: 1 },
+      { word: "SELECT", n: 0 },
+    ]);
+    expect(await termRecount(db)).toEqual(await termStatistics(db));
+  });
+
   it("matches words whatever Unicode form they were written in, and returns the text as stored", async () => {
     const forms = await callerFor(db, "forms");
     // A combining accent (as macOS and some PDFs write it), a ligature and full-width letters.
@@ -612,8 +650,8 @@ describe("re-rank stage", () => {
   });
 });
 
-describe("a database made before migrations 0026 and 0027 (pg)", () => {
-  it("finds the words inside its stored paths and its decomposed accents once migrated, with statistics equal to a recount", async () => {
+describe("a database made before migrations 0026, 0027 and 0029 (pg)", () => {
+  it("finds the words inside its stored paths, its decomposed accents and its keywords in capitals once migrated, with statistics equal to a recount", async () => {
     const settings = { embeddingDimensions: DIMENSIONS, searchTextConfig: "english" };
     const name = await createDatabase();
     const db = createPgDb(pgUrl(name));
@@ -627,6 +665,7 @@ describe("a database made before migrations 0026 and 0027 (pg)", () => {
           { id: "paths", content: "Client authentication is configured in $PGDATA/pg_hba.conf on the server." },
           { id: "other", content: "Bread rises better in a warm kitchen; knead the dough for ten minutes." },
           { id: "accents", content: "The cafe\u0301 serves cre\u0300me bru\u0302le\u0301e." },
+          { id: "window", content: "A window function is called with an OVER clause." },
         ],
         { embedder },
       );
@@ -647,13 +686,15 @@ describe("a database made before migrations 0026 and 0027 (pg)", () => {
       });
       expect(accented?.n).toBe(0);
 
-      expect((await migrate(db, settings)).slice(0, 2)).toEqual([
+      expect(await migrate(db, settings)).toEqual([
         "0026_words_inside_compounds",
         "0027_options_and_unicode_forms",
+        "0029_keywords_in_capitals",
       ]);
 
       expect(await keyword("pg_hba")).toEqual(["paths"]);
       expect(await keyword("caf\u00e9 cr\u00e8me")).toEqual(["accents"]);
+      expect(await keyword("the OVER clause")).toEqual(["window"]);
       expect(await termStatistics(db)).toEqual(await termRecount(db));
       // The row trigger on the turns before, dropped with the column, is there again.
       const triggers = await db.query<{ tgname: string }>({

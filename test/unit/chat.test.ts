@@ -409,6 +409,16 @@ describe("extractive answers", () => {
     // An option the sentence names is matched whole: `-A` was a letter, and the question shared no word with it.
     const psql = numbered([passage(1, "Use -t to print rows only, and -A for unaligned output. Quit with \\q.")]);
     expect(extractive("What does -A do?", psql)).toBe("Use -t to print rows only, and -A for unaligned output [1].");
+    // A stop word in capitals is SQL's keyword, as the keyword leg reads it: "OVER clause" is not just "clause".
+    const sqlRef = numbered([
+      passage(
+        1,
+        "A clause of a statement is one of its parts. A window function is called with an OVER clause naming its partition.",
+      ),
+    ]);
+    expect(extractive("What does the OVER clause do?", sqlRef)).toBe(
+      "A window function is called with an OVER clause naming its partition [1].",
+    );
     // A stop word ("get") is no rare word, though it has no meaning vector.
     const graph = numbered([
       passage(
