@@ -247,6 +247,8 @@ function typeOf(node: Schema): string {
   if (node.anyOf) return node.anyOf.map(typeOf).join(" or ");
   if (node.type === "array") return `array of ${node.items ? typeOf(node.items) : "anything"}`;
   if (Array.isArray(node.type)) return node.type.join(" or ");
+  // The format tells apart what would read "string or string" (a timestamp or a date).
+  if (node.type === "string" && node.format) return `string (${node.format})`;
   return node.type ?? "any JSON";
 }
 
