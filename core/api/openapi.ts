@@ -156,7 +156,7 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
     out["413"] = error(
       route.fn === "upload"
         ? "File over 4 MB (`upload.too_large`: API Gateway hands it to Lambda base64-encoded), body over 6 MB, or a file that holds too much: over 2,000 pages (`extract.too_many_pages`), over 1,000,000 characters of text (`extract.too_much_text`), a .docx whose parts mammoth reads expand past 32 MB or a PDF whose streams decode past 64 MB (`extract.too_large`)"
-        : "Body over 6 MB, or content over its limit",
+        : "Body over 6 MB (`request.too_large`), or a text over the limit its field states (`document.too_large`, `chat.message_too_long`)",
     );
   }
   out["414"] = error("URL longer than 8 KB");

@@ -44,6 +44,7 @@ const message = {
         ctx.addIssue({ code: "custom", ...unstorable("a message") });
       }
     }),
+    z.describe(`At most ${MAX_MESSAGE_CHARS.toLocaleString("en")} characters (413 chat.message_too_long)`),
   ),
 };
 // A misspelt field is refused, as on every other route, not silently dropped (`conversationID` would start a new

@@ -128,7 +128,7 @@ export const DocumentInput = z.strictObject({
     .check(z.describe("Without it, the id is derived from the content hash (and the conversationId, for a turn)")),
   content: Content.check(
     z.describe(
-      "Stored as sent (Markdown and HTML fragments too), except a whole web page (starting with a doctype or an html tag): stored as its text",
+      `At most ${MAX_CONTENT_CHARS.toLocaleString("en")} characters (413 document.too_large). Stored as sent (Markdown and HTML fragments too), except a whole web page (starting with a doctype or an html tag): stored as its text, which the limit then counts`,
     ),
   ),
   title: z.optional(orNull(StoredText(MAX_TITLE_CHARS))),
@@ -182,7 +182,13 @@ export const IngestRequest = z.strictObject({
 export type IngestRequest = z.infer<typeof IngestRequest>;
 
 export const PatchRequest = z.strictObject({
-  content: z.optional(Content),
+  content: z.optional(
+    Content.check(
+      z.describe(
+        `The new text, re-chunked and re-embedded: at most ${MAX_CONTENT_CHARS.toLocaleString("en")} characters (413 document.too_large)`,
+      ),
+    ),
+  ),
   title: z.optional(z.nullable(StoredText(MAX_TITLE_CHARS))),
   metadata: z.optional(Metadata),
   importance: z.optional(Importance),
