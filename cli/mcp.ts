@@ -10,6 +10,7 @@ import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js"
 import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
+import { MAX_BODY_BYTES } from "../core/api/http";
 import type { Background } from "../core/background";
 import { config, setConfig } from "../core/config";
 import { embedder } from "../core/embedding";
@@ -179,11 +180,16 @@ const NEWLINE = Buffer.from([LF]);
 /** JSON's whitespace other than the newline that ends a line: space, tab, carriage return. */
 const BLANK = new Set([0x20, 0x09, 0x0d]);
 /**
- * The longest line read (8 MiB). The SDK's reader holds at most 10 MB, a partial line and the chunk after it, and
- * past that closes the transport: the server then read nothing more and ended without a word. The largest request the
- * tools take (`remember`'s 1,000,000 characters, escaped) fits.
+ * As `POST /mcp` answers a body over its limit (core/api/http.ts): the same limit, code and message, the API's code in
+ * `data`. The limit is under what the SDK's reader holds (10 MB, a partial line and the chunk after it; past that it
+ * closes the transport, and the server ended without a word), and the largest request the tools take (`remember`'s
+ * 1,000,000 characters, escaped) fits, as it does in the body.
  */
-export const MAX_LINE_BYTES = 8 * 1024 * 1024;
+const TOO_LARGE: LineRefusal = {
+  code: ErrorCode.InvalidRequest,
+  message: `Invalid Request: The line is larger than ${MAX_BODY_BYTES / 1024 / 1024} MB.`,
+  data: { code: "request.too_large" },
+};
 
 /** As `POST /mcp` answers a body that is not UTF-8 (core/api/http.ts): the same code, the API's code in `data`. */
 const NOT_UTF8: LineRefusal = {
@@ -196,12 +202,12 @@ const NOT_UTF8: LineRefusal = {
  * The input as the SDK's reader is to read it: whole lines, one at a time, each valid UTF-8, and no blank ones. The
  * reader decodes leniently, so a line of bad bytes (Latin-1 `café`) was stored with U+FFFD in their place; such a line
  * is answered as `POST /mcp` answers such a body, through `refuse`, and the lines after it are read. So is a line
- * longer than `maxLine`, as soon as it grows past it; its rest is dropped up to its newline. MCP transports ignore
- * empty and whitespace-only lines ("\r" from a CRLF client, a stray Enter), which the reader would answer -32700;
- * JSON ignores whitespace before a value, so each line's leading whitespace is dropped. A line is held until its
- * newline (at most `maxLine` bytes), as the reader holds it anyway, and passed on alone, so the reader never holds more.
+ * longer than `POST /mcp`'s body limit, as soon as it grows past it; its rest is dropped, not held, up to its newline.
+ * MCP transports ignore empty and whitespace-only lines ("\r" from a CRLF client, a stray Enter), which the reader
+ * would answer -32700; JSON ignores whitespace before a value, so each line's leading whitespace is dropped. A line is held until its
+ * newline (at most the body limit), as the reader holds it anyway, and passed on alone, so the reader never holds more.
  */
-export function inputLines(refuse: (refusal: LineRefusal) => void, maxLine = MAX_LINE_BYTES): Transform {
+export function inputLines(refuse: (refusal: LineRefusal) => void): Transform {
   let parts: Buffer[] = [];
   /** Bytes of the current line held, or -1 while dropping the rest of a line that was too long. */
   let length = 0;
@@ -219,13 +225,10 @@ export function inputLines(refuse: (refusal: LineRefusal) => void, maxLine = MAX
         const end = chunk.indexOf(LF, i);
         const stop = end === -1 ? chunk.length : end;
         if (length === 0) while (i < stop && BLANK.has(chunk[i] as number)) i++;
-        if (length >= 0 && length + (stop - i) > maxLine) {
+        if (length >= 0 && length + (stop - i) > MAX_BODY_BYTES) {
           parts = [];
           length = -1;
-          refuse({
-            code: ErrorCode.ParseError,
-            message: `Parse error: a line longer than ${maxLine / 1048576} MiB was cut and not read`,
-          });
+          refuse(TOO_LARGE);
         } else if (length >= 0 && stop > i) {
           parts.push(chunk.subarray(i, stop));
           length += stop - i;

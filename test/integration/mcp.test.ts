@@ -15,6 +15,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
 import * as Admission from "../../core/admission";
+import { MAX_BODY_BYTES } from "../../core/api/http";
 import * as Auth from "../../core/auth";
 import { ChatRequest } from "../../core/chat/schema";
 import { setConfig } from "../../core/config";
@@ -893,13 +894,21 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
-  it("answers a line past the size bound with a parse error and serves the lines after it", async () => {
-    // More than the SDK's reader holds (10 MB): it had closed, and the server ended without a word.
-    const huge = rpc(2, "tools/call", { name: "remember", arguments: { content: "x ".repeat(5_500_000) } });
-    const { replies, exitCode } = await piped({ ENGRAM_USER_ID: "huge" }, [huge, rpc(3, "ping")]);
-    expect(replies.map((reply) => reply.id)).toEqual([1, null, 3]);
-    expect(replies[1].error).toMatchObject({ code: -32700, message: expect.stringContaining("longer than 8 MiB") });
-    expect(replies[2].result).toEqual({});
+  it("answers a line over POST /mcp's body limit as POST /mcp answers such a body, and serves the lines after it", async () => {
+    // Just over the 6 MB POST /mcp refuses (it had been read and run), and more than the SDK's reader holds (10 MB:
+    // it had closed, and the server ended without a word).
+    const over = rpc(2, "tools/call", { name: "remember", arguments: { content: "x".repeat(MAX_BODY_BYTES) } });
+    const huge = rpc(3, "tools/call", { name: "remember", arguments: { content: "x ".repeat(5_500_000) } });
+    const { replies, exitCode } = await piped({ ENGRAM_USER_ID: "huge" }, [over, huge, rpc(4, "ping")]);
+    const http = await postMcpText(over, acme);
+    const refusal = { ...(await http.json()).error, message: "Invalid Request: The line is larger than 6 MB." };
+    expect([http.status, refusal.data]).toEqual([413, { code: "request.too_large" }]);
+    expect(replies).toEqual([
+      expect.objectContaining({ id: 1 }),
+      { jsonrpc: "2.0", id: null, error: refusal },
+      { jsonrpc: "2.0", id: null, error: refusal },
+      { jsonrpc: "2.0", id: 4, result: {} },
+    ]);
     expect(exitCode).toBe(0);
   });
 
