@@ -1089,6 +1089,17 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(textOf(wrong)).toMatch(/^request\.invalid: .*topK/);
   });
 
+  it("takes an Engram URL copied with the API's /v1, as the other commands do", async () => {
+    for (const url of [`${server.url}/v1`, `${server.url}/v1/`]) {
+      // Its routes had been /v1/v1/...: the key's check said the Engram did not answer, and every call failed.
+      const started = await start({ ENGRAM_URL: url, ENGRAM_API_KEY: globex });
+      expect([started.exitCode, started.stderr]).toEqual([0, ""]);
+      const client = await overStdio({ ENGRAM_URL: url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "v1" });
+      const found = await call(client, "search_memory", { query: "anything" });
+      expect([found.isError, found.structuredContent?.results]).toEqual([undefined, []]);
+    }
+  });
+
   it("answers a tool call the server's rate limit refuses at once, as the tool's error, instead of waiting it out", async () => {
     const { key } = await Auth.createKey(t.db, "paced-stdio");
     await RateLimit.setLimits(t.db, "paced-stdio", { search: "1/min" });
