@@ -137,6 +137,9 @@ async function start(env: Record<string, string>, args: string[] = []) {
   return { exitCode, stdout, stderr };
 }
 
+/** An initialize's params, as a client of MCP 2025-06-18 sends them. */
+const INITIALIZE = { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "by-hand", version: "1" } };
+
 const rpc = (id: number | string | undefined, method: string, params?: object) =>
   JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, ...(params ? { params } : {}) });
 
@@ -682,7 +685,7 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
   });
 
-  it("answers JSON that is no JSON-RPC 2.0 message, or an empty batch, -32600 Invalid Request with id null", async () => {
+  it("answers JSON that is no JSON-RPC 2.0 message, or a batch it cannot read, -32600 Invalid Request with id null", async () => {
     const list = { jsonrpc: "2.0", id: 1, method: "tools/list" };
     const bodies = [
       { ...list, jsonrpc: "1.0" },
@@ -690,9 +693,11 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       { ...list, id: null },
       { ...list, id: { a: 1 } },
       [],
-      [list, { ...list, id: 2, jsonrpc: "1.0" }],
+      Array.from({ length: 101 }, (_, i) => ({ ...list, id: i })),
       // Two requests with one id: both would run, and one answer be lost.
       [list, { ...list, method: "ping" }],
+      // A member refused with the id of a request: the client could not tell their answers apart.
+      [list, { ...list, jsonrpc: "1.0" }],
     ];
     for (const body of bodies) {
       const res = await postMcp(body, acme);
@@ -709,6 +714,53 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     // A batch is answered with an array, a batch of one too; a lone message with an object.
     const one = await (await postMcp([list], acme)).json();
     expect([Array.isArray(one), one[0]?.result.tools.length]).toEqual([true, 5]);
+  });
+
+  it("answers each member of a batch on its own (JSON-RPC 2.0, 6): a malformed one with its error, the others as if alone", async () => {
+    const { key } = await Auth.createKey(t.db, "batch-members");
+    const res = await postMcp(
+      [
+        toolCall(1, "remember", { id: "kept", content: "The batch's good members still run." }),
+        { jsonrpc: "1.0", id: 2, method: "ping" },
+        { foo: "boo" },
+        42,
+        { jsonrpc: "2.0", id: 5, method: "initialize", params: INITIALIZE },
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        { jsonrpc: "2.0", id: 7, method: "no/such" },
+        toolCall(8, "list_memories", {}),
+      ],
+      key,
+      "members",
+    );
+    expect(res.status).toBe(200);
+    const answers = await res.json();
+    expect(answers.map((a: { id: unknown; error?: { code: number } }) => [a.id, a.error?.code])).toEqual([
+      [1, undefined],
+      [2, -32600],
+      [null, -32600],
+      [null, -32600],
+      [5, -32600],
+      [7, -32601],
+      [8, undefined],
+    ]);
+    expect(answers[1].error.message).toMatch(/^Invalid Request: batch\[1\] is no JSON-RPC 2\.0 message/);
+    expect(answers[4].error.message).toMatch(/^Invalid Request: batch\[4\] is initialize/);
+    expect(answers[6].result.structuredContent.documents.map((d: { id: string }) => d.id)).toEqual(["kept"]);
+
+    // A batch of malformed members only, or of them and notifications, is answered with their errors.
+    for (const body of [[{ foo: "boo" }], [{ jsonrpc: "2.0", method: "notifications/initialized" }, { id: 3 }]]) {
+      const only = await postMcp(body, key, "members");
+      expect([only.status, await only.json()]).toEqual([
+        200,
+        [
+          {
+            jsonrpc: "2.0",
+            id: body.length === 1 ? null : 3,
+            error: { code: -32600, message: expect.stringMatching(/^Invalid Request: batch\[\d\] is no JSON-RPC/) },
+          },
+        ],
+      ]);
+    }
   });
 
   it("answers a body that is not JSON -32700 Parse error, and one it cannot take -32600, with id null and the API's code", async () => {
