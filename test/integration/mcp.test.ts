@@ -858,11 +858,15 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       rpc(3, "tools/list"),
       rpc(4, "tools/call"),
       rpc(5, "tools/call", { name: "remember", arguments: {} }),
-      // A batch, which POST /mcp takes and stdio does not (MCP 2025-06-18 dropped them): none of it runs.
+      // A batch of one (MCP 2025-03-26, which the server negotiates): answered with an array of one.
       `[${rpc(6, "ping")}]`,
     ]);
     const byId = (id: unknown) => replies.filter((reply) => reply.id === id);
-    const notOneMessage = { code: -32600, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" };
+    const notOneMessage = {
+      code: -32600,
+      message:
+        'Invalid Request: a line must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them',
+    };
     // The API's code, as POST /mcp gives it for a body that is no JSON.
     const notJson = { code: "request.invalid_json" };
     expect(byId(null)).toEqual([
@@ -877,9 +881,8 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
         error: { code: -32700, message: expect.stringMatching(/^Parse error: /), data: notJson },
       },
       { jsonrpc: "2.0", id: null, error: notOneMessage },
-      { jsonrpc: "2.0", id: null, error: notOneMessage },
     ]);
-    expect(byId(6)).toEqual([]);
+    expect(replies.filter(Array.isArray)).toEqual([[{ jsonrpc: "2.0", id: 6, result: {} }]]);
     expect(byId(3)[0].result.tools).toHaveLength(5);
     expect(byId(4)[0].error).toEqual({
       code: -32602,
@@ -924,6 +927,63 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
+  it("answers a batch line as POST /mcp answers the batch: each member on its own, in one array", async () => {
+    const batch = [
+      { jsonrpc: "2.0", id: 1, method: "ping" },
+      { jsonrpc: "1.0", id: 2, method: "ping" },
+      { foo: "boo" },
+      42,
+      { jsonrpc: "2.0", id: 5, method: "initialize", params: INITIALIZE },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 7, method: "no/such" },
+      toolCall(8, "list_memories", {}),
+      toolCall(9, "remember", { id: "in-batch", content: "Remembered inside a batch." }),
+      toolCall(10, "forget", { id: "in-batch" }),
+    ];
+    const { replies, exitCode } = await byHand(
+      [
+        rpc(0, "initialize", INITIALIZE),
+        rpc(undefined, "notifications/initialized"),
+        JSON.stringify(batch),
+        // Only notifications: nothing to answer. Empty: refused whole, id null.
+        JSON.stringify([{ jsonrpc: "2.0", method: "notifications/initialized" }]),
+        "[]",
+        // Not JSON: refused as any such line is.
+        `[${rpc(11, "ping")}`,
+      ],
+      { ENGRAM_USER_ID: "batch-stdio" },
+    );
+    const http = await (await postMcp(batch.slice(0, 8), acme, "batch-http")).json();
+    const arrays = replies.filter(Array.isArray);
+    expect(arrays).toHaveLength(1);
+    const [answers] = arrays as any[][];
+    expect(answers?.slice(0, 7)).toEqual(http);
+    expect(answers?.slice(7).map((a: { id: number; result: CallToolResult }) => [a.id, textOf(a.result)])).toEqual([
+      [9, expect.stringMatching(/^Remembered as id in-batch /)],
+      [10, "Forgot in-batch."],
+    ]);
+    // A refusal is written at once, answers when their handler runs: the order between them is not the point.
+    const others = replies.filter((reply) => !Array.isArray(reply));
+    expect(others).toHaveLength(4);
+    expect(others).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: 0, result: expect.anything() }),
+        { jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^Invalid Request: /) } },
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: {
+            code: -32700,
+            message: expect.stringMatching(/^Parse error: /),
+            data: { code: "request.invalid_json" },
+          },
+        },
+        { jsonrpc: "2.0", id: "last", result: {} },
+      ]),
+    );
+    expect(exitCode).toBe(0);
+  });
+
   it("runs tool calls in the order they came, and answers a last line sent without its newline", async () => {
     const { replies, exitCode } = await piped(
       { ENGRAM_USER_ID: "orderly" },
@@ -964,12 +1024,16 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
-  it("answers every request read before stdin closed, also through a server", async () => {
-    // The tool call is still in flight when stdin closes.
+  it("answers every request read before stdin closed, a batch's too, also through a server", async () => {
+    // The tool calls are still in flight when stdin closes.
     const { replies, exitCode } = await piped({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }, [
       rpc(2, "tools/call", { name: "search_memory", arguments: { query: "anything at all" } }),
+      JSON.stringify([toolCall(3, "list_memories", {}), toolCall(4, "search_memory", { query: "anything" })]),
     ]);
-    expect(replies.map((reply) => reply.id).sort()).toEqual([1, 2]);
+    expect(replies.map((reply) => reply.id ?? reply.map((a: { id: number }) => a.id))).toEqual(
+      expect.arrayContaining([1, 2, [3, 4]]),
+    );
+    expect(replies).toHaveLength(3);
     expect(replies.find((reply) => reply.id === 2).result.structuredContent).toHaveProperty("results");
     expect(exitCode).toBe(0);
   });

@@ -34,6 +34,16 @@ describe("inputLines", () => {
     expect((await filtered(['\n\r\n \t \r\n{"id":1}\r\n\n   \n{bad\n'])).out).toBe('{"id":1}\r\n{bad\n');
   });
 
+  it("hands a line `take` keeps (a batch) to it alone, and passes the others on", async () => {
+    const taken: string[] = [];
+    const lines = inputLines(
+      () => {},
+      (line) => line[0] === 0x5b && taken.push(line.toString()) > 0,
+    );
+    const out = await text(Readable.from([Buffer.from('{"id":1}\n  [{"id":2}]\n{"id":3}\n')]).pipe(lines));
+    expect([out, taken]).toEqual(['{"id":1}\n{"id":3}\n', ['[{"id":2}]\n']]);
+  });
+
   it("drops a line's leading whitespace, which JSON ignores, and nothing after it", async () => {
     expect((await filtered(['  \t{"a": " x "}  \n'])).out).toBe('{"a": " x "}  \n');
   });
