@@ -26,6 +26,15 @@ export interface Target {
 }
 
 /**
+ * The Engram a `--url` (ENGRAM_URL) names, for every command that takes one. An empty one (`ENGRAM_URL= engram ...`)
+ * is none, as a shell user means it. The API's routes start /v1: a URL copied with it (`https://<api>/v1`) is the
+ * Engram's own, or every route was /v1/v1/... ("No route for GET /v1/v1/stats.").
+ */
+export function engramUrl(given: string | undefined): string | undefined {
+  return given?.replace(/\/v1\/*$/, "") || undefined;
+}
+
+/**
  * Refuses at start what would make every call fail: a URL that is not http(s), a remote Engram without a key, a
  * key or an end user the API would refuse. Thrown, it is the CLI's one line on stderr and a non-zero exit.
  */

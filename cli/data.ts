@@ -13,7 +13,7 @@ import type { SearchInput } from "../core/search";
 import * as Search from "../core/search";
 import { MAX_TOP_K, Scope } from "../core/search/schema";
 import { STALE_COUNT_MAX } from "../core/search/vector";
-import { type Client, connect, type Target } from "./client";
+import { type Client, connect, engramUrl, type Target } from "./client";
 import { collectFiles, coveredBy, type FileDocument, readDocuments } from "./files";
 import { LOCAL_TENANT } from "./local";
 import { printable } from "./printable";
@@ -55,10 +55,7 @@ const scopeOption = () =>
 const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
 
 function targetOf(options: TargetOptions): Target {
-  // An empty ENGRAM_URL (`ENGRAM_URL= engram search ...`) is none, as a shell user means it.
-  // The API's routes start /v1: a URL copied with it (`https://<api>/v1`) is the Engram's own, or every route
-  // was /v1/v1/... ("No route for GET /v1/v1/stats.").
-  const o = { ...options, url: options.url?.replace(/\/v1\/*$/, "") || undefined };
+  const o = { ...options, url: engramUrl(options.url) };
   if (o.url === undefined) {
     return { tenant: o.tenant ?? LOCAL_TENANT, tenantGiven: o.tenant !== undefined, user: o.user, key: o.key };
   }

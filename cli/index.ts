@@ -15,7 +15,7 @@ import { EngramError } from "../core/error";
 import * as Log from "../core/log";
 import * as RateLimit from "../core/ratelimit";
 import * as Tenant from "../core/tenant";
-import { ensureSaid } from "./client";
+import { engramUrl, ensureSaid } from "./client";
 import { registerDataCommands, wholeNumber } from "./data";
 import { LOCAL_TENANT, openLocalDb } from "./local";
 import { printable } from "./printable";
@@ -285,10 +285,11 @@ program
   .option("--tenant <name>", `tenant, for the local store (default: ${LOCAL_TENANT})`)
   .action(async (options: { url?: string; key?: string; user?: string; tenant?: string }) => {
     const { serveStdio } = await import("./mcp");
-    // An empty ENGRAM_URL is none, as for the data commands. An empty ENGRAM_USER_ID is refused, as --user "" is: an
-    // MCP client's env block with the value left blank would put the user's memories in the shared space.
+    // The URL as the data commands read it (an empty one is none, a copied /v1 dropped). An empty ENGRAM_USER_ID is
+    // refused, as --user "" is: an MCP client's env block with the value left blank would put the user's memories in
+    // the shared space.
     await serveStdio({
-      url: options.url || undefined,
+      url: engramUrl(options.url),
       apiKey: options.key,
       userId: options.user,
       tenant: options.tenant,

@@ -7,15 +7,17 @@
 import { isUtf8 } from "node:buffer";
 import { Transform } from "node:stream";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
-import { ErrorCode, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
+import { ErrorCode, isJSONRPCRequest, type JSONRPCMessage } from "@modelcontextprotocol/sdk/types.js";
 import { $ZodError } from "zod/v4/core";
 import { EngramApiError, type EngramClient } from "../client";
+import { MAX_BODY_BYTES } from "../core/api/http";
 import type { Background } from "../core/background";
 import { config, setConfig } from "../core/config";
 import { embedder } from "../core/embedding";
 import { EngramError } from "../core/error";
 import type { Describe, Memory } from "../core/mcp";
 import * as Mcp from "../core/mcp";
+import * as Batch from "../core/mcp/batch";
 import * as Local from "../core/mcp/local";
 import { checkTarget, connect } from "./client";
 import { exitCleanlyOnSignals, keepUp, LOCAL_TENANT } from "./local";
@@ -154,10 +156,88 @@ function answerUnreadable(transport: StdioServerTransport): void {
             data: { code: "request.invalid_json" },
           }
         : error instanceof $ZodError
-          ? { code: ErrorCode.InvalidRequest, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" }
+          ? // As POST /mcp answers such a body.
+            Batch.invalidRequest(
+              'a line must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them',
+            ).error
           : undefined;
     if (refusal) refuseLine(transport, refusal);
   };
+}
+
+/**
+ * Batches on stdio, read as POST /mcp reads them (core/mcp/batch.ts). The SDK's reader takes one message a line, so a
+ * line that is a JSON array is read here instead: its messages go to the server in its order, as lines' would, and
+ * their answers are held and written together, each refused member's error in its place, as one array once all are
+ * in (nothing, when nothing is to be answered). A line that is no JSON is left to the reader, which refuses it.
+ */
+function answerBatches(transport: StdioServerTransport): (line: Buffer) => boolean {
+  /** The batches waiting for answers, by the ids of their requests. */
+  const waiting = new Map<string | number, Waiting>();
+  const send = transport.send.bind(transport);
+  // Each held answer's send settles once its batch's answer is written, so answeringAll still waits for it.
+  transport.send = (message: JSONRPCMessage) => {
+    const id = "method" in message ? undefined : (message as { id?: string | number }).id;
+    const batch = id === undefined ? undefined : waiting.get(id);
+    if (id === undefined || !batch) return send(message);
+    waiting.delete(id);
+    batch.answers.push(message);
+    if (batch.answers.length === batch.requests) {
+      batch.write(send(Batch.answerOf(batch.members, batch.answers) as unknown as JSONRPCMessage));
+    }
+    return batch.written;
+  };
+  return (line) => {
+    if (line[0] !== 0x5b) return false;
+    let parsed: unknown[];
+    try {
+      parsed = JSON.parse(line.toString("utf8"));
+    } catch {
+      return false;
+    }
+    const read = Batch.read(parsed);
+    if ("refusal" in read) {
+      refuseLine(transport, read.refusal.error);
+      return true;
+    }
+    const messages = Batch.messagesOf(read.members);
+    const requests = messages.filter(isJSONRPCRequest);
+    // Its answers are matched by id: one of a batch still being answered would be taken for that batch's.
+    if (requests.some((request) => waiting.has(request.id))) {
+      refuseLine(
+        transport,
+        Batch.invalidRequest("a batch's requests must have ids other than those of the batches still being answered")
+          .error,
+      );
+      return true;
+    }
+    if (requests.length > 0) {
+      const batch = waitingFor(read.members, requests.length);
+      for (const request of requests) waiting.set(request.id, batch);
+    } else {
+      const answer = Batch.answerOf(read.members, []);
+      if (answer.length > 0) send(answer as unknown as JSONRPCMessage).catch(() => {});
+    }
+    for (const message of messages) transport.onmessage?.(message);
+    return true;
+  };
+}
+
+/** A batch waiting for the answers of its `requests`; `written` settles as the write of its answer does. */
+interface Waiting {
+  members: Batch.Member[];
+  requests: number;
+  answers: JSONRPCMessage[];
+  write(sent: Promise<void>): void;
+  written: Promise<void>;
+}
+
+function waitingFor(members: Batch.Member[], requests: number): Waiting {
+  let write: Waiting["write"] = () => {};
+  const written = new Promise<void>((resolve, reject) => {
+    write = (sent) => sent.then(resolve, reject);
+  });
+  return { members, requests, answers: [], write, written };
 }
 
 /** Answers a line that was not read, with id null as none could be. */
@@ -179,11 +259,16 @@ const NEWLINE = Buffer.from([LF]);
 /** JSON's whitespace other than the newline that ends a line: space, tab, carriage return. */
 const BLANK = new Set([0x20, 0x09, 0x0d]);
 /**
- * The longest line read (8 MiB). The SDK's reader holds at most 10 MB, a partial line and the chunk after it, and
- * past that closes the transport: the server then read nothing more and ended without a word. The largest request the
- * tools take (`remember`'s 1,000,000 characters, escaped) fits.
+ * As `POST /mcp` answers a body over its limit (core/api/http.ts): the same limit, code and message, the API's code in
+ * `data`. The limit is under what the SDK's reader holds (10 MB, a partial line and the chunk after it; past that it
+ * closes the transport, and the server ended without a word), and the largest request the tools take (`remember`'s
+ * 1,000,000 characters, escaped) fits, as it does in the body.
  */
-export const MAX_LINE_BYTES = 8 * 1024 * 1024;
+const TOO_LARGE: LineRefusal = {
+  code: ErrorCode.InvalidRequest,
+  message: `Invalid Request: The line is larger than ${MAX_BODY_BYTES / 1024 / 1024} MB.`,
+  data: { code: "request.too_large" },
+};
 
 /** As `POST /mcp` answers a body that is not UTF-8 (core/api/http.ts): the same code, the API's code in `data`. */
 const NOT_UTF8: LineRefusal = {
@@ -196,12 +281,12 @@ const NOT_UTF8: LineRefusal = {
  * The input as the SDK's reader is to read it: whole lines, one at a time, each valid UTF-8, and no blank ones. The
  * reader decodes leniently, so a line of bad bytes (Latin-1 `café`) was stored with U+FFFD in their place; such a line
  * is answered as `POST /mcp` answers such a body, through `refuse`, and the lines after it are read. So is a line
- * longer than `maxLine`, as soon as it grows past it; its rest is dropped up to its newline. MCP transports ignore
- * empty and whitespace-only lines ("\r" from a CRLF client, a stray Enter), which the reader would answer -32700;
- * JSON ignores whitespace before a value, so each line's leading whitespace is dropped. A line is held until its
- * newline (at most `maxLine` bytes), as the reader holds it anyway, and passed on alone, so the reader never holds more.
+ * longer than `POST /mcp`'s body limit, as soon as it grows past it; its rest is dropped, not held, up to its newline.
+ * MCP transports ignore empty and whitespace-only lines ("\r" from a CRLF client, a stray Enter), which the reader
+ * would answer -32700; JSON ignores whitespace before a value, so each line's leading whitespace is dropped. A line is held until its
+ * newline (at most the body limit), as the reader holds it anyway, and passed on alone, so the reader never holds more.
  */
-export function inputLines(refuse: (refusal: LineRefusal) => void, maxLine = MAX_LINE_BYTES): Transform {
+export function inputLines(refuse: (refusal: LineRefusal) => void, take?: (line: Buffer) => boolean): Transform {
   let parts: Buffer[] = [];
   /** Bytes of the current line held, or -1 while dropping the rest of a line that was too long. */
   let length = 0;
@@ -209,8 +294,8 @@ export function inputLines(refuse: (refusal: LineRefusal) => void, maxLine = MAX
     const line = Buffer.concat([...parts, NEWLINE]);
     parts = [];
     length = 0;
-    if (isUtf8(line)) stream.push(line);
-    else refuse(NOT_UTF8);
+    if (!isUtf8(line)) refuse(NOT_UTF8);
+    else if (!take?.(line)) stream.push(line);
   };
   return new Transform({
     transform(chunk: Buffer, _encoding, done) {
@@ -219,13 +304,10 @@ export function inputLines(refuse: (refusal: LineRefusal) => void, maxLine = MAX
         const end = chunk.indexOf(LF, i);
         const stop = end === -1 ? chunk.length : end;
         if (length === 0) while (i < stop && BLANK.has(chunk[i] as number)) i++;
-        if (length >= 0 && length + (stop - i) > maxLine) {
+        if (length >= 0 && length + (stop - i) > MAX_BODY_BYTES) {
           parts = [];
           length = -1;
-          refuse({
-            code: ErrorCode.ParseError,
-            message: `Parse error: a line longer than ${maxLine / 1048576} MiB was cut and not read`,
-          });
+          refuse(TOO_LARGE);
         } else if (length >= 0 && stop > i) {
           parts.push(chunk.subarray(i, stop));
           length += stop - i;
@@ -253,8 +335,12 @@ export async function serveStdio(options: McpOptions): Promise<void> {
   const server = Mcp.server(memory, describe);
   // A line refused here is answered at once, as the reader's refusals are: their order among the answers is the
   // client's to match by id, none having one.
-  const input = inputLines((refusal) => refuseLine(transport, refusal));
+  const input = inputLines(
+    (refusal) => refuseLine(transport, refusal),
+    (line) => batches(line),
+  );
   const transport = new StdioServerTransport(input, process.stdout);
+  const batches = answerBatches(transport); // before answeringAll, which is to count the answers it holds
   process.stdin.pipe(input);
   // Ended when the filtered input is (its last line flushed and read), or when stdin goes without ending.
   const closed = new Promise<void>((resolve) => {

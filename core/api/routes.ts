@@ -204,7 +204,7 @@ export const contract = {
       "202": { description: "A notification or a response: accepted, no body", body: null },
       "400": {
         description:
-          "A JSON-RPC error, id null: -32700 Parse error for a body that is not JSON, -32600 Invalid Request for JSON that is no JSON-RPC 2.0 message, an empty batch, a batch of more than 100 messages or with two requests of one id, or a body refused as on any route (nested deeper than 64 levels, a `__proto__` key; the API's code in `error.data.code`); or, in the API's error shape, an X-User-Id that is not 1-128 of `[A-Za-z0-9._:@-]` (`user.invalid_id`)",
+          "A JSON-RPC error, id null: -32700 Parse error for a body that is not JSON, -32600 Invalid Request for JSON that is no JSON-RPC 2.0 message, an empty batch, a batch of more than 100 messages or with two members that would be answered with one id, or a body refused as on any route (nested deeper than 64 levels, a `__proto__` key; the API's code in `error.data.code`); or, in the API's error shape, an X-User-Id that is not 1-128 of `[A-Za-z0-9._:@-]` (`user.invalid_id`)",
         body: "McpResponse",
       },
       "413": { description: "Body over 6 MB: a JSON-RPC -32600 error (`request.too_large`)", body: "McpResponse" },

@@ -5,13 +5,14 @@
  * the tool called, which is known only once the JSON-RPC message is read.
  */
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { ErrorCode, isJSONRPCRequest, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
+import { isJSONRPCRequest, type JSONRPCMessage, JSONRPCMessageSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import type { Caller } from "../auth";
 import type { Db } from "../db";
 import { EngramError } from "../error";
 import * as Gate from "../gate";
 import * as RateLimit from "../ratelimit";
+import * as Batch from "./batch";
 import { connect, type Describe, server } from "./index";
 import * as Local from "./local";
 
@@ -24,35 +25,36 @@ function headersOf(response: Response): Record<string, string> {
 }
 
 /**
- * JSON-RPC's -32600, id null, for a body that is JSON but no JSON-RPC 2.0 message (`"jsonrpc": "1.0"`, an id
- * null or an object), or an empty batch, as `engram mcp` answers such a line. The SDK's transport answers the
- * first -32700, which JSON-RPC keeps for JSON that does not parse, and the second 202 with no body.
+ * JSON-RPC's -32600, id null, for a lone body that is JSON but no JSON-RPC 2.0 message (`"jsonrpc": "1.0"`, an id
+ * null or an object), as `engram mcp` answers such a line. The SDK's transport answers it -32700, which JSON-RPC keeps
+ * for JSON that does not parse.
  */
-function invalidRequest(body: unknown): Response | undefined {
-  const messages = Array.isArray(body) ? body : [body];
-  const refuse = (message: string) =>
-    Response.json({ jsonrpc: "2.0", id: null, error: { code: ErrorCode.InvalidRequest, message } }, { status: 400 });
-  if (messages.length === 0 || !messages.every((message) => JSONRPCMessageSchema.safeParse(message).success)) {
-    return refuse(
-      'Invalid Request: the body must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them',
-    );
-  }
-  // The transport answers a batch by id: of two requests with one id, both would run and one answer be lost.
-  const ids = messages.flatMap((message) => ("id" in message && "method" in message ? [message.id] : []));
-  if (new Set(ids).size < ids.length) {
-    return refuse("Invalid Request: the requests of a batch must have different ids");
-  }
-  return undefined;
+function invalidMessage(body: unknown): Response | undefined {
+  if (JSONRPCMessageSchema.safeParse(body).success) return undefined;
+  return refuse(
+    Batch.invalidRequest(
+      'the body must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them',
+    ),
+  );
 }
 
-/** A batch's answer is an array, of one answer too (JSON-RPC 2.0, 6); the transport gives a lone answer bare. */
-function asBatchAnswer(body: string): string {
-  try {
-    const parsed: unknown = JSON.parse(body);
-    return parsed !== null && typeof parsed === "object" && !Array.isArray(parsed) ? JSON.stringify([parsed]) : body;
-  } catch {
-    return body;
-  }
+const refuse = (refusal: Batch.Refusal) => Response.json(refusal, { status: 400 });
+
+/**
+ * A batch's answer (core/mcp/batch.ts): its messages handed to the transport together, and each refused member's
+ * error in its place among their answers, in an array (of one answer too: JSON-RPC 2.0, 6). The transport's refusal of
+ * the whole (406, an unsupported protocol version) stands; with nothing to answer, its 202 does.
+ */
+async function answerBatch(
+  members: Batch.Member[],
+  pass: (messages: JSONRPCMessage[]) => Promise<Response>,
+): Promise<Response> {
+  const response = await pass(Batch.messagesOf(members));
+  if (response.status !== 200 && response.status !== 202) return response;
+  const text = await response.text();
+  const answers = Batch.answerOf(members, text ? [JSON.parse(text)].flat() : []);
+  if (answers.length === 0) return new Response(null, { status: 202, headers: response.headers });
+  return Response.json(answers, { status: 200, headers: response.headers });
 }
 
 /** JSON-RPC's code for a server error of the implementation's own (2.0, 5.1): the limit's refusal, or its failure. */
@@ -101,7 +103,8 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
   let spent = 0;
   let rateHeaders: Record<string, string> = {};
   let decided: Promise<unknown> | undefined;
-  const lone = !Array.isArray(request.body);
+  const batch = Array.isArray(request.body) ? Batch.read(request.body) : undefined;
+  const lone = batch === undefined;
   const limit = async (rateClass: RateLimit.RateClass) => {
     spent++;
     await decided?.catch(() => {});
@@ -147,9 +150,13 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
       }
     }
     const web = new Request("http://engram/mcp", { method: "POST", headers, signal });
-    const response = invalidRequest(request.body) ?? (await transport.handleRequest(web, { parsedBody: request.body }));
-    const text = await response.text();
-    let body = lone || response.status !== 200 || !text ? text : asBatchAnswer(text);
+    const pass = (parsedBody: unknown) => transport.handleRequest(web, { parsedBody });
+    const response = !batch
+      ? (invalidMessage(request.body) ?? (await pass(request.body)))
+      : "refusal" in batch
+        ? refuse(batch.refusal)
+        : await answerBatch(batch.members, pass);
+    let body = await response.text();
     const refused = Gate.keyRefusalOf(caller);
     if (refused) throw refused;
     const messages: unknown[] = Array.isArray(request.body) ? request.body : [request.body];
@@ -160,9 +167,10 @@ export async function handle(request: McpRequest): Promise<APIGatewayProxyStruct
     } catch (error) {
       // A refused key is the whole answer's; any other failure of the batch's last decision (the limit's refusal, the
       // limiter unavailable) is its other requests' answer: the tool calls have run, and their answers must stand.
-      const calls = messages.filter(isJSONRPCRequest);
+      // Of the batch's messages read: a member refused keeps its own error.
+      const calls = batch && "members" in batch ? Batch.messagesOf(batch.members).filter(isJSONRPCRequest) : [];
       const keyRefused = error instanceof EngramError && error.kind === "auth";
-      if (lone || keyRefused || response.status !== 200 || !text || !calls.some((m) => m.method === "tools/call")) {
+      if (lone || keyRefused || response.status !== 200 || !body || !calls.some((m) => m.method === "tools/call")) {
         throw error;
       }
       const answer = describeLocally(error);

@@ -15,6 +15,7 @@ import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startServer } from "../../cli/server";
 import * as Admission from "../../core/admission";
+import { MAX_BODY_BYTES } from "../../core/api/http";
 import * as Auth from "../../core/auth";
 import { ChatRequest } from "../../core/chat/schema";
 import { setConfig } from "../../core/config";
@@ -135,6 +136,9 @@ async function start(env: Record<string, string>, args: string[] = []) {
   });
   return { exitCode, stdout, stderr };
 }
+
+/** An initialize's params, as a client of MCP 2025-06-18 sends them. */
+const INITIALIZE = { protocolVersion: "2025-06-18", capabilities: {}, clientInfo: { name: "by-hand", version: "1" } };
 
 const rpc = (id: number | string | undefined, method: string, params?: object) =>
   JSON.stringify({ jsonrpc: "2.0", ...(id === undefined ? {} : { id }), method, ...(params ? { params } : {}) });
@@ -681,7 +685,7 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     }
   });
 
-  it("answers JSON that is no JSON-RPC 2.0 message, or an empty batch, -32600 Invalid Request with id null", async () => {
+  it("answers JSON that is no JSON-RPC 2.0 message, or a batch it cannot read, -32600 Invalid Request with id null", async () => {
     const list = { jsonrpc: "2.0", id: 1, method: "tools/list" };
     const bodies = [
       { ...list, jsonrpc: "1.0" },
@@ -689,9 +693,11 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
       { ...list, id: null },
       { ...list, id: { a: 1 } },
       [],
-      [list, { ...list, id: 2, jsonrpc: "1.0" }],
+      Array.from({ length: 101 }, (_, i) => ({ ...list, id: i })),
       // Two requests with one id: both would run, and one answer be lost.
       [list, { ...list, method: "ping" }],
+      // A member refused with the id of a request: the client could not tell their answers apart.
+      [list, { ...list, jsonrpc: "1.0" }],
     ];
     for (const body of bodies) {
       const res = await postMcp(body, acme);
@@ -708,6 +714,53 @@ describe("MCP over Streamable HTTP (POST /mcp)", () => {
     // A batch is answered with an array, a batch of one too; a lone message with an object.
     const one = await (await postMcp([list], acme)).json();
     expect([Array.isArray(one), one[0]?.result.tools.length]).toEqual([true, 5]);
+  });
+
+  it("answers each member of a batch on its own (JSON-RPC 2.0, 6): a malformed one with its error, the others as if alone", async () => {
+    const { key } = await Auth.createKey(t.db, "batch-members");
+    const res = await postMcp(
+      [
+        toolCall(1, "remember", { id: "kept", content: "The batch's good members still run." }),
+        { jsonrpc: "1.0", id: 2, method: "ping" },
+        { foo: "boo" },
+        42,
+        { jsonrpc: "2.0", id: 5, method: "initialize", params: INITIALIZE },
+        { jsonrpc: "2.0", method: "notifications/initialized" },
+        { jsonrpc: "2.0", id: 7, method: "no/such" },
+        toolCall(8, "list_memories", {}),
+      ],
+      key,
+      "members",
+    );
+    expect(res.status).toBe(200);
+    const answers = await res.json();
+    expect(answers.map((a: { id: unknown; error?: { code: number } }) => [a.id, a.error?.code])).toEqual([
+      [1, undefined],
+      [2, -32600],
+      [null, -32600],
+      [null, -32600],
+      [5, -32600],
+      [7, -32601],
+      [8, undefined],
+    ]);
+    expect(answers[1].error.message).toMatch(/^Invalid Request: batch\[1\] is no JSON-RPC 2\.0 message/);
+    expect(answers[4].error.message).toMatch(/^Invalid Request: batch\[4\] is initialize/);
+    expect(answers[6].result.structuredContent.documents.map((d: { id: string }) => d.id)).toEqual(["kept"]);
+
+    // A batch of malformed members only, or of them and notifications, is answered with their errors.
+    for (const body of [[{ foo: "boo" }], [{ jsonrpc: "2.0", method: "notifications/initialized" }, { id: 3 }]]) {
+      const only = await postMcp(body, key, "members");
+      expect([only.status, await only.json()]).toEqual([
+        200,
+        [
+          {
+            jsonrpc: "2.0",
+            id: body.length === 1 ? null : 3,
+            error: { code: -32600, message: expect.stringMatching(/^Invalid Request: batch\[\d\] is no JSON-RPC/) },
+          },
+        ],
+      ]);
+    }
   });
 
   it("answers a body that is not JSON -32700 Parse error, and one it cannot take -32600, with id null and the API's code", async () => {
@@ -805,11 +858,15 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
       rpc(3, "tools/list"),
       rpc(4, "tools/call"),
       rpc(5, "tools/call", { name: "remember", arguments: {} }),
-      // A batch, which POST /mcp takes and stdio does not (MCP 2025-06-18 dropped them): none of it runs.
+      // A batch of one (MCP 2025-03-26, which the server negotiates): answered with an array of one.
       `[${rpc(6, "ping")}]`,
     ]);
     const byId = (id: unknown) => replies.filter((reply) => reply.id === id);
-    const notOneMessage = { code: -32600, message: "Invalid Request: a line must be one JSON-RPC 2.0 message" };
+    const notOneMessage = {
+      code: -32600,
+      message:
+        'Invalid Request: a line must be a JSON-RPC 2.0 message ("jsonrpc": "2.0", an id that is a string or an integer) or a non-empty batch of them',
+    };
     // The API's code, as POST /mcp gives it for a body that is no JSON.
     const notJson = { code: "request.invalid_json" };
     expect(byId(null)).toEqual([
@@ -824,9 +881,8 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
         error: { code: -32700, message: expect.stringMatching(/^Parse error: /), data: notJson },
       },
       { jsonrpc: "2.0", id: null, error: notOneMessage },
-      { jsonrpc: "2.0", id: null, error: notOneMessage },
     ]);
-    expect(byId(6)).toEqual([]);
+    expect(replies.filter(Array.isArray)).toEqual([[{ jsonrpc: "2.0", id: 6, result: {} }]]);
     expect(byId(3)[0].result.tools).toHaveLength(5);
     expect(byId(4)[0].error).toEqual({
       code: -32602,
@@ -871,6 +927,63 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
+  it("answers a batch line as POST /mcp answers the batch: each member on its own, in one array", async () => {
+    const batch = [
+      { jsonrpc: "2.0", id: 1, method: "ping" },
+      { jsonrpc: "1.0", id: 2, method: "ping" },
+      { foo: "boo" },
+      42,
+      { jsonrpc: "2.0", id: 5, method: "initialize", params: INITIALIZE },
+      { jsonrpc: "2.0", method: "notifications/initialized" },
+      { jsonrpc: "2.0", id: 7, method: "no/such" },
+      toolCall(8, "list_memories", {}),
+      toolCall(9, "remember", { id: "in-batch", content: "Remembered inside a batch." }),
+      toolCall(10, "forget", { id: "in-batch" }),
+    ];
+    const { replies, exitCode } = await byHand(
+      [
+        rpc(0, "initialize", INITIALIZE),
+        rpc(undefined, "notifications/initialized"),
+        JSON.stringify(batch),
+        // Only notifications: nothing to answer. Empty: refused whole, id null.
+        JSON.stringify([{ jsonrpc: "2.0", method: "notifications/initialized" }]),
+        "[]",
+        // Not JSON: refused as any such line is.
+        `[${rpc(11, "ping")}`,
+      ],
+      { ENGRAM_USER_ID: "batch-stdio" },
+    );
+    const http = await (await postMcp(batch.slice(0, 8), acme, "batch-http")).json();
+    const arrays = replies.filter(Array.isArray);
+    expect(arrays).toHaveLength(1);
+    const [answers] = arrays as any[][];
+    expect(answers?.slice(0, 7)).toEqual(http);
+    expect(answers?.slice(7).map((a: { id: number; result: CallToolResult }) => [a.id, textOf(a.result)])).toEqual([
+      [9, expect.stringMatching(/^Remembered as id in-batch /)],
+      [10, "Forgot in-batch."],
+    ]);
+    // A refusal is written at once, answers when their handler runs: the order between them is not the point.
+    const others = replies.filter((reply) => !Array.isArray(reply));
+    expect(others).toHaveLength(4);
+    expect(others).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ id: 0, result: expect.anything() }),
+        { jsonrpc: "2.0", id: null, error: { code: -32600, message: expect.stringMatching(/^Invalid Request: /) } },
+        {
+          jsonrpc: "2.0",
+          id: null,
+          error: {
+            code: -32700,
+            message: expect.stringMatching(/^Parse error: /),
+            data: { code: "request.invalid_json" },
+          },
+        },
+        { jsonrpc: "2.0", id: "last", result: {} },
+      ]),
+    );
+    expect(exitCode).toBe(0);
+  });
+
   it("runs tool calls in the order they came, and answers a last line sent without its newline", async () => {
     const { replies, exitCode } = await piped(
       { ENGRAM_USER_ID: "orderly" },
@@ -893,22 +1006,34 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect(exitCode).toBe(0);
   });
 
-  it("answers a line past the size bound with a parse error and serves the lines after it", async () => {
-    // More than the SDK's reader holds (10 MB): it had closed, and the server ended without a word.
-    const huge = rpc(2, "tools/call", { name: "remember", arguments: { content: "x ".repeat(5_500_000) } });
-    const { replies, exitCode } = await piped({ ENGRAM_USER_ID: "huge" }, [huge, rpc(3, "ping")]);
-    expect(replies.map((reply) => reply.id)).toEqual([1, null, 3]);
-    expect(replies[1].error).toMatchObject({ code: -32700, message: expect.stringContaining("longer than 8 MiB") });
-    expect(replies[2].result).toEqual({});
+  it("answers a line over POST /mcp's body limit as POST /mcp answers such a body, and serves the lines after it", async () => {
+    // Just over the 6 MB POST /mcp refuses (it had been read and run), and more than the SDK's reader holds (10 MB:
+    // it had closed, and the server ended without a word).
+    const over = rpc(2, "tools/call", { name: "remember", arguments: { content: "x".repeat(MAX_BODY_BYTES) } });
+    const huge = rpc(3, "tools/call", { name: "remember", arguments: { content: "x ".repeat(5_500_000) } });
+    const { replies, exitCode } = await piped({ ENGRAM_USER_ID: "huge" }, [over, huge, rpc(4, "ping")]);
+    const http = await postMcpText(over, acme);
+    const refusal = { ...(await http.json()).error, message: "Invalid Request: The line is larger than 6 MB." };
+    expect([http.status, refusal.data]).toEqual([413, { code: "request.too_large" }]);
+    expect(replies).toEqual([
+      expect.objectContaining({ id: 1 }),
+      { jsonrpc: "2.0", id: null, error: refusal },
+      { jsonrpc: "2.0", id: null, error: refusal },
+      { jsonrpc: "2.0", id: 4, result: {} },
+    ]);
     expect(exitCode).toBe(0);
   });
 
-  it("answers every request read before stdin closed, also through a server", async () => {
-    // The tool call is still in flight when stdin closes.
+  it("answers every request read before stdin closed, a batch's too, also through a server", async () => {
+    // The tool calls are still in flight when stdin closes.
     const { replies, exitCode } = await piped({ ENGRAM_URL: server.url, ENGRAM_API_KEY: acme }, [
       rpc(2, "tools/call", { name: "search_memory", arguments: { query: "anything at all" } }),
+      JSON.stringify([toolCall(3, "list_memories", {}), toolCall(4, "search_memory", { query: "anything" })]),
     ]);
-    expect(replies.map((reply) => reply.id).sort()).toEqual([1, 2]);
+    expect(replies.map((reply) => reply.id ?? reply.map((a: { id: number }) => a.id))).toEqual(
+      expect.arrayContaining([1, 2, [3, 4]]),
+    );
+    expect(replies).toHaveLength(3);
     expect(replies.find((reply) => reply.id === 2).result.structuredContent).toHaveProperty("results");
     expect(exitCode).toBe(0);
   });
@@ -1078,6 +1203,17 @@ describe("MCP over stdio (engram mcp)", { timeout: 120_000 }, () => {
     expect([Boolean(again.isError), again.structuredContent]).toEqual([false, { id, deleted: false, hard: false }]);
     const wrong = await call(client, "search_memory", { query: "x", topK: 500 });
     expect(textOf(wrong)).toMatch(/^request\.invalid: .*topK/);
+  });
+
+  it("takes an Engram URL copied with the API's /v1, as the other commands do", async () => {
+    for (const url of [`${server.url}/v1`, `${server.url}/v1/`]) {
+      // Its routes had been /v1/v1/...: the key's check said the Engram did not answer, and every call failed.
+      const started = await start({ ENGRAM_URL: url, ENGRAM_API_KEY: globex });
+      expect([started.exitCode, started.stderr]).toEqual([0, ""]);
+      const client = await overStdio({ ENGRAM_URL: url, ENGRAM_API_KEY: globex, ENGRAM_USER_ID: "v1" });
+      const found = await call(client, "search_memory", { query: "anything" });
+      expect([found.isError, found.structuredContent?.results]).toEqual([undefined, []]);
+    }
   });
 
   it("answers a tool call the server's rate limit refuses at once, as the tool's error, instead of waiting it out", async () => {
