@@ -90,7 +90,10 @@ export interface Outcome {
   admitted: boolean;
   /** Requests that would be admitted right now. */
   remaining: number;
-  /** Whole seconds until the budget is full again. */
+  /**
+   * The `RateLimit` header's `t`: whole seconds until the budget is full again; on a refusal, until the next request
+   * fits, which is `retryAfterSeconds` (the draft: Retry-After is no earlier than the reset), so the two never differ.
+   */
   resetSeconds: number;
   /** Whole seconds (at least 1) until the next request would be admitted; 0 when admitted. */
   retryAfterSeconds: number;
@@ -114,12 +117,9 @@ export function outcome(rate: Rate, admitted: boolean, ahead: number): Outcome {
       retryAfterSeconds: 0,
     };
   }
-  return {
-    admitted,
-    remaining: 0,
-    resetSeconds: Math.max(1, Math.ceil(backlog - EPSILON)),
-    retryAfterSeconds: Math.max(1, Math.ceil(backlog + interval - rate.windowSeconds - EPSILON)),
-  };
+  // A refused caller's next quota comes when one request fits, not when the budget is full: one wait, in both headers.
+  const wait = Math.max(1, Math.ceil(backlog + interval - rate.windowSeconds - EPSILON));
+  return { admitted, remaining: 0, resetSeconds: wait, retryAfterSeconds: wait };
 }
 
 /**
