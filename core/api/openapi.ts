@@ -165,7 +165,7 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
     out["429"] = {
       ...error(
         route.rateClass === "ingest"
-          ? "Rate limited (`ratelimit.exceeded`), too many failed keys from this address (`auth.too_many_failures`), or the tenant's ingests in flight at their bound (`ingest.busy`, not counted); wait Retry-After seconds, which a refusal by a limit also gives as `RateLimit`'s `t`"
+          ? "Rate limited (`ratelimit.exceeded`), too many failed keys from this address (`auth.too_many_failures`), or the tenant's ingests in flight at their bound (`ingest.busy`, not counted: no `RateLimit` field); wait Retry-After seconds, which a refusal by a limit also gives as `RateLimit`'s `t`"
           : "Rate limited (or too many failed keys from this address); wait Retry-After seconds, also given as `RateLimit`'s `t`",
       ),
       headers: rateLimitHeaders(true),

@@ -206,5 +206,13 @@ export function verdict(
  */
 export const costsNothing = (error: unknown): boolean => error instanceof EngramError && error.code === "database.busy";
 
+/**
+ * Whether an answer's count is given back (`refund`): `costsNothing`, or an ingest refused for its tenant's ingests in
+ * flight (`ingest.busy`, core/admission). The `RateLimit` field made when it was counted would say a request spent that
+ * was not, and a reset other than the answer's Retry-After: such an answer carries `RateLimit-Policy` alone.
+ */
+export const givenBack = (error: unknown): boolean =>
+  costsNothing(error) || (error instanceof EngramError && error.code === "ingest.busy");
+
 /** Per-class overrides: `chat` is each end user's rate, `tenant.chat` the tenant's ceiling. */
 export type Limits = Partial<Record<RateClass | `tenant.${RateClass}`, string | null>>;

@@ -631,6 +631,10 @@ describe.each(["pg", "neon-http"] as const)("an answer that did no work on %s", 
 
     expect(refused.status).toBe(503);
     expect(refused.body.error.code).toBe("database.busy");
+    // Retry-After is its wait: the RateLimit field made when it was counted (r=0;t=3600) went with the count.
+    expect(refused.headers["retry-after"]).toBe("1");
+    expect(refused.headers["ratelimit-policy"]).toBe('"chat";q=1;w=3600');
+    expect(refused.headers.ratelimit).toBeUndefined();
     expect(retried.status).toBe(200);
   });
 });
