@@ -165,8 +165,8 @@ function errorResponses(route: Route, refOf: Map<z.ZodMiniType, string>): Record
     out["429"] = {
       ...error(
         route.rateClass === "ingest"
-          ? "Rate limited (`ratelimit.exceeded`), too many failed keys from this address (`auth.too_many_failures`), or the tenant's ingests in flight at their bound (`ingest.busy`, not counted); wait Retry-After seconds"
-          : "Rate limited (or too many failed keys from this address); wait Retry-After seconds",
+          ? "Rate limited (`ratelimit.exceeded`), too many failed keys from this address (`auth.too_many_failures`), or the tenant's ingests in flight at their bound (`ingest.busy`, not counted: no `RateLimit` field); wait Retry-After seconds, which a refusal by a limit also gives as `RateLimit`'s `t`"
+          : "Rate limited (or too many failed keys from this address); wait Retry-After seconds, also given as `RateLimit`'s `t`",
       ),
       headers: rateLimitHeaders(true),
     };
@@ -195,7 +195,9 @@ const header = (description: string, type = "string") => ({ description, schema:
 function rateLimitHeaders(refused = false): Record<string, Json> {
   return {
     "RateLimit-Policy": header('The policy, e.g. `"chat";q=20;w=60` (IETF draft)'),
-    RateLimit: header('What is left, e.g. `"chat";r=7;t=41` (IETF draft)'),
+    RateLimit: header(
+      'What is left, e.g. `"chat";r=7;t=41` (IETF draft): `r` requests now, the budget full again in `t` seconds; on a 429, `t` is its Retry-After',
+    ),
     ...(refused ? { "Retry-After": header("Seconds to wait", "integer") } : {}),
   };
 }

@@ -70,7 +70,7 @@ function responseSchemas() {
       .enum(["ok", "degraded"])
       .check(
         z.describe(
-          "`degraded`: the database is unreachable (503), or most stored chunks are of another embedding model than this process's (200, `embedder.warning` says what to do)",
+          "`degraded`: the database is unreachable (503), or most chunks of live documents are of another embedding model than this process's (200, `embedder.warning` says what to do)",
         ),
       ),
     database: z.enum(["ok", "unreachable"]),
@@ -90,7 +90,7 @@ function responseSchemas() {
           .number()
           .check(
             z.describe(
-              "Share (0 to 1, two decimals) of the stored chunks, every tenant's, embedded by another model than this one: vector search skips them, keyword still finds them. Counted up to 1,000 chunks, above read from the database's statistics (which lag by up to about a tenth); absent when the database is unreachable or a large table has no statistics yet",
+              "Share (0 to 1, two decimals) of the chunks of live documents (not deleted, not expired), every tenant's, embedded by another model than this one: vector search skips them, keyword still finds them. Counted up to 1,000 chunks; above, read from the database's statistics (which lag by up to about a tenth), less the chunks of deleted and expired documents waiting for the cleanup; absent when the database is unreachable or a large table has no statistics yet",
             ),
           ),
       ),

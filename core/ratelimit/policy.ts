@@ -90,7 +90,10 @@ export interface Outcome {
   admitted: boolean;
   /** Requests that would be admitted right now. */
   remaining: number;
-  /** Whole seconds until the budget is full again. */
+  /**
+   * The `RateLimit` header's `t`: whole seconds until the budget is full again; on a refusal, until the next request
+   * fits, which is `retryAfterSeconds` (the draft: Retry-After is no earlier than the reset), so the two never differ.
+   */
   resetSeconds: number;
   /** Whole seconds (at least 1) until the next request would be admitted; 0 when admitted. */
   retryAfterSeconds: number;
@@ -114,12 +117,9 @@ export function outcome(rate: Rate, admitted: boolean, ahead: number): Outcome {
       retryAfterSeconds: 0,
     };
   }
-  return {
-    admitted,
-    remaining: 0,
-    resetSeconds: Math.max(1, Math.ceil(backlog - EPSILON)),
-    retryAfterSeconds: Math.max(1, Math.ceil(backlog + interval - rate.windowSeconds - EPSILON)),
-  };
+  // A refused caller's next quota comes when one request fits, not when the budget is full: one wait, in both headers.
+  const wait = Math.max(1, Math.ceil(backlog + interval - rate.windowSeconds - EPSILON));
+  return { admitted, remaining: 0, resetSeconds: wait, retryAfterSeconds: wait };
 }
 
 /**
@@ -205,6 +205,14 @@ export function verdict(
  * through a busy second had spent its whole budget on 503s, then met 429 for the rest of the window.
  */
 export const costsNothing = (error: unknown): boolean => error instanceof EngramError && error.code === "database.busy";
+
+/**
+ * Whether an answer's count is given back (`refund`): `costsNothing`, or an ingest refused for its tenant's ingests in
+ * flight (`ingest.busy`, core/admission). The `RateLimit` field made when it was counted would say a request spent that
+ * was not, and a reset other than the answer's Retry-After: such an answer carries `RateLimit-Policy` alone.
+ */
+export const givenBack = (error: unknown): boolean =>
+  costsNothing(error) || (error instanceof EngramError && error.code === "ingest.busy");
 
 /** Per-class overrides: `chat` is each end user's rate, `tenant.chat` the tenant's ceiling. */
 export type Limits = Partial<Record<RateClass | `tenant.${RateClass}`, string | null>>;

@@ -177,10 +177,12 @@ const requestId = (): Middleware => {
   const stamp = (request: Request<Event, LiveResult>) => {
     const state = stateOf(request);
     if (request.response) {
+      // An answer whose count was given back (429 ingest.busy, 503 database.busy) keeps the policy, not the count's state.
+      const { ratelimit: _spent, ...policy } = state.headers;
       request.response.headers = {
         // The limit's headers the chain decided, unless the operation said them itself (POST /mcp: a batch's
         // refused call, whose policy is what the answer reports, after calls the gate admitted).
-        ...state.headers,
+        ...(RateLimit.givenBack(request.error) ? policy : state.headers),
         ...request.response.headers,
         ...SECURITY_HEADERS,
         "x-request-id": state.requestId,

@@ -164,6 +164,7 @@ describe("engram's output for people", () => {
   const local = { EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" };
   // A control character but the newline that ends a line.
   const CONTROL = /[^\P{Cc}\n]/u;
+  const BIDI = /\p{Bidi_Control}/u;
 
   it("shows the control characters of stored text and of file names, never sends them to the terminal", async () => {
     const folder = mkdtempSync(join(tmpdir(), "engram-cli-escapes-"));
@@ -194,6 +195,32 @@ describe("engram's output for people", () => {
     // --json is JSON's own escaping, unchanged.
     const json = await engram(["search", "wombats", "--tenant", "escapes", "--json"], local);
     expect(JSON.parse(json.stdout).results.map((r: { content: string }) => r.content)).toContain(text.trim());
+  }, 120_000);
+
+  it("shows the bidirectional controls of a stored title and passage as escapes, and keeps them in --json", async () => {
+    const folder = mkdtempSync(join(tmpdir(), "engram-cli-bidi-"));
+    // An RLO shows the title as "Invoice exe.pdf"; the isolate would reorder the passage's words after it.
+    const record = {
+      id: "invoice",
+      title: "Invoice \u202efdp.exe",
+      content: "Quokkas smile at \u2067visitors\u2069 \u200fon Rottnest\u061c island.",
+    };
+    writeFileSync(join(folder, "records.jsonl"), `${JSON.stringify(record)}\n`);
+    expect((await engram(["ingest", folder, "--tenant", "bidi"], local)).code).toBe(0);
+
+    const search = await engram(["search", "quokkas", "--tenant", "bidi"], local);
+    expect(search.code).toBe(0);
+    expect(search.stdout).not.toMatch(BIDI);
+    expect(search.stdout).toContain("Invoice \\u202efdp.exe");
+    expect(search.stdout).toContain("smile at \\u2067visitors\\u2069 \\u200fon Rottnest\\u061c island.");
+
+    const chat = await engram(["chat", "Where do quokkas smile?", "--tenant", "bidi"], local);
+    expect(chat.code).toBe(0);
+    expect(chat.stdout).not.toMatch(BIDI);
+    expect(chat.stdout).toMatch(/^ {2}\[\d+\] Invoice \\u202efdp\.exe \(invoice, shared\)$/m);
+
+    const json = await engram(["search", "quokkas", "--tenant", "bidi", "--json"], local);
+    expect(JSON.parse(json.stdout).results[0]).toMatchObject({ title: record.title, content: record.content });
   }, 120_000);
 
   it("keeps an error quoting what was typed to one line a terminal only shows", async () => {

@@ -124,6 +124,13 @@ describe.each(DRIVERS)("the tenant's ceiling on %s", (driver) => {
       expect(refused.map((r) => [r.status, r.body.error?.code])).toEqual(
         Array.from({ length: 5 }, () => [429, "ingest.busy"]),
       );
+      // Its Retry-After is the wait. The RateLimit field made when it was counted said one of three spent and a reset in
+      // 20 s (r=2;t=20) beside Retry-After: 1, for a count given back: the policy is said, that field is not.
+      for (const r of refused) {
+        expect(r.headers["retry-after"]).toBe("1");
+        expect(r.headers["ratelimit-policy"]).toBe('"ingest";q=3;w=60');
+        expect(r.headers.ratelimit).toBeUndefined();
+      }
     } finally {
       await release();
       setConfig({ LOG_LEVEL: "silent", EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive" });

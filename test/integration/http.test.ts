@@ -2,9 +2,11 @@
 import { gzipSync } from "node:zlib";
 import { sql } from "drizzle-orm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Caller } from "../../core/auth";
 import * as Auth from "../../core/auth";
 import { setConfig } from "../../core/config";
 import { useDb } from "../../core/db";
+import * as Document from "../../core/document";
 import { embedder as configuredEmbedder, type Embedder } from "../../core/embedding";
 import * as Reembed from "../../core/embedding/reembed";
 import * as Ingest from "../../core/ingest";
@@ -510,4 +512,79 @@ describe.each(DRIVERS)("health while the stored chunks are of another model on %
     await t.db.query(sql`analyze chunks`);
     expect((await health()).body).toMatchObject({ status: "ok", embedder: { staleShare: 0 } });
   });
+});
+
+// A document deleted softly, or past its expiry, waits for the cleanup with its chunks, but no search reads them:
+// health had counted them, and said degraded for an old model's corpus the user had already deleted.
+describe.each(DRIVERS)("health's share of stale chunks, with deleted and expired documents on %s", (driver) => {
+  let t: TestDb;
+  const old: Embedder = {
+    provider: "openai",
+    model: "model-old",
+    dimensions: 1536,
+    embed: async (texts) => ({ vectors: texts.map((x) => fakeEmbedding(x, 1536)), tokens: texts.length }),
+  };
+  const docs = (prefix: string, count: number, extra: { ttlSeconds?: number } = {}) =>
+    Array.from({ length: count }, (_, i) => ({
+      id: `${prefix}${i}`,
+      content: `Note ${prefix}${i} on topic ${i}.`,
+      ...extra,
+    }));
+  const health = async () => (await invoke({ method: "GET", path: "/v1/health" })).body;
+  const ingest = async (caller: Caller, documents: ReturnType<typeof docs>, embedder?: Embedder) => {
+    for (let i = 0; i < documents.length; i += 100)
+      await Ingest.run(t.db, caller, documents.slice(i, i + 100), embedder ? { embedder } : {});
+  };
+
+  beforeAll(async () => {
+    setConfig({ EMBEDDING_PROVIDER: "offline", CHAT_PROVIDER: "extractive", LOG_LEVEL: "silent" });
+    t = await freshDb(driver);
+    useDb(t.db);
+  }, 120_000);
+  afterAll(() => t?.close());
+
+  it("counts only live documents' chunks of a small table: a delete takes them out, a restore back in", async () => {
+    const caller = await callerFor(t.db, "small");
+    await ingest(caller, docs("old", 12), old);
+    await ingest(caller, docs("new", 4));
+    await ingest(caller, docs("brief", 1, { ttlSeconds: 3_600 }), old);
+    expect(await health()).toMatchObject({ status: "degraded", embedder: { staleShare: 0.76 } }); // 13 of 17
+
+    for (let i = 0; i < 10; i++) await Document.remove(t.db, caller, `old${i}`, { hard: false });
+    // brief0's hour passes.
+    await t.db.query(sql`update documents set expires_at = now() - interval '1 second' where id = 'brief0'`);
+    // 2 of the 6 chunks whose documents are live: old10, old11 and the four new ones.
+    const after = await health();
+    expect(after).toMatchObject({ status: "ok", embedder: { staleShare: 0.33 } });
+    expect(after.embedder.warning).toBeUndefined();
+
+    await Document.restore(t.db, caller, "old0");
+    expect((await health()).embedder.staleShare).toBe(0.43); // 3 of 7
+    await t.db.query(sql`delete from documents where tenant_id = ${caller.tenantId}`);
+  });
+
+  it("takes deleted documents' chunks out of the planner's estimate of a larger table", async () => {
+    const caller = await callerFor(t.db, "large");
+    await ingest(caller, docs("old", 1_100), old);
+    await ingest(caller, docs("new", 300));
+    await t.db.query(sql`analyze chunks, documents`);
+    expect(await health()).toMatchObject({ status: "degraded", embedder: { staleShare: 0.79 } }); // 1,100 of 1,400
+    const remove = (below: number) =>
+      t.db.query(sql`
+        update documents set deleted_at = now()
+        where tenant_id = ${caller.tenantId} and deleted_at is null
+          and id like 'old%' and substr(id, 4)::int < ${below}`);
+
+    // Up to 100 deleted documents' chunks are all read: 1,020 of the 1,320 live chunks are stale.
+    await remove(80);
+    expect(await health()).toMatchObject({ status: "degraded", embedder: { staleShare: 0.77 } });
+
+    // More: how many is the documents' statistics (autovacuum's ANALYZE), of which model the 101 read.
+    await remove(1_000);
+    await t.db.query(sql`analyze documents`);
+    expect(await health()).toMatchObject({ status: "ok", embedder: { staleShare: 0.25 } }); // 100 of 400
+    await remove(1_050);
+    await t.db.query(sql`analyze documents`);
+    expect(await health()).toMatchObject({ status: "ok", embedder: { staleShare: 0.14 } }); // 50 of 350
+  }, 120_000);
 });

@@ -102,7 +102,7 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     for (const a of attempts) {
       if (a.ok) continue;
       expect(a.error).toMatchObject({ code: "ratelimit.exceeded", retryAfterSeconds: 3 });
-      expect(a.error.headers?.ratelimit).toBe('"chat";r=0;t=60');
+      expect(a.error.headers?.ratelimit).toBe('"chat";r=0;t=3');
     }
   });
 
@@ -126,7 +126,8 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     // Statements run concurrently (two in flight), so within a bucket the places may go to any
     // of its requests: compare each bucket's headers as a set.
     const bucket = (...at: number[]) => at.map((i) => limitHeader(attempts[i] as Attempt)).sort();
-    expect(bucket(0, 2, 5)).toEqual(['"chat";r=0;t=60', '"chat";r=0;t=60', '"chat";r=1;t=30']);
+    // The refused one's reset is its wait, one interval (30 s), as its Retry-After says.
+    expect(bucket(0, 2, 5)).toEqual(['"chat";r=0;t=30', '"chat";r=0;t=60', '"chat";r=1;t=30']);
     expect(admitted([0, 2, 5].map((i) => attempts[i] as Attempt))).toBe(2);
     expect(bucket(1, 4)).toEqual(['"chat";r=0;t=60', '"chat";r=0;t=60']);
     expect(admitted([1, 4].map((i) => attempts[i] as Attempt))).toBe(1);
@@ -226,7 +227,7 @@ describe.each(["pg", "neon-http", "pglite"] as const)("the limiter on %s", (driv
     expect(refused.error).toMatchObject({ kind: "rate_limited", code: "ratelimit.exceeded", retryAfterSeconds: 3 });
     expect(refused.error.headers).toEqual({
       "ratelimit-policy": '"chat";q=20;w=60',
-      ratelimit: '"chat";r=0;t=60',
+      ratelimit: '"chat";r=0;t=3',
     });
   });
 
@@ -485,7 +486,8 @@ describe.each(["pg", "neon-http"] as const)("rate limits through the HTTP chain 
     expect(refused.status).toBe(429);
     expect(refused.headers["retry-after"]).toBe("20");
     expect(refused.headers["ratelimit-policy"]).toBe('"default";q=3;w=60');
-    expect(refused.headers.ratelimit).toBe('"default";r=0;t=60');
+    // The header's reset is the wait Retry-After gives, not the 60 s until the budget is full again.
+    expect(refused.headers.ratelimit).toBe('"default";r=0;t=20');
     expect(refused.headers["x-request-id"]).toMatch(/\S+/);
     expect(refused.body.error).toMatchObject({
       code: "ratelimit.exceeded",
@@ -629,6 +631,10 @@ describe.each(["pg", "neon-http"] as const)("an answer that did no work on %s", 
 
     expect(refused.status).toBe(503);
     expect(refused.body.error.code).toBe("database.busy");
+    // Retry-After is its wait: the RateLimit field made when it was counted (r=0;t=3600) went with the count.
+    expect(refused.headers["retry-after"]).toBe("1");
+    expect(refused.headers["ratelimit-policy"]).toBe('"chat";q=1;w=3600');
+    expect(refused.headers.ratelimit).toBeUndefined();
     expect(retried.status).toBe(200);
   });
 });

@@ -18,6 +18,20 @@ describe("printable", () => {
     expect(printable("new\nline.md\tx\ry")).toBe("new\\x0aline.md\\x09x\\x0dy");
   });
 
+  it("shows bidirectional controls as escapes, so a title cannot display reordered (Trojan Source)", () => {
+    // An RLO makes "txt.exe" display as "exe.txt"; isolates, marks and the Arabic letter mark reorder text too.
+    expect(printable("report\u202etxt.exe")).toBe("report\\u202etxt.exe");
+    expect(printable("a\u202ab\u202bc\u202cd\u202de")).toBe("a\\u202ab\\u202bc\\u202cd\\u202de");
+    expect(printable("\u2066x\u2067y\u2068z\u2069")).toBe("\\u2066x\\u2067y\\u2068z\\u2069");
+    expect(printable("\u200eleft\u200fright\u061c")).toBe("\\u200eleft\\u200fright\\u061c");
+  });
+
+  it("with lines, escapes bidirectional controls too, and leaves right-to-left text itself as it is", () => {
+    expect(printable("שלום \u2067عربي\u2069\nnext\u202e line", { lines: true })).toBe(
+      "שלום \\u2067عربي\\u2069\nnext\\u202e line",
+    );
+  });
+
   it("with lines, keeps newlines and tabs, reads a Windows line end as a newline and escapes a lone carriage return", () => {
     expect(printable("one\r\ntwo\tcols\rover\x1b[2J", { lines: true })).toBe("one\ntwo\tcols\\x0dover\\x1b[2J");
   });

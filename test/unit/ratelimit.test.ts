@@ -81,14 +81,34 @@ describe("outcome", () => {
     expect(RateLimit.outcome({ limit: 3, windowSeconds: 1 }, true, 0.333333)).toMatchObject({ remaining: 2 });
   });
 
-  it("tells a refused caller when the next request fits and when the budget is full", () => {
-    // TAT 59 s ahead: the next request fits once it is at most 57 s ahead, in 2 s.
+  it("tells a refused caller when the next request fits, in Retry-After and in the RateLimit header's reset alike", () => {
+    // TAT 59 s ahead: the next request fits once it is at most 57 s ahead, in 2 s. The budget is full in 59 s, but
+    // that is not when the caller may come back: a header saying t=59 beside Retry-After: 2 told two different waits.
     expect(RateLimit.outcome(rate, false, 59)).toEqual({
       admitted: false,
       remaining: 0,
-      resetSeconds: 59,
+      resetSeconds: 2,
       retryAfterSeconds: 2,
     });
+  });
+
+  it("gives a refusal the same whole seconds, rounded up, in both, and never 0", () => {
+    const rates = [
+      rate,
+      { limit: 3, windowSeconds: 60 },
+      { limit: 1000, windowSeconds: 1 },
+      { limit: 1, windowSeconds: 3600 },
+    ];
+    for (const r of rates) {
+      const interval = r.windowSeconds / r.limit;
+      // From just past the point of refusal (TAT a window less one interval ahead) to a long way past it.
+      for (const over of [1e-7, 0.0001, 0.4, 0.5, 1, 1.5, interval, 2 * interval]) {
+        const refused = RateLimit.outcome(r, false, r.windowSeconds - interval + over);
+        expect(refused.resetSeconds).toBe(refused.retryAfterSeconds);
+        expect(refused.retryAfterSeconds).toBeGreaterThanOrEqual(1);
+        expect(RateLimit.headers("x", r, refused).ratelimit).toBe(`"x";r=0;t=${refused.retryAfterSeconds}`);
+      }
+    }
   });
 
   it("never tells a refused caller to retry in less than a second", () => {
