@@ -181,9 +181,12 @@ export function verdict(
   ceiling: Rate,
   result: { own: Outcome; ceiling: Outcome; refusedBy: "user" | "tenant" | null },
 ): Record<string, string> {
-  // The headers describe the policy nearer to refusing.
+  // The headers describe the policy nearer to refusing; of a refusal, the one with the longer wait: the decision names
+  // the caller's own limit when both are full, and its wait alone, if shorter, would send the retry to the ceiling.
   const tenantBinds =
-    result.refusedBy === "tenant" || (result.refusedBy === null && result.ceiling.remaining < result.own.remaining);
+    result.refusedBy === null
+      ? result.ceiling.remaining < result.own.remaining
+      : result.refusedBy === "tenant" || result.ceiling.retryAfterSeconds > result.own.retryAfterSeconds;
   const [name, binding, state] = tenantBinds
     ? ([policyName(rateClass, true), ceiling, result.ceiling] as const)
     : ([policyName(rateClass, false), rate, result.own] as const);

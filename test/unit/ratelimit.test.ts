@@ -143,6 +143,23 @@ describe("refusal messages", () => {
     throw new Error("not refused");
   };
 
+  it("waits for the later of the two when both the caller's limit and the tenant's ceiling are full", () => {
+    const own = RateLimit.outcome(rate, false, 60);
+    const tenant = RateLimit.outcome(ceiling, false, 110);
+    const refusal = (() => {
+      try {
+        RateLimit.verdict("search", rate, ceiling, { own, ceiling: tenant, refusedBy: "user" });
+      } catch (error) {
+        return error as EngramError;
+      }
+      throw new Error("not refused");
+    })();
+    expect([own.retryAfterSeconds, tenant.retryAfterSeconds]).toEqual([20, 56]);
+    expect(refusal.retryAfterSeconds).toBe(56);
+    expect(refusal.headers?.ratelimit).toBe('"tenant.search";r=0;t=56');
+    expect(refusal.message).toMatch(/^Too many search requests for this tenant: .* retry in 56 s\.$/);
+  });
+
   it("names the default class's requests in words a user knows, and the other classes by name", () => {
     expect(refused("default", "user")).toBe("Too many requests: the limit is 3 per 60 s; retry in 20 s.");
     expect(refused("default", "tenant")).toMatch(/^Too many requests for this tenant: its ceiling, shared by all/);
