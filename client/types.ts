@@ -24,12 +24,21 @@ export type SearchRequest = RequestBodyOf<"POST /v1/search">;
 /** A message; its role is checked as text (for its own error code), but only these three pass. */
 export type ChatMessage = Omit<z.input<typeof ChatMessageInput>, "role"> & { role: Role };
 export type ChatRequest = Omit<RequestBodyOf<"POST /v1/chat">, "messages"> & { messages?: ChatMessage[] };
-/** Query strings, as the values they mean (numbers and booleans are sent as text). */
-export type ListDocumentsQuery = Partial<QueryOf<"GET /v1/documents">>;
-export type GetDocumentQuery = Partial<QueryOf<"GET /v1/documents/{id}">>;
-export type DeleteDocumentQuery = Partial<QueryOf<"DELETE /v1/documents/{id}">>;
-export type ListConversationsQuery = Partial<QueryOf<"GET /v1/conversations">>;
-export type GetConversationQuery = Partial<QueryOf<"GET /v1/conversations/{id}">>;
+/** The parameters that take back a cursor an answer gave (`nextCursor`, `olderCursor`), which is null at the end. */
+type CursorParameter = "cursor" | "before";
+/**
+ * A route's query string, as the values they mean (numbers and booleans are sent as text), each optional; a cursor
+ * may be null, as the answer gave it, and is then left out. Only cursors: a null filter (`conversationId`) left out
+ * would widen the answer to everything.
+ */
+export type QueryInput<K extends RouteKey> = {
+  [P in keyof QueryOf<K>]?: QueryOf<K>[P] | (P extends CursorParameter ? null : never);
+};
+export type ListDocumentsQuery = QueryInput<"GET /v1/documents">;
+export type GetDocumentQuery = QueryInput<"GET /v1/documents/{id}">;
+export type DeleteDocumentQuery = QueryInput<"DELETE /v1/documents/{id}">;
+export type ListConversationsQuery = QueryInput<"GET /v1/conversations">;
+export type GetConversationQuery = QueryInput<"GET /v1/conversations/{id}">;
 
 // Answers.
 export type ErrorBody = Out<"ErrorBody">;
@@ -82,7 +91,7 @@ export type ChatDone = Out<"ChatDoneEvent">;
 // Every route by its key, for `call`: a route added to the contract is callable with no change here.
 type Entry<K extends RouteKey> = (typeof contract)[K];
 type ParamsPart<K extends RouteKey> = keyof ParamsOf<K> extends never ? {} : { params: ParamsOf<K> };
-type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: Partial<QueryOf<K>> } : {};
+type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: QueryInput<K> } : {};
 type BodyPart<K extends RouteKey> =
   Entry<K> extends { body: z.ZodMiniType }
     ? { body: RequestBodyOf<K> }

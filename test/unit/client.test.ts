@@ -336,6 +336,43 @@ describe("call(routeKey, input)", () => {
   });
 });
 
+describe("paging", () => {
+  it("takes back the cursors an answer gave, null on the last page meaning none", async () => {
+    const { fetch, calls } = fakeFetch([
+      json(200, { documents: [], nextCursor: "c2" }),
+      json(200, { documents: [], nextCursor: null }),
+      json(200, { documents: [], nextCursor: null }),
+      json(200, { conversations: [], nextCursor: null }),
+      json(200, { conversations: [], nextCursor: null }),
+      json(200, { id: "conv_1", messages: [], olderCursor: null }),
+      json(200, { id: "conv_1", messages: [], olderCursor: null }),
+      json(200, { documents: [], nextCursor: null }),
+    ]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    const first = await engram.documents.list({ limit: 2 });
+    const last = await engram.documents.list({ limit: 2, cursor: first.nextCursor });
+    await engram.documents.list({ limit: 2, cursor: last.nextCursor });
+    const conversations = await engram.conversations.list();
+    await engram.conversations.list({ cursor: conversations.nextCursor });
+    const conversation = await engram.conversations.get("conv_1");
+    await engram.conversations.get("conv_1", { before: conversation.olderCursor });
+    await engram.call("GET /v1/documents", { query: { cursor: last.nextCursor } });
+    expect(calls.map((c) => c.url)).toEqual([
+      "http://x/v1/documents?limit=2",
+      "http://x/v1/documents?limit=2&cursor=c2",
+      "http://x/v1/documents?limit=2",
+      "http://x/v1/conversations",
+      "http://x/v1/conversations",
+      "http://x/v1/conversations/conv_1",
+      "http://x/v1/conversations/conv_1",
+      "http://x/v1/documents",
+    ]);
+    // @ts-expect-error: only a cursor may be null: a null filter left out would list every document
+    const refused = () => engram.documents.list({ conversationId: null });
+    expect(refused).toBeTypeOf("function");
+  });
+});
+
 describe("429 retries", () => {
   it("are off unless asked for", async () => {
     const { fetch, calls } = fakeFetch([
