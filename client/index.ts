@@ -238,8 +238,9 @@ export function createClient(options: ClientOptions) {
 
   function url(route: string, query?: Query): string {
     const params = new URLSearchParams();
+    // "" is sent as given, for the API to judge as it judges `?conversationId=` (400): left out, a filter would widen.
     for (const [name, value] of Object.entries(query ?? {})) {
-      if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+      if (value !== undefined && value !== null) params.set(name, String(value));
     }
     const search = params.toString();
     return `${base}${route}${search ? `?${search}` : ""}`;

@@ -123,6 +123,11 @@ describe("engram/client against the local server", () => {
     expect(missing).toBeInstanceOf(EngramApiError);
     expect(missing).toMatchObject({ status: 404, code: "document.not_found" });
     await expect(engram.search({ query: "" })).rejects.toMatchObject({ status: 400, code: "request.invalid" });
+    // An empty filter is the API's to refuse: left out, it would have listed every document.
+    await expect(engram.documents.list({ conversationId: "" })).rejects.toMatchObject({
+      status: 400,
+      code: "request.invalid",
+    });
     await expect(engram.chat({ messages: [] })).rejects.toMatchObject({ code: "chat.no_messages" });
     await expect(
       engram.chat({ messages: [{ role: "user", content: "x" }], conversationId: "nope" }),

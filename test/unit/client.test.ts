@@ -210,6 +210,17 @@ describe("errors", () => {
     expect(calls[0]?.init?.headers).toMatchObject({ authorization: "Bearer egm_k", "x-user-id": "u-1" });
   });
 
+  it("sends an empty query value as given, for the API to refuse, instead of leaving the filter out", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { documents: [], nextCursor: null })]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    await engram.documents.list({ conversationId: "" });
+    await engram.call("GET /v1/conversations/{id}", { params: { id: "c" }, query: { before: "" } });
+    expect(calls.map((c) => c.url)).toEqual([
+      "http://x/v1/documents?conversationId=",
+      "http://x/v1/conversations/c?before=",
+    ]);
+  });
+
   it("refuses an empty userId, which would have sent no X-User-Id and so written to the shared space", async () => {
     const { fetch, calls } = fakeFetch([json(200, { ok: 1 })]);
     expect(() => createClient({ baseUrl: "http://x", userId: "", fetch })).toThrow(
