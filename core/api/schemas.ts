@@ -155,7 +155,7 @@ function responseSchemas() {
     score: z.number(),
     title: z.nullable(z.string()),
     source: z.nullable(z.string()),
-    metadata: z.record(z.string(), z.unknown()),
+    metadata: Metadata,
     createdAt: timestamp,
     location: Location,
     legs: z
@@ -249,7 +249,7 @@ function responseSchemas() {
     scope: z.enum(["user", "shared"]),
     title: z.nullable(z.string()),
     source: z.nullable(z.string()),
-    metadata: z.record(z.string(), z.unknown()),
+    metadata: Metadata,
     importance: z.number().check(z.int()),
     conversationId: z.nullable(z.string()),
     chunks: z.number().check(z.int()),
@@ -450,6 +450,7 @@ function build() {
   };
   /** Every answer and what they share, as answered (zod's output), by its name in `components.schemas`. */
   const responses: Record<string, z.ZodMiniType> = {
+    JsonValue: Metadata.def.valueType,
     Error: r.ErrorBody,
     HealthResponse: r.HealthResponse,
     IngestResponse: r.IngestResponse,

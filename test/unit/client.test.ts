@@ -347,6 +347,25 @@ describe("call(routeKey, input)", () => {
   });
 });
 
+describe("answers sent back", () => {
+  it("writes a document's metadata, or a search hit's, back as it was read: the same JSON type both ways", async () => {
+    const document = { id: "refunds", metadata: { team: "support", tags: ["a", 1, null], deep: { n: true } } };
+    const { fetch, calls } = fakeFetch([
+      json(200, document),
+      json(200, { ...document, status: "unchanged" }),
+      json(200, { results: [{ documentId: "refunds", metadata: document.metadata }] }),
+      json(200, { documents: [] }),
+    ]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    const read = await engram.documents.get("refunds");
+    await engram.documents.update(read.id, { metadata: read.metadata });
+    const found = await engram.search({ query: "refunds" });
+    await engram.ingest({ documents: [{ content: "Refunds take 14 days.", metadata: found.results[0]?.metadata }] });
+    expect(calls[1]?.init?.body).toBe(JSON.stringify({ metadata: document.metadata }));
+    expect(JSON.parse(String(calls[3]?.init?.body)).documents[0].metadata).toEqual(document.metadata);
+  });
+});
+
 describe("paging", () => {
   it("takes back the cursors an answer gave, null on the last page meaning none", async () => {
     const { fetch, calls } = fakeFetch([

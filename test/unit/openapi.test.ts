@@ -125,6 +125,16 @@ describe("the OpenAPI document", () => {
     expect(doc.components.schemas.JsonValue.type).toBeUndefined();
   });
 
+  it("answers a document's and a search hit's metadata as the JSON object it is sent as, one JsonValue for both", () => {
+    const sent = deref(op("POST", "/v1/ingest").requestBody);
+    const input = resolve(sent.content["application/json"].schema.properties.documents.items.$ref).properties.metadata;
+    expect(input.additionalProperties).toEqual({ $ref: "#/components/schemas/JsonValue" });
+    expect(doc.components.schemas.Document.properties.metadata).toEqual(input);
+    expect(doc.components.schemas.SearchHit.properties.metadata).toEqual(input);
+    // One component, not a second one zod would name itself (schema0) for the answers' side.
+    expect(Object.keys(doc.components.schemas).filter((name) => /^(__)?schema\d/.test(name))).toEqual([]);
+  });
+
   it("documents 404 on chat (an unknown conversation) and 400 user.invalid_id on every keyed route", () => {
     expect(op("POST", "/v1/chat").responses["404"]).toBeDefined();
     for (const route of routes.filter((r) => r.auth)) {
