@@ -7,6 +7,7 @@
 
 import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
 import { ChatMessageInput, ChatRequest, CompatChatMessageInput, CompatChatRequest } from "../chat/schema";
+import type { ConversationView as ConversationResult } from "../conversation";
 import type { DocumentView as DocumentResult } from "../document";
 import {
   CompatDocumentInput,
@@ -219,16 +220,18 @@ function responseSchemas() {
     location: Location,
   });
 
+  const ChatUsage = z.object({
+    promptTokens: z.number().check(z.int()),
+    completionTokens: z.number().check(z.int()),
+    embeddingTokens: z.number().check(z.int()),
+  });
+
   const ChatResponse = z.object({
     conversationId: z.string(),
     message: z.object({ role: z.literal("assistant"), content: z.string() }),
     citations: z.array(Citation),
     model: z.string().check(z.describe('"extractive" when no chat model is configured')),
-    usage: z.object({
-      promptTokens: z.number().check(z.int()),
-      completionTokens: z.number().check(z.int()),
-      embeddingTokens: z.number().check(z.int()),
-    }),
+    usage: ChatUsage,
   });
 
   // The server-sent events of a streamed answer (`stream: true`), in order: citations, deltas, done or error.
@@ -238,7 +241,7 @@ function responseSchemas() {
     conversationId: z.string(),
     citations: z.array(Citation).check(z.describe("The sources the answer used, numbered as its [n] markers")),
     model: z.string(),
-    usage: ChatResponse.shape.usage,
+    usage: ChatUsage,
   });
   const ChatErrorEvent = z
     .object({ error: z.object({ code: z.string(), message: z.string() }) })
@@ -288,9 +291,11 @@ function responseSchemas() {
         z.object({
           role: z.enum(["user", "assistant", "system"]),
           content: z.string(),
-          citations: z.array(z.unknown()),
+          citations: z
+            .array(Citation)
+            .check(z.describe("The chat's answer: the sources it used, as it answered them; none on other messages")),
           model: z.nullable(z.string()),
-          usage: z.nullable(z.record(z.string(), z.number())),
+          usage: z.nullable(ChatUsage).check(z.describe("The chat's answer: its usage, as answered; else null")),
           createdAt: timestamp,
         }),
       )
@@ -406,6 +411,7 @@ function responseSchemas() {
     SearchHit,
     Citation,
     Location,
+    ChatUsage,
     ChatResponse,
     ChatCitationsEvent,
     ChatDeltaEvent,
@@ -458,6 +464,7 @@ function build() {
     SearchResponse: r.SearchResponse,
     SearchHit: r.SearchHit,
     ChatResponse: r.ChatResponse,
+    ChatUsage: r.ChatUsage,
     Citation: r.Citation,
     Location: r.Location,
     Document: r.DocumentView,
@@ -495,11 +502,13 @@ type Expect<T extends true> = T;
 /** What JSON makes of a value: dates become ISO strings. */
 type Wire<T> = T extends Date
   ? string
-  : T extends (infer U)[]
-    ? Wire<U>[]
-    : T extends object
-      ? { [K in keyof T]: Wire<T[K]> }
-      : T;
+  : T extends [unknown, ...unknown[]]
+    ? { [K in keyof T]: Wire<T[K]> }
+    : T extends (infer U)[]
+      ? Wire<U>[]
+      : T extends object
+        ? { [K in keyof T]: Wire<T[K]> }
+        : T;
 /** Every response schema by name: the typed client (client/) takes its answer types from these. */
 export type Responses = ReturnType<typeof responseSchemas>;
 type StreamEvents = {
@@ -513,4 +522,5 @@ export type ResponsesMatchCore = [
   Expect<Same<z.output<Responses["ChatResponse"]>, ChatResult>>,
   Expect<Same<z.output<Responses["DocumentView"]>, Wire<DocumentResult>>>,
   Expect<Same<z.output<Responses["PatchResponse"]>, Wire<Awaited<ReturnType<typeof patch>>>>>,
+  Expect<Same<z.output<Responses["ConversationView"]>, Wire<ConversationResult>>>,
 ];

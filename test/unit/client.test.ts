@@ -366,6 +366,33 @@ describe("answers sent back", () => {
   });
 });
 
+describe("a stored conversation", () => {
+  it("types its messages' citations and usage as the chat's answer gives them", async () => {
+    const citation = {
+      index: 1,
+      documentId: "refunds",
+      scope: "shared",
+      chunkId: "7",
+      title: "Refunds",
+      source: null,
+      snippet: "Refunds take 14 days.",
+      score: 0.8,
+      location: { pages: [2, 2] },
+    };
+    const usage = { promptTokens: 120, completionTokens: 9, embeddingTokens: 4 };
+    const answer = { role: "assistant", content: "14 days [1].", citations: [citation], model: "m", usage };
+    const { fetch } = fakeFetch([json(200, { id: "conv_1", messages: [answer], olderCursor: null })]);
+    const conversation = await createClient({ baseUrl: "http://x", fetch }).conversations.get("conv_1");
+    const [stored] = conversation.messages;
+    const cited: { documentId: string; scope: "user" | "shared"; pages?: [number, number] }[] = (
+      stored?.citations ?? []
+    ).map((c) => ({ documentId: c.documentId, scope: c.scope, pages: c.location?.pages }));
+    const tokens: number | undefined = stored?.usage?.promptTokens;
+    expect(cited).toEqual([{ documentId: "refunds", scope: "shared", pages: [2, 2] }]);
+    expect(tokens).toBe(120);
+  });
+});
+
 describe("paging", () => {
   it("takes back the cursors an answer gave, null on the last page meaning none", async () => {
     const { fetch, calls } = fakeFetch([

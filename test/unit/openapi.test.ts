@@ -135,6 +135,14 @@ describe("the OpenAPI document", () => {
     expect(Object.keys(doc.components.schemas).filter((name) => /^(__)?schema\d/.test(name))).toEqual([]);
   });
 
+  it("answers a stored message's citations and usage as the chat answered them: the one Citation and ChatUsage", () => {
+    const message = doc.components.schemas.Conversation.properties.messages.items;
+    expect(message.properties.citations.items).toEqual({ $ref: "#/components/schemas/Citation" });
+    expect(message.properties.usage.anyOf).toEqual([{ $ref: "#/components/schemas/ChatUsage" }, { type: "null" }]);
+    expect(doc.components.schemas.ChatResponse.properties.usage).toEqual({ $ref: "#/components/schemas/ChatUsage" });
+    expect(doc.components.schemas.ChatUsage.required).toEqual(["promptTokens", "completionTokens", "embeddingTokens"]);
+  });
+
   it("documents 404 on chat (an unknown conversation) and 400 user.invalid_id on every keyed route", () => {
     expect(op("POST", "/v1/chat").responses["404"]).toBeDefined();
     for (const route of routes.filter((r) => r.auth)) {
