@@ -31,7 +31,7 @@ type CursorParameter = "cursor" | "before";
  * may be null, as the answer gave it, and is then left out. Only cursors: a null filter (`conversationId`) left out
  * would widen the answer to everything.
  */
-export type QueryInput<K extends RouteKey> = {
+type QueryInput<K extends RouteKey> = {
   [P in keyof QueryOf<K>]?: QueryOf<K>[P] | (P extends CursorParameter ? null : never);
 };
 export type ListDocumentsQuery = QueryInput<"GET /v1/documents">;
