@@ -68,7 +68,10 @@ export interface CallOptions {
 
 type Query = Record<string, string | number | boolean | null | undefined>;
 
-/** Options of one `call`: beyond the signal, headers such as `accept` (POST /mcp asks for two types). */
+/**
+ * Options of one `call`: beyond the signal, headers; `accept` replaces the Accept the route requires (JSON, or
+ * POST /mcp's two types).
+ */
 export interface RouteCallOptions extends CallOptions {
   accept?: string;
   headers?: Record<string, string>;
@@ -80,6 +83,27 @@ export type RouteKey = keyof T.Routes;
 export type CallArgs<K extends RouteKey> = {} extends T.Routes[K]["input"]
   ? [input?: T.Routes[K]["input"], options?: RouteCallOptions]
   : [input: T.Routes[K]["input"], options?: RouteCallOptions];
+
+type JsonRpcRequest = { id: string | number };
+type JsonRpcNotification = { method: string; id?: undefined };
+/**
+ * What POST /mcp answers a body: a request its response, a notification nothing (202); a batch an array of its
+ * requests' responses in its order, nothing when it holds only notifications. (`call` throws a lone request's error.)
+ */
+export type McpAnswerTo<B> = B extends readonly (infer M)[]
+  ? [M] extends [JsonRpcNotification]
+    ? undefined
+    : [M] extends [JsonRpcRequest]
+      ? T.McpResponse[]
+      : T.McpResponse[] | undefined
+  : B extends JsonRpcRequest
+    ? T.McpResponse
+    : B extends JsonRpcNotification
+      ? undefined
+      : T.McpResponse | undefined;
+
+/** The Accept a route requires beyond JSON, as its contract entry names it (a copy the compiler holds to it). */
+const ACCEPT: T.Accepts = { "POST /mcp": "application/json, text/event-stream" };
 
 export interface SendOptions extends CallOptions {
   query?: Query;
@@ -317,12 +341,16 @@ export function createClient(options: ClientOptions) {
 
   /**
    * Any route of the contract by its key, typed from it: the path's parameters, query and body it takes, and
-   * the JSON answer it gives. A streamed answer is read with `chatStream`.
+   * the JSON answer it gives; POST /mcp's, the answer to the body sent (a request's, a batch's array, or nothing
+   * for notifications). A streamed answer is read with `chatStream`.
    */
-  async function call<K extends RouteKey>(
-    route: K,
-    ...[input, options]: CallArgs<K>
-  ): Promise<T.Routes[K]["response"]> {
+  function call<I extends T.Routes["POST /mcp"]["input"]>(
+    route: "POST /mcp",
+    input: I,
+    options?: RouteCallOptions,
+  ): Promise<McpAnswerTo<I["body"]>>;
+  function call<K extends RouteKey>(route: K, ...args: CallArgs<K>): Promise<T.Routes[K]["response"]>;
+  async function call(route: RouteKey, input?: object, options?: RouteCallOptions): Promise<unknown> {
     const { params, query, body, form } = (input ?? {}) as {
       params?: Record<string, string>;
       query?: Query;
@@ -331,7 +359,8 @@ export function createClient(options: ClientOptions) {
     };
     const [method = "GET", template = ""] = route.split(" ");
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
-    const response = await send(method, path, { ...options, query, body, form });
+    const accept = options?.accept ?? (ACCEPT as Partial<Record<RouteKey, string>>)[route];
+    const response = await send(method, path, { ...options, accept, query, body, form });
     const answer = await jsonOf(response);
     // POST /mcp answers a request's JSON-RPC error with 200: thrown, as every other refusal is. A batch's answers
     // resolve, each its own, as one error among them must not hide the others' results.
@@ -343,7 +372,7 @@ export function createClient(options: ClientOptions) {
         retryAfter: null,
       });
     }
-    return answer as T.Routes[K]["response"];
+    return answer;
   }
 
   return {

@@ -79,6 +79,9 @@ export type StoredMessage = ConversationView["messages"][number];
 export type PatchResponse = ResponseOf<"PATCH /v1/documents/{id}">;
 export type CompatIngestResponse = ResponseOf<"POST /api/ingest">;
 export type CompatChatResponse = ResponseOf<"POST /api/chat">;
+/** An MCP message (JSON-RPC 2.0) for POST /mcp: a request (it has an id) or a notification. */
+export type McpMessage = z.input<Responses["McpMessage"]>;
+export type McpResponse = Out<"McpResponse">;
 
 /** A streamed answer's events, in order: one `citations`, `delta`s, then `done` (or `error`). */
 export type ChatEvent =
@@ -100,10 +103,16 @@ type BodyPart<K extends RouteKey> =
       : Entry<K> extends { rawBody: { schema: infer S } }
         ? { body: z.input<SchemaOf<S>> }
         : {};
+/** undefined for a route that documents a 202 with no body (POST /mcp's to a notification), which `call` resolves with. */
+type EmptyAnswer<K extends RouteKey> = Entry<K> extends { answers: { "202": { body: null } } } ? undefined : never;
 /**
  * Every route by its key (`METHOD /path`): what `call` sends (the path's parameters, the query, the body or
  * a multipart form) and the JSON answer it resolves with.
  */
 export type Routes = {
-  [K in RouteKey]: { input: ParamsPart<K> & QueryPart<K> & BodyPart<K>; response: ResponseOf<K> };
+  [K in RouteKey]: { input: ParamsPart<K> & QueryPart<K> & BodyPart<K>; response: ResponseOf<K> | EmptyAnswer<K> };
+};
+/** The Accept each route requires, for the routes whose contract entry names one (the client sends it). */
+export type Accepts = {
+  [K in RouteKey as Entry<K> extends { accept: string } ? K : never]: Entry<K> extends { accept: infer A } ? A : never;
 };

@@ -398,11 +398,24 @@ function responseSchemas() {
     .check(
       z.describe("The JSON-RPC answer; a failed tool call is a result with isError and the API's code and message"),
     );
+  // A JSON-RPC batch (2.0, 6), answered member by member (core/mcp/batch.ts); at most the SDK's MAX_BATCH_SIZE.
+  const McpBody = z
+    .union([McpMessage, z.array(McpMessage).check(z.minLength(1), z.maxLength(100))])
+    .check(z.describe("One message, or a batch of them (MCP 2025-03-26), each answered on its own"));
+  const McpAnswer = z
+    .union([McpResponse, z.array(McpResponse)])
+    .check(
+      z.describe(
+        "A request's answer; a batch's, an array of its requests' answers in its order (a batch of notifications only is answered 202, no body)",
+      ),
+    );
 
   return {
     OpenApiDocument,
     McpMessage,
+    McpBody,
     McpResponse,
+    McpAnswer,
     ErrorBody,
     HealthResponse,
     IngestResponse,
@@ -453,6 +466,7 @@ function build() {
     CompatChatRequest,
     CompatChatMessageInput,
     McpMessage: r.McpMessage,
+    McpBody: r.McpBody,
   };
   /** Every answer and what they share, as answered (zod's output), by its name in `components.schemas`. */
   const responses: Record<string, z.ZodMiniType> = {
@@ -479,6 +493,7 @@ function build() {
     CompatIngestResponse: r.CompatIngestResponse,
     CompatChatResponse: r.CompatChatResponse,
     McpResponse: r.McpResponse,
+    McpAnswer: r.McpAnswer,
   };
 
   return { byName: r, requests, responses };

@@ -187,7 +187,7 @@ describe("errors", () => {
       requestId: "r-7",
     });
     await expect(client.call("POST /mcp", { body: call })).rejects.toMatchObject({ code: "ratelimit.exceeded" });
-    await expect(client.call("POST /mcp", { body: [call] as never })).resolves.toEqual([unknownTool, toolError]);
+    await expect(client.call("POST /mcp", { body: [call] })).resolves.toEqual([unknownTool, toolError]);
     await expect(client.call("POST /mcp", { body: call })).resolves.toEqual(toolError);
   });
 
@@ -325,6 +325,42 @@ describe("call(routeKey, input)", () => {
       messages: [{ role: "user", content: "Hi?" }],
     });
     await expect(collect(streamed)).rejects.toMatchObject({ status: 200, code: "response.not_event_stream" });
+  });
+
+  it("sends the Accept a route requires: POST /mcp's two types (Streamable HTTP answers 406 without), else JSON", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { jsonrpc: "2.0", id: 1, result: { tools: [] } })]);
+    const client = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const list = { jsonrpc: "2.0", id: 1, method: "tools/list" } as const;
+    await client.call("POST /mcp", { body: list });
+    await client.call("POST /mcp", { body: list }, { accept: "application/json" });
+    await client.call("GET /v1/stats");
+    const accepts = calls.map((c) => (c.init?.headers as Record<string, string>).accept);
+    expect(accepts).toEqual(["application/json, text/event-stream", "application/json", "application/json"]);
+  });
+
+  it("types POST /mcp's answer by the body sent: a request's response, a batch's array, nothing for notifications", async () => {
+    const response = { jsonrpc: "2.0", id: 1, result: { tools: [] } };
+    const { fetch } = fakeFetch([
+      json(200, response),
+      () => new Response(null, { status: 202 }),
+      json(200, [response, { ...response, id: 2 }]),
+      () => new Response(null, { status: 202 }),
+    ]);
+    const client = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const request = (id: number) => ({ jsonrpc: "2.0", id, method: "tools/list" }) as const;
+    const notification = { jsonrpc: "2.0", method: "notifications/initialized" } as const;
+    const answered: { id: string | number | null } = await client.call("POST /mcp", { body: request(1) });
+    const nothing: undefined = await client.call("POST /mcp", { body: notification });
+    const batch: { id: string | number | null }[] = await client.call("POST /mcp", { body: [request(1), request(2)] });
+    const notified: undefined = await client.call("POST /mcp", { body: [notification, notification] });
+    expect([answered.id, nothing, batch.map((r) => r.id), notified]).toEqual([1, undefined, [1, 2], undefined]);
+    const unchecked = [
+      // @ts-expect-error: a notification is answered with nothing (202), not a response to read
+      async () => (await client.call("POST /mcp", { body: notification })).result,
+      // @ts-expect-error: a batch is answered with an array of responses, or nothing when it held only notifications
+      async () => (await client.call("POST /mcp", { body: [request(1), notification] })).length,
+    ];
+    expect(unchecked).toHaveLength(2);
   });
 
   it("refuses at compile time a key no route has, a missing parameter and a body the route does not take", async () => {

@@ -1,4 +1,5 @@
 /** GET /v1/openapi.json: generated from the route table and the zod schemas that validate requests. */
+import { MAX_BATCH_SIZE } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { describe, expect, it } from "vitest";
 import * as OpenApi from "../../core/api/openapi";
 import { routeKey, routes } from "../../core/api/routes";
@@ -141,6 +142,20 @@ describe("the OpenAPI document", () => {
     expect(message.properties.usage.anyOf).toEqual([{ $ref: "#/components/schemas/ChatUsage" }, { type: "null" }]);
     expect(doc.components.schemas.ChatResponse.properties.usage).toEqual({ $ref: "#/components/schemas/ChatUsage" });
     expect(doc.components.schemas.ChatUsage.required).toEqual(["promptTokens", "completionTokens", "embeddingTokens"]);
+  });
+
+  it("takes a JSON-RPC batch on POST /mcp as the server reads one, and answers an array of responses to it", () => {
+    const body = deref(op("POST", "/mcp").requestBody).content["application/json"].schema;
+    expect(body.anyOf).toEqual([
+      { $ref: "#/components/schemas/McpMessage" },
+      { type: "array", items: { $ref: "#/components/schemas/McpMessage" }, minItems: 1, maxItems: MAX_BATCH_SIZE },
+    ]);
+    const answer = deref(op("POST", "/mcp").responses["200"].content["application/json"].schema);
+    expect(answer.anyOf).toEqual([
+      { $ref: "#/components/schemas/McpResponse" },
+      { type: "array", items: { $ref: "#/components/schemas/McpResponse" } },
+    ]);
+    expect(op("POST", "/mcp").responses["202"].content).toBeUndefined();
   });
 
   it("documents 404 on chat (an unknown conversation) and 400 user.invalid_id on every keyed route", () => {
