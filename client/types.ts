@@ -23,7 +23,14 @@ export type SearchFilter = z.input<typeof SearchFilterSchema>;
 export type SearchRequest = RequestBodyOf<"POST /v1/search">;
 /** A message; its role is checked as text (for its own error code), but only these three pass. */
 export type ChatMessage = Omit<z.input<typeof ChatMessageInput>, "role"> & { role: Role };
-export type ChatRequest = Omit<RequestBodyOf<"POST /v1/chat">, "messages"> & { messages?: ChatMessage[] };
+/**
+ * A body as a client sends it: a chat's `messages` required, as OpenAPI and the docs say (its schema defaults the
+ * list only to refuse a missing one with a code of its own, chat.no_messages), each message's role one of the three.
+ */
+type ClientBody<B> = B extends { messages?: (infer M)[] }
+  ? Omit<B, "messages"> & { messages: (Omit<M, "role"> & { role: Role })[] }
+  : B;
+export type ChatRequest = ClientBody<RequestBodyOf<"POST /v1/chat">>;
 /** The parameters that take back a cursor an answer gave (`nextCursor`, `olderCursor`), which is null at the end. */
 type CursorParameter = "cursor" | "before";
 /**
@@ -97,7 +104,7 @@ type ParamsPart<K extends RouteKey> = keyof ParamsOf<K> extends never ? {} : { p
 type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: QueryInput<K> } : {};
 type BodyPart<K extends RouteKey> =
   Entry<K> extends { body: z.ZodMiniType }
-    ? { body: RequestBodyOf<K> }
+    ? { body: ClientBody<RequestBodyOf<K>> }
     : Entry<K> extends { rawBody: { type: "multipart/form-data" } }
       ? { form: FormData }
       : Entry<K> extends { rawBody: { schema: infer S } }

@@ -129,6 +129,8 @@ describe("engram/client against the local server", () => {
       code: "request.invalid",
     });
     await expect(engram.chat({ messages: [] })).rejects.toMatchObject({ code: "chat.no_messages" });
+    // Typed as required; left out all the same (plain JavaScript), the API's own code for it.
+    await expect(engram.chat({} as never)).rejects.toMatchObject({ status: 400, code: "chat.no_messages" });
     await expect(
       engram.chat({ messages: [{ role: "user", content: "x" }], conversationId: "nope" }),
     ).rejects.toMatchObject({

@@ -402,6 +402,34 @@ describe("answers sent back", () => {
   });
 });
 
+describe("chat", () => {
+  it("requires its messages at compile time, as OpenAPI and the docs do, on every way to send a chat", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { conversationId: "c", citations: [] })]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    await engram.chat({ messages: [{ role: "user", content: "Refunds?" }], topK: 3 });
+    expect(JSON.parse(String(calls[0]?.init?.body))).toEqual({
+      messages: [{ role: "user", content: "Refunds?" }],
+      topK: 3,
+      stream: false,
+    });
+    const refused = [
+      // @ts-expect-error: no messages (the API's 400 chat.no_messages)
+      () => engram.chat({}),
+      // @ts-expect-error: no messages
+      () => engram.chatStream({ topK: 3 }),
+      // @ts-expect-error: no messages
+      () => engram.compat.chat({ conversationId: "c" }),
+      // @ts-expect-error: no messages
+      () => engram.call("POST /v1/chat", { body: {} }),
+      // @ts-expect-error: no messages
+      () => engram.call("POST /api/chat", { body: {} }),
+      // @ts-expect-error: a role the API refuses
+      () => engram.call("POST /api/chat", { body: { messages: [{ role: "robot", content: "Hi" }] } }),
+    ];
+    expect(refused).toHaveLength(6);
+  });
+});
+
 describe("a stored conversation", () => {
   it("types its messages' citations and usage as the chat's answer gives them", async () => {
     const citation = {
