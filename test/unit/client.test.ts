@@ -334,7 +334,7 @@ describe("call(routeKey, input)", () => {
     await client.call("POST /mcp", { body: list });
     await client.call("POST /mcp", { body: list }, { accept: "application/json" });
     await client.call("GET /v1/stats");
-    const accepts = calls.map((c) => (c.init?.headers as Record<string, string>).accept);
+    const accepts = calls.map((c) => (c.init?.headers as Record<string, string> | undefined)?.accept);
     expect(accepts).toEqual(["application/json, text/event-stream", "application/json", "application/json"]);
   });
 
