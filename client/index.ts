@@ -104,6 +104,23 @@ export type McpAnswerTo<B> = B extends readonly (infer M)[]
 
 /** The Accept a route requires beyond JSON, as its contract entry names it (a copy the compiler holds to it). */
 const ACCEPT: T.Accepts = { "POST /mcp": "application/json, text/event-stream" };
+/** The routes whose body can ask for a stream, which `call` cannot read (a copy the compiler holds to the contract). */
+const STREAMS: Record<T.StreamingRoute, true> = { "POST /v1/chat": true, "POST /api/chat": true };
+
+/**
+ * Why `call` refuses a chat body that asks for a streamed answer, or undefined: sent, the chat would be answered and
+ * stored, and the answer then lost to `response.not_json`.
+ */
+function streamed(route: RouteKey, body: unknown): string | undefined {
+  if (!(route in STREAMS) || typeof body !== "object" || body === null) return undefined;
+  const { stream, format } = body as { stream?: unknown; format?: unknown };
+  const start = `engram/client: call("${route}") reads a JSON answer, and`;
+  if (format !== undefined) {
+    return `${start} format ${JSON.stringify(format)} asks for a stream: useChat reads it, through engram/ai's engramChatTransport`;
+  }
+  if (stream === true) return `${start} stream: true asks for events: chatStream() reads them`;
+  return undefined;
+}
 
 export interface SendOptions extends CallOptions {
   query?: Query;
@@ -357,6 +374,8 @@ export function createClient(options: ClientOptions) {
       body?: unknown;
       form?: FormData;
     };
+    const refusal = streamed(route, body);
+    if (refusal) throw new EngramApiError(0, "chat.stream_in_call", refusal);
     const [method = "GET", template = ""] = route.split(" ");
     const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
     const accept = options?.accept ?? (ACCEPT as Partial<Record<RouteKey, string>>)[route];

@@ -102,9 +102,18 @@ export type ChatDone = Out<"ChatDoneEvent">;
 type Entry<K extends RouteKey> = (typeof contract)[K];
 type ParamsPart<K extends RouteKey> = keyof ParamsOf<K> extends never ? {} : { params: ParamsOf<K> };
 type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: QueryInput<K> } : {};
+/** A body `call` sends a route that can stream (chat): its answer must be JSON, which is what `call` reads. */
+type JsonAnswerBody<B> = Omit<B, "stream" | "format"> & {
+  /** `true` answers events, which `call` cannot read: `chatStream()` reads them. */
+  stream?: false;
+  /** The AI SDK's UI message stream is for useChat (engram/ai's `engramChatTransport`), not `call`. */
+  format?: undefined;
+};
 type BodyPart<K extends RouteKey> =
   Entry<K> extends { body: z.ZodMiniType }
-    ? { body: ClientBody<RequestBodyOf<K>> }
+    ? Entry<K> extends { streams: object }
+      ? { body: JsonAnswerBody<ClientBody<RequestBodyOf<K>>> }
+      : { body: ClientBody<RequestBodyOf<K>> }
     : Entry<K> extends { rawBody: { type: "multipart/form-data" } }
       ? { form: FormData }
       : Entry<K> extends { rawBody: { schema: infer S } }
@@ -119,6 +128,8 @@ type EmptyAnswer<K extends RouteKey> = Entry<K> extends { answers: { "202": { bo
 export type Routes = {
   [K in RouteKey]: { input: ParamsPart<K> & QueryPart<K> & BodyPart<K>; response: ResponseOf<K> | EmptyAnswer<K> };
 };
+/** The routes whose body can ask for a streamed answer (the contract's `streams`: the chat routes). */
+export type StreamingRoute = { [K in RouteKey]: Entry<K> extends { streams: object } ? K : never }[RouteKey];
 /** The Accept each route requires, for the routes whose contract entry names one (the client sends it). */
 export type Accepts = {
   [K in RouteKey as Entry<K> extends { accept: string } ? K : never]: Entry<K> extends { accept: infer A } ? A : never;

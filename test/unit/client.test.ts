@@ -430,6 +430,38 @@ describe("chat", () => {
   });
 });
 
+describe("call() on a chat route", () => {
+  it("refuses a body that asks for a stream before sending it, naming what reads one, and takes a JSON one", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { conversationId: "c", citations: [] })]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    const messages = [{ role: "user", content: "Refunds?" }] as const;
+    const events = await engram
+      .call("POST /v1/chat", { body: { messages: [...messages], stream: true } as never })
+      .catch((e) => e);
+    expect(events).toBeInstanceOf(EngramApiError);
+    expect(events).toMatchObject({ status: 0, code: "chat.stream_in_call" });
+    expect(events.message).toBe(
+      'engram/client: call("POST /v1/chat") reads a JSON answer, and stream: true asks for events: chatStream() reads them',
+    );
+    const ui = { messages: [...messages], format: "ui-message-stream" } as never;
+    await expect(engram.call("POST /api/chat", { body: ui })).rejects.toMatchObject({
+      status: 0,
+      code: "chat.stream_in_call",
+      message: expect.stringContaining("engramChatTransport"),
+    });
+    expect(calls).toEqual([]);
+    await engram.call("POST /v1/chat", { body: { messages: [...messages], stream: false } });
+    expect(calls).toHaveLength(1);
+    const refused = [
+      // @ts-expect-error: call() reads JSON; a stream is chatStream()'s to read
+      () => engram.call("POST /v1/chat", { body: { messages: [...messages], stream: true } }),
+      // @ts-expect-error: the UI message stream is useChat's to read
+      () => engram.call("POST /api/chat", { body: { messages: [...messages], format: "ui-message-stream" } }),
+    ];
+    expect(refused).toHaveLength(2);
+  });
+});
+
 describe("a stored conversation", () => {
   it("types its messages' citations and usage as the chat's answer gives them", async () => {
     const citation = {
