@@ -108,6 +108,19 @@ const ACCEPT: T.Accepts = { "POST /mcp": "application/json, text/event-stream" }
 const STREAMS: Record<T.StreamingRoute, true> = { "POST /v1/chat": true, "POST /api/chat": true };
 
 /**
+ * A path parameter as its one URL segment. An empty one would leave the route (`/v1/documents//restore`, a 404
+ * route.not_found) and a URL drops `.` and `..`: refused before sending, as the API refuses such ids in a body.
+ */
+function segment(route: RouteKey, name: string, value: string | undefined): string {
+  if (value !== undefined && !/^\.{0,2}$/.test(value)) return encodeURIComponent(value);
+  throw new EngramApiError(
+    0,
+    "request.invalid",
+    `engram/client: ${name} ${JSON.stringify(value ?? "")} cannot be sent as {${name}} of ${route}: no item has an empty id, nor . or ..`,
+  );
+}
+
+/**
  * Why `call` refuses a chat body that asks for a streamed answer, or undefined: sent, the chat would be answered and
  * stored, and the answer then lost to `response.not_json`.
  */
@@ -377,7 +390,7 @@ export function createClient(options: ClientOptions) {
     const refusal = streamed(route, body);
     if (refusal) throw new EngramApiError(0, "chat.stream_in_call", refusal);
     const [method = "GET", template = ""] = route.split(" ");
-    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
+    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => segment(route, name, params?.[name]));
     const accept = options?.accept ?? (ACCEPT as Partial<Record<RouteKey, string>>)[route];
     const response = await send(method, path, { ...options, accept, query, body, form });
     const answer = await jsonOf(response);

@@ -240,6 +240,35 @@ describe("errors", () => {
     expect(calls[0]?.init?.headers).not.toHaveProperty("x-user-id");
   });
 
+  it("refuses an empty path id before sending it, as it refuses an empty userId: sent, it would name no route", async () => {
+    const { fetch, calls } = fakeFetch([json(200, {})]);
+    const engram = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const attempts: [string, () => Promise<unknown>][] = [
+      ["documents.get", () => engram.documents.get("")],
+      ["documents.update", () => engram.documents.update("", { importance: 2 })],
+      ["documents.delete", () => engram.documents.delete("")],
+      ["documents.restore", () => engram.documents.restore("")],
+      ["conversations.get", () => engram.conversations.get("")],
+      ["conversations.delete", () => engram.conversations.delete("")],
+      // A URL drops these segments: /v1/documents/../restore would be POST /v1/restore.
+      ["call .", () => engram.call("POST /v1/documents/{id}/restore", { params: { id: "." } })],
+      ["call ..", () => engram.call("GET /v1/documents/{id}", { params: { id: ".." } })],
+    ];
+    for (const [name, attempt] of attempts) {
+      const refused = await attempt().catch((e) => e);
+      expect(refused, name).toBeInstanceOf(EngramApiError);
+      expect(refused, name).toMatchObject({ status: 0, code: "request.invalid" });
+    }
+    expect(calls).toEqual([]);
+    const restore = await engram.documents.restore("").catch((e) => e);
+    expect(restore.message).toBe(
+      'engram/client: id "" cannot be sent as {id} of POST /v1/documents/{id}/restore: no item has an empty id, nor . or ..',
+    );
+    // An id that only looks like one of them is a segment like any other.
+    await engram.documents.get("...");
+    expect(calls.map((c) => c.url)).toEqual(["http://x/v1/documents/..."]);
+  });
+
   it("refuses at creation a baseUrl with no http(s) scheme, which every call would fail as network.unreachable", () => {
     for (const baseUrl of ["localhost:4311", "127.0.0.1:4311", "ftp://x", "api.example.com"]) {
       expect(() => createClient({ baseUrl }), baseUrl).toThrow(TypeError);
