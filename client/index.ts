@@ -68,7 +68,10 @@ export interface CallOptions {
 
 type Query = Record<string, string | number | boolean | null | undefined>;
 
-/** Options of one `call`: beyond the signal, headers such as `accept` (POST /mcp asks for two types). */
+/**
+ * Options of one `call`: beyond the signal, headers; `accept` replaces the Accept the route requires (JSON, or
+ * POST /mcp's two types).
+ */
 export interface RouteCallOptions extends CallOptions {
   accept?: string;
   headers?: Record<string, string>;
@@ -80,6 +83,57 @@ export type RouteKey = keyof T.Routes;
 export type CallArgs<K extends RouteKey> = {} extends T.Routes[K]["input"]
   ? [input?: T.Routes[K]["input"], options?: RouteCallOptions]
   : [input: T.Routes[K]["input"], options?: RouteCallOptions];
+
+type JsonRpcRequest = { id: string | number };
+type JsonRpcNotification = { method: string; id?: undefined };
+/**
+ * What POST /mcp answers a body: a request its response, a notification nothing (202); a batch an array of its
+ * requests' responses in its order, nothing when it holds only notifications. (`call` throws a lone request's error.)
+ */
+export type McpAnswerTo<B> = B extends readonly (infer M)[]
+  ? [M] extends [JsonRpcNotification]
+    ? undefined
+    : [M] extends [JsonRpcRequest]
+      ? T.McpResponse[]
+      : T.McpResponse[] | undefined
+  : B extends JsonRpcRequest
+    ? T.McpResponse
+    : B extends JsonRpcNotification
+      ? undefined
+      : T.McpResponse | undefined;
+
+/** The Accept a route requires beyond JSON, as its contract entry names it (a copy the compiler holds to it). */
+const ACCEPT: T.Accepts = { "POST /mcp": "application/json, text/event-stream" };
+/** The routes whose body can ask for a stream, which `call` cannot read (a copy the compiler holds to the contract). */
+const STREAMS: Record<T.StreamingRoute, true> = { "POST /v1/chat": true, "POST /api/chat": true };
+
+/**
+ * A path parameter as its one URL segment. An empty one would leave the route (`/v1/documents//restore`, a 404
+ * route.not_found) and a URL drops `.` and `..`: refused before sending, as the API refuses such ids in a body.
+ */
+function segment(route: RouteKey, name: string, value: string | undefined): string {
+  if (value !== undefined && !/^\.{0,2}$/.test(value)) return encodeURIComponent(value);
+  throw new EngramApiError(
+    0,
+    "request.invalid",
+    `engram/client: ${name} ${JSON.stringify(value ?? "")} cannot be sent as {${name}} of ${route}: no item has an empty id, nor . or ..`,
+  );
+}
+
+/**
+ * Why `call` refuses a chat body that asks for a streamed answer, or undefined: sent, the chat would be answered and
+ * stored, and the answer then lost to `response.not_json`.
+ */
+function streamed(route: RouteKey, body: unknown): string | undefined {
+  if (!(route in STREAMS) || typeof body !== "object" || body === null) return undefined;
+  const { stream, format } = body as { stream?: unknown; format?: unknown };
+  const start = `engram/client: call("${route}") reads a JSON answer, and`;
+  if (format !== undefined) {
+    return `${start} format ${JSON.stringify(format)} asks for a stream: useChat reads it, through engram/ai's engramChatTransport`;
+  }
+  if (stream === true) return `${start} stream: true asks for events: chatStream() reads them`;
+  return undefined;
+}
 
 export interface SendOptions extends CallOptions {
   query?: Query;
@@ -238,8 +292,9 @@ export function createClient(options: ClientOptions) {
 
   function url(route: string, query?: Query): string {
     const params = new URLSearchParams();
+    // "" is sent as given, for the API to judge as it judges `?conversationId=` (400): left out, a filter would widen.
     for (const [name, value] of Object.entries(query ?? {})) {
-      if (value !== undefined && value !== null && value !== "") params.set(name, String(value));
+      if (value !== undefined && value !== null) params.set(name, String(value));
     }
     const search = params.toString();
     return `${base}${route}${search ? `?${search}` : ""}`;
@@ -316,21 +371,28 @@ export function createClient(options: ClientOptions) {
 
   /**
    * Any route of the contract by its key, typed from it: the path's parameters, query and body it takes, and
-   * the JSON answer it gives. A streamed answer is read with `chatStream`.
+   * the JSON answer it gives; POST /mcp's, the answer to the body sent (a request's, a batch's array, or nothing
+   * for notifications). A streamed answer is read with `chatStream`.
    */
-  async function call<K extends RouteKey>(
-    route: K,
-    ...[input, options]: CallArgs<K>
-  ): Promise<T.Routes[K]["response"]> {
+  function call<I extends T.Routes["POST /mcp"]["input"]>(
+    route: "POST /mcp",
+    input: I,
+    options?: RouteCallOptions,
+  ): Promise<McpAnswerTo<I["body"]>>;
+  function call<K extends RouteKey>(route: K, ...args: CallArgs<K>): Promise<T.Routes[K]["response"]>;
+  async function call(route: RouteKey, input?: object, options?: RouteCallOptions): Promise<unknown> {
     const { params, query, body, form } = (input ?? {}) as {
       params?: Record<string, string>;
       query?: Query;
       body?: unknown;
       form?: FormData;
     };
+    const refusal = streamed(route, body);
+    if (refusal) throw new EngramApiError(0, "chat.stream_in_call", refusal);
     const [method = "GET", template = ""] = route.split(" ");
-    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => encodeURIComponent(params?.[name] ?? ""));
-    const response = await send(method, path, { ...options, query, body, form });
+    const path = template.replace(/\{(\w+)\}/g, (_, name: string) => segment(route, name, params?.[name]));
+    const accept = options?.accept ?? (ACCEPT as Partial<Record<RouteKey, string>>)[route];
+    const response = await send(method, path, { ...options, accept, query, body, form });
     const answer = await jsonOf(response);
     // POST /mcp answers a request's JSON-RPC error with 200: thrown, as every other refusal is. A batch's answers
     // resolve, each its own, as one error among them must not hide the others' results.
@@ -342,7 +404,7 @@ export function createClient(options: ClientOptions) {
         retryAfter: null,
       });
     }
-    return answer as T.Routes[K]["response"];
+    return answer;
   }
 
   return {

@@ -23,13 +23,29 @@ export type SearchFilter = z.input<typeof SearchFilterSchema>;
 export type SearchRequest = RequestBodyOf<"POST /v1/search">;
 /** A message; its role is checked as text (for its own error code), but only these three pass. */
 export type ChatMessage = Omit<z.input<typeof ChatMessageInput>, "role"> & { role: Role };
-export type ChatRequest = Omit<RequestBodyOf<"POST /v1/chat">, "messages"> & { messages?: ChatMessage[] };
-/** Query strings, as the values they mean (numbers and booleans are sent as text). */
-export type ListDocumentsQuery = Partial<QueryOf<"GET /v1/documents">>;
-export type GetDocumentQuery = Partial<QueryOf<"GET /v1/documents/{id}">>;
-export type DeleteDocumentQuery = Partial<QueryOf<"DELETE /v1/documents/{id}">>;
-export type ListConversationsQuery = Partial<QueryOf<"GET /v1/conversations">>;
-export type GetConversationQuery = Partial<QueryOf<"GET /v1/conversations/{id}">>;
+/**
+ * A body as a client sends it: a chat's `messages` required, as OpenAPI and the docs say (its schema defaults the
+ * list only to refuse a missing one with a code of its own, chat.no_messages), each message's role one of the three.
+ */
+type ClientBody<B> = B extends { messages?: (infer M)[] }
+  ? Omit<B, "messages"> & { messages: (Omit<M, "role"> & { role: Role })[] }
+  : B;
+export type ChatRequest = ClientBody<RequestBodyOf<"POST /v1/chat">>;
+/** The parameters that take back a cursor an answer gave (`nextCursor`, `olderCursor`), which is null at the end. */
+type CursorParameter = "cursor" | "before";
+/**
+ * A route's query string, as the values they mean (numbers and booleans are sent as text), each optional; a cursor
+ * may be null, as the answer gave it, and is then left out. Only cursors: a null filter (`conversationId`) left out
+ * would widen the answer to everything.
+ */
+type QueryInput<K extends RouteKey> = {
+  [P in keyof QueryOf<K>]?: QueryOf<K>[P] | (P extends CursorParameter ? null : never);
+};
+export type ListDocumentsQuery = QueryInput<"GET /v1/documents">;
+export type GetDocumentQuery = QueryInput<"GET /v1/documents/{id}">;
+export type DeleteDocumentQuery = QueryInput<"DELETE /v1/documents/{id}">;
+export type ListConversationsQuery = QueryInput<"GET /v1/conversations">;
+export type GetConversationQuery = QueryInput<"GET /v1/conversations/{id}">;
 
 // Answers.
 export type ErrorBody = Out<"ErrorBody">;
@@ -70,6 +86,9 @@ export type StoredMessage = ConversationView["messages"][number];
 export type PatchResponse = ResponseOf<"PATCH /v1/documents/{id}">;
 export type CompatIngestResponse = ResponseOf<"POST /api/ingest">;
 export type CompatChatResponse = ResponseOf<"POST /api/chat">;
+/** An MCP message (JSON-RPC 2.0) for POST /mcp: a request (it has an id) or a notification. */
+export type McpMessage = z.input<Responses["McpMessage"]>;
+export type McpResponse = Out<"McpResponse">;
 
 /** A streamed answer's events, in order: one `citations`, `delta`s, then `done` (or `error`). */
 export type ChatEvent =
@@ -82,19 +101,36 @@ export type ChatDone = Out<"ChatDoneEvent">;
 // Every route by its key, for `call`: a route added to the contract is callable with no change here.
 type Entry<K extends RouteKey> = (typeof contract)[K];
 type ParamsPart<K extends RouteKey> = keyof ParamsOf<K> extends never ? {} : { params: ParamsOf<K> };
-type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: Partial<QueryOf<K>> } : {};
+type QueryPart<K extends RouteKey> = Entry<K> extends { query: z.ZodMiniType } ? { query?: QueryInput<K> } : {};
+/** A body `call` sends a route that can stream (chat): its answer must be JSON, which is what `call` reads. */
+type JsonAnswerBody<B> = Omit<B, "stream" | "format"> & {
+  /** `true` answers events, which `call` cannot read: `chatStream()` reads them. */
+  stream?: false;
+  /** The AI SDK's UI message stream is for useChat (engram/ai's `engramChatTransport`), not `call`. */
+  format?: undefined;
+};
 type BodyPart<K extends RouteKey> =
   Entry<K> extends { body: z.ZodMiniType }
-    ? { body: RequestBodyOf<K> }
+    ? Entry<K> extends { streams: object }
+      ? { body: JsonAnswerBody<ClientBody<RequestBodyOf<K>>> }
+      : { body: ClientBody<RequestBodyOf<K>> }
     : Entry<K> extends { rawBody: { type: "multipart/form-data" } }
       ? { form: FormData }
       : Entry<K> extends { rawBody: { schema: infer S } }
         ? { body: z.input<SchemaOf<S>> }
         : {};
+/** undefined for a route that documents a 202 with no body (POST /mcp's to a notification), which `call` resolves with. */
+type EmptyAnswer<K extends RouteKey> = Entry<K> extends { answers: { "202": { body: null } } } ? undefined : never;
 /**
  * Every route by its key (`METHOD /path`): what `call` sends (the path's parameters, the query, the body or
  * a multipart form) and the JSON answer it resolves with.
  */
 export type Routes = {
-  [K in RouteKey]: { input: ParamsPart<K> & QueryPart<K> & BodyPart<K>; response: ResponseOf<K> };
+  [K in RouteKey]: { input: ParamsPart<K> & QueryPart<K> & BodyPart<K>; response: ResponseOf<K> | EmptyAnswer<K> };
+};
+/** The routes whose body can ask for a streamed answer (the contract's `streams`: the chat routes). */
+export type StreamingRoute = { [K in RouteKey]: Entry<K> extends { streams: object } ? K : never }[RouteKey];
+/** The Accept each route requires, for the routes whose contract entry names one (the client sends it). */
+export type Accepts = {
+  [K in RouteKey as Entry<K> extends { accept: string } ? K : never]: Entry<K> extends { accept: infer A } ? A : never;
 };

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as OpenApi from "../core/api/openapi";
-import { type Route, type RouteKey, routes } from "../core/api/routes";
+import { contract, type Route, type RouteKey, routes } from "../core/api/routes";
 
 /** The parts of a JSON Schema node (as the OpenAPI document writes them) this page reads. */
 interface Schema {
@@ -113,7 +113,7 @@ export const EXAMPLES: Partial<Record<RouteKey, Example>> = {
   "POST /api/chat": { path: "/api/chat", body: { messages: [{ role: "user", content: "When are you open?" }] } },
   "POST /mcp": {
     path: "/mcp",
-    headers: { accept: "application/json, text/event-stream" },
+    headers: { accept: contract["POST /mcp"].accept },
     body: {
       jsonrpc: "2.0",
       id: 1,
@@ -313,7 +313,13 @@ function section(route: Route, doc: Document): string[] {
   const body = (requestBody?.content["application/json"] ?? requestBody?.content["multipart/form-data"])?.schema;
   if (body) {
     const name = op.requestBody?.$ref?.split("/").at(-1);
-    out.push(`Body: ${name ? `\`${name}\`` : typeOf(body)}`, "", ...fieldsTable(body, doc), "");
+    const target = body.$ref ? deref(body, doc) : body;
+    if (target.properties) out.push(`Body: ${name ? `\`${name}\`` : typeOf(body)}`, "", ...fieldsTable(body, doc), "");
+    else {
+      // A body of one of several shapes (POST /mcp: a message or a batch of them): the shapes' fields are under Schemas.
+      const notes = [target.description, ...limitsOf(target)].filter(Boolean).join("; ");
+      out.push(`Body: ${name ? `\`${name}\`, ` : ""}${typeOf(target)}${notes ? `. ${notes}` : ""}`, "");
+    }
   }
   out.push("Answers:", "");
   for (const [status, r] of Object.entries(op.responses)) {

@@ -58,9 +58,11 @@ function componentSchemas(): { components: Record<string, Json>; refOf: Map<z.Zo
   ] as const) {
     const registry = z.registry<{ id: string }>();
     for (const [id, schema] of Object.entries(named)) {
-      if (refOf.has(schema)) continue;
+      // A schema both sides name alike (JsonValue: metadata sent and answered) is one component both refer to.
+      const ref = `${COMPONENTS}${id}`;
+      if ((refOf.get(schema) ?? ref) !== ref) continue;
       registry.add(schema, { id });
-      refOf.set(schema, `${COMPONENTS}${id}`);
+      refOf.set(schema, ref);
     }
     const { schemas: converted } = z.toJSONSchema(registry, { ...conversion(io), uri: (id) => `${COMPONENTS}${id}` });
     const { __shared, ...rest } = converted as Record<string, Json>;

@@ -41,6 +41,8 @@ export interface RouteSpec {
    * for its core function to read: documented by this schema, or the answer schema of that name.
    */
   rawBody?: { type: "application/json" | "multipart/form-data"; schema: Answer };
+  /** The media types a request's Accept must name, which the typed client sends (default: JSON). */
+  accept?: `${string}/${string}`;
   /** The 200 answer. */
   response: Answer;
   /** `stream: true` in the body answers server-sent events: their data schemas by event name. */
@@ -198,10 +200,14 @@ export const contract = {
     fn: "mcp",
     rateClass: "default",
     summary: "Model Context Protocol server (Streamable HTTP, stateless)",
-    rawBody: { type: "application/json", schema: "McpMessage" },
-    response: "McpResponse",
+    rawBody: { type: "application/json", schema: "McpBody" },
+    accept: "application/json, text/event-stream",
+    response: "McpAnswer",
     answers: {
-      "202": { description: "A notification or a response: accepted, no body", body: null },
+      "202": {
+        description: "A notification or a response, or a batch of nothing else: accepted, no body",
+        body: null,
+      },
       "400": {
         description:
           "A JSON-RPC error, id null: -32700 Parse error for a body that is not JSON, -32600 Invalid Request for JSON that is no JSON-RPC 2.0 message, an empty batch, a batch of more than 100 messages or with two members that would be answered with one id, or a body refused as on any route (nested deeper than 64 levels, a `__proto__` key; the API's code in `error.data.code`); or, in the API's error shape, an X-User-Id that is not 1-128 of `[A-Za-z0-9._:@-]` (`user.invalid_id`)",

@@ -7,6 +7,7 @@
 
 import type { ChatEvent as ChatEventResult, ChatResponse as ChatResult } from "../chat";
 import { ChatMessageInput, ChatRequest, CompatChatMessageInput, CompatChatRequest } from "../chat/schema";
+import type { ConversationView as ConversationResult } from "../conversation";
 import type { DocumentView as DocumentResult } from "../document";
 import {
   CompatDocumentInput,
@@ -155,7 +156,7 @@ function responseSchemas() {
     score: z.number(),
     title: z.nullable(z.string()),
     source: z.nullable(z.string()),
-    metadata: z.record(z.string(), z.unknown()),
+    metadata: Metadata,
     createdAt: timestamp,
     location: Location,
     legs: z
@@ -219,16 +220,18 @@ function responseSchemas() {
     location: Location,
   });
 
+  const ChatUsage = z.object({
+    promptTokens: z.number().check(z.int()),
+    completionTokens: z.number().check(z.int()),
+    embeddingTokens: z.number().check(z.int()),
+  });
+
   const ChatResponse = z.object({
     conversationId: z.string(),
     message: z.object({ role: z.literal("assistant"), content: z.string() }),
     citations: z.array(Citation),
     model: z.string().check(z.describe('"extractive" when no chat model is configured')),
-    usage: z.object({
-      promptTokens: z.number().check(z.int()),
-      completionTokens: z.number().check(z.int()),
-      embeddingTokens: z.number().check(z.int()),
-    }),
+    usage: ChatUsage,
   });
 
   // The server-sent events of a streamed answer (`stream: true`), in order: citations, deltas, done or error.
@@ -238,7 +241,7 @@ function responseSchemas() {
     conversationId: z.string(),
     citations: z.array(Citation).check(z.describe("The sources the answer used, numbered as its [n] markers")),
     model: z.string(),
-    usage: ChatResponse.shape.usage,
+    usage: ChatUsage,
   });
   const ChatErrorEvent = z
     .object({ error: z.object({ code: z.string(), message: z.string() }) })
@@ -249,7 +252,7 @@ function responseSchemas() {
     scope: z.enum(["user", "shared"]),
     title: z.nullable(z.string()),
     source: z.nullable(z.string()),
-    metadata: z.record(z.string(), z.unknown()),
+    metadata: Metadata,
     importance: z.number().check(z.int()),
     conversationId: z.nullable(z.string()),
     chunks: z.number().check(z.int()),
@@ -288,9 +291,11 @@ function responseSchemas() {
         z.object({
           role: z.enum(["user", "assistant", "system"]),
           content: z.string(),
-          citations: z.array(z.unknown()),
+          citations: z
+            .array(Citation)
+            .check(z.describe("The chat's answer: the sources it used, as it answered them; none on other messages")),
           model: z.nullable(z.string()),
-          usage: z.nullable(z.record(z.string(), z.number())),
+          usage: z.nullable(ChatUsage).check(z.describe("The chat's answer: its usage, as answered; else null")),
           createdAt: timestamp,
         }),
       )
@@ -393,11 +398,24 @@ function responseSchemas() {
     .check(
       z.describe("The JSON-RPC answer; a failed tool call is a result with isError and the API's code and message"),
     );
+  // A JSON-RPC batch (2.0, 6), answered member by member (core/mcp/batch.ts); at most the SDK's MAX_BATCH_SIZE.
+  const McpBody = z
+    .union([McpMessage, z.array(McpMessage).check(z.minLength(1), z.maxLength(100))])
+    .check(z.describe("One message, or a batch of them (MCP 2025-03-26), each answered on its own"));
+  const McpAnswer = z
+    .union([McpResponse, z.array(McpResponse)])
+    .check(
+      z.describe(
+        "A request's answer; a batch's, an array of its requests' answers in its order (a batch of notifications only is answered 202, no body)",
+      ),
+    );
 
   return {
     OpenApiDocument,
     McpMessage,
+    McpBody,
     McpResponse,
+    McpAnswer,
     ErrorBody,
     HealthResponse,
     IngestResponse,
@@ -406,6 +424,7 @@ function responseSchemas() {
     SearchHit,
     Citation,
     Location,
+    ChatUsage,
     ChatResponse,
     ChatCitationsEvent,
     ChatDeltaEvent,
@@ -447,9 +466,11 @@ function build() {
     CompatChatRequest,
     CompatChatMessageInput,
     McpMessage: r.McpMessage,
+    McpBody: r.McpBody,
   };
   /** Every answer and what they share, as answered (zod's output), by its name in `components.schemas`. */
   const responses: Record<string, z.ZodMiniType> = {
+    JsonValue: Metadata.def.valueType,
     Error: r.ErrorBody,
     HealthResponse: r.HealthResponse,
     IngestResponse: r.IngestResponse,
@@ -457,6 +478,7 @@ function build() {
     SearchResponse: r.SearchResponse,
     SearchHit: r.SearchHit,
     ChatResponse: r.ChatResponse,
+    ChatUsage: r.ChatUsage,
     Citation: r.Citation,
     Location: r.Location,
     Document: r.DocumentView,
@@ -471,6 +493,7 @@ function build() {
     CompatIngestResponse: r.CompatIngestResponse,
     CompatChatResponse: r.CompatChatResponse,
     McpResponse: r.McpResponse,
+    McpAnswer: r.McpAnswer,
   };
 
   return { byName: r, requests, responses };
@@ -494,11 +517,13 @@ type Expect<T extends true> = T;
 /** What JSON makes of a value: dates become ISO strings. */
 type Wire<T> = T extends Date
   ? string
-  : T extends (infer U)[]
-    ? Wire<U>[]
-    : T extends object
-      ? { [K in keyof T]: Wire<T[K]> }
-      : T;
+  : T extends [unknown, ...unknown[]]
+    ? { [K in keyof T]: Wire<T[K]> }
+    : T extends (infer U)[]
+      ? Wire<U>[]
+      : T extends object
+        ? { [K in keyof T]: Wire<T[K]> }
+        : T;
 /** Every response schema by name: the typed client (client/) takes its answer types from these. */
 export type Responses = ReturnType<typeof responseSchemas>;
 type StreamEvents = {
@@ -512,4 +537,5 @@ export type ResponsesMatchCore = [
   Expect<Same<z.output<Responses["ChatResponse"]>, ChatResult>>,
   Expect<Same<z.output<Responses["DocumentView"]>, Wire<DocumentResult>>>,
   Expect<Same<z.output<Responses["PatchResponse"]>, Wire<Awaited<ReturnType<typeof patch>>>>>,
+  Expect<Same<z.output<Responses["ConversationView"]>, Wire<ConversationResult>>>,
 ];

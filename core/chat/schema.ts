@@ -53,7 +53,7 @@ export const ChatMessageInput = z.strictObject(message);
 export type ChatMessageInput = z.infer<typeof ChatMessageInput>;
 
 // Defaulted only so that a missing list gets its own code (chat.no_messages); the OpenAPI document marks it required.
-const messages = (item: z.ZodMiniType<ChatMessageInput>) =>
+const messages = <Sent>(item: z.ZodMiniType<ChatMessageInput, Sent>) =>
   z._default(z.array(item), []).check(
     z.superRefine((messages, ctx) => {
       if (messages.length === 0) {

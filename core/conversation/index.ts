@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { sql } from "drizzle-orm";
 import type { Caller } from "../auth";
+import type { ChatUsage, Citation } from "../chat";
 import { arr, type Db, type Query, type Row } from "../db";
 import * as Cursor from "../db/cursor";
 import { EngramError } from "../error";
@@ -11,9 +12,10 @@ export type MessageRole = "user" | "assistant" | "system";
 export interface StoredMessage {
   role: MessageRole;
   content: string;
-  citations: unknown[];
+  /** The chat's answer: the sources it cited; none on other messages. */
+  citations: Citation[];
   model: string | null;
-  usage: Record<string, number> | null;
+  usage: ChatUsage | null;
   createdAt: Date;
 }
 
@@ -35,9 +37,9 @@ export interface ConversationView extends ConversationSummary {
 export interface NewMessage {
   role: MessageRole;
   content: string;
-  citations?: unknown[];
+  citations?: Citation[];
   model?: string | null;
-  usage?: Record<string, number> | null;
+  usage?: ChatUsage | null;
 }
 
 /** Earlier turns loaded for a new question, at most. The prompt budget keeps fewer still. */

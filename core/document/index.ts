@@ -7,14 +7,14 @@ import * as Replica from "../db/replica";
 import * as Reembed from "../embedding/reembed";
 import { EngramError } from "../error";
 import * as Turns from "../ingest/turns";
-import type { DocumentScope, ListQuery } from "./schema";
+import type { DocumentScope, ListQuery, Metadata } from "./schema";
 
 export interface DocumentView {
   id: string;
   scope: DocumentScope;
   title: string | null;
   source: string | null;
-  metadata: Record<string, unknown>;
+  metadata: Metadata;
   importance: number;
   conversationId: string | null;
   chunks: number;

@@ -104,6 +104,7 @@ export const Metadata = z.record(z.string(), z.json()).check(
   }),
   z.describe("A JSON object (flat or nested), at most 8 KB"),
 );
+export type Metadata = z.output<typeof Metadata>;
 
 export const Importance = z.number().check(z.int(), z.gte(1), z.lte(10));
 export const TtlSeconds = z.number().check(z.int(), z.gte(1), z.lte(10 * 365 * 24 * 3600));

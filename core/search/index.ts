@@ -7,7 +7,7 @@ import type { Location } from "../chunk/location";
 import { config } from "../config";
 import { compile, constant, type Db, type Query, type Row, type Statement } from "../db";
 import * as Replica from "../db/replica";
-import type { DocumentScope } from "../document/schema";
+import type { DocumentScope, Metadata } from "../document/schema";
 import { embedder as defaultEmbedder, type Embedder } from "../embedding";
 import * as Gate from "../gate";
 import * as Keyword from "./keyword";
@@ -53,7 +53,7 @@ export interface SearchResult {
   score: number;
   title: string | null;
   source: string | null;
-  metadata: Record<string, unknown>;
+  metadata: Metadata;
   createdAt: string;
   /** Where the passage is in its document: pages, headings (core/chunk/location.ts); null when unknown. */
   location: Location | null;

@@ -123,7 +123,14 @@ describe("engram/client against the local server", () => {
     expect(missing).toBeInstanceOf(EngramApiError);
     expect(missing).toMatchObject({ status: 404, code: "document.not_found" });
     await expect(engram.search({ query: "" })).rejects.toMatchObject({ status: 400, code: "request.invalid" });
+    // An empty filter is the API's to refuse: left out, it would have listed every document.
+    await expect(engram.documents.list({ conversationId: "" })).rejects.toMatchObject({
+      status: 400,
+      code: "request.invalid",
+    });
     await expect(engram.chat({ messages: [] })).rejects.toMatchObject({ code: "chat.no_messages" });
+    // Typed as required; left out all the same (plain JavaScript), the API's own code for it.
+    await expect(engram.chat({} as never)).rejects.toMatchObject({ status: 400, code: "chat.no_messages" });
     await expect(
       engram.chat({ messages: [{ role: "user", content: "x" }], conversationId: "nope" }),
     ).rejects.toMatchObject({
@@ -150,17 +157,15 @@ describe("engram/client against the local server", () => {
     });
     // A `__proto__` key survives JSON.parse as a key of its own, and is refused as on every route.
     const proto = JSON.parse('{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"__proto__":{}}}');
-    await expect(
-      engram.call("POST /mcp", { body: proto }, { accept: "application/json, text/event-stream" }),
-    ).rejects.toMatchObject({ status: 400, code: "request.invalid" });
+    await expect(engram.call("POST /mcp", { body: proto })).rejects.toMatchObject({
+      status: 400,
+      code: "request.invalid",
+    });
     // JSON-RPC 1.0: no message the contract types, refused with a bare JSON-RPC code.
-    await expect(
-      engram.call(
-        "POST /mcp",
-        { body: { ...list, jsonrpc: "1.0" } as never },
-        { accept: "application/json, text/event-stream" },
-      ),
-    ).rejects.toMatchObject({ status: 400, code: "jsonrpc.-32600" });
+    await expect(engram.call("POST /mcp", { body: { ...list, jsonrpc: "1.0" } as never })).rejects.toMatchObject({
+      status: 400,
+      code: "jsonrpc.-32600",
+    });
     // Answered with 200, as JSON-RPC errors to a well-formed request are: thrown all the same.
     const unknownTool = {
       jsonrpc: "2.0",
@@ -168,13 +173,24 @@ describe("engram/client against the local server", () => {
       method: "tools/call",
       params: { name: "nope", arguments: {} },
     } as const;
-    await expect(
-      engram.call("POST /mcp", { body: unknownTool }, { accept: "application/json, text/event-stream" }),
-    ).rejects.toMatchObject({
+    await expect(engram.call("POST /mcp", { body: unknownTool })).rejects.toMatchObject({
       status: 200,
       code: "jsonrpc.-32602",
       message: expect.stringMatching(/^Unknown tool nope/),
     });
+  });
+
+  it("calls POST /mcp with the Accept it requires: a request, a batch answered member by member, a notification", async () => {
+    const list = (id: number) => ({ jsonrpc: "2.0", id, method: "tools/list" }) as const;
+    const notification = { jsonrpc: "2.0", method: "notifications/initialized" } as const;
+    expect((await engram.call("POST /mcp", { body: list(1) })).result?.tools).toHaveLength(5);
+    const batch = await engram.call("POST /mcp", { body: [list(2), notification, { ...list(3), method: "nope" }] });
+    expect(batch?.map((answer) => [answer.id, answer.error?.code ?? "result"])).toEqual([
+      [2, "result"],
+      [3, -32601],
+    ]);
+    expect(await engram.call("POST /mcp", { body: notification })).toBeUndefined();
+    expect(await engram.call("POST /mcp", { body: [notification] })).toBeUndefined();
   });
 
   it("reaches the MCP endpoint through send()", async () => {

@@ -103,7 +103,12 @@ export async function calls(baseUrl: string, key: string) {
     body: { jsonrpc: "2.0", id: 1, method: "tools/list" },
     headers: { accept: "application/json, text/event-stream" },
   });
-  if (mcp.data) seen.push(String(mcp.data.id));
+  if (mcp.data && !Array.isArray(mcp.data)) seen.push(String(mcp.data.id));
+  const batch = await api.POST("/mcp", {
+    body: [{ jsonrpc: "2.0", id: 2, method: "tools/list" }, { jsonrpc: "2.0", method: "notifications/initialized" }],
+    headers: { accept: "application/json, text/event-stream" },
+  });
+  if (Array.isArray(batch.data)) seen.push(...batch.data.map((answer) => String(answer.id)));
 
   const removed = await api.DELETE("/v1/documents/{id}", { params: { path: { id: "refunds" }, query: { hard: true } } });
   if (removed.data) seen.push(String(removed.data.deleted satisfies true));

@@ -140,6 +140,13 @@ export async function main(): Promise<string[]> {
   await engram.call("DELETE /v1/documents/{id}", {});
   // @ts-expect-error no route has this key
   await engram.call("GET /v1/nope");
+  // What an answer gives goes back as it came: a cursor (null on the last page), metadata.
+  const page = await engram.documents.list({ limit: 1 });
+  await engram.documents.list({ cursor: page.nextCursor });
+  await engram.documents.update(doc.id, { metadata: doc.metadata });
+  // POST /mcp's answer is typed by the body: a batch of requests, an array.
+  const batch = await engram.call("POST /mcp", { body: [{ jsonrpc: "2.0", id: 1, method: "tools/list" }] });
+  const answers: number = batch.length;
   for await (const e of engram.chatStream({ messages: [{ role: "user", content: "Refunds?" }] })) {
     if (e.event === "delta") console.log(e.data.text);
   }
@@ -149,7 +156,7 @@ export async function main(): Promise<string[]> {
     if (error instanceof EngramApiError && error.code === "document.not_found") return [];
   }
   const docs = await new EngramRetriever({ client: engram, topK: 2 }).invoke("refunds");
-  return [first ? where(first.location) : "", Object.keys(engramTools(engram)).join(), docs[0]?.pageContent ?? "", String(importance)];
+  return [first ? where(first.location) : "", Object.keys(engramTools(engram)).join(), docs[0]?.pageContent ?? "", String(importance + answers)];
 }
 `,
     );

@@ -187,7 +187,7 @@ describe("errors", () => {
       requestId: "r-7",
     });
     await expect(client.call("POST /mcp", { body: call })).rejects.toMatchObject({ code: "ratelimit.exceeded" });
-    await expect(client.call("POST /mcp", { body: [call] as never })).resolves.toEqual([unknownTool, toolError]);
+    await expect(client.call("POST /mcp", { body: [call] })).resolves.toEqual([unknownTool, toolError]);
     await expect(client.call("POST /mcp", { body: call })).resolves.toEqual(toolError);
   });
 
@@ -210,6 +210,17 @@ describe("errors", () => {
     expect(calls[0]?.init?.headers).toMatchObject({ authorization: "Bearer egm_k", "x-user-id": "u-1" });
   });
 
+  it("sends an empty query value as given, for the API to refuse, instead of leaving the filter out", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { documents: [], nextCursor: null })]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    await engram.documents.list({ conversationId: "" });
+    await engram.call("GET /v1/conversations/{id}", { params: { id: "c" }, query: { before: "" } });
+    expect(calls.map((c) => c.url)).toEqual([
+      "http://x/v1/documents?conversationId=",
+      "http://x/v1/conversations/c?before=",
+    ]);
+  });
+
   it("refuses an empty userId, which would have sent no X-User-Id and so written to the shared space", async () => {
     const { fetch, calls } = fakeFetch([json(200, { ok: 1 })]);
     expect(() => createClient({ baseUrl: "http://x", userId: "", fetch })).toThrow(
@@ -227,6 +238,35 @@ describe("errors", () => {
     // null or undefined is the shared space, as leaving it out is.
     await createClient({ baseUrl: "http://x", userId: () => null, fetch }).stats();
     expect(calls[0]?.init?.headers).not.toHaveProperty("x-user-id");
+  });
+
+  it("refuses an empty path id before sending it, as it refuses an empty userId: sent, it would name no route", async () => {
+    const { fetch, calls } = fakeFetch([json(200, {})]);
+    const engram = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const attempts: [string, () => Promise<unknown>][] = [
+      ["documents.get", () => engram.documents.get("")],
+      ["documents.update", () => engram.documents.update("", { importance: 2 })],
+      ["documents.delete", () => engram.documents.delete("")],
+      ["documents.restore", () => engram.documents.restore("")],
+      ["conversations.get", () => engram.conversations.get("")],
+      ["conversations.delete", () => engram.conversations.delete("")],
+      // A URL drops these segments: /v1/documents/../restore would be POST /v1/restore.
+      ["call .", () => engram.call("POST /v1/documents/{id}/restore", { params: { id: "." } })],
+      ["call ..", () => engram.call("GET /v1/documents/{id}", { params: { id: ".." } })],
+    ];
+    for (const [name, attempt] of attempts) {
+      const refused = await attempt().catch((e) => e);
+      expect(refused, name).toBeInstanceOf(EngramApiError);
+      expect(refused, name).toMatchObject({ status: 0, code: "request.invalid" });
+    }
+    expect(calls).toEqual([]);
+    const restore = await engram.documents.restore("").catch((e) => e);
+    expect(restore.message).toBe(
+      'engram/client: id "" cannot be sent as {id} of POST /v1/documents/{id}/restore: no item has an empty id, nor . or ..',
+    );
+    // An id that only looks like one of them is a segment like any other.
+    await engram.documents.get("...");
+    expect(calls.map((c) => c.url)).toEqual(["http://x/v1/documents/..."]);
   });
 
   it("refuses at creation a baseUrl with no http(s) scheme, which every call would fail as network.unreachable", () => {
@@ -316,6 +356,42 @@ describe("call(routeKey, input)", () => {
     await expect(collect(streamed)).rejects.toMatchObject({ status: 200, code: "response.not_event_stream" });
   });
 
+  it("sends the Accept a route requires: POST /mcp's two types (Streamable HTTP answers 406 without), else JSON", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { jsonrpc: "2.0", id: 1, result: { tools: [] } })]);
+    const client = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const list = { jsonrpc: "2.0", id: 1, method: "tools/list" } as const;
+    await client.call("POST /mcp", { body: list });
+    await client.call("POST /mcp", { body: list }, { accept: "application/json" });
+    await client.call("GET /v1/stats");
+    const accepts = calls.map((c) => (c.init?.headers as Record<string, string> | undefined)?.accept);
+    expect(accepts).toEqual(["application/json, text/event-stream", "application/json", "application/json"]);
+  });
+
+  it("types POST /mcp's answer by the body sent: a request's response, a batch's array, nothing for notifications", async () => {
+    const response = { jsonrpc: "2.0", id: 1, result: { tools: [] } };
+    const { fetch } = fakeFetch([
+      json(200, response),
+      () => new Response(null, { status: 202 }),
+      json(200, [response, { ...response, id: 2 }]),
+      () => new Response(null, { status: 202 }),
+    ]);
+    const client = createClient({ baseUrl: "http://x", apiKey: "egm_k", fetch });
+    const request = (id: number) => ({ jsonrpc: "2.0", id, method: "tools/list" }) as const;
+    const notification = { jsonrpc: "2.0", method: "notifications/initialized" } as const;
+    const answered: { id: string | number | null } = await client.call("POST /mcp", { body: request(1) });
+    const nothing: undefined = await client.call("POST /mcp", { body: notification });
+    const batch: { id: string | number | null }[] = await client.call("POST /mcp", { body: [request(1), request(2)] });
+    const notified: undefined = await client.call("POST /mcp", { body: [notification, notification] });
+    expect([answered.id, nothing, batch.map((r) => r.id), notified]).toEqual([1, undefined, [1, 2], undefined]);
+    const unchecked = [
+      // @ts-expect-error: a notification is answered with nothing (202), not a response to read
+      async () => (await client.call("POST /mcp", { body: notification })).result,
+      // @ts-expect-error: a batch is answered with an array of responses, or nothing when it held only notifications
+      async () => (await client.call("POST /mcp", { body: [request(1), notification] })).length,
+    ];
+    expect(unchecked).toHaveLength(2);
+  });
+
   it("refuses at compile time a key no route has, a missing parameter and a body the route does not take", async () => {
     const { fetch, calls } = fakeFetch([json(200, {})]);
     const client = createClient({ baseUrl: "http://x", fetch });
@@ -333,6 +409,149 @@ describe("call(routeKey, input)", () => {
     expect((await client.call("GET /v1/stats")).chunks).toBeUndefined();
     expect(calls.map((c) => c.url)).toEqual(["http://x/v1/stats"]);
     expect(refused).toHaveLength(4);
+  });
+});
+
+describe("answers sent back", () => {
+  it("writes a document's metadata, or a search hit's, back as it was read: the same JSON type both ways", async () => {
+    const document = { id: "refunds", metadata: { team: "support", tags: ["a", 1, null], deep: { n: true } } };
+    const { fetch, calls } = fakeFetch([
+      json(200, document),
+      json(200, { ...document, status: "unchanged" }),
+      json(200, { results: [{ documentId: "refunds", metadata: document.metadata }] }),
+      json(200, { documents: [] }),
+    ]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    const read = await engram.documents.get("refunds");
+    await engram.documents.update(read.id, { metadata: read.metadata });
+    const found = await engram.search({ query: "refunds" });
+    await engram.ingest({ documents: [{ content: "Refunds take 14 days.", metadata: found.results[0]?.metadata }] });
+    expect(calls[1]?.init?.body).toBe(JSON.stringify({ metadata: document.metadata }));
+    expect(JSON.parse(String(calls[3]?.init?.body)).documents[0].metadata).toEqual(document.metadata);
+  });
+});
+
+describe("chat", () => {
+  it("requires its messages at compile time, as OpenAPI and the docs do, on every way to send a chat", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { conversationId: "c", citations: [] })]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    await engram.chat({ messages: [{ role: "user", content: "Refunds?" }], topK: 3 });
+    expect(JSON.parse(String(calls[0]?.init?.body))).toEqual({
+      messages: [{ role: "user", content: "Refunds?" }],
+      topK: 3,
+      stream: false,
+    });
+    const refused = [
+      // @ts-expect-error: no messages (the API's 400 chat.no_messages)
+      () => engram.chat({}),
+      // @ts-expect-error: no messages
+      () => engram.chatStream({ topK: 3 }),
+      // @ts-expect-error: no messages
+      () => engram.compat.chat({ conversationId: "c" }),
+      // @ts-expect-error: no messages
+      () => engram.call("POST /v1/chat", { body: {} }),
+      // @ts-expect-error: no messages
+      () => engram.call("POST /api/chat", { body: {} }),
+      // @ts-expect-error: a role the API refuses
+      () => engram.call("POST /api/chat", { body: { messages: [{ role: "robot", content: "Hi" }] } }),
+    ];
+    expect(refused).toHaveLength(6);
+  });
+});
+
+describe("call() on a chat route", () => {
+  it("refuses a body that asks for a stream before sending it, naming what reads one, and takes a JSON one", async () => {
+    const { fetch, calls } = fakeFetch([json(200, { conversationId: "c", citations: [] })]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    const messages = [{ role: "user", content: "Refunds?" }] as const;
+    const events = await engram
+      .call("POST /v1/chat", { body: { messages: [...messages], stream: true } as never })
+      .catch((e) => e);
+    expect(events).toBeInstanceOf(EngramApiError);
+    expect(events).toMatchObject({ status: 0, code: "chat.stream_in_call" });
+    expect(events.message).toBe(
+      'engram/client: call("POST /v1/chat") reads a JSON answer, and stream: true asks for events: chatStream() reads them',
+    );
+    const ui = { messages: [...messages], format: "ui-message-stream" } as never;
+    await expect(engram.call("POST /api/chat", { body: ui })).rejects.toMatchObject({
+      status: 0,
+      code: "chat.stream_in_call",
+      message: expect.stringContaining("engramChatTransport"),
+    });
+    expect(calls).toEqual([]);
+    await engram.call("POST /v1/chat", { body: { messages: [...messages], stream: false } });
+    expect(calls).toHaveLength(1);
+    const refused = [
+      // @ts-expect-error: call() reads JSON; a stream is chatStream()'s to read
+      () => engram.call("POST /v1/chat", { body: { messages: [...messages], stream: true } }),
+      // @ts-expect-error: the UI message stream is useChat's to read
+      () => engram.call("POST /api/chat", { body: { messages: [...messages], format: "ui-message-stream" } }),
+    ];
+    expect(refused).toHaveLength(2);
+  });
+});
+
+describe("a stored conversation", () => {
+  it("types its messages' citations and usage as the chat's answer gives them", async () => {
+    const citation = {
+      index: 1,
+      documentId: "refunds",
+      scope: "shared",
+      chunkId: "7",
+      title: "Refunds",
+      source: null,
+      snippet: "Refunds take 14 days.",
+      score: 0.8,
+      location: { pages: [2, 2] },
+    };
+    const usage = { promptTokens: 120, completionTokens: 9, embeddingTokens: 4 };
+    const answer = { role: "assistant", content: "14 days [1].", citations: [citation], model: "m", usage };
+    const { fetch } = fakeFetch([json(200, { id: "conv_1", messages: [answer], olderCursor: null })]);
+    const conversation = await createClient({ baseUrl: "http://x", fetch }).conversations.get("conv_1");
+    const [stored] = conversation.messages;
+    const cited: { documentId: string; scope: "user" | "shared"; pages?: [number, number] }[] = (
+      stored?.citations ?? []
+    ).map((c) => ({ documentId: c.documentId, scope: c.scope, pages: c.location?.pages }));
+    const tokens: number | undefined = stored?.usage?.promptTokens;
+    expect(cited).toEqual([{ documentId: "refunds", scope: "shared", pages: [2, 2] }]);
+    expect(tokens).toBe(120);
+  });
+});
+
+describe("paging", () => {
+  it("takes back the cursors an answer gave, null on the last page meaning none", async () => {
+    const { fetch, calls } = fakeFetch([
+      json(200, { documents: [], nextCursor: "c2" }),
+      json(200, { documents: [], nextCursor: null }),
+      json(200, { documents: [], nextCursor: null }),
+      json(200, { conversations: [], nextCursor: null }),
+      json(200, { conversations: [], nextCursor: null }),
+      json(200, { id: "conv_1", messages: [], olderCursor: null }),
+      json(200, { id: "conv_1", messages: [], olderCursor: null }),
+      json(200, { documents: [], nextCursor: null }),
+    ]);
+    const engram = createClient({ baseUrl: "http://x", fetch });
+    const first = await engram.documents.list({ limit: 2 });
+    const last = await engram.documents.list({ limit: 2, cursor: first.nextCursor });
+    await engram.documents.list({ limit: 2, cursor: last.nextCursor });
+    const conversations = await engram.conversations.list();
+    await engram.conversations.list({ cursor: conversations.nextCursor });
+    const conversation = await engram.conversations.get("conv_1");
+    await engram.conversations.get("conv_1", { before: conversation.olderCursor });
+    await engram.call("GET /v1/documents", { query: { cursor: last.nextCursor } });
+    expect(calls.map((c) => c.url)).toEqual([
+      "http://x/v1/documents?limit=2",
+      "http://x/v1/documents?limit=2&cursor=c2",
+      "http://x/v1/documents?limit=2",
+      "http://x/v1/conversations",
+      "http://x/v1/conversations",
+      "http://x/v1/conversations/conv_1",
+      "http://x/v1/conversations/conv_1",
+      "http://x/v1/documents",
+    ]);
+    // @ts-expect-error: only a cursor may be null: a null filter left out would list every document
+    const refused = () => engram.documents.list({ conversationId: null });
+    expect(refused).toBeTypeOf("function");
   });
 });
 

@@ -35,6 +35,7 @@ function documented(): string[] {
 /** Codes no HTTP answer carries: the CLI's and the client's own, and jobs' (re-embed, migrations at start). */
 const NOT_ANSWERED = new Set([
   "chat.no_body", // the client: a streamed answer without a body
+  "chat.stream_in_call", // the client: call() with a chat body asking for a stream, refused before sending
   "cli.invalid_option",
   "config.mismatch", // migrations, at start
   "data.in_use", // the CLI, while the local server holds the data folder

@@ -1,4 +1,5 @@
 /** GET /v1/openapi.json: generated from the route table and the zod schemas that validate requests. */
+import { MAX_BATCH_SIZE } from "@modelcontextprotocol/sdk/server/requestBody.js";
 import { describe, expect, it } from "vitest";
 import * as OpenApi from "../../core/api/openapi";
 import { routeKey, routes } from "../../core/api/routes";
@@ -123,6 +124,38 @@ describe("the OpenAPI document", () => {
     const message = doc.components.schemas.ChatMessageInput;
     expect(message.properties.role).toEqual({ type: "string", enum: ["user", "assistant", "system"] });
     expect(doc.components.schemas.JsonValue.type).toBeUndefined();
+  });
+
+  it("answers a document's and a search hit's metadata as the JSON object it is sent as, one JsonValue for both", () => {
+    const sent = deref(op("POST", "/v1/ingest").requestBody);
+    const input = resolve(sent.content["application/json"].schema.properties.documents.items.$ref).properties.metadata;
+    expect(input.additionalProperties).toEqual({ $ref: "#/components/schemas/JsonValue" });
+    expect(doc.components.schemas.Document.properties.metadata).toEqual(input);
+    expect(doc.components.schemas.SearchHit.properties.metadata).toEqual(input);
+    // One component, not a second one zod would name itself (schema0) for the answers' side.
+    expect(Object.keys(doc.components.schemas).filter((name) => /^(__)?schema\d/.test(name))).toEqual([]);
+  });
+
+  it("answers a stored message's citations and usage as the chat answered them: the one Citation and ChatUsage", () => {
+    const message = doc.components.schemas.Conversation.properties.messages.items;
+    expect(message.properties.citations.items).toEqual({ $ref: "#/components/schemas/Citation" });
+    expect(message.properties.usage.anyOf).toEqual([{ $ref: "#/components/schemas/ChatUsage" }, { type: "null" }]);
+    expect(doc.components.schemas.ChatResponse.properties.usage).toEqual({ $ref: "#/components/schemas/ChatUsage" });
+    expect(doc.components.schemas.ChatUsage.required).toEqual(["promptTokens", "completionTokens", "embeddingTokens"]);
+  });
+
+  it("takes a JSON-RPC batch on POST /mcp as the server reads one, and answers an array of responses to it", () => {
+    const body = deref(op("POST", "/mcp").requestBody).content["application/json"].schema;
+    expect(body.anyOf).toEqual([
+      { $ref: "#/components/schemas/McpMessage" },
+      { type: "array", items: { $ref: "#/components/schemas/McpMessage" }, minItems: 1, maxItems: MAX_BATCH_SIZE },
+    ]);
+    const answer = deref(op("POST", "/mcp").responses["200"].content["application/json"].schema);
+    expect(answer.anyOf).toEqual([
+      { $ref: "#/components/schemas/McpResponse" },
+      { type: "array", items: { $ref: "#/components/schemas/McpResponse" } },
+    ]);
+    expect(op("POST", "/mcp").responses["202"].content).toBeUndefined();
   });
 
   it("documents 404 on chat (an unknown conversation) and 400 user.invalid_id on every keyed route", () => {

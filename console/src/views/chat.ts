@@ -260,7 +260,7 @@ export function chatView(): View {
 
   const renderStored = (message: StoredMessage) => {
     const b = bubble(message.role);
-    const citations = (message.citations ?? []) as Citation[];
+    const { citations } = message;
     b.text.append(answerText(message.content, new Map(citations.map((c) => [c.index, c]))));
     b.footer.append(
       ...[sourcesList(citations), message.model ? h("small", null, message.model) : null].filter((n) => n !== null),
