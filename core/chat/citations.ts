@@ -125,7 +125,7 @@ export function citingText(answer: string, n: number): string {
 
 /** A source as a citation with the given number; its snippet shows the passage's part `focus` (the citing words) names. */
 export function citationOf(source: Source, index: number, focus = ""): Citation {
-  const cited = snippet(source.content, SNIPPET_CHARS, focus);
+  const cited = snippet(withoutTitleHeading(source.content, source.title), SNIPPET_CHARS, focus);
   return {
     index,
     documentId: source.documentId,
@@ -143,6 +143,18 @@ export function citationOf(source: Source, index: number, focus = ""): Citation 
 }
 
 const SNIPPET_CHARS = 280;
+
+/**
+ * A passage without its first line when that is a heading saying the document's title, which the citation carries:
+ * "# Refunds\n\nRefunds are issued ..." read "Refunds Refunds are issued ...". Any other heading stays, as context.
+ */
+function withoutTitleHeading(content: string, title: string | null): string {
+  const heading = /^\s*#{1,6}[ \t]+(.*?)[ \t#]*\n/.exec(content);
+  if (!heading || !title) return content;
+  const rest = content.slice(heading[0].length);
+  const same = (heading[1] ?? "").trim().toLowerCase() === title.trim().toLowerCase();
+  return same && rest.trim() ? rest : content;
+}
 
 /**
  * A passage, whitespace collapsed, cut at a word boundary to `max` characters: from its start, or, given the words

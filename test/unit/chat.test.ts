@@ -115,6 +115,30 @@ describe("citation markers", () => {
     expect(late.length).toBeGreaterThan(100);
   });
 
+  it("leaves out of a snippet a first heading that says the document's title, which the citation carries", () => {
+    const source = (title: string | null, content: string) => ({
+      index: 1,
+      documentId: "refunds",
+      scope: "shared" as const,
+      chunkId: "1",
+      ordinal: 0,
+      title,
+      source: null,
+      content,
+      score: 1,
+      location: null,
+    });
+    const text = "# Refunds\n\nRefunds are issued within 14 days.";
+    const cite = (title: string | null, content = text) =>
+      finalize("Refunds are issued within 14 days [1].", [source(title, content)]).citations[0]?.snippet;
+    expect(cite("Refunds")).toBe("Refunds are issued within 14 days.");
+    expect(cite("refunds ")).toBe("Refunds are issued within 14 days.");
+    // Another heading is context, and a passage that is only its heading keeps it.
+    expect(cite("Policies")).toBe("Refunds Refunds are issued within 14 days.");
+    expect(cite(null)).toBe("Refunds Refunds are issued within 14 days.");
+    expect(cite("Refunds", "# Refunds\n")).toBe("Refunds");
+  });
+
   it("locates a citation where the words it cites are: the page and section a passage crosses into", () => {
     const content =
       "Booking goes through the travel desk.\n\n# Security\n\n## Laptops\n\nA lost laptop is reported within one hour.\f\nThe desk is on floor two.";
